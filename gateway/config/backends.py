@@ -1,0 +1,143 @@
+"""The backend catalogue: what each backend really is.
+
+"DeepSeek's hosted API" and "DeepSeek weights on our own accelerators in Sydney" are two
+backends with different facts; policy tells them apart by these fields, never by name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from gateway.config.base import Strict
+from gateway.principal import parse_jurisdiction
+
+__all__ = ["BackendSpec", "Credential", "Retention", "Timeouts"]
+
+_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+_MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+
+
+class Credential(Strict):
+    """Where the upstream key comes from. Never inline in the file."""
+
+    env: str | None = None
+    file: Path | None = None
+    header: str = "Authorization"
+    scheme: str = "Bearer"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Credential:
+        if self.env and self.file:
+            raise ValueError("credential: give env or file, not both")
+        return self
+
+    def resolve(self) -> SecretStr | None:
+        if self.env:
+            value = os.environ.get(self.env)
+            return SecretStr(value) if value else None
+        if self.file:
+            return SecretStr(self.file.read_text().strip())
+        return None
+
+
+class Timeouts(Strict):
+    connect_s: float = Field(5.0, gt=0, le=120)
+    first_byte_s: float = Field(60.0, gt=0, le=3600)
+    idle_s: float = Field(60.0, gt=0, le=3600)  # longest gap between two stream chunks
+    total_s: float = Field(600.0, gt=0, le=86400)
+
+
+class Retention(Strict):
+    """The operator's retention terms for data sent to this backend."""
+
+    days: int | None = Field(None, ge=0)  # None: unknown / not stated
+    trains_on_inputs: bool | None = None
+    zero_data_retention: bool = False
+    terms_url: str | None = None
+
+
+class BackendSpec(Strict):
+    id: str
+    protocol: Literal["openai"] = "openai"
+    base_url: str
+    credential: Credential = Credential()
+    models: tuple[str, ...] = Field(min_length=1)
+    aliases: dict[str, str] = Field(default_factory=dict)  # alias -> one of models
+    upstream_model: dict[str, str] = Field(default_factory=dict)  # our name -> upstream's name
+    endpoints: tuple[Literal["chat", "completions", "embeddings"], ...] = (
+        "chat",
+        "completions",
+        "embeddings",
+    )
+    operator: str  # who runs it: deepseek, openai, microsoft, self, ...
+    model_family: str  # deepseek, gpt, llama, ...
+    model_origin: str  # ISO 3166-1 alpha-2 of who developed the weights
+    hosting_country: str  # where the data is processed
+    hosting_region: str | None = None  # ISO 3166-2 or a provider region, e.g. "AU-NSW", "eu-west"
+    self_hosted: bool = False
+    retention: Retention = Retention()
+    timeouts: Timeouts = Timeouts()
+    priority: int = Field(100, ge=0, le=10000)  # lower is tried first
+    weight: int = Field(1, ge=1, le=1000)
+    max_retries: int = Field(1, ge=0, le=5)
+    circuit_failures: int = Field(5, ge=1, le=1000)
+    circuit_cooldown_s: float = Field(30.0, gt=0, le=3600)
+    passthrough_params: tuple[str, ...] = ()  # extra body keys this backend accepts
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not _ID.match(v):
+            raise ValueError("backend id: lowercase letters, digits, '.', '_', '-'")
+        return v
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not re.match(r"^https?://[^\s/?#@]+(/[^\s?#]*)?$", v):
+            raise ValueError("base_url must be http(s)://host[:port][/path], no query or userinfo")
+        return v.rstrip("/")
+
+    @field_validator("models")
+    @classmethod
+    def _models(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for m in v:
+            if not _MODEL.match(m):
+                raise ValueError(f"model name {m!r}: letters, digits, '.', '_', ':', '-'")
+        return v
+
+    @field_validator("model_origin", "hosting_country")
+    @classmethod
+    def _country(cls, v: str) -> str:
+        country, sub = parse_jurisdiction(v)
+        if sub:
+            raise ValueError("use a country code here; put the subdivision in hosting_region")
+        return country
+
+    @model_validator(mode="after")
+    def _aliases(self) -> BackendSpec:
+        for alias, target in self.aliases.items():
+            if target not in self.models:
+                raise ValueError(f"alias {alias!r} points at {target!r}, not a model of {self.id}")
+        if self.self_hosted and self.operator != "self":
+            raise ValueError("self_hosted backends have operator 'self'")
+        return self
+
+    def facts(self) -> dict[str, object]:
+        """The backend as the policy engine sees it (the decision contract's ``backends[]``)."""
+        return {
+            "id": self.id,
+            "operator": self.operator,
+            "model_family": self.model_family,
+            "model_origin": self.model_origin,
+            "hosting_country": self.hosting_country,
+            "hosting_region": self.hosting_region,
+            "self_hosted": self.self_hosted,
+            "retention": self.retention.model_dump(mode="json"),
+            "models": list(self.models),
+        }

@@ -1,0 +1,96 @@
+"""Seams of the PII guard.
+
+The gateway's pipeline calls, per request::
+
+    inspection = await guard.inspect(endpoint, body, entities)   # detection, every message part
+    applied = guard.apply(inspection, action_for, tenant)          # transform a copy of the body
+    ... forward applied.body ...
+    answer = applied.restorer.restore_json(endpoint, upstream_json)   # non-streaming
+    sr = applied.restorer.stream(); text = sr.feed(delta); ... sr.flush()  # streaming
+
+``entities`` is the set of entity types the policy cares about for the permitted backends
+(``None``: all). ``action_for(entity_type)`` gives the action for the chosen backend.
+``apply`` raises ``GatewayError(Cause.PII_BLOCKED)`` when an entity's action is ``block``.
+Detection failures and missed deadlines raise ``GatewayError(Cause.PII_UNAVAILABLE)``.
+Nothing here may log or put in an exception message a value, only types, counts and lengths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from gateway.policy.contract import PiiAction
+
+__all__ = [
+    "Applied",
+    "Finding",
+    "Inspection",
+    "PiiDetector",
+    "PiiGuard",
+    "Restorer",
+    "StreamRestorer",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    entity_type: str
+    start: int  # offsets into the original (un-normalised) text
+    end: int
+    score: float
+
+
+class PiiDetector(Protocol):
+    async def analyze(
+        self, texts: Sequence[str], entities: frozenset[str] | None
+    ) -> list[list[Finding]]: ...
+
+    async def ready(self) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+class Inspection(Protocol):
+    @property
+    def counts(self) -> Mapping[str, int]:
+        """Entity type -> number of findings, over the whole request."""
+        ...
+
+
+class StreamRestorer(Protocol):
+    def feed(self, text: str) -> str:
+        """Return what can be released now; hold back at most one placeholder's length."""
+        ...
+
+    def flush(self) -> str: ...
+
+
+class Restorer(Protocol):
+    def restore_text(self, text: str) -> str: ...
+
+    def restore_json(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]: ...
+
+    def stream(self) -> StreamRestorer: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    body: dict[str, Any]
+    restorer: Restorer
+    actions_taken: Mapping[str, Mapping[str, int]]  # entity type -> {action: count}
+
+
+class PiiGuard(Protocol):
+    async def inspect(
+        self, endpoint: str, body: Mapping[str, Any], entities: frozenset[str] | None
+    ) -> Inspection: ...
+
+    def apply(
+        self, inspection: Inspection, action_for: Callable[[str], PiiAction], tenant: str
+    ) -> Applied: ...
+
+    async def ready(self) -> bool: ...
+
+    async def close(self) -> None: ...

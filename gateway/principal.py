@@ -1,0 +1,86 @@
+"""Who is asking: the principal an API key stands for."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import pycountry
+
+__all__ = ["SECTORS", "Principal", "parse_jurisdiction"]
+
+#: The documented sector list (docs/principals.md). Policy keys on these exact strings.
+SECTORS: tuple[str, ...] = (
+    "government",  # ministries, agencies, departments, local government
+    "critical_infrastructure",  # energy, water, telecoms, transport operators
+    "education",  # public schools and universities
+    "state_owned_enterprise",
+    "government_foundation",  # government-endowed foundations and statutory bodies
+    "defence",  # armed forces and military personnel
+    "defence_contractor",
+    "contractor",  # contractors working for the public sector
+    "legislature",
+    "healthcare",
+    "financial",
+    "private",
+    "individual",
+)
+
+_JURISDICTION = re.compile(r"^([A-Z]{2})(?:-([A-Z0-9]{1,3}))?$")
+
+
+def parse_jurisdiction(value: str) -> tuple[str, str | None]:
+    """``'au-nsw'`` -> ``('AU', 'AU-NSW')``; ValueError unless an assigned ISO 3166 code.
+
+    Checked against ``pycountry``'s ISO 3166-1 and ISO 3166-2 tables, so ``XX`` or ``AU-ZZZ``
+    are refused as well as malformed strings.
+    """
+    v = value.strip().upper()
+    m = _JURISDICTION.match(v)
+    if not m:
+        raise ValueError("jurisdiction must be ISO 3166-1 alpha-2 or ISO 3166-2, e.g. AU or AU-NSW")
+    country = m.group(1)
+    if pycountry.countries.get(alpha_2=country) is None:
+        raise ValueError(f"{country} is not an ISO 3166-1 alpha-2 country code")
+    if m.group(2) is None:
+        return country, None
+    if pycountry.subdivisions.get(code=v) is None:
+        raise ValueError(f"{v} is not an ISO 3166-2 subdivision code")
+    return country, v
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    key_id: str
+    user: str
+    jurisdiction: str  # as given, normalised: "AU" or "AU-NSW"
+    sector: str
+    team: str | None = None
+    roles: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    tenant: str = "default"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def country(self) -> str:
+        return self.jurisdiction.split("-", 1)[0]
+
+    @property
+    def subdivision(self) -> str | None:
+        return self.jurisdiction if "-" in self.jurisdiction else None
+
+    def policy_view(self) -> dict[str, Any]:
+        """The principal as the policy engine sees it (the decision contract's ``principal``)."""
+        return {
+            "key_id": self.key_id,
+            "user": self.user,
+            "team": self.team,
+            "tenant": self.tenant,
+            "jurisdiction": self.jurisdiction,
+            "country": self.country,
+            "subdivision": self.subdivision,
+            "sector": self.sector,
+            "roles": list(self.roles),
+            "tags": list(self.tags),
+        }
