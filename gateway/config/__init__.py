@@ -1,0 +1,123 @@
+"""Configuration: one YAML file plus ``PORTCULLIS_*`` environment overrides.
+
+Settings are built once (:func:`load_settings`) and passed in; nothing reads the environment at
+import time. Unknown keys anywhere are an error naming the key; the service refuses to start.
+
+Environment overrides use ``__`` for nesting: ``PORTCULLIS_SERVER__PORT=9000``,
+``PORTCULLIS_DATABASE__URL=postgresql+asyncpg://...``, ``PORTCULLIS_POLICY__ENGINE=opa``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, ValidationError, model_validator
+
+from gateway.config.audit import AuditSettings
+from gateway.config.backends import BackendSpec
+from gateway.config.base import Strict
+from gateway.config.core import (
+    AdminSettings,
+    DatabaseSettings,
+    KeySettings,
+    LimitSettings,
+    RedisSettings,
+    RequestLimits,
+    ServerSettings,
+)
+from gateway.config.pii import PiiSettings
+from gateway.config.policy import PolicySettings
+from gateway.config.runtime import RuntimeSettings
+
+__all__ = ["ConfigError", "Settings", "load_settings"]
+
+ENV_PREFIX = "PORTCULLIS_"
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message names the key."""
+
+
+class Settings(Strict):
+    data_dir: Path = Path(".portcullis")
+    server: ServerSettings = ServerSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    redis: RedisSettings = RedisSettings()
+    keys: KeySettings = KeySettings()
+    admin: AdminSettings = AdminSettings()
+    limits: LimitSettings = LimitSettings()
+    requests: RequestLimits = RequestLimits()
+    backends: tuple[BackendSpec, ...] = Field(default_factory=tuple)
+    policy: PolicySettings = PolicySettings()
+    pii: PiiSettings = PiiSettings()
+    audit: AuditSettings = AuditSettings()
+    runtime: RuntimeSettings = RuntimeSettings()
+
+    @model_validator(mode="after")
+    def _unique_backends(self) -> Settings:
+        ids = [b.id for b in self.backends]
+        if len(ids) != len(set(ids)):
+            raise ValueError("backends: ids must be unique")
+        return self
+
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite+aiosqlite:///{self.data_dir / 'portcullis.db'}"
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
+            continue
+        path = name[len(ENV_PREFIX) :].lower().split("__")
+        cursor = out
+        for part in path[:-1]:
+            cursor = cursor.setdefault(part, {})
+        cursor[path[-1]] = yaml.safe_load(value) if value else value
+    return out
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(base.get(k), dict):
+            _merge(base[k], v)
+        else:
+            base[k] = v
+    return base
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        lines.append(f"{loc}: {msg}")
+    return "; ".join(lines)
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Read the file (if any), apply environment overrides, validate strictly."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"configuration file {path} is not valid YAML: {exc}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError("configuration file must hold a mapping at the top level")
+        raw = loaded
+    _merge(raw, _env_overrides(os.environ if environ is None else environ))
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None

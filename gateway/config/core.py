@@ -1,0 +1,67 @@
+"""Settings of the gateway core: server, storage, keys, admin, limits, request bounds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from gateway.config.base import Strict
+
+__all__ = [
+    "AdminSettings",
+    "DatabaseSettings",
+    "KeySettings",
+    "LimitSettings",
+    "RedisSettings",
+    "RequestLimits",
+    "ServerSettings",
+]
+
+
+class ServerSettings(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    workers: int = Field(1, ge=1, le=256)
+    trust_forwarded_for: bool = False
+
+
+class DatabaseSettings(Strict):
+    url: str | None = None  # default: SQLite file under data_dir
+    pool_size: int = Field(10, ge=1, le=200)
+
+
+class RedisSettings(Strict):
+    url: str | None = None  # None: limits and revocations kept in-process (one replica only)
+
+
+class KeySettings(Strict):
+    prefix: str = Field("pcs", pattern=r"^[a-z]{2,8}$")
+    # The HMAC secret that keys are hashed with; kept outside the database. Default: a file
+    # under data_dir created on first start with 0600 permissions.
+    secret_file: Path | None = None
+    secret_env: str | None = None
+    cache_ttl_s: float = Field(5.0, ge=0, le=300)  # revocation takes effect within this
+
+
+class AdminSettings(Strict):
+    # Admin API credential: a token compared in constant time, from a file or env var.
+    token_file: Path | None = None
+    token_env: str | None = "PORTCULLIS_ADMIN_TOKEN"
+
+
+class LimitSettings(Strict):
+    requests_per_minute: int = Field(600, ge=0)  # per key; 0 disables
+    tokens_per_minute: int = Field(200_000, ge=0)  # per key; 0 disables
+    deadline_ms: int = Field(100, ge=1, le=5000)
+
+
+class RequestLimits(Strict):
+    max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    max_messages: int = Field(1024, ge=1, le=100_000)
+    max_n: int = Field(8, ge=1, le=128)
+    max_tokens: int = Field(131_072, ge=1)
+    max_json_depth: int = Field(32, ge=4, le=256)
+    max_stop: int = Field(4, ge=1, le=64)
+    max_tools: int = Field(128, ge=1, le=1024)
+    max_embedding_inputs: int = Field(2048, ge=1, le=100_000)
