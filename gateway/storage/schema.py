@@ -1,0 +1,29 @@
+"""Tables of the gateway core (SQLAlchemy Core: bulk paths stay fast, migrations stay explicit)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+__all__ = ["api_keys", "metadata"]
+
+metadata = sa.MetaData()
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("key_id", sa.String(32), primary_key=True),  # public part, shown in listings
+    sa.Column("digest", sa.String(64), nullable=False, unique=True),  # HMAC-SHA256 hex
+    sa.Column("secret_id", sa.String(16), nullable=False),  # which server secret made it
+    sa.Column("user_id", sa.String(200), nullable=False),
+    sa.Column("team", sa.String(200), nullable=True),
+    sa.Column("tenant", sa.String(100), nullable=False, server_default="default"),
+    sa.Column("jurisdiction", sa.String(10), nullable=False),
+    sa.Column("sector", sa.String(40), nullable=False),
+    sa.Column("roles", sa.JSON, nullable=False),
+    sa.Column("tags", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("description", sa.String(500), nullable=True),
+)
+
+sa.Index("ix_api_keys_user", api_keys.c.user_id)

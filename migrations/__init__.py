@@ -1,0 +1,1 @@
+"""Alembic environment and versions (SQLite and PostgreSQL). Run via ``portcullis db upgrade``."""
