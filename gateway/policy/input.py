@@ -1,0 +1,42 @@
+"""Building the decision contract's input (see :mod:`gateway.policy.contract`). Never any text."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway.config.backends import BackendSpec
+from gateway.config.policy import PolicySettings
+from gateway.policy.contract import CONTRACT_VERSION
+from gateway.principal import Principal
+
+__all__ = ["build_policy_input", "rfc3339"]
+
+
+def rfc3339(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def build_policy_input(
+    *,
+    principal: Principal,
+    endpoint: str,
+    model: str,
+    stream: bool,
+    tools: bool,
+    backends: Sequence[BackendSpec],
+    pii_counts: Mapping[str, int] | None,
+    now: datetime,
+    settings: PolicySettings,
+) -> dict[str, Any]:
+    return {
+        "version": CONTRACT_VERSION,
+        "phase": "route" if pii_counts is None else "final",
+        "now": rfc3339(now),
+        "principal": principal.policy_view(),
+        "request": {"endpoint": endpoint, "model": model, "stream": stream, "tools": tools},
+        "backends": [b.facts() for b in backends],
+        "pii": None if pii_counts is None else {"entities": dict(pii_counts)},
+        "deployment": {"self_hosted_stance": settings.self_hosted_stance},
+    }
