@@ -1,0 +1,50 @@
+"""``portcullis serve``: migrate, then run the gateway (uvicorn; granian optional)."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import click
+
+from gateway.cli._common import settings_from
+from gateway.storage.migrate import upgrade
+
+__all__ = ["serve"]
+
+
+@click.command()
+@click.option("--host", default=None, help="Default: server.host from the configuration.")
+@click.option("--port", type=int, default=None)
+@click.option("--workers", type=int, default=None)
+@click.option("--no-migrate", is_flag=True, help="Do not apply migrations at start.")
+@click.option("--log-level", default="info", show_default=True)
+@click.pass_context
+def serve(
+    ctx: click.Context, host: str | None, port: int | None, workers: int | None,
+    no_migrate: bool, log_level: str,
+) -> None:
+    """Run the gateway. With no configuration: SQLite file, embedded policy, in-memory limits."""
+    import uvicorn
+
+    settings = settings_from(ctx)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if not no_migrate:
+        upgrade(settings.database_url())
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    config_path = (ctx.find_root().obj or {}).get("config_path")
+    if config_path:
+        os.environ["PORTCULLIS_CONFIG"] = os.path.abspath(config_path)
+    uvicorn.run(
+        "gateway.asgi:app",
+        factory=True,
+        host=host or settings.server.host,
+        port=port if port is not None else settings.server.port,
+        workers=workers or settings.server.workers,
+        log_level=log_level,
+        access_log=False,
+        server_header=False,
+        date_header=False,
+    )

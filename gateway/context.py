@@ -1,0 +1,109 @@
+"""The per-request context that the pipeline's steps fill in, and the audit event built from it."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway.config.backends import BackendSpec
+from gateway.http.validate import ParsedRequest
+from gateway.policy.contract import Decision
+from gateway.principal import Principal
+
+__all__ = ["RequestContext"]
+
+
+@dataclass(slots=True)
+class RequestContext:
+    request_id: str
+    endpoint: str
+    client_addr: str | None
+    started: float = field(default_factory=time.perf_counter)
+    ts: datetime = field(default_factory=lambda: datetime.now(UTC))
+    principal: Principal | None = None
+    parsed: ParsedRequest | None = None
+    model: str | None = None
+    candidates: tuple[BackendSpec, ...] = ()
+    decision: Decision | None = None
+    policy_input: dict[str, Any] | None = None
+    backend: BackendSpec | None = None
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    status: int = 0
+    error_code: str | None = None
+    usage: dict[str, int] = field(default_factory=dict)
+    pii_counts: dict[str, int] = field(default_factory=dict)
+    pii_actions: dict[str, dict[str, int]] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per step
+    upstream_s: float = 0.0
+    first_byte_s: float | None = None
+    prompt_digest: str | None = None
+    answer_hmac: Any = None  # hmac object, updated as the answer streams
+    forwarded: bool = False
+
+    def mark(self, step: str, since: float) -> float:
+        now = time.perf_counter()
+        self.timings[step] = self.timings.get(step, 0.0) + (now - since)
+        return now
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def start_answer_digest(self, key: bytes) -> None:
+        self.answer_hmac = hmac.new(key, digestmod=hashlib.sha256)
+
+    def event(self, key_id: str, config_hash: str, record_client: bool) -> dict[str, Any]:
+        """The audit event: facts, counts, digests and timings, never content."""
+        p = self.principal
+        d = self.decision
+        b = self.backend
+        total = self.elapsed
+        return {
+            "request_id": self.request_id,
+            "ts": self.ts.isoformat().replace("+00:00", "Z"),
+            "endpoint": self.endpoint,
+            "principal": p.policy_view() if p else None,
+            "model": self.model,
+            "stream": bool(self.parsed and self.parsed.stream),
+            "backend": b.facts() if b else None,
+            "attempts": self.attempts,
+            "decision": (
+                {
+                    "allow": d.allow,
+                    "permitted_backends": list(d.permitted_backends),
+                    "rule_ids": sorted({r.rule for r in d.reasons}),
+                    "denying_rule_ids": sorted({r.rule for r in d.denials}),
+                    "citation_ids": sorted(
+                        {r.citation.action_id for r in d.reasons if r.citation and r.citation.action_id}
+                    ),
+                    "obligations": dict(d.obligations),
+                }
+                if d
+                else None
+            ),
+            "bundle_revision": d.bundle_revision if d else None,
+            "config_hash": config_hash,
+            "decision_input": self.policy_input,
+            "pii": {"counts": dict(self.pii_counts), "actions": self.pii_actions},
+            "usage": dict(self.usage),
+            "latency_ms": {
+                "total": round(total * 1000, 3),
+                "gateway": round((total - self.upstream_s) * 1000, 3),
+                "upstream": round(self.upstream_s * 1000, 3),
+                "first_byte": round(self.first_byte_s * 1000, 3) if self.first_byte_s else None,
+                **{k: round(v * 1000, 3) for k, v in self.timings.items()},
+            },
+            "status": self.status,
+            "error_code": self.error_code,
+            "client_address": self.client_addr if record_client else None,
+            "digests": {
+                "key_id": key_id,
+                "prompt": self.prompt_digest,
+                "answer": self.answer_hmac.hexdigest() if self.answer_hmac is not None else None,
+            },
+            "forwarded": self.forwarded,
+        }

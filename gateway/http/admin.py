@@ -1,0 +1,98 @@
+"""The admin API. Deny by default: every route must name the role it requires in ``opt``.
+
+Callers authenticate with the admin token (``Authorization: Bearer <token>``, role ``admin``,
+which may do everything) or with an API key whose principal holds the route's role (for
+example ``auditor``). A route under ``/admin`` without ``opt={"role": ...}`` refuses everyone.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from litestar import Request, Response, delete, get, post
+from litestar.datastructures import State
+from litestar.params import FromPath
+from litestar.handlers.base import BaseRouteHandler
+from litestar.connection import ASGIConnection
+
+from gateway.errors import Cause, GatewayError
+from gateway.keys import validate_principal_fields
+from gateway.services import Services
+
+__all__ = ["ADMIN_HANDLERS", "admin_guard"]
+
+
+async def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    role = handler.opt.get("role")
+    if not isinstance(role, str):
+        raise GatewayError(Cause.FORBIDDEN, "This admin route declares no role; it is closed.")
+    services: Services = connection.app.state.services
+    auth = connection.headers.get("authorization") or ""
+    token = services.admin_token
+    presented = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+    if token and presented and hmac.compare_digest(presented.encode(), token.encode()):
+        connection.scope["state"]["admin_role"] = "admin"
+        return
+    principal = await services.keys.authenticate(auth)
+    if role not in principal.roles:
+        raise GatewayError(Cause.FORBIDDEN, f"This action needs the '{role}' role.")
+    connection.scope["state"]["admin_principal"] = principal
+
+
+@get("/admin/keys", opt={"role": "admin"})
+async def list_keys(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
+    services: Services = state.services
+    include_revoked = request.query_params.get("include_revoked", "false").lower() == "true"
+    records = await services.keys.list(include_revoked=include_revoked)
+    return {"object": "list", "data": [r.to_json() for r in records]}
+
+
+@post("/admin/keys", opt={"role": "admin"}, status_code=201)
+async def create_key(request: Request[Any, Any, Any], state: State) -> Response[Any]:
+    services: Services = state.services
+    from gateway.http.body import decode_json
+
+    body = decode_json(await request.body(), 8)
+    allowed = {"user", "jurisdiction", "sector", "team", "roles", "tags", "tenant", "description"}
+    extra = set(body) - allowed
+    if extra:
+        raise GatewayError(Cause.INVALID_PARAMETER, f"Unsupported field: '{sorted(extra)[0]}'.")
+    try:
+        roles = tuple(body.get("roles") or ())
+        tags = tuple(body.get("tags") or ())
+        validate_principal_fields(
+            str(body.get("user") or ""), str(body.get("jurisdiction") or ""),
+            str(body.get("sector") or ""), body.get("team"), roles, tags,
+        )
+    except (ValueError, TypeError) as exc:
+        raise GatewayError(Cause.INVALID_PARAMETER, f"Invalid key request: {exc}") from None
+    issued = await services.keys.create(
+        user=body["user"], jurisdiction=body["jurisdiction"], sector=body["sector"],
+        team=body.get("team"), roles=roles, tags=tags,
+        tenant=str(body.get("tenant") or "default"), description=body.get("description"),
+    )
+    record = await services.keys.get(issued.key_id)
+    assert record is not None
+    return Response({"key": issued.key, **record.to_json()}, status_code=201)
+
+
+@delete("/admin/keys/{key_id:str}", opt={"role": "admin"}, status_code=200)
+async def revoke_key(key_id: FromPath[str], state: State) -> dict[str, Any]:
+    services: Services = state.services
+    if not await services.keys.revoke(key_id):
+        raise GatewayError(Cause.NOT_FOUND, "No active key with that id.")
+    return {"key_id": key_id, "revoked": True}
+
+
+@post("/admin/policy/reload", opt={"role": "admin"}, status_code=200)
+async def reload_policy(state: State) -> dict[str, Any]:
+    services: Services = state.services
+    reload = getattr(services.policy, "reload", None)
+    if reload is None:
+        raise GatewayError(Cause.CONFLICT, "This policy engine cannot reload.")
+    await reload()
+    return {"bundle_revision": services.policy.revision}
+
+
+ADMIN_HANDLERS = [list_keys, create_key, revoke_key, reload_policy]

@@ -1,0 +1,145 @@
+"""The app factory: ``create_app(settings)`` builds every part once and wires the routes."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from litestar import Litestar, Router
+
+from gateway.audit_sink import AuditSink
+from gateway.catalog import Catalog
+from gateway.config import Settings
+from gateway.http.admin import ADMIN_HANDLERS, admin_guard
+from gateway.http.errors import EXCEPTION_HANDLERS
+from gateway.http.inference import chat_completions, completions, embeddings, list_models
+from gateway.http.ops import healthz, metrics, readyz
+from gateway.http.request_id import add_request_id
+from gateway.keys import KeyService
+from gateway.limiter import build_limiter
+from gateway.metrics import Metrics
+from gateway.pii.contract import PiiGuard
+from gateway.pipeline import Pipeline
+from gateway.routing import Router as BackendRouter
+from gateway.secrets_store import load_server_secret
+from gateway.services import Decider, Services
+from gateway.storage.db import create_engine_for
+from gateway.upstream import Upstream
+
+__all__ = ["Components", "create_app"]
+
+log = logging.getLogger("portcullis")
+
+
+@dataclass(slots=True)
+class Components:
+    """Parts to use instead of the configured ones (tests; embedding)."""
+
+    policy: Decider | None = None
+    pii: PiiGuard | None = None
+    audit: AuditSink | None = None
+    pii_disabled: bool = False
+
+
+def config_hash(settings: Settings) -> str:
+    return hashlib.sha256(settings.model_dump_json().encode()).hexdigest()[:16]
+
+
+def _admin_token(settings: Settings) -> str | None:
+    a = settings.admin
+    if a.token_file is not None and a.token_file.exists():
+        return a.token_file.read_text().strip() or None
+    if a.token_env:
+        return os.environ.get(a.token_env) or None
+    return None
+
+
+async def build_services(settings: Settings, components: Components) -> Services:
+    metrics_ = Metrics()
+    secret = load_server_secret(settings.data_dir, settings.keys.secret_file, settings.keys.secret_env)
+    url = settings.database_url()
+    engine = create_engine_for(url, settings.database.pool_size)
+    policy = components.policy
+    if policy is None:
+        from gateway.policy.client import build_policy_client
+
+        policy = await build_policy_client(settings.policy, metrics_.registry)
+    pii = components.pii
+    if pii is None and settings.pii.enabled and not components.pii_disabled:
+        from gateway.pii import build_guard
+
+        pii = build_guard(settings.pii, secret.derive("pii"))
+    audit = components.audit
+    if audit is None:
+        from audit.sink import build_sink
+
+        audit = build_sink(settings.audit, url, settings.data_dir)
+    await audit.start()
+    upstream = Upstream({b.id: _secret_value(b) for b in settings.backends})
+    await upstream.start()
+    l = settings.limits
+    return Services(
+        settings=settings,
+        engine=engine,
+        secret=secret,
+        keys=KeyService(engine, secret, settings.keys.prefix, settings.keys.cache_ttl_s),
+        limiter=build_limiter(settings.redis.url, l.requests_per_minute, l.tokens_per_minute, l.deadline_ms),
+        catalog=Catalog(settings.backends),
+        policy=policy,
+        pii=pii,
+        audit=audit,
+        router=BackendRouter(),
+        upstream=upstream,
+        metrics=metrics_,
+        config_hash=config_hash(settings),
+        digest_key=secret.derive("audit-digest"),
+        admin_token=_admin_token(settings),
+    )
+
+
+def _secret_value(backend: Any) -> str | None:
+    value = backend.credential.resolve()
+    return value.get_secret_value() if value is not None else None
+
+
+async def close_services(services: Services) -> None:
+    await services.upstream.close()
+    await services.policy.close()
+    if services.pii is not None:
+        await services.pii.close()
+    await services.audit.close()
+    await services.limiter.close()
+    await services.engine.dispose()
+
+
+def create_app(settings: Settings, components: Components | None = None) -> Litestar:
+    components = components or Components()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        services = await build_services(settings, components)
+        app.state.services = services
+        app.state.pipeline = Pipeline(services)
+        try:
+            yield
+        finally:
+            await close_services(services)
+
+    admin = Router(path="/", route_handlers=ADMIN_HANDLERS, guards=[admin_guard])
+    return Litestar(
+        route_handlers=[
+            chat_completions, completions, embeddings, list_models, healthz, readyz, metrics, admin,
+        ],
+        lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        before_send=[add_request_id],
+        openapi_config=None,
+        debug=False,
+        request_max_body_size=None,
+        logging_config=None,
+    )

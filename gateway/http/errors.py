@@ -1,0 +1,73 @@
+"""Rendering every error as OpenAI's envelope; no stack trace or framework detail ever leaves."""
+
+from __future__ import annotations
+
+import logging
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
+
+from gateway.errors import Cause, GatewayError, error_body
+
+__all__ = ["EXCEPTION_HANDLERS", "render"]
+
+log = logging.getLogger("portcullis.errors")
+
+_HTTP_CAUSES = {
+    400: Cause.BAD_REQUEST,
+    401: Cause.UNAUTHENTICATED,
+    403: Cause.FORBIDDEN,
+    404: Cause.NOT_FOUND,
+    405: Cause.METHOD_NOT_ALLOWED,
+    413: Cause.TOO_LARGE,
+    415: Cause.UNSUPPORTED_MEDIA,
+    429: Cause.RATE_LIMITED,
+}
+
+
+def render(err: GatewayError) -> Response[bytes]:
+    import msgspec
+
+    return Response(
+        content=msgspec.json.encode(err.body()),
+        status_code=err.status,
+        media_type="application/json",
+        headers=err.headers,
+    )
+
+
+def _gateway_error(request: Request[object, object, object], exc: GatewayError) -> Response[bytes]:
+    log.log(
+        exc.cause.value.log_level, "request refused",
+        extra={"code": exc.cause.code, "status": exc.status, "path": request.url.path},
+    )
+    return render(exc)
+
+
+def _http_exception(_: Request[object, object, object], exc: HTTPException) -> Response[bytes]:
+    cause = _HTTP_CAUSES.get(exc.status_code, Cause.BAD_REQUEST)
+    messages = {
+        Cause.NOT_FOUND: "Unknown path.",
+        Cause.METHOD_NOT_ALLOWED: "Method not allowed on this path.",
+        Cause.TOO_LARGE: "Request body is too large.",
+    }
+    return render(GatewayError(cause, messages.get(cause, "Bad request.")))
+
+
+def _unexpected(request: Request[object, object, object], exc: Exception) -> Response[bytes]:
+    # The one top-level boundary: log the type only (messages may carry content), answer 500.
+    log.error("unexpected error %s on %s", type(exc).__name__, request.url.path, exc_info=False)
+    import msgspec
+
+    return Response(
+        content=msgspec.json.encode(error_body(Cause.INTERNAL, "Internal error; nothing was sent.")),
+        status_code=500,
+        media_type="application/json",
+    )
+
+
+EXCEPTION_HANDLERS = {
+    GatewayError: _gateway_error,
+    HTTPException: _http_exception,
+    Exception: _unexpected,
+}

@@ -1,0 +1,226 @@
+"""API keys: generated with ``secrets``, shown once, stored only as keyed hashes.
+
+A key looks like ``pcs_<12 hex key id>_<43 urlsafe chars>``. The database holds
+HMAC-SHA256(server secret, key); lookups are by that digest through a parameterised query.
+Anything not shaped like a key is refused before any database work, with the same 401 body.
+Revocation takes effect at once on this replica and within ``keys.cache_ttl_s`` on the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.errors import Cause, GatewayError
+from gateway.principal import SECTORS, Principal, parse_jurisdiction
+from gateway.secrets_store import ServerSecret
+from gateway.storage.schema import api_keys
+
+__all__ = ["IssuedKey", "KeyRecord", "KeyService", "validate_principal_fields"]
+
+_ROLE = re.compile(r"^[a-z][a-z0-9_.:-]{0,63}$")
+_NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,200}$")
+UNAUTHENTICATED = "Invalid API key. Provide a valid key as 'Authorization: Bearer <key>'."
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    key: str  # shown once, never stored
+    key_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    key_id: str
+    user: str
+    team: str | None
+    tenant: str
+    jurisdiction: str
+    sector: str
+    roles: tuple[str, ...]
+    tags: tuple[str, ...]
+    created_at: datetime
+    revoked_at: datetime | None
+    description: str | None
+
+    def principal(self) -> Principal:
+        return Principal(
+            key_id=self.key_id,
+            user=self.user,
+            team=self.team,
+            tenant=self.tenant,
+            jurisdiction=self.jurisdiction,
+            sector=self.sector,
+            roles=self.roles,
+            tags=self.tags,
+        )
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "key_id": self.key_id,
+            "user": self.user,
+            "team": self.team,
+            "tenant": self.tenant,
+            "jurisdiction": self.jurisdiction,
+            "sector": self.sector,
+            "roles": list(self.roles),
+            "tags": list(self.tags),
+            "created_at": self.created_at.isoformat(),
+            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+            "description": self.description,
+        }
+
+
+def validate_principal_fields(
+    user: str, jurisdiction: str, sector: str, team: str | None, roles: tuple[str, ...],
+    tags: tuple[str, ...],
+) -> str:
+    """Check the fields of a new key; return the normalised jurisdiction. ValueError names the field."""
+    if not _NAME.match(user or ""):
+        raise ValueError("user: 1-200 printable characters")
+    if team is not None and not _NAME.match(team):
+        raise ValueError("team: 1-200 printable characters")
+    try:
+        country, sub = parse_jurisdiction(jurisdiction)
+    except ValueError as exc:
+        raise ValueError(f"jurisdiction: {exc}") from None
+    if sector not in SECTORS:
+        raise ValueError(f"sector: one of {', '.join(SECTORS)}")
+    for r in roles:
+        if not _ROLE.match(r):
+            raise ValueError("role: lowercase letters, digits and . _ : - (max 64)")
+    for t in tags:
+        if not _NAME.match(t) or len(t) > 100:
+            raise ValueError("tag: 1-100 printable characters")
+    return sub or country
+
+
+def _row_to_record(row: sa.Row[tuple[object, ...]]) -> KeyRecord:
+    m = row._mapping
+    return KeyRecord(
+        key_id=m["key_id"],
+        user=m["user_id"],
+        team=m["team"],
+        tenant=m["tenant"],
+        jurisdiction=m["jurisdiction"],
+        sector=m["sector"],
+        roles=tuple(m["roles"] or ()),
+        tags=tuple(m["tags"] or ()),
+        created_at=m["created_at"],
+        revoked_at=m["revoked_at"],
+        description=m["description"],
+    )
+
+
+class KeyService:
+    def __init__(
+        self, engine: AsyncEngine, secret: ServerSecret, prefix: str = "pcs",
+        cache_ttl_s: float = 5.0, cache_size: int = 10_000,
+    ) -> None:
+        self._engine = engine
+        self._secret = secret
+        self._hmac_key = secret.derive("api-key")
+        self._prefix = prefix
+        self._shape = re.compile(rf"^{prefix}_[0-9a-f]{{12}}_[A-Za-z0-9_-]{{43}}$")
+        self._ttl = cache_ttl_s
+        self._cache: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
+        self._cache_size = cache_size
+
+    def digest(self, key: str) -> str:
+        return hmac.new(self._hmac_key, key.encode("ascii"), hashlib.sha256).hexdigest()
+
+    async def create(
+        self, *, user: str, jurisdiction: str, sector: str, team: str | None = None,
+        roles: tuple[str, ...] = (), tags: tuple[str, ...] = (), tenant: str = "default",
+        description: str | None = None,
+    ) -> IssuedKey:
+        jurisdiction = validate_principal_fields(user, jurisdiction, sector, team, roles, tags)
+        key_id = secrets.token_hex(6)
+        key = f"{self._prefix}_{key_id}_{secrets.token_urlsafe(32)}"
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                api_keys.insert().values(
+                    key_id=key_id,
+                    digest=self.digest(key),
+                    secret_id=self._secret.secret_id,
+                    user_id=user,
+                    team=team,
+                    tenant=tenant,
+                    jurisdiction=jurisdiction,
+                    sector=sector,
+                    roles=list(roles),
+                    tags=list(tags),
+                    created_at=datetime.now(UTC),
+                    description=description,
+                )
+            )
+        return IssuedKey(key=key, key_id=key_id)
+
+    async def list(self, include_revoked: bool = False) -> list[KeyRecord]:
+        q = sa.select(api_keys).order_by(api_keys.c.created_at)
+        if not include_revoked:
+            q = q.where(api_keys.c.revoked_at.is_(None))
+        async with self._engine.connect() as conn:
+            return [_row_to_record(r) for r in (await conn.execute(q)).all()]
+
+    async def get(self, key_id: str) -> KeyRecord | None:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(sa.select(api_keys).where(api_keys.c.key_id == key_id))).first()
+        return _row_to_record(row) if row else None
+
+    async def revoke(self, key_id: str) -> bool:
+        async with self._engine.begin() as conn:
+            res = await conn.execute(
+                api_keys.update()
+                .where(api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=datetime.now(UTC))
+            )
+        self._cache.clear()
+        return bool(res.rowcount)
+
+    async def authenticate(self, authorization: str | None) -> Principal:
+        """The principal for an ``Authorization`` header value, or the one uniform 401."""
+        key = _bearer(authorization)
+        if key is None or not self._shape.match(key):
+            raise GatewayError(Cause.UNAUTHENTICATED, UNAUTHENTICATED)
+        digest = self.digest(key)
+        now = time.monotonic()
+        hit = self._cache.get(digest)
+        if hit is not None and hit[0] > now:
+            self._cache.move_to_end(digest)
+            return hit[1]
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(api_keys).where(
+                        api_keys.c.digest == digest, api_keys.c.revoked_at.is_(None)
+                    )
+                )
+            ).first()
+        if row is None:
+            raise GatewayError(Cause.UNAUTHENTICATED, UNAUTHENTICATED)
+        principal = _row_to_record(row).principal()
+        if self._ttl > 0:
+            self._cache[digest] = (now + self._ttl, principal)
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return principal
+
+
+def _bearer(value: str | None) -> str | None:
+    if not value or len(value) > 256:
+        return None
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    token = token.strip()
+    return token if token.isascii() and token.isprintable() else None

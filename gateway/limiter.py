@@ -1,0 +1,178 @@
+"""Rate and token budgets per key: reserve before the call, reconcile after.
+
+Two token buckets per key, one for requests and one for model tokens, each refilling
+continuously over a minute. ``reserve`` takes one request and the token estimate at once, or
+refuses with 429 and ``Retry-After``; ``reconcile`` returns what the answer did not use (or
+charges what it used beyond the estimate). :class:`RedisLimiter` does both in atomic Lua scripts
+with the server's clock, so limits hold across replicas; :class:`MemoryLimiter` is the embedded
+default for one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from redis.exceptions import RedisError
+
+from gateway.errors import Cause, GatewayError
+
+__all__ = ["Limiter", "MemoryLimiter", "RedisLimiter", "Reservation", "build_limiter"]
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    key: str
+    tokens: int
+
+
+class Limiter(Protocol):
+    async def reserve(self, key: str, tokens: int) -> Reservation: ...
+
+    async def reconcile(self, reservation: Reservation, used_tokens: int) -> None: ...
+
+    async def ready(self) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+def _refused(what: str, retry_after_s: float) -> GatewayError:
+    retry = max(1, math.ceil(retry_after_s))
+    cause = Cause.RATE_LIMITED if what == "requests" else Cause.BUDGET_EXCEEDED
+    return GatewayError(
+        cause,
+        f"Rate limit reached for {what} per minute on this key; retry after {retry} s.",
+        headers={"retry-after": str(retry)},
+    )
+
+
+class MemoryLimiter:
+    def __init__(self, requests_per_minute: int, tokens_per_minute: int) -> None:
+        self._rpm = requests_per_minute
+        self._tpm = tokens_per_minute
+        self._buckets: dict[str, list[float]] = {}  # key -> [requests, tokens, last]
+
+    def _bucket(self, key: str, now: float) -> list[float]:
+        b = self._buckets.get(key)
+        if b is None:
+            b = self._buckets[key] = [float(self._rpm), float(self._tpm), now]
+        elapsed = now - b[2]
+        b[0] = min(self._rpm, b[0] + elapsed * self._rpm / 60.0)
+        b[1] = min(self._tpm, b[1] + elapsed * self._tpm / 60.0)
+        b[2] = now
+        return b
+
+    async def reserve(self, key: str, tokens: int) -> Reservation:
+        b = self._bucket(key, time.monotonic())
+        tokens = min(tokens, self._tpm) if self._tpm else 0
+        if self._rpm and b[0] < 1:
+            raise _refused("requests", (1 - b[0]) * 60.0 / self._rpm)
+        if self._tpm and b[1] < tokens:
+            raise _refused("tokens", (tokens - b[1]) * 60.0 / self._tpm)
+        b[0] -= 1 if self._rpm else 0
+        b[1] -= tokens
+        return Reservation(key, tokens)
+
+    async def reconcile(self, reservation: Reservation, used_tokens: int) -> None:
+        if not self._tpm:
+            return
+        b = self._bucket(reservation.key, time.monotonic())
+        b[1] = min(self._tpm, b[1] + reservation.tokens - used_tokens)
+
+    async def ready(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        return None
+
+
+# KEYS[1] = bucket hash. ARGV: rpm, tpm, cost_tokens. Server clock (TIME), no client skew.
+_RESERVE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local rpm = tonumber(ARGV[1]); local tpm = tonumber(ARGV[2]); local cost = tonumber(ARGV[3])
+local b = redis.call('HMGET', KEYS[1], 'r', 't', 'ts')
+local r = tonumber(b[1]) or rpm; local tk = tonumber(b[2]) or tpm; local ts = tonumber(b[3]) or now
+local el = math.max(0, now - ts)
+r = math.min(rpm, r + el * rpm / 60); tk = math.min(tpm, tk + el * tpm / 60)
+if rpm > 0 and r < 1 then return {0, tostring((1 - r) * 60 / rpm)} end
+if tpm > 0 and tk < cost then return {1, tostring((cost - tk) * 60 / tpm)} end
+if rpm > 0 then r = r - 1 end
+tk = tk - cost
+redis.call('HSET', KEYS[1], 'r', r, 't', tk, 'ts', now)
+redis.call('EXPIRE', KEYS[1], 120)
+return {2, '0'}
+"""
+
+# KEYS[1] = bucket hash. ARGV: tpm, refund (may be negative: a charge).
+_RECONCILE = """
+local tpm = tonumber(ARGV[1]); local refund = tonumber(ARGV[2])
+local tk = tonumber(redis.call('HGET', KEYS[1], 't'))
+if tk == nil then return 0 end
+redis.call('HSET', KEYS[1], 't', math.min(tpm, tk + refund))
+return 1
+"""
+
+
+class RedisLimiter:
+    def __init__(
+        self, url: str, requests_per_minute: int, tokens_per_minute: int, deadline_s: float = 0.1
+    ) -> None:
+        import redis.asyncio as aioredis
+
+        self._redis: Any = aioredis.from_url(url, socket_connect_timeout=deadline_s)
+        self._rpm = requests_per_minute
+        self._tpm = tokens_per_minute
+        self._deadline = deadline_s
+        self._reserve = self._redis.register_script(_RESERVE)
+        self._reconcile = self._redis.register_script(_RECONCILE)
+
+    async def reserve(self, key: str, tokens: int) -> Reservation:
+        tokens = min(tokens, self._tpm) if self._tpm else 0
+        try:
+            async with asyncio.timeout(self._deadline):
+                verdict, wait = await self._reserve(
+                    keys=[f"portcullis:limit:{key}"], args=[self._rpm, self._tpm, tokens]
+                )
+        except (TimeoutError, OSError, RedisError):
+            raise GatewayError(
+                Cause.LIMITER_UNAVAILABLE, "The rate limiter is unavailable; nothing was sent."
+            ) from None
+        if int(verdict) == 0:
+            raise _refused("requests", float(wait))
+        if int(verdict) == 1:
+            raise _refused("tokens", float(wait))
+        return Reservation(key, tokens)
+
+    async def reconcile(self, reservation: Reservation, used_tokens: int) -> None:
+        if not self._tpm:
+            return
+        try:
+            async with asyncio.timeout(self._deadline):
+                await self._reconcile(
+                    keys=[f"portcullis:limit:{reservation.key}"],
+                    args=[self._tpm, reservation.tokens - used_tokens],
+                )
+        except (TimeoutError, OSError, RedisError):
+            pass  # a lost refund only makes the limit stricter, never looser
+
+    async def ready(self) -> bool:
+        try:
+            async with asyncio.timeout(self._deadline * 5):
+                return bool(await self._redis.ping())
+        except (TimeoutError, OSError, RedisError):
+            return False
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+def build_limiter(
+    redis_url: str | None, requests_per_minute: int, tokens_per_minute: int, deadline_ms: int
+) -> Limiter:
+    if redis_url:
+        return RedisLimiter(redis_url, requests_per_minute, tokens_per_minute, deadline_ms / 1000)
+    return MemoryLimiter(requests_per_minute, tokens_per_minute)

@@ -1,0 +1,298 @@
+"""The one place that knows the order of a request's steps.
+
+    parse -> authenticate -> resolve -> admit -> decide(route) -> inspect -> decide(final)
+          -> write-ahead audit -> transform -> route & call -> restore -> record
+
+Each step is a small function over the :class:`RequestContext`; a step stops the request by
+raising :class:`GatewayError`. The audit record is written in ``finally`` by the caller
+(:func:`finish`), for denials and failures too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from gateway.config.backends import BackendSpec
+from gateway.context import RequestContext
+from gateway.errors import Cause, GatewayError
+from gateway.http.validate import ParsedRequest
+from gateway.limiter import Reservation
+from gateway.pii.contract import Applied, Inspection
+from gateway.policy.contract import Decision, PiiAction
+from gateway.policy.input import build_policy_input
+from gateway.services import Services
+from gateway.streaming import relay_stream
+from gateway.upstream import JsonAnswer, StreamAnswer, UpstreamFailure
+
+__all__ = ["Pipeline", "finish"]
+
+log = logging.getLogger("portcullis.pipeline")
+_encode = msgspec.json.Encoder().encode
+
+
+class Pipeline:
+    def __init__(self, services: Services) -> None:
+        self.s = services
+
+    # -- steps ---------------------------------------------------------------------------
+
+    async def decide(self, ctx: RequestContext, pii_counts: dict[str, int] | None) -> Decision:
+        assert ctx.principal is not None and ctx.parsed is not None
+        t0 = time.perf_counter()
+        ctx.policy_input = build_policy_input(
+            principal=ctx.principal,
+            endpoint=ctx.endpoint,
+            model=ctx.model or ctx.parsed.model,
+            stream=ctx.parsed.stream,
+            tools=ctx.parsed.tools,
+            backends=list(ctx.candidates),
+            pii_counts=pii_counts,
+            now=datetime.now(UTC),
+            settings=self.s.settings.policy,
+        )
+        try:
+            decision = await self.s.policy.decide(
+                ctx.policy_input, tuple(b.id for b in ctx.candidates)
+            )
+        except GatewayError as exc:
+            if exc.cause is Cause.POLICY_UNAVAILABLE:
+                self.s.metrics.fail_closed.labels("policy").inc()
+            raise
+        ctx.decision = decision
+        ctx.mark("policy" if pii_counts is None else "policy_final", t0)
+        if not decision.allow:
+            for r in decision.denials:
+                self.s.metrics.denials.labels(r.rule).inc()
+            raise GatewayError(
+                Cause.POLICY_DENIED,
+                _denial_message(decision),
+                details={
+                    "reasons": [r.to_json() for r in decision.denials],
+                    "bundle_revision": decision.bundle_revision,
+                },
+            )
+        return decision
+
+    async def inspect(self, ctx: RequestContext, decision: Decision) -> Inspection | None:
+        guard = self.s.pii
+        assert ctx.parsed is not None
+        if guard is None:
+            return None
+        entities = decision.entities_needed()
+        if entities is not None and not entities:
+            return None  # no permitted backend needs anything protected
+        t0 = time.perf_counter()
+        try:
+            inspection = await guard.inspect(ctx.endpoint, ctx.parsed.body, entities)
+        except GatewayError as exc:
+            if exc.cause is Cause.PII_UNAVAILABLE:
+                self.s.metrics.fail_closed.labels("pii").inc()
+            raise
+        ctx.mark("pii", t0)
+        ctx.pii_counts = dict(inspection.counts)
+        return inspection
+
+    def permitted(self, ctx: RequestContext, decision: Decision) -> list[BackendSpec]:
+        """Permitted backends, less those for which a found entity type must be blocked."""
+        allowed = set(decision.permitted_backends)
+        out = []
+        blocked_types: set[str] = set()
+        for b in ctx.candidates:
+            if b.id not in allowed:
+                continue
+            blocks = {
+                e for e in ctx.pii_counts if decision.action_for(b.id, e) is PiiAction.BLOCK
+            }
+            if blocks:
+                blocked_types |= blocks
+                continue
+            out.append(b)
+        if not out:
+            if blocked_types:
+                self.s.metrics.denials.labels("pii_blocked").inc()
+                raise GatewayError(
+                    Cause.PII_BLOCKED,
+                    "The request contains personal data that policy does not allow to leave: "
+                    + ", ".join(sorted(blocked_types)) + ".",
+                    details={"entity_types": sorted(blocked_types)},
+                )
+            raise GatewayError(Cause.NO_BACKEND, "No permitted backend serves this model.")
+        return out
+
+    async def write_ahead(self, ctx: RequestContext) -> None:
+        t0 = time.perf_counter()
+        try:
+            await self.s.audit.intent(self._event(ctx))
+        except Exception as exc:  # noqa: BLE001 - any failure of the store means: do not forward
+            self.s.metrics.fail_closed.labels("audit").inc()
+            log.error("audit intent failed: %s", type(exc).__name__)
+            raise GatewayError(
+                Cause.AUDIT_UNAVAILABLE,
+                "The audit store cannot record this request; nothing was sent.",
+                headers={"retry-after": "1"},
+            ) from None
+        ctx.mark("audit_intent", t0)
+
+    def _event(self, ctx: RequestContext) -> dict[str, Any]:
+        return ctx.event(
+            self.s.secret.secret_id, self.s.config_hash, self.s.settings.audit.record_client_address
+        )
+
+    # -- the whole request ---------------------------------------------------------------
+
+    async def prepare(self, ctx: RequestContext, parsed: ParsedRequest) -> tuple[
+        list[BackendSpec], Callable[[BackendSpec], bytes], dict[str, Applied]
+    ]:
+        """Everything up to the forward: returns the backends to try and the body per backend."""
+        assert ctx.principal is not None
+        ctx.parsed = parsed
+        t0 = time.perf_counter()
+        resolution = self.s.catalog.resolve(parsed.model, ctx.endpoint)
+        ctx.model, ctx.candidates = resolution.model, resolution.candidates
+        t0 = ctx.mark("resolve", t0)
+        decision = await self.decide(ctx, None)
+        inspection = await self.inspect(ctx, decision)
+        if inspection is not None and ctx.pii_counts:
+            decision = await self.decide(ctx, dict(ctx.pii_counts))
+        backends = self.permitted(ctx, decision)
+        ctx.prompt_digest = hmac.new(
+            self.s.digest_key, _encode(parsed.body), hashlib.sha256
+        ).hexdigest()
+        applied: dict[str, Applied] = {}
+
+        def body_for(backend: BackendSpec) -> bytes:
+            body = parsed.body
+            if inspection is not None and ctx.pii_counts:
+                key = _action_key(decision, backend.id, ctx.pii_counts)
+                hit = applied.get(key)
+                if hit is None:
+                    t1 = time.perf_counter()
+                    hit = self.s.pii.apply(  # type: ignore[union-attr]
+                        inspection,
+                        lambda e: decision.action_for(backend.id, e),
+                        ctx.principal.tenant,  # type: ignore[union-attr]
+                    )
+                    ctx.mark("pii_apply", t1)
+                    applied[key] = hit
+                applied[backend.id] = hit
+                body = hit.body
+                ctx.pii_actions = {e: dict(a) for e, a in hit.actions_taken.items()}
+            upstream_model = backend.upstream_model.get(ctx.model or "", ctx.model)
+            if upstream_model != body.get("model"):
+                body = {**body, "model": upstream_model}
+            return _encode(body)
+
+        return backends, body_for, applied
+
+    async def reserve(self, ctx: RequestContext, parsed: ParsedRequest) -> Reservation:
+        assert ctx.principal is not None
+        t0 = time.perf_counter()
+        reservation = await self.s.limiter.reserve(ctx.principal.key_id, parsed.token_estimate)
+        ctx.mark("limits", t0)
+        return reservation
+
+    async def run_json(self, ctx: RequestContext, parsed: ParsedRequest) -> dict[str, Any]:
+        backends, body_for, applied = await self.prepare(ctx, parsed)
+        await self.write_ahead(ctx)
+
+        async def attempt(backend: BackendSpec) -> JsonAnswer:
+            body = body_for(backend)
+            ctx.forwarded = True
+            t0 = time.perf_counter()
+            try:
+                return await self.s.upstream.call_json(backend, ctx.endpoint, body)
+            finally:
+                ctx.upstream_s += time.perf_counter() - t0
+
+        backend, answer = await self.s.router.run(backends, attempt, self._on_attempt(ctx))
+        ctx.backend = backend
+        body = answer.body
+        hit = applied.get(backend.id)
+        if hit is not None and ctx.endpoint != "embeddings":
+            t0 = time.perf_counter()
+            body = hit.restorer.restore_json(ctx.endpoint, body)
+            ctx.mark("restore", t0)
+        ctx.usage = _usage(body)
+        ctx.start_answer_digest(self.s.digest_key)
+        ctx.answer_hmac.update(_encode(body.get("choices") or body.get("data") or []))
+        ctx.status = 200
+        return body
+
+    async def run_stream(self, ctx: RequestContext, parsed: ParsedRequest) -> AsyncIterator[bytes]:
+        """Open the upstream stream (retries allowed until then) and return the relay."""
+        backends, body_for, applied = await self.prepare(ctx, parsed)
+        await self.write_ahead(ctx)
+
+        async def attempt(backend: BackendSpec) -> StreamAnswer:
+            body = body_for(backend)
+            ctx.forwarded = True
+            t0 = time.perf_counter()
+            try:
+                return await self.s.upstream.open_stream(backend, ctx.endpoint, body)
+            finally:
+                ctx.upstream_s += time.perf_counter() - t0
+
+        backend, answer = await self.s.router.run(backends, attempt, self._on_attempt(ctx))
+        ctx.backend = backend
+        ctx.status = 200
+        hit = applied.get(backend.id)
+        ctx.start_answer_digest(self.s.digest_key)
+        return relay_stream(ctx, answer, hit.restorer if hit else None, self.s.metrics)
+
+    def _on_attempt(self, ctx: RequestContext) -> Callable[[BackendSpec, UpstreamFailure | None], None]:
+        def record(backend: BackendSpec, failure: UpstreamFailure | None) -> None:
+            ctx.attempts.append(
+                {"backend": backend.id, "outcome": "ok" if failure is None else failure.kind,
+                 "status": failure.status if failure else None}
+            )
+            if failure is not None:
+                self.s.metrics.upstream_errors.labels(backend.id, failure.kind).inc()
+
+        return record
+
+
+def _action_key(decision: Decision, backend_id: str, counts: dict[str, int]) -> str:
+    return "|".join(f"{e}={decision.action_for(backend_id, e).value}" for e in sorted(counts))
+
+
+def _denial_message(decision: Decision) -> str:
+    first = decision.denials[0]
+    cite = first.citation
+    basis = f" ({cite.authority}: {cite.instrument})" if cite else ""
+    more = len(decision.denials) - 1
+    extra = f" {more} more reason(s) in error.reasons." if more > 0 else ""
+    return f"Request denied by policy rule {first.rule}: {first.message}{basis}.{extra}"
+
+
+def _usage(body: dict[str, Any]) -> dict[str, int]:
+    u = body.get("usage")
+    if not isinstance(u, dict):
+        return {}
+    return {k: v for k in ("prompt_tokens", "completion_tokens", "total_tokens")
+            if isinstance(v := u.get(k), int)}
+
+
+async def finish(services: Services, ctx: RequestContext, reservation: Reservation | None) -> None:
+    """Record the outcome: metrics, limiter reconciliation, the audit completion record."""
+    s = services
+    backend = ctx.backend.id if ctx.backend else "none"
+    s.metrics.requests.labels(ctx.endpoint, str(ctx.status), backend).inc()
+    s.metrics.latency.labels(ctx.endpoint).observe(ctx.elapsed)
+    s.metrics.own_latency.labels(ctx.endpoint).observe(max(0.0, ctx.elapsed - ctx.upstream_s))
+    if reservation is not None:
+        await s.limiter.reconcile(reservation, ctx.usage.get("total_tokens", 0))
+    try:
+        await s.audit.complete(
+            ctx.event(s.secret.secret_id, s.config_hash, s.settings.audit.record_client_address)
+        )
+    except Exception as exc:  # noqa: BLE001 - the answer is already out; count and log the loss
+        s.metrics.fail_closed.labels("audit_complete").inc()
+        log.error("audit completion record failed: %s", type(exc).__name__)

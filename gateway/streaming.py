@@ -1,0 +1,148 @@
+"""Relaying a backend's SSE stream: restore placeholders, capture usage, end cleanly.
+
+Events are relayed as they arrive. When the PII guard pseudonymised the prompt, each choice's
+text (and tool-call arguments) passes through its own streaming restorer, which holds back no
+more than one placeholder's length; what it still holds is released on the choice's
+``finish_reason``. A stream that fails after the first byte ends with an error event and
+``[DONE]``, never a dangling connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+
+from gateway.context import RequestContext
+from gateway.errors import Cause
+from gateway.metrics import Metrics
+from gateway.pii.contract import Restorer, StreamRestorer
+from gateway.routing import failure_to_error
+from gateway.upstream import StreamAnswer, UpstreamFailure
+
+__all__ = ["relay_stream"]
+
+_decode = msgspec.json.decode
+_encode = msgspec.json.encode
+DONE = b"data: [DONE]\n\n"
+
+
+class _Restoring:
+    def __init__(self, restorer: Restorer) -> None:
+        self._restorer = restorer
+        self._streams: dict[tuple[int, int], StreamRestorer] = {}
+
+    def _sr(self, key: tuple[int, int]) -> StreamRestorer:
+        sr = self._streams.get(key)
+        if sr is None:
+            sr = self._streams[key] = self._restorer.stream()
+        return sr
+
+    def apply(self, event: dict[str, Any]) -> None:
+        for choice in event.get("choices") or ():
+            if not isinstance(choice, dict):
+                continue
+            idx = choice.get("index", 0) if isinstance(choice.get("index"), int) else 0
+            final = choice.get("finish_reason") is not None
+            delta = choice.get("delta")
+            if isinstance(delta, dict):
+                self._field(delta, "content", (idx, -1), final)
+                for call in delta.get("tool_calls") or ():
+                    fn = call.get("function") if isinstance(call, dict) else None
+                    if isinstance(fn, dict):
+                        tidx = call.get("index", 0) if isinstance(call.get("index"), int) else 0
+                        self._field(fn, "arguments", (idx, tidx), final)
+                if final:  # flush every tool-call stream of this choice
+                    for (ci, ti), sr in list(self._streams.items()):
+                        if ci == idx and ti >= 0:
+                            rest = sr.flush()
+                            if rest:
+                                delta.setdefault("tool_calls", []).append(
+                                    {"index": ti, "function": {"arguments": rest}}
+                                )
+            elif isinstance(choice.get("text"), str) or final:
+                self._field(choice, "text", (idx, -1), final)
+
+    def _field(self, holder: dict[str, Any], name: str, key: tuple[int, int], final: bool) -> None:
+        value = holder.get(name)
+        if not isinstance(value, str) and not final:
+            return
+        sr = self._sr(key)
+        out = sr.feed(value) if isinstance(value, str) else ""
+        if final:
+            out += sr.flush()
+        if isinstance(value, str) or out:
+            holder[name] = out
+
+
+def _events(buffer: bytearray) -> list[bytes]:
+    """Split complete SSE events off the front of ``buffer``."""
+    out = []
+    while True:
+        i = buffer.find(b"\n\n")
+        if i < 0:
+            return out
+        out.append(bytes(buffer[:i]))
+        del buffer[: i + 2]
+
+
+def _data(block: bytes) -> bytes | None:
+    lines = [ln[5:].lstrip(b" ") for ln in block.split(b"\n") if ln.startswith(b"data:")]
+    return b"\n".join(lines) if lines else None
+
+
+async def relay_stream(
+    ctx: RequestContext, answer: StreamAnswer, restorer: Restorer | None, metrics: Metrics
+) -> AsyncIterator[bytes]:
+    restoring = _Restoring(restorer) if restorer is not None else None
+    buffer = bytearray()
+    t0 = time.perf_counter()
+    try:
+        async for chunk in answer.chunks():
+            if ctx.first_byte_s is None:
+                ctx.first_byte_s = ctx.elapsed
+            buffer += chunk.replace(b"\r\n", b"\n")
+            out = []
+            for block in _events(buffer):
+                data = _data(block)
+                if data is None:
+                    continue
+                if data == b"[DONE]":
+                    out.append(DONE)
+                    continue
+                if restoring is None and b'"usage"' not in data:
+                    ctx.answer_hmac.update(data)
+                    out.append(b"data: " + data + b"\n\n")
+                    continue
+                try:
+                    event = _decode(data)
+                except msgspec.DecodeError:
+                    raise UpstreamFailure("protocol") from None
+                if isinstance(event, dict):
+                    if isinstance(event.get("usage"), dict):
+                        ctx.usage = {
+                            k: v for k, v in event["usage"].items()
+                            if k in ("prompt_tokens", "completion_tokens", "total_tokens")
+                            and isinstance(v, int)
+                        }
+                    if restoring is not None:
+                        restoring.apply(event)
+                        data = _encode(event)
+                ctx.answer_hmac.update(data)
+                out.append(b"data: " + data + b"\n\n")
+            if out:
+                yield b"".join(out)
+    except UpstreamFailure as failure:
+        err = failure_to_error(failure)
+        ctx.status, ctx.error_code = err.status, err.cause.code
+        metrics.upstream_errors.labels(ctx.backend.id if ctx.backend else "none", failure.kind).inc()
+        yield b"data: " + _encode(err.body()) + b"\n\n" + DONE
+    except (asyncio.CancelledError, GeneratorExit):
+        ctx.status, ctx.error_code = Cause.CLIENT_CLOSED.status, Cause.CLIENT_CLOSED.code
+        raise
+    finally:
+        ctx.upstream_s += time.perf_counter() - t0
+        answer.close()

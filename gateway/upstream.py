@@ -1,0 +1,144 @@
+"""Calls to backends over pooled aiohttp connections, with per-backend deadlines.
+
+aiohttp rather than httpx: as a proxy's upstream client under concurrency our probe measured
+httpx's AsyncClient several times slower (docs/benchmarks.md). Upstream bodies and credentials
+are never echoed to the caller or logged: failures become :class:`UpstreamFailure` with a kind
+and a status only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from gateway.config.backends import BackendSpec
+
+__all__ = ["JsonAnswer", "StreamAnswer", "Upstream", "UpstreamFailure"]
+
+_PATHS = {"chat": "/chat/completions", "completions": "/completions", "embeddings": "/embeddings"}
+
+
+class UpstreamFailure(Exception):
+    """kind: connect | timeout | status | protocol. ``retryable`` only before any byte relayed."""
+
+    def __init__(self, kind: str, status: int | None = None, retry_after: str | None = None) -> None:
+        super().__init__(f"upstream {kind}" + (f" {status}" if status else ""))
+        self.kind = kind
+        self.status = status
+        self.retry_after = retry_after
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind == "connect" or self.status in (429, 502, 503)
+
+
+@dataclass(slots=True)
+class JsonAnswer:
+    status: int
+    body: dict[str, Any]
+
+
+@dataclass(slots=True)
+class StreamAnswer:
+    response: aiohttp.ClientResponse
+    idle_s: float
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives; a gap longer than the backend's idle deadline is a timeout."""
+        content = self.response.content
+        while True:
+            try:
+                async with asyncio.timeout(self.idle_s):
+                    chunk = await content.readany()
+            except TimeoutError:
+                raise UpstreamFailure("timeout") from None
+            except aiohttp.ClientError:
+                raise UpstreamFailure("protocol") from None
+            if not chunk:
+                return
+            yield chunk
+
+    def close(self) -> None:
+        self.response.close()
+
+
+class Upstream:
+    def __init__(self, credentials: Mapping[str, str | None]) -> None:
+        self._credentials = dict(credentials)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=512, keepalive_timeout=30, ttl_dns_cache=300)
+        self._session = aiohttp.ClientSession(
+            connector=connector, json_serialize=json.dumps, auto_decompress=True,
+            skip_auto_headers=("User-Agent",),
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _headers(self, backend: BackendSpec) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
+        secret = self._credentials.get(backend.id)
+        if secret:
+            cred = backend.credential
+            headers[cred.header] = f"{cred.scheme} {secret}".strip() if cred.scheme else secret
+        return headers
+
+    async def _post(self, backend: BackendSpec, endpoint: str, body: bytes) -> aiohttp.ClientResponse:
+        assert self._session is not None, "Upstream.start() was not called"
+        t = backend.timeouts
+        timeout = aiohttp.ClientTimeout(
+            total=None, connect=t.connect_s, sock_connect=t.connect_s, sock_read=None
+        )
+        try:
+            async with asyncio.timeout(min(t.first_byte_s, t.total_s)):
+                resp = await self._session.post(
+                    backend.base_url + _PATHS[endpoint], data=body,
+                    headers=self._headers(backend), timeout=timeout, allow_redirects=False,
+                )
+        except TimeoutError:
+            raise UpstreamFailure("timeout") from None
+        except (aiohttp.ClientConnectionError, OSError):
+            raise UpstreamFailure("connect") from None
+        except aiohttp.ClientError:
+            raise UpstreamFailure("protocol") from None
+        if resp.status >= 400:
+            retry_after = resp.headers.get("Retry-After")
+            resp.release()
+            raise UpstreamFailure("status", resp.status, retry_after)
+        return resp
+
+    async def call_json(self, backend: BackendSpec, endpoint: str, body: bytes) -> JsonAnswer:
+        async with asyncio.timeout(backend.timeouts.total_s):
+            resp = await self._post(backend, endpoint, body)
+            try:
+                raw = await resp.read()
+            except TimeoutError:
+                raise UpstreamFailure("timeout") from None
+            except aiohttp.ClientError:
+                raise UpstreamFailure("protocol") from None
+            finally:
+                resp.release()
+        try:
+            doc = json.loads(raw)
+        except ValueError:
+            raise UpstreamFailure("protocol", resp.status) from None
+        if not isinstance(doc, dict):
+            raise UpstreamFailure("protocol", resp.status)
+        return JsonAnswer(resp.status, doc)
+
+    async def open_stream(self, backend: BackendSpec, endpoint: str, body: bytes) -> StreamAnswer:
+        resp = await self._post(backend, endpoint, body)
+        ctype = resp.headers.get("Content-Type", "")
+        if "text/event-stream" not in ctype:
+            resp.close()
+            raise UpstreamFailure("protocol", resp.status)
+        return StreamAnswer(resp, backend.timeouts.idle_s)

@@ -1,0 +1,61 @@
+"""A gateway with two backends in front of the fake upstream, for the core end-to-end tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.config import Settings
+from gateway.http.app import Components
+from tests.support.fakes import FakeDecider, MemoryAuditSink
+from tests.support.gateway import RunningGateway, write_admin_token
+from tests.support.upstream import FakeUpstream
+
+
+def core_settings(tmp: Path, upstream: FakeUpstream, **extra: object) -> Settings:
+    token_file = write_admin_token(tmp)
+    raw = {
+        "data_dir": str(tmp),
+        "admin": {"token_file": str(token_file), "token_env": None},
+        "limits": {"requests_per_minute": 100000, "tokens_per_minute": 0},
+        "backends": [
+            {"id": "primary", "base_url": upstream.base_url, "models": ["gpt-test", "emb-test"],
+             "aliases": {"fast": "gpt-test"}, "operator": "openai", "model_family": "gpt",
+             "model_origin": "US", "hosting_country": "US", "priority": 10, "max_retries": 1,
+             "timeouts": {"connect_s": 2, "first_byte_s": 2, "idle_s": 1, "total_s": 10}},
+            {"id": "secondary", "base_url": upstream.base_url, "models": ["gpt-test"],
+             "operator": "microsoft", "model_family": "gpt", "model_origin": "US",
+             "hosting_country": "SE", "priority": 20,
+             "timeouts": {"connect_s": 2, "first_byte_s": 2, "idle_s": 1, "total_s": 10}},
+        ],
+        **extra,
+    }
+    return Settings.model_validate(raw)
+
+
+class Harness:
+    def __init__(self, gw: RunningGateway, decider: FakeDecider, audit: MemoryAuditSink) -> None:
+        self.gw, self.decider, self.audit = gw, decider, audit
+        self.key = gw.create_key(user="alice", jurisdiction="AU-NSW", sector="private", team="eng")
+
+
+@pytest.fixture(scope="module")
+def harness(tmp_path_factory: pytest.TempPathFactory, upstream_server: FakeUpstream) -> Iterator[Harness]:
+    tmp = tmp_path_factory.mktemp("gw")
+    decider, audit = FakeDecider(), MemoryAuditSink()
+    gw = RunningGateway(
+        core_settings(tmp, upstream_server),
+        Components(policy=decider, audit=audit, pii_disabled=True),
+    ).start()
+    yield Harness(gw, decider, audit)
+    gw.stop()
+
+
+@pytest.fixture
+def h(harness: Harness, upstream: FakeUpstream) -> Iterator[Harness]:
+    harness.decider.fail = False
+    harness.decider.delay_s = 0
+    harness.audit.down = False
+    yield harness

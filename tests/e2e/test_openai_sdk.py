@@ -1,0 +1,239 @@
+"""The gateway as a drop-in OpenAI endpoint, driven by the official SDK against a real upstream."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import openai
+import pytest
+
+from tests.e2e.conftest import Harness
+from tests.support.upstream import FakeUpstream
+
+pytestmark = pytest.mark.e2e
+
+
+def client(h: Harness, **kw: object) -> openai.OpenAI:
+    return openai.OpenAI(base_url=h.gw.base_url, api_key=h.key, max_retries=0, **kw)
+
+
+def test_chat_completion_round_trip(h: Harness, upstream: FakeUpstream) -> None:
+    r = client(h).chat.completions.create(
+        model="gpt-test", messages=[{"role": "user", "content": "hi"}], temperature=0.2, seed=7,
+        max_completion_tokens=20,
+    )
+    assert r.choices[0].message.content == "Hello from the fake upstream."
+    assert r.usage is not None and r.usage.total_tokens == 18
+    sent = upstream.received[-1]["json"]
+    assert sent["temperature"] == 0.2 and sent["seed"] == 7 and sent["max_completion_tokens"] == 20
+    assert "authorization" not in {k.lower() for k in upstream.received[-1]["headers"]}
+
+
+def test_every_response_has_request_id(h: Harness, upstream: FakeUpstream) -> None:
+    raw = client(h).chat.completions.with_raw_response.create(
+        model="gpt-test", messages=[{"role": "user", "content": "hi"}]
+    )
+    assert raw.headers["x-request-id"].startswith("req_")
+    status, headers, _ = h.gw.request("GET", "/nope")
+    assert status == 404 and "x-request-id" in {k.lower() for k in headers}
+
+
+def test_alias_and_case_resolve_to_the_same_model(h: Harness, upstream: FakeUpstream) -> None:
+    for name in ("fast", "  GPT-Test  ", "openai/gpt-test"):
+        client(h).chat.completions.create(model=name, messages=[{"role": "user", "content": "x"}])
+        assert upstream.received[-1]["json"]["model"] == "gpt-test"
+
+
+def test_streaming_with_usage(h: Harness, upstream: FakeUpstream) -> None:
+    upstream.mode = "tiny"
+    stream = client(h).chat.completions.create(
+        model="gpt-test", messages=[{"role": "user", "content": "hi"}], stream=True,
+        stream_options={"include_usage": True},
+    )
+    text, usage = "", None
+    for chunk in stream:
+        if chunk.choices:
+            text += chunk.choices[0].delta.content or ""
+        if chunk.usage:
+            usage = chunk.usage
+    assert text.strip() == "Hello from the fake upstream."
+    assert usage is not None and usage.prompt_tokens == 11
+
+
+async def test_async_client_streams_concurrently(h: Harness, upstream: FakeUpstream) -> None:
+    aclient = openai.AsyncOpenAI(base_url=h.gw.base_url, api_key=h.key, max_retries=0)
+
+    async def one() -> str:
+        s = await aclient.chat.completions.create(
+            model="gpt-test", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+        return "".join([c.choices[0].delta.content or "" async for c in s if c.choices])
+
+    results = await asyncio.gather(*[one() for _ in range(8)])
+    assert all(r.strip() == "Hello from the fake upstream." for r in results)
+    await aclient.close()
+
+
+def test_tools_are_forwarded_and_tool_calls_returned(h: Harness, upstream: FakeUpstream) -> None:
+    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
+    r = client(h).chat.completions.create(
+        model="gpt-test", messages=[{"role": "user", "content": "hi"}], tools=tools,
+        tool_choice="auto", response_format={"type": "json_object"},
+    )
+    assert r.choices[0].message.tool_calls[0].function.name == "lookup"
+    assert upstream.received[-1]["json"]["tools"] == tools
+
+
+def test_completions_and_embeddings(h: Harness, upstream: FakeUpstream) -> None:
+    c = client(h)
+    assert c.completions.create(model="gpt-test", prompt="Say").choices[0].text
+    e = c.embeddings.create(model="emb-test", input=["a", "b"])
+    assert len(e.data) == 2 and upstream.received[-1]["path"] == "/v1/embeddings"
+
+
+def test_models_lists_only_permitted(h: Harness, upstream: FakeUpstream) -> None:
+    ids = {m.id for m in client(h).models.list()}
+    assert ids == {"gpt-test", "emb-test", "fast"} or ids >= {"gpt-test", "emb-test"}
+    original = h.decider.rule
+
+    def deny_emb(inp):  # type: ignore[no-untyped-def]
+        d = original(inp)
+        if inp["request"]["model"] == "emb-test":
+            d.update(allow=False, permitted_backends=[],
+                     reasons=[{"rule": "test.no_emb", "effect": "deny", "message": "no"}])
+        return d
+
+    h.decider.rule = deny_emb
+    try:
+        ids = {m.id for m in client(h).models.list()}
+        assert "emb-test" not in ids and "gpt-test" in ids
+    finally:
+        h.decider.rule = original
+
+
+def test_policy_denial_is_permission_error_and_nothing_forwarded(h: Harness, upstream: FakeUpstream) -> None:
+    original = h.decider.rule
+    h.decider.rule = lambda inp: {
+        "version": "1", "allow": False, "permitted_backends": [], "pii_actions": {},
+        "reasons": [{"rule": "au.pspf_direction_001_2025", "effect": "deny", "message": "banned",
+                     "citation": {"authority": "Home Affairs", "instrument": "PSPF Direction 001-2025",
+                                  "date": "2025-02-04", "url": "https://example.org", "action_id": "au-1"}}],
+        "obligations": {}, "bundle_revision": "r1",
+    }
+    try:
+        with pytest.raises(openai.PermissionDeniedError) as exc:
+            client(h).chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "x"}])
+        body = exc.value.body
+        assert exc.value.code == "policy_denied"
+        assert body["reasons"][0]["rule"] == "au.pspf_direction_001_2025"
+        assert body["reasons"][0]["citation"]["instrument"] == "PSPF Direction 001-2025"
+        assert upstream.received == []
+    finally:
+        h.decider.rule = original
+
+
+def test_policy_unavailable_fails_closed(h: Harness, upstream: FakeUpstream) -> None:
+    h.decider.fail = True
+    with pytest.raises(openai.InternalServerError) as exc:
+        client(h).chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "x"}])
+    assert exc.value.status_code == 503 and exc.value.code == "policy_unavailable"
+    assert upstream.received == []
+
+
+def test_audit_down_fails_closed(h: Harness, upstream: FakeUpstream) -> None:
+    h.audit.down = True
+    with pytest.raises(openai.InternalServerError) as exc:
+        client(h).chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "x"}])
+    assert exc.value.code == "audit_unavailable" and upstream.received == []
+
+
+@pytest.mark.parametrize(
+    ("status", "exc_type", "code"),
+    [
+        (429, openai.RateLimitError, "upstream_rate_limited"),
+        (500, openai.InternalServerError, "upstream_error"),
+        (400, openai.BadRequestError, "invalid_request"),
+    ],
+)
+def test_upstream_errors_are_mapped_without_echo(
+    h: Harness, upstream: FakeUpstream, status: int, exc_type: type, code: str
+) -> None:
+    upstream.mode, upstream.error_status, upstream.retry_after = "error", status, "7"
+    with pytest.raises(exc_type) as exc:
+        client(h).chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "x"}])
+    assert exc.value.code == code
+    assert "sk-upstream" not in str(exc.value.body)
+    if status == 429:
+        assert exc.value.response.headers.get("retry-after") == "7"
+
+
+def test_retry_then_fallback_only_among_permitted(h: Harness, upstream: FakeUpstream) -> None:
+    upstream.mode, upstream.error_status = "error", 503
+    with pytest.raises(openai.APIStatusError):
+        client(h).chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "x"}])
+    # primary: 1 try + 1 retry; then secondary: 1 try + 1 retry (both permitted by the fake)
+    assert len(upstream.received) == 4
+    upstream.received.clear()
+    original = h.decider.rule
+
+    def only_primary(inp):  # type: ignore[no-untyped-def]
+        d = original(inp)
+        d["permitted_backends"] = ["primary"]
+        return d
+
+    h.decider.rule = only_primary
+    h.gw.app_state  # noqa: B018
+    try:
+        with pytest.raises(openai.APIStatusError):
+            client(h).chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "x"}])
+        assert len(upstream.received) <= 2  # never the non-permitted secondary
+    finally:
+        h.decider.rule = original
+
+
+def test_stall_mid_stream_ends_with_error_event_and_done(h: Harness, upstream: FakeUpstream) -> None:
+    upstream.mode = "stall"
+    status, _, body = h.gw.request(
+        "POST", "/v1/chat/completions",
+        {"model": "gpt-test", "messages": [{"role": "user", "content": "x"}], "stream": True},
+        token=h.key,
+    )
+    text = body.decode() if isinstance(body, bytes) else str(body)
+    assert status == 200
+    assert '"upstream_timeout"' in text and text.rstrip().endswith("data: [DONE]")
+
+
+def test_client_disconnect_cancels_upstream_stream(h: Harness, upstream: FakeUpstream) -> None:
+    upstream.chunk_delay_s = 0.3
+    upstream.reply = " ".join(["word"] * 50)
+    stream = client(h).chat.completions.create(
+        model="gpt-test", messages=[{"role": "user", "content": "x"}], stream=True
+    )
+    next(iter(stream))
+    t0 = time.monotonic()
+    stream.close()
+    assert upstream.wait_cancelled(2.0)
+    assert time.monotonic() - t0 < 2.0
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        if any(e["status"] == 499 for e in h.audit.completions):
+            break
+        time.sleep(0.05)
+    assert any(e["status"] == 499 for e in h.audit.completions)
+
+
+def test_every_request_leaves_an_audit_record_without_content(h: Harness, upstream: FakeUpstream) -> None:
+    before = len(h.audit.completions)
+    client(h).chat.completions.create(
+        model="gpt-test", messages=[{"role": "user", "content": "my secret is tangerine-42"}]
+    )
+    with pytest.raises(openai.NotFoundError):
+        client(h).chat.completions.create(model="nope", messages=[{"role": "user", "content": "x"}])
+    deadline = time.monotonic() + 3
+    while len(h.audit.completions) < before + 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    events = h.audit.completions[before:]
+    assert [e["status"] for e in events] == [200, 404]
+    assert "tangerine" not in repr(events) and h.key not in repr(events)
+    assert events[0]["digests"]["prompt"] and events[0]["usage"]["total_tokens"] == 18

@@ -1,0 +1,109 @@
+"""Run the real gateway app under uvicorn in a background thread, on a free loopback port."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from gateway.config import Settings
+from gateway.http.app import Components, create_app
+from gateway.storage.migrate import upgrade
+
+__all__ = ["RunningGateway"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RunningGateway:
+    ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
+
+    def __init__(self, settings: Settings, components: Components | None = None) -> None:
+        self.settings = settings
+        self.components = components
+        self.port = _free_port()
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return self.url + "/v1"
+
+    def start(self) -> RunningGateway:
+        upgrade(self.settings.database_url())
+        app = create_app(self.settings, self.components)
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                access_log=False, lifespan="on")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self._server.started:
+                return self
+            if not self._thread.is_alive():
+                raise RuntimeError("gateway failed to start")
+            time.sleep(0.05)
+        raise RuntimeError("gateway did not start in time")
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(30)
+
+    @property
+    def app_state(self) -> Any:
+        assert self._server is not None
+        return self._server.config.loaded_app  # type: ignore[attr-defined]
+
+    def request(self, method: str, path: str, body: Any = None, token: str | None = None,
+                headers: dict[str, str] | None = None, raw: bytes | None = None) -> tuple[int, dict[str, str], Any]:
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        if data is not None and not (headers and "Content-Type" in headers):
+            req.add_header("Content-Type", "application/json")
+        if token:
+            req.add_header("Authorization", f"Bearer {token}")
+        for k, v in (headers or {}).items():
+            req.add_header(k, v)
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - loopback only
+                payload = resp.read()
+                return resp.status, dict(resp.headers), _maybe_json(payload)
+        except urllib.error.HTTPError as err:
+            payload = err.read()
+            return err.code, dict(err.headers), _maybe_json(payload)
+
+    def create_key(self, **fields: Any) -> str:
+        status, _, body = self.request("POST", "/admin/keys", fields, token=self.ADMIN_TOKEN)
+        assert status == 201, body
+        return str(body["key"])
+
+
+def _maybe_json(payload: bytes) -> Any:
+    try:
+        return json.loads(payload)
+    except ValueError:
+        return payload
+
+
+def write_admin_token(data_dir: Path) -> Path:
+    path = data_dir / "admin.token"
+    path.write_text(RunningGateway.ADMIN_TOKEN)
+    return path

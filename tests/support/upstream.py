@@ -1,0 +1,223 @@
+"""A real OpenAI-compatible HTTP server on 127.0.0.1 for end-to-end tests.
+
+Behaviour per request is chosen by the model name's suffix or by ``FakeUpstream.mode``:
+``normal``, ``slow`` (delay before answering), ``error`` (status ``error_status``),
+``stall`` (stream stops after two chunks and hangs), ``tiny`` (stream split into 1-3 byte
+chunks), ``echo`` (answer with the last user message, so what arrived is visible).
+Every received request (headers and JSON) is kept in ``received`` — the evidence of what left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+__all__ = ["FakeUpstream"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class FakeUpstream:
+    mode: str = "normal"
+    error_status: int = 500
+    delay_s: float = 0.0
+    chunk_delay_s: float = 0.0
+    retry_after: str | None = None
+    reply: str = "Hello from the fake upstream."
+    stream_chunks: list[str] | None = None
+    received: list[dict[str, Any]] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
+    port: int = 0
+    _loop: asyncio.AbstractEventLoop | None = None
+    _thread: threading.Thread | None = None
+    _runner: web.AppRunner | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def reset(self) -> None:
+        self.mode, self.error_status, self.delay_s, self.chunk_delay_s = "normal", 500, 0.0, 0.0
+        self.retry_after, self.stream_chunks = None, None
+        self.reply = "Hello from the fake upstream."
+        self.received.clear()
+        self.cancelled.clear()
+
+    # -- server ----------------------------------------------------------------------------
+
+    def start(self) -> FakeUpstream:
+        self.port = _free_port()
+        ready = threading.Event()
+
+        def run() -> None:
+            self._loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self._loop)
+            app = web.Application(client_max_size=64 * 1024 * 1024)
+            app.router.add_post("/v1/chat/completions", self._chat)
+            app.router.add_post("/v1/completions", self._completions)
+            app.router.add_post("/v1/embeddings", self._embeddings)
+            self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+            self._loop.run_until_complete(self._runner.setup())
+            site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+            self._loop.run_until_complete(site.start())
+            ready.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            async def shutdown() -> None:
+                assert self._runner is not None
+                await self._runner.cleanup()
+
+            try:
+                asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(5)
+            except TimeoutError:
+                pass  # a stalled handler is still sleeping; the thread is a daemon
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def wait_cancelled(self, timeout: float = 3.0) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.cancelled:
+                return True
+            time.sleep(0.02)
+        return False
+
+    # -- handlers --------------------------------------------------------------------------
+
+    async def _record(self, request: web.Request) -> dict[str, Any]:
+        body = await request.json()
+        self.received.append({"headers": dict(request.headers), "json": body, "path": request.path})
+        return body
+
+    async def _maybe_fail(self) -> web.Response | None:
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        if self.mode == "error":
+            headers = {"Retry-After": self.retry_after} if self.retry_after else {}
+            return web.json_response(
+                {"error": {"message": "upstream secret detail sk-upstream-XYZ", "type": "x"}},
+                status=self.error_status, headers=headers,
+            )
+        return None
+
+    def _text_for(self, body: dict[str, Any]) -> str:
+        if self.mode == "echo":
+            msgs = body.get("messages") or []
+            return json.dumps(msgs[-1].get("content")) if msgs else json.dumps(body.get("prompt"))
+        return self.reply
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await self._record(request)
+        failed = await self._maybe_fail()
+        if failed is not None:
+            return failed
+        text = self._text_for(body)
+        model = body.get("model")
+        if body.get("stream"):
+            return await self._stream(request, body, text, model, chat=True)
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        if body.get("tools"):
+            tool = body["tools"][0]["function"]["name"]
+            message = {
+                "role": "assistant", "content": None,
+                "tool_calls": [{"id": "call_1", "type": "function",
+                                "function": {"name": tool, "arguments": json.dumps({"q": text})}}],
+            }
+        return web.json_response({
+            "id": "chatcmpl-fake", "object": "chat.completion", "created": 1, "model": model,
+            "choices": [{"index": i, "message": message, "finish_reason": "stop"}
+                        for i in range(body.get("n") or 1)],
+            "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
+        })
+
+    async def _completions(self, request: web.Request) -> web.StreamResponse:
+        body = await self._record(request)
+        failed = await self._maybe_fail()
+        if failed is not None:
+            return failed
+        text = self._text_for(body)
+        if body.get("stream"):
+            return await self._stream(request, body, text, body.get("model"), chat=False)
+        return web.json_response({
+            "id": "cmpl-fake", "object": "text_completion", "created": 1, "model": body.get("model"),
+            "choices": [{"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12},
+        })
+
+    async def _embeddings(self, request: web.Request) -> web.StreamResponse:
+        body = await self._record(request)
+        failed = await self._maybe_fail()
+        if failed is not None:
+            return failed
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        return web.json_response({
+            "object": "list", "model": body.get("model"),
+            "data": [{"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]}
+                     for i, _ in enumerate(inputs)],
+            "usage": {"prompt_tokens": 3, "total_tokens": 3},
+        })
+
+    async def _stream(
+        self, request: web.Request, body: dict[str, Any], text: str, model: Any, chat: bool
+    ) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        pieces = self.stream_chunks or [w + " " for w in text.split(" ")]
+        events = []
+        for i, piece in enumerate(pieces):
+            if chat:
+                delta: dict[str, Any] = {"content": piece}
+                if i == 0:
+                    delta["role"] = "assistant"
+                choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": None}
+            else:
+                choice = {"index": 0, "text": piece, "finish_reason": None}
+            events.append({"id": "x", "object": "chat.completion.chunk" if chat else "text_completion",
+                           "created": 1, "model": model, "choices": [choice]})
+        final: dict[str, Any] = ({"index": 0, "delta": {}, "finish_reason": "stop"} if chat
+                                 else {"index": 0, "text": "", "finish_reason": "stop"})
+        events.append({"id": "x", "object": "chat.completion.chunk", "created": 1, "model": model,
+                       "choices": [final]})
+        if (body.get("stream_options") or {}).get("include_usage"):
+            events.append({"id": "x", "object": "chat.completion.chunk", "created": 1,
+                           "model": model, "choices": [],
+                           "usage": {"prompt_tokens": 11, "completion_tokens": len(pieces),
+                                     "total_tokens": 11 + len(pieces)}})
+        try:
+            for n, ev in enumerate(events):
+                data = f"data: {json.dumps(ev)}\n\n".encode()
+                if self.mode == "stall" and n == 2:
+                    await asyncio.sleep(3600)
+                if self.mode == "tiny":
+                    for k in range(0, len(data), 2):
+                        await resp.write(data[k:k + 2])
+                else:
+                    await resp.write(data)
+                if self.chunk_delay_s:
+                    await asyncio.sleep(self.chunk_delay_s)
+            await resp.write(b"data: [DONE]\n\n")
+            await resp.write_eof()
+        except (asyncio.CancelledError, ConnectionResetError):
+            self.cancelled.append(str(body.get("model")))
+            raise
+        return resp
