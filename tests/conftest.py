@@ -34,3 +34,22 @@ def upstream(upstream_server: FakeUpstream) -> FakeUpstream:
     upstream_server.reset()
     yield upstream_server
     upstream_server.reset()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    from tests.support.services import create_pg_database, drop_pg_database, pg_available
+
+    if not pg_available():
+        pytest.fail("PostgreSQL is not running on 127.0.0.1:5432 (make test starts it)")
+    url = create_pg_database()
+    yield url
+    drop_pg_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-untyped-def]
+    """Each storage test runs on SQLite and on the real PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+    return str(request.getfixturevalue("pg_url"))

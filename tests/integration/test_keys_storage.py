@@ -1,0 +1,72 @@
+"""Keys in real storage (SQLite and PostgreSQL): created once, stored as HMACs, revocable."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from gateway.errors import GatewayError
+from gateway.keys import KeyService
+from gateway.secrets_store import ServerSecret
+from gateway.storage.db import create_engine_for
+from gateway.storage.migrate import upgrade
+from gateway.storage.schema import api_keys
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def svc(database_url: str):  # type: ignore[no-untyped-def]
+    import asyncio
+
+    await asyncio.to_thread(upgrade, database_url)
+    engine = create_engine_for(database_url)
+    async with engine.begin() as conn:
+        await conn.execute(api_keys.delete())
+    yield KeyService(engine, ServerSecret(b"s" * 40), cache_ttl_s=0)
+    await engine.dispose()
+
+
+async def test_key_is_stored_only_as_hmac_and_authenticates(svc: KeyService) -> None:
+    issued = await svc.create(user="bob", jurisdiction="kr", sector="government", roles=("auditor",))
+    assert issued.key.startswith("pcs_") and len(issued.key) == 60
+    async with svc._engine.connect() as conn:
+        rows = (await conn.execute(sa.select(api_keys))).mappings().all()
+    assert len(rows) == 1
+    assert issued.key not in repr(dict(rows[0])) and rows[0]["digest"] == svc.digest(issued.key)
+    p = await svc.authenticate(f"Bearer {issued.key}")
+    assert (p.user, p.jurisdiction, p.sector, p.roles) == ("bob", "KR", "government", ("auditor",))
+
+
+async def test_revoked_key_is_refused(svc: KeyService) -> None:
+    issued = await svc.create(user="c", jurisdiction="AU-NSW", sector="private")
+    assert await svc.revoke(issued.key_id)
+    with pytest.raises(GatewayError) as exc:
+        await svc.authenticate(f"Bearer {issued.key}")
+    assert exc.value.status == 401
+    assert not await svc.revoke(issued.key_id)
+    assert [r.key_id for r in await svc.list(include_revoked=True)] == [issued.key_id]
+    assert await svc.list() == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        ({"jurisdiction": "XX"}, "jurisdiction"),
+        ({"jurisdiction": "AU-ZZZ"}, "jurisdiction"),
+        ({"sector": "pirates"}, "sector"),
+        ({"user": ""}, "user"),
+        ({"user": "a\x00b"}, "user"),
+        ({"roles": ("Admin Role",)}, "role"),
+    ],
+)
+async def test_invalid_principal_fields_are_refused(svc: KeyService, fields: dict, error: str) -> None:
+    base = {"user": "u", "jurisdiction": "AU", "sector": "private"}
+    with pytest.raises(ValueError, match=error):
+        await svc.create(**{**base, **fields})
+
+
+async def test_sql_shaped_key_reaches_no_query(svc: KeyService) -> None:
+    for bad in ("Bearer x' OR '1'='1", "Bearer " + "pcs_" + "a" * 56, "Bearer pcs_abc"):
+        with pytest.raises(GatewayError):
+            await svc.authenticate(bad)

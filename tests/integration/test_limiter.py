@@ -1,0 +1,71 @@
+"""Token buckets: reserve before, reconcile after; in memory and in a real Redis."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+
+from gateway.errors import Cause, GatewayError
+from gateway.limiter import Limiter, MemoryLimiter, RedisLimiter
+from tests.support.services import REDIS_URL
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def make(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    made: list[Limiter] = []
+
+    def factory(rpm: int, tpm: int) -> Limiter:
+        lim: Limiter = MemoryLimiter(rpm, tpm) if request.param == "memory" else RedisLimiter(REDIS_URL, rpm, tpm, 1.0)
+        made.append(lim)
+        return lim
+
+    yield factory
+    for lim in made:
+        await lim.close()
+
+
+async def test_requests_per_minute_refuses_with_retry_after(make) -> None:  # type: ignore[no-untyped-def]
+    lim = make(3, 0)
+    key = secrets.token_hex(4)
+    for _ in range(3):
+        await lim.reserve(key, 10)
+    with pytest.raises(GatewayError) as exc:
+        await lim.reserve(key, 10)
+    assert exc.value.cause is Cause.RATE_LIMITED and int(exc.value.headers["retry-after"]) >= 1
+    await lim.reserve(secrets.token_hex(4), 10)  # another key is not affected
+
+
+async def test_token_budget_reconciles_unused_tokens(make) -> None:  # type: ignore[no-untyped-def]
+    lim = make(0, 1000)
+    key = secrets.token_hex(4)
+    r = await lim.reserve(key, 900)
+    with pytest.raises(GatewayError) as exc:
+        await lim.reserve(key, 500)
+    assert exc.value.cause is Cause.BUDGET_EXCEEDED
+    await lim.reconcile(r, 100)  # the answer used 100 of the 900 reserved
+    await lim.reserve(key, 500)
+
+
+async def test_two_replicas_share_one_redis_budget() -> None:
+    a, b = RedisLimiter(REDIS_URL, 4, 0, 1.0), RedisLimiter(REDIS_URL, 4, 0, 1.0)
+    key = secrets.token_hex(4)
+    try:
+        for lim in (a, b, a, b):
+            await lim.reserve(key, 1)
+        with pytest.raises(GatewayError):
+            await a.reserve(key, 1)
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_redis_down_fails_closed() -> None:
+    lim = RedisLimiter("redis://127.0.0.1:1/0", 10, 0, 0.2)
+    with pytest.raises(GatewayError) as exc:
+        await lim.reserve("k", 1)
+    assert exc.value.cause is Cause.LIMITER_UNAVAILABLE
+    assert not await lim.ready()
+    await lim.close()

@@ -1,0 +1,40 @@
+"""Deny by default: every admin route declares the role it needs, and one that does not is closed."""
+
+from __future__ import annotations
+
+import pytest
+from litestar import Litestar, get
+from litestar.testing import TestClient
+
+from gateway.config import Settings
+from gateway.http.admin import ADMIN_HANDLERS, admin_guard
+from gateway.http.app import create_app
+from gateway.http.errors import EXCEPTION_HANDLERS
+
+
+def test_every_admin_route_declares_a_role(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    app = create_app(Settings(data_dir=tmp_path))
+    admin_routes = [r for r in app.routes if r.path.startswith("/admin")]
+    assert admin_routes
+    for route in admin_routes:
+        for handler in route.route_handlers:  # type: ignore[attr-defined]
+            assert admin_guard in handler.resolve_guards(), route.path
+            if handler.http_methods == {"OPTIONS"}:
+                continue  # litestar's automatic OPTIONS handler: no role, so the guard closes it
+            assert isinstance(handler.opt.get("role"), str), route.path
+
+
+def test_admin_route_without_role_refuses_everyone() -> None:
+    @get("/admin/forgotten")
+    async def forgotten() -> str:
+        return "secret"
+
+    app = Litestar([forgotten], guards=[admin_guard], exception_handlers=EXCEPTION_HANDLERS)  # type: ignore[arg-type]
+    with TestClient(app) as client:
+        r = client.get("/admin/forgotten", headers={"Authorization": "Bearer anything"})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
+
+
+@pytest.mark.parametrize("handler", ADMIN_HANDLERS, ids=lambda h: h.handler_name)
+def test_admin_handlers_are_listed(handler) -> None:  # type: ignore[no-untyped-def]
+    assert handler.opt["role"] in ("admin", "auditor", "compliance")

@@ -1,0 +1,68 @@
+"""Strict configuration: unknown keys and bad values refuse to start, naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gateway.config import ConfigError, Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+BACKEND = {
+    "id": "b", "base_url": "http://127.0.0.1:1/v1", "models": ["m"], "operator": "openai",
+    "model_family": "gpt", "model_origin": "US", "hosting_country": "US",
+}
+
+
+def write(tmp_path: Path, doc: object) -> Path:
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump(doc))
+    return p
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ({"servr": {}}, "servr: unknown key"),
+        ({"server": {"prot": 1}}, "server.prot: unknown key"),
+        ({"backends": [{**BACKEND, "colour": "red"}]}, "backends.0.colour: unknown key"),
+        ({"backends": [{**BACKEND, "hosting_country": "ZZ"}]}, "backends.0.hosting_country"),
+        ({"backends": [{**BACKEND, "base_url": "http://u:p@host/v1"}]}, "backends.0.base_url"),
+        ({"backends": [{**BACKEND, "aliases": {"a": "nope"}}]}, "alias"),
+        ({"backends": [BACKEND, BACKEND]}, "unique"),
+        ({"backends": [{**BACKEND, "self_hosted": True}]}, "operator 'self'"),
+        ({"policy": {"deadline_ms": 5000}}, "policy.deadline_ms"),
+        ({"requests": {"max_body_bytes": 10}}, "requests.max_body_bytes"),
+    ],
+)
+def test_bad_configuration_names_the_key(tmp_path: Path, doc: object, message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("(", r"\(")):
+        load_settings(write(tmp_path, doc), environ={})
+
+
+def test_environment_overrides_nested_keys(tmp_path: Path) -> None:
+    s = load_settings(None, environ={"PORTCULLIS_SERVER__PORT": "9001", "PORTCULLIS_POLICY__ENGINE": "opa"})
+    assert s.server.port == 9001 and s.policy.engine == "opa"
+    with pytest.raises(ConfigError, match="nope: unknown key"):
+        load_settings(None, environ={"PORTCULLIS_NOPE": "1"})
+
+
+def test_no_configuration_gives_embedded_defaults() -> None:
+    s = load_settings(None, environ={})
+    assert s.database_url().startswith("sqlite+aiosqlite:///") and s.redis.url is None
+    assert s.policy.engine == "embedded" and s.server.port == 8080
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_examples_are_valid(path: Path) -> None:
+    settings = load_settings(path, environ={})
+    assert settings.backends
+
+
+def test_json_schema_in_docs_is_current() -> None:
+    import json
+
+    committed = json.loads((ROOT / "docs" / "config.schema.json").read_text())
+    assert committed == Settings.model_json_schema(), "run: make schema"
