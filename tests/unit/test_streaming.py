@@ -1,0 +1,124 @@
+"""The SSE relay: events split anywhere, restorers per choice, usage captured, clean ends."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from gateway.context import RequestContext
+from gateway.metrics import Metrics
+from gateway.streaming import relay_stream
+from gateway.upstream import UpstreamFailure
+
+
+class HoldbackRestorer:
+    """Replaces <P1> with Alice, holding back a possible placeholder prefix (like the real one)."""
+
+    TOKEN, VALUE = "<P1>", "Alice"
+
+    def restore_text(self, text: str) -> str:
+        return text.replace(self.TOKEN, self.VALUE)
+
+    def restore_json(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
+        return body
+
+    def stream(self) -> Any:
+        outer = self
+
+        class S:
+            buf = ""
+
+            def feed(self, text: str) -> str:
+                self.buf += text
+                cut = len(self.buf)
+                start = self.buf.rfind("<")
+                if start >= 0 and outer.TOKEN.startswith(self.buf[start:]) and self.buf[start:] != outer.TOKEN:
+                    cut = start
+                out, self.buf = self.buf[:cut], self.buf[cut:]
+                return outer.restore_text(out)
+
+            def flush(self) -> str:
+                out, self.buf = outer.restore_text(self.buf), ""
+                return out
+
+        return S()
+
+
+class FakeAnswer:
+    def __init__(self, chunks: list[bytes], fail: UpstreamFailure | None = None) -> None:
+        self._chunks, self._fail, self.closed = chunks, fail, False
+
+    async def chunks(self):  # type: ignore[no-untyped-def]
+        for c in self._chunks:
+            yield c
+        if self._fail:
+            raise self._fail
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def sse(pieces: list[str], usage: bool = True) -> bytes:
+    out = b""
+    for p in pieces:
+        out += b"data: " + json.dumps({"choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]}).encode() + b"\n\n"
+    out += b"data: " + json.dumps({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}).encode() + b"\n\n"
+    if usage:
+        out += b'data: {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}}\n\n'
+    return out + b"data: [DONE]\n\n"
+
+
+def split(data: bytes, size: int) -> list[bytes]:
+    return [data[i:i + size] for i in range(0, len(data), size)]
+
+
+async def collect(ctx: RequestContext, answer: FakeAnswer, restorer: Any) -> str:
+    ctx.start_answer_digest(b"k" * 32)
+    out = b""
+    async for chunk in relay_stream(ctx, answer, restorer, Metrics()):  # type: ignore[arg-type]
+        out += chunk
+    text = ""
+    for block in out.decode().split("\n\n"):
+        if block.startswith("data: ") and block[6:] != "[DONE]":
+            ev = json.loads(block[6:])
+            for c in ev.get("choices") or []:
+                text += (c.get("delta") or {}).get("content") or ""
+    return text
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 64, 10_000])
+async def test_placeholder_split_across_chunks_is_restored(size: int) -> None:
+    ctx = RequestContext("r", "chat", None)
+    answer = FakeAnswer(split(sse(["Hello <", "P", "1> and <P1", ">!"]), size))
+    assert await collect(ctx, answer, HoldbackRestorer()) == "Hello Alice and Alice!"
+    assert ctx.usage == {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
+    assert answer.closed
+
+
+async def test_held_text_is_released_at_finish() -> None:
+    ctx = RequestContext("r", "chat", None)
+    answer = FakeAnswer([sse(["ends with <P"])])
+    assert await collect(ctx, answer, HoldbackRestorer()) == "ends with <P"
+
+
+async def test_without_restorer_bytes_pass_through_and_usage_is_seen() -> None:
+    ctx = RequestContext("r", "chat", None)
+    assert await collect(ctx, FakeAnswer(split(sse(["a", "b"]), 5)), None) == "ab"
+    assert ctx.usage["total_tokens"] == 7
+
+
+async def test_failure_mid_stream_ends_with_error_event_and_done() -> None:
+    ctx = RequestContext("r", "chat", None)
+    ctx.start_answer_digest(b"k" * 32)
+    answer = FakeAnswer([sse(["a"], usage=False).split(b"data: [DONE]")[0]], UpstreamFailure("timeout"))
+    out = b"".join([c async for c in relay_stream(ctx, answer, None, Metrics())])  # type: ignore[arg-type]
+    assert out.endswith(b"data: [DONE]\n\n") and b'"upstream_timeout"' in out
+    assert ctx.status == 504 and answer.closed
+
+
+async def test_crlf_event_separators_are_understood() -> None:
+    ctx = RequestContext("r", "chat", None)
+    data = sse(["x", "y"]).replace(b"\n", b"\r\n")
+    assert await collect(ctx, FakeAnswer(split(data, 3)), HoldbackRestorer()) == "xy"
