@@ -67,7 +67,8 @@ class Catalog:
             raise self._not_found()
         canonical, backends = hit
         chosen = [
-            b for b in backends
+            b
+            for b in backends
             if endpoint in b.endpoints and (narrow is None or narrow in (b.operator, b.id))
         ]
         if not chosen:

@@ -78,7 +78,11 @@ class RequestContext:
                     "rule_ids": sorted({r.rule for r in d.reasons}),
                     "denying_rule_ids": sorted({r.rule for r in d.denials}),
                     "citation_ids": sorted(
-                        {r.citation.action_id for r in d.reasons if r.citation and r.citation.action_id}
+                        {
+                            r.citation.action_id
+                            for r in d.reasons
+                            if r.citation and r.citation.action_id
+                        }
                     ),
                     "obligations": dict(d.obligations),
                 }

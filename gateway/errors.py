@@ -58,7 +58,9 @@ class Cause(enum.Enum):
     CLIENT_CLOSED = CauseInfo(499, "client_closed", "client_closed_request", logging.INFO)
     INTERNAL = CauseInfo(500, "server_error", "internal_error", logging.ERROR)
     UPSTREAM_ERROR = CauseInfo(502, "upstream_error", "upstream_error", logging.WARNING)
-    UPSTREAM_RATE_LIMITED = CauseInfo(429, "rate_limit_error", "upstream_rate_limited", logging.WARNING)
+    UPSTREAM_RATE_LIMITED = CauseInfo(
+        429, "rate_limit_error", "upstream_rate_limited", logging.WARNING
+    )
     NO_BACKEND = CauseInfo(503, "service_unavailable", "no_backend_available", logging.WARNING)
     POLICY_UNAVAILABLE = CauseInfo(503, "service_unavailable", "policy_unavailable", logging.ERROR)
     PII_UNAVAILABLE = CauseInfo(503, "service_unavailable", "pii_unavailable", logging.ERROR)

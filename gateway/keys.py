@@ -81,10 +81,14 @@ class KeyRecord:
 
 
 def validate_principal_fields(
-    user: str, jurisdiction: str, sector: str, team: str | None, roles: tuple[str, ...],
+    user: str,
+    jurisdiction: str,
+    sector: str,
+    team: str | None,
+    roles: tuple[str, ...],
     tags: tuple[str, ...],
 ) -> str:
-    """Check the fields of a new key; return the normalised jurisdiction. ValueError names the field."""
+    """Check a new key's fields; return the normalised jurisdiction. ValueError names the field."""
     if not _NAME.match(user or ""):
         raise ValueError("user: 1-200 printable characters")
     if team is not None and not _NAME.match(team):
@@ -123,8 +127,12 @@ def _row_to_record(row: sa.Row[tuple[object, ...]]) -> KeyRecord:
 
 class KeyService:
     def __init__(
-        self, engine: AsyncEngine, secret: ServerSecret, prefix: str = "pcs",
-        cache_ttl_s: float = 5.0, cache_size: int = 10_000,
+        self,
+        engine: AsyncEngine,
+        secret: ServerSecret,
+        prefix: str = "pcs",
+        cache_ttl_s: float = 5.0,
+        cache_size: int = 10_000,
     ) -> None:
         self._engine = engine
         self._secret = secret
@@ -139,8 +147,15 @@ class KeyService:
         return hmac.new(self._hmac_key, key.encode("ascii"), hashlib.sha256).hexdigest()
 
     async def create(
-        self, *, user: str, jurisdiction: str, sector: str, team: str | None = None,
-        roles: tuple[str, ...] = (), tags: tuple[str, ...] = (), tenant: str = "default",
+        self,
+        *,
+        user: str,
+        jurisdiction: str,
+        sector: str,
+        team: str | None = None,
+        roles: tuple[str, ...] = (),
+        tags: tuple[str, ...] = (),
+        tenant: str = "default",
         description: str | None = None,
     ) -> IssuedKey:
         jurisdiction = validate_principal_fields(user, jurisdiction, sector, team, roles, tags)
@@ -174,7 +189,9 @@ class KeyService:
 
     async def get(self, key_id: str) -> KeyRecord | None:
         async with self._engine.connect() as conn:
-            row = (await conn.execute(sa.select(api_keys).where(api_keys.c.key_id == key_id))).first()
+            row = (
+                await conn.execute(sa.select(api_keys).where(api_keys.c.key_id == key_id))
+            ).first()
         return _row_to_record(row) if row else None
 
     async def revoke(self, key_id: str) -> bool:

@@ -6,7 +6,25 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 __all__ = ["Metrics"]
 
-_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    30,
+    60,
+    120,
+)
 
 
 class Metrics:
@@ -14,29 +32,45 @@ class Metrics:
         self.registry = registry or CollectorRegistry()
         r = self.registry
         self.requests = Counter(
-            "portcullis_requests", "Requests by endpoint, status and backend",
-            ["endpoint", "status", "backend"], registry=r,
+            "portcullis_requests",
+            "Requests by endpoint, status and backend",
+            ["endpoint", "status", "backend"],
+            registry=r,
         )
         self.latency = Histogram(
-            "portcullis_request_seconds", "Whole request, first byte in to last byte out",
-            ["endpoint"], buckets=_BUCKETS, registry=r,
+            "portcullis_request_seconds",
+            "Whole request, first byte in to last byte out",
+            ["endpoint"],
+            buckets=_BUCKETS,
+            registry=r,
         )
         self.own_latency = Histogram(
-            "portcullis_gateway_seconds", "The gateway's own part: total minus upstream time",
-            ["endpoint"], buckets=_BUCKETS, registry=r,
+            "portcullis_gateway_seconds",
+            "The gateway's own part: total minus upstream time",
+            ["endpoint"],
+            buckets=_BUCKETS,
+            registry=r,
         )
         self.upstream_errors = Counter(
-            "portcullis_upstream_errors", "Failed upstream attempts by backend and kind",
-            ["backend", "kind"], registry=r,
+            "portcullis_upstream_errors",
+            "Failed upstream attempts by backend and kind",
+            ["backend", "kind"],
+            registry=r,
         )
         self.denials = Counter(
-            "portcullis_denials", "Refused requests by reason (rule id or error code)",
-            ["reason"], registry=r,
+            "portcullis_denials",
+            "Refused requests by reason (rule id or error code)",
+            ["reason"],
+            registry=r,
         )
         self.fail_closed = Counter(
-            "portcullis_fail_closed", "Requests stopped because a component could not answer",
-            ["component"], registry=r,
+            "portcullis_fail_closed",
+            "Requests stopped because a component could not answer",
+            ["component"],
+            registry=r,
         )
         self.in_flight = Gauge(
-            "portcullis_in_flight", "Requests being handled", registry=r,
+            "portcullis_in_flight",
+            "Requests being handled",
+            registry=r,
         )

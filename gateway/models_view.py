@@ -18,13 +18,18 @@ async def permitted_models(services: Services, principal: Principal) -> list[dic
     for name in services.catalog.model_names():
         backends = services.catalog.backends_for(name)
         policy_input = build_policy_input(
-            principal=principal, endpoint="models", model=name, stream=False, tools=False,
-            backends=list(backends), pii_counts=None, now=now, settings=services.settings.policy,
+            principal=principal,
+            endpoint="models",
+            model=name,
+            stream=False,
+            tools=False,
+            backends=list(backends),
+            pii_counts=None,
+            now=now,
+            settings=services.settings.policy,
         )
         decision = await services.policy.decide(policy_input, tuple(b.id for b in backends))
         if decision.allow and decision.permitted_backends:
             owners = sorted({b.operator for b in backends if b.id in decision.permitted_backends})
-            out.append(
-                {"id": name, "object": "model", "created": 0, "owned_by": ",".join(owners)}
-            )
+            out.append({"id": name, "object": "model", "created": 0, "owned_by": ",".join(owners)})
     return out

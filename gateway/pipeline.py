@@ -108,9 +108,7 @@ class Pipeline:
         for b in ctx.candidates:
             if b.id not in allowed:
                 continue
-            blocks = {
-                e for e in ctx.pii_counts if decision.action_for(b.id, e) is PiiAction.BLOCK
-            }
+            blocks = {e for e in ctx.pii_counts if decision.action_for(b.id, e) is PiiAction.BLOCK}
             if blocks:
                 blocked_types |= blocks
                 continue
@@ -121,7 +119,8 @@ class Pipeline:
                 raise GatewayError(
                     Cause.PII_BLOCKED,
                     "The request contains personal data that policy does not allow to leave: "
-                    + ", ".join(sorted(blocked_types)) + ".",
+                    + ", ".join(sorted(blocked_types))
+                    + ".",
                     details={"entity_types": sorted(blocked_types)},
                 )
             raise GatewayError(Cause.NO_BACKEND, "No permitted backend serves this model.")
@@ -148,9 +147,9 @@ class Pipeline:
 
     # -- the whole request ---------------------------------------------------------------
 
-    async def prepare(self, ctx: RequestContext, parsed: ParsedRequest) -> tuple[
-        list[BackendSpec], Callable[[BackendSpec], bytes], dict[str, Applied]
-    ]:
+    async def prepare(
+        self, ctx: RequestContext, parsed: ParsedRequest
+    ) -> tuple[list[BackendSpec], Callable[[BackendSpec], bytes], dict[str, Applied]]:
         """Everything up to the forward: returns the backends to try and the body per backend."""
         assert ctx.principal is not None
         ctx.parsed = parsed
@@ -247,11 +246,16 @@ class Pipeline:
         ctx.start_answer_digest(self.s.digest_key)
         return relay_stream(ctx, answer, hit.restorer if hit else None, self.s.metrics)
 
-    def _on_attempt(self, ctx: RequestContext) -> Callable[[BackendSpec, UpstreamFailure | None], None]:
+    def _on_attempt(
+        self, ctx: RequestContext
+    ) -> Callable[[BackendSpec, UpstreamFailure | None], None]:
         def record(backend: BackendSpec, failure: UpstreamFailure | None) -> None:
             ctx.attempts.append(
-                {"backend": backend.id, "outcome": "ok" if failure is None else failure.kind,
-                 "status": failure.status if failure else None}
+                {
+                    "backend": backend.id,
+                    "outcome": "ok" if failure is None else failure.kind,
+                    "status": failure.status if failure else None,
+                }
             )
             if failure is not None:
                 self.s.metrics.upstream_errors.labels(backend.id, failure.kind).inc()
@@ -276,8 +280,11 @@ def _usage(body: dict[str, Any]) -> dict[str, int]:
     u = body.get("usage")
     if not isinstance(u, dict):
         return {}
-    return {k: v for k in ("prompt_tokens", "completion_tokens", "total_tokens")
-            if isinstance(v := u.get(k), int)}
+    return {
+        k: v
+        for k in ("prompt_tokens", "completion_tokens", "total_tokens")
+        if isinstance(v := u.get(k), int)
+    }
 
 
 async def finish(services: Services, ctx: RequestContext, reservation: Reservation | None) -> None:

@@ -45,7 +45,7 @@ def parse_jurisdiction(value: str) -> tuple[str, str | None]:
         raise ValueError(f"{country} is not an ISO 3166-1 alpha-2 country code")
     if m.group(2) is None:
         return country, None
-    if pycountry.subdivisions.get(code=v) is None:
+    if pycountry.subdivisions.get(code=v) is None:  # type: ignore[no-untyped-call]
         raise ValueError(f"{v} is not an ISO 3166-2 subdivision code")
     return country, v
 

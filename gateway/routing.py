@@ -58,9 +58,12 @@ def failure_to_error(f: UpstreamFailure) -> GatewayError:
     if f.kind == "timeout":
         return GatewayError(Cause.UPSTREAM_TIMEOUT, "The backend did not answer in time.")
     if f.status == 429:
-        headers = {"retry-after": f.retry_after} if f.retry_after and f.retry_after.isdigit() else {}
+        headers = (
+            {"retry-after": f.retry_after} if f.retry_after and f.retry_after.isdigit() else {}
+        )
         return GatewayError(
-            Cause.UPSTREAM_RATE_LIMITED, "The backend is rate limiting requests; retry later.",
+            Cause.UPSTREAM_RATE_LIMITED,
+            "The backend is rate limiting requests; retry later.",
             headers=headers,
         )
     if f.status in (400, 404, 413, 422):

@@ -80,7 +80,7 @@ class _Restoring:
 
 def _events(buffer: bytearray) -> list[bytes]:
     """Split complete SSE events off the front of ``buffer``."""
-    out = []
+    out: list[bytes] = []
     while True:
         i = buffer.find(b"\n\n")
         if i < 0:
@@ -105,7 +105,7 @@ async def relay_stream(
             if ctx.first_byte_s is None:
                 ctx.first_byte_s = ctx.elapsed
             buffer += chunk.replace(b"\r\n", b"\n")
-            out = []
+            out: list[bytes] = []
             for block in _events(buffer):
                 data = _data(block)
                 if data is None:
@@ -124,7 +124,8 @@ async def relay_stream(
                 if isinstance(event, dict):
                     if isinstance(event.get("usage"), dict):
                         ctx.usage = {
-                            k: v for k, v in event["usage"].items()
+                            k: v
+                            for k, v in event["usage"].items()
                             if k in ("prompt_tokens", "completion_tokens", "total_tokens")
                             and isinstance(v, int)
                         }
@@ -138,7 +139,9 @@ async def relay_stream(
     except UpstreamFailure as failure:
         err = failure_to_error(failure)
         ctx.status, ctx.error_code = err.status, err.cause.code
-        metrics.upstream_errors.labels(ctx.backend.id if ctx.backend else "none", failure.kind).inc()
+        metrics.upstream_errors.labels(
+            ctx.backend.id if ctx.backend else "none", failure.kind
+        ).inc()
         yield b"data: " + _encode(err.body()) + b"\n\n" + DONE
     except (asyncio.CancelledError, GeneratorExit):
         ctx.status, ctx.error_code = Cause.CLIENT_CLOSED.status, Cause.CLIENT_CLOSED.code

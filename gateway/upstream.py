@@ -26,7 +26,9 @@ _PATHS = {"chat": "/chat/completions", "completions": "/completions", "embedding
 class UpstreamFailure(Exception):
     """kind: connect | timeout | status | protocol. ``retryable`` only before any byte relayed."""
 
-    def __init__(self, kind: str, status: int | None = None, retry_after: str | None = None) -> None:
+    def __init__(
+        self, kind: str, status: int | None = None, retry_after: str | None = None
+    ) -> None:
         super().__init__(f"upstream {kind}" + (f" {status}" if status else ""))
         self.kind = kind
         self.status = status
@@ -73,9 +75,13 @@ class Upstream:
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=0, limit_per_host=512, keepalive_timeout=30, ttl_dns_cache=300)
+        connector = aiohttp.TCPConnector(
+            limit=0, limit_per_host=512, keepalive_timeout=30, ttl_dns_cache=300
+        )
         self._session = aiohttp.ClientSession(
-            connector=connector, json_serialize=json.dumps, auto_decompress=True,
+            connector=connector,
+            json_serialize=json.dumps,
+            auto_decompress=True,
             skip_auto_headers=("User-Agent",),
         )
 
@@ -92,7 +98,9 @@ class Upstream:
             headers[cred.header] = f"{cred.scheme} {secret}".strip() if cred.scheme else secret
         return headers
 
-    async def _post(self, backend: BackendSpec, endpoint: str, body: bytes) -> aiohttp.ClientResponse:
+    async def _post(
+        self, backend: BackendSpec, endpoint: str, body: bytes
+    ) -> aiohttp.ClientResponse:
         assert self._session is not None, "Upstream.start() was not called"
         t = backend.timeouts
         timeout = aiohttp.ClientTimeout(
@@ -101,8 +109,11 @@ class Upstream:
         try:
             async with asyncio.timeout(min(t.first_byte_s, t.total_s)):
                 resp = await self._session.post(
-                    backend.base_url + _PATHS[endpoint], data=body,
-                    headers=self._headers(backend), timeout=timeout, allow_redirects=False,
+                    backend.base_url + _PATHS[endpoint],
+                    data=body,
+                    headers=self._headers(backend),
+                    timeout=timeout,
+                    allow_redirects=False,
                 )
         except TimeoutError:
             raise UpstreamFailure("timeout") from None

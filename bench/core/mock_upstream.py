@@ -12,15 +12,31 @@ import asyncio
 import json
 import sys
 
-JSON_BODY = json.dumps({
-    "id": "chatcmpl-bench", "object": "chat.completion", "created": 1, "model": "bench-model",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "The quick brown fox jumps over the lazy dog."}, "finish_reason": "stop"}],
-    "usage": {"prompt_tokens": 80, "completion_tokens": 10, "total_tokens": 90},
-}).encode()
+JSON_BODY = json.dumps(
+    {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "bench-model",
+        "choices": [
+            {
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": "The quick brown fox jumps over the lazy dog.",
+                },
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 80, "completion_tokens": 10, "total_tokens": 90},
+    }
+).encode()
 
 JSON_RESPONSE = (
     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-    + str(len(JSON_BODY)).encode() + b"\r\nConnection: keep-alive\r\n\r\n" + JSON_BODY
+    + str(len(JSON_BODY)).encode()
+    + b"\r\nConnection: keep-alive\r\n\r\n"
+    + JSON_BODY
 )
 
 
@@ -29,15 +45,47 @@ def _sse() -> bytes:
         return b"data: " + json.dumps(obj).encode() + b"\n\n"
 
     base = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "bench-model"}
-    events = [ev({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]})]
+    events = [
+        ev(
+            {
+                **base,
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {"role": "assistant", "content": ""},
+                        "finish_reason": None,
+                    }
+                ],
+            }
+        )
+    ]
     for word in "The quick brown fox jumps over the lazy".split():
-        events.append(ev({**base, "choices": [{"index": 0, "delta": {"content": word + " "}, "finish_reason": None}]}))
+        events.append(
+            ev(
+                {
+                    **base,
+                    "choices": [
+                        {"index": 0, "delta": {"content": word + " "}, "finish_reason": None}
+                    ],
+                }
+            )
+        )
     events.append(ev({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
-    events.append(ev({**base, "choices": [], "usage": {"prompt_tokens": 80, "completion_tokens": 8, "total_tokens": 88}}))
+    events.append(
+        ev(
+            {
+                **base,
+                "choices": [],
+                "usage": {"prompt_tokens": 80, "completion_tokens": 8, "total_tokens": 88},
+            }
+        )
+    )
     events.append(b"data: [DONE]\n\n")
     body = b"".join(b"%x\r\n%s\r\n" % (len(e), e) for e in events) + b"0\r\n\r\n"
-    return (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n"
-            b"Connection: keep-alive\r\n\r\n" + body)
+    return (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n"
+        b"Connection: keep-alive\r\n\r\n" + body
+    )
 
 
 SSE_RESPONSE = _sse()
@@ -62,7 +110,7 @@ class Proto(asyncio.Protocol):
             total = head_end + 4 + length
             if len(self.buf) < total:
                 return
-            body = self.buf[head_end + 4:total]
+            body = self.buf[head_end + 4 : total]
             self.buf = self.buf[total:]
             stream = b'"stream": true' in body or b'"stream":true' in body
             self.t.write(SSE_RESPONSE if stream else JSON_RESPONSE)  # type: ignore[attr-defined]

@@ -42,7 +42,7 @@ def wait_http(url: str, timeout: float = 90, ok=(200, 401, 404, 405)) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         try:
-            with urllib.request.urlopen(url, timeout=2) as r:  # noqa: S310
+            with urllib.request.urlopen(url, timeout=2) as r:
                 if r.status in ok:
                     return
         except urllib.error.HTTPError as e:
@@ -54,11 +54,18 @@ def wait_http(url: str, timeout: float = 90, ok=(200, 401, 404, 405)) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
-def start(cmd: list[str], core: int, env: dict[str, str] | None = None, log: Path | None = None) -> subprocess.Popen:
+def start(
+    cmd: list[str], core: int, env: dict[str, str] | None = None, log: Path | None = None
+) -> subprocess.Popen:
     full = ["taskset", "-c", str(core), *cmd] if shutil.which("taskset") else cmd
-    out = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115
-    return subprocess.Popen(full, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    out = open(log, "w") if log else subprocess.DEVNULL
+    return subprocess.Popen(
+        full,
+        env={**os.environ, **(env or {})},
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -70,11 +77,18 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def wrk(url: str, conc: int, duration: int, stream: bool, key: str, model: str) -> dict:
-    env = {**os.environ, "BENCH_KEY": key, "BENCH_STREAM": "1" if stream else "0", "BENCH_MODEL": model}
+    env = {
+        **os.environ,
+        "BENCH_KEY": key,
+        "BENCH_STREAM": "1" if stream else "0",
+        "BENCH_MODEL": model,
+    }
     cmd = ["wrk", "-t1", f"-c{conc}", f"-d{duration}s", "-s", str(HERE / "post.lua"), url]
     if shutil.which("taskset"):
         cmd = ["taskset", "-c", "0", *cmd]
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=duration + 60, check=True).stdout
+    out = subprocess.run(
+        cmd, env=env, capture_output=True, text=True, timeout=duration + 60, check=True
+    ).stdout
     line = next(ln for ln in out.splitlines() if ln.startswith("RESULT "))
     r = json.loads(line[7:])
     r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
@@ -95,11 +109,18 @@ def gateway_config(tmp: Path, upstream_port: int) -> Path:
         "data_dir": str(tmp / "gw"),
         "pii": {"enabled": False},
         "limits": {"requests_per_minute": 10_000_000, "tokens_per_minute": 0},
-        "backends": [{
-            "id": "bench", "base_url": f"http://127.0.0.1:{upstream_port}/v1", "models": ["bench-model"],
-            "operator": "openai", "model_family": "gpt", "model_origin": "US", "hosting_country": "US",
-            "max_retries": 0,
-        }],
+        "backends": [
+            {
+                "id": "bench",
+                "base_url": f"http://127.0.0.1:{upstream_port}/v1",
+                "models": ["bench-model"],
+                "operator": "openai",
+                "model_family": "gpt",
+                "model_origin": "US",
+                "hosting_country": "US",
+                "max_retries": 0,
+            }
+        ],
     }
     path = tmp / "gateway.yaml"
     path.write_text(json.dumps(cfg))
@@ -121,35 +142,96 @@ def main() -> None:
         up_port = free_port()
         procs.append(start([PY, str(HERE / "mock_upstream.py"), str(up_port)], 0))
         time.sleep(0.5)
-        targets: list[tuple[str, str, str]] = [("floor", f"http://127.0.0.1:{up_port}/v1/chat/completions", "")]
+        targets: list[tuple[str, str, str]] = [
+            ("floor", f"http://127.0.0.1:{up_port}/v1/chat/completions", "")
+        ]
 
         cfg = gateway_config(tmp, up_port)
         portcullis = str(Path(PY).parent / "portcullis")
-        subprocess.run([portcullis, "-c", str(cfg), "db", "upgrade"], check=True, capture_output=True)
-        key = subprocess.run([portcullis, "-c", str(cfg), "keys", "create", "--user", "bench",
-                              "--jurisdiction", "US", "--sector", "private"],
-                             check=True, capture_output=True, text=True).stdout.strip()
+        subprocess.run(
+            [portcullis, "-c", str(cfg), "db", "upgrade"], check=True, capture_output=True
+        )
+        key = subprocess.run(
+            [
+                portcullis,
+                "-c",
+                str(cfg),
+                "keys",
+                "create",
+                "--user",
+                "bench",
+                "--jurisdiction",
+                "US",
+                "--sector",
+                "private",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
         gw_port = free_port()
-        procs.append(start([portcullis, "-c", str(cfg), "serve", "--port", str(gw_port), "--no-migrate",
-                            "--log-level", "warning"], 1, log=tmp / "gateway.log"))
+        procs.append(
+            start(
+                [
+                    portcullis,
+                    "-c",
+                    str(cfg),
+                    "serve",
+                    "--port",
+                    str(gw_port),
+                    "--no-migrate",
+                    "--log-level",
+                    "warning",
+                ],
+                1,
+                log=tmp / "gateway.log",
+            )
+        )
         wait_http(f"http://127.0.0.1:{gw_port}/healthz")
         targets.append(("portcullis", f"http://127.0.0.1:{gw_port}/v1/chat/completions", key))
 
         if not args.skip_litellm:
             litellm = ensure_litellm()
             lcfg = tmp / "litellm.yaml"
-            lcfg.write_text(json.dumps({
-                "model_list": [{"model_name": "bench-model", "litellm_params": {
-                    "model": "openai/bench-model", "api_base": f"http://127.0.0.1:{up_port}/v1", "api_key": "x"}}],
-                "general_settings": {"master_key": "sk-bench"},
-                "litellm_settings": {"num_retries": 0, "request_timeout": 30},
-            }))
+            lcfg.write_text(
+                json.dumps(
+                    {
+                        "model_list": [
+                            {
+                                "model_name": "bench-model",
+                                "litellm_params": {
+                                    "model": "openai/bench-model",
+                                    "api_base": f"http://127.0.0.1:{up_port}/v1",
+                                    "api_key": "x",
+                                },
+                            }
+                        ],
+                        "general_settings": {"master_key": "sk-bench"},
+                        "litellm_settings": {"num_retries": 0, "request_timeout": 30},
+                    }
+                )
+            )
             ll_port = free_port()
-            procs.append(start([str(litellm), "--config", str(lcfg), "--port", str(ll_port), "--num_workers", "1"], 1,
-                               env={"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR"},
-                               log=tmp / "litellm.log"))
+            procs.append(
+                start(
+                    [
+                        str(litellm),
+                        "--config",
+                        str(lcfg),
+                        "--port",
+                        str(ll_port),
+                        "--num_workers",
+                        "1",
+                    ],
+                    1,
+                    env={"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR"},
+                    log=tmp / "litellm.log",
+                )
+            )
             wait_http(f"http://127.0.0.1:{ll_port}/health/liveliness", timeout=180)
-            targets.append(("litellm", f"http://127.0.0.1:{ll_port}/v1/chat/completions", "sk-bench"))
+            targets.append(
+                ("litellm", f"http://127.0.0.1:{ll_port}/v1/chat/completions", "sk-bench")
+            )
 
         for mode in ("json", "sse"):
             for conc in concs:
@@ -158,15 +240,22 @@ def main() -> None:
                     r = wrk(url, conc, args.duration, mode == "sse", k, "bench-model")
                     r.update(target=name, mode=mode, conc=conc)
                     results.append(r)
-                    print(f"{name:11} {mode:4} c={conc:<3} {r['rps']:9.0f} rps  p50 {r['p50_us']/1000:8.2f} ms  "
-                          f"p99 {r['p99_us']/1000:8.2f} ms  errors {r['errors']}+{r['status_errors']}", flush=True)
+                    print(
+                        f"{name:11} {mode:4} c={conc:<3} {r['rps']:9.0f} rps  p50 {r['p50_us'] / 1000:8.2f} ms  "
+                        f"p99 {r['p99_us'] / 1000:8.2f} ms  errors {r['errors']}+{r['status_errors']}",
+                        flush=True,
+                    )
     finally:
         for p in reversed(procs):
             stop(p)
     out_dir = ROOT / "bench" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
-    (out_dir / f"core-{int(time.time())}.json").write_text(json.dumps({"commit": commit, "results": results}, indent=1))
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+    ).stdout.strip()
+    (out_dir / f"core-{int(time.time())}.json").write_text(
+        json.dumps({"commit": commit, "results": results}, indent=1)
+    )
     print_table(results, commit)
 
 
@@ -174,14 +263,18 @@ def print_table(results: list[dict], commit: str) -> None:
     floor = {(r["mode"], r["conc"]): r for r in results if r["target"] == "floor"}
     lite = {(r["mode"], r["conc"]): r for r in results if r["target"] == "litellm"}
     print(f"\ncommit {commit}\n")
-    print("| target | mode | conc | RPS | p50 ms | p99 ms | p50 added over floor ms | RPS vs floor | RPS vs LiteLLM |")
+    print(
+        "| target | mode | conc | RPS | p50 ms | p99 ms | p50 added over floor ms | RPS vs floor | RPS vs LiteLLM |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         f = floor[(r["mode"], r["conc"])]
-        l = lite.get((r["mode"], r["conc"]))
-        vs_l = f"{r['rps'] / l['rps']:.1f}x" if l else "-"
-        print(f"| {r['target']} | {r['mode']} | {r['conc']} | {r['rps']:,.0f} | {r['p50_us']/1000:.2f} | "
-              f"{r['p99_us']/1000:.2f} | {(r['p50_us'] - f['p50_us'])/1000:.2f} | {r['rps']/f['rps']:.2f} | {vs_l} |")
+        ll = lite.get((r["mode"], r["conc"]))
+        vs_l = f"{r['rps'] / ll['rps']:.1f}x" if ll else "-"
+        print(
+            f"| {r['target']} | {r['mode']} | {r['conc']} | {r['rps']:,.0f} | {r['p50_us'] / 1000:.2f} | "
+            f"{r['p99_us'] / 1000:.2f} | {(r['p50_us'] - f['p50_us']) / 1000:.2f} | {r['rps'] / f['rps']:.2f} | {vs_l} |"
+        )
 
 
 if __name__ == "__main__":

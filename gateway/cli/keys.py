@@ -23,7 +23,9 @@ T = TypeVar("T")
 
 def _run(settings: Settings, work: Callable[[KeyService], Awaitable[T]]) -> T:
     async def go() -> T:
-        secret = load_server_secret(settings.data_dir, settings.keys.secret_file, settings.keys.secret_env)
+        secret = load_server_secret(
+            settings.data_dir, settings.keys.secret_file, settings.keys.secret_env
+        )
         engine = create_engine_for(settings.database_url())
         try:
             return await work(KeyService(engine, secret, settings.keys.prefix))
@@ -40,7 +42,9 @@ def keys() -> None:
 
 @keys.command("create")
 @click.option("--user", required=True)
-@click.option("--jurisdiction", required=True, help="ISO 3166-1 alpha-2 or ISO 3166-2, e.g. AU or AU-NSW")
+@click.option(
+    "--jurisdiction", required=True, help="ISO 3166-1 alpha-2 or ISO 3166-2, e.g. AU or AU-NSW"
+)
 @click.option("--sector", required=True, type=click.Choice(SECTORS))
 @click.option("--team", default=None)
 @click.option("--role", "roles", multiple=True)
@@ -50,8 +54,15 @@ def keys() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def create(
-    ctx: click.Context, user: str, jurisdiction: str, sector: str, team: str | None,
-    roles: tuple[str, ...], tags: tuple[str, ...], tenant: str, description: str | None,
+    ctx: click.Context,
+    user: str,
+    jurisdiction: str,
+    sector: str,
+    team: str | None,
+    roles: tuple[str, ...],
+    tags: tuple[str, ...],
+    tenant: str,
+    description: str | None,
     as_json: bool,
 ) -> None:
     """Create a key. It is printed once and cannot be shown again."""
@@ -59,8 +70,14 @@ def create(
 
     async def work(svc: KeyService) -> dict[str, Any]:
         issued = await svc.create(
-            user=user, jurisdiction=jurisdiction, sector=sector, team=team, roles=roles,
-            tags=tags, tenant=tenant, description=description,
+            user=user,
+            jurisdiction=jurisdiction,
+            sector=sector,
+            team=team,
+            roles=roles,
+            tags=tags,
+            tenant=tenant,
+            description=description,
         )
         record = await svc.get(issued.key_id)
         assert record is not None

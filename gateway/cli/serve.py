@@ -21,8 +21,12 @@ __all__ = ["serve"]
 @click.option("--log-level", default="info", show_default=True)
 @click.pass_context
 def serve(
-    ctx: click.Context, host: str | None, port: int | None, workers: int | None,
-    no_migrate: bool, log_level: str,
+    ctx: click.Context,
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    no_migrate: bool,
+    log_level: str,
 ) -> None:
     """Run the gateway. With no configuration: SQLite file, embedded policy, in-memory limits."""
     import uvicorn
@@ -33,7 +37,9 @@ def serve(
         upgrade(settings.database_url())
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
     config_path = (ctx.find_root().obj or {}).get("config_path")
     if config_path:
         os.environ["PORTCULLIS_CONFIG"] = os.path.abspath(config_path)

@@ -47,7 +47,7 @@ class KeySettings(Strict):
 class AdminSettings(Strict):
     # Admin API credential: a token compared in constant time, from a file or env var.
     token_file: Path | None = None
-    token_env: str | None = "PORTCULLIS_ADMIN_TOKEN"
+    token_env: str | None = "PORTCULLIS_ADMIN_TOKEN"  # noqa: S105 - a variable name
 
 
 class LimitSettings(Strict):

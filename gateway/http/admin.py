@@ -11,10 +11,10 @@ import hmac
 from typing import Any
 
 from litestar import Request, Response, delete, get, post
-from litestar.datastructures import State
-from litestar.params import FromPath
-from litestar.handlers.base import BaseRouteHandler
 from litestar.connection import ASGIConnection
+from litestar.datastructures import State
+from litestar.handlers.base import BaseRouteHandler
+from litestar.params import FromPath
 
 from gateway.errors import Cause, GatewayError
 from gateway.keys import validate_principal_fields
@@ -23,7 +23,9 @@ from gateway.services import Services
 __all__ = ["ADMIN_HANDLERS", "admin_guard"]
 
 
-async def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+async def admin_guard(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
     role = handler.opt.get("role")
     if not isinstance(role, str):
         raise GatewayError(Cause.FORBIDDEN, "This admin route declares no role; it is closed.")
@@ -62,15 +64,24 @@ async def create_key(request: Request[Any, Any, Any], state: State) -> Response[
         roles = tuple(body.get("roles") or ())
         tags = tuple(body.get("tags") or ())
         validate_principal_fields(
-            str(body.get("user") or ""), str(body.get("jurisdiction") or ""),
-            str(body.get("sector") or ""), body.get("team"), roles, tags,
+            str(body.get("user") or ""),
+            str(body.get("jurisdiction") or ""),
+            str(body.get("sector") or ""),
+            body.get("team"),
+            roles,
+            tags,
         )
     except (ValueError, TypeError) as exc:
         raise GatewayError(Cause.INVALID_PARAMETER, f"Invalid key request: {exc}") from None
     issued = await services.keys.create(
-        user=body["user"], jurisdiction=body["jurisdiction"], sector=body["sector"],
-        team=body.get("team"), roles=roles, tags=tags,
-        tenant=str(body.get("tenant") or "default"), description=body.get("description"),
+        user=body["user"],
+        jurisdiction=body["jurisdiction"],
+        sector=body["sector"],
+        team=body.get("team"),
+        roles=roles,
+        tags=tags,
+        tenant=str(body.get("tenant") or "default"),
+        description=body.get("description"),
     )
     record = await services.keys.get(issued.key_id)
     assert record is not None

@@ -61,7 +61,9 @@ def _admin_token(settings: Settings) -> str | None:
 
 async def build_services(settings: Settings, components: Components) -> Services:
     metrics_ = Metrics()
-    secret = load_server_secret(settings.data_dir, settings.keys.secret_file, settings.keys.secret_env)
+    secret = load_server_secret(
+        settings.data_dir, settings.keys.secret_file, settings.keys.secret_env
+    )
     url = settings.database_url()
     engine = create_engine_for(url, settings.database.pool_size)
     policy = components.policy
@@ -82,13 +84,15 @@ async def build_services(settings: Settings, components: Components) -> Services
     await audit.start()
     upstream = Upstream({b.id: _secret_value(b) for b in settings.backends})
     await upstream.start()
-    l = settings.limits
+    lim = settings.limits
     return Services(
         settings=settings,
         engine=engine,
         secret=secret,
         keys=KeyService(engine, secret, settings.keys.prefix, settings.keys.cache_ttl_s),
-        limiter=build_limiter(settings.redis.url, l.requests_per_minute, l.tokens_per_minute, l.deadline_ms),
+        limiter=build_limiter(
+            settings.redis.url, lim.requests_per_minute, lim.tokens_per_minute, lim.deadline_ms
+        ),
         catalog=Catalog(settings.backends),
         policy=policy,
         pii=pii,
@@ -133,7 +137,14 @@ def create_app(settings: Settings, components: Components | None = None) -> Lite
     admin = Router(path="/", route_handlers=ADMIN_HANDLERS, guards=[admin_guard])
     return Litestar(
         route_handlers=[
-            chat_completions, completions, embeddings, list_models, healthz, readyz, metrics, admin,
+            chat_completions,
+            completions,
+            embeddings,
+            list_models,
+            healthz,
+            readyz,
+            metrics,
+            admin,
         ],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

@@ -12,9 +12,7 @@ from gateway.errors import Cause, GatewayError
 __all__ = ["decode_json", "read_capped"]
 
 
-async def read_capped(
-    chunks: AsyncIterator[bytes], content_length: str | None, cap: int
-) -> bytes:
+async def read_capped(chunks: AsyncIterator[bytes], content_length: str | None, cap: int) -> bytes:
     """Read the body, refusing (413) as soon as it passes ``cap``, Content-Length or not."""
     if content_length is not None:
         try:
@@ -51,7 +49,7 @@ def decode_json(raw: bytes, max_depth: int) -> dict[str, Any]:
         ) from None
     except msgspec.DecodeError as exc:
         msg = str(exc)
-        if "surrogate" in msg or "truncated" in msg and b"\\u" in raw:
+        if "surrogate" in msg or ("truncated" in msg and b"\\u" in raw):
             msg = "Request body contains an invalid (lone) UTF-16 surrogate escape."
         else:
             msg = "Request body is not valid JSON."

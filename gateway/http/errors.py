@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
@@ -36,15 +37,16 @@ def render(err: GatewayError) -> Response[bytes]:
     )
 
 
-def _gateway_error(request: Request[object, object, object], exc: GatewayError) -> Response[bytes]:
+def _gateway_error(request: Request[Any, Any, Any], exc: GatewayError) -> Response[bytes]:
     log.log(
-        exc.cause.value.log_level, "request refused",
+        exc.cause.value.log_level,
+        "request refused",
         extra={"code": exc.cause.code, "status": exc.status, "path": request.url.path},
     )
     return render(exc)
 
 
-def _http_exception(_: Request[object, object, object], exc: HTTPException) -> Response[bytes]:
+def _http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
     cause = _HTTP_CAUSES.get(exc.status_code, Cause.BAD_REQUEST)
     messages = {
         Cause.NOT_FOUND: "Unknown path.",
@@ -54,13 +56,15 @@ def _http_exception(_: Request[object, object, object], exc: HTTPException) -> R
     return render(GatewayError(cause, messages.get(cause, "Bad request.")))
 
 
-def _unexpected(request: Request[object, object, object], exc: Exception) -> Response[bytes]:
+def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     # The one top-level boundary: log the type only (messages may carry content), answer 500.
     log.error("unexpected error %s on %s", type(exc).__name__, request.url.path, exc_info=False)
     import msgspec
 
     return Response(
-        content=msgspec.json.encode(error_body(Cause.INTERNAL, "Internal error; nothing was sent.")),
+        content=msgspec.json.encode(
+            error_body(Cause.INTERNAL, "Internal error; nothing was sent.")
+        ),
         status_code=500,
         media_type="application/json",
     )

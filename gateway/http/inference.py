@@ -63,7 +63,9 @@ async def _handle(request: Request[Any, Any, Any], state: State, endpoint: str) 
         raw = await read_capped(
             request.stream(), request.headers.get("content-length"), limits.max_body_bytes
         )
-        parsed = validate_request(endpoint, decode_json(raw, limits.max_json_depth), limits, len(raw))
+        parsed = validate_request(
+            endpoint, decode_json(raw, limits.max_json_depth), limits, len(raw)
+        )
         ctx.parsed = parsed
         reservation = await pipeline.reserve(ctx, parsed)
         if parsed.stream:
@@ -113,7 +115,9 @@ async def _race_disconnect(request: Request[Any, Any, Any], work: Any) -> Any:
 
 
 async def _guarded(
-    relay: AsyncIterator[bytes], services: Services, ctx: RequestContext,
+    relay: AsyncIterator[bytes],
+    services: Services,
+    ctx: RequestContext,
     reservation: Reservation | None,
 ) -> AsyncIterator[bytes]:
     try:
@@ -166,4 +170,6 @@ async def list_models(request: Request[Any, Any, Any], state: State) -> Response
     from gateway.models_view import permitted_models
 
     data = await permitted_models(services, principal)
-    return Response(content=_encode({"object": "list", "data": data}), media_type="application/json")
+    return Response(
+        content=_encode({"object": "list", "data": data}), media_type="application/json"
+    )

@@ -21,9 +21,24 @@ Check = Callable[[str, Any, RequestLimits], None]
 # Client-supplied routing and credentials: always refused, with a message saying why.
 ROUTING_PARAMS = frozenset(
     {
-        "api_base", "base_url", "api_key", "api_version", "custom_llm_provider", "fallbacks",
-        "models", "route", "provider", "deployment_id", "engine", "extra_headers",
-        "extra_body", "litellm_params", "upstream", "backend", "endpoint", "organization",
+        "api_base",
+        "base_url",
+        "api_key",
+        "api_version",
+        "custom_llm_provider",
+        "fallbacks",
+        "models",
+        "route",
+        "provider",
+        "deployment_id",
+        "engine",
+        "extra_headers",
+        "extra_body",
+        "litellm_params",
+        "upstream",
+        "backend",
+        "endpoint",
+        "organization",
     }
 )
 
@@ -85,7 +100,7 @@ def _str_or_obj(p: str, v: Any, _: RequestLimits) -> None:
 
 
 def _stop(p: str, v: Any, lim: RequestLimits) -> None:
-    if v is None or isinstance(v, str) and len(v) <= 256:
+    if v is None or (isinstance(v, str) and len(v) <= 256):
         return
     if (
         not isinstance(v, list)
@@ -102,7 +117,9 @@ def _tools(p: str, v: Any, lim: RequestLimits) -> None:
         if not isinstance(t, dict) or not isinstance(t.get("type"), str):
             raise _bad(p, "each tool must be an object with a type.")
         fn = t.get("function")
-        if t["type"] == "function" and (not isinstance(fn, dict) or not isinstance(fn.get("name"), str)):
+        if t["type"] == "function" and (
+            not isinstance(fn, dict) or not isinstance(fn.get("name"), str)
+        ):
             raise _bad(p, "a function tool needs function.name.")
 
 
@@ -140,9 +157,17 @@ def _messages(p: str, v: Any, lim: RequestLimits) -> None:
         raise _bad(p, f"must have at most {lim.max_messages} messages.")
     for i, m in enumerate(v):
         if not isinstance(m, dict) or m.get("role") not in (
-            "system", "developer", "user", "assistant", "tool", "function",
+            "system",
+            "developer",
+            "user",
+            "assistant",
+            "tool",
+            "function",
         ):
-            raise _bad(f"messages[{i}]", "each message needs a role (system, developer, user, assistant, tool).")
+            raise _bad(
+                f"messages[{i}]",
+                "each message needs a role (system, developer, user, assistant, tool).",
+            )
         content = m.get("content")
         if content is not None and not isinstance(content, str | list):
             raise _bad(f"messages[{i}].content", "must be a string or a list of parts.")
@@ -158,7 +183,11 @@ def _prompt(p: str, v: Any, lim: RequestLimits) -> None:
             return
         if all(isinstance(x, list) and all(isinstance(t, int) for t in x) for x in v):
             return
-    raise _bad(p, f"must be a string, or a list (at most {lim.max_embedding_inputs}) of strings or token ids.")
+    raise _bad(
+        p,
+        f"must be a string, or a list (at most {lim.max_embedding_inputs}) "
+        "of strings or token ids.",
+    )
 
 
 _COMMON: dict[str, Check] = {
@@ -218,7 +247,11 @@ _EMBEDDINGS: dict[str, Check] = {
 }
 
 _TABLES = {"chat": _CHAT, "completions": _COMPLETIONS, "embeddings": _EMBEDDINGS}
-_REQUIRED = {"chat": ("model", "messages"), "completions": ("model", "prompt"), "embeddings": ("model", "input")}
+_REQUIRED = {
+    "chat": ("model", "messages"),
+    "completions": ("model", "prompt"),
+    "embeddings": ("model", "input"),
+}
 
 
 def _enum(p: str, v: Any, allowed: tuple[str, ...]) -> None:
@@ -237,7 +270,9 @@ class ParsedRequest:
     token_estimate: int  # prompt size estimate + max output, for the token budget
 
 
-def validate_request(endpoint: str, body: dict[str, Any], limits: RequestLimits, raw_len: int) -> ParsedRequest:
+def validate_request(
+    endpoint: str, body: dict[str, Any], limits: RequestLimits, raw_len: int
+) -> ParsedRequest:
     table = _TABLES[endpoint]
     for key in body:
         if key in ROUTING_PARAMS:
@@ -252,7 +287,9 @@ def validate_request(endpoint: str, body: dict[str, Any], limits: RequestLimits,
             )
     for key in _REQUIRED[endpoint]:
         if key not in body:
-            raise GatewayError(Cause.INVALID_PARAMETER, f"Missing required parameter: '{key}'.", param=key)
+            raise GatewayError(
+                Cause.INVALID_PARAMETER, f"Missing required parameter: '{key}'.", param=key
+            )
     for key, value in body.items():
         table[key](key, value, limits)
     stream = bool(body.get("stream", False))

@@ -56,7 +56,7 @@ __all__ = [
 CONTRACT_VERSION = "1"
 
 
-class PiiAction(str, enum.Enum):
+class PiiAction(enum.StrEnum):
     ALLOW = "allow"
     REDACT = "redact"
     MASK = "mask"

@@ -21,14 +21,30 @@ def core_settings(tmp: Path, upstream: FakeUpstream, **extra: object) -> Setting
         "admin": {"token_file": str(token_file), "token_env": None},
         "limits": {"requests_per_minute": 100000, "tokens_per_minute": 0},
         "backends": [
-            {"id": "primary", "base_url": upstream.base_url, "models": ["gpt-test", "emb-test"],
-             "aliases": {"fast": "gpt-test"}, "operator": "openai", "model_family": "gpt",
-             "model_origin": "US", "hosting_country": "US", "priority": 10, "max_retries": 1,
-             "timeouts": {"connect_s": 2, "first_byte_s": 2, "idle_s": 1, "total_s": 10}},
-            {"id": "secondary", "base_url": upstream.base_url, "models": ["gpt-test"],
-             "operator": "microsoft", "model_family": "gpt", "model_origin": "US",
-             "hosting_country": "SE", "priority": 20,
-             "timeouts": {"connect_s": 2, "first_byte_s": 2, "idle_s": 1, "total_s": 10}},
+            {
+                "id": "primary",
+                "base_url": upstream.base_url,
+                "models": ["gpt-test", "emb-test"],
+                "aliases": {"fast": "gpt-test"},
+                "operator": "openai",
+                "model_family": "gpt",
+                "model_origin": "US",
+                "hosting_country": "US",
+                "priority": 10,
+                "max_retries": 1,
+                "timeouts": {"connect_s": 2, "first_byte_s": 2, "idle_s": 1, "total_s": 10},
+            },
+            {
+                "id": "secondary",
+                "base_url": upstream.base_url,
+                "models": ["gpt-test"],
+                "operator": "microsoft",
+                "model_family": "gpt",
+                "model_origin": "US",
+                "hosting_country": "SE",
+                "priority": 20,
+                "timeouts": {"connect_s": 2, "first_byte_s": 2, "idle_s": 1, "total_s": 10},
+            },
         ],
         **extra,
     }
@@ -42,7 +58,9 @@ class Harness:
 
 
 @pytest.fixture(scope="module")
-def harness(tmp_path_factory: pytest.TempPathFactory, upstream_server: FakeUpstream) -> Iterator[Harness]:
+def harness(
+    tmp_path_factory: pytest.TempPathFactory, upstream_server: FakeUpstream
+) -> Iterator[Harness]:
     tmp = tmp_path_factory.mktemp("gw")
     decider, audit = FakeDecider(), MemoryAuditSink()
     gw = RunningGateway(

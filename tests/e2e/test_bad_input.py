@@ -24,12 +24,58 @@ CASES: list[tuple[str, bytes, dict[str, str], int, str, str | None]] = [
     ("malformed json", b'{"model": "gpt-test", "messages": [', {}, 400, "invalid_json", None),
     ("empty body", b"", {}, 400, "invalid_json", None),
     ("not an object", b"[1, 2]", {}, 400, "invalid_json", None),
-    ("invalid utf-8", b'{"model": "gpt-test", "messages": [{"role": "user", "content": "\xff\xfe"}]}', {}, 400, "invalid_json", None),
-    ("lone surrogate", b'{"model": "gpt-test", "messages": [{"role": "user", "content": "\\ud800"}]}', {}, 400, "invalid_json", None),
-    ("deep nesting", b'{"model": "gpt-test", "messages": ' + b"[" * 5000 + b"]" * 5000 + b"}", {}, 400, "invalid_json", None),
-    ("moderate nesting", b'{"model": "gpt-test", "metadata": ' + b'{"a":' * 40 + b"1" + b"}" * 40 + b', "messages": []}', {}, 400, "invalid_json", None),
-    ("wrong content type", chat(), {"Content-Type": "text/plain"}, 415, "unsupported_media_type", None),
-    ("form content type", b"model=x", {"Content-Type": "application/x-www-form-urlencoded"}, 415, "unsupported_media_type", None),
+    (
+        "invalid utf-8",
+        b'{"model": "gpt-test", "messages": [{"role": "user", "content": "\xff\xfe"}]}',
+        {},
+        400,
+        "invalid_json",
+        None,
+    ),
+    (
+        "lone surrogate",
+        b'{"model": "gpt-test", "messages": [{"role": "user", "content": "\\ud800"}]}',
+        {},
+        400,
+        "invalid_json",
+        None,
+    ),
+    (
+        "deep nesting",
+        b'{"model": "gpt-test", "messages": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+        {},
+        400,
+        "invalid_json",
+        None,
+    ),
+    (
+        "moderate nesting",
+        b'{"model": "gpt-test", "metadata": '
+        + b'{"a":' * 40
+        + b"1"
+        + b"}" * 40
+        + b', "messages": []}',
+        {},
+        400,
+        "invalid_json",
+        None,
+    ),
+    (
+        "wrong content type",
+        chat(),
+        {"Content-Type": "text/plain"},
+        415,
+        "unsupported_media_type",
+        None,
+    ),
+    (
+        "form content type",
+        b"model=x",
+        {"Content-Type": "application/x-www-form-urlencoded"},
+        415,
+        "unsupported_media_type",
+        None,
+    ),
     ("n too large", chat(n=1000), {}, 400, "invalid_parameter", "n"),
     ("n zero", chat(n=0), {}, 400, "invalid_parameter", "n"),
     ("n as bool", chat(n=True), {}, 400, "invalid_parameter", "n"),
@@ -37,35 +83,101 @@ CASES: list[tuple[str, bytes, dict[str, str], int, str, str | None]] = [
     ("max_tokens huge", chat(max_tokens=10**9), {}, 400, "invalid_parameter", "max_tokens"),
     ("temperature out of range", chat(temperature=5), {}, 400, "invalid_parameter", "temperature"),
     ("too many stop strings", chat(stop=["a"] * 20), {}, 400, "invalid_parameter", "stop"),
-    ("too many messages", json.dumps({"model": "gpt-test", "messages": MSG * 2000}).encode(), {}, 400, "invalid_parameter", "messages"),
+    (
+        "too many messages",
+        json.dumps({"model": "gpt-test", "messages": MSG * 2000}).encode(),
+        {},
+        400,
+        "invalid_parameter",
+        "messages",
+    ),
     ("empty messages", chat(messages=[]), {}, 400, "invalid_parameter", "messages"),
-    ("bad role", chat(messages=[{"role": "wizard", "content": "x"}]), {}, 400, "invalid_parameter", "messages[0]"),
-    ("missing messages", json.dumps({"model": "gpt-test"}).encode(), {}, 400, "invalid_parameter", "messages"),
+    (
+        "bad role",
+        chat(messages=[{"role": "wizard", "content": "x"}]),
+        {},
+        400,
+        "invalid_parameter",
+        "messages[0]",
+    ),
+    (
+        "missing messages",
+        json.dumps({"model": "gpt-test"}).encode(),
+        {},
+        400,
+        "invalid_parameter",
+        "messages",
+    ),
     ("unknown parameter", chat(frobnicate=1), {}, 400, "invalid_parameter", "frobnicate"),
-    ("api_base", chat(api_base="http://evil.example"), {}, 400, "unsupported_parameter", "api_base"),
-    ("base_url", chat(base_url="http://evil.example"), {}, 400, "unsupported_parameter", "base_url"),
+    (
+        "api_base",
+        chat(api_base="http://evil.example"),
+        {},
+        400,
+        "unsupported_parameter",
+        "api_base",
+    ),
+    (
+        "base_url",
+        chat(base_url="http://evil.example"),
+        {},
+        400,
+        "unsupported_parameter",
+        "base_url",
+    ),
     ("api_key", chat(api_key="sk-x"), {}, 400, "unsupported_parameter", "api_key"),
-    ("fallback list", chat(fallbacks=["deepseek-chat"]), {}, 400, "unsupported_parameter", "fallbacks"),
+    (
+        "fallback list",
+        chat(fallbacks=["deepseek-chat"]),
+        {},
+        400,
+        "unsupported_parameter",
+        "fallbacks",
+    ),
     ("models list", chat(models=["gpt-test", "other"]), {}, 400, "unsupported_parameter", "models"),
-    ("stream_options without stream", chat(stream_options={"include_usage": True}), {}, 400, "invalid_parameter", "stream_options"),
+    (
+        "stream_options without stream",
+        chat(stream_options={"include_usage": True}),
+        {},
+        400,
+        "invalid_parameter",
+        "stream_options",
+    ),
     ("unknown model", chat(model="no-such-model"), {}, 404, "model_not_found", "model"),
     ("model with @", chat(model="gpt-test@evil.example"), {}, 404, "model_not_found", "model"),
     ("model with #", chat(model="gpt-test#x"), {}, 404, "model_not_found", "model"),
     ("model with ?", chat(model="gpt-test?host=evil"), {}, 404, "model_not_found", "model"),
     ("model with two slashes", chat(model="a/b/gpt-test"), {}, 404, "model_not_found", "model"),
     ("model url", chat(model="http://evil.example/gpt-test"), {}, 404, "model_not_found", "model"),
-    ("prefix of another operator", chat(model="deepseek/gpt-test"), {}, 404, "model_not_found", "model"),
+    (
+        "prefix of another operator",
+        chat(model="deepseek/gpt-test"),
+        {},
+        404,
+        "model_not_found",
+        "model",
+    ),
     ("model not a string", chat(model=42), {}, 400, "invalid_parameter", "model"),
 ]
 
 
-@pytest.mark.parametrize(("name", "raw", "headers", "status", "code", "param"), CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("name", "raw", "headers", "status", "code", "param"), CASES, ids=[c[0] for c in CASES]
+)
 def test_bad_input_is_refused_and_not_forwarded(
-    h: Harness, upstream: FakeUpstream, name: str, raw: bytes, headers: dict[str, str],
-    status: int, code: str, param: str | None,
+    h: Harness,
+    upstream: FakeUpstream,
+    name: str,
+    raw: bytes,
+    headers: dict[str, str],
+    status: int,
+    code: str,
+    param: str | None,
 ) -> None:
     hdrs = {"Content-Type": "application/json", **headers}
-    got, resp_headers, body = h.gw.request("POST", "/v1/chat/completions", raw=raw, token=h.key, headers=hdrs)
+    got, _resp_headers, body = h.gw.request(
+        "POST", "/v1/chat/completions", raw=raw, token=h.key, headers=hdrs
+    )
     assert got == status, body
     assert body["error"]["code"] == code
     assert body["error"]["type"] and body["error"]["message"]
@@ -76,15 +188,24 @@ def test_bad_input_is_refused_and_not_forwarded(
 
 
 def test_routing_headers_are_ignored(h: Harness, upstream: FakeUpstream) -> None:
-    got, _, body = h.gw.request(
-        "POST", "/v1/chat/completions", raw=chat(), token=h.key,
-        headers={"X-Upstream-Host": "evil.example", "X-Backend": "secondary", "Host": "evil.example"},
+    got, _, _body = h.gw.request(
+        "POST",
+        "/v1/chat/completions",
+        raw=chat(),
+        token=h.key,
+        headers={
+            "X-Upstream-Host": "evil.example",
+            "X-Backend": "secondary",
+            "Host": "evil.example",
+        },
     )
     assert got == 200
     assert len(upstream.received) == 1  # it went to the configured upstream, the only server there
 
 
-def _raw_request(h: Harness, body_chunks: list[bytes], chunked: bool, length: int | None = None) -> tuple[int, dict]:
+def _raw_request(
+    h: Harness, body_chunks: list[bytes], chunked: bool, length: int | None = None
+) -> tuple[int, dict]:
     conn = http.client.HTTPConnection("127.0.0.1", h.gw.port, timeout=30)
     conn.putrequest("POST", "/v1/chat/completions")
     conn.putheader("Authorization", f"Bearer {h.key}")
@@ -109,14 +230,20 @@ def _raw_request(h: Harness, body_chunks: list[bytes], chunked: bool, length: in
 
 def test_oversized_chunked_body_without_length_is_413(h: Harness, upstream: FakeUpstream) -> None:
     cap = h.gw.settings.requests.max_body_bytes
-    chunks = [b'{"model": "gpt-test", "messages": [{"role": "user", "content": "'] + [b"a" * 65536] * (cap // 65536 + 2)
+    chunks = [b'{"model": "gpt-test", "messages": [{"role": "user", "content": "'] + [
+        b"a" * 65536
+    ] * (cap // 65536 + 2)
     status, body = _raw_request(h, chunks, chunked=True)
     assert status == 413 and body["error"]["code"] == "request_too_large"
     assert upstream.received == []
 
 
-def test_declared_oversized_length_is_413_before_reading(h: Harness, upstream: FakeUpstream) -> None:
-    status, body = _raw_request(h, [], chunked=False, length=h.gw.settings.requests.max_body_bytes + 1)
+def test_declared_oversized_length_is_413_before_reading(
+    h: Harness, upstream: FakeUpstream
+) -> None:
+    status, _body = _raw_request(
+        h, [], chunked=False, length=h.gw.settings.requests.max_body_bytes + 1
+    )
     assert status == 413 and upstream.received == []
 
 
@@ -136,7 +263,9 @@ INVALID_KEYS = [
 
 
 @pytest.mark.parametrize("auth", INVALID_KEYS, ids=range(len(INVALID_KEYS)))
-def test_invalid_keys_all_get_the_same_401(h: Harness, upstream: FakeUpstream, auth: str | None) -> None:
+def test_invalid_keys_all_get_the_same_401(
+    h: Harness, upstream: FakeUpstream, auth: str | None
+) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", h.gw.port, timeout=10)
     headers = {"Content-Type": "application/json"}
     if auth is not None:
@@ -158,15 +287,26 @@ def test_invalid_keys_all_get_the_same_401(h: Harness, upstream: FakeUpstream, a
         return
     body = json.loads(payload)
     assert resp.status == 401
-    assert body == {"error": {"message": "Invalid API key. Provide a valid key as 'Authorization: Bearer <key>'.",
-                              "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}}
+    assert body == {
+        "error": {
+            "message": "Invalid API key. Provide a valid key as 'Authorization: Bearer <key>'.",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "invalid_api_key",
+        }
+    }
     assert upstream.received == []
 
 
 def test_no_500_for_garbage_on_any_endpoint(h: Harness, upstream: FakeUpstream) -> None:
     for path in ("/v1/chat/completions", "/v1/completions", "/v1/embeddings"):
-        for raw in (b"null", b'{"model": null}', b'{"input": {"a": 1}, "model": "emb-test"}',
-                    b'{"prompt": [1, "a"], "model": "gpt-test"}', b"\x00\x01"):
+        for raw in (
+            b"null",
+            b'{"model": null}',
+            b'{"input": {"a": 1}, "model": "emb-test"}',
+            b'{"prompt": [1, "a"], "model": "gpt-test"}',
+            b"\x00\x01",
+        ):
             status, _, body = h.gw.request("POST", path, raw=raw, token=h.key)
             assert 400 <= status < 500, (path, raw, body)
     assert upstream.received == []

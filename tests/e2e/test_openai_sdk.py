@@ -20,7 +20,10 @@ def client(h: Harness, **kw: object) -> openai.OpenAI:
 
 def test_chat_completion_round_trip(h: Harness, upstream: FakeUpstream) -> None:
     r = client(h).chat.completions.create(
-        model="gpt-test", messages=[{"role": "user", "content": "hi"}], temperature=0.2, seed=7,
+        model="gpt-test",
+        messages=[{"role": "user", "content": "hi"}],
+        temperature=0.2,
+        seed=7,
         max_completion_tokens=20,
     )
     assert r.choices[0].message.content == "Hello from the fake upstream."
@@ -48,7 +51,9 @@ def test_alias_and_case_resolve_to_the_same_model(h: Harness, upstream: FakeUpst
 def test_streaming_with_usage(h: Harness, upstream: FakeUpstream) -> None:
     upstream.mode = "tiny"
     stream = client(h).chat.completions.create(
-        model="gpt-test", messages=[{"role": "user", "content": "hi"}], stream=True,
+        model="gpt-test",
+        messages=[{"role": "user", "content": "hi"}],
+        stream=True,
         stream_options={"include_usage": True},
     )
     text, usage = "", None
@@ -78,8 +83,11 @@ async def test_async_client_streams_concurrently(h: Harness, upstream: FakeUpstr
 def test_tools_are_forwarded_and_tool_calls_returned(h: Harness, upstream: FakeUpstream) -> None:
     tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
     r = client(h).chat.completions.create(
-        model="gpt-test", messages=[{"role": "user", "content": "hi"}], tools=tools,
-        tool_choice="auto", response_format={"type": "json_object"},
+        model="gpt-test",
+        messages=[{"role": "user", "content": "hi"}],
+        tools=tools,
+        tool_choice="auto",
+        response_format={"type": "json_object"},
     )
     assert r.choices[0].message.tool_calls[0].function.name == "lookup"
     assert upstream.received[-1]["json"]["tools"] == tools
@@ -100,8 +108,11 @@ def test_models_lists_only_permitted(h: Harness, upstream: FakeUpstream) -> None
     def deny_emb(inp):  # type: ignore[no-untyped-def]
         d = original(inp)
         if inp["request"]["model"] == "emb-test":
-            d.update(allow=False, permitted_backends=[],
-                     reasons=[{"rule": "test.no_emb", "effect": "deny", "message": "no"}])
+            d.update(
+                allow=False,
+                permitted_backends=[],
+                reasons=[{"rule": "test.no_emb", "effect": "deny", "message": "no"}],
+            )
         return d
 
     h.decider.rule = deny_emb
@@ -112,18 +123,37 @@ def test_models_lists_only_permitted(h: Harness, upstream: FakeUpstream) -> None
         h.decider.rule = original
 
 
-def test_policy_denial_is_permission_error_and_nothing_forwarded(h: Harness, upstream: FakeUpstream) -> None:
+def test_policy_denial_is_permission_error_and_nothing_forwarded(
+    h: Harness, upstream: FakeUpstream
+) -> None:
     original = h.decider.rule
     h.decider.rule = lambda inp: {
-        "version": "1", "allow": False, "permitted_backends": [], "pii_actions": {},
-        "reasons": [{"rule": "au.pspf_direction_001_2025", "effect": "deny", "message": "banned",
-                     "citation": {"authority": "Home Affairs", "instrument": "PSPF Direction 001-2025",
-                                  "date": "2025-02-04", "url": "https://example.org", "action_id": "au-1"}}],
-        "obligations": {}, "bundle_revision": "r1",
+        "version": "1",
+        "allow": False,
+        "permitted_backends": [],
+        "pii_actions": {},
+        "reasons": [
+            {
+                "rule": "au.pspf_direction_001_2025",
+                "effect": "deny",
+                "message": "banned",
+                "citation": {
+                    "authority": "Home Affairs",
+                    "instrument": "PSPF Direction 001-2025",
+                    "date": "2025-02-04",
+                    "url": "https://example.org",
+                    "action_id": "au-1",
+                },
+            }
+        ],
+        "obligations": {},
+        "bundle_revision": "r1",
     }
     try:
         with pytest.raises(openai.PermissionDeniedError) as exc:
-            client(h).chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "x"}])
+            client(h).chat.completions.create(
+                model="gpt-test", messages=[{"role": "user", "content": "x"}]
+            )
         body = exc.value.body
         assert exc.value.code == "policy_denied"
         assert body["reasons"][0]["rule"] == "au.pspf_direction_001_2025"
@@ -136,7 +166,9 @@ def test_policy_denial_is_permission_error_and_nothing_forwarded(h: Harness, ups
 def test_policy_unavailable_fails_closed(h: Harness, upstream: FakeUpstream) -> None:
     h.decider.fail = True
     with pytest.raises(openai.InternalServerError) as exc:
-        client(h).chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "x"}])
+        client(h).chat.completions.create(
+            model="gpt-test", messages=[{"role": "user", "content": "x"}]
+        )
     assert exc.value.status_code == 503 and exc.value.code == "policy_unavailable"
     assert upstream.received == []
 
@@ -144,7 +176,9 @@ def test_policy_unavailable_fails_closed(h: Harness, upstream: FakeUpstream) -> 
 def test_audit_down_fails_closed(h: Harness, upstream: FakeUpstream) -> None:
     h.audit.down = True
     with pytest.raises(openai.InternalServerError) as exc:
-        client(h).chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "x"}])
+        client(h).chat.completions.create(
+            model="gpt-test", messages=[{"role": "user", "content": "x"}]
+        )
     assert exc.value.code == "audit_unavailable" and upstream.received == []
 
 
@@ -161,7 +195,9 @@ def test_upstream_errors_are_mapped_without_echo(
 ) -> None:
     upstream.mode, upstream.error_status, upstream.retry_after = "error", status, "7"
     with pytest.raises(exc_type) as exc:
-        client(h).chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "x"}])
+        client(h).chat.completions.create(
+            model="gpt-test", messages=[{"role": "user", "content": "x"}]
+        )
     assert exc.value.code == code
     assert "sk-upstream" not in str(exc.value.body)
     if status == 429:
@@ -171,7 +207,9 @@ def test_upstream_errors_are_mapped_without_echo(
 def test_retry_then_fallback_only_among_permitted(h: Harness, upstream: FakeUpstream) -> None:
     upstream.mode, upstream.error_status = "error", 503
     with pytest.raises(openai.APIStatusError):
-        client(h).chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "x"}])
+        client(h).chat.completions.create(
+            model="gpt-test", messages=[{"role": "user", "content": "x"}]
+        )
     # primary: 1 try + 1 retry; then secondary: 1 try + 1 retry (both permitted by the fake)
     assert len(upstream.received) == 4
     upstream.received.clear()
@@ -186,16 +224,21 @@ def test_retry_then_fallback_only_among_permitted(h: Harness, upstream: FakeUpst
     h.gw.app_state  # noqa: B018
     try:
         with pytest.raises(openai.APIStatusError):
-            client(h).chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "x"}])
+            client(h).chat.completions.create(
+                model="gpt-test", messages=[{"role": "user", "content": "x"}]
+            )
         assert len(upstream.received) <= 2  # never the non-permitted secondary
     finally:
         h.decider.rule = original
 
 
-def test_stall_mid_stream_ends_with_error_event_and_done(h: Harness, upstream: FakeUpstream) -> None:
+def test_stall_mid_stream_ends_with_error_event_and_done(
+    h: Harness, upstream: FakeUpstream
+) -> None:
     upstream.mode = "stall"
     status, _, body = h.gw.request(
-        "POST", "/v1/chat/completions",
+        "POST",
+        "/v1/chat/completions",
         {"model": "gpt-test", "messages": [{"role": "user", "content": "x"}], "stream": True},
         token=h.key,
     )
@@ -223,7 +266,9 @@ def test_client_disconnect_cancels_upstream_stream(h: Harness, upstream: FakeUps
     assert any(e["status"] == 499 for e in h.audit.completions)
 
 
-def test_every_request_leaves_an_audit_record_without_content(h: Harness, upstream: FakeUpstream) -> None:
+def test_every_request_leaves_an_audit_record_without_content(
+    h: Harness, upstream: FakeUpstream
+) -> None:
     before = len(h.audit.completions)
     client(h).chat.completions.create(
         model="gpt-test", messages=[{"role": "user", "content": "my secret is tangerine-42"}]

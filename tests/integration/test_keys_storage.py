@@ -28,7 +28,9 @@ async def svc(database_url: str):  # type: ignore[no-untyped-def]
 
 
 async def test_key_is_stored_only_as_hmac_and_authenticates(svc: KeyService) -> None:
-    issued = await svc.create(user="bob", jurisdiction="kr", sector="government", roles=("auditor",))
+    issued = await svc.create(
+        user="bob", jurisdiction="kr", sector="government", roles=("auditor",)
+    )
     assert issued.key.startswith("pcs_") and len(issued.key) == 60
     async with svc._engine.connect() as conn:
         rows = (await conn.execute(sa.select(api_keys))).mappings().all()
@@ -60,7 +62,9 @@ async def test_revoked_key_is_refused(svc: KeyService) -> None:
         ({"roles": ("Admin Role",)}, "role"),
     ],
 )
-async def test_invalid_principal_fields_are_refused(svc: KeyService, fields: dict, error: str) -> None:
+async def test_invalid_principal_fields_are_refused(
+    svc: KeyService, fields: dict, error: str
+) -> None:
     base = {"user": "u", "jurisdiction": "AU", "sector": "private"}
     with pytest.raises(ValueError, match=error):
         await svc.create(**{**base, **fields})

@@ -18,7 +18,11 @@ async def make(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
     made: list[Limiter] = []
 
     def factory(rpm: int, tpm: int) -> Limiter:
-        lim: Limiter = MemoryLimiter(rpm, tpm) if request.param == "memory" else RedisLimiter(REDIS_URL, rpm, tpm, 1.0)
+        lim: Limiter = (
+            MemoryLimiter(rpm, tpm)
+            if request.param == "memory"
+            else RedisLimiter(REDIS_URL, rpm, tpm, 1.0)
+        )
         made.append(lim)
         return lim
 

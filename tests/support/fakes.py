@@ -15,9 +15,13 @@ __all__ = ["FakeDecider", "MemoryAuditSink", "allow_all"]
 def allow_all(policy_input: Mapping[str, Any]) -> dict[str, Any]:
     ids = [b["id"] for b in policy_input["backends"]]
     return {
-        "version": "1", "allow": True, "permitted_backends": ids,
+        "version": "1",
+        "allow": True,
+        "permitted_backends": ids,
         "pii_actions": {i: {"*": PiiAction.ALLOW.value} for i in ids},
-        "reasons": [], "obligations": {}, "bundle_revision": "fake-1",
+        "reasons": [],
+        "obligations": {},
+        "bundle_revision": "fake-1",
     }
 
 
@@ -32,7 +36,9 @@ class FakeDecider:
     def revision(self) -> str:
         return "fake-1"
 
-    async def decide(self, policy_input: Mapping[str, Any], candidates: tuple[str, ...]) -> Decision:
+    async def decide(
+        self, policy_input: Mapping[str, Any], candidates: tuple[str, ...]
+    ) -> Decision:
         self.inputs.append(policy_input)
         if self.delay_s:
             await asyncio.sleep(self.delay_s)

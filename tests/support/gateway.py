@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 import threading
@@ -47,8 +46,14 @@ class RunningGateway:
     def start(self) -> RunningGateway:
         upgrade(self.settings.database_url())
         app = create_app(self.settings, self.components)
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                access_log=False, lifespan="on")
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()
@@ -72,8 +77,15 @@ class RunningGateway:
         assert self._server is not None
         return self._server.config.loaded_app  # type: ignore[attr-defined]
 
-    def request(self, method: str, path: str, body: Any = None, token: str | None = None,
-                headers: dict[str, str] | None = None, raw: bytes | None = None) -> tuple[int, dict[str, str], Any]:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+        raw: bytes | None = None,
+    ) -> tuple[int, dict[str, str], Any]:
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
         req = urllib.request.Request(self.url + path, data=data, method=method)
         if data is not None and not (headers and "Content-Type" in headers):
@@ -83,7 +95,7 @@ class RunningGateway:
         for k, v in (headers or {}).items():
             req.add_header(k, v)
         try:
-            with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - loopback only
+            with urllib.request.urlopen(req, timeout=30) as resp:
                 payload = resp.read()
                 return resp.status, dict(resp.headers), _maybe_json(payload)
         except urllib.error.HTTPError as err:

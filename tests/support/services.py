@@ -7,7 +7,14 @@ import os
 import secrets
 import socket
 
-__all__ = ["PG_ADMIN_DSN", "REDIS_URL", "create_pg_database", "drop_pg_database", "pg_available", "redis_available"]
+__all__ = [
+    "PG_ADMIN_DSN",
+    "REDIS_URL",
+    "create_pg_database",
+    "drop_pg_database",
+    "pg_available",
+    "redis_available",
+]
 
 PG_ADMIN_DSN = os.environ.get("PORTCULLIS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("PORTCULLIS_TEST_REDIS", "redis://127.0.0.1:6379/15")

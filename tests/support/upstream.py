@@ -82,6 +82,7 @@ class FakeUpstream:
 
     def stop(self) -> None:
         if self._loop is not None:
+
             async def shutdown() -> None:
                 assert self._runner is not None
                 await self._runner.cleanup()
@@ -116,7 +117,8 @@ class FakeUpstream:
             headers = {"Retry-After": self.retry_after} if self.retry_after else {}
             return web.json_response(
                 {"error": {"message": "upstream secret detail sk-upstream-XYZ", "type": "x"}},
-                status=self.error_status, headers=headers,
+                status=self.error_status,
+                headers=headers,
             )
         return None
 
@@ -139,16 +141,29 @@ class FakeUpstream:
         if body.get("tools"):
             tool = body["tools"][0]["function"]["name"]
             message = {
-                "role": "assistant", "content": None,
-                "tool_calls": [{"id": "call_1", "type": "function",
-                                "function": {"name": tool, "arguments": json.dumps({"q": text})}}],
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": tool, "arguments": json.dumps({"q": text})},
+                    }
+                ],
             }
-        return web.json_response({
-            "id": "chatcmpl-fake", "object": "chat.completion", "created": 1, "model": model,
-            "choices": [{"index": i, "message": message, "finish_reason": "stop"}
-                        for i in range(body.get("n") or 1)],
-            "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
-        })
+        return web.json_response(
+            {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion",
+                "created": 1,
+                "model": model,
+                "choices": [
+                    {"index": i, "message": message, "finish_reason": "stop"}
+                    for i in range(body.get("n") or 1)
+                ],
+                "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
+            }
+        )
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:
         body = await self._record(request)
@@ -158,11 +173,16 @@ class FakeUpstream:
         text = self._text_for(body)
         if body.get("stream"):
             return await self._stream(request, body, text, body.get("model"), chat=False)
-        return web.json_response({
-            "id": "cmpl-fake", "object": "text_completion", "created": 1, "model": body.get("model"),
-            "choices": [{"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}],
-            "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12},
-        })
+        return web.json_response(
+            {
+                "id": "cmpl-fake",
+                "object": "text_completion",
+                "created": 1,
+                "model": body.get("model"),
+                "choices": [{"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}],
+                "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12},
+            }
+        )
 
     async def _embeddings(self, request: web.Request) -> web.StreamResponse:
         body = await self._record(request)
@@ -170,12 +190,17 @@ class FakeUpstream:
         if failed is not None:
             return failed
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
-        return web.json_response({
-            "object": "list", "model": body.get("model"),
-            "data": [{"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]}
-                     for i, _ in enumerate(inputs)],
-            "usage": {"prompt_tokens": 3, "total_tokens": 3},
-        })
+        return web.json_response(
+            {
+                "object": "list",
+                "model": body.get("model"),
+                "data": [
+                    {"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]}
+                    for i, _ in enumerate(inputs)
+                ],
+                "usage": {"prompt_tokens": 3, "total_tokens": 3},
+            }
+        )
 
     async def _stream(
         self, request: web.Request, body: dict[str, Any], text: str, model: Any, chat: bool
@@ -192,17 +217,44 @@ class FakeUpstream:
                 choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": None}
             else:
                 choice = {"index": 0, "text": piece, "finish_reason": None}
-            events.append({"id": "x", "object": "chat.completion.chunk" if chat else "text_completion",
-                           "created": 1, "model": model, "choices": [choice]})
-        final: dict[str, Any] = ({"index": 0, "delta": {}, "finish_reason": "stop"} if chat
-                                 else {"index": 0, "text": "", "finish_reason": "stop"})
-        events.append({"id": "x", "object": "chat.completion.chunk", "created": 1, "model": model,
-                       "choices": [final]})
+            events.append(
+                {
+                    "id": "x",
+                    "object": "chat.completion.chunk" if chat else "text_completion",
+                    "created": 1,
+                    "model": model,
+                    "choices": [choice],
+                }
+            )
+        final: dict[str, Any] = (
+            {"index": 0, "delta": {}, "finish_reason": "stop"}
+            if chat
+            else {"index": 0, "text": "", "finish_reason": "stop"}
+        )
+        events.append(
+            {
+                "id": "x",
+                "object": "chat.completion.chunk",
+                "created": 1,
+                "model": model,
+                "choices": [final],
+            }
+        )
         if (body.get("stream_options") or {}).get("include_usage"):
-            events.append({"id": "x", "object": "chat.completion.chunk", "created": 1,
-                           "model": model, "choices": [],
-                           "usage": {"prompt_tokens": 11, "completion_tokens": len(pieces),
-                                     "total_tokens": 11 + len(pieces)}})
+            events.append(
+                {
+                    "id": "x",
+                    "object": "chat.completion.chunk",
+                    "created": 1,
+                    "model": model,
+                    "choices": [],
+                    "usage": {
+                        "prompt_tokens": 11,
+                        "completion_tokens": len(pieces),
+                        "total_tokens": 11 + len(pieces),
+                    },
+                }
+            )
         try:
             for n, ev in enumerate(events):
                 data = f"data: {json.dumps(ev)}\n\n".encode()
@@ -210,7 +262,7 @@ class FakeUpstream:
                     await asyncio.sleep(3600)
                 if self.mode == "tiny":
                     for k in range(0, len(data), 2):
-                        await resp.write(data[k:k + 2])
+                        await resp.write(data[k : k + 2])
                 else:
                     await resp.write(data)
                 if self.chunk_delay_s:

@@ -12,17 +12,36 @@ from gateway.upstream import UpstreamFailure
 
 
 def spec(id_: str, operator: str = "openai", priority: int = 100, **kw: object) -> BackendSpec:
-    return BackendSpec.model_validate({
-        "id": id_, "base_url": "http://127.0.0.1:1/v1", "models": ["deepseek-chat"],
-        "operator": operator, "model_family": "deepseek", "model_origin": "CN",
-        "hosting_country": "CN", "priority": priority, "max_retries": 1,
-        "circuit_failures": 2, "circuit_cooldown_s": 60, **kw,
-    })
+    return BackendSpec.model_validate(
+        {
+            "id": id_,
+            "base_url": "http://127.0.0.1:1/v1",
+            "models": ["deepseek-chat"],
+            "operator": operator,
+            "model_family": "deepseek",
+            "model_origin": "CN",
+            "hosting_country": "CN",
+            "priority": priority,
+            "max_retries": 1,
+            "circuit_failures": 2,
+            "circuit_cooldown_s": 60,
+            **kw,
+        }
+    )
 
 
 HOSTED = spec("deepseek-hosted", "deepseek", 10, aliases={"ds": "deepseek-chat"})
-SELF = BackendSpec.model_validate({**HOSTED.model_dump(), "id": "deepseek-self", "operator": "self",
-                                   "self_hosted": True, "priority": 20, "hosting_country": "AU", "aliases": {}})
+SELF = BackendSpec.model_validate(
+    {
+        **HOSTED.model_dump(),
+        "id": "deepseek-self",
+        "operator": "self",
+        "self_hosted": True,
+        "priority": 20,
+        "hosting_country": "AU",
+        "aliases": {},
+    }
+)
 
 
 @pytest.mark.parametrize(
@@ -41,11 +60,24 @@ def test_every_name_of_a_model_resolves_to_its_backends(name: str, ids: list[str
     assert res.model == "deepseek-chat" and [b.id for b in res.candidates] == ids
 
 
-@pytest.mark.parametrize("name", ["deepseek-chat@x", "deepseek-chat#", "deepseek-chat?x=1", "a/b/c", "openai/deepseek-chat", "", "deepseek-chat\x00"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "deepseek-chat@x",
+        "deepseek-chat#",
+        "deepseek-chat?x=1",
+        "a/b/c",
+        "openai/deepseek-chat",
+        "",
+        "deepseek-chat\x00",
+    ],
+)
 def test_tricks_do_not_resolve(name: str) -> None:
     with pytest.raises(GatewayError) as exc:
         Catalog([SELF, HOSTED]).resolve(name, "chat")
-    assert exc.value.cause is Cause.MODEL_NOT_FOUND and name not in exc.value.message or name == ""
+    assert (
+        exc.value.cause is Cause.MODEL_NOT_FOUND and name not in exc.value.message
+    ) or name == ""
 
 
 async def test_router_tries_only_permitted_and_falls_back_on_503() -> None:
@@ -58,7 +90,7 @@ async def test_router_tries_only_permitted_and_falls_back_on_503() -> None:
         return b.id
 
     router = Router(backoff_s=0)
-    backend, result = await router.run([SELF, spec("other", priority=30)], attempt)
+    _backend, result = await router.run([SELF, spec("other", priority=30)], attempt)
     assert result == "other" and calls == ["deepseek-self", "deepseek-self", "other"]
 
 

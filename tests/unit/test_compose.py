@@ -14,7 +14,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_compose_file_is_valid_and_complete() -> None:
     doc = yaml.safe_load((ROOT / "compose.yaml").read_text())
     services = doc["services"]
-    assert {"gateway-1", "gateway-2", "postgres", "redis", "opa", "lb", "migrate", "vllm"} <= set(services)
+    assert {"gateway-1", "gateway-2", "postgres", "redis", "opa", "lb", "migrate", "vllm"} <= set(
+        services
+    )
     for name, svc in services.items():
         assert "image" in svc, name
         for dep in svc.get("depends_on", {}):
@@ -24,13 +26,18 @@ def test_compose_file_is_valid_and_complete() -> None:
     assert services["opa"]["image"].startswith("openpolicyagent/opa:")
     assert services["vllm"]["profiles"] == ["gpu"]
     env = services["gateway-1"]["environment"]
-    assert env["PORTCULLIS_POLICY__ENGINE"] == "opa" and env["PORTCULLIS_REDIS__URL"].startswith("redis://")
+    assert env["PORTCULLIS_POLICY__ENGINE"] == "opa" and env["PORTCULLIS_REDIS__URL"].startswith(
+        "redis://"
+    )
 
 
 def test_compose_gateway_configuration_loads() -> None:
     doc = yaml.safe_load((ROOT / "compose.yaml").read_text())
-    env = {k: v for k, v in doc["services"]["gateway-1"]["environment"].items()
-           if k.startswith("PORTCULLIS_") and "FILE" not in k}
+    env = {
+        k: v
+        for k, v in doc["services"]["gateway-1"]["environment"].items()
+        if k.startswith("PORTCULLIS_") and "FILE" not in k
+    }
     env["PORTCULLIS_DATABASE__URL"] = "postgresql+asyncpg://u:p@postgres/portcullis"
     settings = load_settings(ROOT / "deploy" / "config.yaml", environ=env)
     assert settings.policy.engine == "opa" and any(b.self_hosted for b in settings.backends)

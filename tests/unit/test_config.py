@@ -11,8 +11,13 @@ from gateway.config import ConfigError, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 BACKEND = {
-    "id": "b", "base_url": "http://127.0.0.1:1/v1", "models": ["m"], "operator": "openai",
-    "model_family": "gpt", "model_origin": "US", "hosting_country": "US",
+    "id": "b",
+    "base_url": "http://127.0.0.1:1/v1",
+    "models": ["m"],
+    "operator": "openai",
+    "model_family": "gpt",
+    "model_origin": "US",
+    "hosting_country": "US",
 }
 
 
@@ -43,7 +48,9 @@ def test_bad_configuration_names_the_key(tmp_path: Path, doc: object, message: s
 
 
 def test_environment_overrides_nested_keys(tmp_path: Path) -> None:
-    s = load_settings(None, environ={"PORTCULLIS_SERVER__PORT": "9001", "PORTCULLIS_POLICY__ENGINE": "opa"})
+    s = load_settings(
+        None, environ={"PORTCULLIS_SERVER__PORT": "9001", "PORTCULLIS_POLICY__ENGINE": "opa"}
+    )
     assert s.server.port == 9001 and s.policy.engine == "opa"
     with pytest.raises(ConfigError, match="nope: unknown key"):
         load_settings(None, environ={"PORTCULLIS_NOPE": "1"})

@@ -34,7 +34,11 @@ class HoldbackRestorer:
                 self.buf += text
                 cut = len(self.buf)
                 start = self.buf.rfind("<")
-                if start >= 0 and outer.TOKEN.startswith(self.buf[start:]) and self.buf[start:] != outer.TOKEN:
+                if (
+                    start >= 0
+                    and outer.TOKEN.startswith(self.buf[start:])
+                    and self.buf[start:] != outer.TOKEN
+                ):
                     cut = start
                 out, self.buf = self.buf[:cut], self.buf[cut:]
                 return outer.restore_text(out)
@@ -63,15 +67,25 @@ class FakeAnswer:
 def sse(pieces: list[str], usage: bool = True) -> bytes:
     out = b""
     for p in pieces:
-        out += b"data: " + json.dumps({"choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]}).encode() + b"\n\n"
-    out += b"data: " + json.dumps({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}).encode() + b"\n\n"
+        out += (
+            b"data: "
+            + json.dumps(
+                {"choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]}
+            ).encode()
+            + b"\n\n"
+        )
+    out += (
+        b"data: "
+        + json.dumps({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}).encode()
+        + b"\n\n"
+    )
     if usage:
         out += b'data: {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}}\n\n'
     return out + b"data: [DONE]\n\n"
 
 
 def split(data: bytes, size: int) -> list[bytes]:
-    return [data[i:i + size] for i in range(0, len(data), size)]
+    return [data[i : i + size] for i in range(0, len(data), size)]
 
 
 async def collect(ctx: RequestContext, answer: FakeAnswer, restorer: Any) -> str:
@@ -112,7 +126,9 @@ async def test_without_restorer_bytes_pass_through_and_usage_is_seen() -> None:
 async def test_failure_mid_stream_ends_with_error_event_and_done() -> None:
     ctx = RequestContext("r", "chat", None)
     ctx.start_answer_digest(b"k" * 32)
-    answer = FakeAnswer([sse(["a"], usage=False).split(b"data: [DONE]")[0]], UpstreamFailure("timeout"))
+    answer = FakeAnswer(
+        [sse(["a"], usage=False).split(b"data: [DONE]")[0]], UpstreamFailure("timeout")
+    )
     out = b"".join([c async for c in relay_stream(ctx, answer, None, Metrics())])  # type: ignore[arg-type]
     assert out.endswith(b"data: [DONE]\n\n") and b'"upstream_timeout"' in out
     assert ctx.status == 504 and answer.closed
