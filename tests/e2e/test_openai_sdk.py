@@ -282,3 +282,44 @@ def test_every_request_leaves_an_audit_record_without_content(
     assert [e["status"] for e in events] == [200, 404]
     assert "tangerine" not in repr(events) and h.key not in repr(events)
     assert events[0]["digests"]["prompt"] and events[0]["usage"]["total_tokens"] == 18
+
+
+def test_client_disconnect_cancels_non_streaming_call(h: Harness, upstream: FakeUpstream) -> None:
+    upstream.delay_s = 5
+    before = len(h.audit.completions)
+    with pytest.raises(openai.APITimeoutError):
+        client(h, timeout=0.5).chat.completions.create(
+            model="gpt-test", messages=[{"role": "user", "content": "x"}]
+        )
+    assert upstream.wait_cancelled(2.0)
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and not any(
+        e["status"] == 499 for e in h.audit.completions[before:]
+    ):
+        time.sleep(0.05)
+    assert [e["status"] for e in h.audit.completions[before:]] == [499]
+
+
+def test_metrics_expose_requests_latency_and_denials(h: Harness, upstream: FakeUpstream) -> None:
+    client(h).chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "x"}])
+    status, _, body = h.gw.request("GET", "/metrics")
+    text = body.decode() if isinstance(body, bytes) else str(body)
+    assert status == 200
+    assert 'portcullis_requests_total{backend="primary",endpoint="chat",status="200"}' in text
+    assert (
+        "portcullis_gateway_seconds_bucket" in text and "portcullis_request_seconds_count" in text
+    )
+    assert h.key not in text
+
+
+def test_readyz_reports_each_dependency(h: Harness, upstream: FakeUpstream) -> None:
+    status, _, body = h.gw.request("GET", "/readyz")
+    assert status == 200 and body["checks"] == {
+        "database": True,
+        "limiter": True,
+        "policy": True,
+        "audit": True,
+    }
+    h.audit.down = True
+    status, _, body = h.gw.request("GET", "/readyz")
+    assert status == 503 and body["checks"]["audit"] is False

@@ -68,7 +68,9 @@ class FakeUpstream:
             app.router.add_post("/v1/chat/completions", self._chat)
             app.router.add_post("/v1/completions", self._completions)
             app.router.add_post("/v1/embeddings", self._embeddings)
-            self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+            self._runner = web.AppRunner(
+                app, access_log=None, shutdown_timeout=0.5, handler_cancellation=True
+            )
             self._loop.run_until_complete(self._runner.setup())
             site = web.TCPSite(self._runner, "127.0.0.1", self.port)
             self._loop.run_until_complete(site.start())
@@ -112,7 +114,11 @@ class FakeUpstream:
 
     async def _maybe_fail(self) -> web.Response | None:
         if self.delay_s:
-            await asyncio.sleep(self.delay_s)
+            try:
+                await asyncio.sleep(self.delay_s)
+            except asyncio.CancelledError:
+                self.cancelled.append("delayed request")
+                raise
         if self.mode == "error":
             headers = {"Retry-After": self.retry_after} if self.retry_after else {}
             return web.json_response(
