@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# `make run`: migrate, build the tiny DeepSeek model, serve it, create demo keys, start the gateway.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS=""
+BIN=.venv/bin
+CONFIG=examples/demo.yaml
+PCS="$BIN/portcullis --config $CONFIG"
+MODEL_DIR=.portcullis/tiny-deepseek
+RUNTIME_PORT=8081
+
+mkdir -p .portcullis
+$PCS db upgrade >/dev/null
+if [ ! -f "$MODEL_DIR/config.json" ]; then
+  echo "building a tiny DeepSeek-V3-architecture model in $MODEL_DIR (random weights, real tokenizer)"
+  $BIN/portcullis runtime make-tiny --out "$MODEL_DIR" >/dev/null
+fi
+
+echo "starting the self-hosted runtime on 127.0.0.1:$RUNTIME_PORT"
+$BIN/portcullis runtime serve --model "$MODEL_DIR" --served-model-name tiny-deepseek \
+  --host 127.0.0.1 --port "$RUNTIME_PORT" > .portcullis/runtime.log 2>&1 &
+RUNTIME_PID=$!
+trap 'kill $RUNTIME_PID 2>/dev/null || true' EXIT INT TERM
+for _ in $(seq 300); do
+  if curl -fs "http://127.0.0.1:$RUNTIME_PORT/health" >/dev/null 2>&1; then break; fi
+  if ! kill -0 $RUNTIME_PID 2>/dev/null; then echo "runtime failed; see .portcullis/runtime.log"; exit 1; fi
+  sleep 0.2
+done
+
+KEY=$($PCS keys create --user demo --team demo --jurisdiction AU-NSW --sector private 2>/dev/null)
+GOV_KEY=$($PCS keys create --user demo-official --jurisdiction AU --sector government 2>/dev/null)
+
+cat <<TXT
+
+Portcullis is starting on http://127.0.0.1:8080 (embedded defaults: SQLite, in-process policy).
+
+Your demo key (AU-NSW, private sector):    $KEY
+A public servant's key (AU, government):    $GOV_KEY
+
+  curl -s http://127.0.0.1:8080/v1/chat/completions \\
+    -H "Authorization: Bearer $KEY" -H "Content-Type: application/json" \\
+    -d '{"model": "deepseek-chat", "messages": [{"role": "user", "content": "Hello, I am Alice Smith"}]}'
+
+  python - <<'PY'
+from openai import OpenAI
+client = OpenAI(base_url="http://127.0.0.1:8080/v1", api_key="$KEY")
+for chunk in client.chat.completions.create(model="deepseek-chat", stream=True,
+        messages=[{"role": "user", "content": "Hello"}]):
+    print(chunk.choices[0].delta.content or "", end="", flush=True)
+PY
+
+The answer comes from DeepSeek-architecture weights on this machine (random, so nonsense).
+Try the public servant's key: Australia's PSPF Direction 001-2025 denies DeepSeek to
+Commonwealth entities, and the gateway says so, with the citation.
+
+TXT
+$PCS serve
