@@ -1,0 +1,308 @@
+"""The canonical audit event: a whitelist schema, content stripping, canonical bytes.
+
+The gateway hands over a plain dict (field list: ``docs/audit.md``). :func:`normalise` keeps only
+the fields of the schema, with the expected shapes; anything else (unknown keys, long strings,
+values that do not look like identifiers, digests that are not hex) is dropped and counted in
+``stripped``, so that no prompt, answer, PII value or key can reach the store by accident.
+:func:`canonical_bytes` is the byte string the Merkle leaf is computed over.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+__all__ = [
+    "KINDS",
+    "SCHEMA_VERSION",
+    "canonical_bytes",
+    "canonical_json",
+    "normalise",
+]
+
+SCHEMA_VERSION = 1
+# intent: written before forwarding; complete: the outcome; incomplete: written by recovery for an
+# intent whose process died; export/purge/checkpoint/content_read: administrative actions.
+KINDS = frozenset({"intent", "complete", "incomplete", "export", "purge", "content_read", "shred"})
+
+_ID = re.compile(r"^[\w.:/@+\-]{0,200}$", re.UNICODE)
+_HEX = re.compile(r"^[0-9a-f]{16,128}$")
+_TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
+_SHORT = 200
+
+Json = Any
+
+
+class _Stripper:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def drop(self) -> None:
+        self.count += 1
+
+    def ident(self, v: Any) -> str | None:
+        if v is None:
+            return None
+        if isinstance(v, str) and _ID.match(v):
+            return v
+        self.drop()
+        return None
+
+    def label(self, v: Any) -> str | None:
+        """Short free label (a message-free name such as a model or region): printable, no text."""
+        if v is None:
+            return None
+        if isinstance(v, str) and len(v) <= _SHORT and "\n" not in v and len(v.split()) <= 3:
+            return v
+        self.drop()
+        return None
+
+    def ids(self, v: Any) -> list[str]:
+        if not isinstance(v, list | tuple):
+            if v is not None:
+                self.drop()
+            return []
+        out = [s for s in (self.ident(x) for x in v) if s is not None]
+        return out
+
+    def boolean(self, v: Any) -> bool | None:
+        if v is None or isinstance(v, bool):
+            return v
+        self.drop()
+        return None
+
+    def number(self, v: Any) -> int | float | None:
+        if v is None or (isinstance(v, int | float) and not isinstance(v, bool)):
+            if isinstance(v, float) and v != v:  # NaN
+                self.drop()
+                return None
+            return v
+        self.drop()
+        return None
+
+    def counts(self, v: Any) -> dict[str, int]:
+        if not isinstance(v, Mapping):
+            if v is not None:
+                self.drop()
+            return {}
+        out: dict[str, int] = {}
+        for k, n in v.items():
+            key = self.ident(k)
+            if key is not None and isinstance(n, int) and not isinstance(n, bool):
+                out[key] = n
+            elif key is not None:
+                self.drop()
+        return out
+
+    def numbers(self, v: Any) -> dict[str, int | float | None]:
+        if not isinstance(v, Mapping):
+            if v is not None:
+                self.drop()
+            return {}
+        out: dict[str, int | float | None] = {}
+        for k, n in v.items():
+            key = self.ident(k)
+            if key is not None:
+                out[key] = self.number(n)
+        return out
+
+    def scalars(self, v: Any) -> dict[str, Json]:
+        """A flat map of identifiers to short scalars (obligations, deployment facts)."""
+        if not isinstance(v, Mapping):
+            if v is not None:
+                self.drop()
+            return {}
+        out: dict[str, Json] = {}
+        for k, x in v.items():
+            key = self.ident(k)
+            if key is None:
+                continue
+            if x is None or isinstance(x, bool | int | float):
+                out[key] = self.number(x) if isinstance(x, float) else x
+            elif isinstance(x, str):
+                s = self.ident(x)
+                if s is not None:
+                    out[key] = s
+            else:
+                self.drop()
+        return out
+
+    def fields(self, v: Any, spec: Mapping[str, Callable[[Any], Json]]) -> dict[str, Json] | None:
+        if v is None:
+            return None
+        if not isinstance(v, Mapping):
+            self.drop()
+            return None
+        self.count += sum(1 for k in v if k not in spec)
+        return {k: f(v.get(k)) for k, f in spec.items()}
+
+
+def _principal(s: _Stripper) -> dict[str, Callable[[Any], Json]]:
+    return {
+        "key_id": s.ident,
+        "user": s.ident,
+        "team": s.ident,
+        "tenant": s.ident,
+        "jurisdiction": s.ident,
+        "country": s.ident,
+        "subdivision": s.ident,
+        "sector": s.ident,
+        "roles": s.ids,
+        "tags": s.ids,
+    }
+
+
+def _backend(s: _Stripper) -> dict[str, Callable[[Any], Json]]:
+    return {
+        "id": s.ident,
+        "operator": s.ident,
+        "model_family": s.ident,
+        "model_origin": s.ident,
+        "hosting_country": s.ident,
+        "hosting_region": s.label,
+        "self_hosted": s.boolean,
+        "retention": lambda v: s.fields(
+            v,
+            {
+                "days": s.number,
+                "trains_on_inputs": s.boolean,
+                "zero_data_retention": s.boolean,
+                "terms_url": s.ident,
+            },
+        ),
+        "models": s.ids,
+    }
+
+
+def _backends(s: _Stripper, v: Any) -> list[Json]:
+    if not isinstance(v, list | tuple):
+        if v is not None:
+            s.drop()
+        return []
+    return [s.fields(b, _backend(s)) for b in v]
+
+
+def _decision_input(s: _Stripper, v: Any) -> dict[str, Json] | None:
+    return s.fields(
+        v,
+        {
+            "version": s.ident,
+            "phase": s.ident,
+            "now": s.ident,
+            "principal": lambda p: s.fields(p, _principal(s)),
+            "request": lambda r: s.fields(
+                r,
+                {"endpoint": s.ident, "model": s.label, "stream": s.boolean, "tools": s.boolean},
+            ),
+            "backends": lambda b: _backends(s, b),
+            "pii": lambda p: s.fields(p, {"entities": s.counts}),
+            "deployment": s.scalars,
+        },
+    )
+
+
+def _pii_actions(s: _Stripper, v: Any) -> dict[str, dict[str, int]]:
+    if not isinstance(v, Mapping):
+        if v is not None:
+            s.drop()
+        return {}
+    out: dict[str, dict[str, int]] = {}
+    for k, per in v.items():
+        key = s.ident(k)
+        if key is not None:
+            out[key] = s.counts(per)
+    return out
+
+
+def _attempts(s: _Stripper, v: Any) -> list[Json]:
+    if not isinstance(v, list | tuple):
+        if v is not None:
+            s.drop()
+        return []
+    return [
+        s.fields(a, {"backend": s.ident, "outcome": s.ident, "status": s.number}) for a in v
+    ]
+
+
+def _digest(s: _Stripper, v: Any) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, str) and _HEX.match(v):
+        return v
+    s.drop()
+    return None
+
+
+def _ts(s: _Stripper, v: Any) -> str | None:
+    if isinstance(v, str) and _TS.match(v):
+        return v
+    if v is not None:
+        s.drop()
+    return None
+
+
+def normalise(event: Mapping[str, Any], kind: str) -> dict[str, Json]:
+    """The schema-conformant copy of ``event`` for ``kind``; unknown or content-like values go.
+
+    The result always has every top-level key of the schema (missing ones are ``None``), plus
+    ``schema`` (version), ``kind`` and ``stripped`` (how many values were dropped).
+    """
+    if kind not in KINDS:
+        raise ValueError("unknown audit event kind")
+    s = _Stripper()
+    spec: dict[str, Callable[[Any], Json]] = {
+        "request_id": s.ident,
+        "ts": lambda v: _ts(s, v),
+        "endpoint": s.ident,
+        "principal": lambda v: s.fields(v, _principal(s)),
+        "model": s.label,
+        "stream": s.boolean,
+        "backend": lambda v: s.fields(v, _backend(s)),
+        "attempts": lambda v: _attempts(s, v),
+        "decision": lambda v: s.fields(
+            v,
+            {
+                "allow": s.boolean,
+                "permitted_backends": s.ids,
+                "rule_ids": s.ids,
+                "denying_rule_ids": s.ids,
+                "citation_ids": s.ids,
+                "obligations": s.scalars,
+            },
+        ),
+        "bundle_revision": s.ident,
+        "config_hash": s.ident,
+        "decision_input": lambda v: _decision_input(s, v),
+        "pii": lambda v: s.fields(
+            v, {"counts": s.counts, "actions": lambda a: _pii_actions(s, a)}
+        ),
+        "usage": s.counts,
+        "latency_ms": s.numbers,
+        "status": s.number,
+        "error_code": s.ident,
+        "client_address": s.ident,
+        "digests": lambda v: s.fields(
+            v,
+            {"key_id": s.ident, "prompt": lambda d: _digest(s, d), "answer": lambda d: _digest(s, d)},
+        ),
+        "forwarded": s.boolean,
+        # administrative events (export, purge, content_read, shred)
+        "actor": s.ident,
+        "action": s.scalars,
+    }
+    out = s.fields(event, spec) or {}
+    out["schema"] = SCHEMA_VERSION
+    out["kind"] = kind
+    out["stripped"] = s.count
+    return out
+
+
+def canonical_json(event: Mapping[str, Any]) -> str:
+    """Sorted keys, no whitespace, UTF-8 (not ASCII-escaped), no NaN: one spelling per event."""
+    return json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def canonical_bytes(event: Mapping[str, Any]) -> bytes:
+    return canonical_json(event).encode("utf-8")

@@ -1,0 +1,201 @@
+"""The audit sink the gateway calls (``gateway.audit_sink.AuditSink``): write-ahead intents with
+group commit and a deadline, completions, readiness, recovery at start and periodic checkpoints.
+
+``build_sink(settings, database_url, data_dir)`` is the factory the gateway uses; the sink itself
+depends only on plain values, so ``audit`` stays importable without ``gateway``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from audit.checkpoint import Signer, take_checkpoint
+from audit.db import open_engine
+from audit.recovery import recover
+from audit.schema import audit_head
+from audit.store import make_entry, prepare, writer_id
+from audit.writer import BatchWriter
+
+if TYPE_CHECKING:
+    from gateway.config.audit import AuditSettings
+
+__all__ = ["AuditUnavailable", "DatabaseAuditSink", "MemoryAuditSink", "build_sink"]
+
+log = logging.getLogger("portcullis.audit")
+
+
+class AuditUnavailable(RuntimeError):
+    """The audit store did not make the record durable in time (the gateway answers 503)."""
+
+
+def _consume(fut: asyncio.Future[int]) -> None:
+    if not fut.cancelled():
+        fut.exception()  # retrieved, so a failure after a timeout is not reported twice
+
+
+class DatabaseAuditSink:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        signer: Signer,
+        checkpoint_dir: Path | None,
+        *,
+        deadline_s: float = 1.0,
+        max_batch: int = 2000,
+        checkpoint_interval_s: float = 60.0,
+        recovery_grace_s: int = 600,
+        recovery_window_h: int = 24 * 31,
+        owns_engine: bool = True,
+    ) -> None:
+        self.engine = engine
+        self.signer = signer
+        self.checkpoint_dir = checkpoint_dir
+        self.writer_id = writer_id()
+        self._deadline = deadline_s
+        self._writer = BatchWriter(engine, max_batch)
+        self._interval = checkpoint_interval_s
+        self._grace = recovery_grace_s
+        self._window = recovery_window_h
+        self._owns_engine = owns_engine
+        self._prepared = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self.recovered = 0
+
+    async def _prepare(self) -> None:
+        async with self.engine.connect() as conn:
+            await prepare(conn)
+        self.recovered = await recover(self.engine, self.writer_id, self._grace, self._window)
+        if self.recovered:
+            log.warning("audit recovery marked %d intents incomplete", self.recovered)
+        self._prepared = True
+
+    async def start(self) -> None:
+        try:
+            await self._prepare()
+        except (OSError, sa.exc.SQLAlchemyError) as exc:
+            log.error("audit store unavailable at start: %s", type(exc).__name__)
+            self._writer.healthy = False
+        self._writer.start()
+        self._tasks.append(asyncio.create_task(self._probe(), name="audit-probe"))
+        self._tasks.append(asyncio.create_task(self._checkpoints(), name="audit-checkpoints"))
+
+    async def _submit(self, kind: str, event: Mapping[str, Any]) -> int:
+        if not self._prepared:
+            raise AuditUnavailable("audit store not ready")
+        fut = self._writer.submit(make_entry(kind, event, self.writer_id))
+        fut.add_done_callback(_consume)
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), self._deadline)
+        except TimeoutError:
+            self._writer.healthy = False
+            raise AuditUnavailable("audit record not durable within the deadline") from None
+        except Exception as exc:
+            raise AuditUnavailable("audit store write failed") from exc
+
+    async def intent(self, event: Mapping[str, Any]) -> None:
+        await self._submit("intent", event)
+
+    async def complete(self, event: Mapping[str, Any]) -> None:
+        await self._submit("complete", event)
+
+    async def record(self, kind: str, event: Mapping[str, Any]) -> int:
+        """Append an administrative entry (``export``, ``purge``, ...); returns its ``seq``."""
+        return await self._submit(kind, event)
+
+    async def ready(self) -> bool:
+        return self._prepared and self._writer.healthy
+
+    async def checkpoint(self) -> Any:
+        return await take_checkpoint(self.engine, self.signer, self.checkpoint_dir)
+
+    async def _probe(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            if self._prepared and self._writer.healthy:
+                continue
+            try:
+                if not self._prepared:
+                    await self._prepare()
+                async with self.engine.connect() as conn:
+                    await conn.execute(sa.select(audit_head.c.size).limit(1))
+                self._writer.healthy = True
+            except (OSError, sa.exc.SQLAlchemyError, asyncio.TimeoutError):
+                continue
+
+    async def _checkpoints(self) -> None:
+        last = -1
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                cp = await take_checkpoint(self.engine, self.signer, self.checkpoint_dir)
+                if cp is not None and cp.tree_size != last:
+                    last = cp.tree_size
+            except (OSError, sa.exc.SQLAlchemyError) as exc:
+                log.error("audit checkpoint failed: %s", type(exc).__name__)
+
+    async def close(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        self._tasks.clear()
+        await self._writer.close()
+        if self._prepared and self._writer.healthy:
+            with contextlib.suppress(OSError, sa.exc.SQLAlchemyError):
+                await take_checkpoint(self.engine, self.signer, self.checkpoint_dir)
+        if self._owns_engine:
+            await self.engine.dispose()
+
+
+class MemoryAuditSink:
+    """Deterministic fake for unit tests: keeps normalised entries in a list; can be failed."""
+
+    def __init__(self) -> None:
+        self.entries: list[dict[str, Any]] = []
+        self.fail = False
+        self.started = False
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def _add(self, kind: str, event: Mapping[str, Any]) -> None:
+        if self.fail:
+            raise AuditUnavailable("audit store down (fake)")
+        self.entries.append(make_entry(kind, event, "memory:0:0").row)
+
+    async def intent(self, event: Mapping[str, Any]) -> None:
+        await self._add("intent", event)
+
+    async def complete(self, event: Mapping[str, Any]) -> None:
+        await self._add("complete", event)
+
+    async def ready(self) -> bool:
+        return not self.fail
+
+    async def close(self) -> None:
+        self.started = False
+
+
+def build_sink(settings: AuditSettings, database_url: str, data_dir: Path) -> DatabaseAuditSink:
+    """The gateway's audit sink from its settings (see ``gateway.config.audit``)."""
+    base = Path(data_dir) / "audit"
+    key_file = settings.signing_key_file or base / "signing.key"
+    return DatabaseAuditSink(
+        open_engine(settings.database_url or database_url),
+        Signer.from_file(Path(key_file)),
+        Path(settings.checkpoint_dir or base / "checkpoints"),
+        deadline_s=settings.intent_deadline_ms / 1000,
+        max_batch=settings.max_batch,
+        checkpoint_interval_s=settings.checkpoint_interval_s,
+        recovery_grace_s=settings.recovery_grace_s,
+        recovery_window_h=settings.recovery_window_h,
+    )

@@ -1,0 +1,143 @@
+"""Appending entries to the log: one linear history across processes and replicas.
+
+:func:`append` runs inside one transaction: it bumps ``audit_head.size`` first (that ``UPDATE``
+takes the row lock on PostgreSQL and the write lock on SQLite, so concurrent writers queue up
+instead of racing), inserts the entries with consecutive ``seq`` and stores the new Merkle
+frontier. A rollback returns the sequence numbers, so the history has no gaps.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from audit.event import canonical_bytes, normalise
+from audit.merkle import Frontier, leaf_hash
+from audit.schema import audit_head, audit_log
+
+__all__ = ["Entry", "Head", "append", "make_entry", "now_ts", "prepare", "read_head", "writer_id"]
+
+
+def now_ts() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def writer_id() -> str:
+    """``host:pid:nonce`` of this process; recovery uses it to tell dead writers from live ones."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A log entry ready to insert (everything but ``seq``)."""
+
+    row: dict[str, Any]
+    leaf: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    size: int
+    frontier: Frontier
+
+
+def _rules(decision: Any) -> str | None:
+    if not isinstance(decision, Mapping):
+        return None
+    ids = list(decision.get("rule_ids") or []) + list(decision.get("denying_rule_ids") or [])
+    return ("," + ",".join(sorted(set(ids))) + ",") if ids else None
+
+
+def make_entry(kind: str, event: Mapping[str, Any], writer: str) -> Entry:
+    """Normalise ``event`` (strip content), fix its time, hash the canonical bytes."""
+    body = normalise(event, kind)
+    if body.get("ts") is None:
+        body["ts"] = now_ts()
+    raw = canonical_bytes(body)
+    principal = body.get("principal") or {}
+    decision = body.get("decision")
+    backend = body.get("backend") or {}
+    allow = decision.get("allow") if isinstance(decision, Mapping) else None
+    obligations = decision.get("obligations") if isinstance(decision, Mapping) else None
+    retention = obligations.get("retention_class") if isinstance(obligations, Mapping) else None
+    row = {
+        "request_id": body.get("request_id"),
+        "kind": kind,
+        "ts": body["ts"],
+        "writer": writer,
+        "tenant": principal.get("tenant"),
+        "jurisdiction": principal.get("jurisdiction"),
+        "user_id": principal.get("user"),
+        "team": principal.get("team"),
+        "decision": None if allow is None else ("allow" if allow else "deny"),
+        "backend": backend.get("id"),
+        "rule_ids": _rules(decision),
+        "retention_class": retention if isinstance(retention, str) else None,
+        "body": raw.decode("utf-8"),
+        "leaf_hash": leaf_hash(raw),
+        "purged_at": None,
+    }
+    return Entry(row=row, leaf=row["leaf_hash"])
+
+
+async def _ensure_head(conn: AsyncConnection) -> None:
+    exists = (await conn.execute(sa.select(audit_head.c.id).where(audit_head.c.id == 1))).first()
+    if exists is None:
+        try:
+            async with conn.begin_nested():
+                await conn.execute(sa.insert(audit_head).values(id=1, size=0, frontier=b""))
+        except sa.exc.IntegrityError:
+            pass  # another writer created it first
+
+
+async def read_head(conn: AsyncConnection) -> Head:
+    row = (
+        await conn.execute(sa.select(audit_head.c.size, audit_head.c.frontier).where(audit_head.c.id == 1))
+    ).first()
+    if row is None:
+        return Head(0, Frontier())
+    return Head(int(row.size), Frontier.from_bytes(int(row.size), bytes(row.frontier)))
+
+
+async def append(conn: AsyncConnection, entries: Sequence[Entry]) -> int:
+    """Append ``entries`` in one transaction; return the ``seq`` of the first (1-based)."""
+    if not entries:
+        raise ValueError("nothing to append")
+    n = len(entries)
+    async with conn.begin():
+        bumped = (
+            await conn.execute(
+                sa.update(audit_head)
+                .where(audit_head.c.id == 1)
+                .values(size=audit_head.c.size + n)
+                .returning(audit_head.c.size, audit_head.c.frontier)
+            )
+        ).first()
+        if bumped is None:
+            raise RuntimeError("audit_head is missing")
+        size = int(bumped.size)
+        first = size - n + 1
+        frontier = Frontier.from_bytes(first - 1, bytes(bumped.frontier))
+        rows = []
+        for i, e in enumerate(entries):
+            rows.append({**e.row, "seq": first + i})
+            frontier.append(e.leaf)
+        await conn.execute(sa.insert(audit_log), rows)
+        await conn.execute(
+            sa.update(audit_head).where(audit_head.c.id == 1).values(frontier=frontier.to_bytes())
+        )
+    return first
+
+
+async def prepare(conn: AsyncConnection) -> None:
+    """Make sure the head row exists (idempotent; safe with several writers)."""
+    async with conn.begin():
+        await _ensure_head(conn)
