@@ -128,6 +128,8 @@ def _weights(a: dict[str, Any]) -> str:
 def _messages(a: dict[str, Any], authority: str, instrument: str, effect: str, frm: str | None) -> dict[str, str]:
     subj = SUBJECTS[a["subject"]]["name"]
     when = f"in force since {frm}" if frm else "date not established"
+    if frm and a["effective_date"] is None:
+        when = f"in force since {frm} at the earliest; {a.get('date_basis')}"
     if a["status"] == "lifted":
         when = f"from {frm} until {a.get('lifted_date')} (lifted)"
     who = ", ".join(s.replace("_", " ") for s in a["scope"])

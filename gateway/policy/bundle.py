@@ -1,0 +1,163 @@
+"""Loading the policy bundle: the shipped pack in ``policies/`` plus the organisation's overlays.
+
+Layout (the data document both engines see)::
+
+    data.facts.<stem>            policies/data/<stem>.json        (actions, regions, pii)
+    data.facts.by_package        index of actions by pack package, built here
+    data.overlays.<name>.<stem>  <overlay dir>/<stem>.json         (an overlay's own data)
+    data.bundle.revision         content hash of every file above and every module
+    data.portcullis.*            the Rego modules (packages portcullis, portcullis.lib,
+                                 portcullis.jurisdiction.<cc>, portcullis.overlay.<name>)
+
+``*_test.rego`` modules are kept apart (``Bundle.tests``): they never change a decision and are
+loaded only by ``portcullis policy test``. The revision is a hash of the decision-relevant files,
+so editing a test does not invalidate cached decisions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import tarfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Bundle", "BundleError", "default_bundle_dir", "load_bundle", "write_opa_bundle"]
+
+_SKIP_DIRS = {"tools", "schema", "overlays"}
+_PACKAGE = re.compile(r"^package\s+([A-Za-z0-9_.]+)", re.MULTILINE)
+_OVERLAY_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+class BundleError(ValueError):
+    """The bundle or an overlay cannot be loaded (missing, unreadable, wrong package)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Bundle:
+    modules: tuple[tuple[str, str], ...]  # (name, Rego text), decision-relevant
+    tests: tuple[tuple[str, str], ...]  # (name, Rego text) of *_test.rego
+    data: dict[str, Any] = field(hash=False)
+    revision: str = ""
+    root: Path | None = None
+    overlays: tuple[Path, ...] = ()
+
+
+def default_bundle_dir() -> Path:
+    """The shipped pack: ``policies/`` at the repository root."""
+    return Path(__file__).resolve().parents[2] / "policies"
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BundleError(f"cannot read data file {path.name}: {type(exc).__name__}") from None
+
+
+def _package_of(text: str, name: str) -> str:
+    m = _PACKAGE.search(text)
+    if not m:
+        raise BundleError(f"{name}: no package declaration")
+    return m.group(1)
+
+
+def load_bundle(bundle_dir: Path | None = None, overlays: Sequence[Path] = ()) -> Bundle:
+    root = (bundle_dir or default_bundle_dir()).resolve()
+    if not root.is_dir():
+        raise BundleError(f"policy bundle directory not found: {root}")
+    hasher = hashlib.sha256()
+    modules: list[tuple[str, str]] = []
+    tests: list[tuple[str, str]] = []
+    facts: dict[str, Any] = {}
+
+    def add_file(label: str, raw: bytes) -> None:
+        hasher.update(label.encode() + b"\0" + hashlib.sha256(raw).digest())
+
+    for path in sorted(root.rglob("*.rego")):
+        rel = path.relative_to(root)
+        if rel.parts[0] in _SKIP_DIRS:
+            continue
+        text = path.read_text(encoding="utf-8")
+        if not _package_of(text, str(rel)).startswith("portcullis"):
+            raise BundleError(f"{rel}: packages of the pack live under 'portcullis'")
+        if path.name.endswith("_test.rego"):
+            tests.append((f"pack/{rel}", text))
+        else:
+            modules.append((f"pack/{rel}", text))
+            add_file(f"pack/{rel}", text.encode())
+    data_dir = root / "data"
+    for path in sorted(data_dir.glob("*.json")) if data_dir.is_dir() else []:
+        raw = path.read_bytes()
+        facts[path.stem] = _read_json(path)
+        add_file(f"pack/data/{path.name}", raw)
+    actions = facts.get("actions")
+    if not isinstance(actions, list):
+        raise BundleError("policy bundle has no data/actions.json list")
+    by_package: dict[str, list[Any]] = {}
+    for action in actions:
+        by_package.setdefault(str(action.get("package")), []).append(action)
+    facts["by_package"] = by_package  # derived index; the hash covers actions.json
+    overlay_data: dict[str, Any] = {}
+    resolved: list[Path] = []
+    for ov in overlays:
+        ov = ov.resolve()
+        if not ov.is_dir():
+            raise BundleError(f"overlay directory not found: {ov}")
+        name = ov.name.lower()
+        if not _OVERLAY_NAME.match(name) or name in overlay_data:
+            raise BundleError(f"overlay {ov.name!r}: name must be unique, [a-z0-9_-]")
+        resolved.append(ov)
+        overlay_data[name] = {}
+        for path in sorted(ov.rglob("*.rego")):
+            rel = path.relative_to(ov)
+            text = path.read_text(encoding="utf-8")
+            pkg = _package_of(text, f"{name}/{rel}")
+            if path.name.endswith("_test.rego"):
+                tests.append((f"overlay/{name}/{rel}", text))
+                continue
+            if not pkg.startswith("portcullis.overlay."):
+                raise BundleError(f"overlay {name}/{rel}: package must be portcullis.overlay.<name>")
+            modules.append((f"overlay/{name}/{rel}", text))
+            add_file(f"overlay/{name}/{rel}", text.encode())
+        for path in sorted(ov.glob("*.json")):
+            raw = path.read_bytes()
+            overlay_data[name][path.stem] = _read_json(path)
+            add_file(f"overlay/{name}/{path.name}", raw)
+    revision = "sha256:" + hasher.hexdigest()[:20]
+    data = {"facts": facts, "overlays": overlay_data, "bundle": {"revision": revision}}
+    return Bundle(
+        modules=tuple(modules),
+        tests=tuple(tests),
+        data=data,
+        revision=revision,
+        root=root,
+        overlays=tuple(resolved),
+    )
+
+
+def write_opa_bundle(bundle: Bundle, dest: Path) -> None:
+    """Write an OPA bundle (``.tar.gz``) with the same modules and data document.
+
+    Serve it to the sidecar (``opa run --server --bundle bundle.tar.gz``); ``.manifest`` carries
+    the same revision, and the data document is the one the embedded engine evaluates.
+    """
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+
+        def put(name: str, payload: bytes) -> None:
+            info = tarfile.TarInfo(name)
+            info.size = len(payload)
+            info.mtime = 0
+            tar.addfile(info, io.BytesIO(payload))
+
+        manifest = {"revision": bundle.revision, "roots": ["portcullis", "facts", "overlays", "bundle"]}
+        put("/.manifest", json.dumps(manifest).encode())
+        put("/data.json", json.dumps(bundle.data, sort_keys=True).encode())
+        for name, text in bundle.modules:
+            put("/" + name, text.encode())
+    dest.write_bytes(buf.getvalue())

@@ -1,0 +1,233 @@
+"""The policy client the gateway calls: deadline, bounded concurrency, validation, cache.
+
+``await build_policy_client(settings, registry)`` -> :class:`PolicyClient`;
+``await client.decide(policy_input, candidates)`` -> :class:`~gateway.policy.contract.Decision`
+or ``GatewayError(Cause.POLICY_UNAVAILABLE)`` on any engine error, timeout, overload or
+malformed decision (fail closed; nothing is forwarded).
+
+Cache correctness: the pack compares dates only (``lib.today``, the UTC day of ``now``), so the
+key is the input with ``now`` replaced by its UTC day, plus the bundle revision. An overlay that
+looks at ``input.now`` more finely than the day must run with ``cache_size: 0``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from gateway.config.policy import PolicySettings
+from gateway.errors import Cause, GatewayError
+from gateway.policy.bundle import Bundle, load_bundle
+from gateway.policy.contract import Decision, MalformedDecision, PolicyEngine, parse_decision
+
+__all__ = ["EngineFactory", "PolicyClient", "build_engine", "build_policy_client"]
+
+log = logging.getLogger("portcullis.policy")
+
+EngineFactory = Callable[[], Awaitable[PolicyEngine]]
+
+
+class _Metrics:
+    def __init__(self, registry: CollectorRegistry | None) -> None:
+        reg = registry if registry is not None else CollectorRegistry()
+        self.failures = Counter(
+            "portcullis_policy_failures",
+            "Policy evaluations that failed closed, by cause.",
+            ["cause"],
+            registry=reg,
+        )
+        self.decisions = Counter(
+            "portcullis_policy_decisions",
+            "Policy decisions, by outcome and cache use.",
+            ["outcome", "cache"],
+            registry=reg,
+        )
+        self.latency = Histogram(
+            "portcullis_policy_eval_seconds",
+            "Engine evaluation time (cache misses).",
+            buckets=(0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.1, 0.25),
+            registry=reg,
+        )
+        self.reloads = Counter(
+            "portcullis_policy_reloads", "Bundle reloads, by result.", ["result"], registry=reg
+        )
+
+
+def cache_key(policy_input: Mapping[str, Any], revision: str) -> str:
+    """The decision-relevant input: everything but ``now``, which counts only by UTC day."""
+    now = policy_input.get("now")
+    day = now[:10] if isinstance(now, str) else None
+    rest = {k: v for k, v in policy_input.items() if k != "now"}
+    return f"{revision}|{day}|{json.dumps(rest, separators=(',', ':'), default=str)}"
+
+
+class PolicyClient:
+    """Implements the gateway's ``Decider`` protocol (gateway/services.py)."""
+
+    def __init__(
+        self,
+        engine: PolicyEngine,
+        settings: PolicySettings,
+        *,
+        factory: EngineFactory | None = None,
+        metrics_registry: CollectorRegistry | None = None,
+    ) -> None:
+        self._engine = engine
+        self._settings = settings
+        self._factory = factory
+        self._deadline = settings.deadline_ms / 1000.0
+        self._sem = asyncio.Semaphore(settings.max_in_flight)
+        self._cache: OrderedDict[str, Decision] = OrderedDict()
+        self._cache_size = settings.cache_size
+        self._metrics = _Metrics(metrics_registry)
+        self._reload_lock = asyncio.Lock()
+        self._watch_task: asyncio.Task[None] | None = None
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def revision(self) -> str:
+        return self._engine.revision
+
+    @property
+    def engine(self) -> PolicyEngine:
+        return self._engine
+
+    def _fail(self, cause: str, exc: BaseException | None = None) -> GatewayError:
+        self._metrics.failures.labels(cause=cause).inc()
+        log.error("policy evaluation failed closed: %s (%s)", cause, type(exc).__name__ if exc else "-")
+        return GatewayError(Cause.POLICY_UNAVAILABLE, "The policy engine is unavailable.")
+
+    async def decide(self, policy_input: Mapping[str, Any], candidates: tuple[str, ...]) -> Decision:
+        engine = self._engine  # one revision for the whole call, even across a reload
+        key = cache_key(policy_input, engine.revision) if self._cache_size else ""
+        if key:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                self.hits += 1
+                self._metrics.decisions.labels(outcome="allow" if hit.allow else "deny", cache="hit").inc()
+                return hit
+            self.misses += 1
+        try:
+            async with asyncio.timeout(self._deadline):
+                async with self._sem:
+                    start = time.perf_counter()
+                    raw = await engine.evaluate(policy_input)
+                    self._metrics.latency.observe(time.perf_counter() - start)
+        except TimeoutError as exc:
+            raise self._fail("timeout", exc) from None
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # any engine failure fails closed
+            raise self._fail("error", exc) from None
+        try:
+            decision = parse_decision(raw, candidates)
+        except MalformedDecision as exc:
+            raise self._fail("malformed", exc) from None
+        if decision.bundle_revision != engine.revision and not getattr(engine, "remote", False):
+            raise self._fail("malformed")  # an embedded engine must answer with its own revision
+        self._metrics.decisions.labels(outcome="allow" if decision.allow else "deny", cache="miss").inc()
+        if key and decision.bundle_revision == engine.revision:
+            self._cache[key] = decision
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return decision
+
+    async def reload(self) -> str:
+        """Build a new engine (new bundle revision) and swap it in atomically; the old one closes.
+
+        On failure the running engine stays and the error propagates (logged, counted).
+        """
+        if self._factory is None:
+            raise RuntimeError("this policy client has no engine factory to reload from")
+        async with self._reload_lock:
+            try:
+                fresh = await self._factory()
+            except Exception:
+                self._metrics.reloads.labels(result="failed").inc()
+                log.exception("policy bundle reload failed; keeping revision %s", self.revision)
+                raise
+            old, self._engine = self._engine, fresh
+            self._cache.clear()
+            self._metrics.reloads.labels(result="ok").inc()
+            log.info("policy bundle revision %s -> %s", old.revision, fresh.revision)
+            await old.close()
+            return fresh.revision
+
+    def install_sighup(self) -> bool:
+        """Reload on SIGHUP (Unix, main thread's loop); returns whether it was installed."""
+        loop = asyncio.get_running_loop()
+        try:
+            loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self._safe_reload()))
+        except (NotImplementedError, RuntimeError, ValueError):
+            return False
+        return True
+
+    async def _safe_reload(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.reload()
+
+    def start_watcher(self, paths: tuple[Any, ...], interval_s: float) -> asyncio.Task[None]:
+        """Poll the bundle's files; reload when any .rego/.json changes (mtime, size or set)."""
+        from gateway.policy.watch import watch_loop
+
+        self._watch_task = asyncio.get_running_loop().create_task(
+            watch_loop(paths, interval_s, self._safe_reload)
+        )
+        return self._watch_task
+
+    async def ready(self) -> bool:
+        try:
+            async with asyncio.timeout(max(self._deadline, 1.0)):
+                return await self._engine.ready()
+        except Exception:
+            return False
+
+    async def close(self) -> None:
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._watch_task
+        await self._engine.close()
+
+
+async def build_engine(settings: PolicySettings) -> PolicyEngine:
+    """The configured engine over the configured bundle (raises if the bundle is broken)."""
+    if settings.engine == "opa":
+        from gateway.policy.opa import OpaEngine
+
+        opa = OpaEngine(settings.opa_url, settings.opa_path)
+        await opa.start()
+        return opa
+    bundle: Bundle = await asyncio.to_thread(load_bundle, settings.bundle, settings.overlays)
+    from gateway.policy.embedded import EmbeddedEngine
+
+    return await asyncio.to_thread(EmbeddedEngine, bundle, threads=settings.threads)
+
+
+async def build_policy_client(
+    settings: PolicySettings, metrics_registry: CollectorRegistry | None = None
+) -> PolicyClient:
+    """The client the gateway uses. Starts the file watcher when ``settings.watch``."""
+
+    async def factory() -> PolicyEngine:
+        return await build_engine(settings)
+
+    client = PolicyClient(
+        await factory(), settings, factory=factory, metrics_registry=metrics_registry
+    )
+    if settings.watch and settings.engine == "embedded":
+        from gateway.policy.bundle import default_bundle_dir
+
+        client.start_watcher((settings.bundle or default_bundle_dir(), *settings.overlays), settings.watch_interval_s)
+    return client

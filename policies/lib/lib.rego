@@ -1,0 +1,195 @@
+# METADATA
+# title: Shared library of the Portcullis jurisdiction pack
+# description: >-
+#   How a government action (policies/data/actions.json) applies to a request: where and whom
+#   it covers, when it is in effect, and which candidate backends it reaches. Backends are told
+#   apart by their facts (operator, model_family, self_hosted), never by name.
+package portcullis.lib
+
+import rego.v1
+
+# The evaluation day (UTC). Actions are dated to the day, so the decision depends on `now`
+# only through this value; the gateway's decision cache relies on that.
+today := substring(input.now, 0, 10)
+
+stance := s if {
+	s := object.get(input, ["deployment", "self_hosted_stance"], "cautious")
+	s == "permit"
+} else := "cautious"
+
+valid_input if {
+	input.version == "1"
+	is_string(input.now)
+	regex.match(`^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$`, input.now)
+	is_object(input.principal)
+	is_string(input.principal.country)
+	is_string(input.principal.sector)
+	is_array(input.backends)
+}
+
+# METADATA
+# title: Place
+# description: A national action covers the country and all its subdivisions (cautious reading);
+#   a sub-national action covers only that subdivision; EU covers the member states.
+covers_place(a) if {
+	a.subdivision == null
+	a.country == input.principal.country
+}
+
+covers_place(a) if {
+	a.subdivision == null
+	a.country == "EU"
+	input.principal.country in data.facts.regions.eu_members
+}
+
+covers_place(a) if {
+	a.subdivision != null
+	a.subdivision == input.principal.subdivision
+}
+
+# METADATA
+# title: Sector
+# description: The action's scopes, mapped onto principal sectors (docs/policy.md).
+covers_sector(a) if "*" in a.sectors
+
+covers_sector(a) if input.principal.sector in a.sectors
+
+started(a) if a.effective_from == null
+
+started(a) if {
+	a.effective_from != null
+	a.effective_from <= today
+}
+
+ended(a) if {
+	a.lifted_on != null
+	today >= a.lifted_on
+}
+
+# METADATA
+# title: In effect
+# description: From the effective date (or the earliest date the sources allow) until lifted.
+in_effect(a) if {
+	started(a)
+	not ended(a)
+}
+
+applies(a) if {
+	covers_place(a)
+	covers_sector(a)
+	in_effect(a)
+}
+
+# The operator's own hosted service ("*": any operator's hosted AI service).
+hosted_backend(a, b) if {
+	not b.self_hosted
+	a.subject.operator == "*"
+}
+
+hosted_backend(a, b) if {
+	not b.self_hosted
+	b.operator == a.subject.operator
+}
+
+# The subject's weights run by someone else: self-hosted, or a third party's hosting.
+weights_backend(a, b) if {
+	a.subject.model_family != null
+	b.model_family == a.subject.model_family
+	b.operator != a.subject.operator
+}
+
+citation(a) := {
+	"authority": a.authority,
+	"instrument": a.instrument,
+	"date": a.effective_date,
+	"url": a.url,
+	"confidence": a.confidence,
+	"action_id": a.id,
+}
+
+reason(a, part, effect, ids) := {
+	"rule": sprintf("%s.%s.%s", [a.package, a.id, part]),
+	"effect": effect,
+	"message": a.messages[msg_key(part)],
+	"backends": ids,
+	"citation": citation(a),
+}
+
+msg_key("hosted") := "hosted"
+
+msg_key("weights") := "weights"
+
+msg_key("weights_cautious") := "weights_cautious"
+
+msg_key("weights_permitted") := "weights_permitted"
+
+hosted_ids(a) := sort([b.id | some b in input.backends; hosted_backend(a, b)])
+
+weights_ids(a) := sort([b.id | some b in input.backends; weights_backend(a, b)])
+
+# METADATA
+# title: Findings of one action
+# description: >-
+#   hosted: the action reaches the operator's hosted service. weights: it covers the weights
+#   explicitly. weights_cautious / weights_permitted: a binding text ambiguous about weights,
+#   decided by the deployment's self_hosted_stance (default cautious = deny).
+reasons(a) := hosted_reasons(a) | weights_reasons(a)
+
+hosted_reasons(a) := {reason(a, "hosted", a.effect, ids) |
+	a.hosted
+	applies(a)
+	ids := hosted_ids(a)
+	count(ids) > 0
+}
+
+weights_reasons(a) := {reason(a, part, effect, ids) |
+	applies(a)
+	ids := weights_ids(a)
+	count(ids) > 0
+	[part, effect] := weights_outcome(a)
+}
+
+weights_outcome(a) := ["weights", a.effect] if a.weights == "covered"
+
+weights_outcome(a) := ["weights_cautious", "deny"] if {
+	a.weights == "ambiguous"
+	a.effect == "deny"
+	stance == "cautious"
+}
+
+weights_outcome(a) := ["weights_permitted", "info"] if {
+	a.weights == "ambiguous"
+	a.effect == "deny"
+	stance == "permit"
+}
+
+# A package can only apply to principals of its own country (or, for "eu", a member state);
+# the others are skipped before any action is looked at.
+relevant(pkg) if pkg == lower(input.principal.country)
+
+relevant("eu") if input.principal.country in data.facts.regions.eu_members
+
+# Reasons of every action of one pack package (folder policies/<package>/).
+# data.facts.by_package is an index of data.facts.actions built when the bundle is loaded.
+package_reasons(pkg) := {r |
+	valid_input
+	relevant(pkg)
+	some a in data.facts.by_package[pkg]
+	some r in reasons(a)
+}
+
+# METADATA
+# title: PII actions
+# description: >-
+#   Axiom 6: pseudonymise every entity type for a backend that is not self-hosted, allow on a
+#   self-hosted one. Overlays relax the default (pii_relax) or tighten (pii_tighten); the
+#   strictest applicable action wins.
+default_action(b) := data.facts.pii.default_self_hosted if b.self_hosted == true
+
+default_action(b) := data.facts.pii.default_hosted if not b.self_hosted == true
+
+strictest(actions) := data.facts.pii.by_strictness[max({data.facts.pii.strictness[x] | some x in actions})]
+
+matches_backend(entry, b) if object.get(entry, "backends", null) == null
+
+matches_backend(entry, b) if b.id in object.get(entry, "backends", [])

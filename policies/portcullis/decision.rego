@@ -1,0 +1,147 @@
+# METADATA
+# title: Portcullis decision, contract version 1
+# description: >-
+#   The entrypoint: data.portcullis.decision. Gathers the reasons of every jurisdiction package
+#   (data.portcullis.jurisdiction.<cc>) and every overlay package (data.portcullis.overlay.<name>),
+#   removes the backends any deny reason names (a deny anywhere wins), and gives the PII action
+#   per permitted backend (the strictest applicable action wins). Messages and citations come
+#   from data (no engine reads rego.metadata). Schema: policies/schema/decision-output.v1.json.
+# entrypoint: true
+package portcullis
+
+import rego.v1
+
+import data.portcullis.lib
+
+candidates := {b.id | some b in input.backends}
+
+# METADATA
+# title: Input checks
+# description: An input that is not contract v1 is denied (fail closed), never guessed at.
+base_reasons contains {
+	"rule": "portcullis.input.invalid",
+	"effect": "deny",
+	"message": "The policy input is not a valid version-1 decision input.",
+	"backends": null,
+	"citation": null,
+} if not lib.valid_input
+
+base_reasons contains {
+	"rule": "portcullis.input.no_candidates",
+	"effect": "deny",
+	"message": "No backend serves this model for this endpoint.",
+	"backends": null,
+	"citation": null,
+} if {
+	lib.valid_input
+	count(candidates) == 0
+}
+
+base_reasons contains {
+	"rule": "portcullis.overlay.invalid",
+	"effect": "deny",
+	"message": "An organisation overlay gives a PII action or reason this contract does not know.",
+	"backends": null,
+	"citation": null,
+} if {
+	some e in relax_entries | tighten_entries
+	not data.facts.pii.strictness[e.action]
+}
+
+jurisdiction_reasons contains r if {
+	some r in data.portcullis.jurisdiction[_].reasons
+}
+
+overlay_reason(r, effect) := {
+	"rule": r.rule,
+	"effect": effect,
+	"message": object.get(r, "message", r.rule),
+	"backends": sorted_or_null(object.get(r, "backends", null)),
+	"citation": object.get(r, "citation", null),
+}
+
+sorted_or_null(x) := sort(x) if is_array(x)
+
+sorted_or_null(x) := null if x == null
+
+overlay_reasons contains overlay_reason(r, "deny") if {
+	some r in data.portcullis.overlay[_].deny
+}
+
+overlay_reasons contains overlay_reason(r, "warn") if {
+	some r in data.portcullis.overlay[_].warn
+}
+
+overlay_reasons contains overlay_reason(r, "info") if {
+	some r in data.portcullis.overlay[_].info
+}
+
+all_reasons := (base_reasons | jurisdiction_reasons) | overlay_reasons
+
+denials := {r | some r in all_reasons; r.effect == "deny"}
+
+denied_all if {
+	some r in denials
+	r.backends == null
+}
+
+denied contains id if {
+	some r in denials
+	is_array(r.backends)
+	some id in r.backends
+}
+
+permitted_set := {id | some id in candidates; not id in denied; not denied_all}
+
+# PII: overlays' entries; see lib for the default (Axiom 6).
+relax_entries contains e if {
+	some e in data.portcullis.overlay[_].pii_relax
+}
+
+tighten_entries contains e if {
+	some e in data.portcullis.overlay[_].pii_tighten
+}
+
+named_entities(b) := {e.entity | some e in relax_entries | tighten_entries; lib.matches_backend(e, b)} | {"*"}
+
+relax_for(b, ent) := {e.action | some e in relax_entries; lib.matches_backend(e, b); e.entity == ent}
+
+base_action(b, ent) := lib.strictest(relax_for(b, ent)) if {
+	count(relax_for(b, ent)) > 0
+} else := lib.strictest(relax_for(b, "*")) if {
+	count(relax_for(b, "*")) > 0
+} else := lib.default_action(b)
+
+tightened(b, ent) := {e.action | some e in tighten_entries; lib.matches_backend(e, b); e.entity in {ent, "*"}}
+
+pii_action(b, ent) := lib.strictest({base_action(b, ent)} | tightened(b, ent))
+
+pii_actions := {b.id: {ent: pii_action(b, ent) | some ent in named_entities(b)} |
+	some b in input.backends
+	b.id in permitted_set
+}
+
+obligation_entries contains e if {
+	some e in data.portcullis.overlay[_].obligations
+}
+
+retention_rank := max({0} | {i |
+	some e in obligation_entries
+	some i, c in data.facts.pii.retention_classes
+	c == e.retention_class
+})
+
+obligations := {
+	"content_capture": count([e | some e in obligation_entries; e.content_capture == true]) > 0,
+	"retention_class": data.facts.pii.retention_classes[retention_rank],
+}
+
+decision := {
+	"version": "1",
+	"allow": count(permitted_set) > 0,
+	"permitted_backends": sort([id | some id in permitted_set]),
+	"pii_actions": pii_actions,
+	"reasons": [r | some r in all_reasons],
+	"obligations": obligations,
+	"bundle_revision": data.bundle.revision,
+}
