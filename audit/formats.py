@@ -1,0 +1,174 @@
+"""Export formats: CSV (RFC 4180, formula cells neutralised), JSONL, Syslog (RFC 5424 with
+RFC 6587 octet-counting framing). Each takes a stored row (``seq``, ``kind``, ``body``,
+``leaf_hash``) and returns bytes; each has a parser that gives the row back exactly.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import socket
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+__all__ = [
+    "CSV_COLUMNS",
+    "FORMATS",
+    "csv_header",
+    "csv_line",
+    "flatten",
+    "jsonl_line",
+    "neutralise",
+    "parse_csv",
+    "parse_jsonl",
+    "parse_syslog",
+    "syslog_line",
+    "unneutralise",
+]
+
+FORMATS = ("csv", "jsonl", "syslog")
+
+# Spreadsheet formula triggers (OWASP CSV injection); a leading quote is escaped as well so that
+# neutralisation can be undone exactly.
+_DANGEROUS = ("=", "+", "-", "@", "\t", "\r", "\x00", "'")
+
+
+def neutralise(cell: str) -> str:
+    return "'" + cell if cell.startswith(_DANGEROUS) else cell
+
+
+def unneutralise(cell: str) -> str:
+    return cell[1:] if cell.startswith("'") else cell
+
+
+def _s(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, list | tuple):
+        return " ".join(str(x) for x in v)
+    if isinstance(v, Mapping):
+        return json.dumps(v, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return str(v)
+
+
+def _g(d: Any, *path: str) -> Any:
+    for p in path:
+        if not isinstance(d, Mapping):
+            return None
+        d = d.get(p)
+    return d
+
+
+CSV_COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("request_id", ("request_id",)),
+    ("ts", ("ts",)),
+    ("tenant", ("principal", "tenant")),
+    ("jurisdiction", ("principal", "jurisdiction")),
+    ("user", ("principal", "user")),
+    ("team", ("principal", "team")),
+    ("sector", ("principal", "sector")),
+    ("key_id", ("principal", "key_id")),
+    ("endpoint", ("endpoint",)),
+    ("model", ("model",)),
+    ("backend", ("backend", "id")),
+    ("backend_operator", ("backend", "operator")),
+    ("backend_hosting_country", ("backend", "hosting_country")),
+    ("backend_hosting_region", ("backend", "hosting_region")),
+    ("backend_self_hosted", ("backend", "self_hosted")),
+    ("decision_allow", ("decision", "allow")),
+    ("rule_ids", ("decision", "rule_ids")),
+    ("denying_rule_ids", ("decision", "denying_rule_ids")),
+    ("citation_ids", ("decision", "citation_ids")),
+    ("obligations", ("decision", "obligations")),
+    ("bundle_revision", ("bundle_revision",)),
+    ("config_hash", ("config_hash",)),
+    ("pii_counts", ("pii", "counts")),
+    ("pii_actions", ("pii", "actions")),
+    ("usage", ("usage",)),
+    ("latency_ms", ("latency_ms",)),
+    ("status", ("status",)),
+    ("error_code", ("error_code",)),
+    ("forwarded", ("forwarded",)),
+    ("client_address", ("client_address",)),
+    ("digest_key_id", ("digests", "key_id")),
+    ("prompt_digest", ("digests", "prompt")),
+    ("answer_digest", ("digests", "answer")),
+    ("actor", ("actor",)),
+    ("action", ("action",)),
+    ("stripped", ("stripped",)),
+)
+
+
+def flatten(seq: int, kind: str, body: Mapping[str, Any] | None, leaf: bytes) -> list[str]:
+    """The CSV cells of one entry, before neutralisation (a purged entry keeps seq/kind/leaf)."""
+    cells = [str(seq), kind]
+    cells += [_s(_g(body, *path)) if body is not None else "" for _, path in CSV_COLUMNS]
+    cells += ["true" if body is None else "false", leaf.hex()]
+    return cells
+
+
+def csv_header() -> bytes:
+    names = ["seq", "kind", *(n for n, _ in CSV_COLUMNS), "purged", "leaf_hash"]
+    return _csv_bytes(names)
+
+
+def _csv_bytes(cells: list[str]) -> bytes:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\r\n", quoting=csv.QUOTE_ALL).writerow(
+        [neutralise(c) for c in cells]
+    )
+    return buf.getvalue().encode("utf-8")
+
+
+def csv_line(seq: int, kind: str, body: Mapping[str, Any] | None, leaf: bytes) -> bytes:
+    return _csv_bytes(flatten(seq, kind, body, leaf))
+
+
+def parse_csv(data: str) -> list[list[str]]:
+    """Rows of an exported CSV (header included), neutralisation undone."""
+    return [[unneutralise(c) for c in row] for row in csv.reader(io.StringIO(data, newline=""))]
+
+
+def jsonl_line(seq: int, kind: str, body: Mapping[str, Any] | None, leaf: bytes) -> bytes:
+    # ASCII-escaped so that U+2028/U+2029 and the like cannot break line-based tools.
+    rec = {"seq": seq, "kind": kind, "leaf_hash": leaf.hex(), "event": body}
+    return (json.dumps(rec, sort_keys=True, separators=(",", ":"), ensure_ascii=True) + "\n").encode()
+
+
+def parse_jsonl(data: bytes) -> Iterator[dict[str, Any]]:
+    for line in data.split(b"\n"):
+        if line:
+            yield json.loads(line)
+
+
+_HOST = (socket.gethostname() or "-")[:255].replace(" ", "-")
+
+
+def syslog_line(seq: int, kind: str, body: Mapping[str, Any] | None, leaf: bytes) -> bytes:
+    """RFC 5424, facility 13 (log audit); severity notice for denials, info otherwise."""
+    deny = _g(body, "decision", "allow") is False
+    pri = 13 * 8 + (5 if deny else 6)
+    ts = _s(_g(body, "ts")) or "-"
+    sd = f'[portcullis@32473 seq="{seq}" leaf="{leaf.hex()}"]'
+    msg = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    line = f"<{pri}>1 {ts} {_HOST} portcullis - {kind} {sd} ".encode() + b"\xef\xbb\xbf" + msg.encode()
+    return f"{len(line)} ".encode() + line
+
+
+def parse_syslog(data: bytes) -> Iterator[dict[str, Any]]:
+    """Octet-counted RFC 5424 records back to ``{seq, kind, leaf_hash, event}``."""
+    i = 0
+    while i < len(data):
+        sp = data.index(b" ", i)
+        n = int(data[i:sp])
+        rec = data[sp + 1 : sp + 1 + n]
+        i = sp + 1 + n
+        head, _, msg = rec.partition(b"\xef\xbb\xbf")
+        parts = head.decode().split(" ", 6)
+        sd = parts[6]
+        seq = int(sd.split('seq="', 1)[1].split('"', 1)[0])
+        leaf = sd.split('leaf="', 1)[1].split('"', 1)[0]
+        yield {"seq": seq, "kind": parts[5], "leaf_hash": leaf, "event": json.loads(msg)}

@@ -1,0 +1,108 @@
+"""Encrypted content capture (legal hold): AES-256-GCM with one key per tenant.
+
+Only when a decision's obligations ask for it (``content_capture: true``) and configuration
+enables it. Reading is an audited administrative action (a ``content_read`` entry); erasure is
+crypto-shredding: destroying the tenant key (a ``shred`` entry) leaves ciphertext nobody can read
+while the log, which never held the content, still verifies.
+
+Limitation, stated plainly: the tenant keys live in the ``audit_tenant_keys`` table of the same
+database. For production the table belongs in a separate store or a KMS, and database backups
+keep shredded keys until they expire.
+"""
+
+from __future__ import annotations
+
+import os
+
+import sqlalchemy as sa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from audit.export import AuditForbidden, Scope
+from audit.schema import audit_content, audit_tenant_keys
+from audit.store import append, make_entry, now_ts
+
+__all__ = ["ContentShredded", "ContentVault"]
+
+
+class ContentShredded(LookupError):
+    """No readable content: never captured, or the tenant key was destroyed."""
+
+
+def _aad(request_id: str, tenant: str) -> bytes:
+    return f"portcullis-content/v1\n{tenant}\n{request_id}".encode()
+
+
+class ContentVault:
+    def __init__(self, engine: AsyncEngine, writer: str) -> None:
+        self._engine = engine
+        self._writer = writer
+
+    async def _key(self, tenant: str, create: bool) -> bytes | None:
+        async with self._engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(audit_tenant_keys.c.key).where(audit_tenant_keys.c.tenant == tenant)
+                )
+            ).first()
+            if row is not None:
+                return bytes(row.key)
+            if not create:
+                return None
+            key = AESGCM.generate_key(bit_length=256)
+            await conn.execute(
+                sa.insert(audit_tenant_keys).values(tenant=tenant, key=key, created_at=now_ts())
+            )
+            return key
+
+    async def capture(self, request_id: str, tenant: str, content: bytes) -> None:
+        key = await self._key(tenant, create=True)
+        assert key is not None
+        nonce = os.urandom(12)
+        sealed = AESGCM(key).encrypt(nonce, content, _aad(request_id, tenant))
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                sa.insert(audit_content).values(
+                    request_id=request_id,
+                    tenant=tenant,
+                    nonce=nonce,
+                    ciphertext=sealed,
+                    created_at=now_ts(),
+                )
+            )
+
+    async def read(
+        self, request_id: str, scope: Scope, allowed_roles: tuple[str, ...] = ("admin", "auditor")
+    ) -> bytes:
+        scope.authorise(allowed_roles)
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(audit_content).where(audit_content.c.request_id == request_id)
+                )
+            ).first()
+            if row is not None:
+                await append(conn, [make_entry("content_read", {
+                    "request_id": request_id, "actor": scope.actor,
+                    "action": {"tenant": row.tenant},
+                }, self._writer)])
+        if row is None:
+            raise ContentShredded("no captured content for this request")
+        key = await self._key(row.tenant, create=False)
+        if key is None:
+            raise ContentShredded("the tenant key was destroyed")
+        return AESGCM(key).decrypt(bytes(row.nonce), bytes(row.ciphertext), _aad(request_id, row.tenant))
+
+    async def shred(self, tenant: str, scope: Scope, allowed_roles: tuple[str, ...] = ("admin",)) -> bool:
+        """Destroy ``tenant``'s key; every capture of that tenant becomes unreadable."""
+        if not scope.roles & set(allowed_roles):
+            raise AuditForbidden("this role may not erase captured content")
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                sa.delete(audit_tenant_keys).where(audit_tenant_keys.c.tenant == tenant)
+            )
+        async with self._engine.connect() as conn:
+            await append(conn, [make_entry("shred", {
+                "actor": scope.actor, "action": {"tenant": tenant},
+            }, self._writer)])
+        return bool(result.rowcount)

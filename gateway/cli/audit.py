@@ -1,0 +1,212 @@
+"""``portcullis audit verify|export|checkpoint|purge|shred``: the audit trail from the shell.
+
+The command line is an operator's tool with database access, so it acts as ``admin`` unless
+``--role``/``--scope-jurisdiction`` narrow it (an auditor's export is then only their rows).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from audit.checkpoint import Signer, load_checkpoint_files, load_public_key, take_checkpoint
+from audit.db import open_engine
+from audit.export import AuditForbidden, ExportFilter, Scope, export
+from audit.formats import FORMATS
+from audit.offline import verify_export
+from audit.retention import purge
+from audit.store import writer_id
+from audit.verify import Report, verify_database
+from audit.vault import ContentVault
+from gateway.cli._common import settings_from
+from gateway.config import Settings
+
+__all__ = ["audit"]
+
+T = TypeVar("T")
+
+
+def _paths(settings: Settings) -> tuple[str, Path, Path]:
+    a = settings.audit
+    base = Path(settings.data_dir) / "audit"
+    return (
+        a.database_url or settings.database_url(),
+        Path(a.signing_key_file or base / "signing.key"),
+        Path(a.checkpoint_dir or base / "checkpoints"),
+    )
+
+
+def _with_engine(url: str, work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
+    async def go() -> T:
+        engine = open_engine(url)
+        try:
+            return await work(engine)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())
+
+
+def _print_report(report: Report, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=1))
+    else:
+        state = "OK" if report.ok else "FAILED"
+        click.echo(
+            f"{state}: {report.entries} entries, {report.checkpoints} checkpoints "
+            f"(last {report.last_checkpoint}, {report.unanchored} after it), "
+            f"{report.purged} purged, {report.proofs} proofs checked"
+        )
+        for p in report.problems:
+            click.echo(f"  - {p}")
+    if not report.ok:
+        sys.exit(1)
+
+
+def _utc(value: str | None) -> str | None:
+    """A date or date-time as RFC 3339 UTC text, for comparison with stored ``ts``."""
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"not an ISO 8601 date or time: {value!r}") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@click.group()
+def audit() -> None:
+    """The audit trail: verify, export, checkpoint, purge."""
+
+
+@audit.command("verify")
+@click.option("--file", "file_", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Verify an exported file (with its manifest) instead of the database.")
+@click.option("--manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--public-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Ed25519 public key PEM (default: the configured signing key).")
+@click.option("--checkpoints", type=click.Path(file_okay=False, path_type=Path),
+              help="Directory of checkpoint files (default: the configured one).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def verify_cmd(ctx: click.Context, file_: Path | None, manifest: Path | None,
+               public_key: Path | None, checkpoints: Path | None, as_json: bool) -> None:
+    """Check the log (or an export) against its signed checkpoints; exit 1 on any problem."""
+    settings = settings_from(ctx)
+    url, key_file, cp_dir = _paths(settings)
+    public = load_public_key(public_key or key_file)
+    if file_ is not None:
+        m = manifest or file_.with_name(file_.name + ".manifest.json")
+        if not m.exists():
+            raise click.ClickException("the export's manifest is missing")
+        _print_report(verify_export(file_, m, public), as_json)
+        return
+    report = _with_engine(url, lambda e: verify_database(e, public, checkpoints or cp_dir))
+    _print_report(report, as_json)
+
+
+@audit.command("export")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="jsonl", show_default=True)
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--since", default=None, help="Inclusive, ISO 8601 (UTC if no offset).")
+@click.option("--until", default=None, help="Exclusive, ISO 8601.")
+@click.option("--jurisdiction", default=None)
+@click.option("--user", default=None)
+@click.option("--team", default=None)
+@click.option("--decision", type=click.Choice(["allow", "deny"]), default=None)
+@click.option("--rule", default=None)
+@click.option("--backend", default=None)
+@click.option("--kind", "kinds", multiple=True)
+@click.option("--actor", default=None, help="Who exports (default: cli:<login>).")
+@click.option("--role", "roles", multiple=True, help="Acting roles (default: admin).")
+@click.option("--scope-jurisdiction", "scope_j", multiple=True,
+              help="Restrict to these jurisdictions (an auditor's scope).")
+@click.option("--page", default=2000, show_default=True)
+@click.pass_context
+def export_cmd(ctx: click.Context, fmt: str, out: Path, since: str | None, until: str | None,
+               jurisdiction: str | None, user: str | None, team: str | None,
+               decision: str | None, rule: str | None, backend: str | None,
+               kinds: tuple[str, ...], actor: str | None, roles: tuple[str, ...],
+               scope_j: tuple[str, ...], page: int) -> None:
+    """Stream matching entries to a file with a signed manifest; rerun to resume after a kill."""
+    settings = settings_from(ctx)
+    url, key_file, cp_dir = _paths(settings)
+    flt = ExportFilter(_utc(since), _utc(until), jurisdiction, user, team, decision, rule,
+                       backend, tuple(kinds))
+    scope = Scope(
+        actor=actor or f"cli:{getpass.getuser()}",
+        roles=frozenset(roles or ("admin",)),
+        jurisdictions=frozenset(scope_j) if scope_j else None,
+    )
+    signer = Signer.from_file(key_file)
+
+    async def work(engine: AsyncEngine) -> Any:
+        return await export(engine, signer, out, fmt, flt, scope,
+                            allowed_roles=settings.audit.export_roles, checkpoint_dir=cp_dir,
+                            writer=writer_id(), page=page)
+
+    try:
+        result = _with_engine(url, work)
+    except AuditForbidden as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps({"file": str(result.path), "manifest": str(result.manifest),
+                           "count": result.count, "until_seq": result.until_seq,
+                           "resumed": result.resumed}))
+
+
+@audit.command("checkpoint")
+@click.pass_context
+def checkpoint_cmd(ctx: click.Context) -> None:
+    """Sign the current head now (stored in the database and as a file)."""
+    settings = settings_from(ctx)
+    url, key_file, cp_dir = _paths(settings)
+    signer = Signer.from_file(key_file)
+    cp = _with_engine(url, lambda e: take_checkpoint(e, signer, cp_dir))
+    click.echo(json.dumps(cp.to_json() if cp else None))
+
+
+@audit.command("checkpoints")
+@click.pass_context
+def checkpoints_cmd(ctx: click.Context) -> None:
+    """List the checkpoint files."""
+    _, _, cp_dir = _paths(settings_from(ctx))
+    for cp in load_checkpoint_files(cp_dir):
+        click.echo(json.dumps(cp.to_json()))
+
+
+@audit.command("purge")
+@click.option("--now", "now_", default=None, help="Pretend it is this time (ISO 8601).")
+@click.pass_context
+def purge_cmd(ctx: click.Context, now_: str | None) -> None:
+    """Drop event bodies past their retention class; leaf hashes stay, the log still verifies."""
+    settings = settings_from(ctx)
+    url, _, _ = _paths(settings)
+    a = settings.audit
+    at = datetime.fromisoformat(_utc(now_).replace("Z", "+00:00")) if now_ else None  # type: ignore[union-attr]
+    counts = _with_engine(url, lambda e: purge(e, a.retention_days, a.default_retention_class,
+                                               a.tenant_retention, writer_id(), at))
+    click.echo(json.dumps(counts))
+
+
+@audit.command("shred")
+@click.option("--tenant", required=True)
+@click.option("--actor", default=None)
+@click.pass_context
+def shred_cmd(ctx: click.Context, tenant: str, actor: str | None) -> None:
+    """Destroy a tenant's content key: its captured content becomes unreadable for good."""
+    settings = settings_from(ctx)
+    url, _, _ = _paths(settings)
+    scope = Scope(actor=actor or f"cli:{getpass.getuser()}", roles=frozenset({"admin"}))
+    done = _with_engine(url, lambda e: ContentVault(e, writer_id()).shred(tenant, scope))
+    click.echo(json.dumps({"tenant": tenant, "key_destroyed": done}))
