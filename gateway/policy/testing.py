@@ -65,9 +65,17 @@ class TestReport:
         return 100.0 * cov / (cov + miss) if cov + miss else 100.0
 
 
-def _run_group(bundle: Bundle, tests: Sequence[tuple[str, str]], report: TestReport) -> None:
+_HELPERS = "pack/lib/lib_test.rego"  # the pack's test helpers (portcullis_test.lib)
+
+
+def _run_group(
+    bundle: Bundle,
+    tests: Sequence[tuple[str, str]],
+    report: TestReport,
+    helpers: Sequence[tuple[str, str]] = (),
+) -> None:
     engine: Any = prepare_engine(bundle)
-    for name, text in tests:
+    for name, text in (*helpers, *tests):
         engine.add_policy(name, text)
     engine.set_enable_coverage(True)
     engine.set_input_json("{}")
@@ -87,7 +95,7 @@ def _run_group(bundle: Bundle, tests: Sequence[tuple[str, str]], report: TestRep
                 TestOutcome(name, test, value is True, "" if value is True else f"result {value!r}")
             )
     cov = json.loads(engine.get_coverage_report_as_json())
-    test_names = {n for n, _ in tests}
+    test_names = {n for n, _ in (*helpers, *tests)}
     for f in cov.get("files", []):
         path = f["path"]
         if path in test_names or path.endswith("_test.rego"):
@@ -103,6 +111,7 @@ def run_tests(bundle_dir: Path | None = None, overlays: Sequence[Path] = ()) -> 
     for overlay in overlays:
         with_overlay = load_bundle(bundle_dir, (overlay,))
         own = [(n, t) for n, t in with_overlay.tests if n.startswith("overlay/")]
+        helpers = [(n, t) for n, t in with_overlay.tests if n == _HELPERS]
         if own:
-            _run_group(with_overlay, own, report)
+            _run_group(with_overlay, own, report, helpers)
     return report
