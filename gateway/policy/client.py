@@ -128,7 +128,9 @@ class PolicyClient:
             raise self._fail("timeout", exc) from None
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # any engine failure fails closed
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # any engine failure fails closed, a Rust panic included
             raise self._fail("error", exc) from None
         try:
             decision = parse_decision(raw, candidates)

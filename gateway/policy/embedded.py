@@ -1,8 +1,9 @@
 """The embedded engine: regorus (``gordon-to-regorus`` 0.13, Rust, memory-safe) in-process.
 
-Prepared once per bundle revision: one engine holds the parsed modules and data; each worker
-thread evaluates on its own clone (``Engine.clone`` copies the prepared state). Evaluation runs
-in a thread pool, off the event loop. regorus holds the GIL while it evaluates, so a deadline
+Prepared once per bundle revision and worker thread: a regorus engine may only be used on the
+thread that created it (pyo3 ``unsendable``: touching it from another thread panics), so each
+worker thread of the pool parses the bundle once, at start-up (warm-up), and keeps its engine.
+Evaluation runs in that pool, off the event loop. regorus holds the GIL while it evaluates, so a deadline
 cannot interrupt a runaway evaluation in this mode; the shipped pack is bounded (no recursion,
 data-sized loops; about 0.1 ms) and :mod:`gateway.policy.worker` runs the same engine in a
 separate process that is killed and restarted on a missed deadline or a crash
@@ -43,12 +44,24 @@ def prepare_engine(bundle: Bundle, *, with_tests: bool = False) -> Any:
 class EmbeddedEngine:
     """:class:`gateway.policy.contract.PolicyEngine` on regorus, in this process."""
 
-    def __init__(self, bundle: Bundle, *, threads: int = 2) -> None:
+    def __init__(self, bundle: Bundle, *, threads: int = 2, warm: bool = True) -> None:
         self._bundle = bundle
-        self._prepared = prepare_engine(bundle)
+        probe = prepare_engine(bundle)  # parse errors surface here, in the caller's thread
+        probe.set_input_json("{}")
+        probe.eval_rule_as_json(DECISION_RULE)
+        del probe
         self._local = threading.local()
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="policy")
         self._closed = False
+        if warm:  # make every worker thread prepare its engine now, not on a live request
+            barrier = threading.Barrier(threads)
+
+            def warm_one() -> None:
+                barrier.wait(timeout=30)
+                self._thread_engine()
+
+            for f in [self._executor.submit(warm_one) for _ in range(threads)]:
+                f.result()
 
     @property
     def revision(self) -> str:
@@ -58,12 +71,16 @@ class EmbeddedEngine:
     def bundle(self) -> Bundle:
         return self._bundle
 
-    def evaluate_sync(self, input_json: str) -> Any:
+    def _thread_engine(self) -> Any:
         engine = getattr(self._local, "engine", None)
-        if engine is None or getattr(self._local, "owner", None) is not self:
-            engine = self._prepared.clone()
+        if engine is None:
+            engine = prepare_engine(self._bundle)
             self._local.engine = engine
-            self._local.owner = self
+        return engine
+
+    def evaluate_sync(self, input_json: str) -> Any:
+        """Evaluate in the calling thread (its own prepared engine)."""
+        engine = self._thread_engine()
         engine.set_input_json(input_json)
         out = engine.eval_rule_as_json(DECISION_RULE)
         return json.loads(out)
