@@ -62,12 +62,16 @@ class _Metrics:
         )
 
 
-def cache_key(policy_input: Mapping[str, Any], revision: str) -> str:
-    """The decision-relevant input: everything but ``now``, which counts only by UTC day."""
+def _key_body(policy_input: Mapping[str, Any]) -> str:
     now = policy_input.get("now")
     day = now[:10] if isinstance(now, str) else None
     rest = {k: v for k, v in policy_input.items() if k != "now"}
-    return f"{revision}|{day}|{json.dumps(rest, separators=(',', ':'), default=str)}"
+    return f"{day}|{json.dumps(rest, separators=(',', ':'), default=str)}"
+
+
+def cache_key(policy_input: Mapping[str, Any], revision: str) -> str:
+    """The decision-relevant input: everything but ``now``, which counts only by UTC day."""
+    return f"{revision}|{_key_body(policy_input)}"
 
 
 class PolicyClient:
@@ -109,7 +113,8 @@ class PolicyClient:
 
     async def decide(self, policy_input: Mapping[str, Any], candidates: tuple[str, ...]) -> Decision:
         engine = self._engine  # one revision for the whole call, even across a reload
-        key = cache_key(policy_input, engine.revision) if self._cache_size else ""
+        body = _key_body(policy_input) if self._cache_size else ""
+        key = f"{engine.revision}|{body}" if body else ""
         if key:
             hit = self._cache.get(key)
             if hit is not None:
@@ -139,7 +144,9 @@ class PolicyClient:
         if decision.bundle_revision != engine.revision and not getattr(engine, "remote", False):
             raise self._fail("malformed")  # an embedded engine must answer with its own revision
         self._metrics.decisions.labels(outcome="allow" if decision.allow else "deny", cache="miss").inc()
-        if key and decision.bundle_revision == engine.revision:
+        if body and decision.bundle_revision == engine.revision:
+            # keyed by the revision that decided (a remote engine learns it from the answer)
+            key = f"{decision.bundle_revision}|{body}"
             self._cache[key] = decision
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
