@@ -1,0 +1,106 @@
+"""The canonical event keeps the schema's facts and strips anything that looks like content."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from audit.event import canonical_bytes, canonical_json, normalise
+
+SECRET_VALUES = [
+    "Jane Citizen lives at 12 Example Street",
+    "sk-live-4f9a8b7c6d5e4f3a2b1c",
+    "123-45-6789",
+    "jane.citizen@example.com",
+]
+
+FULL_EVENT = {
+    "request_id": "req-1",
+    "ts": "2026-11-29T04:00:00.123456Z",
+    "endpoint": "chat",
+    "principal": {"key_id": "k1", "user": "alice", "team": "legal", "tenant": "acme",
+                  "jurisdiction": "AU-NSW", "country": "AU", "subdivision": "AU-NSW",
+                  "sector": "government", "roles": ["user"], "tags": []},
+    "model": "deepseek-chat",
+    "stream": False,
+    "backend": {"id": "ds-syd", "operator": "self", "model_family": "deepseek",
+                "model_origin": "CN", "hosting_country": "AU", "hosting_region": "Sydney",
+                "self_hosted": True, "retention": {"days": 0, "trains_on_inputs": False,
+                                                   "zero_data_retention": True, "terms_url": None},
+                "models": ["deepseek-chat"]},
+    "attempts": [{"backend": "ds-syd", "outcome": "ok", "status": None}],
+    "decision": {"allow": True, "permitted_backends": ["ds-syd"], "rule_ids": ["au.gov.hosted"],
+                 "denying_rule_ids": [], "citation_ids": ["au-2025-02-04"],
+                 "obligations": {"content_capture": False, "retention_class": "long"}},
+    "bundle_revision": "rev-7",
+    "config_hash": "abc123",
+    "decision_input": {"version": "1", "phase": "final", "now": "2026-11-29T04:00:00Z",
+                       "principal": {"user": "alice", "jurisdiction": "AU-NSW"},
+                       "request": {"endpoint": "chat", "model": "deepseek-chat", "stream": False,
+                                   "tools": False},
+                       "backends": [], "pii": {"entities": {"PERSON": 2}},
+                       "deployment": {"self_hosted_stance": "cautious"}},
+    "pii": {"counts": {"PERSON": 2, "EMAIL_ADDRESS": 1},
+            "actions": {"PERSON": {"pseudonymise": 2}, "EMAIL_ADDRESS": {"redact": 1}}},
+    "usage": {"prompt_tokens": 12, "completion_tokens": 30},
+    "latency_ms": {"total": 120.5, "upstream": 100.0, "first_byte": None},
+    "status": 200,
+    "error_code": None,
+    "client_address": "127.0.0.1",
+    "digests": {"key_id": "s1", "prompt": "a" * 64, "answer": "b" * 64},
+    "forwarded": True,
+}
+
+
+def test_a_complete_event_passes_unchanged() -> None:
+    out = normalise(FULL_EVENT, "complete")
+    assert out["stripped"] == 0
+    for key, value in FULL_EVENT.items():
+        if key == "decision_input":
+            assert out[key]["pii"] == {"entities": {"PERSON": 2}}
+            continue
+        assert out[key] == value, key
+    assert out["kind"] == "complete" and out["schema"] == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("messages",), [{"role": "user", "content": SECRET_VALUES[0]}]),
+        (("prompt",), SECRET_VALUES[0]),
+        (("api_key",), SECRET_VALUES[1]),
+        (("principal", "user"), SECRET_VALUES[0]),  # free text where an id belongs
+        (("model",), SECRET_VALUES[0]),
+        (("digests", "prompt"), SECRET_VALUES[3]),  # not a hex digest
+        (("error_code",), SECRET_VALUES[2] + " " + SECRET_VALUES[0]),
+        (("pii", "values"), {"PERSON": SECRET_VALUES[0]}),
+        (("decision", "obligations"), {"note": SECRET_VALUES[0]}),
+        (("decision_input", "messages"), [SECRET_VALUES[0]]),
+        (("usage", "prompt_tokens"), SECRET_VALUES[2]),
+        (("latency_ms", "total"), SECRET_VALUES[1]),
+    ],
+)
+def test_content_in_any_field_is_stripped_and_counted(path: tuple[str, ...], value: object) -> None:
+    event = json.loads(json.dumps(FULL_EVENT))
+    target = event
+    for p in path[:-1]:
+        target = target[p]
+    target[path[-1]] = value
+    out = normalise(event, "intent")
+    text = canonical_json(out)
+    for secret in SECRET_VALUES:
+        assert secret not in text
+    assert out["stripped"] >= 1
+
+
+def test_canonical_bytes_do_not_depend_on_key_order() -> None:
+    a = normalise(FULL_EVENT, "complete")
+    b = normalise(dict(reversed(list(FULL_EVENT.items()))), "complete")
+    assert canonical_bytes(a) == canonical_bytes(b)
+    assert b" " not in canonical_bytes({"a": 1, "b": [1, 2]})
+
+
+def test_unknown_kind_is_refused() -> None:
+    with pytest.raises(ValueError):
+        normalise({}, "edit")
