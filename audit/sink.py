@@ -150,7 +150,7 @@ class DatabaseAuditSink:
         self._tasks.clear()
         await self._writer.close()
         if self._prepared and self._writer.healthy:
-            with contextlib.suppress(OSError, sa.exc.SQLAlchemyError):
+            with contextlib.suppress(OSError, ValueError, sa.exc.SQLAlchemyError):
                 await take_checkpoint(self.engine, self.signer, self.checkpoint_dir)
         if self._owns_engine:
             await self.engine.dispose()
