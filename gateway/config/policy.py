@@ -25,6 +25,10 @@ class PolicySettings(Strict):
     # deadline fails closed (policy_unavailable).
     max_in_flight: int = Field(32, ge=1, le=4096)
     threads: int = Field(2, ge=1, le=64)  # embedded engine worker threads
+    # thread: evaluate in this process's thread pool (fast; regorus is memory-safe, a panic is an
+    # exception). process: evaluate in a child process that is killed and restarted on a missed
+    # deadline or a crash (contains a runaway overlay; costs an IPC hop on a cache miss).
+    isolation: Literal["thread", "process"] = "thread"
     # Decisions cached by (decision-relevant input, UTC day, bundle revision); 0 disables.
     cache_size: int = Field(4096, ge=0, le=1_000_000)
     # Reload the bundle when its files change (polls mtimes); SIGHUP and the admin call always work.

@@ -219,6 +219,12 @@ async def build_engine(settings: PolicySettings) -> PolicyEngine:
         await opa.start()
         return opa
     bundle: Bundle = await asyncio.to_thread(load_bundle, settings.bundle, settings.overlays)
+    if settings.isolation == "process":
+        from gateway.policy.worker import ProcessEngine
+
+        worker = ProcessEngine(bundle.revision, settings.bundle, settings.overlays)
+        await worker.start()
+        return worker
     from gateway.policy.embedded import EmbeddedEngine
 
     return await asyncio.to_thread(EmbeddedEngine, bundle, threads=settings.threads)
