@@ -43,3 +43,7 @@ async def create_tables(engine: AsyncEngine) -> None:
     """Create the audit tables if missing (tests, benchmarks; production uses the migration)."""
     async with engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
+    from audit.store import prepare
+
+    async with engine.connect() as conn:
+        await prepare(conn)

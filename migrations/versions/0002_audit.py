@@ -39,12 +39,13 @@ def upgrade() -> None:
     )
     op.create_index("ix_audit_log_request", "audit_log", ["request_id"])
     op.create_index("ix_audit_log_ts", "audit_log", ["ts"])
-    op.create_table(
+    head = op.create_table(
         "audit_head",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column("size", sa.BigInteger, nullable=False),
         sa.Column("frontier", sa.LargeBinary, nullable=False),
     )
+    op.bulk_insert(head, [{"id": 1, "size": 0, "frontier": b""}])
     op.create_table(
         "audit_checkpoints",
         sa.Column("tree_size", sa.BigInteger, primary_key=True, autoincrement=False),
