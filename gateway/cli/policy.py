@@ -55,7 +55,7 @@ def test_cmd(ctx: click.Context, bundle_dir: str | None, overlays: tuple[str, ..
 
 def _explain(decision: dict[str, Any]) -> str:
     lines = [
-        f"allow: {decision['allow']}",
+        f"allow: {str(decision['allow']).lower()}",
         f"permitted backends: {', '.join(decision['permitted_backends']) or '(none)'}",
         f"bundle revision: {decision['bundle_revision']}",
     ]
