@@ -19,6 +19,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "canonical_bytes",
     "canonical_json",
+    "looks_personal",
     "normalise",
 ]
 
@@ -31,6 +32,18 @@ _ID = re.compile(r"^[\w.:/@+\-]{0,200}$", re.UNICODE)
 _HEX = re.compile(r"^[0-9a-f]{16,128}$")
 _TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
 _SHORT = 200
+# Shapes of personal data or secrets that must not pass even where an identifier is allowed,
+# in fields the caller controls (model, request id, error code): e-mail addresses, runs of 9 or
+# more digits (phone, national id, card numbers), API-key-like tokens.
+_EMAIL = re.compile(r"[^\s@]+@[^\s@]+\.[A-Za-z]{2,}")
+_DIGIT_RUN = re.compile(r"\+?\d[\d\s\-.()/]{7,}\d")
+_KEYLIKE = re.compile(r"(?i)\b(?:sk|pk|rk|key|bearer)[-_ ][A-Za-z0-9_\-]{12,}")
+
+
+def looks_personal(v: str) -> bool:
+    if _EMAIL.search(v) or _KEYLIKE.search(v):
+        return True
+    return any(sum(c.isdigit() for c in m.group()) >= 9 for m in _DIGIT_RUN.finditer(v))
 
 Json = Any
 
@@ -51,13 +64,27 @@ class _Stripper:
         return None
 
     def label(self, v: Any) -> str | None:
-        """Short free label (a message-free name such as a model or region): printable, no text."""
+        """Short free label the client may choose (a model name): no text, no personal shapes."""
         if v is None:
             return None
-        if isinstance(v, str) and len(v) <= _SHORT and "\n" not in v and len(v.split()) <= 3:
+        if (
+            isinstance(v, str)
+            and len(v) <= _SHORT
+            and "\n" not in v
+            and len(v.split()) <= 3
+            and not looks_personal(v)
+        ):
             return v
         self.drop()
         return None
+
+    def untrusted(self, v: Any) -> str | None:
+        """An identifier from the client or an error path: no personal shapes either."""
+        out = self.ident(v)
+        if out is not None and looks_personal(out):
+            self.drop()
+            return None
+        return out
 
     def ids(self, v: Any) -> list[str]:
         if not isinstance(v, list | tuple):
@@ -194,7 +221,7 @@ def _decision_input(s: _Stripper, v: Any) -> dict[str, Json] | None:
             "principal": lambda p: s.fields(p, _principal(s)),
             "request": lambda r: s.fields(
                 r,
-                {"endpoint": s.ident, "model": s.label, "stream": s.boolean, "tools": s.boolean},
+                {"endpoint": s.ident, "model": s.untrusted, "stream": s.boolean, "tools": s.boolean},
             ),
             "backends": lambda b: _backends(s, b),
             "pii": lambda p: s.fields(p, {"entities": s.counts}),
@@ -253,11 +280,11 @@ def normalise(event: Mapping[str, Any], kind: str) -> dict[str, Json]:
         raise ValueError("unknown audit event kind")
     s = _Stripper()
     spec: dict[str, Callable[[Any], Json]] = {
-        "request_id": s.ident,
+        "request_id": s.untrusted,
         "ts": lambda v: _ts(s, v),
         "endpoint": s.ident,
         "principal": lambda v: s.fields(v, _principal(s)),
-        "model": s.label,
+        "model": s.untrusted,
         "stream": s.boolean,
         "backend": lambda v: s.fields(v, _backend(s)),
         "attempts": lambda v: _attempts(s, v),
@@ -281,7 +308,7 @@ def normalise(event: Mapping[str, Any], kind: str) -> dict[str, Json]:
         "usage": s.counts,
         "latency_ms": s.numbers,
         "status": s.number,
-        "error_code": s.ident,
+        "error_code": s.untrusted,
         "client_address": s.ident,
         "digests": lambda v: s.fields(
             v,

@@ -81,11 +81,11 @@ class ContentVault:
                     sa.select(audit_content).where(audit_content.c.request_id == request_id)
                 )
             ).first()
-            if row is not None:
-                await append(conn, [make_entry("content_read", {
-                    "request_id": request_id, "actor": scope.actor,
-                    "action": {"tenant": row.tenant},
-                }, self._writer)])
+        async with self._engine.connect() as conn:  # every attempt is recorded, found or not
+            await append(conn, [make_entry("content_read", {
+                "request_id": request_id, "actor": scope.actor,
+                "action": {"tenant": row.tenant if row is not None else None},
+            }, self._writer)])
         if row is None:
             raise ContentShredded("no captured content for this request")
         key = await self._key(row.tenant, create=False)

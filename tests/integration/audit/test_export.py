@@ -25,12 +25,20 @@ from tests.integration.audit.conftest import PYTHON, REPO, event, python_env
 pytestmark = pytest.mark.integration
 
 AUDITOR = Scope("auditor-1", frozenset({"auditor"}))
-HOSTILE_MODELS = ["m, with comma", 'm "quoted"', "=cmd|' /C calc'!A0", "🦘 model",
-                  "line\u2028sep", "-1+1", "@SUM(A1)", "tab\tin"]
+# Free labels from configuration (a backend's hosting region) are kept verbatim, so they carry
+# the hostile characters through the store into every format.
+HOSTILE = ["Sydney, NSW", 'the "west"', "=cmd|' /C calc'!A0", "🦘 region", "line\u2028sep",
+           "-1+1", "@SUM(A1)", "tab\tin", "cr\rhere"]
+
+
+def _hostile(i: int) -> dict[str, object]:
+    ev = event(i)
+    ev["backend"] = {"id": "ds-syd", "hosting_region": HOSTILE[i % len(HOSTILE)]}
+    return ev
 
 
 async def _fill(sink: DatabaseAuditSink, n: int) -> None:
-    evs = [event(i, model=HOSTILE_MODELS[i % len(HOSTILE_MODELS)]) for i in range(n)]
+    evs = [_hostile(i) for i in range(n)]
     await asyncio.gather(*(sink.intent(e) for e in evs))
     await asyncio.gather(*(sink.complete(e) for e in evs))
 
@@ -52,6 +60,8 @@ async def test_export_reparses_to_exactly_the_stored_rows_and_verifies_offline(
     result = await export(engine, signer, out, fmt, ExportFilter(), AUDITOR, page=37)
     assert result.count == 240 == result.until_seq
     stored = await _stored(engine, result.until_seq)
+    regions = {json.loads(b)["backend"]["hosting_region"] for _, _, b, _ in stored if b}
+    assert regions == set(HOSTILE)
     data = out.read_bytes()
     if fmt == "csv":
         rows = parse_csv(data.decode("utf-8"))[1:]
