@@ -1,6 +1,8 @@
-"""Settings of the PII guard (owned by the PII component)."""
+"""Settings of the PII guard (owned by the PII component). Every default works with no config."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import Field
 
@@ -8,8 +10,28 @@ from gateway.config.base import Strict
 
 __all__ = ["PiiSettings"]
 
+_REGIONS = (
+    "US", "GB", "TW", "KR", "AU", "IT", "CN", "JP", "SG", "IN", "DE", "NL", "CZ", "BE", "IE",
+    "FR", "CA",
+)  # fmt: skip
+
 
 class PiiSettings(Strict):
     enabled: bool = True
     deadline_ms: int = Field(2000, ge=1, le=60000)
     max_chars: int = Field(200_000, ge=1)
+    # Where detection runs: "thread" (one worker thread, default), "process" (a pool of worker
+    # processes, each loading the model once: a large prompt cannot hold the event loop's GIL),
+    # or "inline" (on the event loop; tests and tiny deployments only).
+    executor: Literal["thread", "process", "inline"] = "thread"
+    workers: int = Field(1, ge=1, le=64)
+    # Texts of at most this many characters are scanned on the event loop when NER is not needed.
+    inline_chars: int = Field(4000, ge=0)
+    cache_entries: int = Field(4096, ge=0)  # findings per message text, content-addressed
+    ner: bool = True  # names and places; off: identifiers, contacts and numbers only
+    encoded_views: bool = True  # also scan base64 / URL-encoded / \u-escaped values
+    score_threshold: float = Field(0.4, ge=0.0, le=1.0)
+    phone_regions: tuple[str, ...] = _REGIONS
+    # Personal data in an answer that was not in the prompt: always counted on the restorer;
+    # "redact" also replaces it in non-streamed answers.
+    output_new_pii: Literal["report", "redact"] = "report"

@@ -1,0 +1,41 @@
+"""PII protection: detection that resists evasion, actions, reversible pseudonyms, restoring.
+
+Entry point for the gateway: :func:`build_guard`. See ``docs/pii.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from gateway.config.pii import PiiSettings
+from gateway.pii.contract import PiiGuard
+
+__all__ = ["build_guard"]
+
+
+def build_guard(settings: PiiSettings, secret: bytes) -> PiiGuard:
+    """The production guard: :class:`~gateway.pii.detector.FastDetector` (recognizers, spaCy
+    NER, cache, executor, deadline) behind :class:`~gateway.pii.guard.Guard`.
+
+    Heavy imports happen here, not at package import. The spaCy model loads on first use;
+    ``await guard.ready()`` at start-up loads it before the first request.
+    """
+    from gateway.pii.detector import FastDetector, options_from
+    from gateway.pii.engine import Analyzer
+    from gateway.pii.guard import Guard
+    from gateway.pii.scanner import select
+
+    options = options_from(settings)
+    patterns_only = Analyzer(dataclasses.replace(options, ner=False, encoded_views=False))
+    threshold = options.score_threshold
+
+    def output_scan(text: str) -> list:  # type: ignore[type-arg]
+        return [c for c in select(patterns_only.patterns(text, None)) if c.score >= threshold]
+
+    return Guard(
+        FastDetector(settings),
+        secret,
+        max_chars=settings.max_chars,
+        output_scan=output_scan,
+        redact_new_output=settings.output_new_pii == "redact",
+    )

@@ -1,0 +1,114 @@
+"""Decoded views of a text: base64 tokens, URL percent-escapes, JSON ``\\uXXXX`` escapes.
+
+Each view maps its characters back to the original text, so a finding inside a decoded value
+replaces the original encoded characters: a whole base64 token, or exactly the escapes that
+spelled the value.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import re
+
+from gateway.pii.normalise import View
+
+__all__ = ["decoded_views"]
+
+_B64 = re.compile(r"(?<![A-Za-z0-9+/=_\-])[A-Za-z0-9+/_\-]{16,}={0,2}(?![A-Za-z0-9+/=_\-])")
+_ESCAPE = re.compile(r"(?:%[0-9A-Fa-f]{2})+|(?:\\u[0-9A-Fa-f]{4})+")
+
+
+def _printable(s: str) -> bool:
+    if not s:
+        return False
+    ok = sum(c.isprintable() or c in "\n\t\r" for c in s)
+    return ok >= 0.95 * len(s)
+
+
+def _b64_views(text: str) -> list[View]:
+    views: list[View] = []
+    for m in _B64.finditer(text):
+        tok = m.group()
+        if tok.isdigit() or tok.isalpha():
+            continue
+        padded = tok + "=" * (-len(tok) % 4)
+        try:
+            raw = (
+                base64.urlsafe_b64decode(padded)
+                if ("-" in tok or "_" in tok)
+                else base64.b64decode(padded, validate=True)
+            )
+            decoded = raw.decode("utf-8")
+        except (binascii.Error, ValueError):
+            continue
+        if not _printable(decoded):
+            continue
+        n = len(decoded)
+        views.append(View(decoded, (m.start(),) * n, (m.end(),) * n))
+    return views
+
+
+def _decode_escapes(seq: str) -> list[tuple[str, int, int]]:
+    """Characters of an escape run with their spans inside ``seq``."""
+    out: list[tuple[str, int, int]] = []
+    if seq.startswith("%"):
+        dec = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        first = 0
+        for k in range(0, len(seq), 3):
+            chars = dec.decode(bytes([int(seq[k + 1 : k + 3], 16)]))
+            for c in chars:
+                out.append((c, first, k + 3))
+            if chars:
+                first = k + 3
+        return out
+    k = 0
+    while k < len(seq):
+        cp = int(seq[k + 2 : k + 6], 16)
+        if 0xD800 <= cp < 0xDC00 and k + 12 <= len(seq):
+            lo = int(seq[k + 8 : k + 12], 16)
+            if 0xDC00 <= lo < 0xE000:
+                out.append((chr(0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00)), k, k + 12))
+                k += 12
+                continue
+        out.append((chr(cp), k, k + 6))
+        k += 6
+    return out
+
+
+def _escape_view(text: str) -> View | None:
+    if "%" not in text and "\\u" not in text:
+        return None
+    parts: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    pos = 0
+    found = False
+    for m in _ESCAPE.finditer(text):
+        found = True
+        for i in range(pos, m.start()):
+            parts.append(text[i])
+            starts.append(i)
+            ends.append(i + 1)
+        for c, s, e in _decode_escapes(m.group()):
+            parts.append(c)
+            starts.append(m.start() + s)
+            ends.append(m.start() + e)
+        pos = m.end()
+    if not found:
+        return None
+    for i in range(pos, len(text)):
+        parts.append(text[i])
+        starts.append(i)
+        ends.append(i + 1)
+    return View("".join(parts), tuple(starts), tuple(ends))
+
+
+def decoded_views(text: str) -> list[View]:
+    """Views worth scanning besides the text itself (empty for most texts)."""
+    views = _b64_views(text)
+    esc = _escape_view(text)
+    if esc is not None:
+        views.append(esc)
+    return views

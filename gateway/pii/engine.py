@@ -1,0 +1,83 @@
+"""The synchronous analysis of a batch of texts: normalise, decode, scan, NER, select.
+
+This is what runs off the event loop (in a thread or a worker process, see
+:mod:`gateway.pii.detector`). It returns offsets into the original texts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from gateway.pii.contract import Finding
+from gateway.pii.encoded import decoded_views
+from gateway.pii.generic import DEFAULT_PHONE_REGIONS, Candidate
+from gateway.pii.ner import NER_ENTITIES, NerEngine
+from gateway.pii.normalise import View, normalise
+from gateway.pii.scanner import scan_patterns, select
+
+__all__ = ["Analyzer", "AnalyzerOptions", "needs_ner"]
+
+_CODE_BLOCK = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
+
+
+@dataclass(frozen=True, slots=True)
+class AnalyzerOptions:
+    phone_regions: tuple[str, ...] = DEFAULT_PHONE_REGIONS
+    ner: bool = True
+    encoded_views: bool = True
+    score_threshold: float = 0.4
+
+
+def needs_ner(entities: frozenset[str] | None) -> bool:
+    return entities is None or not entities.isdisjoint(NER_ENTITIES)
+
+
+def _map(outer: View, inner: View, c: Candidate) -> tuple[int, int]:
+    """Span of ``c`` (in ``inner.text``) in the original text, through ``inner`` then ``outer``."""
+    s, e = inner.to_original(c.start, c.end)
+    return outer.to_original(s, e)
+
+
+class Analyzer:
+    def __init__(self, options: AnalyzerOptions, ner: NerEngine | None = None) -> None:
+        self.options = options
+        self._ner = ner
+        if options.ner and ner is None:
+            self._ner = NerEngine()
+
+    def patterns(self, text: str, entities: frozenset[str] | None) -> list[Candidate]:
+        """Pattern findings with offsets into ``text`` (normalised and decoded views too)."""
+        regions = self.options.phone_regions
+        view = normalise(text)
+        out = [
+            Candidate(*view.to_original(c.start, c.end), c.entity, c.score)
+            for c in scan_patterns(view.text, entities, regions)
+        ]
+        if self.options.encoded_views:
+            for dv in decoded_views(view.text):
+                inner = normalise(dv.text)
+                for c in scan_patterns(inner.text, entities, regions):
+                    s, e = _map(dv, inner, c)
+                    out.append(Candidate(*view.to_original(s, e), c.entity, c.score))
+        return out
+
+    def analyze(self, texts: Sequence[str], entities: frozenset[str] | None) -> list[list[Finding]]:
+        cands: list[list[Candidate]] = [self.patterns(t, entities) for t in texts]
+        if self._ner is not None and self.options.ner and needs_ner(entities):
+            views = [normalise(t) for t in texts]
+            idx = [i for i, v in enumerate(views) if any(c.isalpha() for c in v.text)]
+            found = self._ner.find([views[i].text for i in idx], entities)
+            for i, fs in zip(idx, found, strict=True):
+                code = [m.span() for m in _CODE_BLOCK.finditer(views[i].text)]
+                for f in fs:
+                    if any(s <= f.start < e for s, e in code):
+                        continue
+                    s, e = views[i].to_original(f.start, f.end)
+                    cands[i].append(Candidate(s, e, f.entity_type, f.score))
+        thr = self.options.score_threshold
+        return [
+            [Finding(c.entity, c.start, c.end, c.score) for c in select(cs) if c.score >= thr]
+            for cs in cands
+        ]

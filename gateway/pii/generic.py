@@ -1,0 +1,156 @@
+"""Recognizers that do not fit the run-window scheme: email, IP address, IBAN, phone numbers.
+
+Phone numbers: one candidate regex finds digit sequences that could be numbers; only those
+candidates are parsed with ``phonenumbers`` (international form first, then each configured
+region), instead of running a matcher over the whole text once per region.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable, Iterator
+from typing import NamedTuple
+
+import phonenumbers
+from stdnum import iban
+
+__all__ = [
+    "DEFAULT_PHONE_REGIONS",
+    "Candidate",
+    "find_emails",
+    "find_ibans",
+    "find_ips",
+    "find_phones",
+]
+
+DEFAULT_PHONE_REGIONS: tuple[str, ...] = (
+    "US", "GB", "TW", "KR", "AU", "IT", "CN", "JP", "SG", "IN", "DE", "NL", "CZ", "BE", "IE",
+    "FR", "CA",
+)  # fmt: skip
+
+
+class Candidate(NamedTuple):
+    start: int
+    end: int
+    entity: str
+    score: float
+
+
+_EMAIL = re.compile(
+    r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9][A-Za-z0-9._%+\-]{0,63}@"
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![A-Za-z0-9])"
+)
+_EMAIL_SUPPRESS_LOCAL = frozenset({"git"})
+
+_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.]|\.\d)")
+_IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
+_VERSIONISH = re.compile(r"(?:\bv|version|release|ver\.?)\s*$", re.IGNORECASE)
+
+_IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}")
+
+_PHONE = re.compile(
+    r"(?<![\w+\-./])(?:\+|00)?\(?\d[\d()]*(?:[ .\-]?\(?\d[\d()]*){5,16}(?![\w]|[\-./]\w)"
+)
+_DATE = re.compile(r"\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{4}")
+_PHONE_CONTEXT = ("phone", "call", "tel", "mobile", "cell", "whatsapp", "fax", "電話", "전화")
+
+
+def find_emails(text: str) -> Iterator[Candidate]:
+    if "@" not in text:
+        return
+    for m in _EMAIL.finditer(text):
+        local = m.group().split("@", 1)[0]
+        if local.lower() in _EMAIL_SUPPRESS_LOCAL:
+            continue
+        yield Candidate(m.start(), m.end(), "EMAIL_ADDRESS", 0.95)
+
+
+def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    return not (
+        ip.is_private or ip.is_loopback or ip.is_unspecified or ip.is_multicast
+        or ip.is_link_local or ip.is_reserved
+    )  # fmt: skip
+
+
+def find_ips(text: str) -> Iterator[Candidate]:
+    """Public addresses only: private, loopback and unspecified ones are infrastructure."""
+    if "." in text:
+        for m in _IPV4.finditer(text):
+            if _VERSIONISH.search(text, max(0, m.start() - 12), m.start()):
+                continue
+            try:
+                ip4 = ipaddress.IPv4Address(m.group())
+            except ValueError:
+                continue
+            if _public(ip4):
+                yield Candidate(m.start(), m.end(), "IP_ADDRESS", 0.8)
+    if "::" in text or text.count(":") >= 7:
+        for m in _IPV6.finditer(text):
+            try:
+                ip6 = ipaddress.IPv6Address(m.group())
+            except ValueError:
+                continue
+            if _public(ip6):
+                yield Candidate(m.start(), m.end(), "IP_ADDRESS", 0.8)
+
+
+def find_ibans(text: str) -> Iterator[Candidate]:
+    for m in _IBAN.finditer(text):
+        raw = m.group()
+        # The regex is greedy; shrink from the right to the longest valid IBAN.
+        for end in range(len(raw), 14, -1):
+            if raw[end - 1] == " ":
+                continue
+            if iban.is_valid(raw[:end]):
+                yield Candidate(m.start(), m.start() + end, "IBAN_CODE", 0.95)
+                break
+
+
+def _valid_phone(raw: str, regions: Iterable[str]) -> bool:
+    digits = sum(c.isdigit() for c in raw)
+    if not 7 <= digits <= 15:
+        return False
+    try:
+        if raw.startswith(("+", "00")):
+            intl = "+" + raw[2:] if raw.startswith("00") else raw
+            return bool(phonenumbers.is_valid_number(phonenumbers.parse(intl, None)))
+        for region in regions:
+            num = phonenumbers.parse(raw, region)
+            if phonenumbers.is_valid_number(num):
+                return True
+    except phonenumbers.NumberParseException:
+        return False
+    return False
+
+
+def _phone_shaped(raw: str) -> bool:
+    """A national-format number needs a phone-like layout to count without a context word."""
+    groups = re.findall(r"\d+", raw)
+    if len(groups) == 1:
+        return len(groups[0]) >= 10 or groups[0].startswith("0")
+    return sum(len(g) == 1 for g in groups) <= 1 and not all(
+        len(g) == 4 and g[:2] in ("19", "20") for g in groups
+    )
+
+
+def find_phones(text: str, regions: tuple[str, ...]) -> Iterator[Candidate]:
+    lower: str | None = None
+    for m in _PHONE.finditer(text):
+        raw = m.group()
+        start, end = m.start(), m.end()
+        if raw.count("(") != raw.count(")"):
+            raw = raw.strip("()")
+            start, end = start + (m.group().startswith("(")), end - (m.group().endswith(")"))
+        if _DATE.fullmatch(raw) or not _valid_phone(raw, regions):
+            continue
+        if lower is None:
+            lower = text.lower()
+        before = lower[max(0, start - 40) : start]
+        worded = any(w in before for w in _PHONE_CONTEXT)
+        if not worded and not raw.startswith(("+", "00")) and not _phone_shaped(raw):
+            continue
+        score = 0.6 + (0.3 if worded else 0.0)
+        if raw.startswith(("+", "00")):
+            score += 0.1
+        yield Candidate(start, end, "PHONE_NUMBER", score)

@@ -1,0 +1,149 @@
+"""Putting pseudonymised values back into answers, whole or streamed, and scanning the output.
+
+The placeholder map lives in the :class:`PlaceholderRestorer` of one request and nowhere else.
+A :class:`Streamer` releases text as soon as it cannot be the start of a placeholder of this
+request, so it holds back at most one placeholder's length minus one character.
+
+Output scanning: after restoring, a non-streamed answer is scanned with the pattern recognizers;
+identifiers, contacts and numbers that were not in the prompt are counted in ``new_pii`` and,
+with ``output_new_pii = "redact"``, replaced by ``[TYPE]``. Streamed answers are counted at
+``flush`` (not redacted: that would mean holding back more than a placeholder).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from gateway.pii.actions import canonical, redact
+from gateway.pii.generic import Candidate
+
+__all__ = ["PlaceholderRestorer", "Streamer"]
+
+PatternScan = Callable[[str], list[Candidate]]
+
+
+class Streamer:
+    """Implements :class:`gateway.pii.contract.StreamRestorer` for one stream of text."""
+
+    def __init__(self, owner: PlaceholderRestorer, *, json_string: bool = False) -> None:
+        self._owner = owner
+        self._json = json_string
+        self._pending = ""
+        self._released: list[str] = []
+
+    @property
+    def held(self) -> int:
+        return len(self._pending)
+
+    def _hold_from(self, buf: str) -> int:
+        prefixes = self._owner.prefixes
+        lo = max(0, len(buf) - self._owner.longest + 1)
+        p = buf.find("<", lo)
+        while p >= 0:
+            if buf[p:] in prefixes:
+                return p
+            p = buf.find("<", p + 1)
+        return len(buf)
+
+    def feed(self, text: str) -> str:
+        if not self._owner.mapping:
+            self._released.append(text)
+            return text
+        buf = self._pending + text
+        cut = self._hold_from(buf)
+        self._pending = buf[cut:]
+        out = self._owner.replace(buf[:cut], json_string=self._json)
+        self._released.append(out)
+        return out
+
+    def flush(self) -> str:
+        out = self._owner.replace(self._pending, json_string=self._json)
+        self._pending = ""
+        self._released.append(out)
+        self._owner.count_new("".join(self._released))
+        return out
+
+
+class PlaceholderRestorer:
+    """Implements :class:`gateway.pii.contract.Restorer` for one request."""
+
+    def __init__(
+        self,
+        mapping: Mapping[str, str],
+        known: Iterable[tuple[str, str]],
+        scan: PatternScan | None,
+        redact_new: bool = False,
+    ) -> None:
+        self.mapping = dict(mapping)  # placeholder -> original value
+        self._known = {canonical(e, v) for e, v in known}
+        self._scan = scan
+        self._redact_new = redact_new
+        self.new_pii: Counter[str] = Counter()
+        self.longest = max((len(p) for p in self.mapping), default=0)
+        self.prefixes = frozenset(p[:k] for p in self.mapping for k in range(1, len(p)))
+        self._re = (
+            re.compile("|".join(re.escape(p) for p in sorted(self.mapping, key=len, reverse=True)))
+            if self.mapping
+            else None
+        )
+
+    def replace(self, text: str, *, json_string: bool = False) -> str:
+        if self._re is None or "<" not in text:
+            return text
+        if json_string:
+            return self._re.sub(lambda m: json.dumps(self.mapping[m.group()])[1:-1], text)
+        return self._re.sub(lambda m: self.mapping[m.group()], text)
+
+    def restore_text(self, text: str) -> str:
+        return self.replace(text)
+
+    def _new(self, text: str) -> list[Candidate]:
+        if self._scan is None or not text:
+            return []
+        return [
+            c
+            for c in self._scan(text)
+            if canonical(c.entity, text[c.start : c.end]) not in self._known
+        ]
+
+    def count_new(self, text: str) -> None:
+        for c in self._new(text):
+            self.new_pii[c.entity] += 1
+
+    def _finish(self, text: str) -> str:
+        restored = self.replace(text)
+        found = self._new(restored)
+        for c in found:
+            self.new_pii[c.entity] += 1
+        if not (self._redact_new and found):
+            return restored
+        for c in sorted(found, key=lambda c: c.start, reverse=True):
+            restored = restored[: c.start] + redact(c.entity) + restored[c.end :]
+        return restored
+
+    def restore_json(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Restore (and scan) the answer's texts in place; returns ``body``."""
+        for choice in body.get("choices") or ():
+            if not isinstance(choice, dict):
+                continue
+            if endpoint == "completions" and isinstance(choice.get("text"), str):
+                choice["text"] = self._finish(choice["text"])
+            msg = choice.get("message")
+            if not isinstance(msg, dict):
+                continue
+            if isinstance(msg.get("content"), str):
+                msg["content"] = self._finish(msg["content"])
+            calls = list(msg.get("tool_calls") or ())
+            fns = [c.get("function") for c in calls if isinstance(c, dict)]
+            fns.append(msg.get("function_call"))
+            for fn in fns:
+                if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
+                    fn["arguments"] = self.replace(fn["arguments"], json_string=True)
+        return body
+
+    def stream(self, *, json_string: bool = False) -> Streamer:
+        return Streamer(self, json_string=json_string)
