@@ -3,7 +3,7 @@
 Layout (the data document both engines see)::
 
     data.facts.<stem>            policies/data/<stem>.json        (actions, regions, pii)
-    data.facts.by_package        index of actions by pack package, built here
+    data.facts.by_place          index of actions by jurisdiction, built here
     data.overlays.<name>.<stem>  <overlay dir>/<stem>.json         (an overlay's own data)
     data.bundle.revision         content hash of every file above and every module
     data.portcullis.*            the Rego modules (packages portcullis, portcullis.lib,
@@ -26,7 +26,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Bundle", "BundleError", "default_bundle_dir", "load_bundle", "write_opa_bundle"]
+__all__ = [
+    "Bundle",
+    "BundleError",
+    "default_bundle_dir",
+    "index_actions",
+    "load_bundle",
+    "write_opa_bundle",
+]
 
 _SKIP_DIRS = {"tools", "schema", "overlays"}
 _PACKAGE = re.compile(r"^package\s+([A-Za-z0-9_.]+)", re.MULTILINE)
@@ -66,6 +73,24 @@ def _package_of(text: str, name: str) -> str:
     return m.group(1)
 
 
+def index_actions(actions: list[Any]) -> dict[str, list[dict[str, Any]]]:
+    """Actions by jurisdiction, each with the fields the pack filters on precomputed:
+    ``start`` (effective_from, ``""`` when no date is established: in force), ``end``
+    (lifted_on, ``"~"`` when not lifted; sorts after every date) and ``sector_set``."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for a in actions:
+        if not isinstance(a, dict) or not isinstance(a.get("jurisdiction"), str):
+            raise BundleError("every action needs a jurisdiction")
+        entry = {
+            **a,
+            "start": a.get("effective_from") or "",
+            "end": a.get("lifted_on") or "~",
+            "sector_set": {s: True for s in a.get("sectors", [])},
+        }
+        out.setdefault(a["jurisdiction"], []).append(entry)
+    return out
+
+
 def load_bundle(bundle_dir: Path | None = None, overlays: Sequence[Path] = ()) -> Bundle:
     root = (bundle_dir or default_bundle_dir()).resolve()
     if not root.is_dir():
@@ -98,10 +123,7 @@ def load_bundle(bundle_dir: Path | None = None, overlays: Sequence[Path] = ()) -
     actions = facts.get("actions")
     if not isinstance(actions, list):
         raise BundleError("policy bundle has no data/actions.json list")
-    by_package: dict[str, list[Any]] = {}
-    for action in actions:
-        by_package.setdefault(str(action.get("package")), []).append(action)
-    facts["by_package"] = by_package  # derived index; the hash covers actions.json
+    facts["by_place"] = index_actions(actions)  # derived; the hash covers actions.json
     overlay_data: dict[str, Any] = {}
     resolved: list[Path] = []
     for ov in overlays:

@@ -1,22 +1,22 @@
 """The embedded engine: regorus (``gordon-to-regorus`` 0.13, Rust, memory-safe) in-process.
 
-Prepared once per bundle revision and worker thread: a regorus engine may only be used on the
-thread that created it (pyo3 ``unsendable``: touching it from another thread panics), so each
-worker thread of the pool parses the bundle once, at start-up (warm-up), and keeps its engine.
-Evaluation runs in that pool, off the event loop. regorus holds the GIL while it evaluates, so a deadline
-cannot interrupt a runaway evaluation in this mode; the shipped pack is bounded (no recursion,
-data-sized loops; about 0.1 ms) and :mod:`gateway.policy.worker` runs the same engine in a
-separate process that is killed and restarted on a missed deadline or a crash
-(``policy.isolation: process``).
+A regorus engine may only be used, and dropped, on the thread that created it (pyo3
+``unsendable``: anything else panics). So the engine owns its worker threads: each parses the
+bundle once at start (prepared once per bundle revision and thread), takes evaluations from a
+shared queue, and drops its engine itself when the engine closes. Evaluation is off the event
+loop. regorus holds the GIL while it evaluates, so a deadline cannot interrupt a runaway
+evaluation in this mode; the shipped pack is bounded (no recursion, data-sized loops) and
+:mod:`gateway.policy.worker` runs the same engine in a child process that is killed and
+restarted on a missed deadline or a crash (``policy.isolation: process``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import queue
 import threading
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import regorus
@@ -26,6 +26,8 @@ from gateway.policy.bundle import Bundle
 __all__ = ["DECISION_RULE", "EmbeddedEngine", "prepare_engine"]
 
 DECISION_RULE = "data.portcullis.decision"
+
+_STOP = object()
 
 
 def prepare_engine(bundle: Bundle, *, with_tests: bool = False) -> Any:
@@ -41,6 +43,11 @@ def prepare_engine(bundle: Bundle, *, with_tests: bool = False) -> Any:
     return engine
 
 
+def _evaluate(engine: Any, input_json: str) -> Any:
+    engine.set_input_json(input_json)
+    return json.loads(engine.eval_rule_as_json(DECISION_RULE))
+
+
 class EmbeddedEngine:
     """:class:`gateway.policy.contract.PolicyEngine` on regorus, in this process."""
 
@@ -50,18 +57,19 @@ class EmbeddedEngine:
         probe.set_input_json("{}")
         probe.eval_rule_as_json(DECISION_RULE)
         del probe
-        self._local = threading.local()
-        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="policy")
+        self._local = threading.local()  # for evaluate_sync (the caller's own thread)
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._closed = False
-        if warm:  # make every worker thread prepare its engine now, not on a live request
-            barrier = threading.Barrier(threads)
-
-            def warm_one() -> None:
-                barrier.wait(timeout=30)
-                self._thread_engine()
-
-            for f in [self._executor.submit(warm_one) for _ in range(threads)]:
-                f.result()
+        self._threads = [
+            threading.Thread(target=self._serve, name=f"policy-{i}", daemon=True)
+            for i in range(threads)
+        ]
+        self._ready = [threading.Event() for _ in self._threads]
+        for t in self._threads:
+            t.start()
+        if warm:  # every thread has parsed the bundle before the first live request
+            for ev in self._ready:
+                ev.wait(timeout=60)
 
     @property
     def revision(self) -> str:
@@ -71,33 +79,60 @@ class EmbeddedEngine:
     def bundle(self) -> Bundle:
         return self._bundle
 
-    def _thread_engine(self) -> Any:
+    def _serve(self) -> None:
+        index = next(i for i, t in enumerate(self._threads) if t is threading.current_thread())
+        engine = prepare_engine(self._bundle)
+        self._ready[index].set()
+        try:
+            while True:
+                item = self._queue.get()
+                if item is _STOP:
+                    return
+                payload, loop, fut = item
+                try:
+                    result = _evaluate(engine, payload)
+                except BaseException as exc:  # a panic too: handed to the caller, thread lives
+                    loop.call_soon_threadsafe(_set_exception, fut, exc)
+                else:
+                    loop.call_soon_threadsafe(_set_result, fut, result)
+        finally:
+            del engine  # dropped on its own thread
+
+    def evaluate_sync(self, input_json: str) -> Any:
+        """Evaluate in the calling thread, on an engine private to it (tests, the worker)."""
         engine = getattr(self._local, "engine", None)
         if engine is None:
             engine = prepare_engine(self._bundle)
             self._local.engine = engine
-        return engine
-
-    def evaluate_sync(self, input_json: str) -> Any:
-        """Evaluate in the calling thread (its own prepared engine)."""
-        engine = self._thread_engine()
-        engine.set_input_json(input_json)
-        out = engine.eval_rule_as_json(DECISION_RULE)
-        return json.loads(out)
+        return _evaluate(engine, input_json)
 
     async def evaluate(self, policy_input: Mapping[str, Any]) -> Mapping[str, Any]:
         if self._closed:
             raise RuntimeError("policy engine closed")
-        payload = json.dumps(policy_input)
         loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(self._executor, self.evaluate_sync, payload)
+        fut: asyncio.Future[Any] = loop.create_future()
+        self._queue.put((json.dumps(policy_input), loop, fut))
+        result = await fut
         if not isinstance(result, Mapping):
             raise ValueError("policy engine returned no decision document")
         return result
 
     async def ready(self) -> bool:
-        return not self._closed
+        return not self._closed and all(t.is_alive() for t in self._threads)
 
     async def close(self) -> None:
+        if self._closed:
+            return
         self._closed = True
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        for _ in self._threads:
+            self._queue.put(_STOP)
+
+
+def _set_result(fut: asyncio.Future[Any], value: Any) -> None:
+    if not fut.done():
+        fut.set_result(value)
+
+
+def _set_exception(fut: asyncio.Future[Any], exc: BaseException) -> None:
+    if not fut.done():
+        fut.set_exception(exc if isinstance(exc, Exception) else RuntimeError(type(exc).__name__))

@@ -14,4 +14,8 @@ import data.portcullis.lib
 # METADATA
 # title: Reasons of Australia's actions
 # description: deny / warn / info reasons, each naming the backends it reaches and citing the act.
-reasons := lib.package_reasons("au")
+reasons contains r if {
+	some a in lib.applicable
+	a.package == "au"
+	some r in lib.reasons(a)
+}

@@ -14,4 +14,8 @@ import data.portcullis.lib
 # METADATA
 # title: Reasons of Japan's actions
 # description: deny / warn / info reasons, each naming the backends it reaches and citing the act.
-reasons := lib.package_reasons("jp")
+reasons contains r if {
+	some a in lib.applicable
+	a.package == "jp"
+	some r in lib.reasons(a)
+}

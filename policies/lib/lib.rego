@@ -20,7 +20,8 @@ stance := s if {
 valid_input if {
 	input.version == "1"
 	is_string(input.now)
-	regex.match(`^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$`, input.now)
+	endswith(input.now, "Z")
+	time.parse_rfc3339_ns(input.now)
 	is_object(input.principal)
 	is_string(input.principal.country)
 	is_string(input.principal.sector)
@@ -28,57 +29,33 @@ valid_input if {
 }
 
 # METADATA
-# title: Place
-# description: A national action covers the country and all its subdivisions (cautious reading);
-#   a sub-national action covers only that subdivision; EU covers the member states.
-covers_place(a) if {
-	a.subdivision == null
-	a.country == input.principal.country
-}
+# title: Applicable actions
+# description: >-
+#   The actions that apply to this principal today. Place: a national action covers the country
+#   and all its subdivisions (cautious reading), a sub-national action only that subdivision,
+#   EU the member states. Sector: the action's scopes mapped onto principal sectors
+#   (docs/policy.md). Time: from the effective date (or the earliest date the sources allow)
+#   until lifted. data.facts.by_place is an index of data.facts.actions built when the bundle is
+#   loaded (gateway/policy/bundle.py): per jurisdiction, each action with "start" ("" when no
+#   date is established: in force), "end" ("~" when not lifted) and "sector_set".
+places contains input.principal.country
 
-covers_place(a) if {
-	a.subdivision == null
-	a.country == "EU"
-	input.principal.country in data.facts.regions.eu_members
-}
+places contains input.principal.subdivision if is_string(input.principal.subdivision)
 
-covers_place(a) if {
-	a.subdivision != null
-	a.subdivision == input.principal.subdivision
-}
+places contains "EU" if input.principal.country in data.facts.regions.eu_members
 
-# METADATA
-# title: Sector
-# description: The action's scopes, mapped onto principal sectors (docs/policy.md).
-covers_sector(a) if "*" in a.sectors
-
-covers_sector(a) if input.principal.sector in a.sectors
-
-started(a) if a.effective_from == null
-
-started(a) if {
-	a.effective_from != null
-	a.effective_from <= today
-}
-
-ended(a) if {
-	a.lifted_on != null
-	today >= a.lifted_on
-}
-
-# METADATA
-# title: In effect
-# description: From the effective date (or the earliest date the sources allow) until lifted.
-in_effect(a) if {
-	started(a)
-	not ended(a)
-}
-
-applies(a) if {
-	covers_place(a)
+applicable contains a if {
+	valid_input
+	some p in places
+	some a in data.facts.by_place[p]
+	a.start <= today
+	today < a.end
 	covers_sector(a)
-	in_effect(a)
 }
+
+covers_sector(a) if a.sector_set["*"]
+
+covers_sector(a) if a.sector_set[input.principal.sector]
 
 # The operator's own hosted service ("*": any operator's hosted AI service).
 hosted_backend(a, b) if {
@@ -133,17 +110,16 @@ weights_ids(a) := sort([b.id | some b in input.backends; weights_backend(a, b)])
 #   hosted: the action reaches the operator's hosted service. weights: it covers the weights
 #   explicitly. weights_cautious / weights_permitted: a binding text ambiguous about weights,
 #   decided by the deployment's self_hosted_stance (default cautious = deny).
+#   Only called for applicable actions (see `applicable`).
 reasons(a) := hosted_reasons(a) | weights_reasons(a)
 
 hosted_reasons(a) := {reason(a, "hosted", a.effect, ids) |
 	a.hosted
-	applies(a)
 	ids := hosted_ids(a)
 	count(ids) > 0
 }
 
 weights_reasons(a) := {reason(a, part, effect, ids) |
-	applies(a)
 	ids := weights_ids(a)
 	count(ids) > 0
 	[part, effect] := weights_outcome(a)
@@ -163,18 +139,10 @@ weights_outcome(a) := ["weights_permitted", "info"] if {
 	stance == "permit"
 }
 
-# A package can only apply to principals of its own country (or, for "eu", a member state);
-# the others are skipped before any action is looked at.
-relevant(pkg) if pkg == lower(input.principal.country)
-
-relevant("eu") if input.principal.country in data.facts.regions.eu_members
-
-# Reasons of every action of one pack package (folder policies/<package>/).
-# data.facts.by_package is an index of data.facts.actions built when the bundle is loaded.
+# Reasons of the applicable actions of one pack package (folder policies/<package>/).
 package_reasons(pkg) := {r |
-	valid_input
-	relevant(pkg)
-	some a in data.facts.by_package[pkg]
+	some a in applicable
+	a.package == pkg
 	some r in reasons(a)
 }
 

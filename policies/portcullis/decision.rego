@@ -116,7 +116,14 @@ tightened(b, ent) := {e.action | some e in tighten_entries; lib.matches_backend(
 
 pii_action(b, ent) := lib.strictest({base_action(b, ent)} | tightened(b, ent))
 
-pii_actions := {b.id: {ent: pii_action(b, ent) | some ent in named_entities(b)} |
+# Without overlay PII entries every permitted backend gets its default (the common case, fast).
+pii_actions := {b.id: {"*": lib.default_action(b)} |
+	some b in input.backends
+	b.id in permitted_set
+} if {
+	count(relax_entries) == 0
+	count(tighten_entries) == 0
+} else := {b.id: {ent: pii_action(b, ent) | some ent in named_entities(b)} |
 	some b in input.backends
 	b.id in permitted_set
 }
