@@ -23,19 +23,28 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from prometheus_client import CollectorRegistry  # noqa: E402
+from prometheus_client import CollectorRegistry
 
-from gateway.config.policy import PolicySettings  # noqa: E402
-from gateway.policy.bundle import load_bundle  # noqa: E402
-from gateway.policy.client import PolicyClient, build_policy_client, cache_key  # noqa: E402
-from gateway.policy.embedded import EmbeddedEngine  # noqa: E402
-from gateway.policy.opa import OpaEngine  # noqa: E402
-from tests.opa_fake.server import FakeOpa  # noqa: E402
-from tests.policy_fixtures import make_input  # noqa: E402
+from gateway.config.policy import PolicySettings
+from gateway.policy.bundle import load_bundle
+from gateway.policy.client import PolicyClient, build_policy_client, cache_key
+from gateway.policy.embedded import EmbeddedEngine
+from gateway.policy.opa import OpaEngine
+from tests.opa_fake.server import FakeOpa
+from tests.policy_fixtures import make_input
 
 ALL = ("azure-eu", "deepseek-hosted", "deepseek-self", "openai")
 JURIS = ["AU", "AU-NSW", "KR", "TW", "US", "US-TX", "IT", "DE", "GB", "JP", "CA", "IN", "FR", "NL"]
-SECTORS = ["government", "private", "private", "private", "financial", "healthcare", "education", "defence"]
+SECTORS = [
+    "government",
+    "private",
+    "private",
+    "private",
+    "financial",
+    "healthcare",
+    "education",
+    "defence",
+]
 ENTITIES = ["PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "LOCATION", "IP_ADDRESS", "CREDIT_CARD"]
 CANDIDATE_SETS = [
     ("deepseek-hosted", "deepseek-self"),
@@ -53,16 +62,24 @@ def pct(xs: list[float], p: float) -> float:
 def row(name: str, xs: list[float], base: float | None = None) -> str:
     p50 = pct(xs, 0.5)
     ratio = f"{p50 / base:.2f}x" if base else "1.00x"
-    return (f"| {name} | {p50 * 1e6:,.1f} | {pct(xs, 0.9) * 1e6:,.1f} | {pct(xs, 0.99) * 1e6:,.1f} "
-            f"| {statistics.mean(xs) * 1e6:,.1f} | {ratio} |")
+    return (
+        f"| {name} | {p50 * 1e6:,.1f} | {pct(xs, 0.9) * 1e6:,.1f} | {pct(xs, 0.99) * 1e6:,.1f} "
+        f"| {statistics.mean(xs) * 1e6:,.1f} | {ratio} |"
+    )
 
 
 def inputs(n: int, seed: int = 1) -> list[dict[str, Any]]:
     rnd = random.Random(seed)
     out = []
     for i in range(n):
-        out.append(make_input(rnd.choice(JURIS), rnd.choice(SECTORS), user=f"u{i}",
-                              at=f"2026-11-29T{rnd.randrange(24):02d}:00:00"))
+        out.append(
+            make_input(
+                rnd.choice(JURIS),
+                rnd.choice(SECTORS),
+                user=f"u{i}",
+                at=f"2026-11-29T{rnd.randrange(24):02d}:00:00",
+            )
+        )
     return out
 
 
@@ -127,7 +144,9 @@ async def main() -> None:
         keys.append(time.perf_counter() - t)
 
     # 4. worker process (isolation: process), cache off
-    proc_client = await build_policy_client(PolicySettings(cache_size=0, isolation="process"), CollectorRegistry())
+    proc_client = await build_policy_client(
+        PolicySettings(cache_size=0, isolation="process"), CollectorRegistry()
+    )
     await timed_decide(proc_client, inps[:50])
     proc = await timed_decide(proc_client, inps[: args.n // 2])
     await proc_client.close()
@@ -137,7 +156,9 @@ async def main() -> None:
     await fake.start()
     opa_engine = OpaEngine(fake.url)
     await opa_engine.start()
-    opa_client = PolicyClient(opa_engine, PolicySettings(engine="opa", cache_size=0), metrics_registry=CollectorRegistry())
+    opa_client = PolicyClient(
+        opa_engine, PolicySettings(engine="opa", cache_size=0), metrics_registry=CollectorRegistry()
+    )
     await timed_decide(opa_client, inps[:50])
     opa = await timed_decide(opa_client, inps[: args.n // 2])
     await opa_client.close()
@@ -164,9 +185,11 @@ async def main() -> None:
             await c.decide(inp, cands)
             xs.append(time.perf_counter() - t)
         rate = c.hits / (c.hits + c.misses)
-        print(f"\nRealistic mix, {args.mix} requests, cache_size={size}: hit rate {rate:.1%}, "
-              f"p50 {pct(xs, 0.5) * 1e6:,.1f} µs, p99 {pct(xs, 0.99) * 1e6:,.1f} µs, "
-              f"mean {statistics.mean(xs) * 1e6:,.1f} µs")
+        print(
+            f"\nRealistic mix, {args.mix} requests, cache_size={size}: hit rate {rate:.1%}, "
+            f"p50 {pct(xs, 0.5) * 1e6:,.1f} µs, p99 {pct(xs, 0.99) * 1e6:,.1f} µs, "
+            f"mean {statistics.mean(xs) * 1e6:,.1f} µs"
+        )
         await c.close()
     await miss_client.close()
     await hit_client.close()

@@ -31,7 +31,9 @@ def _overlay_paths(ctx: click.Context, extra: tuple[str, ...]) -> tuple[Path, ..
 @click.option("--overlay", "overlays", multiple=True, type=click.Path(file_okay=False))
 @click.option("--verbose", "-v", is_flag=True, help="List every test, not only failures.")
 @click.pass_context
-def test_cmd(ctx: click.Context, bundle_dir: str | None, overlays: tuple[str, ...], verbose: bool) -> None:
+def test_cmd(
+    ctx: click.Context, bundle_dir: str | None, overlays: tuple[str, ...], verbose: bool
+) -> None:
     """Run the Rego tests (pack, then each overlay's own) with the embedded engine."""
     from gateway.policy.testing import run_tests
 
@@ -80,7 +82,9 @@ def _explain(decision: dict[str, Any]) -> str:
 @click.option("--team", default=None)
 @click.option("--model", "-m", default=None, help="Candidates: the catalogue's backends serving it")
 @click.option("--backend", "-b", "backend_ids", multiple=True, help="Candidates by backend id")
-@click.option("--at", "at", default=None, help="Evaluation time (RFC 3339 or YYYY-MM-DD); default now")
+@click.option(
+    "--at", "at", default=None, help="Evaluation time (RFC 3339 or YYYY-MM-DD); default now"
+)
 @click.option("--stance", type=click.Choice(["cautious", "permit"]), default=None)
 @click.option("--pii", "pii", multiple=True, help="ENTITY=COUNT found in the request (final phase)")
 @click.option("--json", "as_json", is_flag=True)
@@ -115,7 +119,9 @@ def eval_cmd(
         known = {b.id: b for b in backends}
         missing = [b for b in backend_ids if b not in known]
         if missing:
-            raise click.BadParameter(f"not in the catalogue: {', '.join(missing)}", param_hint="--backend")
+            raise click.BadParameter(
+                f"not in the catalogue: {', '.join(missing)}", param_hint="--backend"
+            )
         backends = [known[b] for b in backend_ids]
     if model:
         backends = [b for b in backends if model in b.models or model in b.aliases]
@@ -135,7 +141,11 @@ def eval_cmd(
         for item in pii:
             name, _, n = item.partition("=")
             counts[name.strip().upper()] = int(n or "1")
-    pol = settings.policy if stance is None else settings.policy.model_copy(update={"self_hosted_stance": stance})
+    pol = (
+        settings.policy
+        if stance is None
+        else settings.policy.model_copy(update={"self_hosted_stance": stance})
+    )
     principal = Principal(
         key_id="what-if", user="what-if", jurisdiction=sub or country, sector=sector, team=team
     )

@@ -143,7 +143,9 @@ def load_bundle(bundle_dir: Path | None = None, overlays: Sequence[Path] = ()) -
                 tests.append((f"overlay/{name}/{rel}", text))
                 continue
             if not pkg.startswith("portcullis.overlay."):
-                raise BundleError(f"overlay {name}/{rel}: package must be portcullis.overlay.<name>")
+                raise BundleError(
+                    f"overlay {name}/{rel}: package must be portcullis.overlay.<name>"
+                )
             modules.append((f"overlay/{name}/{rel}", text))
             add_file(f"overlay/{name}/{rel}", text.encode())
         for path in sorted(ov.glob("*.json")):
@@ -177,7 +179,10 @@ def write_opa_bundle(bundle: Bundle, dest: Path) -> None:
             info.mtime = 0
             tar.addfile(info, io.BytesIO(payload))
 
-        manifest = {"revision": bundle.revision, "roots": ["portcullis", "facts", "overlays", "bundle"]}
+        manifest = {
+            "revision": bundle.revision,
+            "roots": ["portcullis", "facts", "overlays", "bundle"],
+        }
         put("/.manifest", json.dumps(manifest).encode())
         put("/data.json", json.dumps(bundle.data, sort_keys=True).encode())
         for name, text in bundle.modules:

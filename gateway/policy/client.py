@@ -108,10 +108,14 @@ class PolicyClient:
 
     def _fail(self, cause: str, exc: BaseException | None = None) -> GatewayError:
         self._metrics.failures.labels(cause=cause).inc()
-        log.error("policy evaluation failed closed: %s (%s)", cause, type(exc).__name__ if exc else "-")
+        log.error(
+            "policy evaluation failed closed: %s (%s)", cause, type(exc).__name__ if exc else "-"
+        )
         return GatewayError(Cause.POLICY_UNAVAILABLE, "The policy engine is unavailable.")
 
-    async def decide(self, policy_input: Mapping[str, Any], candidates: tuple[str, ...]) -> Decision:
+    async def decide(
+        self, policy_input: Mapping[str, Any], candidates: tuple[str, ...]
+    ) -> Decision:
         engine = self._engine  # one revision for the whole call, even across a reload
         body = _key_body(policy_input) if self._cache_size else ""
         key = f"{engine.revision}|{body}" if body else ""
@@ -120,7 +124,9 @@ class PolicyClient:
             if hit is not None:
                 self._cache.move_to_end(key)
                 self.hits += 1
-                self._metrics.decisions.labels(outcome="allow" if hit.allow else "deny", cache="hit").inc()
+                self._metrics.decisions.labels(
+                    outcome="allow" if hit.allow else "deny", cache="hit"
+                ).inc()
                 return hit
             self.misses += 1
         try:
@@ -135,7 +141,7 @@ class PolicyClient:
             raise
         except (KeyboardInterrupt, SystemExit):
             raise
-        except BaseException as exc:  # any engine failure fails closed, a Rust panic included
+        except BaseException as exc:  # any engine failure fails closed, a Rust panic included  # noqa: BLE001 (fail closed)
             raise self._fail("error", exc) from None
         try:
             decision = parse_decision(raw, candidates)
@@ -143,7 +149,9 @@ class PolicyClient:
             raise self._fail("malformed", exc) from None
         if decision.bundle_revision != engine.revision and not getattr(engine, "remote", False):
             raise self._fail("malformed")  # an embedded engine must answer with its own revision
-        self._metrics.decisions.labels(outcome="allow" if decision.allow else "deny", cache="miss").inc()
+        self._metrics.decisions.labels(
+            outcome="allow" if decision.allow else "deny", cache="miss"
+        ).inc()
         if body and decision.bundle_revision == engine.revision:
             # keyed by the revision that decided (a remote engine learns it from the answer)
             key = f"{decision.bundle_revision}|{body}"
@@ -199,7 +207,7 @@ class PolicyClient:
         try:
             async with asyncio.timeout(max(self._deadline, 1.0)):
                 return await self._engine.ready()
-        except Exception:
+        except Exception:  # noqa: BLE001 (fail closed)
             return False
 
     async def close(self) -> None:
@@ -244,5 +252,7 @@ async def build_policy_client(
     if settings.watch and settings.engine == "embedded":
         from gateway.policy.bundle import default_bundle_dir
 
-        client.start_watcher((settings.bundle or default_bundle_dir(), *settings.overlays), settings.watch_interval_s)
+        client.start_watcher(
+            (settings.bundle or default_bundle_dir(), *settings.overlays), settings.watch_interval_s
+        )
     return client

@@ -91,7 +91,7 @@ class EmbeddedEngine:
                 payload, loop, fut = item
                 try:
                     result = _evaluate(engine, payload)
-                except BaseException as exc:  # a panic too: handed to the caller, thread lives
+                except BaseException as exc:  # a panic too: handed to the caller, thread lives  # noqa: BLE001 (fail closed)
                     loop.call_soon_threadsafe(_set_exception, fut, exc)
                 else:
                     loop.call_soon_threadsafe(_set_result, fut, result)

@@ -27,7 +27,9 @@ class OpaEngine:
 
     remote = True  # the revision is whatever the sidecar has loaded; decisions carry it
 
-    def __init__(self, url: str, path: str = "portcullis/decision", *, timeout_s: float = 1.0) -> None:
+    def __init__(
+        self, url: str, path: str = "portcullis/decision", *, timeout_s: float = 1.0
+    ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("opa_url must be http(s)://host:port")
@@ -56,7 +58,7 @@ class OpaEngine:
             rev = await self._client.query_rule({}, "bundle", "revision")
             if isinstance(rev.get("result"), str):
                 self._revision = rev["result"]
-        except Exception:  # the sidecar may come up later; ready() reports it
+        except Exception:  # the sidecar may come up later; ready() reports it  # noqa: BLE001, S110 (fail closed)
             pass
 
     async def evaluate(self, policy_input: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -75,7 +77,7 @@ class OpaEngine:
             if not self._started:
                 await self.start()
             return bool(await self._client.check_health())
-        except Exception:
+        except Exception:  # noqa: BLE001 (fail closed)
             return False
 
     async def close(self) -> None:

@@ -30,7 +30,9 @@ _LIMIT = 16 * 1024 * 1024  # longest line either side accepts
 class ProcessEngine:
     """:class:`gateway.policy.contract.PolicyEngine` evaluating in a restartable child process."""
 
-    def __init__(self, revision: str, bundle_dir: Path | None, overlays: Sequence[Path] = ()) -> None:
+    def __init__(
+        self, revision: str, bundle_dir: Path | None, overlays: Sequence[Path] = ()
+    ) -> None:
         self._revision = revision
         self._spec = {
             "bundle": str(bundle_dir) if bundle_dir else None,
@@ -64,9 +66,14 @@ class ProcessEngine:
             raise RuntimeError("policy worker closed")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gateway.policy.worker",
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL, limit=_LIMIT, env=env,
+            sys.executable,
+            "-m",
+            "gateway.policy.worker",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+            limit=_LIMIT,
+            env=env,
         )
         assert proc.stdin is not None and proc.stdout is not None
         proc.stdin.write(json.dumps(self._spec).encode() + b"\n")
@@ -74,7 +81,7 @@ class ProcessEngine:
         try:
             line = await asyncio.wait_for(proc.stdout.readline(), timeout=60)
             hello = json.loads(line)
-        except Exception:
+        except Exception:  # noqa: BLE001 (fail closed)
             proc.kill()
             raise RuntimeError("policy worker did not start") from None
         if not hello.get("ready") or hello.get("revision") != self._revision:
@@ -99,7 +106,7 @@ class ProcessEngine:
                     fut.set_result(msg["result"])
                 else:
                     fut.set_exception(RuntimeError(f"policy worker: {msg.get('error', 'error')}"))
-        except Exception:
+        except Exception:  # noqa: BLE001, S110 (fail closed)
             pass
         finally:
             self._fail_pending(proc, "policy worker exited")
@@ -160,7 +167,7 @@ class ProcessEngine:
         try:
             await self.start()
             return True
-        except Exception:
+        except Exception:  # noqa: BLE001 (fail closed)
             return False
 
     async def close(self) -> None:
@@ -197,7 +204,7 @@ def main() -> None:
         try:
             result = engine.evaluate_sync(json.dumps(msg["input"]))
             reply = {"id": msg.get("id"), "result": result}
-        except BaseException as exc:  # a panic included; the parent fails the request closed
+        except BaseException as exc:  # a panic included; the parent fails the request closed  # noqa: BLE001 (fail closed)
             reply = {"id": msg.get("id"), "error": type(exc).__name__}
         out.write(json.dumps(reply) + "\n")
         out.flush()

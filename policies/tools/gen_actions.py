@@ -120,12 +120,16 @@ def _authority_instrument(a: dict[str, Any]) -> tuple[str, str]:
 
 def _weights(a: dict[str, Any]) -> str:
     ow = a.get("open_weights") or "not_addressed"
-    if ow in WEIGHTS_COVERED or (ow == "not_addressed" and "open_weights_self_hosted" in a["restricted_targets"]):
+    if ow in WEIGHTS_COVERED or (
+        ow == "not_addressed" and "open_weights_self_hosted" in a["restricted_targets"]
+    ):
         return "covered"
     return ow if ow in ("ambiguous", "not_addressed") else "not_addressed"
 
 
-def _messages(a: dict[str, Any], authority: str, instrument: str, effect: str, frm: str | None) -> dict[str, str]:
+def _messages(
+    a: dict[str, Any], authority: str, instrument: str, effect: str, frm: str | None
+) -> dict[str, str]:
     subj = SUBJECTS[a["subject"]]["name"]
     when = f"in force since {frm}" if frm else "date not established"
     if frm and a["effective_date"] is None:
@@ -136,7 +140,9 @@ def _messages(a: dict[str, Any], authority: str, instrument: str, effect: str, f
     j = a["jurisdiction"]
     verb = {
         "deny": "restricts",
-        "warn": "warns about" if a["status"] != "unverified" else "reportedly restricts (unverified)",
+        "warn": "warns about"
+        if a["status"] != "unverified"
+        else "reportedly restricts (unverified)",
         "info": "has acted on",
     }[effect]
     head = f"{authority} ({instrument}, {when}) {verb} {subj}"

@@ -90,5 +90,5 @@ def make_input(
         backends=[BACKENDS[b] for b in backends],
         pii_counts=pii,
         now=when,
-        settings=PolicySettings(self_hosted_stance=stance),  # type: ignore[arg-type]
+        settings=PolicySettings(self_hosted_stance=stance),
     )

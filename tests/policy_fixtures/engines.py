@@ -34,7 +34,13 @@ def engine_for(overlays: tuple[str, ...]) -> EmbeddedEngine:
 
 def input_for(s: Scenario) -> dict[str, Any]:
     return make_input(
-        s.jurisdiction, s.sector, at=s.at, stance=s.stance, team=s.team, pii=s.pii, backends=s.backends
+        s.jurisdiction,
+        s.sector,
+        at=s.at,
+        stance=s.stance,
+        team=s.team,
+        pii=s.pii,
+        backends=s.backends,
     )
 
 

@@ -79,7 +79,9 @@ async def test_opa_failures_fail_closed(fake_opa: FakeOpa, mode: str, cause: str
     await engine.start()
     fake_opa.mode, fake_opa.delay_s = ("slow" if mode == "delayed" else mode), 2.0
     reg = CollectorRegistry()
-    client = PolicyClient(engine, PolicySettings(engine="opa", deadline_ms=100), metrics_registry=reg)
+    client = PolicyClient(
+        engine, PolicySettings(engine="opa", deadline_ms=100), metrics_registry=reg
+    )
     start = time.monotonic()
     try:
         with pytest.raises(GatewayError) as info:
@@ -94,7 +96,9 @@ async def test_opa_failures_fail_closed(fake_opa: FakeOpa, mode: str, cause: str
 
 async def test_opa_unreachable_fails_closed_and_is_not_ready() -> None:
     engine = OpaEngine("http://127.0.0.1:9")  # nothing listens on the discard port
-    client = PolicyClient(engine, PolicySettings(engine="opa", deadline_ms=200), metrics_registry=CollectorRegistry())
+    client = PolicyClient(
+        engine, PolicySettings(engine="opa", deadline_ms=200), metrics_registry=CollectorRegistry()
+    )
     try:
         assert not await client.ready()
         with pytest.raises(GatewayError) as info:
@@ -106,7 +110,9 @@ async def test_opa_unreachable_fails_closed_and_is_not_ready() -> None:
 
 async def test_opa_decisions_are_served_through_the_client(fake_opa: FakeOpa) -> None:
     engine = OpaEngine(fake_opa.url)
-    client = PolicyClient(engine, PolicySettings(engine="opa"), metrics_registry=CollectorRegistry())
+    client = PolicyClient(
+        engine, PolicySettings(engine="opa"), metrics_registry=CollectorRegistry()
+    )
     try:
         d = await client.decide(make_input("KR", "government"), CANDIDATES)
         assert d.permitted_backends == ("azure-eu", "deepseek-self", "openai")

@@ -53,7 +53,9 @@ async def test_runaway_evaluation_is_cut_at_the_deadline_and_the_worker_restarts
 
 
 async def test_a_dead_worker_fails_closed_then_recovers() -> None:
-    client = await build_policy_client(PolicySettings(isolation="process", cache_size=0), CollectorRegistry())
+    client = await build_policy_client(
+        PolicySettings(isolation="process", cache_size=0), CollectorRegistry()
+    )
     try:
         engine = client.engine
         pid = engine.pid  # type: ignore[attr-defined]

@@ -35,7 +35,9 @@ def _ban_private_sector_in_gb(pack: Path) -> None:
 
     actions = json.loads(actions_file.read_text())
     template = next(a for a in actions if a["id"] == "it-garante-2025-01-30")
-    actions.append({**template, "id": "gb-test-order", "package": "gb", "jurisdiction": "GB", "country": "GB"})
+    actions.append(
+        {**template, "id": "gb-test-order", "package": "gb", "jurisdiction": "GB", "country": "GB"}
+    )
     actions_file.write_text(json.dumps(actions))
     (pack / "gb").mkdir()
     (pack / "gb" / "gb.rego").write_text(

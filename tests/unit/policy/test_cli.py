@@ -37,7 +37,11 @@ def test_policy_test_fails_nonzero_on_a_broken_expectation(tmp_path: Path) -> No
     pack = tmp_path / "policies"
     shutil.copytree(default_bundle_dir(), pack)
     test = pack / "kr" / "kr_test.rego"
-    test.write_text(test.read_text().replace('"kr-moe-2025-02", "hosted", "deny"', '"kr-moe-2025-02", "hosted", "warn"'))
+    test.write_text(
+        test.read_text().replace(
+            '"kr-moe-2025-02", "hosted", "deny"', '"kr-moe-2025-02", "hosted", "warn"'
+        )
+    )
     res = CliRunner().invoke(cli, ["policy", "test", "--bundle", str(pack)])
     assert res.exit_code == 1
     assert "FAIL" in res.output and "test_government_hosted_denied_weights_allowed" in res.output
@@ -46,7 +50,8 @@ def test_policy_test_fails_nonzero_on_a_broken_expectation(tmp_path: Path) -> No
 def test_eval_explains_an_australian_government_denial(tmp_path: Path) -> None:
     cfg = _config(tmp_path)
     res = CliRunner().invoke(
-        cli, ["-c", str(cfg), "policy", "eval", "-j", "AU", "-s", "government", "-m", "deepseek-chat"]
+        cli,
+        ["-c", str(cfg), "policy", "eval", "-j", "AU", "-s", "government", "-m", "deepseek-chat"],
     )
     assert res.exit_code == 0, res.output
     assert "allow: false" in res.output
@@ -57,8 +62,23 @@ def test_eval_explains_an_australian_government_denial(tmp_path: Path) -> None:
 
 def test_eval_json_with_a_date_and_stance(tmp_path: Path) -> None:
     cfg = _config(tmp_path)
-    args = ["-c", str(cfg), "policy", "eval", "-j", "AU", "-s", "government", "-b", "deepseek-self",
-            "-b", "openai", "--stance", "permit", "--json"]
+    args = [
+        "-c",
+        str(cfg),
+        "policy",
+        "eval",
+        "-j",
+        "AU",
+        "-s",
+        "government",
+        "-b",
+        "deepseek-self",
+        "-b",
+        "openai",
+        "--stance",
+        "permit",
+        "--json",
+    ]
     now = json.loads(CliRunner().invoke(cli, args).output)
     assert now["decision"]["permitted_backends"] == ["deepseek-self", "openai"]
     before = json.loads(CliRunner().invoke(cli, [*args, "--at", "2025-02-03"]).output)
@@ -69,8 +89,22 @@ def test_eval_json_with_a_date_and_stance(tmp_path: Path) -> None:
 def test_eval_with_overlay_from_config_and_pii(tmp_path: Path) -> None:
     cfg = _config(tmp_path, overlays=[str(EXAMPLE_OVERLAYS / "kr_rrn_block")])
     res = CliRunner().invoke(
-        cli, ["-c", str(cfg), "policy", "eval", "-j", "KR", "-s", "private", "-b", "openai",
-              "--pii", "KR_RRN=1", "--json"],
+        cli,
+        [
+            "-c",
+            str(cfg),
+            "policy",
+            "eval",
+            "-j",
+            "KR",
+            "-s",
+            "private",
+            "-b",
+            "openai",
+            "--pii",
+            "KR_RRN=1",
+            "--json",
+        ],
     )
     out = json.loads(res.output)
     assert out["decision"]["pii_actions"]["openai"] == {"*": "pseudonymise", "KR_RRN": "block"}

@@ -26,7 +26,9 @@ def good(revision: str = "rev-1", permitted: list[str] | None = None) -> dict[st
         "allow": bool(permitted),
         "permitted_backends": permitted,
         "pii_actions": {b: {"*": "pseudonymise"} for b in permitted},
-        "reasons": [] if permitted else [{"rule": "x", "effect": "deny", "message": "no", "backends": None, "citation": None}],
+        "reasons": []
+        if permitted
+        else [{"rule": "x", "effect": "deny", "message": "no", "backends": None, "citation": None}],
         "obligations": {"content_capture": False, "retention_class": "standard"},
         "bundle_revision": revision,
     }
@@ -35,8 +37,14 @@ def good(revision: str = "rev-1", permitted: list[str] | None = None) -> dict[st
 class FakeEngine:
     """A PolicyEngine whose answer, delay and failure are set by the test."""
 
-    def __init__(self, answer: Any = None, *, revision: str = "rev-1", delay: float = 0.0,
-                 error: BaseException | None = None) -> None:
+    def __init__(
+        self,
+        answer: Any = None,
+        *,
+        revision: str = "rev-1",
+        delay: float = 0.0,
+        error: BaseException | None = None,
+    ) -> None:
         self.answer = good(revision) if answer is None else answer
         self._revision = revision
         self.delay = delay
@@ -54,7 +62,7 @@ class FakeEngine:
             await asyncio.sleep(self.delay)
         if self.error is not None:
             raise self.error
-        return self.answer  # type: ignore[no-any-return]
+        return self.answer
 
     async def ready(self) -> bool:
         return not self.closed
@@ -82,17 +90,29 @@ FAILING = [
     ("undefined-decision", FakeEngine(answer="<undefined>"), "malformed"),
     ("allow-not-bool", FakeEngine(answer={**good(), "allow": "yes"}), "malformed"),
     ("unknown-backend", FakeEngine(answer=good(permitted=["elsewhere"])), "malformed"),
-    ("unknown-pii-action", FakeEngine(answer={**good(), "pii_actions": {"openai": {"*": "shred"}}}), "malformed"),
+    (
+        "unknown-pii-action",
+        FakeEngine(answer={**good(), "pii_actions": {"openai": {"*": "shred"}}}),
+        "malformed",
+    ),
     ("wrong-version", FakeEngine(answer={**good(), "version": "2"}), "malformed"),
-    ("denial-without-reason", FakeEngine(answer={**good(permitted=[]), "reasons": []}), "malformed"),
+    (
+        "denial-without-reason",
+        FakeEngine(answer={**good(permitted=[]), "reasons": []}),
+        "malformed",
+    ),
     ("revision-mismatch", FakeEngine(answer=good(revision="other")), "malformed"),
     ("missing-revision", FakeEngine(answer={**good(), "bundle_revision": ""}), "malformed"),
     ("slow-engine", FakeEngine(delay=5.0), "timeout"),
 ]
 
 
-@pytest.mark.parametrize(("engine", "cause"), [(e, c) for _, e, c in FAILING], ids=[n for n, _, _ in FAILING])
-async def test_engine_failure_fails_closed_with_policy_unavailable(engine: FakeEngine, cause: str) -> None:
+@pytest.mark.parametrize(
+    ("engine", "cause"), [(e, c) for _, e, c in FAILING], ids=[n for n, _, _ in FAILING]
+)
+async def test_engine_failure_fails_closed_with_policy_unavailable(
+    engine: FakeEngine, cause: str
+) -> None:
     client, reg = client_for(engine, deadline_ms=50)
     start = time.monotonic()
     with pytest.raises(GatewayError) as info:
@@ -171,7 +191,7 @@ async def test_reload_swaps_atomically_and_drops_the_cache() -> None:
         return next(nxt)
 
     reg = CollectorRegistry()
-    client = PolicyClient(engines[0], PolicySettings(), factory=factory, metrics_registry=reg)  # type: ignore[arg-type]
+    client = PolicyClient(engines[0], PolicySettings(), factory=factory, metrics_registry=reg)
     d1 = await client.decide(make_input("AU", "private"), CANDIDATES)
     assert await client.reload() == "rev-2"
     assert client.revision == "rev-2" and engines[0].closed
@@ -186,7 +206,7 @@ async def test_failed_reload_keeps_the_running_revision() -> None:
 
     engine = FakeEngine()
     reg = CollectorRegistry()
-    client = PolicyClient(engine, PolicySettings(), factory=factory, metrics_registry=reg)  # type: ignore[arg-type]
+    client = PolicyClient(engine, PolicySettings(), factory=factory, metrics_registry=reg)
     with pytest.raises(ValueError):
         await client.reload()
     assert client.revision == "rev-1" and not engine.closed
@@ -211,7 +231,9 @@ async def test_default_client_decides_with_the_shipped_pack() -> None:
             "au.au-homeaffairs-2025-02-04.weights_cautious",
         }
         assert d.bundle_revision == client.revision
-        permit = await build_policy_client(PolicySettings(self_hosted_stance="permit"), CollectorRegistry())
+        permit = await build_policy_client(
+            PolicySettings(self_hosted_stance="permit"), CollectorRegistry()
+        )
         inp = make_input("AU", "government", stance="permit")
         d2 = await permit.decide(inp, CANDIDATES)
         assert "deepseek-self" in d2.permitted_backends
