@@ -159,7 +159,12 @@ def scan_patterns(
     if want("IBAN_CODE"):
         out.extend(find_ibans(text))
     if want("PHONE_NUMBER"):
-        out.extend(find_phones(text, phone_regions))
+        # A bare national-format number in code or after a technical key needs a context word.
+        out.extend(
+            c
+            for c in find_phones(text, phone_regions)
+            if c.score > 0.6 or not ctx.technical(c.start)
+        )
     return out
 
 
