@@ -1,0 +1,307 @@
+"""The guard over every part of a request: actions, blocking, restoring, isolation, fail-closed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from typing import Any
+
+import pytest
+
+from gateway.config.pii import PiiSettings
+from gateway.errors import Cause, GatewayError
+from gateway.pii.detector import FastDetector
+from gateway.pii.engine import Analyzer
+from gateway.pii.fake import FakeDetector
+from gateway.pii.guard import Guard
+from gateway.policy.contract import PiiAction
+
+SECRET = b"s" * 32
+NAME = "Alice Example"
+EMAIL = "alice@example.org"
+VALUES = {NAME: "PERSON", EMAIL: "EMAIL_ADDRESS"}
+
+
+def guard(values: dict[str, str] | None = None, **kw: Any) -> Guard:
+    return Guard(FakeDetector(values or VALUES), SECRET, **kw)
+
+
+def always(action: PiiAction) -> Any:
+    return lambda _e: action
+
+
+def chat_positions() -> list[tuple[str, dict[str, Any], str]]:
+    """(position, body, JSON path to read back) for every place a chat request carries text."""
+    args = json.dumps({"to": EMAIL, "nested": [{"who": NAME}]})
+    return [
+        ("system", {"messages": [{"role": "system", "content": f"Serve {NAME}"}]}, "0.content"),
+        ("user", {"messages": [{"role": "user", "content": f"I am {NAME}"}]}, "0.content"),
+        ("developer", {"messages": [{"role": "developer", "content": EMAIL}]}, "0.content"),
+        ("assistant history", {"messages": [
+            {"role": "user", "content": "hi"}, {"role": "assistant", "content": f"Hi {NAME}"},
+            {"role": "user", "content": "ok"}]}, "1.content"),
+        ("tool result", {"messages": [{"role": "tool", "tool_call_id": "c", "content": EMAIL}]},
+         "0.content"),
+        ("content parts", {"messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": "https://x/y.png"}},
+            {"type": "text", "text": f"mail {EMAIL}"}]}]}, "0.content.1.text"),
+        ("name", {"messages": [{"role": "user", "content": "x", "name": NAME}]}, "0.name"),
+        ("tool call arguments", {"messages": [{"role": "assistant", "content": None,
+            "tool_calls": [{"id": "c", "type": "function",
+                            "function": {"name": "send", "arguments": args}}]}]},
+         "0.tool_calls.0.function.arguments"),
+        ("legacy function_call", {"messages": [{"role": "assistant", "content": None,
+            "function_call": {"name": "send", "arguments": args}}]},
+         "0.function_call.arguments"),
+    ]  # fmt: skip
+
+
+def _read(body: dict[str, Any], path: str) -> str:
+    node: Any = body["messages"]
+    for p in path.split("."):
+        node = node[int(p)] if p.isdigit() else node[p]
+    return str(node)
+
+
+@pytest.mark.parametrize(
+    "action", [PiiAction.REDACT, PiiAction.MASK, PiiAction.HASH, PiiAction.PSEUDONYMISE]
+)
+@pytest.mark.parametrize(("position", "body", "path"), chat_positions(), ids=lambda x: x)
+async def test_no_value_leaves_in_any_message_position(
+    position: str, body: dict[str, Any], path: str, action: PiiAction
+) -> None:
+    g = guard()
+    ins = await g.inspect("chat", body, None)
+    assert sum(ins.counts.values()) >= 1
+    applied = g.apply(ins, always(action), "tenant-a")
+    out = _read(applied.body, path)
+    assert NAME not in out and EMAIL not in out
+    assert json.dumps(body).count(NAME) + json.dumps(body).count(EMAIL) >= 1
+    assert NAME not in json.dumps(applied.body) and EMAIL not in json.dumps(applied.body)
+    assert body != applied.body  # a copy was transformed; the caller's body is untouched
+    assert NAME in json.dumps(body) or EMAIL in json.dumps(body)
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "body", "key"),
+    [
+        ("completions", {"prompt": f"Dear {NAME}"}, "prompt"),
+        ("completions", {"prompt": ["x", f"Dear {NAME}"]}, "prompt"),
+        ("embeddings", {"input": EMAIL}, "input"),
+        ("embeddings", {"input": ["a", EMAIL]}, "input"),
+    ],
+)
+async def test_completions_prompt_and_embeddings_input_are_transformed(
+    endpoint: str, body: dict[str, Any], key: str
+) -> None:
+    g = guard()
+    applied = g.apply(await g.inspect(endpoint, body, None), always(PiiAction.REDACT), "t")
+    text = json.dumps(applied.body[key])
+    assert NAME not in text and EMAIL not in text
+    assert "[PERSON]" in text or "[EMAIL_ADDRESS]" in text
+
+
+async def test_token_id_embeddings_input_passes_untouched() -> None:
+    g = guard()
+    body = {"input": [[1, 2, 3], [4, 5]]}
+    ins = await g.inspect("embeddings", body, None)
+    assert dict(ins.counts) == {}
+    assert g.apply(ins, always(PiiAction.REDACT), "t").body == body
+
+
+ACTION_OUTPUT = [
+    (PiiAction.ALLOW, lambda s: EMAIL in s),
+    (PiiAction.REDACT, lambda s: s == "mail [EMAIL_ADDRESS]"),
+    (PiiAction.MASK, lambda s: s == "mail *****@*******.***"),
+    (PiiAction.HASH, lambda s: re.fullmatch(r"mail \[EMAIL_ADDRESS:[0-9a-f]{12}\]", s)),
+    (PiiAction.PSEUDONYMISE, lambda s: re.fullmatch(r"mail <EMAIL_ADDRESS_[0-9a-f]{6}>", s)),
+]
+
+
+@pytest.mark.parametrize(("action", "ok"), ACTION_OUTPUT, ids=[a.value for a, _ in ACTION_OUTPUT])
+async def test_each_action_output(action: PiiAction, ok: Any) -> None:
+    g = guard()
+    body = {"messages": [{"role": "user", "content": f"mail {EMAIL}"}]}
+    applied = g.apply(await g.inspect("chat", body, None), always(action), "t")
+    assert ok(applied.body["messages"][0]["content"])
+    if action is not PiiAction.ALLOW:
+        assert applied.actions_taken == {"EMAIL_ADDRESS": {action.value: 1}}
+
+
+async def test_block_names_entity_types_never_values() -> None:
+    g = guard()
+    body = {"messages": [{"role": "user", "content": f"{NAME} {EMAIL}"}]}
+    ins = await g.inspect("chat", body, None)
+    action = {"PERSON": PiiAction.BLOCK, "EMAIL_ADDRESS": PiiAction.REDACT}
+    with pytest.raises(GatewayError) as err:
+        g.apply(ins, action.__getitem__, "t")
+    assert err.value.cause is Cause.PII_BLOCKED
+    assert err.value.details == {"entity_types": ["PERSON"]}
+    assert NAME not in err.value.message and EMAIL not in str(err.value.body())
+
+
+async def test_same_value_same_placeholder_in_request_and_across_turns_per_tenant() -> None:
+    g = guard()
+    turn1 = {"messages": [{"role": "user", "content": f"{NAME} and {NAME}"}]}
+    turn2 = {"messages": [*turn1["messages"], {"role": "user", "content": f"again {NAME}"}]}
+    a1 = g.apply(await g.inspect("chat", turn1, None), always(PiiAction.PSEUDONYMISE), "t1")
+    a2 = g.apply(await g.inspect("chat", turn2, None), always(PiiAction.PSEUDONYMISE), "t1")
+    b = g.apply(await g.inspect("chat", turn1, None), always(PiiAction.PSEUDONYMISE), "t2")
+    p1 = set(re.findall(r"<PERSON_[0-9a-f]+>", json.dumps(a1.body)))
+    p2 = set(re.findall(r"<PERSON_[0-9a-f]+>", json.dumps(a2.body)))
+    pb = set(re.findall(r"<PERSON_[0-9a-f]+>", json.dumps(b.body)))
+    assert len(p1) == 1 and p1 == p2
+    assert pb and pb != p1
+
+
+async def test_distinct_values_get_distinct_placeholders() -> None:
+    g = guard({"Ann": "PERSON", "Bob": "PERSON"})
+    body = {"messages": [{"role": "user", "content": "Ann met Bob"}]}
+    a = g.apply(await g.inspect("chat", body, None), always(PiiAction.PSEUDONYMISE), "t")
+    assert len(set(re.findall(r"<PERSON_[0-9a-f]+>", a.body["messages"][0]["content"]))) == 2
+
+
+async def _pseudonymised(text: str, values: dict[str, str] | None = None) -> tuple[Any, str]:
+    g = guard(values)
+    body = {"messages": [{"role": "user", "content": text}]}
+    a = g.apply(await g.inspect("chat", body, None), always(PiiAction.PSEUDONYMISE), "t")
+    return a, a.body["messages"][0]["content"]
+
+
+async def test_restore_json_puts_values_back_in_content_and_tool_arguments() -> None:
+    a, sent = await _pseudonymised(f'{NAME} says "hi" at {EMAIL}')
+    ph = re.findall(r"<[A-Z_]+_[0-9a-f]+>", sent)
+    answer = {
+        "choices": [
+            {"message": {"content": f"Hello {ph[0]}", "tool_calls": [
+                {"function": {"name": "f", "arguments": json.dumps({"who": ph[0]})}}]}}
+        ]
+    }  # fmt: skip
+    out = a.restorer.restore_json("chat", answer)
+    assert out["choices"][0]["message"]["content"] == f"Hello {NAME}"
+    assert json.loads(out["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"]) == {
+        "who": NAME
+    }
+
+
+async def test_restored_value_is_json_escaped_inside_arguments() -> None:
+    tricky = 'O"Neil'
+    a, sent = await _pseudonymised(f"name {tricky}", {tricky: "PERSON"})
+    ph = re.search(r"<PERSON_[0-9a-f]+>", sent)
+    assert ph
+    answer = {"choices": [{"message": {"tool_calls": [
+        {"function": {"arguments": json.dumps({"n": ph.group()})}}]}}]}  # fmt: skip
+    out = a.restorer.restore_json("chat", answer)
+    assert json.loads(out["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"]) == {
+        "n": tricky
+    }
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 7])
+async def test_stream_restores_placeholder_split_over_many_chunks(size: int) -> None:
+    a, sent = await _pseudonymised(f"I am {NAME}")
+    ph = re.search(r"<PERSON_[0-9a-f]+>", sent)
+    assert ph
+    answer = f"Hello {ph.group()}, nice <b>tag</b> and 1 < 2. Bye {ph.group()}"
+    sr = a.restorer.stream()
+    out = []
+    longest = len(ph.group())
+    for i in range(0, len(answer), size):
+        out.append(sr.feed(answer[i : i + size]))
+        assert sr.held < longest  # never more than one placeholder held back
+    out.append(sr.flush())
+    assert "".join(out) == answer.replace(ph.group(), NAME)
+
+
+async def test_stream_releases_text_without_placeholders_immediately() -> None:
+    a, _ = await _pseudonymised(f"I am {NAME}")
+    sr = a.restorer.stream()
+    assert sr.feed("plain words ") == "plain words "
+    assert sr.feed("a <i>") == "a <i>"
+
+
+async def test_new_pii_in_output_is_counted_and_optionally_redacted() -> None:
+    scan = Analyzer.__new__(Analyzer)  # patterns only, no model
+    from gateway.pii.engine import AnalyzerOptions
+    from gateway.pii.scanner import select
+
+    Analyzer.__init__(scan, AnalyzerOptions(ner=False))
+    for redact_new in (False, True):
+        g = guard(output_scan=lambda t: select(scan.patterns(t, None)), redact_new_output=redact_new)
+        body = {"messages": [{"role": "user", "content": f"mail {EMAIL}"}]}
+        a = g.apply(await g.inspect("chat", body, None), always(PiiAction.PSEUDONYMISE), "t")
+        ph = re.search(r"<EMAIL_ADDRESS_[0-9a-f]+>", a.body["messages"][0]["content"])
+        assert ph
+        ans = {"choices": [{"message": {"content": f"{ph.group()} or bob@example.net"}}]}
+        content = a.restorer.restore_json("chat", ans)["choices"][0]["message"]["content"]
+        assert dict(a.restorer.new_pii) == {"EMAIL_ADDRESS": 1}  # the prompt's email is not new
+        assert content.startswith(EMAIL)
+        assert ("bob@example.net" in content) is (not redact_new)
+
+
+async def test_concurrent_requests_never_see_each_others_placeholders() -> None:
+    names = {f"Person{i:03d} Example": "PERSON" for i in range(50)}
+    g = guard(names)
+
+    async def one(name: str) -> tuple[str, str]:
+        body = {"messages": [{"role": "user", "content": f"I am {name}"}]}
+        ins = await g.inspect("chat", body, None)
+        await asyncio.sleep(0)
+        a = g.apply(ins, always(PiiAction.PSEUDONYMISE), f"tenant-{name}")
+        ph = re.search(r"<PERSON_[0-9a-f]+>", a.body["messages"][0]["content"])
+        assert ph
+        other = [p for p in (a.restorer.mapping) if p != ph.group()]  # type: ignore[attr-defined]
+        assert other == []
+        await asyncio.sleep(0)
+        return name, a.restorer.restore_text(f"hi {ph.group()}")
+
+    results = await asyncio.gather(*(one(n) for n in names))
+    for name, restored in results:
+        assert restored == f"hi {name}"
+
+
+async def test_detector_error_fails_closed() -> None:
+    settings = PiiSettings(executor="inline")
+
+    class Broken(Analyzer):
+        def __init__(self) -> None:
+            pass
+
+        def analyze(self, texts: Any, entities: Any) -> Any:
+            raise RuntimeError("boom")
+
+    g = Guard(FastDetector(settings, analyzer=Broken()), SECRET)
+    with pytest.raises(GatewayError) as err:
+        await g.inspect("chat", {"messages": [{"role": "user", "content": "x"}]}, None)
+    assert err.value.cause is Cause.PII_UNAVAILABLE
+
+
+async def test_missed_deadline_fails_closed() -> None:
+    settings = PiiSettings(executor="thread", deadline_ms=50, inline_chars=0)
+
+    class Slow(Analyzer):
+        def __init__(self) -> None:
+            pass
+
+        def analyze(self, texts: Any, entities: Any) -> Any:
+            import time
+
+            time.sleep(0.5)
+            return [[] for _ in texts]
+
+    det = FastDetector(settings, analyzer=Slow())
+    g = Guard(det, SECRET)
+    with pytest.raises(GatewayError) as err:
+        await g.inspect("chat", {"messages": [{"role": "user", "content": "x"}]}, None)
+    assert err.value.cause is Cause.PII_UNAVAILABLE
+    await det.close()
+
+
+async def test_size_cap_gives_413_before_detection() -> None:
+    fake = FakeDetector(VALUES)
+    g = Guard(fake, SECRET, max_chars=10)
+    with pytest.raises(GatewayError) as err:
+        await g.inspect("chat", {"messages": [{"role": "user", "content": "x" * 11}]}, None)
+    assert err.value.cause is Cause.TOO_LARGE
+    assert fake.calls == []
