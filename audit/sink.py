@@ -93,7 +93,10 @@ class DatabaseAuditSink:
         fut = self._writer.submit(make_entry(kind, event, self.writer_id))
         fut.add_done_callback(_consume)
         try:
-            return await asyncio.wait_for(asyncio.shield(fut), self._deadline)
+            # On timeout the future is cancelled; the entry may still commit with its batch,
+            # which only records a request that was then refused (never the reverse).
+            async with asyncio.timeout(self._deadline):
+                return await fut
         except TimeoutError:
             self._writer.healthy = False
             raise AuditUnavailable("audit record not durable within the deadline") from None

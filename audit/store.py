@@ -107,12 +107,34 @@ async def read_head(conn: AsyncConnection) -> Head:
     return Head(int(row.size), Frontier.from_bytes(int(row.size), bytes(row.frontier)))
 
 
-async def append(conn: AsyncConnection, entries: Sequence[Entry]) -> int:
-    """Append ``entries`` in one transaction; return the ``seq`` of the first (1-based)."""
+async def append(
+    conn: AsyncConnection, entries: Sequence[Entry], known: Head | None = None
+) -> int:
+    """Append ``entries`` in one transaction; return the ``seq`` of the first (1-based).
+
+    ``known`` is the head as this writer last left it: when it is still current (no other
+    writer appended since), one conditional ``UPDATE`` both checks that and moves the head,
+    saving a round trip; otherwise the locking path below runs in the same transaction.
+    """
     if not entries:
         raise ValueError("nothing to append")
     n = len(entries)
     async with conn.begin():
+        if known is not None:
+            frontier = known.frontier.copy()
+            for e in entries:
+                frontier.append(e.leaf)
+            moved = await conn.execute(
+                sa.update(audit_head)
+                .where(audit_head.c.id == 1, audit_head.c.size == known.size)
+                .values(size=known.size + n, frontier=frontier.to_bytes())
+            )
+            if moved.rowcount == 1:
+                first = known.size + 1
+                await conn.execute(
+                    sa.insert(audit_log), [{**e.row, "seq": first + i} for i, e in enumerate(entries)]
+                )
+                return first
         bumped = (
             await conn.execute(
                 sa.update(audit_head)

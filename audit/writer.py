@@ -13,9 +13,9 @@ import asyncio
 import contextlib
 import logging
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from audit.store import Entry, append
+from audit.store import Entry, Head, append
 
 __all__ = ["AuditWriteError", "BatchWriter"]
 
@@ -30,6 +30,8 @@ class BatchWriter:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._conn: AsyncConnection | None = None  # held open: no pool checkout per batch
+        self._head: Head | None = None  # the head as this writer last left it
         self.healthy = True
         self.batches = 0
         self.written = 0
@@ -59,23 +61,56 @@ class BatchWriter:
                 return
 
     async def _flush(self, batch: list[tuple[Entry, asyncio.Future[int]]]) -> None:
+        entries = [e for e, _ in batch]
         try:
-            async with self._engine.connect() as conn:
-                first = await append(conn, [e for e, _ in batch])
+            if self._conn is None:
+                self._conn = await self._engine.connect()
+            first = await append(self._conn, entries, self._head)
         except Exception as exc:  # noqa: BLE001 - any store failure fails this batch, not the loop
             if self.healthy:
                 log.error("audit store write failed: %s", type(exc).__name__)
             self.healthy = False
+            self._head = None
+            await self._drop_connection()
             for _, fut in batch:
                 if not fut.done():
                     fut.set_exception(AuditWriteError(type(exc).__name__))
             return
+        if self._head is not None and self._head.size == first - 1:
+            frontier = self._head.frontier
+        else:  # the locking path ran: rebuild from what we know only if cheap, else re-read
+            frontier = None
+        if frontier is not None:
+            for e in entries:
+                frontier.append(e.leaf)
+            self._head = Head(first - 1 + len(entries), frontier)
+        else:
+            self._head = await self._reload_head()
         self.healthy = True
         self.batches += 1
         self.written += len(batch)
         for i, (_, fut) in enumerate(batch):
             if not fut.done():
                 fut.set_result(first + i)
+
+    async def _reload_head(self) -> Head | None:
+        from audit.store import read_head
+
+        try:
+            assert self._conn is not None
+            head = await read_head(self._conn)
+            await self._conn.commit()
+            return head
+        except Exception:  # noqa: BLE001 - the next append takes the locking path instead
+            return None
+
+    async def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.invalidate()
+            with contextlib.suppress(Exception):
+                await conn.close()
 
     async def close(self) -> None:
         """Flush what is queued, then stop."""
@@ -85,6 +120,7 @@ class BatchWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        await self._drop_connection()
 
 
 class AuditWriteError(RuntimeError):
