@@ -180,14 +180,19 @@ async def main() -> None:
     for size in (4096, 256):
         c = await build_policy_client(PolicySettings(cache_size=size), CollectorRegistry())
         xs = []
+        by_phase = {"route": [0, 0], "final": [0, 0]}
         for inp, cands in mixed:
+            before = c.hits
             t = time.perf_counter()
             await c.decide(inp, cands)
             xs.append(time.perf_counter() - t)
+            by_phase[inp["phase"]][0] += c.hits - before
+            by_phase[inp["phase"]][1] += 1
         rate = c.hits / (c.hits + c.misses)
+        phases = ", ".join(f"{k} {h / n:.1%} of {n}" for k, (h, n) in by_phase.items())
         print(
-            f"\nRealistic mix, {args.mix} requests, cache_size={size}: hit rate {rate:.1%}, "
-            f"p50 {pct(xs, 0.5) * 1e6:,.1f} µs, p99 {pct(xs, 0.99) * 1e6:,.1f} µs, "
+            f"\nRealistic mix, {args.mix} requests, cache_size={size}: hit rate {rate:.1%} "
+            f"({phases}), p50 {pct(xs, 0.5) * 1e6:,.1f} µs, p99 {pct(xs, 0.99) * 1e6:,.1f} µs, "
             f"mean {statistics.mean(xs) * 1e6:,.1f} µs"
         )
         await c.close()
