@@ -8,15 +8,22 @@ package portcullis.lib
 
 import rego.v1
 
-# The evaluation day (UTC). Actions are dated to the day, so the decision depends on `now`
-# only through this value; the gateway's decision cache relies on that.
+# METADATA
+# title: Evaluation day
+# description: The UTC day of input.now. Actions are dated to the day, so the decision depends on now only through this value (the gateway's decision cache relies on it).
 today := substring(input.now, 0, 10)
 
+# METADATA
+# title: Self-hosted stance
+# description: The deployment's stance on texts ambiguous about self-hosted weights; anything but permit is cautious.
 stance := s if {
 	s := object.get(input, ["deployment", "self_hosted_stance"], "cautious")
 	s == "permit"
 } else := "cautious"
 
+# METADATA
+# title: Input check
+# description: The input is contract v1 with an RFC 3339 UTC time, a principal and a list of backends.
 valid_input if {
 	input.version == "1"
 	is_string(input.now)
@@ -57,7 +64,9 @@ covers_sector(a) if a.sector_set["*"]
 
 covers_sector(a) if a.sector_set[input.principal.sector]
 
-# The operator's own hosted service ("*": any operator's hosted AI service).
+# METADATA
+# title: Hosted service of the subject
+# description: A backend run by the subject's operator, not self-hosted; operator * means any hosted AI service.
 hosted_backend(a, b) if {
 	not b.self_hosted
 	a.subject.operator == "*"
@@ -68,13 +77,18 @@ hosted_backend(a, b) if {
 	b.operator == a.subject.operator
 }
 
-# The subject's weights run by someone else: self-hosted, or a third party's hosting.
+# METADATA
+# title: Weights of the subject
+# description: A backend running the subject's model family that the subject's operator does not run (self-hosted, or a third party).
 weights_backend(a, b) if {
 	a.subject.model_family != null
 	b.model_family == a.subject.model_family
 	b.operator != a.subject.operator
 }
 
+# METADATA
+# title: Citation
+# description: Authority, instrument, stated date, source URL, confidence and action id, from data.
 citation(a) := {
 	"authority": a.authority,
 	"instrument": a.instrument,
@@ -84,6 +98,9 @@ citation(a) := {
 	"action_id": a.id,
 }
 
+# METADATA
+# title: Reason
+# description: One reason of the contract: rule id <package>.<action id>.<part>, effect, message from data, backends reached, citation.
 reason(a, part, effect, ids) := {
 	"rule": sprintf("%s.%s.%s", [a.package, a.id, part]),
 	"effect": effect,
@@ -139,7 +156,9 @@ weights_outcome(a) := ["weights_permitted", "info"] if {
 	stance == "permit"
 }
 
-# Reasons of the applicable actions of one pack package (folder policies/<package>/).
+# METADATA
+# title: Reasons of one package
+# description: Reasons of the applicable actions of one pack package (folder policies/<package>/).
 package_reasons(pkg) := {r |
 	some a in applicable
 	a.package == pkg
@@ -156,8 +175,14 @@ default_action(b) := data.facts.pii.default_self_hosted if b.self_hosted == true
 
 default_action(b) := data.facts.pii.default_hosted if not b.self_hosted == true
 
+# METADATA
+# title: Strictest PII action
+# description: The strictest of a set of PII actions (block > redact > hash > mask > pseudonymise > allow).
 strictest(actions) := data.facts.pii.by_strictness[max({data.facts.pii.strictness[x] | some x in actions})]
 
+# METADATA
+# title: Overlay entry scope
+# description: An overlay PII entry applies to every backend (backends null or absent) or to the listed ones.
 matches_backend(entry, b) if object.get(entry, "backends", null) == null
 
 matches_backend(entry, b) if b.id in object.get(entry, "backends", [])

@@ -13,6 +13,9 @@ import rego.v1
 
 import data.portcullis.lib
 
+# METADATA
+# title: Candidates
+# description: The ids of the candidate backends of the input.
 candidates := {b.id | some b in input.backends}
 
 # METADATA
@@ -48,10 +51,16 @@ base_reasons contains {
 	not data.facts.pii.strictness[e.action]
 }
 
+# METADATA
+# title: Jurisdiction reasons
+# description: The reasons of every jurisdiction package (data.portcullis.jurisdiction.<cc>.reasons).
 jurisdiction_reasons contains r if {
 	some r in data.portcullis.jurisdiction[_].reasons
 }
 
+# METADATA
+# title: Overlay reason
+# description: An overlay's deny/warn/info entry normalised to a contract reason.
 overlay_reason(r, effect) := {
 	"rule": r.rule,
 	"effect": effect,
@@ -64,6 +73,9 @@ sorted_or_null(x) := sort(x) if is_array(x)
 
 sorted_or_null(x) := null if x == null
 
+# METADATA
+# title: Overlay reasons
+# description: The deny, warn and info entries of every overlay package (data.portcullis.overlay.<name>).
 overlay_reasons contains overlay_reason(r, "deny") if {
 	some r in data.portcullis.overlay[_].deny
 }
@@ -76,8 +88,14 @@ overlay_reasons contains overlay_reason(r, "info") if {
 	some r in data.portcullis.overlay[_].info
 }
 
+# METADATA
+# title: All reasons
+# description: Built-in, jurisdiction and overlay reasons together.
 all_reasons := (base_reasons | jurisdiction_reasons) | overlay_reasons
 
+# METADATA
+# title: Denials
+# description: Every deny reason: a deny anywhere wins.
 denials := {r | some r in all_reasons; r.effect == "deny"}
 
 denied_all if {
@@ -91,13 +109,22 @@ denied contains id if {
 	some id in r.backends
 }
 
+# METADATA
+# title: Permitted backends
+# description: Candidates no deny reason names (none when a deny names every backend).
 permitted_set := {id | some id in candidates; not id in denied; not denied_all}
 
 # PII: overlays' entries; see lib for the default (Axiom 6).
+# METADATA
+# title: PII relaxations
+# description: Overlay entries that replace the Axiom 6 default for a backend and entity type.
 relax_entries contains e if {
 	some e in data.portcullis.overlay[_].pii_relax
 }
 
+# METADATA
+# title: PII tightenings
+# description: Overlay entries that raise the action for a backend and entity type.
 tighten_entries contains e if {
 	some e in data.portcullis.overlay[_].pii_tighten
 }
@@ -114,9 +141,15 @@ base_action(b, ent) := lib.strictest(relax_for(b, ent)) if {
 
 tightened(b, ent) := {e.action | some e in tighten_entries; lib.matches_backend(e, b); e.entity in {ent, "*"}}
 
+# METADATA
+# title: PII action
+# description: The strictest of the base action (relaxed or default) and every matching tightening.
 pii_action(b, ent) := lib.strictest({base_action(b, ent)} | tightened(b, ent))
 
 # Without overlay PII entries every permitted backend gets its default (the common case, fast).
+# METADATA
+# title: PII actions per permitted backend
+# description: Entity type -> action, '*' the default for types not named.
 pii_actions := {b.id: {"*": lib.default_action(b)} |
 	some b in input.backends
 	b.id in permitted_set
@@ -138,11 +171,17 @@ retention_rank := max({0} | {i |
 	c == e.retention_class
 })
 
+# METADATA
+# title: Obligations
+# description: content_capture if any overlay asks; the strictest retention class requested.
 obligations := {
 	"content_capture": count([e | some e in obligation_entries; e.content_capture == true]) > 0,
 	"retention_class": data.facts.pii.retention_classes[retention_rank],
 }
 
+# METADATA
+# title: Decision v1
+# description: The document the engines return (schema policies/schema/decision-output.v1.json).
 decision := {
 	"version": "1",
 	"allow": count(permitted_set) > 0,
