@@ -269,11 +269,9 @@ def _action_key(decision: Decision, backend_id: str, counts: dict[str, int]) -> 
 
 def _denial_message(decision: Decision) -> str:
     first = decision.denials[0]
-    cite = first.citation
-    basis = f" ({cite.authority}: {cite.instrument})" if cite else ""
     more = len(decision.denials) - 1
-    extra = f" {more} more reason(s) in error.reasons." if more > 0 else ""
-    return f"Request denied by policy rule {first.rule}: {first.message}{basis}.{extra}"
+    extra = f" ({more} more reason(s) in error.reasons)" if more > 0 else ""
+    return f"Request denied by policy rule {first.rule}: {first.message.rstrip('.')}.{extra}"
 
 
 def _usage(body: dict[str, Any]) -> dict[str, int]:

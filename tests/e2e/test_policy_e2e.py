@@ -1,0 +1,233 @@
+"""Jurisdiction policy end to end: the real bundle, the real engines, the openai SDK, a real upstream.
+
+Acceptance cases of the policy issue: an Australian public servant asking for DeepSeek's hosted
+API is refused with the rule and the direction cited, and nothing reaches the upstream; the same
+key asking for the self-hosted weights is refused with the cautious-default reason, and served
+when the deployment permits self-hosted weights; a Korean ministry key is refused the hosted API
+and served by the self-hosted backend; a stopped or slow policy engine gives 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+from gateway.config import Settings
+from gateway.policy.bundle import load_bundle
+from tests.opa_fake.server import FakeOpa
+from tests.support.gateway import RunningGateway, write_admin_token
+from tests.support.upstream import FakeUpstream
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def settings(tmp: Path, upstream: FakeUpstream, **policy: Any) -> Settings:
+    common = {
+        "models": ["deepseek-chat"],
+        "model_family": "deepseek",
+        "model_origin": "CN",
+        "timeouts": {"connect_s": 2, "first_byte_s": 5, "idle_s": 5, "total_s": 10},
+    }
+    return Settings.model_validate(
+        {
+            "data_dir": str(tmp),
+            "admin": {"token_file": str(write_admin_token(tmp)), "token_env": None},
+            "policy": policy,
+            "backends": [
+                {
+                    "id": "deepseek-hosted",
+                    "base_url": upstream.base_url,
+                    "operator": "deepseek",
+                    "hosting_country": "CN",
+                    "priority": 10,
+                    **common,
+                },
+                {
+                    "id": "deepseek-self",
+                    "base_url": upstream.base_url,
+                    "operator": "self",
+                    "self_hosted": True,
+                    "hosting_country": "AU",
+                    "hosting_region": "AU-NSW",
+                    "priority": 20,
+                    **common,
+                },
+            ],
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def cautious(
+    tmp_path_factory: pytest.TempPathFactory, upstream_server: FakeUpstream
+) -> Iterator[RunningGateway]:
+    gw = RunningGateway(settings(tmp_path_factory.mktemp("cautious"), upstream_server)).start()
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture(scope="module")
+def permit(
+    tmp_path_factory: pytest.TempPathFactory, upstream_server: FakeUpstream
+) -> Iterator[RunningGateway]:
+    gw = RunningGateway(
+        settings(tmp_path_factory.mktemp("permit"), upstream_server, self_hosted_stance="permit")
+    ).start()
+    yield gw
+    gw.stop()
+
+
+def sdk(gw: RunningGateway, key: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0)
+
+
+def ask(gw: RunningGateway, key: str, model: str) -> Any:
+    return sdk(gw, key).chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "hi"}]
+    )
+
+
+def test_au_government_denied_hosted_deepseek_with_citation(
+    cautious: RunningGateway, upstream: FakeUpstream
+) -> None:
+    key = cautious.create_key(user="official", jurisdiction="AU", sector="government")
+    with pytest.raises(openai.PermissionDeniedError) as exc:
+        ask(cautious, key, "deepseek/deepseek-chat")  # the hosted API, by provider prefix
+    body = exc.value.body
+    assert exc.value.code == "policy_denied"
+    hosted = [r for r in body["reasons"] if r["backends"] == ["deepseek-hosted"]]
+    assert hosted and hosted[0]["citation"]["instrument"] == "PSPF Direction 001-2025"
+    assert hosted[0]["citation"]["date"] == "2025-02-04" and hosted[0]["citation"][
+        "url"
+    ].startswith("https://")
+    assert hosted[0]["rule"] in exc.value.message
+    assert upstream.received == []
+
+
+@pytest.mark.parametrize("name", ["DeepSeek-Chat", "  deepseek-chat ", "deepseek/DEEPSEEK-CHAT"])
+def test_banned_backend_refused_under_every_name(
+    cautious: RunningGateway, upstream: FakeUpstream, name: str
+) -> None:
+    key = cautious.create_key(user="official", jurisdiction="AU", sector="government")
+    with pytest.raises(openai.PermissionDeniedError):
+        ask(cautious, key, name)
+    assert upstream.received == []
+
+
+def test_au_government_self_hosted_refused_by_cautious_default(
+    cautious: RunningGateway, upstream: FakeUpstream
+) -> None:
+    key = cautious.create_key(user="official", jurisdiction="AU", sector="government")
+    with pytest.raises(openai.PermissionDeniedError) as exc:
+        ask(cautious, key, "self/deepseek-chat")
+    reasons = exc.value.body["reasons"]
+    assert any("cautious" in r["message"] and r["backends"] == ["deepseek-self"] for r in reasons)
+    assert upstream.received == []
+
+
+def test_au_government_self_hosted_served_when_stance_permits(
+    permit: RunningGateway, upstream: FakeUpstream
+) -> None:
+    key = permit.create_key(user="official", jurisdiction="AU", sector="government")
+    reply = ask(permit, key, "deepseek-chat")
+    assert reply.choices[0].message.content
+    assert len(upstream.received) == 1  # served by the self-hosted backend; hosted stays denied
+
+
+def test_korean_ministry_denied_hosted_served_self_hosted(
+    cautious: RunningGateway, upstream: FakeUpstream
+) -> None:
+    key = cautious.create_key(user="official", jurisdiction="KR", sector="government")
+    with pytest.raises(openai.PermissionDeniedError):
+        ask(cautious, key, "deepseek/deepseek-chat")
+    assert upstream.received == []
+    reply = ask(cautious, key, "deepseek-chat")
+    assert reply.choices[0].message.content and len(upstream.received) == 1
+
+
+def test_private_sector_reaches_hosted_with_personal_data_pseudonymised(
+    cautious: RunningGateway, upstream: FakeUpstream
+) -> None:
+    upstream.mode = "echo"
+    key = cautious.create_key(user="dev", jurisdiction="AU-NSW", sector="private")
+    reply = sdk(cautious, key).chat.completions.create(
+        model="deepseek/deepseek-chat",
+        messages=[
+            {"role": "user", "content": "Email jane.citizen@example.com.au about the invoice"}
+        ],
+    )
+    sent = str(upstream.received[-1]["json"])
+    assert "jane.citizen@example.com.au" not in sent  # left pseudonymised
+    assert "jane.citizen@example.com.au" in (reply.choices[0].message.content or "")  # restored
+
+
+def test_models_lists_only_what_the_caller_may_use(
+    cautious: RunningGateway, permit: RunningGateway
+) -> None:
+    au_gov = cautious.create_key(user="official", jurisdiction="AU", sector="government")
+    private = cautious.create_key(user="dev", jurisdiction="AU", sector="private")
+    assert [m.id for m in sdk(cautious, au_gov).models.list()] == []
+    assert [m.id for m in sdk(cautious, private).models.list()] == ["deepseek-chat"]
+
+
+class ThreadedOpa:
+    """The fake OPA server on its own loop thread (regorus engines stay on the thread that made them)."""
+
+    def __init__(self, bundle_dir: Path) -> None:
+        self.bundle_dir = bundle_dir
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def __enter__(self) -> FakeOpa:
+        self.thread.start()
+
+        async def make() -> FakeOpa:
+            fake = FakeOpa(load_bundle(self.bundle_dir))
+            await fake.start()
+            return fake
+
+        self.fake = asyncio.run_coroutine_threadsafe(make(), self.loop).result(30)
+        return self.fake
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.fake.stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+def test_opa_engine_serves_and_fails_closed_when_slow_or_stopped(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    with ThreadedOpa(ROOT / "policies") as opa:
+        gw = RunningGateway(
+            settings(
+                tmp_path, upstream, engine="opa", opa_url=opa.url, deadline_ms=200, cache_size=0
+            )
+        ).start()
+        try:
+            key = gw.create_key(user="official", jurisdiction="KR", sector="government")
+            assert ask(gw, key, "deepseek-chat").choices[0].message.content
+            assert len(upstream.received) == 1
+            opa.mode, opa.delay_s = "slow", 2.0
+            with pytest.raises(openai.InternalServerError) as exc:
+                ask(gw, key, "deepseek-chat")
+            assert exc.value.status_code == 503 and exc.value.code == "policy_unavailable"
+            opa.mode = "normal"
+        except BaseException:
+            gw.stop()
+            raise
+    try:  # the OPA sidecar is stopped now: still 503, nothing forwarded
+        with pytest.raises(openai.InternalServerError) as exc:
+            ask(gw, key, "deepseek-chat")
+        assert exc.value.code == "policy_unavailable"
+        assert len(upstream.received) == 1
+    finally:
+        gw.stop()
