@@ -73,10 +73,30 @@ def _package_of(text: str, name: str) -> str:
     return m.group(1)
 
 
+_PARTS = ("hosted", "weights", "weights_cautious", "weights_permitted")
+
+
+def _template(a: dict[str, Any], part: str) -> dict[str, Any]:
+    """The static fields of a reason (``lib.template`` in the pack is the same definition)."""
+    return {
+        "rule": f"{a.get('package')}.{a.get('id')}.{part}",
+        "message": (a.get("messages") or {}).get(part),
+        "citation": {
+            "authority": a.get("authority"),
+            "instrument": a.get("instrument"),
+            "date": a.get("effective_date"),
+            "url": a.get("url"),
+            "confidence": a.get("confidence"),
+            "action_id": a.get("id"),
+        },
+    }
+
+
 def index_actions(actions: list[Any]) -> dict[str, list[dict[str, Any]]]:
     """Actions by jurisdiction, each with the fields the pack filters on precomputed:
     ``start`` (effective_from, ``""`` when no date is established: in force), ``end``
-    (lifted_on, ``"~"`` when not lifted; sorts after every date) and ``sector_set``."""
+    (lifted_on, ``"~"`` when not lifted; sorts after every date), ``sector_set`` and the reason
+    ``templates`` per part (rule id, message, citation: see ``lib.template``)."""
     out: dict[str, list[dict[str, Any]]] = {}
     for a in actions:
         if not isinstance(a, dict) or not isinstance(a.get("jurisdiction"), str):
@@ -86,6 +106,7 @@ def index_actions(actions: list[Any]) -> dict[str, list[dict[str, Any]]]:
             "start": a.get("effective_from") or "",
             "end": a.get("lifted_on") or "~",
             "sector_set": {s: True for s in a.get("sectors", [])},
+            "templates": {part: _template(a, part) for part in _PARTS},
         }
         out.setdefault(a["jurisdiction"], []).append(entry)
     return out

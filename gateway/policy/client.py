@@ -20,6 +20,7 @@ import signal
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -194,12 +195,17 @@ class PolicyClient:
         with contextlib.suppress(Exception):
             await self.reload()
 
-    def start_watcher(self, paths: tuple[Any, ...], interval_s: float) -> asyncio.Task[None]:
-        """Poll the bundle's files; reload when any .rego/.json changes (mtime, size or set)."""
-        from gateway.policy.watch import watch_loop
+    def start_watcher(
+        self, paths: tuple[Any, ...], interval_s: float, initial: Any = None
+    ) -> asyncio.Task[None]:
+        """Poll the bundle's files; reload when any .rego/.json changes (mtime, size or set)
+        since ``initial`` (a :func:`gateway.policy.watch.snapshot`; default: now)."""
+        from gateway.policy.watch import snapshot, watch_loop
 
+        if initial is None:
+            initial = snapshot(paths)
         self._watch_task = asyncio.get_running_loop().create_task(
-            watch_loop(paths, interval_s, self._safe_reload)
+            watch_loop(paths, interval_s, self._safe_reload, initial)
         )
         return self._watch_task
 
@@ -246,13 +252,17 @@ async def build_policy_client(
     async def factory() -> PolicyEngine:
         return await build_engine(settings)
 
+    watched: tuple[Path, ...] = ()
+    initial = None
+    if settings.watch and settings.engine == "embedded":
+        from gateway.policy.bundle import default_bundle_dir
+        from gateway.policy.watch import snapshot
+
+        watched = (settings.bundle or default_bundle_dir(), *settings.overlays)
+        initial = await asyncio.to_thread(snapshot, watched)  # before the bundle is read
     client = PolicyClient(
         await factory(), settings, factory=factory, metrics_registry=metrics_registry
     )
-    if settings.watch and settings.engine == "embedded":
-        from gateway.policy.bundle import default_bundle_dir
-
-        client.start_watcher(
-            (settings.bundle or default_bundle_dir(), *settings.overlays), settings.watch_interval_s
-        )
+    if watched:
+        client.start_watcher(watched, settings.watch_interval_s, initial)
     return client

@@ -27,10 +27,15 @@ def snapshot(paths: Iterable[Path]) -> tuple[tuple[str, int, int], ...]:
 
 
 async def watch_loop(
-    paths: Iterable[Path], interval_s: float, on_change: Callable[[], Awaitable[None]]
+    paths: Iterable[Path],
+    interval_s: float,
+    on_change: Callable[[], Awaitable[None]],
+    initial: tuple[tuple[str, int, int], ...] | None = None,
 ) -> None:
+    """Call ``on_change`` after any change since ``initial`` (take it before loading the bundle,
+    so an edit made while the engine was being built is not missed)."""
     roots = tuple(Path(p) for p in paths)
-    last = await asyncio.to_thread(snapshot, roots)
+    last = initial if initial is not None else await asyncio.to_thread(snapshot, roots)
     while True:
         await asyncio.sleep(interval_s)
         try:

@@ -100,26 +100,32 @@ citation(a) := {
 
 # METADATA
 # title: Reason
-# description: One reason of the contract: rule id <package>.<action id>.<part>, effect, message from data, backends reached, citation.
-reason(a, part, effect, ids) := {
+# description: >-
+#   One reason of the contract: rule id <package>.<action id>.<part>, message and citation from
+#   data (data.facts.by_place[_][_].templates[part], precomputed at load from the action's
+#   fields exactly as `citation` and `template` below describe), effect and backends reached.
+reason(a, part, effect, ids) := object.union(a.templates[part], {"effect": effect, "backends": ids})
+
+# The reason template of one part, as the loader precomputes it (kept here as the reference
+# definition; tests check the loader's templates against it).
+template(a, part) := {
 	"rule": sprintf("%s.%s.%s", [a.package, a.id, part]),
-	"effect": effect,
-	"message": a.messages[msg_key(part)],
-	"backends": ids,
+	"message": a.messages[part],
 	"citation": citation(a),
 }
 
-msg_key("hosted") := "hosted"
+# (hosted_backend and weights_backend inlined: function calls dominate regorus's cost)
+hosted_ids(a) := sort([b.id |
+	some b in input.backends
+	not b.self_hosted
+	a.subject.operator in {"*", b.operator}
+])
 
-msg_key("weights") := "weights"
-
-msg_key("weights_cautious") := "weights_cautious"
-
-msg_key("weights_permitted") := "weights_permitted"
-
-hosted_ids(a) := sort([b.id | some b in input.backends; hosted_backend(a, b)])
-
-weights_ids(a) := sort([b.id | some b in input.backends; weights_backend(a, b)])
+weights_ids(a) := sort([b.id |
+	some b in input.backends
+	b.model_family == a.subject.model_family
+	b.operator != a.subject.operator
+])
 
 # METADATA
 # title: Findings of one action

@@ -43,8 +43,9 @@ action(id) := a if {
 	a.id == id
 }
 
-# The reason an action gives, built from its facts (message and citation live in data).
-reason(id, part, effect, ids) := lib.reason(action(id), part, effect, ids)
+# The reason an action gives, built from its facts (message and citation live in data) by the
+# library's reference definition, not the loader's precomputed templates.
+reason(id, part, effect, ids) := object.union(lib.template(action(id), part), {"effect": effect, "backends": ids})
 
 # A decision with its reasons as a set (their order is not part of the contract).
 decide(jurisdiction, sector, opts) := object.union(d, {"reasons": {r | some r in d.reasons}}) if {
@@ -96,4 +97,15 @@ test_unknown_stance_is_cautious if {
 
 test_private_principal_gets_default_pii_actions if {
 	decide("GB", "private", {}) == expect(all_ids, set())
+}
+
+# The loader's precomputed reason templates equal the pack's own definition.
+test_loader_templates_match_lib_template if {
+	every place, actions in data.facts.by_place {
+		every a in actions {
+			every part in ["hosted", "weights", "weights_cautious", "weights_permitted"] {
+				a.templates[part] == lib.template(a, part)
+			}
+		}
+	}
 }
