@@ -156,78 +156,62 @@ class _Stripper:
                 self.drop()
         return out
 
-    def fields(self, v: Any, spec: Mapping[str, Callable[[Any], Json]]) -> dict[str, Json] | None:
+    def fields(
+        self, v: Any, spec: Mapping[str, Callable[[_Stripper, Any], Json]]
+    ) -> dict[str, Json] | None:
         if v is None:
             return None
         if not isinstance(v, Mapping):
             self.drop()
             return None
         self.count += sum(1 for k in v if k not in spec)
-        return {k: f(v.get(k)) for k, f in spec.items()}
+        return {k: f(self, v.get(k)) for k, f in spec.items()}
 
 
-def _principal(s: _Stripper) -> dict[str, Callable[[Any], Json]]:
-    return {
-        "key_id": s.ident,
-        "user": s.ident,
-        "team": s.ident,
-        "tenant": s.ident,
-        "jurisdiction": s.ident,
-        "country": s.ident,
-        "subdivision": s.ident,
-        "sector": s.ident,
-        "roles": s.ids,
-        "tags": s.ids,
-    }
+Field = Callable[[_Stripper, Any], Json]
+Spec = dict[str, Field]
+
+_S = _Stripper
+PRINCIPAL: Spec = {
+    "key_id": _S.ident,
+    "user": _S.ident,
+    "team": _S.ident,
+    "tenant": _S.ident,
+    "jurisdiction": _S.ident,
+    "country": _S.ident,
+    "subdivision": _S.ident,
+    "sector": _S.ident,
+    "roles": _S.ids,
+    "tags": _S.ids,
+}
+RETENTION: Spec = {
+    "days": _S.number,
+    "trains_on_inputs": _S.boolean,
+    "zero_data_retention": _S.boolean,
+    "terms_url": _S.ident,
+}
+BACKEND: Spec = {
+    "id": _S.ident,
+    "operator": _S.ident,
+    "model_family": _S.ident,
+    "model_origin": _S.ident,
+    "hosting_country": _S.ident,
+    "hosting_region": _S.label,
+    "self_hosted": _S.boolean,
+    "retention": lambda s, v: s.fields(v, RETENTION),
+    "models": _S.ids,
+}
 
 
-def _backend(s: _Stripper) -> dict[str, Callable[[Any], Json]]:
-    return {
-        "id": s.ident,
-        "operator": s.ident,
-        "model_family": s.ident,
-        "model_origin": s.ident,
-        "hosting_country": s.ident,
-        "hosting_region": s.label,
-        "self_hosted": s.boolean,
-        "retention": lambda v: s.fields(
-            v,
-            {
-                "days": s.number,
-                "trains_on_inputs": s.boolean,
-                "zero_data_retention": s.boolean,
-                "terms_url": s.ident,
-            },
-        ),
-        "models": s.ids,
-    }
+def _list_of(spec: Spec) -> Field:
+    def f(s: _Stripper, v: Any) -> list[Json]:
+        if not isinstance(v, list | tuple):
+            if v is not None:
+                s.drop()
+            return []
+        return [s.fields(x, spec) for x in v]
 
-
-def _backends(s: _Stripper, v: Any) -> list[Json]:
-    if not isinstance(v, list | tuple):
-        if v is not None:
-            s.drop()
-        return []
-    return [s.fields(b, _backend(s)) for b in v]
-
-
-def _decision_input(s: _Stripper, v: Any) -> dict[str, Json] | None:
-    return s.fields(
-        v,
-        {
-            "version": s.ident,
-            "phase": s.ident,
-            "now": s.ident,
-            "principal": lambda p: s.fields(p, _principal(s)),
-            "request": lambda r: s.fields(
-                r,
-                {"endpoint": s.ident, "model": s.untrusted, "stream": s.boolean, "tools": s.boolean},
-            ),
-            "backends": lambda b: _backends(s, b),
-            "pii": lambda p: s.fields(p, {"entities": s.counts}),
-            "deployment": s.scalars,
-        },
-    )
+    return f
 
 
 def _pii_actions(s: _Stripper, v: Any) -> dict[str, dict[str, int]]:
@@ -241,16 +225,6 @@ def _pii_actions(s: _Stripper, v: Any) -> dict[str, dict[str, int]]:
         if key is not None:
             out[key] = s.counts(per)
     return out
-
-
-def _attempts(s: _Stripper, v: Any) -> list[Json]:
-    if not isinstance(v, list | tuple):
-        if v is not None:
-            s.drop()
-        return []
-    return [
-        s.fields(a, {"backend": s.ident, "outcome": s.ident, "status": s.number}) for a in v
-    ]
 
 
 def _digest(s: _Stripper, v: Any) -> str | None:
@@ -270,6 +244,60 @@ def _ts(s: _Stripper, v: Any) -> str | None:
     return None
 
 
+REQUEST: Spec = {
+    "endpoint": _S.ident,
+    "model": _S.untrusted,
+    "stream": _S.boolean,
+    "tools": _S.boolean,
+}
+DECISION_INPUT: Spec = {
+    "version": _S.ident,
+    "phase": _S.ident,
+    "now": _S.ident,
+    "principal": lambda s, v: s.fields(v, PRINCIPAL),
+    "request": lambda s, v: s.fields(v, REQUEST),
+    "backends": _list_of(BACKEND),
+    "pii": lambda s, v: s.fields(v, {"entities": _S.counts}),
+    "deployment": _S.scalars,
+}
+DECISION: Spec = {
+    "allow": _S.boolean,
+    "permitted_backends": _S.ids,
+    "rule_ids": _S.ids,
+    "denying_rule_ids": _S.ids,
+    "citation_ids": _S.ids,
+    "obligations": _S.scalars,
+}
+PII: Spec = {"counts": _S.counts, "actions": _pii_actions}
+DIGESTS: Spec = {"key_id": _S.ident, "prompt": _digest, "answer": _digest}
+ATTEMPT: Spec = {"backend": _S.ident, "outcome": _S.ident, "status": _S.number}
+EVENT: Spec = {
+    "request_id": _S.untrusted,
+    "ts": _ts,
+    "endpoint": _S.ident,
+    "principal": lambda s, v: s.fields(v, PRINCIPAL),
+    "model": _S.untrusted,
+    "stream": _S.boolean,
+    "backend": lambda s, v: s.fields(v, BACKEND),
+    "attempts": _list_of(ATTEMPT),
+    "decision": lambda s, v: s.fields(v, DECISION),
+    "bundle_revision": _S.ident,
+    "config_hash": _S.ident,
+    "decision_input": lambda s, v: s.fields(v, DECISION_INPUT),
+    "pii": lambda s, v: s.fields(v, PII),
+    "usage": _S.counts,
+    "latency_ms": _S.numbers,
+    "status": _S.number,
+    "error_code": _S.untrusted,
+    "client_address": _S.ident,
+    "digests": lambda s, v: s.fields(v, DIGESTS),
+    "forwarded": _S.boolean,
+    # administrative events (export, purge, content_read, shred)
+    "actor": _S.ident,
+    "action": _S.scalars,
+}
+
+
 def normalise(event: Mapping[str, Any], kind: str) -> dict[str, Json]:
     """The schema-conformant copy of ``event`` for ``kind``; unknown or content-like values go.
 
@@ -279,47 +307,7 @@ def normalise(event: Mapping[str, Any], kind: str) -> dict[str, Json]:
     if kind not in KINDS:
         raise ValueError("unknown audit event kind")
     s = _Stripper()
-    spec: dict[str, Callable[[Any], Json]] = {
-        "request_id": s.untrusted,
-        "ts": lambda v: _ts(s, v),
-        "endpoint": s.ident,
-        "principal": lambda v: s.fields(v, _principal(s)),
-        "model": s.untrusted,
-        "stream": s.boolean,
-        "backend": lambda v: s.fields(v, _backend(s)),
-        "attempts": lambda v: _attempts(s, v),
-        "decision": lambda v: s.fields(
-            v,
-            {
-                "allow": s.boolean,
-                "permitted_backends": s.ids,
-                "rule_ids": s.ids,
-                "denying_rule_ids": s.ids,
-                "citation_ids": s.ids,
-                "obligations": s.scalars,
-            },
-        ),
-        "bundle_revision": s.ident,
-        "config_hash": s.ident,
-        "decision_input": lambda v: _decision_input(s, v),
-        "pii": lambda v: s.fields(
-            v, {"counts": s.counts, "actions": lambda a: _pii_actions(s, a)}
-        ),
-        "usage": s.counts,
-        "latency_ms": s.numbers,
-        "status": s.number,
-        "error_code": s.untrusted,
-        "client_address": s.ident,
-        "digests": lambda v: s.fields(
-            v,
-            {"key_id": s.ident, "prompt": lambda d: _digest(s, d), "answer": lambda d: _digest(s, d)},
-        ),
-        "forwarded": s.boolean,
-        # administrative events (export, purge, content_read, shred)
-        "actor": s.ident,
-        "action": s.scalars,
-    }
-    out = s.fields(event, spec) or {}
+    out = s.fields(event, EVENT) or {}
     out["schema"] = SCHEMA_VERSION
     out["kind"] = kind
     out["stripped"] = s.count

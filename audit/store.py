@@ -107,6 +107,24 @@ async def read_head(conn: AsyncConnection) -> Head:
     return Head(int(row.size), Frontier.from_bytes(int(row.size), bytes(row.frontier)))
 
 
+_COLUMNS = [c.name for c in audit_log.columns]
+
+
+async def _insert(conn: AsyncConnection, entries: Sequence[Entry], first: int) -> None:
+    """Insert with consecutive ``seq``: PostgreSQL COPY (asyncpg) for batches, else executemany."""
+    if conn.dialect.name == "postgresql" and conn.dialect.driver == "asyncpg" and len(entries) > 8:
+        raw = (await conn.get_raw_connection()).driver_connection
+        records = [
+            tuple(first + i if c == "seq" else e.row[c] for c in _COLUMNS)
+            for i, e in enumerate(entries)
+        ]
+        await raw.copy_records_to_table("audit_log", records=records, columns=_COLUMNS)
+        return
+    await conn.execute(
+        sa.insert(audit_log), [{**e.row, "seq": first + i} for i, e in enumerate(entries)]
+    )
+
+
 async def append(
     conn: AsyncConnection, entries: Sequence[Entry], known: Head | None = None
 ) -> int:
@@ -131,9 +149,7 @@ async def append(
             )
             if moved.rowcount == 1:
                 first = known.size + 1
-                await conn.execute(
-                    sa.insert(audit_log), [{**e.row, "seq": first + i} for i, e in enumerate(entries)]
-                )
+                await _insert(conn, entries, first)
                 return first
         bumped = (
             await conn.execute(
@@ -148,11 +164,9 @@ async def append(
         size = int(bumped.size)
         first = size - n + 1
         frontier = Frontier.from_bytes(first - 1, bytes(bumped.frontier))
-        rows = []
-        for i, e in enumerate(entries):
-            rows.append({**e.row, "seq": first + i})
+        for e in entries:
             frontier.append(e.leaf)
-        await conn.execute(sa.insert(audit_log), rows)
+        await _insert(conn, entries, first)
         await conn.execute(
             sa.update(audit_head).where(audit_head.c.id == 1).values(frontier=frontier.to_bytes())
         )
