@@ -92,6 +92,15 @@ def _template(a: dict[str, Any], part: str) -> dict[str, Any]:
     }
 
 
+def _weights_parts(a: dict[str, Any]) -> dict[str, list[str]]:
+    """stance -> [part, effect] of the weights reason (``lib.weights_outcome`` in the pack)."""
+    if a.get("weights") == "covered":
+        return {"cautious": ["weights", a["effect"]], "permit": ["weights", a["effect"]]}
+    if a.get("weights") == "ambiguous" and a.get("effect") == "deny":
+        return {"cautious": ["weights_cautious", "deny"], "permit": ["weights_permitted", "info"]}
+    return {}
+
+
 def index_actions(actions: list[Any]) -> dict[str, list[dict[str, Any]]]:
     """Actions by jurisdiction, each with the fields the pack filters on precomputed:
     ``start`` (effective_from, ``""`` when no date is established: in force), ``end``
@@ -107,6 +116,7 @@ def index_actions(actions: list[Any]) -> dict[str, list[dict[str, Any]]]:
             "end": a.get("lifted_on") or "~",
             "sector_set": {s: True for s in a.get("sectors", [])},
             "templates": {part: _template(a, part) for part in _PARTS},
+            "weights_parts": _weights_parts(a),
         }
         out.setdefault(a["jurisdiction"], []).append(entry)
     return out

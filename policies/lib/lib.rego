@@ -143,11 +143,13 @@ hosted_reasons(a) := {reason(a, "hosted", a.effect, ids) |
 }
 
 weights_reasons(a) := {reason(a, part, effect, ids) |
+	[part, effect] := a.weights_parts[stance] # precomputed at load: weights_outcome below
 	ids := weights_ids(a)
 	count(ids) > 0
-	[part, effect] := weights_outcome(a)
 }
 
+# The reference definition of the weights part per stance (the loader precomputes it into
+# a.weights_parts; a test checks the two agree).
 weights_outcome(a) := ["weights", a.effect] if a.weights == "covered"
 
 weights_outcome(a) := ["weights_cautious", "deny"] if {

@@ -109,3 +109,23 @@ test_loader_templates_match_lib_template if {
 		}
 	}
 }
+
+# The loader's precomputed weights parts equal the pack's reference definition, per stance.
+test_loader_weights_parts_match_weights_outcome if {
+	every stance in ["cautious", "permit"] {
+		every place, actions in data.facts.by_place {
+			every a in actions {
+				outcome_matches(a, stance)
+			}
+		}
+	}
+}
+
+outcome_matches(a, stance) if {
+	a.weights_parts[stance] == lib.weights_outcome(a) with input.deployment.self_hosted_stance as stance
+}
+
+outcome_matches(a, stance) if {
+	not a.weights_parts[stance]
+	not lib.weights_outcome(a) with input.deployment.self_hosted_stance as stance
+}

@@ -53,9 +53,13 @@ base_reasons contains {
 
 # METADATA
 # title: Jurisdiction reasons
-# description: The reasons of every jurisdiction package (data.portcullis.jurisdiction.<cc>.reasons).
+# description: >-
+#   The reasons of the jurisdiction packages with an applicable action
+#   (data.portcullis.jurisdiction.<cc>.reasons). When nothing applies no package is evaluated,
+#   which keeps the common decision cheap; a package's reasons derive from lib.applicable.
 jurisdiction_reasons contains r if {
-	some r in data.portcullis.jurisdiction[_].reasons
+	some pkg in {a.package | some a in lib.applicable}
+	some r in data.portcullis.jurisdiction[pkg].reasons
 }
 
 # METADATA
