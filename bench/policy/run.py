@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from prometheus_client import CollectorRegistry
 
 from gateway.config.policy import PolicySettings
+from gateway.errors import GatewayError
 from gateway.policy.bundle import load_bundle
 from gateway.policy.client import PolicyClient, build_policy_client, cache_key
 from gateway.policy.embedded import EmbeddedEngine
