@@ -79,8 +79,9 @@ def _cuda_family(torch: Any, devices: tuple[Device, ...]) -> str:
     return "cuda"
 
 
-def _probe(torch: Any, kind: str, vendor: str, plugin: str | None, attr: str,
-           importer: Importer) -> Accelerator:
+def _probe(
+    torch: Any, kind: str, vendor: str, plugin: str | None, attr: str, importer: Importer
+) -> Accelerator:
     module: ModuleType | None = None
     if plugin is not None:
         try:
@@ -88,7 +89,9 @@ def _probe(torch: Any, kind: str, vendor: str, plugin: str | None, attr: str,
         except ImportError:
             return Accelerator(kind, vendor, False, (), f"plugin {plugin} not installed")
         except Exception as exc:  # noqa: BLE001 - a broken vendor plugin must not stop discovery
-            return Accelerator(kind, vendor, False, (), f"plugin {plugin} failed: {type(exc).__name__}")
+            return Accelerator(
+                kind, vendor, False, (), f"plugin {plugin} failed: {type(exc).__name__}"
+            )
     api = getattr(torch, attr, None) or (getattr(module, attr, None) if module else None)
     if api is None:
         return Accelerator(kind, vendor, False, (), f"torch has no {attr} backend")
@@ -129,8 +132,9 @@ def discover(
         except ImportError:
             missing = [Accelerator(k, v, False, (), "torch not installed") for k, v, _, _ in KINDS]
             return [*missing, _cpu()]
-    found = [_probe(torch, kind, vendor, plugin, attr, importer)
-             for kind, vendor, plugin, attr in KINDS]
+    found = [
+        _probe(torch, kind, vendor, plugin, attr, importer) for kind, vendor, plugin, attr in KINDS
+    ]
     return [*found, _cpu()]
 
 
@@ -140,7 +144,9 @@ def best(accelerators: list[Accelerator], device: str | None = None) -> Accelera
     if device:
         kind = device.split(":", 1)[0]
         for acc in accelerators:
-            if acc.kind == kind or (kind == "cuda" and acc.kind in ("rocm", "dcu") and acc.available):
+            if acc.kind == kind or (
+                kind == "cuda" and acc.kind in ("rocm", "dcu") and acc.available
+            ):
                 if not acc.available:
                     raise LookupError(f"device {device!r} requested but not usable: {acc.note}")
                 return acc

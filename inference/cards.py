@@ -43,24 +43,114 @@ class ModelCard:
 
 
 CARDS: tuple[ModelCard, ...] = (
-    ModelCard("deepseek-r1", "DeepSeek-R1", "DeepseekV3ForCausalLM", 7168, 61, 671, 37, "fp8",
-              163840, True),
-    ModelCard("deepseek-v3", "DeepSeek-V3", "DeepseekV3ForCausalLM", 7168, 61, 671, 37, "fp8",
-              163840, False),
-    ModelCard("deepseek-v2-lite", "DeepSeek-V2-Lite", "DeepseekV2ForCausalLM", 2048, 27, 15.7,
-              2.4, "bf16", 163840, False),
-    ModelCard("r1-distill-qwen-1.5b", "DeepSeek-R1-Distill-Qwen-1.5B", "Qwen2ForCausalLM", 1536,
-              28, 1.78, 1.78, "bf16", 131072, True),
-    ModelCard("r1-distill-qwen-7b", "DeepSeek-R1-Distill-Qwen-7B", "Qwen2ForCausalLM", 3584, 28,
-              7.62, 7.62, "bf16", 131072, True),
-    ModelCard("r1-distill-qwen-14b", "DeepSeek-R1-Distill-Qwen-14B", "Qwen2ForCausalLM", 5120,
-              48, 14.8, 14.8, "bf16", 131072, True),
-    ModelCard("r1-distill-qwen-32b", "DeepSeek-R1-Distill-Qwen-32B", "Qwen2ForCausalLM", 5120,
-              64, 32.8, 32.8, "bf16", 131072, True),
-    ModelCard("r1-distill-llama-8b", "DeepSeek-R1-Distill-Llama-8B", "LlamaForCausalLM", 4096,
-              32, 8.03, 8.03, "bf16", 131072, True),
-    ModelCard("r1-distill-llama-70b", "DeepSeek-R1-Distill-Llama-70B", "LlamaForCausalLM", 8192,
-              80, 70.6, 70.6, "bf16", 131072, True),
+    ModelCard(
+        "deepseek-r1",
+        "DeepSeek-R1",
+        "DeepseekV3ForCausalLM",
+        7168,
+        61,
+        671,
+        37,
+        "fp8",
+        163840,
+        True,
+    ),
+    ModelCard(
+        "deepseek-v3",
+        "DeepSeek-V3",
+        "DeepseekV3ForCausalLM",
+        7168,
+        61,
+        671,
+        37,
+        "fp8",
+        163840,
+        False,
+    ),
+    ModelCard(
+        "deepseek-v2-lite",
+        "DeepSeek-V2-Lite",
+        "DeepseekV2ForCausalLM",
+        2048,
+        27,
+        15.7,
+        2.4,
+        "bf16",
+        163840,
+        False,
+    ),
+    ModelCard(
+        "r1-distill-qwen-1.5b",
+        "DeepSeek-R1-Distill-Qwen-1.5B",
+        "Qwen2ForCausalLM",
+        1536,
+        28,
+        1.78,
+        1.78,
+        "bf16",
+        131072,
+        True,
+    ),
+    ModelCard(
+        "r1-distill-qwen-7b",
+        "DeepSeek-R1-Distill-Qwen-7B",
+        "Qwen2ForCausalLM",
+        3584,
+        28,
+        7.62,
+        7.62,
+        "bf16",
+        131072,
+        True,
+    ),
+    ModelCard(
+        "r1-distill-qwen-14b",
+        "DeepSeek-R1-Distill-Qwen-14B",
+        "Qwen2ForCausalLM",
+        5120,
+        48,
+        14.8,
+        14.8,
+        "bf16",
+        131072,
+        True,
+    ),
+    ModelCard(
+        "r1-distill-qwen-32b",
+        "DeepSeek-R1-Distill-Qwen-32B",
+        "Qwen2ForCausalLM",
+        5120,
+        64,
+        32.8,
+        32.8,
+        "bf16",
+        131072,
+        True,
+    ),
+    ModelCard(
+        "r1-distill-llama-8b",
+        "DeepSeek-R1-Distill-Llama-8B",
+        "LlamaForCausalLM",
+        4096,
+        32,
+        8.03,
+        8.03,
+        "bf16",
+        131072,
+        True,
+    ),
+    ModelCard(
+        "r1-distill-llama-70b",
+        "DeepSeek-R1-Distill-Llama-70B",
+        "LlamaForCausalLM",
+        8192,
+        80,
+        70.6,
+        70.6,
+        "bf16",
+        131072,
+        True,
+    ),
 )
 
 
@@ -76,8 +166,14 @@ class Recommendation:
     notes: tuple[str, ...]
 
     def vllm_args(self) -> list[str]:
-        args = ["--tensor-parallel-size", str(self.tensor_parallel_size), "--dtype", self.dtype,
-                "--max-model-len", str(self.max_model_len)]
+        args = [
+            "--tensor-parallel-size",
+            str(self.tensor_parallel_size),
+            "--dtype",
+            self.dtype,
+            "--max-model-len",
+            str(self.max_model_len),
+        ]
         if self.quantization:
             args += ["--quantization", self.quantization]
         return args
@@ -90,9 +186,18 @@ def _generic(config: dict[str, Any], checkpoint_bytes: int) -> ModelCard:
         str(config.get("torch_dtype") or config.get("dtype")), "bf16"
     )
     params = checkpoint_bytes / _BYTES[dtype] / 1e9
-    return ModelCard("custom", f"custom {arch}", arch, int(config.get("hidden_size", 0)),
-                     int(config.get("num_hidden_layers", 0)), params, params, dtype,
-                     int(config.get("max_position_embeddings", 4096)), False)
+    return ModelCard(
+        "custom",
+        f"custom {arch}",
+        arch,
+        int(config.get("hidden_size", 0)),
+        int(config.get("num_hidden_layers", 0)),
+        params,
+        params,
+        dtype,
+        int(config.get("max_position_embeddings", 4096)),
+        False,
+    )
 
 
 def checkpoint_bytes(model_dir: Path) -> int:
@@ -109,15 +214,22 @@ def card_for(model_dir: Path) -> ModelCard:
         raise FileNotFoundError(f"{model_dir} has no config.json: not a checkpoint directory")
     config = json.loads(config_path.read_text(encoding="utf-8"))
     arch = (config.get("architectures") or [""])[0]
-    matches = [c for c in CARDS if c.architecture == arch and c.hidden_size ==
-               config.get("hidden_size") and c.num_layers == config.get("num_hidden_layers")]
+    matches = [
+        c
+        for c in CARDS
+        if c.architecture == arch
+        and c.hidden_size == config.get("hidden_size")
+        and c.num_layers == config.get("num_hidden_layers")
+    ]
     if matches:
         wants_r1 = "r1" in model_dir.name.lower()
         return next((c for c in matches if c.reasoning == wants_r1), matches[0])
     return _generic(config, checkpoint_bytes(model_dir))
 
 
-def recommend(card: ModelCard, kind: str, device_count: int, memory_per_device: int) -> Recommendation:
+def recommend(
+    card: ModelCard, kind: str, device_count: int, memory_per_device: int
+) -> Recommendation:
     """Engine arguments for ``card`` on ``device_count`` devices of ``kind``; raises DoesNotFit."""
     notes: list[str] = []
     weight_dtype = card.native_dtype
@@ -125,10 +237,14 @@ def recommend(card: ModelCard, kind: str, device_count: int, memory_per_device: 
     if weight_dtype == "fp8" and kind not in _FP8_KINDS:
         if kind == "npu":
             weight_dtype, quantization = "w8a8", "ascend"
-            notes.append("Ascend: serve a W8A8-quantised checkpoint (vllm-ascend --quantization ascend)")
+            notes.append(
+                "Ascend: serve a W8A8-quantised checkpoint (vllm-ascend --quantization ascend)"
+            )
         else:
             weight_dtype = "bf16"
-            notes.append(f"{kind} has no native fp8 kernels: weights dequantised to bf16 (2x memory)")
+            notes.append(
+                f"{kind} has no native fp8 kernels: weights dequantised to bf16 (2x memory)"
+            )
     elif weight_dtype == "fp8":
         quantization = "fp8"
     if kind == "cpu" and weight_dtype in ("bf16", "fp16") and card.params_b < 1:
@@ -159,5 +275,6 @@ def recommend(card: ModelCard, kind: str, device_count: int, memory_per_device: 
     dtype = {"fp32": "float32", "fp16": "float16"}.get(weight_dtype, "bfloat16")
     if quantization == "fp8":
         dtype = "auto"
-    return Recommendation(card, tp, dtype, quantization, context, weight_bytes, usable,
-                          tuple(notes))
+    return Recommendation(
+        card, tp, dtype, quantization, context, weight_bytes, usable, tuple(notes)
+    )

@@ -46,14 +46,20 @@ def _plan(
 
 
 @runtime.command()
-@click.option("--model", "model", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Also check this checkpoint directory against its model card.")
+@click.option(
+    "--model",
+    "model",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Also check this checkpoint directory against its model card.",
+)
 @click.option("--engine", type=click.Choice(["auto", "transformers", "vllm"]), default="auto")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1, npu, musa, xpu, mlu")
 @click.option("--vllm-python", default=None, help="Interpreter of a venv that has vLLM.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def doctor(model: Path | None, engine: str, device: str | None, vllm_python: str | None,
-           as_json: bool) -> None:
+def doctor(
+    model: Path | None, engine: str, device: str | None, vllm_python: str | None, as_json: bool
+) -> None:
     """Report accelerators, memory, the engine that would serve, and why."""
     try:
         accs, acc, probe, choice, rec = _plan(model, engine, device, vllm_python)
@@ -64,16 +70,25 @@ def doctor(model: Path | None, engine: str, device: str | None, vllm_python: str
     report: dict[str, Any] = {
         "ok": True,
         "accelerators": [a.to_json() for a in accs],
-        "selected": {"accelerator": acc.kind, "engine": choice.engine, "device": choice.device,
-                     "reason": choice.reason},
+        "selected": {
+            "accelerator": acc.kind,
+            "engine": choice.engine,
+            "device": choice.device,
+            "reason": choice.reason,
+        },
         "vllm": {"python": probe.python or sys.executable, "modules": sorted(probe.modules)},
     }
     if rec is not None:
-        report["model"] = {"card": rec.card.id, "title": rec.card.title,
-                           "tensor_parallel_size": rec.tensor_parallel_size, "dtype": rec.dtype,
-                           "quantization": rec.quantization, "max_model_len": rec.max_model_len,
-                           "weight_gib": round(rec.weight_bytes / 2**30, 3),
-                           "notes": list(rec.notes)}
+        report["model"] = {
+            "card": rec.card.id,
+            "title": rec.card.title,
+            "tensor_parallel_size": rec.tensor_parallel_size,
+            "dtype": rec.dtype,
+            "quantization": rec.quantization,
+            "max_model_len": rec.max_model_len,
+            "weight_gib": round(rec.weight_bytes / 2**30, 3),
+            "notes": list(rec.notes),
+        }
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -93,23 +108,43 @@ def doctor(model: Path | None, engine: str, device: str | None, vllm_python: str
 
 
 @runtime.command()
-@click.option("--model", "model", required=True,
-              type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--model", "model", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path)
+)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8081, show_default=True, type=int)
-@click.option("--engine", type=click.Choice(["auto", "transformers", "vllm"]), default="auto",
-              show_default=True)
+@click.option(
+    "--engine",
+    type=click.Choice(["auto", "transformers", "vllm"]),
+    default="auto",
+    show_default=True,
+)
 @click.option("--device", default=None, help="cpu, cuda, cuda:1, npu, musa, xpu, mlu")
 @click.option("--served-model-name", default=None, help="Default: the directory's name.")
 @click.option("--max-model-len", type=int, default=None)
-@click.option("--max-batch", type=int, default=8, show_default=True,
-              help="transformers engine: requests per batch")
+@click.option(
+    "--max-batch",
+    type=int,
+    default=8,
+    show_default=True,
+    help="transformers engine: requests per batch",
+)
 @click.option("--threads", type=int, default=None, help="transformers engine on CPU: torch threads")
 @click.option("--dtype", default=None, help="Override the card's dtype.")
 @click.option("--vllm-python", default=None, help="Interpreter of a venv that has vLLM.")
-def serve(model: Path, host: str, port: int, engine: str, device: str | None,
-          served_model_name: str | None, max_model_len: int | None, max_batch: int,
-          threads: int | None, dtype: str | None, vllm_python: str | None) -> None:
+def serve(
+    model: Path,
+    host: str,
+    port: int,
+    engine: str,
+    device: str | None,
+    served_model_name: str | None,
+    max_model_len: int | None,
+    max_batch: int,
+    threads: int | None,
+    dtype: str | None,
+    vllm_python: str | None,
+) -> None:
     """Serve a local DeepSeek checkpoint over an OpenAI-compatible API."""
     _offline()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -133,15 +168,28 @@ def serve(model: Path, host: str, port: int, engine: str, device: str | None,
             args += ["--max-model-len", str(max_model_len)]
         if dtype:
             args += ["--dtype", dtype]
-        command = vllm_command(model, host=host, port=port, served_model_name=name,
-                               engine_args=args, python=vllm_python)
+        command = vllm_command(
+            model,
+            host=host,
+            port=port,
+            served_model_name=name,
+            engine_args=args,
+            python=vllm_python,
+        )
         sys.exit(run_vllm(command, vllm_env(acc.kind)))
     from inference.server import run_server
     from inference.torch_engine import TorchEngine
 
     torch_dtype = dtype or {"float32": "float32", "float16": "float16"}.get(rec.dtype, "auto")
-    eng = TorchEngine(model, model_name=name, device=device or choice.device, dtype=torch_dtype,
-                      max_batch=max_batch, threads=threads, max_model_len=context)
+    eng = TorchEngine(
+        model,
+        model_name=name,
+        device=device or choice.device,
+        dtype=torch_dtype,
+        max_batch=max_batch,
+        threads=threads,
+        max_model_len=context,
+    )
     try:
         asyncio.run(run_server(eng, host, port))
     except KeyboardInterrupt:
@@ -157,5 +205,7 @@ def make_tiny_cmd(out: Path, seed: int) -> None:
     from inference.tiny import make_tiny
 
     made = make_tiny(out, seed=seed)
-    click.echo(f"wrote {made.path} ({made.parameters / 1e6:.1f} M parameters, "
-               f"{made.bytes_on_disk / 2**20:.1f} MiB)")
+    click.echo(
+        f"wrote {made.path} ({made.parameters / 1e6:.1f} M parameters, "
+        f"{made.bytes_on_disk / 2**20:.1f} MiB)"
+    )

@@ -127,9 +127,7 @@ class FakeEngine:
                 made = i + 1
                 self.stats.tokens += 1
                 last = made == params.max_tokens
-                yield Delta(
-                    self._reply[i % len(self._reply)], made, "length" if last else None
-                )
+                yield Delta(self._reply[i % len(self._reply)], made, "length" if last else None)
             done = True
         finally:
             self.stats.active -= 1

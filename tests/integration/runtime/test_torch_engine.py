@@ -1,6 +1,7 @@
 """The transformers engine serving the tiny DeepSeek-V3 through the runtime's server, driven by
 the official openai SDK: plain and streamed, concurrent, and cancelled by a client going away."""
 
+# ruff: noqa: RUF001 - DeepSeek's special tokens use fullwidth bars
 from __future__ import annotations
 
 import asyncio
@@ -33,8 +34,9 @@ async def client(tiny_engine: TorchEngine) -> AsyncIterator[openai.AsyncOpenAI]:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    c = openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none",
-                           max_retries=0, timeout=120)
+    c = openai.AsyncOpenAI(
+        base_url=f"http://127.0.0.1:{port}/v1", api_key="none", max_retries=0, timeout=120
+    )
     yield c
     await c.close()
     await runner.cleanup()
@@ -45,12 +47,14 @@ def user(text: str) -> list[dict[str, str]]:
 
 
 async def test_chat_answers_with_generated_text_and_exact_usage(
-    client: openai.AsyncOpenAI, tiny_engine: TorchEngine,
+    client: openai.AsyncOpenAI,
+    tiny_engine: TorchEngine,
 ) -> None:
     from inference.engine import Message
 
-    r = await client.chat.completions.create(model="tiny-deepseek", messages=user("Hello!"),
-                                             max_tokens=12, **GREEDY)
+    r = await client.chat.completions.create(
+        model="tiny-deepseek", messages=user("Hello!"), max_tokens=12, **GREEDY
+    )
     assert r.choices[0].finish_reason == "length"
     assert isinstance(r.choices[0].message.content, str) and r.choices[0].message.content
     assert r.usage.completion_tokens == 12
@@ -58,11 +62,17 @@ async def test_chat_answers_with_generated_text_and_exact_usage(
 
 
 async def test_streamed_text_equals_the_plain_answer(client: openai.AsyncOpenAI) -> None:
-    plain = await client.chat.completions.create(model="tiny-deepseek", messages=user("Ciao"),
-                                                 max_tokens=10, **GREEDY)
+    plain = await client.chat.completions.create(
+        model="tiny-deepseek", messages=user("Ciao"), max_tokens=10, **GREEDY
+    )
     stream = await client.chat.completions.create(
-        model="tiny-deepseek", messages=user("Ciao"), max_tokens=10, stream=True,
-        stream_options={"include_usage": True}, **GREEDY)
+        model="tiny-deepseek",
+        messages=user("Ciao"),
+        max_tokens=10,
+        stream=True,
+        stream_options={"include_usage": True},
+        **GREEDY,
+    )
     chunks = [c async for c in stream]
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == plain.choices[0].message.content
@@ -71,24 +81,39 @@ async def test_streamed_text_equals_the_plain_answer(client: openai.AsyncOpenAI)
 
 
 async def test_completions_endpoint_plain_and_streamed(client: openai.AsyncOpenAI) -> None:
-    plain = await client.completions.create(model="tiny-deepseek", prompt="数据保护", max_tokens=6,
-                                            **GREEDY)
-    chunks = [c async for c in await client.completions.create(
-        model="tiny-deepseek", prompt="数据保护", max_tokens=6, stream=True, **GREEDY)]
+    plain = await client.completions.create(
+        model="tiny-deepseek", prompt="数据保护", max_tokens=6, **GREEDY
+    )
+    chunks = [
+        c
+        async for c in await client.completions.create(
+            model="tiny-deepseek", prompt="数据保护", max_tokens=6, stream=True, **GREEDY
+        )
+    ]
     assert "".join(c.choices[0].text for c in chunks if c.choices) == plain.choices[0].text
     assert plain.usage.completion_tokens == 6
 
 
 async def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(
-    client: openai.AsyncOpenAI, tiny_engine: TorchEngine,
+    client: openai.AsyncOpenAI,
+    tiny_engine: TorchEngine,
 ) -> None:
     prompts = [f"Question number {i}: {'why ' * i}" for i in range(6)]
-    solo = [await client.chat.completions.create(model="tiny-deepseek", messages=user(p),
-                                                 max_tokens=8, **GREEDY) for p in prompts[:2]]
+    solo = [
+        await client.chat.completions.create(
+            model="tiny-deepseek", messages=user(p), max_tokens=8, **GREEDY
+        )
+        for p in prompts[:2]
+    ]
     batches_before = tiny_engine.stats.batches
-    together = await asyncio.gather(*[
-        client.chat.completions.create(model="tiny-deepseek", messages=user(p), max_tokens=8,
-                                       **GREEDY) for p in prompts])
+    together = await asyncio.gather(
+        *[
+            client.chat.completions.create(
+                model="tiny-deepseek", messages=user(p), max_tokens=8, **GREEDY
+            )
+            for p in prompts
+        ]
+    )
     assert [r.usage.completion_tokens for r in together] == [8] * 6
     for alone, batched in zip(solo, together, strict=False):
         assert batched.choices[0].message.content == alone.choices[0].message.content
@@ -97,12 +122,17 @@ async def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(
 
 
 async def test_client_disconnect_stops_generation(
-    client: openai.AsyncOpenAI, tiny_engine: TorchEngine,
+    client: openai.AsyncOpenAI,
+    tiny_engine: TorchEngine,
 ) -> None:
     cancelled = tiny_engine.stats.cancelled
     stream = await client.chat.completions.create(
-        model="tiny-deepseek", messages=user("Tell me a long story"), max_tokens=3000,
-        stream=True, **GREEDY)
+        model="tiny-deepseek",
+        messages=user("Tell me a long story"),
+        max_tokens=3000,
+        stream=True,
+        **GREEDY,
+    )
     got = 0
     async for _ in stream:
         got += 1
@@ -117,8 +147,9 @@ async def test_client_disconnect_stops_generation(
     assert tiny_engine.stats.cancelled_tokens[-1] < 3000
     assert tiny_engine.stats.active == 0
     # and the engine still serves
-    r = await client.chat.completions.create(model="tiny-deepseek", messages=user("ok?"),
-                                             max_tokens=3, **GREEDY)
+    r = await client.chat.completions.create(
+        model="tiny-deepseek", messages=user("ok?"), max_tokens=3, **GREEDY
+    )
     assert r.usage.completion_tokens == 3
 
 
@@ -143,9 +174,24 @@ def test_portcullis_runtime_serve_answers_the_openai_sdk(tiny_model: Path) -> No
     port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen(
-        [PORTCULLIS, "runtime", "serve", "--model", str(tiny_model), "--port", str(port),
-         "--served-model-name", "tiny-deepseek", "--threads", "2"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        [
+            PORTCULLIS,
+            "runtime",
+            "serve",
+            "--model",
+            str(tiny_model),
+            "--port",
+            str(port),
+            "--served-model-name",
+            "tiny-deepseek",
+            "--threads",
+            "2",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -160,8 +206,9 @@ def test_portcullis_runtime_serve_answers_the_openai_sdk(tiny_model: Path) -> No
             time.sleep(0.3)
         c = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none", max_retries=0)
         assert [m.id for m in c.models.list().data] == ["tiny-deepseek"]
-        r = c.chat.completions.create(model="tiny-deepseek", messages=user("Hi"), max_tokens=5,
-                                      **GREEDY)
+        r = c.chat.completions.create(
+            model="tiny-deepseek", messages=user("Hi"), max_tokens=5, **GREEDY
+        )
         assert r.usage.completion_tokens == 5
     finally:
         proc.terminate()

@@ -61,30 +61,59 @@ def no_real_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 CASES = [
-    ("nvidia_h100_x2", dict(cuda=FakeDeviceApi(["NVIDIA H100 80GB HBM3"] * 2, 80)), {},
-     {"cuda": (2, 160)}),
-    ("amd_mi300x_is_rocm", dict(cuda=FakeDeviceApi(["AMD Instinct MI300X"], 192), hip="6.2"), {},
-     {"rocm": (1, 192)}),
-    ("hygon_dcu_is_dcu", dict(cuda=FakeDeviceApi(["Hygon DCU K100_AI"], 64), hip="5.7"), {},
-     {"dcu": (1, 64)}),
-    ("ascend_via_torch_npu", {}, {"torch_npu": plugin("torch_npu",
-                                                     npu=FakeDeviceApi(["Ascend910B2"] * 8, 64))},
-     {"npu": (8, 512)}),
-    ("moore_threads_via_torch_musa", dict(musa=FakeDeviceApi(["MTT S4000"] * 4, 48)),
-     {"torch_musa": plugin("torch_musa")}, {"musa": (4, 192)}),
-    ("intel_xpu_native", dict(xpu=FakeDeviceApi(["Intel Data Center GPU Max 1550"], 128)), {},
-     {"xpu": (1, 128)}),
-    ("cambricon_via_torch_mlu", {}, {"torch_mlu": plugin("torch_mlu",
-                                                       mlu=FakeDeviceApi(["MLU370-X8"] * 2, 48))},
-     {"mlu": (2, 96)}),
+    (
+        "nvidia_h100_x2",
+        dict(cuda=FakeDeviceApi(["NVIDIA H100 80GB HBM3"] * 2, 80)),
+        {},
+        {"cuda": (2, 160)},
+    ),
+    (
+        "amd_mi300x_is_rocm",
+        dict(cuda=FakeDeviceApi(["AMD Instinct MI300X"], 192), hip="6.2"),
+        {},
+        {"rocm": (1, 192)},
+    ),
+    (
+        "hygon_dcu_is_dcu",
+        dict(cuda=FakeDeviceApi(["Hygon DCU K100_AI"], 64), hip="5.7"),
+        {},
+        {"dcu": (1, 64)},
+    ),
+    (
+        "ascend_via_torch_npu",
+        {},
+        {"torch_npu": plugin("torch_npu", npu=FakeDeviceApi(["Ascend910B2"] * 8, 64))},
+        {"npu": (8, 512)},
+    ),
+    (
+        "moore_threads_via_torch_musa",
+        dict(musa=FakeDeviceApi(["MTT S4000"] * 4, 48)),
+        {"torch_musa": plugin("torch_musa")},
+        {"musa": (4, 192)},
+    ),
+    (
+        "intel_xpu_native",
+        dict(xpu=FakeDeviceApi(["Intel Data Center GPU Max 1550"], 128)),
+        {},
+        {"xpu": (1, 128)},
+    ),
+    (
+        "cambricon_via_torch_mlu",
+        {},
+        {"torch_mlu": plugin("torch_mlu", mlu=FakeDeviceApi(["MLU370-X8"] * 2, 48))},
+        {"mlu": (2, 96)},
+    ),
     ("nothing_but_cpu", {}, {}, {}),
 ]
 
 
-@pytest.mark.parametrize(("torch_apis", "plugins", "expected"),
-                         [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("torch_apis", "plugins", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
 def test_discovers_each_vendor_from_faked_modules(
-    monkeypatch: pytest.MonkeyPatch, torch_apis: dict[str, Any], plugins: dict[str, ModuleType],
+    monkeypatch: pytest.MonkeyPatch,
+    torch_apis: dict[str, Any],
+    plugins: dict[str, ModuleType],
     expected: dict[str, tuple[int, int]],
 ) -> None:
     for name, module in plugins.items():
@@ -132,8 +161,9 @@ def test_without_torch_only_the_cpu_is_found() -> None:
 def test_best_prefers_accelerators_and_honours_a_requested_device(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setitem(sys.modules, "torch_npu",
-                        plugin("torch_npu", npu=FakeDeviceApi(["Ascend910B"], 64)))
+    monkeypatch.setitem(
+        sys.modules, "torch_npu", plugin("torch_npu", npu=FakeDeviceApi(["Ascend910B"], 64))
+    )
     accs = discover(torch_module=fake_torch())
     assert best(accs).kind == "npu"
     assert best(accs, "cpu").kind == "cpu"
@@ -161,8 +191,11 @@ ENGINE_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("kind", "modules", "requested", "engine"),
-                         [c[1:] for c in ENGINE_CASES], ids=[c[0] for c in ENGINE_CASES])
+@pytest.mark.parametrize(
+    ("kind", "modules", "requested", "engine"),
+    [c[1:] for c in ENGINE_CASES],
+    ids=[c[0] for c in ENGINE_CASES],
+)
 def test_engine_choice(kind: str, modules: set[str], requested: str, engine: str) -> None:
     from inference.accelerators import Accelerator, Device
 

@@ -9,11 +9,18 @@ from inference.catalog import backend_entry
 
 
 @pytest.mark.parametrize(("country", "region"), [("AU", "AU-NSW"), ("kr", None), ("IT", "IT-MI")])
-def test_backend_entry_validates_as_a_self_hosted_deepseek_backend(country: str,
-                                                                   region: str | None) -> None:
+def test_backend_entry_validates_as_a_self_hosted_deepseek_backend(
+    country: str, region: str | None
+) -> None:
     spec = BackendSpec.model_validate(
-        backend_entry("http://127.0.0.1:8081/v1/", country, region, "deepseek-chat",
-                      served_model="tiny-deepseek"))
+        backend_entry(
+            "http://127.0.0.1:8081/v1/",
+            country,
+            region,
+            "deepseek-chat",
+            served_model="tiny-deepseek",
+        )
+    )
     facts = spec.facts()
     assert facts["operator"] == "self" and facts["self_hosted"] is True
     assert facts["model_family"] == "deepseek" and facts["model_origin"] == "CN"

@@ -36,7 +36,8 @@ async def served() -> AsyncIterator[tuple[FakeEngine, openai.AsyncOpenAI]]:
 async def test_chat_returns_text_and_usage(served: Any) -> None:
     _, client = served
     r = await client.chat.completions.create(
-        model="fake-deepseek", messages=[{"role": "user", "content": "hi"}], max_tokens=5)
+        model="fake-deepseek", messages=[{"role": "user", "content": "hi"}], max_tokens=5
+    )
     assert r.choices[0].message.content == "abcde"
     assert r.choices[0].finish_reason == "length"
     assert r.usage.completion_tokens == 5
@@ -46,8 +47,12 @@ async def test_chat_returns_text_and_usage(served: Any) -> None:
 async def test_chat_stream_with_include_usage(served: Any) -> None:
     _, client = served
     stream = await client.chat.completions.create(
-        model="fake-deepseek", messages=[{"role": "user", "content": "hi"}], max_tokens=6,
-        stream=True, stream_options={"include_usage": True})
+        model="fake-deepseek",
+        messages=[{"role": "user", "content": "hi"}],
+        max_tokens=6,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
     chunks = [c async for c in stream]
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "abcdef"
@@ -56,24 +61,36 @@ async def test_chat_stream_with_include_usage(served: Any) -> None:
     assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 6
 
 
-@pytest.mark.parametrize(("stop", "expected", "reason"), [
-    (["cde"], "ab", "stop"),
-    ("h", "abcdefg", "stop"),
-    (["zz"], "abcdefgha", "length"),
-])
+@pytest.mark.parametrize(
+    ("stop", "expected", "reason"),
+    [
+        (["cde"], "ab", "stop"),
+        ("h", "abcdefg", "stop"),
+        (["zz"], "abcdefgha", "length"),
+    ],
+)
 @pytest.mark.parametrize("stream", [False, True])
 async def test_completions_apply_stop_strings_without_leaking_them(
-    served: Any, stop: Any, expected: str, reason: str, stream: bool,
+    served: Any,
+    stop: Any,
+    expected: str,
+    reason: str,
+    stream: bool,
 ) -> None:
     _, client = served
     if stream:
-        chunks = [c async for c in await client.completions.create(
-            model="fake-deepseek", prompt="x", max_tokens=9, stop=stop, stream=True)]
+        chunks = [
+            c
+            async for c in await client.completions.create(
+                model="fake-deepseek", prompt="x", max_tokens=9, stop=stop, stream=True
+            )
+        ]
         text = "".join(c.choices[0].text for c in chunks if c.choices)
         fin = [c.choices[0].finish_reason for c in chunks if c.choices][-1]
     else:
-        r = await client.completions.create(model="fake-deepseek", prompt="x", max_tokens=9,
-                                            stop=stop)
+        r = await client.completions.create(
+            model="fake-deepseek", prompt="x", max_tokens=9, stop=stop
+        )
         text, fin = r.choices[0].text, r.choices[0].finish_reason
     assert (text, fin) == (expected, reason)
 
@@ -84,21 +101,48 @@ async def test_models_lists_the_served_model(served: Any) -> None:
     assert [m.id for m in models.data] == ["fake-deepseek"]
 
 
-@pytest.mark.parametrize(("body", "error", "code"), [
-    ({"model": "other", "messages": [{"role": "user", "content": "x"}]}, openai.NotFoundError,
-     "model_not_found"),
-    ({"model": "fake-deepseek", "messages": []}, openai.BadRequestError, "invalid_request"),
-    ({"model": "fake-deepseek", "messages": [{"role": "user", "content": "x"}], "n": 2},
-     openai.BadRequestError, "invalid_request"),
-    ({"model": "fake-deepseek", "messages": [{"role": "user", "content": "x"}],
-      "max_tokens": 5000}, openai.BadRequestError, "context_length_exceeded"),
-    ({"model": "fake-deepseek", "messages": [{"role": "user", "content": "x"}],
-      "temperature": 3}, openai.BadRequestError, "invalid_request"),
-    ({"model": "fake-deepseek", "messages": [{"role": "wizard", "content": "x"}]},
-     openai.BadRequestError, "invalid_request"),
-])
-async def test_bad_requests_get_openai_error_envelopes(served: Any, body: dict[str, Any],
-                                                       error: type[Exception], code: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "error", "code"),
+    [
+        (
+            {"model": "other", "messages": [{"role": "user", "content": "x"}]},
+            openai.NotFoundError,
+            "model_not_found",
+        ),
+        ({"model": "fake-deepseek", "messages": []}, openai.BadRequestError, "invalid_request"),
+        (
+            {"model": "fake-deepseek", "messages": [{"role": "user", "content": "x"}], "n": 2},
+            openai.BadRequestError,
+            "invalid_request",
+        ),
+        (
+            {
+                "model": "fake-deepseek",
+                "messages": [{"role": "user", "content": "x"}],
+                "max_tokens": 5000,
+            },
+            openai.BadRequestError,
+            "context_length_exceeded",
+        ),
+        (
+            {
+                "model": "fake-deepseek",
+                "messages": [{"role": "user", "content": "x"}],
+                "temperature": 3,
+            },
+            openai.BadRequestError,
+            "invalid_request",
+        ),
+        (
+            {"model": "fake-deepseek", "messages": [{"role": "wizard", "content": "x"}]},
+            openai.BadRequestError,
+            "invalid_request",
+        ),
+    ],
+)
+async def test_bad_requests_get_openai_error_envelopes(
+    served: Any, body: dict[str, Any], error: type[Exception], code: str
+) -> None:
     _, client = served
     with pytest.raises(error) as exc:  # type: ignore[call-overload]
         await client.chat.completions.create(**body)
@@ -110,8 +154,11 @@ async def test_error_messages_do_not_quote_content(served: Any) -> None:
     secret = "TAXFILE 123 456 782"
     with pytest.raises(openai.BadRequestError) as exc:
         await client.chat.completions.create(
-            model="fake-deepseek", messages=[{"role": "user", "content": [
-                {"type": "image_url", "image_url": {"url": secret}}]}])
+            model="fake-deepseek",
+            messages=[
+                {"role": "user", "content": [{"type": "image_url", "image_url": {"url": secret}}]}
+            ],
+        )
     assert secret not in str(exc.value.body)
 
 
@@ -121,8 +168,11 @@ async def test_client_disconnect_cancels_generation() -> None:
     client = openai.AsyncOpenAI(base_url=url, api_key="none", max_retries=0)
     try:
         stream = await client.chat.completions.create(
-            model="fake-deepseek", messages=[{"role": "user", "content": "x"}],
-            max_tokens=2000, stream=True)
+            model="fake-deepseek",
+            messages=[{"role": "user", "content": "x"}],
+            max_tokens=2000,
+            stream=True,
+        )
         got = 0
         async for _ in stream:
             got += 1
@@ -138,8 +188,8 @@ async def test_client_disconnect_cancels_generation() -> None:
         # non-streaming: the client times out, the handler is cancelled, generation stops
         with pytest.raises(openai.APITimeoutError):
             await client.with_options(timeout=0.3).chat.completions.create(
-                model="fake-deepseek", messages=[{"role": "user", "content": "x"}],
-                max_tokens=2000)
+                model="fake-deepseek", messages=[{"role": "user", "content": "x"}], max_tokens=2000
+            )
         for _ in range(100):
             if engine.stats.cancelled == 2:
                 break
