@@ -5,16 +5,15 @@
 or ``GatewayError(Cause.POLICY_UNAVAILABLE)`` on any engine error, timeout, overload or
 malformed decision (fail closed; nothing is forwarded).
 
-Cache correctness: the pack compares dates only (``lib.today``, the UTC day of ``now``), so the
-key is the input with ``now`` replaced by its UTC day, plus the bundle revision. An overlay that
-looks at ``input.now`` more finely than the day must run with ``cache_size: 0``.
+Cache correctness: the key is the bundle revision plus the input paths the bundle's modules
+read (:mod:`gateway.policy.cachekey`; the whole input for a remote or unknown bundle), with
+``now`` counted by UTC day while only the shipped library reads it (it compares days).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import signal
 import time
@@ -28,6 +27,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from gateway.config.policy import PolicySettings
 from gateway.errors import Cause, GatewayError
 from gateway.policy.bundle import Bundle, load_bundle
+from gateway.policy.cachekey import FULL, KeyPlan
 from gateway.policy.contract import Decision, MalformedDecision, PolicyEngine, parse_decision
 
 __all__ = ["EngineFactory", "PolicyClient", "build_engine", "build_policy_client"]
@@ -63,16 +63,9 @@ class _Metrics:
         )
 
 
-def _key_body(policy_input: Mapping[str, Any]) -> str:
-    now = policy_input.get("now")
-    day = now[:10] if isinstance(now, str) else None
-    rest = {k: v for k, v in policy_input.items() if k != "now"}
-    return f"{day}|{json.dumps(rest, separators=(',', ':'), default=str)}"
-
-
-def cache_key(policy_input: Mapping[str, Any], revision: str) -> str:
-    """The decision-relevant input: everything but ``now``, which counts only by UTC day."""
-    return f"{revision}|{_key_body(policy_input)}"
+def cache_key(policy_input: Mapping[str, Any], revision: str, plan: KeyPlan = FULL) -> str:
+    """The decision-relevant input plus the revision (see :mod:`gateway.policy.cachekey`)."""
+    return plan.key(policy_input, revision)
 
 
 class PolicyClient:
@@ -118,7 +111,8 @@ class PolicyClient:
         self, policy_input: Mapping[str, Any], candidates: tuple[str, ...]
     ) -> Decision:
         engine = self._engine  # one revision for the whole call, even across a reload
-        body = _key_body(policy_input) if self._cache_size else ""
+        plan: KeyPlan = getattr(engine, "key_plan", FULL)
+        body = plan.body(policy_input) if self._cache_size else ""
         key = f"{engine.revision}|{body}" if body else ""
         if key:
             hit = self._cache.get(key)
@@ -234,9 +228,12 @@ async def build_engine(settings: PolicySettings) -> PolicyEngine:
         return opa
     bundle: Bundle = await asyncio.to_thread(load_bundle, settings.bundle, settings.overlays)
     if settings.isolation == "process":
+        from gateway.policy.cachekey import plan_for_modules
         from gateway.policy.worker import ProcessEngine
 
-        worker = ProcessEngine(bundle.revision, settings.bundle, settings.overlays)
+        worker = ProcessEngine(
+            bundle.revision, settings.bundle, settings.overlays, plan_for_modules(bundle.modules)
+        )
         await worker.start()
         return worker
     from gateway.policy.embedded import EmbeddedEngine

@@ -22,6 +22,7 @@ from typing import Any
 import regorus
 
 from gateway.policy.bundle import Bundle
+from gateway.policy.cachekey import plan_for_modules
 
 __all__ = ["DECISION_RULE", "EmbeddedEngine", "prepare_engine"]
 
@@ -53,6 +54,7 @@ class EmbeddedEngine:
 
     def __init__(self, bundle: Bundle, *, threads: int = 2, warm: bool = True) -> None:
         self._bundle = bundle
+        self.key_plan = plan_for_modules(bundle.modules)  # what the decision cache keys on
         probe = prepare_engine(bundle)  # parse errors surface here, in the caller's thread
         probe.set_input_json("{}")
         probe.eval_rule_as_json(DECISION_RULE)

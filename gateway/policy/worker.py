@@ -22,6 +22,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from gateway.policy.cachekey import FULL, KeyPlan
+
 __all__ = ["ProcessEngine", "main"]
 
 _LIMIT = 16 * 1024 * 1024  # longest line either side accepts
@@ -31,9 +33,14 @@ class ProcessEngine:
     """:class:`gateway.policy.contract.PolicyEngine` evaluating in a restartable child process."""
 
     def __init__(
-        self, revision: str, bundle_dir: Path | None, overlays: Sequence[Path] = ()
+        self,
+        revision: str,
+        bundle_dir: Path | None,
+        overlays: Sequence[Path] = (),
+        key_plan: KeyPlan = FULL,
     ) -> None:
         self._revision = revision
+        self.key_plan = key_plan  # what the decision cache keys on
         self._spec = {
             "bundle": str(bundle_dir) if bundle_dir else None,
             "overlays": [str(p) for p in overlays],

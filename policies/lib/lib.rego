@@ -17,7 +17,7 @@ today := substring(input.now, 0, 10)
 # title: Self-hosted stance
 # description: The deployment's stance on texts ambiguous about self-hosted weights; anything but permit is cautious.
 stance := s if {
-	s := object.get(input, ["deployment", "self_hosted_stance"], "cautious")
+	s := input.deployment.self_hosted_stance
 	s == "permit"
 } else := "cautious"
 
@@ -29,7 +29,6 @@ valid_input if {
 	is_string(input.now)
 	endswith(input.now, "Z")
 	time.parse_rfc3339_ns(input.now)
-	is_object(input.principal)
 	is_string(input.principal.country)
 	is_string(input.principal.sector)
 	is_array(input.backends)

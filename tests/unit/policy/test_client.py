@@ -231,6 +231,9 @@ async def test_default_client_decides_with_the_shipped_pack() -> None:
             "au.au-homeaffairs-2025-02-04.weights_cautious",
         }
         assert d.bundle_revision == client.revision
+        # another user, key and time of day: the shipped pack reads none of them -> a cache hit
+        other = make_input("AU", "government", user="someone-else", at="2026-11-29T23:00:00")
+        assert await client.decide(other, CANDIDATES) is d and client.hits == 1
         permit = await build_policy_client(
             PolicySettings(self_hosted_stance="permit"), CollectorRegistry()
         )
