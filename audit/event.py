@@ -9,6 +9,7 @@ values that do not look like identifiers, digests that are not hex) is dropped a
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -40,12 +41,19 @@ _DIGIT_RUN = re.compile(r"\+?\d[\d\s\-.()/]{7,}\d")
 _KEYLIKE = re.compile(r"(?i)\b(?:sk|pk|rk|key|bearer)[-_ ][A-Za-z0-9_\-]{12,}")
 
 
+@functools.lru_cache(maxsize=4096)
 def looks_personal(v: str) -> bool:
     if _EMAIL.search(v) or _KEYLIKE.search(v):
         return True
     return any(sum(c.isdigit() for c in m.group()) >= 9 for m in _DIGIT_RUN.finditer(v))
 
 Json = Any
+
+
+@functools.lru_cache(maxsize=8192)
+def _is_ident(v: str) -> bool:
+    # Identifiers repeat across events (users, jurisdictions, rule ids): cache the verdict.
+    return _ID.match(v) is not None
 
 
 class _Stripper:
@@ -58,7 +66,7 @@ class _Stripper:
     def ident(self, v: Any) -> str | None:
         if v is None:
             return None
-        if isinstance(v, str) and _ID.match(v):
+        if isinstance(v, str) and _is_ident(v):
             return v
         self.drop()
         return None
@@ -164,7 +172,7 @@ class _Stripper:
         if not isinstance(v, Mapping):
             self.drop()
             return None
-        self.count += sum(1 for k in v if k not in spec)
+        self.count += len(v.keys() - spec.keys())
         return {k: f(self, v.get(k)) for k, f in spec.items()}
 
 
