@@ -23,7 +23,7 @@ CANDIDATES = ("azure-eu", "deepseek-hosted", "deepseek-self", "openai")
 
 async def _served(client: object, jurisdiction: str = "AU") -> tuple[str, ...]:
     """Requests fail closed while the replacement worker starts; then one is served."""
-    for _ in range(100):
+    for _ in range(600):  # up to 30 s: a fresh worker imports regorus and parses the bundle
         try:
             d = await client.decide(make_input(jurisdiction, "government"), CANDIDATES)  # type: ignore[attr-defined]
             return d.permitted_backends  # type: ignore[no-any-return]
@@ -45,7 +45,9 @@ async def test_runaway_evaluation_is_cut_at_the_deadline_and_the_worker_restarts
         with pytest.raises(GatewayError) as info:
             await client.decide(make_input("GB", "private", team="runaway"), CANDIDATES)
         assert info.value.cause is Cause.POLICY_UNAVAILABLE
-        assert time.monotonic() - start < 0.2 + 0.3  # the event loop was never blocked
+        # the runaway evaluation alone runs for seconds; the caller got its answer at the deadline
+        # (margin for a loaded shared machine)
+        assert time.monotonic() - start < 0.2 + 1.0
         assert await _served(client) == ("azure-eu", "openai")  # a fresh worker serves
         assert engine.pid != first_pid and engine.restarts == 1  # type: ignore[attr-defined]
     finally:
