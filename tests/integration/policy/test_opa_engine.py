@@ -88,7 +88,7 @@ async def test_opa_failures_fail_closed(fake_opa: FakeOpa, mode: str, cause: str
             await client.decide(make_input("AU", "government"), CANDIDATES)
         assert info.value.cause is Cause.POLICY_UNAVAILABLE
         assert reg.get_sample_value("portcullis_policy_failures_total", {"cause": cause}) == 1.0
-        assert time.monotonic() - start < 0.1 + 0.3
+        assert time.monotonic() - start < 0.1 + 0.5  # the fake sleeps 2 s
         assert fake_opa.requests == 2  # the revision probe and this one: no retries
     finally:
         await client.close()

@@ -121,7 +121,7 @@ async def test_engine_failure_fails_closed_with_policy_unavailable(
     assert info.value.status == 503
     assert "crashed" not in info.value.message  # engine detail never reaches the caller
     assert failures(reg, cause) == 1.0
-    assert time.monotonic() - start < 0.05 + 0.2  # the deadline plus a small margin
+    assert time.monotonic() - start < 0.05 + 0.5  # the deadline plus a margin (shared machine)
 
 
 async def test_in_flight_evaluations_are_bounded() -> None:
