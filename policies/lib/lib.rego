@@ -35,6 +35,13 @@ valid_input if {
 }
 
 # METADATA
+# title: Facts loaded
+# description: >-
+#   The loader's index of the actions is present. An engine given the policies/ directory
+#   without the loader (e.g. OPA pointed at the folder) has no facts and must deny, not allow.
+facts_loaded if count(data.facts.by_place) > 0
+
+# METADATA
 # title: Applicable actions
 # description: >-
 #   The actions that apply to this principal today. Place: a national action covers the country

@@ -129,3 +129,11 @@ outcome_matches(a, stance) if {
 	not a.weights_parts[stance]
 	not lib.weights_outcome(a) with input.deployment.self_hosted_stance as stance
 }
+
+test_missing_facts_deny_everything if {
+	d := data.portcullis.decision with input as input_for("GB", "private", {}) with data.facts.by_place as {}
+	d.allow == false
+	d.permitted_backends == []
+	some r in d.reasons
+	r.rule == "portcullis.bundle.incomplete"
+}

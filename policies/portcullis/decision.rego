@@ -30,6 +30,14 @@ base_reasons contains {
 } if not lib.valid_input
 
 base_reasons contains {
+	"rule": "portcullis.bundle.incomplete",
+	"effect": "deny",
+	"message": "The policy bundle was loaded without its facts; build it with `portcullis policy bundle`.",
+	"backends": null,
+	"citation": null,
+} if not lib.facts_loaded
+
+base_reasons contains {
 	"rule": "portcullis.input.no_candidates",
 	"effect": "deny",
 	"message": "No backend serves this model for this endpoint.",
