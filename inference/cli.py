@@ -132,6 +132,13 @@ def doctor(
 @click.option("--threads", type=int, default=None, help="transformers engine on CPU: torch threads")
 @click.option("--dtype", default=None, help="Override the card's dtype.")
 @click.option("--vllm-python", default=None, help="Interpreter of a venv that has vLLM.")
+@click.option(
+    "--default-max-tokens",
+    type=int,
+    default=64,
+    show_default=True,
+    help="transformers engine: max_tokens of a chat request that names none",
+)
 def serve(
     model: Path,
     host: str,
@@ -144,6 +151,7 @@ def serve(
     threads: int | None,
     dtype: str | None,
     vllm_python: str | None,
+    default_max_tokens: int,
 ) -> None:
     """Serve a local DeepSeek checkpoint over an OpenAI-compatible API."""
     _offline()
@@ -191,7 +199,7 @@ def serve(
         max_model_len=context,
     )
     try:
-        asyncio.run(run_server(eng, host, port))
+        asyncio.run(run_server(eng, host, port, default_max_tokens=default_max_tokens))
     except KeyboardInterrupt:
         pass
 

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from inference.engine import Engine, EngineError
 from inference.wire import (
+    DEFAULT_MAX_TOKENS,
     CompletionRequest,
     WireError,
     chat_chunk,
@@ -36,6 +37,7 @@ __all__ = ["ENGINE_KEY", "create_app", "run_server"]
 
 log = logging.getLogger("portcullis.runtime.server")
 ENGINE_KEY: web.AppKey[Engine] = web.AppKey("engine", Engine)
+DEFAULT_MAX_TOKENS_KEY: web.AppKey[int] = web.AppKey("default_max_tokens", int)
 MAX_BODY = 4 * 1024 * 1024
 
 
@@ -125,7 +127,8 @@ async def _complete(request: web.Request, chat: bool) -> web.StreamResponse:
     started = time.monotonic()
     try:
         body = await _body(request)
-        req = parse_chat(body) if chat else parse_completion(body)
+        default = request.app[DEFAULT_MAX_TOKENS_KEY]
+        req = parse_chat(body, default) if chat else parse_completion(body, min(default, 16))
         _check_model(engine, req)
         ids = _prompt(engine, req)
     except WireError as err:
@@ -229,10 +232,13 @@ async def _stats(request: web.Request) -> web.Response:
     )
 
 
-def create_app(engine: Engine) -> web.Application:
-    """The app; the engine must be started (``await engine.start()``) before serving."""
+def create_app(engine: Engine, *, default_max_tokens: int = DEFAULT_MAX_TOKENS) -> web.Application:
+    """The app; the engine must be started (``await engine.start()``) before serving.
+
+    ``default_max_tokens`` bounds a chat request that names no ``max_tokens``."""
     app = web.Application(client_max_size=MAX_BODY)
     app[ENGINE_KEY] = engine
+    app[DEFAULT_MAX_TOKENS_KEY] = default_max_tokens
     app.router.add_post("/v1/chat/completions", _chat)
     app.router.add_post("/v1/completions", _completions)
     app.router.add_get("/v1/models", _models)
@@ -242,11 +248,17 @@ def create_app(engine: Engine) -> web.Application:
 
 
 async def run_server(
-    engine: Engine, host: str, port: int, ready: asyncio.Event | None = None
+    engine: Engine,
+    host: str,
+    port: int,
+    ready: asyncio.Event | None = None,
+    *,
+    default_max_tokens: int = DEFAULT_MAX_TOKENS,
 ) -> None:
     """Start the engine, serve until cancelled, then close both."""
     await engine.start()
-    runner = web.AppRunner(create_app(engine), handler_cancellation=True, access_log=None)
+    app = create_app(engine, default_max_tokens=default_max_tokens)
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

@@ -26,6 +26,7 @@ __all__ = [
 ]
 
 MAX_TOKENS_CAP = 8192
+DEFAULT_MAX_TOKENS = 64  # when a chat request names none (the completions API's default is 16)
 _ROLES = {"system", "user", "assistant", "developer", "tool"}
 
 
@@ -66,7 +67,9 @@ def _number(body: dict[str, Any], key: str, default: float, lo: float, hi: float
     return float(value)
 
 
-def _common(body: Any) -> tuple[str, SamplingParams, bool, bool, tuple[str, ...]]:
+def _common(
+    body: Any, default_max_tokens: int
+) -> tuple[str, SamplingParams, bool, bool, tuple[str, ...]]:
     if not isinstance(body, dict):
         raise WireError(400, "the body must be a JSON object", code="invalid_json")
     model = body.get("model")
@@ -77,7 +80,7 @@ def _common(body: Any) -> tuple[str, SamplingParams, bool, bool, tuple[str, ...]
         raise WireError(400, "only n=1 is supported", param="n")
     limit = body.get("max_completion_tokens", body.get("max_tokens"))
     if limit is None:
-        limit = 16
+        limit = default_max_tokens
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_TOKENS_CAP:
         raise WireError(
             400, f"max_tokens must be an integer in [1, {MAX_TOKENS_CAP}]", param="max_tokens"
@@ -129,8 +132,8 @@ def _content(value: Any, index: int) -> str:
     raise WireError(400, f"messages[{index}].content must be a string or parts", param="messages")
 
 
-def parse_chat(body: Any) -> CompletionRequest:
-    model, params, stream, include_usage, stop = _common(body)
+def parse_chat(body: Any, default_max_tokens: int = DEFAULT_MAX_TOKENS) -> CompletionRequest:
+    model, params, stream, include_usage, stop = _common(body, default_max_tokens)
     raw = body.get("messages")
     if not isinstance(raw, list) or not raw:
         raise WireError(400, "messages must be a non-empty list", param="messages")
@@ -143,8 +146,8 @@ def parse_chat(body: Any) -> CompletionRequest:
     return CompletionRequest(model, params, stream, include_usage, stop, messages=tuple(messages))
 
 
-def parse_completion(body: Any) -> CompletionRequest:
-    model, params, stream, include_usage, stop = _common(body)
+def parse_completion(body: Any, default_max_tokens: int = 16) -> CompletionRequest:
+    model, params, stream, include_usage, stop = _common(body, default_max_tokens)
     prompt = body.get("prompt")
     if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
         prompt = prompt[0]

@@ -198,3 +198,11 @@ async def test_client_disconnect_cancels_generation() -> None:
     finally:
         await client.close()
         await runner.cleanup()
+
+
+async def test_chat_without_max_tokens_is_bounded_by_the_server_default(served: Any) -> None:
+    _, client = served
+    r = await client.chat.completions.create(
+        model="fake-deepseek", messages=[{"role": "user", "content": "hi"}]
+    )
+    assert r.usage.completion_tokens == 64 and r.choices[0].finish_reason == "length"

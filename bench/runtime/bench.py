@@ -1,0 +1,163 @@
+"""Runtime benchmark: tokens/s, time to first token and inter-token gap of an OpenAI-compatible
+model server, streamed, at several concurrencies; optionally the same through the gateway, side
+by side in the same run (ratios).
+
+    .venv/bin/python bench/runtime/bench.py                      # starts the transformers engine
+    .venv/bin/python bench/runtime/bench.py --url http://127.0.0.1:8081/v1 --model tiny-deepseek
+    .venv/bin/python bench/runtime/bench.py --gateway-url http://127.0.0.1:8080/v1 \
+        --gateway-key pk-... --gateway-model deepseek-chat
+
+Without --url it makes the tiny checkpoint (bench/results/runtime/tiny-deepseek) and starts
+`portcullis runtime serve` on a free port. Prints a table; nothing is written but that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[2]
+PORTCULLIS = str(Path(sys.executable).with_name("portcullis"))
+
+
+@dataclass
+class Run:
+    ttft: float
+    gaps: list[float]
+    tokens: int
+    total: float
+
+
+async def one(session: aiohttp.ClientSession, url: str, key: str | None, model: str,
+              max_tokens: int, i: int) -> Run:
+    body = {"model": model, "messages": [{"role": "user", "content": f"Request {i}: tell me"}],
+            "max_tokens": max_tokens, "temperature": 0, "stream": True, "ignore_eos": True,
+            "stream_options": {"include_usage": True}}
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    t0 = time.perf_counter()
+    stamps: list[float] = []
+    tokens = 0
+    async with session.post(f"{url}/chat/completions", json=body, headers=headers) as r:
+        r.raise_for_status()
+        async for raw in r.content:
+            line = raw.strip()
+            if not line.startswith(b"data: ") or line == b"data: [DONE]":
+                continue
+            chunk = json.loads(line[6:])
+            if chunk.get("usage"):
+                tokens = chunk["usage"]["completion_tokens"]
+            if chunk.get("choices") and chunk["choices"][0]["delta"].get("content"):
+                stamps.append(time.perf_counter())
+    total = time.perf_counter() - t0
+    if not stamps:
+        raise RuntimeError("no content streamed")
+    return Run(stamps[0] - t0, [b - a for a, b in zip(stamps, stamps[1:], strict=False)], tokens,
+               total)
+
+
+async def level(url: str, key: str | None, model: str, conc: int, rounds: int,
+                max_tokens: int) -> dict[str, float]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as s:
+        await one(s, url, key, model, 4, -1)  # warm-up
+        runs: list[Run] = []
+        t0 = time.perf_counter()
+        for r in range(rounds):
+            runs += await asyncio.gather(*[one(s, url, key, model, max_tokens, r * conc + i)
+                                           for i in range(conc)])
+        wall = time.perf_counter() - t0
+    gaps = sorted(g for run in runs for g in run.gaps)
+    return {
+        "tok_s": sum(r.tokens for r in runs) / wall,
+        "ttft_ms": statistics.median(r.ttft for r in runs) * 1000,
+        "gap_ms": statistics.median(gaps) * 1000 if gaps else 0.0,
+        "gap_p95_ms": gaps[int(len(gaps) * 0.95)] * 1000 if gaps else 0.0,
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_runtime(threads: int) -> tuple[subprocess.Popen[bytes], str]:
+    model = ROOT / "bench/results/runtime/tiny-deepseek"
+    if not (model / "config.json").exists():
+        subprocess.run([PORTCULLIS, "runtime", "make-tiny", "--out", str(model)], check=True)
+    port = free_port()
+    proc = subprocess.Popen(
+        [PORTCULLIS, "runtime", "serve", "--model", str(model), "--port", str(port),
+         "--served-model-name", "tiny-deepseek", "--engine", "transformers",
+         "--threads", str(threads)],
+        env={**os.environ, "HF_HUB_OFFLINE": "1"}, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
+                return proc, f"http://127.0.0.1:{port}/v1"
+        except OSError:
+            time.sleep(0.3)
+    proc.terminate()
+    raise SystemExit("runtime did not start")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--url")
+    ap.add_argument("--model", default="tiny-deepseek")
+    ap.add_argument("--gateway-url")
+    ap.add_argument("--gateway-key")
+    ap.add_argument("--gateway-model", default="deepseek-chat")
+    ap.add_argument("--concurrency", default="1,4,8")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--max-tokens", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    proc = None
+    url = a.url
+    if not url:
+        proc, url = start_runtime(a.threads)
+    try:
+        targets = [("direct", url, None, a.model)]
+        if a.gateway_url:
+            targets.append(("gateway", a.gateway_url, a.gateway_key, a.gateway_model))
+        print(f"# runtime bench  {time.strftime('%Y-%m-%d %H:%M:%S')}  cpus={os.cpu_count()}  "
+              f"max_tokens={a.max_tokens} rounds={a.rounds}")
+        print("| path | conc | tok/s | TTFT ms (p50) | gap ms (p50) | gap ms (p95) |")
+        print("|---|---|---|---|---|---|")
+        results: dict[tuple[str, int], dict[str, float]] = {}
+        for conc in [int(c) for c in a.concurrency.split(",")]:
+            for name, u, key, model in targets:
+                res = asyncio.run(level(u, key, model, conc, a.rounds, a.max_tokens))
+                results[(name, conc)] = res
+                print(f"| {name} | {conc} | {res['tok_s']:.1f} | {res['ttft_ms']:.1f} | "
+                      f"{res['gap_ms']:.2f} | {res['gap_p95_ms']:.2f} |", flush=True)
+        if a.gateway_url:
+            print("\n| conc | gateway/direct tok/s | TTFT delta ms | gap delta ms |")
+            print("|---|---|---|---|")
+            for (name, conc), res in results.items():
+                if name != "gateway":
+                    continue
+                d = results[("direct", conc)]
+                print(f"| {conc} | {res['tok_s'] / d['tok_s']:.3f} | "
+                      f"{res['ttft_ms'] - d['ttft_ms']:+.1f} | {res['gap_ms'] - d['gap_ms']:+.2f} |")
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
