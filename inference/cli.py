@@ -133,6 +133,12 @@ def doctor(
 @click.option("--dtype", default=None, help="Override the card's dtype.")
 @click.option("--vllm-python", default=None, help="Interpreter of a venv that has vLLM.")
 @click.option(
+    "--vllm-arg",
+    "vllm_extra",
+    multiple=True,
+    help="Extra argument for vLLM, e.g. --vllm-arg=--load-format=dummy (repeatable).",
+)
+@click.option(
     "--default-max-tokens",
     type=int,
     default=64,
@@ -152,6 +158,7 @@ def serve(
     dtype: str | None,
     vllm_python: str | None,
     default_max_tokens: int,
+    vllm_extra: tuple[str, ...],
 ) -> None:
     """Serve a local DeepSeek checkpoint over an OpenAI-compatible API."""
     _offline()
@@ -176,6 +183,7 @@ def serve(
             args += ["--max-model-len", str(max_model_len)]
         if dtype:
             args += ["--dtype", dtype]
+        args += list(vllm_extra)
         command = vllm_command(
             model,
             host=host,
