@@ -23,14 +23,14 @@ from collections.abc import Callable, Sequence
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 
-from faker import Faker  # noqa: E402
+from faker import Faker
 
-from bench.pii.filler import business  # noqa: E402
-from bench.pii_eval.corpus import labelled  # noqa: E402
-from bench.pii_eval.run import ENTITIES  # noqa: E402
-from gateway.config.pii import PiiSettings  # noqa: E402
-from gateway.pii.detector import FastDetector  # noqa: E402
-from gateway.pii.engine import Analyzer, AnalyzerOptions  # noqa: E402
+from bench.pii.filler import business
+from bench.pii_eval.corpus import labelled
+from bench.pii_eval.run import ENTITIES
+from gateway.config.pii import PiiSettings
+from gateway.pii.detector import FastDetector
+from gateway.pii.engine import Analyzer, AnalyzerOptions
 
 Planted = list[tuple[str, str]]  # (value, entity)
 
@@ -49,14 +49,14 @@ def make_text(
             planted.append((s.text[a:b], t))
             parts.append(s.text)
         else:
-            parts.append(
-                business(rng) if filler == "business" else fake.paragraph(nb_sentences=3)
-            )
+            parts.append(business(rng) if filler == "business" else fake.paragraph(nb_sentences=3))
         n += len(parts[-1].split())
     return " ".join(parts), planted
 
 
-def recall(find: Callable[[str], list[tuple[int, int, str]]], texts: Sequence[tuple[str, Planted]]) -> float:
+def recall(
+    find: Callable[[str], list[tuple[int, int, str]]], texts: Sequence[tuple[str, Planted]]
+) -> float:
     hit = total = 0
     for text, planted in texts:
         spans = find(text)
@@ -122,7 +122,9 @@ def main() -> None:
     ours = Analyzer(AnalyzerOptions())
 
     def stock_find(t: str) -> list[tuple[int, int, str]]:
-        return [(r.start, r.end, r.entity_type) for r in stock.analyze(t, "en", entities=stock_ents)]
+        return [
+            (r.start, r.end, r.entity_type) for r in stock.analyze(t, "en", entities=stock_ents)
+        ]
 
     def ours_find(t: str) -> list[tuple[int, int, str]]:
         return [(f.start, f.end, f.entity_type) for f in ours.analyze([t], None)[0]]

@@ -61,7 +61,7 @@ def _ok(module: object) -> Callable[[str], bool]:
     def f(v: str) -> bool:
         try:
             return bool(module.is_valid(v))  # type: ignore[attr-defined]
-        except Exception:  # noqa: BLE001
+        except Exception:
             return False
 
     return f
@@ -171,7 +171,9 @@ def labelled(seed: int = 7, per_type: int = 40, names: int = 300) -> list[Sample
             tpl = _ID_TEMPLATES[i % len(_ID_TEMPLATES)]
             pre, post = tpl.split("{v}")
             pre = pre.format(label=label)
-            out.append(Sample(pre + v + post.format(label=label), ((len(pre), len(pre) + len(v), etype),)))
+            out.append(
+                Sample(pre + v + post.format(label=label), ((len(pre), len(pre) + len(v), etype),))
+            )
     for i in range(names):
         fake = Faker(_LOCALES[i % len(_LOCALES)])
         fake.seed_instance(seed + i)
@@ -184,7 +186,9 @@ def labelled(seed: int = 7, per_type: int = 40, names: int = 300) -> list[Sample
         fake.seed_instance(seed + 1000 + i)
         e = fake.email()
         pre = "You can reach me at "
-        out.append(Sample(pre + e + " any time.", ((len(pre), len(pre) + len(e), "EMAIL_ADDRESS"),)))
+        out.append(
+            Sample(pre + e + " any time.", ((len(pre), len(pre) + len(e), "EMAIL_ADDRESS"),))
+        )
     return out
 
 

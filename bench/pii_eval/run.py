@@ -18,9 +18,9 @@ from collections.abc import Callable, Sequence
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 
-from bench.pii_eval.corpus import CHECKSUM_TYPES, Sample, evasions, labelled, technical  # noqa: E402
-from gateway.pii.engine import Analyzer, AnalyzerOptions  # noqa: E402
-from gateway.pii.scanner import PATTERN_ENTITIES  # noqa: E402
+from bench.pii_eval.corpus import CHECKSUM_TYPES, Sample, evasions, labelled, technical
+from gateway.pii.engine import Analyzer, AnalyzerOptions
+from gateway.pii.scanner import PATTERN_ENTITIES
 
 Spans = list[tuple[int, int, str]]
 Detect = Callable[[Sequence[str]], list[Spans]]

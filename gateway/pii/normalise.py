@@ -1,4 +1,4 @@
-# ruff: noqa: RUF001, RUF003 - the confusables table is made of look-alike letters on purpose
+# ruff: noqa: RUF001 - the confusables table is made of look-alike letters on purpose
 """Normalisation against evasion, with an offset map back to the original text.
 
 A :class:`View` is a text the recognizers scan plus, for each of its characters, the span of the
@@ -19,13 +19,15 @@ from dataclasses import dataclass
 __all__ = ["View", "identity_view", "normalise"]
 
 _INVISIBLE = frozenset(
-    [0x00AD, 0x034F, 0x061C, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x180B, 0x180C, 0x180D, 0x180E]
-    + list(range(0x200B, 0x2010))
-    + list(range(0x202A, 0x202F))
-    + list(range(0x2060, 0x2070))
-    + [0x3164, 0xFEFF, 0xFFA0]
-    + list(range(0xFE00, 0xFE10))
-    + list(range(0xE0000, 0xE0080))
+    [
+        *(0x00AD, 0x034F, 0x061C, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x180B, 0x180C, 0x180D, 0x180E),
+        *range(0x200B, 0x2010),
+        *range(0x202A, 0x202F),
+        *range(0x2060, 0x2070),
+        *(0x3164, 0xFEFF, 0xFFA0),
+        *range(0xFE00, 0xFE10),
+        *range(0xE0000, 0xE0080),
+    ]
 )
 
 _DASHES = frozenset([0x2010, 0x2011, 0x2012, 0x2013, 0x2014, 0x2015, 0x2212, 0xFE58, 0xFE63])

@@ -19,7 +19,7 @@ SPECS: tuple[IdSpec, ...] = (
     IdSpec("US_SSN", "US", frozenset({9}), re.compile(r"[0-8]\d{8}"), stdnum_check(ssn),
            Strength.CONTEXT, 0.6, _SSN_CONTEXT, raw_shape=re.compile(r"\d{3}([- ])\d{2}\1\d{4}")),
     IdSpec("US_ITIN", "US", frozenset({9}), re.compile(r"9\d{8}"), stdnum_check(itin),
-           Strength.CONTEXT, 0.6, ("itin", "taxpayer identification") + _SSN_CONTEXT,
+           Strength.CONTEXT, 0.6, ("itin", "taxpayer identification", *_SSN_CONTEXT),
            raw_shape=re.compile(r"9\d{2}([- ])\d{2}\1\d{4}")),
     IdSpec("CA_SIN", "CA", frozenset({9}), re.compile(r"\d{9}"), stdnum_check(sin),
            Strength.WEAK, 0.45, ("sin", "social insurance"),

@@ -1,4 +1,4 @@
-# ruff: noqa: RUF001, RUF002, RUF003 - identifiers and context words in their own scripts
+# ruff: noqa: RUF002 - identifiers and context words in their own scripts
 """Australia, Singapore, India."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-# ruff: noqa: RUF001, RUF002, RUF003 - identifiers and context words in their own scripts
+# ruff: noqa: RUF003 - identifiers and context words in their own scripts
 """Taiwan, South Korea, mainland China, Japan."""
 
 from __future__ import annotations
@@ -60,12 +60,13 @@ SPECS: tuple[IdSpec, ...] = (
     IdSpec("KR_RRN", "KR", frozenset({13}), re.compile(r"\d{6}[1-4]\d{6}"), _kr_checksum_ok,
            Strength.STRONG, 0.85, _KR_CONTEXT),
     IdSpec("KR_FRN", "KR", frozenset({13}), re.compile(r"\d{6}[5-8]\d{6}"), _kr_checksum_ok,
-           Strength.STRONG, 0.85, _KR_CONTEXT + ("foreigner registration", "외국인등록")),
+           Strength.STRONG, 0.85, (*_KR_CONTEXT, "foreigner registration", "외국인등록")),
     IdSpec("KR_RRN", "KR", frozenset({13}), re.compile(r"\d{6}[1-4]\d{6}"), _kr_date_ok,
            Strength.CONTEXT, 0.6, _KR_CONTEXT,
            raw_shape=re.compile(r"\d{6}-\d{7}")),
     IdSpec("CN_RIC", "CN", frozenset({18}), re.compile(r"[1-9]\d{16}[\dX]"), stdnum_check(ric),
            Strength.STRONG, 0.95, ("身份证", "resident identity", "id card", "identity card")),
     IdSpec("JP_MY_NUMBER", "JP", frozenset({12}), re.compile(r"\d{12}"), stdnum_check(jp_in),
-           Strength.WEAK, 0.5, ("マイナンバー", "個人番号", "my number", "mynumber", "individual number")),
+           Strength.WEAK, 0.5,
+           ("マイナンバー", "個人番号", "my number", "mynumber", "individual number")),
 )  # fmt: skip

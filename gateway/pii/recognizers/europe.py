@@ -1,4 +1,3 @@
-# ruff: noqa: RUF001, RUF002, RUF003 - identifiers and context words in their own scripts
 """Italy, Germany, the Netherlands, the United Kingdom, Czechia, Belgium, Ireland, France."""
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 
-from gateway.pii.engine import Analyzer, AnalyzerOptions  # noqa: E402
+from gateway.pii.engine import Analyzer, AnalyzerOptions
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,6 @@ async def test_resent_history_is_served_from_the_cache(full: Analyzer) -> None:
     assert [f.entity_type for f in second[2]] == ["EMAIL_ADDRESS"]
 
 
-
 async def test_identifier_only_entity_set_does_not_run_ner(patterns: Analyzer) -> None:
     det = FastDetector(PiiSettings(executor="inline"), analyzer=patterns)
     [fs] = await det.analyze(["John Smith, TFN 123 456 782"], frozenset({"AU_TFN"}))

@@ -228,7 +228,9 @@ async def test_new_pii_in_output_is_counted_and_optionally_redacted() -> None:
 
     Analyzer.__init__(scan, AnalyzerOptions(ner=False))
     for redact_new in (False, True):
-        g = guard(output_scan=lambda t: select(scan.patterns(t, None)), redact_new_output=redact_new)
+        g = guard(
+            output_scan=lambda t: select(scan.patterns(t, None)), redact_new_output=redact_new
+        )
         body = {"messages": [{"role": "user", "content": f"mail {EMAIL}"}]}
         a = g.apply(await g.inspect("chat", body, None), always(PiiAction.PSEUDONYMISE), "t")
         ph = re.search(r"<EMAIL_ADDRESS_[0-9a-f]+>", a.body["messages"][0]["content"])

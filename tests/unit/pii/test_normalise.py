@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001 - look-alike and non-Latin characters on purpose
 """The normaliser folds evasion tricks and maps every finding back to the original characters."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001 - look-alike and non-Latin characters on purpose
 """What still evades detection today (see docs/pii-residual-risk.md).
 
 These tests record current behaviour, so a change — better or worse — is noticed and the
