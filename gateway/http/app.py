@@ -129,6 +129,9 @@ def create_app(settings: Settings, components: Components | None = None) -> Lite
         services = await build_services(settings, components)
         app.state.services = services
         app.state.pipeline = Pipeline(services)
+        install_sighup = getattr(services.policy, "install_sighup", None)
+        if install_sighup is not None:
+            install_sighup()  # `kill -HUP` reloads the policy bundle without a restart
         try:
             yield
         finally:

@@ -234,6 +234,8 @@ def parse_decision(raw: Any, candidates: tuple[str, ...]) -> Decision:
             actions[backend] = {str(e): PiiAction(a) for e, a in per.items()}
         except ValueError as exc:
             raise MalformedDecision("unknown PII action") from exc
+        if "*" not in actions[backend]:
+            raise MalformedDecision("every pii_actions map needs a '*' default")
     reasons_raw = raw.get("reasons")
     if not isinstance(reasons_raw, list | tuple | set | frozenset):
         raise MalformedDecision("reasons must be a list")
