@@ -47,6 +47,7 @@ def looks_personal(v: str) -> bool:
         return True
     return any(sum(c.isdigit() for c in m.group()) >= 9 for m in _DIGIT_RUN.finditer(v))
 
+
 Json = Any
 
 
@@ -324,7 +325,9 @@ def normalise(event: Mapping[str, Any], kind: str) -> dict[str, Json]:
 
 def canonical_json(event: Mapping[str, Any]) -> str:
     """Sorted keys, no whitespace, UTF-8 (not ASCII-escaped), no NaN: one spelling per event."""
-    return json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return json.dumps(
+        event, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
 
 
 def canonical_bytes(event: Mapping[str, Any]) -> bytes:

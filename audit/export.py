@@ -122,8 +122,11 @@ def scoped_query(flt: ExportFilter, scope: Scope) -> Any:
     if flt.kinds:
         conds.append(c.kind.in_(flt.kinds))
     if scope.jurisdictions is not None:
-        conds.append(sa.or_(*(_jurisdiction(c.jurisdiction, j) for j in scope.jurisdictions))
-                     if scope.jurisdictions else sa.false())
+        conds.append(
+            sa.or_(*(_jurisdiction(c.jurisdiction, j) for j in scope.jurisdictions))
+            if scope.jurisdictions
+            else sa.false()
+        )
     return sa.and_(sa.true(), *conds)
 
 
@@ -135,7 +138,7 @@ async def iter_rows(
     until_seq: int | None = None,
     page: int = 2000,
 ) -> AsyncIterator[list[tuple[int, str, str | None, bytes]]]:
-    """Pages of ``(seq, kind, body, leaf_hash)`` in ``seq`` order, ``after_seq < seq <= until_seq``."""
+    """Pages of ``(seq, kind, body, leaf_hash)`` in order, ``after_seq < seq <= until_seq``."""
     where = scoped_query(flt, scope)
     last = after_seq
     while True:
@@ -236,11 +239,20 @@ async def export(
             os.fsync(fh.fileno())
             cur["offset"] = fh.tell()
         _write_json(cursor_path, cur)
-        await _record(engine, writer, scope.actor, {
-            "phase": "start", "format": fmt, "until_seq": cur["until_seq"],
-            **_flat({f"filter_{k}": v for k, v in flt.to_json().items()}),
-            "scope": "+".join(sorted(scope.jurisdictions)) if scope.jurisdictions is not None else "*",
-        })
+        await _record(
+            engine,
+            writer,
+            scope.actor,
+            {
+                "phase": "start",
+                "format": fmt,
+                "until_seq": cur["until_seq"],
+                **_flat({f"filter_{k}": v for k, v in flt.to_json().items()}),
+                "scope": "+".join(sorted(scope.jurisdictions))
+                if scope.jurisdictions is not None
+                else "*",
+            },
+        )
     with open(out, "ab") as fh:
         async for rows in iter_rows(engine, flt, scope, cur["after_seq"], cur["until_seq"], page):
             for seq, kind, body, leaf in rows:
@@ -269,10 +281,18 @@ async def export(
     manifest_path = out.with_name(out.name + ".manifest.json")
     _write_json(manifest_path, manifest)
     cursor_path.unlink()
-    await _record(engine, writer, scope.actor, {
-        "phase": "done", "format": fmt, "count": cur["count"], "sha256": manifest["sha256"],
-        "until_seq": cur["until_seq"],
-    })
+    await _record(
+        engine,
+        writer,
+        scope.actor,
+        {
+            "phase": "done",
+            "format": fmt,
+            "count": cur["count"],
+            "sha256": manifest["sha256"],
+            "until_seq": cur["until_seq"],
+        },
+    )
     return ExportResult(out, manifest_path, cur["count"], cur["until_seq"], resumed)
 
 

@@ -135,7 +135,9 @@ def parse_csv(data: str) -> list[list[str]]:
 def jsonl_line(seq: int, kind: str, body: Mapping[str, Any] | None, leaf: bytes) -> bytes:
     # ASCII-escaped so that U+2028/U+2029 and the like cannot break line-based tools.
     rec = {"seq": seq, "kind": kind, "leaf_hash": leaf.hex(), "event": body}
-    return (json.dumps(rec, sort_keys=True, separators=(",", ":"), ensure_ascii=True) + "\n").encode()
+    return (
+        json.dumps(rec, sort_keys=True, separators=(",", ":"), ensure_ascii=True) + "\n"
+    ).encode()
 
 
 def parse_jsonl(data: bytes) -> Iterator[dict[str, Any]]:
@@ -154,7 +156,9 @@ def syslog_line(seq: int, kind: str, body: Mapping[str, Any] | None, leaf: bytes
     ts = _s(_g(body, "ts")) or "-"
     sd = f'[portcullis@32473 seq="{seq}" leaf="{leaf.hex()}"]'
     msg = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    line = f"<{pri}>1 {ts} {_HOST} portcullis - {kind} {sd} ".encode() + b"\xef\xbb\xbf" + msg.encode()
+    line = (
+        f"<{pri}>1 {ts} {_HOST} portcullis - {kind} {sd} ".encode() + b"\xef\xbb\xbf" + msg.encode()
+    )
     return f"{len(line)} ".encode() + line
 
 

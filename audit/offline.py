@@ -65,11 +65,15 @@ def verify_export(path: Path, manifest_path: Path, public: Ed25519PublicKey) -> 
     try:
         rows = _rows(str(manifest.get("format")), data)
     except (ValueError, IndexError, KeyError) as exc:
-        report.problems.append(f"file does not parse as {manifest.get('format')}: {type(exc).__name__}")
+        report.problems.append(
+            f"file does not parse as {manifest.get('format')}: {type(exc).__name__}"
+        )
         return report
     report.entries = len(rows)
     if len(rows) != manifest.get("count"):
-        report.problems.append(f"manifest says {manifest.get('count')} rows, the file has {len(rows)}")
+        report.problems.append(
+            f"manifest says {manifest.get('count')} rows, the file has {len(rows)}"
+        )
     last = 0
     limit = int(manifest.get("until_seq") or 0)
     leaves: list[bytes] = []

@@ -114,7 +114,11 @@ async def _one(
         after = _outcome(
             raw["allow"],
             raw.get("permitted_backends"),
-            [r.get("rule") for r in reasons if isinstance(r, Mapping) and r.get("effect") == "deny"],
+            [
+                r.get("rule")
+                for r in reasons
+                if isinstance(r, Mapping) and r.get("effect") == "deny"
+            ],
         )
     except Exception:  # noqa: BLE001 - a failing evaluation is counted, the replay goes on
         report.errors += 1

@@ -24,8 +24,12 @@ metadata = sa.MetaData()
 audit_log = sa.Table(
     "audit_log",
     metadata,
-    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
-              autoincrement=False),
+    sa.Column(
+        "seq",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=False,
+    ),
     sa.Column("request_id", sa.String(64), nullable=True),
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("ts", sa.String(32), nullable=False),  # RFC 3339 UTC, microseconds, sorts as text

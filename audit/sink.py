@@ -130,7 +130,7 @@ class DatabaseAuditSink:
                 async with self.engine.connect() as conn:
                     await conn.execute(sa.select(audit_head.c.size).limit(1))
                 self._writer.healthy = True
-            except (OSError, sa.exc.SQLAlchemyError, asyncio.TimeoutError):
+            except (TimeoutError, OSError, sa.exc.SQLAlchemyError):
                 continue
 
     async def _checkpoints(self) -> None:

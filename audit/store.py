@@ -100,7 +100,9 @@ async def _ensure_head(conn: AsyncConnection) -> None:
 
 async def read_head(conn: AsyncConnection) -> Head:
     row = (
-        await conn.execute(sa.select(audit_head.c.size, audit_head.c.frontier).where(audit_head.c.id == 1))
+        await conn.execute(
+            sa.select(audit_head.c.size, audit_head.c.frontier).where(audit_head.c.id == 1)
+        )
     ).first()
     if row is None:
         return Head(0, Frontier())
@@ -113,7 +115,7 @@ _COLUMNS = [c.name for c in audit_log.columns]
 async def _insert(conn: AsyncConnection, entries: Sequence[Entry], first: int) -> None:
     """Insert with consecutive ``seq``: PostgreSQL COPY (asyncpg) for batches, else executemany."""
     if conn.dialect.name == "postgresql" and conn.dialect.driver == "asyncpg" and len(entries) > 8:
-        raw = (await conn.get_raw_connection()).driver_connection
+        raw: Any = (await conn.get_raw_connection()).driver_connection
         records = [
             tuple(first + i if c == "seq" else e.row[c] for c in _COLUMNS)
             for i, e in enumerate(entries)
@@ -125,9 +127,7 @@ async def _insert(conn: AsyncConnection, entries: Sequence[Entry], first: int) -
     )
 
 
-async def append(
-    conn: AsyncConnection, entries: Sequence[Entry], known: Head | None = None
-) -> int:
+async def append(conn: AsyncConnection, entries: Sequence[Entry], known: Head | None = None) -> int:
     """Append ``entries`` in one transaction; return the ``seq`` of the first (1-based).
 
     ``known`` is the head as this writer last left it: when it is still current (no other

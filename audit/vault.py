@@ -82,18 +82,32 @@ class ContentVault:
                 )
             ).first()
         async with self._engine.connect() as conn:  # every attempt is recorded, found or not
-            await append(conn, [make_entry("content_read", {
-                "request_id": request_id, "actor": scope.actor,
-                "action": {"tenant": row.tenant if row is not None else None},
-            }, self._writer)])
+            await append(
+                conn,
+                [
+                    make_entry(
+                        "content_read",
+                        {
+                            "request_id": request_id,
+                            "actor": scope.actor,
+                            "action": {"tenant": row.tenant if row is not None else None},
+                        },
+                        self._writer,
+                    )
+                ],
+            )
         if row is None:
             raise ContentShredded("no captured content for this request")
         key = await self._key(row.tenant, create=False)
         if key is None:
             raise ContentShredded("the tenant key was destroyed")
-        return AESGCM(key).decrypt(bytes(row.nonce), bytes(row.ciphertext), _aad(request_id, row.tenant))
+        return AESGCM(key).decrypt(
+            bytes(row.nonce), bytes(row.ciphertext), _aad(request_id, row.tenant)
+        )
 
-    async def shred(self, tenant: str, scope: Scope, allowed_roles: tuple[str, ...] = ("admin",)) -> bool:
+    async def shred(
+        self, tenant: str, scope: Scope, allowed_roles: tuple[str, ...] = ("admin",)
+    ) -> bool:
         """Destroy ``tenant``'s key; every capture of that tenant becomes unreadable."""
         if not scope.roles & set(allowed_roles):
             raise AuditForbidden("this role may not erase captured content")
@@ -102,7 +116,17 @@ class ContentVault:
                 sa.delete(audit_tenant_keys).where(audit_tenant_keys.c.tenant == tenant)
             )
         async with self._engine.connect() as conn:
-            await append(conn, [make_entry("shred", {
-                "actor": scope.actor, "action": {"tenant": tenant},
-            }, self._writer)])
+            await append(
+                conn,
+                [
+                    make_entry(
+                        "shred",
+                        {
+                            "actor": scope.actor,
+                            "action": {"tenant": tenant},
+                        },
+                        self._writer,
+                    )
+                ],
+            )
         return bool(result.rowcount)

@@ -113,7 +113,9 @@ def verify_leaves(
             )
         elif roots.get(size, b"").hex() != cp.root_hash:
             report.problems.append(f"root at checkpoint {size} differs: the log was altered")
-    good = [s for s in sizes if s <= len(leaves) and roots.get(s, b"").hex() == by_size[s].root_hash]
+    good = [
+        s for s in sizes if s <= len(leaves) and roots.get(s, b"").hex() == by_size[s].root_hash
+    ]
     report.last_checkpoint = max(sizes, default=0)
     pairs = set(zip(good[-5:], good[-4:], strict=False))
     if len(good) > 1:
@@ -121,8 +123,13 @@ def verify_leaves(
     for a, b in sorted(pairs):
         try:
             proof = consistency_proof(leaves[:b], a)
-            verify_consistency(a, b, bytes.fromhex(by_size[a].root_hash),
-                               bytes.fromhex(by_size[b].root_hash), proof)
+            verify_consistency(
+                a,
+                b,
+                bytes.fromhex(by_size[a].root_hash),
+                bytes.fromhex(by_size[b].root_hash),
+                proof,
+            )
             report.proofs += 1
         except ProofError as exc:
             report.problems.append(f"consistency {a}->{b}: {exc}")

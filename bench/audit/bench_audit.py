@@ -19,16 +19,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import asyncpg  # noqa: E402
-import sqlalchemy as sa  # noqa: E402
-from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: E402
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from audit.checkpoint import Signer  # noqa: E402
-from audit.db import create_tables, open_engine  # noqa: E402
-from audit.schema import metadata  # noqa: E402
-from audit.sink import DatabaseAuditSink  # noqa: E402
-from audit.store import append, make_entry  # noqa: E402
-from audit.verify import verify_database  # noqa: E402
+from audit.checkpoint import Signer
+from audit.db import create_tables, open_engine
+from audit.schema import metadata
+from audit.sink import DatabaseAuditSink
+from audit.store import append, make_entry
+from audit.verify import verify_database
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -37,25 +36,54 @@ def ev(i: int) -> dict[str, Any]:
     return {
         "request_id": f"bench-{i:09d}",
         "endpoint": "chat",
-        "principal": {"key_id": "k1", "user": f"user{i % 50}", "team": "t", "tenant": "acme",
-                      "jurisdiction": "AU-NSW", "sector": "government", "roles": [], "tags": []},
+        "principal": {
+            "key_id": "k1",
+            "user": f"user{i % 50}",
+            "team": "t",
+            "tenant": "acme",
+            "jurisdiction": "AU-NSW",
+            "sector": "government",
+            "roles": [],
+            "tags": [],
+        },
         "model": "deepseek-chat",
-        "backend": {"id": "ds-syd", "operator": "self", "hosting_country": "AU",
-                    "self_hosted": True},
-        "decision": {"allow": True, "permitted_backends": ["ds-syd"], "rule_ids": ["base.allow"],
-                     "denying_rule_ids": [], "citation_ids": [],
-                     "obligations": {"retention_class": "default"}},
-        "bundle_revision": "rev-1", "config_hash": "c0ffee",
-        "decision_input": {"version": "1", "phase": "final", "now": "2026-11-29T00:00:00Z",
-                           "principal": {"user": f"user{i % 50}", "jurisdiction": "AU-NSW"},
-                           "request": {"endpoint": "chat", "model": "deepseek-chat",
-                                       "stream": False, "tools": False},
-                           "backends": [{"id": "ds-syd"}], "pii": {"entities": {"PERSON": 1}},
-                           "deployment": {}},
+        "backend": {
+            "id": "ds-syd",
+            "operator": "self",
+            "hosting_country": "AU",
+            "self_hosted": True,
+        },
+        "decision": {
+            "allow": True,
+            "permitted_backends": ["ds-syd"],
+            "rule_ids": ["base.allow"],
+            "denying_rule_ids": [],
+            "citation_ids": [],
+            "obligations": {"retention_class": "default"},
+        },
+        "bundle_revision": "rev-1",
+        "config_hash": "c0ffee",
+        "decision_input": {
+            "version": "1",
+            "phase": "final",
+            "now": "2026-11-29T00:00:00Z",
+            "principal": {"user": f"user{i % 50}", "jurisdiction": "AU-NSW"},
+            "request": {
+                "endpoint": "chat",
+                "model": "deepseek-chat",
+                "stream": False,
+                "tools": False,
+            },
+            "backends": [{"id": "ds-syd"}],
+            "pii": {"entities": {"PERSON": 1}},
+            "deployment": {},
+        },
         "pii": {"counts": {"PERSON": 1}, "actions": {"PERSON": {"pseudonymise": 1}}},
         "usage": {"prompt_tokens": 100, "completion_tokens": 20},
         "latency_ms": {"total": 10.0, "upstream": 9.0},
-        "status": 200, "error_code": None, "client_address": "127.0.0.1",
+        "status": 200,
+        "error_code": None,
+        "client_address": "127.0.0.1",
         "digests": {"key_id": "s1", "prompt": "ab" * 32, "answer": "cd" * 32},
         "forwarded": True,
     }
@@ -78,9 +106,17 @@ async def throughput(url: str, n: int, batch: int) -> tuple[float, float]:
         for k in range(0, n, batch):
             await append(conn, entries[k : k + batch])
     raw = n / (time.perf_counter() - t0)
-    sink = DatabaseAuditSink(engine, Signer.generate(), None, deadline_s=30,
-                             checkpoint_interval_s=3600, owns_engine=False, max_batch=batch)
+    sink = DatabaseAuditSink(
+        engine,
+        Signer.generate(),
+        None,
+        deadline_s=30,
+        checkpoint_interval_s=3600,
+        owns_engine=False,
+        max_batch=batch,
+    )
     await sink.start()
+
     async def worker(w: int) -> None:  # 512 request loops, each waiting for its intent
         for i in range(w, n, 512):
             await sink.intent(ev(n + i))
@@ -102,8 +138,14 @@ async def latency(url: str, concurrency: int, per_worker: int, group: bool) -> l
     engine = await fresh(url)
     samples: list[float] = []
     if group:
-        sink = DatabaseAuditSink(engine, Signer.generate(), None, deadline_s=30,
-                                 checkpoint_interval_s=3600, owns_engine=False)
+        sink = DatabaseAuditSink(
+            engine,
+            Signer.generate(),
+            None,
+            deadline_s=30,
+            checkpoint_interval_s=3600,
+            owns_engine=False,
+        )
         await sink.start()
 
         async def worker(w: int) -> None:
@@ -115,6 +157,7 @@ async def latency(url: str, concurrency: int, per_worker: int, group: bool) -> l
         await asyncio.gather(*(worker(w) for w in range(concurrency)))
         await sink.close()
     else:
+
         async def naive(w: int) -> None:
             for i in range(per_worker):
                 t = time.perf_counter()
@@ -177,14 +220,21 @@ async def main() -> None:
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp())
     name, pg = await pg_database()
-    dbs = {"SQLite (WAL, synchronous=FULL)": f"sqlite+aiosqlite:///{tmp / 'bench.db'}",
-           "PostgreSQL 127.0.0.1": pg}
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
-    print(f"# audit benchmark, commit {commit}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n")
+    dbs = {
+        "SQLite (WAL, synchronous=FULL)": f"sqlite+aiosqlite:///{tmp / 'bench.db'}",
+        "PostgreSQL 127.0.0.1": pg,
+    }
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    print(
+        f"# audit benchmark, commit {commit}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n"
+    )
     try:
         print(f"## Sustained throughput ({args.events} events)\n")
-        print("| database | batched append (events/s) | through the sink, 512 in flight (events/s) |")
+        print(
+            "| database | batched append (events/s) | through the sink, 512 in flight (events/s) |"
+        )
         print("| --- | ---: | ---: |")
         for label, url in dbs.items():
             if url.startswith("sqlite"):
@@ -192,7 +242,9 @@ async def main() -> None:
             raw, e2e = await throughput(url, args.events, 2000)
             print(f"| {label} | {raw:,.0f} | {e2e:,.0f} |")
         print("\n## Write-ahead intent latency (ms), group commit vs one commit per intent\n")
-        print("| database | concurrency | mode | p50 | p90 | p99 | intents/s | p50 ratio naive/group |")
+        print(
+            "| database | concurrency | mode | p50 | p90 | p99 | intents/s | p50 ratio naive/group |"
+        )
         print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |")
         for label, url in dbs.items():
             for conc in (1, 16, 64):
@@ -207,8 +259,10 @@ async def main() -> None:
                     s, rate = res[group]
                     ratio = statistics.median(res[False][0]) / statistics.median(res[True][0])
                     mode = "group commit" if group else "commit per intent"
-                    print(f"| {label} | {conc} | {mode} | {pct(s, 50):.3f} | {pct(s, 90):.3f} | "
-                          f"{pct(s, 99):.3f} | {rate:,.0f} | {ratio:.2f} |")
+                    print(
+                        f"| {label} | {conc} | {mode} | {pct(s, 50):.3f} | {pct(s, 90):.3f} | "
+                        f"{pct(s, 99):.3f} | {rate:,.0f} | {ratio:.2f} |"
+                    )
         print(f"\n## Verification ({args.verify_events} entries, full recomputation + proofs)\n")
         print("| database | fill (s) | verify (s) | entries/s | projected 1M (s) |")
         print("| --- | ---: | ---: | ---: | ---: |")

@@ -25,8 +25,8 @@ from audit.formats import FORMATS
 from audit.offline import verify_export
 from audit.retention import purge
 from audit.store import writer_id
-from audit.verify import Report, verify_database
 from audit.vault import ContentVault
+from audit.verify import Report, verify_database
 from gateway.cli._common import settings_from
 from gateway.config import Settings
 
@@ -91,17 +91,33 @@ def audit() -> None:
 
 
 @audit.command("verify")
-@click.option("--file", "file_", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Verify an exported file (with its manifest) instead of the database.")
+@click.option(
+    "--file",
+    "file_",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Verify an exported file (with its manifest) instead of the database.",
+)
 @click.option("--manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--public-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Ed25519 public key PEM (default: the configured signing key).")
-@click.option("--checkpoints", type=click.Path(file_okay=False, path_type=Path),
-              help="Directory of checkpoint files (default: the configured one).")
+@click.option(
+    "--public-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Ed25519 public key PEM (default: the configured signing key).",
+)
+@click.option(
+    "--checkpoints",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory of checkpoint files (default: the configured one).",
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def verify_cmd(ctx: click.Context, file_: Path | None, manifest: Path | None,
-               public_key: Path | None, checkpoints: Path | None, as_json: bool) -> None:
+def verify_cmd(
+    ctx: click.Context,
+    file_: Path | None,
+    manifest: Path | None,
+    public_key: Path | None,
+    checkpoints: Path | None,
+    as_json: bool,
+) -> None:
     """Check the log (or an export) against its signed checkpoints; exit 1 on any problem."""
     settings = settings_from(ctx)
     url, key_file, cp_dir = _paths(settings)
@@ -130,20 +146,38 @@ def verify_cmd(ctx: click.Context, file_: Path | None, manifest: Path | None,
 @click.option("--kind", "kinds", multiple=True)
 @click.option("--actor", default=None, help="Who exports (default: cli:<login>).")
 @click.option("--role", "roles", multiple=True, help="Acting roles (default: admin).")
-@click.option("--scope-jurisdiction", "scope_j", multiple=True,
-              help="Restrict to these jurisdictions (an auditor's scope).")
+@click.option(
+    "--scope-jurisdiction",
+    "scope_j",
+    multiple=True,
+    help="Restrict to these jurisdictions (an auditor's scope).",
+)
 @click.option("--page", default=2000, show_default=True)
 @click.pass_context
-def export_cmd(ctx: click.Context, fmt: str, out: Path, since: str | None, until: str | None,
-               jurisdiction: str | None, user: str | None, team: str | None,
-               decision: str | None, rule: str | None, backend: str | None,
-               kinds: tuple[str, ...], actor: str | None, roles: tuple[str, ...],
-               scope_j: tuple[str, ...], page: int) -> None:
+def export_cmd(
+    ctx: click.Context,
+    fmt: str,
+    out: Path,
+    since: str | None,
+    until: str | None,
+    jurisdiction: str | None,
+    user: str | None,
+    team: str | None,
+    decision: str | None,
+    rule: str | None,
+    backend: str | None,
+    kinds: tuple[str, ...],
+    actor: str | None,
+    roles: tuple[str, ...],
+    scope_j: tuple[str, ...],
+    page: int,
+) -> None:
     """Stream matching entries to a file with a signed manifest; rerun to resume after a kill."""
     settings = settings_from(ctx)
     url, key_file, cp_dir = _paths(settings)
-    flt = ExportFilter(_utc(since), _utc(until), jurisdiction, user, team, decision, rule,
-                       backend, tuple(kinds))
+    flt = ExportFilter(
+        _utc(since), _utc(until), jurisdiction, user, team, decision, rule, backend, tuple(kinds)
+    )
     scope = Scope(
         actor=actor or f"cli:{getpass.getuser()}",
         roles=frozenset(roles or ("admin",)),
@@ -152,17 +186,34 @@ def export_cmd(ctx: click.Context, fmt: str, out: Path, since: str | None, until
     signer = Signer.from_file(key_file)
 
     async def work(engine: AsyncEngine) -> Any:
-        return await export(engine, signer, out, fmt, flt, scope,
-                            allowed_roles=settings.audit.export_roles, checkpoint_dir=cp_dir,
-                            writer=writer_id(), page=page)
+        return await export(
+            engine,
+            signer,
+            out,
+            fmt,
+            flt,
+            scope,
+            allowed_roles=settings.audit.export_roles,
+            checkpoint_dir=cp_dir,
+            writer=writer_id(),
+            page=page,
+        )
 
     try:
         result = _with_engine(url, work)
     except AuditForbidden as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(json.dumps({"file": str(result.path), "manifest": str(result.manifest),
-                           "count": result.count, "until_seq": result.until_seq,
-                           "resumed": result.resumed}))
+    click.echo(
+        json.dumps(
+            {
+                "file": str(result.path),
+                "manifest": str(result.manifest),
+                "count": result.count,
+                "until_seq": result.until_seq,
+                "resumed": result.resumed,
+            }
+        )
+    )
 
 
 @audit.command("checkpoint")
@@ -194,8 +245,12 @@ def purge_cmd(ctx: click.Context, now_: str | None) -> None:
     url, _, _ = _paths(settings)
     a = settings.audit
     at = datetime.fromisoformat(_utc(now_).replace("Z", "+00:00")) if now_ else None  # type: ignore[union-attr]
-    counts = _with_engine(url, lambda e: purge(e, a.retention_days, a.default_retention_class,
-                                               a.tenant_retention, writer_id(), at))
+    counts = _with_engine(
+        url,
+        lambda e: purge(
+            e, a.retention_days, a.default_retention_class, a.tenant_retention, writer_id(), at
+        ),
+    )
     click.echo(json.dumps(counts))
 
 

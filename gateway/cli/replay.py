@@ -16,7 +16,8 @@ from typing import Any
 import click
 
 from audit.db import open_engine
-from audit.replay import ReplayReport, replay as run_replay
+from audit.replay import ReplayReport
+from audit.replay import replay as run_replay
 from gateway.cli._common import settings_from
 
 __all__ = ["replay"]
@@ -28,7 +29,9 @@ def _utc(value: str | None) -> str | None:
     return to_utc(value)
 
 
-async def _run(url: str, policy_settings: Any, since: str | None, until: str | None) -> ReplayReport:
+async def _run(
+    url: str, policy_settings: Any, since: str | None, until: str | None
+) -> ReplayReport:
     from gateway.policy.client import build_engine
     from gateway.policy.contract import parse_decision
 
@@ -55,8 +58,12 @@ def _print(report: ReplayReport) -> None:
         f"{report.backends_changed} with other backends); {report.errors} evaluation errors, "
         f"{report.skipped} without a recorded decision"
     )
-    for title, counter in (("users", report.users), ("jurisdictions", report.jurisdictions),
-                           ("rules newly denying", report.rules), ("backends", report.backends)):
+    for title, counter in (
+        ("users", report.users),
+        ("jurisdictions", report.jurisdictions),
+        ("rules newly denying", report.rules),
+        ("backends", report.backends),
+    ):
         if counter:
             click.echo(f"{title}:")
             for name, n in counter.most_common(20):
@@ -64,18 +71,22 @@ def _print(report: ReplayReport) -> None:
 
 
 @click.command("replay")
-@click.option("--bundle", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--bundle", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path)
+)
 @click.option("--since", default=None, help="Inclusive, ISO 8601 (UTC if no offset).")
 @click.option("--until", default=None, help="Exclusive, ISO 8601.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def replay(ctx: click.Context, bundle: Path, since: str | None, until: str | None,
-           as_json: bool) -> None:
+def replay(
+    ctx: click.Context, bundle: Path, since: str | None, until: str | None, as_json: bool
+) -> None:
     """Re-evaluate past decisions under BUNDLE and report what would change."""
     settings = settings_from(ctx)
     url = settings.audit.database_url or settings.database_url()
-    policy = settings.policy.model_copy(update={"bundle": bundle, "engine": "embedded",
-                                                "overlays": ()})
+    policy = settings.policy.model_copy(
+        update={"bundle": bundle, "engine": "embedded", "overlays": ()}
+    )
     report = asyncio.run(_run(url, policy, _utc(since), _utc(until)))
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=1))

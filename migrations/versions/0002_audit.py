@@ -19,8 +19,12 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "audit_log",
-        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
-                  autoincrement=False),
+        sa.Column(
+            "seq",
+            sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+            primary_key=True,
+            autoincrement=False,
+        ),
         sa.Column("request_id", sa.String(64), nullable=True),
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("ts", sa.String(32), nullable=False),

@@ -45,9 +45,12 @@ def cp_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def sink(engine: AsyncEngine, signer: Signer, cp_dir: Path) -> AsyncIterator[DatabaseAuditSink]:
-    s = DatabaseAuditSink(engine, signer, cp_dir, deadline_s=5.0, checkpoint_interval_s=3600,
-                          owns_engine=False)
+async def sink(
+    engine: AsyncEngine, signer: Signer, cp_dir: Path
+) -> AsyncIterator[DatabaseAuditSink]:
+    s = DatabaseAuditSink(
+        engine, signer, cp_dir, deadline_s=5.0, checkpoint_interval_s=3600, owns_engine=False
+    )
     await s.start()
     yield s
     await s.close()
@@ -61,25 +64,52 @@ def event(i: int, **over: Any) -> dict[str, Any]:
         "request_id": f"req-{i:06d}",
         "ts": f"2026-11-{1 + i % 28:02d}T{i % 24:02d}:00:00.{i % 1000000:06d}Z",
         "endpoint": "chat",
-        "principal": {"key_id": f"k{i % 7}", "user": f"user{i % 11}", "team": f"team{i % 4}",
-                      "tenant": ("acme", "globex")[i % 2], "jurisdiction": jur,
-                      "country": jur[:2], "subdivision": jur if "-" in jur else None,
-                      "sector": "government", "roles": ["user"], "tags": []},
+        "principal": {
+            "key_id": f"k{i % 7}",
+            "user": f"user{i % 11}",
+            "team": f"team{i % 4}",
+            "tenant": ("acme", "globex")[i % 2],
+            "jurisdiction": jur,
+            "country": jur[:2],
+            "subdivision": jur if "-" in jur else None,
+            "sector": "government",
+            "roles": ["user"],
+            "tags": [],
+        },
         "model": "deepseek-chat",
-        "backend": {"id": ("ds-hosted", "ds-syd")[i % 2], "operator": "deepseek",
-                    "hosting_country": "AU", "self_hosted": bool(i % 2)} if allow else None,
-        "decision": {"allow": allow, "permitted_backends": ["ds-syd"] if allow else [],
-                     "rule_ids": ["base.allow"] if allow else ["au.gov.hosted_deepseek"],
-                     "denying_rule_ids": [] if allow else ["au.gov.hosted_deepseek"],
-                     "citation_ids": [], "obligations": {"retention_class": "default"}},
+        "backend": {
+            "id": ("ds-hosted", "ds-syd")[i % 2],
+            "operator": "deepseek",
+            "hosting_country": "AU",
+            "self_hosted": bool(i % 2),
+        }
+        if allow
+        else None,
+        "decision": {
+            "allow": allow,
+            "permitted_backends": ["ds-syd"] if allow else [],
+            "rule_ids": ["base.allow"] if allow else ["au.gov.hosted_deepseek"],
+            "denying_rule_ids": [] if allow else ["au.gov.hosted_deepseek"],
+            "citation_ids": [],
+            "obligations": {"retention_class": "default"},
+        },
         "bundle_revision": "rev-1",
         "config_hash": "c0ffee",
-        "decision_input": {"version": "1", "phase": "final", "now": "2026-11-29T00:00:00Z",
-                           "principal": {"user": f"user{i % 11}", "jurisdiction": jur},
-                           "request": {"endpoint": "chat", "model": "deepseek-chat",
-                                       "stream": False, "tools": False},
-                           "backends": [{"id": "ds-syd"}, {"id": "ds-hosted"}],
-                           "pii": {"entities": {"PERSON": i % 3}}, "deployment": {}},
+        "decision_input": {
+            "version": "1",
+            "phase": "final",
+            "now": "2026-11-29T00:00:00Z",
+            "principal": {"user": f"user{i % 11}", "jurisdiction": jur},
+            "request": {
+                "endpoint": "chat",
+                "model": "deepseek-chat",
+                "stream": False,
+                "tools": False,
+            },
+            "backends": [{"id": "ds-syd"}, {"id": "ds-hosted"}],
+            "pii": {"entities": {"PERSON": i % 3}},
+            "deployment": {},
+        },
         "pii": {"counts": {"PERSON": i % 3}, "actions": {"PERSON": {"pseudonymise": i % 3}}},
         "usage": {"prompt_tokens": i % 100, "completion_tokens": 7},
         "latency_ms": {"total": 12.5, "upstream": 10.0},

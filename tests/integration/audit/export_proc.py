@@ -13,8 +13,15 @@ from audit.export import ExportFilter, Scope, export
 
 async def main(url: str, key: str, out: str, fmt: str, page: int) -> None:
     engine = open_engine(url)
-    await export(engine, Signer.from_file(Path(key)), Path(out), fmt, ExportFilter(),
-                 Scope("tester", frozenset({"auditor"})), page=page)
+    await export(
+        engine,
+        Signer.from_file(Path(key)),
+        Path(out),
+        fmt,
+        ExportFilter(),
+        Scope("tester", frozenset({"auditor"})),
+        page=page,
+    )
     await engine.dispose()
 
 

@@ -53,16 +53,31 @@ def test_default_settings_migrate_write_export_verify_and_detect_tampering(tmp_p
     code, out = _run(cfg, "audit", "verify", "--json")
     assert code == 0 and json.loads(out)["entries"] == 100, out
     export = tmp_path / "out.csv"
-    code, out = _run(cfg, "audit", "export", "--format", "csv", "--out", str(export),
-                     "--decision", "deny", "--since", "2026-11-01", "--until", "2026-12-01")
+    code, out = _run(
+        cfg,
+        "audit",
+        "export",
+        "--format",
+        "csv",
+        "--out",
+        str(export),
+        "--decision",
+        "deny",
+        "--since",
+        "2026-11-01",
+        "--until",
+        "2026-12-01",
+    )
     assert code == 0 and json.loads(out)["count"] == 2 * len([i for i in range(50) if i % 3 == 0])
     code, out = _run(cfg, "audit", "verify", "--file", str(export))
     assert code == 0 and out.startswith("OK"), out
     code, out = _run(cfg, "audit", "export", "--out", str(tmp_path / "x.jsonl"), "--role", "user")
     assert code != 0 and "may not export" in out
     db = sqlite3.connect(settings.database_url().split(":///", 1)[1])
-    db.execute("UPDATE audit_log SET body = replace(body, '\"status\":403', '\"status\":200') "
-               "WHERE seq = 10")
+    db.execute(
+        "UPDATE audit_log SET body = replace(body, '\"status\":403', '\"status\":200') "
+        "WHERE seq = 10"
+    )
     db.commit()
     db.close()
     code, out = _run(cfg, "audit", "verify")
@@ -101,10 +116,21 @@ def test_replay_runs_the_embedded_engine_over_stored_inputs(tmp_path: Path) -> N
 
     root.params = cli.params
     root.callback = cli.callback
-    result = CliRunner().invoke(root, ["-c", str(cfg), "policy", "replay", "--bundle",
-                                       str(Path(__file__).resolve().parents[3] / "policies"),
-                                       "--since", "2026-11-01", "--json"],
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        root,
+        [
+            "-c",
+            str(cfg),
+            "policy",
+            "replay",
+            "--bundle",
+            str(Path(__file__).resolve().parents[3] / "policies"),
+            "--since",
+            "2026-11-01",
+            "--json",
+        ],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["examined"] == 15 and report["errors"] == 0

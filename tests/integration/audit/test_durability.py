@@ -27,8 +27,9 @@ pytestmark = pytest.mark.integration
 WRITER = str(REPO / "tests" / "integration" / "audit" / "writer_proc.py")
 
 
-async def _hold_write_lock(engine: AsyncEngine, url: str, held: asyncio.Event,
-                           release: asyncio.Event) -> None:
+async def _hold_write_lock(
+    engine: AsyncEngine, url: str, held: asyncio.Event, release: asyncio.Event
+) -> None:
     """Make the store unable to take writes: hold the lock every append needs."""
     async with engine.connect() as conn:
         if url.startswith("sqlite"):
@@ -53,8 +54,9 @@ async def test_unavailable_store_fails_intents_within_deadline_and_heals(
         locker = asyncio.create_task(_hold_write_lock(engine, database_url, held, release))
         await held.wait()
         t0 = time.perf_counter()
-        results = await asyncio.gather(*(sink.intent(event(i)) for i in range(2, 22)),
-                                       return_exceptions=True)
+        results = await asyncio.gather(
+            *(sink.intent(event(i)) for i in range(2, 22)), return_exceptions=True
+        )
         assert all(isinstance(r, AuditUnavailable) for r in results)
         assert time.perf_counter() - t0 < 2.0  # the deadline, not the lock timeout
         assert not await sink.ready()
@@ -77,20 +79,29 @@ async def test_recovery_marks_orphaned_intents_incomplete(
 ) -> None:
     dead = "somehost-not-this:1:dead"
     async with engine.connect() as conn:
-        await append(conn, [
-            make_entry("intent", event(1, ts="2020-01-01T00:00:00.000000Z"), dead),  # old: orphan
-            make_entry("intent", event(2, ts="2020-01-01T00:00:00.000000Z"), dead),
-            make_entry("complete", event(2), dead),  # completed: not an orphan
-        ])
-    sink = DatabaseAuditSink(engine, signer, cp_dir, recovery_window_h=24 * 365 * 10,
-                             owns_engine=False)
+        await append(
+            conn,
+            [
+                make_entry(
+                    "intent", event(1, ts="2020-01-01T00:00:00.000000Z"), dead
+                ),  # old: orphan
+                make_entry("intent", event(2, ts="2020-01-01T00:00:00.000000Z"), dead),
+                make_entry("complete", event(2), dead),  # completed: not an orphan
+            ],
+        )
+    sink = DatabaseAuditSink(
+        engine, signer, cp_dir, recovery_window_h=24 * 365 * 10, owns_engine=False
+    )
     await sink.start()
     await sink.intent(event(3))  # live request of the running sink: untouched
     await sink.close()
     assert sink.recovered == 1
     async with engine.connect() as conn:
-        rows = (await conn.execute(sa.select(audit_log.c.request_id, audit_log.c.kind)
-                                   .order_by(audit_log.c.seq))).all()
+        rows = (
+            await conn.execute(
+                sa.select(audit_log.c.request_id, audit_log.c.kind).order_by(audit_log.c.seq)
+            )
+        ).all()
     assert [tuple(r) for r in rows if r.kind == "incomplete"] == [("req-000001", "incomplete")]
 
 
@@ -102,7 +113,10 @@ async def test_kill_at_random_points_leaves_a_verifiable_log_with_every_forwarde
     for round_ in range(3):
         proc = subprocess.Popen(
             [PYTHON, WRITER, database_url, "100000", f"crash{round_}", str(key_file), "--complete"],
-            stdout=subprocess.PIPE, text=True, env=python_env(), cwd=REPO,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=python_env(),
+            cwd=REPO,
         )
         assert proc.stdout is not None
         wanted = rng.randint(50, 800)
@@ -117,8 +131,13 @@ async def test_kill_at_random_points_leaves_a_verifiable_log_with_every_forwarde
         rest, _ = proc.communicate()
         forwarded.update(x.split()[1] for x in rest.splitlines() if x.startswith("forwarded "))
     async with engine.connect() as conn:
-        intents = set((await conn.execute(sa.select(audit_log.c.request_id)
-                                          .where(audit_log.c.kind == "intent"))).scalars())
+        intents = set(
+            (
+                await conn.execute(
+                    sa.select(audit_log.c.request_id).where(audit_log.c.kind == "intent")
+                )
+            ).scalars()
+        )
     assert forwarded <= intents  # no audit, no forward
     sink = DatabaseAuditSink(engine, signer, cp_dir, recovery_grace_s=1, owns_engine=False)
     await asyncio.sleep(1.1)
@@ -129,10 +148,14 @@ async def test_kill_at_random_points_leaves_a_verifiable_log_with_every_forwarde
     report = await verify_database(engine, signer.public, cp_dir)
     assert report.ok, report.problems
     async with engine.connect() as conn:
-        open_ = (await conn.execute(sa.text(
-            "SELECT count(*) FROM audit_log a WHERE kind='intent' AND NOT EXISTS (SELECT 1 FROM "
-            "audit_log b WHERE b.request_id=a.request_id AND b.kind IN ('complete','incomplete'))"
-        ))).scalar_one()
+        open_ = (
+            await conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM audit_log a WHERE kind='intent' AND NOT EXISTS (SELECT 1 FROM "
+                    "audit_log b WHERE b.request_id=a.request_id AND b.kind IN ('complete','incomplete'))"
+                )
+            )
+        ).scalar_one()
     assert open_ == 0
 
 
@@ -141,14 +164,24 @@ async def test_two_writer_processes_keep_one_history(
 ) -> None:
     Signer.from_file(key_file)
     procs = [
-        subprocess.Popen([PYTHON, WRITER, database_url, "1500", f"p{k}", str(key_file),
-                          "--complete"], stdout=subprocess.DEVNULL, env=python_env(), cwd=REPO)
+        subprocess.Popen(
+            [PYTHON, WRITER, database_url, "1500", f"p{k}", str(key_file), "--complete"],
+            stdout=subprocess.DEVNULL,
+            env=python_env(),
+            cwd=REPO,
+        )
         for k in range(2)
     ]
     assert [p.wait(timeout=240) for p in procs] == [0, 0]
     async with engine.connect() as conn:
-        seqs = (await conn.execute(sa.select(audit_log.c.seq).order_by(audit_log.c.seq))).scalars().all()
-        writers = (await conn.execute(sa.select(sa.func.count(sa.distinct(audit_log.c.writer))))).scalar_one()
+        seqs = (
+            (await conn.execute(sa.select(audit_log.c.seq).order_by(audit_log.c.seq)))
+            .scalars()
+            .all()
+        )
+        writers = (
+            await conn.execute(sa.select(sa.func.count(sa.distinct(audit_log.c.writer))))
+        ).scalar_one()
     assert seqs == list(range(1, 6001))
     assert writers == 2
     sink = DatabaseAuditSink(engine, signer, cp_dir, owns_engine=False)

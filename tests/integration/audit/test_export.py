@@ -27,8 +27,17 @@ pytestmark = pytest.mark.integration
 AUDITOR = Scope("auditor-1", frozenset({"auditor"}))
 # Free labels from configuration (a backend's hosting region) are kept verbatim, so they carry
 # the hostile characters through the store into every format.
-HOSTILE = ["Sydney, NSW", 'the "west"', "=cmd|' /C calc'!A0", "🦘 region", "line\u2028sep",
-           "-1+1", "@SUM(A1)", "tab\tin", "cr\rhere"]
+HOSTILE = [
+    "Sydney, NSW",
+    'the "west"',
+    "=cmd|' /C calc'!A0",
+    "🦘 region",
+    "line\u2028sep",
+    "-1+1",
+    "@SUM(A1)",
+    "tab\tin",
+    "cr\rhere",
+]
 
 
 def _hostile(i: int) -> dict[str, object]:
@@ -45,9 +54,15 @@ async def _fill(sink: DatabaseAuditSink, n: int) -> None:
 
 async def _stored(engine: AsyncEngine, until: int) -> list[tuple[int, str, str | None, bytes]]:
     async with engine.connect() as conn:
-        rows = (await conn.execute(
-            sa.select(audit_log.c.seq, audit_log.c.kind, audit_log.c.body, audit_log.c.leaf_hash)
-            .where(audit_log.c.seq <= until).order_by(audit_log.c.seq))).all()
+        rows = (
+            await conn.execute(
+                sa.select(
+                    audit_log.c.seq, audit_log.c.kind, audit_log.c.body, audit_log.c.leaf_hash
+                )
+                .where(audit_log.c.seq <= until)
+                .order_by(audit_log.c.seq)
+            )
+        ).all()
     return [(int(r[0]), r[1], r[2], bytes(r[3])) for r in rows]
 
 
@@ -65,7 +80,9 @@ async def test_export_reparses_to_exactly_the_stored_rows_and_verifies_offline(
     data = out.read_bytes()
     if fmt == "csv":
         rows = parse_csv(data.decode("utf-8"))[1:]
-        assert rows == [flatten(s, k, json.loads(b) if b else None, leaf) for s, k, b, leaf in stored]
+        assert rows == [
+            flatten(s, k, json.loads(b) if b else None, leaf) for s, k, b, leaf in stored
+        ]
     else:
         parsed = list(parse_jsonl(data) if fmt == "jsonl" else parse_syslog(data))
         assert [(r["seq"], r["kind"], r["event"], r["leaf_hash"]) for r in parsed] == [
@@ -86,8 +103,12 @@ async def test_export_reparses_to_exactly_the_stored_rows_and_verifies_offline(
     ],
 )
 async def test_tampered_export_fails_offline_verification(
-    fmt: str, tamper: object, engine: AsyncEngine, sink: DatabaseAuditSink, signer: Signer,
-    tmp_path: Path
+    fmt: str,
+    tamper: object,
+    engine: AsyncEngine,
+    sink: DatabaseAuditSink,
+    signer: Signer,
+    tmp_path: Path,
 ) -> None:
     await _fill(sink, 30)
     out = tmp_path / f"export.{fmt}"
@@ -98,7 +119,9 @@ async def test_tampered_export_fails_offline_verification(
     m = json.loads(result.manifest.read_text())
     m["count"] = 1
     result.manifest.write_text(json.dumps(m))
-    assert any("signature" in p for p in verify_export(out, result.manifest, signer.public).problems)
+    assert any(
+        "signature" in p for p in verify_export(out, result.manifest, signer.public).problems
+    )
 
 
 async def test_filters_and_jurisdiction_scope_limit_rows_and_roles_are_enforced(
@@ -116,16 +139,32 @@ async def test_filters_and_jurisdiction_scope_limit_rows_and_roles_are_enforced(
     assert len(rows) == expected
     assert verify_export(out, out.with_name("au.jsonl.manifest.json"), signer.public).ok
     by_rule = tmp_path / "rule.jsonl"
-    await export(engine, signer, by_rule, "jsonl",
-                 ExportFilter(rule="au.gov.hosted_deepseek", user="user3"), AUDITOR)
-    assert all(r["event"]["principal"]["user"] == "user3"
-               for r in parse_jsonl(by_rule.read_bytes()))
+    await export(
+        engine,
+        signer,
+        by_rule,
+        "jsonl",
+        ExportFilter(rule="au.gov.hosted_deepseek", user="user3"),
+        AUDITOR,
+    )
+    assert all(
+        r["event"]["principal"]["user"] == "user3" for r in parse_jsonl(by_rule.read_bytes())
+    )
     with pytest.raises(AuditForbidden):
-        await export(engine, signer, tmp_path / "no.jsonl", "jsonl", ExportFilter(),
-                     Scope("staff", frozenset({"user"})))
+        await export(
+            engine,
+            signer,
+            tmp_path / "no.jsonl",
+            "jsonl",
+            ExportFilter(),
+            Scope("staff", frozenset({"user"})),
+        )
     async with engine.connect() as conn:
-        exports = (await conn.execute(sa.select(audit_log.c.body)
-                                      .where(audit_log.c.kind == "export"))).scalars().all()
+        exports = (
+            (await conn.execute(sa.select(audit_log.c.body).where(audit_log.c.kind == "export")))
+            .scalars()
+            .all()
+        )
     actions = [json.loads(b) for b in exports]
     assert [a["actor"] for a in actions] == ["au-auditor"] * 2 + ["auditor-1"] * 2
     assert actions[0]["action"]["filter_decision"] == "deny"
@@ -133,15 +172,29 @@ async def test_filters_and_jurisdiction_scope_limit_rows_and_roles_are_enforced(
 
 
 async def test_export_killed_midway_resumes_without_gaps_or_duplicates(
-    engine: AsyncEngine, database_url: str, sink: DatabaseAuditSink, key_file: Path,
-    signer: Signer, tmp_path: Path
+    engine: AsyncEngine,
+    database_url: str,
+    sink: DatabaseAuditSink,
+    key_file: Path,
+    signer: Signer,
+    tmp_path: Path,
 ) -> None:
     await _fill(sink, 1500)
     out = tmp_path / "big.jsonl"
     cursor = tmp_path / "big.jsonl.cursor"
-    proc = subprocess.Popen([PYTHON, str(REPO / "tests/integration/audit/export_proc.py"),
-                             database_url, str(key_file), str(out), "jsonl", "20"],
-                            env=python_env(), cwd=REPO)
+    proc = subprocess.Popen(
+        [
+            PYTHON,
+            str(REPO / "tests/integration/audit/export_proc.py"),
+            database_url,
+            str(key_file),
+            str(out),
+            "jsonl",
+            "20",
+        ],
+        env=python_env(),
+        cwd=REPO,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if cursor.exists() and json.loads(cursor.read_text())["after_seq"] >= 400:
@@ -152,8 +205,9 @@ async def test_export_killed_midway_resumes_without_gaps_or_duplicates(
     assert cursor.exists(), "the export finished before it could be killed"
     with open(out, "ab") as fh:
         fh.write(b'{"seq": 99999, "partial')  # a torn write past the cursor
-    result = await export(engine, signer, out, "jsonl", ExportFilter(),
-                          Scope("tester", frozenset({"auditor"})))
+    result = await export(
+        engine, signer, out, "jsonl", ExportFilter(), Scope("tester", frozenset({"auditor"}))
+    )
     assert result.resumed
     seqs = [r["seq"] for r in parse_jsonl(out.read_bytes())]
     assert seqs == list(range(1, result.until_seq + 1))

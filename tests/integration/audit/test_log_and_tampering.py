@@ -33,7 +33,11 @@ async def test_concurrent_intents_form_one_verified_history(
     cp = await sink.checkpoint()
     assert cp is not None and cp.tree_size == 600
     async with engine.connect() as conn:
-        seqs = (await conn.execute(sa.select(audit_log.c.seq).order_by(audit_log.c.seq))).scalars().all()
+        seqs = (
+            (await conn.execute(sa.select(audit_log.c.seq).order_by(audit_log.c.seq)))
+            .scalars()
+            .all()
+        )
     assert seqs == list(range(1, 601))
     report = await verify_database(engine, signer.public, cp_dir)
     assert report.ok, report.problems
@@ -41,14 +45,17 @@ async def test_concurrent_intents_form_one_verified_history(
     assert (cp_dir / "checkpoint-000000000000600.json").exists()
 
 
-
 Tamper = Callable[[AsyncEngine], Awaitable[None]]
 
 
 async def _edit_body(engine: AsyncEngine, recompute: bool) -> None:
     async with engine.begin() as conn:
-        body = (await conn.execute(sa.select(audit_log.c.body).where(audit_log.c.seq == 50))).scalar_one()
-        edited = body.replace('"allow":false', '"allow":true').replace('"status":403', '"status":200')
+        body = (
+            await conn.execute(sa.select(audit_log.c.body).where(audit_log.c.seq == 50))
+        ).scalar_one()
+        edited = body.replace('"allow":false', '"allow":true').replace(
+            '"status":403', '"status":200'
+        )
         if edited == body:
             edited = body.replace('"user":"user', '"user":"xuser')
         values: dict[str, object] = {"body": edited}
@@ -66,8 +73,15 @@ async def _delete_and_renumber(engine: AsyncEngine) -> None:
     """Delete one entry and shift the later ones down, so the sequence has no gap."""
     async with engine.begin() as conn:
         await conn.execute(sa.delete(audit_log).where(audit_log.c.seq == 77))
-        rows = (await conn.execute(sa.select(audit_log.c.seq).where(audit_log.c.seq > 77)
-                                   .order_by(audit_log.c.seq))).scalars().all()
+        rows = (
+            (
+                await conn.execute(
+                    sa.select(audit_log.c.seq).where(audit_log.c.seq > 77).order_by(audit_log.c.seq)
+                )
+            )
+            .scalars()
+            .all()
+        )
         for s in rows:
             await conn.execute(sa.update(audit_log).where(audit_log.c.seq == s).values(seq=s - 1))
 
@@ -85,7 +99,11 @@ async def _truncate_tail(engine: AsyncEngine) -> None:
     """A capable attacker: drop the tail and rewrite the head consistently."""
     async with engine.begin() as conn:
         await conn.execute(sa.delete(audit_log).where(audit_log.c.seq > 180))
-        leaves = (await conn.execute(sa.select(audit_log.c.leaf_hash).order_by(audit_log.c.seq))).scalars().all()
+        leaves = (
+            (await conn.execute(sa.select(audit_log.c.leaf_hash).order_by(audit_log.c.seq)))
+            .scalars()
+            .all()
+        )
         f = Frontier()
         f.extend(bytes(x) for x in leaves)
         await conn.execute(sa.update(audit_head).values(size=180, frontier=f.to_bytes()))
@@ -101,8 +119,17 @@ async def _truncate_tail_and_checkpoints(engine: AsyncEngine) -> None:
 async def _insert(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         row = (await conn.execute(sa.select(audit_log).where(audit_log.c.seq == 5))).one()._asdict()
-        rows = (await conn.execute(sa.select(audit_log.c.seq).where(audit_log.c.seq >= 5)
-                                   .order_by(audit_log.c.seq.desc()))).scalars().all()
+        rows = (
+            (
+                await conn.execute(
+                    sa.select(audit_log.c.seq)
+                    .where(audit_log.c.seq >= 5)
+                    .order_by(audit_log.c.seq.desc())
+                )
+            )
+            .scalars()
+            .all()
+        )
         for s in rows:
             await conn.execute(sa.update(audit_log).where(audit_log.c.seq == s).values(seq=s + 1))
         row["body"] = row["body"].replace("req-", "fake-")
@@ -117,9 +144,15 @@ async def _forge_checkpoint(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         await conn.execute(sa.delete(audit_checkpoints))
         cp = other.sign(200, b"\x00" * 32)
-        await conn.execute(sa.insert(audit_checkpoints).values(
-            tree_size=cp.tree_size, root_hash=cp.root_hash, ts=cp.ts, key_id=cp.key_id,
-            signature=cp.signature))
+        await conn.execute(
+            sa.insert(audit_checkpoints).values(
+                tree_size=cp.tree_size,
+                root_hash=cp.root_hash,
+                ts=cp.ts,
+                key_id=cp.key_id,
+                signature=cp.signature,
+            )
+        )
 
 
 TAMPERING: dict[str, tuple[Tamper, str]] = {

@@ -56,9 +56,13 @@ async def test_purge_drops_old_bodies_by_class_and_the_log_still_verifies(
     counts = await purge(engine, CLASSES, "default", {"hr": "short"}, "test:1:1", NOW)
     assert counts == {"default": 1, "short": 2}
     async with engine.connect() as conn:
-        rows = (await conn.execute(sa.select(audit_log.c.request_id, audit_log.c.body)
-                                   .where(audit_log.c.kind == "complete")
-                                   .order_by(audit_log.c.seq))).all()
+        rows = (
+            await conn.execute(
+                sa.select(audit_log.c.request_id, audit_log.c.body)
+                .where(audit_log.c.kind == "complete")
+                .order_by(audit_log.c.seq)
+            )
+        ).all()
     assert [r.body is None for r in rows] == [c[3] for c in cases]
     await sink.checkpoint()
     report = await verify_database(engine, signer.public, cp_dir)
@@ -70,7 +74,7 @@ async def test_captured_content_is_encrypted_read_is_audited_and_shredding_erase
     engine: AsyncEngine, sink: DatabaseAuditSink, signer: Signer, cp_dir: Path
 ) -> None:
     vault = ContentVault(engine, "test:1:1")
-    secret = "Patient Jane Citizen, Medicare 2123 45670 1".encode()
+    secret = b"Patient Jane Citizen, Medicare 2123 45670 1"
     await sink.complete(event(1))
     await vault.capture("req-000001", "acme", secret)
     async with engine.connect() as conn:
@@ -83,15 +87,24 @@ async def test_captured_content_is_encrypted_read_is_audited_and_shredding_erase
     with pytest.raises(ContentShredded):
         await vault.read("req-000001", ADMIN)
     async with engine.connect() as conn:
-        kinds = (await conn.execute(sa.select(audit_log.c.kind).order_by(audit_log.c.seq))).scalars().all()
+        kinds = (
+            (await conn.execute(sa.select(audit_log.c.kind).order_by(audit_log.c.seq)))
+            .scalars()
+            .all()
+        )
     assert kinds == ["complete", "content_read", "shred", "content_read"]
     await sink.checkpoint()
     assert (await verify_database(engine, signer.public, cp_dir)).ok
 
 
 PII_AND_KEYS = [
-    "Jane Citizen", "jane.citizen@example.com", "+61 412 345 678", "123-45-6789",
-    "880101-1234567", "pk-live-9f8e7d6c5b4a39281706", "Bearer sk-abcdef0123456789",
+    "Jane Citizen",
+    "jane.citizen@example.com",
+    "+61 412 345 678",
+    "123-45-6789",
+    "880101-1234567",
+    "pk-live-9f8e7d6c5b4a39281706",
+    "Bearer sk-abcdef0123456789",
 ]
 
 
@@ -119,8 +132,11 @@ async def test_no_pii_value_or_key_reaches_rows_or_exports(
     blobs = [dump] + [p.read_bytes().decode("utf-8", "replace") for p in tmp_path.glob("all.*")]
     if database_url.startswith("sqlite"):
         path = database_url.split(":///", 1)[1]
-        blobs += [Path(p).read_bytes().decode("latin-1") for p in (path, path + "-wal")
-                  if Path(p).exists()]
+        blobs += [
+            Path(p).read_bytes().decode("latin-1")
+            for p in (path, path + "-wal")
+            if Path(p).exists()
+        ]
     for blob in blobs:
         for value in PII_AND_KEYS:
             assert value not in blob
@@ -152,8 +168,12 @@ async def test_replay_reports_what_another_bundle_would_change(
     evs = [event(i) for i in range(30)]
     await asyncio.gather(*(sink.complete(e) for e in evs))
     await sink.intent(event(99))  # an intent alone is not a decided request
-    report = await replay(engine, FakeEngine().evaluate, since="2026-11-01T00:00:00.000000Z",
-                          until="2026-12-01T00:00:00.000000Z")
+    report = await replay(
+        engine,
+        FakeEngine().evaluate,
+        since="2026-11-01T00:00:00.000000Z",
+        until="2026-12-01T00:00:00.000000Z",
+    )
     was_allowed_au = [i for i in range(30) if i % 5 in (0, 1) and i % 3 != 0]
     was_denied_elsewhere = [i for i in range(30) if i % 5 in (3, 4) and i % 3 == 0]
     assert report.examined == 30

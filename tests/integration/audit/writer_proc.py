@@ -18,8 +18,9 @@ from tests.integration.audit.conftest import event
 
 
 async def main(url: str, n: int, prefix: str, complete: bool, key: Path) -> None:
-    sink = DatabaseAuditSink(open_engine(url), Signer.from_file(key), None, deadline_s=10.0,
-                             checkpoint_interval_s=3600)
+    sink = DatabaseAuditSink(
+        open_engine(url), Signer.from_file(key), None, deadline_s=10.0, checkpoint_interval_s=3600
+    )
     await sink.start()
 
     async def one(i: int) -> None:
@@ -36,5 +37,8 @@ async def main(url: str, n: int, prefix: str, complete: bool, key: Path) -> None
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], int(sys.argv[2]), sys.argv[3], "--complete" in sys.argv,
-                     Path(sys.argv[4])))
+    asyncio.run(
+        main(
+            sys.argv[1], int(sys.argv[2]), sys.argv[3], "--complete" in sys.argv, Path(sys.argv[4])
+        )
+    )

@@ -25,7 +25,7 @@ HOSTILE = [
     "bare\rcarriage",
     "line\u2028separator\u2029paragraph",
     "emoji 🦘🔒",
-    "=HYPERLINK(\"http://x\")",
+    '=HYPERLINK("http://x")',
     "+1+1",
     "-2",
     "@SUM(A1)",
@@ -71,8 +71,12 @@ def test_csv_rows_reparse_to_the_flattened_events() -> None:
 
 
 def test_jsonl_and_syslog_records_reparse_exactly() -> None:
-    jsonl = b"".join(jsonl_line(i, "intent", _event(v), b"\x01" * 32) for i, v in enumerate(HOSTILE))
-    syslog = b"".join(syslog_line(i, "intent", _event(v), b"\x01" * 32) for i, v in enumerate(HOSTILE))
+    jsonl = b"".join(
+        jsonl_line(i, "intent", _event(v), b"\x01" * 32) for i, v in enumerate(HOSTILE)
+    )
+    syslog = b"".join(
+        syslog_line(i, "intent", _event(v), b"\x01" * 32) for i, v in enumerate(HOSTILE)
+    )
     assert jsonl.count(b"\n") == len(HOSTILE)
     assert "\u2028".encode() not in jsonl  # escaped, so line-based tools cannot split a record
     for parsed in (list(parse_jsonl(jsonl)), list(parse_syslog(syslog))):
@@ -82,8 +86,12 @@ def test_jsonl_and_syslog_records_reparse_exactly() -> None:
 
 
 def test_syslog_uses_rfc5424_header_and_audit_facility() -> None:
-    line = syslog_line(7, "complete", {"ts": "2026-11-29T04:00:00.000000Z",
-                                       "decision": {"allow": False}}, b"\x02" * 32)
+    line = syslog_line(
+        7,
+        "complete",
+        {"ts": "2026-11-29T04:00:00.000000Z", "decision": {"allow": False}},
+        b"\x02" * 32,
+    )
     length, _, rest = line.partition(b" ")
     assert int(length) == len(rest)
     assert rest.startswith(b"<109>1 2026-11-29T04:00:00.000000Z ")  # 13*8 + notice(5)

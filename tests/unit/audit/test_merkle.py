@@ -41,7 +41,9 @@ def test_hashes_use_rfc6962_domain_separation() -> None:
     assert leaf_hash(b"").hex() == (
         "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"
     )
-    assert node_hash(b"a" * 32, b"b" * 32) == hashlib.sha256(b"\x01" + b"a" * 32 + b"b" * 32).digest()
+    assert (
+        node_hash(b"a" * 32, b"b" * 32) == hashlib.sha256(b"\x01" + b"a" * 32 + b"b" * 32).digest()
+    )
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 31, 64, 70])
@@ -64,7 +66,9 @@ def test_every_inclusion_proof_verifies(n: int) -> None:
 @pytest.mark.parametrize("n", [2, 3, 5, 8, 13, 21, 33])
 def test_every_consistency_proof_verifies(n: int) -> None:
     for m in range(1, n + 1):
-        verify_consistency(m, n, _mth(LEAVES[:m]), _mth(LEAVES[:n]), consistency_proof(LEAVES[:n], m))
+        verify_consistency(
+            m, n, _mth(LEAVES[:m]), _mth(LEAVES[:n]), consistency_proof(LEAVES[:n], m)
+        )
 
 
 def test_inclusion_proof_fails_for_another_leaf_index_or_root() -> None:
