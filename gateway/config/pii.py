@@ -24,7 +24,7 @@ class PiiSettings(Strict):
     # processes, each loading the model once: a large prompt cannot hold the event loop's GIL),
     # or "inline" (on the event loop; tests and tiny deployments only).
     executor: Literal["thread", "process", "inline"] = "thread"
-    workers: int = Field(1, ge=1, le=64)
+    workers: int = Field(1, ge=1, le=64)  # worker processes ("thread" always uses one thread)
     # Texts of at most this many characters are scanned on the event loop when NER is not needed.
     inline_chars: int = Field(4000, ge=0)
     cache_entries: int = Field(4096, ge=0)  # findings per message text, content-addressed

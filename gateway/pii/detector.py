@@ -127,9 +127,9 @@ class FastDetector:
                     initargs=(self._options,),
                 )
             else:
-                self._pool = cf.ThreadPoolExecutor(
-                    max_workers=self._settings.workers, thread_name_prefix="pii"
-                )
+                # One thread: the model is shared and spaCy holds the GIL; for parallel
+                # analysis use executor = "process" with several workers.
+                self._pool = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="pii")
         return self._pool
 
     async def _compute(
