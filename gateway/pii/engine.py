@@ -71,7 +71,8 @@ class Analyzer:
             found = self._ner.find([views[i].text for i in idx], entities)
             for i, fs in zip(idx, found, strict=True):
                 code = [m.span() for m in _CODE_BLOCK.finditer(views[i].text)]
-                for f in [*fs, *cue_names(views[i].text)]:
+                cued = cue_names(views[i].text) if entities is None or "PERSON" in entities else []
+                for f in [*fs, *cued]:
                     if any(s <= f.start < e for s, e in code):
                         continue
                     s, e = views[i].to_original(f.start, f.end)

@@ -6,7 +6,7 @@ import os
 
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 
-from gateway.pii.presidio import CombinedRecognizer  # noqa: E402
+from gateway.pii.presidio import CombinedRecognizer
 
 
 def test_combined_recognizer_returns_presidio_results_for_identifiers_presidio_lacks() -> None:

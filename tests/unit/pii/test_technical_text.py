@@ -47,3 +47,11 @@ def test_ner_finds_names_and_places_but_not_cloud_services(full: Analyzer) -> No
     assert ("PERSON", "John Smith") in got
     assert ("LOCATION", "Berlin") in got
     assert not {"EKS", "S3", "Kubernetes"} & {v for _, v in got}
+
+
+def test_entity_filter_limits_ner_and_cue_names(full: Analyzer) -> None:
+    text = "My name is John Smith and I live in Berlin."
+    [only_places] = full.analyze([text], frozenset({"LOCATION"}))
+    assert {f.entity_type for f in only_places} == {"LOCATION"}
+    [only_people] = full.analyze([text], frozenset({"PERSON"}))
+    assert {f.entity_type for f in only_people} == {"PERSON"}
