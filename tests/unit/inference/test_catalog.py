@@ -32,3 +32,18 @@ def test_backend_entry_validates_as_a_self_hosted_deepseek_backend(
 def test_backend_entry_refuses_a_non_http_url() -> None:
     with pytest.raises(ValueError, match="base_url"):
         backend_entry("127.0.0.1:8081", "AU", None, "deepseek-chat")
+
+
+def test_the_runtime_example_config_is_what_backend_entry_produces() -> None:
+    from pathlib import Path
+
+    import yaml
+
+    path = Path(__file__).resolve().parents[3] / "examples/runtime/self-hosted-runtime.yaml"
+    (backend,) = yaml.safe_load(path.read_text())["backends"]
+    spec = BackendSpec.model_validate(backend)
+    made = backend_entry(
+        "http://127.0.0.1:8081/v1", "AU", "AU-NSW", "deepseek-chat", served_model="tiny-deepseek"
+    )
+    assert {k: backend[k] for k in made} == made
+    assert spec.self_hosted and spec.operator == "self"
