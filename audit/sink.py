@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from audit.checkpoint import Signer, take_checkpoint
 from audit.db import open_engine
 from audit.recovery import recover
+from audit.retention import purge
 from audit.schema import audit_head
 from audit.store import make_entry, prepare, writer_id
 from audit.writer import BatchWriter
@@ -27,7 +29,7 @@ from audit.writer import BatchWriter
 if TYPE_CHECKING:
     from gateway.config.audit import AuditSettings
 
-__all__ = ["AuditUnavailable", "DatabaseAuditSink", "MemoryAuditSink", "build_sink"]
+__all__ = ["AuditUnavailable", "DatabaseAuditSink", "MemoryAuditSink", "Retention", "build_sink"]
 
 log = logging.getLogger("portcullis.audit")
 
@@ -39,6 +41,16 @@ class AuditUnavailable(RuntimeError):
 def _consume(fut: asyncio.Future[int]) -> None:
     if not fut.cancelled():
         fut.exception()  # retrieved, so a failure after a timeout is not reported twice
+
+
+@dataclass(frozen=True)
+class Retention:
+    """Retention classes for the periodic purge (see :mod:`audit.retention`)."""
+
+    days: Mapping[str, int | None]
+    default_class: str = "default"
+    tenant_classes: Mapping[str, str] = field(default_factory=dict)
+    interval_s: float = 6 * 3600
 
 
 class DatabaseAuditSink:
@@ -53,6 +65,7 @@ class DatabaseAuditSink:
         checkpoint_interval_s: float = 60.0,
         recovery_grace_s: int = 600,
         recovery_window_h: int = 24 * 31,
+        retention: Retention | None = None,
         owns_engine: bool = True,
     ) -> None:
         self.engine = engine
@@ -65,6 +78,7 @@ class DatabaseAuditSink:
         self._grace = recovery_grace_s
         self._window = recovery_window_h
         self._owns_engine = owns_engine
+        self._retention = retention
         self._prepared = False
         self._tasks: list[asyncio.Task[None]] = []
         self.recovered = 0
@@ -86,6 +100,8 @@ class DatabaseAuditSink:
         self._writer.start()
         self._tasks.append(asyncio.create_task(self._probe(), name="audit-probe"))
         self._tasks.append(asyncio.create_task(self._checkpoints(), name="audit-checkpoints"))
+        if self._retention is not None:
+            self._tasks.append(asyncio.create_task(self._purges(), name="audit-purge"))
 
     async def _submit(self, kind: str, event: Mapping[str, Any]) -> int:
         if not self._prepared:
@@ -144,6 +160,24 @@ class DatabaseAuditSink:
             except (OSError, sa.exc.SQLAlchemyError) as exc:
                 log.error("audit checkpoint failed: %s", type(exc).__name__)
 
+    async def purge_now(self) -> dict[str, int]:
+        """Run the retention purge once (also run every ``retention.interval_s``)."""
+        r = self._retention
+        if r is None:
+            return {}
+        return await purge(self.engine, r.days, r.default_class, r.tenant_classes, self.writer_id)
+
+    async def _purges(self) -> None:
+        assert self._retention is not None
+        while True:
+            await asyncio.sleep(self._retention.interval_s)
+            try:
+                counts = await self.purge_now()
+                if any(counts.values()):
+                    log.info("audit purge: %s", counts)
+            except (OSError, sa.exc.SQLAlchemyError) as exc:
+                log.error("audit purge failed: %s", type(exc).__name__)
+
     async def close(self) -> None:
         for t in self._tasks:
             t.cancel()
@@ -201,4 +235,12 @@ def build_sink(settings: AuditSettings, database_url: str, data_dir: Path) -> Da
         checkpoint_interval_s=settings.checkpoint_interval_s,
         recovery_grace_s=settings.recovery_grace_s,
         recovery_window_h=settings.recovery_window_h,
+        retention=Retention(
+            settings.retention_days,
+            settings.default_retention_class,
+            settings.tenant_retention,
+            settings.purge_interval_s,
+        )
+        if settings.purge_interval_s
+        else None,
     )

@@ -37,6 +37,8 @@ class AuditSettings(Strict):
     default_retention_class: str = "default"
     # Per-tenant class for events whose decision names none.
     tenant_retention: dict[str, str] = Field(default_factory=dict)
+    # How often each gateway process runs the purge; 0 turns the periodic purge off.
+    purge_interval_s: float = Field(6 * 3600.0, ge=0)
     # Roles that may export or read captured content.
     export_roles: tuple[str, ...] = ("admin", "auditor")
     # Encrypted content capture (AES-GCM, one key per tenant) when a decision obliges it.

@@ -184,3 +184,34 @@ async def test_replay_reports_what_another_bundle_would_change(
     assert set(report.jurisdictions) == {"AU", "AU-NSW", "US-TX", "IT"}
     assert report.changed == sum(report.jurisdictions.values())
     assert json.dumps(report.to_json())
+
+
+async def test_the_sink_runs_the_purge_on_its_schedule(
+    engine: AsyncEngine, signer: Signer, cp_dir: Path
+) -> None:
+    from audit.sink import Retention
+
+    sink = DatabaseAuditSink(
+        engine,
+        signer,
+        cp_dir,
+        owns_engine=False,
+        retention=Retention({"default": 1}, interval_s=0.2),
+    )
+    await sink.start()
+    await sink.complete(event(1, ts="2020-01-01T00:00:00.000000Z"))
+    await sink.complete(event(2, ts=None))  # now: kept
+    await asyncio.sleep(0.6)
+    await sink.close()
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                sa.select(audit_log.c.kind, audit_log.c.body).order_by(audit_log.c.seq)
+            )
+        ).all()
+    assert [(k, b is None) for k, b in rows][:3] == [
+        ("complete", True),
+        ("complete", False),
+        ("purge", False),
+    ]
+    assert (await verify_database(engine, signer.public, cp_dir)).ok
