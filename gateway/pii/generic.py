@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import NamedTuple
 
 import phonenumbers
@@ -136,7 +136,12 @@ def _phone_shaped(raw: str) -> bool:
     )
 
 
-def find_phones(text: str, regions: tuple[str, ...]) -> Iterator[Candidate]:
+def find_phones(
+    text: str, regions: tuple[str, ...], taken: Sequence[tuple[int, int]] = ()
+) -> Iterator[Candidate]:
+    """Phone numbers. ``taken``: spans of checksum-valid identifiers; a national-format number
+    without a context word would lose to them anyway, so it is not parsed (parsing a number
+    that is valid nowhere costs one ``phonenumbers.parse`` per region)."""
     lower: str | None = None
     for m in _PHONE.finditer(text):
         raw = m.group()
@@ -144,16 +149,20 @@ def find_phones(text: str, regions: tuple[str, ...]) -> Iterator[Candidate]:
         if raw.count("(") != raw.count(")"):
             raw = raw.strip("()")
             start, end = start + (m.group().startswith("(")), end - (m.group().endswith(")"))
-        if _DATE.fullmatch(raw) or not _valid_phone(raw, regions):
+        if _DATE.fullmatch(raw):
             continue
         if lower is None:
             lower = text.lower()
         before = lower[max(0, start - 40) : start]
         worded = any(w in before for w in _PHONE_CONTEXT)
-        if not worded and not raw.startswith(("+", "00")) and not _phone_shaped(raw):
+        intl = raw.startswith(("+", "00"))
+        if not worded and not intl:
+            if not _phone_shaped(raw) or any(s < end and start < e for s, e in taken):
+                continue
+        if not _valid_phone(raw, regions):
             continue
         # Without a context word a national-format number ranks below checksum-valid identifiers.
         score = 0.9 if worded else 0.45
-        if raw.startswith(("+", "00")):
+        if intl:
             score = max(score, 0.7)
         yield Candidate(start, end, "PHONE_NUMBER", score)

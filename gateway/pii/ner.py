@@ -81,7 +81,7 @@ _STARTERS = frozenset(
     ["thanks", "thank", "hi", "hello", "hey", "yes", "ok", "okay", "sure", "great", "note",
      "update", "summary", "question", "answer", "step", "today", "tomorrow", "yesterday"]
 )  # fmt: skip
-_WINDOW = 5  # tokens each side: wider than the tok2vec receptive field (4 tokens)
+_WINDOW = 4  # tokens each side: the tok2vec receptive field (window 1, depth 4)
 
 
 def _starters() -> frozenset[str]:
@@ -94,7 +94,7 @@ def name_windows(text: str, common: frozenset[str]) -> list[tuple[int, int]]:
     """Character windows around capitalised tokens, where a name or place can be.
 
     A capitalised token counts unless it opens a sentence and is a common English word
-    ("The", "Please", "We"), has digits, or is a short acronym. Each counts with five tokens
+    ("The", "Please", "We"), has digits, or is a short acronym. Each counts with four tokens
     either side, so the model sees the
     same context it would in the whole text. Text with no such token is never given to NER.
     """

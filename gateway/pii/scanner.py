@@ -172,7 +172,9 @@ def scan_patterns(
         # A bare national-format number in code or after a technical key needs a context word.
         out.extend(
             c
-            for c in find_phones(text, phone_regions)
+            for c in find_phones(
+                text, phone_regions, [(c.start, c.end) for c in out if c.score >= 0.5]
+            )
             if c.score >= 0.7 or not ctx.technical(c.start)
         )
     return out
