@@ -246,8 +246,10 @@ def _digest(s: _Stripper, v: Any) -> str | None:
 
 
 def _ts(s: _Stripper, v: Any) -> str | None:
+    """RFC 3339 UTC, always with 6 fraction digits, so that stored times sort as text."""
     if isinstance(v, str) and _TS.match(v):
-        return v
+        head, _, frac = v[:-1].partition(".")
+        return f"{head}.{frac:0<6}Z"
     if v is not None:
         s.drop()
     return None

@@ -135,3 +135,18 @@ def test_canonical_bytes_do_not_depend_on_key_order() -> None:
 def test_unknown_kind_is_refused() -> None:
     with pytest.raises(ValueError):
         normalise({}, "edit")
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("2026-11-29T04:00:00Z", "2026-11-29T04:00:00.000000Z"),
+        ("2026-11-29T04:00:00.5Z", "2026-11-29T04:00:00.500000Z"),
+        ("2026-11-29T04:00:00.123456Z", "2026-11-29T04:00:00.123456Z"),
+        ("2026-11-29 04:00:00", None),  # not RFC 3339 UTC: dropped (the writer stamps now)
+    ],
+)
+def test_times_are_stored_with_fixed_precision_so_they_sort_as_text(
+    given: str, stored: str | None
+) -> None:
+    assert normalise({"ts": given}, "intent")["ts"] == stored
