@@ -37,6 +37,7 @@ __all__ = [
     "iter_rows",
     "manifest_checkpoint",
     "scoped_query",
+    "stream",
 ]
 
 _LINES: dict[str, Callable[[int, str, Mapping[str, Any] | None, bytes], bytes]] = {
@@ -299,3 +300,51 @@ async def export(
 def manifest_checkpoint(manifest: Mapping[str, Any]) -> Checkpoint | None:
     cp = manifest.get("checkpoint")
     return Checkpoint.from_json(cp) if cp else None
+
+
+async def stream(
+    engine: AsyncEngine,
+    fmt: str,
+    flt: ExportFilter,
+    scope: Scope,
+    *,
+    allowed_roles: tuple[str, ...] = ("admin", "auditor"),
+    writer: str = "export:0:0",
+    page: int = 2000,
+) -> AsyncIterator[bytes]:
+    """The export as a byte stream for an HTTP response (no file, no manifest).
+
+    Authorises first (raises :class:`AuditForbidden` before anything is yielded), records the
+    ``export`` entry, and bounds the stream at the head size when it starts; clients that need a
+    signed manifest use :func:`export` instead.
+    """
+    scope.authorise(allowed_roles)
+    if fmt not in _LINES:
+        raise ValueError("unknown export format")
+    line = _LINES[fmt]
+    from audit.store import read_head
+
+    async with engine.connect() as conn:
+        until = (await read_head(conn)).size
+    await _record(
+        engine,
+        writer,
+        scope.actor,
+        {
+            "phase": "stream",
+            "format": fmt,
+            "until_seq": until,
+            **_flat({f"filter_{k}": v for k, v in flt.to_json().items()}),
+            "scope": "+".join(sorted(scope.jurisdictions))
+            if scope.jurisdictions is not None
+            else "*",
+        },
+    )
+
+    async def body() -> AsyncIterator[bytes]:
+        if fmt == "csv":
+            yield csv_header()
+        async for rows in iter_rows(engine, flt, scope, 0, until, page):
+            yield b"".join(line(s, k, json.loads(b) if b else None, leaf) for s, k, b, leaf in rows)
+
+    return body()

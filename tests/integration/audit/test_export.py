@@ -212,3 +212,27 @@ async def test_export_killed_midway_resumes_without_gaps_or_duplicates(
     seqs = [r["seq"] for r in parse_jsonl(out.read_bytes())]
     assert seqs == list(range(1, result.until_seq + 1))
     assert verify_export(out, result.manifest, signer.public).ok
+
+
+async def test_stream_for_http_is_authorised_first_recorded_and_matches_the_file_export(
+    engine: AsyncEngine, sink: DatabaseAuditSink, signer: Signer, tmp_path: Path
+) -> None:
+    from audit.export import stream
+
+    await _fill(sink, 40)
+    with pytest.raises(AuditForbidden):
+        await stream(engine, "csv", ExportFilter(), Scope("staff", frozenset({"user"})))
+    chunks = [c async for c in await stream(engine, "csv", ExportFilter(), AUDITOR, page=7)]
+    out = tmp_path / "file.csv"
+    await export(engine, signer, out, "csv", ExportFilter(), AUDITOR)
+    streamed, filed = b"".join(chunks), out.read_bytes()
+    # The file export came later, so it also holds the stream's own export entry (seq 81).
+    assert filed.startswith(streamed)
+    assert [r[:2] for r in parse_csv(filed[len(streamed):].decode())] == [["81", "export"]]
+    async with engine.connect() as conn:
+        kinds = (
+            (await conn.execute(sa.select(audit_log.c.kind).where(audit_log.c.kind == "export")))
+            .scalars()
+            .all()
+        )
+    assert len(kinds) == 3  # stream, then the file export's start and done
