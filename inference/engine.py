@@ -61,6 +61,7 @@ class EngineStats:
     tokens: int = 0
     batches: int = 0
     max_batch: int = 0
+    joined: int = 0  # requests that joined a batch already decoding
     active: int = 0
     cancelled_tokens: list[int] = field(default_factory=list)  # tokens made before each cancel
 

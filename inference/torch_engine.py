@@ -5,8 +5,9 @@ runs one prefill for the batch and then decodes step by step with a shared KV ca
 emits one token per live row to that request's asyncio queue (thread-safe hand-off). A row leaves
 the batch when it hits EOS, its ``max_tokens``, or is cancelled (its consumer closed the stream:
 the client went away); the cache rows are dropped with it, so a cancelled request costs nothing
-from the next step on. Requests that arrive while a batch runs wait for the next batch (static
-batching, not vLLM's continuous batching: documented in docs/runtime.md).
+from the next step on. Requests that arrive while a batch decodes join it at the next step
+(continuous batching): they are prefilled on their own, the shorter KV cache is left-padded and
+masked, and the rows are stacked. Limits are listed in docs/runtime.md.
 
 torch and transformers are imported when the engine starts, never at module import.
 """
@@ -189,28 +190,49 @@ class TorchEngine:
             return True
         return False
 
-    def _run_batch(self, batch: list[_Job]) -> None:
+    def _prefill(self, jobs: list[_Job]) -> tuple[Any, Any, Any, Any]:
+        """One forward over the left-padded prompts: (mask, last positions, cache, logits)."""
         import torch
 
         self.stats.batches += 1
-        self.stats.max_batch = max(self.stats.max_batch, len(batch))
-        self.stats.active = len(batch)
-        width = max(len(j.prompt) for j in batch)
-        ids = torch.full((len(batch), width), self._pad, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, job in enumerate(batch):
+        width = max(len(j.prompt) for j in jobs)
+        ids = torch.full((len(jobs), width), self._pad, dtype=torch.long)
+        mask = torch.zeros((len(jobs), width), dtype=torch.long)
+        for row, job in enumerate(jobs):
             ids[row, width - len(job.prompt) :] = torch.tensor(job.prompt, dtype=torch.long)
             mask[row, width - len(job.prompt) :] = 1
             if job.params.seed is not None:
                 job.generator = torch.Generator().manual_seed(job.params.seed)
         ids, mask = ids.to(self.device), mask.to(self.device)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = self._model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
+        return mask, pos[:, -1:], out.cache, out.logits[:, -1, :].float()
+
+    def _waiting(self, room: int) -> list[_Job]:
+        """Requests queued since the batch started, taken without waiting (continuous batching)."""
+        jobs: list[_Job] = []
+        while len(jobs) < room:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is _STOP:
+                self._queue.put(_STOP)
+                break
+            if not self._drop_if_cancelled(job):
+                jobs.append(job)
+        return jobs
+
+    def _run_batch(self, batch: list[_Job]) -> None:
+        import torch
+
         live = list(batch)
         with torch.inference_mode():
-            out = self._model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
-            cache = out.cache
-            logits = out.logits[:, -1, :].float()
+            mask, pos, cache, logits = self._prefill(live)
+            mergeable = _mergeable(cache)
             while True:
+                self.stats.max_batch = max(self.stats.max_batch, len(live))
+                self.stats.active = len(live)
                 keep: list[int] = []
                 nxt: list[int] = []
                 for row, job in enumerate(live):
@@ -241,10 +263,9 @@ class TorchEngine:
                     cache.batch_select_indices(index)
                     mask, pos = mask[index], pos[index]
                     live = [live[r] for r in keep]
-                self.stats.active = len(live)
                 step = torch.tensor(nxt, dtype=torch.long, device=mask.device).unsqueeze(1)
                 mask = torch.cat([mask, torch.ones_like(step)], dim=1)
-                pos = pos[:, -1:] + 1
+                pos = pos + 1
                 out = self._model(
                     input_ids=step,
                     attention_mask=mask,
@@ -254,6 +275,12 @@ class TorchEngine:
                 )
                 cache = out.cache
                 logits = out.logits[:, -1, :].float()
+                joining = self._waiting(self.max_batch - len(live)) if mergeable else []
+                if joining:
+                    self.stats.joined += len(joining)
+                    extra = self._prefill(joining)
+                    mask, pos, cache, logits = _merge(torch, (mask, pos, cache, logits), extra)
+                    live += joining
         self.stats.active = 0
 
     def _delta_text(self, job: _Job, *, final: bool) -> str:
@@ -265,6 +292,40 @@ class TorchEngine:
         delta = text[len(job.text) :] if text.startswith(job.text) else ""
         job.text = text
         return delta
+
+
+def _mergeable(cache: Any) -> bool:
+    """Only plain dynamic caches (one keys/values tensor per layer) are padded and joined."""
+    layers = getattr(cache, "layers", None) or []
+    return bool(layers) and all(type(layer).__name__ == "DynamicLayer" for layer in layers)
+
+
+def _merge(
+    torch: Any, a: tuple[Any, Any, Any, Any], b: tuple[Any, Any, Any, Any]
+) -> tuple[Any, Any, Any, Any]:
+    """Join two decoding batches: left-pad the shorter (masked out) and stack the rows."""
+    (mask_a, pos_a, cache_a, logits_a), (mask_b, pos_b, cache_b, logits_b) = a, b
+    width = max(mask_a.shape[1], mask_b.shape[1])
+
+    def pad(mask: Any, cache: Any) -> Any:
+        short = width - mask.shape[1]
+        if short:
+            for layer in cache.layers:
+                layer.keys = torch.nn.functional.pad(layer.keys, (0, 0, short, 0))
+                layer.values = torch.nn.functional.pad(layer.values, (0, 0, short, 0))
+            mask = torch.nn.functional.pad(mask, (short, 0))
+        return mask
+
+    mask_a, mask_b = pad(mask_a, cache_a), pad(mask_b, cache_b)
+    for la, lb in zip(cache_a.layers, cache_b.layers, strict=True):
+        la.keys = torch.cat([la.keys, lb.keys], dim=0)
+        la.values = torch.cat([la.values, lb.values], dim=0)
+    return (
+        torch.cat([mask_a, mask_b], dim=0),
+        torch.cat([pos_a, pos_b], dim=0),
+        cache_a,
+        torch.cat([logits_a, logits_b], dim=0),
+    )
 
 
 def _pick(torch: Any, logits: Any, params: SamplingParams, generator: Any) -> int:

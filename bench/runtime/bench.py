@@ -51,7 +51,8 @@ async def one(
         "max_tokens": max_tokens,
         "temperature": 0,
         "stream": True,
-        "ignore_eos": True,
+        # no ignore_eos: the gateway accepts only OpenAI's parameters; random weights rarely
+        # pick EOS, and tok/s counts the tokens reported in usage either way
         "stream_options": {"include_usage": True},
     }
     headers = {"Authorization": f"Bearer {key}"} if key else {}

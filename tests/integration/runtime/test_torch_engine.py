@@ -214,3 +214,29 @@ def test_portcullis_runtime_serve_answers_the_openai_sdk(tiny_model: Path) -> No
         proc.terminate()
         proc.wait(timeout=30)
     assert proc.returncode in (0, -15)
+
+
+async def test_a_late_request_joins_the_running_batch_and_finishes_first(
+    tiny_engine: TorchEngine,
+) -> None:
+    import time
+
+    from inference.engine import Message, SamplingParams
+
+    async def run(text: str, n: int, delay: float = 0.0) -> tuple[str, float]:
+        await asyncio.sleep(delay)
+        prompt = tiny_engine.chat_prompt([Message("user", text)])
+        params = SamplingParams(max_tokens=n, temperature=0, ignore_eos=True)
+        parts = [d.text async for d in tiny_engine.generate(prompt, params)]
+        return "".join(parts), time.monotonic()
+
+    late_prompt = "a longer prompt than the first one, so the joined rows need padding"
+    alone_long, _ = await run("hi", 150)
+    alone_short, _ = await run(late_prompt, 10)
+    joined = tiny_engine.stats.joined
+    (long_text, long_done), (short_text, short_done) = await asyncio.gather(
+        run("hi", 150), run(late_prompt, 10, delay=0.3)
+    )
+    assert tiny_engine.stats.joined == joined + 1  # it joined the decoding batch
+    assert short_done < long_done  # and did not wait for the long request to finish
+    assert (long_text, short_text) == (alone_long, alone_short)  # padding changed nothing
