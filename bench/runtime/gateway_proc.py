@@ -1,0 +1,82 @@
+"""Start the real gateway (`portcullis serve`, embedded defaults, policy and PII guard on) in
+front of one runtime, for benchmarks. Returns the process, its /v1 URL and an API key."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from inference.catalog import backend_entry
+
+PORTCULLIS = [sys.executable, "-c", "from gateway.cli import main; main()"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_gateway(
+    runtime_url: str, served_model: str, work: Path
+) -> tuple[subprocess.Popen[bytes], str, str]:
+    work.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    entry = backend_entry(runtime_url, "AU", "AU-NSW", "deepseek-chat", served_model=served_model)
+    entry["timeouts"] = {"connect_s": 5, "first_byte_s": 300, "idle_s": 120, "total_s": 1800}
+    config = {
+        "data_dir": str(work),
+        "server": {"host": "127.0.0.1", "port": port},
+        "limits": {"requests_per_minute": 1000000, "tokens_per_minute": 0},
+        "backends": [entry],
+    }
+    cfg = work / "gateway.yaml"
+    cfg.write_text(json.dumps(config))  # JSON is YAML
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS": ""}
+    cli = [*PORTCULLIS, "--config", str(cfg)]
+    subprocess.run([*cli, "db", "upgrade"], env=env, check=True, stdout=subprocess.DEVNULL)
+    key = (
+        subprocess.run(
+            [
+                *cli,
+                "keys",
+                "create",
+                "--user",
+                "bench",
+                "--jurisdiction",
+                "AU-NSW",
+                "--sector",
+                "private",
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    proc = subprocess.Popen(
+        [*cli, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                return proc, f"http://127.0.0.1:{port}/v1", key
+        except OSError:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.3)
+    proc.terminate()
+    raise SystemExit("gateway did not start")
