@@ -133,6 +133,11 @@ def doctor(
 @click.option("--dtype", default=None, help="Override the card's dtype.")
 @click.option("--vllm-python", default=None, help="Interpreter of a venv that has vLLM.")
 @click.option(
+    "--api-key-env",
+    default=None,
+    help="Require `Authorization: Bearer <key>`, the key read from this environment variable.",
+)
+@click.option(
     "--vllm-arg",
     "vllm_extra",
     multiple=True,
@@ -159,6 +164,7 @@ def serve(
     vllm_python: str | None,
     default_max_tokens: int,
     vllm_extra: tuple[str, ...],
+    api_key_env: str | None,
 ) -> None:
     """Serve a local DeepSeek checkpoint over an OpenAI-compatible API."""
     _offline()
@@ -170,6 +176,9 @@ def serve(
     except (LookupError, ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from None
     assert rec is not None
+    api_key = os.environ.get(api_key_env, "") if api_key_env else ""
+    if api_key_env and not api_key:
+        raise click.ClickException(f"--api-key-env {api_key_env}: the variable is empty or unset")
     name = served_model_name or model.resolve().name
     context = max_model_len or rec.max_model_len
     click.echo(f"engine: {choice.engine} on {choice.device} ({choice.reason})", err=True)
@@ -192,7 +201,10 @@ def serve(
             engine_args=args,
             python=vllm_python,
         )
-        sys.exit(run_vllm(command, vllm_env(acc.kind)))
+        env = vllm_env(acc.kind)
+        if api_key:
+            env["VLLM_API_KEY"] = api_key  # vLLM's own bearer-key check
+        sys.exit(run_vllm(command, env))
     from inference.server import run_server
     from inference.torch_engine import TorchEngine
 
@@ -207,7 +219,9 @@ def serve(
         max_model_len=context,
     )
     try:
-        asyncio.run(run_server(eng, host, port, default_max_tokens=default_max_tokens))
+        asyncio.run(
+            run_server(eng, host, port, default_max_tokens=default_max_tokens, api_key=api_key)
+        )
     except KeyboardInterrupt:
         pass
 

@@ -82,6 +82,10 @@ class Engine(Protocol):
 
     def generate(self, prompt: list[int], params: SamplingParams) -> AsyncIterator[Delta]: ...
 
+    def overloaded(self) -> bool:
+        """True when the queue is full: the server answers 503 rather than queue more."""
+        ...
+
 
 class FakeEngine:
     """Deterministic engine: token ids are characters' code points, output is ``reply`` repeated.
@@ -96,12 +100,17 @@ class FakeEngine:
         reply: str = "hello world ",
         delay_s: float = 0.0,
         max_model_len: int = 4096,
+        max_waiting: int = 1000,
     ) -> None:
         self.model_name = model_name
         self.max_model_len = max_model_len
         self.stats = EngineStats()
         self._reply = reply
         self._delay = delay_s
+        self._max_waiting = max_waiting
+
+    def overloaded(self) -> bool:
+        return self.stats.active >= self._max_waiting
 
     async def start(self) -> None:
         return None

@@ -9,6 +9,7 @@ stops the generation. Logs carry sizes and counts, never prompt or answer text.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import time
@@ -38,6 +39,21 @@ __all__ = ["ENGINE_KEY", "create_app", "run_server"]
 log = logging.getLogger("portcullis.runtime.server")
 ENGINE_KEY: web.AppKey[Engine] = web.AppKey("engine", Engine)
 DEFAULT_MAX_TOKENS_KEY: web.AppKey[int] = web.AppKey("default_max_tokens", int)
+API_KEY: web.AppKey[str] = web.AppKey("api_key", str)
+
+
+@web.middleware
+async def _auth(request: web.Request, handler: Any) -> web.StreamResponse:
+    """With ``--api-key``: every route but /health needs ``Authorization: Bearer <key>``."""
+    expected = request.app[API_KEY]
+    if expected and request.path != "/health":
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):
+            return _error(WireError(401, "invalid API key", code="invalid_api_key"))
+    response: web.StreamResponse = await handler(request)
+    return response
+
+
 MAX_BODY = 4 * 1024 * 1024
 
 
@@ -130,7 +146,10 @@ async def _complete(request: web.Request, chat: bool) -> web.StreamResponse:
         default = request.app[DEFAULT_MAX_TOKENS_KEY]
         req = parse_chat(body, default) if chat else parse_completion(body, min(default, 16))
         _check_model(engine, req)
-        ids = _prompt(engine, req)
+        # Tokenising a long prompt takes milliseconds: off the event loop.
+        ids = await asyncio.to_thread(_prompt, engine, req)
+        if engine.overloaded():
+            raise WireError(503, "the model server is at capacity; retry later", code="overloaded")
     except WireError as err:
         return _error(err)
     rid = new_id("chatcmpl" if chat else "cmpl")
@@ -232,12 +251,15 @@ async def _stats(request: web.Request) -> web.Response:
     )
 
 
-def create_app(engine: Engine, *, default_max_tokens: int = DEFAULT_MAX_TOKENS) -> web.Application:
+def create_app(
+    engine: Engine, *, default_max_tokens: int = DEFAULT_MAX_TOKENS, api_key: str = ""
+) -> web.Application:
     """The app; the engine must be started (``await engine.start()``) before serving.
 
     ``default_max_tokens`` bounds a chat request that names no ``max_tokens``."""
-    app = web.Application(client_max_size=MAX_BODY)
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[_auth])
     app[ENGINE_KEY] = engine
+    app[API_KEY] = api_key
     app[DEFAULT_MAX_TOKENS_KEY] = default_max_tokens
     app.router.add_post("/v1/chat/completions", _chat)
     app.router.add_post("/v1/completions", _completions)
@@ -254,10 +276,11 @@ async def run_server(
     ready: asyncio.Event | None = None,
     *,
     default_max_tokens: int = DEFAULT_MAX_TOKENS,
+    api_key: str = "",
 ) -> None:
     """Start the engine, serve until cancelled, then close both."""
     await engine.start()
-    app = create_app(engine, default_max_tokens=default_max_tokens)
+    app = create_app(engine, default_max_tokens=default_max_tokens, api_key=api_key)
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)

@@ -62,6 +62,7 @@ class TorchEngine:
         batch_wait_s: float = 0.005,
         threads: int | None = None,
         max_model_len: int | None = None,
+        max_waiting: int = 256,
     ) -> None:
         self.model_dir = model_dir
         self.model_name = model_name
@@ -71,6 +72,7 @@ class TorchEngine:
         self.batch_wait_s = batch_wait_s
         self.threads = threads
         self.max_model_len = max_model_len or 0
+        self.max_waiting = max_waiting
         self.stats = EngineStats()
         self._queue: queue.Queue[Any] = queue.Queue()
         self._thread: threading.Thread | None = None
@@ -130,6 +132,9 @@ class TorchEngine:
         return list(self._tok.encode(text, add_special_tokens=False))
 
     # -- generation ------------------------------------------------------------------------
+
+    def overloaded(self) -> bool:
+        return self._queue.qsize() >= self.max_waiting
 
     async def generate(self, prompt: list[int], params: SamplingParams) -> AsyncIterator[Delta]:
         if self._thread is None:

@@ -206,3 +206,52 @@ async def test_chat_without_max_tokens_is_bounded_by_the_server_default(served: 
         model="fake-deepseek", messages=[{"role": "user", "content": "hi"}]
     )
     assert r.usage.completion_tokens == 64 and r.choices[0].finish_reason == "length"
+
+
+async def test_api_key_is_required_when_configured_but_not_for_health() -> None:
+    import aiohttp
+
+    runner = web.AppRunner(create_app(FakeEngine("fake-deepseek"), api_key="s3cret-key"))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        for key, ok in (("wrong", False), ("s3cret-key", True)):
+            client = openai.AsyncOpenAI(base_url=url, api_key=key, max_retries=0)
+            if ok:
+                assert [m.id for m in (await client.models.list()).data] == ["fake-deepseek"]
+            else:
+                with pytest.raises(openai.AuthenticationError) as exc:
+                    await client.models.list()
+                assert "s3cret" not in str(exc.value.body)
+            await client.close()
+        async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{port}/health") as r:
+            assert r.status == 200
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_full_engine_answers_503_instead_of_queueing() -> None:
+    engine = FakeEngine("fake-deepseek", delay_s=0.05, max_waiting=1)
+    runner, url = await start(engine)
+    client = openai.AsyncOpenAI(base_url=url, api_key="none", max_retries=0)
+    try:
+        stream = await client.chat.completions.create(
+            model="fake-deepseek",
+            messages=[{"role": "user", "content": "x"}],
+            max_tokens=50,
+            stream=True,
+        )
+        async for _ in stream:
+            break  # the first stream is generating now
+        with pytest.raises(openai.InternalServerError) as exc:
+            await client.chat.completions.create(
+                model="fake-deepseek", messages=[{"role": "user", "content": "y"}], max_tokens=2
+            )
+        assert exc.value.status_code == 503 and exc.value.code == "overloaded"
+        await stream.close()
+    finally:
+        await client.close()
+        await runner.cleanup()
