@@ -188,3 +188,13 @@ def bundle_cmd(ctx: click.Context, dest: str) -> None:
     b = load_bundle(settings.policy.bundle, settings.policy.overlays)
     write_opa_bundle(b, Path(dest))
     click.echo(f"wrote {dest} revision {b.revision}")
+
+
+def _attach_replay() -> None:
+    # `policy replay` lives with the audit trail it reads (gateway.cli.replay).
+    from gateway.cli.replay import replay
+
+    policy.add_command(replay)
+
+
+_attach_replay()

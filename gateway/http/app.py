@@ -16,6 +16,7 @@ from gateway.audit_sink import AuditSink
 from gateway.catalog import Catalog
 from gateway.config import Settings
 from gateway.http.admin import ADMIN_HANDLERS, admin_guard
+from gateway.http.audit_admin import export_audit
 from gateway.http.errors import EXCEPTION_HANDLERS
 from gateway.http.inference import chat_completions, completions, embeddings, list_models
 from gateway.http.ops import healthz, metrics, readyz
@@ -137,7 +138,7 @@ def create_app(settings: Settings, components: Components | None = None) -> Lite
         finally:
             await close_services(services)
 
-    admin = Router(path="/", route_handlers=ADMIN_HANDLERS, guards=[admin_guard])
+    admin = Router(path="/", route_handlers=[*ADMIN_HANDLERS, export_audit], guards=[admin_guard])
     return Litestar(
         route_handlers=[
             chat_completions,

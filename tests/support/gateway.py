@@ -85,6 +85,7 @@ class RunningGateway:
         token: str | None = None,
         headers: dict[str, str] | None = None,
         raw: bytes | None = None,
+        parse: bool = True,
     ) -> tuple[int, dict[str, str], Any]:
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
         req = urllib.request.Request(self.url + path, data=data, method=method)
@@ -97,7 +98,7 @@ class RunningGateway:
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 payload = resp.read()
-                return resp.status, dict(resp.headers), _maybe_json(payload)
+                return resp.status, dict(resp.headers), _maybe_json(payload) if parse else payload
         except urllib.error.HTTPError as err:
             payload = err.read()
             return err.code, dict(err.headers), _maybe_json(payload)

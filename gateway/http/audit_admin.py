@@ -1,0 +1,82 @@
+"""Admin route for audit exports, streamed in constant memory.
+
+``GET /admin/audit/export?format=csv|jsonl|syslog&since=&until=&jurisdiction=&user=&team=
+&decision=&rule=&backend=`` — role ``auditor`` (or the admin token). An auditor's key sees only
+the rows of its own jurisdiction (``AU`` covers ``AU-NSW``) plus any jurisdictions named in
+``audit-scope:<CC>`` tags; the tag ``audit-scope:*`` or the admin token sees every row. The
+export is itself recorded in the audit trail (who, which range, which filter). For a file with a
+signed manifest that a regulator can verify offline, use ``portcullis audit export``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from litestar import Request, get
+from litestar.datastructures import State
+from litestar.response import Stream
+
+from gateway.errors import Cause, GatewayError
+from gateway.principal import Principal
+from gateway.services import Services
+
+__all__ = ["export_audit"]
+
+_MEDIA = {"csv": "text/csv", "jsonl": "application/x-ndjson", "syslog": "text/plain"}
+_FILTERS = ("since", "until", "jurisdiction", "user", "team", "decision", "rule", "backend")
+
+
+def _scope(request: Request[Any, Any, Any]) -> Any:
+    from audit.export import Scope
+
+    principal: Principal | None = request.scope["state"].get("admin_principal")
+    if principal is None:  # the admin token
+        return Scope(actor="admin-token", roles=frozenset({"admin"}), jurisdictions=None)
+    extra = {t.split(":", 1)[1] for t in principal.tags if t.startswith("audit-scope:")}
+    jurisdictions = None if "*" in extra else frozenset({principal.jurisdiction, *extra})
+    return Scope(
+        actor=principal.key_id, roles=frozenset(principal.roles), jurisdictions=jurisdictions
+    )
+
+
+@get("/admin/audit/export", opt={"role": "auditor"})
+async def export_audit(request: Request[Any, Any, Any], state: State) -> Stream:
+    from audit.export import AuditForbidden, ExportFilter, stream
+
+    services: Services = state.services
+    q = request.query_params
+    fmt = q.get("format", "jsonl")
+    if fmt not in _MEDIA:
+        raise GatewayError(Cause.INVALID_PARAMETER, "format: csv, jsonl or syslog.", param="format")
+    unknown = set(q) - {"format", *_FILTERS}
+    if unknown:
+        raise GatewayError(Cause.INVALID_PARAMETER, f"Unsupported filter: '{sorted(unknown)[0]}'.")
+    flt = ExportFilter(**{k: q[k] for k in _FILTERS if q.get(k)})
+    engine = getattr(services.audit, "engine", None)
+    if engine is None:
+        raise GatewayError(Cause.CONFLICT, "This audit store cannot export.")
+    try:
+        # Authorises and records the export before any byte goes out.
+        chunks = await stream(
+            engine,
+            fmt,
+            flt,
+            _scope(request),
+            allowed_roles=services.settings.audit.export_roles,
+            writer=getattr(services.audit, "writer_id", "export:0:0"),
+        )
+        first = await anext(chunks)
+    except AuditForbidden:
+        raise GatewayError(Cause.FORBIDDEN, "This role may not export the audit trail.") from None
+    except StopAsyncIteration:
+        first = b""
+    except ValueError as exc:
+        raise GatewayError(Cause.INVALID_PARAMETER, f"Invalid export filter: {exc}") from None
+
+    async def body() -> AsyncIterator[bytes]:
+        yield first
+        async for chunk in chunks:
+            yield chunk
+
+    return Stream(body(), media_type=_MEDIA[fmt])
