@@ -108,15 +108,15 @@ def test_trail_verifies_and_detects_tampering(world: tuple[RunningGateway, Path,
     body_col = next(c for c in ("event", "body", "payload", "canonical") if c in table_cols)
     row = db.execute(
         f"SELECT seq, {body_col} FROM audit_log ORDER BY seq LIMIT 1 OFFSET 1"
-    ).fetchone()  # noqa: S608
+    ).fetchone()
     edited = row[1].replace('"status":', '"status_":') if isinstance(row[1], str) else row[1]
-    db.execute(f"UPDATE audit_log SET {body_col} = ? WHERE seq = ?", (edited, row[0]))  # noqa: S608
+    db.execute(f"UPDATE audit_log SET {body_col} = ? WHERE seq = ?", (edited, row[0]))
     db.commit()
     try:
         code, out = run_cli(path, "audit", "verify")
         assert code != 0
     finally:
-        db.execute(f"UPDATE audit_log SET {body_col} = ? WHERE seq = ?", (row[1], row[0]))  # noqa: S608
+        db.execute(f"UPDATE audit_log SET {body_col} = ? WHERE seq = ?", (row[1], row[0]))
         db.commit()
         db.close()
 
