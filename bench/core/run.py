@@ -104,9 +104,10 @@ def ensure_litellm() -> Path:
     return LITELLM_VENV / "bin" / "litellm"
 
 
-def gateway_config(tmp: Path, upstream_port: int) -> Path:
+def gateway_config(tmp: Path, upstream_port: int, name: str, database_url: str | None) -> Path:
     cfg = {
-        "data_dir": str(tmp / "gw"),
+        "data_dir": str(tmp / name),
+        "database": {"url": database_url},
         "pii": {"enabled": False},
         "limits": {"requests_per_minute": 10_000_000, "tokens_per_minute": 0},
         "backends": [
@@ -122,7 +123,7 @@ def gateway_config(tmp: Path, upstream_port: int) -> Path:
             }
         ],
     }
-    path = tmp / "gateway.yaml"
+    path = tmp / f"{name}.yaml"
     path.write_text(json.dumps(cfg))
     return path
 
@@ -133,6 +134,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--conc", default="1,16,64")
     ap.add_argument("--skip-litellm", action="store_true")
+    ap.add_argument("--pg", default=None, help="also run the gateway on this PostgreSQL URL (postgresql+asyncpg://...)")
     args = ap.parse_args()
     concs = [int(c) for c in args.conc.split(",")]
     tmp = Path(tempfile.mkdtemp(prefix="pcs-bench-"))
@@ -146,49 +148,24 @@ def main() -> None:
             ("floor", f"http://127.0.0.1:{up_port}/v1/chat/completions", "")
         ]
 
-        cfg = gateway_config(tmp, up_port)
+        fw_port = free_port()
+        procs.append(start([PY, str(HERE / "forwarder.py"), str(up_port), str(fw_port)], 1))
+        wait_http(f"http://127.0.0.1:{fw_port}/v1/chat/completions", ok=(405,))
+        targets.append(("forwarder", f"http://127.0.0.1:{fw_port}/v1/chat/completions", ""))
+
         portcullis = str(Path(PY).parent / "portcullis")
-        subprocess.run(
-            [portcullis, "-c", str(cfg), "db", "upgrade"], check=True, capture_output=True
-        )
-        key = subprocess.run(
-            [
-                portcullis,
-                "-c",
-                str(cfg),
-                "keys",
-                "create",
-                "--user",
-                "bench",
-                "--jurisdiction",
-                "US",
-                "--sector",
-                "private",
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        gw_port = free_port()
-        procs.append(
-            start(
-                [
-                    portcullis,
-                    "-c",
-                    str(cfg),
-                    "serve",
-                    "--port",
-                    str(gw_port),
-                    "--no-migrate",
-                    "--log-level",
-                    "warning",
-                ],
-                1,
-                log=tmp / "gateway.log",
-            )
-        )
-        wait_http(f"http://127.0.0.1:{gw_port}/healthz")
-        targets.append(("portcullis", f"http://127.0.0.1:{gw_port}/v1/chat/completions", key))
+        variants = [("portcullis", None)] + ([("portcullis-pg", args.pg)] if args.pg else [])
+        for name, db_url in variants:
+            cfg = gateway_config(tmp, up_port, name, db_url)
+            subprocess.run([portcullis, "-c", str(cfg), "db", "upgrade"], check=True, capture_output=True)
+            key = subprocess.run([portcullis, "-c", str(cfg), "keys", "create", "--user", "bench",
+                                  "--jurisdiction", "US", "--sector", "private"],
+                                 check=True, capture_output=True, text=True).stdout.strip()
+            gw_port = free_port()
+            procs.append(start([portcullis, "-c", str(cfg), "serve", "--port", str(gw_port), "--no-migrate",
+                                "--log-level", "warning"], 1, log=tmp / f"{name}.log"))
+            wait_http(f"http://127.0.0.1:{gw_port}/healthz")
+            targets.append((name, f"http://127.0.0.1:{gw_port}/v1/chat/completions", key))
 
         if not args.skip_litellm:
             litellm = ensure_litellm()
@@ -262,18 +239,21 @@ def main() -> None:
 def print_table(results: list[dict], commit: str) -> None:
     floor = {(r["mode"], r["conc"]): r for r in results if r["target"] == "floor"}
     lite = {(r["mode"], r["conc"]): r for r in results if r["target"] == "litellm"}
+    fwd = {(r["mode"], r["conc"]): r for r in results if r["target"] == "forwarder"}
     print(f"\ncommit {commit}\n")
     print(
-        "| target | mode | conc | RPS | p50 ms | p99 ms | p50 added over floor ms | RPS vs floor | RPS vs LiteLLM |"
+        "| target | mode | conc | RPS | p50 ms | p99 ms | p50 added over floor ms | RPS vs forwarder | RPS vs LiteLLM |"
     )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         f = floor[(r["mode"], r["conc"])]
         ll = lite.get((r["mode"], r["conc"]))
         vs_l = f"{r['rps'] / ll['rps']:.1f}x" if ll else "-"
+        fw = fwd.get((r["mode"], r["conc"]))
+        vs_f = f"{r['rps'] / fw['rps']:.2f}" if fw else "-"
         print(
             f"| {r['target']} | {r['mode']} | {r['conc']} | {r['rps']:,.0f} | {r['p50_us'] / 1000:.2f} | "
-            f"{r['p99_us'] / 1000:.2f} | {(r['p50_us'] - f['p50_us']) / 1000:.2f} | {r['rps'] / f['rps']:.2f} | {vs_l} |"
+            f"{r['p99_us'] / 1000:.2f} | {(r['p50_us'] - f['p50_us']) / 1000:.2f} | {vs_f} | {vs_l} |"
         )
 
 
