@@ -279,7 +279,7 @@ DECISION: Spec = {
     "citation_ids": _S.ids,
     "obligations": _S.scalars,
 }
-PII: Spec = {"counts": _S.counts, "actions": _pii_actions}
+PII: Spec = {"counts": _S.counts, "actions": _pii_actions, "output": _S.counts}
 DIGESTS: Spec = {"key_id": _S.ident, "prompt": _digest, "answer": _digest}
 ATTEMPT: Spec = {"backend": _S.ident, "outcome": _S.ident, "status": _S.number}
 EVENT: Spec = {

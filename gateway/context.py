@@ -37,6 +37,7 @@ class RequestContext:
     usage: dict[str, int] = field(default_factory=dict)
     pii_counts: dict[str, int] = field(default_factory=dict)
     pii_actions: dict[str, dict[str, int]] = field(default_factory=dict)
+    pii_output: dict[str, int] = field(default_factory=dict)  # new PII found in the answer
     timings: dict[str, float] = field(default_factory=dict)  # seconds per step
     upstream_s: float = 0.0
     first_byte_s: float | None = None
@@ -92,7 +93,11 @@ class RequestContext:
             "bundle_revision": d.bundle_revision if d else None,
             "config_hash": config_hash,
             "decision_input": self.policy_input,
-            "pii": {"counts": dict(self.pii_counts), "actions": self.pii_actions},
+            "pii": {
+                "counts": dict(self.pii_counts),
+                "actions": self.pii_actions,
+                "output": dict(self.pii_output),
+            },
             "usage": dict(self.usage),
             "latency_ms": {
                 "total": round(total * 1000, 3),

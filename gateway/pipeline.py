@@ -218,6 +218,7 @@ class Pipeline:
         if hit is not None and ctx.endpoint != "embeddings":
             t0 = time.perf_counter()
             body = hit.restorer.restore_json(ctx.endpoint, body)
+            ctx.pii_output = dict(hit.restorer.new_pii)
             ctx.mark("restore", t0)
         ctx.usage = _usage(body)
         ctx.start_answer_digest(self.s.digest_key)

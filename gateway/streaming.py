@@ -38,7 +38,8 @@ class _Restoring:
     def _sr(self, key: tuple[int, int]) -> StreamRestorer:
         sr = self._streams.get(key)
         if sr is None:
-            sr = self._streams[key] = self._restorer.stream()
+            # Tool-call arguments are JSON text: restored values are escaped as JSON strings.
+            sr = self._streams[key] = self._restorer.stream(json_string=key[1] >= 0)
         return sr
 
     def apply(self, event: dict[str, Any]) -> None:
@@ -148,4 +149,6 @@ async def relay_stream(
         raise
     finally:
         ctx.upstream_s += time.perf_counter() - t0
+        if restorer is not None:
+            ctx.pii_output = dict(restorer.new_pii)
         answer.close()

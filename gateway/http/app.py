@@ -82,6 +82,8 @@ async def build_services(settings: Settings, components: Components) -> Services
         from audit.sink import build_sink
 
         audit = build_sink(settings.audit, url, settings.data_dir)
+    if pii is not None:
+        await pii.ready()  # load the NER model now, not on the first request
     await audit.start()
     upstream = Upstream({b.id: _secret_value(b) for b in settings.backends})
     await upstream.start()

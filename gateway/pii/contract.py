@@ -72,7 +72,14 @@ class Restorer(Protocol):
 
     def restore_json(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]: ...
 
-    def stream(self) -> StreamRestorer: ...
+    def stream(self, *, json_string: bool = False) -> StreamRestorer:
+        """A streaming restorer; ``json_string`` escapes restored values for JSON string text."""
+        ...
+
+    @property
+    def new_pii(self) -> Mapping[str, int]:
+        """Entity type -> count of personal data found in the answer that was not in the prompt."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

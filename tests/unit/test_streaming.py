@@ -17,6 +17,7 @@ class HoldbackRestorer:
     """Replaces <P1> with Alice, holding back a possible placeholder prefix (like the real one)."""
 
     TOKEN, VALUE = "<P1>", "Alice"
+    new_pii: dict[str, int] = {}
 
     def restore_text(self, text: str) -> str:
         return text.replace(self.TOKEN, self.VALUE)
@@ -24,7 +25,7 @@ class HoldbackRestorer:
     def restore_json(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
         return body
 
-    def stream(self) -> Any:
+    def stream(self, *, json_string: bool = False) -> Any:
         outer = self
 
         class S:
