@@ -121,6 +121,7 @@ def main() -> None:
     out_dir = Path(os.environ.get("OUT") or ROOT / "bench/results/gpu")
     out_dir.mkdir(parents=True, exist_ok=True)
     work = ROOT / "bench/results/gpu"
+    work.mkdir(parents=True, exist_ok=True)
     model = a.model or write_model(work / "deepseek-v2-lite-random")
     extra = (
         []
