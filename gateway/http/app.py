@@ -18,7 +18,7 @@ from gateway.config import Settings
 from gateway.http.admin import ADMIN_HANDLERS, admin_guard
 from gateway.http.audit_admin import export_audit
 from gateway.http.errors import EXCEPTION_HANDLERS
-from gateway.http.inference import chat_completions, completions, embeddings, list_models
+from gateway.http.inference import chat_completions, completions, drain, embeddings, list_models
 from gateway.http.ops import healthz, metrics, readyz
 from gateway.http.request_id import add_request_id
 from gateway.keys import KeyService
@@ -138,6 +138,7 @@ def create_app(settings: Settings, components: Components | None = None) -> Lite
         try:
             yield
         finally:
+            await drain()
             await close_services(services)
 
     admin = Router(path="/", route_handlers=[*ADMIN_HANDLERS, export_audit], guards=[admin_guard])

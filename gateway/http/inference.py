@@ -21,7 +21,7 @@ from gateway.limiter import Reservation
 from gateway.pipeline import Pipeline, finish
 from gateway.services import Services
 
-__all__ = ["chat_completions", "completions", "embeddings", "list_models"]
+__all__ = ["chat_completions", "completions", "drain", "embeddings", "list_models"]
 
 _encode = msgspec.json.encode
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -87,11 +87,7 @@ async def _handle(request: Request[Any, Any, Any], state: State, endpoint: str) 
     finally:
         if not streaming:
             services.metrics.in_flight.dec()
-            _background(state, finish(services, ctx, reservation))
-
-
-class _Disconnected(Exception):
-    pass
+            _background(finish(services, ctx, reservation))
 
 
 async def _race_disconnect(request: Request[Any, Any, Any], work: Any) -> Any:
@@ -129,22 +125,24 @@ async def _guarded(
     finally:
         await relay.aclose()  # type: ignore[attr-defined]
         services.metrics.in_flight.dec()
-        _background_services(services, finish(services, ctx, reservation))
+        _background(finish(services, ctx, reservation))
 
 
 _TASKS: set[asyncio.Task[Any]] = set()
 
 
-def _background_services(_: Services, coro: Any) -> None:
-    # Audit completion runs outside the request's cancel scope, so a client that goes away
+def _background(coro: Any) -> None:
+    # The completion record runs outside the request's cancel scope, so a client that goes away
     # cannot cancel the record of it going away.
     task = asyncio.get_running_loop().create_task(coro)
     _TASKS.add(task)
     task.add_done_callback(_TASKS.discard)
 
 
-def _background(state: State, coro: Any) -> None:
-    _background_services(state.services, coro)
+async def drain(timeout_s: float = 10.0) -> None:
+    """Wait for pending completion records (at shutdown, before the audit store closes)."""
+    if _TASKS:
+        await asyncio.wait(set(_TASKS), timeout=timeout_s)
 
 
 @post("/v1/chat/completions", status_code=200)

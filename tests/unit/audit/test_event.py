@@ -73,6 +73,7 @@ FULL_EVENT = {
     "pii": {
         "counts": {"PERSON": 2, "EMAIL_ADDRESS": 1},
         "actions": {"PERSON": {"pseudonymise": 2}, "EMAIL_ADDRESS": {"redact": 1}},
+        "output": {"PHONE_NUMBER": 1},
     },
     "usage": {"prompt_tokens": 12, "completion_tokens": 30},
     "latency_ms": {"total": 120.5, "upstream": 100.0, "first_byte": None},
