@@ -32,6 +32,9 @@ class Catalog:
     def __init__(self, backends: Sequence[BackendSpec]) -> None:
         self.backends = tuple(sorted(backends, key=lambda b: (b.priority, b.id)))
         self.by_id = {b.id: b for b in self.backends}
+        # Extra body keys some backend accepts (vLLM's ``ignore_eos``, ``top_k``...): accepted
+        # at validation, then sent only to the backends that declared them.
+        self.passthrough = frozenset(p for b in self.backends for p in b.passthrough_params)
         # folded name -> canonical name -> backends
         self._names: dict[str, tuple[str, list[BackendSpec]]] = {}
         for b in self.backends:

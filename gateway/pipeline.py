@@ -23,7 +23,7 @@ import msgspec
 from gateway.config.backends import BackendSpec
 from gateway.context import RequestContext
 from gateway.errors import Cause, GatewayError
-from gateway.http.validate import ParsedRequest
+from gateway.http.validate import ParsedRequest, known_params
 from gateway.limiter import Reservation
 from gateway.pii.contract import Applied, Inspection
 from gateway.policy.contract import Decision, PiiAction
@@ -187,6 +187,10 @@ class Pipeline:
             upstream_model = backend.upstream_model.get(ctx.model or "", ctx.model)
             if upstream_model != body.get("model"):
                 body = {**body, "model": upstream_model}
+            foreign = self.s.catalog.passthrough.difference(backend.passthrough_params)
+            if foreign and not foreign.isdisjoint(body):
+                known = known_params(ctx.endpoint)
+                body = {k: v for k, v in body.items() if k not in foreign or k in known}
             return _encode(body)
 
         return backends, body_for, applied

@@ -126,6 +126,11 @@ class BackendSpec(Strict):
                 raise ValueError(f"alias {alias!r} points at {target!r}, not a model of {self.id}")
         if self.self_hosted and self.operator != "self":
             raise ValueError("self_hosted backends have operator 'self'")
+        from gateway.http.validate import ROUTING_PARAMS
+
+        routing = set(self.passthrough_params) & ROUTING_PARAMS
+        if routing:
+            raise ValueError(f"passthrough_params may not include routing keys: {sorted(routing)}")
         return self
 
     def facts(self) -> dict[str, object]:

@@ -64,7 +64,11 @@ async def _handle(request: Request[Any, Any, Any], state: State, endpoint: str) 
             request.stream(), request.headers.get("content-length"), limits.max_body_bytes
         )
         parsed = validate_request(
-            endpoint, decode_json(raw, limits.max_json_depth), limits, len(raw)
+            endpoint,
+            decode_json(raw, limits.max_json_depth),
+            limits,
+            len(raw),
+            services.catalog.passthrough,
         )
         ctx.parsed = parsed
         reservation = await pipeline.reserve(ctx, parsed)

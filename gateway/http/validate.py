@@ -14,7 +14,7 @@ from typing import Any
 from gateway.config.core import RequestLimits
 from gateway.errors import Cause, GatewayError
 
-__all__ = ["ParsedRequest", "validate_request"]
+__all__ = ["ROUTING_PARAMS", "ParsedRequest", "known_params", "validate_request"]
 
 Check = Callable[[str, Any, RequestLimits], None]
 
@@ -254,6 +254,10 @@ _REQUIRED = {
 }
 
 
+def known_params(endpoint: str) -> frozenset[str]:
+    return frozenset(_TABLES[endpoint])
+
+
 def _enum(p: str, v: Any, allowed: tuple[str, ...]) -> None:
     if v not in allowed:
         raise _bad(p, f"must be one of {', '.join(allowed)}.")
@@ -271,8 +275,13 @@ class ParsedRequest:
 
 
 def validate_request(
-    endpoint: str, body: dict[str, Any], limits: RequestLimits, raw_len: int
+    endpoint: str,
+    body: dict[str, Any],
+    limits: RequestLimits,
+    raw_len: int,
+    passthrough: frozenset[str] = frozenset(),
 ) -> ParsedRequest:
+    """Check ``body``; ``passthrough`` are extra keys some backend declared it accepts."""
     table = _TABLES[endpoint]
     for key in body:
         if key in ROUTING_PARAMS:
@@ -281,7 +290,7 @@ def validate_request(
                 f"'{key}' is not accepted: routing and credentials are decided by the gateway.",
                 param=key,
             )
-        if key not in table:
+        if key not in table and key not in passthrough:
             raise GatewayError(
                 Cause.INVALID_PARAMETER, f"Unsupported parameter: '{key}'.", param=key
             )
@@ -291,7 +300,9 @@ def validate_request(
                 Cause.INVALID_PARAMETER, f"Missing required parameter: '{key}'.", param=key
             )
     for key, value in body.items():
-        table[key](key, value, limits)
+        check = table.get(key)
+        if check is not None:
+            check(key, value, limits)
     stream = bool(body.get("stream", False))
     opts = body.get("stream_options") or {}
     if opts and not stream:

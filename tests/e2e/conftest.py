@@ -26,6 +26,7 @@ def core_settings(tmp: Path, upstream: FakeUpstream, **extra: object) -> Setting
                 "base_url": upstream.base_url,
                 "models": ["gpt-test", "emb-test"],
                 "aliases": {"fast": "gpt-test"},
+                "passthrough_params": ["top_k"],
                 "operator": "openai",
                 "model_family": "gpt",
                 "model_origin": "US",
@@ -76,4 +77,6 @@ def h(harness: Harness, upstream: FakeUpstream) -> Iterator[Harness]:
     harness.decider.fail = False
     harness.decider.delay_s = 0
     harness.audit.down = False
+    # Each test starts with closed circuits: failures of an earlier test must not reroute it.
+    harness.gw.app.state.services.router.breaker._state.clear()
     yield harness

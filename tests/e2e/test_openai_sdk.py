@@ -323,3 +323,31 @@ def test_readyz_reports_each_dependency(h: Harness, upstream: FakeUpstream) -> N
     h.audit.down = True
     status, _, body = h.gw.request("GET", "/readyz")
     assert status == 503 and body["checks"]["audit"] is False
+
+
+def test_passthrough_params_reach_only_backends_that_declared_them(
+    h: Harness, upstream: FakeUpstream
+) -> None:
+    client(h).chat.completions.create(
+        model="gpt-test", messages=[{"role": "user", "content": "x"}], extra_body={"top_k": 5}
+    )
+    assert upstream.received[-1]["json"]["top_k"] == 5
+    original = h.decider.rule
+
+    def only_secondary(inp):  # type: ignore[no-untyped-def]
+        d = original(inp)
+        d["permitted_backends"] = ["secondary"]
+        return d
+
+    h.decider.rule = only_secondary
+    try:
+        client(h).chat.completions.create(
+            model="gpt-test", messages=[{"role": "user", "content": "x"}], extra_body={"top_k": 5}
+        )
+        assert "top_k" not in upstream.received[-1]["json"]
+    finally:
+        h.decider.rule = original
+    with pytest.raises(openai.BadRequestError):
+        client(h).chat.completions.create(
+            model="gpt-test", messages=[{"role": "user", "content": "x"}], extra_body={"min_p": 0.1}
+        )

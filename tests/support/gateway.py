@@ -45,7 +45,7 @@ class RunningGateway:
 
     def start(self) -> RunningGateway:
         upgrade(self.settings.database_url())
-        app = create_app(self.settings, self.components)
+        app = self.app = create_app(self.settings, self.components)
         config = uvicorn.Config(
             app,
             host="127.0.0.1",

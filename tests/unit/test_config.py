@@ -39,6 +39,7 @@ def write(tmp_path: Path, doc: object) -> Path:
         ({"backends": [BACKEND, BACKEND]}, "unique"),
         ({"backends": [{**BACKEND, "self_hosted": True}]}, "operator 'self'"),
         ({"policy": {"deadline_ms": 5000}}, "policy.deadline_ms"),
+        ({"backends": [{**BACKEND, "passthrough_params": ["api_base"]}]}, "routing keys"),
         ({"requests": {"max_body_bytes": 10}}, "requests.max_body_bytes"),
     ],
 )
