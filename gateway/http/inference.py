@@ -95,23 +95,30 @@ async def _handle(request: Request[Any, Any, Any], state: State, endpoint: str) 
 
 
 async def _race_disconnect(request: Request[Any, Any, Any], work: Any) -> Any:
-    """Run ``work``; if the client goes away first, cancel it (and so the upstream call)."""
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_wait_disconnect(request))
+    """Run ``work`` in this task; if the client goes away first, cancel it (and the upstream call).
+
+    One watcher task per request, not two: the work stays in the handler's own task.
+    """
+    handler = asyncio.current_task()
+    assert handler is not None
+    gone = False
+
+    async def watch() -> None:
+        nonlocal gone
+        await _wait_disconnect(request)
+        gone = True
+        handler.cancel()
+
+    watcher = asyncio.get_running_loop().create_task(watch())
     try:
-        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-        if task in done:
-            return task.result()
-        task.cancel()
-        try:
-            await task
-        except (asyncio.CancelledError, GatewayError):
-            pass
-        raise GatewayError(Cause.CLIENT_CLOSED, "The client closed the connection.")
+        return await work
+    except asyncio.CancelledError:
+        if not gone:
+            raise
+        handler.uncancel()
+        raise GatewayError(Cause.CLIENT_CLOSED, "The client closed the connection.") from None
     finally:
         watcher.cancel()
-        if not task.done():
-            task.cancel()
 
 
 async def _guarded(

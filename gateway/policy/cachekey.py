@@ -10,11 +10,12 @@ whole input. ``input.now`` counts by UTC day when only the shipped library reads
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 __all__ = ["FULL", "KeyPlan", "plan_for_modules"]
 
@@ -40,6 +41,10 @@ def _paths_in(text: str) -> set[tuple[str, ...]] | None:
     return out
 
 
+# msgspec rather than json.dumps: the key is built on every request (about 4x cheaper).
+_ENCODE = msgspec.json.Encoder(enc_hook=str, order="deterministic").encode
+
+
 @dataclass(frozen=True, slots=True)
 class KeyPlan:
     """Which input paths a bundle reads. ``paths is None``: the whole input."""
@@ -57,7 +62,7 @@ class KeyPlan:
             now = now[:10]
         if self.paths is None:
             rest = {k: v for k, v in policy_input.items() if k != "now"}
-            return f"{now}|{json.dumps(rest, separators=(',', ':'), default=str)}"
+            return f"{now}|{_ENCODE(rest).decode()}"
         values: list[Any] = []
         for path in self.paths:
             if path == ("now",):
@@ -67,7 +72,7 @@ class KeyPlan:
             for seg in path:
                 v = v.get(seg, _MISSING) if isinstance(v, Mapping) else _MISSING
             values.append(v)
-        return json.dumps(values, separators=(",", ":"), default=str)
+        return _ENCODE(values).decode()
 
 
 FULL = KeyPlan(paths=None, now_by_day=True)
