@@ -14,9 +14,9 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -30,11 +30,12 @@ from gateway.policy.contract import Decision, PiiAction
 from gateway.policy.input import build_policy_input
 from gateway.services import Services
 from gateway.streaming import relay_stream
-from gateway.upstream import JsonAnswer, StreamAnswer, UpstreamFailure
+from gateway.upstream import UpstreamFailure
 
 __all__ = ["Pipeline", "finish"]
 
 log = logging.getLogger("portcullis.pipeline")
+T = TypeVar("T")
 _encode = msgspec.json.Encoder().encode
 
 
@@ -202,53 +203,46 @@ class Pipeline:
         ctx.mark("limits", t0)
         return reservation
 
-    async def run_json(self, ctx: RequestContext, parsed: ParsedRequest) -> dict[str, Any]:
+    async def _forward(
+        self,
+        ctx: RequestContext,
+        parsed: ParsedRequest,
+        call: Callable[[BackendSpec, str, bytes], Awaitable[T]],
+    ) -> tuple[T, Applied | None]:
+        """Prepare, write ahead, then ``call`` permitted backends in order until one answers."""
         backends, body_for, applied = await self.prepare(ctx, parsed)
         await self.write_ahead(ctx)
 
-        async def attempt(backend: BackendSpec) -> JsonAnswer:
+        async def attempt(backend: BackendSpec) -> T:
             body = body_for(backend)
             ctx.forwarded = True
             t0 = time.perf_counter()
             try:
-                return await self.s.upstream.call_json(backend, ctx.endpoint, body)
+                return await call(backend, ctx.endpoint, body)
             finally:
                 ctx.upstream_s += time.perf_counter() - t0
 
         backend, answer = await self.s.router.run(backends, attempt, self._on_attempt(ctx))
         ctx.backend = backend
+        ctx.status = 200
+        ctx.start_answer_digest(self.s.digest_key)
+        return answer, applied.get(backend.id)
+
+    async def run_json(self, ctx: RequestContext, parsed: ParsedRequest) -> dict[str, Any]:
+        answer, hit = await self._forward(ctx, parsed, self.s.upstream.call_json)
         body = answer.body
-        hit = applied.get(backend.id)
         if hit is not None and ctx.endpoint != "embeddings":
             t0 = time.perf_counter()
             body = hit.restorer.restore_json(ctx.endpoint, body)
             ctx.pii_output = dict(hit.restorer.new_pii)
             ctx.mark("restore", t0)
         ctx.usage = _usage(body)
-        ctx.start_answer_digest(self.s.digest_key)
         ctx.answer_hmac.update(_encode(body.get("choices") or body.get("data") or []))
-        ctx.status = 200
         return body
 
     async def run_stream(self, ctx: RequestContext, parsed: ParsedRequest) -> AsyncIterator[bytes]:
         """Open the upstream stream (retries allowed until then) and return the relay."""
-        backends, body_for, applied = await self.prepare(ctx, parsed)
-        await self.write_ahead(ctx)
-
-        async def attempt(backend: BackendSpec) -> StreamAnswer:
-            body = body_for(backend)
-            ctx.forwarded = True
-            t0 = time.perf_counter()
-            try:
-                return await self.s.upstream.open_stream(backend, ctx.endpoint, body)
-            finally:
-                ctx.upstream_s += time.perf_counter() - t0
-
-        backend, answer = await self.s.router.run(backends, attempt, self._on_attempt(ctx))
-        ctx.backend = backend
-        ctx.status = 200
-        hit = applied.get(backend.id)
-        ctx.start_answer_digest(self.s.digest_key)
+        answer, hit = await self._forward(ctx, parsed, self.s.upstream.open_stream)
         return relay_stream(ctx, answer, hit.restorer if hit else None, self.s.metrics)
 
     def _on_attempt(

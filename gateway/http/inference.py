@@ -88,6 +88,9 @@ async def _handle(request: Request[Any, Any, Any], state: State, endpoint: str) 
     except asyncio.CancelledError:
         ctx.status, ctx.error_code = Cause.CLIENT_CLOSED.status, Cause.CLIENT_CLOSED.code
         raise
+    except Exception:
+        ctx.status, ctx.error_code = Cause.INTERNAL.status, Cause.INTERNAL.code
+        raise  # rendered by the top-level handler; the audit record says 500
     finally:
         if not streaming:
             services.metrics.in_flight.dec()
