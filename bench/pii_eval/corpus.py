@@ -38,7 +38,7 @@ __all__ = ["CHECKSUM_TYPES", "Sample", "evasions", "labelled", "technical"]
 class Sample:
     text: str
     spans: tuple[tuple[int, int, str], ...]  # gold (start, end, entity)
-    variant: str = "plain"
+    variant: str = "plain"  # evasion transform; for names, the Faker locale
 
 
 def _fill(rng: random.Random, shape: str) -> str:
@@ -180,7 +180,8 @@ def labelled(seed: int = 7, per_type: int = 40, names: int = 300) -> list[Sample
         p = fake.name()
         tpl = _NAME_TEMPLATES[i % len(_NAME_TEMPLATES)]
         pre = tpl.split("{p}")[0]
-        out.append(Sample(tpl.format(p=p), ((len(pre), len(pre) + len(p), "PERSON"),)))
+        span = (len(pre), len(pre) + len(p), "PERSON")
+        out.append(Sample(tpl.format(p=p), (span,), _LOCALES[i % len(_LOCALES)]))
     for i in range(per_type * 2):
         fake = Faker(_LOCALES[i % len(_LOCALES)])
         fake.seed_instance(seed + 1000 + i)

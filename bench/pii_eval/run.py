@@ -27,8 +27,8 @@ Detect = Callable[[Sequence[str]], list[Spans]]
 ENTITIES = sorted(PATTERN_ENTITIES | {"PERSON", "LOCATION"})
 
 
-def ours() -> Detect:
-    a = Analyzer(AnalyzerOptions())
+def ours(name_lexicon: bool = True) -> Detect:
+    a = Analyzer(AnalyzerOptions(name_lexicon=name_lexicon))
 
     def run(texts: Sequence[str]) -> list[Spans]:
         return [[(f.start, f.end, f.entity_type) for f in fs] for fs in a.analyze(texts, None)]
@@ -75,6 +75,16 @@ def score(samples: list[Sample], preds: list[Spans]) -> tuple[Counter[str], Coun
     return hit, total, tp, fp
 
 
+def _by_locale(names: list[Sample], preds: list[Spans]) -> dict[str, float]:
+    """Person recall per Faker locale of the name samples."""
+    out: dict[str, float] = {}
+    for loc in sorted({s.variant for s in names}):
+        sub = [(s, p) for s, p in zip(names, preds, strict=True) if s.variant == loc]
+        hit, total, _, _ = score([s for s, _ in sub], [p for _, p in sub])
+        out[loc] = hit["PERSON"] / total["PERSON"]
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--per-type", type=int, default=40)
@@ -90,12 +100,20 @@ def main() -> None:
     print(f"corpus: {len(plain)} labelled, {len(evaded)} evasion variants, "
           f"{len(tech)} technical texts ({tech_tokens} tokens); commit {commit}")  # fmt: skip
     results = {}
+    by_locale: dict[str, dict[str, float]] = {}
+    names = [s for s in plain if s.spans[0][2] == "PERSON"]
     for name, make in (("ours", ours), ("presidio", stock)):
         det = make()
         p = score(plain, det([s.text for s in plain]))
         e = score(evaded, det([s.text for s in evaded]))
         t_fp = sum(len(x) for x in det(tech))
         results[name] = (p, e, t_fp)
+        if name == "ours":
+            by_locale["ours"] = _by_locale(names, det([s.text for s in names]))
+            plain_det = ours(name_lexicon=False)
+            by_locale["ours, no lexicon"] = _by_locale(names, plain_det([s.text for s in names]))
+        else:
+            by_locale[name] = _by_locale(names, det([s.text for s in names]))
     types = sorted({t for s in plain for _, _, t in s.spans})
     print(f"\n{'entity':<20} {'ours':>7} {'presidio':>9} {'ours ev.':>9} {'pres. ev.':>9}")
     for t in types:
@@ -116,6 +134,12 @@ def main() -> None:
         print(f"{name:<9} recall checksum ids {r_ck:.3f} | incl. evasion {r_ck_ev:.3f} | "
               f"person {ph['PERSON'] / pt['PERSON']:.3f} | all {r_all:.3f} | precision {prec:.3f} "
               f"| technical FP {t_fp} = {t_fp * 10000 / tech_tokens:.2f} per 10k tokens")  # fmt: skip
+    print("\nperson recall by Faker locale (the lexicon is the US Census lists: en_* surnames")
+    print("in Faker come from US Census data too; the other locales are the disjoint check)")
+    locs = list(next(iter(by_locale.values())))
+    print(f"{'detector':<17} " + " ".join(f"{loc:>6}" for loc in locs))
+    for name, rec in by_locale.items():
+        print(f"{name:<17} " + " ".join(f"{rec[loc]:>6.3f}" for loc in locs))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from gateway.pii.contract import Finding
 from gateway.pii.encoded import decoded_views
 from gateway.pii.generic import DEFAULT_PHONE_REGIONS, Candidate
+from gateway.pii.names import lexicon, lexicon_names
 from gateway.pii.ner import NER_ENTITIES, NerEngine, cue_names
 from gateway.pii.normalise import View, normalise
 from gateway.pii.scanner import scan_patterns, select
@@ -28,6 +29,7 @@ class AnalyzerOptions:
     ner: bool = True
     encoded_views: bool = True
     score_threshold: float = 0.4
+    name_lexicon: bool = True  # census first-name/surname rule (gateway.pii.names)
 
 
 def needs_ner(entities: frozenset[str] | None) -> bool:
@@ -46,6 +48,8 @@ class Analyzer:
         self._ner = ner
         if options.ner and ner is None:
             self._ner = NerEngine()
+        if options.ner and options.name_lexicon:
+            lexicon()  # read the name lists now, not on the first request
 
     def patterns(self, text: str, entities: frozenset[str] | None) -> list[Candidate]:
         """Pattern findings with offsets into ``text`` (normalised and decoded views too)."""
@@ -71,7 +75,11 @@ class Analyzer:
             found = self._ner.find([views[i].text for i in idx], entities)
             for i, fs in zip(idx, found, strict=True):
                 code = [m.span() for m in _CODE_BLOCK.finditer(views[i].text)]
-                cued = cue_names(views[i].text) if entities is None or "PERSON" in entities else []
+                cued = []
+                if entities is None or "PERSON" in entities:
+                    cued = cue_names(views[i].text)
+                    if self.options.name_lexicon:
+                        cued += lexicon_names(views[i].text)
                 for f in [*fs, *cued]:
                     if any(s <= f.start < e for s, e in code):
                         continue

@@ -47,7 +47,9 @@ _PARTICLE = r"(?:de|du|da|di|del|della|van|von|der|den|le|la|y|bin|al|ten|ter)"
 # A cue that introduces a person, then two to four capitalised name parts.
 _CUE_NAME = re.compile(
     r"(?i:\b(?:my name is|my name's|i am|i'm|this is|name:|dear|contact|reply to|signed|"
-    r"regards,|cc:?|mr\.?|mrs\.?|ms\.?|miss|dr\.?|prof\.?)\s+)"
+    r"regards,|cc:?|mr\.?|mrs\.?|ms\.?|miss|dr\.?|prof\.?)\s+"
+    r"|\b(?:Frau|Herr|Sig\.(?:ra)?|Signor|Signora|Dott\.(?:ssa)?|Mme\.?|Mlle\.?|Madame|"
+    r"Monsieur|Sr\.|Sra\.|Srta\.|Don|Doña|Dhr\.|Mevr\.|Shri|Smt\.)\s+)"
     rf"({_UP}(?:\s(?:{_PARTICLE}\s)?{_UP}){{1,3}})"
 )
 

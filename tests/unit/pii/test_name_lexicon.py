@@ -1,0 +1,72 @@
+"""Names by lexicon (census first names and surnames) and by title cues in other languages."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.pii.engine import Analyzer
+from gateway.pii.names import lexicon, lexicon_names
+from gateway.pii.ner import cue_names
+from tests.unit.pii.conftest import found
+
+
+def _spans(text: str) -> list[str]:
+    return [text[f.start : f.end] for f in lexicon_names(text)]
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("Please send the contract to Collin Barrera before Friday.", "Collin Barrera"),
+        ("Heather Evans called yesterday about the invoice.", "Heather Evans"),
+        ("Meeting notes: Anastasia Fiol Montenegro will own it.", "Anastasia Fiol Montenegro"),
+        ("Ask Sophia Kuilenburg-Spreeuw first.", "Sophia Kuilenburg-Spreeuw"),
+        ("Please loop in Matthieu Laurent.", "Matthieu Laurent"),  # unknown first, census surname
+        ("Forward it to Grace Kelly today.", "Grace Kelly"),  # ambiguous first name + surname
+    ],
+)
+def test_lexicon_finds_first_name_runs(text: str, name: str) -> None:
+    assert _spans(text) == [name]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Will Kubernetes scale the pods?",  # ambiguous first name, technical word
+        "Mark Complete when the task is done.",  # ambiguous first name, no surname
+        "We met at the Golden Gate Bridge in Santa Clara.",
+        "Visual Studio Code crashed again.",
+        "The Rose Bowl and Main Street are closed.",
+        "Deploy Aurora to us-east-1 behind CloudFront.",
+        "Happy New Year from the team.",
+        "The quarterly report is due next week.",
+    ],
+)
+def test_lexicon_ignores_places_products_and_words(text: str) -> None:
+    assert _spans(text) == []
+
+
+def test_lexicon_reads_the_census_lists() -> None:
+    lex = lexicon()
+    assert len(lex.first) > 5000 and len(lex.last) > 80000
+    assert "MARY" in lex.first and "SMITH" in lex.last
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("Frau Magarete Schmidtke called.", "Magarete Schmidtke"),
+        ("Sig.ra Irma Paolucci ha scritto.", "Irma Paolucci"),
+        ("Sig. Pierangelo Morpurgo called.", "Pierangelo Morpurgo"),
+        ("Mme Hélène Dubois a appelé.", "Hélène Dubois"),
+    ],
+)
+def test_titles_in_other_languages_cue_a_name(text: str, name: str) -> None:
+    assert [text[f.start : f.end] for f in cue_names(text)] == [name]
+
+
+def test_lexicon_name_wins_over_a_place_label(full: Analyzer) -> None:
+    text = "Please send the contract to Collin Barrera before Friday."
+    got = found(full, text)
+    assert ("PERSON", "Collin Barrera") in got
+    assert all(t != "LOCATION" for t, _ in got)
