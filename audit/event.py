@@ -20,8 +20,10 @@ __all__ = [
     "SCHEMA_VERSION",
     "canonical_bytes",
     "canonical_json",
+    "canonical_member",
     "looks_personal",
     "normalise",
+    "normalise_fields",
 ]
 
 SCHEMA_VERSION = 1
@@ -325,11 +327,27 @@ def normalise(event: Mapping[str, Any], kind: str) -> dict[str, Json]:
     return out
 
 
+def normalise_fields(
+    event: Mapping[str, Any], keys: tuple[str, ...]
+) -> tuple[dict[str, Json], int]:
+    """Just ``keys`` (top-level schema fields) of ``event``, normalised as :func:`normalise` does,
+    and how many values they dropped. ``normalise`` is the sum of such parts: the fields are
+    independent, so an event's unchanging part can be normalised once and reused."""
+    s = _Stripper()
+    out = {k: EVENT[k](s, event.get(k)) for k in keys}
+    return out, s.count
+
+
 def canonical_json(event: Mapping[str, Any]) -> str:
     """Sorted keys, no whitespace, UTF-8 (not ASCII-escaped), no NaN: one spelling per event."""
     return json.dumps(
         event, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     )
+
+
+def canonical_member(key: str, value: Any) -> str:
+    """``"key":value`` exactly as it appears inside :func:`canonical_json` of the enclosing dict."""
+    return canonical_json({key: value})[1:-1]
 
 
 def canonical_bytes(event: Mapping[str, Any]) -> bytes:

@@ -23,7 +23,7 @@ from audit.db import open_engine
 from audit.recovery import recover
 from audit.retention import purge
 from audit.schema import audit_head
-from audit.store import make_entry, prepare, writer_id
+from audit.store import Entry, Static, make_entry, prepare, static_part, writer_id
 from audit.writer import BatchWriter
 
 if TYPE_CHECKING:
@@ -36,6 +36,9 @@ log = logging.getLogger("portcullis.audit")
 
 class AuditUnavailable(RuntimeError):
     """The audit store did not make the record durable in time (the gateway answers 503)."""
+
+
+_MAX_PENDING = 100_000
 
 
 def _consume(fut: asyncio.Future[int]) -> None:
@@ -82,6 +85,8 @@ class DatabaseAuditSink:
         self._prepared = False
         self._tasks: list[asyncio.Task[None]] = []
         self.recovered = 0
+        # request_id -> the intent's shared fields, reused by its completion (see audit.store)
+        self._static: dict[str, Static] = {}
 
     async def _prepare(self) -> None:
         async with self.engine.connect() as conn:
@@ -103,10 +108,15 @@ class DatabaseAuditSink:
         if self._retention is not None:
             self._tasks.append(asyncio.create_task(self._purges(), name="audit-purge"))
 
-    async def _submit(self, kind: str, event: Mapping[str, Any]) -> int:
+    async def _submit(
+        self, kind: str, event: Mapping[str, Any], static: Static | None = None
+    ) -> int:
         if not self._prepared:
             raise AuditUnavailable("audit store not ready")
-        fut = self._writer.submit(make_entry(kind, event, self.writer_id))
+        return await self._wait(make_entry(kind, event, self.writer_id, static))
+
+    async def _wait(self, entry: Entry) -> int:
+        fut = self._writer.submit(entry)
         fut.add_done_callback(_consume)
         try:
             # On timeout the future is cancelled; the entry may still commit with its batch,
@@ -120,10 +130,18 @@ class DatabaseAuditSink:
             raise AuditUnavailable("audit store write failed") from exc
 
     async def intent(self, event: Mapping[str, Any]) -> None:
-        await self._submit("intent", event)
+        static = static_part(event)
+        rid = event.get("request_id")
+        if isinstance(rid, str) and self._prepared:
+            if len(self._static) >= _MAX_PENDING:
+                self._static.clear()  # completions that never came; only a saving is lost
+            self._static[rid] = static
+        await self._submit("intent", event, static)
 
     async def complete(self, event: Mapping[str, Any]) -> None:
-        await self._submit("complete", event)
+        rid = event.get("request_id")
+        static = self._static.pop(rid, None) if isinstance(rid, str) else None
+        await self._submit("complete", event, static)
 
     async def record(self, kind: str, event: Mapping[str, Any]) -> int:
         """Append an administrative entry (``export``, ``purge``, ...); returns its ``seq``."""

@@ -19,11 +19,30 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from audit.event import canonical_bytes, normalise
+from audit.event import (
+    EVENT,
+    KINDS,
+    SCHEMA_VERSION,
+    canonical_bytes,
+    canonical_member,
+    normalise,
+    normalise_fields,
+)
 from audit.merkle import Frontier, leaf_hash
 from audit.schema import audit_head, audit_log
 
-__all__ = ["Entry", "Head", "append", "make_entry", "now_ts", "prepare", "read_head", "writer_id"]
+__all__ = [
+    "Entry",
+    "Head",
+    "Static",
+    "append",
+    "make_entry",
+    "now_ts",
+    "prepare",
+    "read_head",
+    "static_part",
+    "writer_id",
+]
 
 
 def now_ts() -> str:
@@ -56,12 +75,86 @@ def _rules(decision: Any) -> str | None:
     return ("," + ",".join(sorted(set(ids))) + ",") if ids else None
 
 
-def make_entry(kind: str, event: Mapping[str, Any], writer: str) -> Entry:
-    """Normalise ``event`` (strip content), fix its time, hash the canonical bytes."""
-    body = normalise(event, kind)
+# The fields of a request's event that its intent and its completion share (the rest: outcome,
+# timings, usage, digests). Normalised and encoded once per request, see :func:`static_part`.
+STATIC_KEYS = (
+    "request_id",
+    "endpoint",
+    "principal",
+    "decision",
+    "bundle_revision",
+    "config_hash",
+    "decision_input",
+    "client_address",
+)
+_DYNAMIC_KEYS = tuple(k for k in EVENT if k not in STATIC_KEYS)
+_SCALARS = (str, int, float, bool, type(None))
+
+
+@dataclass(frozen=True, slots=True)
+class Static:
+    """The normalised values and canonical members of an event's :data:`STATIC_KEYS`, with the
+    values they came from. It stands in for those fields of a later event only when that event
+    holds the very same objects (containers) or equal scalars of the same type, so the result
+    is byte-for-byte what normalising the whole later event gives (the gateway does not mutate
+    an event's parts once handed over)."""
+
+    sources: tuple[Any, ...]
+    values: dict[str, Any]
+    members: dict[str, str]
+    stripped: int
+
+    def matches(self, event: Mapping[str, Any]) -> bool:
+        for k, src in zip(STATIC_KEYS, self.sources, strict=True):
+            v = event.get(k)
+            if v is src:
+                continue
+            if not (isinstance(src, _SCALARS) and type(v) is type(src) and v == src):
+                return False
+        return True
+
+
+def static_part(event: Mapping[str, Any]) -> Static:
+    values, stripped = normalise_fields(event, STATIC_KEYS)
+    return Static(
+        tuple(event.get(k) for k in STATIC_KEYS),
+        values,
+        {k: canonical_member(k, v) for k, v in values.items()},
+        stripped,
+    )
+
+
+def _body(
+    kind: str, event: Mapping[str, Any], static: Static | None
+) -> tuple[dict[str, Any], bytes]:
+    if static is None or not static.matches(event):
+        body = normalise(event, kind)
+        if body.get("ts") is None:
+            body["ts"] = now_ts()
+        return body, canonical_bytes(body)
+    if kind not in KINDS:
+        raise ValueError("unknown audit event kind")
+    dynamic, stripped = normalise_fields(event, _DYNAMIC_KEYS)
+    body = {**static.values, **dynamic}
+    body["schema"] = SCHEMA_VERSION
+    body["kind"] = kind
+    body["stripped"] = static.stripped + stripped + len(event.keys() - EVENT.keys())
     if body.get("ts") is None:
         body["ts"] = now_ts()
-    raw = canonical_bytes(body)
+    members = static.members
+    text = ",".join(members.get(k) or canonical_member(k, body[k]) for k in sorted(body))
+    return body, ("{" + text + "}").encode("utf-8")
+
+
+def make_entry(
+    kind: str, event: Mapping[str, Any], writer: str, static: Static | None = None
+) -> Entry:
+    """Normalise ``event`` (strip content), fix its time, hash the canonical bytes.
+
+    ``static`` (from :func:`static_part` of an earlier event of the same request) saves
+    normalising and encoding the shared fields again; the entry is the same either way.
+    """
+    body, raw = _body(kind, event, static)
     principal = body.get("principal") or {}
     decision = body.get("decision")
     backend = body.get("backend") or {}
