@@ -47,6 +47,8 @@ _NOT_FIRST = frozenset(
     we i you he she they it our my your his her their meeting notes subject re fw fwd
     san santa santo sao saint st los las el new fort port mount lake golden grand great little
     north south east west upper lower old royal united visual happy merry
+    open read ask call use see check send email tell get run try find meet add cc bcc to from
+    microsoft google apple amazon adobe oracle ibm intel meta tesla samsung sony
     """.split()
 )
 # Last words that make a run a place, building, organisation or product, not a person.
@@ -59,6 +61,8 @@ _NOT_LAST = frozenset(
     bank group inc ltd llc gmbh corp company co foundation trust fund partners associates
     bowl cup award prize day eve week studio code cloud services service systems labs team
     teams office store shop hotel restaurant cafe bar club stadium arena theatre theater
+    word excel outlook model chrome edge pay drive docs sheets slides mail maps music video
+    photos assistant pro max plus mini air one app apps cloud suite edition series
     """.split()
 )
 

@@ -23,6 +23,7 @@ def _spans(text: str) -> list[str]:
         ("Ask Sophia Kuilenburg-Spreeuw first.", "Sophia Kuilenburg-Spreeuw"),
         ("Please loop in Matthieu Laurent.", "Matthieu Laurent"),  # unknown first, census surname
         ("Forward it to Grace Kelly today.", "Grace Kelly"),  # ambiguous first name + surname
+        ("Ask Sophia Evans to sign.", "Sophia Evans"),  # the imperative verb is not in the span
     ],
 )
 def test_lexicon_finds_first_name_runs(text: str, name: str) -> None:
@@ -39,6 +40,8 @@ def test_lexicon_finds_first_name_runs(text: str, name: str) -> None:
         "The Rose Bowl and Main Street are closed.",
         "Deploy Aurora to us-east-1 behind CloudFront.",
         "Happy New Year from the team.",
+        "Open Microsoft Word and Google Chrome.",
+        "The Tesla Model was delivered.",
         "The quarterly report is due next week.",
     ],
 )
