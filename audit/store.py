@@ -24,7 +24,7 @@ from audit.event import (
     KINDS,
     SCHEMA_VERSION,
     canonical_bytes,
-    canonical_member,
+    canonical_json,
     normalise,
     normalise_fields,
 )
@@ -88,6 +88,22 @@ STATIC_KEYS = (
     "client_address",
 )
 _DYNAMIC_KEYS = tuple(k for k in EVENT if k not in STATIC_KEYS)
+
+
+def _runs() -> tuple[tuple[bool, tuple[str, ...]], ...]:
+    """All keys of a normalised body in canonical (sorted) order, cut into runs of shared and
+    changing fields: each run is encoded with one ``json.dumps`` and the runs joined."""
+    runs: list[tuple[bool, list[str]]] = []
+    for k in sorted([*EVENT, "schema", "kind", "stripped"]):
+        shared = k in STATIC_KEYS
+        if runs and runs[-1][0] == shared:
+            runs[-1][1].append(k)
+        else:
+            runs.append((shared, [k]))
+    return tuple((shared, tuple(keys)) for shared, keys in runs)
+
+
+_RUNS = _runs()
 _SCALARS = (str, int, float, bool, type(None))
 
 
@@ -101,7 +117,7 @@ class Static:
 
     sources: tuple[Any, ...]
     values: dict[str, Any]
-    members: dict[str, str]
+    encoded: tuple[str, ...]  # the canonical text of each shared run of _RUNS, in order
     stripped: int
 
     def matches(self, event: Mapping[str, Any]) -> bool:
@@ -116,12 +132,10 @@ class Static:
 
 def static_part(event: Mapping[str, Any]) -> Static:
     values, stripped = normalise_fields(event, STATIC_KEYS)
-    return Static(
-        tuple(event.get(k) for k in STATIC_KEYS),
-        values,
-        {k: canonical_member(k, v) for k, v in values.items()},
-        stripped,
+    encoded = tuple(
+        canonical_json({k: values[k] for k in keys})[1:-1] for shared, keys in _RUNS if shared
     )
+    return Static(tuple(event.get(k) for k in STATIC_KEYS), values, encoded, stripped)
 
 
 def _body(
@@ -141,8 +155,11 @@ def _body(
     body["stripped"] = static.stripped + stripped + len(event.keys() - EVENT.keys())
     if body.get("ts") is None:
         body["ts"] = now_ts()
-    members = static.members
-    text = ",".join(members.get(k) or canonical_member(k, body[k]) for k in sorted(body))
+    shared_runs = iter(static.encoded)
+    text = ",".join(
+        next(shared_runs) if shared else canonical_json({k: body[k] for k in keys})[1:-1]
+        for shared, keys in _RUNS
+    )
     return body, ("{" + text + "}").encode("utf-8")
 
 
