@@ -11,12 +11,14 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from audit.event import (
@@ -237,6 +239,54 @@ async def _insert(conn: AsyncConnection, entries: Sequence[Entry], first: int) -
     )
 
 
+_SQLITE_MOVE = "UPDATE audit_head SET size = ?, frontier = ? WHERE id = 1 AND size = ?"
+# "INSERT INTO audit_log (<columns in table order>) VALUES (?, ...)"
+_SQLITE_INSERT = str(sa.insert(audit_log).compile(dialect=sqlite_dialect.dialect()))
+
+
+async def _append_sqlite(
+    conn: AsyncConnection, entries: Sequence[Entry], known: Head
+) -> int | None:
+    """The known-head append on SQLite (aiosqlite) as one call on the driver's thread: the same
+    statements and the same durable ``COMMIT``, without a thread hop per statement. ``None``
+    when the head moved (or the driver is not in the expected state): the caller then takes
+    the general path."""
+    if conn.in_transaction():
+        return None
+    driver: Any = (await conn.get_raw_connection()).driver_connection
+    run_in_thread = getattr(driver, "_execute", None)
+    if run_in_thread is None:
+        return None
+    n = len(entries)
+    frontier = known.frontier.copy()
+    for e in entries:
+        frontier.append(e.leaf)
+    first = known.size + 1
+    records = [
+        tuple(first + i if c == "seq" else e.row[c] for c in _COLUMNS)
+        for i, e in enumerate(entries)
+    ]
+    move = (known.size + n, frontier.to_bytes(), known.size)
+
+    def run(db: sqlite3.Connection) -> bool:
+        if db.in_transaction:
+            return False
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if db.execute(_SQLITE_MOVE, move).rowcount != 1:
+                db.execute("ROLLBACK")
+                return False
+            db.executemany(_SQLITE_INSERT, records)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return True
+
+    return first if await run_in_thread(run, driver._conn) else None
+
+
 async def append(conn: AsyncConnection, entries: Sequence[Entry], known: Head | None = None) -> int:
     """Append ``entries`` in one transaction; return the ``seq`` of the first (1-based).
 
@@ -247,6 +297,10 @@ async def append(conn: AsyncConnection, entries: Sequence[Entry], known: Head | 
     if not entries:
         raise ValueError("nothing to append")
     n = len(entries)
+    if known is not None and conn.dialect.name == "sqlite" and conn.dialect.driver == "aiosqlite":
+        done = await _append_sqlite(conn, entries, known)
+        if done is not None:
+            return done
     async with conn.begin():
         if known is not None:
             frontier = known.frontier.copy()
