@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as postgresql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -287,6 +288,48 @@ async def _append_sqlite(
     return first if await run_in_thread(run, driver._conn) else None
 
 
+_PG_MOVE = "UPDATE audit_head SET size = $1, frontier = $2 WHERE id = 1 AND size = $3"
+_PG_INSERT = str(sa.insert(audit_log).compile(dialect=postgresql_dialect.asyncpg.dialect()))  # type: ignore[no-untyped-call]
+
+
+class _HeadMoved(Exception):
+    pass
+
+
+async def _append_asyncpg(
+    conn: AsyncConnection, entries: Sequence[Entry], known: Head
+) -> int | None:
+    """The known-head append on PostgreSQL straight on the asyncpg connection: one transaction,
+    the same statements, without SQLAlchemy's per-statement work. ``None`` when the head moved
+    (rolled back; the caller takes the locking path)."""
+    if conn.in_transaction():
+        return None
+    driver: Any = (await conn.get_raw_connection()).driver_connection
+    if driver.is_in_transaction():
+        return None
+    n = len(entries)
+    frontier = known.frontier.copy()
+    for e in entries:
+        frontier.append(e.leaf)
+    first = known.size + 1
+    records = [
+        tuple(first + i if c == "seq" else e.row[c] for c in _COLUMNS)
+        for i, e in enumerate(entries)
+    ]
+    try:
+        async with driver.transaction():
+            moved = await driver.execute(_PG_MOVE, known.size + n, frontier.to_bytes(), known.size)
+            if moved != "UPDATE 1":
+                raise _HeadMoved
+            if n > 8:
+                await driver.copy_records_to_table("audit_log", records=records, columns=_COLUMNS)
+            else:
+                await driver.executemany(_PG_INSERT, records)
+    except _HeadMoved:
+        return None
+    return first
+
+
 async def append(conn: AsyncConnection, entries: Sequence[Entry], known: Head | None = None) -> int:
     """Append ``entries`` in one transaction; return the ``seq`` of the first (1-based).
 
@@ -299,6 +342,10 @@ async def append(conn: AsyncConnection, entries: Sequence[Entry], known: Head | 
     n = len(entries)
     if known is not None and conn.dialect.name == "sqlite" and conn.dialect.driver == "aiosqlite":
         done = await _append_sqlite(conn, entries, known)
+        if done is not None:
+            return done
+    if known is not None and conn.dialect.name == "postgresql" and conn.dialect.driver == "asyncpg":
+        done = await _append_asyncpg(conn, entries, known)
         if done is not None:
             return done
     async with conn.begin():
