@@ -34,7 +34,9 @@ async def shutdown() -> None:
 async def chat(request: Request[Any, Any, Any]) -> Response[Any]:
     body = msgspec.json.decode(await request.body())
     data = msgspec.json.encode(body)
-    resp = await state["session"].post(UPSTREAM, data=data, headers={"Content-Type": "application/json"})
+    resp = await state["session"].post(
+        UPSTREAM, data=data, headers={"Content-Type": "application/json"}
+    )
     if not body.get("stream"):
         raw = await resp.read()
         resp.release()

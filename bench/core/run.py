@@ -134,7 +134,11 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--conc", default="1,16,64")
     ap.add_argument("--skip-litellm", action="store_true")
-    ap.add_argument("--pg", default=None, help="also run the gateway on this PostgreSQL URL (postgresql+asyncpg://...)")
+    ap.add_argument(
+        "--pg",
+        default=None,
+        help="also run the gateway on this PostgreSQL URL (postgresql+asyncpg://...)",
+    )
     args = ap.parse_args()
     concs = [int(c) for c in args.conc.split(",")]
     tmp = Path(tempfile.mkdtemp(prefix="pcs-bench-"))
@@ -157,13 +161,45 @@ def main() -> None:
         variants = [("portcullis", None)] + ([("portcullis-pg", args.pg)] if args.pg else [])
         for name, db_url in variants:
             cfg = gateway_config(tmp, up_port, name, db_url)
-            subprocess.run([portcullis, "-c", str(cfg), "db", "upgrade"], check=True, capture_output=True)
-            key = subprocess.run([portcullis, "-c", str(cfg), "keys", "create", "--user", "bench",
-                                  "--jurisdiction", "US", "--sector", "private"],
-                                 check=True, capture_output=True, text=True).stdout.strip()
+            subprocess.run(
+                [portcullis, "-c", str(cfg), "db", "upgrade"], check=True, capture_output=True
+            )
+            key = subprocess.run(
+                [
+                    portcullis,
+                    "-c",
+                    str(cfg),
+                    "keys",
+                    "create",
+                    "--user",
+                    "bench",
+                    "--jurisdiction",
+                    "US",
+                    "--sector",
+                    "private",
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
             gw_port = free_port()
-            procs.append(start([portcullis, "-c", str(cfg), "serve", "--port", str(gw_port), "--no-migrate",
-                                "--log-level", "warning"], 1, log=tmp / f"{name}.log"))
+            procs.append(
+                start(
+                    [
+                        portcullis,
+                        "-c",
+                        str(cfg),
+                        "serve",
+                        "--port",
+                        str(gw_port),
+                        "--no-migrate",
+                        "--log-level",
+                        "warning",
+                    ],
+                    1,
+                    log=tmp / f"{name}.log",
+                )
+            )
             wait_http(f"http://127.0.0.1:{gw_port}/healthz")
             targets.append((name, f"http://127.0.0.1:{gw_port}/v1/chat/completions", key))
 

