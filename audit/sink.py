@@ -65,6 +65,7 @@ class DatabaseAuditSink:
         *,
         deadline_s: float = 1.0,
         max_batch: int = 2000,
+        completion_linger_s: float = 0.05,
         checkpoint_interval_s: float = 60.0,
         recovery_grace_s: int = 600,
         recovery_window_h: int = 24 * 31,
@@ -76,7 +77,7 @@ class DatabaseAuditSink:
         self.checkpoint_dir = checkpoint_dir
         self.writer_id = writer_id()
         self._deadline = deadline_s
-        self._writer = BatchWriter(engine, max_batch)
+        self._writer = BatchWriter(engine, max_batch, completion_linger_s)
         self._interval = checkpoint_interval_s
         self._grace = recovery_grace_s
         self._window = recovery_window_h
@@ -139,9 +140,17 @@ class DatabaseAuditSink:
         await self._submit("intent", event, static)
 
     async def complete(self, event: Mapping[str, Any]) -> None:
+        """Record a request's outcome. Not urgent (see :class:`audit.writer.BatchWriter`), and
+        without a deadline: nothing waits on it but the record itself; a failed commit raises."""
+        if not self._prepared:
+            raise AuditUnavailable("audit store not ready")
         rid = event.get("request_id")
         static = self._static.pop(rid, None) if isinstance(rid, str) else None
-        await self._submit("complete", event, static)
+        entry = make_entry("complete", event, self.writer_id, static)
+        try:
+            await self._writer.submit(entry, urgent=False)
+        except Exception as exc:
+            raise AuditUnavailable("audit store write failed") from exc
 
     async def record(self, kind: str, event: Mapping[str, Any]) -> int:
         """Append an administrative entry (``export``, ``purge``, ...); returns its ``seq``."""
@@ -250,6 +259,7 @@ def build_sink(settings: AuditSettings, database_url: str, data_dir: Path) -> Da
         Path(settings.checkpoint_dir or base / "checkpoints"),
         deadline_s=settings.intent_deadline_ms / 1000,
         max_batch=settings.max_batch,
+        completion_linger_s=settings.completion_linger_ms / 1000,
         checkpoint_interval_s=settings.checkpoint_interval_s,
         recovery_grace_s=settings.recovery_grace_s,
         recovery_window_h=settings.recovery_window_h,

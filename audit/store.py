@@ -26,9 +26,8 @@ from audit.event import (
     EVENT,
     KINDS,
     SCHEMA_VERSION,
-    canonical_bytes,
-    canonical_json,
-    normalise,
+    encode_normalised,
+    normalise_exotic,
     normalise_fields,
 )
 from audit.merkle import Frontier, leaf_hash
@@ -79,7 +78,7 @@ def _rules(decision: Any) -> str | None:
 
 
 # The fields of a request's event that its intent and its completion share (the rest: outcome,
-# timings, usage, digests). Normalised and encoded once per request, see :func:`static_part`.
+# timings, usage, digests). Normalised once per request, see :func:`static_part`.
 STATIC_KEYS = (
     "request_id",
     "endpoint",
@@ -91,37 +90,21 @@ STATIC_KEYS = (
     "client_address",
 )
 _DYNAMIC_KEYS = tuple(k for k in EVENT if k not in STATIC_KEYS)
-
-
-def _runs() -> tuple[tuple[bool, tuple[str, ...]], ...]:
-    """All keys of a normalised body in canonical (sorted) order, cut into runs of shared and
-    changing fields: each run is encoded with one ``json.dumps`` and the runs joined."""
-    runs: list[tuple[bool, list[str]]] = []
-    for k in sorted([*EVENT, "schema", "kind", "stripped"]):
-        shared = k in STATIC_KEYS
-        if runs and runs[-1][0] == shared:
-            runs[-1][1].append(k)
-        else:
-            runs.append((shared, [k]))
-    return tuple((shared, tuple(keys)) for shared, keys in runs)
-
-
-_RUNS = _runs()
 _SCALARS = (str, int, float, bool, type(None))
 
 
 @dataclass(frozen=True, slots=True)
 class Static:
-    """The normalised values and canonical members of an event's :data:`STATIC_KEYS`, with the
-    values they came from. It stands in for those fields of a later event only when that event
-    holds the very same objects (containers) or equal scalars of the same type, so the result
-    is byte-for-byte what normalising the whole later event gives (the gateway does not mutate
-    an event's parts once handed over)."""
+    """The normalised values of an event's :data:`STATIC_KEYS`, with the values they came from.
+    It stands in for those fields of a later event only when that event holds the very same
+    objects (containers) or equal scalars of the same type, so the result is byte-for-byte what
+    normalising the whole later event gives (the gateway does not mutate an event's parts once
+    handed over)."""
 
     sources: tuple[Any, ...]
     values: dict[str, Any]
-    encoded: tuple[str, ...]  # the canonical text of each shared run of _RUNS, in order
     stripped: int
+    exotic: bool
 
     def matches(self, event: Mapping[str, Any]) -> bool:
         for k, src in zip(STATIC_KEYS, self.sources, strict=True):
@@ -134,36 +117,27 @@ class Static:
 
 
 def static_part(event: Mapping[str, Any]) -> Static:
-    values, stripped = normalise_fields(event, STATIC_KEYS)
-    encoded = tuple(
-        canonical_json({k: values[k] for k in keys})[1:-1] for shared, keys in _RUNS if shared
-    )
-    return Static(tuple(event.get(k) for k in STATIC_KEYS), values, encoded, stripped)
+    values, stripped, exotic = normalise_fields(event, STATIC_KEYS)
+    return Static(tuple(event.get(k) for k in STATIC_KEYS), values, stripped, exotic)
 
 
 def _body(
     kind: str, event: Mapping[str, Any], static: Static | None
 ) -> tuple[dict[str, Any], bytes]:
     if static is None or not static.matches(event):
-        body = normalise(event, kind)
-        if body.get("ts") is None:
-            body["ts"] = now_ts()
-        return body, canonical_bytes(body)
-    if kind not in KINDS:
-        raise ValueError("unknown audit event kind")
-    dynamic, stripped = normalise_fields(event, _DYNAMIC_KEYS)
-    body = {**static.values, **dynamic}
-    body["schema"] = SCHEMA_VERSION
-    body["kind"] = kind
-    body["stripped"] = static.stripped + stripped + len(event.keys() - EVENT.keys())
+        body, exotic = normalise_exotic(event, kind)
+    else:
+        if kind not in KINDS:
+            raise ValueError("unknown audit event kind")
+        dynamic, stripped, exotic = normalise_fields(event, _DYNAMIC_KEYS)
+        body = {**static.values, **dynamic}
+        body["schema"] = SCHEMA_VERSION
+        body["kind"] = kind
+        body["stripped"] = static.stripped + stripped + len(event.keys() - EVENT.keys())
+        exotic = exotic or static.exotic
     if body.get("ts") is None:
         body["ts"] = now_ts()
-    shared_runs = iter(static.encoded)
-    text = ",".join(
-        next(shared_runs) if shared else canonical_json({k: body[k] for k in keys})[1:-1]
-        for shared, keys in _RUNS
-    )
-    return body, ("{" + text + "}").encode("utf-8")
+    return body, encode_normalised(body, exotic)
 
 
 def make_entry(

@@ -5,6 +5,11 @@ takes everything queued (up to ``max_batch``) and appends it in one transaction;
 transaction runs, new entries queue for the next one, so the batch grows with the load and the
 added latency stays near one commit. A failed commit fails every waiter of that batch and marks
 the writer unhealthy until a later commit succeeds.
+
+Entries nobody waits on at once (a request's completion record: the answer is already out) are
+not urgent: when only such entries are queued, the writer waits up to ``linger_s`` for an
+urgent one (the next request's write-ahead intent) to share the commit, so a lone client pays
+one durable commit per request, not two.
 """
 
 from __future__ import annotations
@@ -23,11 +28,13 @@ log = logging.getLogger("portcullis.audit")
 
 
 class BatchWriter:
-    def __init__(self, engine: AsyncEngine, max_batch: int = 2000) -> None:
+    def __init__(self, engine: AsyncEngine, max_batch: int = 2000, linger_s: float = 0.0) -> None:
         self._engine = engine
         self._max_batch = max_batch
+        self._linger = linger_s
         self._queue: list[tuple[Entry, asyncio.Future[int]]] = []
         self._wake = asyncio.Event()
+        self._hurry = asyncio.Event()  # an urgent entry is queued
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._conn: AsyncConnection | None = None  # held open: no pool checkout per batch
@@ -40,12 +47,14 @@ class BatchWriter:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="audit-writer")
 
-    def submit(self, entry: Entry) -> asyncio.Future[int]:
+    def submit(self, entry: Entry, urgent: bool = True) -> asyncio.Future[int]:
         """Queue ``entry``; the future resolves to its ``seq`` once the batch has committed."""
         if self._closing:
             raise RuntimeError("audit writer is closed")
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._queue.append((entry, fut))
+        if urgent:
+            self._hurry.set()
         self._wake.set()
         return fut
 
@@ -53,6 +62,11 @@ class BatchWriter:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            if self._linger and not self._hurry.is_set() and len(self._queue) < self._max_batch:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._linger):
+                        await self._hurry.wait()
+            self._hurry.clear()
             while self._queue:
                 batch = self._queue[: self._max_batch]
                 del self._queue[: self._max_batch]
@@ -115,6 +129,7 @@ class BatchWriter:
     async def close(self) -> None:
         """Flush what is queued, then stop."""
         self._closing = True
+        self._hurry.set()
         self._wake.set()
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):

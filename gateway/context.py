@@ -13,6 +13,7 @@ from gateway.config.backends import BackendSpec
 from gateway.http.validate import ParsedRequest
 from gateway.policy.contract import Decision
 from gateway.principal import Principal
+from gateway.views import backend_facts, decision_view, principal_view
 
 __all__ = ["RequestContext"]
 
@@ -44,9 +45,6 @@ class RequestContext:
     prompt_digest: str | None = None
     answer_hmac: Any = None  # hmac object, updated as the answer streams
     forwarded: bool = False
-    # The principal's and the decision's audit views, built once: the intent and the completion
-    # then hand the audit sink the same objects, which lets it reuse their normalised form.
-    _views: tuple[Any, ...] = field(default=(), init=False, repr=False)
 
     def mark(self, step: str, since: float) -> float:
         now = time.perf_counter()
@@ -66,19 +64,16 @@ class RequestContext:
         d = self.decision
         b = self.backend
         total = self.elapsed
-        views = self._views
-        if not views or views[0] is not p or views[1] is not d:
-            views = self._views = (p, d, p.policy_view() if p else None, _decision_view(d))
         return {
             "request_id": self.request_id,
             "ts": self.ts.isoformat().replace("+00:00", "Z"),
             "endpoint": self.endpoint,
-            "principal": views[2],
+            "principal": principal_view(p) if p else None,
             "model": self.model,
             "stream": bool(self.parsed and self.parsed.stream),
-            "backend": b.facts() if b else None,
+            "backend": backend_facts(b) if b else None,
             "attempts": self.attempts,
-            "decision": views[3],
+            "decision": decision_view(d) if d else None,
             "bundle_revision": d.bundle_revision if d else None,
             "config_hash": config_hash,
             "decision_input": self.policy_input,
@@ -106,17 +101,3 @@ class RequestContext:
             "forwarded": self.forwarded,
         }
 
-
-def _decision_view(d: Decision | None) -> dict[str, Any] | None:
-    if d is None:
-        return None
-    return {
-        "allow": d.allow,
-        "permitted_backends": list(d.permitted_backends),
-        "rule_ids": sorted({r.rule for r in d.reasons}),
-        "denying_rule_ids": sorted({r.rule for r in d.denials}),
-        "citation_ids": sorted(
-            {r.citation.action_id for r in d.reasons if r.citation and r.citation.action_id}
-        ),
-        "obligations": dict(d.obligations),
-    }

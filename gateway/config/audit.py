@@ -20,6 +20,9 @@ class AuditSettings(Strict):
     # A separate audit database; default: the gateway's own database.
     database_url: str | None = None
     max_batch: int = Field(2000, ge=1, le=50000)
+    # A completion record waits up to this long for the next write-ahead intent to share its
+    # durable commit (0: commit at once). Only its durability is delayed, never an answer.
+    completion_linger_ms: int = Field(50, ge=0, le=1000)
     checkpoint_interval_s: float = Field(60.0, ge=0.1, le=86400.0)
     # Ed25519 private key (PEM). Default: data_dir/audit/signing.key, created 0600 on first start.
     signing_key_file: Path | None = None

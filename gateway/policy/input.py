@@ -10,6 +10,7 @@ from gateway.config.backends import BackendSpec
 from gateway.config.policy import PolicySettings
 from gateway.policy.contract import CONTRACT_VERSION
 from gateway.principal import Principal
+from gateway.views import backend_facts, deployment_view, principal_view
 
 __all__ = ["build_policy_input", "rfc3339"]
 
@@ -34,9 +35,9 @@ def build_policy_input(
         "version": CONTRACT_VERSION,
         "phase": "route" if pii_counts is None else "final",
         "now": rfc3339(now),
-        "principal": principal.policy_view(),
+        "principal": principal_view(principal),
         "request": {"endpoint": endpoint, "model": model, "stream": stream, "tools": tools},
-        "backends": [b.facts() for b in backends],
+        "backends": [backend_facts(b) for b in backends],
         "pii": None if pii_counts is None else {"entities": dict(pii_counts)},
-        "deployment": {"self_hosted_stance": settings.self_hosted_stance},
+        "deployment": deployment_view(settings.self_hosted_stance),
     }

@@ -33,14 +33,20 @@ def engine_for(overlays: tuple[str, ...]) -> EmbeddedEngine:
 
 
 def input_for(s: Scenario) -> dict[str, Any]:
-    return make_input(
-        s.jurisdiction,
-        s.sector,
-        at=s.at,
-        stance=s.stance,
-        team=s.team,
-        pii=s.pii,
-        backends=s.backends,
+    """The scenario's input as the engine receives it: JSON (the gateway's own views are
+    read-only mappings holding tuples; this is a plain, mutable copy)."""
+    return json.loads(
+        json.dumps(
+            make_input(
+                s.jurisdiction,
+                s.sector,
+                at=s.at,
+                stance=s.stance,
+                team=s.team,
+                pii=s.pii,
+                backends=s.backends,
+            )
+        )
     )
 
 

@@ -190,3 +190,70 @@ async def test_two_writer_processes_keep_one_history(
     report = await verify_database(engine, signer.public, cp_dir)
     assert report.ok and report.last_checkpoint == 6000, report.problems
     assert json.loads((sorted(cp_dir.glob("*.json"))[-1]).read_text())["tree_size"] == 6000
+
+
+async def test_a_completion_lingers_for_the_next_intent_and_shares_its_commit(
+    engine: AsyncEngine, signer: Signer, cp_dir: Path
+) -> None:
+    sink = DatabaseAuditSink(
+        engine,
+        signer,
+        cp_dir,
+        completion_linger_s=5.0,
+        checkpoint_interval_s=3600,
+        owns_engine=False,
+    )
+    await sink.start()
+    try:
+        await sink.intent(event(1))
+        commits = sink._writer.batches
+        done = asyncio.create_task(sink.complete(event(1)))
+        await asyncio.sleep(0.2)
+        assert not done.done()  # only a completion is queued: the writer waits
+        t0 = time.perf_counter()
+        await asyncio.wait_for(sink.intent(event(2)), 2)  # an intent is never held back
+        await asyncio.wait_for(done, 2)
+        assert time.perf_counter() - t0 < 2
+        assert sink._writer.batches == commits + 1  # one durable commit for both
+        async with engine.connect() as conn:
+            kinds = (await conn.execute(sa.select(audit_log.c.kind))).scalars().all()
+        assert sorted(kinds) == ["complete", "intent", "intent"]
+    finally:
+        await sink.close()
+
+
+async def test_a_lingering_completion_is_written_at_the_linger_and_at_close(
+    engine: AsyncEngine, signer: Signer, cp_dir: Path
+) -> None:
+    sink = DatabaseAuditSink(
+        engine,
+        signer,
+        cp_dir,
+        completion_linger_s=0.1,
+        checkpoint_interval_s=3600,
+        owns_engine=False,
+    )
+    await sink.start()
+    await sink.intent(event(1))
+    t0 = time.perf_counter()
+    await asyncio.wait_for(sink.complete(event(1)), 2)
+    assert 0.09 <= time.perf_counter() - t0 < 2  # waited for an intent that did not come
+    slow = DatabaseAuditSink(
+        engine,
+        signer,
+        cp_dir,
+        completion_linger_s=30,
+        checkpoint_interval_s=3600,
+        owns_engine=False,
+    )
+    await sink.close()
+    await slow.start()
+    pending = asyncio.create_task(slow.complete(event(2)))
+    await asyncio.sleep(0.1)
+    t0 = time.perf_counter()
+    await slow.close()  # flushes what is queued without waiting out the linger
+    await asyncio.wait_for(pending, 2)
+    assert time.perf_counter() - t0 < 5
+    async with engine.connect() as conn:
+        n = (await conn.execute(sa.select(sa.func.count()).select_from(audit_log))).scalar()
+    assert n >= 3
