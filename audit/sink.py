@@ -24,7 +24,7 @@ from audit.recovery import recover
 from audit.retention import purge
 from audit.schema import audit_head
 from audit.store import Entry, Static, make_entry, prepare, static_part, writer_id
-from audit.writer import BatchWriter
+from audit.writer import AuditDeadline, BatchWriter
 
 if TYPE_CHECKING:
     from gateway.config.audit import AuditSettings
@@ -117,15 +117,12 @@ class DatabaseAuditSink:
         return await self._wait(make_entry(kind, event, self.writer_id, static))
 
     async def _wait(self, entry: Entry) -> int:
-        fut = self._writer.submit(entry)
+        # The writer enforces the deadline (one timer for all waiters, see BatchWriter.submit).
+        fut = self._writer.submit(entry, within_s=self._deadline)
         fut.add_done_callback(_consume)
         try:
-            # On timeout the future is cancelled; the entry may still commit with its batch,
-            # which only records a request that was then refused (never the reverse).
-            async with asyncio.timeout(self._deadline):
-                return await fut
-        except TimeoutError:
-            self._writer.healthy = False
+            return await fut
+        except AuditDeadline:
             raise AuditUnavailable("audit record not durable within the deadline") from None
         except Exception as exc:
             raise AuditUnavailable("audit store write failed") from exc

@@ -17,12 +17,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from audit.store import Entry, Head, append
 
-__all__ = ["AuditWriteError", "BatchWriter"]
+__all__ = ["AuditDeadline", "AuditWriteError", "BatchWriter"]
 
 log = logging.getLogger("portcullis.audit")
 
@@ -35,6 +36,9 @@ class BatchWriter:
         self._queue: list[tuple[Entry, asyncio.Future[int]]] = []
         self._wake = asyncio.Event()
         self._hurry = asyncio.Event()  # an urgent entry is queued
+        # (deadline, future) in submit order; one timer for the earliest, not one per entry
+        self._deadlines: deque[tuple[float, asyncio.Future[int]]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._conn: AsyncConnection | None = None  # held open: no pool checkout per batch
@@ -47,16 +51,42 @@ class BatchWriter:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="audit-writer")
 
-    def submit(self, entry: Entry, urgent: bool = True) -> asyncio.Future[int]:
-        """Queue ``entry``; the future resolves to its ``seq`` once the batch has committed."""
+    def submit(
+        self, entry: Entry, urgent: bool = True, within_s: float | None = None
+    ) -> asyncio.Future[int]:
+        """Queue ``entry``; the future resolves to its ``seq`` once the batch has committed.
+
+        With ``within_s``, the future fails with :class:`AuditDeadline` if the commit has not
+        happened by then (the entry may still commit with its batch: that only records a
+        request which was then refused, never the reverse) and the writer counts as unhealthy.
+        """
         if self._closing:
             raise RuntimeError("audit writer is closed")
-        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[int] = loop.create_future()
         self._queue.append((entry, fut))
+        if within_s is not None:
+            deadline = loop.time() + within_s
+            self._deadlines.append((deadline, fut))
+            if self._timer is None:
+                self._timer = loop.call_at(deadline, self._expire)
         if urgent:
             self._hurry.set()
         self._wake.set()
         return fut
+
+    def _expire(self) -> None:
+        self._timer = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        pending = self._deadlines
+        while pending and (pending[0][1].done() or pending[0][0] <= now):
+            _, fut = pending.popleft()
+            if not fut.done():
+                fut.set_exception(AuditDeadline("audit record not durable within the deadline"))
+                self.healthy = False
+        if pending:
+            self._timer = loop.call_at(pending[0][0], self._expire)
 
     async def _run(self) -> None:
         while True:
@@ -135,8 +165,15 @@ class BatchWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         await self._drop_connection()
 
 
 class AuditWriteError(RuntimeError):
     """The store did not take the write (the message names the exception type, never data)."""
+
+
+class AuditDeadline(TimeoutError):
+    """The entry was not committed within its deadline."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 __all__ = ["Metrics"]
@@ -74,3 +76,23 @@ class Metrics:
             "Requests being handled",
             registry=r,
         )
+        # (endpoint, status, backend) -> the three children a finished request updates
+        self._finished: dict[tuple[str, int, str], tuple[Any, Any, Any]] = {}
+
+    def finished(
+        self, endpoint: str, status: int, backend: str, total_s: float, own_s: float
+    ) -> None:
+        """Count a finished request and observe its latencies (children looked up once)."""
+        key = (endpoint, status, backend)
+        children = self._finished.get(key)
+        if children is None:
+            if len(self._finished) > 10_000:
+                self._finished.clear()
+            children = self._finished[key] = (
+                self.requests.labels(endpoint, str(status), backend),
+                self.latency.labels(endpoint),
+                self.own_latency.labels(endpoint),
+            )
+        children[0].inc()
+        children[1].observe(total_s)
+        children[2].observe(own_s)

@@ -287,10 +287,14 @@ def _usage(body: dict[str, Any]) -> dict[str, int]:
 async def finish(services: Services, ctx: RequestContext, reservation: Reservation | None) -> None:
     """Record the outcome: metrics, limiter reconciliation, the audit completion record."""
     s = services
-    backend = ctx.backend.id if ctx.backend else "none"
-    s.metrics.requests.labels(ctx.endpoint, str(ctx.status), backend).inc()
-    s.metrics.latency.labels(ctx.endpoint).observe(ctx.elapsed)
-    s.metrics.own_latency.labels(ctx.endpoint).observe(max(0.0, ctx.elapsed - ctx.upstream_s))
+    elapsed = ctx.elapsed
+    s.metrics.finished(
+        ctx.endpoint,
+        ctx.status,
+        ctx.backend.id if ctx.backend else "none",
+        elapsed,
+        max(0.0, elapsed - ctx.upstream_s),
+    )
     if reservation is not None:
         await s.limiter.reconcile(reservation, ctx.usage.get("total_tokens", 0))
     try:

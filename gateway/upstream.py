@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import msgspec
 
 from gateway.config.backends import BackendSpec
 
 __all__ = ["JsonAnswer", "StreamAnswer", "Upstream", "UpstreamFailure"]
 
+_decode = msgspec.json.Decoder().decode
 _PATHS = {"chat": "/chat/completions", "completions": "/completions", "embeddings": "/embeddings"}
 
 
@@ -73,6 +75,8 @@ class Upstream:
     def __init__(self, credentials: Mapping[str, str | None]) -> None:
         self._credentials = dict(credentials)
         self._session: aiohttp.ClientSession | None = None
+        self._header_cache: dict[str, dict[str, str]] = {}
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(
@@ -91,30 +95,37 @@ class Upstream:
             self._session = None
 
     def _headers(self, backend: BackendSpec) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
-        secret = self._credentials.get(backend.id)
-        if secret:
-            cred = backend.credential
-            headers[cred.header] = f"{cred.scheme} {secret}".strip() if cred.scheme else secret
+        headers = self._header_cache.get(backend.id)
+        if headers is None:
+            headers = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
+            secret = self._credentials.get(backend.id)
+            if secret:
+                cred = backend.credential
+                headers[cred.header] = f"{cred.scheme} {secret}".strip() if cred.scheme else secret
+            self._header_cache[backend.id] = headers
         return headers
 
-    async def _post(
+    def _connect_timeout(self, connect_s: float) -> aiohttp.ClientTimeout:
+        timeout = self._timeouts.get(connect_s)
+        if timeout is None:
+            timeout = self._timeouts[connect_s] = aiohttp.ClientTimeout(
+                total=None, connect=connect_s, sock_connect=connect_s, sock_read=None
+            )
+        return timeout
+
+    async def _send(
         self, backend: BackendSpec, endpoint: str, body: bytes
     ) -> aiohttp.ClientResponse:
+        """Send and read the status line and headers; the caller bounds it with a deadline."""
         assert self._session is not None, "Upstream.start() was not called"
-        t = backend.timeouts
-        timeout = aiohttp.ClientTimeout(
-            total=None, connect=t.connect_s, sock_connect=t.connect_s, sock_read=None
-        )
         try:
-            async with asyncio.timeout(min(t.first_byte_s, t.total_s)):
-                resp = await self._session.post(
-                    backend.base_url + _PATHS[endpoint],
-                    data=body,
-                    headers=self._headers(backend),
-                    timeout=timeout,
-                    allow_redirects=False,
-                )
+            resp = await self._session.post(
+                backend.base_url + _PATHS[endpoint],
+                data=body,
+                headers=self._headers(backend),
+                timeout=self._connect_timeout(backend.timeouts.connect_s),
+                allow_redirects=False,
+            )
         except TimeoutError:
             raise UpstreamFailure("timeout") from None
         except (aiohttp.ClientConnectionError, OSError):
@@ -127,20 +138,36 @@ class Upstream:
             raise UpstreamFailure("status", resp.status, retry_after)
         return resp
 
-    async def call_json(self, backend: BackendSpec, endpoint: str, body: bytes) -> JsonAnswer:
-        async with asyncio.timeout(backend.timeouts.total_s):
-            resp = await self._post(backend, endpoint, body)
-            try:
-                raw = await resp.read()
-            except TimeoutError:
-                raise UpstreamFailure("timeout") from None
-            except aiohttp.ClientError:
-                raise UpstreamFailure("protocol") from None
-            finally:
-                resp.release()
+    async def _post(
+        self, backend: BackendSpec, endpoint: str, body: bytes
+    ) -> aiohttp.ClientResponse:
+        t = backend.timeouts
         try:
-            doc = json.loads(raw)
-        except ValueError:
+            async with asyncio.timeout(min(t.first_byte_s, t.total_s)):
+                return await self._send(backend, endpoint, body)
+        except TimeoutError:
+            raise UpstreamFailure("timeout") from None
+
+    async def call_json(self, backend: BackendSpec, endpoint: str, body: bytes) -> JsonAnswer:
+        """One deadline object for the whole call: first byte, then moved out to the total."""
+        t = backend.timeouts
+        start = asyncio.get_running_loop().time()
+        try:
+            async with asyncio.timeout(min(t.first_byte_s, t.total_s)) as deadline:
+                resp = await self._send(backend, endpoint, body)
+                if t.first_byte_s < t.total_s:
+                    deadline.reschedule(start + t.total_s)
+                try:
+                    raw = await resp.read()
+                except aiohttp.ClientError:
+                    raise UpstreamFailure("protocol") from None
+                finally:
+                    resp.release()
+        except TimeoutError:  # either deadline, before or after the headers
+            raise UpstreamFailure("timeout") from None
+        try:
+            doc = _decode(raw)
+        except msgspec.DecodeError:
             raise UpstreamFailure("protocol", resp.status) from None
         if not isinstance(doc, dict):
             raise UpstreamFailure("protocol", resp.status)

@@ -5,13 +5,18 @@ A caller-supplied id is kept when it is short and plain; otherwise one is genera
 
 from __future__ import annotations
 
+import os
+import random
 import re
-import secrets
 from typing import Any
 
 __all__ = ["add_request_id", "request_id"]
 
 _SAFE = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
+# Request ids need to be unique, not secret: 96 bits from a generator seeded from the OS once
+# per process (a read of os.urandom per request cost more than the rest of the id handling).
+_random = random.Random()
+os.register_at_fork(after_in_child=_random.seed)  # forked workers must not repeat each other
 
 
 def request_id(scope: Any) -> str:
@@ -24,7 +29,7 @@ def request_id(scope: Any) -> str:
                 if _SAFE.match(candidate):
                     rid = candidate
                 break
-        rid = state["request_id"] = rid or "req_" + secrets.token_hex(12)
+        rid = state["request_id"] = rid or f"req_{_random.getrandbits(96):024x}"
     return str(rid)
 
 
