@@ -100,4 +100,3 @@ class RequestContext:
             },
             "forwarded": self.forwarded,
         }
-

@@ -60,9 +60,7 @@ def _decision(d: Decision) -> Fixed:
         rule_ids=tuple(sorted({r.rule for r in d.reasons})),
         denying_rule_ids=tuple(sorted({r.rule for r in d.denials})),
         citation_ids=tuple(
-            sorted(
-                {r.citation.action_id for r in d.reasons if r.citation and r.citation.action_id}
-            )
+            sorted({r.citation.action_id for r in d.reasons if r.citation and r.citation.action_id})
         ),
         obligations=Fixed(d.obligations),
     )
