@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = ["ServerSecret", "load_server_secret"]
@@ -19,10 +19,12 @@ __all__ = ["ServerSecret", "load_server_secret"]
 @dataclass(frozen=True, slots=True)
 class ServerSecret:
     value: bytes
+    # A short public name of the secret (every audit event carries it): computed once.
+    secret_id: str = field(init=False, compare=False)
 
-    @property
-    def secret_id(self) -> str:
-        return hashlib.sha256(b"portcullis-secret-id" + self.value).hexdigest()[:12]
+    def __post_init__(self) -> None:
+        digest = hashlib.sha256(b"portcullis-secret-id" + self.value).hexdigest()[:12]
+        object.__setattr__(self, "secret_id", digest)
 
     def derive(self, purpose: str) -> bytes:
         return hmac.new(self.value, b"portcullis/" + purpose.encode(), hashlib.sha256).digest()

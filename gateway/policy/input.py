@@ -15,8 +15,16 @@ from gateway.views import backend_facts, deployment_view, principal_view
 __all__ = ["build_policy_input", "rfc3339"]
 
 
+_last: tuple[int, str] = (0, "")
+
+
 def rfc3339(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """Whole seconds, UTC, ``Z`` (the text of the last second asked for is kept)."""
+    global _last
+    second = int(when.timestamp() // 1)
+    if _last[0] != second:
+        _last = (second, when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return _last[1]
 
 
 def build_policy_input(
