@@ -1,8 +1,9 @@
 """Read-only views of long-lived objects (principals, backends, decisions), built once each.
 
 Every request hands the policy engine and the audit trail the same few views: the caller's
-principal, the candidate backends' facts, the decision. Built per request they cost more than
-the rest of the core path; here each object's view is built on first use, as an
+principal, the candidate backends' facts, the decision. Built and normalised per request they
+were most of the audit record's cost (docs/benchmarks.md); here each object's view is built on
+first use, as an
 :class:`audit.event.Fixed` mapping, whose normalised audit form is then computed once too.
 Views hold tuples, never lists, and must not be changed.
 """
