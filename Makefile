@@ -55,6 +55,7 @@ schema: $(STAMP)
 	$(BIN)/python -c "import json; from gateway.config import Settings; print(json.dumps(Settings.model_json_schema(), indent=2))" > docs/config.schema.json
 
 bench: $(STAMP)
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; } || { echo "bench needs wrk (Debian package wrk)"; exit 1; }
 	$(BIN)/python bench/core/run.py
 
 clean:
