@@ -199,14 +199,26 @@ async def read_head(conn: AsyncConnection) -> Head:
 _COLUMNS = [c.name for c in audit_log.columns]
 
 
+def _records(entries: Sequence[Entry], first: int) -> list[tuple[Any, ...]]:
+    """The entries as rows in table column order, ``seq`` numbered from ``first``."""
+    return [
+        tuple(first + i if c == "seq" else e.row[c] for c in _COLUMNS)
+        for i, e in enumerate(entries)
+    ]
+
+
+def _extended(known: Head, entries: Sequence[Entry]) -> Frontier:
+    """The frontier after appending ``entries`` to the head as this writer left it."""
+    frontier = known.frontier.copy()
+    frontier.extend(e.leaf for e in entries)
+    return frontier
+
+
 async def _insert(conn: AsyncConnection, entries: Sequence[Entry], first: int) -> None:
     """Insert with consecutive ``seq``: PostgreSQL COPY (asyncpg) for batches, else executemany."""
     if conn.dialect.name == "postgresql" and conn.dialect.driver == "asyncpg" and len(entries) > 8:
         raw: Any = (await conn.get_raw_connection()).driver_connection
-        records = [
-            tuple(first + i if c == "seq" else e.row[c] for c in _COLUMNS)
-            for i, e in enumerate(entries)
-        ]
+        records = _records(entries, first)
         await raw.copy_records_to_table("audit_log", records=records, columns=_COLUMNS)
         return
     await conn.execute(
@@ -233,14 +245,9 @@ async def _append_sqlite(
     if run_in_thread is None:
         return None
     n = len(entries)
-    frontier = known.frontier.copy()
-    for e in entries:
-        frontier.append(e.leaf)
+    frontier = _extended(known, entries)
     first = known.size + 1
-    records = [
-        tuple(first + i if c == "seq" else e.row[c] for c in _COLUMNS)
-        for i, e in enumerate(entries)
-    ]
+    records = _records(entries, first)
     move = (known.size + n, frontier.to_bytes(), known.size)
 
     def run(db: sqlite3.Connection) -> bool:
@@ -282,14 +289,9 @@ async def _append_asyncpg(
     if driver.is_in_transaction():
         return None
     n = len(entries)
-    frontier = known.frontier.copy()
-    for e in entries:
-        frontier.append(e.leaf)
+    frontier = _extended(known, entries)
     first = known.size + 1
-    records = [
-        tuple(first + i if c == "seq" else e.row[c] for c in _COLUMNS)
-        for i, e in enumerate(entries)
-    ]
+    records = _records(entries, first)
     try:
         async with driver.transaction():
             moved = await driver.execute(_PG_MOVE, known.size + n, frontier.to_bytes(), known.size)
@@ -324,9 +326,7 @@ async def append(conn: AsyncConnection, entries: Sequence[Entry], known: Head | 
             return done
     async with conn.begin():
         if known is not None:
-            frontier = known.frontier.copy()
-            for e in entries:
-                frontier.append(e.leaf)
+            frontier = _extended(known, entries)
             moved = await conn.execute(
                 sa.update(audit_head)
                 .where(audit_head.c.id == 1, audit_head.c.size == known.size)
@@ -349,8 +349,7 @@ async def append(conn: AsyncConnection, entries: Sequence[Entry], known: Head | 
         size = int(bumped.size)
         first = size - n + 1
         frontier = Frontier.from_bytes(first - 1, bytes(bumped.frontier))
-        for e in entries:
-            frontier.append(e.leaf)
+        frontier.extend(e.leaf for e in entries)
         await _insert(conn, entries, first)
         await conn.execute(
             sa.update(audit_head).where(audit_head.c.id == 1).values(frontier=frontier.to_bytes())

@@ -125,8 +125,7 @@ class BatchWriter:
         else:  # the locking path ran: rebuild from what we know only if cheap, else re-read
             frontier = None
         if frontier is not None:
-            for e in entries:
-                frontier.append(e.leaf)
+            frontier.extend(e.leaf for e in entries)
             self._head = Head(first - 1 + len(entries), frontier)
         else:
             self._head = await self._reload_head()
