@@ -18,7 +18,15 @@ from gateway.config import Settings
 from gateway.http.admin import ADMIN_HANDLERS, admin_guard
 from gateway.http.audit_admin import export_audit
 from gateway.http.errors import EXCEPTION_HANDLERS
-from gateway.http.inference import chat_completions, completions, drain, embeddings, list_models
+from gateway.http.inference import (
+    ENDPOINTS,
+    chat_completions,
+    completions,
+    drain,
+    embeddings,
+    list_models,
+    serve,
+)
 from gateway.http.ops import healthz, metrics, readyz
 from gateway.http.request_id import add_request_id
 from gateway.keys import KeyService
@@ -32,7 +40,7 @@ from gateway.services import Decider, Services
 from gateway.storage.db import create_engine_for
 from gateway.upstream import Upstream
 
-__all__ = ["Components", "create_app"]
+__all__ = ["Components", "GatewayApp", "create_app"]
 
 log = logging.getLogger("portcullis")
 
@@ -124,6 +132,23 @@ async def close_services(services: Services) -> None:
     await services.engine.dispose()
 
 
+class GatewayApp(Litestar):
+    """Litestar, with POSTs to the three inference paths taken before its router.
+
+    They go straight to :func:`gateway.http.inference.serve` (raw ASGI); the same function is
+    also registered as litestar routes, so any other spelling of those paths, and other methods,
+    reach the same code through the router.
+    """
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            endpoint = ENDPOINTS.get(scope["path"])
+            if endpoint is not None:
+                await serve(scope, receive, send, endpoint, self.state)
+                return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings, components: Components | None = None) -> Litestar:
     components = components or Components()
 
@@ -142,7 +167,7 @@ def create_app(settings: Settings, components: Components | None = None) -> Lite
             await close_services(services)
 
     admin = Router(path="/", route_handlers=[*ADMIN_HANDLERS, export_audit], guards=[admin_guard])
-    return Litestar(
+    return GatewayApp(
         route_handlers=[
             chat_completions,
             completions,

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
 
 from gateway.errors import Cause, GatewayError
 
-__all__ = ["decode_json", "read_capped"]
+__all__ = ["decode_json", "read_body"]
 
 
-async def read_capped(chunks: AsyncIterator[bytes], content_length: str | None, cap: int) -> bytes:
-    """Read the body, refusing (413) as soon as it passes ``cap``, Content-Length or not."""
+async def read_body(receive: Any, content_length: bytes | None, cap: int) -> bytes:
+    """Read an ASGI request body, refusing (413) as soon as it passes ``cap``, Content-Length or
+    not; a client that goes away before the end is a 499, not an error of ours."""
     if content_length is not None:
         try:
             declared = int(content_length)
@@ -23,12 +23,19 @@ async def read_capped(chunks: AsyncIterator[bytes], content_length: str | None, 
             raise _too_large(cap)
     parts: list[bytes] = []
     size = 0
-    async for chunk in chunks:
-        size += len(chunk)
-        if size > cap:
-            raise _too_large(cap)
-        parts.append(chunk)
-    return b"".join(parts)
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise GatewayError(Cause.CLIENT_CLOSED, "The client closed the connection.")
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > cap:
+                raise _too_large(cap)
+            parts.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def _too_large(cap: int) -> GatewayError:

@@ -3,66 +3,109 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
-from litestar import Request, Response, get, post
+from litestar import Request, Response, asgi, get
 from litestar.datastructures import State
-from litestar.response import Stream
 
 from gateway.context import RequestContext
 from gateway.errors import Cause, GatewayError
-from gateway.http.body import decode_json, read_capped
-from gateway.http.errors import render
+from gateway.http.body import decode_json, read_body
 from gateway.http.request_id import request_id
 from gateway.http.validate import validate_request
 from gateway.limiter import Reservation
 from gateway.pipeline import Pipeline, finish
 from gateway.services import Services
+from gateway.streaming import DONE
 
-__all__ = ["chat_completions", "completions", "drain", "embeddings", "list_models"]
+__all__ = [
+    "ENDPOINTS",
+    "chat_completions",
+    "completions",
+    "drain",
+    "embeddings",
+    "list_models",
+    "serve",
+]
 
 _encode = msgspec.json.encode
-_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+log = logging.getLogger("portcullis.errors")
+
+# The three inference routes run on raw ASGI (``serve``): the gateway's own app class sends
+# them here before litestar's router, middleware and request/response objects, which cost a
+# tenth of the gateway's CPU per request (bench/core, docs/benchmarks.md). Everything else —
+# admin, ops, /v1/models — is an ordinary litestar route.
+ENDPOINTS = {
+    "/v1/chat/completions": "chat",
+    "/v1/completions": "completions",
+    "/v1/embeddings": "embeddings",
+}
+_JSON = (b"content-type", b"application/json")
+_SSE_HEADERS = [
+    (b"content-type", b"text/event-stream"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+_ALLOW_POST = {"Allow": "POST"}
 
 
-def _client_addr(request: Request[Any, Any, Any]) -> str | None:
-    client = request.scope.get("client")
-    return client[0] if client else None
-
-
-def _context(request: Request[Any, Any, Any], endpoint: str) -> RequestContext:
-    return RequestContext(
-        request_id=request_id(request.scope),
-        endpoint=endpoint,
-        client_addr=_client_addr(request),
+async def _send_json(send: Any, status: int, body: bytes, rid: bytes, extra: Any = ()) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                _JSON,
+                (b"content-length", str(len(body)).encode()),
+                (b"x-request-id", rid),
+                *extra,
+            ],
+        }
     )
+    await send({"type": "http.response.body", "body": body})
 
 
-async def _wait_disconnect(request: Request[Any, Any, Any]) -> None:
-    while True:
-        message = await request.receive()
-        if message["type"] == "http.disconnect":
-            return
+async def _send_error(send: Any, exc: GatewayError, rid: bytes) -> None:
+    extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in exc.headers.items()]
+    await _send_json(send, exc.status, _encode(exc.body()), rid, extra)
 
 
-async def _handle(request: Request[Any, Any, Any], state: State, endpoint: str) -> Response[Any]:
+async def serve(scope: Any, receive: Any, send: Any, endpoint: str, state: Any) -> None:
+    """One inference request, start to finish, on raw ASGI. Never raises to the server: every
+    outcome is an OpenAI-shaped answer (or, once a stream has begun, its error event), and every
+    request, refused or not, gets its completion record from :func:`finish`."""
     services: Services = state.services
     pipeline: Pipeline = state.pipeline
-    ctx = _context(request, endpoint)
+    client = scope.get("client")
+    ctx = RequestContext(
+        request_id=request_id(scope), endpoint=endpoint, client_addr=client[0] if client else None
+    )
+    rid = ctx.request_id.encode()
     reservation: Reservation | None = None
-    streaming = False
+    started = False  # a response has begun: errors can no longer be sent as a body
     services.metrics.in_flight.inc()
     try:
-        ctx.principal = await services.keys.authenticate(request.headers.get("authorization"))
-        ctype = request.headers.get("content-type", "")
-        if ctype.split(";", 1)[0].strip().lower() != "application/json":
+        if scope["method"] != "POST":
+            raise GatewayError(
+                Cause.METHOD_NOT_ALLOWED, "Method not allowed on this path.", headers=_ALLOW_POST
+            )
+        authorization = ctype = length = None
+        for name, value in scope["headers"]:  # the first of each, as litestar's Headers.get
+            if name == b"authorization":
+                authorization = authorization or value.decode("latin-1")
+            elif name == b"content-type":
+                ctype = ctype or value
+            elif name == b"content-length":
+                length = length or value
+        ctx.principal = await services.keys.authenticate(authorization)
+        if ctype is None or ctype.split(b";", 1)[0].strip().lower() != b"application/json":
             raise GatewayError(Cause.UNSUPPORTED_MEDIA, "Content-Type must be application/json.")
         limits = services.settings.requests
-        raw = await read_capped(
-            request.stream(), request.headers.get("content-length"), limits.max_body_bytes
-        )
+        raw = await read_body(receive, length, limits.max_body_bytes)
         parsed = validate_request(
             endpoint,
             decode_json(raw, limits.max_json_depth),
@@ -74,30 +117,60 @@ async def _handle(request: Request[Any, Any, Any], state: State, endpoint: str) 
         reservation = await pipeline.reserve(ctx, parsed)
         if parsed.stream:
             relay = await pipeline.run_stream(ctx, parsed)
-            streaming = True
-            return Stream(
-                _guarded(relay, services, ctx, reservation),
-                media_type="text/event-stream",
-                headers=_SSE_HEADERS,
-            )
-        body = await _race_disconnect(request, pipeline.run_json(ctx, parsed))
-        return Response(content=_encode(body), media_type="application/json", status_code=200)
+            try:
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": [*_SSE_HEADERS, (b"x-request-id", rid)],
+                    }
+                )
+                started = True
+                await _race_disconnect(receive, _relay(send, relay))
+            finally:
+                await relay.aclose()  # type: ignore[attr-defined]  # its bookkeeping, however it ended
+            return
+        body = await _race_disconnect(receive, pipeline.run_json(ctx, parsed))
+        await _send_json(send, 200, _encode(body), rid)
     except GatewayError as exc:
         ctx.status, ctx.error_code = exc.status, exc.cause.code
-        return render(exc)
+        if not started:
+            await _send_error(send, exc, rid)
     except asyncio.CancelledError:
         ctx.status, ctx.error_code = Cause.CLIENT_CLOSED.status, Cause.CLIENT_CLOSED.code
         raise
-    except Exception:
+    except Exception as exc:  # noqa: BLE001 - the one boundary: type only (messages may carry content)
         ctx.status, ctx.error_code = Cause.INTERNAL.status, Cause.INTERNAL.code
-        raise  # rendered by the top-level handler; the audit record says 500
+        log.error("unexpected error %s on %s", type(exc).__name__, scope["path"])
+        err = GatewayError(Cause.INTERNAL, "Internal error; nothing was sent.")
+        if not started:
+            await _send_error(send, err, rid)
+        else:  # a stream that failed after its first byte ends with an error event and [DONE]
+            with contextlib.suppress(Exception):
+                await send({"type": "http.response.body", "body": _sse_error(err)})
     finally:
-        if not streaming:
-            services.metrics.in_flight.dec()
-            _background(finish(services, ctx, reservation))
+        services.metrics.in_flight.dec()
+        _background(finish(services, ctx, reservation))
 
 
-async def _race_disconnect(request: Request[Any, Any, Any], work: Any) -> Any:
+def _sse_error(err: GatewayError) -> bytes:
+    return b"data: " + _encode(err.body()) + b"\n\n" + DONE
+
+
+async def _relay(send: Any, chunks: AsyncIterator[bytes]) -> None:
+    async for chunk in chunks:
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _wait_disconnect(receive: Any) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def _race_disconnect(receive: Any, work: Any) -> Any:
     """Run ``work`` in this task; if the client goes away first, cancel it (and the upstream call).
 
     One watcher task per request, not two: the work stays in the handler's own task.
@@ -108,7 +181,7 @@ async def _race_disconnect(request: Request[Any, Any, Any], work: Any) -> Any:
 
     async def watch() -> None:
         nonlocal gone
-        await _wait_disconnect(request)
+        await _wait_disconnect(receive)
         gone = True
         handler.cancel()
 
@@ -122,24 +195,6 @@ async def _race_disconnect(request: Request[Any, Any, Any], work: Any) -> Any:
         raise GatewayError(Cause.CLIENT_CLOSED, "The client closed the connection.") from None
     finally:
         watcher.cancel()
-
-
-async def _guarded(
-    relay: AsyncIterator[bytes],
-    services: Services,
-    ctx: RequestContext,
-    reservation: Reservation | None,
-) -> AsyncIterator[bytes]:
-    try:
-        async for chunk in relay:
-            yield chunk
-    except (asyncio.CancelledError, GeneratorExit):
-        ctx.status, ctx.error_code = Cause.CLIENT_CLOSED.status, Cause.CLIENT_CLOSED.code
-        raise
-    finally:
-        await relay.aclose()  # type: ignore[attr-defined]
-        services.metrics.in_flight.dec()
-        _background(finish(services, ctx, reservation))
 
 
 _TASKS: set[asyncio.Task[Any]] = set()
@@ -159,19 +214,21 @@ async def drain(timeout_s: float = 10.0) -> None:
         await asyncio.wait(set(_TASKS), timeout=timeout_s)
 
 
-@post("/v1/chat/completions", status_code=200)
-async def chat_completions(request: Request[Any, Any, Any], state: State) -> Response[Any]:
-    return await _handle(request, state, "chat")
+def _route(path: str) -> Any:
+    endpoint = ENDPOINTS[path]
+
+    async def handler(scope: Any, receive: Any, send: Any) -> None:
+        await serve(scope, receive, send, endpoint, scope["app"].state)
+
+    handler.__name__ = handler.__qualname__ = endpoint
+    # Reached only when the app's fast path did not take the request (another spelling of the
+    # path that litestar's router accepts, e.g. a trailing slash): same code either way.
+    return asgi(path, copy_scope=False)(handler)
 
 
-@post("/v1/completions", status_code=200)
-async def completions(request: Request[Any, Any, Any], state: State) -> Response[Any]:
-    return await _handle(request, state, "completions")
-
-
-@post("/v1/embeddings", status_code=200)
-async def embeddings(request: Request[Any, Any, Any], state: State) -> Response[Any]:
-    return await _handle(request, state, "embeddings")
+chat_completions = _route("/v1/chat/completions")
+completions = _route("/v1/completions")
+embeddings = _route("/v1/embeddings")
 
 
 @get("/v1/models")

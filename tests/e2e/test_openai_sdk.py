@@ -351,3 +351,45 @@ def test_passthrough_params_reach_only_backends_that_declared_them(
         client(h).chat.completions.create(
             model="gpt-test", messages=[{"role": "user", "content": "x"}], extra_body={"min_p": 0.1}
         )
+
+
+def _wait_for_completions(h: Harness, before: int, n: int) -> list[dict]:  # type: ignore[type-arg]
+    deadline = time.monotonic() + 3
+    while len(h.audit.completions) < before + n and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return h.audit.completions[before:]
+
+
+def test_client_gone_while_sending_the_body_is_499_and_nothing_leaves(
+    h: Harness, upstream: FakeUpstream
+) -> None:
+    import socket
+
+    before = len(h.audit.completions)
+    with socket.create_connection(("127.0.0.1", h.gw.port)) as sock:
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+            b"Authorization: Bearer " + h.key.encode() + b"\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 5000\r\n\r\n"
+            b'{"model": "gpt-test", "messages": ['
+        )
+        time.sleep(0.2)
+    events = _wait_for_completions(h, before, 1)
+    assert [(e["status"], e["error_code"]) for e in events] == [(499, "client_closed_request")]
+    assert upstream.received == []
+
+
+def test_inference_paths_other_methods_and_spellings(h: Harness, upstream: FakeUpstream) -> None:
+    status, headers, body = h.gw.request("GET", "/v1/chat/completions", token=h.key)
+    assert status == 405 and body["error"]["code"] == "method_not_allowed"
+    assert headers.get("x-request-id", "").startswith("req_")
+    # A spelling the fast path does not take goes through litestar's router to the same code.
+    status, headers, body = h.gw.request(
+        "POST",
+        "/v1/chat/completions/",
+        {"model": "gpt-test", "messages": [{"role": "user", "content": "x"}]},
+        token=h.key,
+    )
+    assert status == 200 and body["choices"][0]["message"]["content"]
+    assert headers.get("x-request-id", "").startswith("req_")
+    assert upstream.received[-1]["json"]["model"] == "gpt-test"
