@@ -1,0 +1,46 @@
+"""Request ids: the id the caller is given is the id the audit record keeps."""
+
+from __future__ import annotations
+
+import pytest
+
+from audit.event import normalise
+from gateway.http.request_id import request_id
+
+
+def _scope(header: str | None = None) -> dict:  # type: ignore[type-arg]
+    headers = [(b"x-request-id", header.encode())] if header is not None else []
+    return {"type": "http", "headers": headers}
+
+
+def test_generated_ids_survive_the_audit_filter() -> None:
+    # Hex ids held a run of nine decimal digits about one time in ten, and the audit's filter
+    # dropped them as a possible phone or id number: the record lost its request id.
+    ids = {request_id(_scope()) for _ in range(20_000)}
+    assert len(ids) == 20_000
+    for rid in ids:
+        assert rid.startswith("req_") and len(rid) == 28
+        assert normalise({"request_id": rid}, "intent")["request_id"] == rid
+
+
+def test_plain_caller_id_is_kept_and_reused_within_the_request() -> None:
+    scope = _scope("trace-abc.123:xyz")
+    assert request_id(scope) == "trace-abc.123:xyz"
+    assert request_id(scope) == "trace-abc.123:xyz"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "0412345678",  # a phone number
+        "alice@example.com",  # not plain
+        "id-123456789012",  # a long digit run
+        "short",  # under 8 characters
+        "x" * 129,
+        "has space here",
+    ],
+)
+def test_caller_id_that_is_not_plain_or_looks_personal_is_replaced(header: str) -> None:
+    rid = request_id(_scope(header))
+    assert rid.startswith("req_") and rid != header
+    assert normalise({"request_id": rid}, "intent")["request_id"] == rid
