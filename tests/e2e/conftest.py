@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,6 +51,41 @@ def core_settings(tmp: Path, upstream: FakeUpstream, **extra: object) -> Setting
         **extra,
     }
     return Settings.model_validate(raw)
+
+
+def deepseek_pair(tmp: Path, upstream: FakeUpstream) -> dict[str, Any]:
+    """Raw configuration: DeepSeek's hosted service (CN) and its weights self-hosted in AU-NSW,
+    both in front of the fake upstream (the policy and audit end-to-end tests)."""
+    common = {
+        "models": ["deepseek-chat"],
+        "model_family": "deepseek",
+        "model_origin": "CN",
+        "timeouts": {"connect_s": 2, "first_byte_s": 5, "idle_s": 5, "total_s": 10},
+    }
+    return {
+        "data_dir": str(tmp),
+        "admin": {"token_file": str(write_admin_token(tmp)), "token_env": None},
+        "backends": [
+            {
+                "id": "deepseek-hosted",
+                "base_url": upstream.base_url,
+                "operator": "deepseek",
+                "hosting_country": "CN",
+                "priority": 10,
+                **common,
+            },
+            {
+                "id": "deepseek-self",
+                "base_url": upstream.base_url,
+                "operator": "self",
+                "self_hosted": True,
+                "hosting_country": "AU",
+                "hosting_region": "AU-NSW",
+                "priority": 20,
+                **common,
+            },
+        ],
+    }
 
 
 class Harness:

@@ -20,7 +20,8 @@ from click.testing import CliRunner
 
 from gateway.cli import cli
 from gateway.config import Settings
-from tests.support.gateway import RunningGateway, write_admin_token
+from tests.e2e.conftest import deepseek_pair
+from tests.support.gateway import RunningGateway
 from tests.support.upstream import FakeUpstream
 
 pytestmark = pytest.mark.e2e
@@ -28,44 +29,12 @@ ROOT = Path(__file__).resolve().parents[2]
 SECRET_EMAIL = "ada.lovelace@example.org"
 
 
-def config(tmp: Path, upstream: FakeUpstream) -> dict:
-    common = {
-        "models": ["deepseek-chat"],
-        "model_family": "deepseek",
-        "model_origin": "CN",
-        "timeouts": {"connect_s": 2, "first_byte_s": 5, "idle_s": 5, "total_s": 10},
-    }
-    return {
-        "data_dir": str(tmp),
-        "admin": {"token_file": str(write_admin_token(tmp)), "token_env": None},
-        "backends": [
-            {
-                "id": "deepseek-hosted",
-                "base_url": upstream.base_url,
-                "operator": "deepseek",
-                "hosting_country": "CN",
-                "priority": 10,
-                **common,
-            },
-            {
-                "id": "deepseek-self",
-                "base_url": upstream.base_url,
-                "operator": "self",
-                "self_hosted": True,
-                "hosting_country": "AU",
-                "priority": 20,
-                **common,
-            },
-        ],
-    }
-
-
 @pytest.fixture(scope="module")
 def world(
     tmp_path_factory: pytest.TempPathFactory, upstream_server: FakeUpstream
 ) -> Iterator[tuple[RunningGateway, Path, dict]]:
     tmp = tmp_path_factory.mktemp("audit")
-    cfg = config(tmp, upstream_server)
+    cfg = deepseek_pair(tmp, upstream_server)
     path = tmp / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))
     gw = RunningGateway(Settings.model_validate(cfg)).start()

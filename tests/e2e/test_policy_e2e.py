@@ -20,8 +20,9 @@ import pytest
 
 from gateway.config import Settings
 from gateway.policy.bundle import load_bundle
+from tests.e2e.conftest import deepseek_pair
 from tests.opa_fake.server import FakeOpa
-from tests.support.gateway import RunningGateway, write_admin_token
+from tests.support.gateway import RunningGateway
 from tests.support.upstream import FakeUpstream
 
 pytestmark = pytest.mark.e2e
@@ -30,39 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def settings(tmp: Path, upstream: FakeUpstream, **policy: Any) -> Settings:
-    common = {
-        "models": ["deepseek-chat"],
-        "model_family": "deepseek",
-        "model_origin": "CN",
-        "timeouts": {"connect_s": 2, "first_byte_s": 5, "idle_s": 5, "total_s": 10},
-    }
-    return Settings.model_validate(
-        {
-            "data_dir": str(tmp),
-            "admin": {"token_file": str(write_admin_token(tmp)), "token_env": None},
-            "policy": policy,
-            "backends": [
-                {
-                    "id": "deepseek-hosted",
-                    "base_url": upstream.base_url,
-                    "operator": "deepseek",
-                    "hosting_country": "CN",
-                    "priority": 10,
-                    **common,
-                },
-                {
-                    "id": "deepseek-self",
-                    "base_url": upstream.base_url,
-                    "operator": "self",
-                    "self_hosted": True,
-                    "hosting_country": "AU",
-                    "hosting_region": "AU-NSW",
-                    "priority": 20,
-                    **common,
-                },
-            ],
-        }
-    )
+    return Settings.model_validate({**deepseek_pair(tmp, upstream), "policy": policy})
 
 
 @pytest.fixture(scope="module")
