@@ -46,6 +46,11 @@ _SHORT = 200
 _EMAIL = re.compile(r"[^\s@]+@[^\s@]+\.[A-Za-z]{2,}")
 _DIGIT_RUN = re.compile(r"\+?\d[\d\s\-.()/]{7,}\d")
 _KEYLIKE = re.compile(r"(?i)\b(?:sk|pk|rk|key|bearer)[-_ ][A-Za-z0-9_\-]{12,}")
+# A model snapshot's date (``o1-2024-12-17``, ``claude-opus-4-1-20250805``): with the version
+# digits before it, it reads as a run of nine digits; it is taken out before that test.
+_SNAPSHOT_DATE = re.compile(
+    r"(?<!\d)(?:19|20)\d\d(-?)(?:0[1-9]|1[0-2])\1(?:0[1-9]|[12]\d|3[01])(?!\d)"
+)
 # Floats that ``json.dumps`` and msgspec spell alike (no exponent); others make the event take
 # the slower, reference encoder (see :func:`canonical_bytes`).
 _PLAIN_FLOAT_MIN, _PLAIN_FLOAT_MAX = 1e-4, 1e16
@@ -144,6 +149,14 @@ class _Stripper:
         """An identifier from the client or an error path: no personal shapes either."""
         out = self.ident(v)
         if out is not None and looks_personal(out):
+            self.drop()
+            return None
+        return out
+
+    def model(self, v: Any) -> str | None:
+        """A model name: :meth:`untrusted`, except that a snapshot date is not a digit run."""
+        out = self.ident(v)
+        if out is not None and looks_personal(_SNAPSHOT_DATE.sub("-", out)):
             self.drop()
             return None
         return out
@@ -329,7 +342,7 @@ def _ts(s: _Stripper, v: Any) -> str | None:
 
 REQUEST: Spec = {
     "endpoint": _S.ident,
-    "model": _S.untrusted,
+    "model": _S.model,
     "stream": _S.boolean,
     "tools": _S.boolean,
 }
@@ -359,7 +372,7 @@ EVENT: Spec = {
     "ts": _ts,
     "endpoint": _S.ident,
     "principal": lambda s, v: s.fields(v, PRINCIPAL),
-    "model": _S.untrusted,
+    "model": _S.model,
     "stream": _S.boolean,
     "backend": lambda s, v: s.fields(v, BACKEND),
     "attempts": _list_of(ATTEMPT),
