@@ -29,6 +29,7 @@ __all__ = [
     "normalise",
     "normalise_exotic",
     "normalise_fields",
+    "plain_request_id",
 ]
 
 SCHEMA_VERSION = 1
@@ -48,6 +49,9 @@ _DIGIT_RUN = re.compile(r"\+?\d[\d\s\-.()/]{7,}\d")
 _KEYLIKE = re.compile(r"(?i)\b(?:sk|pk|rk|key|bearer)[-_ ][A-Za-z0-9_\-]{12,}")
 # A model snapshot's date (``o1-2024-12-17``, ``claude-opus-4-1-20250805``): with the version
 # digits before it, it reads as a run of nine digits; it is taken out before that test.
+# A UUID (a tracing system's request id) is not a phone number, even when its last group is
+# twelve decimal digits.
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _SNAPSHOT_DATE = re.compile(
     r"(?<!\d)(?:19|20)\d\d(-?)(?:0[1-9]|1[0-2])\1(?:0[1-9]|[12]\d|3[01])(?!\d)"
 )
@@ -61,6 +65,11 @@ def looks_personal(v: str) -> bool:
     if _EMAIL.search(v) or _KEYLIKE.search(v):
         return True
     return any(sum(c.isdigit() for c in m.group()) >= 9 for m in _DIGIT_RUN.finditer(v))
+
+
+def plain_request_id(v: str) -> bool:
+    """Whether a caller's request id may stand in the record: a UUID, or no personal shape."""
+    return _UUID.match(v) is not None or not looks_personal(v)
 
 
 Json = Any
@@ -149,6 +158,14 @@ class _Stripper:
         """An identifier from the client or an error path: no personal shapes either."""
         out = self.ident(v)
         if out is not None and looks_personal(out):
+            self.drop()
+            return None
+        return out
+
+    def request_id(self, v: Any) -> str | None:
+        """An identifier the caller may have chosen: :func:`plain_request_id`."""
+        out = self.ident(v)
+        if out is not None and not plain_request_id(out):
             self.drop()
             return None
         return out
@@ -368,7 +385,7 @@ PII: Spec = {"counts": _S.counts, "actions": _pii_actions, "output": _S.counts}
 DIGESTS: Spec = {"key_id": _S.ident, "prompt": _digest, "answer": _digest}
 ATTEMPT: Spec = {"backend": _S.ident, "outcome": _S.ident, "status": _S.number}
 EVENT: Spec = {
-    "request_id": _S.untrusted,
+    "request_id": _S.request_id,
     "ts": _ts,
     "endpoint": _S.ident,
     "principal": lambda s, v: s.fields(v, PRINCIPAL),

@@ -1,9 +1,9 @@
 """``x-request-id`` on every response, including errors and 404s the router answers itself.
 
-A caller-supplied id is kept when it is short and plain and does not look like personal data
-(the audit record drops such values, and the record must carry the id the caller was given);
-otherwise one is generated: ``req_`` and 24 letters, never a digit, so that no generated id can
-look like a phone or id number to the audit's content filter.
+A caller-supplied id is kept when it is short and plain, and either a UUID or free of anything
+that looks like personal data (the audit record drops such values, and the record must carry
+the id the caller was given); otherwise one is generated: ``req_`` and 24 letters, never a
+digit, so that no generated id can look like a phone or id number to the audit's filter.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import random
 import re
 from typing import Any
 
-from audit.event import looks_personal
+from audit.event import plain_request_id
 
 __all__ = ["add_request_id", "request_id"]
 
@@ -35,7 +35,7 @@ def request_id(scope: Any) -> str:
         for name, value in scope.get("headers", ()):
             if name == b"x-request-id":
                 candidate = value.decode("latin-1")
-                if _SAFE.match(candidate) and not looks_personal(candidate):
+                if _SAFE.match(candidate) and plain_request_id(candidate):
                     rid = candidate
                 break
         if rid is None:

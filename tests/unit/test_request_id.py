@@ -23,10 +23,19 @@ def test_generated_ids_survive_the_audit_filter() -> None:
         assert normalise({"request_id": rid}, "intent")["request_id"] == rid
 
 
-def test_plain_caller_id_is_kept_and_reused_within_the_request() -> None:
-    scope = _scope("trace-abc.123:xyz")
-    assert request_id(scope) == "trace-abc.123:xyz"
-    assert request_id(scope) == "trace-abc.123:xyz"
+@pytest.mark.parametrize(
+    "header",
+    [
+        "trace-abc.123:xyz",
+        "123e4567-e89b-12d3-a456-426614174000",  # a UUID whose last group is all digits
+        "7F2C1A9E-0B3D-4E5F-8A6B-1C2D3E4F5A6B",
+    ],
+)
+def test_plain_caller_id_is_kept_in_the_header_and_the_record(header: str) -> None:
+    scope = _scope(header)
+    assert request_id(scope) == header
+    assert request_id(scope) == header
+    assert normalise({"request_id": header}, "intent")["request_id"] == header
 
 
 @pytest.mark.parametrize(
