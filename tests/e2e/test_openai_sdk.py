@@ -393,3 +393,37 @@ def test_inference_paths_other_methods_and_spellings(h: Harness, upstream: FakeU
     assert status == 200 and body["choices"][0]["message"]["content"]
     assert headers.get("x-request-id", "").startswith("req_")
     assert upstream.received[-1]["json"]["model"] == "gpt-test"
+
+
+def test_our_own_failure_mid_stream_ends_with_error_event_and_done(
+    h: Harness, upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not the backend's fault: a bug of ours after the first byte still closes the stream
+    properly (error event, [DONE]) and is recorded as a 500."""
+    pipeline = h.gw.app.state.pipeline
+    real = pipeline.run_stream
+
+    async def broken(ctx, parsed):  # type: ignore[no-untyped-def]
+        relay = await real(ctx, parsed)
+
+        async def gen():  # type: ignore[no-untyped-def]
+            async for chunk in relay:
+                yield chunk
+                raise RuntimeError("a bug of ours, with content that must not be logged")
+
+        return gen()
+
+    monkeypatch.setattr(pipeline, "run_stream", broken)
+    before = len(h.audit.completions)
+    status, _, body = h.gw.request(
+        "POST",
+        "/v1/chat/completions",
+        {"model": "gpt-test", "messages": [{"role": "user", "content": "x"}], "stream": True},
+        token=h.key,
+    )
+    text = body.decode() if isinstance(body, bytes) else str(body)
+    assert status == 200
+    assert text.startswith("data: ") and '"internal_error"' in text
+    assert text.rstrip().endswith("data: [DONE]") and "must not be logged" not in text
+    events = _wait_for_completions(h, before, 1)
+    assert [(e["status"], e["error_code"]) for e in events] == [(500, "internal_error")]
