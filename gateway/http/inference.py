@@ -1,4 +1,5 @@
-"""The OpenAI-compatible routes: thin handlers over :class:`gateway.pipeline.Pipeline`."""
+"""The OpenAI-compatible routes over :class:`gateway.pipeline.Pipeline`: the three inference
+routes on raw ASGI (:func:`serve`), ``GET /v1/models`` as a litestar handler."""
 
 from __future__ import annotations
 
