@@ -117,19 +117,25 @@ async def serve(scope: Any, receive: Any, send: Any, endpoint: str, state: Any) 
         ctx.parsed = parsed
         reservation = await pipeline.reserve(ctx, parsed)
         if parsed.stream:
-            relay = await pipeline.run_stream(ctx, parsed)
-            try:
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 200,
-                        "headers": [*_SSE_HEADERS, (b"x-request-id", rid)],
-                    }
-                )
-                started = True
-                await _race_disconnect(receive, _relay(send, relay))
-            finally:
-                await relay.aclose()  # type: ignore[attr-defined]  # its bookkeeping, however it ended
+
+            async def stream() -> None:
+                nonlocal started
+                relay = await pipeline.run_stream(ctx, parsed)  # up to the upstream's first byte
+                try:
+                    await send(
+                        {
+                            "type": "http.response.start",
+                            "status": 200,
+                            "headers": [*_SSE_HEADERS, (b"x-request-id", rid)],
+                        }
+                    )
+                    started = True
+                    await _relay(send, relay)
+                finally:
+                    await relay.aclose()  # type: ignore[attr-defined]  # its bookkeeping
+
+            # The client may leave before the first byte (a long prefill) as well as during it.
+            await _race_disconnect(receive, stream())
             return
         body = await _race_disconnect(receive, pipeline.run_json(ctx, parsed))
         await _send_json(send, 200, _encode(body), rid)

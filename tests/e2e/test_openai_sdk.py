@@ -427,3 +427,20 @@ def test_our_own_failure_mid_stream_ends_with_error_event_and_done(
     assert text.rstrip().endswith("data: [DONE]") and "must not be logged" not in text
     events = _wait_for_completions(h, before, 1)
     assert [(e["status"], e["error_code"]) for e in events] == [(500, "internal_error")]
+
+
+def test_client_gone_before_a_streams_first_byte_cancels_the_upstream(
+    h: Harness, upstream: FakeUpstream
+) -> None:
+    # A self-hosted model may take many seconds before its first token (long prefill): a client
+    # that gives up meanwhile must free the backend, not wait for the first byte.
+    upstream.delay_s = 5
+    before = len(h.audit.completions)
+    with pytest.raises(openai.APITimeoutError):
+        for _ in client(h, timeout=0.5).chat.completions.create(
+            model="gpt-test", messages=[{"role": "user", "content": "x"}], stream=True
+        ):
+            pass
+    assert upstream.wait_cancelled(2.0)
+    events = _wait_for_completions(h, before, 1)
+    assert [(e["status"], e["error_code"]) for e in events] == [(499, "client_closed_request")]
