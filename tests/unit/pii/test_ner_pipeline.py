@@ -1,13 +1,21 @@
-"""The reduced NER pipeline (``ner`` alone, numpy gemm) tags exactly as the stock tok2vec + ner."""
+"""The reduced NER pipeline (``ner`` alone, numpy gemm, the fused tok2vec forward, one batch per
+call) tags exactly as the stock tok2vec + ner."""
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
+import numpy as np
 import pytest
+from faker import Faker
 
+from bench.pii.filler import business
+from bench.pii.speed import make_text
+from bench.pii_eval.corpus import labelled, technical
 from gateway.pii.engine import Analyzer
-from gateway.pii.ner import MODEL_NAME
+from gateway.pii.fused_tok2vec import fuse_tok2vec
+from gateway.pii.ner import MODEL_NAME, NerEngine, name_windows
 
 TEXTS = [
     "Please send the contract to Sean Coleman before Friday. Please update my records:",
@@ -18,6 +26,27 @@ TEXTS = [
 ]
 
 
+def _varied() -> list[str]:
+    """About 600 texts: quality-corpus sentences (names in nine locales, identifiers), Faker
+    lorem paragraphs, business filler, technical text and the speed benchmark's mixed texts."""
+    rng = random.Random(3)
+    fake = Faker("en_US")
+    fake.seed_instance(3)
+    texts = [s.text for s in labelled(seed=7, per_type=4, names=150)]
+    texts += [fake.paragraph(nb_sentences=4) for _ in range(100)]
+    texts += [" ".join(business(rng) for _ in range(rng.randint(1, 6))) for _ in range(60)]
+    texts += technical(n=40)
+    texts += [make_text(w, rng, fake, f)[0] for w in (50, 300) for f in ("business", "lorem")]
+    return texts + TEXTS + ["", " ", "Hi"]
+
+
+VARIED = _varied()
+
+
+def _ents(docs: Any) -> list[list[tuple[int, int, str]]]:
+    return [[(e.start_char, e.end_char, e.label_) for e in d.ents] for d in docs]
+
+
 @pytest.fixture(scope="module")
 def stock() -> Any:
     import spacy
@@ -25,15 +54,110 @@ def stock() -> Any:
     return spacy.load(MODEL_NAME, exclude=["tagger", "parser", "attribute_ruler", "lemmatizer"])
 
 
-def test_loads_ner_alone_with_numpy_gemm(full: Analyzer) -> None:
-    nlp = full._ner._nlp  # type: ignore[union-attr]
+@pytest.fixture(scope="module")
+def engine(full: Analyzer) -> NerEngine:
+    ner = full._ner
+    assert ner is not None
+    return ner
+
+
+def test_loads_ner_alone_with_numpy_gemm_and_the_fused_tok2vec(engine: NerEngine) -> None:
+    nlp = engine._nlp
     assert nlp.pipe_names == ["ner"]
-    assert all(not node.ops.use_blis for node in nlp.get_pipe("ner").model.walk())
+    model = nlp.get_pipe("ner").model
+    assert all(not node.ops.use_blis for node in model.walk())
+    assert model.get_ref("tok2vec").name == "fused_tok2vec"
+    assert model.layers[0] is model.get_ref("tok2vec")
 
 
-def test_entities_match_the_stock_tok2vec_and_ner_pipeline(full: Analyzer, stock: Any) -> None:
-    nlp = full._ner._nlp  # type: ignore[union-attr]
-    ours = [[(e.start_char, e.end_char, e.label_) for e in d.ents] for d in nlp.pipe(TEXTS)]
-    theirs = [[(e.start_char, e.end_char, e.label_) for e in d.ents] for d in stock.pipe(TEXTS)]
-    assert ours == theirs
+def test_entities_match_the_stock_tok2vec_and_ner_pipeline(engine: NerEngine, stock: Any) -> None:
+    ours = _ents(engine._tag(TEXTS))
+    assert ours == _ents(stock.pipe(TEXTS))
     assert any(ours)  # the comparison saw entities, not only empty documents
+
+
+@pytest.mark.parametrize("one_by_one", [False, True], ids=["one batch", "one text per call"])
+def test_fused_entities_match_stock_on_varied_texts(
+    engine: NerEngine, stock: Any, one_by_one: bool
+) -> None:
+    theirs = _ents(stock.pipe(VARIED))
+    if one_by_one:
+        ours = [_ents(engine._tag([t]))[0] for t in VARIED]
+    else:
+        ours = _ents(engine._tag(VARIED))
+    assert ours == theirs
+    assert sum(map(len, theirs)) > 500
+
+
+def test_fused_entities_match_stock_on_name_windows(engine: NerEngine, stock: Any) -> None:
+    pieces = [t[s:e] for t in VARIED for s, e in name_windows(t, engine._common)]
+    theirs = _ents(stock.pipe(pieces))
+    assert _ents(engine._tag(pieces)) == theirs
+    assert sum(map(len, theirs)) > 200
+
+
+def test_fused_tok2vec_output_equals_thinc_graph(engine: NerEngine, stock: Any) -> None:
+    docs = [engine._nlp.make_doc(t) for t in VARIED[::7]]
+    fused = engine._nlp.get_pipe("ner").model.get_ref("tok2vec").predict(docs)
+    thinc = stock.get_pipe("ner").model.get_ref("tok2vec").predict(docs)
+    assert fused.shape == thinc.shape == (sum(map(len, docs)), 64)
+    np.testing.assert_allclose(fused, thinc, rtol=0, atol=1e-5)
+
+
+def test_engine_without_fusing_keeps_thinc_graph() -> None:
+    engine = NerEngine(fused=False)
+    model = engine._nlp.get_pipe("ner").model
+    assert model.get_ref("tok2vec").name.startswith("extract_features>>")
+    assert _ents(engine._tag(TEXTS[:2])) != [[], []]
+
+
+def _parser_model(**changes: Any) -> Any:
+    from spacy.ml.models.parser import build_tb_parser_model
+    from spacy.ml.models.tok2vec import (
+        MaxoutWindowEncoder,
+        MultiHashEmbed,
+        build_Tok2Vec_model,
+    )
+
+    embed: dict[str, Any] = {
+        "width": 96,
+        "attrs": ["NORM", "PREFIX", "SUFFIX", "SHAPE"],
+        "rows": [5000, 1000, 2500, 2500],
+        "include_static_vectors": False,
+    }
+    encode: dict[str, Any] = {"width": 96, "depth": 4, "window_size": 1, "maxout_pieces": 3}
+    for key, value in changes.items():
+        (embed if key in embed else encode)[key] = value
+    encode["width"] = embed["width"]
+    tok2vec = build_Tok2Vec_model(MultiHashEmbed(**embed), MaxoutWindowEncoder(**encode))
+    return build_tb_parser_model(tok2vec, "ner", False, 64, 2, True)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"depth": 2}, "graph is not the one fused"),
+        ({"depth": 6}, "graph is not the one fused"),
+        ({"attrs": ["NORM", "PREFIX", "SUFFIX"], "rows": [5000, 1000, 2500]}, "not the one fused"),
+        ({"attrs": ["ORTH", "PREFIX", "SUFFIX", "SHAPE"]}, "columns"),
+        ({"window_size": 2}, "padding"),  # the encoder pads window x depth rows
+        ({"width": 128}, "parameters not initialised"),  # same shape, but no weights yet
+        ({}, "parameters not initialised"),
+    ],
+)
+def test_refuses_a_model_it_was_not_written_for(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(RuntimeError, match=message):
+        fuse_tok2vec(_parser_model(**changes))
+
+
+def test_refuses_a_model_that_is_not_a_parser() -> None:
+    from thinc.api import Linear
+
+    with pytest.raises(RuntimeError, match="not a spaCy transition-based parser"):
+        fuse_tok2vec(Linear(4, 4))
+
+
+def test_fused_layer_refuses_training(engine: NerEngine) -> None:
+    layer = engine._nlp.get_pipe("ner").model.get_ref("tok2vec")
+    with pytest.raises(RuntimeError, match="inference-only"):
+        layer([engine._nlp.make_doc("Sean Coleman")], is_train=True)
