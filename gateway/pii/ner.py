@@ -10,7 +10,8 @@ rather than thinc's default BLIS, which is two to three times slower on the smal
 window gives (same float32 products; entities identical on the quality and speed corpora). The
 NER model's internal tok2vec runs as one fused numpy forward over the same weights
 (:mod:`gateway.pii.fused_tok2vec`), and all windows of a call go through the ``ner`` pipe as one
-batch, without ``nlp.pipe``. spaCy
+batch, without ``nlp.pipe``, and are decoded by our greedy BILUO decoder over the ``ner`` pipe's
+weights (:mod:`gateway.pii.biluo`: spaCy's moves and scores, without its per-token loop). spaCy
 labels map as Presidio's ``SpacyRecognizer`` maps them: PERSON → PERSON; GPE, LOC, FAC →
 LOCATION. Technical tokens that the small model tags as names or places (``S3``, ``EKS``,
 ``m5.large``, ``Kubernetes``) are dropped by a suppression list and shape rules.
@@ -22,6 +23,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from gateway.pii.biluo import read_biluo
 from gateway.pii.contract import Finding
 from gateway.pii.fused_tok2vec import fuse_tok2vec
 
@@ -133,9 +135,18 @@ def name_windows(text: str, common: frozenset[str]) -> list[tuple[int, int]]:
 class NerEngine:
     """Holds the spaCy pipeline; :meth:`find` runs it over texts in one batch."""
 
-    def __init__(self, model: str = MODEL_NAME, n_process: int = 1, *, fused: bool = True) -> None:
+    def __init__(
+        self,
+        model: str = MODEL_NAME,
+        n_process: int = 1,
+        *,
+        fused: bool = True,
+        biluo: bool = True,
+    ) -> None:
         """``fused=False`` keeps spaCy's own tok2vec graph and ``nlp.pipe`` (the code before
-        the fused forward; for benchmarks and the equality tests)."""
+        the fused forward); ``biluo=False`` keeps spaCy's transition loop after the fused
+        tok2vec (the code before :mod:`gateway.pii.biluo`). Both for benchmarks and the
+        equality tests."""
         import spacy
         from thinc.api import NumpyOps
 
@@ -148,6 +159,7 @@ class NerEngine:
             node.ops = ops
         if fused:
             fuse_tok2vec(ner.model)
+        self._biluo = read_biluo(ner) if fused and biluo else None
         self._ner: Any = ner
         self._fused = fused
         self._nlp.max_length = 5_000_000
@@ -169,24 +181,44 @@ class NerEngine:
             self.chars_in += len(text)
         self.chars_run += sum(map(len, pieces))
         out: list[list[Finding]] = [[] for _ in texts]
-        for doc, (k, base) in zip(self._tag(pieces), where, strict=True):
-            for ent in doc.ents:
-                etype = _LABELS.get(ent.label_)
+        for (piece, ents), (k, base) in zip(
+            zip(pieces, self._entities(pieces), strict=True), where, strict=True
+        ):
+            for start, end, label in ents:
+                etype = _LABELS.get(label)
                 if etype is None or (entities is not None and etype not in entities):
                     continue
-                start, end = ent.start_char, ent.end_char
-                text = doc.text
-                if text.endswith("'s", start, end) or text.endswith("’s", start, end):
+                if piece.endswith("'s", start, end) or piece.endswith("’s", start, end):
                     end -= 2
-                if suppressed(text[start:end]):
+                if suppressed(piece[start:end]):
                     continue
                 out[k].append(Finding(etype, base + start, base + end, 0.85))
         return out
 
+    def _entities(self, pieces: list[str]) -> list[list[tuple[int, int, str]]]:
+        """Entities of each piece as (start char, end char, spaCy label)."""
+        if self._biluo is None:
+            return [
+                [(e.start_char, e.end_char, e.label_) for e in doc.ents]
+                for doc in self._tag(pieces)
+            ]
+        docs = [self._nlp.make_doc(p) for p in pieces]
+        if not any(len(d) for d in docs):
+            return [[] for _ in docs]
+        tokvecs = self._ner.model.get_ref("tok2vec").predict(docs)
+        out = []
+        for doc, ents in zip(docs, self._biluo.decode(docs, tokvecs), strict=True):
+            spans = []
+            for s, e, label in ents:
+                last = doc[e - 1]
+                spans.append((doc[s].idx, last.idx + len(last), label))
+            out.append(spans)
+        return out
+
     def _tag(self, pieces: list[str]) -> list[Any]:
-        """Tokenise and tag ``pieces``: with the fused tok2vec, all of them as one batch
-        through the ``ner`` pipe's predict and set_annotations (``nlp.pipe`` would sort them
-        into batches of 16 and run the parser's loop once per batch)."""
+        """Tokenise and tag ``pieces`` with spaCy's transition loop: with the fused tok2vec,
+        all of them as one batch through the ``ner`` pipe's predict and set_annotations
+        (``nlp.pipe`` would sort them into batches of 16 and run the loop once per batch)."""
         if not self._fused:
             return list(self._nlp.pipe(pieces, batch_size=64))
         docs = [self._nlp.make_doc(p) for p in pieces]

@@ -1,5 +1,5 @@
 """The reduced NER pipeline (``ner`` alone, numpy gemm, the fused tok2vec forward, one batch per
-call) tags exactly as the stock tok2vec + ner."""
+call, our greedy BILUO decoder) tags exactly as the stock tok2vec + ner."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from faker import Faker
 from bench.pii.filler import business
 from bench.pii.speed import make_text
 from bench.pii_eval.corpus import labelled, technical
+from gateway.pii.biluo import read_biluo
 from gateway.pii.engine import Analyzer
 from gateway.pii.fused_tok2vec import fuse_tok2vec
 from gateway.pii.ner import MODEL_NAME, NerEngine, name_windows
@@ -94,6 +95,131 @@ def test_fused_entities_match_stock_on_name_windows(engine: NerEngine, stock: An
     theirs = _ents(stock.pipe(pieces))
     assert _ents(engine._tag(pieces)) == theirs
     assert sum(map(len, theirs)) > 200
+
+
+@pytest.mark.parametrize("one_by_one", [False, True], ids=["one batch", "one text per call"])
+def test_decoder_entities_match_stock_on_varied_texts(
+    engine: NerEngine, stock: Any, one_by_one: bool
+) -> None:
+    assert engine._biluo is not None
+    theirs = _ents(stock.pipe(VARIED))
+    if one_by_one:
+        ours = [engine._entities([t])[0] for t in VARIED]
+    else:
+        ours = engine._entities(VARIED)
+    assert ours == theirs
+    assert sum(map(len, theirs)) > 500
+    assert any(e - s > 1 for d in theirs for s, e, _ in d)  # multi-token entities were decoded
+
+
+@pytest.mark.parametrize("one_by_one", [False, True], ids=["one batch", "one text per call"])
+def test_decoder_entities_match_stock_on_name_windows(
+    engine: NerEngine, stock: Any, one_by_one: bool
+) -> None:
+    pieces = [t[s:e] for t in VARIED for s, e in name_windows(t, engine._common)]
+    theirs = _ents(stock.pipe(pieces))
+    if one_by_one:
+        ours = [engine._entities([p])[0] for p in pieces]
+    else:
+        ours = engine._entities(pieces)
+    assert ours == theirs
+    assert sum(map(len, theirs)) > 200
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        " ",
+        "\n\n",
+        "John",
+        "Paris",
+        "John Smith",
+        "Sean  Coleman\n\n  Boston",  # whitespace tokens: no Begin or Unit on them
+        "The Museum of Modern Art in New York City and the Golden Gate Bridge in San Francisco",
+        "Nicholas Bean.",
+    ],
+)
+def test_decoder_matches_spacy_loop_on_edge_cases(engine: NerEngine, stock: Any, text: str) -> None:
+    assert engine._entities([text, text]) == _ents(stock.pipe([text, text]))
+
+
+def test_decoder_and_spacy_loop_agree_in_one_engine(engine: NerEngine) -> None:
+    spacy_loop = [
+        [(e.start_char, e.end_char, e.label_) for e in d.ents] for d in engine._tag(TEXTS)
+    ]
+    assert engine._entities(TEXTS) == spacy_loop
+    assert any(spacy_loop)
+
+
+def test_decoder_refuses_preset_entities(engine: NerEngine) -> None:
+    from spacy.tokens import Span
+
+    assert engine._biluo is not None
+    doc = engine._nlp.make_doc("Sean Coleman lives in Boston")
+    doc.set_ents([Span(doc, 0, 2, label="PERSON")])
+    with pytest.raises(ValueError, match="preset entities"):
+        engine._biluo.decode([doc], np.zeros((len(doc), 64), dtype="f"))
+
+
+def test_engine_keeps_spacy_loop_behind_a_flag() -> None:
+    engine = NerEngine(biluo=False)
+    assert engine._biluo is None
+    assert engine._entities(TEXTS[:2]) != [[], []]
+
+
+def _ner_pipe(**cfg: Any) -> Any:
+    """A blank English ``ner`` pipe with two labels, initialised (random weights)."""
+    import spacy
+    from spacy.training import Example
+
+    nlp = spacy.blank("en")
+    ner = nlp.add_pipe("ner", config={"model": {"@architectures": "spacy.TransitionBasedParser.v2",
+                                                "state_type": "ner", "hidden_width": 64,
+                                                "maxout_pieces": 2, "use_upper": True,
+                                                **cfg, "tok2vec": {
+                                                    "@architectures": "spacy.HashEmbedCNN.v2",
+                                                    "width": 96, "depth": 4, "embed_size": 2000,
+                                                    "window_size": 1, "maxout_pieces": 3,
+                                                    "subword_features": True,
+                                                    "pretrained_vectors": None}}})  # fmt: skip
+    doc = nlp.make_doc("Sean Coleman went to Boston")
+    nlp.initialize(
+        lambda: [Example.from_dict(doc, {"entities": ["B-PERSON", "L-PERSON", "O", "O", "U-GPE"]})]
+    )
+    return ner
+
+
+def test_decoder_reads_a_model_of_the_layout_it_implements() -> None:
+    decoder = read_biluo(_ner_pipe())
+    assert set(decoder.labels) == {"PERSON", "GPE", ""}
+
+
+@pytest.mark.parametrize(
+    ("cfg", "message"),
+    [
+        ({"maxout_pieces": 1}, "not a maxout"),
+        ({"use_upper": False}, "no upper layer"),
+        ({"extra_state_tokens": True}, "state features"),
+    ],
+)
+def test_decoder_refuses_a_model_it_was_not_written_for(cfg: dict[str, Any], message: str) -> None:
+    with pytest.raises(RuntimeError, match=message):
+        read_biluo(_ner_pipe(**cfg))
+
+
+def test_decoder_refuses_a_parser_and_beam_search() -> None:
+    import spacy
+
+    nlp = spacy.blank("en")
+    parser = nlp.add_pipe("parser")
+    nlp.initialize()
+    with pytest.raises(RuntimeError, match="moves ArcEager"):
+        read_biluo(parser)
+    ner = _ner_pipe()
+    ner.cfg["beam_width"] = 4
+    with pytest.raises(RuntimeError, match="beam search"):
+        read_biluo(ner)
 
 
 def test_fused_tok2vec_output_equals_thinc_graph(engine: NerEngine, stock: Any) -> None:
