@@ -138,7 +138,6 @@ class NerEngine:
     def __init__(
         self,
         model: str = MODEL_NAME,
-        n_process: int = 1,
         *,
         fused: bool = True,
         biluo: bool = True,
@@ -163,7 +162,6 @@ class NerEngine:
         self._ner: Any = ner
         self._fused = fused
         self._nlp.max_length = 5_000_000
-        self._n_process = n_process
         self._common = _starters()
         self.chars_in = 0  # characters offered / given to the model (for the benchmark)
         self.chars_run = 0
