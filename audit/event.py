@@ -25,6 +25,7 @@ __all__ = [
     "canonical_json",
     "canonical_member",
     "encode_normalised",
+    "is_identifier",
     "looks_personal",
     "normalise",
     "normalise_exotic",
@@ -103,6 +104,13 @@ class Fixed(dict[str, Any]):
 def _is_ident(v: str) -> bool:
     # Identifiers repeat across events (users, jurisdictions, rule ids): cache the verdict.
     return _ID.match(v) is not None
+
+
+def is_identifier(v: str) -> bool:
+    """Whether the record keeps ``v`` where an identifier belongs (a principal's user, team,
+    tenant or tag; a rule id): letters, digits and ``_ . : / @ + -``, at most 200, no spaces.
+    Key creation refuses any other value, so that the record never drops a principal's name."""
+    return _is_ident(v)
 
 
 class _Stripper:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from audit.event import is_identifier
 from gateway.errors import Cause, GatewayError
 from gateway.principal import SECTORS, Principal, parse_jurisdiction
 from gateway.secrets_store import ServerSecret
@@ -28,7 +29,7 @@ from gateway.storage.schema import api_keys
 __all__ = ["IssuedKey", "KeyRecord", "KeyService", "validate_principal_fields"]
 
 _ROLE = re.compile(r"^[a-z][a-z0-9_.:-]{0,63}$")
-_NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,200}$")
+_NAME_RULE = "1-200 letters, digits and _ . : / @ + - (no spaces)"
 UNAUTHENTICATED = "Invalid API key. Provide a valid key as 'Authorization: Bearer <key>'."
 
 
@@ -80,6 +81,10 @@ class KeyRecord:
         }
 
 
+def _name(v: object) -> bool:
+    return isinstance(v, str) and bool(v) and is_identifier(v)
+
+
 def validate_principal_fields(
     user: str,
     jurisdiction: str,
@@ -87,12 +92,17 @@ def validate_principal_fields(
     team: str | None,
     roles: tuple[str, ...],
     tags: tuple[str, ...],
+    tenant: str = "default",
 ) -> str:
-    """Check a new key's fields; return the normalised jurisdiction. ValueError names the field."""
-    if not _NAME.match(user or ""):
-        raise ValueError("user: 1-200 printable characters")
-    if team is not None and not _NAME.match(team):
-        raise ValueError("team: 1-200 printable characters")
+    """Check a new key's fields; return the normalised jurisdiction. ValueError names the field.
+    Names are identifiers as the audit record keeps them (:func:`audit.event.is_identifier`): a
+    name the record would drop would leave its user and team columns empty."""
+    if not _name(tenant):
+        raise ValueError(f"tenant: {_NAME_RULE}")
+    if not _name(user):
+        raise ValueError(f"user: {_NAME_RULE}")
+    if team is not None and not _name(team):
+        raise ValueError(f"team: {_NAME_RULE}")
     try:
         country, sub = parse_jurisdiction(jurisdiction)
     except ValueError as exc:
@@ -103,8 +113,8 @@ def validate_principal_fields(
         if not _ROLE.match(r):
             raise ValueError("role: lowercase letters, digits and . _ : - (max 64)")
     for t in tags:
-        if not _NAME.match(t) or len(t) > 100:
-            raise ValueError("tag: 1-100 printable characters")
+        if not _name(t) or len(t) > 100:
+            raise ValueError("tag: 1-100 letters, digits and _ . : / @ + - (no spaces)")
     return sub or country
 
 
@@ -158,7 +168,9 @@ class KeyService:
         tenant: str = "default",
         description: str | None = None,
     ) -> IssuedKey:
-        jurisdiction = validate_principal_fields(user, jurisdiction, sector, team, roles, tags)
+        jurisdiction = validate_principal_fields(
+            user, jurisdiction, sector, team, roles, tags, tenant
+        )
         key_id = secrets.token_hex(6)
         key = f"{self._prefix}_{key_id}_{secrets.token_urlsafe(32)}"
         async with self._engine.begin() as conn:

@@ -70,6 +70,7 @@ async def create_key(request: Request[Any, Any, Any], state: State) -> Response[
             body.get("team"),
             roles,
             tags,
+            str(body.get("tenant") or "default"),
         )
     except (ValueError, TypeError) as exc:
         raise GatewayError(Cause.INVALID_PARAMETER, f"Invalid key request: {exc}") from None

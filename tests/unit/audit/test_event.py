@@ -178,3 +178,44 @@ def test_model_snapshot_names_are_kept(model: str) -> None:
 def test_model_field_still_drops_personal_shapes(value: str) -> None:
     out = normalise({"model": value}, "intent")
     assert out["model"] is None and out["stripped"] == 1
+
+
+@pytest.mark.parametrize(
+    ("user", "team", "tenant", "tags"),
+    [
+        ("jane.doe@example.org", "data-analytics", "acme", ("cost_centre:42", "EU/AU")),
+        ("Zoë_Ng", "Équipe.Données", "default", ("überstunden",)),
+        ("u" * 200, "t" * 200, "n" * 200, ("x" * 100,)),
+    ],
+)
+def test_the_record_keeps_every_principal_that_key_creation_accepts(
+    user: str, team: str, tenant: str, tags: tuple[str, ...]
+) -> None:
+    from gateway.keys import validate_principal_fields
+
+    validate_principal_fields(user, "AU", "private", team, ("auditor",), tags, tenant)
+    principal = {"user": user, "team": team, "tenant": tenant, "tags": list(tags)}
+    out = normalise({"principal": principal}, "intent")
+    assert {k: out["principal"][k] for k in principal} == principal
+    assert out["stripped"] == 0
+
+
+@pytest.mark.parametrize(
+    "value", ["Jane Doe", "Data & Analytics", "two\nlines", "nul\x00byte", "x" * 201, ""]
+)
+def test_key_creation_refuses_names_the_record_would_drop(value: str) -> None:
+    # Names with spaces passed key creation, and the record dropped them: its user_id and team
+    # columns, which exports filter on, were empty. Now such a key is refused up front.
+    from gateway.keys import validate_principal_fields
+
+    for fields in (
+        (value, "AU", "private", None, (), (), "default"),
+        ("u", "AU", "private", value, (), (), "default"),
+        ("u", "AU", "private", None, (), (value,), "default"),
+        ("u", "AU", "private", None, (), (), value),
+    ):
+        with pytest.raises(ValueError):
+            validate_principal_fields(*fields)
+    if value:
+        out = normalise({"principal": {"user": value}}, "intent")
+        assert out["principal"]["user"] is None and out["stripped"] == 1
