@@ -74,8 +74,8 @@ class BackendSpec(Strict):
         "completions",
         "embeddings",
     )
-    operator: str  # who runs it: deepseek, openai, microsoft, self, ...
-    model_family: str  # deepseek, gpt, llama, ...
+    operator: str  # who runs it: deepseek, openai, microsoft, self, ... (lowercased)
+    model_family: str  # deepseek, gpt, llama, ... (lowercased)
     model_origin: str  # ISO 3166-1 alpha-2 of who developed the weights
     hosting_country: str  # where the data is processed
     hosting_region: str | None = None  # ISO 3166-2 or a provider region, e.g. "AU-NSW", "eu-west"
@@ -95,6 +95,18 @@ class BackendSpec(Strict):
         if not _ID.match(v):
             raise ValueError("backend id: lowercase letters, digits, '.', '_', '-'")
         return v
+
+    @field_validator("operator", "model_family")
+    @classmethod
+    def _fact(cls, v: str) -> str:
+        # Policy rules match these exactly ("deepseek"): "DeepSeek" or "deepseek " in a config
+        # file would silently escape every rule about that operator or family (fail open).
+        fact = v.strip().lower()
+        if not _ID.match(fact):
+            raise ValueError(
+                f"{v!r}: a lowercase identifier (letters, digits, '.', '_', '-'), e.g. deepseek"
+            )
+        return fact
 
     @field_validator("base_url")
     @classmethod
