@@ -29,7 +29,8 @@ async def permitted_models(services: Services, principal: Principal) -> list[dic
             settings=services.settings.policy,
         )
         decision = await services.policy.decide(policy_input, tuple(b.id for b in backends))
-        if decision.allow and decision.permitted_backends:
-            owners = sorted({b.operator for b in backends if b.id in decision.permitted_backends})
+        usable = set(decision.permitted_backends) - services.router.unusable
+        if decision.allow and usable:
+            owners = sorted({b.operator for b in backends if b.id in usable})
             out.append({"id": name, "object": "model", "created": 0, "owned_by": ",".join(owners)})
     return out

@@ -79,14 +79,24 @@ def failure_to_error(f: UpstreamFailure) -> GatewayError:
 
 
 class Router:
-    def __init__(self, breaker: CircuitBreaker | None = None, backoff_s: float = 0.05) -> None:
+    def __init__(
+        self,
+        breaker: CircuitBreaker | None = None,
+        backoff_s: float = 0.05,
+        unusable: frozenset[str] = frozenset(),
+    ) -> None:
         self.breaker = breaker or CircuitBreaker()
         self._backoff = backoff_s
+        # Backends never to send to in this process (their configured credential is missing:
+        # a request would carry the prompt to a service that can only refuse it).
+        self.unusable = unusable
 
     def order(self, permitted: Sequence[BackendSpec]) -> list[BackendSpec]:
         """Healthy backends by priority; equal priority shuffled by weight."""
         now = time.monotonic()
-        healthy = [b for b in permitted if self.breaker.available(b, now)]
+        healthy = [
+            b for b in permitted if b.id not in self.unusable and self.breaker.available(b, now)
+        ]
         groups: dict[int, list[BackendSpec]] = {}
         for b in healthy:
             groups.setdefault(b.priority, []).append(b)

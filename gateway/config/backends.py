@@ -36,12 +36,27 @@ class Credential(Strict):
             raise ValueError("credential: give env or file, not both")
         return self
 
+    @property
+    def configured(self) -> bool:
+        """The backend expects a credential (an env var or a file is named)."""
+        return bool(self.env or self.file)
+
+    def source(self) -> str:
+        """Where the credential comes from, for messages (never the value)."""
+        return f"env {self.env}" if self.env else f"file {self.file}" if self.file else "none"
+
     def resolve(self) -> SecretStr | None:
+        """The credential, or None when none is configured or the configured one is missing
+        (an unset or empty variable, an absent, unreadable or empty file)."""
         if self.env:
             value = os.environ.get(self.env)
             return SecretStr(value) if value else None
         if self.file:
-            return SecretStr(self.file.read_text().strip())
+            try:
+                value = self.file.read_text().strip()
+            except OSError:
+                return None
+            return SecretStr(value) if value else None
         return None
 
 

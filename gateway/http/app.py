@@ -93,7 +93,19 @@ async def build_services(settings: Settings, components: Components) -> Services
     if pii is not None:
         await pii.ready()  # load the NER model now, not on the first request
     await audit.start()
-    upstream = Upstream({b.id: _secret_value(b) for b in settings.backends})
+    credentials = {b.id: _secret_value(b) for b in settings.backends}
+    unusable = frozenset(
+        b.id for b in settings.backends if b.credential.configured and credentials[b.id] is None
+    )
+    for b in settings.backends:
+        if b.id in unusable:
+            log.warning(
+                "backend %s: its credential (%s) is missing or empty; no request is sent to it "
+                "until it is set and the gateway restarted",
+                b.id,
+                b.credential.source(),
+            )
+    upstream = Upstream(credentials)
     await upstream.start()
     lim = settings.limits
     return Services(
@@ -108,7 +120,7 @@ async def build_services(settings: Settings, components: Components) -> Services
         policy=policy,
         pii=pii,
         audit=audit,
-        router=BackendRouter(),
+        router=BackendRouter(unusable=unusable),
         upstream=upstream,
         metrics=metrics_,
         config_hash=config_hash(settings),

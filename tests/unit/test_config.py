@@ -74,3 +74,15 @@ def test_json_schema_in_docs_is_current() -> None:
 
     committed = json.loads((ROOT / "docs" / "config.schema.json").read_text())
     assert committed == Settings.model_json_schema(), "run: make schema"
+
+
+def test_a_missing_credential_resolves_to_none_not_an_error(tmp_path: Path) -> None:
+    from gateway.config.backends import Credential
+
+    assert Credential(file=tmp_path / "absent").resolve() is None
+    (tmp_path / "empty").write_text("\n")
+    assert Credential(file=tmp_path / "empty").resolve() is None
+    (tmp_path / "key").write_text("sk-test\n")
+    value = Credential(file=tmp_path / "key").resolve()
+    assert value is not None and value.get_secret_value() == "sk-test"
+    assert Credential(file=tmp_path / "key").configured and not Credential().configured
