@@ -26,6 +26,7 @@ __all__ = [
     "canonical_member",
     "encode_normalised",
     "is_identifier",
+    "is_terms_url",
     "looks_personal",
     "normalise",
     "normalise_exotic",
@@ -40,6 +41,9 @@ KINDS = frozenset({"intent", "complete", "incomplete", "export", "purge", "conte
 
 _ID = re.compile(r"^[\w.:/@+\-]{0,200}$", re.UNICODE)
 _HEX = re.compile(r"^[0-9a-f]{16,128}$")
+# A link to an operator's published terms: http(s), printable ASCII, no spaces (percent-escapes
+# such as %20 included, which an identifier does not allow).
+_URL = re.compile(r"^https?://[!-~]{1,500}$")
 _TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
 _SHORT = 200
 # Shapes of personal data or secrets that must not pass even where an identifier is allowed,
@@ -104,6 +108,12 @@ class Fixed(dict[str, Any]):
 def _is_ident(v: str) -> bool:
     # Identifiers repeat across events (users, jurisdictions, rule ids): cache the verdict.
     return _ID.match(v) is not None
+
+
+def is_terms_url(v: str) -> bool:
+    """Whether the record keeps ``v`` as a backend's ``retention.terms_url`` (the configuration
+    refuses any other value)."""
+    return _URL.match(v) is not None
 
 
 def is_identifier(v: str) -> bool:
@@ -185,6 +195,14 @@ class _Stripper:
             self.drop()
             return None
         return out
+
+    def url(self, v: Any) -> str | None:
+        if v is None:
+            return None
+        if isinstance(v, str) and _URL.match(v):
+            return v
+        self.drop()
+        return None
 
     def ids(self, v: Any) -> list[str]:
         if not isinstance(v, list | tuple):
@@ -307,7 +325,7 @@ RETENTION: Spec = {
     "days": _S.number,
     "trains_on_inputs": _S.boolean,
     "zero_data_retention": _S.boolean,
-    "terms_url": _S.ident,
+    "terms_url": _S.url,
 }
 BACKEND: Spec = {
     "id": _S.ident,

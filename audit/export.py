@@ -190,6 +190,12 @@ async def _record(engine: AsyncEngine, writer: str, actor: str, action: dict[str
         await append(conn, [make_entry("export", {"actor": actor, "action": action}, writer)])
 
 
+def _scope_text(scope: Scope) -> str:
+    """The reader's scope for the log entry: ``AU+KR``, or ``all`` when unscoped (an identifier:
+    the record keeps it; ``*`` was dropped as not one)."""
+    return "+".join(sorted(scope.jurisdictions)) if scope.jurisdictions is not None else "all"
+
+
 def _flat(d: Mapping[str, Any]) -> dict[str, Any]:
     """Filter/scope as flat scalars for the log entry's ``action`` (lists joined by ``+``)."""
     return {k: ("+".join(v) if isinstance(v, list) else v) for k, v in d.items()}
@@ -249,9 +255,7 @@ async def export(
                 "format": fmt,
                 "until_seq": cur["until_seq"],
                 **_flat({f"filter_{k}": v for k, v in flt.to_json().items()}),
-                "scope": "+".join(sorted(scope.jurisdictions))
-                if scope.jurisdictions is not None
-                else "*",
+                "scope": _scope_text(scope),
             },
         )
     with open(out, "ab") as fh:
@@ -335,9 +339,7 @@ async def stream(
             "format": fmt,
             "until_seq": until,
             **_flat({f"filter_{k}": v for k, v in flt.to_json().items()}),
-            "scope": "+".join(sorted(scope.jurisdictions))
-            if scope.jurisdictions is not None
-            else "*",
+            "scope": _scope_text(scope),
         },
     )
 

@@ -75,6 +75,15 @@ class Retention(Strict):
     zero_data_retention: bool = False
     terms_url: str | None = None
 
+    @field_validator("terms_url")
+    @classmethod
+    def _terms_url(cls, v: str | None) -> str | None:
+        from audit.event import is_terms_url
+
+        if v is not None and not is_terms_url(v):
+            raise ValueError("terms_url: an http(s) URL without spaces (escape them as %20)")
+        return v
+
 
 class BackendSpec(Strict):
     id: str

@@ -169,6 +169,10 @@ async def test_filters_and_jurisdiction_scope_limit_rows_and_roles_are_enforced(
     assert [a["actor"] for a in actions] == ["au-auditor"] * 2 + ["auditor-1"] * 2
     assert actions[0]["action"]["filter_decision"] == "deny"
     assert actions[0]["action"]["scope"] == "AU"
+    # An unscoped reader is recorded as "all" (it was "*", which the record dropped as not an
+    # identifier, counting a stripped value in every export entry).
+    assert actions[2]["action"]["scope"] == "all"
+    assert [a["stripped"] for a in actions] == [0, 0, 0, 0]
 
 
 async def test_export_killed_midway_resumes_without_gaps_or_duplicates(

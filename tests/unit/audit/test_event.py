@@ -219,3 +219,28 @@ def test_key_creation_refuses_names_the_record_would_drop(value: str) -> None:
     if value:
         out = normalise({"principal": {"user": value}}, "intent")
         assert out["principal"]["user"] is None and out["stripped"] == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "kept"),
+    [
+        ("https://platform.deepseek.com/downloads/DeepSeek%20Open%20Platform%20Terms.html", True),
+        ("https://openai.com/policies/api-data-usage-policies", True),
+        ("https://example.org/terms of service", False),
+        ("javascript:alert(1)", False),
+        ("Our terms: no retention.", False),
+    ],
+)
+def test_backend_terms_url_is_kept_when_it_is_a_url(url: str, kept: bool) -> None:
+    from pydantic import ValidationError
+
+    from gateway.config.backends import Retention
+
+    out = normalise({"backend": {"id": "b", "retention": {"terms_url": url}}}, "intent")
+    assert (out["backend"]["retention"]["terms_url"] == url) is kept
+    assert out["stripped"] == (0 if kept else 1)
+    if kept:
+        Retention(terms_url=url)
+    else:
+        with pytest.raises(ValidationError):
+            Retention(terms_url=url)
