@@ -90,6 +90,16 @@ def audit() -> None:
     """The audit trail: verify, export, checkpoint, purge."""
 
 
+def _actor(value: str | None) -> str | None:
+    """The actor is evidence in the log entry, which keeps identifiers only: refuse the rest
+    here rather than record an action with no actor."""
+    from audit.event import is_identifier
+
+    if value is not None and not (value and is_identifier(value)):
+        raise click.BadParameter("an identifier: letters, digits and _ . : / @ + - (no spaces)")
+    return value
+
+
 @audit.command("verify")
 @click.option(
     "--file",
@@ -144,7 +154,12 @@ def verify_cmd(
 @click.option("--rule", default=None)
 @click.option("--backend", default=None)
 @click.option("--kind", "kinds", multiple=True)
-@click.option("--actor", default=None, help="Who exports (default: cli:<login>).")
+@click.option(
+    "--actor",
+    default=None,
+    callback=lambda _c, _p, v: _actor(v),
+    help="Who exports, an identifier such as jane.doe (default: cli:<login>).",
+)
 @click.option("--role", "roles", multiple=True, help="Acting roles (default: admin).")
 @click.option(
     "--scope-jurisdiction",
@@ -256,7 +271,12 @@ def purge_cmd(ctx: click.Context, now_: str | None) -> None:
 
 @audit.command("shred")
 @click.option("--tenant", required=True)
-@click.option("--actor", default=None)
+@click.option(
+    "--actor",
+    default=None,
+    callback=lambda _c, _p, v: _actor(v),
+    help="Who shreds, an identifier such as jane.doe (default: cli:<login>).",
+)
 @click.pass_context
 def shred_cmd(ctx: click.Context, tenant: str, actor: str | None) -> None:
     """Destroy a tenant's content key: its captured content becomes unreadable for good."""

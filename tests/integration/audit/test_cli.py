@@ -135,3 +135,16 @@ def test_replay_runs_the_embedded_engine_over_stored_inputs(tmp_path: Path) -> N
     report = json.loads(result.output)
     assert report["examined"] == 15 and report["errors"] == 0
     assert sum(report["jurisdictions"].values()) == report["changed"]
+
+
+@pytest.mark.parametrize("actor", ["Jane Smith", "", "a\nb"])
+def test_an_actor_the_record_would_drop_is_refused_before_anything_is_done(
+    tmp_path: Path, actor: str
+) -> None:
+    cfg = _config(tmp_path, None)
+    upgrade(load_settings(cfg).database_url())
+    out = tmp_path / "out.jsonl"
+    code, text = _run(cfg, "audit", "export", "--out", str(out), "--actor", actor)
+    assert code == 2 and "--actor" in text and not out.exists()
+    code, text = _run(cfg, "audit", "shred", "--tenant", "acme", "--actor", actor)
+    assert code == 2 and "--actor" in text
