@@ -62,6 +62,19 @@ class Settings(Strict):
         ids = [b.id for b in self.backends]
         if len(ids) != len(set(ids)):
             raise ValueError("backends: ids must be unique")
+        # Every name a client may send (a model or an alias, case-folded) must mean one model
+        # across the catalogue: otherwise a request for it could reach a backend that serves
+        # another model, under a name that backend does not know.
+        meaning: dict[str, tuple[str, str]] = {}
+        for b in self.backends:
+            names = [(m, m) for m in b.models] + list(b.aliases.items())
+            for name, target in names:
+                seen = meaning.setdefault(name.casefold(), (target, b.id))
+                if seen[0] != target:
+                    raise ValueError(
+                        f"backends: {name!r} means {seen[0]!r} on {seen[1]} and {target!r} on "
+                        f"{b.id}; a model or alias name must mean one model everywhere"
+                    )
         return self
 
     def database_url(self) -> str:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from gateway.config import ConfigError, Settings, load_settings
 
@@ -86,3 +87,38 @@ def test_a_missing_credential_resolves_to_none_not_an_error(tmp_path: Path) -> N
     value = Credential(file=tmp_path / "key").resolve()
     assert value is not None and value.get_secret_value() == "sk-test"
     assert Credential(file=tmp_path / "key").configured and not Credential().configured
+
+
+def _backend(id_: str, **kw: object) -> dict[str, object]:
+    return {
+        "id": id_,
+        "base_url": "http://127.0.0.1:9/v1",
+        "models": ["m"],
+        "operator": "openai",
+        "model_family": "gpt",
+        "model_origin": "US",
+        "hosting_country": "US",
+        **kw,
+    }
+
+
+@pytest.mark.parametrize(
+    "backends",
+    [
+        # an alias on one backend that is another backend's model: 'm' would reach y as 'm'
+        [_backend("x"), _backend("y", models=["n"], aliases={"m": "n"})],
+        # names are matched case-folded; the upstream may not be
+        [_backend("x"), _backend("z", models=["M"])],
+        [_backend("x", aliases={"fast": "m"}), _backend("y", models=["n"], aliases={"fast": "n"})],
+    ],
+)
+def test_a_name_that_means_two_models_is_refused(backends: list[dict[str, object]]) -> None:
+    with pytest.raises(ValidationError, match="must mean one model everywhere"):
+        Settings.model_validate({"backends": backends})
+
+
+def test_the_same_model_and_alias_on_several_backends_is_fine() -> None:
+    settings = Settings.model_validate(
+        {"backends": [_backend("x", aliases={"fast": "m"}), _backend("y", aliases={"fast": "m"})]}
+    )
+    assert [b.id for b in settings.backends] == ["x", "y"]
