@@ -43,6 +43,16 @@ def serve(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
+    n_workers = workers or settings.server.workers
+    if n_workers > 1 and settings.redis.url is None and (
+        settings.limits.requests_per_minute or settings.limits.tokens_per_minute
+    ):
+        logging.getLogger("portcullis").warning(
+            "%d workers and no redis.url: each worker keeps its own limits, so a key may use "
+            "%d times the configured rate; set redis.url to share them",
+            n_workers,
+            n_workers,
+        )
     config_path = (ctx.find_root().obj or {}).get("config_path")
     if config_path:
         os.environ["PORTCULLIS_CONFIG"] = os.path.abspath(config_path)
@@ -51,7 +61,7 @@ def serve(
         factory=True,
         host=host or settings.server.host,
         port=port if port is not None else settings.server.port,
-        workers=workers or settings.server.workers,
+        workers=n_workers,
         log_level=log_level,
         access_log=False,
         server_header=False,

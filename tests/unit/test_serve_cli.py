@@ -1,0 +1,41 @@
+"""``portcullis serve`` before it hands over to uvicorn (uvicorn itself replaced here)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from gateway.cli import cli
+
+
+@pytest.mark.parametrize(
+    ("workers", "redis", "warned"),
+    [(4, None, True), (4, "redis://h:6379/0", False), (1, None, False)],
+)
+def test_several_workers_without_redis_warn_that_limits_multiply(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    workers: int,
+    redis: str | None,
+    warned: bool,
+) -> None:
+    import os
+
+    import uvicorn
+
+    monkeypatch.setattr(os, "environ", dict(os.environ))  # serve sets variables for uvicorn
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: calls.append(kw))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"data_dir: {tmp_path}\n" + (f"redis: {{url: '{redis}'}}\n" if redis else ""))
+    with caplog.at_level(logging.WARNING, logger="portcullis"):
+        result = CliRunner().invoke(
+            cli, ["-c", str(cfg), "serve", "--workers", str(workers)], catch_exceptions=False
+        )
+    assert result.exit_code == 0 and calls[0]["workers"] == workers
+    assert any("set redis.url" in r.getMessage() for r in caplog.records) is warned
