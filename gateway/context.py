@@ -45,6 +45,9 @@ class RequestContext:
     prompt_digest: str | None = None
     answer_hmac: Any = None  # hmac object, updated as the answer streams
     forwarded: bool = False
+    # The model name answers carry, when the backend knows the model by another name
+    # (``upstream_model``: a vLLM path, a deployment name) that callers should not see.
+    answer_model: str | None = None
 
     def mark(self, step: str, since: float) -> float:
         now = time.perf_counter()

@@ -224,6 +224,8 @@ class Pipeline:
 
         backend, answer = await self.s.router.run(backends, attempt, self._on_attempt(ctx))
         ctx.backend = backend
+        if backend.upstream_model.get(ctx.model or "", ctx.model) != ctx.model:
+            ctx.answer_model = ctx.model
         ctx.status = 200
         ctx.start_answer_digest(self.s.digest_key)
         return answer, applied.get(backend.id)
@@ -236,6 +238,8 @@ class Pipeline:
             body = hit.restorer.restore_json(ctx.endpoint, body)
             ctx.pii_output = dict(hit.restorer.new_pii)
             ctx.mark("restore", t0)
+        if ctx.answer_model is not None and "model" in body:
+            body = {**body, "model": ctx.answer_model}
         ctx.usage = _usage(body)
         ctx.answer_hmac.update(_encode(body.get("choices") or body.get("data") or []))
         return body

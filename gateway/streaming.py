@@ -99,6 +99,7 @@ async def relay_stream(
     ctx: RequestContext, answer: StreamAnswer, restorer: Restorer | None, metrics: Metrics
 ) -> AsyncIterator[bytes]:
     restoring = _Restoring(restorer) if restorer is not None else None
+    rename = ctx.answer_model  # the backend's own name for the model stays inside
     buffer = bytearray()
     t0 = time.perf_counter()
     try:
@@ -114,7 +115,7 @@ async def relay_stream(
                 if data == b"[DONE]":
                     out.append(DONE)
                     continue
-                if restoring is None and b'"usage"' not in data:
+                if restoring is None and rename is None and b'"usage"' not in data:
                     ctx.answer_hmac.update(data)
                     out.append(b"data: " + data + b"\n\n")
                     continue
@@ -132,6 +133,9 @@ async def relay_stream(
                         }
                     if restoring is not None:
                         restoring.apply(event)
+                    if rename is not None and "model" in event:
+                        event["model"] = rename
+                    if restoring is not None or rename is not None:
                         data = _encode(event)
                 ctx.answer_hmac.update(data)
                 out.append(b"data: " + data + b"\n\n")
