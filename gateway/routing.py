@@ -78,6 +78,9 @@ def failure_to_error(f: UpstreamFailure) -> GatewayError:
     )
 
 
+_REFUSED = (401, 403)
+
+
 class Router:
     def __init__(
         self,
@@ -132,8 +135,13 @@ class Router:
                     last = f
                     if on_attempt:
                         on_attempt(backend, f)
-                    if f.status is None or f.status >= 429:
+                    if f.status is None or f.status >= 429 or f.status in _REFUSED:
                         self.breaker.failure(backend)
+                    if f.status in _REFUSED:
+                        # The backend refused us (its credential, our region): it did no work,
+                        # so the next permitted backend may; this one is not asked again, and
+                        # its circuit opens if it keeps refusing (no more prompts sent to it).
+                        break
                     if not f.retryable:
                         # A timeout or a 500 may mean the backend did the work: never repeat it.
                         raise failure_to_error(f) from None

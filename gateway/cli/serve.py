@@ -44,8 +44,10 @@ def serve(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     n_workers = workers or settings.server.workers
-    if n_workers > 1 and settings.redis.url is None and (
-        settings.limits.requests_per_minute or settings.limits.tokens_per_minute
+    if (
+        n_workers > 1
+        and settings.redis.url is None
+        and (settings.limits.requests_per_minute or settings.limits.tokens_per_minute)
     ):
         logging.getLogger("portcullis").warning(
             "%d workers and no redis.url: each worker keeps its own limits, so a key may use "

@@ -117,3 +117,27 @@ async def test_circuit_opens_after_failures_and_skips_backend() -> None:
     with pytest.raises(GatewayError) as exc:
         await router.run([b], lambda _: None)  # type: ignore[arg-type, return-value]
     assert exc.value.cause is Cause.NO_BACKEND
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_a_backend_that_refuses_us_is_not_asked_again_and_the_next_one_is(
+    status: int,
+) -> None:
+    # A wrong or expired credential: the prompt went to that backend on every request, each
+    # answered 502, and the breaker never opened (only >= 429 counted).
+    calls: list[str] = []
+
+    async def attempt(b: BackendSpec) -> str:
+        calls.append(b.id)
+        if b.id == "deepseek-self":
+            raise UpstreamFailure("status", status)
+        return b.id
+
+    breaker = CircuitBreaker()
+    router = Router(breaker, backoff_s=0)
+    _backend, result = await router.run([SELF, spec("other", priority=30)], attempt)
+    assert result == "other" and calls == ["deepseek-self", "other"]
+    for _ in range(SELF.circuit_failures):
+        with pytest.raises(GatewayError):
+            await router.run([SELF], attempt)
+    assert not breaker.available(SELF)
