@@ -199,7 +199,13 @@ def main() -> None:
         Path(spec["bundle"]) if spec.get("bundle") else None,
         tuple(Path(p) for p in spec.get("overlays", [])),
     )
-    engine = EmbeddedEngine(bundle, threads=1, warm=False)
+    # The worker evaluates in its main thread (evaluate_sync): no pool threads. That thread's
+    # engine parses the bundle on first use, so use it once before saying ready; otherwise the
+    # first live request after every (re)start paid the parse, which on a slow machine outran
+    # the deadline and had the fresh worker killed again.
+    engine = EmbeddedEngine(bundle, threads=0, warm=False)
+    with contextlib.suppress(Exception):  # the engine is built before evaluating; that is the point
+        engine.evaluate_sync("{}")
     out = sys.stdout
     out.write(json.dumps({"ready": True, "revision": bundle.revision}) + "\n")
     out.flush()
