@@ -103,7 +103,15 @@ async def reload_policy(state: State) -> dict[str, Any]:
     reload = getattr(services.policy, "reload", None)
     if reload is None:
         raise GatewayError(Cause.CONFLICT, "This policy engine cannot reload.")
-    await reload()
+    running = services.policy.revision
+    try:
+        await reload()
+    except Exception as exc:  # noqa: BLE001 - the client logged it; the running bundle stays
+        raise GatewayError(
+            Cause.UNPROCESSABLE,
+            f"The policy bundle did not load ({type(exc).__name__}); revision {running} stays "
+            "in force. The gateway log has the details.",
+        ) from None
     return {"bundle_revision": services.policy.revision}
 
 

@@ -200,3 +200,31 @@ def test_opa_engine_serves_and_fails_closed_when_slow_or_stopped(
         assert len(upstream.received) == 1
     finally:
         gw.stop()
+
+
+def test_admin_reload_answers_the_new_revision_and_a_broken_bundle_is_a_clear_422(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    import shutil
+
+    from gateway.policy.bundle import default_bundle_dir
+
+    pack = tmp_path / "policies"
+    shutil.copytree(default_bundle_dir(), pack)
+    gw = RunningGateway(settings(tmp_path, upstream, bundle=str(pack))).start()
+    try:
+        token = gw.ADMIN_TOKEN
+        status, _, body = gw.request("POST", "/admin/policy/reload", token=token)
+        assert status == 200 and body["bundle_revision"].startswith("sha256:")
+        running = body["bundle_revision"]
+        (pack / "lib" / "lib.rego").write_text("package portcullis.lib\nthis is not rego\n")
+        status, _, body = gw.request("POST", "/admin/policy/reload", token=token)
+        # was a bare 500 "Internal error"
+        assert status == 422 and body["error"]["code"] == "unprocessable"
+        assert running in body["error"]["message"]
+        key = gw.create_key(user="official", jurisdiction="AU", sector="government")
+        with pytest.raises(openai.PermissionDeniedError):  # the running bundle still decides
+            ask(gw, key, "deepseek/deepseek-chat")
+        assert upstream.received == []
+    finally:
+        gw.stop()
