@@ -85,6 +85,11 @@ async def build_services(settings: Settings, components: Components) -> Services
         from gateway.pii import build_guard
 
         pii = build_guard(settings.pii, secret.derive("pii"))
+    if pii is None and not settings.pii.enabled:
+        log.warning(
+            "pii.enabled is false: prompts are not inspected, so the policy's PII actions "
+            "(pseudonymise, redact, block, ...) are not applied to any request"
+        )
     audit = components.audit
     if audit is None:
         from audit.sink import build_sink
