@@ -277,6 +277,16 @@ def _denial_message(decision: Decision) -> str:
     return f"Request denied by policy rule {first.rule}: {first.message.rstrip('.')}.{extra}"
 
 
+def _tokens_used(ctx: RequestContext, reservation: Reservation) -> int:
+    """What the token budget is charged: the answer's usage; nothing if nothing was forwarded;
+    the reservation (the estimate) if the backend was called but reported no usage (a stream
+    without ``include_usage``, a backend that omits it), which was refunded as if free."""
+    used = ctx.usage.get("total_tokens")
+    if used is not None:
+        return used
+    return reservation.tokens if ctx.forwarded else 0
+
+
 def _usage(body: dict[str, Any]) -> dict[str, int]:
     u = body.get("usage")
     if not isinstance(u, dict):
@@ -300,7 +310,7 @@ async def finish(services: Services, ctx: RequestContext, reservation: Reservati
         max(0.0, elapsed - ctx.upstream_s),
     )
     if reservation is not None:
-        await s.limiter.reconcile(reservation, ctx.usage.get("total_tokens", 0))
+        await s.limiter.reconcile(reservation, _tokens_used(ctx, reservation))
     try:
         await s.audit.complete(
             ctx.event(s.secret.secret_id, s.config_hash, s.settings.audit.record_client_address)

@@ -139,3 +139,17 @@ async def test_crlf_event_separators_are_understood() -> None:
     ctx = RequestContext("r", "chat", None)
     data = sse(["x", "y"]).replace(b"\n", b"\r\n")
     assert await collect(ctx, FakeAnswer(split(data, 3)), HoldbackRestorer()) == "xy"
+
+
+def test_the_token_budget_charge_when_usage_is_missing() -> None:
+    from gateway.context import RequestContext
+    from gateway.limiter import Reservation
+    from gateway.pipeline import _tokens_used
+
+    r = Reservation("k", 300)
+    ctx = RequestContext(request_id="req_a", endpoint="chat", client_addr=None)
+    assert _tokens_used(ctx, r) == 0  # refused before any backend was called: nothing
+    ctx.forwarded = True
+    assert _tokens_used(ctx, r) == 300  # called, no usage reported: the estimate
+    ctx.usage = {"total_tokens": 42}
+    assert _tokens_used(ctx, r) == 42
