@@ -9,13 +9,21 @@ values that do not look like identifiers, digests that are not hex) is dropped a
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import msgspec
+
+from audit.shapes import (
+    is_identifier,
+    is_terms_url,
+    looks_personal,
+    not_personal,
+    plain_model_name,
+    plain_request_id,
+)
 
 __all__ = [
     "KINDS",
@@ -25,13 +33,9 @@ __all__ = [
     "canonical_json",
     "canonical_member",
     "encode_normalised",
-    "is_identifier",
-    "is_terms_url",
-    "looks_personal",
     "normalise",
     "normalise_exotic",
     "normalise_fields",
-    "plain_request_id",
 ]
 
 SCHEMA_VERSION = 1
@@ -39,42 +43,12 @@ SCHEMA_VERSION = 1
 # intent whose process died; export/purge/checkpoint/content_read: administrative actions.
 KINDS = frozenset({"intent", "complete", "incomplete", "export", "purge", "content_read", "shred"})
 
-_ID = re.compile(r"^[\w.:/@+\-]{0,200}$", re.UNICODE)
 _HEX = re.compile(r"^[0-9a-f]{16,128}$")
-# A link to an operator's published terms: http(s), printable ASCII, no spaces (percent-escapes
-# such as %20 included, which an identifier does not allow).
-_URL = re.compile(r"^https?://[!-~]{1,500}$")
 _TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
 _SHORT = 200
-# Shapes of personal data or secrets that must not pass even where an identifier is allowed,
-# in fields the caller controls (model, request id, error code): e-mail addresses, runs of 9 or
-# more digits (phone, national id, card numbers), API-key-like tokens.
-_EMAIL = re.compile(r"[^\s@]+@[^\s@]+\.[A-Za-z]{2,}")
-_DIGIT_RUN = re.compile(r"\+?\d[\d\s\-.()/]{7,}\d")
-_KEYLIKE = re.compile(r"(?i)\b(?:sk|pk|rk|key|bearer)[-_ ][A-Za-z0-9_\-]{12,}")
-# A model snapshot's date (``o1-2024-12-17``, ``claude-opus-4-1-20250805``): with the version
-# digits before it, it reads as a run of nine digits; it is taken out before that test.
-# A UUID (a tracing system's request id) is not a phone number, even when its last group is
-# twelve decimal digits.
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_SNAPSHOT_DATE = re.compile(
-    r"(?<!\d)(?:19|20)\d\d(-?)(?:0[1-9]|1[0-2])\1(?:0[1-9]|[12]\d|3[01])(?!\d)"
-)
 # Floats that ``json.dumps`` and msgspec spell alike (no exponent); others make the event take
 # the slower, reference encoder (see :func:`canonical_bytes`).
 _PLAIN_FLOAT_MIN, _PLAIN_FLOAT_MAX = 1e-4, 1e16
-
-
-@functools.lru_cache(maxsize=4096)
-def looks_personal(v: str) -> bool:
-    if _EMAIL.search(v) or _KEYLIKE.search(v):
-        return True
-    return any(sum(c.isdigit() for c in m.group()) >= 9 for m in _DIGIT_RUN.finditer(v))
-
-
-def plain_request_id(v: str) -> bool:
-    """Whether a caller's request id may stand in the record: a UUID, or no personal shape."""
-    return _UUID.match(v) is not None or not looks_personal(v)
 
 
 Json = Any
@@ -104,25 +78,6 @@ class Fixed(dict[str, Any]):
     clear = pop = popitem = setdefault = update = _read_only
 
 
-@functools.lru_cache(maxsize=8192)
-def _is_ident(v: str) -> bool:
-    # Identifiers repeat across events (users, jurisdictions, rule ids): cache the verdict.
-    return _ID.match(v) is not None
-
-
-def is_terms_url(v: str) -> bool:
-    """Whether the record keeps ``v`` as a backend's ``retention.terms_url`` (the configuration
-    refuses any other value)."""
-    return _URL.match(v) is not None
-
-
-def is_identifier(v: str) -> bool:
-    """Whether the record keeps ``v`` where an identifier belongs (a principal's user, team,
-    tenant or tag; a rule id): letters, digits and ``_ . : / @ + -``, at most 200, no spaces.
-    Key creation refuses any other value, so that the record never drops a principal's name."""
-    return _is_ident(v)
-
-
 class _Stripper:
     __slots__ = ("count", "exotic")
 
@@ -148,11 +103,11 @@ class _Stripper:
     # against the abstract Mapping; subclasses take the general test after them.
     def ident(self, v: Any) -> str | None:
         if type(v) is str:
-            if _is_ident(v):
+            if is_identifier(v):
                 return v
         elif v is None:
             return None
-        elif isinstance(v, str) and _is_ident(v):
+        elif isinstance(v, str) and is_identifier(v):
             return v
         self.count += 1
         return None
@@ -172,34 +127,30 @@ class _Stripper:
         self.drop()
         return None
 
-    def untrusted(self, v: Any) -> str | None:
-        """An identifier from the client or an error path: no personal shapes either."""
+    def _kept(self, v: Any, keep: Callable[[str], bool]) -> str | None:
+        """An identifier that ``keep`` also accepts; anything else is dropped."""
         out = self.ident(v)
-        if out is not None and looks_personal(out):
+        if out is not None and not keep(out):
             self.drop()
             return None
         return out
 
+    def untrusted(self, v: Any) -> str | None:
+        """An identifier from the client or an error path: no personal shapes either."""
+        return self._kept(v, not_personal)
+
     def request_id(self, v: Any) -> str | None:
-        """An identifier the caller may have chosen: :func:`plain_request_id`."""
-        out = self.ident(v)
-        if out is not None and not plain_request_id(out):
-            self.drop()
-            return None
-        return out
+        """An identifier the caller may have chosen: :func:`audit.shapes.plain_request_id`."""
+        return self._kept(v, plain_request_id)
 
     def model(self, v: Any) -> str | None:
         """A model name: :meth:`untrusted`, except that a snapshot date is not a digit run."""
-        out = self.ident(v)
-        if out is not None and looks_personal(_SNAPSHOT_DATE.sub("-", out)):
-            self.drop()
-            return None
-        return out
+        return self._kept(v, plain_model_name)
 
     def url(self, v: Any) -> str | None:
         if v is None:
             return None
-        if isinstance(v, str) and _URL.match(v):
+        if isinstance(v, str) and is_terms_url(v):
             return v
         self.drop()
         return None

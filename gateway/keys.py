@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from audit.event import is_identifier
+from audit.shapes import is_name
 from gateway.errors import Cause, GatewayError
 from gateway.principal import SECTORS, Principal, parse_jurisdiction
 from gateway.secrets_store import ServerSecret
@@ -81,10 +81,6 @@ class KeyRecord:
         }
 
 
-def _name(v: object) -> bool:
-    return isinstance(v, str) and bool(v) and is_identifier(v)
-
-
 def validate_principal_fields(
     user: str,
     jurisdiction: str,
@@ -95,13 +91,13 @@ def validate_principal_fields(
     tenant: str = "default",
 ) -> str:
     """Check a new key's fields; return the normalised jurisdiction. ValueError names the field.
-    Names are identifiers as the audit record keeps them (:func:`audit.event.is_identifier`): a
+    Names are identifiers as the audit record keeps them (:func:`audit.shapes.is_name`): a
     name the record would drop would leave its user and team columns empty."""
-    if not _name(tenant):
+    if not is_name(tenant):
         raise ValueError(f"tenant: {_NAME_RULE}")
-    if not _name(user):
+    if not is_name(user):
         raise ValueError(f"user: {_NAME_RULE}")
-    if team is not None and not _name(team):
+    if team is not None and not is_name(team):
         raise ValueError(f"team: {_NAME_RULE}")
     try:
         country, sub = parse_jurisdiction(jurisdiction)
@@ -113,7 +109,7 @@ def validate_principal_fields(
         if not _ROLE.match(r):
             raise ValueError("role: lowercase letters, digits and . _ : - (max 64)")
     for t in tags:
-        if not _name(t) or len(t) > 100:
+        if not is_name(t) or len(t) > 100:
             raise ValueError("tag: 1-100 letters, digits and _ . : / @ + - (no spaces)")
     return sub or country
 

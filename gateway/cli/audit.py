@@ -93,9 +93,9 @@ def audit() -> None:
 def _actor(value: str | None) -> str | None:
     """The actor is evidence in the log entry, which keeps identifiers only: refuse the rest
     here rather than record an action with no actor."""
-    from audit.event import is_identifier
+    from audit.shapes import is_name
 
-    if value is not None and not (value and is_identifier(value)):
+    if value is not None and not is_name(value):
         raise click.BadParameter("an identifier: letters, digits and _ . : / @ + - (no spaces)")
     return value
 

@@ -78,7 +78,7 @@ class Retention(Strict):
     @field_validator("terms_url")
     @classmethod
     def _terms_url(cls, v: str | None) -> str | None:
-        from audit.event import is_terms_url
+        from audit.shapes import is_terms_url
 
         if v is not None and not is_terms_url(v):
             raise ValueError("terms_url: an http(s) URL without spaces (escape them as %20)")
@@ -168,6 +168,10 @@ class BackendSpec(Strict):
         if routing:
             raise ValueError(f"passthrough_params may not include routing keys: {sorted(routing)}")
         return self
+
+    def upstream_name(self, model: str | None) -> str | None:
+        """This backend's own name for ``model`` (``upstream_model``), or ``model`` itself."""
+        return self.upstream_model.get(model or "", model)
 
     def facts(self) -> dict[str, object]:
         """The backend as the policy engine sees it (the decision contract's ``backends[]``)."""

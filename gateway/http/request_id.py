@@ -13,7 +13,7 @@ import random
 import re
 from typing import Any
 
-from audit.event import plain_request_id
+from audit.shapes import plain_request_id
 
 __all__ = ["add_request_id", "request_id"]
 
