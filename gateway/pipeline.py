@@ -185,7 +185,7 @@ class Pipeline:
                 applied[backend.id] = hit
                 body = hit.body
                 ctx.pii_actions = {e: dict(a) for e, a in hit.actions_taken.items()}
-            upstream_model = backend.upstream_model.get(ctx.model or "", ctx.model)
+            upstream_model = backend.upstream_name(ctx.model)
             if upstream_model != body.get("model"):
                 body = {**body, "model": upstream_model}
             foreign = self.s.catalog.passthrough.difference(backend.passthrough_params)
@@ -224,7 +224,7 @@ class Pipeline:
 
         backend, answer = await self.s.router.run(backends, attempt, self._on_attempt(ctx))
         ctx.backend = backend
-        if backend.upstream_model.get(ctx.model or "", ctx.model) != ctx.model:
+        if backend.upstream_name(ctx.model) != ctx.model:
             ctx.answer_model = ctx.model
         ctx.status = 200
         ctx.start_answer_digest(self.s.digest_key)

@@ -99,11 +99,10 @@ async def build_services(settings: Settings, components: Components) -> Services
         await pii.ready()  # load the NER model now, not on the first request
     await audit.start()
     credentials = {b.id: _secret_value(b) for b in settings.backends}
-    unusable = frozenset(
-        b.id for b in settings.backends if b.credential.configured and credentials[b.id] is None
-    )
+    unusable: set[str] = set()
     for b in settings.backends:
-        if b.id in unusable:
+        if b.credential.configured and credentials[b.id] is None:
+            unusable.add(b.id)
             log.warning(
                 "backend %s: its credential (%s) is missing or empty; no request is sent to it "
                 "until it is set and the gateway restarted",
@@ -125,7 +124,7 @@ async def build_services(settings: Settings, components: Components) -> Services
         policy=policy,
         pii=pii,
         audit=audit,
-        router=BackendRouter(unusable=unusable),
+        router=BackendRouter(unusable=frozenset(unusable)),
         upstream=upstream,
         metrics=metrics_,
         config_hash=config_hash(settings),

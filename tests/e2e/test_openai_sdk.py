@@ -232,17 +232,22 @@ def test_retry_then_fallback_only_among_permitted(h: Harness, upstream: FakeUpst
         h.decider.rule = original
 
 
-def test_stall_mid_stream_ends_with_error_event_and_done(
-    h: Harness, upstream: FakeUpstream
-) -> None:
-    upstream.mode = "stall"
+def _stream_text(h: Harness) -> tuple[int, str]:
+    """A streamed chat completion read raw: status and the whole body as text."""
     status, _, body = h.gw.request(
         "POST",
         "/v1/chat/completions",
         {"model": "gpt-test", "messages": [{"role": "user", "content": "x"}], "stream": True},
         token=h.key,
     )
-    text = body.decode() if isinstance(body, bytes) else str(body)
+    return status, body.decode() if isinstance(body, bytes) else str(body)
+
+
+def test_stall_mid_stream_ends_with_error_event_and_done(
+    h: Harness, upstream: FakeUpstream
+) -> None:
+    upstream.mode = "stall"
+    status, text = _stream_text(h)
     assert status == 200
     assert '"upstream_timeout"' in text and text.rstrip().endswith("data: [DONE]")
 
@@ -415,13 +420,7 @@ def test_our_own_failure_mid_stream_ends_with_error_event_and_done(
 
     monkeypatch.setattr(pipeline, "run_stream", broken)
     before = len(h.audit.completions)
-    status, _, body = h.gw.request(
-        "POST",
-        "/v1/chat/completions",
-        {"model": "gpt-test", "messages": [{"role": "user", "content": "x"}], "stream": True},
-        token=h.key,
-    )
-    text = body.decode() if isinstance(body, bytes) else str(body)
+    status, text = _stream_text(h)
     assert status == 200
     assert text.startswith("data: ") and '"internal_error"' in text
     assert text.rstrip().endswith("data: [DONE]") and "must not be logged" not in text

@@ -192,17 +192,23 @@ async def test_two_writer_processes_keep_one_history(
     assert json.loads((sorted(cp_dir.glob("*.json"))[-1]).read_text())["tree_size"] == 6000
 
 
-async def test_a_completion_lingers_for_the_next_intent_and_shares_its_commit(
-    engine: AsyncEngine, signer: Signer, cp_dir: Path
-) -> None:
-    sink = DatabaseAuditSink(
+def _lingering(
+    engine: AsyncEngine, signer: Signer, cp_dir: Path, linger_s: float
+) -> DatabaseAuditSink:
+    return DatabaseAuditSink(
         engine,
         signer,
         cp_dir,
-        completion_linger_s=5.0,
+        completion_linger_s=linger_s,
         checkpoint_interval_s=3600,
         owns_engine=False,
     )
+
+
+async def test_a_completion_lingers_for_the_next_intent_and_shares_its_commit(
+    engine: AsyncEngine, signer: Signer, cp_dir: Path
+) -> None:
+    sink = _lingering(engine, signer, cp_dir, 5.0)
     await sink.start()
     try:
         await sink.intent(event(1))
@@ -225,27 +231,13 @@ async def test_a_completion_lingers_for_the_next_intent_and_shares_its_commit(
 async def test_a_lingering_completion_is_written_at_the_linger_and_at_close(
     engine: AsyncEngine, signer: Signer, cp_dir: Path
 ) -> None:
-    sink = DatabaseAuditSink(
-        engine,
-        signer,
-        cp_dir,
-        completion_linger_s=0.1,
-        checkpoint_interval_s=3600,
-        owns_engine=False,
-    )
+    sink = _lingering(engine, signer, cp_dir, 0.1)
     await sink.start()
     await sink.intent(event(1))
     t0 = time.perf_counter()
     await asyncio.wait_for(sink.complete(event(1)), 2)
     assert 0.09 <= time.perf_counter() - t0 < 2  # waited for an intent that did not come
-    slow = DatabaseAuditSink(
-        engine,
-        signer,
-        cp_dir,
-        completion_linger_s=30,
-        checkpoint_interval_s=3600,
-        owns_engine=False,
-    )
+    slow = _lingering(engine, signer, cp_dir, 30)
     await sink.close()
     await slow.start()
     pending = asyncio.create_task(slow.complete(event(2)))
