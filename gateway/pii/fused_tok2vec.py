@@ -4,11 +4,15 @@ spaCy's small English NER embeds a text through a thinc graph of about forty lay
 (``spacy.Tok2Vec.v2``: ``MultiHashEmbed`` over NORM/PREFIX/SUFFIX/SHAPE, a Maxout+LayerNorm mix,
 four residual window-CNN blocks, then the parser's ``Linear`` projection). :func:`fuse_tok2vec`
 reads the weights once and swaps in one :class:`~thinc.api.Model` whose forward does the same
-operations in the same order: thinc's own hash, gather and maxout kernels, the same float32 sums
-and divisions in the layer norms, the same zero padding around each document. It differs in three
+operations in the same order: thinc's own hash and gather kernels, the same float32 sums and
+divisions in the layer norms, the same zero padding around each document. It differs in four
 places, for speed: weights are stored transposed and contiguous (numpy's BLAS is about 1.5x faster
-on them than on a transposed view), the layer-norm moments are computed once instead of numpy's
-``mean`` then ``var``, and padding rows that can no longer reach a token are not computed. Outputs
+on them than on a transposed view), with each maxout's columns grouped by piece so the maximum
+over pieces is two elementwise ``np.maximum`` calls (thinc's kernel also computes the arg-max,
+which inference never reads); the layer-norm moments are computed once instead of numpy's
+``mean`` then ``var``, and its scaling is done in place; and padding rows that can no longer reach
+a token are not computed. (The piece-major maxout and the in-place layer norm took 15-18% off a
+300-word lorem text, outputs bit-identical to the forward before them.) Outputs
 match thinc's graph to within a few float32 ulps (at most 2.4e-6 on values up to 9; thinc's graph
 itself varies that much between batch sizes) and the entities are identical
 (``tests/unit/pii/test_ner_pipeline.py``). Inference only: the fused layer has no backward pass.
@@ -51,8 +55,10 @@ _WINDOW = 1  # tokens either side in ``expand_window``
 
 @dataclass(frozen=True, slots=True)
 class _Maxout:
-    WT: _Float  # (nI, nO * nP), contiguous: numpy's BLAS is faster on it than on a transpose
-    b: _Float  # (nO * nP,)
+    # Columns grouped by piece (piece-major: all nO outputs of piece 0, then of piece 1, ...),
+    # so the max over pieces is an elementwise maximum of contiguous column blocks.
+    WT: _Float  # (nI, nP * nO), contiguous: numpy's BLAS is faster on it than on a transpose
+    b: _Float  # (nP * nO,)
     nO: int
     nP: int
 
@@ -103,7 +109,9 @@ class FusedTok2Vec:
         # outermost rows at each end can no longer reach a token: they are dropped, not computed
         # (every row that is computed sees the same inputs as in thinc's full array).
         for maxout, norm in self.blocks:
-            H = H[1:-1] + _layernorm(_maxout(ops, ops.seq2col(H, _WINDOW)[1:-1], maxout), norm)
+            out = _layernorm(_maxout(ops, ops.seq2col(H, _WINDOW)[1:-1], maxout), norm)
+            out += H[1:-1]  # the residual, added into the fresh array (a + b == b + a exactly)
+            H = out
         # H now starts at the first token; drop the padding between documents (thinc's unflatten,
         # then list2array) and project.
         if len(nonempty) > 1:
@@ -119,9 +127,14 @@ class FusedTok2Vec:
 
 
 def _maxout(ops: Any, X: _Float, layer: _Maxout) -> _Float:
+    # The maximum over pieces as numpy maxima of column blocks (exact, like thinc's kernel,
+    # which also computes the arg-max that inference does not use).
     Y = np.dot(X, layer.WT)
     Y += layer.b
-    best: _Float = ops.maxout(Y.reshape((Y.shape[0], layer.nO, layer.nP)))[0]
+    nO = layer.nO
+    best: _Float = np.maximum(Y[:, :nO], Y[:, nO : 2 * nO])
+    for p in range(2, layer.nP):
+        np.maximum(best, Y[:, p * nO : (p + 1) * nO], out=best)
     return best
 
 
@@ -131,10 +144,10 @@ def _layernorm(X: _Float, layer: _LayerNorm) -> _Float:
     n = X.shape[1]
     dev = X - X.sum(axis=1, keepdims=True) / n
     var = (dev * dev).sum(axis=1, keepdims=True) / n + 1e-08
-    Y: _Float = dev * var ** (-1.0 / 2.0)
-    Y = Y * layer.G
-    Y += layer.b
-    return Y
+    dev *= var ** (-1.0 / 2.0)  # in place: the same products, fewer temporary arrays
+    dev *= layer.G
+    dev += layer.b
+    return dev
 
 
 def _read(tok2vec: Any) -> FusedTok2Vec:
@@ -180,8 +193,11 @@ def _read(tok2vec: Any) -> FusedTok2Vec:
 
     def maxout(m: Any) -> _Maxout:
         nO, nP, nI = m.get_dim("nO"), m.get_dim("nP"), m.get_dim("nI")
-        W = np.ascontiguousarray(m.get_param("W").reshape((nO * nP, nI)).T)
-        return _Maxout(W, m.get_param("b").reshape(nO * nP), nO, nP)
+        check(nP >= 2, "maxout pieces")
+        # thinc keeps W as (nO, nP, nI) and b as (nO, nP): reorder both piece-major.
+        W = m.get_param("W").reshape((nO, nP, nI)).transpose(1, 0, 2).reshape((nP * nO, nI))
+        b = m.get_param("b").reshape((nO, nP)).T.reshape(nP * nO)
+        return _Maxout(np.ascontiguousarray(W.T), np.ascontiguousarray(b), nO, nP)
 
     def norm(n: Any) -> _LayerNorm:
         return _LayerNorm(n.get_param("G"), n.get_param("b"))
