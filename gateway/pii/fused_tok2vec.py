@@ -142,7 +142,7 @@ def _layernorm(X: _Float, layer: _LayerNorm) -> _Float:
     # thinc computes X.mean() and X.var(); numpy's var recomputes the mean and the deviations.
     # The same sums and divisions written out once give the same floats in half the time.
     n = X.shape[1]
-    dev = X - X.sum(axis=1, keepdims=True) / n
+    dev: _Float = X - X.sum(axis=1, keepdims=True) / n
     var = (dev * dev).sum(axis=1, keepdims=True) / n + 1e-08
     dev *= var ** (-1.0 / 2.0)  # in place: the same products, fewer temporary arrays
     dev *= layer.G
