@@ -45,6 +45,9 @@ class RequestContext:
     prompt_digest: str | None = None
     answer_hmac: Any = None  # hmac object, updated as the answer streams
     forwarded: bool = False
+    # The gateway asked the backend for stream usage the caller did not ask for: the relay
+    # records it and keeps it from the caller (``BackendSpec.stream_usage``).
+    hide_usage: bool = False
     # The model name answers carry, when the backend knows the model by another name
     # (``upstream_model``: a vLLM path, a deployment name) that callers should not see.
     answer_model: str | None = None

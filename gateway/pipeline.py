@@ -188,6 +188,15 @@ class Pipeline:
             upstream_model = backend.upstream_name(ctx.model)
             if upstream_model != body.get("model"):
                 body = {**body, "model": upstream_model}
+            ctx.hide_usage = (
+                parsed.stream
+                and not parsed.include_usage
+                and backend.stream_usage
+                and ctx.endpoint != "embeddings"
+            )
+            if ctx.hide_usage:
+                options = {**(body.get("stream_options") or {}), "include_usage": True}
+                body = {**body, "stream_options": options}
             foreign = self.s.catalog.passthrough.difference(backend.passthrough_params)
             if foreign and not foreign.isdisjoint(body):
                 known = known_params(ctx.endpoint)

@@ -5,6 +5,10 @@ text (and tool-call arguments) passes through its own streaming restorer, which 
 more than one placeholder's length; what it still holds is released on the choice's
 ``finish_reason``. A stream that fails after the first byte ends with an error event and
 ``[DONE]``, never a dangling connection.
+
+Usage is recorded from the stream's usage chunk. When the gateway asked for it and the caller
+did not (``BackendSpec.stream_usage``), that chunk is not relayed and other chunks lose their
+``"usage": null``, so the caller sees the stream it asked for.
 """
 
 from __future__ import annotations
@@ -100,6 +104,7 @@ async def relay_stream(
 ) -> AsyncIterator[bytes]:
     restoring = _Restoring(restorer) if restorer is not None else None
     rename = ctx.answer_model  # the backend's own name for the model stays inside
+    hide_usage = ctx.hide_usage
     buffer = bytearray()
     t0 = time.perf_counter()
     try:
@@ -124,6 +129,7 @@ async def relay_stream(
                 except msgspec.DecodeError:
                     raise UpstreamFailure("protocol") from None
                 if isinstance(event, dict):
+                    changed = restoring is not None or rename is not None
                     if isinstance(event.get("usage"), dict):
                         ctx.usage = {
                             k: v
@@ -131,11 +137,18 @@ async def relay_stream(
                             if k in ("prompt_tokens", "completion_tokens", "total_tokens")
                             and isinstance(v, int)
                         }
+                    if hide_usage and "usage" in event:
+                        # Usage the gateway asked for, not the caller: recorded above, not
+                        # relayed (the usage-only chunk goes; other chunks lose the key).
+                        del event["usage"]
+                        if not event.get("choices"):
+                            continue
+                        changed = True
                     if restoring is not None:
                         restoring.apply(event)
                     if rename is not None and "model" in event:
                         event["model"] = rename
-                    if restoring is not None or rename is not None:
+                    if changed:
                         data = _encode(event)
                 ctx.answer_hmac.update(data)
                 out.append(b"data: " + data + b"\n\n")

@@ -112,6 +112,10 @@ class BackendSpec(Strict):
     circuit_failures: int = Field(5, ge=1, le=1000)
     circuit_cooldown_s: float = Field(30.0, gt=0, le=3600)
     passthrough_params: tuple[str, ...] = ()  # extra body keys this backend accepts
+    # Ask for token usage on every stream (``stream_options.include_usage``), so budgets and the
+    # audit count streamed tokens; a caller that did not ask does not see it. Off for a backend
+    # that refuses ``stream_options`` (Azure OpenAI API versions before 2024-09-01-preview).
+    stream_usage: bool = True
 
     @field_validator("id")
     @classmethod

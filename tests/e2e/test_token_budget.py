@@ -1,11 +1,23 @@
-"""The token budget is charged for streams whose backend reports no usage (the client did not
-ask for ``include_usage``): they were refunded in full, so streaming bypassed the budget."""
+"""Streams and the token budget.
+
+The gateway asks each backend for stream usage (``stream_options.include_usage``) even when the
+caller did not, charges the budget what the backend reports, records it in the audit, and keeps
+the usage chunk from a caller that did not ask for it. A backend configured with
+``stream_usage: false`` is not asked: its streams are charged their estimate (before that,
+streams without usage were refunded in full, so streaming bypassed the budget).
+"""
 
 from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
 
+from gateway.config import Settings
 from gateway.http.app import Components
 from tests.e2e.conftest import core_settings
 from tests.support.fakes import FakeDecider, MemoryAuditSink
@@ -15,30 +27,115 @@ from tests.support.upstream import FakeUpstream
 pytestmark = pytest.mark.e2e
 
 
-def test_streams_without_usage_are_charged_their_estimate(tmp_path, upstream: FakeUpstream) -> None:  # type: ignore[no-untyped-def]
+def _settings(tmp_path: Path, upstream: FakeUpstream, stream_usage: bool) -> Settings:
     settings = core_settings(tmp_path, upstream)
-    settings = settings.model_copy(
-        update={"limits": settings.limits.model_copy(update={"tokens_per_minute": 1000})}
+    return settings.model_copy(
+        update={
+            "limits": settings.limits.model_copy(update={"tokens_per_minute": 1000}),
+            "backends": tuple(
+                b.model_copy(update={"stream_usage": stream_usage}) for b in settings.backends
+            ),
+        }
     )
-    gw = RunningGateway(
-        settings, Components(policy=FakeDecider(), audit=MemoryAuditSink(), pii_disabled=True)
+
+
+def _start(settings: Settings, audit: MemoryAuditSink | None = None) -> RunningGateway:
+    return RunningGateway(
+        settings,
+        Components(policy=FakeDecider(), audit=audit or MemoryAuditSink(), pii_disabled=True),
     ).start()
+
+
+def _stream_until_refused(sdk: openai.OpenAI, tries: int = 20) -> tuple[int, str | None]:
+    """Stream ``tries`` chat completions (each reserves ~300 tokens: max_tokens 300 + the
+    prompt); how many were served, and the error code of the first refusal."""
+    for served in range(tries):
+        try:
+            list(
+                sdk.chat.completions.create(
+                    model="gpt-test",
+                    messages=[{"role": "user", "content": "x"}],
+                    max_tokens=300,
+                    stream=True,
+                )
+            )
+        except openai.RateLimitError as exc:
+            return served, exc.code
+    return tries, None
+
+
+def _chunks(body: bytes) -> list[Any]:
+    events = [b[6:] for b in body.split(b"\n\n") if b.startswith(b"data: ")]
+    return [json.loads(e) for e in events if e != b"[DONE]"]
+
+
+def test_backend_without_stream_usage_is_charged_the_estimate(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    gw = _start(_settings(tmp_path, upstream, stream_usage=False))
     try:
         key = gw.create_key(user="alice", jurisdiction="AU", sector="private")
-        sdk = openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0)
-        served = 0
-        with pytest.raises(openai.RateLimitError) as exc:
-            for _ in range(20):  # each reserves ~300 tokens (max_tokens 300 + the prompt)
-                list(
-                    sdk.chat.completions.create(
-                        model="gpt-test",
-                        messages=[{"role": "user", "content": "x"}],
-                        max_tokens=300,
-                        stream=True,
-                    )
-                )
-                served += 1
-        assert exc.value.code == "token_budget_exceeded"
+        served, code = _stream_until_refused(
+            openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0)
+        )
+        assert code == "token_budget_exceeded"
         assert 2 <= served <= 4
+        assert all("stream_options" not in r["json"] for r in upstream.received)
+    finally:
+        gw.stop()
+
+
+def test_streams_are_charged_the_usage_the_backend_reports(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    gw = _start(_settings(tmp_path, upstream, stream_usage=True))
+    try:
+        key = gw.create_key(user="alice", jurisdiction="AU", sector="private")
+        # The fake upstream's streams use about 13 tokens: twenty fit in 1000, where charging
+        # the ~300-token estimate would refuse the fourth.
+        served, code = _stream_until_refused(
+            openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0)
+        )
+        assert (served, code) == (20, None)
+        assert all(
+            r["json"]["stream_options"] == {"include_usage": True} for r in upstream.received
+        )
+    finally:
+        gw.stop()
+
+
+def test_usage_the_caller_did_not_ask_for_is_recorded_not_relayed(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    audit = MemoryAuditSink()
+    gw = _start(_settings(tmp_path, upstream, stream_usage=True), audit)
+    try:
+        key = gw.create_key(user="alice", jurisdiction="AU", sector="private")
+        chat = {
+            "model": "gpt-test",
+            "messages": [{"role": "user", "content": "x"}],
+            "stream": True,
+            "max_tokens": 50,
+        }
+        status, _, body = gw.request("POST", "/v1/chat/completions", chat, token=key, parse=False)
+        assert status == 200
+        chunks = _chunks(body)
+        assert chunks and all(c["choices"] for c in chunks)  # no usage-only chunk
+        assert all("usage" not in c for c in chunks)  # nor OpenAI's "usage": null
+        text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)
+        assert text.strip() == upstream.reply.strip()
+        for _ in range(100):  # the completion record is written after the answer
+            if audit.completions:
+                break
+            time.sleep(0.02)
+        assert audit.completions[-1]["usage"]["total_tokens"] > 0
+
+        # A caller that asks gets the usage chunk, as from the backend.
+        asked = {**chat, "stream_options": {"include_usage": True}}
+        status, _, body = gw.request("POST", "/v1/chat/completions", asked, token=key, parse=False)
+        chunks = _chunks(body)
+        assert status == 200 and chunks[-1]["choices"] == []
+        assert chunks[-1]["usage"]["total_tokens"] > 0
+        assert upstream.received[-1]["json"]["stream_options"] == {"include_usage": True}
     finally:
         gw.stop()

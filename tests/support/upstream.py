@@ -247,6 +247,8 @@ class FakeUpstream:
             }
         )
         if (body.get("stream_options") or {}).get("include_usage"):
+            for ev in events:  # as OpenAI: every chunk carries "usage": null, then the total
+                ev["usage"] = None
             events.append(
                 {
                     "id": "x",

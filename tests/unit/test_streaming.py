@@ -153,3 +153,29 @@ def test_the_token_budget_charge_when_usage_is_missing() -> None:
     assert _tokens_used(ctx, r) == 300  # called, no usage reported: the estimate
     ctx.usage = {"total_tokens": 42}
     assert _tokens_used(ctx, r) == 42
+
+
+@pytest.mark.parametrize("restorer", [None, HoldbackRestorer()])
+async def test_usage_the_gateway_asked_for_is_recorded_and_not_relayed(restorer: Any) -> None:
+    """``hide_usage``: the usage-only chunk goes, other chunks lose ``usage`` (null, or a total
+    a backend puts on a content chunk), and the usage is recorded all the same."""
+    ctx = RequestContext("r", "chat", None)
+    ctx.hide_usage = True
+    ctx.start_answer_digest(b"k" * 32)
+    data = (
+        b'data: {"choices": [{"index": 0, "delta": {"content": "Hi <P1>"}}], "usage": null}\n\n'
+        b'data: {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],'
+        b' "usage": {"prompt_tokens": 2, "completion_tokens": 1, "total_tokens": 3}}\n\n'
+        b'data: {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4,'
+        b' "total_tokens": 7}}\n\n'
+        b"data: [DONE]\n\n"
+    )
+    answer = FakeAnswer(split(data, 9))
+    out = b"".join([c async for c in relay_stream(ctx, answer, restorer, Metrics())])  # type: ignore[arg-type]
+    events = [b[6:] for b in out.split(b"\n\n") if b.startswith(b"data: ")]
+    assert events[-1] == b"[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert len(chunks) == 2 and all(c["choices"] for c in chunks)
+    assert all("usage" not in c for c in chunks)
+    assert ctx.usage == {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
+    assert chunks[0]["choices"][0]["delta"]["content"] == ("Hi Alice" if restorer else "Hi <P1>")
