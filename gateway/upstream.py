@@ -51,13 +51,20 @@ class JsonAnswer:
 class StreamAnswer:
     response: aiohttp.ClientResponse
     idle_s: float
+    ends_at: float  # event-loop time at which the backend's total deadline runs out
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        """The body as it arrives; a gap longer than the backend's idle deadline is a timeout."""
+        """The body as it arrives; a gap longer than the backend's idle deadline is a timeout,
+        and so is a stream still running at its total deadline (chunks that keep coming do
+        not extend it)."""
         content = self.response.content
+        loop = asyncio.get_running_loop()
         while True:
+            left = self.ends_at - loop.time()
+            if left <= 0:
+                raise UpstreamFailure("timeout")
             try:
-                async with asyncio.timeout(self.idle_s):
+                async with asyncio.timeout(min(self.idle_s, left)):
                     chunk = await content.readany()
             except TimeoutError:
                 raise UpstreamFailure("timeout") from None
@@ -174,9 +181,12 @@ class Upstream:
         return JsonAnswer(resp.status, doc)
 
     async def open_stream(self, backend: BackendSpec, endpoint: str, body: bytes) -> StreamAnswer:
+        """Send and wait for the headers (first-byte deadline); the total deadline counts from
+        here, as for :meth:`call_json`, and bounds the whole stream."""
+        ends_at = asyncio.get_running_loop().time() + backend.timeouts.total_s
         resp = await self._post(backend, endpoint, body)
         ctype = resp.headers.get("Content-Type", "")
         if "text/event-stream" not in ctype:
             resp.close()
             raise UpstreamFailure("protocol", resp.status)
-        return StreamAnswer(resp, backend.timeouts.idle_s)
+        return StreamAnswer(resp, backend.timeouts.idle_s, ends_at)
