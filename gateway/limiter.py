@@ -157,7 +157,9 @@ class RedisLimiter:
                     args=[self._tpm, reservation.tokens - used_tokens],
                 )
         except (TimeoutError, OSError, RedisError):
-            pass  # a lost refund only makes the limit stricter, never looser
+            # A lost refund makes the limit stricter; a lost extra charge (usage beyond the
+            # estimate) looser by that excess only. Neither is worth failing the answer for.
+            pass
 
     async def ready(self) -> bool:
         try:
