@@ -54,6 +54,12 @@ class Catalog:
     def model_names(self) -> list[str]:
         return sorted({canonical for canonical, _ in self._names.values()})
 
+    def canonical(self, requested: str) -> str | None:
+        """The configured name a model name or alias stands for (case-folded, no prefix)."""
+        name = requested.strip().casefold()
+        hit = self._names.get(name) if _NAME.match(name) else None
+        return hit[0] if hit else None
+
     def backends_for(self, canonical: str) -> tuple[BackendSpec, ...]:
         hit = self._names.get(canonical.casefold())
         return tuple(hit[1]) if hit else ()
@@ -64,10 +70,10 @@ class Catalog:
         if name.count("/") == 1:
             narrow, name = name.split("/")
         if not _NAME.match(name) or (narrow is not None and not _NAME.match(narrow)):
-            raise self._not_found()
+            raise self.not_found()
         hit = self._names.get(name)
         if hit is None:
-            raise self._not_found()
+            raise self.not_found()
         canonical, backends = hit
         chosen = [
             b
@@ -75,11 +81,11 @@ class Catalog:
             if endpoint in b.endpoints and (narrow is None or narrow in (b.operator, b.id))
         ]
         if not chosen:
-            raise self._not_found()
+            raise self.not_found()
         return Resolution(canonical, tuple(sorted(chosen, key=lambda b: (b.priority, b.id))))
 
     @staticmethod
-    def _not_found() -> GatewayError:
+    def not_found() -> GatewayError:
         # The requested string is not echoed: it may carry anything.
         return GatewayError(
             Cause.MODEL_NOT_FOUND,

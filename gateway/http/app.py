@@ -25,6 +25,7 @@ from gateway.http.inference import (
     drain,
     embeddings,
     list_models,
+    retrieve_model,
     serve,
 )
 from gateway.http.ops import healthz, metrics, readyz
@@ -189,6 +190,7 @@ def create_app(settings: Settings, components: Components | None = None) -> Lite
             completions,
             embeddings,
             list_models,
+            retrieve_model,
             healthz,
             readyz,
             metrics,

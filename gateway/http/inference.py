@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 from litestar import Request, Response, asgi, get
 from litestar.datastructures import State
+from litestar.params import FromPath
 
 from gateway.context import RequestContext
 from gateway.errors import Cause, GatewayError
@@ -30,6 +31,7 @@ __all__ = [
     "drain",
     "embeddings",
     "list_models",
+    "retrieve_model",
     "serve",
 ]
 
@@ -249,3 +251,18 @@ async def list_models(request: Request[Any, Any, Any], state: State) -> Response
     return Response(
         content=_encode({"object": "list", "data": data}), media_type="application/json"
     )
+
+
+@get("/v1/models/{model:str}")
+async def retrieve_model(
+    request: Request[Any, Any, Any], state: State, model: FromPath[str]
+) -> Response[Any]:
+    """One model, as OpenAI's ``models.retrieve``: 404 unless this caller may use it."""
+    services: Services = state.services
+    principal = await services.keys.authenticate(request.headers.get("authorization"))
+    from gateway.models_view import permitted_model
+
+    entry = await permitted_model(services, principal, model)
+    if entry is None:
+        raise services.catalog.not_found()
+    return Response(content=_encode(entry), media_type="application/json")

@@ -119,8 +119,27 @@ def test_models_lists_only_permitted(h: Harness, upstream: FakeUpstream) -> None
     try:
         ids = {m.id for m in client(h).models.list()}
         assert "emb-test" not in ids and "gpt-test" in ids
+        with pytest.raises(openai.NotFoundError) as exc:  # denied reads as not served
+            client(h).models.retrieve("emb-test")
+        assert exc.value.code == "model_not_found"
     finally:
         h.decider.rule = original
+
+
+def test_models_retrieve(h: Harness) -> None:
+    """OpenAI's ``models.retrieve``: a permitted model (or its alias, any case) is answered
+    with its configured name; an unknown or malformed name is a 404 that does not echo it;
+    a bad key is a 401."""
+    m = client(h).models.retrieve("gpt-test")
+    assert (m.id, m.object) == ("gpt-test", "model")
+    assert client(h).models.retrieve("FAST").id == "gpt-test"
+    for name in ("no-such-model", "gpt-test@evil", "x" * 300, "openai:gpt-test#1"):
+        with pytest.raises(openai.NotFoundError) as exc:
+            client(h).models.retrieve(name)
+        assert exc.value.code == "model_not_found" and name not in str(exc.value.body)
+    bad = openai.OpenAI(base_url=h.gw.base_url, api_key="sk-nope", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        bad.models.retrieve("gpt-test")
 
 
 def test_policy_denial_is_permission_error_and_nothing_forwarded(
@@ -274,7 +293,7 @@ def test_client_disconnect_cancels_upstream_stream(h: Harness, upstream: FakeUps
 def test_every_request_leaves_an_audit_record_without_content(
     h: Harness, upstream: FakeUpstream
 ) -> None:
-    before = len(h.audit.completions)
+    before = _settled(h)
     client(h).chat.completions.create(
         model="gpt-test", messages=[{"role": "user", "content": "my secret is tangerine-42"}]
     )
@@ -291,7 +310,7 @@ def test_every_request_leaves_an_audit_record_without_content(
 
 def test_client_disconnect_cancels_non_streaming_call(h: Harness, upstream: FakeUpstream) -> None:
     upstream.delay_s = 5
-    before = len(h.audit.completions)
+    before = _settled(h)
     with pytest.raises(openai.APITimeoutError):
         client(h, timeout=0.5).chat.completions.create(
             model="gpt-test", messages=[{"role": "user", "content": "x"}]
@@ -358,6 +377,16 @@ def test_passthrough_params_reach_only_backends_that_declared_them(
         )
 
 
+def _settled(h: Harness) -> int:
+    """How many completion records there are once the earlier tests' have all landed (each is
+    written in a background task after its answer: one can land after the next test began)."""
+    seen = -1
+    while (now := len(h.audit.completions)) != seen:
+        seen = now
+        time.sleep(0.1)
+    return seen
+
+
 def _wait_for_completions(h: Harness, before: int, n: int) -> list[dict]:  # type: ignore[type-arg]
     deadline = time.monotonic() + 3
     while len(h.audit.completions) < before + n and time.monotonic() < deadline:
@@ -370,7 +399,7 @@ def test_client_gone_while_sending_the_body_is_499_and_nothing_leaves(
 ) -> None:
     import socket
 
-    before = len(h.audit.completions)
+    before = _settled(h)
     with socket.create_connection(("127.0.0.1", h.gw.port)) as sock:
         sock.sendall(
             b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
@@ -419,7 +448,7 @@ def test_our_own_failure_mid_stream_ends_with_error_event_and_done(
         return gen()
 
     monkeypatch.setattr(pipeline, "run_stream", broken)
-    before = len(h.audit.completions)
+    before = _settled(h)
     status, text = _stream_text(h)
     assert status == 200
     assert text.startswith("data: ") and '"internal_error"' in text
@@ -434,7 +463,7 @@ def test_client_gone_before_a_streams_first_byte_cancels_the_upstream(
     # A self-hosted model may take many seconds before its first token (long prefill): a client
     # that gives up meanwhile must free the backend, not wait for the first byte.
     upstream.delay_s = 5
-    before = len(h.audit.completions)
+    before = _settled(h)
     with pytest.raises(openai.APITimeoutError):
         for _ in client(h, timeout=0.5).chat.completions.create(
             model="gpt-test", messages=[{"role": "user", "content": "x"}], stream=True
