@@ -26,6 +26,10 @@ from collections.abc import Callable, Sequence
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
+# As ``portcullis serve`` runs the detector: one BLAS thread (set before numpy loads). Stock
+# spaCy multiplies through BLIS on one thread whatever this says; left unset, OpenBLAS would
+# give our NER both cores, which production does not (runs 1-6 set it on the command line).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from faker import Faker
 
