@@ -93,7 +93,7 @@ class FusedTok2Vec:
         for c, (table, seed) in enumerate(self.embed):
             keys = ops.hash(np.ascontiguousarray(ids[:, c]), seed) % table.shape[0]
             cols.append(ops.gather_add(table, keys))
-        X = _layernorm(_maxout(ops, np.hstack(cols), self.mix[0]), self.mix[1])
+        X = _layernorm(_maxout(np.hstack(cols), self.mix[0]), self.mix[1])
         # The encoder sees every document between ``_PAD`` zero rows, as thinc's with_array
         # flattens them; the residual blocks run over that one array.
         zeros = np.zeros((_PAD, X.shape[1]), dtype=X.dtype)
@@ -109,7 +109,7 @@ class FusedTok2Vec:
         # outermost rows at each end can no longer reach a token: they are dropped, not computed
         # (every row that is computed sees the same inputs as in thinc's full array).
         for maxout, norm in self.blocks:
-            out = _layernorm(_maxout(ops, ops.seq2col(H, _WINDOW)[1:-1], maxout), norm)
+            out = _layernorm(_maxout(ops.seq2col(H, _WINDOW)[1:-1], maxout), norm)
             out += H[1:-1]  # the residual, added into the fresh array (a + b == b + a exactly)
             H = out
         # H now starts at the first token; drop the padding between documents (thinc's unflatten,
@@ -126,7 +126,7 @@ class FusedTok2Vec:
         return Y
 
 
-def _maxout(ops: Any, X: _Float, layer: _Maxout) -> _Float:
+def _maxout(X: _Float, layer: _Maxout) -> _Float:
     # The maximum over pieces as numpy maxima of column blocks (exact, like thinc's kernel,
     # which also computes the arg-max that inference does not use).
     Y = np.dot(X, layer.WT)
