@@ -167,9 +167,17 @@ def _sse_error(err: GatewayError) -> bytes:
 
 
 async def _relay(send: Any, chunks: AsyncIterator[bytes]) -> None:
+    """Send each chunk as it comes. The chunk that ends with ``[DONE]`` also ends the response
+    (one write, not a second empty one); anything after it is read to the end (the relay's
+    bookkeeping runs then) but not sent."""
+    done = False
     async for chunk in chunks:
-        await send({"type": "http.response.body", "body": chunk, "more_body": True})
-    await send({"type": "http.response.body", "body": b""})
+        if done:
+            continue
+        done = chunk.endswith(DONE)
+        await send({"type": "http.response.body", "body": chunk, "more_body": not done})
+    if not done:
+        await send({"type": "http.response.body", "body": b""})
 
 
 async def _wait_disconnect(receive: Any) -> None:

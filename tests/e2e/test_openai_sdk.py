@@ -448,6 +448,7 @@ def test_our_own_failure_mid_stream_ends_with_error_event_and_done(
         return gen()
 
     monkeypatch.setattr(pipeline, "run_stream", broken)
+    upstream.chunk_delay_s = 0.02  # the events arrive apart: the bug strikes before [DONE]
     before = _settled(h)
     status, text = _stream_text(h)
     assert status == 200
