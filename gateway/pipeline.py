@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 
@@ -39,9 +39,19 @@ T = TypeVar("T")
 _encode = msgspec.json.Encoder().encode
 
 
+class BodyFor(Protocol):
+    """The body to send to a backend; ``ask_usage=False`` leaves out the ``stream_options`` the
+    gateway adds to ask for stream usage."""
+
+    def __call__(self, backend: BackendSpec, ask_usage: bool = True) -> bytes: ...
+
+
 class Pipeline:
     def __init__(self, services: Services) -> None:
         self.s = services
+        # Backends that refused the ``stream_options`` we add (see ``BackendSpec.stream_usage``):
+        # not asked again in this process.
+        self.refuses_stream_options: set[str] = set()
 
     # -- steps ---------------------------------------------------------------------------
 
@@ -150,7 +160,7 @@ class Pipeline:
 
     async def prepare(
         self, ctx: RequestContext, parsed: ParsedRequest
-    ) -> tuple[list[BackendSpec], Callable[[BackendSpec], bytes], dict[str, Applied]]:
+    ) -> tuple[list[BackendSpec], BodyFor, dict[str, Applied]]:
         """Everything up to the forward: returns the backends to try and the body per backend."""
         assert ctx.principal is not None
         ctx.parsed = parsed
@@ -168,7 +178,7 @@ class Pipeline:
         ).hexdigest()
         applied: dict[str, Applied] = {}
 
-        def body_for(backend: BackendSpec) -> bytes:
+        def body_for(backend: BackendSpec, ask_usage: bool = True) -> bytes:
             body = parsed.body
             if inspection is not None and ctx.pii_counts:
                 key = _action_key(decision, backend.id, ctx.pii_counts)
@@ -189,10 +199,12 @@ class Pipeline:
             if upstream_model != body.get("model"):
                 body = {**body, "model": upstream_model}
             ctx.hide_usage = (
-                parsed.stream
+                ask_usage
+                and parsed.stream
                 and not parsed.include_usage
                 and backend.stream_usage
                 and ctx.endpoint != "embeddings"
+                and backend.id not in self.refuses_stream_options
             )
             if ctx.hide_usage:
                 options = {**(body.get("stream_options") or {}), "include_usage": True}
@@ -228,6 +240,17 @@ class Pipeline:
             t0 = time.perf_counter()
             try:
                 return await call(backend, ctx.endpoint, body)
+            except UpstreamFailure as failure:
+                if not (ctx.hide_usage and failure.status in (400, 422)):
+                    raise
+                # Perhaps the ``stream_options`` we added, not the caller's request (a 400 did
+                # no work): once more without it. Only if that succeeds was it the cause.
+                ctx.attempts.append(
+                    {"backend": backend.id, "outcome": "status", "status": failure.status}
+                )
+                answer = await call(backend, ctx.endpoint, body_for(backend, ask_usage=False))
+                self._refused_stream_options(ctx, backend, failure)
+                return answer
             finally:
                 ctx.upstream_s += time.perf_counter() - t0
 
@@ -257,6 +280,19 @@ class Pipeline:
         """Open the upstream stream (retries allowed until then) and return the relay."""
         answer, hit = await self._forward(ctx, parsed, self.s.upstream.open_stream)
         return relay_stream(ctx, answer, hit.restorer if hit else None, self.s.metrics)
+
+    def _refused_stream_options(
+        self, ctx: RequestContext, backend: BackendSpec, failure: UpstreamFailure
+    ) -> None:
+        ctx.attempts[-1]["outcome"] = "stream_options_refused"
+        if backend.id not in self.refuses_stream_options:
+            self.refuses_stream_options.add(backend.id)
+            log.warning(
+                "backend %s refused stream_options (status %s): its streams are no longer asked "
+                "for usage and are charged their estimate; set stream_usage: false for it",
+                backend.id,
+                failure.status,
+            )
 
     def _on_attempt(
         self, ctx: RequestContext

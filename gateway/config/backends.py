@@ -114,7 +114,8 @@ class BackendSpec(Strict):
     passthrough_params: tuple[str, ...] = ()  # extra body keys this backend accepts
     # Ask for token usage on every stream (``stream_options.include_usage``), so budgets and the
     # audit count streamed tokens; a caller that did not ask does not see it. Off for a backend
-    # that refuses ``stream_options`` (Azure OpenAI API versions before 2024-09-01-preview).
+    # that refuses ``stream_options`` (Azure OpenAI API versions before 2024-09-01-preview);
+    # left on, its first refusal is retried without it and it is not asked again.
     stream_usage: bool = True
 
     @field_validator("id")

@@ -139,3 +139,49 @@ def test_usage_the_caller_did_not_ask_for_is_recorded_not_relayed(
         assert upstream.received[-1]["json"]["stream_options"] == {"include_usage": True}
     finally:
         gw.stop()
+
+
+def test_backend_that_refuses_stream_options_is_asked_once_then_not(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    """A strict backend answers 400 to the ``stream_options`` the gateway adds: the caller still
+    gets its stream (the call is repeated without it), the audit shows both calls, and that
+    backend is not asked for usage again. A 400 for another reason stays the caller's 400 and
+    does not mark the backend."""
+    audit = MemoryAuditSink()
+    gw = _start(_settings(tmp_path, upstream, stream_usage=True), audit)
+    try:
+        key = gw.create_key(user="alice", jurisdiction="AU", sector="private")
+        sdk = openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0)
+        upstream.mode, upstream.error_status = "error", 400  # refuses everything
+        with pytest.raises(openai.BadRequestError):
+            list(sdk.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "x"}], max_tokens=5, stream=True))  # fmt: skip
+        assert ["stream_options" in r["json"] for r in upstream.received] == [True, False]
+
+        upstream.reset()
+        upstream.refuse_stream_options = True
+        for _ in range(2):
+            text = "".join(
+                c.choices[0].delta.content or ""
+                for c in sdk.chat.completions.create(
+                    model="gpt-test",
+                    messages=[{"role": "user", "content": "x"}],
+                    max_tokens=5,
+                    stream=True,
+                )
+            )
+            assert text.strip() == upstream.reply.strip()
+        # First stream: refused with stream_options, then served without; second: asked once.
+        assert ["stream_options" in r["json"] for r in upstream.received] == [True, False, False]
+        for _ in range(100):
+            if len(audit.completions) >= 3:
+                break
+            time.sleep(0.02)
+        first = audit.completions[-2]
+        assert [(a["outcome"], a["status"]) for a in first["attempts"]] == [
+            ("stream_options_refused", 400),
+            ("ok", None),
+        ]
+        assert first["status"] == 200
+    finally:
+        gw.stop()

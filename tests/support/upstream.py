@@ -4,6 +4,8 @@ Behaviour per request is chosen by the model name's suffix or by ``FakeUpstream.
 ``normal``, ``slow`` (delay before answering), ``error`` (status ``error_status``),
 ``stall`` (stream stops after two chunks and hangs), ``tiny`` (stream split into 1-3 byte
 chunks), ``echo`` (answer with the last user message, so what arrived is visible).
+``refuse_stream_options`` answers 400 to a body with ``stream_options``, as strict servers
+(older Azure OpenAI API versions) do.
 Every received request (headers and JSON) is kept in ``received`` — the evidence of what left.
 """
 
@@ -37,6 +39,7 @@ class FakeUpstream:
     retry_after: str | None = None
     reply: str = "Hello from the fake upstream."
     stream_chunks: list[str] | None = None
+    refuse_stream_options: bool = False
     received: list[dict[str, Any]] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
     port: int = 0
@@ -51,6 +54,7 @@ class FakeUpstream:
     def reset(self) -> None:
         self.mode, self.error_status, self.delay_s, self.chunk_delay_s = "normal", 500, 0.0, 0.0
         self.retry_after, self.stream_chunks = None, None
+        self.refuse_stream_options = False
         self.reply = "Hello from the fake upstream."
         self.received.clear()
         self.cancelled.clear()
@@ -112,7 +116,12 @@ class FakeUpstream:
         self.received.append({"headers": dict(request.headers), "json": body, "path": request.path})
         return body
 
-    async def _maybe_fail(self) -> web.Response | None:
+    async def _maybe_fail(self, body: dict[str, Any] | None = None) -> web.Response | None:
+        if self.refuse_stream_options and body is not None and "stream_options" in body:
+            return web.json_response(
+                {"error": {"message": "Unrecognized request argument: stream_options"}},
+                status=400,
+            )
         if self.delay_s:
             try:
                 await asyncio.sleep(self.delay_s)
@@ -136,7 +145,7 @@ class FakeUpstream:
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await self._record(request)
-        failed = await self._maybe_fail()
+        failed = await self._maybe_fail(body)
         if failed is not None:
             return failed
         text = self._text_for(body)
@@ -173,7 +182,7 @@ class FakeUpstream:
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:
         body = await self._record(request)
-        failed = await self._maybe_fail()
+        failed = await self._maybe_fail(body)
         if failed is not None:
             return failed
         text = self._text_for(body)
@@ -192,7 +201,7 @@ class FakeUpstream:
 
     async def _embeddings(self, request: web.Request) -> web.StreamResponse:
         body = await self._record(request)
-        failed = await self._maybe_fail()
+        failed = await self._maybe_fail(body)
         if failed is not None:
             return failed
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
