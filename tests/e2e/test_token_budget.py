@@ -10,7 +10,6 @@ streams without usage were refunded in full, so streaming bypassed the budget).
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -124,11 +123,7 @@ def test_usage_the_caller_did_not_ask_for_is_recorded_not_relayed(
         assert all("usage" not in c for c in chunks)  # nor OpenAI's "usage": null
         text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)
         assert text.strip() == upstream.reply.strip()
-        for _ in range(100):  # the completion record is written after the answer
-            if audit.completions:
-                break
-            time.sleep(0.02)
-        assert audit.completions[-1]["usage"]["total_tokens"] > 0
+        assert audit.wait_completions(1)[-1]["usage"]["total_tokens"] > 0
 
         # A caller that asks gets the usage chunk, as from the backend.
         asked = {**chat, "stream_options": {"include_usage": True}}
@@ -173,11 +168,7 @@ def test_backend_that_refuses_stream_options_is_asked_once_then_not(
             assert text.strip() == upstream.reply.strip()
         # First stream: refused with stream_options, then served without; second: asked once.
         assert ["stream_options" in r["json"] for r in upstream.received] == [True, False, False]
-        for _ in range(100):
-            if len(audit.completions) >= 3:
-                break
-            time.sleep(0.02)
-        first = audit.completions[-2]
+        first = audit.wait_completions(3)[-2]
         assert [(a["outcome"], a["status"]) for a in first["attempts"]] == [
             ("stream_options_refused", 400),
             ("ok", None),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -74,6 +75,14 @@ class MemoryAuditSink:
 
     async def ready(self) -> bool:
         return not self.down
+
+    def wait_completions(self, n: int, timeout_s: float = 2.0) -> list[Mapping[str, Any]]:
+        """The completion records once there are ``n`` (each is written in a background task
+        after its answer, so a test may look before it lands)."""
+        end = time.monotonic() + timeout_s
+        while len(self.completions) < n and time.monotonic() < end:
+            time.sleep(0.02)
+        return self.completions
 
     async def close(self) -> None:
         return None
