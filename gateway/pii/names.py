@@ -25,7 +25,10 @@ __all__ = ["Lexicon", "lexicon", "lexicon_names"]
 
 _UP = r"[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ'’]+(?:-[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ'’]+)?"
 _PARTICLE = r"(?:de|du|da|di|del|della|van|von|der|den|le|la|y|bin|al|ten|ter)"
-_RUN = re.compile(rf"(?<![\w@./\\-])({_UP}(?:\s(?:{_PARTICLE}\s){{0,2}}{_UP}){{1,3}})(?![\w@/\\-])")
+# The look-ahead for a capital first lets the regex engine skip other positions at once.
+_RUN = re.compile(
+    rf"(?=[A-ZÀ-ÖØ-Þ])(?<![\w@./\\-])({_UP}(?:\s(?:{_PARTICLE}\s){{0,2}}{_UP}){{1,3}})(?![\w@/\\-])"
+)
 
 # Census first names that are also everyday English words (or month/day names).
 _AMBIGUOUS = frozenset(

@@ -73,3 +73,18 @@ def test_lexicon_name_wins_over_a_place_label(full: Analyzer) -> None:
     got = found(full, text)
     assert ("PERSON", "Collin Barrera") in got
     assert all(t != "LOCATION" for t, _ in got)
+
+
+def test_every_cue_and_title_opens_a_name() -> None:
+    """Each cue and title, as written and upper-cased, still introduces a name: the look-ahead
+    that lets the regex skip positions admits the first letter of every one of them."""
+    import re
+
+    from gateway.pii.ner import _CUES, _TITLES
+
+    for alternative in f"{_CUES}|{_TITLES}".split("|"):
+        cue = re.sub(r"\(\?:([^)]*)\)\?", r"\1", alternative)  # optional suffix, spelled out
+        cue = re.sub(r"\\(.)", r"\1", cue.replace("?", ""))
+        for spelled in (cue, cue.upper()):
+            text = f"Note: {spelled} Anna Schmidt will join."
+            assert [text[f.start : f.end] for f in cue_names(text)] == ["Anna Schmidt"], spelled
