@@ -105,6 +105,7 @@ _STARTERS = frozenset(
      "update", "summary", "question", "answer", "step", "today", "tomorrow", "yesterday"]
 )  # fmt: skip
 _WINDOW = 4  # tokens each side: the tok2vec receptive field (window 1, depth 4)
+_OPENING = "\"'“‘([{*_#>-"  # marks a capitalised word may follow
 
 
 def _starters() -> frozenset[str]:
@@ -123,8 +124,11 @@ def name_windows(text: str, common: frozenset[str]) -> list[tuple[int, int]]:
     """
     toks = [(m.start(), m.end()) for m in _TOKEN.finditer(text)]
     spans: list[tuple[int, int]] = []
-    for i, (s, e) in enumerate(toks):
-        word = text[s:e].lstrip("\"'“‘([{*_#>-")
+    # Only tokens that open with a capital or an opening mark can pass the first test below.
+    maybe = [i for i, (s, _) in enumerate(toks) if text[s].isupper() or text[s] in _OPENING]
+    for i in maybe:
+        s, e = toks[i]
+        word = text[s:e].lstrip(_OPENING)
         if not word or not word[0].isupper() or any(c.isdigit() for c in word):
             continue  # names have no digits
         if len(word) <= 6 and word.rstrip(".,!?:;'\"”’)").isupper():
