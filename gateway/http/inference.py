@@ -167,17 +167,13 @@ def _sse_error(err: GatewayError) -> bytes:
 
 
 async def _relay(send: Any, chunks: AsyncIterator[bytes]) -> None:
-    """Send each chunk as it comes. The chunk that ends with ``[DONE]`` also ends the response
-    (one write, not a second empty one); anything after it is read to the end (the relay's
-    bookkeeping runs then) but not sent."""
-    done = False
+    """Send each chunk as it comes; end the response only once the relay has finished. (Ending
+    it with the chunk that carries ``[DONE]`` saves a write, but the server then reports the
+    client gone to the disconnect watcher while the relay still reads the backend's end: a
+    served stream was recorded as 499.)"""
     async for chunk in chunks:
-        if done:
-            continue
-        done = chunk.endswith(DONE)
-        await send({"type": "http.response.body", "body": chunk, "more_body": not done})
-    if not done:
-        await send({"type": "http.response.body", "body": b""})
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
 
 
 async def _wait_disconnect(receive: Any) -> None:

@@ -458,6 +458,23 @@ def test_our_own_failure_mid_stream_ends_with_error_event_and_done(
     assert [(e["status"], e["error_code"]) for e in events] == [(500, "internal_error")]
 
 
+@pytest.mark.parametrize(("chunk_delay_s", "done_linger_s"), [(0.0, 0.0), (0.02, 0.0), (0.0, 0.05)])
+def test_served_streams_are_recorded_as_served(
+    h: Harness, upstream: FakeUpstream, chunk_delay_s: float, done_linger_s: float
+) -> None:
+    """Every stream the client read to its end is recorded 200, however the backend's last
+    bytes arrive (ending the response at [DONE], before the relay had read the backend's end,
+    let the disconnect watcher record such streams as 499)."""
+    upstream.chunk_delay_s, upstream.done_linger_s = chunk_delay_s, done_linger_s
+    before = _settled(h)
+    for _ in range(10):
+        status, text = _stream_text(h)
+        assert status == 200 and text.rstrip().endswith("data: [DONE]")
+    _wait_for_completions(h, before, 10)
+    time.sleep(0.2)  # a late record of the same requests would show here
+    assert [e["status"] for e in h.audit.completions[before:]] == [200] * 10
+
+
 def test_client_gone_before_a_streams_first_byte_cancels_the_upstream(
     h: Harness, upstream: FakeUpstream
 ) -> None:

@@ -40,6 +40,7 @@ class FakeUpstream:
     reply: str = "Hello from the fake upstream."
     stream_chunks: list[str] | None = None
     refuse_stream_options: bool = False
+    done_linger_s: float = 0.0  # wait between a stream's [DONE] and the end of the response
     received: list[dict[str, Any]] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
     port: int = 0
@@ -55,6 +56,7 @@ class FakeUpstream:
         self.mode, self.error_status, self.delay_s, self.chunk_delay_s = "normal", 500, 0.0, 0.0
         self.retry_after, self.stream_chunks = None, None
         self.refuse_stream_options = False
+        self.done_linger_s = 0.0
         self.reply = "Hello from the fake upstream."
         self.received.clear()
         self.cancelled.clear()
@@ -285,6 +287,8 @@ class FakeUpstream:
                 if self.chunk_delay_s:
                     await asyncio.sleep(self.chunk_delay_s)
             await resp.write(b"data: [DONE]\n\n")
+            if self.done_linger_s:
+                await asyncio.sleep(self.done_linger_s)
             await resp.write_eof()
         except (asyncio.CancelledError, ConnectionResetError):
             self.cancelled.append(str(body.get("model")))
