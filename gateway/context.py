@@ -48,6 +48,7 @@ class RequestContext:
     # The gateway asked the backend for stream usage the caller did not ask for: the relay
     # records it and keeps it from the caller (``BackendSpec.stream_usage``).
     hide_usage: bool = False
+    answered: bool = False  # a stream's [DONE] has been sent: the client has the whole answer
     # The model name answers carry, when the backend knows the model by another name
     # (``upstream_model``: a vLLM path, a deployment name) that callers should not see.
     answer_model: str | None = None

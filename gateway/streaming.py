@@ -4,7 +4,8 @@ Events are relayed as they arrive. When the PII guard pseudonymised the prompt, 
 text (and tool-call arguments) passes through its own streaming restorer, which holds back no
 more than one placeholder's length; what it still holds is released on the choice's
 ``finish_reason``. A stream that fails after the first byte ends with an error event and
-``[DONE]``, never a dangling connection.
+``[DONE]``, never a dangling connection. A client that leaves once it has ``[DONE]`` (the
+SDK may close before the backend's response has ended) was served: it is recorded as such.
 
 Usage is recorded from the stream's usage chunk. When the gateway asked for it and the caller
 did not (``BackendSpec.stream_usage``), that chunk is not relayed and other chunks lose their
@@ -154,6 +155,8 @@ async def relay_stream(
                 out.append(b"data: " + data + b"\n\n")
             if out:
                 yield b"".join(out)
+                if DONE in out:
+                    ctx.answered = True  # the client has the whole answer
     except UpstreamFailure as failure:
         err = failure_to_error(failure)
         ctx.status, ctx.error_code = err.status, err.cause.code
@@ -162,7 +165,8 @@ async def relay_stream(
         ).inc()
         yield b"data: " + _encode(err.body()) + b"\n\n" + DONE
     except (asyncio.CancelledError, GeneratorExit):
-        ctx.status, ctx.error_code = Cause.CLIENT_CLOSED.status, Cause.CLIENT_CLOSED.code
+        if not ctx.answered:  # a client that leaves after [DONE] was served, not cut short
+            ctx.status, ctx.error_code = Cause.CLIENT_CLOSED.status, Cause.CLIENT_CLOSED.code
         raise
     finally:
         ctx.upstream_s += time.perf_counter() - t0

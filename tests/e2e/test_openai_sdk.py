@@ -475,6 +475,26 @@ def test_served_streams_are_recorded_as_served(
     assert [e["status"] for e in h.audit.completions[before:]] == [200] * 10
 
 
+def test_sdk_closing_after_done_is_recorded_as_served(h: Harness, upstream: FakeUpstream) -> None:
+    """The SDK may close the connection once it has [DONE], before the backend's response has
+    ended: that client was served, and is recorded 200 with its usage (it was recorded 499,
+    client_closed_request, as if it had left mid-answer)."""
+    upstream.done_linger_s = 0.3
+    before = _settled(h)
+    for _ in range(3):
+        with client(h).chat.completions.create(
+            model="gpt-test",
+            messages=[{"role": "user", "content": "x"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        ) as stream:
+            chunks = list(stream)
+        assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens > 0
+    events = _wait_for_completions(h, before, 3)
+    assert [(e["status"], e["error_code"]) for e in events] == [(200, None)] * 3
+    assert all(e["usage"]["total_tokens"] > 0 for e in events)
+
+
 def test_client_gone_before_a_streams_first_byte_cancels_the_upstream(
     h: Harness, upstream: FakeUpstream
 ) -> None:
