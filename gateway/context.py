@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.config.backends import BackendSpec
+from gateway.errors import Cause
 from gateway.http.validate import ParsedRequest
 from gateway.policy.contract import Decision
 from gateway.principal import Principal
@@ -52,6 +53,12 @@ class RequestContext:
     # The model name answers carry, when the backend knows the model by another name
     # (``upstream_model``: a vLLM path, a deployment name) that callers should not see.
     answer_model: str | None = None
+
+    def client_left(self) -> None:
+        """Record that the client went away: 499, unless it already had the whole answer (a
+        stream's ``[DONE]``: the SDK may close before the backend's response has ended)."""
+        if not self.answered:
+            self.status, self.error_code = Cause.CLIENT_CLOSED.status, Cause.CLIENT_CLOSED.code
 
     def mark(self, step: str, since: float) -> float:
         now = time.perf_counter()

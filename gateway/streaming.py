@@ -22,7 +22,6 @@ from typing import Any
 import msgspec
 
 from gateway.context import RequestContext
-from gateway.errors import Cause
 from gateway.metrics import Metrics
 from gateway.pii.contract import Restorer, StreamRestorer
 from gateway.routing import failure_to_error
@@ -165,8 +164,7 @@ async def relay_stream(
         ).inc()
         yield b"data: " + _encode(err.body()) + b"\n\n" + DONE
     except (asyncio.CancelledError, GeneratorExit):
-        if not ctx.answered:  # a client that leaves after [DONE] was served, not cut short
-            ctx.status, ctx.error_code = Cause.CLIENT_CLOSED.status, Cause.CLIENT_CLOSED.code
+        ctx.client_left()
         raise
     finally:
         ctx.upstream_s += time.perf_counter() - t0

@@ -142,7 +142,9 @@ async def serve(scope: Any, receive: Any, send: Any, endpoint: str, state: Any) 
         body = await _race_disconnect(receive, pipeline.run_json(ctx, parsed))
         await _send_json(send, 200, _encode(body), rid)
     except GatewayError as exc:
-        if not (ctx.answered and exc.cause is Cause.CLIENT_CLOSED):
+        if exc.cause is Cause.CLIENT_CLOSED:
+            ctx.client_left()
+        else:
             ctx.status, ctx.error_code = exc.status, exc.cause.code
         if not started:
             await _send_error(send, exc, rid)
