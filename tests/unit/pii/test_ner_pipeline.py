@@ -48,6 +48,11 @@ def _ents(docs: Any) -> list[list[tuple[int, int, str]]]:
     return [[(e.start_char, e.end_char, e.label_) for e in d.ents] for d in docs]
 
 
+def _per_text(find: Any, texts: list[str], one_by_one: bool) -> list[Any]:
+    """``find(texts)`` as one batch, or one text per call."""
+    return [find([t])[0] for t in texts] if one_by_one else find(texts)
+
+
 @pytest.fixture(scope="module")
 def stock() -> Any:
     import spacy
@@ -82,10 +87,7 @@ def test_fused_entities_match_stock_on_varied_texts(
     engine: NerEngine, stock: Any, one_by_one: bool
 ) -> None:
     theirs = _ents(stock.pipe(VARIED))
-    if one_by_one:
-        ours = [_ents(engine._tag([t]))[0] for t in VARIED]
-    else:
-        ours = _ents(engine._tag(VARIED))
+    ours = _per_text(lambda ts: _ents(engine._tag(ts)), VARIED, one_by_one)
     assert ours == theirs
     assert sum(map(len, theirs)) > 500
 
@@ -103,10 +105,7 @@ def test_decoder_entities_match_stock_on_varied_texts(
 ) -> None:
     assert engine._biluo is not None
     theirs = _ents(stock.pipe(VARIED))
-    if one_by_one:
-        ours = [engine._entities([t])[0] for t in VARIED]
-    else:
-        ours = engine._entities(VARIED)
+    ours = _per_text(engine._entities, VARIED, one_by_one)
     assert ours == theirs
     assert sum(map(len, theirs)) > 500
     assert any(e - s > 1 for d in theirs for s, e, _ in d)  # multi-token entities were decoded
@@ -118,10 +117,7 @@ def test_decoder_entities_match_stock_on_name_windows(
 ) -> None:
     pieces = [t[s:e] for t in VARIED for s, e in name_windows(t, engine._common)]
     theirs = _ents(stock.pipe(pieces))
-    if one_by_one:
-        ours = [engine._entities([p])[0] for p in pieces]
-    else:
-        ours = engine._entities(pieces)
+    ours = _per_text(engine._entities, pieces, one_by_one)
     assert ours == theirs
     assert sum(map(len, theirs)) > 200
 
