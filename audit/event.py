@@ -1,21 +1,19 @@
-"""The canonical audit event: a whitelist schema, content stripping, canonical bytes.
+"""The canonical audit event: a whitelist schema and content stripping.
 
 The gateway hands over a plain dict (field list: ``docs/audit.md``). :func:`normalise` keeps only
 the fields of the schema, with the expected shapes; anything else (unknown keys, long strings,
 values that do not look like identifiers, digests that are not hex) is dropped and counted in
 ``stripped``, so that no prompt, answer, PII value or key can reach the store by accident.
-:func:`canonical_bytes` is the byte string the Merkle leaf is computed over.
+Its bytes (what the Merkle leaf is computed over) are :mod:`audit.canonical`'s.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
-import msgspec
-
+from audit.canonical import PLAIN_FLOAT_MAX, PLAIN_FLOAT_MIN
 from audit.shapes import (
     is_identifier,
     is_terms_url,
@@ -29,10 +27,6 @@ __all__ = [
     "KINDS",
     "SCHEMA_VERSION",
     "Fixed",
-    "canonical_bytes",
-    "canonical_json",
-    "canonical_member",
-    "encode_normalised",
     "normalise",
     "normalise_exotic",
     "normalise_fields",
@@ -46,9 +40,6 @@ KINDS = frozenset({"intent", "complete", "incomplete", "export", "purge", "conte
 _HEX = re.compile(r"^[0-9a-f]{16,128}$")
 _TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
 _SHORT = 200
-# Floats that ``json.dumps`` and msgspec spell alike (no exponent); others make the event take
-# the slower, reference encoder (see :func:`canonical_bytes`).
-_PLAIN_FLOAT_MIN, _PLAIN_FLOAT_MAX = 1e-4, 1e16
 
 
 Json = Any
@@ -178,7 +169,7 @@ class _Stripper:
                 if v != v:  # NaN
                     self.drop()
                     return None
-                if v and not _PLAIN_FLOAT_MIN <= abs(v) < _PLAIN_FLOAT_MAX:
+                if v and not PLAIN_FLOAT_MIN <= abs(v) < PLAIN_FLOAT_MAX:
                     self.exotic = True
             return cast(int | float, v)
         self.drop()
@@ -398,7 +389,8 @@ def normalise(event: Mapping[str, Any], kind: str) -> dict[str, Json]:
 
 
 def normalise_exotic(event: Mapping[str, Any], kind: str) -> tuple[dict[str, Json], bool]:
-    """:func:`normalise`, and whether the result holds a float :func:`encode_normalised` must
+    """:func:`normalise`, and whether the result holds a float
+    :func:`audit.canonical.encode_normalised` must
     hand to the reference encoder."""
     if kind not in KINDS:
         raise ValueError("unknown audit event kind")
@@ -420,38 +412,3 @@ def normalise_fields(
     s = _Stripper()
     out = {k: EVENT[k](s, event.get(k)) for k in keys}
     return out, s.count, s.exotic
-
-
-def canonical_json(event: Mapping[str, Any]) -> str:
-    """Sorted keys, no whitespace, UTF-8 (not ASCII-escaped), no NaN: one spelling per event."""
-    return json.dumps(
-        event, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
-
-
-def canonical_member(key: str, value: Any) -> str:
-    """``"key":value`` exactly as it appears inside :func:`canonical_json` of the enclosing dict."""
-    return canonical_json({key: value})[1:-1]
-
-
-def canonical_bytes(event: Mapping[str, Any]) -> bytes:
-    return canonical_json(event).encode("utf-8")
-
-
-_SORTED = msgspec.json.Encoder(order="sorted").encode
-
-
-def encode_normalised(body: Mapping[str, Any], exotic: bool) -> bytes:
-    """:func:`canonical_bytes` of a body the normaliser produced, several times faster.
-
-    msgspec with sorted keys writes the same bytes as the reference encoder for every value a
-    normalised body can hold (strings, integers, booleans, null, lists, maps) except floats
-    that need an exponent (``1e-05``, ``1e+16``): a body holding one (``exotic``) takes the
-    reference encoder, and so does anything msgspec refuses (a test pins the equivalence).
-    """
-    if not exotic:
-        try:
-            return _SORTED(body)
-        except (TypeError, ValueError, UnicodeError, msgspec.EncodeError):
-            pass
-    return canonical_bytes(body)

@@ -22,8 +22,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from audit.canonical import canonical_json
 from audit.checkpoint import Checkpoint, Signer, take_checkpoint
-from audit.event import canonical_json
 from audit.formats import csv_header, csv_line, jsonl_line, syslog_line
 from audit.schema import audit_log
 from audit.store import append, make_entry, now_ts

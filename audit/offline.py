@@ -16,8 +16,8 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from audit.canonical import canonical_bytes, canonical_json
 from audit.checkpoint import Checkpoint, CheckpointError
-from audit.event import canonical_bytes, canonical_json
 from audit.formats import parse_csv, parse_jsonl, parse_syslog
 from audit.merkle import leaf_hash, root_of
 from audit.verify import Report

@@ -22,11 +22,11 @@ from sqlalchemy.dialects import postgresql as postgresql_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from audit.canonical import encode_normalised
 from audit.event import (
     EVENT,
     KINDS,
     SCHEMA_VERSION,
-    encode_normalised,
     normalise_exotic,
     normalise_fields,
 )

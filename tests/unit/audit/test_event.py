@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from audit.event import canonical_bytes, canonical_json, normalise
+from audit.canonical import canonical_bytes, canonical_json
+from audit.event import normalise
 
 SECRET_VALUES = [
     "Jane Citizen lives at 12 Example Street",

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from audit.event import Fixed, canonical_bytes, encode_normalised, normalise, normalise_exotic
+from audit.canonical import canonical_bytes, encode_normalised
+from audit.event import Fixed, normalise, normalise_exotic
 from audit.store import make_entry, static_part
 from tests.unit.audit.test_static_reuse import DECISION, DECISION_INPUT, PRINCIPAL, _event
 
