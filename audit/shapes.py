@@ -11,6 +11,7 @@ import functools
 import re
 
 __all__ = [
+    "IDENTIFIER_CHARS",
     "is_identifier",
     "is_name",
     "is_terms_url",
@@ -59,6 +60,10 @@ def plain_request_id(v: str) -> bool:
 def plain_model_name(v: str) -> bool:
     """A model name with no personal shape once its snapshot date is set aside."""
     return not looks_personal(_SNAPSHOT_DATE.sub("-", v))
+
+
+# What :func:`is_identifier` admits, in words, for the messages of those who apply it.
+IDENTIFIER_CHARS = "letters, digits and _ . : / @ + - (no spaces)"
 
 
 @functools.lru_cache(maxsize=8192)

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from audit.shapes import is_name
+from audit.shapes import IDENTIFIER_CHARS, is_name
 from gateway.errors import Cause, GatewayError
 from gateway.principal import SECTORS, Principal, parse_jurisdiction
 from gateway.secrets_store import ServerSecret
@@ -29,7 +29,7 @@ from gateway.storage.schema import api_keys
 __all__ = ["IssuedKey", "KeyRecord", "KeyService", "validate_principal_fields"]
 
 _ROLE = re.compile(r"^[a-z][a-z0-9_.:-]{0,63}$")
-_NAME_RULE = "1-200 letters, digits and _ . : / @ + - (no spaces)"
+_NAME_RULE = f"1-200 {IDENTIFIER_CHARS}"
 UNAUTHENTICATED = "Invalid API key. Provide a valid key as 'Authorization: Bearer <key>'."
 
 
@@ -110,7 +110,7 @@ def validate_principal_fields(
             raise ValueError("role: lowercase letters, digits and . _ : - (max 64)")
     for t in tags:
         if not is_name(t) or len(t) > 100:
-            raise ValueError("tag: 1-100 letters, digits and _ . : / @ + - (no spaces)")
+            raise ValueError(f"tag: 1-100 {IDENTIFIER_CHARS}")
     return sub or country
 
 

@@ -93,10 +93,10 @@ def audit() -> None:
 def _actor(value: str | None) -> str | None:
     """The actor is evidence in the log entry, which keeps identifiers only: refuse the rest
     here rather than record an action with no actor."""
-    from audit.shapes import is_name
+    from audit.shapes import IDENTIFIER_CHARS, is_name
 
     if value is not None and not is_name(value):
-        raise click.BadParameter("an identifier: letters, digits and _ . : / @ + - (no spaces)")
+        raise click.BadParameter(f"an identifier: {IDENTIFIER_CHARS}")
     return value
 
 
