@@ -38,6 +38,7 @@ __all__ = [
     "Head",
     "Static",
     "append",
+    "append_head",
     "make_entry",
     "now_ts",
     "prepare",
@@ -233,7 +234,7 @@ _SQLITE_INSERT = str(sa.insert(audit_log).compile(dialect=sqlite_dialect.dialect
 
 async def _append_sqlite(
     conn: AsyncConnection, entries: Sequence[Entry], known: Head
-) -> int | None:
+) -> Head | None:
     """The known-head append on SQLite (aiosqlite) as one call on the driver's thread: the same
     statements and the same durable ``COMMIT``, without a thread hop per statement. ``None``
     when the head moved (or the driver is not in the expected state): the caller then takes
@@ -266,7 +267,7 @@ async def _append_sqlite(
             raise
         return True
 
-    return first if await run_in_thread(run, driver._conn) else None
+    return Head(known.size + n, frontier) if await run_in_thread(run, driver._conn) else None
 
 
 _PG_MOVE = "UPDATE audit_head SET size = $1, frontier = $2 WHERE id = 1 AND size = $3"
@@ -279,7 +280,7 @@ class _HeadMoved(Exception):
 
 async def _append_asyncpg(
     conn: AsyncConnection, entries: Sequence[Entry], known: Head
-) -> int | None:
+) -> Head | None:
     """The known-head append on PostgreSQL straight on the asyncpg connection: one transaction,
     the same statements, without SQLAlchemy's per-statement work. ``None`` when the head moved
     (rolled back; the caller takes the locking path)."""
@@ -303,7 +304,7 @@ async def _append_asyncpg(
                 await driver.executemany(_PG_INSERT, records)
     except _HeadMoved:
         return None
-    return first
+    return Head(known.size + n, frontier)
 
 
 async def append(conn: AsyncConnection, entries: Sequence[Entry], known: Head | None = None) -> int:
@@ -313,6 +314,15 @@ async def append(conn: AsyncConnection, entries: Sequence[Entry], known: Head | 
     writer appended since), one conditional ``UPDATE`` both checks that and moves the head,
     saving a round trip; otherwise the locking path below runs in the same transaction.
     """
+    head = await append_head(conn, entries, known)
+    return head.size - len(entries) + 1
+
+
+async def append_head(
+    conn: AsyncConnection, entries: Sequence[Entry], known: Head | None = None
+) -> Head:
+    """:func:`append`, returning the head it left (size and Merkle frontier), which the caller
+    can pass as ``known`` next time without reading it back."""
     if not entries:
         raise ValueError("nothing to append")
     n = len(entries)
@@ -333,9 +343,8 @@ async def append(conn: AsyncConnection, entries: Sequence[Entry], known: Head | 
                 .values(size=known.size + n, frontier=frontier.to_bytes())
             )
             if moved.rowcount == 1:
-                first = known.size + 1
-                await _insert(conn, entries, first)
-                return first
+                await _insert(conn, entries, known.size + 1)
+                return Head(known.size + n, frontier)
         bumped = (
             await conn.execute(
                 sa.update(audit_head)
@@ -354,7 +363,7 @@ async def append(conn: AsyncConnection, entries: Sequence[Entry], known: Head | 
         await conn.execute(
             sa.update(audit_head).where(audit_head.c.id == 1).values(frontier=frontier.to_bytes())
         )
-    return first
+    return Head(size, frontier)
 
 
 async def prepare(conn: AsyncConnection) -> None:

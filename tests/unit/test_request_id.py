@@ -23,6 +23,19 @@ def test_generated_ids_survive_the_audit_filter() -> None:
         assert normalise({"request_id": rid}, "intent")["request_id"] == rid
 
 
+def test_generated_ids_take_the_filters_shortcut_with_the_same_verdict() -> None:
+    # plain_request_id passes the gateway's own ids without its three searches; the generator
+    # and that shortcut must agree on the shape, and the shortcut must not change a verdict.
+    from audit import shapes
+
+    for _ in range(2_000):
+        rid = request_id(_scope())
+        assert shapes._GENERATED_ID.fullmatch(rid)
+        assert not shapes.looks_personal.__wrapped__(rid)
+    # the shortcut is exact: a lookalike with digits is still judged by the searches
+    assert not shapes.plain_request_id("req_" + "1234567890" + "a" * 14)
+
+
 @pytest.mark.parametrize(
     "header",
     [
