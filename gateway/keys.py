@@ -3,19 +3,22 @@
 A key looks like ``pcs_<12 hex key id>_<43 urlsafe chars>``. The database holds
 HMAC-SHA256(server secret, key); lookups are by that digest through a parameterised query.
 Anything not shaped like a key is refused before any database work, with the same 401 body.
-Revocation takes effect at once on this replica and within ``keys.cache_ttl_s`` on the others.
+Revocation takes effect at once on this replica; on the others at once when they share a Redis
+(:mod:`gateway.revocations`), else within ``keys.cache_ttl_s``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -26,7 +29,12 @@ from gateway.principal import SECTORS, Principal, parse_jurisdiction
 from gateway.secrets_store import ServerSecret
 from gateway.storage.schema import api_keys
 
+if TYPE_CHECKING:
+    from gateway.revocations import RevocationFeed
+
 __all__ = ["IssuedKey", "KeyRecord", "KeyService", "validate_principal_fields"]
+
+log = logging.getLogger("portcullis.keys")
 
 _ROLE = re.compile(r"^[a-z][a-z0-9_.:-]{0,63}$")
 _NAME_RULE = f"1-200 {IDENTIFIER_CHARS}"
@@ -139,6 +147,7 @@ class KeyService:
         prefix: str = "pcs",
         cache_ttl_s: float = 5.0,
         cache_size: int = 10_000,
+        revocations: RevocationFeed | None = None,
     ) -> None:
         self._engine = engine
         self._secret = secret
@@ -148,6 +157,22 @@ class KeyService:
         self._ttl = cache_ttl_s
         self._cache: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
         self._cache_size = cache_size
+        # With a feed, the cache is trusted only while the feed is live (see gateway.revocations).
+        self._feed = revocations
+        self._generation = 0  # bumped on every invalidation; see authenticate
+
+    async def start(self) -> None:
+        if self._feed is not None:
+            await self._feed.start(self.invalidate)
+
+    async def close(self) -> None:
+        if self._feed is not None:
+            await self._feed.close()
+
+    def invalidate(self) -> None:
+        """Forget every cached principal (a key was revoked, here or on another replica)."""
+        self._generation += 1
+        self._cache.clear()
 
     def digest(self, key: str) -> str:
         return hmac.new(self._hmac_key, key.encode("ascii"), hashlib.sha256).hexdigest()
@@ -209,7 +234,17 @@ class KeyService:
                 .where(api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None))
                 .values(revoked_at=datetime.now(UTC))
             )
-        self._cache.clear()
+        self.invalidate()
+        if res.rowcount and self._feed is not None:
+            try:
+                await self._feed.publish(key_id)
+            except Exception as exc:  # noqa: BLE001 - the revocation stands; only the news is late
+                log.warning(
+                    "key %s revoked; telling the other replicas failed (%s): they stop "
+                    "accepting it within keys.cache_ttl_s",
+                    key_id,
+                    type(exc).__name__,
+                )
         return bool(res.rowcount)
 
     async def authenticate(self, authorization: str | None) -> Principal:
@@ -219,10 +254,13 @@ class KeyService:
             raise GatewayError(Cause.UNAUTHENTICATED, UNAUTHENTICATED)
         digest = self.digest(key)
         now = time.monotonic()
-        hit = self._cache.get(digest)
+        # A replica that cannot hear revocations from the others does not trust its cache.
+        trusted = self._ttl > 0 and (self._feed is None or self._feed.live)
+        hit = self._cache.get(digest) if trusted else None
         if hit is not None and hit[0] > now:
             self._cache.move_to_end(digest)
             return hit[1]
+        generation = self._generation
         async with self._engine.connect() as conn:
             row = (
                 await conn.execute(
@@ -234,7 +272,8 @@ class KeyService:
         if row is None:
             raise GatewayError(Cause.UNAUTHENTICATED, UNAUTHENTICATED)
         principal = _row_to_record(row).principal()
-        if self._ttl > 0:
+        # Not cached if a revocation came while the row was read: the row may predate it.
+        if trusted and generation == self._generation:
             self._cache[digest] = (now + self._ttl, principal)
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)

@@ -13,6 +13,7 @@ from gateway.cli._common import settings_from
 from gateway.config import Settings
 from gateway.keys import KeyService
 from gateway.principal import SECTORS
+from gateway.revocations import RedisRevocations
 from gateway.secrets_store import load_server_secret
 from gateway.storage.db import create_engine_for
 
@@ -27,9 +28,13 @@ def _run(settings: Settings, work: Callable[[KeyService], Awaitable[T]]) -> T:
             settings.data_dir, settings.keys.secret_file, settings.keys.secret_env
         )
         engine = create_engine_for(settings.database_url())
+        # With Redis, a revocation is announced to the running replicas (gateway.revocations).
+        feed = RedisRevocations(settings.redis.url) if settings.redis.url else None
         try:
-            return await work(KeyService(engine, secret, settings.keys.prefix))
+            return await work(KeyService(engine, secret, settings.keys.prefix, revocations=feed))
         finally:
+            if feed is not None:
+                await feed.close()
             await engine.dispose()
 
     return asyncio.run(go())

@@ -55,6 +55,13 @@ def serve(
             n_workers,
             n_workers,
         )
+    if n_workers > 1 and settings.redis.url is None and settings.keys.cache_ttl_s > 0:
+        logging.getLogger("portcullis").warning(
+            "%d workers and no redis.url: a key revoked through one worker stays usable on the "
+            "others for up to keys.cache_ttl_s (%g s); set redis.url to announce revocations",
+            n_workers,
+            settings.keys.cache_ttl_s,
+        )
     config_path = (ctx.find_root().obj or {}).get("config_path")
     if config_path:
         os.environ["PORTCULLIS_CONFIG"] = os.path.abspath(config_path)

@@ -41,7 +41,9 @@ class KeySettings(Strict):
     # under data_dir created on first start with 0600 permissions.
     secret_file: Path | None = None
     secret_env: str | None = None
-    cache_ttl_s: float = Field(5.0, ge=0, le=300)  # revocation takes effect within this
+    # How long a cached principal is trusted; without Redis, how long a revocation made elsewhere
+    # takes to reach this replica (with Redis it is announced at once: gateway.revocations).
+    cache_ttl_s: float = Field(5.0, ge=0, le=300)
 
 
 class AdminSettings(Strict):

@@ -35,6 +35,7 @@ from gateway.limiter import build_limiter
 from gateway.metrics import Metrics
 from gateway.pii.contract import PiiGuard
 from gateway.pipeline import Pipeline
+from gateway.revocations import RedisRevocations
 from gateway.routing import Router as BackendRouter
 from gateway.secrets_store import load_server_secret
 from gateway.services import Decider, Services
@@ -112,12 +113,20 @@ async def build_services(settings: Settings, components: Components) -> Services
             )
     upstream = Upstream(credentials)
     await upstream.start()
+    keys = KeyService(
+        engine,
+        secret,
+        settings.keys.prefix,
+        settings.keys.cache_ttl_s,
+        revocations=RedisRevocations(settings.redis.url) if settings.redis.url else None,
+    )
+    await keys.start()
     lim = settings.limits
     return Services(
         settings=settings,
         engine=engine,
         secret=secret,
-        keys=KeyService(engine, secret, settings.keys.prefix, settings.keys.cache_ttl_s),
+        keys=keys,
         limiter=build_limiter(
             settings.redis.url, lim.requests_per_minute, lim.tokens_per_minute, lim.deadline_ms
         ),
@@ -146,6 +155,7 @@ async def close_services(services: Services) -> None:
         await services.pii.close()
     await services.audit.close()
     await services.limiter.close()
+    await services.keys.close()
     await services.engine.dispose()
 
 

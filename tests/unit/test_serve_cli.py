@@ -16,7 +16,7 @@ from gateway.cli import cli
     ("workers", "redis", "warned"),
     [(4, None, True), (4, "redis://h:6379/0", False), (1, None, False)],
 )
-def test_several_workers_without_redis_warn_that_limits_multiply(
+def test_several_workers_without_redis_warn_of_limits_and_revocations(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
@@ -38,4 +38,6 @@ def test_several_workers_without_redis_warn_that_limits_multiply(
             cli, ["-c", str(cfg), "serve", "--workers", str(workers)], catch_exceptions=False
         )
     assert result.exit_code == 0 and calls[0]["workers"] == workers
-    assert any("set redis.url" in r.getMessage() for r in caplog.records) is warned
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("times the configured rate" in m for m in messages) is warned
+    assert any("announce revocations" in m for m in messages) is warned
