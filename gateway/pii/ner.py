@@ -19,6 +19,7 @@ LOCATION. Technical tokens that the small model tags as names or places (``S3``,
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -69,19 +70,41 @@ _TITLES = (
 # rest): the regex engine then skips every other position at once — half the time on long
 # texts, the same matches.
 _CUE_FIRST = "".join(sorted({a[0].lower() for a in f"{_CUES}|{_TITLES}".split("|")}))
+# Between the parts of a name: spaces within a line ("Regards,\nJohn Smith\nHead of Sales" holds
+# the name "John Smith", not "John Smith\nHead").
+_GAP = r"[^\S\n\r\v\f\u2028\u2029\x85]+"
 _CUE_NAME = re.compile(
     rf"(?i:(?=[{_CUE_FIRST}]))(?i:\b(?:{_CUES})\s+|\b(?:{_TITLES})\s+)"
-    rf"({_UP}(?:\s(?:{_PARTICLE}\s)?{_UP}){{1,3}})"
+    rf"({_UP}(?:{_GAP}(?:{_PARTICLE}{_GAP}){{0,2}}{_UP}){{1,3}})"
 )
+_WORD = re.compile(r"\S+")
+_CALENDAR = frozenset(
+    ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "january",
+     "february", "march", "april", "may", "june", "july", "august", "september", "october",
+     "november", "december", "today", "tomorrow", "yesterday"]
+)  # fmt: skip
+
+
+@functools.cache
+def _not_name_ends() -> frozenset[str]:
+    """Capitalised words that end a cue's run of capitals without being part of the name
+    ("Dear John Smith Thanks for ...", "Dr Jane Doe Monday")."""
+    return _starters() | _CALENDAR
 
 
 def cue_names(text: str) -> list[Finding]:
     """Names introduced by a cue ("my name is", "Dear", "Dr."): caught where the small NER
-    model misses or mislabels them as places."""
+    model misses or mislabels them as places. The name ends at the end of its line and before
+    a trailing common or calendar word."""
     out = []
+    ends = _not_name_ends()
     for m in _CUE_NAME.finditer(text):
-        if not suppressed(m.group(1)):
-            out.append(Finding("PERSON", m.start(1), m.end(1), 0.9))
+        words = list(_WORD.finditer(m.group(1)))
+        while len(words) > 1 and words[-1].group().casefold() in ends:
+            words.pop()
+        start, end = m.start(1), m.start(1) + words[-1].end()
+        if not suppressed(text[start:end]):
+            out.append(Finding("PERSON", start, end, 0.9))
     return out
 
 

@@ -68,6 +68,26 @@ def test_titles_in_other_languages_cue_a_name(text: str, name: str) -> None:
     assert [text[f.start : f.end] for f in cue_names(text)] == [name]
 
 
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        # a name does not run across a line break into the next line's capitals
+        ("Regards,\nJohn Smith\nHead of Sales", "John Smith"),
+        ("Regards, John Smith\nSydney Office", "John Smith"),
+        # nor into a trailing common or calendar word
+        ("Dear John Smith Thanks for the note.", "John Smith"),
+        ("Dr Jane Doe Monday at ten.", "Jane Doe"),
+        # two particles inside a name
+        ("My name is Anna Maria van der Berg.", "Anna Maria van der Berg"),
+        ("Dear Maria de la Cruz, welcome.", "Maria de la Cruz"),
+    ],
+)
+def test_a_cued_name_ends_where_the_name_ends(text: str, name: str) -> None:
+    # Before, the span took the capitals that followed ("John Smith\nHead", "Jane Doe Monday")
+    # and the pseudonymiser hid them from the model with the name.
+    assert [text[f.start : f.end] for f in cue_names(text)] == [name]
+
+
 def test_lexicon_name_wins_over_a_place_label(full: Analyzer) -> None:
     text = "Please send the contract to Collin Barrera before Friday."
     got = found(full, text)
