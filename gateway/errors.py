@@ -44,6 +44,7 @@ class Cause(enum.Enum):
     FORBIDDEN = CauseInfo(403, "permission_error", "forbidden", logging.INFO)
     POLICY_DENIED = CauseInfo(403, "permission_error", "policy_denied", logging.INFO)
     PII_BLOCKED = CauseInfo(403, "permission_error", "pii_blocked", logging.INFO)
+    UNINSPECTABLE = CauseInfo(403, "permission_error", "uninspectable_content", logging.INFO)
     NOT_FOUND = CauseInfo(404, "invalid_request_error", "not_found", logging.INFO)
     MODEL_NOT_FOUND = CauseInfo(404, "invalid_request_error", "model_not_found", logging.INFO)
     METHOD_NOT_ALLOWED = CauseInfo(405, "invalid_request_error", "method_not_allowed", logging.INFO)

@@ -71,6 +71,12 @@ class Metrics:
             ["component"],
             registry=r,
         )
+        self.insecure_passes = Counter(
+            "portcullis_insecure_passes",
+            "Requests let through by a switch named insecure_* (a check they would have failed)",
+            ["switch"],
+            registry=r,
+        )
         self.in_flight = Gauge(
             "portcullis_in_flight",
             "Requests being handled",

@@ -26,6 +26,7 @@ from gateway.errors import Cause, GatewayError
 from gateway.http.validate import ParsedRequest, known_params
 from gateway.limiter import Reservation
 from gateway.pii.contract import Applied, Inspection
+from gateway.pii.walk import uninspectable
 from gateway.policy.contract import Decision, PiiAction
 from gateway.policy.input import build_policy_input
 from gateway.services import Services
@@ -112,10 +113,14 @@ class Pipeline:
         return inspection
 
     def permitted(self, ctx: RequestContext, decision: Decision) -> list[BackendSpec]:
-        """Permitted backends, less those for which a found entity type must be blocked."""
+        """Permitted backends, less those for which a found entity type must be blocked, and —
+        when the request holds content the detector cannot read (images, audio, files, token
+        ids) — less those the policy does not trust with every kind of personal data."""
         allowed = set(decision.permitted_backends)
+        opaque = self._uninspectable(ctx)
         out = []
         blocked_types: set[str] = set()
+        withheld: list[str] = []  # backends that would need the opaque content inspected
         for b in ctx.candidates:
             if b.id not in allowed:
                 continue
@@ -123,8 +128,32 @@ class Pipeline:
             if blocks:
                 blocked_types |= blocks
                 continue
+            if opaque and decision.entities_needed((b.id,)) != frozenset():
+                withheld.append(b.id)
+                if not self.s.settings.pii.insecure_pass_uninspectable:
+                    continue
             out.append(b)
+        if withheld and self.s.settings.pii.insecure_pass_uninspectable:
+            self.s.metrics.insecure_passes.labels("pii.insecure_pass_uninspectable").inc()
+            log.warning(
+                "insecure: request %s holds %s, which cannot be inspected for personal data, and "
+                "may go uninspected to %s (pii.insecure_pass_uninspectable)",
+                ctx.request_id,
+                ", ".join(opaque),
+                ", ".join(withheld),
+            )
         if not out:
+            if withheld and not blocked_types:
+                self.s.metrics.denials.labels(Cause.UNINSPECTABLE.code).inc()
+                raise GatewayError(
+                    Cause.UNINSPECTABLE,
+                    "The request holds "
+                    + ", ".join(opaque)
+                    + " content, which cannot be inspected for personal data, and no permitted "
+                    "backend may receive uninspected personal data. Send text only, or use a "
+                    "model whose backend policy trusts with personal data (a self-hosted one).",
+                    details={"content_types": opaque},
+                )
             if blocked_types:
                 self.s.metrics.denials.labels("pii_blocked").inc()
                 raise GatewayError(
@@ -136,6 +165,12 @@ class Pipeline:
                 )
             raise GatewayError(Cause.NO_BACKEND, "No permitted backend serves this model.")
         return out
+
+    def _uninspectable(self, ctx: RequestContext) -> list[str]:
+        """The kinds of unreadable content in the request (none when PII inspection is off)."""
+        if self.s.pii is None or ctx.parsed is None:
+            return []
+        return uninspectable(ctx.endpoint, ctx.parsed.body)
 
     async def write_ahead(self, ctx: RequestContext) -> None:
         t0 = time.perf_counter()

@@ -35,3 +35,8 @@ class PiiSettings(Strict):
     # Personal data in an answer that was not in the prompt: always counted on the restorer;
     # "redact" also replaces it in non-streamed answers.
     output_new_pii: Literal["report", "redact"] = "report"
+    # Image, audio and file parts and token-id arrays cannot be inspected: such a request goes
+    # only to backends whose policy allows every kind of personal data (self-hosted, usually),
+    # else 403 uninspectable_content. true: send it to the others as well, unscanned — logged on
+    # every such request and counted (portcullis_insecure_passes_total).
+    insecure_pass_uninspectable: bool = False

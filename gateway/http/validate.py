@@ -168,11 +168,63 @@ def _messages(p: str, v: Any, lim: RequestLimits) -> None:
                 f"messages[{i}]",
                 "each message needs a role (system, developer, user, assistant, tool).",
             )
+        for key in m:
+            if key not in _MESSAGE_FIELDS:
+                # Forwarded as is, an unknown field would carry text past the PII guard.
+                raise GatewayError(
+                    Cause.INVALID_PARAMETER,
+                    f"Unsupported field 'messages[{i}].{key}'."
+                    if key.isidentifier() and len(key) <= 64
+                    else f"Unsupported field in messages[{i}].",
+                    param=f"messages[{i}]",
+                )
+        for key in ("name", "refusal", "reasoning_content", "tool_call_id"):
+            if m.get(key) is not None and not isinstance(m[key], str):
+                raise _bad(f"messages[{i}].{key}", "must be a string.")
         content = m.get("content")
         if content is not None and not isinstance(content, str | list):
             raise _bad(f"messages[{i}].content", "must be a string or a list of parts.")
-        if isinstance(content, list) and not all(isinstance(x, dict) for x in content):
-            raise _bad(f"messages[{i}].content", "each part must be an object.")
+        if isinstance(content, list):
+            for j, part in enumerate(content):
+                _content_part(f"messages[{i}].content[{j}]", part)
+
+
+# The fields of a chat message (OpenAI's, and DeepSeek's ``prefix`` and ``reasoning_content``).
+_MESSAGE_FIELDS = frozenset(
+    {
+        "role",
+        "content",
+        "name",
+        "tool_calls",
+        "tool_call_id",
+        "function_call",
+        "refusal",
+        "audio",
+        "prefix",
+        "reasoning_content",
+    }
+)
+# Content part types and the fields each may hold; ``cache_control`` is a provider hint.
+_PART_FIELDS = {
+    "text": frozenset({"type", "text", "cache_control"}),
+    "refusal": frozenset({"type", "refusal"}),
+    "image_url": frozenset({"type", "image_url", "cache_control"}),
+    "input_audio": frozenset({"type", "input_audio"}),
+    "file": frozenset({"type", "file", "cache_control"}),
+}
+
+
+def _content_part(where: str, part: Any) -> None:
+    if not isinstance(part, dict):
+        raise _bad(where, "each part must be an object.")
+    kind = part.get("type")
+    fields = _PART_FIELDS.get(kind) if isinstance(kind, str) else None
+    if fields is None:
+        raise _bad(where, f"type must be one of {', '.join(_PART_FIELDS)}.")
+    if set(part) - fields:
+        raise _bad(where, f"a {kind} part holds only {', '.join(sorted(fields - {'type'}))}.")
+    if kind in ("text", "refusal") and not isinstance(part.get(kind), str):
+        raise _bad(where, f"a {kind} part needs {kind} as a string.")
 
 
 def _prompt(p: str, v: Any, lim: RequestLimits) -> None:

@@ -1,11 +1,18 @@
 """Every text of an OpenAI request body, and writing transformed texts back into a copy.
 
-Chat: each message's ``content`` (a string, or the ``text`` of each ``type: "text"`` part),
-``name``, ``tool_calls[].function.arguments`` and the legacy ``function_call.arguments`` — in
-every message, history included. Tool-call arguments are JSON: each string or number value inside
-is its own slot, and the arguments are re-serialised after transformation (invalid JSON is
-scanned as plain text). Completions: ``prompt`` (string or list of strings) and ``suffix``.
-Embeddings: ``input`` (string or list of strings); token-id arrays pass through untouched.
+Chat: each message's ``content`` (a string, or the ``text`` of each ``type: "text"`` part and the
+``refusal`` of each ``type: "refusal"`` part), ``name``, ``refusal``, ``reasoning_content``,
+``tool_calls[].function.arguments`` and the legacy ``function_call.arguments`` — in every message,
+history included — and the request's ``prediction`` content. Tool-call arguments are JSON: each
+string or number value inside is its own slot, and the arguments are re-serialised after
+transformation (invalid JSON is scanned as plain text). Completions: ``prompt`` (string or list of
+strings) and ``suffix``. Embeddings: ``input`` (string or list of strings). Every endpoint: the
+caller's ``user``, ``safety_identifier`` and ``prompt_cache_key`` (end-user ids are often e-mail
+addresses), each string value of ``metadata``, and ``stop`` sequences.
+
+What cannot be read as text — image, audio and file parts, token-id arrays — is listed by
+:func:`uninspectable`; the pipeline sends such a request only to backends trusted with every
+kind of personal data (``docs/pii.md``).
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Slot", "extract", "write_back"]
+__all__ = ["Slot", "extract", "uninspectable", "write_back"]
 
 Path = tuple[str | int, ...]
 
@@ -59,19 +66,26 @@ def _arguments(path: Path, raw: Any) -> Iterator[Slot]:
             yield Slot(path, text, inner)
 
 
+def _parts(path: Path, content: Any) -> Iterator[Slot]:
+    """A content string, or the texts of a list of content parts."""
+    if isinstance(content, str):
+        yield Slot(path, content)
+    elif isinstance(content, list):
+        for j, part in enumerate(content):
+            if isinstance(part, Mapping):
+                for key in ("text", "refusal"):
+                    if isinstance(part.get(key), str):
+                        yield Slot((*path, j, key), part[key])
+
+
 def _chat(body: Mapping[str, Any]) -> Iterator[Slot]:
     for i, msg in enumerate(body.get("messages") or ()):
         if not isinstance(msg, Mapping):
             continue
-        content = msg.get("content")
-        if isinstance(content, str):
-            yield Slot(("messages", i, "content"), content)
-        elif isinstance(content, list):
-            for j, part in enumerate(content):
-                if isinstance(part, Mapping) and isinstance(part.get("text"), str):
-                    yield Slot(("messages", i, "content", j, "text"), part["text"])
-        if isinstance(msg.get("name"), str):
-            yield Slot(("messages", i, "name"), msg["name"])
+        yield from _parts(("messages", i, "content"), msg.get("content"))
+        for key in ("name", "refusal", "reasoning_content"):
+            if isinstance(msg.get(key), str):
+                yield Slot(("messages", i, key), msg[key])
         for k, call in enumerate(msg.get("tool_calls") or ()):
             fn = call.get("function") if isinstance(call, Mapping) else None
             if isinstance(fn, Mapping):
@@ -82,6 +96,9 @@ def _chat(body: Mapping[str, Any]) -> Iterator[Slot]:
             yield from _arguments(
                 ("messages", i, "function_call", "arguments"), fc.get("arguments")
             )
+    prediction = body.get("prediction")
+    if isinstance(prediction, Mapping):
+        yield from _parts(("prediction", "content"), prediction.get("content"))
 
 
 def _strings(body: Mapping[str, Any], key: str) -> Iterator[Slot]:
@@ -94,6 +111,22 @@ def _strings(body: Mapping[str, Any], key: str) -> Iterator[Slot]:
                 yield Slot((key, i), v)
 
 
+# Caller-chosen strings that travel with every kind of request.
+_IDS = ("user", "safety_identifier", "prompt_cache_key")
+
+
+def _common(body: Mapping[str, Any]) -> Iterator[Slot]:
+    for key in _IDS:
+        if isinstance(body.get(key), str):
+            yield Slot((key,), body[key])
+    metadata = body.get("metadata")
+    if isinstance(metadata, Mapping):
+        for k, v in metadata.items():
+            if isinstance(v, str):
+                yield Slot(("metadata", k), v)
+    yield from _strings(body, "stop")
+
+
 def extract(endpoint: str, body: Mapping[str, Any]) -> list[Slot]:
     if endpoint == "chat":
         slots = list(_chat(body))
@@ -103,7 +136,36 @@ def extract(endpoint: str, body: Mapping[str, Any]) -> list[Slot]:
         slots = list(_strings(body, "input"))
     else:
         raise ValueError(f"unknown endpoint {endpoint!r}")
+    slots += _common(body)
     return [s for s in slots if s.text]
+
+
+_TEXT_PARTS = frozenset({"text", "refusal"})
+
+
+def uninspectable(endpoint: str, body: Mapping[str, Any]) -> list[str]:
+    """What in ``body`` carries data the detector cannot read: content part types other than
+    text (``image_url``, ``input_audio``, ``file``, ...) and token-id arrays (``token_ids``).
+    Sorted, each once; empty when every byte of content is text."""
+    kinds: set[str] = set()
+    if endpoint == "chat":
+        for msg in body.get("messages") or ():
+            content = msg.get("content") if isinstance(msg, Mapping) else None
+            if isinstance(content, list):
+                for part in content:
+                    kind = part.get("type") if isinstance(part, Mapping) else None
+                    if kind not in _TEXT_PARTS:
+                        kinds.add(kind if isinstance(kind, str) else "unknown")
+        prediction = body.get("prediction")
+        if isinstance(prediction, Mapping) and isinstance(prediction.get("content"), list):
+            for part in prediction["content"]:
+                if not (isinstance(part, Mapping) and part.get("type") == "text"):
+                    kinds.add("unknown")
+    else:
+        value = body.get("prompt" if endpoint == "completions" else "input")
+        if isinstance(value, list) and any(not isinstance(v, str) for v in value):
+            kinds.add("token_ids")
+    return sorted(kinds)
 
 
 def _get(node: Any, path: Path) -> Any:

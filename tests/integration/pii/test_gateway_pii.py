@@ -98,3 +98,109 @@ def test_block_gives_403_naming_types_and_nothing_is_forwarded(
     assert body["error"]["entity_types"] == ["AU_TFN"]
     assert not any(v in json.dumps(body) for v in VALUES)
     assert upstream.received == []
+
+
+def _per_backend(actions: dict[str, dict[str, str]]) -> Any:
+    def rule(policy_input: Mapping[str, Any]) -> dict[str, Any]:
+        d = allow_all(policy_input)
+        d["pii_actions"] = {b: dict(actions[b]) for b in d["permitted_backends"]}
+        return d
+
+    return rule
+
+
+_IMAGE = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+
+
+def test_ids_metadata_stop_and_history_fields_are_scanned_too(
+    gw: tuple[RunningGateway, FakeDecider, str], upstream: FakeUpstream
+) -> None:
+    # The caller's end-user id, metadata, stop sequences, a refusal and reasoning in the
+    # history, and a predicted output went to the backend unscanned.
+    running, decider, key = gw
+    decider.rule = _rule({"*": "pseudonymise"})
+    body = _chat(
+        "hello",
+        user="js@example.com",
+        safety_identifier="js@example.com",
+        prompt_cache_key="js@example.com",
+        metadata={"ticket": "customer John Smith, TFN 123 456 782"},
+        stop=["John Smith"],
+        prediction={"type": "content", "content": "Dear John Smith, ..."},
+    )
+    body["messages"] += [
+        {
+            "role": "assistant",
+            "content": [{"type": "refusal", "refusal": "I cannot look up 123 456 782."}],
+            "refusal": "Not for js@example.com.",
+            "reasoning_content": "John Smith asked about TFN 123 456 782.",
+        },
+        {"role": "user", "content": "again"},
+    ]
+    status, _, answer = running.request("POST", "/v1/chat/completions", body, token=key)
+    assert status == 200, answer
+    sent = json.dumps(upstream.received[-1]["json"])
+    assert not any(v in sent for v in VALUES), sent
+    assert upstream.received[-1]["json"]["user"].startswith("<EMAIL_ADDRESS_")
+
+
+def test_an_image_goes_only_to_a_backend_trusted_with_personal_data(
+    gw: tuple[RunningGateway, FakeDecider, str], upstream: FakeUpstream
+) -> None:
+    running, decider, key = gw
+    audit = running.app.state.services.audit
+    decider.rule = _per_backend({"primary": {"*": "pseudonymise"}, "secondary": {"*": "allow"}})
+    body = _chat("")
+    body["messages"][0]["content"] = [{"type": "text", "text": "what is this?"}, _IMAGE]
+    before = len(audit.completions)
+    status, _, answer = running.request("POST", "/v1/chat/completions", body, token=key)
+    assert status == 200, answer
+    assert audit.wait_completions(before + 1)[-1]["backend"]["id"] == "secondary"
+    assert upstream.received[-1]["json"]["messages"][0]["content"][1] == _IMAGE
+
+
+def test_an_image_no_backend_may_receive_unscanned_is_refused_and_nothing_leaves(
+    gw: tuple[RunningGateway, FakeDecider, str], upstream: FakeUpstream
+) -> None:
+    running, decider, key = gw
+    decider.rule = _rule({"*": "pseudonymise"})
+    body = _chat("")
+    body["messages"][0]["content"] = [{"type": "text", "text": "what is this?"}, _IMAGE]
+    status, _, answer = running.request("POST", "/v1/chat/completions", body, token=key)
+    assert status == 403
+    assert answer["error"]["code"] == "uninspectable_content"
+    assert answer["error"]["content_types"] == ["image_url"]
+    # token ids would carry any text past the detector as well
+    status, _, answer = running.request(
+        "POST",
+        "/v1/completions",
+        {"model": "gpt-test", "prompt": [40, 1097, 3842, 9566]},
+        token=key,
+    )
+    assert status == 403 and answer["error"]["content_types"] == ["token_ids"]
+    assert upstream.received == []
+
+
+def test_the_insecure_switch_lets_it_through_and_counts_it(
+    tmp_path: Path, upstream_server: FakeUpstream, upstream: FakeUpstream
+) -> None:
+    decider = FakeDecider(_rule({"*": "pseudonymise"}))
+    running = RunningGateway(
+        core_settings(tmp_path, upstream_server, pii={"insecure_pass_uninspectable": True}),
+        Components(policy=decider, audit=MemoryAuditSink()),
+    ).start()
+    try:
+        key = running.create_key(user="bob", jurisdiction="AU-NSW", sector="private")
+        body = _chat("")
+        body["messages"][0]["content"] = [{"type": "text", "text": "I am John Smith"}, _IMAGE]
+        status, _, answer = running.request("POST", "/v1/chat/completions", body, token=key)
+        assert status == 200, answer
+        sent = upstream.received[-1]["json"]["messages"][0]["content"]
+        assert sent[1] == _IMAGE and "John Smith" not in sent[0]["text"]  # text still guarded
+        _, _, metrics = running.request("GET", "/metrics", parse=False)
+        assert (
+            'portcullis_insecure_passes_total{switch="pii.insecure_pass_uninspectable"} 1.0'
+            in metrics.decode()
+        )
+    finally:
+        running.stop()

@@ -54,6 +54,12 @@ def chat_positions() -> list[tuple[str, dict[str, Any], str]]:
         ("legacy function_call", {"messages": [{"role": "assistant", "content": None,
             "function_call": {"name": "send", "arguments": args}}]},
          "0.function_call.arguments"),
+        ("assistant refusal", {"messages": [{"role": "assistant", "content": None,
+            "refusal": f"Not for {NAME}"}]}, "0.refusal"),
+        ("refusal part", {"messages": [{"role": "assistant", "content": [
+            {"type": "refusal", "refusal": f"Not for {EMAIL}"}]}]}, "0.content.0.refusal"),
+        ("reasoning in history", {"messages": [{"role": "assistant", "content": "ok",
+            "reasoning_content": f"{NAME} wants {EMAIL}"}]}, "0.reasoning_content"),
     ]  # fmt: skip
 
 
@@ -108,6 +114,58 @@ async def test_token_id_embeddings_input_passes_untouched() -> None:
     ins = await g.inspect("embeddings", body, None)
     assert dict(ins.counts) == {}
     assert g.apply(ins, always(PiiAction.REDACT), "t").body == body
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "extra", "path"),
+    [
+        ("chat", {"user": EMAIL}, ("user",)),
+        ("chat", {"safety_identifier": EMAIL}, ("safety_identifier",)),
+        ("chat", {"prompt_cache_key": EMAIL}, ("prompt_cache_key",)),
+        ("chat", {"metadata": {"who": f"{NAME} <{EMAIL}>"}}, ("metadata", "who")),
+        ("chat", {"stop": ["x", NAME]}, ("stop", 1)),
+        ("chat", {"prediction": {"type": "content", "content": f"Dear {NAME}"}},
+         ("prediction", "content")),
+        ("chat", {"prediction": {"type": "content", "content": [
+            {"type": "text", "text": f"Dear {NAME}"}]}}, ("prediction", "content", 0, "text")),
+        ("completions", {"user": EMAIL}, ("user",)),
+        ("completions", {"stop": NAME}, ("stop",)),
+        ("embeddings", {"user": EMAIL}, ("user",)),
+    ],
+)  # fmt: skip
+async def test_caller_ids_metadata_stop_and_prediction_are_transformed(
+    endpoint: str, extra: dict[str, Any], path: tuple[Any, ...]
+) -> None:
+    base = {
+        "chat": {"messages": [{"role": "user", "content": "hi"}]},
+        "completions": {"prompt": "hi"},
+        "embeddings": {"input": "hi"},
+    }[endpoint]
+    g = guard()
+    applied = g.apply(
+        await g.inspect(endpoint, {**base, **extra}, None), always(PiiAction.REDACT), "t"
+    )
+    node: Any = applied.body
+    for p in path:
+        node = node[p]
+    assert NAME not in node and EMAIL not in node
+    assert "[PERSON]" in node or "[EMAIL_ADDRESS]" in node
+
+
+def test_uninspectable_lists_what_the_detector_cannot_read() -> None:
+    from gateway.pii.walk import uninspectable
+
+    image = {"type": "image_url", "image_url": {"url": "https://x/y.png"}}
+    audio = {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}
+    text = {"type": "text", "text": "hi"}
+    chat = {"messages": [{"role": "user", "content": [text, image, audio, image]}]}
+    assert uninspectable("chat", chat) == ["image_url", "input_audio"]
+    assert uninspectable("chat", {"messages": [{"role": "user", "content": [text]}]}) == []
+    assert uninspectable("chat", {"messages": [{"role": "user", "content": "hi"}]}) == []
+    assert uninspectable("completions", {"prompt": [1, 2, 3]}) == ["token_ids"]
+    assert uninspectable("completions", {"prompt": ["a", "b"]}) == []
+    assert uninspectable("embeddings", {"input": [[1, 2], [3]]}) == ["token_ids"]
+    assert uninspectable("embeddings", {"input": "hi"}) == []
 
 
 ACTION_OUTPUT = [
