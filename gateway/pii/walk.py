@@ -3,9 +3,11 @@
 Chat: each message's ``content`` (a string, or the ``text`` of each ``type: "text"`` part and the
 ``refusal`` of each ``type: "refusal"`` part), ``name``, ``refusal``, ``reasoning_content``,
 ``tool_calls[].function.arguments`` and the legacy ``function_call.arguments`` — in every message,
-history included — and the request's ``prediction`` content. Tool-call arguments are JSON: each
-string or number value inside is its own slot, and the arguments are re-serialised after
-transformation (invalid JSON is scanned as plain text). Completions: ``prompt`` (string or list of
+history included — the request's ``prediction`` content, and the texts of tool definitions and
+``response_format`` schemas (descriptions, titles, enum and example values; see
+:func:`_schema`). Tool-call arguments are JSON: each string or number value inside is its own
+slot, and the arguments are re-serialised after transformation (invalid JSON is scanned as plain
+text). Completions: ``prompt`` (string or list of
 strings) and ``suffix``. Embeddings: ``input`` (string or list of strings). Every endpoint: the
 caller's ``user``, ``safety_identifier`` and ``prompt_cache_key`` (end-user ids are often e-mail
 addresses), each string value of ``metadata``, and ``stop`` sequences.
@@ -99,6 +101,44 @@ def _chat(body: Mapping[str, Any]) -> Iterator[Slot]:
     prediction = body.get("prediction")
     if isinstance(prediction, Mapping):
         yield from _parts(("prediction", "content"), prediction.get("content"))
+    for i, tool in enumerate(body.get("tools") or ()):
+        fn = tool.get("function") if isinstance(tool, Mapping) else None
+        if isinstance(fn, Mapping):
+            yield from _schema(("tools", i, "function", "description"), fn.get("description"))
+            yield from _schema(("tools", i, "function", "parameters"), fn.get("parameters"))
+    for i, fn in enumerate(body.get("functions") or ()):
+        if isinstance(fn, Mapping):
+            yield from _schema(("functions", i, "description"), fn.get("description"))
+            yield from _schema(("functions", i, "parameters"), fn.get("parameters"))
+    fmt = body.get("response_format")
+    spec = fmt.get("json_schema") if isinstance(fmt, Mapping) else None
+    if isinstance(spec, Mapping):
+        yield from _schema(
+            ("response_format", "json_schema", "description"), spec.get("description")
+        )
+        yield from _schema(("response_format", "json_schema", "schema"), spec.get("schema"))
+
+
+# Schema keywords whose string values are structure, not text: left as they are.
+_STRUCTURAL = frozenset({"type", "format", "pattern", "$ref", "$schema", "$id", "$anchor"})
+
+
+def _schema(path: Path, node: Any) -> Iterator[Slot]:
+    """The texts of a tool definition or JSON Schema: descriptions, titles, enum and example
+    values (a schema may list employees or carry an example customer); property names and
+    structural keywords are not texts."""
+    if isinstance(node, str):
+        yield Slot(path, node)
+    elif isinstance(node, Mapping):
+        for k, v in node.items():
+            if k == "properties" and isinstance(v, Mapping):
+                for name, sub in v.items():
+                    yield from _schema((*path, k, name), sub)
+            elif k not in _STRUCTURAL and k != "required":
+                yield from _schema((*path, k), v)
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _schema((*path, i), v)
 
 
 def _strings(body: Mapping[str, Any], key: str) -> Iterator[Slot]:

@@ -131,6 +131,18 @@ async def test_token_id_embeddings_input_passes_untouched() -> None:
         ("completions", {"user": EMAIL}, ("user",)),
         ("completions", {"stop": NAME}, ("stop",)),
         ("embeddings", {"user": EMAIL}, ("user",)),
+        ("chat", {"tools": [{"type": "function", "function": {"name": "find",
+            "description": f"Find a customer, e.g. {NAME}"}}]},
+         ("tools", 0, "function", "description")),
+        ("chat", {"tools": [{"type": "function", "function": {"name": "mail", "parameters": {
+            "type": "object", "properties": {"to": {"type": "string", "enum": ["x", EMAIL]}}}}}]},
+         ("tools", 0, "function", "parameters", "properties", "to", "enum", 1)),
+        ("chat", {"functions": [{"name": "find", "description": f"e.g. {NAME}"}]},
+         ("functions", 0, "description")),
+        ("chat", {"response_format": {"type": "json_schema", "json_schema": {"name": "r",
+            "schema": {"type": "object", "properties": {"who": {"type": "string",
+                                                                "default": NAME}}}}}},
+         ("response_format", "json_schema", "schema", "properties", "who", "default")),
     ],
 )  # fmt: skip
 async def test_caller_ids_metadata_stop_and_prediction_are_transformed(
@@ -150,6 +162,18 @@ async def test_caller_ids_metadata_stop_and_prediction_are_transformed(
         node = node[p]
     assert NAME not in node and EMAIL not in node
     assert "[PERSON]" in node or "[EMAIL_ADDRESS]" in node
+
+
+async def test_schema_structure_is_left_alone() -> None:
+    # property names and structural keywords are not texts: a schema stays a valid schema
+    g = guard({"string": "PERSON", "to": "PERSON"})
+    params = {"type": "object", "properties": {"to": {"type": "string"}}, "required": ["to"]}
+    body = {
+        "messages": [{"role": "user", "content": "hi"}],
+        "tools": [{"type": "function", "function": {"name": "mail", "parameters": params}}],
+    }
+    applied = g.apply(await g.inspect("chat", body, None), always(PiiAction.REDACT), "t")
+    assert applied.body["tools"][0]["function"]["parameters"] == params
 
 
 def test_uninspectable_lists_what_the_detector_cannot_read() -> None:
