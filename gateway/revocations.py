@@ -74,17 +74,19 @@ class RedisRevocations:
     async def _listen(self) -> None:
         down_logged = False
         while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            pubsub = self._redis.pubsub()
             try:
                 await pubsub.subscribe(CHANNEL)
-                self.live = True
-                self._on_change()  # anything published while we were not listening was missed
-                if down_logged:
-                    log.warning("key revocation feed restored; cached principals cleared")
-                    down_logged = False
                 while True:  # get_message, not listen(): it sends the periodic health check
                     message = await pubsub.get_message(timeout=1.0)
-                    if message is not None and message.get("type") == "message":
+                    kind = message.get("type") if message is not None else None
+                    if kind == "subscribe":  # the server confirmed: from now on we hear them
+                        self.live = True
+                        self._on_change()  # what was published while we were deaf is missed
+                        if down_logged:
+                            log.warning("key revocation feed restored; cached principals cleared")
+                            down_logged = False
+                    elif kind == "message":
                         self._on_change()
             except asyncio.CancelledError:
                 raise
