@@ -168,19 +168,24 @@ def _messages(p: str, v: Any, lim: RequestLimits) -> None:
                 f"messages[{i}]",
                 "each message needs a role (system, developer, user, assistant, tool).",
             )
-        for key in m:
-            if key not in _MESSAGE_FIELDS:
-                # Forwarded as is, an unknown field would carry text past the PII guard.
-                raise GatewayError(
-                    Cause.INVALID_PARAMETER,
-                    f"Unsupported field 'messages[{i}].{key}'."
-                    if key.isidentifier() and len(key) <= 64
-                    else f"Unsupported field in messages[{i}].",
-                    param=f"messages[{i}]",
-                )
         for key in ("name", "refusal", "reasoning_content", "tool_call_id"):
             if m.get(key) is not None and not isinstance(m[key], str):
                 raise _bad(f"messages[{i}].{key}", "must be a string.")
+        if m.get("prefix") is not None and not isinstance(m["prefix"], bool):
+            raise _bad(f"messages[{i}].prefix", "must be a boolean.")
+        audio = m.get("audio")
+        if audio is not None and not (
+            isinstance(audio, dict) and set(audio) == {"id"} and isinstance(audio["id"], str)
+        ):
+            raise _bad(f"messages[{i}].audio", "must be an object holding only the audio's id.")
+        calls = m.get("tool_calls")
+        if calls is not None:
+            if not isinstance(calls, list):
+                raise _bad(f"messages[{i}].tool_calls", "must be a list.")
+            for k, call in enumerate(calls):
+                _tool_call(f"messages[{i}].tool_calls[{k}]", call)
+        if m.get("function_call") is not None:
+            _function(f"messages[{i}].function_call", m["function_call"])
         content = m.get("content")
         if content is not None and not isinstance(content, str | list):
             raise _bad(f"messages[{i}].content", "must be a string or a list of parts.")
@@ -189,40 +194,33 @@ def _messages(p: str, v: Any, lim: RequestLimits) -> None:
                 _content_part(f"messages[{i}].content[{j}]", part)
 
 
-# The fields of a chat message (OpenAI's, and DeepSeek's ``prefix`` and ``reasoning_content``).
-_MESSAGE_FIELDS = frozenset(
-    {
-        "role",
-        "content",
-        "name",
-        "tool_calls",
-        "tool_call_id",
-        "function_call",
-        "refusal",
-        "audio",
-        "prefix",
-        "reasoning_content",
-    }
-)
-# Content part types and the fields each may hold; ``cache_control`` is a provider hint.
-_PART_FIELDS = {
-    "text": frozenset({"type", "text", "cache_control"}),
-    "refusal": frozenset({"type", "refusal"}),
-    "image_url": frozenset({"type", "image_url", "cache_control"}),
-    "input_audio": frozenset({"type", "input_audio"}),
-    "file": frozenset({"type", "file", "cache_control"}),
-}
+# Content part types; the fields of each that are not text are listed in gateway.pii.walk.
+_PART_TYPES = ("text", "refusal", "image_url", "input_audio", "file")
+
+
+def _function(where: str, fn: Any) -> None:
+    """A called function: its name and its arguments (which the PII guard reads), nothing else."""
+    if not isinstance(fn, dict) or set(fn) - {"name", "arguments"}:
+        raise _bad(where, "must be an object holding name and arguments.")
+    if not all(isinstance(fn.get(k, ""), str) for k in ("name", "arguments")):
+        raise _bad(where, "name and arguments must be strings.")
+
+
+def _tool_call(where: str, call: Any) -> None:
+    if not isinstance(call, dict) or set(call) - {"id", "type", "function", "index"}:
+        raise _bad(where, "must be an object holding id, type and function.")
+    if call.get("id") is not None and not isinstance(call["id"], str):
+        raise _bad(where, "id must be a string.")
+    if call.get("function") is not None:
+        _function(f"{where}.function", call["function"])
 
 
 def _content_part(where: str, part: Any) -> None:
     if not isinstance(part, dict):
         raise _bad(where, "each part must be an object.")
     kind = part.get("type")
-    fields = _PART_FIELDS.get(kind) if isinstance(kind, str) else None
-    if fields is None:
-        raise _bad(where, f"type must be one of {', '.join(_PART_FIELDS)}.")
-    if set(part) - fields:
-        raise _bad(where, f"a {kind} part holds only {', '.join(sorted(fields - {'type'}))}.")
+    if kind not in _PART_TYPES:
+        raise _bad(where, f"type must be one of {', '.join(_PART_TYPES)}.")
     if kind in ("text", "refusal") and not isinstance(part.get(kind), str):
         raise _bad(where, f"a {kind} part needs {kind} as a string.")
 

@@ -68,6 +68,17 @@ def _arguments(path: Path, raw: Any) -> Iterator[Slot]:
             yield Slot(path, text, inner)
 
 
+# Fields of a content part that hold no text (media is listed by ``uninspectable``); every other
+# field of a part — ``text``, ``refusal``, anything a client adds — is scanned.
+_PART_MEDIA = frozenset({"type", "image_url", "input_audio", "file", "cache_control"})
+# Fields of a message read otherwise (content, calls) or holding no text; every other field —
+# ``name``, ``refusal``, ``reasoning_content``, ``annotations``, anything a backend returned and
+# the client sends back in the history — is scanned, strings nested in it included.
+_MESSAGE_NOT_TEXT = frozenset(
+    {"role", "content", "tool_calls", "function_call", "tool_call_id", "audio", "prefix"}
+)
+
+
 def _parts(path: Path, content: Any) -> Iterator[Slot]:
     """A content string, or the texts of a list of content parts."""
     if isinstance(content, str):
@@ -75,9 +86,9 @@ def _parts(path: Path, content: Any) -> Iterator[Slot]:
     elif isinstance(content, list):
         for j, part in enumerate(content):
             if isinstance(part, Mapping):
-                for key in ("text", "refusal"):
-                    if isinstance(part.get(key), str):
-                        yield Slot((*path, j, key), part[key])
+                for key, value in part.items():
+                    if key not in _PART_MEDIA:
+                        yield from _texts((*path, j, key), value)
 
 
 def _chat(body: Mapping[str, Any]) -> Iterator[Slot]:
@@ -85,9 +96,9 @@ def _chat(body: Mapping[str, Any]) -> Iterator[Slot]:
         if not isinstance(msg, Mapping):
             continue
         yield from _parts(("messages", i, "content"), msg.get("content"))
-        for key in ("name", "refusal", "reasoning_content"):
-            if isinstance(msg.get(key), str):
-                yield Slot(("messages", i, key), msg[key])
+        for key, value in msg.items():
+            if key not in _MESSAGE_NOT_TEXT:
+                yield from _texts(("messages", i, key), value)
         for k, call in enumerate(msg.get("tool_calls") or ()):
             fn = call.get("function") if isinstance(call, Mapping) else None
             if isinstance(fn, Mapping):
@@ -104,41 +115,42 @@ def _chat(body: Mapping[str, Any]) -> Iterator[Slot]:
     for i, tool in enumerate(body.get("tools") or ()):
         fn = tool.get("function") if isinstance(tool, Mapping) else None
         if isinstance(fn, Mapping):
-            yield from _schema(("tools", i, "function", "description"), fn.get("description"))
-            yield from _schema(("tools", i, "function", "parameters"), fn.get("parameters"))
+            yield from _texts(("tools", i, "function", "description"), fn.get("description"))
+            yield from _texts(("tools", i, "function", "parameters"), fn.get("parameters"))
     for i, fn in enumerate(body.get("functions") or ()):
         if isinstance(fn, Mapping):
-            yield from _schema(("functions", i, "description"), fn.get("description"))
-            yield from _schema(("functions", i, "parameters"), fn.get("parameters"))
+            yield from _texts(("functions", i, "description"), fn.get("description"))
+            yield from _texts(("functions", i, "parameters"), fn.get("parameters"))
     fmt = body.get("response_format")
     spec = fmt.get("json_schema") if isinstance(fmt, Mapping) else None
     if isinstance(spec, Mapping):
-        yield from _schema(
+        yield from _texts(
             ("response_format", "json_schema", "description"), spec.get("description")
         )
-        yield from _schema(("response_format", "json_schema", "schema"), spec.get("schema"))
+        yield from _texts(("response_format", "json_schema", "schema"), spec.get("schema"))
 
 
 # Schema keywords whose string values are structure, not text: left as they are.
 _STRUCTURAL = frozenset({"type", "format", "pattern", "$ref", "$schema", "$id", "$anchor"})
 
 
-def _schema(path: Path, node: Any) -> Iterator[Slot]:
-    """The texts of a tool definition or JSON Schema: descriptions, titles, enum and example
-    values (a schema may list employees or carry an example customer); property names and
-    structural keywords are not texts."""
+def _texts(path: Path, node: Any) -> Iterator[Slot]:
+    """Every string in ``node`` (a string, or nested objects and lists). In a tool definition
+    or JSON Schema that is descriptions, titles, enum and example values (a schema may list
+    employees or carry an example customer); property names and structural keywords are not
+    texts."""
     if isinstance(node, str):
         yield Slot(path, node)
     elif isinstance(node, Mapping):
         for k, v in node.items():
             if k == "properties" and isinstance(v, Mapping):
                 for name, sub in v.items():
-                    yield from _schema((*path, k, name), sub)
+                    yield from _texts((*path, k, name), sub)
             elif k not in _STRUCTURAL and k != "required":
-                yield from _schema((*path, k), v)
+                yield from _texts((*path, k), v)
     elif isinstance(node, list):
         for i, v in enumerate(node):
-            yield from _schema((*path, i), v)
+            yield from _texts((*path, i), v)
 
 
 def _strings(body: Mapping[str, Any], key: str) -> Iterator[Slot]:

@@ -204,3 +204,23 @@ def test_the_insecure_switch_lets_it_through_and_counts_it(
         )
     finally:
         running.stop()
+
+
+def test_the_sdk_can_send_an_answer_back_in_the_history(
+    gw: tuple[RunningGateway, FakeDecider, str], upstream: FakeUpstream
+) -> None:
+    # The common pattern: append the response's message to the history and ask again. The SDK
+    # sends every field the answer had (refusal, annotations, ...), and all of it is scanned.
+    import openai
+
+    running, decider, key = gw
+    decider.rule = _rule({"*": "pseudonymise"})
+    upstream.mode = "echo"
+    client = openai.OpenAI(base_url=running.base_url, api_key=key, max_retries=0)
+    messages: list[Any] = [{"role": "user", "content": PROMPT}]
+    first = client.chat.completions.create(model="gpt-test", messages=messages)
+    messages += [first.choices[0].message, {"role": "user", "content": "and again"}]
+    second = client.chat.completions.create(model="gpt-test", messages=messages)
+    assert second.choices[0].message.content
+    sent = upstream.received[-1]["json"]["messages"]
+    assert len(sent) == 3 and not any(v in json.dumps(sent) for v in VALUES)

@@ -60,6 +60,14 @@ def chat_positions() -> list[tuple[str, dict[str, Any], str]]:
             {"type": "refusal", "refusal": f"Not for {EMAIL}"}]}]}, "0.content.0.refusal"),
         ("reasoning in history", {"messages": [{"role": "assistant", "content": "ok",
             "reasoning_content": f"{NAME} wants {EMAIL}"}]}, "0.reasoning_content"),
+        ("annotations sent back", {"messages": [{"role": "assistant", "content": "ok",
+            "annotations": [{"type": "url_citation", "url_citation": {
+                "url": "https://x", "title": f"About {NAME}"}}]}]},
+         "0.annotations.0.url_citation.title"),
+        ("a field a client added", {"messages": [{"role": "user", "content": "x",
+            "notes": {"who": EMAIL}}]}, "0.notes.who"),
+        ("a field added to a text part", {"messages": [{"role": "user", "content": [
+            {"type": "text", "text": "x", "alt": f"by {NAME}"}]}]}, "0.content.0.alt"),
     ]  # fmt: skip
 
 
