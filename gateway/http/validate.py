@@ -207,12 +207,19 @@ def _function(where: str, fn: Any) -> None:
 
 
 def _tool_call(where: str, call: Any) -> None:
-    if not isinstance(call, dict) or set(call) - {"id", "type", "function", "index"}:
-        raise _bad(where, "must be an object holding id, type and function.")
+    if not isinstance(call, dict) or set(call) - {"id", "type", "function", "custom", "index"}:
+        raise _bad(where, "must be an object holding id, type and function (or custom).")
     if call.get("id") is not None and not isinstance(call["id"], str):
         raise _bad(where, "id must be a string.")
     if call.get("function") is not None:
         _function(f"{where}.function", call["function"])
+    custom = call.get("custom")
+    if custom is not None and not (
+        isinstance(custom, dict)
+        and not set(custom) - {"name", "input"}
+        and all(isinstance(custom.get(k, ""), str) for k in ("name", "input"))
+    ):
+        raise _bad(f"{where}.custom", "must be an object holding name and input strings.")
 
 
 def _content_part(where: str, part: Any) -> None:

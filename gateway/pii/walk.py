@@ -104,6 +104,9 @@ def _chat(body: Mapping[str, Any]) -> Iterator[Slot]:
             if isinstance(fn, Mapping):
                 path: Path = ("messages", i, "tool_calls", k, "function", "arguments")
                 yield from _arguments(path, fn.get("arguments"))
+            custom = call.get("custom") if isinstance(call, Mapping) else None
+            if isinstance(custom, Mapping) and isinstance(custom.get("input"), str):
+                yield Slot(("messages", i, "tool_calls", k, "custom", "input"), custom["input"])
         fc = msg.get("function_call")
         if isinstance(fc, Mapping):
             yield from _arguments(
@@ -113,10 +116,11 @@ def _chat(body: Mapping[str, Any]) -> Iterator[Slot]:
     if isinstance(prediction, Mapping):
         yield from _parts(("prediction", "content"), prediction.get("content"))
     for i, tool in enumerate(body.get("tools") or ()):
-        fn = tool.get("function") if isinstance(tool, Mapping) else None
-        if isinstance(fn, Mapping):
-            yield from _texts(("tools", i, "function", "description"), fn.get("description"))
-            yield from _texts(("tools", i, "function", "parameters"), fn.get("parameters"))
+        for kind in ("function", "custom"):  # custom: free-form input tools
+            fn = tool.get(kind) if isinstance(tool, Mapping) else None
+            if isinstance(fn, Mapping):
+                yield from _texts(("tools", i, kind, "description"), fn.get("description"))
+                yield from _texts(("tools", i, kind, "parameters"), fn.get("parameters"))
     for i, fn in enumerate(body.get("functions") or ()):
         if isinstance(fn, Mapping):
             yield from _texts(("functions", i, "description"), fn.get("description"))

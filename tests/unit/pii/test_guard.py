@@ -64,6 +64,10 @@ def chat_positions() -> list[tuple[str, dict[str, Any], str]]:
             "annotations": [{"type": "url_citation", "url_citation": {
                 "url": "https://x", "title": f"About {NAME}"}}]}]},
          "0.annotations.0.url_citation.title"),
+        ("custom tool call input", {"messages": [{"role": "assistant", "content": None,
+            "tool_calls": [{"id": "c", "type": "custom",
+                            "custom": {"name": "sh", "input": f"mail {EMAIL}"}}]}]},
+         "0.tool_calls.0.custom.input"),
         ("a field a client added", {"messages": [{"role": "user", "content": "x",
             "notes": {"who": EMAIL}}]}, "0.notes.who"),
         ("a field added to a text part", {"messages": [{"role": "user", "content": [
