@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
@@ -53,6 +54,10 @@ class Pipeline:
         # Backends that refused the ``stream_options`` we add (see ``BackendSpec.stream_usage``):
         # not asked again in this process.
         self.refuses_stream_options: set[str] = set()
+        # Requests sent uninspected although policy asked for protection (pii.enabled: false),
+        # since the last warning about them; see _passed_uninspected.
+        self._uninspected = 0
+        self._uninspected_since = -math.inf
 
     # -- steps ---------------------------------------------------------------------------
 
@@ -166,6 +171,22 @@ class Pipeline:
             raise GatewayError(Cause.NO_BACKEND, "No permitted backend serves this model.")
         return out
 
+    def _passed_uninspected(self) -> None:
+        """``pii.enabled: false`` is a fail-open switch: each request it lets out uninspected
+        although policy asked for protection is counted, and a warning with the count is
+        logged at once and then at most once a minute (one line per request would drown the log
+        at the rates a disabled guard is chosen for)."""
+        self.s.metrics.insecure_passes.labels("pii.enabled=false").inc()
+        self._uninspected += 1
+        now = time.monotonic()
+        if now - self._uninspected_since >= 60.0:
+            log.warning(
+                "insecure: %d request(s) sent without the personal-data inspection their policy "
+                "asked for, because pii.enabled is false",
+                self._uninspected,
+            )
+            self._uninspected, self._uninspected_since = 0, now
+
     def _uninspectable(self, ctx: RequestContext) -> list[str]:
         """The kinds of unreadable content in the request (none when PII inspection is off)."""
         if self.s.pii is None or ctx.parsed is None:
@@ -208,6 +229,13 @@ class Pipeline:
         if inspection is not None and ctx.pii_counts:
             decision = await self.decide(ctx, dict(ctx.pii_counts))
         backends = self.permitted(ctx, decision)
+        needed = (
+            decision.entities_needed(tuple(b.id for b in backends))
+            if self.s.pii is None
+            else frozenset()
+        )
+        if needed != frozenset():  # None: every type
+            self._passed_uninspected()
         ctx.prompt_digest = hmac.new(
             self.s.digest_key, _encode(parsed.body), hashlib.sha256
         ).hexdigest()

@@ -336,6 +336,44 @@ def test_metrics_expose_requests_latency_and_denials(h: Harness, upstream: FakeU
     assert h.key not in text
 
 
+def test_a_disabled_pii_guard_counts_what_it_let_out(
+    h: Harness, upstream: FakeUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    # This harness runs with pii.enabled false. A request whose policy wants personal data
+    # pseudonymised goes out uninspected: a fail-open pass, counted and logged.
+    import re
+
+    from tests.support.fakes import allow_all
+
+    def metric() -> float:
+        _, _, body = h.gw.request("GET", "/metrics", parse=False)
+        m = re.search(
+            rb'portcullis_insecure_passes_total\{switch="pii.enabled=false"\} (\S+)', body
+        )
+        return float(m.group(1)) if m else 0.0
+
+    def pseudonymise_all(policy_input):  # type: ignore[no-untyped-def]
+        d = allow_all(policy_input)
+        d["pii_actions"] = {b: {"*": "pseudonymise"} for b in d["permitted_backends"]}
+        return d
+
+    before = metric()
+    client(h).chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "x"}])
+    assert metric() == before  # allow_all: nothing to protect, nothing counted
+    h.decider.rule = pseudonymise_all
+    try:
+        with caplog.at_level("WARNING", logger="portcullis.pipeline"):
+            for _ in range(2):
+                client(h).chat.completions.create(
+                    model="gpt-test", messages=[{"role": "user", "content": "x"}]
+                )
+    finally:
+        h.decider.rule = allow_all
+    assert metric() == before + 2
+    warned = [r.getMessage() for r in caplog.records if "pii.enabled is false" in r.getMessage()]
+    assert warned and "insecure" in warned[0]  # the first pass is logged at once
+
+
 def test_readyz_reports_each_dependency(h: Harness, upstream: FakeUpstream) -> None:
     status, _, body = h.gw.request("GET", "/readyz")
     assert status == 200 and body["checks"] == {
