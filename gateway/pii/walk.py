@@ -119,42 +119,42 @@ def _chat(body: Mapping[str, Any]) -> Iterator[Slot]:
         for kind in ("function", "custom"):  # custom: free-form input tools
             fn = tool.get(kind) if isinstance(tool, Mapping) else None
             if isinstance(fn, Mapping):
-                yield from _texts(("tools", i, kind, "description"), fn.get("description"))
-                yield from _texts(("tools", i, kind, "parameters"), fn.get("parameters"))
+                yield from _texts(("tools", i, kind, "description"), fn.get("description"), True)
+                yield from _texts(("tools", i, kind, "parameters"), fn.get("parameters"), True)
     for i, fn in enumerate(body.get("functions") or ()):
         if isinstance(fn, Mapping):
-            yield from _texts(("functions", i, "description"), fn.get("description"))
-            yield from _texts(("functions", i, "parameters"), fn.get("parameters"))
+            yield from _texts(("functions", i, "description"), fn.get("description"), True)
+            yield from _texts(("functions", i, "parameters"), fn.get("parameters"), True)
     fmt = body.get("response_format")
     spec = fmt.get("json_schema") if isinstance(fmt, Mapping) else None
     if isinstance(spec, Mapping):
         yield from _texts(
             ("response_format", "json_schema", "description"), spec.get("description")
         )
-        yield from _texts(("response_format", "json_schema", "schema"), spec.get("schema"))
+        yield from _texts(("response_format", "json_schema", "schema"), spec.get("schema"), True)
 
 
 # Schema keywords whose string values are structure, not text: left as they are.
 _STRUCTURAL = frozenset({"type", "format", "pattern", "$ref", "$schema", "$id", "$anchor"})
 
 
-def _texts(path: Path, node: Any) -> Iterator[Slot]:
-    """Every string in ``node`` (a string, or nested objects and lists). In a tool definition
-    or JSON Schema that is descriptions, titles, enum and example values (a schema may list
-    employees or carry an example customer); property names and structural keywords are not
-    texts."""
+def _texts(path: Path, node: Any, schema: bool = False) -> Iterator[Slot]:
+    """Every string in ``node`` (a string, or nested objects and lists). With ``schema`` (a tool
+    definition or JSON Schema: descriptions, titles, enum and example values — a schema may list
+    employees or carry an example customer), property names and the values of structural
+    keywords (``type``, ``format``, ``pattern``, ``$ref``, ``required``) are not texts."""
     if isinstance(node, str):
         yield Slot(path, node)
     elif isinstance(node, Mapping):
         for k, v in node.items():
-            if k == "properties" and isinstance(v, Mapping):
+            if schema and k == "properties" and isinstance(v, Mapping):
                 for name, sub in v.items():
-                    yield from _texts((*path, k, name), sub)
-            elif k not in _STRUCTURAL and k != "required":
-                yield from _texts((*path, k), v)
+                    yield from _texts((*path, k, name), sub, schema)
+            elif not schema or (k not in _STRUCTURAL and k != "required"):
+                yield from _texts((*path, k), v, schema)
     elif isinstance(node, list):
         for i, v in enumerate(node):
-            yield from _texts((*path, i), v)
+            yield from _texts((*path, i), v, schema)
 
 
 def _strings(body: Mapping[str, Any], key: str) -> Iterator[Slot]:

@@ -70,6 +70,8 @@ def chat_positions() -> list[tuple[str, dict[str, Any], str]]:
          "0.tool_calls.0.custom.input"),
         ("a field a client added", {"messages": [{"role": "user", "content": "x",
             "notes": {"who": EMAIL}}]}, "0.notes.who"),
+        ("under a key a schema would not read", {"messages": [{"role": "user", "content": "x",
+            "notes": {"type": f"{NAME}"}}]}, "0.notes.type"),
         ("a field added to a text part", {"messages": [{"role": "user", "content": [
             {"type": "text", "text": "x", "alt": f"by {NAME}"}]}]}, "0.content.0.alt"),
     ]  # fmt: skip
