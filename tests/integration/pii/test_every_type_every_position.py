@@ -1,0 +1,157 @@
+"""Each identifier type, in each position a request can carry text, through the running gateway
+with the real detector: the fake upstream's record shows the value never left raw."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.pii_eval.corpus import labelled
+from gateway.http.app import Components
+from tests.e2e.conftest import core_settings
+from tests.integration.pii.test_gateway_pii import _rule
+from tests.support.fakes import FakeDecider, MemoryAuditSink
+from tests.support.gateway import RunningGateway
+from tests.support.upstream import FakeUpstream
+
+pytestmark = pytest.mark.integration
+
+
+def _one_per_type() -> list[tuple[str, str, str]]:
+    """(entity type, sample text, the value in it): one labelled sample of every type."""
+    seen: dict[str, tuple[str, str, str]] = {}
+    for s in labelled(seed=11, per_type=1, names=3):
+        a, b, etype = s.spans[0]
+        seen.setdefault(etype, (etype, s.text, s.text[a:b]))
+    return sorted(seen.values())
+
+
+SAMPLES = _one_per_type()
+
+Body = Callable[[str], tuple[str, dict[str, Any]]]
+_USER = {"role": "user", "content": "hello"}
+
+
+def _args(text: str) -> str:
+    return json.dumps({"note": text})
+
+
+POSITIONS: dict[str, Body] = {
+    "system": lambda t: ("chat", {"messages": [{"role": "system", "content": t}, _USER]}),
+    "user": lambda t: ("chat", {"messages": [{"role": "user", "content": t}]}),
+    "assistant history": lambda t: (
+        "chat",
+        {"messages": [_USER, {"role": "assistant", "content": t}, _USER]},
+    ),
+    "tool result": lambda t: (
+        "chat",
+        {
+            "messages": [
+                _USER,
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+                    ],
+                },
+                {"role": "tool", "tool_call_id": "c1", "content": t},
+            ]
+        },
+    ),
+    "content part": lambda t: (
+        "chat",
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": t}]}]},
+    ),
+    "tool call arguments": lambda t: (
+        "chat",
+        {
+            "messages": [
+                _USER,
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {"id": "c1", "type": "function", "function": {"name": "f", "arguments": _args(t)}}
+                    ],
+                },
+                {"role": "tool", "tool_call_id": "c1", "content": "done"},
+            ]
+        },
+    ),
+    "legacy function_call": lambda t: (
+        "chat",
+        {
+            "messages": [
+                _USER,
+                {"role": "assistant", "content": None, "function_call": {"name": "f", "arguments": _args(t)}},
+                {"role": "function", "name": "f", "content": "done"},
+            ]
+        },
+    ),
+    "user field": lambda t: ("chat", {"messages": [_USER], "user": t[:256]}),
+    "metadata": lambda t: ("chat", {"messages": [_USER], "metadata": {"ticket": t}}),
+    "prediction": lambda t: (
+        "chat",
+        {"messages": [_USER], "prediction": {"type": "content", "content": t}},
+    ),
+    "tool definition": lambda t: (
+        "chat",
+        {"messages": [_USER], "tools": [{"type": "function", "function": {"name": "f", "description": t}}]},
+    ),
+    "completions prompt": lambda t: ("completions", {"prompt": t}),
+    "completions suffix": lambda t: ("completions", {"prompt": "hello", "suffix": t}),
+    "embeddings input": lambda t: ("embeddings", {"input": [t]}),
+}  # fmt: skip
+
+_PATHS = {"chat": "/v1/chat/completions", "completions": "/v1/completions", "embeddings": "/v1/embeddings"}  # fmt: skip
+_MODELS = {"chat": "gpt-test", "completions": "gpt-test", "embeddings": "emb-test"}
+
+
+@pytest.fixture(scope="module")
+def gw(
+    tmp_path_factory: pytest.TempPathFactory, upstream_server: FakeUpstream
+) -> Iterator[tuple[RunningGateway, str]]:
+    tmp: Path = tmp_path_factory.mktemp("gw-every")
+    running = RunningGateway(
+        core_settings(tmp, upstream_server),
+        Components(policy=FakeDecider(_rule({"*": "pseudonymise"})), audit=MemoryAuditSink()),
+    ).start()
+    yield running, running.create_key(user="alice", jurisdiction="AU-NSW", sector="private")
+    running.stop()
+
+
+def test_the_corpus_has_every_type() -> None:
+    types = {t for t, _, _ in SAMPLES}
+    assert {
+        "AU_TFN",
+        "KR_RRN",
+        "TW_NATIONAL_ID",
+        "JP_MY_NUMBER",
+        "PERSON",
+        "EMAIL_ADDRESS",
+    } <= types
+    assert len(types) >= 24
+
+
+@pytest.mark.parametrize("position", list(POSITIONS))
+def test_no_identifier_leaves_raw_from_any_position(
+    gw: tuple[RunningGateway, str], upstream: FakeUpstream, position: str
+) -> None:
+    running, key = gw
+    leaked = []
+    for etype, text, value in SAMPLES:
+        endpoint, body = POSITIONS[position](text)
+        upstream.received.clear()
+        status, _, answer = running.request(
+            "POST", _PATHS[endpoint], {"model": _MODELS[endpoint], **body}, token=key
+        )
+        assert status == 200, (etype, answer)
+        assert len(upstream.received) == 1
+        if value in json.dumps(upstream.received[0]["json"], ensure_ascii=False):
+            leaked.append(etype)
+    assert leaked == [], f"raw values reached the upstream from {position}: {leaked}"
