@@ -349,7 +349,13 @@ DECISION: Spec = {
     "citation_ids": _S.ids,
     "obligations": _S.scalars,
 }
-PII: Spec = {"counts": _S.counts, "actions": _pii_actions, "output": _S.counts}
+PII: Spec = {
+    "counts": _S.counts,
+    "actions": _pii_actions,
+    "output": _S.counts,
+    "uninspectable": _S.ids,  # content kinds the detector could not read (image_url, token_ids)
+    "insecure": _S.ids,  # insecure switches this request went through (pii.enabled:false, ...)
+}
 DIGESTS: Spec = {"key_id": _S.ident, "prompt": _digest, "answer": _digest}
 ATTEMPT: Spec = {"backend": _S.ident, "outcome": _S.ident, "status": _S.number}
 EVENT: Spec = {

@@ -40,6 +40,10 @@ class RequestContext:
     pii_counts: dict[str, int] = field(default_factory=dict)
     pii_actions: dict[str, dict[str, int]] = field(default_factory=dict)
     pii_output: dict[str, int] = field(default_factory=dict)  # new PII found in the answer
+    # Content kinds the detector could not read (image_url, token_ids, ...), and the insecure
+    # switches that let this request out without a check it would have failed.
+    uninspectable: list[str] = field(default_factory=list)
+    insecure: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per step
     upstream_s: float = 0.0
     first_byte_s: float | None = None
@@ -95,6 +99,8 @@ class RequestContext:
                 "counts": dict(self.pii_counts),
                 "actions": self.pii_actions,
                 "output": dict(self.pii_output),
+                "uninspectable": self.uninspectable,
+                "insecure": self.insecure,
             },
             "usage": dict(self.usage),
             "latency_ms": {

@@ -122,7 +122,7 @@ class Pipeline:
         when the request holds content the detector cannot read (images, audio, files, token
         ids) — less those the policy does not trust with every kind of personal data."""
         allowed = set(decision.permitted_backends)
-        opaque = self._uninspectable(ctx)
+        opaque = ctx.uninspectable = self._uninspectable(ctx)
         out = []
         blocked_types: set[str] = set()
         withheld: list[str] = []  # backends that would need the opaque content inspected
@@ -139,6 +139,7 @@ class Pipeline:
                     continue
             out.append(b)
         if withheld and self.s.settings.pii.insecure_pass_uninspectable:
+            ctx.insecure.append("pii.insecure_pass_uninspectable")
             self.s.metrics.insecure_passes.labels("pii.insecure_pass_uninspectable").inc()
             log.warning(
                 "insecure: request %s holds %s, which cannot be inspected for personal data, and "
@@ -171,12 +172,13 @@ class Pipeline:
             raise GatewayError(Cause.NO_BACKEND, "No permitted backend serves this model.")
         return out
 
-    def _passed_uninspected(self) -> None:
+    def _passed_uninspected(self, ctx: RequestContext) -> None:
         """``pii.enabled: false`` is a fail-open switch: each request it lets out uninspected
         although policy asked for protection is counted, and a warning with the count is
         logged at once and then at most once a minute (one line per request would drown the log
         at the rates a disabled guard is chosen for)."""
-        self.s.metrics.insecure_passes.labels("pii.enabled=false").inc()
+        ctx.insecure.append("pii.enabled:false")
+        self.s.metrics.insecure_passes.labels("pii.enabled:false").inc()
         self._uninspected += 1
         now = time.monotonic()
         if now - self._uninspected_since >= 60.0:
@@ -235,7 +237,7 @@ class Pipeline:
             else frozenset()
         )
         if needed != frozenset():  # None: every type
-            self._passed_uninspected()
+            self._passed_uninspected(ctx)
         ctx.prompt_digest = hmac.new(
             self.s.digest_key, _encode(parsed.body), hashlib.sha256
         ).hexdigest()

@@ -348,7 +348,7 @@ def test_a_disabled_pii_guard_counts_what_it_let_out(
     def metric() -> float:
         _, _, body = h.gw.request("GET", "/metrics", parse=False)
         m = re.search(
-            rb'portcullis_insecure_passes_total\{switch="pii.enabled=false"\} (\S+)', body
+            rb'portcullis_insecure_passes_total\{switch="pii.enabled:false"\} (\S+)', body
         )
         return float(m.group(1)) if m else 0.0
 
@@ -361,6 +361,7 @@ def test_a_disabled_pii_guard_counts_what_it_let_out(
     client(h).chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "x"}])
     assert metric() == before  # allow_all: nothing to protect, nothing counted
     h.decider.rule = pseudonymise_all
+    recorded = len(h.audit.completions)
     try:
         with caplog.at_level("WARNING", logger="portcullis.pipeline"):
             for _ in range(2):
@@ -370,6 +371,8 @@ def test_a_disabled_pii_guard_counts_what_it_let_out(
     finally:
         h.decider.rule = allow_all
     assert metric() == before + 2
+    for record in h.audit.wait_completions(recorded + 2)[recorded:]:
+        assert record["pii"]["insecure"] == ["pii.enabled:false"]
     warned = [r.getMessage() for r in caplog.records if "pii.enabled is false" in r.getMessage()]
     assert warned and "insecure" in warned[0]  # the first pass is logged at once
 

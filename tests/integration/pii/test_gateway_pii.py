@@ -155,7 +155,9 @@ def test_an_image_goes_only_to_a_backend_trusted_with_personal_data(
     before = len(audit.completions)
     status, _, answer = running.request("POST", "/v1/chat/completions", body, token=key)
     assert status == 200, answer
-    assert audit.wait_completions(before + 1)[-1]["backend"]["id"] == "secondary"
+    record = audit.wait_completions(before + 1)[-1]
+    assert record["backend"]["id"] == "secondary"
+    assert record["pii"]["uninspectable"] == ["image_url"] and record["pii"]["insecure"] == []
     assert upstream.received[-1]["json"]["messages"][0]["content"][1] == _IMAGE
 
 
@@ -202,6 +204,8 @@ def test_the_insecure_switch_lets_it_through_and_counts_it(
             'portcullis_insecure_passes_total{switch="pii.insecure_pass_uninspectable"} 1.0'
             in metrics.decode()
         )
+        record = running.components.audit.wait_completions(1)[-1]  # type: ignore[union-attr]
+        assert record["pii"]["insecure"] == ["pii.insecure_pass_uninspectable"]
     finally:
         running.stop()
 

@@ -75,6 +75,8 @@ FULL_EVENT = {
         "counts": {"PERSON": 2, "EMAIL_ADDRESS": 1},
         "actions": {"PERSON": {"pseudonymise": 2}, "EMAIL_ADDRESS": {"redact": 1}},
         "output": {"PHONE_NUMBER": 1},
+        "uninspectable": ["image_url"],
+        "insecure": ["pii.insecure_pass_uninspectable"],
     },
     "usage": {"prompt_tokens": 12, "completion_tokens": 30},
     "latency_ms": {"total": 120.5, "upstream": 100.0, "first_byte": None},
@@ -108,6 +110,8 @@ def test_a_complete_event_passes_unchanged() -> None:
         (("digests", "prompt"), SECRET_VALUES[3]),  # not a hex digest
         (("error_code",), SECRET_VALUES[2] + " " + SECRET_VALUES[0]),
         (("pii", "values"), {"PERSON": SECRET_VALUES[0]}),
+        (("pii", "uninspectable"), [SECRET_VALUES[0]]),
+        (("pii", "insecure"), [SECRET_VALUES[0]]),
         (("decision", "obligations"), {"note": SECRET_VALUES[0]}),
         (("decision_input", "messages"), [SECRET_VALUES[0]]),
         (("usage", "prompt_tokens"), SECRET_VALUES[2]),
