@@ -37,6 +37,10 @@ from gateway.upstream import UpstreamFailure
 __all__ = ["Pipeline", "finish"]
 
 log = logging.getLogger("portcullis.pipeline")
+
+# What only the NER model finds (gateway.pii.ner.NER_ENTITIES; not imported: numpy and the
+# model's code stay unloaded while the guard is off). A test pins the two equal.
+_NER_TYPES = frozenset({"PERSON", "LOCATION"})
 T = TypeVar("T")
 _encode = msgspec.json.Encoder().encode
 
@@ -54,10 +58,9 @@ class Pipeline:
         # Backends that refused the ``stream_options`` we add (see ``BackendSpec.stream_usage``):
         # not asked again in this process.
         self.refuses_stream_options: set[str] = set()
-        # Requests sent uninspected although policy asked for protection (pii.enabled: false),
-        # since the last warning about them; see _passed_uninspected.
-        self._uninspected = 0
-        self._uninspected_since = -math.inf
+        # Per insecure switch: requests it let out since the last warning about it, and when
+        # that warning was logged; see _insecure_pass.
+        self._insecure: dict[str, tuple[int, float]] = {}
 
     # -- steps ---------------------------------------------------------------------------
 
@@ -172,22 +175,26 @@ class Pipeline:
             raise GatewayError(Cause.NO_BACKEND, "No permitted backend serves this model.")
         return out
 
-    def _passed_uninspected(self, ctx: RequestContext) -> None:
-        """``pii.enabled: false`` is a fail-open switch: each request it lets out uninspected
-        although policy asked for protection is counted, and a warning with the count is
-        logged at once and then at most once a minute (one line per request would drown the log
-        at the rates a disabled guard is chosen for)."""
-        ctx.insecure.append("pii.enabled:false")
-        self.s.metrics.insecure_passes.labels("pii.enabled:false").inc()
-        self._uninspected += 1
+    def _insecure_pass(self, ctx: RequestContext, switch: str, why: str) -> None:
+        """A request let out without a check its policy asked for, by a configuration that
+        turns the check off (``pii.enabled: false``, ``pii.ner: false``): recorded in its audit
+        record, counted, and logged as a warning with the count at once and then at most once a
+        minute per switch (a line per request would drown the log at the rates such a setting
+        is chosen for)."""
+        ctx.insecure.append(switch)
+        self.s.metrics.insecure_passes.labels(switch).inc()
+        count, since = self._insecure.get(switch, (0, -math.inf))
         now = time.monotonic()
-        if now - self._uninspected_since >= 60.0:
+        if now - since >= 60.0:
             log.warning(
-                "insecure: %d request(s) sent without the personal-data inspection their policy "
-                "asked for, because pii.enabled is false",
-                self._uninspected,
+                "insecure: %d request(s) sent without the personal-data protection their policy "
+                "asked for, because %s",
+                count + 1,
+                why,
             )
-            self._uninspected, self._uninspected_since = 0, now
+            self._insecure[switch] = (0, now)
+        else:
+            self._insecure[switch] = (count + 1, since)
 
     def _uninspectable(self, ctx: RequestContext) -> list[str]:
         """The kinds of unreadable content in the request (none when PII inspection is off)."""
@@ -231,13 +238,14 @@ class Pipeline:
         if inspection is not None and ctx.pii_counts:
             decision = await self.decide(ctx, dict(ctx.pii_counts))
         backends = self.permitted(ctx, decision)
-        needed = (
-            decision.entities_needed(tuple(b.id for b in backends))
-            if self.s.pii is None
-            else frozenset()
-        )
+        needed = decision.entities_needed(tuple(b.id for b in backends))
         if needed != frozenset():  # None: every type
-            self._passed_uninspected(ctx)
+            if self.s.pii is None:
+                self._insecure_pass(ctx, "pii.enabled:false", "pii.enabled is false")
+            elif not self.s.settings.pii.ner and (needed is None or needed & _NER_TYPES):
+                self._insecure_pass(
+                    ctx, "pii.ner:false", "pii.ner is false (names and places are not detected)"
+                )
         ctx.prompt_digest = hmac.new(
             self.s.digest_key, _encode(parsed.body), hashlib.sha256
         ).hexdigest()

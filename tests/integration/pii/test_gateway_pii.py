@@ -228,3 +228,30 @@ def test_the_sdk_can_send_an_answer_back_in_the_history(
     assert second.choices[0].message.content
     sent = upstream.received[-1]["json"]["messages"]
     assert len(sent) == 3 and not any(v in json.dumps(sent) for v in VALUES)
+
+
+def test_without_ner_names_are_an_insecure_pass_when_policy_wants_them_protected(
+    tmp_path: Path, upstream_server: FakeUpstream, upstream: FakeUpstream
+) -> None:
+    from gateway.pii.ner import NER_ENTITIES
+    from gateway.pipeline import _NER_TYPES
+
+    assert _NER_TYPES == NER_ENTITIES  # the pipeline's copy of what only NER finds
+    decider = FakeDecider(_rule({"*": "allow", "AU_TFN": "pseudonymise"}))
+    audit = MemoryAuditSink()
+    running = RunningGateway(
+        core_settings(tmp_path, upstream_server, pii={"ner": False}),
+        Components(policy=decider, audit=audit),
+    ).start()
+    try:
+        key = running.create_key(user="bob", jurisdiction="AU-NSW", sector="private")
+        # identifiers only: everything asked for is detected, nothing insecure
+        assert running.request("POST", "/v1/chat/completions", _chat(PROMPT), token=key)[0] == 200
+        decider.rule = _rule({"*": "allow", "PERSON": "pseudonymise"})  # names: NER is off
+        assert running.request("POST", "/v1/chat/completions", _chat(PROMPT), token=key)[0] == 200
+        first, second = audit.wait_completions(2)[:2]
+        assert first["pii"]["insecure"] == [] and second["pii"]["insecure"] == ["pii.ner:false"]
+        _, _, metrics = running.request("GET", "/metrics", parse=False)
+        assert 'portcullis_insecure_passes_total{switch="pii.ner:false"} 1.0' in metrics.decode()
+    finally:
+        running.stop()
