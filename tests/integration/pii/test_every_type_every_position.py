@@ -40,6 +40,21 @@ def _args(text: str) -> str:
     return json.dumps({"note": text})
 
 
+def _tool_round(arguments: str, result: str) -> tuple[str, dict[str, Any]]:
+    """A history in which the assistant called a tool with ``arguments`` and got ``result``."""
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": arguments}}
+    return (
+        "chat",
+        {
+            "messages": [
+                _USER,
+                {"role": "assistant", "content": None, "tool_calls": [call]},
+                {"role": "tool", "tool_call_id": "c1", "content": result},
+            ]
+        },
+    )
+
+
 POSITIONS: dict[str, Body] = {
     "system": lambda t: ("chat", {"messages": [{"role": "system", "content": t}, _USER]}),
     "user": lambda t: ("chat", {"messages": [{"role": "user", "content": t}]}),
@@ -47,42 +62,12 @@ POSITIONS: dict[str, Body] = {
         "chat",
         {"messages": [_USER, {"role": "assistant", "content": t}, _USER]},
     ),
-    "tool result": lambda t: (
-        "chat",
-        {
-            "messages": [
-                _USER,
-                {
-                    "role": "assistant",
-                    "content": None,
-                    "tool_calls": [
-                        {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
-                    ],
-                },
-                {"role": "tool", "tool_call_id": "c1", "content": t},
-            ]
-        },
-    ),
+    "tool result": lambda t: _tool_round("{}", t),
     "content part": lambda t: (
         "chat",
         {"messages": [{"role": "user", "content": [{"type": "text", "text": t}]}]},
     ),
-    "tool call arguments": lambda t: (
-        "chat",
-        {
-            "messages": [
-                _USER,
-                {
-                    "role": "assistant",
-                    "content": None,
-                    "tool_calls": [
-                        {"id": "c1", "type": "function", "function": {"name": "f", "arguments": _args(t)}}
-                    ],
-                },
-                {"role": "tool", "tool_call_id": "c1", "content": "done"},
-            ]
-        },
-    ),
+    "tool call arguments": lambda t: _tool_round(_args(t), "done"),
     "legacy function_call": lambda t: (
         "chat",
         {
