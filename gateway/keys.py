@@ -157,6 +157,10 @@ class KeyService:
         self._ttl = cache_ttl_s
         self._cache: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
         self._cache_size = cache_size
+        # Digests of well-shaped keys the database did not know: a client retrying with a
+        # revoked or mistyped key costs no lookup the second time. Safe to keep: a digest
+        # that matched no active key never will (new keys are random, revocation is final).
+        self._unknown: OrderedDict[str, None] = OrderedDict()
         # With a feed, the cache is trusted only while the feed is live (see gateway.revocations).
         self._feed = revocations
         self._generation = 0  # bumped on every invalidation; see authenticate
@@ -260,6 +264,8 @@ class KeyService:
         if hit is not None and hit[0] > now:
             self._cache.move_to_end(digest)
             return hit[1]
+        if digest in self._unknown:
+            raise GatewayError(Cause.UNAUTHENTICATED, UNAUTHENTICATED)
         generation = self._generation
         async with self._engine.connect() as conn:
             row = (
@@ -270,6 +276,9 @@ class KeyService:
                 )
             ).first()
         if row is None:
+            self._unknown[digest] = None
+            if len(self._unknown) > self._cache_size:
+                self._unknown.popitem(last=False)
             raise GatewayError(Cause.UNAUTHENTICATED, UNAUTHENTICATED)
         principal = _row_to_record(row).principal()
         # Not cached if a revocation came while the row was read: the row may predate it.

@@ -91,3 +91,26 @@ async def test_sql_shaped_key_reaches_no_query(svc: KeyService) -> None:
     for bad in ("Bearer x' OR '1'='1", "Bearer " + "pcs_" + "a" * 56, "Bearer pcs_abc"):
         with pytest.raises(GatewayError):
             await svc.authenticate(bad)
+
+
+async def test_an_unknown_key_costs_one_lookup_however_often_it_is_tried(svc: KeyService) -> None:
+    issued = await svc.create(user="eve", jurisdiction="AU", sector="private")
+    await svc.revoke(issued.key_id)
+    engine, lookups = svc._engine, []
+
+    class Counting:
+        def connect(self):  # type: ignore[no-untyped-def]
+            lookups.append(1)
+            return engine.connect()
+
+    svc._engine = Counting()  # type: ignore[assignment]
+    try:
+        stranger = "pcs_0123456789ab_" + "A" * 43
+        for key in (issued.key, stranger):
+            for _ in range(5):
+                with pytest.raises(GatewayError) as err:
+                    await svc.authenticate(f"Bearer {key}")
+                assert err.value.status == 401
+    finally:
+        svc._engine = engine
+    assert len(lookups) == 2  # one per key, not one per attempt
