@@ -87,6 +87,8 @@ CSV_COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("config_hash", ("config_hash",)),
     ("pii_counts", ("pii", "counts")),
     ("pii_actions", ("pii", "actions")),
+    ("pii_uninspectable", ("pii", "uninspectable")),
+    ("pii_insecure", ("pii", "insecure")),
     ("usage", ("usage",)),
     ("latency_ms", ("latency_ms",)),
     ("status", ("status",)),
