@@ -152,6 +152,18 @@ _ID_TEMPLATES = [
     "Hi, the {label} on file should be {v}, can you check it?",
     "I filled in the form with {v} as the {label} but it was rejected.",
 ]
+# Places: real city names (Faker locales whose city lists are real towns and do not depend on
+# PYTHONHASHSEED, which it_IT's does) and English
+# country names; one template opens the sentence with the place, the case the NER gating skips
+# when the word is common English.
+_PLACE_LOCALES = ["de_DE", "pl_PL", "nl_NL", "es_ES", "en_US"]
+_PLACE_TEMPLATES = [
+    "I moved to {c} last year.",
+    "Our office in {c} is closed on Monday.",
+    "{c} is where the conference takes place.",
+    "She flew back from {c} yesterday.",
+    "The shipment to {c} was delayed.",
+]
 _NAME_TEMPLATES = [
     "My name is {p} and I need help with my account.",
     "Please send the contract to {p} before Friday.",
@@ -161,7 +173,16 @@ _NAME_TEMPLATES = [
 ]
 
 
-def labelled(seed: int = 7, per_type: int = 40, names: int = 300) -> list[Sample]:
+def _place(fake: Faker, locale: str) -> str:
+    if locale != "en_US":
+        return str(fake.city())
+    while True:  # English country names, without the long official forms
+        c = str(fake.country())
+        if "(" not in c and "," not in c and len(c.split()) <= 2:
+            return c
+
+
+def labelled(seed: int = 7, per_type: int = 40, names: int = 300, places: int = 0) -> list[Sample]:
     rng = random.Random(seed)
     gens = _gen(rng)
     out: list[Sample] = []
@@ -182,6 +203,14 @@ def labelled(seed: int = 7, per_type: int = 40, names: int = 300) -> list[Sample
         pre = tpl.split("{p}")[0]
         span = (len(pre), len(pre) + len(p), "PERSON")
         out.append(Sample(tpl.format(p=p), (span,), _LOCALES[i % len(_LOCALES)]))
+    for i in range(places):
+        locale = _PLACE_LOCALES[i % len(_PLACE_LOCALES)]
+        fake = Faker(locale)
+        fake.seed_instance(seed + 2000 + i)
+        c = _place(fake, locale)
+        tpl = _PLACE_TEMPLATES[(i // len(_PLACE_LOCALES)) % len(_PLACE_TEMPLATES)]
+        pre = tpl.split("{c}")[0]
+        out.append(Sample(tpl.format(c=c), ((len(pre), len(pre) + len(c), "LOCATION"),), locale))
     for i in range(per_type * 2):
         fake = Faker(_LOCALES[i % len(_LOCALES)])
         fake.seed_instance(seed + 1000 + i)

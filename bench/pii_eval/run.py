@@ -1,6 +1,6 @@
 """Quality of our detector against stock Presidio, side by side, on the synthetic corpus.
 
-    .venv/bin/python -m bench.pii_eval.run [--per-type 40] [--names 300]
+    .venv/bin/python -m bench.pii_eval.run [--per-type 40] [--names 300] [--places 200]
 
 Prints recall per entity type (plain and under evasion), overall precision, and false positives
 per 10,000 tokens of technical text. A gold span counts as found when a finding of the same type
@@ -89,8 +89,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--per-type", type=int, default=40)
     ap.add_argument("--names", type=int, default=300)
+    ap.add_argument("--places", type=int, default=200)
     args = ap.parse_args()
-    plain = labelled(per_type=args.per_type, names=args.names)
+    plain = labelled(per_type=args.per_type, names=args.names, places=args.places)
     evaded = evasions(plain)
     tech = technical(n=1200)
     tech_tokens = sum(len(t.split()) for t in tech)
@@ -100,6 +101,8 @@ def main() -> None:
     print(f"corpus: {len(plain)} labelled, {len(evaded)} evasion variants, "
           f"{len(tech)} technical texts ({tech_tokens} tokens); commit {commit}")  # fmt: skip
     results = {}
+    places: dict[str, tuple[float, float]] = {}  # detector -> (opening, inside) recall
+    where = [s for s in plain if s.spans[0][2] == "LOCATION"]
     by_locale: dict[str, dict[str, float]] = {}
     names = [s for s in plain if s.spans[0][2] == "PERSON"]
     for name, make in (("ours", ours), ("presidio", stock)):
@@ -108,6 +111,17 @@ def main() -> None:
         e = score(evaded, det([s.text for s in evaded]))
         t_fp = sum(len(x) for x in det(tech))
         results[name] = (p, e, t_fp)
+        if where:
+            found = [
+                any(t == "LOCATION" and a < s.spans[0][1] and s.spans[0][0] < b for a, b, t in f)
+                for s, f in zip(where, det([s.text for s in where]), strict=True)
+            ]
+            opening = [ok for s, ok in zip(where, found, strict=True) if s.spans[0][0] == 0]
+            inside = [ok for s, ok in zip(where, found, strict=True) if s.spans[0][0] > 0]
+            places[name] = (
+                sum(opening) / max(1, len(opening)),
+                sum(inside) / max(1, len(inside)),
+            )
         if name == "ours":
             by_locale["ours"] = _by_locale(names, det([s.text for s in names]))
             plain_det = ours(name_lexicon=False)
@@ -132,8 +146,13 @@ def main() -> None:
         r_all = sum(ph.values()) / sum(pt.values())
         prec = (ptp + etp) / max(1, ptp + etp + pfp + efp)
         print(f"{name:<9} recall checksum ids {r_ck:.3f} | incl. evasion {r_ck_ev:.3f} | "
-              f"person {ph['PERSON'] / pt['PERSON']:.3f} | all {r_all:.3f} | precision {prec:.3f} "
+              f"person {ph['PERSON'] / pt['PERSON']:.3f} | "
+              f"location {ph['LOCATION'] / max(1, pt['LOCATION']):.3f} | all {r_all:.3f} | precision {prec:.3f} "
               f"| technical FP {t_fp} = {t_fp * 10000 / tech_tokens:.2f} per 10k tokens")  # fmt: skip
+    if places:
+        print("\nlocation recall: the place opening its sentence / inside it")
+        for name, (first, inner) in places.items():
+            print(f"{name:<9} {first:.3f} / {inner:.3f}")
     print("\nperson recall by Faker locale (the lexicon is the 1990 US Census lists; Faker's en_US")
     print("surnames are the top 1000 of US Census data, so en_US is not an independent check)")
     locs = list(next(iter(by_locale.values())))

@@ -79,7 +79,17 @@ class Analyzer:
                 if entities is None or "PERSON" in entities:
                     cued = cue_names(views[i].text)
                     if self.options.name_lexicon:
-                        cued += lexicon_names(views[i].text)
+                        # a lexicon name inside a longer place the model found is part of the
+                        # place ("Cruz de Tenerife" in "Santa Cruz de Tenerife")
+                        wider = [(f.start, f.end) for f in fs if f.entity_type == "LOCATION"]
+                        cued += [
+                            n
+                            for n in lexicon_names(views[i].text)
+                            if not any(
+                                s <= n.start and n.end <= e and e - s > n.end - n.start
+                                for s, e in wider
+                            )
+                        ]
                 for f in [*fs, *cued]:
                     if any(s <= f.start < e for s, e in code):
                         continue

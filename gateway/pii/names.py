@@ -104,29 +104,54 @@ def _stop_words() -> frozenset[str]:
 
 
 @lru_cache(maxsize=1)
+def places() -> frozenset[str]:
+    """Case-folded names of countries and their subdivisions (pycountry): a run of name parts
+    that spells one ("Hong Kong", "Sierra Leone", "Santa Cruz de Tenerife") is a place, not a
+    person, whatever its first part."""
+    import pycountry
+
+    out = {s.name.casefold() for s in pycountry.subdivisions}
+    for c in pycountry.countries:
+        for attr in ("name", "common_name", "official_name"):
+            value = getattr(c, attr, None)
+            if value:
+                out.add(value.casefold())
+    return frozenset(out)
+
+
+@lru_cache(maxsize=1)
 def lexicon() -> Lexicon:
     """The census lexicon (read once, about 0.1 s)."""
     first = _read("dist.male.first") | _read("dist.female.first")
     _stop_words()
+    places()
     return Lexicon(first, _read("dist.all.last"))
 
 
 def lexicon_names(text: str, lex: Lexicon | None = None) -> list[Finding]:
-    """PERSON findings for runs of capitalised name parts that open with a known first name."""
+    """PERSON findings for runs of capitalised name parts that open with a known first name;
+    LOCATION where a run of two or more words spells a country or region (pycountry's names:
+    "Sierra Leone", "Hong Kong", "New South Wales")."""
     from gateway.pii.ner import suppressed
 
     lex = lex or lexicon()
+    known_places = places()
     out = []
     for m in _RUN.finditer(text):
         run = m.group(1)
         words = run.split()
         # try the run, then shorter runs from each later start (a capitalised word before a name)
         for k in range(len(words) - 1):
+            start = m.start(1) + (len(" ".join(words[:k])) + 1 if k else 0)
+            if " ".join(words[k:]).casefold() in known_places:
+                # a country or region ("Sierra Leone", "Santa Cruz de Tenerife"), whose words
+                # may read as a first name and a surname: a place, still protected
+                out.append(Finding("LOCATION", start, m.end(1), 0.86))
+                break
             parts = [w for w in words[k:] if not re.fullmatch(_PARTICLE, w)]
             score = lex.score([p.split("-")[0] for p in parts]) if len(parts) >= 2 else 0.0
             if not score:
                 continue
-            start = m.start(1) + (len(" ".join(words[:k])) + 1 if k else 0)
             span = text[start : m.end(1)]
             if not suppressed(span):
                 out.append(Finding("PERSON", start, m.end(1), score))

@@ -108,3 +108,21 @@ def test_every_cue_and_title_opens_a_name() -> None:
         for spelled in (cue, cue.upper()):
             text = f"Note: {spelled} Anna Schmidt will join."
             assert [text[f.start : f.end] for f in cue_names(text)] == ["Anna Schmidt"], spelled
+
+
+@pytest.mark.parametrize("place", ["Hong Kong", "Sierra Leone", "Santa Cruz de Tenerife"])
+def test_a_country_or_region_that_opens_with_a_first_name_is_a_place(place: str) -> None:
+    # "Hong", "Sierra" and "Cruz" are census first names: the lexicon took these as people
+    text = f"The shipment to {place} was delayed."
+    got = [(f.entity_type, text[f.start : f.end]) for f in lexicon_names(text)]
+    assert ("PERSON", place) not in got and all(t != "PERSON" for t, _ in got)
+    assert any(t == "LOCATION" and place.endswith(v) for t, v in got)
+
+
+def test_a_lexicon_name_inside_a_longer_place_the_model_found_is_the_place(
+    full: Analyzer,
+) -> None:
+    text = "I moved to Santa Cruz de Tenerife last year."
+    got = found(full, text)
+    assert ("LOCATION", "Santa Cruz de Tenerife") in got
+    assert all(t != "PERSON" for t, _ in got)
