@@ -1,16 +1,17 @@
 """Every text of an OpenAI request body, and writing transformed texts back into a copy.
 
-Chat: each message's ``content`` (a string, or the ``text`` of each ``type: "text"`` part and the
-``refusal`` of each ``type: "refusal"`` part), ``name``, ``refusal``, ``reasoning_content``,
-``tool_calls[].function.arguments`` and the legacy ``function_call.arguments`` — in every message,
-history included — the request's ``prediction`` content, and the texts of tool definitions and
-``response_format`` schemas (descriptions, titles, enum and example values; see
-:func:`_schema`). Tool-call arguments are JSON: each string or number value inside is its own
+Chat: in every message, history included, the ``content`` (a string, or the texts of its parts:
+``text``, ``refusal`` and any other non-media field), ``tool_calls[].function.arguments``, the
+``input`` of custom tool calls and the legacy ``function_call.arguments``, and every other field
+that is not structure (``name``, ``refusal``, ``reasoning_content``, ``annotations``, ...,
+strings nested in them included); then the request's ``prediction`` content and the texts of
+tool definitions and ``response_format`` schemas (descriptions, titles, enum and example values;
+see :func:`_texts`). Tool-call arguments are JSON: each string or number value inside is its own
 slot, and the arguments are re-serialised after transformation (invalid JSON is scanned as plain
-text). Completions: ``prompt`` (string or list of
-strings) and ``suffix``. Embeddings: ``input`` (string or list of strings). Every endpoint: the
-caller's ``user``, ``safety_identifier`` and ``prompt_cache_key`` (end-user ids are often e-mail
-addresses), each string value of ``metadata``, and ``stop`` sequences.
+text). Completions: ``prompt`` (string or list of strings) and ``suffix``. Embeddings: ``input``
+(string or list of strings). Every endpoint: the caller's ``user``, ``safety_identifier`` and
+``prompt_cache_key`` (end-user ids are often e-mail addresses), each string value of
+``metadata``, and ``stop`` sequences.
 
 What cannot be read as text — image, audio and file parts, token-id arrays — is listed by
 :func:`uninspectable`; the pipeline sends such a request only to backends trusted with every
