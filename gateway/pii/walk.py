@@ -69,9 +69,14 @@ def _arguments(path: Path, raw: Any) -> Iterator[Slot]:
             yield Slot(path, text, inner)
 
 
+# Media part types named as they are (OpenAI's, and vLLM's video_url / audio_url); any other
+# type a client sends is reported as "other", never by its own (caller-chosen) name.
+_MEDIA_PARTS = frozenset(
+    {"image_url", "input_audio", "file", "video_url", "audio_url", "input_image", "input_file"}
+)
 # Fields of a content part that hold no text (media is listed by ``uninspectable``); every other
 # field of a part — ``text``, ``refusal``, anything a client adds — is scanned.
-_PART_MEDIA = frozenset({"type", "image_url", "input_audio", "file", "cache_control"})
+_PART_MEDIA = frozenset({"type", "cache_control"}) | _MEDIA_PARTS
 # Fields of a message read otherwise (content, calls) or holding no text; every other field —
 # ``name``, ``refusal``, ``reasoning_content``, ``annotations``, anything a backend returned and
 # the client sends back in the history — is scanned, strings nested in it included.
@@ -202,8 +207,9 @@ _TEXT_PARTS = frozenset({"text", "refusal"})
 
 def uninspectable(endpoint: str, body: Mapping[str, Any]) -> list[str]:
     """What in ``body`` carries data the detector cannot read: content part types other than
-    text (``image_url``, ``input_audio``, ``file``, ...) and token-id arrays (``token_ids``).
-    Sorted, each once; empty when every byte of content is text."""
+    text (``image_url``, ``input_audio``, ``file``, ..., ``other`` for a type we do not know) and
+    token-id arrays (``token_ids``). Sorted, each once; empty when every byte of content is
+    text."""
     kinds: set[str] = set()
     if endpoint == "chat":
         for msg in body.get("messages") or ():
@@ -212,12 +218,12 @@ def uninspectable(endpoint: str, body: Mapping[str, Any]) -> list[str]:
                 for part in content:
                     kind = part.get("type") if isinstance(part, Mapping) else None
                     if kind not in _TEXT_PARTS:
-                        kinds.add(kind if isinstance(kind, str) else "unknown")
+                        kinds.add(kind if kind in _MEDIA_PARTS else "other")
         prediction = body.get("prediction")
         if isinstance(prediction, Mapping) and isinstance(prediction.get("content"), list):
             for part in prediction["content"]:
                 if not (isinstance(part, Mapping) and part.get("type") == "text"):
-                    kinds.add("unknown")
+                    kinds.add("other")
     else:
         value = body.get("prompt" if endpoint == "completions" else "input")
         if isinstance(value, list) and any(not isinstance(v, str) for v in value):

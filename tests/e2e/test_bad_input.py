@@ -110,8 +110,8 @@ CASES: list[tuple[str, bytes, dict[str, str], int, str, str | None]] = [
     ),
     ("unknown parameter", chat(frobnicate=1), {}, 400, "invalid_parameter", "frobnicate"),
     (
-        "unknown content part type",
-        chat(messages=[{"role": "user", "content": [{"type": "memo", "memo": "x"}]}]),
+        "content part without a type",
+        chat(messages=[{"role": "user", "content": [{"text": "x"}]}]),
         {},
         400,
         "invalid_parameter",

@@ -198,6 +198,10 @@ def test_uninspectable_lists_what_the_detector_cannot_read() -> None:
     text = {"type": "text", "text": "hi"}
     chat = {"messages": [{"role": "user", "content": [text, image, audio, image]}]}
     assert uninspectable("chat", chat) == ["image_url", "input_audio"]
+    video = {"type": "video_url", "video_url": {"url": "https://x/y.mp4"}}  # vLLM's
+    odd = {"type": "js@example.com", "data": "x"}  # a caller-chosen type is never echoed
+    chat = {"messages": [{"role": "user", "content": [video, odd]}]}
+    assert uninspectable("chat", chat) == ["other", "video_url"]
     assert uninspectable("chat", {"messages": [{"role": "user", "content": [text]}]}) == []
     assert uninspectable("chat", {"messages": [{"role": "user", "content": "hi"}]}) == []
     assert uninspectable("completions", {"prompt": [1, 2, 3]}) == ["token_ids"]
