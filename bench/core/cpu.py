@@ -1,0 +1,144 @@
+"""CPU per request of the gateway (or the bare forwarder) under wrk, and an A/B of two trees.
+
+    .venv/bin/python bench/core/cpu.py [--target gateway|forwarder] [--conc 16] [--duration 8]
+        [--stream] [--threads] [--ab OTHER_TREE --rounds 3] [--env NAME=VALUE ...]
+
+Same set-up as ``run.py`` (mock upstream and wrk on core 0, the target pinned to core 1, the
+gateway's core path on SQLite, no PII scan), but instead of a table of rates it reads the target
+process's user and system time from ``/proc`` around one wrk run and prints **CPU µs per
+request** (per thread with ``--threads``): on a shared machine whose speed drifts, the cost of
+a request is steadier than its rate. ``--ab DIR`` runs the gateway from another work tree (for
+example ``git worktree add /tmp/old HEAD~1``) and from this one in alternating rounds, with the
+same virtual environment (``PYTHONPATH`` puts the other tree first), and prints both series.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import run as R  # the helpers of bench/core/run.py
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def thread_times(pid: int) -> dict[str, tuple[str, int, int]]:
+    """thread id -> (name, user ticks, system ticks)."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        raw = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        name = raw.split("(", 1)[1].rsplit(")", 1)[0]
+        fields = raw.rsplit(")", 1)[1].split()
+        out[tid] = (name, int(fields[11]), int(fields[12]))
+    return out
+
+
+def measure(target: str, conc: int, duration: int, stream: bool, env: dict[str, str]) -> dict:
+    tmp = Path(tempfile.mkdtemp(prefix="pcs-cpu-"))
+    procs: list[subprocess.Popen] = []
+    try:
+        up = R.free_port()
+        procs.append(R.start([R.PY, str(R.HERE / "mock_upstream.py"), str(up)], 0))
+        time.sleep(0.5)
+        port = R.free_port()
+        key = ""
+        if target == "forwarder":
+            proc = R.start([R.PY, str(R.HERE / "forwarder.py"), str(up), str(port)], 1, env=env)
+            procs.append(proc)
+            R.wait_http(f"http://127.0.0.1:{port}/v1/chat/completions", ok=(405,))
+        else:
+            cfg = R.gateway_config(tmp, up, "gw", None)
+            pcs = str(Path(R.PY).parent / "portcullis")
+            run_env = {**os.environ, **env}
+            subprocess.run(
+                [pcs, "-c", str(cfg), "db", "upgrade"], check=True, capture_output=True, env=run_env
+            )
+            key = subprocess.run(
+                [
+                    *(pcs, "-c", str(cfg), "keys", "create", "--user", "bench"),
+                    *("--jurisdiction", "US", "--sector", "private"),
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+                env=run_env,
+            ).stdout.strip()
+            proc = R.start(
+                [
+                    *(pcs, "-c", str(cfg), "serve", "--port", str(port)),
+                    *("--no-migrate", "--log-level", "warning"),
+                ],
+                1,
+                env=env,
+                log=tmp / "gw.log",
+            )
+            procs.append(proc)
+            R.wait_http(f"http://127.0.0.1:{port}/healthz")
+        url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        R.wrk(url, conc, 2, stream, key, "bench-model")  # warm-up
+        before = thread_times(proc.pid)
+        r = R.wrk(url, conc, duration, stream, key, "bench-model")
+        after = thread_times(proc.pid)
+        n = r["requests"]
+        threads = {}
+        for tid, (name, user, system) in after.items():
+            _, u0, s0 = before.get(tid, (name, 0, 0))
+            us = ((user - u0) + (system - s0)) / TICK / n * 1e6
+            if us >= 1:
+                threads[f"{name}:{tid}"] = {
+                    "user_us": round((user - u0) / TICK / n * 1e6),
+                    "sys_us": round((system - s0) / TICK / n * 1e6),
+                }
+        total = sum(v["user_us"] + v["sys_us"] for v in threads.values())
+        return {
+            "target": target,
+            "conc": conc,
+            "stream": stream,
+            "rps": round(r["rps"]),
+            "p50_ms": r["p50_us"] / 1000,
+            "cpu_us_per_request": total,
+            "threads": threads,
+            "errors": r["errors"] + r["status_errors"],
+        }
+    finally:
+        for p in reversed(procs):
+            R.stop(p)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--target", choices=["gateway", "forwarder"], default="gateway")
+    ap.add_argument("--conc", type=int, default=16)
+    ap.add_argument("--duration", type=int, default=8)
+    ap.add_argument("--stream", action="store_true")
+    ap.add_argument("--threads", action="store_true", help="print CPU per request per thread")
+    ap.add_argument("--ab", metavar="TREE", help="another work tree to alternate with this one")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--env", nargs="*", default=[], metavar="NAME=VALUE")
+    args = ap.parse_args()
+    env = dict(e.split("=", 1) for e in args.env)
+    if not args.ab:
+        r = measure(args.target, args.conc, args.duration, args.stream, env)
+        if not args.threads:
+            r.pop("threads")
+        print(json.dumps(r))
+        return
+    series: dict[str, list[int]] = {"other": [], "this": []}
+    for _ in range(args.rounds):
+        for name, extra in (("other", {"PYTHONPATH": args.ab}), ("this", {})):
+            r = measure("gateway", args.conc, args.duration, args.stream, {**env, **extra})
+            series[name].append(r["cpu_us_per_request"])
+            print(f"{name:5} {r['rps']:6} rps  {r['cpu_us_per_request']:5} µs CPU per request")
+    print(json.dumps(series))
+
+
+if __name__ == "__main__":
+    main()
