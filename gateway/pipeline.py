@@ -238,11 +238,11 @@ class Pipeline:
         if inspection is not None and ctx.pii_counts:
             decision = await self.decide(ctx, dict(ctx.pii_counts))
         backends = self.permitted(ctx, decision)
-        needed = decision.entities_needed(tuple(b.id for b in backends))
-        if needed != frozenset():  # None: every type
-            if self.s.pii is None:
+        if self.s.pii is None or not self.s.settings.pii.ner:  # a switch that turns checks off
+            needed = decision.entities_needed(tuple(b.id for b in backends))  # None: every type
+            if self.s.pii is None and needed != frozenset():
                 self._insecure_pass(ctx, "pii.enabled:false", "pii.enabled is false")
-            elif not self.s.settings.pii.ner and (needed is None or needed & _NER_TYPES):
+            elif self.s.pii is not None and (needed is None or needed & _NER_TYPES):
                 self._insecure_pass(
                     ctx, "pii.ner:false", "pii.ner is false (names and places are not detected)"
                 )
