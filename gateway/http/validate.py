@@ -194,12 +194,19 @@ def _messages(p: str, v: Any, lim: RequestLimits) -> None:
                 _content_part(f"messages[{i}].content[{j}]", part)
 
 
+def _strings_of(v: Any, keys: frozenset[str]) -> bool:
+    """Whether ``v`` is an object holding only ``keys``, each a string where present."""
+    return isinstance(v, dict) and not set(v) - keys and all(isinstance(x, str) for x in v.values())
+
+
+_FUNCTION = frozenset({"name", "arguments"})
+_CUSTOM = frozenset({"name", "input"})
+
+
 def _function(where: str, fn: Any) -> None:
     """A called function: its name and its arguments (which the PII guard reads), nothing else."""
-    if not isinstance(fn, dict) or set(fn) - {"name", "arguments"}:
-        raise _bad(where, "must be an object holding name and arguments.")
-    if not all(isinstance(fn.get(k, ""), str) for k in ("name", "arguments")):
-        raise _bad(where, "name and arguments must be strings.")
+    if not _strings_of(fn, _FUNCTION):
+        raise _bad(where, "must be an object holding name and arguments strings.")
 
 
 def _tool_call(where: str, call: Any) -> None:
@@ -209,12 +216,7 @@ def _tool_call(where: str, call: Any) -> None:
         raise _bad(where, "id must be a string.")
     if call.get("function") is not None:
         _function(f"{where}.function", call["function"])
-    custom = call.get("custom")
-    if custom is not None and not (
-        isinstance(custom, dict)
-        and not set(custom) - {"name", "input"}
-        and all(isinstance(custom.get(k, ""), str) for k in ("name", "input"))
-    ):
+    if call.get("custom") is not None and not _strings_of(call["custom"], _CUSTOM):
         raise _bad(f"{where}.custom", "must be an object holding name and input strings.")
 
 
