@@ -18,7 +18,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -276,17 +276,19 @@ class KeyService:
                 )
             ).first()
         if row is None:
-            self._unknown[digest] = None
-            if len(self._unknown) > self._cache_size:
-                self._unknown.popitem(last=False)
+            self._remember(self._unknown, digest, None)
             raise GatewayError(Cause.UNAUTHENTICATED, UNAUTHENTICATED)
         principal = _row_to_record(row).principal()
         # Not cached if a revocation came while the row was read: the row may predate it.
         if trusted and generation == self._generation:
-            self._cache[digest] = (now + self._ttl, principal)
-            if len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+            self._remember(self._cache, digest, (now + self._ttl, principal))
         return principal
+
+    def _remember(self, cache: OrderedDict[str, Any], digest: str, value: Any) -> None:
+        """Add to one of the digest caches, dropping its oldest entry beyond ``cache_size``."""
+        cache[digest] = value
+        if len(cache) > self._cache_size:
+            cache.popitem(last=False)
 
 
 def _bearer(value: str | None) -> str | None:
