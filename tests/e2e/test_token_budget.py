@@ -10,6 +10,8 @@ streams without usage were refunded in full, so streaming bypassed the budget).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +40,19 @@ def _settings(tmp_path: Path, upstream: FakeUpstream, stream_usage: bool) -> Set
     )
 
 
-def _start(settings: Settings, audit: MemoryAuditSink | None = None) -> RunningGateway:
-    return RunningGateway(
-        settings,
+@contextmanager
+def _gateway(
+    tmp_path: Path, upstream: FakeUpstream, stream_usage: bool, audit: MemoryAuditSink | None = None
+) -> Iterator[tuple[RunningGateway, str]]:
+    """A running gateway (tokens_per_minute 1000, ``stream_usage`` on every backend) and a key."""
+    gw = RunningGateway(
+        _settings(tmp_path, upstream, stream_usage),
         Components(policy=FakeDecider(), audit=audit or MemoryAuditSink(), pii_disabled=True),
     ).start()
+    try:
+        yield gw, gw.create_key(user="alice", jurisdiction="AU", sector="private")
+    finally:
+        gw.stop()
 
 
 def _stream_until_refused(sdk: openai.OpenAI, tries: int = 20) -> tuple[int, str | None]:
@@ -71,25 +81,19 @@ def _chunks(body: bytes) -> list[Any]:
 def test_backend_without_stream_usage_is_charged_the_estimate(
     tmp_path: Path, upstream: FakeUpstream
 ) -> None:
-    gw = _start(_settings(tmp_path, upstream, stream_usage=False))
-    try:
-        key = gw.create_key(user="alice", jurisdiction="AU", sector="private")
+    with _gateway(tmp_path, upstream, stream_usage=False) as (gw, key):
         served, code = _stream_until_refused(
             openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0)
         )
         assert code == "token_budget_exceeded"
         assert 2 <= served <= 4
         assert all("stream_options" not in r["json"] for r in upstream.received)
-    finally:
-        gw.stop()
 
 
 def test_streams_are_charged_the_usage_the_backend_reports(
     tmp_path: Path, upstream: FakeUpstream
 ) -> None:
-    gw = _start(_settings(tmp_path, upstream, stream_usage=True))
-    try:
-        key = gw.create_key(user="alice", jurisdiction="AU", sector="private")
+    with _gateway(tmp_path, upstream, stream_usage=True) as (gw, key):
         # The fake upstream's streams use about 13 tokens: twenty fit in 1000, where charging
         # the ~300-token estimate would refuse the fourth.
         served, code = _stream_until_refused(
@@ -99,17 +103,13 @@ def test_streams_are_charged_the_usage_the_backend_reports(
         assert all(
             r["json"]["stream_options"] == {"include_usage": True} for r in upstream.received
         )
-    finally:
-        gw.stop()
 
 
 def test_usage_the_caller_did_not_ask_for_is_recorded_not_relayed(
     tmp_path: Path, upstream: FakeUpstream
 ) -> None:
     audit = MemoryAuditSink()
-    gw = _start(_settings(tmp_path, upstream, stream_usage=True), audit)
-    try:
-        key = gw.create_key(user="alice", jurisdiction="AU", sector="private")
+    with _gateway(tmp_path, upstream, stream_usage=True, audit=audit) as (gw, key):
         chat = {
             "model": "gpt-test",
             "messages": [{"role": "user", "content": "x"}],
@@ -132,8 +132,6 @@ def test_usage_the_caller_did_not_ask_for_is_recorded_not_relayed(
         assert status == 200 and chunks[-1]["choices"] == []
         assert chunks[-1]["usage"]["total_tokens"] > 0
         assert upstream.received[-1]["json"]["stream_options"] == {"include_usage": True}
-    finally:
-        gw.stop()
 
 
 def test_backend_that_refuses_stream_options_is_asked_once_then_not(
@@ -144,9 +142,7 @@ def test_backend_that_refuses_stream_options_is_asked_once_then_not(
     backend is not asked for usage again. A 400 for another reason stays the caller's 400 and
     does not mark the backend."""
     audit = MemoryAuditSink()
-    gw = _start(_settings(tmp_path, upstream, stream_usage=True), audit)
-    try:
-        key = gw.create_key(user="alice", jurisdiction="AU", sector="private")
+    with _gateway(tmp_path, upstream, stream_usage=True, audit=audit) as (gw, key):
         sdk = openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0)
         upstream.mode, upstream.error_status = "error", 400  # refuses everything
         with pytest.raises(openai.BadRequestError):
@@ -174,5 +170,3 @@ def test_backend_that_refuses_stream_options_is_asked_once_then_not(
             ("ok", None),
         ]
         assert first["status"] == 200
-    finally:
-        gw.stop()
