@@ -21,13 +21,15 @@ from importlib import resources
 
 from gateway.pii.contract import Finding
 
-__all__ = ["Lexicon", "lexicon", "lexicon_names"]
+__all__ = ["NAME_PART", "PARTICLE", "Lexicon", "lexicon", "lexicon_names", "places"]
 
-_UP = r"[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ'’]+(?:-[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ'’]+)?"
-_PARTICLE = r"(?:de|du|da|di|del|della|van|von|der|den|le|la|y|bin|al|ten|ter)"
+# A capitalised name part (hyphenated parts too), and the particles a name may hold ("van der",
+# "de la"); gateway.pii.ner's cue rule reads names with the same two.
+NAME_PART = r"[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ'’]+(?:-[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ'’]+)?"
+PARTICLE = r"(?:de|du|da|di|del|della|van|von|der|den|le|la|y|bin|al|ten|ter)"
 # The look-ahead for a capital first lets the regex engine skip other positions at once.
 _RUN = re.compile(
-    rf"(?=[A-ZÀ-ÖØ-Þ])(?<![\w@./\\-])({_UP}(?:\s(?:{_PARTICLE}\s){{0,2}}{_UP}){{1,3}})(?![\w@/\\-])"
+    rf"(?=[A-ZÀ-ÖØ-Þ])(?<![\w@./\\-])({NAME_PART}(?:\s(?:{PARTICLE}\s){{0,2}}{NAME_PART}){{1,3}})(?![\w@/\\-])"
 )
 
 # Census first names that are also everyday English words (or month/day names).
@@ -148,7 +150,7 @@ def lexicon_names(text: str, lex: Lexicon | None = None) -> list[Finding]:
                 # may read as a first name and a surname: a place, still protected
                 out.append(Finding("LOCATION", start, m.end(1), 0.86))
                 break
-            parts = [w for w in words[k:] if not re.fullmatch(_PARTICLE, w)]
+            parts = [w for w in words[k:] if not re.fullmatch(PARTICLE, w)]
             score = lex.score([p.split("-")[0] for p in parts]) if len(parts) >= 2 else 0.0
             if not score:
                 continue

@@ -27,6 +27,7 @@ from typing import Any
 from gateway.pii.biluo import read_biluo
 from gateway.pii.contract import Finding
 from gateway.pii.fused_tok2vec import fuse_tok2vec
+from gateway.pii.names import NAME_PART, PARTICLE
 
 __all__ = ["MODEL_NAME", "NER_ENTITIES", "NerEngine", "cue_names", "suppressed"]
 
@@ -54,8 +55,6 @@ _TECH_WORDS = frozenset(
 _TECH_SHAPE = re.compile(r"[\w\-]*\d[\w\-.]*|[\w\-]+\.[\w\-.]+|[\w/\\]+[/\\][\w/\\.]*|\w*_\w*")
 
 
-_UP = r"[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ'’]+(?:-[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ'’]+)?"
-_PARTICLE = r"(?:de|du|da|di|del|della|van|von|der|den|le|la|y|bin|al|ten|ter)"
 # A cue that introduces a person, then two to four capitalised name parts. Matched ignoring
 # case, as regular-expression alternatives.
 _CUES = (
@@ -75,7 +74,7 @@ _CUE_FIRST = "".join(sorted({a[0].lower() for a in f"{_CUES}|{_TITLES}".split("|
 _GAP = r"[^\S\n\r\v\f\u2028\u2029\x85]+"
 _CUE_NAME = re.compile(
     rf"(?i:(?=[{_CUE_FIRST}]))(?i:\b(?:{_CUES})\s+|\b(?:{_TITLES})\s+)"
-    rf"({_UP}(?:{_GAP}(?:{_PARTICLE}{_GAP}){{0,2}}{_UP}){{1,3}})"
+    rf"({NAME_PART}(?:{_GAP}(?:{PARTICLE}{_GAP}){{0,2}}{NAME_PART}){{1,3}})"
 )
 _WORD = re.compile(r"\S+")
 _CALENDAR = frozenset(
