@@ -10,8 +10,9 @@ see :func:`_texts`). Tool-call arguments are JSON: each string or number value i
 slot, and the arguments are re-serialised after transformation (invalid JSON is scanned as plain
 text). Completions: ``prompt`` (string or list of strings) and ``suffix``. Embeddings: ``input``
 (string or list of strings). Every endpoint: the caller's ``user``, ``safety_identifier`` and
-``prompt_cache_key`` (end-user ids are often e-mail addresses), each string value of
-``metadata``, and ``stop`` sequences.
+``prompt_cache_key`` (end-user ids are often e-mail addresses), every key of ``metadata`` and
+every string in its values, and ``stop`` sequences. Tool-call ids (``tool_calls[].id`` and the
+tool message's ``tool_call_id``) are scanned too.
 
 What cannot be read as text — image, audio and file parts, token-id arrays — is listed by
 :func:`uninspectable`; the pipeline sends such a request only to backends trusted with every
@@ -36,6 +37,7 @@ class Slot:
     path: Path  # to a string in the body
     text: str
     inner: Path | None = None  # path inside the JSON parsed from the string at ``path``
+    key: bool = False  # the text is the name of the object member at ``path``, not its value
 
 
 def _json_values(node: Any, prefix: Path) -> Iterator[tuple[Path, str]]:
@@ -79,10 +81,9 @@ _MEDIA_PARTS = frozenset(
 _PART_MEDIA = frozenset({"type", "cache_control"}) | _MEDIA_PARTS
 # Fields of a message read otherwise (content, calls) or holding no text; every other field —
 # ``name``, ``refusal``, ``reasoning_content``, ``annotations``, anything a backend returned and
-# the client sends back in the history — is scanned, strings nested in it included.
-_MESSAGE_NOT_TEXT = frozenset(
-    {"role", "content", "tool_calls", "function_call", "tool_call_id", "audio", "prefix"}
-)
+# the client sends back in the history, ``tool_call_id`` and the ``audio`` id (ids a backend
+# made up, but a client can write anything there) — is scanned, strings nested in it included.
+_MESSAGE_NOT_TEXT = frozenset({"role", "content", "tool_calls", "function_call", "prefix"})
 
 
 def _parts(path: Path, content: Any) -> Iterator[Slot]:
@@ -106,6 +107,10 @@ def _chat(body: Mapping[str, Any]) -> Iterator[Slot]:
             if key not in _MESSAGE_NOT_TEXT:
                 yield from _texts(("messages", i, key), value)
         for k, call in enumerate(msg.get("tool_calls") or ()):
+            if isinstance(call, Mapping) and isinstance(call.get("id"), str):
+                # The call's id pairs it with the tool message's ``tool_call_id``: both are
+                # scanned, and a pseudonym is the same for the same value in both.
+                yield Slot(("messages", i, "tool_calls", k, "id"), call["id"])
             fn = call.get("function") if isinstance(call, Mapping) else None
             if isinstance(fn, Mapping):
                 path: Path = ("messages", i, "tool_calls", k, "function", "arguments")
@@ -184,8 +189,9 @@ def _common(body: Mapping[str, Any]) -> Iterator[Slot]:
     metadata = body.get("metadata")
     if isinstance(metadata, Mapping):
         for k, v in metadata.items():
-            if isinstance(v, str):
-                yield Slot(("metadata", k), v)
+            if isinstance(k, str):
+                yield Slot(("metadata", k), k, key=True)
+            yield from _texts(("metadata", k), v)
     yield from _strings(body, "stop")
 
 
@@ -241,11 +247,28 @@ def _set(node: Any, path: Path, value: Any) -> None:
     _get(node, path[:-1])[path[-1]] = value
 
 
+def _rename(out: Any, path: Path, new: str) -> None:
+    """Rename the member at ``path`` to ``new``, in place and in order. A name another member
+    already has gets ``#2``, ``#3``, ...: a redacted key never overwrites another's value."""
+    parent, old = _get(out, path[:-1]), path[-1]
+    name, n = new, 1
+    while name in parent and name != old:
+        n += 1
+        name = f"{new}#{n}"
+    items = [(name if k == old else k, v) for k, v in parent.items()]
+    parent.clear()
+    parent.update(items)
+
+
 def write_back(body: Mapping[str, Any], replaced: Mapping[Slot, str]) -> dict[str, Any]:
     """A deep copy of ``body`` with each slot's text replaced (other values shared nowhere)."""
     out: dict[str, Any] = copy.deepcopy(dict(body))
     docs: dict[Path, Any] = {}
+    renames: list[tuple[Path, str]] = []
     for slot, text in replaced.items():
+        if slot.key:
+            renames.append((slot.path, text))  # after the values, which are found by old names
+            continue
         if slot.inner is None:
             _set(out, slot.path, text)
             continue
@@ -257,4 +280,6 @@ def write_back(body: Mapping[str, Any], replaced: Mapping[Slot, str]) -> dict[st
             docs[slot.path] = text
     for path, doc in docs.items():
         _set(out, path, json.dumps(doc, ensure_ascii=False))
+    for path, text in renames:
+        _rename(out, path, text)
     return out

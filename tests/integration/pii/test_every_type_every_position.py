@@ -40,16 +40,16 @@ def _args(text: str) -> str:
     return json.dumps({"note": text})
 
 
-def _tool_round(arguments: str, result: str) -> tuple[str, dict[str, Any]]:
+def _tool_round(arguments: str, result: str, call_id: str = "c1") -> tuple[str, dict[str, Any]]:
     """A history in which the assistant called a tool with ``arguments`` and got ``result``."""
-    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": arguments}}
+    call = {"id": call_id, "type": "function", "function": {"name": "f", "arguments": arguments}}
     return (
         "chat",
         {
             "messages": [
                 _USER,
                 {"role": "assistant", "content": None, "tool_calls": [call]},
-                {"role": "tool", "tool_call_id": "c1", "content": result},
+                {"role": "tool", "tool_call_id": call_id, "content": result},
             ]
         },
     )
@@ -79,7 +79,9 @@ POSITIONS: dict[str, Body] = {
         },
     ),
     "user field": lambda t: ("chat", {"messages": [_USER], "user": t[:256]}),
+    "tool call id": lambda t: _tool_round("{}", "done", call_id=t),
     "metadata": lambda t: ("chat", {"messages": [_USER], "metadata": {"ticket": t}}),
+    "metadata key": lambda t: ("chat", {"messages": [_USER], "metadata": {t: "1"}}),
     "prediction": lambda t: (
         "chat",
         {"messages": [_USER], "prediction": {"type": "content", "content": t}},

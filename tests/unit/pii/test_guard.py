@@ -74,6 +74,14 @@ def chat_positions() -> list[tuple[str, dict[str, Any], str]]:
             "notes": {"type": f"{NAME}"}}]}, "0.notes.type"),
         ("a field added to a text part", {"messages": [{"role": "user", "content": [
             {"type": "text", "text": "x", "alt": f"by {NAME}"}]}]}, "0.content.0.alt"),
+        ("tool message's tool_call_id", {"messages": [{"role": "tool",
+            "tool_call_id": f"call_{EMAIL}", "content": "ok"}]}, "0.tool_call_id"),
+        ("tool call id", {"messages": [{"role": "assistant", "content": None,
+            "tool_calls": [{"id": f"call_{EMAIL}", "type": "function",
+                            "function": {"name": "send", "arguments": "{}"}}]}]},
+         "0.tool_calls.0.id"),
+        ("audio id sent back", {"messages": [{"role": "assistant", "content": "ok",
+            "audio": {"id": EMAIL}}]}, "0.audio.id"),
     ]  # fmt: skip
 
 
@@ -137,6 +145,8 @@ async def test_token_id_embeddings_input_passes_untouched() -> None:
         ("chat", {"safety_identifier": EMAIL}, ("safety_identifier",)),
         ("chat", {"prompt_cache_key": EMAIL}, ("prompt_cache_key",)),
         ("chat", {"metadata": {"who": f"{NAME} <{EMAIL}>"}}, ("metadata", "who")),
+        ("chat", {"metadata": {"who": {"nested": [f"{NAME}"]}}},
+         ("metadata", "who", "nested", 0)),
         ("chat", {"stop": ["x", NAME]}, ("stop", 1)),
         ("chat", {"prediction": {"type": "content", "content": f"Dear {NAME}"}},
          ("prediction", "content")),
@@ -176,6 +186,46 @@ async def test_caller_ids_metadata_stop_and_prediction_are_transformed(
         node = node[p]
     assert NAME not in node and EMAIL not in node
     assert "[PERSON]" in node or "[EMAIL_ADDRESS]" in node
+
+
+@pytest.mark.parametrize("action", [PiiAction.REDACT, PiiAction.PSEUDONYMISE])
+async def test_metadata_keys_are_transformed_in_place_and_in_order(action: PiiAction) -> None:
+    # a caller may key its metadata by customer; a redacted key never overwrites another's value
+    g = guard()
+    meta = {"a": "1", EMAIL: "2", f"{EMAIL} ": "3", "z": f"for {NAME}"}
+    body = {"messages": [{"role": "user", "content": "hi"}], "metadata": meta}
+    applied = g.apply(await g.inspect("chat", body, None), always(action), "t")
+    out = applied.body["metadata"]
+    assert EMAIL not in json.dumps(out) and NAME not in json.dumps(out)
+    assert list(out.values()) == ["1", "2", "3", out["z"]]
+    names = list(out)
+    assert names[0] == "a" and names[3] == "z"
+    if action is PiiAction.REDACT:
+        assert names[1:3] == ["[EMAIL_ADDRESS]", "[EMAIL_ADDRESS] "]
+    assert body["metadata"] is meta and EMAIL in meta  # the caller's body is untouched
+
+
+async def test_redacted_keys_that_collide_are_numbered() -> None:
+    g = guard({EMAIL: "EMAIL_ADDRESS", "bob@example.org": "EMAIL_ADDRESS"})
+    body = {"messages": [{"role": "user", "content": "hi"}],
+            "metadata": {EMAIL: "1", "bob@example.org": "2"}}  # fmt: skip
+    applied = g.apply(await g.inspect("chat", body, None), always(PiiAction.REDACT), "t")
+    assert applied.body["metadata"] == {"[EMAIL_ADDRESS]": "1", "[EMAIL_ADDRESS]#2": "2"}
+
+
+async def test_a_tool_call_and_its_result_keep_one_pseudonymous_id() -> None:
+    # the backend pairs a tool result with its call by id: both get the same placeholder
+    g = guard()
+    call_id = f"call_{EMAIL}"
+    body = {"messages": [
+        {"role": "assistant", "content": None, "tool_calls": [{"id": call_id,
+            "type": "function", "function": {"name": "send", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": call_id, "content": "sent"}]}  # fmt: skip
+    applied = g.apply(await g.inspect("chat", body, None), always(PiiAction.PSEUDONYMISE), "t")
+    msgs = applied.body["messages"]
+    assert msgs[0]["tool_calls"][0]["id"] == msgs[1]["tool_call_id"]
+    assert EMAIL not in msgs[1]["tool_call_id"]
+    assert msgs[1]["tool_call_id"].startswith("call_<EMAIL_ADDRESS_")
 
 
 async def test_schema_structure_is_left_alone() -> None:
