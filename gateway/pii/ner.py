@@ -26,7 +26,7 @@ from typing import Any
 
 from gateway.pii.biluo import read_biluo
 from gateway.pii.contract import Finding
-from gateway.pii.fused_tok2vec import fuse_tok2vec
+from gateway.pii.fused_tok2vec import CACHE_TOKENS, fuse_tok2vec
 from gateway.pii.names import NAME_PART, PARTICLE
 
 __all__ = ["MODEL_NAME", "NER_ENTITIES", "NerEngine", "cue_names", "suppressed"]
@@ -177,11 +177,12 @@ class NerEngine:
         *,
         fused: bool = True,
         biluo: bool = True,
+        token_cache: int = CACHE_TOKENS,
     ) -> None:
         """``fused=False`` keeps spaCy's own tok2vec graph and ``nlp.pipe`` (the code before
         the fused forward); ``biluo=False`` keeps spaCy's transition loop after the fused
-        tok2vec (the code before :mod:`gateway.pii.biluo`). Both for benchmarks and the
-        equality tests."""
+        tok2vec (the code before :mod:`gateway.pii.biluo`); ``token_cache=0`` embeds every
+        token afresh (the code before the cache). For benchmarks and the equality tests."""
         import spacy
         from thinc.api import NumpyOps
 
@@ -192,8 +193,7 @@ class NerEngine:
         ops = NumpyOps(use_blis=False)  # gemm through numpy: see the module docstring
         for node in ner.model.walk():
             node.ops = ops
-        if fused:
-            fuse_tok2vec(ner.model)
+        self.tok2vec = fuse_tok2vec(ner.model, token_cache) if fused else None
         self._biluo = read_biluo(ner) if fused and biluo else None
         self._ner: Any = ner
         self._fused = fused

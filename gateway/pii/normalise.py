@@ -13,6 +13,8 @@ letters that look like Latin ones.
 
 from __future__ import annotations
 
+import functools
+import re
 import unicodedata
 from dataclasses import dataclass
 
@@ -74,6 +76,7 @@ def identity_view(text: str) -> View:
     return View(text)
 
 
+@functools.lru_cache(maxsize=4096)
 def _fold_char(ch: str) -> str:
     cp = ord(ch)
     if cp in _INVISIBLE:
@@ -93,22 +96,32 @@ def _fold_char(ch: str) -> str:
     return "".join(_CONFUSABLES.get(c, c) for c in out if ord(c) not in _INVISIBLE)
 
 
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
 def normalise(text: str) -> View:
-    """Fold ``text`` for scanning. ASCII text is returned as the identity view (no copy)."""
+    """Fold ``text`` for scanning. Text that folding leaves as it is (ASCII, or accented letters
+    that are already in their folded form) is returned as the identity view (no copy)."""
     if text.isascii():
+        return View(text)
+    folds = [(m.start(), _fold_char(m.group())) for m in _NON_ASCII.finditer(text)]
+    if all(text[i] == out for i, out in folds):
         return View(text)
     parts: list[str] = []
     starts: list[int] = []
     ends: list[int] = []
-    for i, ch in enumerate(text):
-        if ch.isascii():
-            parts.append(ch)
-            starts.append(i)
-            ends.append(i + 1)
-            continue
-        out = _fold_char(ch)
-        for c in out:
-            parts.append(c)
-            starts.append(i)
-            ends.append(i + 1)
+    at = 0  # the ASCII run before each folded character is copied, and mapped, in one piece
+    for i, out in folds:
+        if at < i:
+            parts.append(text[at:i])
+            starts.extend(range(at, i))
+            ends.extend(range(at + 1, i + 1))
+        parts.append(out)
+        starts.extend([i] * len(out))
+        ends.extend([i + 1] * len(out))
+        at = i + 1
+    if at < len(text):
+        parts.append(text[at:])
+        starts.extend(range(at, len(text)))
+        ends.extend(range(at + 1, len(text) + 1))
     return View("".join(parts), tuple(starts), tuple(ends))

@@ -15,7 +15,7 @@ from bench.pii.speed import make_text
 from bench.pii_eval.corpus import labelled, technical
 from gateway.pii.biluo import read_biluo
 from gateway.pii.engine import Analyzer
-from gateway.pii.fused_tok2vec import fuse_tok2vec
+from gateway.pii.fused_tok2vec import FusedTok2Vec, fuse_tok2vec
 from gateway.pii.ner import MODEL_NAME, NerEngine, name_windows
 
 TEXTS = [
@@ -283,3 +283,49 @@ def test_fused_layer_refuses_training(engine: NerEngine) -> None:
     layer = engine._nlp.get_pipe("ner").model.get_ref("tok2vec")
     with pytest.raises(RuntimeError, match="inference-only"):
         layer([engine._nlp.make_doc("Sean Coleman")], is_train=True)
+
+
+def _fused_of(engine: NerEngine) -> Any:
+    layer = engine._nlp.get_pipe("ner").model.get_ref("tok2vec")
+    return layer  # the thinc layer whose forward closes over the FusedTok2Vec
+
+
+def test_token_cache_gives_the_output_and_entities_of_embedding_every_token(
+    stock: Any,
+) -> None:
+    # A cache of 64 tokens fills and starts afresh many times over these texts, and the longer
+    # texts have more distinct tokens than it holds (they bypass it): the tok2vec output stays
+    # thinc's, and the entities those of an engine that embeds every token afresh.
+    small, none = NerEngine(token_cache=64), NerEngine(token_cache=0)
+    texts = VARIED[::3]
+
+    def ents(engine: NerEngine) -> Any:
+        return lambda ts: _ents(engine._tag(ts))
+
+    for _ in range(2):  # the second pass reads what the first left in the cache
+        assert _per_text(ents(small), texts, True) == _per_text(ents(none), texts, True)
+    docs = [small._nlp.make_doc(t) for t in VARIED[::7]]
+    cached = _fused_of(small).predict(docs)
+    thinc = stock.get_pipe("ner").model.get_ref("tok2vec").predict(docs)
+    np.testing.assert_allclose(cached, thinc, rtol=0, atol=1e-5)
+
+
+def test_token_cache_embeds_each_distinct_token_once() -> None:
+    engine = NerEngine(token_cache=1000)
+    model = engine._nlp.get_pipe("ner").model
+    found = [v for v in _closure_values(model.get_ref("tok2vec")) if isinstance(v, FusedTok2Vec)]
+    assert len(found) == 1 and found[0].cache is not None
+    cache = found[0].cache
+    text = "Anna met Anna and Bob met Anna in Paris, and Bob met Anna again."
+    doc = engine._nlp.make_doc(text)
+    first = _fused_of(engine).predict([doc])
+    distinct = len({(t.norm, t.prefix, t.suffix, t.shape) for t in doc})
+    assert len(cache.index) == distinct < len(doc)
+    again = _fused_of(engine).predict([engine._nlp.make_doc(text)])
+    assert len(cache.index) == distinct  # nothing new embedded
+    np.testing.assert_array_equal(first, again)
+
+
+def _closure_values(layer: Any) -> list[Any]:
+    fn = layer._func
+    return [c.cell_contents for c in (fn.__closure__ or ())]
