@@ -29,6 +29,9 @@ class PiiSettings(Strict):
     inline_chars: int = Field(4000, ge=0)
     cache_entries: int = Field(4096, ge=0)  # findings per message text, content-addressed
     ner: bool = True  # names and places; off: identifiers, contacts and numbers only
+    # Distinct tokens whose NER embedding (and first encoder block's products) each analyzer
+    # keeps: 3,840 bytes each, 60 MiB at the default, filled as words are seen; 0: none.
+    token_cache: int = Field(16_384, ge=0, le=1_000_000)
     encoded_views: bool = True  # also scan base64 / URL-encoded / \u-escaped values
     score_threshold: float = Field(0.4, ge=0.0, le=1.0)
     phone_regions: tuple[str, ...] = _REGIONS

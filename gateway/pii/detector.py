@@ -47,6 +47,7 @@ def options_from(settings: PiiSettings) -> AnalyzerOptions:
         ner=settings.ner,
         encoded_views=settings.encoded_views,
         score_threshold=settings.score_threshold,
+        token_cache=settings.token_cache,
     )
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from gateway.pii.contract import Finding
 from gateway.pii.encoded import decoded_views
+from gateway.pii.fused_tok2vec import CACHE_TOKENS
 from gateway.pii.generic import DEFAULT_PHONE_REGIONS, Candidate
 from gateway.pii.names import lexicon, lexicon_names
 from gateway.pii.ner import NER_ENTITIES, NerEngine, cue_names
@@ -30,6 +31,7 @@ class AnalyzerOptions:
     encoded_views: bool = True
     score_threshold: float = 0.4
     name_lexicon: bool = True  # census first-name/surname rule (gateway.pii.names)
+    token_cache: int = CACHE_TOKENS  # distinct tokens the NER keeps embedded (0: none)
 
 
 def needs_ner(entities: frozenset[str] | None) -> bool:
@@ -47,7 +49,7 @@ class Analyzer:
         self.options = options
         self._ner = ner
         if options.ner and ner is None:
-            self._ner = NerEngine()
+            self._ner = NerEngine(token_cache=options.token_cache)
         if options.ner and options.name_lexicon:
             lexicon()  # read the name lists now, not on the first request
 

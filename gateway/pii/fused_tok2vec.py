@@ -12,7 +12,11 @@ over pieces is two elementwise ``np.maximum`` calls (thinc's kernel also compute
 which inference never reads); the layer-norm moments are computed once instead of numpy's
 ``mean`` then ``var``, and its scaling is done in place; and padding rows that can no longer reach
 a token are not computed. (The piece-major maxout and the in-place layer norm took 15-18% off a
-300-word lorem text, outputs bit-identical to the forward before them.) Outputs
+300-word lorem text, outputs bit-identical to the forward before them.) And what depends on a
+token's own features alone — its embedding, and that embedding's products with the first
+encoder block's weights — is computed once per distinct token and kept (:class:`_TokenCache`);
+the first block then adds three gathered rows instead of multiplying (the same products summed
+in another order: a few ulps). Outputs
 match thinc's graph to within a few float32 ulps (at most 2.4e-6 on values up to 9; thinc's graph
 itself varies that much between batch sizes) and the entities are identical
 (``tests/unit/pii/test_ner_pipeline.py``). Inference only: the fused layer has no backward pass.
@@ -72,22 +76,32 @@ class _LayerNorm:
 
 _Key = tuple[int, int, int, int]
 
-# Distinct tokens whose embedding is kept (96 float32 each: 12 MiB at 32,768). Text repeats its
-# words (Zipf): a few thousand cover most tokens of most prompts.
-CACHE_TOKENS = 32_768
+# Distinct tokens kept by the cache: 3,840 bytes each (the embedding, 96 float32, and its three
+# products with the first encoder block, 3 x 288), so 60 MiB at 16,384, touched as it fills.
+# Text repeats its words (Zipf): a few thousand cover most tokens of most prompts.
+CACHE_TOKENS = 16_384
 
 
 class _TokenCache:
-    """The embedding layer's output (hash embeddings, mix, layer norm) per distinct token.
+    """Per distinct token: the embedding layer's output (hash embeddings, the mix's maxout and
+    layer norm) and its products with the three window slices of the first encoder block.
 
-    That output depends on nothing but the token's four features (NORM, PREFIX, SUFFIX, SHAPE),
-    so it is computed once per distinct feature tuple and kept: 40% of a call's arithmetic
-    before the window encoder (the gathers and the widest matrix product) is then done only for
-    tokens not seen before. Full, it starts afresh. A lock keeps it whole if two threads share
-    one model (the detector runs one thread or one process per analyzer)."""
+    Both depend on nothing but the token's four features (NORM, PREFIX, SUFFIX, SHAPE), so they
+    are computed once per distinct feature tuple and kept: the hash gathers, the widest matrix
+    product and the first block's product — 45% of a call's arithmetic — are then done only for
+    tokens not seen before; the first block becomes three row gathers and two additions. Full,
+    it starts afresh. Row ``capacity`` stays zero: the padding around each document. A lock
+    keeps it whole if two threads share one model (the detector runs one thread or one process
+    per analyzer)."""
 
-    def __init__(self, width: int, capacity: int) -> None:
-        self.rows: _Float = np.empty((capacity, width), dtype="f")
+    def __init__(self, width: int, window_out: int, capacity: int) -> None:
+        # np.zeros: pages are given by the kernel as rows are first written, not up front.
+        self.embedded: _Float = np.zeros((capacity + 1, width), dtype="f")
+        # [previous, current, next]: a token's product with each slice of the first block's
+        # weights, as that block sees it from the row after, at, and before it
+        self.window: tuple[_Float, ...] = tuple(
+            np.zeros((capacity + 1, window_out), dtype="f") for _ in range(3)
+        )
         self.index: dict[_Key, int] = {}
         self.capacity = capacity
         self.lock = threading.Lock()
@@ -95,6 +109,19 @@ class _TokenCache:
     def clear(self) -> None:
         with self.lock:
             self.index.clear()
+
+    def snapshot(self) -> tuple[dict[_Key, int], tuple[_Float, ...]]:
+        """What the cache holds now, for :meth:`restore` (benchmarks)."""
+        with self.lock:
+            n = len(self.index)
+            return dict(self.index), tuple(a[:n].copy() for a in (self.embedded, *self.window))
+
+    def restore(self, snap: tuple[dict[_Key, int], tuple[_Float, ...]]) -> None:
+        with self.lock:
+            index, arrays = snap
+            for dst, src in zip((self.embedded, *self.window), arrays, strict=True):
+                dst[: len(src)] = src
+            self.index = dict(index)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,10 +146,15 @@ class FusedTok2Vec:
             cols.append(ops.gather_add(table, keys))
         return _layernorm(_maxout(np.hstack(cols), self.mix[0]), self.mix[1])
 
-    def _embedded(self, ids: NDArray[np.uint64]) -> _Float:
+    def _from_cache(
+        self, ids: NDArray[np.uint64], lengths: list[int]
+    ) -> tuple[_Float, _Float] | None:
+        """From the cache, the padded embeddings of all documents (as :meth:`__call__` lays
+        them out) and the first block's output; None when the cache is off or this call has more
+        distinct tokens than it holds."""
         cache = self.cache
         if cache is None:
-            return self.embed_tokens(ids)
+            return None
         keys: list[_Key] = list(zip(*ids.T.tolist(), strict=True))
         with cache.lock:
             index = cache.index
@@ -133,14 +165,36 @@ class FusedTok2Vec:
                     index.clear()  # full: start afresh with this call's tokens
                     new = list(dict.fromkeys(keys))
                     if len(new) > cache.capacity:  # more distinct tokens than it holds
-                        return self.embed_tokens(ids)
-                base = len(index)
-                cache.rows[base : base + len(new)] = self.embed_tokens(
-                    np.array(new, dtype="uint64")
-                )
-                index.update(zip(new, range(base, base + len(new)), strict=True))
+                        return None
+                base, end = len(index), len(index) + len(new)
+                X = self.embed_tokens(np.array(new, dtype="uint64"))
+                cache.embedded[base:end] = X
+                first = self.blocks[0][0]
+                width = X.shape[1]
+                for k, dst in enumerate(cache.window):
+                    np.dot(X, first.WT[k * width : (k + 1) * width], out=dst[base:end])
+                index.update(zip(new, range(base, end), strict=True))
                 at = [index[k] for k in keys]
-            return cache.rows[at]  # a copy: fancy indexing
+            # the documents one after the other, each between _PAD zero rows (row ``capacity``)
+            pad = [cache.capacity] * _PAD
+            rows: list[int] = []
+            start = 0
+            for n in lengths:
+                if n:
+                    rows += pad + at[start : start + n]
+                    start += n
+            rows += pad
+            H = cache.embedded[rows]
+            # The first block's product for row i is prev[i-1] + cur[i] + next[i+1], for the rows
+            # that can still reach a token (as in __call__, the outermost row each side is not).
+            before, here, after = cache.window
+            Y = before[rows[:-2]]
+            Y += here[rows[1:-1]]
+            Y += after[rows[2:]]
+        Y += self.blocks[0][0].b
+        out = _layernorm(_pieces_max(Y, self.blocks[0][0]), self.blocks[0][1])
+        out += H[1:-1]
+        return H, out
 
     def __call__(self, docs: Sequence[Any]) -> _Float:
         """``docs`` → one (tokens, width) array, documents one after the other."""
@@ -151,22 +205,26 @@ class FusedTok2Vec:
         if not nonempty:
             return np.zeros((0, self.proj_WT.shape[1]), dtype="f")
         ids = np.ascontiguousarray(np.concatenate(nonempty), dtype="uint64")
-        X = self._embedded(ids)
-        # The encoder sees every document between ``_PAD`` zero rows, as thinc's with_array
-        # flattens them; the residual blocks run over that one array.
-        zeros = np.zeros((_PAD, X.shape[1]), dtype=X.dtype)
-        parts: list[_Float] = []
-        start = 0
-        for n in lengths:
-            if n:
-                parts += [zeros, X[start : start + n]]
-                start += n
-        parts.append(zeros)
-        H = np.concatenate(parts)
+        cached = self._from_cache(ids, lengths)
+        if cached is not None:
+            H, blocks = cached[1], self.blocks[1:]
+        else:
+            X = self.embed_tokens(ids)
+            # The encoder sees every document between ``_PAD`` zero rows, as thinc's
+            # with_array flattens them; the residual blocks run over that one array.
+            zeros = np.zeros((_PAD, X.shape[1]), dtype=X.dtype)
+            parts: list[_Float] = []
+            start = 0
+            for n in lengths:
+                if n:
+                    parts += [zeros, X[start : start + n]]
+                    start += n
+            parts.append(zeros)
+            H, blocks = np.concatenate(parts), self.blocks
         # Each block widens a token's view by one row either side, so after block k the k
         # outermost rows at each end can no longer reach a token: they are dropped, not computed
         # (every row that is computed sees the same inputs as in thinc's full array).
-        for maxout, norm in self.blocks:
+        for maxout, norm in blocks:
             out = _layernorm(_maxout(ops.seq2col(H, _WINDOW)[1:-1], maxout), norm)
             out += H[1:-1]  # the residual, added into the fresh array (a + b == b + a exactly)
             H = out
@@ -185,10 +243,14 @@ class FusedTok2Vec:
 
 
 def _maxout(X: _Float, layer: _Maxout) -> _Float:
-    # The maximum over pieces as numpy maxima of column blocks (exact, like thinc's kernel,
-    # which also computes the arg-max that inference does not use).
     Y = np.dot(X, layer.WT)
     Y += layer.b
+    return _pieces_max(Y, layer)
+
+
+def _pieces_max(Y: _Float, layer: _Maxout) -> _Float:
+    # The maximum over pieces as numpy maxima of column blocks (exact, like thinc's kernel,
+    # which also computes the arg-max that inference does not use).
     nO = layer.nO
     best: _Float = np.maximum(Y[:, :nO], Y[:, nO : 2 * nO])
     for p in range(2, layer.nP):
@@ -267,7 +329,9 @@ def _read(tok2vec: Any, cache_tokens: int = CACHE_TOKENS) -> FusedTok2Vec:
         blocks=tuple((maxout(m), norm(n)) for m, n in zip(maxouts[1:], norms[1:], strict=True)),
         proj_WT=np.ascontiguousarray(linear.get_param("W").T),
         proj_b=linear.get_param("b"),
-        cache=_TokenCache(width, cache_tokens) if cache_tokens > 0 else None,
+        cache=_TokenCache(width, maxouts[1].get_dim("nP") * width, cache_tokens)
+        if cache_tokens > 0
+        else None,
     )
 
 

@@ -329,3 +329,18 @@ def test_token_cache_embeds_each_distinct_token_once() -> None:
 def _closure_values(layer: Any) -> list[Any]:
     fn = layer._func
     return [c.cell_contents for c in (fn.__closure__ or ())]
+
+
+def test_token_cache_size_comes_from_the_settings() -> None:
+    from gateway.config.pii import PiiSettings
+    from gateway.pii.detector import options_from
+
+    assert options_from(PiiSettings()).token_cache == 16_384
+    off = Analyzer(options_from(PiiSettings(token_cache=0)))
+    assert off._ner is not None and off._ner.tok2vec is not None
+    assert off._ner.tok2vec.cache is None
+    small = Analyzer(options_from(PiiSettings(token_cache=100)))
+    assert small._ner is not None and small._ner.tok2vec is not None
+    assert small._ner.tok2vec.cache is not None and small._ner.tok2vec.cache.capacity == 100
+    text = "Harish Sehgal met Dr. Anna Kowalski in London."
+    assert off.analyze([text], None) == small.analyze([text], None)
