@@ -12,7 +12,11 @@ text). Completions: ``prompt`` (string or list of strings) and ``suffix``. Embed
 (string or list of strings). Every endpoint: the caller's ``user``, ``safety_identifier`` and
 ``prompt_cache_key`` (end-user ids are often e-mail addresses), every key of ``metadata`` and
 every string in its values, and ``stop`` sequences. Tool-call ids (``tool_calls[].id`` and the
-tool message's ``tool_call_id``) are scanned too.
+tool message's ``tool_call_id``) are scanned too, and so is every member name that is data
+rather than API: one OpenAI does not define in a message or a content part, and any inside a
+field read as text or a metadata value (a transformed name keeps its place; see
+:func:`write_back`). Not read: property names of schemas and the JSON keys of tool-call
+arguments (the tool's schema names them).
 
 What cannot be read as text — image, audio and file parts, token-id arrays — is listed by
 :func:`uninspectable`; the pipeline sends such a request only to backends trusted with every
@@ -86,6 +90,20 @@ _PART_MEDIA = frozenset({"type", "cache_control"}) | _MEDIA_PARTS
 _MESSAGE_NOT_TEXT = frozenset({"role", "content", "tool_calls", "function_call", "prefix"})
 
 
+# Member names of a message and of a content part that OpenAI's API defines; any other name a
+# client sends (it is data: ``{"alice@example.org": ...}``) is scanned as text too.
+_MESSAGE_KEYS = frozenset(
+    {"role", "content", "name", "tool_calls", "tool_call_id", "function_call", "refusal",
+     "reasoning_content", "reasoning", "annotations", "audio", "prefix"}
+)  # fmt: skip
+_PART_KEYS = frozenset({"text", "refusal"}) | _PART_MEDIA
+
+
+def _member(path: Path, name: Any, known: frozenset[str]) -> Iterator[Slot]:
+    if isinstance(name, str) and name not in known:
+        yield Slot((*path, name), name, key=True)
+
+
 def _parts(path: Path, content: Any) -> Iterator[Slot]:
     """A content string, or the texts of a list of content parts."""
     if isinstance(content, str):
@@ -94,6 +112,7 @@ def _parts(path: Path, content: Any) -> Iterator[Slot]:
         for j, part in enumerate(content):
             if isinstance(part, Mapping):
                 for key, value in part.items():
+                    yield from _member((*path, j), key, _PART_KEYS)
                     if key not in _PART_MEDIA:
                         yield from _texts((*path, j, key), value)
 
@@ -104,6 +123,7 @@ def _chat(body: Mapping[str, Any]) -> Iterator[Slot]:
             continue
         yield from _parts(("messages", i, "content"), msg.get("content"))
         for key, value in msg.items():
+            yield from _member(("messages", i), key, _MESSAGE_KEYS)
             if key not in _MESSAGE_NOT_TEXT:
                 yield from _texts(("messages", i, key), value)
         for k, call in enumerate(msg.get("tool_calls") or ()):
@@ -150,10 +170,11 @@ _STRUCTURAL = frozenset({"type", "format", "pattern", "$ref", "$schema", "$id", 
 
 
 def _texts(path: Path, node: Any, schema: bool = False) -> Iterator[Slot]:
-    """Every string in ``node`` (a string, or nested objects and lists). With ``schema`` (a tool
-    definition or JSON Schema: descriptions, titles, enum and example values — a schema may list
-    employees or carry an example customer), property names and the values of structural
-    keywords (``type``, ``format``, ``pattern``, ``$ref``, ``required``) are not texts."""
+    """Every string in ``node`` (a string, or nested objects and lists), member names included.
+    With ``schema`` (a tool definition or JSON Schema: descriptions, titles, enum and example
+    values — a schema may list employees or carry an example customer), member names, property
+    names and the values of structural keywords (``type``, ``format``, ``pattern``, ``$ref``,
+    ``required``) are not texts."""
     if isinstance(node, str):
         yield Slot(path, node)
     elif isinstance(node, Mapping):
@@ -161,7 +182,11 @@ def _texts(path: Path, node: Any, schema: bool = False) -> Iterator[Slot]:
             if schema and k == "properties" and isinstance(v, Mapping):
                 for name, sub in v.items():
                     yield from _texts((*path, k, name), sub, schema)
-            elif not schema or (k not in _STRUCTURAL and k != "required"):
+            elif not schema:
+                if isinstance(k, str):
+                    yield Slot((*path, k), k, key=True)
+                yield from _texts((*path, k), v, schema)
+            elif k not in _STRUCTURAL and k != "required":
                 yield from _texts((*path, k), v, schema)
     elif isinstance(node, list):
         for i, v in enumerate(node):
@@ -186,12 +211,7 @@ def _common(body: Mapping[str, Any]) -> Iterator[Slot]:
     for key in _IDS:
         if isinstance(body.get(key), str):
             yield Slot((key,), body[key])
-    metadata = body.get("metadata")
-    if isinstance(metadata, Mapping):
-        for k, v in metadata.items():
-            if isinstance(k, str):
-                yield Slot(("metadata", k), k, key=True)
-            yield from _texts(("metadata", k), v)
+    yield from _texts(("metadata",), body.get("metadata"))
     yield from _strings(body, "stop")
 
 
@@ -280,6 +300,6 @@ def write_back(body: Mapping[str, Any], replaced: Mapping[Slot, str]) -> dict[st
             docs[slot.path] = text
     for path, doc in docs.items():
         _set(out, path, json.dumps(doc, ensure_ascii=False))
-    for path, text in renames:
+    for path, text in sorted(renames, key=lambda r: -len(r[0])):  # inner names before outer
         _rename(out, path, text)
     return out

@@ -82,6 +82,7 @@ POSITIONS: dict[str, Body] = {
     "tool call id": lambda t: _tool_round("{}", "done", call_id=t),
     "metadata": lambda t: ("chat", {"messages": [_USER], "metadata": {"ticket": t}}),
     "metadata key": lambda t: ("chat", {"messages": [_USER], "metadata": {t: "1"}}),
+    "a message member's name": lambda t: ("chat", {"messages": [{**_USER, t: "1"}]}),
     "prediction": lambda t: (
         "chat",
         {"messages": [_USER], "prediction": {"type": "content", "content": t}},

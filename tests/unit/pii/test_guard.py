@@ -205,6 +205,42 @@ async def test_metadata_keys_are_transformed_in_place_and_in_order(action: PiiAc
     assert body["metadata"] is meta and EMAIL in meta  # the caller's body is untouched
 
 
+@pytest.mark.parametrize(
+    ("where", "body"),
+    [
+        ("a message member a client added",
+         {"messages": [{"role": "user", "content": "x", EMAIL: "1"}]}),
+        ("a content part member a client added",
+         {"messages": [{"role": "user", "content": [{"type": "text", "text": "x", EMAIL: "1"}]}]}),
+        ("a name inside a field a client added",
+         {"messages": [{"role": "user", "content": "x", "notes": {EMAIL: {NAME: "1"}}}]}),
+        ("a name inside a metadata value",
+         {"messages": [{"role": "user", "content": "hi"}], "metadata": {"k": {EMAIL: "1"}}}),
+        ("a name inside annotations sent back",
+         {"messages": [{"role": "assistant", "content": "ok", "annotations": [{EMAIL: "1"}]}]}),
+    ],
+)  # fmt: skip
+async def test_member_names_that_are_data_are_transformed(where: str, body: Any) -> None:
+    g = guard()
+    applied = g.apply(await g.inspect("chat", body, None), always(PiiAction.PSEUDONYMISE), "t")
+    sent = json.dumps(applied.body)
+    assert EMAIL not in sent and NAME not in sent, where
+    assert "<EMAIL_ADDRESS_" in sent
+    # the restorer knows the placeholder: an answer quoting it gets the value back
+    assert EMAIL in applied.restorer.replace(sent)
+
+
+async def test_api_member_names_and_schema_property_names_are_not_texts() -> None:
+    g = guard({"content": "PERSON", "role": "PERSON", "to": "PERSON", "type": "PERSON"})
+    body = {
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
+        "tools": [{"type": "function", "function": {"name": "mail", "parameters": {
+            "type": "object", "properties": {"to": {"type": "string"}}}}}],
+    }  # fmt: skip
+    ins = await g.inspect("chat", body, None)
+    assert dict(ins.counts) == {}
+
+
 async def test_redacted_keys_that_collide_are_numbered() -> None:
     g = guard({EMAIL: "EMAIL_ADDRESS", "bob@example.org": "EMAIL_ADDRESS"})
     body = {"messages": [{"role": "user", "content": "hi"}],
