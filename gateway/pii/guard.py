@@ -121,7 +121,7 @@ class Guard:
                     new = hash_token(key, f.entity_type, value)
                 else:
                     new = self._pseudonym(key, f.entity_type, value, mapping, by_value)
-                if slot.path[0] == "messages" and slot.path[-1] == "name" and len(slot.path) == 3:
+                if len(slot.path) == 3 and slot.path[::2] == ("messages", "name") and not slot.key:
                     # OpenAI restricts names to [A-Za-z0-9_-]; the bare placeholder restores too.
                     bare = _NAME_UNSAFE.sub("_", new).strip("_")
                     if action is PiiAction.PSEUDONYMISE:
