@@ -344,3 +344,22 @@ def test_token_cache_size_comes_from_the_settings() -> None:
     assert small._ner.tok2vec.cache is not None and small._ner.tok2vec.cache.capacity == 100
     text = "Harish Sehgal met Dr. Anna Kowalski in London."
     assert off.analyze([text], None) == small.analyze([text], None)
+
+
+def test_token_cache_snapshot_restores_what_it_held() -> None:
+    # the speed benchmark times a detector that has served other texts by restoring a snapshot
+    engine = NerEngine(token_cache=1000)
+    assert engine.tok2vec is not None and engine.tok2vec.cache is not None
+    cache = engine.tok2vec.cache
+    doc = engine._nlp.make_doc("Anna met Bob in Paris on Monday.")
+    before = _fused_of(engine).predict([doc])
+    snap = cache.snapshot()
+    held = dict(cache.index)
+    cache.clear()
+    engine._nlp.get_pipe("ner").model.get_ref("tok2vec").predict(
+        [engine._nlp.make_doc("Quite other words fill the rows the snapshot had.")]
+    )
+    cache.restore(snap)
+    assert cache.index == held
+    np.testing.assert_array_equal(_fused_of(engine).predict([doc]), before)
+    assert cache.index == held  # nothing had to be embedded again
