@@ -9,9 +9,9 @@ failed commit fails every waiter of that batch and marks the writer unhealthy un
 commit succeeds.
 
 Entries nobody waits on at once (a request's completion record: the answer is already out) are
-not urgent: when only such entries are queued, the writer waits up to ``linger_s`` for an
-urgent one (the next request's write-ahead intent) to share the commit, so a lone client pays
-one durable commit per request, not two.
+not urgent: they do not wake the flusher, but a timer does ``linger_s`` after the first of them
+if no urgent entry (the next request's write-ahead intent) has come to share the commit first,
+so a lone client pays one durable commit per request, not two, and no wake-up for it.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class BatchWriter:
         self._linger = linger_s
         self._queue: list[tuple[Entry, asyncio.Future[int]]] = []
         self._wake = asyncio.Event()
-        self._hurry = asyncio.Event()  # an urgent entry is queued
+        self._linger_timer: asyncio.TimerHandle | None = None  # wakes the flusher for lingerers
         # (deadline, future) in submit order; one timer for the earliest, not one per entry
         self._deadlines: deque[tuple[float, asyncio.Future[int]]] = deque()
         self._timer: asyncio.TimerHandle | None = None
@@ -72,10 +72,15 @@ class BatchWriter:
             self._deadlines.append((deadline, fut))
             if self._timer is None:
                 self._timer = loop.call_at(deadline, self._expire)
-        if urgent:
-            self._hurry.set()
-        self._wake.set()
+        if urgent or not self._linger or len(self._queue) >= self._max_batch:
+            self._wake.set()
+        elif self._linger_timer is None:
+            self._linger_timer = loop.call_later(self._linger, self._linger_over)
         return fut
+
+    def _linger_over(self) -> None:
+        self._linger_timer = None
+        self._wake.set()
 
     def _expire(self) -> None:
         self._timer = None
@@ -94,17 +99,15 @@ class BatchWriter:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            if self._linger and not self._hurry.is_set() and len(self._queue) < self._max_batch:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._linger):
-                        await self._hurry.wait()
-            self._hurry.clear()
             # One pass of the event loop before taking the batch: requests already runnable
             # reach their write-ahead intent and share this commit. Under load that doubles
             # the entries per commit (~12 -> ~27 at c=16) and takes ~8% off the CPU per request
             # (SQLite's commit costs the same for one entry or thirty); a lone client's intent
             # waits one loop pass (microseconds; docs/benchmarks.md).
             await asyncio.sleep(0)
+            if self._linger_timer is not None:  # the lingerers go with this batch
+                self._linger_timer.cancel()
+                self._linger_timer = None
             while self._queue:
                 batch = self._queue[: self._max_batch]
                 del self._queue[: self._max_batch]
@@ -148,15 +151,15 @@ class BatchWriter:
     async def close(self) -> None:
         """Flush what is queued, then stop."""
         self._closing = True
-        self._hurry.set()
         self._wake.set()
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        for timer in (self._timer, self._linger_timer):
+            if timer is not None:
+                timer.cancel()
+        self._timer = self._linger_timer = None
         await self._drop_connection()
 
 

@@ -249,3 +249,29 @@ async def test_a_lingering_completion_is_written_at_the_linger_and_at_close(
     async with engine.connect() as conn:
         n = (await conn.execute(sa.select(sa.func.count()).select_from(audit_log))).scalar()
     assert n >= 3
+
+
+async def test_lingering_completions_wake_the_writer_only_at_the_linger_or_a_full_batch(
+    engine: AsyncEngine, signer: Signer, cp_dir: Path
+) -> None:
+    sink = DatabaseAuditSink(
+        engine,
+        signer,
+        cp_dir,
+        completion_linger_s=30,
+        max_batch=3,
+        checkpoint_interval_s=3600,
+        owns_engine=False,
+    )
+    await sink.start()
+    try:
+        await sink.intent(event(1))
+        commits = sink._writer.batches
+        first = [asyncio.create_task(sink.complete(event(i))) for i in (1, 2)]
+        await asyncio.sleep(0.2)
+        assert sink._writer.batches == commits and not any(t.done() for t in first)
+        third = asyncio.create_task(sink.complete(event(3)))  # the batch is full: no lingering
+        await asyncio.wait_for(asyncio.gather(*first, third), 2)
+        assert sink._writer.batches == commits + 1
+    finally:
+        await sink.close()
