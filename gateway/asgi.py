@@ -17,4 +17,4 @@ __all__ = ["app"]
 
 
 def app() -> Litestar:
-    return create_app(load_settings(os.environ.get("PORTCULLIS_CONFIG") or None))
+    return create_app(load_settings(os.environ.get("PORTCULLIS_CONFIG") or None), freeze_heap=True)

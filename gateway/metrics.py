@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, GCCollector, Histogram
 
 __all__ = ["Metrics"]
 
@@ -33,6 +33,7 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        GCCollector(registry=r)  # python_gc_*: collections and their yield per generation
         self.requests = Counter(
             "portcullis_requests",
             "Requests by endpoint, status and backend",

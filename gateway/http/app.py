@@ -15,6 +15,7 @@ from litestar import Litestar, Router
 from gateway.audit_sink import AuditSink
 from gateway.catalog import Catalog
 from gateway.config import Settings
+from gateway.heap import freeze_startup_heap
 from gateway.http.admin import ADMIN_HANDLERS, admin_guard
 from gateway.http.audit_admin import export_audit
 from gateway.http.errors import EXCEPTION_HANDLERS
@@ -176,7 +177,12 @@ class GatewayApp(Litestar):
         await super().__call__(scope, receive, send)
 
 
-def create_app(settings: Settings, components: Components | None = None) -> Litestar:
+def create_app(
+    settings: Settings, components: Components | None = None, *, freeze_heap: bool = False
+) -> Litestar:
+    """``freeze_heap``: once everything is loaded, move the start-up heap out of the garbage
+    collector's way (:mod:`gateway.heap`) — for a process that is the gateway's own (the ASGI
+    entry point), not for an app embedded in someone else's process (tests)."""
     components = components or Components()
 
     @asynccontextmanager
@@ -187,6 +193,8 @@ def create_app(settings: Settings, components: Components | None = None) -> Lite
         install_sighup = getattr(services.policy, "install_sighup", None)
         if install_sighup is not None:
             install_sighup()  # `kill -HUP` reloads the policy bundle without a restart
+        if freeze_heap:  # what is loaded now lives as long as the process
+            log.info("start-up heap frozen: %d objects", freeze_startup_heap())
         try:
             yield
         finally:

@@ -20,6 +20,7 @@ from typing import Any
 
 from gateway.config.pii import PiiSettings
 from gateway.errors import Cause, GatewayError
+from gateway.heap import freeze_startup_heap
 from gateway.pii.contract import Finding
 from gateway.pii.engine import Analyzer, AnalyzerOptions, needs_ner
 
@@ -34,6 +35,7 @@ _LOAD_TIMEOUT_S = 120.0
 def _init_worker(options: AnalyzerOptions) -> None:
     global _WORKER
     _WORKER = Analyzer(options)
+    freeze_startup_heap()  # the model, out of the worker's collector's way (gateway.heap)
 
 
 def _run_in_worker(texts: list[str], entities: frozenset[str] | None) -> list[list[Finding]]:
