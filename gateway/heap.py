@@ -2,9 +2,9 @@
 
 With the PII detector loaded the process holds ~430,000 container objects that live as long as
 it does (the spaCy pipeline, the name lexicon, the policy bundle, the catalogue). CPython's full
-collections traverse every one of them: 250 ms each, holding the GIL, measured every ~5 s under
-load — the event loop stalled and p99 latency 217 ms at 16 concurrent requests
-(docs/benchmarks.md). :func:`freeze_startup_heap` collects once, then moves every object alive
+collections traverse every one of them: about 250 ms each, holding the GIL, every ~5 s under
+load — the event loop stood still and p99 latency passed 200 ms at 16 concurrent requests
+(docs/benchmarks.md, "Garbage-collection pauses"). :func:`freeze_startup_heap` collects once, then moves every object alive
 to the permanent generation (``gc.freeze``), so later collections see only what the gateway
 allocates while it serves. Reference counting still frees frozen objects; only garbage cycles
 among them would stay, hence :func:`refreeze` after a policy reload swaps an engine out.

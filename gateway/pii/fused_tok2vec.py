@@ -88,7 +88,7 @@ class _TokenCache:
 
     Both depend on nothing but the token's four features (NORM, PREFIX, SUFFIX, SHAPE), so they
     are computed once per distinct feature tuple and kept: the hash gathers, the widest matrix
-    product and the first block's product — 45% of a call's arithmetic — are then done only for
+    product and the first block's product — over 40% of a call's arithmetic — are done only for
     tokens not seen before; the first block becomes three row gathers and two additions. Full,
     it starts afresh. Row ``capacity`` stays zero: the padding around each document. A lock
     keeps it whole if two threads share one model (the detector runs one thread or one process
@@ -146,12 +146,11 @@ class FusedTok2Vec:
             cols.append(ops.gather_add(table, keys))
         return _layernorm(_maxout(np.hstack(cols), self.mix[0]), self.mix[1])
 
-    def _from_cache(
-        self, ids: NDArray[np.uint64], lengths: list[int]
-    ) -> tuple[_Float, _Float] | None:
-        """From the cache, the padded embeddings of all documents (as :meth:`__call__` lays
-        them out) and the first block's output; None when the cache is off or this call has more
-        distinct tokens than it holds."""
+    def _from_cache(self, ids: NDArray[np.uint64], lengths: list[int]) -> _Float | None:
+        """The first encoder block's output over all documents (laid out as :meth:`__call__`
+        does: each between ``_PAD`` zero rows, less the outermost row each side), from the
+        cache; None when the cache is off or this call has more distinct tokens than it
+        holds."""
         cache = self.cache
         if cache is None:
             return None
@@ -193,8 +192,8 @@ class FusedTok2Vec:
             Y += after[rows[2:]]
         Y += self.blocks[0][0].b
         out = _layernorm(_pieces_max(Y, self.blocks[0][0]), self.blocks[0][1])
-        out += H[1:-1]
-        return H, out
+        out += H[1:-1]  # the residual
+        return out
 
     def __call__(self, docs: Sequence[Any]) -> _Float:
         """``docs`` → one (tokens, width) array, documents one after the other."""
@@ -205,9 +204,9 @@ class FusedTok2Vec:
         if not nonempty:
             return np.zeros((0, self.proj_WT.shape[1]), dtype="f")
         ids = np.ascontiguousarray(np.concatenate(nonempty), dtype="uint64")
-        cached = self._from_cache(ids, lengths)
-        if cached is not None:
-            H, blocks = cached[1], self.blocks[1:]
+        first = self._from_cache(ids, lengths)
+        if first is not None:
+            H, blocks = first, self.blocks[1:]
         else:
             X = self.embed_tokens(ids)
             # The encoder sees every document between ``_PAD`` zero rows, as thinc's
