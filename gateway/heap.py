@@ -4,21 +4,19 @@ With the PII detector loaded the process holds ~430,000 container objects that l
 it does (the spaCy pipeline, the name lexicon, the policy bundle, the catalogue). CPython's full
 collections traverse every one of them: about 250 ms each, holding the GIL, every ~5 s under
 load — the event loop stood still and p99 latency passed 200 ms at 16 concurrent requests
-(docs/benchmarks.md, "Garbage-collection pauses"). :func:`freeze_startup_heap` collects once, then moves every object alive
-to the permanent generation (``gc.freeze``), so later collections see only what the gateway
-allocates while it serves. Reference counting still frees frozen objects; only garbage cycles
-among them would stay, hence :func:`refreeze` after a policy reload swaps an engine out.
+(docs/benchmarks.md, "Garbage-collection pauses"). :func:`freeze_startup_heap` collects once,
+then moves every object alive to the permanent generation (``gc.freeze``), so later
+collections see only what the gateway allocates while it serves. Reference counting still
+frees frozen objects; only garbage cycles among them would stay for good — a policy reload,
+which swaps an engine out, leaves none (none after 60 reloads; ``tests/e2e/test_heap.py``
+keeps it so).
 """
 
 from __future__ import annotations
 
 import gc
-import logging
-import time
 
-__all__ = ["freeze_startup_heap", "refreeze"]
-
-log = logging.getLogger("portcullis.heap")
+__all__ = ["freeze_startup_heap"]
 
 
 def freeze_startup_heap() -> int:
@@ -26,15 +24,3 @@ def freeze_startup_heap() -> int:
     gc.collect()
     gc.freeze()
     return gc.get_freeze_count()
-
-
-def refreeze() -> None:
-    """Thaw, collect the cycles the swapped-out objects left, freeze again (one full collection:
-    a policy reload is rare and deliberate). Nothing if this process never froze its heap."""
-    if gc.get_freeze_count() == 0:
-        return
-    t0 = time.perf_counter()
-    gc.unfreeze()
-    frozen = freeze_startup_heap()
-    took_ms = (time.perf_counter() - t0) * 1000
-    log.info("heap refrozen after a reload: %d objects in %.0f ms", frozen, took_ms)
