@@ -10,6 +10,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -193,7 +194,7 @@ async def test_two_writer_processes_keep_one_history(
 
 
 def _lingering(
-    engine: AsyncEngine, signer: Signer, cp_dir: Path, linger_s: float
+    engine: AsyncEngine, signer: Signer, cp_dir: Path, linger_s: float, **kw: Any
 ) -> DatabaseAuditSink:
     return DatabaseAuditSink(
         engine,
@@ -202,6 +203,7 @@ def _lingering(
         completion_linger_s=linger_s,
         checkpoint_interval_s=3600,
         owns_engine=False,
+        **kw,
     )
 
 
@@ -254,15 +256,7 @@ async def test_a_lingering_completion_is_written_at_the_linger_and_at_close(
 async def test_lingering_completions_wake_the_writer_only_at_the_linger_or_a_full_batch(
     engine: AsyncEngine, signer: Signer, cp_dir: Path
 ) -> None:
-    sink = DatabaseAuditSink(
-        engine,
-        signer,
-        cp_dir,
-        completion_linger_s=30,
-        max_batch=3,
-        checkpoint_interval_s=3600,
-        owns_engine=False,
-    )
+    sink = _lingering(engine, signer, cp_dir, 30, max_batch=3)
     await sink.start()
     try:
         await sink.intent(event(1))
