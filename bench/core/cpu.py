@@ -56,24 +56,10 @@ def measure(target: str, conc: int, duration: int, stream: bool, env: dict[str, 
             R.wait_http(f"http://127.0.0.1:{port}/v1/chat/completions", ok=(405,))
         else:
             cfg = R.gateway_config(tmp, up, "gw", None)
-            pcs = str(Path(R.PY).parent / "portcullis")
-            run_env = {**os.environ, **env}
-            subprocess.run(
-                [pcs, "-c", str(cfg), "db", "upgrade"], check=True, capture_output=True, env=run_env
-            )
-            key = subprocess.run(
-                [
-                    *(pcs, "-c", str(cfg), "keys", "create", "--user", "bench"),
-                    *("--jurisdiction", "US", "--sector", "private"),
-                ],
-                check=True,
-                capture_output=True,
-                text=True,
-                env=run_env,
-            ).stdout.strip()
+            key = R.migrate_and_key(cfg, env)
             proc = R.start(
                 [
-                    *(pcs, "-c", str(cfg), "serve", "--port", str(port)),
+                    *(R.PORTCULLIS, "-c", str(cfg), "serve", "--port", str(port)),
                     *("--no-migrate", "--log-level", "warning"),
                 ],
                 1,

@@ -33,17 +33,8 @@ def measure(pii: bool, freeze: bool, conc: int, duration: int) -> dict:
         up = R.free_port()
         procs.append(R.start([R.PY, str(R.HERE / "mock_upstream.py"), str(up)], 0))
         time.sleep(0.5)
-        cfg = R.gateway_config(tmp, up, "gw", None)
-        doc = json.loads(cfg.read_text())
-        doc["pii"] = {"enabled": pii}
-        cfg.write_text(json.dumps(doc))
-        pcs = str(Path(R.PY).parent / "portcullis")
-        subprocess.run([pcs, "-c", str(cfg), "db", "upgrade"], check=True, capture_output=True)
-        key = subprocess.run(
-            [pcs, "-c", str(cfg), "keys", "create", "--user", "bench", "--jurisdiction", "US",
-             "--sector", "private"],
-            check=True, capture_output=True, text=True,
-        ).stdout.strip()  # fmt: skip
+        cfg = R.gateway_config(tmp, up, "gw", None, pii=pii)
+        key = R.migrate_and_key(cfg)
         port = R.free_port()
         stats = tmp / "gc.json"
         env = {"GC_PROBE_OUT": str(stats), "GC_PROBE_THAW": "" if freeze else "1"}

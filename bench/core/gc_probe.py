@@ -37,11 +37,9 @@ def _writer(path: str) -> None:
 gc.callbacks.append(_probe)
 threading.Thread(target=_writer, args=(os.environ["GC_PROBE_OUT"],), daemon=True).start()
 if os.environ.get("GC_PROBE_THAW"):
-    import gateway.heap
-    import gateway.http.app
+    import gateway.http.app  # the serving process freezes there (PII workers are other processes)
 
     gateway.http.app.freeze_startup_heap = lambda: 0  # type: ignore[assignment]
-    gateway.heap.freeze_startup_heap = lambda: 0  # type: ignore[assignment]
 
 from gateway.cli import main  # noqa: E402
 

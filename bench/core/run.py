@@ -110,11 +110,16 @@ def ensure_litellm() -> Path:
     return LITELLM_VENV / "bin" / "litellm"
 
 
-def gateway_config(tmp: Path, upstream_port: int, name: str, database_url: str | None) -> Path:
+PORTCULLIS = str(Path(PY).parent / "portcullis")
+
+
+def gateway_config(
+    tmp: Path, upstream_port: int, name: str, database_url: str | None, pii: bool = False
+) -> Path:
     cfg = {
         "data_dir": str(tmp / name),
         "database": {"url": database_url},
-        "pii": {"enabled": False},
+        "pii": {"enabled": pii},
         "limits": {"requests_per_minute": 10_000_000, "tokens_per_minute": 0},
         "backends": [
             {
@@ -132,6 +137,20 @@ def gateway_config(tmp: Path, upstream_port: int, name: str, database_url: str |
     path = tmp / f"{name}.yaml"
     path.write_text(json.dumps(cfg))
     return path
+
+
+def migrate_and_key(cfg: Path, env: dict[str, str] | None = None) -> str:
+    """Migrate the gateway's database and create the benchmark's key; returns the key."""
+    run_env = {**os.environ, **(env or {})}
+    base = [PORTCULLIS, "-c", str(cfg)]
+    subprocess.run([*base, "db", "upgrade"], check=True, capture_output=True, env=run_env)
+    return subprocess.run(
+        [*base, "keys", "create", "--user", "bench", "--jurisdiction", "US", "--sector", "private"],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=run_env,
+    ).stdout.strip()
 
 
 def own_p50(db: Path, since: str, until: str) -> float | None:
@@ -183,36 +202,15 @@ def main() -> None:
         wait_http(f"http://127.0.0.1:{fw_port}/v1/chat/completions", ok=(405,))
         targets.append(("forwarder", f"http://127.0.0.1:{fw_port}/v1/chat/completions", ""))
 
-        portcullis = str(Path(PY).parent / "portcullis")
         variants = [("portcullis", None)] + ([("portcullis-pg", args.pg)] if args.pg else [])
         for name, db_url in variants:
             cfg = gateway_config(tmp, up_port, name, db_url)
-            subprocess.run(
-                [portcullis, "-c", str(cfg), "db", "upgrade"], check=True, capture_output=True
-            )
-            key = subprocess.run(
-                [
-                    portcullis,
-                    "-c",
-                    str(cfg),
-                    "keys",
-                    "create",
-                    "--user",
-                    "bench",
-                    "--jurisdiction",
-                    "US",
-                    "--sector",
-                    "private",
-                ],
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout.strip()
+            key = migrate_and_key(cfg)
             gw_port = free_port()
             procs.append(
                 start(
                     [
-                        portcullis,
+                        PORTCULLIS,
                         "-c",
                         str(cfg),
                         "serve",
