@@ -15,7 +15,7 @@ from bench.pii.speed import make_text
 from bench.pii_eval.corpus import labelled, technical
 from gateway.pii.biluo import read_biluo
 from gateway.pii.engine import Analyzer
-from gateway.pii.fused_tok2vec import FusedTok2Vec, fuse_tok2vec
+from gateway.pii.fused_tok2vec import CACHE_TOKENS, FusedTok2Vec, fuse_tok2vec
 from gateway.pii.ner import MODEL_NAME, NerEngine, name_windows
 
 TEXTS = [
@@ -328,7 +328,8 @@ def test_token_cache_size_comes_from_the_settings() -> None:
     from gateway.config.pii import PiiSettings
     from gateway.pii.detector import options_from
 
-    assert options_from(PiiSettings()).token_cache == 16_384
+    # the setting's default is written out (the configuration does not import the model's code)
+    assert options_from(PiiSettings()).token_cache == 16_384 == CACHE_TOKENS
     off = Analyzer(options_from(PiiSettings(token_cache=0)))
     assert off._ner is not None and off._ner.tok2vec is not None
     assert off._ner.tok2vec.cache is None
