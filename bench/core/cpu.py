@@ -20,7 +20,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -45,9 +44,7 @@ def measure(target: str, conc: int, duration: int, stream: bool, env: dict[str, 
     tmp = Path(tempfile.mkdtemp(prefix="pcs-cpu-"))
     procs: list[subprocess.Popen] = []
     try:
-        up = R.free_port()
-        procs.append(R.start([R.PY, str(R.HERE / "mock_upstream.py"), str(up)], 0))
-        time.sleep(0.5)
+        up = R.start_mock_upstream(procs)
         port = R.free_port()
         key = ""
         if target == "forwarder":

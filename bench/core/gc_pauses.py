@@ -30,9 +30,7 @@ def measure(pii: bool, freeze: bool, conc: int, duration: int) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="pcs-gc-"))
     procs: list[subprocess.Popen] = []
     try:
-        up = R.free_port()
-        procs.append(R.start([R.PY, str(R.HERE / "mock_upstream.py"), str(up)], 0))
-        time.sleep(0.5)
+        up = R.start_mock_upstream(procs)
         cfg = R.gateway_config(tmp, up, "gw", None, pii=pii)
         key = R.migrate_and_key(cfg)
         port = R.free_port()

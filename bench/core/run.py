@@ -74,6 +74,14 @@ def start(
     )
 
 
+def start_mock_upstream(procs: list[subprocess.Popen]) -> int:
+    """Start the mock upstream on core 0 (added to ``procs``); returns its port."""
+    port = free_port()
+    procs.append(start([PY, str(HERE / "mock_upstream.py"), str(port)], 0))
+    time.sleep(0.5)
+    return port
+
+
 def stop(proc: subprocess.Popen) -> None:
     try:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -190,9 +198,7 @@ def main() -> None:
     procs: list[subprocess.Popen] = []
     results: list[dict] = []
     try:
-        up_port = free_port()
-        procs.append(start([PY, str(HERE / "mock_upstream.py"), str(up_port)], 0))
-        time.sleep(0.5)
+        up_port = start_mock_upstream(procs)
         targets: list[tuple[str, str, str]] = [
             ("floor", f"http://127.0.0.1:{up_port}/v1/chat/completions", "")
         ]
