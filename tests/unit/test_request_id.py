@@ -66,3 +66,23 @@ def test_caller_id_that_is_not_plain_or_looks_personal_is_replaced(header: str) 
     rid = request_id(_scope(header))
     assert rid.startswith("req_") and rid != header
     assert normalise({"request_id": rid}, "intent")["request_id"] == rid
+
+
+def test_generated_ids_sort_by_time_and_stay_unique(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Time-ordered ids keep the audit log's request_id index growing at its end (random ids
+    # rewrote a random index page per entry). Ordered across milliseconds, unique within one.
+    import gateway.http.request_id as rid_mod
+
+    now = [1_764_400_000_000_000_000]  # ns
+    monkeypatch.setattr(rid_mod.time, "time_ns", lambda: now[0])
+    same_ms = [rid_mod.new_request_id() for _ in range(5_000)]
+    assert len(set(same_ms)) == 5_000
+    assert {r[:16] for r in same_ms} == {same_ms[0][:16]}  # "req_" + the same 12 time letters
+    later = []
+    for _ in range(200):
+        now[0] += 1_000_000  # one millisecond
+        later.append(rid_mod.new_request_id())
+    assert later == sorted(later) and later[0] > max(same_ms)
+    # the time part is the millisecond clock, spelled a-p for 0-f
+    ms = int(later[-1][4:16].translate(str.maketrans("abcdefghijklmnop", "0123456789abcdef")), 16)
+    assert ms == now[0] // 1_000_000
