@@ -250,6 +250,36 @@ class _Stripper:
 Field = Callable[[_Stripper, Any], Json]
 Spec = dict[str, Field]
 
+
+class Nested:
+    """A field that holds a mapping of ``spec``'s fields: ``s.fields(v, spec)``. A value, not a
+    lambda, so that :class:`_Compiler` can see the spec inside."""
+
+    __slots__ = ("spec",)
+
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+
+    def __call__(self, s: _Stripper, v: Any) -> Json:
+        return s.fields(v, self.spec)
+
+
+class ListOf:
+    """A field that holds a list of mappings of ``spec``'s fields."""
+
+    __slots__ = ("spec",)
+
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+
+    def __call__(self, s: _Stripper, v: Any) -> list[Json]:
+        if not isinstance(v, list | tuple):
+            if v is not None:
+                s.drop()
+            return []
+        return [s.fields(x, self.spec) for x in v]
+
+
 _S = _Stripper
 PRINCIPAL: Spec = {
     "key_id": _S.ident,
@@ -277,20 +307,9 @@ BACKEND: Spec = {
     "hosting_country": _S.ident,
     "hosting_region": _S.label,
     "self_hosted": _S.boolean,
-    "retention": lambda s, v: s.fields(v, RETENTION),
+    "retention": Nested(RETENTION),
     "models": _S.ids,
 }
-
-
-def _list_of(spec: Spec) -> Field:
-    def f(s: _Stripper, v: Any) -> list[Json]:
-        if not isinstance(v, list | tuple):
-            if v is not None:
-                s.drop()
-            return []
-        return [s.fields(x, spec) for x in v]
-
-    return f
 
 
 def _pii_actions(s: _Stripper, v: Any) -> dict[str, dict[str, int]]:
@@ -335,10 +354,10 @@ DECISION_INPUT: Spec = {
     "version": _S.ident,
     "phase": _S.ident,
     "now": _S.ident,
-    "principal": lambda s, v: s.fields(v, PRINCIPAL),
-    "request": lambda s, v: s.fields(v, REQUEST),
-    "backends": _list_of(BACKEND),
-    "pii": lambda s, v: s.fields(v, {"entities": _S.counts}),
+    "principal": Nested(PRINCIPAL),
+    "request": Nested(REQUEST),
+    "backends": ListOf(BACKEND),
+    "pii": Nested({"entities": _S.counts}),
     "deployment": _S.scalars,
 }
 DECISION: Spec = {
@@ -362,27 +381,150 @@ EVENT: Spec = {
     "request_id": _S.request_id,
     "ts": _ts,
     "endpoint": _S.ident,
-    "principal": lambda s, v: s.fields(v, PRINCIPAL),
+    "principal": Nested(PRINCIPAL),
     "model": _S.model,
     "stream": _S.boolean,
-    "backend": lambda s, v: s.fields(v, BACKEND),
-    "attempts": _list_of(ATTEMPT),
-    "decision": lambda s, v: s.fields(v, DECISION),
+    "backend": Nested(BACKEND),
+    "attempts": ListOf(ATTEMPT),
+    "decision": Nested(DECISION),
     "bundle_revision": _S.ident,
     "config_hash": _S.ident,
-    "decision_input": lambda s, v: s.fields(v, DECISION_INPUT),
-    "pii": lambda s, v: s.fields(v, PII),
+    "decision_input": Nested(DECISION_INPUT),
+    "pii": Nested(PII),
     "usage": _S.counts,
     "latency_ms": _S.numbers,
     "status": _S.number,
     "error_code": _S.untrusted,
     "client_address": _S.ident,
-    "digests": lambda s, v: s.fields(v, DIGESTS),
+    "digests": Nested(DIGESTS),
     "forwarded": _S.boolean,
     # administrative events (export, purge, content_read, shred)
     "actor": _S.ident,
     "action": _S.scalars,
 }
+
+
+# -- the compiled normaliser ------------------------------------------------------------------
+#
+# The specs above are the reference: ``_Stripper.fields`` walks them, a field function per key.
+# The gateway normalises two events per request, and that walk (a dict comprehension over the
+# spec, a wrapper call per nested mapping) cost more than the checks themselves. ``_Compiler``
+# writes one straight-line function per spec — the same field functions called in the same
+# order, the same drop counts, the same ``Fixed`` memo entries — so it is the reference's result
+# by construction; ``tests/unit/audit/test_compiled.py`` holds it to that on random events.
+
+
+class _Compiler:
+    def __init__(self) -> None:
+        self.names: dict[int, str] = {}  # id(spec) or id(ListOf) -> function name
+        self.env: dict[str, Any] = {
+            "Fixed": Fixed,
+            "Mapping": Mapping,
+            "Stripper": _Stripper,
+            "dict": dict,
+            "list": list,
+            "tuple": tuple,
+        }
+        self.src: list[str] = []
+
+    def field(self, f: Field) -> str:
+        if type(f) is Nested:
+            return self.spec(f.spec)
+        if type(f) is ListOf:
+            return self.list_of(f)
+        name = f"f{len(self.env)}"
+        self.env[name] = f
+        return name
+
+    def list_of(self, f: ListOf) -> str:
+        name = self.names.get(id(f))
+        if name is None:
+            inner = self.spec(f.spec)
+            name = self.names[id(f)] = f"list{len(self.names)}"
+            self.src += [
+                f"def {name}(s, v):",
+                "    if type(v) is not list and type(v) is not tuple"
+                " and not isinstance(v, list | tuple):",
+                "        if v is not None:",
+                "            s.count += 1",
+                "        return []",
+                f"    return [{inner}(s, x) for x in v]",
+            ]
+        return name
+
+    def spec(self, spec: Spec) -> str:
+        name = self.names.get(id(spec))
+        if name is not None:
+            return name
+        name = self.names[id(spec)] = f"spec{len(self.names)}"
+        calls = {k: self.field(f) for k, f in spec.items()}
+        keys = f"keys_{name}"
+        self.env[keys] = frozenset(spec)
+        self.env[f"id_{name}"] = id(spec)
+        items = ", ".join(f"{k!r}: {fn}(s, g({k!r}))" for k, fn in calls.items())
+        self.src += [
+            f"def plain_{name}(s, v):",
+            "    ks = v.keys()",
+            f"    if not ks <= {keys}:",
+            f"        s.count += len(ks - {keys})",
+            "    g = v.get",
+            f"    return {{{items}}}",
+            f"def {name}(s, v):",
+            "    if v is None:",
+            "        return None",
+            "    t = type(v)",
+            "    if t is Fixed:",
+            f"        hit = v.memo.get(id_{name})",
+            "        if hit is None:",
+            "            own = Stripper()",
+            f"            hit = (plain_{name}(own, v), own.count, own.exotic)",
+            f"            v.memo[id_{name}] = hit",
+            "        s.count += hit[1]",
+            "        if hit[2]:",
+            "            s.exotic = True",
+            "        return hit[0]",
+            "    if t is not dict and not isinstance(v, Mapping):",
+            "        s.count += 1",
+            "        return None",
+            f"    return plain_{name}(s, v)",
+        ]
+        return name
+
+    def some(self, keys: tuple[str, ...]) -> str:
+        """A function of (s, event) -> {k: EVENT[k] of event[k] for k in keys}."""
+        name = f"some{len(self.names)}"
+        self.names[id(keys)] = name
+        calls = {k: self.field(EVENT[k]) for k in keys}
+        items = ", ".join(f"{k!r}: {fn}(s, g({k!r}))" for k, fn in calls.items())
+        self.src += [f"def {name}(s, event):", "    g = event.get", f"    return {{{items}}}"]
+        return name
+
+    def build(self) -> dict[str, Any]:
+        code = compile("\n".join(self.src) + "\n", "<audit.event compiled>", "exec")
+        exec(code, self.env)  # noqa: S102 - source built above from the fixed specs, no input
+        return self.env
+
+
+def _compiled_event() -> Callable[[_Stripper, Any], dict[str, Json] | None]:
+    c = _Compiler()
+    name = c.spec(EVENT)
+    return cast(Callable[[_Stripper, Any], "dict[str, Json] | None"], c.build()[name])
+
+
+_EVENT_FIELDS = _compiled_event()
+_SOME: dict[tuple[str, ...], Callable[[_Stripper, Mapping[str, Any]], dict[str, Json]]] = {}
+
+
+def _fields_of(keys: tuple[str, ...]) -> Callable[[_Stripper, Mapping[str, Any]], dict[str, Json]]:
+    f = _SOME.get(keys)
+    if f is None:
+        unknown = set(keys) - EVENT.keys()
+        if unknown:
+            raise KeyError(f"not fields of the audit event: {sorted(unknown)}")
+        c = _Compiler()
+        name = c.some(keys)
+        f = _SOME[keys] = c.build()[name]
+    return f
 
 
 def normalise(event: Mapping[str, Any], kind: str) -> dict[str, Json]:
@@ -401,7 +543,7 @@ def normalise_exotic(event: Mapping[str, Any], kind: str) -> tuple[dict[str, Jso
     if kind not in KINDS:
         raise ValueError("unknown audit event kind")
     s = _Stripper()
-    out = s.fields(event, EVENT) or {}
+    out = _EVENT_FIELDS(s, event) or {}
     out["schema"] = SCHEMA_VERSION
     out["kind"] = kind
     out["stripped"] = s.count
@@ -416,5 +558,5 @@ def normalise_fields(
     sum of such parts: the fields are independent, so an event's unchanging part can be
     normalised once and reused."""
     s = _Stripper()
-    out = {k: EVENT[k](s, event.get(k)) for k in keys}
+    out = _fields_of(keys)(s, event)
     return out, s.count, s.exotic

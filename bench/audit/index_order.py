@@ -26,11 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import sqlalchemy as sa
+from bench_audit import ev
 
 import gateway.http.request_id as rid_mod
 from audit.schema import metadata
 from audit.store import _SQLITE_INSERT, _SQLITE_MOVE, Entry, _records, make_entry
-from bench_audit import ev
 
 _LETTERS = str.maketrans("0123456789abcdef", "abcdefghijklmnop")
 
@@ -53,7 +53,9 @@ class Log:
         self.cpu = self.wall = 0.0
 
     def batch(self, proto: Entry, n: int) -> list[Entry]:
-        return [Entry(row={**proto.row, "request_id": self.ids()}, leaf=proto.leaf) for _ in range(n)]  # type: ignore[operator]
+        return [
+            Entry(row={**proto.row, "request_id": self.ids()}, leaf=proto.leaf) for _ in range(n)
+        ]  # type: ignore[operator]
 
     def fill(self, proto: Entry, rows: int) -> None:
         self.db.execute("PRAGMA synchronous=OFF")

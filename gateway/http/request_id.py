@@ -40,7 +40,9 @@ _LETTERS = str.maketrans("0123456789abcdef", "abcdefghijklmnop")
 def new_request_id() -> str:
     """``req_`` and 24 letters a-p: milliseconds since the epoch (12), then random bits (12)."""
     ms = time.time_ns() // 1_000_000
-    return "req_" + f"{ms & 0xFFFF_FFFF_FFFF:012x}{_random.getrandbits(48):012x}".translate(_LETTERS)
+    return "req_" + f"{ms & 0xFFFF_FFFF_FFFF:012x}{_random.getrandbits(48):012x}".translate(
+        _LETTERS
+    )
 
 
 def request_id(scope: Any) -> str:
