@@ -14,7 +14,7 @@ from gateway.errors import Cause
 from gateway.http.validate import ParsedRequest
 from gateway.policy.contract import Decision
 from gateway.principal import Principal
-from gateway.views import backend_facts, decision_view, principal_view
+from gateway.views import NO_PII, backend_facts, decision_view, principal_view
 
 __all__ = ["RequestContext"]
 
@@ -101,7 +101,13 @@ class RequestContext:
                 "output": dict(self.pii_output),
                 "uninspectable": self.uninspectable,
                 "insecure": self.insecure,
-            },
+            }
+            if self.pii_counts
+            or self.pii_actions
+            or self.pii_output
+            or self.uninspectable
+            or self.insecure
+            else NO_PII,
             "usage": dict(self.usage),
             "latency_ms": {
                 "total": round(total * 1000, 3),

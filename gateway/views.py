@@ -18,7 +18,7 @@ from gateway.config.backends import BackendSpec
 from gateway.policy.contract import Decision
 from gateway.principal import Principal
 
-__all__ = ["backend_facts", "decision_view", "deployment_view", "principal_view"]
+__all__ = ["NO_PII", "backend_facts", "decision_view", "deployment_view", "principal_view"]
 
 S = TypeVar("S")
 
@@ -83,3 +83,9 @@ def deployment_view(stance: str) -> Fixed:
     if view is None:
         view = _deployment[stance] = Fixed(self_hosted_stance=stance)
     return view
+
+
+# The audit event's ``pii`` part of a request in which nothing was found, acted on, left
+# uninspected or let through (every request while PII inspection is off): one view, so its
+# normalised form is computed once, not twice per request.
+NO_PII = Fixed(counts=Fixed(), actions=Fixed(), output=Fixed(), uninspectable=(), insecure=())

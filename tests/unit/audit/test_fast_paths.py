@@ -135,3 +135,28 @@ def test_input_views_keep_their_normalised_form_apart_per_schema_part() -> None:
     out = normalise(ev, "intent")
     assert out["principal"]["user"] is None and out["decision_input"]["principal"]["user"] is None
     assert out["stripped"] == 2
+
+
+def test_a_request_with_no_pii_news_shares_one_view_with_the_same_record() -> None:
+    from gateway.context import RequestContext
+    from gateway.views import NO_PII
+
+    ctx = RequestContext(request_id="req_1", endpoint="chat", client_addr=None)
+    quiet = ctx.event("k", "c", False)
+    assert quiet["pii"] is NO_PII
+    plain = {"counts": {}, "actions": {}, "output": {}, "uninspectable": [], "insecure": []}
+    assert normalise(quiet, "intent") == normalise({**quiet, "pii": plain}, "intent")
+    for field, value in (
+        ("pii_counts", {"PERSON": 1}),
+        ("pii_actions", {"PERSON": {"pseudonymise": 1}}),
+        ("pii_output", {"EMAIL_ADDRESS": 1}),
+        ("uninspectable", ["image_url"]),
+        ("insecure", ["pii.enabled:false"]),
+    ):
+        ctx = RequestContext(request_id="req_1", endpoint="chat", client_addr=None)
+        setattr(ctx, field, value)
+        pii = ctx.event("k", "c", False)["pii"]
+        assert pii is not NO_PII and type(pii) is dict
+        assert (
+            normalise({"pii": pii}, "intent")["pii"] != normalise({"pii": NO_PII}, "intent")["pii"]
+        )
