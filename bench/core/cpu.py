@@ -10,6 +10,13 @@ request** (per thread with ``--threads``): on a shared machine whose speed drift
 a request is steadier than its rate. ``--ab DIR`` runs the gateway from another work tree (for
 example ``git worktree add /tmp/old HEAD~1``) and from this one in alternating rounds, with the
 same virtual environment (``PYTHONPATH`` puts the other tree first), and prints both series.
+
+``--together DIR`` is the A/B for a machine whose speed drifts within a run: both gateways
+(the other tree's and this one's) run **at the same time**, pinned to the same core, each under
+its own wrk at ``--conc``. The scheduler shares the core between them, so whatever slows the
+machine slows both alike, and the ratio of their rates is the inverse ratio of their CPU per
+request. Each round prints both rates, both CPU figures and the ratio; ``--rounds`` repeats it,
+swapping which gateway starts first.
 """
 
 from __future__ import annotations
@@ -96,6 +103,67 @@ def measure(target: str, conc: int, duration: int, stream: bool, env: dict[str, 
             R.stop(p)
 
 
+def start_gateway(
+    tmp: Path, up: int, name: str, env: dict[str, str], procs: list[subprocess.Popen]
+) -> tuple[subprocess.Popen, str, str]:
+    """A gateway on the core path (SQLite audit, no PII), pinned to core 1: (process, url, key)."""
+    port = R.free_port()
+    cfg = R.gateway_config(tmp, up, name, None)
+    key = R.migrate_and_key(cfg, env)
+    proc = R.start(
+        [
+            *(R.PORTCULLIS, "-c", str(cfg), "serve", "--port", str(port)),
+            *("--no-migrate", "--log-level", "warning"),
+        ],
+        1,
+        env=env,
+        log=tmp / f"{name}.log",
+    )
+    procs.append(proc)
+    R.wait_http(f"http://127.0.0.1:{port}/healthz")
+    return proc, f"http://127.0.0.1:{port}/v1/chat/completions", key
+
+
+def together(other: str, conc: int, duration: int, stream: bool, rounds: int) -> None:
+    """Both trees' gateways at once on one core, each under its own wrk (see the docstring)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    ratios = []
+    for i in range(rounds):
+        tmp = Path(tempfile.mkdtemp(prefix="pcs-cpu-"))
+        procs: list[subprocess.Popen] = []
+        try:
+            up = R.start_mock_upstream(procs)
+            order = [("other", {"PYTHONPATH": other}), ("this", {})]
+            if i % 2:
+                order.reverse()
+            gws = {name: start_gateway(tmp, up, name, env, procs) for name, env in order}
+            with ThreadPoolExecutor(2) as pool:  # warm-up, then the measured run
+                for d in (2, duration):
+                    before = {n: thread_times(g[0].pid) for n, g in gws.items()}
+                    runs = {
+                        n: pool.submit(R.wrk, g[1], conc, d, stream, g[2], "bench-model")
+                        for n, g in gws.items()
+                    }
+                    res = {n: f.result() for n, f in runs.items()}
+                    after = {n: thread_times(g[0].pid) for n, g in gws.items()}
+            line = []
+            for n in ("other", "this"):
+                ticks = sum(
+                    u + s_ - before[n].get(t, ("", 0, 0))[1] - before[n].get(t, ("", 0, 0))[2]
+                    for t, (_, u, s_) in after[n].items()
+                )
+                cpu = ticks / TICK / res[n]["requests"] * 1e6
+                line.append(f"{n} {res[n]['rps']:6.0f} rps {cpu:5.0f} µs CPU/request")
+            ratio = res["this"]["rps"] / res["other"]["rps"]
+            ratios.append(round(ratio, 3))
+            print("  ".join(line) + f"  this/other rate {ratio:.3f}", flush=True)
+        finally:
+            for p in reversed(procs):
+                R.stop(p)
+    print(json.dumps({"this_over_other_rate": ratios}))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--target", choices=["gateway", "forwarder"], default="gateway")
@@ -104,10 +172,14 @@ def main() -> None:
     ap.add_argument("--stream", action="store_true")
     ap.add_argument("--threads", action="store_true", help="print CPU per request per thread")
     ap.add_argument("--ab", metavar="TREE", help="another work tree to alternate with this one")
+    ap.add_argument("--together", metavar="TREE", help="both trees at once on one core")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--env", nargs="*", default=[], metavar="NAME=VALUE")
     args = ap.parse_args()
     env = dict(e.split("=", 1) for e in args.env)
+    if args.together:
+        together(args.together, args.conc, args.duration, args.stream, args.rounds)
+        return
     if not args.ab:
         r = measure(args.target, args.conc, args.duration, args.stream, env)
         if not args.threads:
