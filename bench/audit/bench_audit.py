@@ -97,6 +97,21 @@ async def fresh(url: str) -> AsyncEngine:
     return engine
 
 
+async def bench_sink(engine: AsyncEngine, **options: Any) -> DatabaseAuditSink:
+    """A started sink on ``engine`` for a benchmark: throw-away signing key, no checkpoints."""
+    sink = DatabaseAuditSink(
+        engine,
+        Signer.generate(),
+        None,
+        deadline_s=30,
+        checkpoint_interval_s=3600,
+        owns_engine=False,
+        **options,
+    )
+    await sink.start()
+    return sink
+
+
 async def throughput(url: str, n: int, batch: int) -> tuple[float, float]:
     """(events/s appending pre-built entries in batches, events/s through the sink end to end)."""
     engine = await fresh(url)
@@ -106,16 +121,7 @@ async def throughput(url: str, n: int, batch: int) -> tuple[float, float]:
         for k in range(0, n, batch):
             await append(conn, entries[k : k + batch])
     raw = n / (time.perf_counter() - t0)
-    sink = DatabaseAuditSink(
-        engine,
-        Signer.generate(),
-        None,
-        deadline_s=30,
-        checkpoint_interval_s=3600,
-        owns_engine=False,
-        max_batch=batch,
-    )
-    await sink.start()
+    sink = await bench_sink(engine, max_batch=batch)
 
     async def worker(w: int) -> None:  # 512 request loops, each waiting for its intent
         for i in range(w, n, 512):
@@ -138,15 +144,7 @@ async def latency(url: str, concurrency: int, per_worker: int, group: bool) -> l
     engine = await fresh(url)
     samples: list[float] = []
     if group:
-        sink = DatabaseAuditSink(
-            engine,
-            Signer.generate(),
-            None,
-            deadline_s=30,
-            checkpoint_interval_s=3600,
-            owns_engine=False,
-        )
-        await sink.start()
+        sink = await bench_sink(engine)
 
         async def worker(w: int) -> None:
             for i in range(per_worker):

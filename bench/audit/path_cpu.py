@@ -36,9 +36,7 @@ async def measure(n: int, conc: int) -> dict[str, float]:
     sys.path.insert(0, str(HERE))
     import bench_audit as B
 
-    from audit.checkpoint import Signer
     from audit.event import Fixed
-    from audit.sink import DatabaseAuditSink
     from audit.store import make_entry, static_part
     from gateway.http.request_id import request_id
 
@@ -56,16 +54,7 @@ async def measure(n: int, conc: int) -> dict[str, float]:
 
     root = Path(tempfile.mkdtemp(prefix="pcs-audit-path-"))
     engine = await B.fresh(f"sqlite+aiosqlite:///{root}/audit.db")
-    sink = DatabaseAuditSink(
-        engine,
-        Signer.generate(),
-        None,
-        deadline_s=30,
-        checkpoint_interval_s=3600,
-        owns_engine=False,
-        completion_linger_s=0.002,
-    )
-    await sink.start()
+    sink = await B.bench_sink(engine, completion_linger_s=0.002)
     pending: set[asyncio.Task] = set()
 
     async def loop(w: int) -> None:
