@@ -16,7 +16,9 @@ same virtual environment (``PYTHONPATH`` puts the other tree first), and prints 
 its own wrk at ``--conc``. The scheduler shares the core between them, so whatever slows the
 machine slows both alike, and the ratio of their rates is the inverse ratio of their CPU per
 request. Each round prints both rates, both CPU figures and the ratio; ``--rounds`` repeats it,
-swapping which gateway starts first.
+swapping which gateway starts first. ``--together forwarder`` pits this tree's gateway against
+the bare forwarder the same way: the ratio of rates is then the "RPS vs forwarder" of
+``run.py``'s table, without the drift between the forwarder's cell and the gateway's.
 """
 
 from __future__ import annotations
@@ -124,6 +126,15 @@ def start_gateway(
     return proc, f"http://127.0.0.1:{port}/v1/chat/completions", key
 
 
+def start_forwarder(up: int, procs: list[subprocess.Popen]) -> tuple[subprocess.Popen, str, str]:
+    """The bare forwarder pinned to core 1: (process, url, key)."""
+    port = R.free_port()
+    proc = R.start([R.PY, str(R.HERE / "forwarder.py"), str(up), str(port)], 1)
+    procs.append(proc)
+    R.wait_http(f"http://127.0.0.1:{port}/v1/chat/completions", ok=(405,))
+    return proc, f"http://127.0.0.1:{port}/v1/chat/completions", ""
+
+
 def together(other: str, conc: int, duration: int, stream: bool, rounds: int) -> None:
     """Both trees' gateways at once on one core, each under its own wrk (see the docstring)."""
     from concurrent.futures import ThreadPoolExecutor
@@ -137,7 +148,12 @@ def together(other: str, conc: int, duration: int, stream: bool, rounds: int) ->
             order = [("other", {"PYTHONPATH": other}), ("this", {})]
             if i % 2:
                 order.reverse()
-            gws = {name: start_gateway(tmp, up, name, env, procs) for name, env in order}
+            gws = {
+                name: start_forwarder(up, procs)
+                if other == "forwarder" and name == "other"
+                else start_gateway(tmp, up, name, env, procs)
+                for name, env in order
+            }
             with ThreadPoolExecutor(2) as pool:  # warm-up, then the measured run
                 for d in (2, duration):
                     before = {n: thread_times(g[0].pid) for n, g in gws.items()}
@@ -172,7 +188,9 @@ def main() -> None:
     ap.add_argument("--stream", action="store_true")
     ap.add_argument("--threads", action="store_true", help="print CPU per request per thread")
     ap.add_argument("--ab", metavar="TREE", help="another work tree to alternate with this one")
-    ap.add_argument("--together", metavar="TREE", help="both trees at once on one core")
+    ap.add_argument(
+        "--together", metavar="TREE", help="both trees (or 'forwarder') at once on one core"
+    )
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--env", nargs="*", default=[], metavar="NAME=VALUE")
     args = ap.parse_args()
