@@ -246,9 +246,10 @@ class Pipeline:
                 self._insecure_pass(
                     ctx, "pii.ner:false", "pii.ner is false (names and places are not detected)"
                 )
-        ctx.prompt_digest = hmac.new(
-            self.s.digest_key, _encode(parsed.body), hashlib.sha256
-        ).hexdigest()
+        # The request's JSON, encoded once: its digest, and what a backend is sent when nothing
+        # in it changes for that backend (no pseudonyms, upstream name, options or removals).
+        encoded = _encode(parsed.body)
+        ctx.prompt_digest = hmac.new(self.s.digest_key, encoded, hashlib.sha256).hexdigest()
         applied: dict[str, Applied] = {}
 
         def body_for(backend: BackendSpec, ask_usage: bool = True) -> bytes:
@@ -286,7 +287,7 @@ class Pipeline:
             if foreign and not foreign.isdisjoint(body):
                 known = known_params(ctx.endpoint)
                 body = {k: v for k, v in body.items() if k not in foreign or k in known}
-            return _encode(body)
+            return encoded if body is parsed.body else _encode(body)
 
         return backends, body_for, applied
 
