@@ -33,6 +33,7 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+	$(BIN)/mypy --explicit-package-bases bench
 
 policy-test: $(STAMP)
 	$(BIN)/portcullis policy test $(foreach o,$(wildcard policies/overlays/examples/*),--overlay $(o))

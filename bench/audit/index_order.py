@@ -20,6 +20,7 @@ import sqlite3
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -40,7 +41,7 @@ def random_id(rnd: random.Random) -> str:
 
 
 class Log:
-    def __init__(self, root: Path, name: str, ids: object) -> None:
+    def __init__(self, root: Path, name: str, ids: Callable[[], str]) -> None:
         self.path = root / f"{name}.db"
         engine = sa.create_engine(f"sqlite:///{self.path}")
         metadata.create_all(engine)
@@ -55,7 +56,7 @@ class Log:
     def batch(self, proto: Entry, n: int) -> list[Entry]:
         return [
             Entry(row={**proto.row, "request_id": self.ids()}, leaf=proto.leaf) for _ in range(n)
-        ]  # type: ignore[operator]
+        ]
 
     def fill(self, proto: Entry, rows: int) -> None:
         self.db.execute("PRAGMA synchronous=OFF")

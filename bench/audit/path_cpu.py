@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 
@@ -45,8 +46,8 @@ async def measure(n: int, conc: int) -> dict[str, float]:
     obligations = Fixed(base["decision"]["obligations"])
     decision = Fixed({**base["decision"], "obligations": obligations})
 
-    def event(i: int) -> dict:
-        e = B.ev(i)
+    def event(i: int) -> dict[str, Any]:
+        e: dict[str, Any] = B.ev(i)
         e.update(principal=principal, backend=backend, decision=decision)
         e["decision_input"].update(principal=principal, backends=[backend])
         e.update(request_id=request_id({}), ts="2026-11-29T18:00:00.123456Z")
@@ -55,7 +56,7 @@ async def measure(n: int, conc: int) -> dict[str, float]:
     root = Path(tempfile.mkdtemp(prefix="pcs-audit-path-"))
     engine = await B.fresh(f"sqlite+aiosqlite:///{root}/audit.db")
     sink = await B.bench_sink(engine, completion_linger_s=0.002)
-    pending: set[asyncio.Task] = set()
+    pending: set[asyncio.Task[None]] = set()
 
     async def loop(w: int) -> None:
         for i in range(w, n, conc):
@@ -91,10 +92,11 @@ def run_tree(tree: str | None, n: int, conc: int) -> dict[str, float]:
     env = dict(os.environ)
     if tree:
         env["PYTHONPATH"] = tree
-    pin = ["taskset", "-c", "1"] if shutil.which("taskset") and os.cpu_count() > 1 else []
+    pin = ["taskset", "-c", "1"] if shutil.which("taskset") and (os.cpu_count() or 1) > 1 else []
     cmd = [*pin, sys.executable, __file__, "--requests", str(n), "--conc", str(conc), "--once"]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    return result
 
 
 def main() -> None:

@@ -33,6 +33,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from typing import Any
+
 import run as R  # the helpers of bench/core/run.py
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -49,9 +51,11 @@ def thread_times(pid: int) -> dict[str, tuple[str, int, int]]:
     return out
 
 
-def measure(target: str, conc: int, duration: int, stream: bool, env: dict[str, str]) -> dict:
+def measure(
+    target: str, conc: int, duration: int, stream: bool, env: dict[str, str]
+) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="pcs-cpu-"))
-    procs: list[subprocess.Popen] = []
+    procs: list[subprocess.Popen[bytes]] = []
     try:
         up = R.start_mock_upstream(procs)
         port = R.free_port()
@@ -106,8 +110,8 @@ def measure(target: str, conc: int, duration: int, stream: bool, env: dict[str, 
 
 
 def start_gateway(
-    tmp: Path, up: int, name: str, env: dict[str, str], procs: list[subprocess.Popen]
-) -> tuple[subprocess.Popen, str, str]:
+    tmp: Path, up: int, name: str, env: dict[str, str], procs: list[subprocess.Popen[bytes]]
+) -> tuple[subprocess.Popen[bytes], str, str]:
     """A gateway on the core path (SQLite audit, no PII), pinned to core 1: (process, url, key)."""
     port = R.free_port()
     cfg = R.gateway_config(tmp, up, name, None)
@@ -126,7 +130,9 @@ def start_gateway(
     return proc, f"http://127.0.0.1:{port}/v1/chat/completions", key
 
 
-def start_forwarder(up: int, procs: list[subprocess.Popen]) -> tuple[subprocess.Popen, str, str]:
+def start_forwarder(
+    up: int, procs: list[subprocess.Popen[bytes]]
+) -> tuple[subprocess.Popen[bytes], str, str]:
     """The bare forwarder pinned to core 1: (process, url, key)."""
     port = R.free_port()
     proc = R.start([R.PY, str(R.HERE / "forwarder.py"), str(up), str(port)], 1)
@@ -142,7 +148,7 @@ def together(other: str, conc: int, duration: int, stream: bool, rounds: int) ->
     ratios = []
     for i in range(rounds):
         tmp = Path(tempfile.mkdtemp(prefix="pcs-cpu-"))
-        procs: list[subprocess.Popen] = []
+        procs: list[subprocess.Popen[bytes]] = []
         try:
             up = R.start_mock_upstream(procs)
             order = [("other", {"PYTHONPATH": other}), ("this", {})]

@@ -23,12 +23,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from typing import Any
+
 import run as R  # the helpers of bench/core/run.py
 
 
-def measure(pii: bool, freeze: bool, conc: int, duration: int) -> dict:
+def measure(pii: bool, freeze: bool, conc: int, duration: int) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="pcs-gc-"))
-    procs: list[subprocess.Popen] = []
+    procs: list[subprocess.Popen[bytes]] = []
     try:
         up = R.start_mock_upstream(procs)
         cfg = R.gateway_config(tmp, up, "gw", None, pii=pii)

@@ -10,12 +10,13 @@ import os
 import sys
 import threading
 import time
+from typing import Any
 
 pauses: list[float] = []
 _started = [0.0]
 
 
-def _probe(phase: str, info: dict) -> None:
+def _probe(phase: str, info: dict[str, Any]) -> None:
     if info["generation"] != 2:
         return
     if phase == "start":
@@ -39,7 +40,7 @@ threading.Thread(target=_writer, args=(os.environ["GC_PROBE_OUT"],), daemon=True
 if os.environ.get("GC_PROBE_THAW"):
     import gateway.http.app  # the serving process freezes there (PII workers are other processes)
 
-    gateway.http.app.freeze_startup_heap = lambda: 0  # type: ignore[assignment]
+    gateway.http.app.freeze_startup_heap = lambda: 0  # type: ignore[attr-defined]
 
 from gateway.cli import main  # noqa: E402
 

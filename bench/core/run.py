@@ -30,6 +30,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -44,7 +45,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_http(url: str, timeout: float = 90, ok=(200, 401, 404, 405)) -> None:
+def wait_http(url: str, timeout: float = 90, ok: tuple[int, ...] = (200, 401, 404, 405)) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         try:
@@ -62,7 +63,7 @@ def wait_http(url: str, timeout: float = 90, ok=(200, 401, 404, 405)) -> None:
 
 def start(
     cmd: list[str], core: int, env: dict[str, str] | None = None, log: Path | None = None
-) -> subprocess.Popen:
+) -> subprocess.Popen[bytes]:
     full = ["taskset", "-c", str(core), *cmd] if shutil.which("taskset") else cmd
     out = open(log, "w") if log else subprocess.DEVNULL
     return subprocess.Popen(
@@ -74,7 +75,7 @@ def start(
     )
 
 
-def start_mock_upstream(procs: list[subprocess.Popen]) -> int:
+def start_mock_upstream(procs: list[subprocess.Popen[bytes]]) -> int:
     """Start the mock upstream on core 0 (added to ``procs``); returns its port."""
     port = free_port()
     procs.append(start([PY, str(HERE / "mock_upstream.py"), str(port)], 0))
@@ -82,7 +83,7 @@ def start_mock_upstream(procs: list[subprocess.Popen]) -> int:
     return port
 
 
-def stop(proc: subprocess.Popen) -> None:
+def stop(proc: subprocess.Popen[bytes]) -> None:
     try:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(10)
@@ -90,7 +91,7 @@ def stop(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def wrk(url: str, conc: int, duration: int, stream: bool, key: str, model: str) -> dict:
+def wrk(url: str, conc: int, duration: int, stream: bool, key: str, model: str) -> dict[str, Any]:
     env = {
         **os.environ,
         "BENCH_KEY": key,
@@ -104,7 +105,7 @@ def wrk(url: str, conc: int, duration: int, stream: bool, key: str, model: str) 
         cmd, env=env, capture_output=True, text=True, timeout=duration + 60, check=True
     ).stdout
     line = next(ln for ln in out.splitlines() if ln.startswith("RESULT "))
-    r = json.loads(line[7:])
+    r: dict[str, Any] = json.loads(line[7:])
     r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
     return r
 
@@ -195,8 +196,8 @@ def main() -> None:
     args = ap.parse_args()
     concs = [int(c) for c in args.conc.split(",")]
     tmp = Path(tempfile.mkdtemp(prefix="pcs-bench-"))
-    procs: list[subprocess.Popen] = []
-    results: list[dict] = []
+    procs: list[subprocess.Popen[bytes]] = []
+    results: list[dict[str, Any]] = []
     try:
         up_port = start_mock_upstream(procs)
         targets: list[tuple[str, str, str]] = [
@@ -306,7 +307,7 @@ def main() -> None:
     print_table(results, commit)
 
 
-def print_table(results: list[dict], commit: str) -> None:
+def print_table(results: list[dict[str, Any]], commit: str) -> None:
     floor = {(r["mode"], r["conc"]): r for r in results if r["target"] == "floor"}
     lite = {(r["mode"], r["conc"]): r for r in results if r["target"] == "litellm"}
     fwd = {(r["mode"], r["conc"]): r for r in results if r["target"] == "forwarder"}

@@ -30,6 +30,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -208,7 +209,7 @@ def main() -> None:
             ("direct", f"http://127.0.0.1:{vport}/v1", None, "deepseek-v2-lite-random"),
             ("gateway", f"http://127.0.0.1:{gport}/v1", key, "deepseek-chat"),
         ]
-        rows = []
+        rows: list[dict[str, Any]] = []
         print("| path | batch | tok/s | TTFT ms (p50) | gap ms (p50) | gap ms (p95) |")
         print("|---|---|---|---|---|---|")
         for batch in batches:

@@ -28,6 +28,7 @@ import statistics
 import subprocess
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
@@ -212,17 +213,17 @@ def main() -> None:
         l_all: list[float] = []
         c_all: list[float] = []
         for text, _ in texts:
-            s_all += timed(lambda text=text: stock_find(text), max(3, args.repeats // 5))
-            o_all += timed(lambda text=text: ours_find(text), max(3, args.repeats // 5), restore)
-            i_all += timed(lambda text=text: ours_ids(text), max(3, args.repeats // 5))
+            s_all += timed(partial(stock_find, text), max(3, args.repeats // 5))
+            o_all += timed(partial(ours_find, text), max(3, args.repeats // 5), restore)
+            i_all += timed(partial(ours_ids, text), max(3, args.repeats // 5))
             if args.cold_token_cache:
                 c_all += timed(
-                    lambda text=text: ours_find(text), max(3, args.repeats // 5), token_cache.clear
+                    partial(ours_find, text), max(3, args.repeats // 5), token_cache.clear
                 )
             if unfused:
-                u_all += timed(lambda text=text: unfused_find(text), max(3, args.repeats // 5))
+                u_all += timed(partial(unfused_find, text), max(3, args.repeats // 5))
             if looped:
-                l_all += timed(lambda text=text: looped_find(text), max(3, args.repeats // 5))
+                l_all += timed(partial(looped_find, text), max(3, args.repeats // 5))
                 assert looped_find(text) == ours_find(text), "spaCy's loop and ours differ"
         sm, om, im = statistics.median(s_all), statistics.median(o_all), statistics.median(i_all)
         rs, ro = recall(stock_find, texts), recall(ours_find, texts)
@@ -236,7 +237,7 @@ def main() -> None:
                  if looped else ""))  # fmt: skip
 
     # A conversation of 12 turns; each request carries the whole history so far.
-    print(f"NER saw {ours._ner.chars_run / max(1, ours._ner.chars_in):.0%} of the characters")  # type: ignore[union-attr]
+    print(f"NER saw {ours._ner.chars_run / max(1, ours._ner.chars_in):.0%} of the characters")
     if args.tables_only:
         return
     turns = [make_text(60, rng, fake)[0] for _ in range(12)]

@@ -100,7 +100,8 @@ def main() -> None:
     ).stdout.strip()
     print(f"corpus: {len(plain)} labelled, {len(evaded)} evasion variants, "
           f"{len(tech)} technical texts ({tech_tokens} tokens); commit {commit}")  # fmt: skip
-    results = {}
+    Score = tuple[Counter[str], Counter[str], int, int]
+    results: dict[str, tuple[Score, Score, int]] = {}  # detector -> (plain, evaded, tech FP)
     places: dict[str, tuple[float, float]] = {}  # detector -> (opening, inside) recall
     where = [s for s in plain if s.spans[0][2] == "LOCATION"]
     by_locale: dict[str, dict[str, float]] = {}
@@ -134,7 +135,7 @@ def main() -> None:
         row = [t]
         for k in (0, 1):
             for name in ("ours", "presidio"):
-                hit, total = results[name][k][0], results[name][k][1]
+                hit, total, _, _ = results[name][0] if k == 0 else results[name][1]
                 row.append(f"{hit[t] / total[t]:.3f}" if total[t] else "-")
         print(f"{row[0]:<20} {row[1]:>7} {row[2]:>9} {row[3]:>9} {row[4]:>9}")
     print()
