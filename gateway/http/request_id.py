@@ -8,8 +8,8 @@ digit, so that no generated id can look like a phone or id number to the audit's
 A generated id is time-ordered, as a UUIDv7 is: 48 bits of Unix time in milliseconds, then 48
 random bits. Ids made later sort later, so the audit log's index on ``request_id`` grows at its
 end instead of at a random page per entry — with random ids each commit rewrote one index page
-per entry, and that cost grew with the log (SQLite, 300,000 entries: 78 µs of CPU per entry
-appended with random ids, 52 µs with time-ordered ones; ``docs/benchmarks.md``).
+per entry, and that cost grew with the log (SQLite, 300,000 entries: 74 µs of CPU per entry
+appended with random ids, 52 µs with time-ordered ones; ``docs/benchmarks/audit.md``).
 """
 
 from __future__ import annotations
