@@ -11,7 +11,9 @@ slot, and the arguments are re-serialised after transformation (invalid JSON is 
 text). Completions: ``prompt`` (string or list of strings) and ``suffix``. Embeddings: ``input``
 (string or list of strings). Every endpoint: the caller's ``user``, ``safety_identifier`` and
 ``prompt_cache_key`` (end-user ids are often e-mail addresses), every key of ``metadata`` and
-every string in its values, and ``stop`` sequences. Tool-call ids (``tool_calls[].id`` and the
+every string in its values, ``stop`` sequences, and every string and member name in the value
+of a parameter that is not OpenAI's (a backend's ``passthrough_params``: vLLM's ``top_k`` or
+``guided_json``; the gateway does not know what such a value holds). Tool-call ids (``tool_calls[].id`` and the
 tool message's ``tool_call_id``) are scanned too, and so is every member name that is data
 rather than API: one OpenAI does not define in a message or a content part, and any inside a
 field read as text or a metadata value (a transformed name keeps its place; see
@@ -30,6 +32,8 @@ import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from gateway.http.validate import known_params
 
 __all__ = ["Slot", "extract", "uninspectable", "write_back"]
 
@@ -207,12 +211,18 @@ def _strings(body: Mapping[str, Any], key: str) -> Iterator[Slot]:
 _IDS = ("user", "safety_identifier", "prompt_cache_key")
 
 
-def _common(body: Mapping[str, Any]) -> Iterator[Slot]:
+def _common(endpoint: str, body: Mapping[str, Any]) -> Iterator[Slot]:
     for key in _IDS:
         if isinstance(body.get(key), str):
             yield Slot((key,), body[key])
     yield from _texts(("metadata",), body.get("metadata"))
     yield from _strings(body, "stop")
+    # A backend's passthrough parameters (validation lets nothing else unknown in): read as
+    # text whatever they hold. A number is a number; a string or an object may be anything.
+    known = known_params(endpoint)
+    for key, value in body.items():
+        if key not in known:
+            yield from _texts((key,), value)
 
 
 def extract(endpoint: str, body: Mapping[str, Any]) -> list[Slot]:
@@ -224,7 +234,7 @@ def extract(endpoint: str, body: Mapping[str, Any]) -> list[Slot]:
         slots = list(_strings(body, "input"))
     else:
         raise ValueError(f"unknown endpoint {endpoint!r}")
-    slots += _common(body)
+    slots += _common(endpoint, body)
     return [s for s in slots if s.text]
 
 

@@ -167,6 +167,12 @@ async def test_token_id_embeddings_input_passes_untouched() -> None:
             "schema": {"type": "object", "properties": {"who": {"type": "string",
                                                                 "default": NAME}}}}}},
          ("response_format", "json_schema", "schema", "properties", "who", "default")),
+        # a backend's passthrough parameter: the gateway does not know what its value holds
+        ("chat", {"top_k": {"content": [{"type": "text", "text": f"Dear {NAME}"}]}},
+         ("top_k", "content", 0, "text")),
+        ("chat", {"guided_choice": ["x", EMAIL]}, ("guided_choice", 1)),
+        ("completions", {"top_k": f"{NAME}"}, ("top_k",)),
+        ("embeddings", {"truncate_prompt_tokens": [EMAIL]}, ("truncate_prompt_tokens", 0)),
     ],
 )  # fmt: skip
 async def test_caller_ids_metadata_stop_and_prediction_are_transformed(
@@ -493,3 +499,16 @@ async def test_size_cap_gives_413_before_detection() -> None:
         await g.inspect("chat", {"messages": [{"role": "user", "content": "x" * 11}]}, None)
     assert err.value.cause is Cause.TOO_LARGE
     assert fake.calls == []
+
+
+async def test_passthrough_member_names_are_read_and_numbers_left_alone() -> None:
+    g = guard()
+    body = {
+        "messages": [{"role": "user", "content": "hi"}],
+        "min_p": 0.05,
+        "guided_json": {"properties": {EMAIL: {"type": "string"}}},
+    }
+    applied = g.apply(await g.inspect("chat", body, None), always(PiiAction.REDACT), "t")
+    assert applied.body["min_p"] == 0.05
+    assert EMAIL not in json.dumps(applied.body["guided_json"])
+    assert list(applied.body["guided_json"]["properties"]) == ["[EMAIL_ADDRESS]"]

@@ -1,0 +1,261 @@
+"""Random request bodies through the running gateway with the real PII guard: whatever the
+shape, the answer is a 2xx or an OpenAI-shaped client error, never the gateway's own 500; a
+refused request sends nothing; an accepted one sends none of the personal values planted in it.
+
+The bodies start from a valid request of each endpoint and change one to four of its members
+(every parameter the gateway knows, and some it does not) to random JSON: scalars of every type,
+strings with personal data, lists and objects nested a few levels, message and content-part
+shapes with missing, extra and mistyped members. A fixed seed per endpoint: a failure repeats.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.http.app import Components
+from tests.e2e.conftest import core_settings
+from tests.integration.pii.test_gateway_pii import _rule
+from tests.support.fakes import FakeDecider, MemoryAuditSink
+from tests.support.gateway import RunningGateway
+from tests.support.upstream import FakeUpstream
+
+pytestmark = pytest.mark.integration
+
+PLANTED = ("js@example.com", "123 456 782", "4111 1111 1111 1111")
+STRINGS = [
+    "",
+    "hi",
+    "mail js@example.com please",
+    "TFN 123 456 782",
+    "card 4111 1111 1111 1111",
+    "ünïcødé ✓ 漢字",
+    "\u0000",
+    "x" * 300,
+    "gpt-test",
+    "emb-test",
+    "user",
+    "assistant",
+    "system",
+    "tool",
+    "function",
+    "text",
+    "image_url",
+    "auto",
+    "none",
+    "required",
+    "json_object",
+    "json_schema",
+]
+CHAT_PARAMS = [
+    "model", "messages", "stream", "stream_options", "tools", "tool_choice", "response_format",
+    "n", "stop", "seed", "max_tokens", "max_completion_tokens", "temperature", "top_p",
+    "logprobs", "top_logprobs", "user", "metadata", "logit_bias", "presence_penalty",
+    "frequency_penalty", "parallel_tool_calls", "modalities", "audio", "prediction",
+    "service_tier", "store", "reasoning_effort", "functions", "function_call", "top_k",
+    "safety_identifier", "prompt_cache_key", "web_search_options", "api_base", "unknown_x",
+]  # fmt: skip
+COMPLETION_PARAMS = [
+    "model", "prompt", "stream", "stream_options", "n", "stop", "seed", "max_tokens",
+    "temperature", "top_p", "logprobs", "echo", "suffix", "best_of", "user", "logit_bias",
+    "top_k", "unknown_x",
+]  # fmt: skip
+EMBEDDING_PARAMS = ["model", "input", "encoding_format", "dimensions", "user", "unknown_x"]
+
+
+def _value(rng: random.Random, depth: int = 0) -> Any:
+    kind = rng.randrange(9 if depth < 3 else 6)
+    if kind == 0:
+        return None
+    if kind == 1:
+        return rng.choice([True, False])
+    if kind == 2:
+        return rng.choice([0, 1, -1, 2, 7, 128, 4096, 2**31, 2**63, -(2**40)])
+    if kind == 3:
+        return rng.choice([0.0, 0.5, 1.5, -2.0, 1e-9, 1e300])
+    if kind in (4, 5):
+        return rng.choice(STRINGS)
+    if kind == 6:
+        return [_value(rng, depth + 1) for _ in range(rng.randrange(4))]
+    if kind == 7:
+        return _message(rng, depth + 1)
+    keys = rng.sample(
+        ["type", "text", "content", "role", "name", "function", "arguments", "x", "a b"], 3
+    )
+    return {k: _value(rng, depth + 1) for k in keys}
+
+
+def _part(rng: random.Random, depth: int) -> Any:
+    r = rng.random()
+    if r < 0.5:
+        return {"type": "text", "text": rng.choice(STRINGS)}
+    if r < 0.65:
+        return {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
+    if r < 0.8:
+        return {"type": rng.choice(STRINGS), "text": _value(rng, depth + 1)}
+    return _value(rng, depth + 1)
+
+
+def _message(rng: random.Random, depth: int = 0) -> Any:
+    msg: dict[str, Any] = {"role": rng.choice(["user", "assistant", "system", "tool", "x"])}
+    r = rng.random()
+    if r < 0.5:
+        msg["content"] = rng.choice(STRINGS)
+    elif r < 0.8:
+        msg["content"] = [_part(rng, depth) for _ in range(rng.randrange(1, 4))]
+    elif r < 0.9:
+        msg["content"] = _value(rng, depth + 1)
+    if rng.random() < 0.2:
+        msg["tool_calls"] = [
+            {
+                "id": rng.choice(["call_1", "js@example.com", 5]),
+                "type": "function",
+                "function": {"name": "lookup", "arguments": rng.choice(STRINGS)},
+            }
+        ]
+    if rng.random() < 0.15:
+        msg["tool_call_id"] = rng.choice(STRINGS)
+    if rng.random() < 0.15:
+        msg[rng.choice(["name", "refusal", "extra", "a b"])] = _value(rng, depth + 1)
+    return msg
+
+
+def _tools(rng: random.Random) -> Any:
+    if rng.random() < 0.3:
+        return _value(rng, 1)
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": "lookup",
+                "description": rng.choice(STRINGS),
+                "parameters": {
+                    "type": "object",
+                    "properties": {"q": {"type": "string", "description": rng.choice(STRINGS)}},
+                },
+            },
+        }
+    ]
+
+
+PII_TEXTS = [t for t in STRINGS if any(v in t for v in PLANTED)]
+
+
+def _plausible(rng: random.Random, endpoint: str) -> dict[str, Any]:
+    """A body validation accepts, personal data in the places a caller may put text."""
+
+    def text() -> str:
+        return rng.choice([*PII_TEXTS, "hello there"])
+
+    if endpoint == "chat":
+        messages: list[dict[str, Any]] = []
+        for _ in range(rng.randint(1, 4)):
+            role = rng.choice(["user", "assistant", "system"])
+            content: Any = text()
+            if rng.random() < 0.4:
+                content = [{"type": "text", "text": text()} for _ in range(rng.randint(1, 3))]
+            messages.append({"role": role, "content": content})
+        body: dict[str, Any] = {"model": "gpt-test", "messages": messages}
+        if rng.random() < 0.3:
+            body["tools"] = (
+                _tools(rng)
+                if rng.random() < 0.5
+                else [{"type": "function", "function": {"name": "f", "description": text()}}]
+            )
+    elif endpoint == "completions":
+        body = {"model": "gpt-test", "prompt": rng.choice([text(), [text(), text()]])}
+        if rng.random() < 0.3:
+            body["suffix"] = text()
+    else:
+        body = {"model": "emb-test", "input": rng.choice([text(), [text(), text()]])}
+    extras = {
+        "user": text,
+        "metadata": lambda: {rng.choice(["k", "js@example.com"]): text()},
+        "stop": lambda: [text()],
+        "top_k": lambda: _value(rng),  # a backend's passthrough parameter: anything
+        "stream": lambda: rng.choice([True, False]),
+    }
+    for name in rng.sample(sorted(extras), rng.randint(0, 3)):
+        if endpoint == "embeddings" and name in ("stop", "stream", "metadata"):
+            continue
+        body[name] = extras[name]()
+    return body
+
+
+def _body(rng: random.Random, endpoint: str) -> dict[str, Any]:
+    if rng.random() < 0.5:
+        return _plausible(rng, endpoint)
+    if endpoint == "chat":
+        body: dict[str, Any] = {"model": "gpt-test", "messages": [_message(rng)]}
+        params = CHAT_PARAMS
+    elif endpoint == "completions":
+        body = {"model": "gpt-test", "prompt": rng.choice(STRINGS)}
+        params = COMPLETION_PARAMS
+    else:
+        body = {"model": "emb-test", "input": rng.choice(STRINGS)}
+        params = EMBEDDING_PARAMS
+    for name in rng.sample(params, rng.randint(1, min(4, len(params) // 3))):
+        if name == "messages":
+            body[name] = [_message(rng) for _ in range(rng.randint(0, 4))]
+        elif name == "tools":
+            body[name] = _tools(rng)
+        elif name == "stream" and rng.random() < 0.7:
+            body[name] = rng.choice([True, False])
+        else:
+            body[name] = _value(rng)
+    return body
+
+
+@pytest.fixture(scope="module")
+def gw(
+    tmp_path_factory: pytest.TempPathFactory, upstream_server: FakeUpstream
+) -> Iterator[tuple[RunningGateway, str]]:
+    tmp: Path = tmp_path_factory.mktemp("gw-fuzz")
+    decider = FakeDecider(_rule({"*": "pseudonymise"}))
+    running = RunningGateway(
+        core_settings(tmp, upstream_server), Components(policy=decider, audit=MemoryAuditSink())
+    ).start()
+    key = running.create_key(user="alice", jurisdiction="AU-NSW", sector="private", team="eng")
+    yield running, key
+    running.stop()
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "path", "seed"),
+    [
+        ("chat", "/v1/chat/completions", 1),
+        ("completions", "/v1/completions", 2),
+        ("embeddings", "/v1/embeddings", 3),
+    ],
+)
+def test_random_bodies_get_an_answer_or_a_client_error_and_leak_nothing(
+    gw: tuple[RunningGateway, str], upstream: FakeUpstream, endpoint: str, path: str, seed: int
+) -> None:
+    running, key = gw
+    rng = random.Random(seed)
+    statuses: dict[int, int] = {}
+    for i in range(250):
+        body = _body(rng, endpoint)
+        upstream.mode = rng.choice(["normal", "echo"])
+        before = len(upstream.received)
+        status, _, got = running.request("POST", path, body, token=key, parse=False)
+        # (the helper hands back an error's body parsed, an answer's as bytes)
+        answer = got if isinstance(got, bytes) else json.dumps(got).encode()
+        statuses[status] = statuses.get(status, 0) + 1
+        case = f"case {i}: {json.dumps(body)[:400]} -> {status} {answer[:300]!r}"
+        assert status != 500 and b"Traceback" not in answer, case
+        if status >= 400:
+            error = json.loads(answer)["error"]
+            assert error["message"] and error["type"], case
+            assert error["code"] != "internal_error", case
+        if 400 <= status < 500:
+            assert len(upstream.received) == before, case  # refused: nothing left
+        for sent in upstream.received[before:]:
+            text = json.dumps(sent["json"], ensure_ascii=False)
+            assert not any(v in text for v in PLANTED), case
+    assert statuses.get(200, 0) >= 100, statuses  # the fuzzer also reaches the forward path
