@@ -11,9 +11,11 @@ slot, and the arguments are re-serialised after transformation (invalid JSON is 
 text). Completions: ``prompt`` (string or list of strings) and ``suffix``. Embeddings: ``input``
 (string or list of strings). Every endpoint: the caller's ``user``, ``safety_identifier`` and
 ``prompt_cache_key`` (end-user ids are often e-mail addresses), every key of ``metadata`` and
-every string in its values, ``stop`` sequences, and every string and member name in the value
-of a parameter that is not OpenAI's (a backend's ``passthrough_params``: vLLM's ``top_k`` or
-``guided_json``; the gateway does not know what such a value holds). Tool-call ids (``tool_calls[].id`` and the
+every string in its values, ``stop`` sequences, and every string and member name of any other
+parameter (a backend's ``passthrough_params`` — vLLM's ``top_k`` or ``guided_json`` — and
+OpenAI's own that take a string or an object: ``tool_choice``, ``function_call``, ...). In a
+tool, function or response-format definition everything but its name, ``strict`` and ``type`` is
+read (its schema as a schema). Tool-call ids (``tool_calls[].id`` and the
 tool message's ``tool_call_id``) are scanned too, and so is every member name that is data
 rather than API: one OpenAI does not define in a message or a content part, and any inside a
 field read as text or a metadata value (a transformed name keeps its place; see
@@ -32,8 +34,6 @@ import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-
-from gateway.http.validate import known_params
 
 __all__ = ["Slot", "extract", "uninspectable", "write_back"]
 
@@ -151,22 +151,42 @@ def _chat(body: Mapping[str, Any]) -> Iterator[Slot]:
     if isinstance(prediction, Mapping):
         yield from _parts(("prediction", "content"), prediction.get("content"))
     for i, tool in enumerate(body.get("tools") or ()):
-        for kind in ("function", "custom"):  # custom: free-form input tools
-            fn = tool.get(kind) if isinstance(tool, Mapping) else None
-            if isinstance(fn, Mapping):
-                yield from _texts(("tools", i, kind, "description"), fn.get("description"), True)
-                yield from _texts(("tools", i, kind, "parameters"), fn.get("parameters"), True)
+        if not isinstance(tool, Mapping):
+            continue
+        for key, value in tool.items():
+            if key in ("function", "custom"):  # custom: free-form input tools
+                yield from _definition(("tools", i, key), value)
+            elif key != "type":
+                yield from _texts(("tools", i, key), value)
     for i, fn in enumerate(body.get("functions") or ()):
-        if isinstance(fn, Mapping):
-            yield from _texts(("functions", i, "description"), fn.get("description"), True)
-            yield from _texts(("functions", i, "parameters"), fn.get("parameters"), True)
+        yield from _definition(("functions", i), fn)
     fmt = body.get("response_format")
-    spec = fmt.get("json_schema") if isinstance(fmt, Mapping) else None
-    if isinstance(spec, Mapping):
-        yield from _texts(
-            ("response_format", "json_schema", "description"), spec.get("description")
-        )
-        yield from _texts(("response_format", "json_schema", "schema"), spec.get("schema"), True)
+    if isinstance(fmt, Mapping):
+        for key, value in fmt.items():
+            if key == "json_schema":
+                yield from _definition(("response_format", key), value)
+            elif key != "type":
+                yield from _texts(("response_format", key), value)
+
+
+# In a tool, function or response schema definition: members that name or configure, not text.
+_DEFINITION_NOT_TEXT = frozenset({"name", "strict", "type"})
+# ... and those that hold a JSON Schema (or a custom tool's input format): read as a schema.
+_DEFINITION_SCHEMA = frozenset({"parameters", "schema", "format"})
+
+
+def _definition(path: Path, node: Any) -> Iterator[Slot]:
+    """A tool's function (or custom tool), a legacy function or a response format's
+    ``json_schema``: its schema read as a schema (:func:`_texts`), its name left alone (the
+    tool's name: see the module's notes), every other member — ``description`` and any a
+    client adds — read as text."""
+    if not isinstance(node, Mapping):
+        return
+    for key, value in node.items():
+        if key in _DEFINITION_SCHEMA:
+            yield from _texts((*path, key), value, True)
+        elif key not in _DEFINITION_NOT_TEXT:
+            yield from _texts((*path, key), value)
 
 
 # Schema keywords whose string values are structure, not text: left as they are.
@@ -217,12 +237,25 @@ def _common(endpoint: str, body: Mapping[str, Any]) -> Iterator[Slot]:
             yield Slot((key,), body[key])
     yield from _texts(("metadata",), body.get("metadata"))
     yield from _strings(body, "stop")
-    # A backend's passthrough parameters (validation lets nothing else unknown in): read as
-    # text whatever they hold. A number is a number; a string or an object may be anything.
-    known = known_params(endpoint)
+    # Every other parameter — a backend's passthrough parameters (vLLM's ``top_k``,
+    # ``guided_json``), and OpenAI's own that take a string or an object (``tool_choice``,
+    # ``function_call``, ``reasoning_effort``, ...) — read as text whatever it holds: the
+    # checks of the validation bound shapes, not what a string says. Numbers and booleans give
+    # no slot.
+    walked = _WALKED[endpoint]
     for key, value in body.items():
-        if key not in known:
+        if key not in walked:
             yield from _texts((key,), value)
+
+
+# Parameters read above (by the endpoint's walk or by the common part), and ``model`` (the
+# routing name, refused by validation when it names no model): the rest is read as text.
+_WALKED_ALL = frozenset({"model", *_IDS, "metadata", "stop"})
+_WALKED = {
+    "chat": _WALKED_ALL | {"messages", "prediction", "tools", "functions", "response_format"},
+    "completions": _WALKED_ALL | {"prompt", "suffix"},
+    "embeddings": _WALKED_ALL | {"input"},
+}
 
 
 def extract(endpoint: str, body: Mapping[str, Any]) -> list[Slot]:

@@ -173,6 +173,22 @@ async def test_token_id_embeddings_input_passes_untouched() -> None:
         ("chat", {"guided_choice": ["x", EMAIL]}, ("guided_choice", 1)),
         ("completions", {"top_k": f"{NAME}"}, ("top_k",)),
         ("embeddings", {"truncate_prompt_tokens": [EMAIL]}, ("truncate_prompt_tokens", 0)),
+        # OpenAI's own parameters that take a string or an object: validation bounds the shape
+        ("chat", {"function_call": {"name": "f", "note": f"for {NAME}"}}, ("function_call", "note")),
+        ("chat", {"tool_choice": {"type": "function", "x": EMAIL}}, ("tool_choice", "x")),
+        ("chat", {"reasoning_effort": EMAIL}, ("reasoning_effort",)),
+        # members of definitions beyond name, description and schema
+        ("chat", {"tools": [{"type": "function", "function": {"name": "f", "examples": [
+            f"{NAME}"]}}]}, ("tools", 0, "function", "examples", 0)),
+        ("chat", {"tools": [{"type": "function", "note": EMAIL, "function": {"name": "f"}}]},
+         ("tools", 0, "note")),
+        ("chat", {"tools": [{"type": "custom", "custom": {"name": "g", "format": {
+            "type": "grammar", "grammar": {"definition": f"start: {EMAIL!r}"}}}}]},
+         ("tools", 0, "custom", "format", "grammar", "definition")),
+        ("chat", {"response_format": {"type": "json_schema", "note": EMAIL,
+            "json_schema": {"name": "r"}}}, ("response_format", "note")),
+        ("chat", {"response_format": {"type": "json_schema", "json_schema": {"name": "r",
+            "examples": [EMAIL]}}}, ("response_format", "json_schema", "examples", 0)),
     ],
 )  # fmt: skip
 async def test_caller_ids_metadata_stop_and_prediction_are_transformed(
@@ -512,3 +528,29 @@ async def test_passthrough_member_names_are_read_and_numbers_left_alone() -> Non
     assert applied.body["min_p"] == 0.05
     assert EMAIL not in json.dumps(applied.body["guided_json"])
     assert list(applied.body["guided_json"]["properties"]) == ["[EMAIL_ADDRESS]"]
+
+
+async def test_definition_names_and_structure_are_left_alone() -> None:
+    g = guard()
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "find_customer",
+            "strict": True,
+            "description": f"Find e.g. {NAME}",
+            "parameters": {"type": "object", "properties": {"email": {"type": "string"}}},
+        },
+    }
+    fmt = {"type": "json_schema", "json_schema": {"name": "person", "strict": True, "schema": {}}}
+    body = {
+        "messages": [{"role": "user", "content": "hi"}],
+        "tools": [tool],
+        "tool_choice": "auto",
+        "response_format": fmt,
+    }
+    applied = g.apply(await g.inspect("chat", body, None), always(PiiAction.REDACT), "t")
+    out = applied.body
+    assert out["tools"][0]["function"]["name"] == "find_customer"
+    assert out["tools"][0]["function"]["parameters"] == tool["function"]["parameters"]
+    assert NAME not in out["tools"][0]["function"]["description"]
+    assert out["tool_choice"] == "auto" and out["response_format"] == fmt
