@@ -3,9 +3,12 @@
 Events are relayed as they arrive. When the PII guard pseudonymised the prompt, each choice's
 text (and tool-call arguments) passes through its own streaming restorer, which holds back no
 more than one placeholder's length; what it still holds is released on the choice's
-``finish_reason``. A stream that fails after the first byte ends with an error event and
-``[DONE]``, never a dangling connection. A client that leaves once it has ``[DONE]`` (the
-SDK may close before the backend's response has ended) was served: it is recorded as such.
+``finish_reason`` (or, when a backend sends none, in one last chunk before ``[DONE]``);
+DeepSeek's ``reasoning_content`` and a ``refusal`` are restored like the content. A stream that
+fails after the first byte — the backend's included, when it ends without ``[DONE]`` — ends with
+an error event and ``[DONE]``, never a dangling connection. A client that leaves once it has
+``[DONE]`` (the SDK may close before the backend's response has ended) was served: it is
+recorded as such.
 
 Usage is recorded from the stream's usage chunk. When the gateway asked for it and the caller
 did not (``BackendSpec.stream_usage``), that chunk is not relayed and other chunks lose their
@@ -34,6 +37,10 @@ _encode = msgspec.json.encode
 DONE = b"data: [DONE]\n\n"
 
 
+# Per choice, the delta's text fields and their restorer's key (tool calls use their index >= 0).
+_DELTA_TEXTS = (("reasoning_content", -2), ("refusal", -3), ("content", -1))
+
+
 class _Restoring:
     def __init__(self, restorer: Restorer) -> None:
         self._restorer = restorer
@@ -47,15 +54,28 @@ class _Restoring:
         return sr
 
     def apply(self, event: dict[str, Any]) -> None:
-        for choice in event.get("choices") or ():
+        """Restore the event's texts in place. Members of unexpected shapes are left as they
+        are: a stream of any shape is relayed, never an error here."""
+        choices = event.get("choices")
+        for choice in choices if isinstance(choices, list) else ():
             if not isinstance(choice, dict):
                 continue
             idx = choice.get("index", 0) if isinstance(choice.get("index"), int) else 0
             final = choice.get("finish_reason") is not None
             delta = choice.get("delta")
             if isinstance(delta, dict):
-                self._field(delta, "content", (idx, -1), final)
-                for call in delta.get("tool_calls") or ():
+                # DeepSeek's reasoner streams its reasoning first: what the reasoning's restorer
+                # still holds comes out with the first delta of the answer proper.
+                thought = ""
+                if isinstance(delta.get("content"), str) and "reasoning_content" not in delta:
+                    reasoning = self._streams.get((idx, -2))
+                    thought = reasoning.flush() if reasoning is not None else ""
+                for name, sub in _DELTA_TEXTS:
+                    self._field(delta, name, (idx, sub), final)
+                if thought:
+                    delta["reasoning_content"] = thought
+                calls = delta.get("tool_calls")
+                for call in calls if isinstance(calls, list) else ():
                     fn = call.get("function") if isinstance(call, dict) else None
                     if isinstance(fn, dict):
                         tidx = call.get("index", 0) if isinstance(call.get("index"), int) else 0
@@ -65,15 +85,40 @@ class _Restoring:
                         if ci == idx and ti >= 0:
                             rest = sr.flush()
                             if rest:
-                                delta.setdefault("tool_calls", []).append(
+                                if not isinstance(delta.get("tool_calls"), list):
+                                    delta["tool_calls"] = []
+                                delta["tool_calls"].append(
                                     {"index": ti, "function": {"arguments": rest}}
                                 )
             elif isinstance(choice.get("text"), str) or final:
                 self._field(choice, "text", (idx, -1), final)
 
+    def drain(self, chat: bool) -> dict[str, Any] | None:
+        """What the restorers still hold when the stream ends without a ``finish_reason`` (a
+        backend that never sends one): one last chunk carrying it, or ``None``."""
+        choices: dict[int, dict[str, Any]] = {}
+        for (ci, ti), sr in self._streams.items():
+            rest = sr.flush()
+            if not rest:
+                continue
+            choice = choices.setdefault(ci, {"index": ci, "delta": {}, "finish_reason": None})
+            if not chat:
+                choice.pop("delta", None)
+                choice["text"] = choice.get("text", "") + rest
+            elif ti >= 0:
+                call = {"index": ti, "function": {"arguments": rest}}
+                choice["delta"].setdefault("tool_calls", []).append(call)
+            else:
+                name = next(n for n, sub in _DELTA_TEXTS if sub == ti)
+                choice["delta"][name] = rest
+        if not choices:
+            return None
+        kind = "chat.completion.chunk" if chat else "text_completion"
+        return {"object": kind, "choices": [choices[i] for i in sorted(choices)]}
+
     def _field(self, holder: dict[str, Any], name: str, key: tuple[int, int], final: bool) -> None:
         value = holder.get(name)
-        if not isinstance(value, str) and not final:
+        if not isinstance(value, str) and not (final and key in self._streams):
             return
         sr = self._sr(key)
         out = sr.feed(value) if isinstance(value, str) else ""
@@ -106,6 +151,7 @@ async def relay_stream(
     rename = ctx.answer_model  # the backend's own name for the model stays inside
     hide_usage = ctx.hide_usage
     buffer = bytearray()
+    done = False
     t0 = time.perf_counter()
     try:
         async for chunk in answer.chunks():
@@ -118,7 +164,13 @@ async def relay_stream(
                 if data is None:
                     continue
                 if data == b"[DONE]":
+                    tail = restoring.drain(ctx.endpoint == "chat") if restoring else None
+                    if tail is not None:
+                        tail_data = _encode(tail)
+                        ctx.answer_hmac.update(tail_data)
+                        out.append(b"data: " + tail_data + b"\n\n")
                     out.append(DONE)
+                    done = True
                     continue
                 if restoring is None and rename is None and b'"usage"' not in data:
                     ctx.answer_hmac.update(data)
@@ -154,8 +206,12 @@ async def relay_stream(
                 out.append(b"data: " + data + b"\n\n")
             if out:
                 yield b"".join(out)
-                if DONE in out:
+                if done:
                     ctx.answered = True  # the client has the whole answer
+            if done:
+                break
+        if not done:  # the backend's stream ended without [DONE]: cut short
+            raise UpstreamFailure("protocol")
     except UpstreamFailure as failure:
         err = failure_to_error(failure)
         ctx.status, ctx.error_code = err.status, err.cause.code

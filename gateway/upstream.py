@@ -178,6 +178,10 @@ class Upstream:
             raise UpstreamFailure("protocol", resp.status) from None
         if not isinstance(doc, dict):
             raise UpstreamFailure("protocol", resp.status)
+        # The list the gateway reads (and restores) must be a list: anything else is no answer.
+        items = doc.get("data" if endpoint == "embeddings" else "choices")
+        if items is not None and not isinstance(items, list):
+            raise UpstreamFailure("protocol", resp.status)
         return JsonAnswer(resp.status, doc)
 
     async def open_stream(self, backend: BackendSpec, endpoint: str, body: bytes) -> StreamAnswer:

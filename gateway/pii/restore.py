@@ -26,6 +26,10 @@ __all__ = ["PlaceholderRestorer", "Streamer"]
 PatternScan = Callable[[str], list[Candidate]]
 
 
+# The texts of an answer's message (and of a stream's delta) that carry the model's words.
+_MESSAGE_TEXTS = ("content", "refusal", "reasoning_content")
+
+
 class Streamer:
     """Implements :class:`gateway.pii.contract.StreamRestorer` for one stream of text."""
 
@@ -126,8 +130,12 @@ class PlaceholderRestorer:
         return restored
 
     def restore_json(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Restore (and scan) the answer's texts in place; returns ``body``."""
-        for choice in body.get("choices") or ():
+        """Restore (and scan) the answer's texts in place; returns ``body``. Each message's
+        ``content`` (a string or text parts), ``refusal`` and ``reasoning_content`` (DeepSeek's
+        reasoner), and its tool-call arguments; a member of an unexpected shape is left as it
+        is (an answer of any shape passes through, never an error here)."""
+        choices = body.get("choices")
+        for choice in choices if isinstance(choices, list) else ():
             if not isinstance(choice, dict):
                 continue
             if endpoint == "completions" and isinstance(choice.get("text"), str):
@@ -135,10 +143,19 @@ class PlaceholderRestorer:
             msg = choice.get("message")
             if not isinstance(msg, dict):
                 continue
-            if isinstance(msg.get("content"), str):
-                msg["content"] = self._finish(msg["content"])
-            calls = list(msg.get("tool_calls") or ())
-            fns = [c.get("function") for c in calls if isinstance(c, dict)]
+            for key in _MESSAGE_TEXTS:
+                if isinstance(msg.get(key), str):
+                    msg[key] = self._finish(msg[key])
+            content = msg.get("content")
+            for part in content if isinstance(content, list) else ():
+                if isinstance(part, dict) and isinstance(part.get("text"), str):
+                    part["text"] = self._finish(part["text"])
+            calls = msg.get("tool_calls")
+            fns = (
+                [c.get("function") for c in calls if isinstance(c, dict)]
+                if isinstance(calls, list)
+                else []
+            )
             fns.append(msg.get("function_call"))
             for fn in fns:
                 if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):

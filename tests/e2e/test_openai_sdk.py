@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import openai
@@ -551,3 +552,32 @@ def test_client_gone_before_a_streams_first_byte_cancels_the_upstream(
     assert upstream.wait_cancelled(2.0)
     events = _wait_for_completions(h, before, 1)
     assert [(e["status"], e["error_code"]) for e in events] == [(499, "client_closed_request")]
+
+
+def test_a_backend_stream_cut_short_is_an_error_to_the_sdk(
+    h: Harness, upstream: FakeUpstream
+) -> None:
+    # The backend closes its response before [DONE]: the SDK gets an error event, not a
+    # truncated answer it would take for a whole one; the record says 502.
+    chunk = {"id": "x", "object": "chat.completion.chunk", "created": 1, "model": "gpt-test"}
+    first = {**chunk, "choices": [{"index": 0, "delta": {"content": "Hel"}, "finish_reason": None}]}
+    upstream.raw_sse = b"data: " + json.dumps(first).encode() + b"\n\n"
+    before = _settled(h)
+    stream = client(h).chat.completions.create(
+        model="gpt-test", messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    with pytest.raises(openai.APIError):
+        for _ in stream:
+            pass
+    assert [e["status"] for e in _wait_for_completions(h, before, 1)] == [502]
+
+
+def test_a_json_answer_without_a_list_of_choices_is_a_502(
+    h: Harness, upstream: FakeUpstream
+) -> None:
+    upstream.raw_json = {"id": "x", "object": "chat.completion", "choices": -1}
+    with pytest.raises(openai.InternalServerError) as err:
+        client(h).chat.completions.create(
+            model="gpt-test", messages=[{"role": "user", "content": "hi"}]
+        )
+    assert err.value.status_code == 502 and err.value.code == "upstream_error"

@@ -4,6 +4,8 @@ Behaviour per request is chosen by the model name's suffix or by ``FakeUpstream.
 ``normal``, ``slow`` (delay before answering), ``error`` (status ``error_status``),
 ``stall`` (stream stops after two chunks and hangs), ``tiny`` (stream split into 1-3 byte
 chunks), ``echo`` (answer with the last user message, so what arrived is visible).
+``raw_json`` (any JSON value) is the whole answer to a non-streamed request when set, and
+``raw_sse`` (bytes) the whole body of a streamed one: answers of any shape, for fuzzing.
 ``refuse_stream_options`` answers 400 to a body with ``stream_options``, as strict servers
 (older Azure OpenAI API versions) do.
 Every received request (headers and JSON) is kept in ``received`` — the evidence of what left.
@@ -41,6 +43,8 @@ class FakeUpstream:
     stream_chunks: list[str] | None = None
     refuse_stream_options: bool = False
     done_linger_s: float = 0.0  # wait between a stream's [DONE] and the end of the response
+    raw_json: Any = None  # when not None: the answer to a non-streamed request, as it is
+    raw_sse: bytes | None = None  # when set: the whole body of a streamed answer, as it is
     received: list[dict[str, Any]] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
     port: int = 0
@@ -57,6 +61,7 @@ class FakeUpstream:
         self.retry_after, self.stream_chunks = None, None
         self.refuse_stream_options = False
         self.done_linger_s = 0.0
+        self.raw_json, self.raw_sse = None, None
         self.reply = "Hello from the fake upstream."
         self.received.clear()
         self.cancelled.clear()
@@ -145,11 +150,25 @@ class FakeUpstream:
             return json.dumps(msgs[-1].get("content")) if msgs else json.dumps(body.get("prompt"))
         return self.reply
 
+    async def _raw(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse | None:
+        if body.get("stream") and self.raw_sse is not None:
+            resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            await resp.prepare(request)
+            await resp.write(self.raw_sse)
+            await resp.write_eof()
+            return resp
+        if not body.get("stream") and self.raw_json is not None:
+            return web.json_response(self.raw_json)
+        return None
+
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await self._record(request)
         failed = await self._maybe_fail(body)
         if failed is not None:
             return failed
+        raw = await self._raw(request, body)
+        if raw is not None:
+            return raw
         text = self._text_for(body)
         model = body.get("model")
         if body.get("stream"):
@@ -187,6 +206,9 @@ class FakeUpstream:
         failed = await self._maybe_fail(body)
         if failed is not None:
             return failed
+        raw = await self._raw(request, body)
+        if raw is not None:
+            return raw
         text = self._text_for(body)
         if body.get("stream"):
             return await self._stream(request, body, text, body.get("model"), chat=False)
@@ -206,6 +228,9 @@ class FakeUpstream:
         failed = await self._maybe_fail(body)
         if failed is not None:
             return failed
+        raw = await self._raw(request, body)
+        if raw is not None:
+            return raw
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
         return web.json_response(
             {

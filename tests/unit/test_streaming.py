@@ -179,3 +179,83 @@ async def test_usage_the_gateway_asked_for_is_recorded_and_not_relayed(restorer:
     assert all("usage" not in c for c in chunks)
     assert ctx.usage == {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
     assert chunks[0]["choices"][0]["delta"]["content"] == ("Hi Alice" if restorer else "Hi <P1>")
+
+
+def _events(out: bytes) -> list[Any]:
+    return [
+        json.loads(b[6:])
+        for b in out.decode().split("\n\n")
+        if b.startswith("data: ") and b[6:] != "[DONE]"
+    ]
+
+
+async def _relay(ctx: RequestContext, answer: FakeAnswer, restorer: Any) -> bytes:
+    ctx.start_answer_digest(b"k" * 32)
+    return b"".join([c async for c in relay_stream(ctx, answer, restorer, Metrics())])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("restorer", [None, HoldbackRestorer()])
+async def test_a_stream_that_ends_without_done_ends_with_an_error_event_and_done(
+    restorer: Any,
+) -> None:
+    # The backend closed its response early (mid-event, or between events): the client must
+    # not take the truncated answer for a whole one.
+    for cut in (b"", b'data: {"choices": [{"index": 0, "delta": {"con'):
+        ctx = RequestContext("r", "chat", None)
+        ctx.status = 200
+        data = sse(["a", "b"], usage=False).split(b"data: [DONE]")[0] + cut
+        out = await _relay(ctx, FakeAnswer([data]), restorer)
+        assert out.endswith(b"data: [DONE]\n\n") and b'"upstream_error"' in out
+        assert ctx.status == 502 and not ctx.answered
+
+
+async def test_reasoning_content_is_restored_and_released_before_the_answer() -> None:
+    # DeepSeek's reasoner streams reasoning_content, then content: a placeholder split in the
+    # reasoning is restored, and what its restorer holds comes out before the answer proper.
+    ctx = RequestContext("r", "chat", None)
+    events = [
+        {"choices": [{"index": 0, "delta": {"reasoning_content": "think of <"}}]},
+        {"choices": [{"index": 0, "delta": {"reasoning_content": "P1> then <P"}}]},
+        {"choices": [{"index": 0, "delta": {"content": "Hi <P1>"}}]},
+        {"choices": [{"index": 0, "delta": {"refusal": "no <P"}, "finish_reason": None}]},
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+    ]
+    data = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
+    out = await _relay(ctx, FakeAnswer([data + b"data: [DONE]\n\n"]), HoldbackRestorer())
+    deltas = [c["delta"] for e in _events(out) for c in e["choices"]]
+    reasoning = "".join(d.get("reasoning_content", "") for d in deltas)
+    assert reasoning == "think of Alice then <P"
+    first_content = next(i for i, d in enumerate(deltas) if d.get("content"))
+    assert "".join(d.get("reasoning_content", "") for d in deltas[: first_content + 1]) == (
+        reasoning
+    )
+    assert "".join(d.get("content", "") for d in deltas) == "Hi Alice"
+    assert "".join(d.get("refusal", "") for d in deltas) == "no <P"
+
+
+async def test_held_text_comes_out_before_done_when_no_finish_reason_comes() -> None:
+    for endpoint, event, read in (
+        ("chat", {"choices": [{"index": 0, "delta": {"content": "to <P"}}]}, "delta"),
+        ("completions", {"choices": [{"index": 0, "text": "to <P"}]}, "text"),
+    ):
+        ctx = RequestContext("r", endpoint, None)
+        data = b"data: " + json.dumps(event).encode() + b"\n\ndata: [DONE]\n\n"
+        out = await _relay(ctx, FakeAnswer([data]), HoldbackRestorer())
+        choices = [c for e in _events(out) for c in e["choices"]]
+        texts = [c["delta"].get("content", "") if read == "delta" else c["text"] for c in choices]
+        assert "".join(texts) == "to <P", out
+        assert out.endswith(b"data: [DONE]\n\n") and ctx.answered
+
+
+async def test_events_of_unexpected_shapes_are_relayed_as_they_are() -> None:
+    ctx = RequestContext("r", "chat", None)
+    odd = [
+        {"choices": 5},
+        {"choices": {"index": 0}},
+        {"choices": [{"index": 0, "delta": {"content": 7, "tool_calls": 3}}]},
+        {"choices": [{"index": "x", "delta": {"tool_calls": [5, {"function": 1}]}}]},
+        {"choices": [{"index": 0, "delta": {"tool_calls": {"a": 1}}, "finish_reason": "stop"}]},
+    ]
+    data = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in odd)
+    out = await _relay(ctx, FakeAnswer([data + b"data: [DONE]\n\n"]), HoldbackRestorer())
+    assert _events(out) == odd and out.endswith(b"data: [DONE]\n\n")

@@ -393,6 +393,36 @@ async def test_restore_json_puts_values_back_in_content_and_tool_arguments() -> 
     }
 
 
+async def test_restore_json_covers_reasoning_refusal_and_text_parts() -> None:
+    # DeepSeek's reasoner answers with reasoning_content beside the content.
+    a, sent = await _pseudonymised(f"{NAME} wrote")
+    ph = re.findall(r"<[A-Z_]+_[0-9a-f]+>", sent)[0]
+    msg = {
+        "content": [{"type": "text", "text": f"Dear {ph}"}, {"type": "image_url"}],
+        "reasoning_content": f"The user is {ph}.",
+        "refusal": f"Not for {ph}",
+    }
+    out = a.restorer.restore_json("chat", {"choices": [{"message": msg}]})
+    got = out["choices"][0]["message"]
+    assert got["content"][0]["text"] == f"Dear {NAME}" and got["content"][1] == {
+        "type": "image_url"
+    }
+    assert got["reasoning_content"] == f"The user is {NAME}."
+    assert got["refusal"] == f"Not for {NAME}"
+
+
+async def test_restore_json_leaves_answers_of_unexpected_shapes_as_they_are() -> None:
+    a, _ = await _pseudonymised(f"{NAME} wrote")
+    for answer in (
+        {"choices": -1},
+        {"choices": {"a": 1}},
+        {"choices": [5, {"message": 3}, {"message": {"content": {}, "tool_calls": 7}}]},
+        {"choices": [{"message": {"content": [3, {"text": 4}], "tool_calls": [1, {"f": 2}]}}]},
+    ):
+        before = json.dumps(answer)
+        assert json.dumps(a.restorer.restore_json("chat", answer)) == before
+
+
 async def test_restored_value_is_json_escaped_inside_arguments() -> None:
     tricky = 'O"Neil'
     a, sent = await _pseudonymised(f"name {tricky}", {tricky: "PERSON"})
