@@ -13,15 +13,11 @@ import os
 import random
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gateway.http.app import Components
-from tests.e2e.conftest import core_settings
-from tests.integration.pii.test_gateway_pii import _rule
-from tests.support.fakes import FakeDecider, MemoryAuditSink
+from tests.integration.pii.test_gateway_pii import start_pseudonymising
 from tests.support.gateway import RunningGateway
 from tests.support.upstream import FakeUpstream
 
@@ -123,12 +119,9 @@ def _stream(rng: random.Random, ph: str) -> bytes:
 def gw(
     tmp_path_factory: pytest.TempPathFactory, upstream_server: FakeUpstream
 ) -> Iterator[tuple[RunningGateway, str]]:
-    tmp: Path = tmp_path_factory.mktemp("gw-fuzz-answers")
-    decider = FakeDecider(_rule({"*": "pseudonymise"}))
-    running = RunningGateway(
-        core_settings(tmp, upstream_server), Components(policy=decider, audit=MemoryAuditSink())
-    ).start()
-    key = running.create_key(user="alice", jurisdiction="AU-NSW", sector="private", team="eng")
+    running, _, key = start_pseudonymising(
+        tmp_path_factory.mktemp("gw-fuzz-answers"), upstream_server
+    )
     yield running, key
     running.stop()
 

@@ -16,15 +16,11 @@ import json
 import os
 import random
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gateway.http.app import Components
-from tests.e2e.conftest import core_settings
-from tests.integration.pii.test_gateway_pii import _rule
-from tests.support.fakes import FakeDecider, MemoryAuditSink
+from tests.integration.pii.test_gateway_pii import start_pseudonymising
 from tests.support.gateway import RunningGateway
 from tests.support.upstream import FakeUpstream
 
@@ -231,12 +227,7 @@ def _body(rng: random.Random, endpoint: str) -> dict[str, Any]:
 def gw(
     tmp_path_factory: pytest.TempPathFactory, upstream_server: FakeUpstream
 ) -> Iterator[tuple[RunningGateway, str]]:
-    tmp: Path = tmp_path_factory.mktemp("gw-fuzz")
-    decider = FakeDecider(_rule({"*": "pseudonymise"}))
-    running = RunningGateway(
-        core_settings(tmp, upstream_server), Components(policy=decider, audit=MemoryAuditSink())
-    ).start()
-    key = running.create_key(user="alice", jurisdiction="AU-NSW", sector="private", team="eng")
+    running, _, key = start_pseudonymising(tmp_path_factory.mktemp("gw-fuzz"), upstream_server)
     yield running, key
     running.stop()
 

@@ -31,16 +31,23 @@ def _rule(actions: dict[str, str]) -> Any:
     return rule
 
 
+def start_pseudonymising(
+    tmp: Path, upstream: FakeUpstream
+) -> tuple[RunningGateway, FakeDecider, str]:
+    """A gateway with the real guard whose policy pseudonymises every type, and a key."""
+    decider = FakeDecider(_rule({"*": "pseudonymise"}))
+    running = RunningGateway(
+        core_settings(tmp, upstream), Components(policy=decider, audit=MemoryAuditSink())
+    ).start()
+    key = running.create_key(user="alice", jurisdiction="AU-NSW", sector="private", team="eng")
+    return running, decider, key
+
+
 @pytest.fixture(scope="module")
 def gw(
     tmp_path_factory: pytest.TempPathFactory, upstream_server: FakeUpstream
 ) -> Iterator[tuple[RunningGateway, FakeDecider, str]]:
-    tmp: Path = tmp_path_factory.mktemp("gw-pii")
-    decider = FakeDecider(_rule({"*": "pseudonymise"}))
-    running = RunningGateway(
-        core_settings(tmp, upstream_server), Components(policy=decider, audit=MemoryAuditSink())
-    ).start()
-    key = running.create_key(user="alice", jurisdiction="AU-NSW", sector="private", team="eng")
+    running, decider, key = start_pseudonymising(tmp_path_factory.mktemp("gw-pii"), upstream_server)
     yield running, decider, key
     running.stop()
 
