@@ -35,6 +35,7 @@ __all__ = ["relay_stream"]
 _decode = msgspec.json.decode
 _encode = msgspec.json.encode
 DONE = b"data: [DONE]\n\n"
+_META = ("id", "created", "model", "system_fingerprint")
 
 
 # Per choice, the delta's text fields and their restorer's key (tool calls use their index >= 0).
@@ -152,6 +153,7 @@ async def relay_stream(
     hide_usage = ctx.hide_usage
     buffer = bytearray()
     done = False
+    meta: dict[str, Any] = {}  # the last event's id, model and time, for a chunk of our own
     t0 = time.perf_counter()
     try:
         async for chunk in answer.chunks():
@@ -165,13 +167,13 @@ async def relay_stream(
                     continue
                 if data == b"[DONE]":
                     tail = restoring.drain(ctx.endpoint == "chat") if restoring else None
-                    if tail is not None:
-                        tail_data = _encode(tail)
+                    if tail is not None:  # as the stream's other chunks: its id, model, time
+                        tail_data = _encode({**meta, **tail})
                         ctx.answer_hmac.update(tail_data)
                         out.append(b"data: " + tail_data + b"\n\n")
                     out.append(DONE)
                     done = True
-                    continue
+                    break  # nothing after [DONE] is relayed
                 if restoring is None and rename is None and b'"usage"' not in data:
                     ctx.answer_hmac.update(data)
                     out.append(b"data: " + data + b"\n\n")
@@ -200,6 +202,7 @@ async def relay_stream(
                         restoring.apply(event)
                     if rename is not None and "model" in event:
                         event["model"] = rename
+                    meta = {k: event[k] for k in _META if k in event}
                     if changed:
                         data = _encode(event)
                 ctx.answer_hmac.update(data)

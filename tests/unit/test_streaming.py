@@ -235,8 +235,16 @@ async def test_reasoning_content_is_restored_and_released_before_the_answer() ->
 
 async def test_held_text_comes_out_before_done_when_no_finish_reason_comes() -> None:
     for endpoint, event, read in (
-        ("chat", {"choices": [{"index": 0, "delta": {"content": "to <P"}}]}, "delta"),
-        ("completions", {"choices": [{"index": 0, "text": "to <P"}]}, "text"),
+        (
+            "chat",
+            {"id": "x1", "model": "m", "choices": [{"index": 0, "delta": {"content": "to <P"}}]},
+            "delta",
+        ),
+        (
+            "completions",
+            {"id": "x1", "model": "m", "choices": [{"index": 0, "text": "to <P"}]},
+            "text",
+        ),
     ):
         ctx = RequestContext("r", endpoint, None)
         data = b"data: " + json.dumps(event).encode() + b"\n\ndata: [DONE]\n\n"
@@ -245,6 +253,7 @@ async def test_held_text_comes_out_before_done_when_no_finish_reason_comes() -> 
         texts = [c["delta"].get("content", "") if read == "delta" else c["text"] for c in choices]
         assert "".join(texts) == "to <P", out
         assert out.endswith(b"data: [DONE]\n\n") and ctx.answered
+        assert _events(out)[-1]["id"] == "x1" and _events(out)[-1]["model"] == "m"
 
 
 async def test_events_of_unexpected_shapes_are_relayed_as_they_are() -> None:
@@ -259,3 +268,17 @@ async def test_events_of_unexpected_shapes_are_relayed_as_they_are() -> None:
     data = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in odd)
     out = await _relay(ctx, FakeAnswer([data + b"data: [DONE]\n\n"]), HoldbackRestorer())
     assert _events(out) == odd and out.endswith(b"data: [DONE]\n\n")
+
+
+async def test_our_last_chunk_carries_the_name_the_caller_knows() -> None:
+    ctx = RequestContext("r", "chat", None)
+    ctx.answer_model = "deepseek-chat"  # the backend knows it by another name
+    event = {
+        "id": "x1",
+        "model": "/models/ds-v3",
+        "choices": [{"index": 0, "delta": {"content": "<P"}}],
+    }
+    data = b"data: " + json.dumps(event).encode() + b"\n\ndata: [DONE]\n\n"
+    out = await _relay(ctx, FakeAnswer([data]), HoldbackRestorer())
+    assert [e["model"] for e in _events(out)] == ["deepseek-chat", "deepseek-chat"]
+    assert b"/models/ds-v3" not in out
