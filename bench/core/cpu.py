@@ -51,64 +51,6 @@ def thread_times(pid: int) -> dict[str, tuple[str, int, int]]:
     return out
 
 
-def measure(
-    target: str, conc: int, duration: int, stream: bool, env: dict[str, str]
-) -> dict[str, Any]:
-    tmp = Path(tempfile.mkdtemp(prefix="pcs-cpu-"))
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        up = R.start_mock_upstream(procs)
-        port = R.free_port()
-        key = ""
-        if target == "forwarder":
-            proc = R.start([R.PY, str(R.HERE / "forwarder.py"), str(up), str(port)], 1, env=env)
-            procs.append(proc)
-            R.wait_http(f"http://127.0.0.1:{port}/v1/chat/completions", ok=(405,))
-        else:
-            cfg = R.gateway_config(tmp, up, "gw", None)
-            key = R.migrate_and_key(cfg, env)
-            proc = R.start(
-                [
-                    *(R.PORTCULLIS, "-c", str(cfg), "serve", "--port", str(port)),
-                    *("--no-migrate", "--log-level", "warning"),
-                ],
-                1,
-                env=env,
-                log=tmp / "gw.log",
-            )
-            procs.append(proc)
-            R.wait_http(f"http://127.0.0.1:{port}/healthz")
-        url = f"http://127.0.0.1:{port}/v1/chat/completions"
-        R.wrk(url, conc, 2, stream, key, "bench-model")  # warm-up
-        before = thread_times(proc.pid)
-        r = R.wrk(url, conc, duration, stream, key, "bench-model")
-        after = thread_times(proc.pid)
-        n = r["requests"]
-        threads = {}
-        for tid, (name, user, system) in after.items():
-            _, u0, s0 = before.get(tid, (name, 0, 0))
-            us = ((user - u0) + (system - s0)) / TICK / n * 1e6
-            if us >= 1:
-                threads[f"{name}:{tid}"] = {
-                    "user_us": round((user - u0) / TICK / n * 1e6),
-                    "sys_us": round((system - s0) / TICK / n * 1e6),
-                }
-        total = sum(v["user_us"] + v["sys_us"] for v in threads.values())
-        return {
-            "target": target,
-            "conc": conc,
-            "stream": stream,
-            "rps": round(r["rps"]),
-            "p50_ms": r["p50_us"] / 1000,
-            "cpu_us_per_request": total,
-            "threads": threads,
-            "errors": r["errors"] + r["status_errors"],
-        }
-    finally:
-        for p in reversed(procs):
-            R.stop(p)
-
-
 def start_gateway(
     tmp: Path, up: int, name: str, env: dict[str, str], procs: list[subprocess.Popen[bytes]]
 ) -> tuple[subprocess.Popen[bytes], str, str]:
@@ -131,14 +73,64 @@ def start_gateway(
 
 
 def start_forwarder(
-    up: int, procs: list[subprocess.Popen[bytes]]
+    up: int, procs: list[subprocess.Popen[bytes]], env: dict[str, str] | None = None
 ) -> tuple[subprocess.Popen[bytes], str, str]:
     """The bare forwarder pinned to core 1: (process, url, key)."""
     port = R.free_port()
-    proc = R.start([R.PY, str(R.HERE / "forwarder.py"), str(up), str(port)], 1)
+    proc = R.start([R.PY, str(R.HERE / "forwarder.py"), str(up), str(port)], 1, env=env)
     procs.append(proc)
     R.wait_http(f"http://127.0.0.1:{port}/v1/chat/completions", ok=(405,))
     return proc, f"http://127.0.0.1:{port}/v1/chat/completions", ""
+
+
+def thread_cpu(
+    before: dict[str, tuple[str, int, int]], after: dict[str, tuple[str, int, int]], requests: int
+) -> dict[str, tuple[float, float]]:
+    """``name:tid`` -> (user, system) µs of CPU per request between two ``thread_times``."""
+    out = {}
+    for tid, (name, user, system) in after.items():
+        _, u0, s0 = before.get(tid, (name, 0, 0))
+        out[f"{name}:{tid}"] = (
+            (user - u0) / TICK / requests * 1e6,
+            (system - s0) / TICK / requests * 1e6,
+        )
+    return out
+
+
+def measure(
+    target: str, conc: int, duration: int, stream: bool, env: dict[str, str]
+) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="pcs-cpu-"))
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        up = R.start_mock_upstream(procs)
+        if target == "forwarder":
+            proc, url, key = start_forwarder(up, procs, env)
+        else:
+            proc, url, key = start_gateway(tmp, up, "gw", env, procs)
+        R.wrk(url, conc, 2, stream, key, "bench-model")  # warm-up
+        before = thread_times(proc.pid)
+        r = R.wrk(url, conc, duration, stream, key, "bench-model")
+        after = thread_times(proc.pid)
+        threads = {
+            label: {"user_us": round(user), "sys_us": round(system)}
+            for label, (user, system) in thread_cpu(before, after, r["requests"]).items()
+            if user + system >= 1
+        }
+        total = sum(v["user_us"] + v["sys_us"] for v in threads.values())
+        return {
+            "target": target,
+            "conc": conc,
+            "stream": stream,
+            "rps": round(r["rps"]),
+            "p50_ms": r["p50_us"] / 1000,
+            "cpu_us_per_request": total,
+            "threads": threads,
+            "errors": r["errors"] + r["status_errors"],
+        }
+    finally:
+        for p in reversed(procs):
+            R.stop(p)
 
 
 def together(other: str, conc: int, duration: int, stream: bool, rounds: int) -> None:
@@ -171,11 +163,8 @@ def together(other: str, conc: int, duration: int, stream: bool, rounds: int) ->
                     after = {n: thread_times(g[0].pid) for n, g in gws.items()}
             line = []
             for n in ("other", "this"):
-                ticks = sum(
-                    u + s_ - before[n].get(t, ("", 0, 0))[1] - before[n].get(t, ("", 0, 0))[2]
-                    for t, (_, u, s_) in after[n].items()
-                )
-                cpu = ticks / TICK / res[n]["requests"] * 1e6
+                per_thread = thread_cpu(before[n], after[n], res[n]["requests"]).values()
+                cpu = sum(user + system for user, system in per_thread)
                 line.append(f"{n} {res[n]['rps']:6.0f} rps {cpu:5.0f} µs CPU/request")
             ratio = res["this"]["rps"] / res["other"]["rps"]
             ratios.append(round(ratio, 3))
