@@ -26,7 +26,7 @@ import msgspec
 
 from gateway.context import RequestContext
 from gateway.metrics import Metrics
-from gateway.pii.contract import Restorer, StreamRestorer
+from gateway.pii.contract import ANSWER_TEXTS, Restorer, StreamRestorer
 from gateway.routing import failure_to_error
 from gateway.upstream import StreamAnswer, UpstreamFailure
 
@@ -38,8 +38,10 @@ DONE = b"data: [DONE]\n\n"
 _META = ("id", "created", "model", "system_fingerprint")
 
 
-# Per choice, the delta's text fields and their restorer's key (tool calls use their index >= 0).
-_DELTA_TEXTS = (("reasoning_content", -2), ("refusal", -3), ("content", -1))
+# Per choice, each restored text of a delta has its own restorer, keyed -1, -2, ... (tool calls
+# are keyed by their index >= 0).
+_DELTA_TEXTS = {name: -1 - i for i, name in enumerate(ANSWER_TEXTS)}
+_REASONING = _DELTA_TEXTS["reasoning_content"]
 
 
 class _Restoring:
@@ -69,9 +71,9 @@ class _Restoring:
                 # still holds comes out with the first delta of the answer proper.
                 thought = ""
                 if isinstance(delta.get("content"), str) and "reasoning_content" not in delta:
-                    reasoning = self._streams.get((idx, -2))
+                    reasoning = self._streams.get((idx, _REASONING))
                     thought = reasoning.flush() if reasoning is not None else ""
-                for name, sub in _DELTA_TEXTS:
+                for name, sub in _DELTA_TEXTS.items():
                     self._field(delta, name, (idx, sub), final)
                 if thought:
                     delta["reasoning_content"] = thought
@@ -110,7 +112,7 @@ class _Restoring:
                 call = {"index": ti, "function": {"arguments": rest}}
                 choice["delta"].setdefault("tool_calls", []).append(call)
             else:
-                name = next(n for n, sub in _DELTA_TEXTS if sub == ti)
+                name = ANSWER_TEXTS[-1 - ti]
                 choice["delta"][name] = rest
         if not choices:
             return None

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from gateway.policy.contract import PiiAction
 
 __all__ = [
+    "ANSWER_TEXTS",
     "Applied",
     "Finding",
     "Inspection",
@@ -32,6 +33,10 @@ __all__ = [
     "Restorer",
     "StreamRestorer",
 ]
+
+# The members of an answer's message (and of a streamed delta) that carry the model's words and
+# are restored: the content, a refusal, and DeepSeek's reasoner's ``reasoning_content``.
+ANSWER_TEXTS = ("content", "refusal", "reasoning_content")
 
 
 @dataclass(frozen=True, slots=True)

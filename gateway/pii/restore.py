@@ -19,15 +19,12 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from gateway.pii.actions import canonical, redact
+from gateway.pii.contract import ANSWER_TEXTS
 from gateway.pii.generic import Candidate
 
 __all__ = ["PlaceholderRestorer", "Streamer"]
 
 PatternScan = Callable[[str], list[Candidate]]
-
-
-# The texts of an answer's message (and of a stream's delta) that carry the model's words.
-_MESSAGE_TEXTS = ("content", "refusal", "reasoning_content")
 
 
 class Streamer:
@@ -143,7 +140,7 @@ class PlaceholderRestorer:
             msg = choice.get("message")
             if not isinstance(msg, dict):
                 continue
-            for key in _MESSAGE_TEXTS:
+            for key in ANSWER_TEXTS:
                 if isinstance(msg.get(key), str):
                     msg[key] = self._finish(msg[key])
             content = msg.get("content")
