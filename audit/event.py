@@ -22,6 +22,7 @@ from audit.shapes import (
     plain_model_name,
     plain_request_id,
 )
+from audit.spec_compiler import ListOf, Nested, SpecCompiler
 
 __all__ = [
     "KINDS",
@@ -251,35 +252,6 @@ Field = Callable[[_Stripper, Any], Json]
 Spec = dict[str, Field]
 
 
-class Nested:
-    """A field that holds a mapping of ``spec``'s fields: ``s.fields(v, spec)``. A value, not a
-    lambda, so that :class:`_Compiler` can see the spec inside."""
-
-    __slots__ = ("spec",)
-
-    def __init__(self, spec: Spec) -> None:
-        self.spec = spec
-
-    def __call__(self, s: _Stripper, v: Any) -> Json:
-        return s.fields(v, self.spec)
-
-
-class ListOf:
-    """A field that holds a list of mappings of ``spec``'s fields."""
-
-    __slots__ = ("spec",)
-
-    def __init__(self, spec: Spec) -> None:
-        self.spec = spec
-
-    def __call__(self, s: _Stripper, v: Any) -> list[Json]:
-        if not isinstance(v, list | tuple):
-            if v is not None:
-                s.drop()
-            return []
-        return [s.fields(x, self.spec) for x in v]
-
-
 _S = _Stripper
 PRINCIPAL: Spec = {
     "key_id": _S.ident,
@@ -404,114 +376,9 @@ EVENT: Spec = {
 }
 
 
-# -- the compiled normaliser ------------------------------------------------------------------
-#
-# The specs above are the reference: ``_Stripper.fields`` walks them, a field function per key.
-# The gateway normalises two events per request, and that walk (a dict comprehension over the
-# spec, a wrapper call per nested mapping) cost more than the checks themselves. ``_Compiler``
-# writes one straight-line function per spec — the same field functions called in the same
-# order, the same drop counts, the same ``Fixed`` memo entries — so it is the reference's result
-# by construction; ``tests/unit/audit/test_compiled.py`` holds it to that on random events.
-
-
-class _Compiler:
-    def __init__(self) -> None:
-        self.names: dict[int, str] = {}  # id(spec) or id(ListOf) -> function name
-        self.env: dict[str, Any] = {
-            "Fixed": Fixed,
-            "Mapping": Mapping,
-            "Stripper": _Stripper,
-            "dict": dict,
-            "list": list,
-            "tuple": tuple,
-        }
-        self.src: list[str] = []
-
-    def field(self, f: Field) -> str:
-        if type(f) is Nested:
-            return self.spec(f.spec)
-        if type(f) is ListOf:
-            return self.list_of(f)
-        name = f"f{len(self.env)}"
-        self.env[name] = f
-        return name
-
-    def list_of(self, f: ListOf) -> str:
-        name = self.names.get(id(f))
-        if name is None:
-            inner = self.spec(f.spec)
-            name = self.names[id(f)] = f"list{len(self.names)}"
-            self.src += [
-                f"def {name}(s, v):",
-                "    if type(v) is not list and type(v) is not tuple"
-                " and not isinstance(v, list | tuple):",
-                "        if v is not None:",
-                "            s.count += 1",
-                "        return []",
-                f"    return [{inner}(s, x) for x in v]",
-            ]
-        return name
-
-    def spec(self, spec: Spec) -> str:
-        name = self.names.get(id(spec))
-        if name is not None:
-            return name
-        name = self.names[id(spec)] = f"spec{len(self.names)}"
-        calls = {k: self.field(f) for k, f in spec.items()}
-        keys = f"keys_{name}"
-        self.env[keys] = frozenset(spec)
-        self.env[f"id_{name}"] = id(spec)
-        items = ", ".join(f"{k!r}: {fn}(s, g({k!r}))" for k, fn in calls.items())
-        self.src += [
-            f"def plain_{name}(s, v):",
-            "    ks = v.keys()",
-            f"    if not ks <= {keys}:",
-            f"        s.count += len(ks - {keys})",
-            "    g = v.get",
-            f"    return {{{items}}}",
-            f"def {name}(s, v):",
-            "    if v is None:",
-            "        return None",
-            "    t = type(v)",
-            "    if t is Fixed:",
-            f"        hit = v.memo.get(id_{name})",
-            "        if hit is None:",
-            "            own = Stripper()",
-            f"            hit = (plain_{name}(own, v), own.count, own.exotic)",
-            f"            v.memo[id_{name}] = hit",
-            "        s.count += hit[1]",
-            "        if hit[2]:",
-            "            s.exotic = True",
-            "        return hit[0]",
-            "    if t is not dict and not isinstance(v, Mapping):",
-            "        s.count += 1",
-            "        return None",
-            f"    return plain_{name}(s, v)",
-        ]
-        return name
-
-    def some(self, keys: tuple[str, ...]) -> str:
-        """A function of (s, event) -> {k: EVENT[k] of event[k] for k in keys}."""
-        name = f"some{len(self.names)}"
-        self.names[id(keys)] = name
-        calls = {k: self.field(EVENT[k]) for k in keys}
-        items = ", ".join(f"{k!r}: {fn}(s, g({k!r}))" for k, fn in calls.items())
-        self.src += [f"def {name}(s, event):", "    g = event.get", f"    return {{{items}}}"]
-        return name
-
-    def build(self) -> dict[str, Any]:
-        code = compile("\n".join(self.src) + "\n", "<audit.event compiled>", "exec")
-        exec(code, self.env)  # noqa: S102 - source built above from the fixed specs, no input
-        return self.env
-
-
-def _compiled_event() -> Callable[[_Stripper, Any], dict[str, Json] | None]:
-    c = _Compiler()
-    name = c.spec(EVENT)
-    return cast(Callable[[_Stripper, Any], "dict[str, Json] | None"], c.build()[name])
-
-
-_EVENT_FIELDS = _compiled_event()
+# The specs above are the reference: ``_Stripper.fields`` walks them. The normalisers below run
+# the same specs compiled into straight-line functions (:mod:`audit.spec_compiler`).
+_EVENT_FIELDS = SpecCompiler(Fixed, _Stripper).compile(EVENT)
 _SOME: dict[tuple[str, ...], Callable[[_Stripper, Mapping[str, Any]], dict[str, Json]]] = {}
 
 
@@ -521,9 +388,7 @@ def _fields_of(keys: tuple[str, ...]) -> Callable[[_Stripper, Mapping[str, Any]]
         unknown = set(keys) - EVENT.keys()
         if unknown:
             raise KeyError(f"not fields of the audit event: {sorted(unknown)}")
-        c = _Compiler()
-        name = c.some(keys)
-        f = _SOME[keys] = c.build()[name]
+        f = _SOME[keys] = SpecCompiler(Fixed, _Stripper).compile_fields(EVENT, keys)
     return f
 
 

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from audit import event as E
-from audit.event import EVENT, Fixed, ListOf, Nested, normalise_exotic, normalise_fields
+from audit.event import EVENT, Fixed, normalise_exotic, normalise_fields
+from audit.spec_compiler import ListOf, Nested
 
 SCALARS: list[Any] = [
     None,
