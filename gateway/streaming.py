@@ -155,7 +155,7 @@ async def relay_stream(
     hide_usage = ctx.hide_usage
     buffer = bytearray()
     done = False
-    meta: dict[str, Any] = {}  # the last event's id, model and time, for a chunk of our own
+    last: dict[str, Any] = {}  # the last event relayed: its id, model and time, for our own chunk
     t0 = time.perf_counter()
     try:
         async for chunk in answer.chunks():
@@ -170,6 +170,7 @@ async def relay_stream(
                 if data == b"[DONE]":
                     tail = restoring.drain(ctx.endpoint == "chat") if restoring else None
                     if tail is not None:  # as the stream's other chunks: its id, model, time
+                        meta = {k: last[k] for k in _META if k in last}
                         tail_data = _encode({**meta, **tail})
                         ctx.answer_hmac.update(tail_data)
                         out.append(b"data: " + tail_data + b"\n\n")
@@ -204,7 +205,7 @@ async def relay_stream(
                         restoring.apply(event)
                     if rename is not None and "model" in event:
                         event["model"] = rename
-                    meta = {k: event[k] for k in _META if k in event}
+                    last = event
                     if changed:
                         data = _encode(event)
                 ctx.answer_hmac.update(data)
