@@ -57,6 +57,9 @@ class RequestContext:
     # The model name answers carry, when the backend knows the model by another name
     # (``upstream_model``: a vLLM path, a deployment name) that callers should not see.
     answer_model: str | None = None
+    # The API the caller used when it is not ``endpoint`` (``responses``, served as chat): the
+    # audit record and the metrics name it.
+    api: str | None = None
 
     def client_left(self) -> None:
         """Record that the client went away: 499, unless it already had the whole answer (a
@@ -85,7 +88,7 @@ class RequestContext:
         return {
             "request_id": self.request_id,
             "ts": self.ts.isoformat().replace("+00:00", "Z"),
-            "endpoint": self.endpoint,
+            "endpoint": self.api or self.endpoint,
             "principal": principal_view(p) if p else None,
             "model": self.model,
             "stream": bool(self.parsed and self.parsed.stream),

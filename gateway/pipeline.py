@@ -422,7 +422,7 @@ async def finish(services: Services, ctx: RequestContext, reservation: Reservati
     s = services
     elapsed = ctx.elapsed
     s.metrics.finished(
-        ctx.endpoint,
+        ctx.api or ctx.endpoint,
         ctx.status,
         ctx.backend.id if ctx.backend else "none",
         elapsed,

@@ -26,6 +26,8 @@ from gateway.http.inference import (
     drain,
     embeddings,
     list_models,
+    responses_create,
+    responses_retrieve,
     retrieve_model,
     serve,
 )
@@ -161,7 +163,7 @@ async def close_services(services: Services) -> None:
 
 
 class GatewayApp(Litestar):
-    """Litestar, with POSTs to the three inference paths taken before its router.
+    """Litestar, with POSTs to the inference paths taken before its router.
 
     They go straight to :func:`gateway.http.inference.serve` (raw ASGI); the same function is
     also registered as litestar routes, so any other spelling of those paths, and other methods,
@@ -207,6 +209,8 @@ def create_app(
             chat_completions,
             completions,
             embeddings,
+            responses_create,
+            responses_retrieve,
             list_models,
             retrieve_model,
             healthz,

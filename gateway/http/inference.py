@@ -1,5 +1,6 @@
-"""The OpenAI-compatible routes over :class:`gateway.pipeline.Pipeline`: the three inference
-routes on raw ASGI (:func:`serve`), ``GET /v1/models`` as a litestar handler."""
+"""The OpenAI-compatible routes over :class:`gateway.pipeline.Pipeline`: the inference routes on
+raw ASGI (:func:`serve`; ``/v1/responses`` through :mod:`gateway.http.responses`), ``GET
+/v1/models`` as a litestar handler."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from gateway.context import RequestContext
 from gateway.errors import Cause, GatewayError
 from gateway.http.body import decode_json, read_body
 from gateway.http.request_id import request_id
-from gateway.http.validate import validate_request
+from gateway.http.responses import StreamTranslator, from_chat, rename_param, response_id, to_chat
+from gateway.http.validate import ParsedRequest, validate_request
 from gateway.limiter import Reservation
 from gateway.pipeline import Pipeline, finish
 from gateway.services import Services
@@ -31,6 +33,8 @@ __all__ = [
     "drain",
     "embeddings",
     "list_models",
+    "responses_create",
+    "responses_retrieve",
     "retrieve_model",
     "serve",
 ]
@@ -38,7 +42,7 @@ __all__ = [
 _encode = msgspec.json.encode
 log = logging.getLogger("portcullis.errors")
 
-# The three inference routes run on raw ASGI (``serve``): the gateway's own app class sends
+# The inference routes run on raw ASGI (``serve``): the gateway's own app class sends
 # them here before litestar's router, middleware and request/response objects, which cost a
 # tenth of the gateway's CPU per request (bench/core, docs/benchmarks.md). Everything else —
 # admin, ops, /v1/models — is an ordinary litestar route.
@@ -46,6 +50,7 @@ ENDPOINTS = {
     "/v1/chat/completions": "chat",
     "/v1/completions": "completions",
     "/v1/embeddings": "embeddings",
+    "/v1/responses": "responses",  # translated to chat (gateway.http.responses)
 }
 _JSON = (b"content-type", b"application/json")
 _SSE_HEADERS = [
@@ -84,11 +89,16 @@ async def serve(scope: Any, receive: Any, send: Any, endpoint: str, state: Any) 
     services: Services = state.services
     pipeline: Pipeline = state.pipeline
     client = scope.get("client")
+    responses = endpoint == "responses"  # served as chat; recorded as what the caller used
     ctx = RequestContext(
-        request_id=request_id(scope), endpoint=endpoint, client_addr=client[0] if client else None
+        request_id=request_id(scope),
+        endpoint="chat" if responses else endpoint,
+        client_addr=client[0] if client else None,
+        api=endpoint if responses else None,
     )
     rid = ctx.request_id.encode()
     reservation: Reservation | None = None
+    translator: StreamTranslator | None = None  # a Responses stream's, once begun
     started = False  # a response has begun: errors can no longer be sent as a body
     services.metrics.in_flight.inc()
     try:
@@ -109,19 +119,19 @@ async def serve(scope: Any, receive: Any, send: Any, endpoint: str, state: Any) 
             raise GatewayError(Cause.UNSUPPORTED_MEDIA, "Content-Type must be application/json.")
         limits = services.settings.requests
         raw = await read_body(receive, length, limits.max_body_bytes)
-        parsed = validate_request(
-            endpoint,
-            decode_json(raw, limits.max_json_depth),
-            limits,
-            len(raw),
-            services.catalog.passthrough,
-        )
+        body = decode_json(raw, limits.max_json_depth)
+        if responses:
+            parsed = _responses_request(body, limits, len(raw), services.catalog.passthrough)
+        else:
+            parsed = validate_request(
+                endpoint, body, limits, len(raw), services.catalog.passthrough
+            )
         ctx.parsed = parsed
         reservation = await pipeline.reserve(ctx, parsed)
         if parsed.stream:
 
             async def stream() -> None:
-                nonlocal started
+                nonlocal started, translator
                 relay = await pipeline.run_stream(ctx, parsed)  # up to the upstream's first byte
                 try:
                     await send(
@@ -132,15 +142,21 @@ async def serve(scope: Any, receive: Any, send: Any, endpoint: str, state: Any) 
                         }
                     )
                     started = True
-                    await _relay(send, relay)
+                    if responses:
+                        translator = StreamTranslator(body, response_id(ctx.request_id))
+                        await _relay(send, translator.translate(relay))
+                    else:
+                        await _relay(send, relay)
                 finally:
                     await relay.aclose()  # type: ignore[attr-defined]  # its bookkeeping
 
             # The client may leave before the first byte (a long prefill) as well as during it.
             await _race_disconnect(receive, stream())
             return
-        body = await _race_disconnect(receive, pipeline.run_json(ctx, parsed))
-        await _send_json(send, 200, _encode(body), rid)
+        answer = await _race_disconnect(receive, pipeline.run_json(ctx, parsed))
+        if responses:
+            answer = from_chat(answer, body, response_id(ctx.request_id))
+        await _send_json(send, 200, _encode(answer), rid)
     except GatewayError as exc:
         if exc.cause is Cause.CLIENT_CLOSED:
             ctx.client_left()
@@ -158,11 +174,23 @@ async def serve(scope: Any, receive: Any, send: Any, endpoint: str, state: Any) 
         if not started:
             await _send_error(send, err, rid)
         else:  # a stream that failed after its first byte ends with an error event and [DONE]
+            end = _sse_error(err) if translator is None else translator.fail(err)
             with contextlib.suppress(Exception):
-                await send({"type": "http.response.body", "body": _sse_error(err)})
+                await send({"type": "http.response.body", "body": end})
     finally:
         services.metrics.in_flight.dec()
         _background(finish(services, ctx, reservation))
+
+
+def _responses_request(
+    body: dict[str, Any], limits: Any, raw_len: int, passthrough: frozenset[str]
+) -> ParsedRequest:
+    """A Responses request as the chat request it is served as; errors name its own fields."""
+    try:
+        chat = to_chat(body, passthrough)
+        return validate_request("chat", chat, limits, raw_len, passthrough)
+    except GatewayError as exc:
+        raise rename_param(exc) from None
 
 
 def _sse_error(err: GatewayError) -> bytes:
@@ -245,6 +273,7 @@ def _route(path: str) -> Any:
 chat_completions = _route("/v1/chat/completions")
 completions = _route("/v1/completions")
 embeddings = _route("/v1/embeddings")
+responses_create = _route("/v1/responses")
 
 
 @get("/v1/models")
@@ -273,3 +302,15 @@ async def retrieve_model(
     if entry is None:
         raise services.catalog.not_found()
     return Response(content=_encode(entry), media_type="application/json")
+
+
+@get("/v1/responses/{response_id:str}")
+async def responses_retrieve(request: Request[Any, Any, Any], state: State) -> Response[Any]:
+    """The gateway stores no responses: an authenticated caller gets a 404 saying so."""
+    services: Services = state.services
+    await services.keys.authenticate(request.headers.get("authorization"))
+    raise GatewayError(
+        Cause.NOT_FOUND,
+        "The gateway stores no responses (it keeps no prompts or answers); "
+        "nothing can be retrieved by id.",
+    )

@@ -81,6 +81,22 @@ def test_au_government_denied_hosted_deepseek_with_citation(
     assert upstream.received == []
 
 
+def test_the_responses_api_is_held_to_the_same_policy(
+    cautious: RunningGateway, permit: RunningGateway, upstream: FakeUpstream
+) -> None:
+    key = cautious.create_key(user="official", jurisdiction="AU", sector="government")
+    with pytest.raises(openai.PermissionDeniedError) as exc:
+        sdk(cautious, key).responses.create(model="deepseek/deepseek-chat", input="hi")
+    hosted = [r for r in exc.value.body["reasons"] if r["backends"] == ["deepseek-hosted"]]
+    assert hosted and hosted[0]["citation"]["instrument"] == "PSPF Direction 001-2025"
+    assert upstream.received == []
+    key = permit.create_key(user="official", jurisdiction="AU", sector="government")
+    with sdk(permit, key).responses.stream(model="deepseek-chat", input="hi") as stream:
+        assert stream.get_final_response().output_text
+    assert len(upstream.received) == 1  # the self-hosted backend, through chat completions
+    assert upstream.received[0]["path"] == "/v1/chat/completions"
+
+
 @pytest.mark.parametrize("name", ["DeepSeek-Chat", "  deepseek-chat ", "deepseek/DEEPSEEK-CHAT"])
 def test_banned_backend_refused_under_every_name(
     cautious: RunningGateway, upstream: FakeUpstream, name: str

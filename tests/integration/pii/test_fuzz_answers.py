@@ -1,7 +1,8 @@
 """Random answers from the backend through the running gateway with the real PII guard: whatever
 the backend sends back — JSON of any shape, pseudonyms in odd places, broken or truncated event
 streams — the caller gets an answer or an OpenAI-shaped 502, never the gateway's own 500, and a
-stream always ends with ``[DONE]``.
+stream always ends with ``[DONE]`` (a Responses stream with its final event: completed,
+incomplete or failed).
 
 ``PORTCULLIS_FUZZ_ROUNDS=N`` runs N rounds of 150 answers per mode, each with its own seed.
 """
@@ -140,28 +141,31 @@ def _rounds() -> range:
     return range(int(os.environ.get("PORTCULLIS_FUZZ_ROUNDS", "1")))
 
 
-@pytest.mark.parametrize(
-    ("endpoint", "path"),
-    [("chat", "/v1/chat/completions"), ("completions", "/v1/completions"),
-     ("embeddings", "/v1/embeddings")],
-)  # fmt: skip
+# (endpoint, path, request): ``responses`` is served over the backend's chat completions.
+ENDPOINTS = {
+    "chat": ("/v1/chat/completions", {"messages": [{"role": "user", "content": PROMPT}]}),
+    "completions": ("/v1/completions", {"prompt": PROMPT}),
+    "embeddings": ("/v1/embeddings", {"input": PROMPT}),
+    "responses": ("/v1/responses", {"input": PROMPT}),
+}
+# How a Responses stream may end.
+RESPONSE_ENDS = (b"response.completed", b"response.incomplete", b"response.failed")
+
+
+@pytest.mark.parametrize("endpoint", ["chat", "completions", "embeddings", "responses"])
 def test_any_answer_becomes_an_answer_or_a_502(
-    gw: tuple[RunningGateway, str], upstream: FakeUpstream, endpoint: str, path: str
+    gw: tuple[RunningGateway, str], upstream: FakeUpstream, endpoint: str
 ) -> None:
     running, key = gw
     ph = _placeholder(running, key, upstream)
+    path, fields = ENDPOINTS[endpoint]
     request: dict[str, Any] = {"model": "gpt-test" if endpoint != "embeddings" else "emb-test"}
-    request.update(
-        {"messages": [{"role": "user", "content": PROMPT}]}
-        if endpoint == "chat"
-        else {"prompt": PROMPT}
-        if endpoint == "completions"
-        else {"input": PROMPT}
-    )
+    request.update(fields)
+    backend = "chat" if endpoint == "responses" else endpoint
     for r in _rounds():
         rng = random.Random(10 + r)
         for i in range(150):
-            upstream.raw_json = _answer(rng, endpoint, ph)
+            upstream.raw_json = _answer(rng, backend, ph)
             status, _, got = running.request("POST", path, request, token=key, parse=False)
             answer = got if isinstance(got, bytes) else json.dumps(got).encode()
             case = f"round {r} case {i}: {json.dumps(upstream.raw_json)[:300]} -> {status} {answer[:300]!r}"
@@ -170,22 +174,18 @@ def test_any_answer_becomes_an_answer_or_a_502(
             doc = json.loads(answer)
             if status == 502:
                 assert doc["error"]["message"] and doc["error"]["code"] != "internal_error", case
+            elif endpoint == "responses":
+                assert doc["object"] == "response" and isinstance(doc["output"], list), case
 
 
-@pytest.mark.parametrize(
-    ("endpoint", "path"), [("chat", "/v1/chat/completions"), ("completions", "/v1/completions")]
-)
+@pytest.mark.parametrize("endpoint", ["chat", "completions", "responses"])
 def test_any_event_stream_is_relayed_to_its_done(
-    gw: tuple[RunningGateway, str], upstream: FakeUpstream, endpoint: str, path: str
+    gw: tuple[RunningGateway, str], upstream: FakeUpstream, endpoint: str
 ) -> None:
     running, key = gw
     ph = _placeholder(running, key, upstream)
-    request: dict[str, Any] = {"model": "gpt-test", "stream": True}
-    request.update(
-        {"messages": [{"role": "user", "content": PROMPT}]}
-        if endpoint == "chat"
-        else {"prompt": PROMPT}
-    )
+    path, fields = ENDPOINTS[endpoint]
+    request: dict[str, Any] = {"model": "gpt-test", "stream": True, **fields}
     for r in _rounds():
         rng = random.Random(20 + r)
         for i in range(150):
@@ -195,5 +195,10 @@ def test_any_event_stream_is_relayed_to_its_done(
             case = f"round {r} case {i}: {upstream.raw_sse[:300]!r} -> {status} {answer[-300:]!r}"
             assert status in (200, 502), case
             assert b"Traceback" not in answer, case
-            if status == 200:
+            if status == 200 and endpoint == "responses":
+                last = answer.rstrip().rsplit(b"\n\n", 1)[-1]
+                kind = last[7:].split(b"\n")[0] if last.startswith(b"event: ") else b""
+                assert kind in RESPONSE_ENDS, case
+                assert b"[DONE]" not in answer, case
+            elif status == 200:
                 assert answer.rstrip().endswith(b"data: [DONE]"), case

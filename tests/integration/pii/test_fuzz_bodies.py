@@ -65,6 +65,12 @@ COMPLETION_PARAMS = [
     "top_k", "unknown_x",
 ]  # fmt: skip
 EMBEDDING_PARAMS = ["model", "input", "encoding_format", "dimensions", "user", "unknown_x"]
+RESPONSES_PARAMS = [
+    "model", "input", "instructions", "max_output_tokens", "temperature", "top_p", "tools",
+    "tool_choice", "parallel_tool_calls", "text", "stream", "stream_options", "store",
+    "metadata", "user", "truncation", "include", "reasoning", "top_logprobs", "top_k",
+    "previous_response_id", "background", "max_tool_calls", "api_base", "unknown_x",
+]  # fmt: skip
 
 
 def _value(rng: random.Random, depth: int = 0) -> Any:
@@ -124,6 +130,28 @@ def _message(rng: random.Random, depth: int = 0) -> Any:
     return msg
 
 
+def _item(rng: random.Random, depth: int = 0) -> Any:
+    """An input item of the Responses API, of any shape."""
+    r = rng.random()
+    if r < 0.4:
+        msg = _message(rng, depth)
+        if isinstance(msg, dict) and rng.random() < 0.5:  # Responses' own part types
+            parts = msg.get("content")
+            for part in parts if isinstance(parts, list) else ():
+                if isinstance(part, dict) and part.get("type") == "text":
+                    part["type"] = rng.choice(["input_text", "output_text"])
+        return msg
+    if r < 0.55:
+        return {"type": "function_call", "call_id": rng.choice(STRINGS), "name": "lookup",
+                "arguments": rng.choice(STRINGS)}  # fmt: skip
+    if r < 0.7:
+        output = rng.choice([rng.choice(STRINGS), [{"type": "input_text", "text": "x"}]])
+        return {"type": "function_call_output", "call_id": "c", "output": output}
+    if r < 0.8:
+        return {"type": rng.choice(["reasoning", "item_reference", "web_search_call", "x"])}
+    return _value(rng, depth + 1)
+
+
 def _tools(rng: random.Random) -> Any:
     if rng.random() < 0.3:
         return _value(rng, 1)
@@ -173,6 +201,24 @@ def _plausible(rng: random.Random, endpoint: str) -> dict[str, Any]:
                 if rng.random() < 0.5
                 else [{"type": "function", "function": {"name": "f", "description": text()}}]
             )
+    elif endpoint == "responses":
+        items: list[Any] = []
+        for _ in range(rng.randint(1, 4)):
+            kind = rng.random()
+            if kind < 0.6:
+                role = rng.choice(["user", "assistant", "system", "developer"])
+                items.append({"role": role, "content": text()})
+            elif kind < 0.8:
+                part = {"type": "input_text", "text": text()}
+                items.append({"type": "message", "role": "user", "content": [part]})
+            else:
+                call = {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"}
+                items += [call, {"type": "function_call_output", "call_id": "c1", "output": text()}]
+        body = {"model": "gpt-test", "input": rng.choice([text(), items])}
+        if rng.random() < 0.3:
+            body["instructions"] = text()
+        if rng.random() < 0.3:
+            body["tools"] = [{"type": "function", "name": "f", "description": text()}]
     elif endpoint == "completions":
         body = {"model": "gpt-test", "prompt": rng.choice([text(), [text(), text()]])}
         if rng.random() < 0.3:
@@ -188,8 +234,11 @@ def _plausible(rng: random.Random, endpoint: str) -> dict[str, Any]:
         "response_format": lambda: _response_format(rng),
         "tool_choice": lambda: rng.choice(["auto", {"type": "function", "note": text()}]),
     }
+    if endpoint == "responses":
+        del extras["stop"], extras["response_format"], extras["tool_choice"]
+        extras["metadata"] = lambda: {"k": rng.choice(["hello", "js@example.com"])}
     for name in rng.sample(sorted(extras), rng.randint(0, 3)):
-        if endpoint != "chat" and name in ("response_format", "tool_choice"):
+        if endpoint not in ("chat", "responses") and name in ("response_format", "tool_choice"):
             continue
         if endpoint == "embeddings" and name in ("stop", "stream", "metadata"):
             continue
@@ -203,6 +252,9 @@ def _body(rng: random.Random, endpoint: str) -> dict[str, Any]:
     if endpoint == "chat":
         body: dict[str, Any] = {"model": "gpt-test", "messages": [_message(rng)]}
         params = CHAT_PARAMS
+    elif endpoint == "responses":
+        body = {"model": "gpt-test", "input": rng.choice([rng.choice(STRINGS), [_item(rng)]])}
+        params = RESPONSES_PARAMS
     elif endpoint == "completions":
         body = {"model": "gpt-test", "prompt": rng.choice(STRINGS)}
         params = COMPLETION_PARAMS
@@ -212,6 +264,11 @@ def _body(rng: random.Random, endpoint: str) -> dict[str, Any]:
     for name in rng.sample(params, rng.randint(1, min(4, len(params) // 3))):
         if name == "messages":
             body[name] = [_message(rng) for _ in range(rng.randint(0, 4))]
+        elif name == "input" and endpoint == "responses":
+            body[name] = [_item(rng) for _ in range(rng.randint(0, 4))]
+        elif name == "tools" and endpoint == "responses" and rng.random() < 0.6:
+            body[name] = [{"type": rng.choice(["function", "web_search"]), "name": "f",
+                           "parameters": _value(rng, 1)}]  # fmt: skip
         elif name == "tools":
             body[name] = _tools(rng)
         elif name == "response_format" and rng.random() < 0.6:
@@ -238,6 +295,7 @@ def gw(
         ("chat", "/v1/chat/completions", 1),
         ("completions", "/v1/completions", 2),
         ("embeddings", "/v1/embeddings", 3),
+        ("responses", "/v1/responses", 4),
     ],
 )
 def test_random_bodies_get_an_answer_or_a_client_error_and_leak_nothing(

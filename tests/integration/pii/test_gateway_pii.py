@@ -262,3 +262,54 @@ def test_without_ner_names_are_an_insecure_pass_when_policy_wants_them_protected
         assert 'portcullis_insecure_passes_total{switch="pii.ner:false"} 1.0' in metrics.decode()
     finally:
         running.stop()
+
+
+def test_responses_api_is_pseudonymised_and_restored_too(
+    gw: tuple[RunningGateway, FakeDecider, str], upstream: FakeUpstream
+) -> None:
+    """``/v1/responses`` is served as chat: the same guard sees its input, instructions and
+    tool outputs, and its answer (here the echo of the last message) comes back restored."""
+    running, decider, key = gw
+    decider.rule = _rule({"*": "pseudonymise"})
+    upstream.mode = "echo"
+    body = {
+        "model": "gpt-test",
+        "instructions": "The customer is John Smith.",
+        "input": [
+            {"type": "function_call", "call_id": "c1", "name": "crm", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "c1", "output": "mail js@example.com"},
+            {"role": "user", "content": [{"type": "input_text", "text": PROMPT}]},
+        ],
+    }
+    status, _, answer = running.request("POST", "/v1/responses", body, token=key)
+    assert status == 200
+    sent = json.dumps(upstream.received[-1]["json"])
+    assert not any(v in sent for v in VALUES)
+    (message,) = answer["output"]
+    assert json.loads(message["content"][0]["text"]) == [{"type": "text", "text": PROMPT}]
+
+
+def test_responses_stream_restores_a_placeholder_split_over_chunks(
+    gw: tuple[RunningGateway, FakeDecider, str], upstream: FakeUpstream
+) -> None:
+    running, decider, key = gw
+    decider.rule = _rule({"*": "pseudonymise"})
+    upstream.mode = "echo"
+    body = {"model": "gpt-test", "input": PROMPT}
+    running.request("POST", "/v1/responses", body, token=key)
+    m = re.search(r"<PERSON_[0-9a-f]+>", json.dumps(upstream.received[-1]["json"]))
+    assert m
+    ph = m.group()
+    upstream.mode = "normal"
+    upstream.stream_chunks = ["Hi ", ph[:3], ph[3:9], ph[9:], "!"]
+    status, _, raw = running.request(
+        "POST", "/v1/responses", {**body, "stream": True}, token=key, parse=False
+    )
+    assert status == 200
+    events = [json.loads(ln[6:]) for ln in raw.decode().splitlines() if ln.startswith("data: ")]
+    text = "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
+    assert text == "Hi John Smith!"
+    final = events[-1]
+    assert final["type"] == "response.completed"
+    assert final["response"]["output"][0]["content"][0]["text"] == "Hi John Smith!"
+    assert ph not in raw.decode()
