@@ -1,4 +1,4 @@
--- wrk script: POST a chat completion; prints request count, p50/p99 latency (us) and errors as JSON.
+-- wrk script: POST a chat completion (or, with BENCH_API=responses, a Responses request); prints request count, p50/p99 latency (us) and errors as JSON.
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 local key = os.getenv("BENCH_KEY")
@@ -8,8 +8,13 @@ local words = {}
 for i = 1, 60 do words[i] = "word" .. i end
 local prompt = table.concat(words, " ")
 local model = os.getenv("BENCH_MODEL") or "bench-model"
-wrk.body = '{"model": "' .. model .. '", "messages": [{"role": "user", "content": "' .. prompt .. '"}], "max_tokens": 16' ..
-  (stream and ', "stream": true' or '') .. '}'
+if os.getenv("BENCH_API") == "responses" then  -- the same request, as OpenAI's Responses API
+  wrk.body = '{"model": "' .. model .. '", "input": "' .. prompt .. '", "max_output_tokens": 16' ..
+    (stream and ', "stream": true' or '') .. '}'
+else
+  wrk.body = '{"model": "' .. model .. '", "messages": [{"role": "user", "content": "' .. prompt .. '"}], "max_tokens": 16' ..
+    (stream and ', "stream": true' or '') .. '}'
+end
 
 done = function(summary, latency, requests)
   local e = summary.errors

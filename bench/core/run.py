@@ -91,12 +91,16 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def wrk(url: str, conc: int, duration: int, stream: bool, key: str, model: str) -> dict[str, Any]:
+def wrk(
+    url: str, conc: int, duration: int, stream: bool, key: str, model: str, api: str = "chat"
+) -> dict[str, Any]:
+    """One wrk run; ``api="responses"`` posts the same request as a Responses one."""
     env = {
         **os.environ,
         "BENCH_KEY": key,
         "BENCH_STREAM": "1" if stream else "0",
         "BENCH_MODEL": model,
+        "BENCH_API": api,
     }
     cmd = ["wrk", "-t1", f"-c{conc}", f"-d{duration}s", "-s", str(HERE / "post.lua"), url]
     if shutil.which("taskset"):
