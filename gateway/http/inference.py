@@ -133,6 +133,10 @@ async def serve(scope: Any, receive: Any, send: Any, endpoint: str, state: Any) 
             async def stream() -> None:
                 nonlocal started, translator
                 relay = await pipeline.run_stream(ctx, parsed)  # up to the upstream's first byte
+                chunks = relay
+                if responses:  # chat chunks in, Responses events out
+                    translator = StreamTranslator(body, response_id(ctx.request_id))
+                    chunks = translator.translate(relay)
                 try:
                     await send(
                         {
@@ -142,12 +146,10 @@ async def serve(scope: Any, receive: Any, send: Any, endpoint: str, state: Any) 
                         }
                     )
                     started = True
-                    if responses:
-                        translator = StreamTranslator(body, response_id(ctx.request_id))
-                        await _relay(send, translator.translate(relay))
-                    else:
-                        await _relay(send, relay)
+                    await _relay(send, chunks)
                 finally:
+                    if chunks is not relay:
+                        await chunks.aclose()  # type: ignore[attr-defined]
                     await relay.aclose()  # type: ignore[attr-defined]  # its bookkeeping
 
             # The client may leave before the first byte (a long prefill) as well as during it.

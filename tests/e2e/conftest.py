@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -116,3 +117,20 @@ def h(harness: Harness, upstream: FakeUpstream) -> Iterator[Harness]:
     # Each test starts with closed circuits: failures of an earlier test must not reroute it.
     harness.gw.app.state.services.router.breaker._state.clear()
     yield harness
+
+
+def settled(h: Harness) -> int:
+    """How many completion records there are once the earlier tests' have all landed (each is
+    written in a background task after its answer: one can land after the next test began)."""
+    seen = -1
+    while (now := len(h.audit.completions)) != seen:
+        seen = now
+        time.sleep(0.1)
+    return seen
+
+
+def wait_for_completions(h: Harness, before: int, n: int) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + 3
+    while len(h.audit.completions) < before + n and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return h.audit.completions[before:]

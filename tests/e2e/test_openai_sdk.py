@@ -9,7 +9,7 @@ import time
 import openai
 import pytest
 
-from tests.e2e.conftest import Harness
+from tests.e2e.conftest import Harness, settled, wait_for_completions
 from tests.support.upstream import FakeUpstream
 
 pytestmark = pytest.mark.e2e
@@ -294,7 +294,7 @@ def test_client_disconnect_cancels_upstream_stream(h: Harness, upstream: FakeUps
 def test_every_request_leaves_an_audit_record_without_content(
     h: Harness, upstream: FakeUpstream
 ) -> None:
-    before = _settled(h)
+    before = settled(h)
     client(h).chat.completions.create(
         model="gpt-test", messages=[{"role": "user", "content": "my secret is tangerine-42"}]
     )
@@ -311,7 +311,7 @@ def test_every_request_leaves_an_audit_record_without_content(
 
 def test_client_disconnect_cancels_non_streaming_call(h: Harness, upstream: FakeUpstream) -> None:
     upstream.delay_s = 5
-    before = _settled(h)
+    before = settled(h)
     with pytest.raises(openai.APITimeoutError):
         client(h, timeout=0.5).chat.completions.create(
             model="gpt-test", messages=[{"role": "user", "content": "x"}]
@@ -419,29 +419,12 @@ def test_passthrough_params_reach_only_backends_that_declared_them(
         )
 
 
-def _settled(h: Harness) -> int:
-    """How many completion records there are once the earlier tests' have all landed (each is
-    written in a background task after its answer: one can land after the next test began)."""
-    seen = -1
-    while (now := len(h.audit.completions)) != seen:
-        seen = now
-        time.sleep(0.1)
-    return seen
-
-
-def _wait_for_completions(h: Harness, before: int, n: int) -> list[dict]:  # type: ignore[type-arg]
-    deadline = time.monotonic() + 3
-    while len(h.audit.completions) < before + n and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return h.audit.completions[before:]
-
-
 def test_client_gone_while_sending_the_body_is_499_and_nothing_leaves(
     h: Harness, upstream: FakeUpstream
 ) -> None:
     import socket
 
-    before = _settled(h)
+    before = settled(h)
     with socket.create_connection(("127.0.0.1", h.gw.port)) as sock:
         sock.sendall(
             b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
@@ -450,7 +433,7 @@ def test_client_gone_while_sending_the_body_is_499_and_nothing_leaves(
             b'{"model": "gpt-test", "messages": ['
         )
         time.sleep(0.2)
-    events = _wait_for_completions(h, before, 1)
+    events = wait_for_completions(h, before, 1)
     assert [(e["status"], e["error_code"]) for e in events] == [(499, "client_closed_request")]
     assert upstream.received == []
 
@@ -491,12 +474,12 @@ def test_our_own_failure_mid_stream_ends_with_error_event_and_done(
 
     monkeypatch.setattr(pipeline, "run_stream", broken)
     upstream.chunk_delay_s = 0.02  # the events arrive apart: the bug strikes before [DONE]
-    before = _settled(h)
+    before = settled(h)
     status, text = _stream_text(h)
     assert status == 200
     assert text.startswith("data: ") and '"internal_error"' in text
     assert text.rstrip().endswith("data: [DONE]") and "must not be logged" not in text
-    events = _wait_for_completions(h, before, 1)
+    events = wait_for_completions(h, before, 1)
     assert [(e["status"], e["error_code"]) for e in events] == [(500, "internal_error")]
 
 
@@ -508,11 +491,11 @@ def test_served_streams_are_recorded_as_served(
     bytes arrive (ending the response at [DONE], before the relay had read the backend's end,
     let the disconnect watcher record such streams as 499)."""
     upstream.chunk_delay_s, upstream.done_linger_s = chunk_delay_s, done_linger_s
-    before = _settled(h)
+    before = settled(h)
     for _ in range(10):
         status, text = _stream_text(h)
         assert status == 200 and text.rstrip().endswith("data: [DONE]")
-    _wait_for_completions(h, before, 10)
+    wait_for_completions(h, before, 10)
     time.sleep(0.2)  # a late record of the same requests would show here
     assert [e["status"] for e in h.audit.completions[before:]] == [200] * 10
 
@@ -522,7 +505,7 @@ def test_sdk_closing_after_done_is_recorded_as_served(h: Harness, upstream: Fake
     ended: that client was served, and is recorded 200 with its usage (it was recorded 499,
     client_closed_request, as if it had left mid-answer)."""
     upstream.done_linger_s = 0.3
-    before = _settled(h)
+    before = settled(h)
     for _ in range(3):
         with client(h).chat.completions.create(
             model="gpt-test",
@@ -532,7 +515,7 @@ def test_sdk_closing_after_done_is_recorded_as_served(h: Harness, upstream: Fake
         ) as stream:
             chunks = list(stream)
         assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens > 0
-    events = _wait_for_completions(h, before, 3)
+    events = wait_for_completions(h, before, 3)
     assert [(e["status"], e["error_code"]) for e in events] == [(200, None)] * 3
     assert all(e["usage"]["total_tokens"] > 0 for e in events)
 
@@ -543,14 +526,14 @@ def test_client_gone_before_a_streams_first_byte_cancels_the_upstream(
     # A self-hosted model may take many seconds before its first token (long prefill): a client
     # that gives up meanwhile must free the backend, not wait for the first byte.
     upstream.delay_s = 5
-    before = _settled(h)
+    before = settled(h)
     with pytest.raises(openai.APITimeoutError):
         for _ in client(h, timeout=0.5).chat.completions.create(
             model="gpt-test", messages=[{"role": "user", "content": "x"}], stream=True
         ):
             pass
     assert upstream.wait_cancelled(2.0)
-    events = _wait_for_completions(h, before, 1)
+    events = wait_for_completions(h, before, 1)
     assert [(e["status"], e["error_code"]) for e in events] == [(499, "client_closed_request")]
 
 
@@ -562,14 +545,14 @@ def test_a_backend_stream_cut_short_is_an_error_to_the_sdk(
     chunk = {"id": "x", "object": "chat.completion.chunk", "created": 1, "model": "gpt-test"}
     first = {**chunk, "choices": [{"index": 0, "delta": {"content": "Hel"}, "finish_reason": None}]}
     upstream.raw_sse = b"data: " + json.dumps(first).encode() + b"\n\n"
-    before = _settled(h)
+    before = settled(h)
     stream = client(h).chat.completions.create(
         model="gpt-test", messages=[{"role": "user", "content": "hi"}], stream=True
     )
     with pytest.raises(openai.APIError):
         for _ in stream:
             pass
-    assert [e["status"] for e in _wait_for_completions(h, before, 1)] == [502]
+    assert [e["status"] for e in wait_for_completions(h, before, 1)] == [502]
 
 
 def test_a_json_answer_without_a_list_of_choices_is_a_502(

@@ -14,7 +14,7 @@ from typing import Any
 import openai
 import pytest
 
-from tests.e2e.conftest import Harness
+from tests.e2e.conftest import Harness, settled, wait_for_completions
 from tests.support.upstream import FakeUpstream
 
 pytestmark = pytest.mark.e2e
@@ -285,3 +285,30 @@ def test_nothing_is_stored_to_retrieve(h: Harness, upstream: FakeUpstream) -> No
     bad = openai.OpenAI(base_url=h.gw.base_url, api_key="pc_nope", max_retries=0)
     with pytest.raises(openai.AuthenticationError):
         bad.responses.retrieve(r.id)
+
+
+def test_a_client_leaving_a_stream_cancels_the_backend_and_is_a_499(
+    h: Harness, upstream: FakeUpstream
+) -> None:
+    upstream.chunk_delay_s = 0.3
+    upstream.reply = " ".join(["word"] * 50)
+    before = settled(h)
+    stream = client(h).responses.create(model="gpt-test", input="x", stream=True)
+    kinds = [next(iter(stream)).type for _ in range(3)]
+    assert kinds[0] == "response.created"
+    t0 = time.monotonic()
+    stream.close()
+    assert upstream.wait_cancelled(2.0) and time.monotonic() - t0 < 2.0
+    assert [e["status"] for e in wait_for_completions(h, before, 1)] == [499]
+
+
+def test_a_stream_read_to_its_end_is_recorded_served_with_its_usage(
+    h: Harness, upstream: FakeUpstream
+) -> None:
+    upstream.done_linger_s = 0.3  # the backend's response goes on after [DONE]
+    before = settled(h)
+    for _ in range(3):
+        events = list(client(h).responses.create(model="gpt-test", input="x", stream=True))
+        assert events[-1].type == "response.completed"
+    got = wait_for_completions(h, before, 3)
+    assert [(e["status"], e["usage"]["total_tokens"] > 0) for e in got] == [(200, True)] * 3
