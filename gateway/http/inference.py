@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
-from litestar import Request, Response, asgi, get
+from litestar import Request, Response, asgi, get, route
 from litestar.datastructures import State
 from litestar.params import FromPath
 
@@ -306,13 +306,21 @@ async def retrieve_model(
     return Response(content=_encode(entry), media_type="application/json")
 
 
-@get("/v1/responses/{response_id:str}")
+@route(
+    [
+        "/v1/responses/{response_id:str}",
+        "/v1/responses/{response_id:str}/input_items",
+        "/v1/responses/{response_id:str}/cancel",
+    ],
+    http_method=["GET", "POST", "DELETE"],
+)
 async def responses_retrieve(request: Request[Any, Any, Any], state: State) -> Response[Any]:
-    """The gateway stores no responses: an authenticated caller gets a 404 saying so."""
+    """A stored response's routes (retrieve, input items, cancel, delete): the gateway stores no
+    responses, so an authenticated caller gets a 404 saying so."""
     services: Services = state.services
     await services.keys.authenticate(request.headers.get("authorization"))
     raise GatewayError(
         Cause.NOT_FOUND,
         "The gateway stores no responses (it keeps no prompts or answers); "
-        "nothing can be retrieved by id.",
+        "there is nothing to retrieve, list, cancel or delete by id.",
     )

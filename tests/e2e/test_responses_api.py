@@ -282,6 +282,13 @@ def test_nothing_is_stored_to_retrieve(h: Harness, upstream: FakeUpstream) -> No
     with pytest.raises(openai.NotFoundError) as err:
         client(h).responses.retrieve(r.id)
     assert "stores no responses" in str(err.value)
+    for call in (
+        client(h).responses.delete,
+        client(h).responses.cancel,
+        client(h).responses.input_items.list,
+    ):
+        with pytest.raises(openai.NotFoundError):
+            call(r.id)
     bad = openai.OpenAI(base_url=h.gw.base_url, api_key="pc_nope", max_retries=0)
     with pytest.raises(openai.AuthenticationError):
         bad.responses.retrieve(r.id)
