@@ -55,6 +55,22 @@ def _tool_round(arguments: str, result: str, call_id: str = "c1") -> tuple[str, 
     )
 
 
+def _responses_round(
+    arguments: str, output: Any, call_id: str = "c1"
+) -> tuple[str, dict[str, Any]]:
+    """The same tool round as Responses input items."""
+    return (
+        "responses",
+        {
+            "input": [
+                _USER,
+                {"type": "function_call", "call_id": call_id, "name": "f", "arguments": arguments},
+                {"type": "function_call_output", "call_id": call_id, "output": output},
+            ]
+        },
+    )
+
+
 POSITIONS: dict[str, Body] = {
     "system": lambda t: ("chat", {"messages": [{"role": "system", "content": t}, _USER]}),
     "user": lambda t: ("chat", {"messages": [{"role": "user", "content": t}]}),
@@ -94,10 +110,33 @@ POSITIONS: dict[str, Body] = {
     "completions prompt": lambda t: ("completions", {"prompt": t}),
     "completions suffix": lambda t: ("completions", {"prompt": "hello", "suffix": t}),
     "embeddings input": lambda t: ("embeddings", {"input": [t]}),
+    # OpenAI's Responses API, served over chat completions: the same guard, every position
+    "responses input": lambda t: ("responses", {"input": t}),
+    "responses instructions": lambda t: ("responses", {"input": "hello", "instructions": t}),
+    "responses input_text part": lambda t: (
+        "responses",
+        {"input": [{"role": "user", "content": [{"type": "input_text", "text": t}]}]},
+    ),
+    "responses assistant output_text": lambda t: (
+        "responses",
+        {"input": [{"type": "message", "role": "assistant",
+                    "content": [{"type": "output_text", "text": t}]}, _USER]},
+    ),
+    "responses function_call arguments": lambda t: _responses_round(_args(t), "done"),
+    "responses function_call_output": lambda t: _responses_round("{}", t),
+    "responses function_call_output parts": lambda t: _responses_round(
+        "{}", [{"type": "input_text", "text": t}]
+    ),
+    "responses call_id": lambda t: _responses_round("{}", "done", call_id=t),
+    "responses tool definition": lambda t: (
+        "responses",
+        {"input": "hello", "tools": [{"type": "function", "name": "f", "description": t}]},
+    ),
+    "responses user field": lambda t: ("responses", {"input": "hello", "user": t[:256]}),
 }  # fmt: skip
 
-_PATHS = {"chat": "/v1/chat/completions", "completions": "/v1/completions", "embeddings": "/v1/embeddings"}  # fmt: skip
-_MODELS = {"chat": "gpt-test", "completions": "gpt-test", "embeddings": "emb-test"}
+_PATHS = {"chat": "/v1/chat/completions", "completions": "/v1/completions", "embeddings": "/v1/embeddings", "responses": "/v1/responses"}  # fmt: skip
+_MODELS = {"chat": "gpt-test", "completions": "gpt-test", "embeddings": "emb-test", "responses": "gpt-test"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
