@@ -274,7 +274,8 @@ _ROLES = {"user": "user", "system": "system", "developer": "system", "assistant"
 
 
 def _message(where: str, item: dict[str, Any]) -> dict[str, Any]:
-    role = _ROLES.get(item.get("role"))  # type: ignore[arg-type]
+    role = item.get("role")
+    role = _ROLES.get(role) if isinstance(role, str) else None
     if role is None:
         raise _bad(f"{where}.role", "must be user, system, developer or assistant.")
     content = item.get("content")
@@ -536,7 +537,6 @@ class StreamTranslator:
     ``response.failed``."""
 
     def __init__(self, request: dict[str, Any], rid: str) -> None:
-        self._request = request
         self._rid = rid
         self._seq = 0
         self._response = _skeleton(request, rid, None, None)
@@ -569,8 +569,8 @@ class StreamTranslator:
             out = b"".join(self.feed(chunk))
             if out:
                 yield out
-        if not self._ended:  # the relay always ends with [DONE]; this is for safety
-            yield b"".join(self._failed("upstream_protocol", "The stream ended early."))
+        if not self._ended:  # the relay always ends with [DONE] (or raises); for safety
+            yield self.fail(GatewayError(Cause.UPSTREAM_ERROR, "The backend failed."))
 
     def feed(self, chunk: bytes) -> list[bytes]:
         """The Responses events for a chunk of chat events (nothing once the stream ended)."""

@@ -135,6 +135,8 @@ def _item(rng: random.Random, depth: int = 0) -> Any:
     r = rng.random()
     if r < 0.4:
         msg = _message(rng, depth)
+        if isinstance(msg, dict) and rng.random() < 0.1:
+            msg["role"] = _value(rng, depth + 1)  # any JSON, lists and objects included
         if isinstance(msg, dict) and rng.random() < 0.5:  # Responses' own part types
             parts = msg.get("content")
             for part in parts if isinstance(parts, list) else ():

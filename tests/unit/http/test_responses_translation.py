@@ -80,6 +80,8 @@ def test_a_file_goes_as_its_data_and_an_uploaded_file_id_is_refused() -> None:
         ({"input": [{"role": "assistant", "content": [{"type": "input_image",
                                                       "image_url": "x"}]}]}, "input[0].content[0]"),
         ({"input": [{"role": "tool", "content": "x"}]}, "input[0].role"),
+        ({"input": [{"role": ["user"], "content": "x"}]}, "input[0].role"),
+        ({"input": [{"role": {"a": 1}, "content": "x"}]}, "input[0].role"),
         ({"input": [{"type": "function_call", "call_id": 5, "name": "f", "arguments": "{}"}]},
          "input[0].call_id"),
         ({"input": [{"type": "function_call_output", "call_id": "c", "output": 5}]},
@@ -229,3 +231,15 @@ def test_the_relay_error_event_ends_the_stream_failed() -> None:
         "code": "upstream_timeout",
         "message": "The backend timed out.",
     }
+
+
+async def test_a_chat_stream_that_ends_without_done_ends_failed() -> None:
+    async def chunks() -> Any:
+        yield _data({"choices": [{"index": 0, "delta": {"content": "Hi"}}]})
+
+    t = StreamTranslator({"model": "m"}, RID)
+    raw = b"".join([c async for c in t.translate(chunks())])
+    events = _events(raw)
+    assert [e["type"] for e in events][-2:] == ["error", "response.failed"]
+    assert events[-1]["response"]["error"]["code"] == "upstream_error"
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
