@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, GCCollector, Histogram
@@ -83,8 +85,37 @@ class Metrics:
             "Requests being handled",
             registry=r,
         )
+        self.loop_lag = Histogram(
+            "portcullis_event_loop_lag_seconds",
+            "How late the event loop woke a heartbeat due every 0.25 s: how long the loop was "
+            "busy or stalled, which every request waiting on it waited too",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=r,
+        )
+        self._heartbeat: asyncio.Task[None] | None = None
         # (endpoint, status, backend) -> the three children a finished request updates
         self._finished: dict[tuple[str, int, str], tuple[Any, Any, Any]] = {}
+
+    def start(self, interval_s: float = 0.25) -> None:
+        """Start the event-loop heartbeat (in the running loop)."""
+        if self._heartbeat is None:
+            self._heartbeat = asyncio.get_running_loop().create_task(
+                self._beat(interval_s), name="metrics-heartbeat"
+            )
+
+    async def _beat(self, interval_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + interval_s
+            await asyncio.sleep(interval_s)
+            self.loop_lag.observe(max(0.0, loop.time() - due))
+
+    async def close(self) -> None:
+        task, self._heartbeat = self._heartbeat, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     def finished(
         self, endpoint: str, status: int, backend: str, total_s: float, own_s: float

@@ -18,7 +18,6 @@ its rate against LiteLLM's Responses path.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -30,40 +29,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import cpu as C  # the CPU-per-request helpers of bench/core/cpu.py
 import run as R  # the helpers of bench/core/run.py
-
-
-def start_litellm(tmp: Path, up: int, procs: list[subprocess.Popen[bytes]]) -> tuple[str, str]:
-    """LiteLLM's proxy (one worker, core 1) in front of the mock upstream: (base URL, key)."""
-    litellm = R.ensure_litellm()
-    cfg = tmp / "litellm.yaml"
-    model = {
-        "model_name": "bench-model",
-        "litellm_params": {
-            "model": "deepseek/bench-model",
-            "api_base": f"http://127.0.0.1:{up}/v1",
-            "api_key": "x",
-        },
-    }
-    cfg.write_text(
-        json.dumps(
-            {
-                "model_list": [model],
-                "general_settings": {"master_key": "sk-bench"},
-                "litellm_settings": {"num_retries": 0, "request_timeout": 30},
-            }
-        )
-    )
-    port = R.free_port()
-    procs.append(
-        R.start(
-            [str(litellm), "--config", str(cfg), "--port", str(port), "--num_workers", "1"],
-            1,
-            env={"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR"},
-            log=tmp / "litellm.log",
-        )
-    )
-    R.wait_http(f"http://127.0.0.1:{port}/health/liveliness", timeout=180)
-    return f"http://127.0.0.1:{port}/v1", "sk-bench"
 
 
 def run_one(
@@ -95,7 +60,7 @@ def main() -> None:
         base = gw_url.removesuffix("/chat/completions")
         targets = [("portcullis", gw.pid, base, key)]
         if not args.skip_litellm:
-            ll_base, ll_key = start_litellm(tmp, up, procs)
+            ll_base, ll_key = R.start_litellm(tmp, up, procs, model="deepseek/bench-model")
             targets.append(("litellm", None, ll_base, ll_key))
         for stream in (False, True):
             for conc in (int(c) for c in args.conc.split(",")):

@@ -123,6 +123,44 @@ def ensure_litellm() -> Path:
     return LITELLM_VENV / "bin" / "litellm"
 
 
+def start_litellm(
+    tmp: Path,
+    up: int,
+    procs: list[subprocess.Popen[bytes]],
+    model: str = "openai/bench-model",
+    timeout_s: float = 30,
+) -> tuple[str, str]:
+    """LiteLLM's proxy (one worker, core 1, no retries, ``timeout_s`` per request) in front of
+    the upstream on port ``up``, serving it as ``bench-model`` through LiteLLM's ``model``
+    (provider/name): (base URL, key)."""
+    litellm = ensure_litellm()
+    cfg = tmp / "litellm.yaml"
+    entry = {
+        "model_name": "bench-model",
+        "litellm_params": {"model": model, "api_base": f"http://127.0.0.1:{up}/v1", "api_key": "x"},
+    }
+    cfg.write_text(
+        json.dumps(
+            {
+                "model_list": [entry],
+                "general_settings": {"master_key": "sk-bench"},
+                "litellm_settings": {"num_retries": 0, "request_timeout": timeout_s},
+            }
+        )
+    )
+    port = free_port()
+    procs.append(
+        start(
+            [str(litellm), "--config", str(cfg), "--port", str(port), "--num_workers", "1"],
+            1,
+            env={"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR"},
+            log=tmp / "litellm.log",
+        )
+    )
+    wait_http(f"http://127.0.0.1:{port}/health/liveliness", timeout=180)
+    return f"http://127.0.0.1:{port}/v1", "sk-bench"
+
+
 PORTCULLIS = str(Path(PY).parent / "portcullis")
 
 
@@ -239,47 +277,8 @@ def main() -> None:
             targets.append((name, f"http://127.0.0.1:{gw_port}/v1/chat/completions", key))
 
         if not args.skip_litellm:
-            litellm = ensure_litellm()
-            lcfg = tmp / "litellm.yaml"
-            lcfg.write_text(
-                json.dumps(
-                    {
-                        "model_list": [
-                            {
-                                "model_name": "bench-model",
-                                "litellm_params": {
-                                    "model": "openai/bench-model",
-                                    "api_base": f"http://127.0.0.1:{up_port}/v1",
-                                    "api_key": "x",
-                                },
-                            }
-                        ],
-                        "general_settings": {"master_key": "sk-bench"},
-                        "litellm_settings": {"num_retries": 0, "request_timeout": 30},
-                    }
-                )
-            )
-            ll_port = free_port()
-            procs.append(
-                start(
-                    [
-                        str(litellm),
-                        "--config",
-                        str(lcfg),
-                        "--port",
-                        str(ll_port),
-                        "--num_workers",
-                        "1",
-                    ],
-                    1,
-                    env={"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR"},
-                    log=tmp / "litellm.log",
-                )
-            )
-            wait_http(f"http://127.0.0.1:{ll_port}/health/liveliness", timeout=180)
-            targets.append(
-                ("litellm", f"http://127.0.0.1:{ll_port}/v1/chat/completions", "sk-bench")
-            )
+            base, ll_key = start_litellm(tmp, up_port, procs)
+            targets.append(("litellm", base + "/chat/completions", ll_key))
 
         for mode in ("json", "sse"):
             for conc in concs:

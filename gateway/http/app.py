@@ -125,6 +125,7 @@ async def build_services(settings: Settings, components: Components) -> Services
     )
     await keys.start()
     lim = settings.limits
+    metrics_.start()  # the event-loop heartbeat (portcullis_event_loop_lag_seconds)
     return Services(
         settings=settings,
         engine=engine,
@@ -152,6 +153,7 @@ def _secret_value(backend: Any) -> str | None:
 
 
 async def close_services(services: Services) -> None:
+    await services.metrics.close()
     await services.upstream.close()
     await services.policy.close()
     if services.pii is not None:

@@ -63,6 +63,7 @@ def test_serve_freezes_its_start_up_heap_and_reports_gc(tmp_path: Path) -> None:
     assert frozen, log.read_text()[-2000:]
     assert int(frozen[0].split("frozen: ")[1].split()[0]) > 10_000
     assert 'python_gc_collections_total{generation="2"}' in metrics
+    assert "portcullis_event_loop_lag_seconds_count" in metrics
 
 
 def test_an_embedded_app_leaves_its_host_heap_alone(tmp_path: Path, upstream: FakeUpstream) -> None:

@@ -108,6 +108,8 @@ def _part(rng: random.Random, depth: int) -> Any:
 
 def _message(rng: random.Random, depth: int = 0) -> Any:
     msg: dict[str, Any] = {"role": rng.choice(["user", "assistant", "system", "tool", "x"])}
+    if rng.random() < 0.05:
+        msg["role"] = _value(rng, depth + 1)  # any JSON, lists and objects included
     r = rng.random()
     if r < 0.5:
         msg["content"] = rng.choice(STRINGS)
@@ -135,8 +137,6 @@ def _item(rng: random.Random, depth: int = 0) -> Any:
     r = rng.random()
     if r < 0.4:
         msg = _message(rng, depth)
-        if isinstance(msg, dict) and rng.random() < 0.1:
-            msg["role"] = _value(rng, depth + 1)  # any JSON, lists and objects included
         if isinstance(msg, dict) and rng.random() < 0.5:  # Responses' own part types
             parts = msg.get("content")
             for part in parts if isinstance(parts, list) else ():
