@@ -6,8 +6,9 @@
 A model generating answers slowly keeps many streams open for a long time. Against one slow
 backend (``slow_upstream.py``: one chunk per ``--interval`` seconds, ``--duration`` of them),
 each target in turn — the bare forwarder, Portcullis (core path: key, policy, limits, routing,
-durable audit; SQLite; no PII scan), LiteLLM's proxy — holds ``--streams`` streams opened at
-once, while a probe sends one small non-streamed request per second. Targets run one worker
+durable audit; SQLite; no PII scan), LiteLLM's proxy — holds ``--streams`` streams, opened over
+the first interval (so that their chunks arrive spread over each second, as independent
+clients' do), while a probe sends one small non-streamed request per second. Targets run one worker
 each, pinned to core 1; the backend and this client to core 0. Per target: how many streams
 ended whole (every chunk, then ``[DONE]``), the probe's p50/p95 idle and under the load, the
 target's memory (RSS of its process tree) before and after, its CPU, and for Portcullis the
@@ -118,8 +119,12 @@ async def probe(session: aiohttp.ClientSession, url: str, key: str) -> float | N
     return (time.perf_counter() - t0) * 1000
 
 
-async def stream(session: aiohttp.ClientSession, url: str, key: str, chunks: int) -> bool:
-    """One stream read to its end: whole when every chunk and then ``[DONE]`` arrived."""
+async def stream(
+    session: aiohttp.ClientSession, url: str, key: str, chunks: int, delay_s: float
+) -> bool:
+    """One stream, opened after ``delay_s``, read to its end: whole when every chunk and then
+    ``[DONE]`` arrived."""
+    await asyncio.sleep(delay_s)
     body = {
         "model": "bench-model",
         "messages": [{"role": "user", "content": "write slowly"}],
@@ -157,13 +162,19 @@ async def measure(
         rss0, cpu0 = rss_mb(pid), cpu_s(pid)
         lag0 = lag_buckets(metrics) if metrics else {}
         t0 = time.monotonic()
+        # The streams open over one interval, so their chunks arrive spread over each second
+        # as independent clients' would (opened at once, all 200 chunks would land together).
         tasks = [
-            asyncio.create_task(stream(session, url, key, args.duration))
-            for _ in range(args.streams)
+            asyncio.create_task(
+                stream(session, url, key, args.duration, i * args.interval / args.streams)
+            )
+            for i in range(args.streams)
         ]
         loaded: list[float | None] = []
+        when: list[float] = []  # each probe's start, seconds into the run
         peak = rss0
         while not all(t.done() for t in tasks):
+            when.append(time.monotonic() - t0)
             loaded.append(await probe(session, url, key))
             peak = max(peak, rss_mb(pid))
             await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - t0) % 1.0))
@@ -176,6 +187,13 @@ async def measure(
         ok = sorted(x for x in xs if x is not None)
         return ok[min(len(ok) - 1, int(q * len(ok)))] if ok else float("nan")
 
+    # The steady state: the streams opening (the first seconds) and ending (the last) are
+    # bursts of their own; in between only chunks flow.
+    last = when[-1] if when else 0.0
+    steady = [x for t, x in zip(when, loaded, strict=True) if 3.0 <= t <= last - 3.0]
+    slowest = sorted(
+        ((x, t) for t, x in zip(when, loaded, strict=True) if x is not None), reverse=True
+    )[:3]
     return {
         "target": name,
         "streams": args.streams,
@@ -185,6 +203,8 @@ async def measure(
         "probe_idle_p95_ms": round(pct(idle, 0.95), 2),
         "probe_load_p50_ms": round(pct(loaded, 0.5), 2),
         "probe_load_p95_ms": round(pct(loaded, 0.95), 2),
+        "probe_steady_p95_ms": round(pct(steady, 0.95), 2),
+        "probe_slowest": [(round(x, 1), round(t, 1)) for x, t in slowest],  # (ms, at s)
         "probe_failed": sum(1 for x in loaded if x is None),
         "rss_before_mb": round(rss0, 1),
         "rss_peak_mb": round(peak, 1),
@@ -201,6 +221,7 @@ def main() -> None:
     ap.add_argument("--duration", type=int, default=60, help="chunks per stream")
     ap.add_argument("--interval", type=float, default=1.0, help="seconds between chunks")
     ap.add_argument("--skip-litellm", action="store_true")
+    ap.add_argument("--only", choices=["forwarder", "portcullis", "litellm"], default=None)
     args = ap.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {0})  # this client beside the backend, away from the target
@@ -220,12 +241,14 @@ def main() -> None:
             ("forwarder", fwd.pid, fwd_url, "", None),
             ("portcullis", gw.pid, gw_url, key, metrics),
         ]
-        if not args.skip_litellm:
+        if not args.skip_litellm and args.only in (None, "litellm"):
             ll = len(procs)
             wait = args.duration * args.interval + 60  # LiteLLM's per-request timeout
             base, ll_key = R.start_litellm(tmp, up, procs, timeout_s=wait)
             targets.append(("litellm", procs[ll].pid, base + "/chat/completions", ll_key, None))
         for name, pid, url, k, m in targets:
+            if args.only not in (None, name):
+                continue
             row = asyncio.run(measure(name, pid, url, k, args, m))
             rows.append(row)
             print(json.dumps(row), flush=True)
@@ -234,16 +257,17 @@ def main() -> None:
             R.stop(p)
     print(
         "\n| target | streams whole | probe p50 / p95 idle ms | probe p50 / p95 under load ms "
-        "| p95 load / idle | RSS before → peak → after MB | CPU s | event-loop lag p99 ms |"
+        "| p95 load / idle | p95 steady ms | RSS before → peak → after MB | CPU s "
+        "| event-loop lag p99 ms |"
     )
-    print("|---|---:|---|---|---:|---|---:|---:|")
+    print("|---|---:|---|---|---:|---:|---|---:|---:|")
     for r in rows:
         ratio = r["probe_load_p95_ms"] / r["probe_idle_p95_ms"]
         lag = "-" if r["loop_lag_p99_ms"] != r["loop_lag_p99_ms"] else f"≤ {r['loop_lag_p99_ms']:g}"
         print(
             f"| {r['target']} | {r['whole']} / {r['streams']} | {r['probe_idle_p50_ms']} / "
             f"{r['probe_idle_p95_ms']} | {r['probe_load_p50_ms']} / {r['probe_load_p95_ms']} | "
-            f"{ratio:.2f} | {r['rss_before_mb']} → {r['rss_peak_mb']} → {r['rss_after_mb']} | "
+            f"{ratio:.2f} | {r['probe_steady_p95_ms']} | {r['rss_before_mb']} → {r['rss_peak_mb']} → {r['rss_after_mb']} | "
             f"{r['cpu_s']} | {lag} |"
         )
 
