@@ -92,9 +92,19 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def wrk(
-    url: str, conc: int, duration: int, stream: bool, key: str, model: str, api: str = "chat"
+    url: str,
+    conc: int,
+    duration: int,
+    stream: bool,
+    key: str,
+    model: str,
+    api: str = "chat",
+    prompt: str | None = None,
+    vary: bool = False,
 ) -> dict[str, Any]:
-    """One wrk run; ``api="responses"`` posts the same request as a Responses one."""
+    """One wrk run; ``api="responses"`` posts the same request as a Responses one; ``prompt``
+    (no quotes or backslashes) replaces the 60-word default; ``vary`` (chat only) ends each
+    request's prompt with its own number."""
     env = {
         **os.environ,
         "BENCH_KEY": key,
@@ -102,6 +112,10 @@ def wrk(
         "BENCH_MODEL": model,
         "BENCH_API": api,
     }
+    if prompt is not None:
+        env["BENCH_PROMPT"] = prompt
+    if vary:
+        env["BENCH_VARY"] = "1"
     cmd = ["wrk", "-t1", f"-c{conc}", f"-d{duration}s", "-s", str(HERE / "post.lua"), url]
     if shutil.which("taskset"):
         cmd = ["taskset", "-c", "0", *cmd]

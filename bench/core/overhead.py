@@ -1,0 +1,135 @@
+"""What the gateway adds in front of a backend that takes 50 ms, under 50 clients (reliability
+reference L-1), with and without the PII scan, against the bare forwarder and LiteLLM.
+
+    .venv/bin/python bench/core/overhead.py [--duration 30] [--conc 50] [--delay 0.05]
+        [--skip-litellm]
+
+A backend that answers every non-streamed chat completion after ``--delay`` seconds
+(``slow_upstream.py``); wrk (closed loop, ``--conc`` connections) posts a ~1 KB prompt that
+holds personal data (names, an e-mail address, a phone number, an Australian TFN) for
+``--duration`` seconds, each request's prompt ending with its own number (no two texts alike:
+a cache of whole texts never answers), to: the backend itself (the baseline), the bare forwarder, Portcullis on
+its core path without and with the PII guard (the default detector: checksummed identifiers,
+patterns and names; the embedded policy pseudonymises them for this external backend), and
+LiteLLM's proxy (no guardrail). One worker per target pinned to core 1; wrk and the backend on
+core 0. Overhead = the target's latency percentile minus the baseline's. The reference's
+proposed bar: error rate under 1 %, overhead p50 at most 15 ms and p95 at most 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import cpu as C  # the start helpers of bench/core/cpu.py
+import run as R  # the helpers of bench/core/run.py
+
+# ~1 KB of an ordinary support conversation with personal data in it (no quotes: post.lua
+# places it in a JSON string as it is).
+PROMPT = (
+    "Hello, this is Margaret Chen from the Parramatta office. A customer, Daniel Okafor, called "
+    "this morning about his renewal. He asked us to reply to daniel.okafor@example.com or to "
+    "ring him on 0412 345 678 after four. His tax file number is 123 456 782 and it is on the "
+    "form he sent last week together with the signed consent. Please summarise what we need "
+    "from him before the renewal can go ahead, list the documents that are still missing, and "
+    "draft a short, friendly reply that explains the next steps, the expected processing time "
+    "and who he can contact if anything is unclear. Keep the tone warm but professional, avoid "
+    "jargon, and mention that our office hours changed this month: we now open at half past "
+    "eight and close at five, and we are closed on public holidays. Also add a reminder that "
+    "he can upload documents through the customer portal instead of posting them, which is "
+    "faster and lets him track the status of his request online at any time of the day."
+)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=int, default=30)
+    ap.add_argument("--conc", type=int, default=50)
+    ap.add_argument("--delay", type=float, default=0.05)
+    ap.add_argument("--skip-litellm", action="store_true")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="pcs-bench-overhead-"))
+    procs: list[subprocess.Popen[bytes]] = []
+    rows: list[dict[str, Any]] = []
+    try:
+        up = R.free_port()
+        cmd = [R.PY, str(R.HERE / "slow_upstream.py"), str(up), "1", str(args.delay)]
+        procs.append(R.start(cmd, 0))
+        R.wait_http(f"http://127.0.0.1:{up}/v1/chat/completions", ok=(405,))
+        targets: list[tuple[str, int | None, str, str]] = [
+            ("backend", None, f"http://127.0.0.1:{up}/v1/chat/completions", "")
+        ]
+        fwd, url, _ = C.start_forwarder(up, procs)
+        targets.append(("forwarder", fwd.pid, url, ""))
+        gw, url, key = C.start_gateway(tmp, up, "gw", {}, procs)
+        targets.append(("portcullis", gw.pid, url, key))
+        gw_pii, url, key = start_gateway_pii(tmp, up, procs)
+        targets.append(("portcullis+pii", gw_pii.pid, url, key))
+        if not args.skip_litellm:
+            n = len(procs)
+            base, ll_key = R.start_litellm(tmp, up, procs)
+            targets.append(("litellm", procs[n].pid, base + "/chat/completions", ll_key))
+        for name, pid, url, key in targets:
+            R.wrk(url, args.conc, 3, False, key, "bench-model", prompt=PROMPT, vary=True)
+            before = C.thread_times(pid) if pid else {}
+            r = R.wrk(
+                url, args.conc, args.duration, False, key, "bench-model", prompt=PROMPT, vary=True
+            )
+            if pid:
+                cpu = C.thread_cpu(before, C.thread_times(pid), r["requests"]).values()
+                r["cpu_us"] = round(sum(user + system for user, system in cpu))
+            r["target"] = name
+            rows.append(r)
+            print(json.dumps(r), flush=True)
+    finally:
+        for p in reversed(procs):
+            R.stop(p)
+    base = rows[0]
+    print(
+        "\n| target | RPS | p50 ms | p95 ms | p99 ms | overhead p50 / p95 ms | CPU µs/request "
+        "| errors |\n|---|---:|---:|---:|---:|---|---:|---:|"
+    )
+    for r in rows:
+        over = (
+            "-"
+            if r is base
+            else f"{(r['p50_us'] - base['p50_us']) / 1000:.1f} / "
+            f"{(r['p95_us'] - base['p95_us']) / 1000:.1f}"
+        )
+        errors = r["errors"] + r["status_errors"]
+        print(
+            f"| {r['target']} | {r['rps']:,.0f} | {r['p50_us'] / 1000:.1f} | "
+            f"{r['p95_us'] / 1000:.1f} | {r['p99_us'] / 1000:.1f} | {over} | "
+            f"{r.get('cpu_us', '-')} | {errors} / {r['requests']} |"
+        )
+
+
+def start_gateway_pii(
+    tmp: Path, up: int, procs: list[subprocess.Popen[bytes]]
+) -> tuple[subprocess.Popen[bytes], str, str]:
+    """Portcullis with the PII guard on (core 1): (process, URL, key)."""
+    port = R.free_port()
+    cfg = R.gateway_config(tmp, up, "gw-pii", None, pii=True)
+    key = R.migrate_and_key(cfg)
+    proc = R.start(
+        [
+            *(R.PORTCULLIS, "-c", str(cfg), "serve", "--port", str(port)),
+            *("--no-migrate", "--log-level", "warning"),
+        ],
+        1,
+        log=tmp / "gw-pii.log",
+    )
+    procs.append(proc)
+    R.wait_http(f"http://127.0.0.1:{port}/healthz", timeout=180)
+    return proc, f"http://127.0.0.1:{port}/v1/chat/completions", key
+
+
+if __name__ == "__main__":
+    main()
