@@ -56,6 +56,27 @@ def _chat(content: str, **extra: Any) -> dict[str, Any]:
     return {"model": "gpt-test", "messages": [{"role": "user", "content": content}], **extra}
 
 
+def _split_placeholder(
+    gw: tuple[RunningGateway, FakeDecider, str],
+    upstream: FakeUpstream,
+    path: str,
+    body: dict[str, Any],
+) -> str:
+    """The placeholder the backend sees for John Smith (one request through ``path``); the fake
+    upstream's next stream then answers "Hi <placeholder>!" with the placeholder split over
+    three chunks."""
+    running, decider, key = gw
+    decider.rule = _rule({"*": "pseudonymise"})
+    upstream.mode = "echo"
+    running.request("POST", path, body, token=key)
+    m = re.search(r"<PERSON_[0-9a-f]+>", json.dumps(upstream.received[-1]["json"]))
+    assert m
+    ph = m.group()
+    upstream.mode = "normal"
+    upstream.stream_chunks = ["Hi ", ph[:3], ph[3:9], ph[9:], "!"]
+    return ph
+
+
 def test_upstream_never_sees_the_values_and_the_answer_is_restored(
     gw: tuple[RunningGateway, FakeDecider, str], upstream: FakeUpstream
 ) -> None:
@@ -72,15 +93,8 @@ def test_upstream_never_sees_the_values_and_the_answer_is_restored(
 def test_streamed_placeholder_split_over_chunks_is_restored(
     gw: tuple[RunningGateway, FakeDecider, str], upstream: FakeUpstream
 ) -> None:
-    running, decider, key = gw
-    decider.rule = _rule({"*": "pseudonymise"})
-    upstream.mode = "echo"
-    running.request("POST", "/v1/chat/completions", _chat(PROMPT), token=key)
-    m = re.search(r"<PERSON_[0-9a-f]+>", json.dumps(upstream.received[-1]["json"]))
-    assert m
-    ph = m.group()
-    upstream.mode = "normal"
-    upstream.stream_chunks = ["Hi ", ph[:3], ph[3:9], ph[9:], "!"]
+    running, _, key = gw
+    _split_placeholder(gw, upstream, "/v1/chat/completions", _chat(PROMPT))
     status, _, raw = running.request(
         "POST", "/v1/chat/completions", _chat(PROMPT, stream=True), token=key, parse=False
     )
@@ -292,16 +306,9 @@ def test_responses_api_is_pseudonymised_and_restored_too(
 def test_responses_stream_restores_a_placeholder_split_over_chunks(
     gw: tuple[RunningGateway, FakeDecider, str], upstream: FakeUpstream
 ) -> None:
-    running, decider, key = gw
-    decider.rule = _rule({"*": "pseudonymise"})
-    upstream.mode = "echo"
+    running, _, key = gw
     body = {"model": "gpt-test", "input": PROMPT}
-    running.request("POST", "/v1/responses", body, token=key)
-    m = re.search(r"<PERSON_[0-9a-f]+>", json.dumps(upstream.received[-1]["json"]))
-    assert m
-    ph = m.group()
-    upstream.mode = "normal"
-    upstream.stream_chunks = ["Hi ", ph[:3], ph[3:9], ph[9:], "!"]
+    ph = _split_placeholder(gw, upstream, "/v1/responses", body)
     status, _, raw = running.request(
         "POST", "/v1/responses", {**body, "stream": True}, token=key, parse=False
     )
