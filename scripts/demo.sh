@@ -47,7 +47,7 @@ client = OpenAI(base_url="http://127.0.0.1:8080/v1", api_key="$KEY")
 for chunk in client.chat.completions.create(model="deepseek-chat", stream=True,
         messages=[{"role": "user", "content": "Hello"}]):
     print(chunk.choices[0].delta.content or "", end="", flush=True)
-print(client.responses.create(model="deepseek-chat", input="Hello").output_text)  # Responses API
+print("\n" + client.responses.create(model="deepseek-chat", input="Hello").output_text)  # Responses API
 PY
 
 The answer comes from DeepSeek-architecture weights on this machine (random, so nonsense).
