@@ -52,11 +52,17 @@ def thread_times(pid: int) -> dict[str, tuple[str, int, int]]:
 
 
 def start_gateway(
-    tmp: Path, up: int, name: str, env: dict[str, str], procs: list[subprocess.Popen[bytes]]
+    tmp: Path,
+    up: int,
+    name: str,
+    env: dict[str, str],
+    procs: list[subprocess.Popen[bytes]],
+    database_url: str | None = None,
 ) -> tuple[subprocess.Popen[bytes], str, str]:
-    """A gateway on the core path (SQLite audit, no PII), pinned to core 1: (process, url, key)."""
+    """A gateway on the core path (SQLite audit, or ``database_url``; no PII), pinned to core 1:
+    (process, url, key)."""
     port = R.free_port()
-    cfg = R.gateway_config(tmp, up, name, None)
+    cfg = R.gateway_config(tmp, up, name, database_url)
     key = R.migrate_and_key(cfg, env)
     proc = R.start(
         [

@@ -54,7 +54,16 @@ def main() -> None:
     ap.add_argument("--conc", type=int, default=50)
     ap.add_argument("--delay", type=float, default=0.05)
     ap.add_argument("--skip-litellm", action="store_true")
+    ap.add_argument(
+        "--pg", default=None, help="also Portcullis on this PostgreSQL URL (postgresql+asyncpg://…)"
+    )
+    ap.add_argument(
+        "--targets",
+        default="backend,forwarder,portcullis,portcullis-pg,portcullis+pii,litellm",
+        help="which targets, comma-separated (the backend, the baseline, always runs)",
+    )
     args = ap.parse_args()
+    chosen = set(args.targets.split(",")) | {"backend"}
     tmp = Path(tempfile.mkdtemp(prefix="pcs-bench-overhead-"))
     procs: list[subprocess.Popen[bytes]] = []
     rows: list[dict[str, Any]] = []
@@ -66,13 +75,19 @@ def main() -> None:
         targets: list[tuple[str, int | None, str, str]] = [
             ("backend", None, f"http://127.0.0.1:{up}/v1/chat/completions", "")
         ]
-        fwd, url, _ = C.start_forwarder(up, procs)
-        targets.append(("forwarder", fwd.pid, url, ""))
-        gw, url, key = C.start_gateway(tmp, up, "gw", {}, procs)
-        targets.append(("portcullis", gw.pid, url, key))
-        gw_pii, url, key = start_gateway_pii(tmp, up, procs)
-        targets.append(("portcullis+pii", gw_pii.pid, url, key))
-        if not args.skip_litellm:
+        if "forwarder" in chosen:
+            fwd, url, _ = C.start_forwarder(up, procs)
+            targets.append(("forwarder", fwd.pid, url, ""))
+        if "portcullis" in chosen:
+            gw, url, key = C.start_gateway(tmp, up, "gw", {}, procs)
+            targets.append(("portcullis", gw.pid, url, key))
+        if args.pg and "portcullis-pg" in chosen:
+            gw_pg, url, key = C.start_gateway(tmp, up, "gw-pg", {}, procs, database_url=args.pg)
+            targets.append(("portcullis-pg", gw_pg.pid, url, key))
+        if "portcullis+pii" in chosen:
+            gw_pii, url, key = start_gateway_pii(tmp, up, procs)
+            targets.append(("portcullis+pii", gw_pii.pid, url, key))
+        if not args.skip_litellm and "litellm" in chosen:
             n = len(procs)
             base, ll_key = R.start_litellm(tmp, up, procs)
             targets.append(("litellm", procs[n].pid, base + "/chat/completions", ll_key))
