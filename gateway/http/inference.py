@@ -15,6 +15,7 @@ from litestar import Request, Response, asgi, get, route
 from litestar.datastructures import State
 from litestar.params import FromPath
 
+from gateway.config.core import RequestLimits
 from gateway.context import RequestContext
 from gateway.errors import Cause, GatewayError
 from gateway.http.body import decode_json, read_body
@@ -175,7 +176,8 @@ async def serve(scope: Any, receive: Any, send: Any, endpoint: str, state: Any) 
         err = GatewayError(Cause.INTERNAL, "Internal error; nothing was sent.")
         if not started:
             await _send_error(send, err, rid)
-        else:  # a stream that failed after its first byte ends with an error event and [DONE]
+        else:  # a stream that failed after its first byte ends with an error event (and [DONE]
+            # for chat; response.failed for a Responses stream)
             end = _sse_error(err) if translator is None else translator.fail(err)
             with contextlib.suppress(Exception):
                 await send({"type": "http.response.body", "body": end})
@@ -185,7 +187,7 @@ async def serve(scope: Any, receive: Any, send: Any, endpoint: str, state: Any) 
 
 
 def _responses_request(
-    body: dict[str, Any], limits: Any, raw_len: int, passthrough: frozenset[str]
+    body: dict[str, Any], limits: RequestLimits, raw_len: int, passthrough: frozenset[str]
 ) -> ParsedRequest:
     """A Responses request as the chat request it is served as; errors name its own fields."""
     try:
