@@ -97,6 +97,20 @@ def test_a_file_goes_as_its_data_and_an_uploaded_file_id_is_refused() -> None:
         ({"input": "x", "instructions": 5}, "instructions"),
         ({"input": "x", "stream_options": {"include_usage": True}}, "stream_options"),
         ({}, "input"),
+        ({"input": "x", "reasoning": "high"}, "reasoning"),
+        ({"input": "x", "include": "reasoning"}, "include"),
+        ({"input": "x", "metadata": [1]}, "metadata"),
+        ({"input": ["hi"]}, "input[0]"),
+        ({"input": [{"role": "user", "content": 5}]}, "input[0].content"),
+        ({"input": [{"role": "user", "content": ["hi"]}]}, "input[0].content[0]"),
+        ({"input": [{"role": "user", "content": [{"type": "input_image", "file_id": "f"}]}]},
+         "input[0].content[0]"),
+        ({"input": [{"role": "user", "content": [{"type": "input_audio"}]}]},
+         "input[0].content[0]"),
+        ({"input": [{"type": "function_call_output", "call_id": "c",
+                     "output": [{"type": "input_image", "image_url": "u"}]}]}, "input[0].output[0]"),
+        ({"input": "x", "tools": {"type": "function"}}, "tools"),
+        ({"input": "x", "text": {"format": {"type": "text"}, "x": 1}}, "text"),
     ],
 )  # fmt: skip
 def test_what_cannot_be_translated_is_a_400_naming_it(body: dict[str, Any], param: str) -> None:
@@ -243,3 +257,54 @@ async def test_a_chat_stream_that_ends_without_done_ends_failed() -> None:
     assert [e["type"] for e in events][-2:] == ["error", "response.failed"]
     assert events[-1]["response"]["error"]["code"] == "upstream_error"
     assert [e["sequence_number"] for e in events] == list(range(len(events)))
+
+
+def test_the_remaining_translations() -> None:
+    audio = {"data": "AAAA", "format": "wav"}
+    chat = to_chat(
+        {
+            "model": "m",
+            "input": [
+                {"role": "user", "content": [{"type": "input_audio", "input_audio": audio}]},
+                {
+                    "type": "function_call_output",
+                    "call_id": "c",
+                    "output": [
+                        {"type": "input_text", "text": "a"},
+                        {"type": "output_text", "text": "b"},
+                    ],
+                },
+            ],
+            "tool_choice": "required",
+            "text": {"format": {"type": "json_object"}, "verbosity": "low"},
+            "stream_options": {"include_obfuscation": False},
+            "metadata": {"ticket": "T-1"},
+            "include": ["reasoning.encrypted_content"],
+            "truncation": "auto",
+            "store": False,
+        }
+    )
+    assert chat["messages"] == [
+        {"role": "user", "content": [{"type": "input_audio", "input_audio": audio}]},
+        {"role": "tool", "tool_call_id": "c", "content": "ab"},
+    ]
+    assert chat["tool_choice"] == "required" and chat["verbosity"] == "low"
+    assert chat["response_format"] == {"type": "json_object"}
+    for kept_out in ("metadata", "include", "truncation", "store", "stream_options"):
+        assert kept_out not in chat
+    assert "response_format" not in to_chat(
+        {"model": "m", "input": "x", "text": {"format": {"type": "text"}}}
+    )
+
+
+def test_an_error_without_a_parameter_is_left_as_it_is() -> None:
+    err = GatewayError(Cause.INVALID_JSON, "Request body is not valid JSON.")
+    assert rename_param(err) is err
+
+
+def test_a_stream_skips_what_is_not_json() -> None:
+    t = StreamTranslator({"model": "m"}, RID)
+    out = t.feed(
+        b"data: {not json\n\n" + _data({"choices": [{"index": 0, "delta": {"content": "ok"}}]})
+    )
+    assert [e["type"] for e in _events(b"".join(out))][-1] == "response.output_text.delta"
