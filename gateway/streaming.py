@@ -30,7 +30,7 @@ from gateway.pii.contract import ANSWER_TEXTS, Restorer, StreamRestorer
 from gateway.routing import failure_to_error
 from gateway.upstream import StreamAnswer, UpstreamFailure
 
-__all__ = ["relay_stream"]
+__all__ = ["relay_stream", "sse_data", "sse_events"]
 
 _decode = msgspec.json.decode
 _encode = msgspec.json.encode
@@ -131,7 +131,7 @@ class _Restoring:
             holder[name] = out
 
 
-def _events(buffer: bytearray) -> list[bytes]:
+def sse_events(buffer: bytearray) -> list[bytes]:
     """Split complete SSE events off the front of ``buffer``."""
     out: list[bytes] = []
     while True:
@@ -142,7 +142,7 @@ def _events(buffer: bytearray) -> list[bytes]:
         del buffer[: i + 2]
 
 
-def _data(block: bytes) -> bytes | None:
+def sse_data(block: bytes) -> bytes | None:
     lines = [ln[5:].lstrip(b" ") for ln in block.split(b"\n") if ln.startswith(b"data:")]
     return b"\n".join(lines) if lines else None
 
@@ -163,8 +163,8 @@ async def relay_stream(
                 ctx.first_byte_s = ctx.elapsed
             buffer += chunk.replace(b"\r\n", b"\n")
             out: list[bytes] = []
-            for block in _events(buffer):
-                data = _data(block)
+            for block in sse_events(buffer):
+                data = sse_data(block)
                 if data is None:
                     continue
                 if data == b"[DONE]":

@@ -7,14 +7,14 @@ provider routing) is never honoured.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from typing import Any
 
 from gateway.config.core import RequestLimits
 from gateway.errors import Cause, GatewayError
 
-__all__ = ["ROUTING_PARAMS", "ParsedRequest", "known_params", "validate_request"]
+__all__ = ["ROUTING_PARAMS", "ParsedRequest", "check_name", "known_params", "validate_request"]
 
 Check = Callable[[str, Any, RequestLimits], None]
 
@@ -311,6 +311,19 @@ _REQUIRED = {
 }
 
 
+def check_name(key: str, known: Container[str], passthrough: frozenset[str]) -> None:
+    """Refuse a parameter that asks for routing or credentials, or that neither the endpoint
+    (``known``) nor a backend (``passthrough``) takes: nothing unknown is forwarded."""
+    if key in ROUTING_PARAMS:
+        raise GatewayError(
+            Cause.FORBIDDEN_PARAMETER,
+            f"'{key}' is not accepted: routing and credentials are decided by the gateway.",
+            param=key,
+        )
+    if key not in known and key not in passthrough:
+        raise GatewayError(Cause.INVALID_PARAMETER, f"Unsupported parameter: '{key}'.", param=key)
+
+
 def known_params(endpoint: str) -> frozenset[str]:
     return frozenset(_TABLES[endpoint])
 
@@ -341,16 +354,7 @@ def validate_request(
     """Check ``body``; ``passthrough`` are extra keys some backend declared it accepts."""
     table = _TABLES[endpoint]
     for key in body:
-        if key in ROUTING_PARAMS:
-            raise GatewayError(
-                Cause.FORBIDDEN_PARAMETER,
-                f"'{key}' is not accepted: routing and credentials are decided by the gateway.",
-                param=key,
-            )
-        if key not in table and key not in passthrough:
-            raise GatewayError(
-                Cause.INVALID_PARAMETER, f"Unsupported parameter: '{key}'.", param=key
-            )
+        check_name(key, table, passthrough)
     for key in _REQUIRED[endpoint]:
         if key not in body:
             raise GatewayError(
