@@ -58,11 +58,12 @@ def start_gateway(
     env: dict[str, str],
     procs: list[subprocess.Popen[bytes]],
     database_url: str | None = None,
+    pii: bool = False,
 ) -> tuple[subprocess.Popen[bytes], str, str]:
-    """A gateway on the core path (SQLite audit, or ``database_url``; no PII), pinned to core 1:
-    (process, url, key)."""
+    """A gateway on the core path (SQLite audit, or ``database_url``; the PII guard off unless
+    ``pii``), pinned to core 1: (process, url, key)."""
     port = R.free_port()
-    cfg = R.gateway_config(tmp, up, name, database_url)
+    cfg = R.gateway_config(tmp, up, name, database_url, pii=pii)
     key = R.migrate_and_key(cfg, env)
     proc = R.start(
         [
@@ -74,7 +75,7 @@ def start_gateway(
         log=tmp / f"{name}.log",
     )
     procs.append(proc)
-    R.wait_http(f"http://127.0.0.1:{port}/healthz")
+    R.wait_http(f"http://127.0.0.1:{port}/healthz", timeout=180 if pii else 90)  # NER loads
     return proc, f"http://127.0.0.1:{port}/v1/chat/completions", key
 
 

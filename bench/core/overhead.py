@@ -85,7 +85,7 @@ def main() -> None:
             gw_pg, url, key = C.start_gateway(tmp, up, "gw-pg", {}, procs, database_url=args.pg)
             targets.append(("portcullis-pg", gw_pg.pid, url, key))
         if "portcullis+pii" in chosen:
-            gw_pii, url, key = start_gateway_pii(tmp, up, procs)
+            gw_pii, url, key = C.start_gateway(tmp, up, "gw-pii", {}, procs, pii=True)
             targets.append(("portcullis+pii", gw_pii.pid, url, key))
         if not args.skip_litellm and "litellm" in chosen:
             n = len(procs)
@@ -124,26 +124,6 @@ def main() -> None:
             f"{r['p95_us'] / 1000:.1f} | {r['p99_us'] / 1000:.1f} | {over} | "
             f"{r.get('cpu_us', '-')} | {errors} / {r['requests']} |"
         )
-
-
-def start_gateway_pii(
-    tmp: Path, up: int, procs: list[subprocess.Popen[bytes]]
-) -> tuple[subprocess.Popen[bytes], str, str]:
-    """Portcullis with the PII guard on (core 1): (process, URL, key)."""
-    port = R.free_port()
-    cfg = R.gateway_config(tmp, up, "gw-pii", None, pii=True)
-    key = R.migrate_and_key(cfg)
-    proc = R.start(
-        [
-            *(R.PORTCULLIS, "-c", str(cfg), "serve", "--port", str(port)),
-            *("--no-migrate", "--log-level", "warning"),
-        ],
-        1,
-        log=tmp / "gw-pii.log",
-    )
-    procs.append(proc)
-    R.wait_http(f"http://127.0.0.1:{port}/healthz", timeout=180)
-    return proc, f"http://127.0.0.1:{port}/v1/chat/completions", key
 
 
 if __name__ == "__main__":
