@@ -81,10 +81,25 @@ class Settings(Strict):
         return self.database.url or f"sqlite+aiosqlite:///{self.data_dir / 'portcullis.db'}"
 
 
-def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+def _secret_variables(raw: Mapping[str, Any]) -> set[str]:
+    """The variables the configuration reads secrets from (the admin token's default is
+    ``PORTCULLIS_ADMIN_TOKEN``): values, not overrides, whatever their prefix."""
+    names = {ENV_PREFIX + "CONFIG", ENV_PREFIX + "ADMIN_TOKEN"}
+    for section, key in (("admin", "token_env"), ("keys", "secret_env")):
+        part = raw.get(section)
+        if isinstance(part, Mapping) and isinstance(part.get(key), str):
+            names.add(part[key])
+    for b in raw.get("backends") or ():
+        cred = b.get("credential") if isinstance(b, Mapping) else None
+        if isinstance(cred, Mapping) and isinstance(cred.get("env"), str):
+            names.add(cred["env"])
+    return names
+
+
+def _env_overrides(environ: Mapping[str, str], skip: set[str] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, value in environ.items():
-        if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
+        if not name.startswith(ENV_PREFIX) or name in (skip or ()):
             continue
         path = name[len(ENV_PREFIX) :].lower().split("__")
         cursor = out
@@ -129,7 +144,10 @@ def load_settings(
         if not isinstance(loaded, dict):
             raise ConfigError("configuration file must hold a mapping at the top level")
         raw = loaded
-    _merge(raw, _env_overrides(os.environ if environ is None else environ))
+    env = os.environ if environ is None else environ
+    # The secret variables the file names, and any an override names (admin.token_env, ...).
+    skip = _secret_variables(raw) | _secret_variables(_env_overrides(env))
+    _merge(raw, _env_overrides(env, skip))
     try:
         return Settings.model_validate(raw)
     except ValidationError as exc:

@@ -58,6 +58,39 @@ def test_environment_overrides_nested_keys(tmp_path: Path) -> None:
         load_settings(None, environ={"PORTCULLIS_NOPE": "1"})
 
 
+def test_secret_variables_with_the_prefix_are_values_not_overrides(tmp_path: Path) -> None:
+    # The admin token's documented default variable, and variables the file names for secrets,
+    # are read as secrets; they are not configuration keys (once: "admin_token: unknown key").
+    doc = {
+        "keys": {"secret_env": "PORTCULLIS_KEY_SECRET"},
+        "backends": [
+            {
+                "id": "b",
+                "base_url": "http://127.0.0.1:1/v1",
+                "models": ["m"],
+                "operator": "openai",
+                "model_family": "gpt",
+                "model_origin": "US",
+                "hosting_country": "US",
+                "credential": {"env": "PORTCULLIS_UPSTREAM_KEY"},
+            }
+        ],
+    }
+    env = {
+        "PORTCULLIS_ADMIN_TOKEN": "t" * 32,
+        "PORTCULLIS_KEY_SECRET": "s" * 32,
+        "PORTCULLIS_UPSTREAM_KEY": "sk-1",
+        "PORTCULLIS_SERVER__PORT": "9002",
+    }
+    s = load_settings(write(tmp_path, doc), environ=env)
+    assert s.server.port == 9002 and s.admin.token_env == "PORTCULLIS_ADMIN_TOKEN"
+    # a variable an override names for the admin token is a value too
+    env = {"PORTCULLIS_ADMIN__TOKEN_ENV": "PORTCULLIS_OPS_TOKEN", "PORTCULLIS_OPS_TOKEN": "x"}
+    assert load_settings(None, environ=env).admin.token_env == "PORTCULLIS_OPS_TOKEN"
+    with pytest.raises(ConfigError, match="ops_token: unknown key"):
+        load_settings(None, environ={"PORTCULLIS_OPS_TOKEN": "x"})
+
+
 def test_no_configuration_gives_embedded_defaults() -> None:
     s = load_settings(None, environ={})
     assert s.database_url().startswith("sqlite+aiosqlite:///") and s.redis.url is None
