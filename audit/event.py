@@ -35,8 +35,11 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 # intent: written before forwarding; complete: the outcome; incomplete: written by recovery for an
-# intent whose process died; export/purge/checkpoint/content_read: administrative actions.
-KINDS = frozenset({"intent", "complete", "incomplete", "export", "purge", "content_read", "shred"})
+# intent whose process died; export/purge/content_read/shred: administrative actions; config: a
+# configuration reload (gateway.reload), recorded before the new catalogue takes effect.
+KINDS = frozenset(
+    {"intent", "complete", "incomplete", "export", "purge", "content_read", "shred", "config"}
+)
 
 _HEX = re.compile(r"^[0-9a-f]{16,128}$")
 _TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
@@ -370,7 +373,7 @@ EVENT: Spec = {
     "client_address": _S.ident,
     "digests": Nested(DIGESTS),
     "forwarded": _S.boolean,
-    # administrative events (export, purge, content_read, shred)
+    # administrative events (export, purge, content_read, shred, config)
     "actor": _S.ident,
     "action": _S.scalars,
 }

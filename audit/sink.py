@@ -239,6 +239,10 @@ class MemoryAuditSink:
     async def complete(self, event: Mapping[str, Any]) -> None:
         await self._add("complete", event)
 
+    async def record(self, kind: str, event: Mapping[str, Any]) -> int:
+        await self._add(kind, event)
+        return len(self.entries)
+
     async def ready(self) -> bool:
         return not self.fail
 

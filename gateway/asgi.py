@@ -17,4 +17,10 @@ __all__ = ["app"]
 
 
 def app() -> Litestar:
-    return create_app(load_settings(os.environ.get("PORTCULLIS_CONFIG") or None), freeze_heap=True)
+    path = os.environ.get("PORTCULLIS_CONFIG") or None
+    return create_app(
+        load_settings(path),
+        freeze_heap=True,
+        # kill -HUP / POST /admin/config/reload read the same file and environment again
+        reload_from=lambda: load_settings(path),
+    )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -48,6 +48,12 @@ class CircuitBreaker:
         if c.failures >= backend.circuit_failures:
             c.open_until = time.monotonic() + backend.circuit_cooldown_s
             c.failures = backend.circuit_failures - 1  # half-open: one more failure reopens
+
+    def forget(self, backend_ids: Iterable[str]) -> None:
+        """Drop what is known of these backends (changed or removed by a configuration reload:
+        a new base URL or credential starts with a closed circuit)."""
+        for backend_id in backend_ids:
+            self._state.pop(backend_id, None)
 
     def is_open(self, backend_id: str) -> bool:
         c = self._state.get(backend_id)

@@ -85,6 +85,11 @@ class Upstream:
         self._header_cache: dict[str, dict[str, str]] = {}
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
+    def set_credentials(self, credentials: Mapping[str, str | None]) -> None:
+        """The backends' credentials after a configuration reload (read at each send)."""
+        self._credentials = dict(credentials)
+        self._header_cache = {}
+
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(
             limit=0, limit_per_host=512, keepalive_timeout=30, ttl_dns_cache=300

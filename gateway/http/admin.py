@@ -18,6 +18,7 @@ from litestar.params import FromPath
 
 from gateway.errors import Cause, GatewayError
 from gateway.keys import validate_principal_fields
+from gateway.reload import Reloader
 from gateway.services import Services
 
 __all__ = ["ADMIN_HANDLERS", "admin_guard"]
@@ -115,4 +116,52 @@ async def reload_policy(state: State) -> dict[str, Any]:
     return {"bundle_revision": services.policy.revision}
 
 
-ADMIN_HANDLERS = [list_keys, create_key, revoke_key, reload_policy]
+@post("/admin/config/reload", opt={"role": "admin"}, status_code=200)
+async def reload_config(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
+    """Read the configuration file again and apply its ``backends`` (:mod:`gateway.reload`)."""
+    services: Services = state.services
+    if services.settings.server.workers > 1:
+        raise GatewayError(
+            Cause.CONFLICT,
+            "This gateway runs several workers and this call would reach only one: send SIGHUP "
+            "to the server process instead (it restarts every worker on the new file).",
+        )
+    reloader: Reloader = state.reloader
+    report = await reloader.reload("admin", _actor(request))
+    return report.to_json()
+
+
+@get("/admin/config", opt={"role": "admin"})
+async def show_config(state: State) -> dict[str, Any]:
+    """The running catalogue: each backend's facts (what policy decides on), its models and
+    whether it is usable; never a credential, only where it is read from."""
+    services: Services = state.services
+    return {
+        "config_hash": services.config_hash,
+        "bundle_revision": services.policy.revision,
+        "backends": [
+            {
+                **b.facts(),
+                "base_url": b.base_url,
+                "aliases": dict(b.aliases),
+                "endpoints": list(b.endpoints),
+                "priority": b.priority,
+                "weight": b.weight,
+                "credential": b.credential.source() if b.credential.configured else None,
+                "usable": b.id not in services.router.unusable,
+                "circuit_open": services.router.breaker.is_open(b.id),
+            }
+            for b in services.catalog.backends
+        ],
+    }
+
+
+def _actor(request: Request[Any, Any, Any]) -> str:
+    """Who asked, for the audit entry: the admin token, or the key's id and user."""
+    principal = request.scope["state"].get("admin_principal")
+    if principal is None:
+        return "admin-token"
+    return f"key:{principal.key_id}"
+
+
+ADMIN_HANDLERS = [list_keys, create_key, revoke_key, reload_policy, reload_config, show_config]

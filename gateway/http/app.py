@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +37,7 @@ from gateway.limiter import build_limiter
 from gateway.metrics import Metrics
 from gateway.pii.contract import PiiGuard
 from gateway.pipeline import Pipeline
+from gateway.reload import Reloader, backend_credentials, config_hash, install_sighup
 from gateway.revocations import RedisRevocations
 from gateway.routing import Router as BackendRouter
 from gateway.secrets_store import load_server_secret
@@ -58,10 +58,6 @@ class Components:
     pii: PiiGuard | None = None
     audit: AuditSink | None = None
     pii_disabled: bool = False
-
-
-def config_hash(settings: Settings) -> str:
-    return hashlib.sha256(settings.model_dump_json().encode()).hexdigest()[:16]
 
 
 def _admin_token(settings: Settings) -> str | None:
@@ -103,17 +99,7 @@ async def build_services(settings: Settings, components: Components) -> Services
     if pii is not None:
         await pii.ready()  # load the NER model now, not on the first request
     await audit.start()
-    credentials = {b.id: _secret_value(b) for b in settings.backends}
-    unusable: set[str] = set()
-    for b in settings.backends:
-        if b.credential.configured and credentials[b.id] is None:
-            unusable.add(b.id)
-            log.warning(
-                "backend %s: its credential (%s) is missing or empty; no request is sent to it "
-                "until it is set and the gateway restarted",
-                b.id,
-                b.credential.source(),
-            )
+    credentials, unusable = backend_credentials(settings.backends)
     upstream = Upstream(credentials)
     await upstream.start()
     keys = KeyService(
@@ -138,18 +124,13 @@ async def build_services(settings: Settings, components: Components) -> Services
         policy=policy,
         pii=pii,
         audit=audit,
-        router=BackendRouter(unusable=frozenset(unusable)),
+        router=BackendRouter(unusable=unusable),
         upstream=upstream,
         metrics=metrics_,
         config_hash=config_hash(settings),
         digest_key=secret.derive("audit-digest"),
         admin_token=_admin_token(settings),
     )
-
-
-def _secret_value(backend: Any) -> str | None:
-    value = backend.credential.resolve()
-    return value.get_secret_value() if value is not None else None
 
 
 async def close_services(services: Services) -> None:
@@ -182,21 +163,27 @@ class GatewayApp(Litestar):
 
 
 def create_app(
-    settings: Settings, components: Components | None = None, *, freeze_heap: bool = False
+    settings: Settings,
+    components: Components | None = None,
+    *,
+    freeze_heap: bool = False,
+    reload_from: Callable[[], Settings] | None = None,
 ) -> Litestar:
     """``freeze_heap``: once everything is loaded, move the start-up heap out of the garbage
     collector's way (:mod:`gateway.heap`) — for a process that is the gateway's own (the ASGI
-    entry point), not for an app embedded in someone else's process (tests)."""
+    entry point), not for an app embedded in someone else's process (tests).
+    ``reload_from``: reads the configuration again (the file the settings came from), for
+    ``kill -HUP`` and ``POST /admin/config/reload`` (:mod:`gateway.reload`)."""
     components = components or Components()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         services = await build_services(settings, components)
         app.state.services = services
-        app.state.pipeline = Pipeline(services)
-        install_sighup = getattr(services.policy, "install_sighup", None)
-        if install_sighup is not None:
-            install_sighup()  # `kill -HUP` reloads the policy bundle without a restart
+        app.state.pipeline = pipeline = Pipeline(services)
+        app.state.reloader = reloader = Reloader(services, reload_from, pipeline)
+        # `kill -HUP` reloads the backends (from the file) and the policy bundle, no restart
+        install_sighup(reloader, services.policy)
         if freeze_heap:  # what is loaded now lives as long as the process
             log.info("start-up heap frozen: %d objects", freeze_startup_heap())
         try:

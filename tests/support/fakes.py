@@ -58,6 +58,7 @@ class MemoryAuditSink:
     def __init__(self) -> None:
         self.intents: list[Mapping[str, Any]] = []
         self.completions: list[Mapping[str, Any]] = []
+        self.records: list[tuple[str, Mapping[str, Any]]] = []  # administrative entries
         self.down = False
 
     async def start(self) -> None:
@@ -72,6 +73,12 @@ class MemoryAuditSink:
         if self.down:
             raise ConnectionError("audit store down")
         self.completions.append(event)
+
+    async def record(self, kind: str, event: Mapping[str, Any]) -> int:
+        if self.down:
+            raise ConnectionError("audit store down")
+        self.records.append((kind, event))
+        return len(self.records)
 
     async def ready(self) -> bool:
         return not self.down

@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,15 @@ def _free_port() -> int:
 class RunningGateway:
     ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
 
-    def __init__(self, settings: Settings, components: Components | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        components: Components | None = None,
+        reload_from: Callable[[], Settings] | None = None,
+    ) -> None:
         self.settings = settings
         self.components = components
+        self.reload_from = reload_from
         self.port = _free_port()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -45,7 +52,7 @@ class RunningGateway:
 
     def start(self) -> RunningGateway:
         upgrade(self.settings.database_url())
-        app = self.app = create_app(self.settings, self.components)
+        app = self.app = create_app(self.settings, self.components, reload_from=self.reload_from)
         config = uvicorn.Config(
             app,
             host="127.0.0.1",
