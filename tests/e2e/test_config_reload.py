@@ -345,3 +345,49 @@ def test_sighup_to_portcullis_serve_reloads_the_backends(
     text = log.read_text()
     assert "configuration reload (signal): applied" in text
     assert _audit_rows(data, "config")[0]["action"]["via"] == "signal"
+
+
+def test_requests_in_flight_through_reloads_are_all_served(
+    tmp_path: Path, upstream: FakeUpstream, second: FakeUpstream
+) -> None:
+    """Reloads swapping the backend of a model back and forth while eight clients send: every
+    request is answered by one catalogue or the other, none fails or goes astray."""
+    import concurrent.futures as cf
+
+    cfg = tmp_path / "gateway.yaml"
+    raw = json.loads(core_settings(tmp_path, upstream).model_dump_json())
+    raw["backends"] = raw["backends"][:1]
+    other = json.loads(json.dumps(raw))
+    other["backends"][0]["base_url"] = second.base_url
+    other["backends"][0]["hosting_country"] = "SE"
+    _write(cfg, raw)
+    gw = RunningGateway(
+        load_settings(cfg),
+        Components(policy=FakeDecider(), audit=MemoryAuditSink(), pii_disabled=True),
+        reload_from=lambda: load_settings(cfg),
+    ).start()
+    try:
+        key = gw.create_key(user="alice", jurisdiction="AU", sector="private")
+        sdk = openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0)
+
+        def client(_: int) -> int:
+            n = 0
+            for _ in range(30):
+                reply = sdk.chat.completions.create(
+                    model="gpt-test", messages=[{"role": "user", "content": "hi"}]
+                )
+                n += bool(reply.choices[0].message.content)
+            return n
+
+        with cf.ThreadPoolExecutor(8) as pool:
+            served = pool.map(client, range(8))
+            for i in range(6):
+                _write(cfg, other if i % 2 == 0 else raw)
+                status, body = _reload(gw)
+                assert status == 200 and body["backends"]["changed"] == ["primary"], body
+                time.sleep(0.05)
+            assert sum(served) == 240
+        assert len(upstream.received) + len(second.received) == 240
+        assert upstream.received and second.received
+    finally:
+        gw.stop()
