@@ -1,6 +1,8 @@
 """A labelled synthetic corpus: Faker names in several locales, checksum-valid identifiers for
 every jurisdiction (generated, then checked with python-stdnum or our checksum), the same values
-under evasion transforms, and a technical-text corpus with no personal data at all.
+under evasion transforms, a technical-text corpus with no personal data at all, and business
+text: record numbers (orders, invoices, tickets) that are no one's phone, beside real phone
+numbers after a word that says so.
 
 Deterministic for a seed. Every value is synthetic.
 """
@@ -31,7 +33,7 @@ from stdnum.nl import bsn
 from gateway.pii.recognizers.apac import au_medicare_valid, sg_nric_valid
 from gateway.pii.recognizers.east_asia import tw_id_valid
 
-__all__ = ["CHECKSUM_TYPES", "Sample", "evasions", "labelled", "technical"]
+__all__ = ["CHECKSUM_TYPES", "Sample", "business", "evasions", "labelled", "technical"]
 
 
 @dataclass(frozen=True)
@@ -288,4 +290,74 @@ def technical(seed: int = 11, n: int = 600) -> list[str]:
             port=rng.randint(1024, 65535), pkg=rng.choice(_PKG), n=rng.randint(1, 4096),
             num10=str(rng.randint(1_600_000_000, 1_800_000_000)),
         ))  # fmt: skip
+    return out
+
+
+_RECORDS = [
+    "Order {rec} was dispatched yesterday; please confirm the delivery address.",
+    "Re: invoice #{rec} - the amount due is unchanged.",
+    "Ticket: {rec} is waiting for the customer's reply.",
+    "Your booking reference {rec} is confirmed for Friday.",
+    "Tracking number {rec} shows the parcel at the depot.",
+    "Case no. {rec} was escalated to the second line.",
+    "Claim {rec} needs the signed form before we pay.",
+    "Transaction ID: {rec} failed and was reversed.",
+]
+_PHONE_TEMPLATES = [
+    "Please call me on {phone} after four.",
+    "My mobile is {phone}, text before calling.",
+    "Phone: {phone} (office hours only).",
+    "Ring the depot on {phone} about order {rec}.",
+]
+_NATIONAL = {
+    "AU": "04dd ddd ddd",
+    "GB": "07d00 dddddd",
+    "US": "(212) 555-0ddd",
+    "DE": "01512 ddddddd",
+}
+
+
+def business(seed: int = 13, n: int = 400) -> list[Sample]:
+    """Business text: record numbers labelled as such (10-11 digits, half with a leading 0, each
+    a valid phone number somewhere by its digits alone — so only the label tells), none of them
+    gold; and phone numbers after a phone word (gold ``PHONE_NUMBER``; validity checked with
+    ``phonenumbers`` itself)."""
+    import phonenumbers
+
+    rng = random.Random(seed)
+
+    def valid(v: str, region: str) -> bool:
+        try:
+            return bool(phonenumbers.is_valid_number(phonenumbers.parse(v, region)))
+        except phonenumbers.NumberParseException:
+            return False
+
+    def digits_valid_somewhere(v: str) -> bool:
+        return any(valid(v, r) for r in ("US", "GB", "AU", "DE", "IT"))
+
+    def record() -> str:
+        return _until(
+            rng,
+            lambda: rng.choice(["0", "1", "2"]) + _fill(rng, "d" * rng.choice([9, 10])),
+            digits_valid_somewhere,
+        )
+
+    def phone(region: str) -> str:
+        return _until(
+            rng,
+            lambda: _fill(rng, _NATIONAL[region]),
+            lambda v: valid(v, region),
+        )
+
+    out: list[Sample] = []
+    for i in range(n):
+        if i % 2 == 0:
+            out.append(Sample(rng.choice(_RECORDS).format(rec=record()), (), "record"))
+            continue
+        region = rng.choice(sorted(_NATIONAL))
+        tpl = rng.choice(_PHONE_TEMPLATES)
+        value = phone(region)
+        text = tpl.format(phone=value, rec=record())
+        start = text.index(value)
+        out.append(Sample(text, ((start, start + len(value), "PHONE_NUMBER"),), region))
     return out

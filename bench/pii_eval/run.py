@@ -3,8 +3,10 @@
     .venv/bin/python -m bench.pii_eval.run [--per-type 40] [--names 300] [--places 200]
 
 Prints recall per entity type (plain and under evasion), overall precision, and false positives
-per 10,000 tokens of technical text. A gold span counts as found when a finding of the same type
-overlaps it; every other finding on the labelled corpus is a false positive.
+per 10,000 tokens of technical text, and on business text the phone numbers found after a phone
+word against record numbers (orders, invoices, tickets) taken for phones. A gold span counts as
+found when a finding of the same type overlaps it; every other finding on the labelled corpus is
+a false positive.
 """
 
 from __future__ import annotations
@@ -18,7 +20,14 @@ from collections.abc import Callable, Sequence
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
 
-from bench.pii_eval.corpus import CHECKSUM_TYPES, Sample, evasions, labelled, technical
+from bench.pii_eval.corpus import (
+    CHECKSUM_TYPES,
+    Sample,
+    business,
+    evasions,
+    labelled,
+    technical,
+)
 from gateway.pii.engine import Analyzer, AnalyzerOptions
 from gateway.pii.scanner import PATTERN_ENTITIES
 
@@ -102,6 +111,8 @@ def main() -> None:
           f"{len(tech)} technical texts ({tech_tokens} tokens); commit {commit}")  # fmt: skip
     Score = tuple[Counter[str], Counter[str], int, int]
     results: dict[str, tuple[Score, Score, int]] = {}  # detector -> (plain, evaded, tech FP)
+    biz = business()
+    phones: dict[str, tuple[int, int, int, int]] = {}  # detector -> found, gold, record FP, records
     places: dict[str, tuple[float, float]] = {}  # detector -> (opening, inside) recall
     where = [s for s in plain if s.spans[0][2] == "LOCATION"]
     by_locale: dict[str, dict[str, float]] = {}
@@ -112,6 +123,10 @@ def main() -> None:
         e = score(evaded, det([s.text for s in evaded]))
         t_fp = sum(len(x) for x in det(tech))
         results[name] = (p, e, t_fp)
+        hit, total, _, _ = score(biz, det([s.text for s in biz]))
+        recs = [s for s in biz if s.variant == "record"]
+        rec_fp = sum(any(t == "PHONE_NUMBER" for _, _, t in f) for f in det([s.text for s in recs]))
+        phones[name] = (hit["PHONE_NUMBER"], total["PHONE_NUMBER"], rec_fp, len(recs))
         if where:
             found = [
                 any(t == "LOCATION" and a < s.spans[0][1] and s.spans[0][0] < b for a, b, t in f)
@@ -150,6 +165,12 @@ def main() -> None:
               f"person {ph['PERSON'] / pt['PERSON']:.3f} | "
               f"location {ph['LOCATION'] / max(1, pt['LOCATION']):.3f} | all {r_all:.3f} | precision {prec:.3f} "
               f"| technical FP {t_fp} = {t_fp * 10000 / tech_tokens:.2f} per 10k tokens")  # fmt: skip
+    print(
+        "\nbusiness text: phone numbers after a phone word found / record numbers taken for phones"
+    )
+    for name, (found_, gold, rec_fp, n_recs) in phones.items():
+        print(f"{name:<9} phones {found_}/{gold} = {found_ / gold:.3f} | "
+              f"record numbers as phones {rec_fp}/{n_recs} = {rec_fp / n_recs:.3f}")  # fmt: skip
     if places:
         print("\nlocation recall: the place opening its sentence / inside it")
         for name, (first, inner) in places.items():

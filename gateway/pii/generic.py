@@ -56,6 +56,15 @@ _DATE = re.compile(
     r"(?:\d{1,3}\.){3}\d{1,3}|\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{4}"
 )
 _PHONE_CONTEXT = ("phone", "call", "tel", "mobile", "cell", "whatsapp", "fax", "電話", "전화")
+# A national-format digit run right after the label of a business record ("Order 12345678901",
+# "invoice #0212345678", "Reference: 0412 345 678") is that record's number: without a phone
+# word before it, it is not taken for a phone number (it was, whenever some region's plan
+# admitted it, and was pseudonymised as one).
+_RECORD_LABEL = re.compile(
+    r"(?<![a-z])(?:order|ref|reference|invoice|ticket|case|tracking|booking|confirmation|claim"
+    r"|serial|transaction|receipt|shipment|parcel|consignment)"
+    r"(?:\s*(?:no|nr|num|number|id|code))?\.?\s*[:#]?\s*$"
+)
 
 
 def find_emails(text: str) -> Iterator[Candidate]:
@@ -158,6 +167,8 @@ def find_phones(
         intl = raw.startswith(("+", "00"))
         if not worded and not intl:
             if not _phone_shaped(raw) or any(s < end and start < e for s, e in taken):
+                continue
+            if _RECORD_LABEL.search(before):
                 continue
         if not _valid_phone(raw, regions):
             continue

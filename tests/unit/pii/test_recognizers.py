@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.pii.engine import Analyzer
+from gateway.pii.generic import DEFAULT_PHONE_REGIONS, _valid_phone
 from tests.unit.pii.conftest import found
 
 # (jurisdiction, entity, sentence with {v}, valid, formatted valid, invalid checksum)
@@ -99,6 +100,38 @@ PHONES = [
 @pytest.mark.parametrize(("region", "text"), PHONES, ids=[p[0] for p in PHONES])
 def test_phone_numbers_of_each_region_are_found(patterns: Analyzer, region: str, text: str) -> None:
     assert "PHONE_NUMBER" in {e for e, _ in found(patterns, text)}
+
+
+RECORD_NUMBERS = [
+    ("Reference 12345000001.", "12345000001"),
+    ("Order no. 0412345678 has shipped", "0412345678"),
+    ("see invoice #0212345678", "0212345678"),
+    ("Ticket: 0412 345 678", "0412 345 678"),
+    ("tracking number 5551234567 (parcel)", "5551234567"),
+]
+
+
+@pytest.mark.parametrize(("text", "value"), RECORD_NUMBERS)
+def test_a_business_record_number_is_not_taken_for_a_phone(
+    patterns: Analyzer, text: str, value: str
+) -> None:
+    assert _valid_phone(value, DEFAULT_PHONE_REGIONS)  # a phone number somewhere, by its digits
+    assert ("PHONE_NUMBER", value) not in found(patterns, text)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("ring him on 0412 345 678 after four", "0412 345 678"),  # no label before it
+        ("order ready, call 0412 345 678", "0412 345 678"),  # a phone word before it
+        ("order +61 412 345 678", "+61 412 345 678"),  # international format
+        ("the disorder clinic 0212345678", "0212345678"),  # a label only as a whole word
+    ],
+)
+def test_phone_numbers_near_record_words_are_still_found(
+    patterns: Analyzer, text: str, value: str
+) -> None:
+    assert ("PHONE_NUMBER", value) in found(patterns, text)
 
 
 GENERIC = [
