@@ -79,6 +79,7 @@ class ReloadReport:
     added: tuple[str, ...]
     removed: tuple[str, ...]
     changed: tuple[str, ...]
+    credentials: tuple[str, ...]  # otherwise unchanged backends whose credential value changed
     restart_required: tuple[str, ...]  # sections that differ in the file but were not applied
 
     def to_json(self) -> dict[str, Any]:
@@ -90,6 +91,7 @@ class ReloadReport:
                 "added": list(self.added),
                 "removed": list(self.removed),
                 "changed": list(self.changed),
+                "credentials_changed": list(self.credentials),
             },
             "restart_required": list(self.restart_required),
         }
@@ -164,7 +166,26 @@ class Reloader:
             added = tuple(sorted(new.keys() - old.keys()))
             removed = tuple(sorted(old.keys() - new.keys()))
             changed = tuple(sorted(i for i in new.keys() & old.keys() if new[i] != old[i]))
-            report = ReloadReport(after != before, before, after, added, removed, changed, restart)
+            # A credential file rotated under an unchanged backend: its value changed, not the
+            # configuration (the hash holds no secrets), and it is applied and recorded too.
+            credentials, unusable = backend_credentials(fresh.backends)
+            rotated = tuple(
+                sorted(
+                    i
+                    for i in new.keys() & old.keys()
+                    if i not in changed and credentials[i] != s.upstream.credential(i)
+                )
+            )
+            report = ReloadReport(
+                after != before or bool(rotated),
+                before,
+                after,
+                added,
+                removed,
+                changed,
+                rotated,
+                restart,
+            )
             if not report.applied:
                 self.reloads.labels(result="unchanged").inc()
                 self._log(report, via)
@@ -179,6 +200,8 @@ class Reloader:
                 "added_ids": _ids(added),
                 "removed_ids": _ids(removed),
                 "changed_ids": _ids(changed),
+                "credentials": len(rotated),
+                "credentials_ids": _ids(rotated),
             }
             event = {"actor": actor, "action": action, "config_hash": after}
             try:
@@ -194,14 +217,20 @@ class Reloader:
                     Cause.AUDIT_UNAVAILABLE,
                     "The audit trail could not record the configuration change; nothing changed.",
                 ) from None
-            self._apply(effective, after, set(removed) | set(changed))
+            self._apply(effective, after, credentials, unusable, {*removed, *changed, *rotated})
             self.reloads.labels(result="applied").inc()
             self._log(report, via)
             return report
 
-    def _apply(self, effective: Settings, digest: str, stale: set[str]) -> None:
+    def _apply(
+        self,
+        effective: Settings,
+        digest: str,
+        credentials: dict[str, str | None],
+        unusable: frozenset[str],
+        stale: set[str],
+    ) -> None:
         s = self._services
-        credentials, unusable = backend_credentials(effective.backends)
         catalog = Catalog(effective.backends)
         # No await from here on: a request sees the old catalogue or the new one, not a mix.
         s.upstream.set_credentials(credentials)
@@ -217,7 +246,7 @@ class Reloader:
     def _log(report: ReloadReport, via: str) -> None:
         log.info(
             "configuration reload (%s): %s, config %s -> %s; backends added %s, removed %s, "
-            "changed %s",
+            "changed %s; credentials changed %s",
             via,
             "applied" if report.applied else "no backend change",
             report.previous_config_hash,
@@ -225,6 +254,7 @@ class Reloader:
             list(report.added),
             list(report.removed),
             list(report.changed),
+            list(report.credentials),
         )
         if report.restart_required:
             log.warning(

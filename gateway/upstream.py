@@ -85,6 +85,10 @@ class Upstream:
         self._header_cache: dict[str, dict[str, str]] = {}
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
+    def credential(self, backend_id: str) -> str | None:
+        """The credential value in use for a backend (compared on reload; never logged)."""
+        return self._credentials.get(backend_id)
+
     def set_credentials(self, credentials: Mapping[str, str | None]) -> None:
         """The backends' credentials after a configuration reload (read at each send)."""
         self._credentials = dict(credentials)

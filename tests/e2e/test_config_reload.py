@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import socket
@@ -98,7 +99,12 @@ def test_a_backend_added_to_the_file_serves_after_a_reload_and_the_change_is_on_
         status, report = _reload(gw)
         assert status == 200, report
         assert report["applied"] is True
-        assert report["backends"] == {"added": ["deepseek-self"], "removed": [], "changed": []}
+        assert report["backends"] == {
+            "added": ["deepseek-self"],
+            "removed": [],
+            "changed": [],
+            "credentials_changed": [],
+        }
         assert report["previous_config_hash"] == before != report["config_hash"]
         assert report["restart_required"] == []
 
@@ -190,10 +196,14 @@ def test_a_bad_file_changes_nothing_and_other_sections_are_named_not_applied(
 
 
 def test_a_changed_credential_file_and_url_take_effect_on_the_next_request(
-    tmp_path: Path, upstream: FakeUpstream, second: FakeUpstream
+    tmp_path: Path,
+    upstream: FakeUpstream,
+    second: FakeUpstream,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     secret = tmp_path / "upstream.key"
     secret.write_text("sk-first")
+    caplog.set_level(logging.DEBUG)
     cfg = tmp_path / "gateway.yaml"
     raw = json.loads(core_settings(tmp_path, upstream).model_dump_json())
     raw["backends"] = raw["backends"][:1]
@@ -219,8 +229,27 @@ def test_a_changed_credential_file_and_url_take_effect_on_the_next_request(
         assert len(upstream.received) == 1
         sdk = openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0)
         assert {m.id for m in sdk.models.list()} == {"gpt-test", "emb-test"}
+
+        # Only the file's content rotated: the configuration is the same, the key is new.
+        secret.write_text("sk-third")
+        status, body = _reload(gw)
+        assert status == 200 and body["applied"] is True, body
+        assert body["backends"]["changed"] == []
+        assert body["config_hash"] == body["previous_config_hash"]
+        assert body["backends"]["credentials_changed"] == ["primary"]
+        _ask(gw, key, "gpt-test")
+        assert second.received[-1]["headers"]["Authorization"] == "Bearer sk-third"
+        # The file emptied: the backend gets no more requests (its models are not listed).
+        secret.write_text("")
+        status, body = _reload(gw)
+        assert status == 200 and body["backends"]["credentials_changed"] == ["primary"]
+        assert sdk.models.list().data == []
+        with pytest.raises(openai.InternalServerError) as exc:
+            _ask(gw, key, "gpt-test")
+        assert exc.value.status_code == 503 and len(second.received) == 2
     finally:
         gw.stop()
+    assert not any("sk-" in r.getMessage() for r in caplog.records)  # values are never logged
 
 
 def test_reload_is_refused_when_it_cannot_be_done_whole(
