@@ -32,7 +32,7 @@ from gateway.storage.schema import api_keys
 if TYPE_CHECKING:
     from gateway.revocations import RevocationFeed
 
-__all__ = ["IssuedKey", "KeyRecord", "KeyService", "validate_principal_fields"]
+__all__ = ["IssuedKey", "KeyRecord", "KeyService", "validate_limits", "validate_principal_fields"]
 
 log = logging.getLogger("portcullis.keys")
 
@@ -60,6 +60,8 @@ class KeyRecord:
     created_at: datetime
     revoked_at: datetime | None
     description: str | None
+    requests_per_minute: int | None = None  # None: the configured default; 0: no limit
+    tokens_per_minute: int | None = None
 
     def principal(self) -> Principal:
         return Principal(
@@ -71,6 +73,8 @@ class KeyRecord:
             sector=self.sector,
             roles=self.roles,
             tags=self.tags,
+            requests_per_minute=self.requests_per_minute,
+            tokens_per_minute=self.tokens_per_minute,
         )
 
     def to_json(self) -> dict[str, object]:
@@ -86,6 +90,8 @@ class KeyRecord:
             "created_at": self.created_at.isoformat(),
             "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
             "description": self.description,
+            "requests_per_minute": self.requests_per_minute,
+            "tokens_per_minute": self.tokens_per_minute,
         }
 
 
@@ -136,7 +142,25 @@ def _row_to_record(row: sa.Row[tuple[object, ...]]) -> KeyRecord:
         created_at=m["created_at"],
         revoked_at=m["revoked_at"],
         description=m["description"],
+        requests_per_minute=m["requests_per_minute"],
+        tokens_per_minute=m["tokens_per_minute"],
     )
+
+
+_MAX_RATE = 1_000_000_000
+
+
+def validate_limits(requests_per_minute: object, tokens_per_minute: object) -> None:
+    """A key's own limits: None (the configured default) or a whole number 0..10^9 (0: none).
+    ValueError names the field."""
+    for name, v in (
+        ("requests_per_minute", requests_per_minute),
+        ("tokens_per_minute", tokens_per_minute),
+    ):
+        if v is None:
+            continue
+        if type(v) is not int or not 0 <= v <= _MAX_RATE:
+            raise ValueError(f"{name}: a whole number from 0 (no limit) to {_MAX_RATE}, or null")
 
 
 class KeyService:
@@ -192,10 +216,13 @@ class KeyService:
         tags: tuple[str, ...] = (),
         tenant: str = "default",
         description: str | None = None,
+        requests_per_minute: int | None = None,
+        tokens_per_minute: int | None = None,
     ) -> IssuedKey:
         jurisdiction = validate_principal_fields(
             user, jurisdiction, sector, team, roles, tags, tenant
         )
+        validate_limits(requests_per_minute, tokens_per_minute)
         key_id = secrets.token_hex(6)
         key = f"{self._prefix}_{key_id}_{secrets.token_urlsafe(32)}"
         async with self._engine.begin() as conn:
@@ -213,6 +240,8 @@ class KeyService:
                     tags=list(tags),
                     created_at=datetime.now(UTC),
                     description=description,
+                    requests_per_minute=requests_per_minute,
+                    tokens_per_minute=tokens_per_minute,
                 )
             )
         return IssuedKey(key=key, key_id=key_id)
@@ -238,18 +267,47 @@ class KeyService:
                 .where(api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None))
                 .values(revoked_at=datetime.now(UTC))
             )
-        self.invalidate()
-        if res.rowcount and self._feed is not None:
-            try:
-                await self._feed.publish(key_id)
-            except Exception as exc:  # noqa: BLE001 - the revocation stands; only the news is late
-                log.warning(
-                    "key %s revoked; telling the other replicas failed (%s): they stop "
-                    "accepting it within keys.cache_ttl_s",
-                    key_id,
-                    type(exc).__name__,
-                )
+        if res.rowcount:
+            await self._announce(key_id, "revoked", "stop accepting it")
+        else:
+            self.invalidate()
         return bool(res.rowcount)
+
+    async def set_limits(
+        self, key_id: str, requests_per_minute: int | None, tokens_per_minute: int | None
+    ) -> bool:
+        """Give an active key its own limits (None: back to the configured default). Applies
+        at once on this replica; on the others at once with Redis, else within
+        ``keys.cache_ttl_s`` (the same news as a revocation: forget cached principals)."""
+        validate_limits(requests_per_minute, tokens_per_minute)
+        async with self._engine.begin() as conn:
+            res = await conn.execute(
+                api_keys.update()
+                .where(api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None))
+                .values(
+                    requests_per_minute=requests_per_minute, tokens_per_minute=tokens_per_minute
+                )
+            )
+        if res.rowcount:
+            await self._announce(key_id, "changed", "use its new limits")
+        return bool(res.rowcount)
+
+    async def _announce(self, key_id: str, what: str, effect: str) -> None:
+        """Forget cached principals here, and tell the other replicas to (with a feed)."""
+        self.invalidate()
+        if self._feed is None:
+            return
+        try:
+            await self._feed.publish(key_id)
+        except Exception as exc:  # noqa: BLE001 - the change stands; only the news is late
+            log.warning(
+                "key %s %s; telling the other replicas failed (%s): they %s within "
+                "keys.cache_ttl_s",
+                key_id,
+                what,
+                type(exc).__name__,
+                effect,
+            )
 
     async def authenticate(self, authorization: str | None) -> Principal:
         """The principal for an ``Authorization`` header value, or the one uniform 401."""

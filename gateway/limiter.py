@@ -3,9 +3,10 @@
 Two token buckets per key, one for requests and one for model tokens, each refilling
 continuously over a minute. ``reserve`` takes one request and the token estimate at once, or
 refuses with 429 and ``Retry-After``; ``reconcile`` returns what the answer did not use (or
-charges what it used beyond the estimate). :class:`RedisLimiter` does both in atomic Lua scripts
-with the server's clock, so limits hold across replicas; :class:`MemoryLimiter` is the embedded
-default for one process.
+charges what it used beyond the estimate). The configured rates are every key's default; a key
+may carry its own (``keys create --rpm/--tpm``; ``0`` = no limit), passed to ``reserve``.
+:class:`RedisLimiter` does both in atomic Lua scripts with the server's clock, so limits hold
+across replicas; :class:`MemoryLimiter` is the embedded default for one process.
 """
 
 from __future__ import annotations
@@ -27,10 +28,22 @@ __all__ = ["Limiter", "MemoryLimiter", "RedisLimiter", "Reservation", "build_lim
 class Reservation:
     key: str
     tokens: int
+    # The rates it was reserved under (the key's own or the defaults), reconciled under the same.
+    requests_per_minute: int
+    tokens_per_minute: int
 
 
 class Limiter(Protocol):
-    async def reserve(self, key: str, tokens: int) -> Reservation: ...
+    async def reserve(
+        self,
+        key: str,
+        tokens: int,
+        requests_per_minute: int | None = None,
+        tokens_per_minute: int | None = None,
+    ) -> Reservation:
+        """Take one request and ``tokens`` from ``key``'s buckets or raise 429; the rates are
+        the key's own where given, else the configured defaults."""
+        ...
 
     async def reconcile(self, reservation: Reservation, used_tokens: int) -> None: ...
 
@@ -55,32 +68,41 @@ class MemoryLimiter:
         self._tpm = tokens_per_minute
         self._buckets: dict[str, list[float]] = {}  # key -> [requests, tokens, last]
 
-    def _bucket(self, key: str, now: float) -> list[float]:
+    def _bucket(self, key: str, now: float, rpm: int, tpm: int) -> list[float]:
         b = self._buckets.get(key)
         if b is None:
-            b = self._buckets[key] = [float(self._rpm), float(self._tpm), now]
+            b = self._buckets[key] = [float(rpm), float(tpm), now]
         elapsed = now - b[2]
-        b[0] = min(self._rpm, b[0] + elapsed * self._rpm / 60.0)
-        b[1] = min(self._tpm, b[1] + elapsed * self._tpm / 60.0)
+        b[0] = min(rpm, b[0] + elapsed * rpm / 60.0)
+        b[1] = min(tpm, b[1] + elapsed * tpm / 60.0)
         b[2] = now
         return b
 
-    async def reserve(self, key: str, tokens: int) -> Reservation:
-        b = self._bucket(key, time.monotonic())
-        tokens = min(tokens, self._tpm) if self._tpm else 0
-        if self._rpm and b[0] < 1:
-            raise _refused("requests", (1 - b[0]) * 60.0 / self._rpm)
-        if self._tpm and b[1] < tokens:
-            raise _refused("tokens", (tokens - b[1]) * 60.0 / self._tpm)
-        b[0] -= 1 if self._rpm else 0
+    async def reserve(
+        self,
+        key: str,
+        tokens: int,
+        requests_per_minute: int | None = None,
+        tokens_per_minute: int | None = None,
+    ) -> Reservation:
+        rpm = self._rpm if requests_per_minute is None else requests_per_minute
+        tpm = self._tpm if tokens_per_minute is None else tokens_per_minute
+        b = self._bucket(key, time.monotonic(), rpm, tpm)
+        tokens = min(tokens, tpm) if tpm else 0
+        if rpm and b[0] < 1:
+            raise _refused("requests", (1 - b[0]) * 60.0 / rpm)
+        if tpm and b[1] < tokens:
+            raise _refused("tokens", (tokens - b[1]) * 60.0 / tpm)
+        b[0] -= 1 if rpm else 0
         b[1] -= tokens
-        return Reservation(key, tokens)
+        return Reservation(key, tokens, rpm, tpm)
 
     async def reconcile(self, reservation: Reservation, used_tokens: int) -> None:
-        if not self._tpm:
+        r = reservation
+        if not r.tokens_per_minute:
             return
-        b = self._bucket(reservation.key, time.monotonic())
-        b[1] = min(self._tpm, b[1] + reservation.tokens - used_tokens)
+        b = self._bucket(r.key, time.monotonic(), r.requests_per_minute, r.tokens_per_minute)
+        b[1] = min(r.tokens_per_minute, b[1] + r.tokens - used_tokens)
 
     async def ready(self) -> bool:
         return True
@@ -130,12 +152,20 @@ class RedisLimiter:
         self._reserve = self._redis.register_script(_RESERVE)
         self._reconcile = self._redis.register_script(_RECONCILE)
 
-    async def reserve(self, key: str, tokens: int) -> Reservation:
-        tokens = min(tokens, self._tpm) if self._tpm else 0
+    async def reserve(
+        self,
+        key: str,
+        tokens: int,
+        requests_per_minute: int | None = None,
+        tokens_per_minute: int | None = None,
+    ) -> Reservation:
+        rpm = self._rpm if requests_per_minute is None else requests_per_minute
+        tpm = self._tpm if tokens_per_minute is None else tokens_per_minute
+        tokens = min(tokens, tpm) if tpm else 0
         try:
             async with asyncio.timeout(self._deadline):
                 verdict, wait = await self._reserve(
-                    keys=[f"portcullis:limit:{key}"], args=[self._rpm, self._tpm, tokens]
+                    keys=[f"portcullis:limit:{key}"], args=[rpm, tpm, tokens]
                 )
         except (TimeoutError, OSError, RedisError):
             raise GatewayError(
@@ -145,16 +175,17 @@ class RedisLimiter:
             raise _refused("requests", float(wait))
         if int(verdict) == 1:
             raise _refused("tokens", float(wait))
-        return Reservation(key, tokens)
+        return Reservation(key, tokens, rpm, tpm)
 
     async def reconcile(self, reservation: Reservation, used_tokens: int) -> None:
-        if not self._tpm:
+        tpm = reservation.tokens_per_minute
+        if not tpm:
             return
         try:
             async with asyncio.timeout(self._deadline):
                 await self._reconcile(
                     keys=[f"portcullis:limit:{reservation.key}"],
-                    args=[self._tpm, reservation.tokens - used_tokens],
+                    args=[tpm, reservation.tokens - used_tokens],
                 )
         except (TimeoutError, OSError, RedisError):
             # A lost refund makes the limit stricter; a lost extra charge (usage beyond the

@@ -294,7 +294,10 @@ class Pipeline:
     async def reserve(self, ctx: RequestContext, parsed: ParsedRequest) -> Reservation:
         assert ctx.principal is not None
         t0 = time.perf_counter()
-        reservation = await self.s.limiter.reserve(ctx.principal.key_id, parsed.token_estimate)
+        p = ctx.principal
+        reservation = await self.s.limiter.reserve(
+            p.key_id, parsed.token_estimate, p.requests_per_minute, p.tokens_per_minute
+        )
         ctx.mark("limits", t0)
         return reservation
 

@@ -61,6 +61,9 @@ class Principal:
     tags: tuple[str, ...] = ()
     tenant: str = "default"
     extra: dict[str, Any] = field(default_factory=dict)
+    # The key's own limits (None: the configured default; 0: none). Not policy facts.
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
 
     @property
     def country(self) -> str:

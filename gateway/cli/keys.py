@@ -1,4 +1,5 @@
-"""``portcullis keys create|list|revoke``: API keys and the principals they stand for."""
+"""``portcullis keys create|list|revoke|limits``: API keys, the principals they stand for, and a
+key's own rate and token limits."""
 
 from __future__ import annotations
 
@@ -56,6 +57,18 @@ def keys() -> None:
 @click.option("--tag", "tags", multiple=True)
 @click.option("--tenant", default="default", show_default=True)
 @click.option("--description", default=None)
+@click.option(
+    "--rpm",
+    type=click.IntRange(0),
+    default=None,
+    help="This key's requests per minute (0: no limit; default: limits.requests_per_minute).",
+)
+@click.option(
+    "--tpm",
+    type=click.IntRange(0),
+    default=None,
+    help="This key's model tokens per minute (0: no limit; default: limits.tokens_per_minute).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def create(
@@ -68,6 +81,8 @@ def create(
     tags: tuple[str, ...],
     tenant: str,
     description: str | None,
+    rpm: int | None,
+    tpm: int | None,
     as_json: bool,
 ) -> None:
     """Create a key. It is printed once and cannot be shown again."""
@@ -83,6 +98,8 @@ def create(
             tags=tags,
             tenant=tenant,
             description=description,
+            requests_per_minute=rpm,
+            tokens_per_minute=tpm,
         )
         record = await svc.get(issued.key_id)
         assert record is not None
@@ -117,8 +134,52 @@ def list_cmd(ctx: click.Context, include_revoked: bool, as_json: bool) -> None:
         state = "revoked" if r.revoked_at else "active"
         click.echo(
             f"{r.key_id}\t{state}\t{r.user}\t{r.team or '-'}\t{r.jurisdiction}\t{r.sector}\t"
-            f"{','.join(r.roles) or '-'}"
+            f"{','.join(r.roles) or '-'}\t{_limit(r.requests_per_minute)} rpm, "
+            f"{_limit(r.tokens_per_minute)} tpm"
         )
+
+
+def _limit(value: int | None) -> str:
+    return "default" if value is None else "unlimited" if value == 0 else str(value)
+
+
+def _rate(value: str | None, current: int | None, name: str) -> int | None:
+    """``--rpm``/``--tpm`` of ``keys limits``: a whole number, ``default``, or absent (keep)."""
+    if value is None:
+        return current
+    if value == "default":
+        return None
+    if not value.isdigit():
+        raise click.BadParameter(f"{name}: a whole number (0: no limit) or 'default'")
+    return int(value)
+
+
+@keys.command("limits")
+@click.argument("key_id")
+@click.option("--rpm", default=None, help="Requests per minute: N (0: no limit) or 'default'.")
+@click.option("--tpm", default=None, help="Model tokens per minute: N (0: no limit) or 'default'.")
+@click.pass_context
+def limits_cmd(ctx: click.Context, key_id: str, rpm: str | None, tpm: str | None) -> None:
+    """Set a key's own limits (an option left out keeps its value). Running replicas apply
+    them at once with Redis, else within keys.cache_ttl_s."""
+
+    async def work(svc: KeyService) -> tuple[int | None, int | None] | None:
+        record = await svc.get(key_id)
+        if record is None or record.revoked_at is not None:
+            return None
+        new = (
+            _rate(rpm, record.requests_per_minute, "--rpm"),
+            _rate(tpm, record.tokens_per_minute, "--tpm"),
+        )
+        return new if await svc.set_limits(key_id, *new) else None
+
+    try:
+        out = _run(settings_from(ctx), work)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if out is None:
+        raise click.ClickException(f"no active key with id {key_id}")
+    click.echo(f"{key_id}: {_limit(out[0])} rpm, {_limit(out[1])} tpm")
 
 
 @keys.command("revoke")

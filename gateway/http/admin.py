@@ -10,14 +10,14 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
-from litestar import Request, Response, delete, get, post
+from litestar import Request, Response, delete, get, patch, post
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath
 
 from gateway.errors import Cause, GatewayError
-from gateway.keys import validate_principal_fields
+from gateway.keys import validate_limits, validate_principal_fields
 from gateway.reload import Reloader
 from gateway.services import Services
 
@@ -57,7 +57,17 @@ async def create_key(request: Request[Any, Any, Any], state: State) -> Response[
     from gateway.http.body import decode_json
 
     body = decode_json(await request.body(), 8)
-    allowed = {"user", "jurisdiction", "sector", "team", "roles", "tags", "tenant", "description"}
+    allowed = {
+        "user",
+        "jurisdiction",
+        "sector",
+        "team",
+        "roles",
+        "tags",
+        "tenant",
+        "description",
+        *_LIMITS,
+    }
     extra = set(body) - allowed
     if extra:
         raise GatewayError(Cause.INVALID_PARAMETER, f"Unsupported field: '{sorted(extra)[0]}'.")
@@ -73,6 +83,7 @@ async def create_key(request: Request[Any, Any, Any], state: State) -> Response[
             tags,
             str(body.get("tenant") or "default"),
         )
+        validate_limits(body.get("requests_per_minute"), body.get("tokens_per_minute"))
     except (ValueError, TypeError) as exc:
         raise GatewayError(Cause.INVALID_PARAMETER, f"Invalid key request: {exc}") from None
     issued = await services.keys.create(
@@ -84,6 +95,8 @@ async def create_key(request: Request[Any, Any, Any], state: State) -> Response[
         tags=tags,
         tenant=str(body.get("tenant") or "default"),
         description=body.get("description"),
+        requests_per_minute=body.get("requests_per_minute"),
+        tokens_per_minute=body.get("tokens_per_minute"),
     )
     record = await services.keys.get(issued.key_id)
     assert record is not None
@@ -96,6 +109,38 @@ async def revoke_key(key_id: FromPath[str], state: State) -> dict[str, Any]:
     if not await services.keys.revoke(key_id):
         raise GatewayError(Cause.NOT_FOUND, "No active key with that id.")
     return {"key_id": key_id, "revoked": True}
+
+
+_LIMITS = ("requests_per_minute", "tokens_per_minute")
+
+
+@patch("/admin/keys/{key_id:str}", opt={"role": "admin"}, status_code=200)
+async def set_key_limits(
+    key_id: FromPath[str], request: Request[Any, Any, Any], state: State
+) -> dict[str, Any]:
+    """A key's own limits: ``{"requests_per_minute": N | null, "tokens_per_minute": N | null}``
+    (null: the configured default; 0: no limit; a field left out keeps its value)."""
+    services: Services = state.services
+    from gateway.http.body import decode_json
+
+    body = decode_json(await request.body(), 4)
+    extra = set(body) - set(_LIMITS)
+    if extra:
+        raise GatewayError(Cause.INVALID_PARAMETER, f"Unsupported field: '{sorted(extra)[0]}'.")
+    record = await services.keys.get(key_id)
+    if record is None or record.revoked_at is not None:
+        raise GatewayError(Cause.NOT_FOUND, "No active key with that id.")
+    rpm = body.get("requests_per_minute", record.requests_per_minute)
+    tpm = body.get("tokens_per_minute", record.tokens_per_minute)
+    try:
+        changed = await services.keys.set_limits(key_id, rpm, tpm)
+    except ValueError as exc:
+        raise GatewayError(Cause.INVALID_PARAMETER, f"Invalid limits: {exc}") from None
+    if not changed:
+        raise GatewayError(Cause.NOT_FOUND, "No active key with that id.")
+    updated = await services.keys.get(key_id)
+    assert updated is not None
+    return updated.to_json()
 
 
 @post("/admin/policy/reload", opt={"role": "admin"}, status_code=200)
@@ -164,4 +209,12 @@ def _actor(request: Request[Any, Any, Any]) -> str:
     return f"key:{principal.key_id}"
 
 
-ADMIN_HANDLERS = [list_keys, create_key, revoke_key, reload_policy, reload_config, show_config]
+ADMIN_HANDLERS = [
+    list_keys,
+    create_key,
+    revoke_key,
+    set_key_limits,
+    reload_policy,
+    reload_config,
+    show_config,
+]

@@ -24,6 +24,9 @@ api_keys = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("description", sa.String(500), nullable=True),
+    # The key's own limits (migration 0003): NULL = the configured default, 0 = no limit.
+    sa.Column("requests_per_minute", sa.Integer, nullable=True),
+    sa.Column("tokens_per_minute", sa.Integer, nullable=True),
 )
 
 sa.Index("ix_api_keys_user", api_keys.c.user_id)

@@ -60,3 +60,72 @@ def test_key_revoked_on_one_replica_is_refused_by_the_other_at_once(
     with pytest.raises(openai.AuthenticationError):
         on_b.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "hi"}])
     assert len(upstream.received) == forwarded  # nothing left for the revoked key
+
+
+def test_a_keys_own_limit_holds_across_both_replicas_and_changes_at_once(
+    pair: tuple[RunningGateway, RunningGateway], upstream: FakeUpstream
+) -> None:
+    """The reference's L-3 in small: one key limited to 6 requests a minute (the default here
+    is 100,000), 30 requests alternating between two replicas sharing Redis: 6 accepted, the
+    rest 429 with Retry-After and not forwarded. Lifted through one replica's admin API, the
+    other serves the key at once."""
+    a, b = pair
+    status, _, made = a.request(
+        "POST",
+        "/admin/keys",
+        {"user": "dave", "jurisdiction": "US", "sector": "private", "requests_per_minute": 6},
+        token=a.ADMIN_TOKEN,
+    )
+    assert status == 201 and made["requests_per_minute"] == 6 and made["tokens_per_minute"] is None
+    key, key_id = made["key"], made["key_id"]
+    body = {"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]}
+    before = len(upstream.received)
+    statuses, retry_after = [], []
+    for i in range(30):
+        status, headers, _ = (a, b)[i % 2].request("POST", "/v1/chat/completions", body, key)
+        statuses.append(status)
+        if status == 429:
+            retry_after.append(int(headers["retry-after"]))
+    assert statuses.count(200) == 6 and statuses.count(429) == 24, statuses
+    assert all(r >= 1 for r in retry_after)
+    assert len(upstream.received) - before == 6
+    other = a.create_key(user="erin", jurisdiction="US", sector="private")  # the default
+    assert b.request("POST", "/v1/chat/completions", body, other)[0] == 200
+
+    status, _, changed = b.request(
+        "PATCH", f"/admin/keys/{key_id}", {"requests_per_minute": 0}, token=b.ADMIN_TOKEN
+    )
+    assert status == 200 and changed["requests_per_minute"] == 0
+    t0 = time.monotonic()
+    while a.request("POST", "/v1/chat/completions", body, key)[0] == 429:
+        assert time.monotonic() - t0 < 1.0, "replica a still applies the old limit"
+        time.sleep(0.01)
+    assert all(a.request("POST", "/v1/chat/completions", body, key)[0] == 200 for _ in range(5))
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"requests_per_minute": -1}, 400, "invalid_parameter"),
+        ({"tokens_per_minute": "lots"}, 400, "invalid_parameter"),
+        ({"requests_per_minute": True}, 400, "invalid_parameter"),
+        ({"jurisdiction": "GB"}, 400, "invalid_parameter"),  # only limits change here
+        ([1], 400, "invalid_json"),
+    ],
+)
+def test_key_limit_changes_are_validated(
+    pair: tuple[RunningGateway, RunningGateway], body: object, status: int, code: str
+) -> None:
+    a, _ = pair
+    made = a.request(
+        "POST", "/admin/keys", {"user": "f", "jurisdiction": "US", "sector": "private"},
+        token=a.ADMIN_TOKEN,
+    )[2]  # fmt: skip
+    got, _, err = a.request("PATCH", f"/admin/keys/{made['key_id']}", body, token=a.ADMIN_TOKEN)
+    assert (got, err["error"]["code"]) == (status, code), err
+    assert a.request("GET", "/admin/keys", token=a.ADMIN_TOKEN)[0] == 200
+    missing = a.request(
+        "PATCH", "/admin/keys/000000000000", {"requests_per_minute": 1}, token=a.ADMIN_TOKEN
+    )
+    assert missing[0] == 404
+    assert a.request("PATCH", f"/admin/keys/{made['key_id']}", {}, token=made["key"])[0] == 403

@@ -68,6 +68,33 @@ async def test_revoked_key_is_refused(svc: KeyService) -> None:
     assert await svc.list() == []
 
 
+async def test_a_keys_own_limits_are_stored_carried_and_changed(svc: KeyService) -> None:
+    issued = await svc.create(
+        user="lim", jurisdiction="AU", sector="private", requests_per_minute=60
+    )
+    p = await svc.authenticate(f"Bearer {issued.key}")
+    assert (p.requests_per_minute, p.tokens_per_minute) == (60, None)
+    assert "requests_per_minute" not in p.policy_view()  # a limit, not a policy fact
+    record = await svc.get(issued.key_id)
+    assert record is not None and record.to_json()["requests_per_minute"] == 60
+    assert await svc.set_limits(issued.key_id, None, 0)
+    p = await svc.authenticate(f"Bearer {issued.key}")
+    assert (p.requests_per_minute, p.tokens_per_minute) == (None, 0)
+    assert await svc.revoke(issued.key_id)
+    assert not await svc.set_limits(issued.key_id, 5, 5)  # a revoked key: nothing to change
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, "60", True, 10**10])
+async def test_invalid_limits_are_refused(svc: KeyService, value: object) -> None:
+    with pytest.raises(ValueError, match="requests_per_minute"):
+        await svc.create(
+            user="u",
+            jurisdiction="AU",
+            sector="private",
+            requests_per_minute=value,  # type: ignore[arg-type]
+        )
+
+
 @pytest.mark.parametrize(
     ("fields", "error"),
     [

@@ -53,6 +53,34 @@ async def test_token_budget_reconciles_unused_tokens(make) -> None:  # type: ign
     await lim.reserve(key, 500)
 
 
+async def test_a_keys_own_rates_replace_the_defaults(make) -> None:  # type: ignore[no-untyped-def]
+    lim = make(100, 0)
+    tight, free, other = (secrets.token_hex(4) for _ in range(3))
+    for _ in range(2):
+        await lim.reserve(tight, 10, 2, None)
+    with pytest.raises(GatewayError) as exc:
+        await lim.reserve(tight, 10, 2, None)
+    assert exc.value.cause is Cause.RATE_LIMITED
+    strict = make(1, 0)
+    for _ in range(5):
+        await strict.reserve(free, 10, 0, None)  # 0: no limit for this key
+    await strict.reserve(other, 10)
+    with pytest.raises(GatewayError):
+        await strict.reserve(other, 10)  # the default (1 a minute) for a key without its own
+
+
+async def test_a_keys_own_token_budget_is_reconciled_under_it(make) -> None:  # type: ignore[no-untyped-def]
+    lim = make(0, 100_000)
+    key = secrets.token_hex(4)
+    r = await lim.reserve(key, 900, None, 1000)
+    assert r.tokens_per_minute == 1000
+    with pytest.raises(GatewayError) as exc:
+        await lim.reserve(key, 500, None, 1000)
+    assert exc.value.cause is Cause.BUDGET_EXCEEDED
+    await lim.reconcile(r, 100)
+    await lim.reserve(key, 500, None, 1000)
+
+
 async def test_two_replicas_share_one_redis_budget() -> None:
     a, b = RedisLimiter(REDIS_URL, 4, 0, 1.0), RedisLimiter(REDIS_URL, 4, 0, 1.0)
     key = secrets.token_hex(4)

@@ -146,7 +146,7 @@ def test_the_token_budget_charge_when_usage_is_missing() -> None:
     from gateway.limiter import Reservation
     from gateway.pipeline import _tokens_used
 
-    r = Reservation("k", 300)
+    r = Reservation("k", 300, 600, 200_000)
     ctx = RequestContext(request_id="req_a", endpoint="chat", client_addr=None)
     assert _tokens_used(ctx, r) == 0  # refused before any backend was called: nothing
     ctx.forwarded = True

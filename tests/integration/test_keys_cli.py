@@ -1,0 +1,51 @@
+"""``portcullis keys create --rpm/--tpm`` and ``keys limits`` on a migrated SQLite database."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from gateway.cli import cli
+from gateway.config import load_settings
+from gateway.storage.migrate import upgrade
+
+pytestmark = pytest.mark.integration
+
+
+def _run(cfg: Path, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, ["-c", str(cfg), *args])
+    return result.exit_code, result.output
+
+
+def test_a_key_gets_its_own_limits_and_they_can_be_changed(tmp_path: Path) -> None:
+    cfg = tmp_path / "portcullis.yaml"
+    cfg.write_text(f"data_dir: {tmp_path / 'data'}\n")
+    upgrade(load_settings(cfg).database_url())
+    code, out = _run(
+        cfg, "keys", "create", "--user", "ci-bot", "--jurisdiction", "AU", "--sector", "private",
+        "--rpm", "60", "--json",
+    )  # fmt: skip
+    assert code == 0, out
+    made = json.loads(out)
+    assert (made["requests_per_minute"], made["tokens_per_minute"]) == (60, None)
+    key_id = made["key_id"]
+
+    code, out = _run(cfg, "keys", "limits", key_id, "--tpm", "0")
+    assert code == 0 and out.strip() == f"{key_id}: 60 rpm, unlimited tpm", out
+    code, out = _run(cfg, "keys", "limits", key_id, "--rpm", "default")
+    assert code == 0 and out.strip() == f"{key_id}: default rpm, unlimited tpm", out
+    code, out = _run(cfg, "keys", "list")
+    assert code == 0 and "default rpm, unlimited tpm" in out
+
+    code, out = _run(cfg, "keys", "limits", key_id, "--rpm", "-5")
+    assert code != 0 and "--rpm" in out
+    code, out = _run(cfg, "keys", "limits", "000000000000", "--rpm", "5")
+    assert code != 0 and "no active key" in out
+    code, out = _run(
+        cfg, "keys", "create", "--user", "x", "--jurisdiction", "AU", "--sector", "private",
+        "--rpm", "-1",
+    )  # fmt: skip
+    assert code != 0
