@@ -62,6 +62,11 @@ def _refused(what: str, retry_after_s: float) -> GatewayError:
     )
 
 
+def _rates(default_rpm: int, default_tpm: int, rpm: int | None, tpm: int | None) -> tuple[int, int]:
+    """The rates a reservation runs under: the key's own where it has them, else the defaults."""
+    return (default_rpm if rpm is None else rpm, default_tpm if tpm is None else tpm)
+
+
 class MemoryLimiter:
     def __init__(self, requests_per_minute: int, tokens_per_minute: int) -> None:
         self._rpm = requests_per_minute
@@ -85,8 +90,7 @@ class MemoryLimiter:
         requests_per_minute: int | None = None,
         tokens_per_minute: int | None = None,
     ) -> Reservation:
-        rpm = self._rpm if requests_per_minute is None else requests_per_minute
-        tpm = self._tpm if tokens_per_minute is None else tokens_per_minute
+        rpm, tpm = _rates(self._rpm, self._tpm, requests_per_minute, tokens_per_minute)
         b = self._bucket(key, time.monotonic(), rpm, tpm)
         tokens = min(tokens, tpm) if tpm else 0
         if rpm and b[0] < 1:
@@ -159,8 +163,7 @@ class RedisLimiter:
         requests_per_minute: int | None = None,
         tokens_per_minute: int | None = None,
     ) -> Reservation:
-        rpm = self._rpm if requests_per_minute is None else requests_per_minute
-        tpm = self._tpm if tokens_per_minute is None else tokens_per_minute
+        rpm, tpm = _rates(self._rpm, self._tpm, requests_per_minute, tokens_per_minute)
         tokens = min(tokens, tpm) if tpm else 0
         try:
             async with asyncio.timeout(self._deadline):
