@@ -36,9 +36,20 @@ __all__ = [
 SCHEMA_VERSION = 1
 # intent: written before forwarding; complete: the outcome; incomplete: written by recovery for an
 # intent whose process died; export/purge/content_read/shred: administrative actions; config: a
-# configuration reload (gateway.reload), recorded before the new catalogue takes effect.
+# configuration reload (gateway.reload), recorded before the new catalogue takes effect; key: a
+# key created, its limits changed or revoked (gateway.keys), with the principal it stands for.
 KINDS = frozenset(
-    {"intent", "complete", "incomplete", "export", "purge", "content_read", "shred", "config"}
+    {
+        "intent",
+        "complete",
+        "incomplete",
+        "export",
+        "purge",
+        "content_read",
+        "shred",
+        "config",
+        "key",
+    }
 )
 
 _HEX = re.compile(r"^[0-9a-f]{16,128}$")
@@ -373,7 +384,7 @@ EVENT: Spec = {
     "client_address": _S.ident,
     "digests": Nested(DIGESTS),
     "forwarded": _S.boolean,
-    # administrative events (export, purge, content_read, shred, config)
+    # administrative events (export, purge, content_read, shred, config, key)
     "actor": _S.ident,
     "action": _S.scalars,
 }

@@ -5,6 +5,12 @@ HMAC-SHA256(server secret, key); lookups are by that digest through a parameteri
 Anything not shaped like a key is refused before any database work, with the same 401 body.
 Revocation takes effect at once on this replica; on the others at once when they share a Redis
 (:mod:`gateway.revocations`), else within ``keys.cache_ttl_s``.
+
+With a ``recorder`` (the gateway's audit sink; the CLI's own append), every key's life is in the
+audit trail as entries of kind ``key``: who created it for which principal, who changed its
+limits, who revoked it. Creating a key and changing its limits grant access, so they are recorded
+first and do not happen if the record cannot be made (:class:`KeyNotRecorded`); a revocation
+takes away access, so it always happens, and a failure to record it is logged.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import re
 import secrets
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -32,7 +39,23 @@ from gateway.storage.schema import api_keys
 if TYPE_CHECKING:
     from gateway.revocations import RevocationFeed
 
-__all__ = ["IssuedKey", "KeyRecord", "KeyService", "validate_limits", "validate_principal_fields"]
+__all__ = [
+    "IssuedKey",
+    "KeyNotRecorded",
+    "KeyRecord",
+    "KeyService",
+    "Recorder",
+    "validate_limits",
+    "validate_principal_fields",
+]
+
+# (kind, event) -> the entry's sequence number: an audit sink's ``record``.
+Recorder = Callable[[str, Mapping[str, Any]], Awaitable[Any]]
+
+
+class KeyNotRecorded(RuntimeError):
+    """The audit trail did not take the key's record, so the key was not created or changed."""
+
 
 log = logging.getLogger("portcullis.keys")
 
@@ -172,8 +195,10 @@ class KeyService:
         cache_ttl_s: float = 5.0,
         cache_size: int = 10_000,
         revocations: RevocationFeed | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
         self._engine = engine
+        self._recorder = recorder
         self._secret = secret
         self._hmac_key = secret.derive("api-key")
         self._prefix = prefix
@@ -218,6 +243,7 @@ class KeyService:
         description: str | None = None,
         requests_per_minute: int | None = None,
         tokens_per_minute: int | None = None,
+        actor: str = "system",
     ) -> IssuedKey:
         jurisdiction = validate_principal_fields(
             user, jurisdiction, sector, team, roles, tags, tenant
@@ -225,6 +251,12 @@ class KeyService:
         validate_limits(requests_per_minute, tokens_per_minute)
         key_id = secrets.token_hex(6)
         key = f"{self._prefix}_{key_id}_{secrets.token_urlsafe(32)}"
+        principal = Principal(
+            key_id, user, jurisdiction, sector, team, tuple(roles), tuple(tags), tenant
+        )
+        await self._record(
+            "create", principal, actor, requests_per_minute, tokens_per_minute, required=True
+        )
         async with self._engine.begin() as conn:
             await conn.execute(
                 api_keys.insert().values(
@@ -260,26 +292,44 @@ class KeyService:
             ).first()
         return _row_to_record(row) if row else None
 
-    async def revoke(self, key_id: str) -> bool:
+    async def revoke(self, key_id: str, actor: str = "system") -> bool:
         async with self._engine.begin() as conn:
             res = await conn.execute(
                 api_keys.update()
                 .where(api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None))
                 .values(revoked_at=datetime.now(UTC))
             )
-        if res.rowcount:
-            await self._announce(key_id, "revoked", "stop accepting it")
-        else:
+        if not res.rowcount:
             self.invalidate()
-        return bool(res.rowcount)
+            return False
+        await self._announce(key_id, "revoked", "stop accepting it")
+        record = await self.get(key_id)
+        if record is not None:
+            await self._record("revoke", record.principal(), actor, required=False)
+        return True
 
     async def set_limits(
-        self, key_id: str, requests_per_minute: int | None, tokens_per_minute: int | None
+        self,
+        key_id: str,
+        requests_per_minute: int | None,
+        tokens_per_minute: int | None,
+        actor: str = "system",
     ) -> bool:
         """Give an active key its own limits (None: back to the configured default). Applies
         at once on this replica; on the others at once with Redis, else within
         ``keys.cache_ttl_s`` (the same news as a revocation: forget cached principals)."""
         validate_limits(requests_per_minute, tokens_per_minute)
+        current = await self.get(key_id)
+        if current is None or current.revoked_at is not None:
+            return False
+        await self._record(
+            "limits",
+            current.principal(),
+            actor,
+            requests_per_minute,
+            tokens_per_minute,
+            required=True,
+        )
         async with self._engine.begin() as conn:
             res = await conn.execute(
                 api_keys.update()
@@ -291,6 +341,36 @@ class KeyService:
         if res.rowcount:
             await self._announce(key_id, "changed", "use its new limits")
         return bool(res.rowcount)
+
+    async def _record(
+        self,
+        op: str,
+        principal: Principal,
+        actor: str,
+        requests_per_minute: int | None = None,
+        tokens_per_minute: int | None = None,
+        *,
+        required: bool,
+    ) -> None:
+        """Append the ``key`` entry: the principal as requests record it, who, what."""
+        if self._recorder is None:
+            return
+        action: dict[str, Any] = {"op": op}
+        if op != "revoke":
+            action["requests_per_minute"] = requests_per_minute
+            action["tokens_per_minute"] = tokens_per_minute
+        event = {"actor": actor, "principal": principal.policy_view(), "action": action}
+        try:
+            await self._recorder("key", event)
+        except Exception as exc:  # noqa: BLE001 - any store failure
+            if required:
+                raise KeyNotRecorded(type(exc).__name__) from None
+            log.error(
+                "key %s %sd, but the audit trail did not record it (%s)",
+                principal.key_id,
+                op,
+                type(exc).__name__,
+            )
 
     async def _announce(self, key_id: str, what: str, effect: str) -> None:
         """Forget cached principals here, and tell the other replicas to (with a feed)."""

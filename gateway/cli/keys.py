@@ -4,15 +4,19 @@ key's own rate and token limits."""
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import click
 
+from audit.db import open_engine
+from audit.shapes import is_name
+from audit.store import append, make_entry, prepare, writer_id
 from gateway.cli._common import settings_from
 from gateway.config import Settings
-from gateway.keys import KeyService
+from gateway.keys import KeyNotRecorded, KeyService
 from gateway.principal import SECTORS
 from gateway.revocations import RedisRevocations
 from gateway.secrets_store import load_server_secret
@@ -23,19 +27,44 @@ __all__ = ["keys"]
 T = TypeVar("T")
 
 
+def _actor() -> str:
+    """Who ran the command, for the key's audit entry: ``cli:<login>`` (an identifier)."""
+    try:
+        login = getpass.getuser()
+    except (KeyError, OSError):
+        return "cli"
+    return f"cli:{login}" if is_name(f"cli:{login}") else "cli"
+
+
 def _run(settings: Settings, work: Callable[[KeyService], Awaitable[T]]) -> T:
     async def go() -> T:
         secret = load_server_secret(
             settings.data_dir, settings.keys.secret_file, settings.keys.secret_env
         )
         engine = create_engine_for(settings.database_url())
+        # Key entries go to the audit trail the gateway writes (gateway.keys, "key" kind).
+        audit_engine = open_engine(settings.audit.database_url or settings.database_url())
+        writer = writer_id()
+
+        async def record(kind: str, event: Mapping[str, Any]) -> int:
+            async with audit_engine.connect() as conn:
+                await prepare(conn)
+                return await append(conn, [make_entry(kind, event, writer)])
+
         # With Redis, a revocation is announced to the running replicas (gateway.revocations).
         feed = RedisRevocations(settings.redis.url) if settings.redis.url else None
         try:
-            return await work(KeyService(engine, secret, settings.keys.prefix, revocations=feed))
+            return await work(
+                KeyService(engine, secret, settings.keys.prefix, revocations=feed, recorder=record)
+            )
+        except KeyNotRecorded as exc:
+            raise click.ClickException(
+                f"the audit trail did not take the key's record ({exc}); nothing was changed"
+            ) from None
         finally:
             if feed is not None:
                 await feed.close()
+            await audit_engine.dispose()
             await engine.dispose()
 
     return asyncio.run(go())
@@ -100,6 +129,7 @@ def create(
             description=description,
             requests_per_minute=rpm,
             tokens_per_minute=tpm,
+            actor=_actor(),
         )
         record = await svc.get(issued.key_id)
         assert record is not None
@@ -171,7 +201,7 @@ def limits_cmd(ctx: click.Context, key_id: str, rpm: str | None, tpm: str | None
             _rate(rpm, record.requests_per_minute, "--rpm"),
             _rate(tpm, record.tokens_per_minute, "--tpm"),
         )
-        return new if await svc.set_limits(key_id, *new) else None
+        return new if await svc.set_limits(key_id, *new, actor=_actor()) else None
 
     try:
         out = _run(settings_from(ctx), work)
@@ -187,6 +217,6 @@ def limits_cmd(ctx: click.Context, key_id: str, rpm: str | None, tpm: str | None
 @click.pass_context
 def revoke(ctx: click.Context, key_id: str) -> None:
     """Revoke a key by its id."""
-    if not _run(settings_from(ctx), lambda svc: svc.revoke(key_id)):
+    if not _run(settings_from(ctx), lambda svc: svc.revoke(key_id, _actor())):
         raise click.ClickException(f"no active key with id {key_id}")
     click.echo(f"revoked {key_id}")

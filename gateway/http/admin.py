@@ -8,7 +8,8 @@ example ``auditor``). A route under ``/admin`` without ``opt={"role": ...}`` ref
 from __future__ import annotations
 
 import hmac
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from litestar import Request, Response, delete, get, patch, post
 from litestar.connection import ASGIConnection
@@ -17,11 +18,13 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath
 
 from gateway.errors import Cause, GatewayError
-from gateway.keys import validate_limits, validate_principal_fields
+from gateway.keys import KeyNotRecorded, validate_limits, validate_principal_fields
 from gateway.reload import Reloader
 from gateway.services import Services
 
 __all__ = ["ADMIN_HANDLERS", "admin_guard"]
+
+T = TypeVar("T")
 
 
 async def admin_guard(
@@ -86,17 +89,20 @@ async def create_key(request: Request[Any, Any, Any], state: State) -> Response[
         validate_limits(body.get("requests_per_minute"), body.get("tokens_per_minute"))
     except (ValueError, TypeError) as exc:
         raise GatewayError(Cause.INVALID_PARAMETER, f"Invalid key request: {exc}") from None
-    issued = await services.keys.create(
-        user=body["user"],
-        jurisdiction=body["jurisdiction"],
-        sector=body["sector"],
-        team=body.get("team"),
-        roles=roles,
-        tags=tags,
-        tenant=str(body.get("tenant") or "default"),
-        description=body.get("description"),
-        requests_per_minute=body.get("requests_per_minute"),
-        tokens_per_minute=body.get("tokens_per_minute"),
+    issued = await _recorded(
+        services.keys.create(
+            user=body["user"],
+            jurisdiction=body["jurisdiction"],
+            sector=body["sector"],
+            team=body.get("team"),
+            roles=roles,
+            tags=tags,
+            tenant=str(body.get("tenant") or "default"),
+            description=body.get("description"),
+            requests_per_minute=body.get("requests_per_minute"),
+            tokens_per_minute=body.get("tokens_per_minute"),
+            actor=_actor(request),
+        )
     )
     record = await services.keys.get(issued.key_id)
     assert record is not None
@@ -104,9 +110,11 @@ async def create_key(request: Request[Any, Any, Any], state: State) -> Response[
 
 
 @delete("/admin/keys/{key_id:str}", opt={"role": "admin"}, status_code=200)
-async def revoke_key(key_id: FromPath[str], state: State) -> dict[str, Any]:
+async def revoke_key(
+    key_id: FromPath[str], request: Request[Any, Any, Any], state: State
+) -> dict[str, Any]:
     services: Services = state.services
-    if not await services.keys.revoke(key_id):
+    if not await services.keys.revoke(key_id, _actor(request)):
         raise GatewayError(Cause.NOT_FOUND, "No active key with that id.")
     return {"key_id": key_id, "revoked": True}
 
@@ -133,7 +141,7 @@ async def set_key_limits(
     rpm = body.get("requests_per_minute", record.requests_per_minute)
     tpm = body.get("tokens_per_minute", record.tokens_per_minute)
     try:
-        changed = await services.keys.set_limits(key_id, rpm, tpm)
+        changed = await _recorded(services.keys.set_limits(key_id, rpm, tpm, actor=_actor(request)))
     except ValueError as exc:
         raise GatewayError(Cause.INVALID_PARAMETER, f"Invalid limits: {exc}") from None
     if not changed:
@@ -199,6 +207,17 @@ async def show_config(state: State) -> dict[str, Any]:
             for b in services.catalog.backends
         ],
     }
+
+
+async def _recorded(work: Awaitable[T]) -> T:
+    """A key change the audit trail must hold first: 503 when it cannot (nothing changed)."""
+    try:
+        return await work
+    except KeyNotRecorded:
+        raise GatewayError(
+            Cause.AUDIT_UNAVAILABLE,
+            "The audit trail could not record the key change; nothing was changed.",
+        ) from None
 
 
 def _actor(request: Request[Any, Any, Any]) -> str:

@@ -108,6 +108,7 @@ async def build_services(settings: Settings, components: Components) -> Services
         settings.keys.prefix,
         settings.keys.cache_ttl_s,
         revocations=RedisRevocations(settings.redis.url) if settings.redis.url else None,
+        recorder=audit.record,  # key creation, limits and revocation: "key" entries
     )
     await keys.start()
     lim = settings.limits

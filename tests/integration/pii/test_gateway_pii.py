@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -174,9 +175,16 @@ def test_an_image_goes_only_to_a_backend_trusted_with_personal_data(
     body = _chat("")
     body["messages"][0]["content"] = [{"type": "text", "text": "what is this?"}, _IMAGE]
     before = len(audit.completions)
-    status, _, answer = running.request("POST", "/v1/chat/completions", body, token=key)
+    status, headers, answer = running.request("POST", "/v1/chat/completions", body, token=key)
     assert status == 200, answer
-    record = audit.wait_completions(before + 1)[-1]
+    # This request's record, by its id: an earlier test's may land after ``before`` was read.
+    rid = {k.lower(): v for k, v in headers.items()}["x-request-id"]
+    deadline = time.monotonic() + 3
+    while not [c for c in audit.completions if c["request_id"] == rid]:
+        assert time.monotonic() < deadline, "no completion record"
+        time.sleep(0.02)
+    assert len(audit.completions) > before
+    record = next(c for c in audit.completions if c["request_id"] == rid)
     assert record["backend"]["id"] == "secondary"
     assert record["pii"]["uninspectable"] == ["image_url"] and record["pii"]["insecure"] == []
     assert upstream.received[-1]["json"]["messages"][0]["content"][1] == _IMAGE

@@ -1,0 +1,131 @@
+"""A key's life is in the audit trail: created (for which principal, with which limits), its
+limits changed, revoked — by whom. Granting access waits for the record; revoking never does."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from gateway.cli import cli
+from gateway.config import load_settings
+from gateway.http.app import Components
+from tests.e2e.conftest import core_settings
+from tests.support.fakes import FakeDecider, MemoryAuditSink
+from tests.support.gateway import RunningGateway
+from tests.support.upstream import FakeUpstream
+
+pytestmark = pytest.mark.e2e
+
+TOKEN = RunningGateway.ADMIN_TOKEN
+
+
+def _key_rows(data_dir: Path) -> list[dict[str, Any]]:
+    with sqlite3.connect(data_dir / "portcullis.db") as db:
+        rows = db.execute(
+            "SELECT body, user_id, jurisdiction FROM audit_log WHERE kind = 'key' ORDER BY seq"
+        ).fetchall()
+    return [{**json.loads(b), "_user": u, "_jurisdiction": j} for b, u, j in rows]
+
+
+def test_create_limits_and_revoke_are_recorded_with_the_principal_and_the_actor(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    gw = RunningGateway(
+        core_settings(tmp_path, upstream), Components(policy=FakeDecider(), pii_disabled=True)
+    ).start()
+    try:
+        status, _, made = gw.request(
+            "POST",
+            "/admin/keys",
+            {"user": "kim", "jurisdiction": "KR", "sector": "government", "roles": ["auditor"]},
+            token=TOKEN,
+        )
+        assert status == 201
+        key_id = made["key_id"]
+        status, _, _ = gw.request(
+            "PATCH", f"/admin/keys/{key_id}", {"tokens_per_minute": 5000}, token=TOKEN
+        )
+        assert status == 200
+        assert gw.request("DELETE", f"/admin/keys/{key_id}", token=TOKEN)[0] == 200
+
+        rows = _key_rows(tmp_path)
+        assert [r["action"]["op"] for r in rows] == ["create", "limits", "revoke"]
+        assert all(r["actor"] == "admin-token" for r in rows)
+        assert all(r["principal"]["key_id"] == key_id for r in rows)
+        assert all((r["_user"], r["_jurisdiction"]) == ("kim", "KR") for r in rows)
+        assert rows[0]["principal"]["sector"] == "government"
+        assert rows[0]["principal"]["roles"] == ["auditor"]
+        assert rows[1]["action"]["tokens_per_minute"] == 5000
+        assert made["key"] not in json.dumps(rows)  # the key itself is never recorded
+
+        # An auditor's export for that user holds the key's whole life.
+        auditor = gw.create_key(
+            user="aud", jurisdiction="KR", sector="government", roles=["auditor"]
+        )
+        status, _, body = gw.request(
+            "GET", "/admin/audit/export?format=jsonl&user=kim", token=auditor, parse=False
+        )
+        assert status == 200
+        kinds = [json.loads(line)["kind"] for line in body.decode().splitlines() if line]
+        assert kinds.count("key") == 3
+    finally:
+        gw.stop()
+
+
+def test_no_key_is_granted_without_its_record_but_a_revocation_always_happens(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    audit = MemoryAuditSink()
+    gw = RunningGateway(
+        core_settings(tmp_path, upstream),
+        Components(policy=FakeDecider(), audit=audit, pii_disabled=True),
+    ).start()
+    try:
+        key = gw.create_key(user="lee", jurisdiction="AU", sector="private")
+        key_id = key.split("_")[1]
+        audit.down = True
+        fields = {"user": "nobody", "jurisdiction": "AU", "sector": "private"}
+        status, _, err = gw.request("POST", "/admin/keys", fields, token=TOKEN)
+        assert status == 503 and err["error"]["code"] == "audit_unavailable"
+        listed = gw.request("GET", "/admin/keys", token=TOKEN)[2]["data"]
+        assert [k["user"] for k in listed] == ["lee"]  # nothing issued
+        status, _, err = gw.request(
+            "PATCH", f"/admin/keys/{key_id}", {"requests_per_minute": 0}, token=TOKEN
+        )
+        assert status == 503
+        assert (
+            gw.request("GET", "/admin/keys", token=TOKEN)[2]["data"][0]["requests_per_minute"]
+            is None
+        )  # unchanged
+        assert gw.request("DELETE", f"/admin/keys/{key_id}", token=TOKEN)[0] == 200
+        assert gw.request("GET", "/v1/models", token=key)[0] == 401  # revoked all the same
+        assert [kind for kind, _ in audit.records] == ["key"]  # only the first creation
+    finally:
+        gw.stop()
+
+
+def test_the_cli_records_the_keys_it_creates_in_the_same_trail(tmp_path: Path) -> None:
+    cfg = tmp_path / "portcullis.yaml"
+    cfg.write_text(f"data_dir: {tmp_path}\n")
+    runner = CliRunner()
+    assert runner.invoke(cli, ["-c", str(cfg), "db", "upgrade"]).exit_code == 0
+    result = runner.invoke(
+        cli,
+        ["-c", str(cfg), "keys", "create", "--user", "ops", "--jurisdiction", "TW",
+         "--sector", "education", "--rpm", "30", "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    key_id = json.loads(result.output)["key_id"]
+    assert runner.invoke(cli, ["-c", str(cfg), "keys", "revoke", key_id]).exit_code == 0
+    rows = _key_rows(load_settings(cfg).data_dir)
+    assert [r["action"]["op"] for r in rows] == ["create", "revoke"]
+    assert rows[0]["actor"].startswith("cli") and rows[0]["action"]["requests_per_minute"] == 30
+    assert rows[0]["principal"]["jurisdiction"] == "TW"
+    with sqlite3.connect(tmp_path / "portcullis.db") as db:  # one linear history: seq 1, 2
+        assert db.execute("SELECT size FROM audit_head").fetchone() == (2,)
+        assert db.execute("SELECT seq FROM audit_log ORDER BY seq").fetchall() == [(1,), (2,)]
