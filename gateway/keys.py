@@ -3,6 +3,8 @@
 A key looks like ``pcs_<12 hex key id>_<43 urlsafe chars>``. The database holds
 HMAC-SHA256(server secret, key); lookups are by that digest through a parameterised query.
 Anything not shaped like a key is refused before any database work, with the same 401 body.
+A key may expire (``expires_at``, set at creation only, like a certificate's): from then on it
+gets the same 401 as an unknown key, and no replica's cache outlives the expiry.
 Revocation takes effect at once on this replica; on the others at once when they share a Redis
 (:mod:`gateway.revocations`), else within ``keys.cache_ttl_s``.
 
@@ -24,7 +26,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -45,6 +47,8 @@ __all__ = [
     "KeyRecord",
     "KeyService",
     "Recorder",
+    "parse_time",
+    "validate_expiry",
     "validate_limits",
     "validate_principal_fields",
 ]
@@ -85,6 +89,10 @@ class KeyRecord:
     description: str | None
     requests_per_minute: int | None = None  # None: the configured default; 0: no limit
     tokens_per_minute: int | None = None
+    expires_at: datetime | None = None  # UTC; None: never
+
+    def expired(self, now: datetime | None = None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (now or datetime.now(UTC))
 
     def principal(self) -> Principal:
         return Principal(
@@ -115,6 +123,8 @@ class KeyRecord:
             "description": self.description,
             "requests_per_minute": self.requests_per_minute,
             "tokens_per_minute": self.tokens_per_minute,
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            "expired": self.expired(),
         }
 
 
@@ -167,7 +177,39 @@ def _row_to_record(row: sa.Row[tuple[object, ...]]) -> KeyRecord:
         description=m["description"],
         requests_per_minute=m["requests_per_minute"],
         tokens_per_minute=m["tokens_per_minute"],
+        expires_at=_utc(m["expires_at"]),
     )
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """A stored time as an aware UTC datetime (SQLite hands back naive ones, stored as UTC)."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+_MAX_LIFETIME = timedelta(days=3660)
+
+
+def parse_time(value: str) -> datetime:
+    """ISO 8601 date or date-time, as UTC (no offset: UTC; ``Z`` accepted). ValueError."""
+    at = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def validate_expiry(expires_at: datetime | None, now: datetime | None = None) -> datetime | None:
+    """A new key's expiry as UTC: in the future, at most ten years away (a naive time is read
+    as UTC). ValueError names the field."""
+    if expires_at is None:
+        return None
+    at = _utc(expires_at)
+    assert at is not None
+    now = now or datetime.now(UTC)
+    if at <= now:
+        raise ValueError("expires_at: a time in the future")
+    if at - now > _MAX_LIFETIME:
+        raise ValueError("expires_at: at most ten years from now")
+    return at
 
 
 _MAX_RATE = 1_000_000_000
@@ -244,18 +286,26 @@ class KeyService:
         requests_per_minute: int | None = None,
         tokens_per_minute: int | None = None,
         actor: str = "system",
+        expires_at: datetime | None = None,
     ) -> IssuedKey:
         jurisdiction = validate_principal_fields(
             user, jurisdiction, sector, team, roles, tags, tenant
         )
         validate_limits(requests_per_minute, tokens_per_minute)
+        expires_at = validate_expiry(expires_at)
         key_id = secrets.token_hex(6)
         key = f"{self._prefix}_{key_id}_{secrets.token_urlsafe(32)}"
         principal = Principal(
             key_id, user, jurisdiction, sector, team, tuple(roles), tuple(tags), tenant
         )
         await self._record(
-            "create", principal, actor, requests_per_minute, tokens_per_minute, required=True
+            "create",
+            principal,
+            actor,
+            requests_per_minute,
+            tokens_per_minute,
+            expires_at=expires_at,
+            required=True,
         )
         async with self._engine.begin() as conn:
             await conn.execute(
@@ -274,6 +324,7 @@ class KeyService:
                     description=description,
                     requests_per_minute=requests_per_minute,
                     tokens_per_minute=tokens_per_minute,
+                    expires_at=expires_at,
                 )
             )
         return IssuedKey(key=key, key_id=key_id)
@@ -320,7 +371,7 @@ class KeyService:
         ``keys.cache_ttl_s`` (the same news as a revocation: forget cached principals)."""
         validate_limits(requests_per_minute, tokens_per_minute)
         current = await self.get(key_id)
-        if current is None or current.revoked_at is not None:
+        if current is None or current.revoked_at is not None or current.expired():
             return False
         await self._record(
             "limits",
@@ -350,6 +401,7 @@ class KeyService:
         requests_per_minute: int | None = None,
         tokens_per_minute: int | None = None,
         *,
+        expires_at: datetime | None = None,
         required: bool,
     ) -> None:
         """Append the ``key`` entry: the principal as requests record it, who, what."""
@@ -359,6 +411,10 @@ class KeyService:
         if op != "revoke":
             action["requests_per_minute"] = requests_per_minute
             action["tokens_per_minute"] = tokens_per_minute
+        if op == "create":
+            action["expires_at"] = (
+                expires_at.strftime("%Y-%m-%dT%H:%M:%SZ") if expires_at is not None else None
+            )
         event = {"actor": actor, "principal": principal.policy_view(), "action": action}
         try:
             await self._recorder("key", event)
@@ -413,13 +469,20 @@ class KeyService:
                     )
                 )
             ).first()
-        if row is None:
+        record = None if row is None else _row_to_record(row)
+        wall = datetime.now(UTC)
+        if record is None or record.expired(wall):
+            # An expired key stays expired: remembered like an unknown one (same 401).
             self._remember(self._unknown, digest, None)
             raise GatewayError(Cause.UNAUTHENTICATED, UNAUTHENTICATED)
-        principal = _row_to_record(row).principal()
-        # Not cached if a revocation came while the row was read: the row may predate it.
+        principal = record.principal()
+        # Not cached if a revocation came while the row was read: the row may predate it; and
+        # never past the key's expiry.
         if trusted and generation == self._generation:
-            self._remember(self._cache, digest, (now + self._ttl, principal))
+            until = now + self._ttl
+            if record.expires_at is not None:
+                until = min(until, now + (record.expires_at - wall).total_seconds())
+            self._remember(self._cache, digest, (until, principal))
         return principal
 
     def _remember(self, cache: OrderedDict[str, Any], digest: str, value: Any) -> None:

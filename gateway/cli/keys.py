@@ -7,6 +7,7 @@ import asyncio
 import getpass
 import json
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import click
@@ -16,7 +17,7 @@ from audit.shapes import is_name
 from audit.store import append, make_entry, prepare, writer_id
 from gateway.cli._common import settings_from
 from gateway.config import Settings
-from gateway.keys import KeyNotRecorded, KeyService
+from gateway.keys import KeyNotRecorded, KeyService, parse_time
 from gateway.principal import SECTORS
 from gateway.revocations import RedisRevocations
 from gateway.secrets_store import load_server_secret
@@ -98,6 +99,17 @@ def keys() -> None:
     default=None,
     help="This key's model tokens per minute (0: no limit; default: limits.tokens_per_minute).",
 )
+@click.option(
+    "--expires-in",
+    default=None,
+    help="The key stops working after this long: 90d, 12h, 30m or 3600s.",
+)
+@click.option(
+    "--expires-at",
+    default=None,
+    help="The key stops working at this time: ISO 8601, e.g. 2027-03-31 or "
+    "2027-03-31T17:00:00+10:00 (no offset: UTC).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def create(
@@ -112,10 +124,13 @@ def create(
     description: str | None,
     rpm: int | None,
     tpm: int | None,
+    expires_in: str | None,
+    expires_at: str | None,
     as_json: bool,
 ) -> None:
     """Create a key. It is printed once and cannot be shown again."""
     settings = settings_from(ctx)
+    expiry = _expiry(expires_in, expires_at)
 
     async def work(svc: KeyService) -> dict[str, Any]:
         issued = await svc.create(
@@ -130,6 +145,7 @@ def create(
             requests_per_minute=rpm,
             tokens_per_minute=tpm,
             actor=_actor(),
+            expires_at=expiry,
         )
         record = await svc.get(issued.key_id)
         assert record is not None
@@ -161,12 +177,34 @@ def list_cmd(ctx: click.Context, include_revoked: bool, as_json: bool) -> None:
         click.echo(json.dumps([r.to_json() for r in records]))
         return
     for r in records:
-        state = "revoked" if r.revoked_at else "active"
+        state = "revoked" if r.revoked_at else "expired" if r.expired() else "active"
         click.echo(
             f"{r.key_id}\t{state}\t{r.user}\t{r.team or '-'}\t{r.jurisdiction}\t{r.sector}\t"
             f"{','.join(r.roles) or '-'}\t{_limit(r.requests_per_minute)} rpm, "
             f"{_limit(r.tokens_per_minute)} tpm"
         )
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _expiry(expires_in: str | None, expires_at: str | None) -> datetime | None:
+    """``--expires-in`` / ``--expires-at`` as a UTC time (checked further by the key service)."""
+    if expires_in and expires_at:
+        raise click.BadParameter("give --expires-in or --expires-at, not both")
+    if expires_in:
+        n, unit = expires_in[:-1], expires_in[-1:]
+        if not n.isdigit() or unit not in _UNITS:
+            raise click.BadParameter("--expires-in: a whole number and s, m, h or d, e.g. 90d")
+        return datetime.now(UTC) + timedelta(seconds=int(n) * _UNITS[unit])
+    if expires_at:
+        try:
+            return parse_time(expires_at)
+        except ValueError:
+            raise click.BadParameter(
+                "--expires-at: ISO 8601, e.g. 2027-03-31 or 2027-03-31T17:00:00+10:00"
+            ) from None
+    return None
 
 
 def _limit(value: int | None) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable
+from datetime import datetime
 from typing import Any, TypeVar
 
 from litestar import Request, Response, delete, get, patch, post
@@ -18,7 +19,13 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath
 
 from gateway.errors import Cause, GatewayError
-from gateway.keys import KeyNotRecorded, validate_limits, validate_principal_fields
+from gateway.keys import (
+    KeyNotRecorded,
+    parse_time,
+    validate_expiry,
+    validate_limits,
+    validate_principal_fields,
+)
 from gateway.reload import Reloader
 from gateway.services import Services
 
@@ -69,6 +76,7 @@ async def create_key(request: Request[Any, Any, Any], state: State) -> Response[
         "tags",
         "tenant",
         "description",
+        "expires_at",
         *_LIMITS,
     }
     extra = set(body) - allowed
@@ -87,6 +95,7 @@ async def create_key(request: Request[Any, Any, Any], state: State) -> Response[
             str(body.get("tenant") or "default"),
         )
         validate_limits(body.get("requests_per_minute"), body.get("tokens_per_minute"))
+        expires_at = validate_expiry(_time(body.get("expires_at")))
     except (ValueError, TypeError) as exc:
         raise GatewayError(Cause.INVALID_PARAMETER, f"Invalid key request: {exc}") from None
     issued = await _recorded(
@@ -102,6 +111,7 @@ async def create_key(request: Request[Any, Any, Any], state: State) -> Response[
             requests_per_minute=body.get("requests_per_minute"),
             tokens_per_minute=body.get("tokens_per_minute"),
             actor=_actor(request),
+            expires_at=expires_at,
         )
     )
     record = await services.keys.get(issued.key_id)
@@ -122,6 +132,18 @@ async def revoke_key(
 _LIMITS = ("requests_per_minute", "tokens_per_minute")
 
 
+def _time(value: object) -> datetime | None:
+    """``expires_at`` of a new key: an ISO 8601 time (no offset: UTC) or null."""
+    if value is None:
+        return None
+    try:
+        if not isinstance(value, str):
+            raise ValueError
+        return parse_time(value)
+    except ValueError:
+        raise ValueError("expires_at: an ISO 8601 time, e.g. 2027-03-31T00:00:00Z") from None
+
+
 @patch("/admin/keys/{key_id:str}", opt={"role": "admin"}, status_code=200)
 async def set_key_limits(
     key_id: FromPath[str], request: Request[Any, Any, Any], state: State
@@ -136,7 +158,7 @@ async def set_key_limits(
     if extra:
         raise GatewayError(Cause.INVALID_PARAMETER, f"Unsupported field: '{sorted(extra)[0]}'.")
     record = await services.keys.get(key_id)
-    if record is None or record.revoked_at is not None:
+    if record is None or record.revoked_at is not None or record.expired():
         raise GatewayError(Cause.NOT_FOUND, "No active key with that id.")
     rpm = body.get("requests_per_minute", record.requests_per_minute)
     tpm = body.get("tokens_per_minute", record.tokens_per_minute)

@@ -27,6 +27,8 @@ api_keys = sa.Table(
     # The key's own limits (migration 0003): NULL = the configured default, 0 = no limit.
     sa.Column("requests_per_minute", sa.Integer, nullable=True),
     sa.Column("tokens_per_minute", sa.Integer, nullable=True),
+    # When the key stops working (migration 0004; UTC); NULL: it does not expire.
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
 )
 
 sa.Index("ix_api_keys_user", api_keys.c.user_id)

@@ -129,3 +129,31 @@ def test_the_cli_records_the_keys_it_creates_in_the_same_trail(tmp_path: Path) -
     with sqlite3.connect(tmp_path / "portcullis.db") as db:  # one linear history: seq 1, 2
         assert db.execute("SELECT size FROM audit_head").fetchone() == (2,)
         assert db.execute("SELECT seq FROM audit_log ORDER BY seq").fetchall() == [(1,), (2,)]
+
+
+def test_a_key_with_an_expiry_through_the_admin_api(tmp_path: Path, upstream: FakeUpstream) -> None:
+    audit = MemoryAuditSink()
+    gw = RunningGateway(
+        core_settings(tmp_path, upstream),
+        Components(policy=FakeDecider(), audit=audit, pii_disabled=True),
+    ).start()
+    fields = {"user": "temp", "jurisdiction": "AU", "sector": "contractor"}
+    try:
+        for bad in ("2001-01-01T00:00:00Z", "next week", 1893456000, "2099-01-01T00:00:00Z"):
+            status, _, err = gw.request(
+                "POST", "/admin/keys", {**fields, "expires_at": bad}, token=TOKEN
+            )
+            assert status == 400 and "expires_at" in err["error"]["message"], (bad, err)
+        status, _, made = gw.request(
+            "POST",
+            "/admin/keys",
+            {**fields, "expires_at": "2030-06-30T17:00:00+10:00"},
+            token=TOKEN,
+        )
+        assert status == 201 and made["expires_at"].startswith("2030-06-30T07:00:00")
+        assert made["expired"] is False
+        assert gw.request("GET", "/v1/models", token=made["key"])[0] == 200
+        ((kind, event),) = audit.records
+        assert kind == "key" and event["action"]["expires_at"] == "2030-06-30T07:00:00Z"
+    finally:
+        gw.stop()

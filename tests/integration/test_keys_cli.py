@@ -49,3 +49,27 @@ def test_a_key_gets_its_own_limits_and_they_can_be_changed(tmp_path: Path) -> No
         "--rpm", "-1",
     )  # fmt: skip
     assert code != 0
+
+
+def test_a_key_can_be_made_to_expire(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    cfg = tmp_path / "portcullis.yaml"
+    cfg.write_text(f"data_dir: {tmp_path / 'data'}\n")
+    upgrade(load_settings(cfg).database_url())
+    base = ["keys", "create", "--user", "temp", "--jurisdiction", "AU", "--sector", "contractor"]
+    code, out = _run(cfg, *base, "--expires-in", "90d", "--json")
+    assert code == 0, out
+    at = datetime.fromisoformat(json.loads(out)["expires_at"]).replace(tzinfo=UTC)
+    assert abs(at - (datetime.now(UTC) + timedelta(days=90))) < timedelta(minutes=1)
+    code, out = _run(cfg, *base, "--expires-at", "2030-06-30T17:00:00+10:00", "--json")
+    assert code == 0, out
+    assert json.loads(out)["expires_at"].startswith("2030-06-30T07:00:00")  # stored as UTC
+    for bad in (
+        ["--expires-in", "90 days"],
+        ["--expires-at", "tomorrow"],
+        ["--expires-at", "2001-01-01"],
+        ["--expires-in", "1d", "--expires-at", "2030-01-01"],
+    ):
+        code, out = _run(cfg, *base, *bad)
+        assert code != 0 and "expires" in out, (bad, out)

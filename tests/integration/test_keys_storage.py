@@ -84,6 +84,42 @@ async def test_a_keys_own_limits_are_stored_carried_and_changed(svc: KeyService)
     assert not await svc.set_limits(issued.key_id, 5, 5)  # a revoked key: nothing to change
 
 
+async def test_an_expired_key_is_refused_like_an_unknown_one_even_from_a_cache(
+    svc: KeyService,
+) -> None:
+    import asyncio
+    from datetime import UTC, datetime, timedelta
+
+    soon = datetime.now(UTC) + timedelta(seconds=1)
+    issued = await svc.create(user="temp", jurisdiction="AU", sector="contractor", expires_at=soon)
+    record = await svc.get(issued.key_id)
+    assert record is not None and record.expires_at is not None
+    assert abs((record.expires_at - soon).total_seconds()) < 0.01 and not record.expired()
+    cached = KeyService(svc._engine, ServerSecret(b"s" * 40), cache_ttl_s=300)
+    assert (await cached.authenticate(f"Bearer {issued.key}")).user == "temp"  # now cached
+    await asyncio.sleep(1.1)
+    for service in (cached, svc):
+        with pytest.raises(GatewayError) as exc:
+            await service.authenticate(f"Bearer {issued.key}")
+        assert exc.value.status == 401
+    listed = [r.to_json() for r in await svc.list()]
+    assert listed[0]["expired"] is True
+    assert not await svc.set_limits(issued.key_id, 5, 5)  # nothing to change on an expired key
+
+
+@pytest.mark.parametrize(
+    ("delta", "error"), [(-60, "in the future"), (0, "in the future"), (11 * 366 * 86400, "ten")]
+)
+async def test_expiry_must_be_ahead_and_within_ten_years(
+    svc: KeyService, delta: int, error: str
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    at = datetime.now(UTC) + timedelta(seconds=delta)
+    with pytest.raises(ValueError, match=error):
+        await svc.create(user="u", jurisdiction="AU", sector="private", expires_at=at)
+
+
 @pytest.mark.parametrize("value", [-1, 1.5, "60", True, 10**10])
 async def test_invalid_limits_are_refused(svc: KeyService, value: object) -> None:
     with pytest.raises(ValueError, match="requests_per_minute"):
