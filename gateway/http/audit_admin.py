@@ -42,6 +42,7 @@ def _scope(request: Request[Any, Any, Any]) -> Any:
 
 @get("/admin/audit/export", opt={"role": "auditor"})
 async def export_audit(request: Request[Any, Any, Any], state: State) -> Stream:
+    from audit.event import KINDS
     from audit.export import AuditForbidden, ExportFilter, stream
 
     services: Services = state.services
@@ -49,10 +50,18 @@ async def export_audit(request: Request[Any, Any, Any], state: State) -> Stream:
     fmt = q.get("format", "jsonl")
     if fmt not in _MEDIA:
         raise GatewayError(Cause.INVALID_PARAMETER, "format: csv, jsonl or syslog.", param="format")
-    unknown = set(q) - {"format", *_FILTERS}
+    unknown = set(q) - {"format", "kind", *_FILTERS}
     if unknown:
         raise GatewayError(Cause.INVALID_PARAMETER, f"Unsupported filter: '{sorted(unknown)[0]}'.")
-    flt = ExportFilter(**{k: q[k] for k in _FILTERS if q.get(k)})
+    # kind=key,config (or kind repeated): only those entries (a key's, the catalogue's history)
+    kinds = tuple(k for v in q.getall("kind", []) for k in v.split(",") if k)
+    if set(kinds) - KINDS:
+        raise GatewayError(
+            Cause.INVALID_PARAMETER,
+            f"kind: one or more of {', '.join(sorted(KINDS))}.",
+            param="kind",
+        )
+    flt = ExportFilter(**{k: q[k] for k in _FILTERS if q.get(k)}, kinds=kinds)
     engine = getattr(services.audit, "engine", None)
     if engine is None:
         raise GatewayError(Cause.CONFLICT, "This audit store cannot export.")

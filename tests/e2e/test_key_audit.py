@@ -73,6 +73,15 @@ def test_create_limits_and_revoke_are_recorded_with_the_principal_and_the_actor(
         assert status == 200
         kinds = [json.loads(line)["kind"] for line in body.decode().splitlines() if line]
         assert kinds.count("key") == 3
+        # Only the keys' history: kind=key (an unknown kind is refused, naming the list).
+        status, _, body = gw.request(
+            "GET", "/admin/audit/export?format=jsonl&kind=key", token=auditor, parse=False
+        )
+        assert status == 200
+        only = [json.loads(line) for line in body.decode().splitlines() if line]
+        assert {e["kind"] for e in only} == {"key"} and len(only) == 4  # kim's 3, the auditor's
+        status, _, err = gw.request("GET", "/admin/audit/export?kind=keys", token=auditor)
+        assert status == 400 and err["error"]["param"] == "kind"
     finally:
         gw.stop()
 
