@@ -147,6 +147,8 @@ def validate_principal_fields(
     if team is not None and not is_name(team):
         raise ValueError(f"team: {_NAME_RULE}")
     try:
+        if not isinstance(jurisdiction, str):
+            raise ValueError("ISO 3166-1 alpha-2 or ISO 3166-2 text, e.g. AU or AU-NSW")
         country, sub = parse_jurisdiction(jurisdiction)
     except ValueError as exc:
         raise ValueError(f"jurisdiction: {exc}") from None
@@ -293,6 +295,8 @@ class KeyService:
         )
         validate_limits(requests_per_minute, tokens_per_minute)
         expires_at = validate_expiry(expires_at)
+        if description is not None and (not isinstance(description, str) or len(description) > 500):
+            raise ValueError("description: text of at most 500 characters")
         key_id = secrets.token_hex(6)
         key = f"{self._prefix}_{key_id}_{secrets.token_urlsafe(32)}"
         principal = Principal(

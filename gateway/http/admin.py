@@ -22,9 +22,6 @@ from gateway.errors import Cause, GatewayError
 from gateway.keys import (
     KeyNotRecorded,
     parse_time,
-    validate_expiry,
-    validate_limits,
-    validate_principal_fields,
 )
 from gateway.reload import Reloader
 from gateway.services import Services
@@ -64,9 +61,7 @@ async def list_keys(request: Request[Any, Any, Any], state: State) -> dict[str, 
 @post("/admin/keys", opt={"role": "admin"}, status_code=201)
 async def create_key(request: Request[Any, Any, Any], state: State) -> Response[Any]:
     services: Services = state.services
-    from gateway.http.body import decode_json
-
-    body = decode_json(await request.body(), 8)
+    body = await _json_body(request, 8)
     allowed = {
         "user",
         "jurisdiction",
@@ -83,37 +78,26 @@ async def create_key(request: Request[Any, Any, Any], state: State) -> Response[
     if extra:
         raise GatewayError(Cause.INVALID_PARAMETER, f"Unsupported field: '{sorted(extra)[0]}'.")
     try:
-        roles = tuple(body.get("roles") or ())
-        tags = tuple(body.get("tags") or ())
-        validate_principal_fields(
-            str(body.get("user") or ""),
-            str(body.get("jurisdiction") or ""),
-            str(body.get("sector") or ""),
-            body.get("team"),
-            roles,
-            tags,
-            str(body.get("tenant") or "default"),
+        roles = _names(body.get("roles"), "roles")
+        tags = _names(body.get("tags"), "tags")
+        issued = await _recorded(
+            services.keys.create(  # checks every field first: ValueError names the one
+                user=body.get("user") or "",
+                jurisdiction=body.get("jurisdiction") or "",
+                sector=body.get("sector") or "",
+                team=body.get("team"),
+                roles=roles,
+                tags=tags,
+                tenant=body.get("tenant", "default"),
+                description=body.get("description"),
+                requests_per_minute=body.get("requests_per_minute"),
+                tokens_per_minute=body.get("tokens_per_minute"),
+                actor=_actor(request),
+                expires_at=_time(body.get("expires_at")),
+            )
         )
-        validate_limits(body.get("requests_per_minute"), body.get("tokens_per_minute"))
-        expires_at = validate_expiry(_time(body.get("expires_at")))
     except (ValueError, TypeError) as exc:
         raise GatewayError(Cause.INVALID_PARAMETER, f"Invalid key request: {exc}") from None
-    issued = await _recorded(
-        services.keys.create(
-            user=body["user"],
-            jurisdiction=body["jurisdiction"],
-            sector=body["sector"],
-            team=body.get("team"),
-            roles=roles,
-            tags=tags,
-            tenant=str(body.get("tenant") or "default"),
-            description=body.get("description"),
-            requests_per_minute=body.get("requests_per_minute"),
-            tokens_per_minute=body.get("tokens_per_minute"),
-            actor=_actor(request),
-            expires_at=expires_at,
-        )
-    )
     record = await services.keys.get(issued.key_id)
     assert record is not None
     return Response({"key": issued.key, **record.to_json()}, status_code=201)
@@ -130,6 +114,16 @@ async def revoke_key(
 
 
 _LIMITS = ("requests_per_minute", "tokens_per_minute")
+
+
+def _names(value: object, field: str) -> tuple[str, ...]:
+    """``roles`` / ``tags`` of a new key: a list of strings (each checked by the key service);
+    a bare string is refused, not read as a list of its characters."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{field}: a list of names")
+    return tuple(value)
 
 
 def _time(value: object) -> datetime | None:
@@ -151,9 +145,7 @@ async def set_key_limits(
     """A key's own limits: ``{"requests_per_minute": N | null, "tokens_per_minute": N | null}``
     (null: the configured default; 0: no limit; a field left out keeps its value)."""
     services: Services = state.services
-    from gateway.http.body import decode_json
-
-    body = decode_json(await request.body(), 4)
+    body = await _json_body(request, 4)
     extra = set(body) - set(_LIMITS)
     if extra:
         raise GatewayError(Cause.INVALID_PARAMETER, f"Unsupported field: '{sorted(extra)[0]}'.")
@@ -229,6 +221,18 @@ async def show_config(state: State) -> dict[str, Any]:
             for b in services.catalog.backends
         ],
     }
+
+
+_BODY_CAP = 64 * 1024  # an admin call's JSON is a few hundred bytes
+
+
+async def _json_body(request: Request[Any, Any, Any], max_depth: int) -> dict[str, Any]:
+    """An admin call's JSON object, read with a cap (413 past it, Content-Length or not)."""
+    from gateway.http.body import decode_json, read_body
+
+    length = request.headers.get("content-length")
+    raw = await read_body(request.receive, length.encode() if length else None, _BODY_CAP)
+    return decode_json(raw, max_depth)
 
 
 async def _recorded(work: Awaitable[T]) -> T:

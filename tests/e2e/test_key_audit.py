@@ -166,3 +166,53 @@ def test_a_key_with_an_expiry_through_the_admin_api(tmp_path: Path, upstream: Fa
         assert kind == "key" and event["action"]["expires_at"] == "2030-06-30T07:00:00Z"
     finally:
         gw.stop()
+
+
+def test_an_admin_body_past_its_cap_is_refused_before_it_is_read_whole(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    gw = RunningGateway(
+        core_settings(tmp_path, upstream),
+        Components(policy=FakeDecider(), audit=MemoryAuditSink(), pii_disabled=True),
+    ).start()
+    try:
+        big = json.dumps({"user": "u", "jurisdiction": "AU", "sector": "private",
+                          "description": "x" * 70_000}).encode()  # fmt: skip
+        status, _, err = gw.request("POST", "/admin/keys", raw=big, token=TOKEN)
+        assert status == 413 and err["error"]["code"] == "request_too_large"
+        assert gw.request("GET", "/admin/keys", token=TOKEN)[2]["data"] == []
+    finally:
+        gw.stop()
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"user": 5}, "user"),
+        ({"jurisdiction": None}, "jurisdiction"),
+        ({"jurisdiction": 61}, "jurisdiction"),
+        ({"sector": ["private"]}, "sector"),
+        ({"team": 5}, "team"),
+        ({"tenant": 5}, "tenant"),
+        ({"roles": "admin"}, "role"),
+        ({"roles": [5]}, "roles"),
+        ({"tags": [5]}, "tag"),
+        ({"description": "d" * 501}, "description"),
+        ({"description": {"a": 1}}, "description"),
+        ({"requests_per_minute": "60"}, "requests_per_minute"),
+    ],
+)
+def test_a_key_request_of_the_wrong_shape_is_a_400_naming_the_field(
+    tmp_path: Path, upstream: FakeUpstream, change: dict[str, Any], field: str
+) -> None:
+    gw = RunningGateway(
+        core_settings(tmp_path, upstream),
+        Components(policy=FakeDecider(), audit=MemoryAuditSink(), pii_disabled=True),
+    ).start()
+    try:
+        body = {"user": "u", "jurisdiction": "AU", "sector": "private", **change}
+        status, _, err = gw.request("POST", "/admin/keys", body, token=TOKEN)
+        assert status == 400 and field in err["error"]["message"], err
+        assert gw.request("GET", "/admin/keys", token=TOKEN)[2]["data"] == []
+    finally:
+        gw.stop()

@@ -140,6 +140,8 @@ async def test_invalid_limits_are_refused(svc: KeyService, value: object) -> Non
         ({"user": ""}, "user"),
         ({"user": "a\x00b"}, "user"),
         ({"roles": ("Admin Role",)}, "role"),
+        ({"description": "d" * 501}, "description"),  # PostgreSQL's column would refuse it: a 500
+        ({"description": 5}, "description"),
     ],
 )
 async def test_invalid_principal_fields_are_refused(
