@@ -52,8 +52,8 @@ KINDS = frozenset(
     }
 )
 
-_HEX = re.compile(r"^[0-9a-f]{16,128}$")
-_TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
+_HEX = re.compile(r"^[0-9a-f]{16,128}\Z")
+_TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z\Z")
 _SHORT = 200
 
 

@@ -14,8 +14,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +26,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from audit.canonical import canonical_json
 from audit.checkpoint import Checkpoint, Signer, take_checkpoint
+from audit.event import KINDS
 from audit.formats import csv_header, csv_line, jsonl_line, syslog_line
 from audit.schema import audit_log
+from audit.shapes import IDENTIFIER_CHARS, is_identifier
 from audit.store import append, make_entry, now_ts
 
 __all__ = [
@@ -38,6 +42,7 @@ __all__ = [
     "manifest_checkpoint",
     "scoped_query",
     "stream",
+    "utc_text",
 ]
 
 _LINES: dict[str, Callable[[int, str, Mapping[str, Any] | None, bytes], bytes]] = {
@@ -74,6 +79,18 @@ class Scope:
         }
 
 
+_UTC_TEXT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z\Z")
+
+
+def utc_text(value: str) -> str:
+    """An ISO 8601 date or date-time (no offset: UTC) as the RFC 3339 UTC text entries store,
+    for comparison with ``ts``. ValueError."""
+    when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 @dataclass(frozen=True)
 class ExportFilter:
     since: str | None = None  # RFC 3339 UTC, inclusive
@@ -85,6 +102,24 @@ class ExportFilter:
     rule: str | None = None
     backend: str | None = None
     kinds: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        """Refuse what no entry can match, before any query (ValueError names the filter):
+        times that are not RFC 3339 UTC text (:func:`utc_text` makes them), names that are not
+        identifiers as the record keeps them, an unknown decision or kind. A NUL in a filter
+        once reached PostgreSQL, which refused the query mid-export."""
+        for name in ("since", "until"):
+            v = getattr(self, name)
+            if v is not None and not _UTC_TEXT.match(v):
+                raise ValueError(f"{name}: an ISO 8601 date or time")
+        for name in ("jurisdiction", "user", "team", "rule", "backend"):
+            v = getattr(self, name)
+            if v is not None and not (isinstance(v, str) and is_identifier(v)):
+                raise ValueError(f"{name}: an identifier ({IDENTIFIER_CHARS})")
+        if self.decision not in (None, "allow", "deny"):
+            raise ValueError("decision: allow or deny")
+        if set(self.kinds) - KINDS:
+            raise ValueError(f"kind: one or more of {', '.join(sorted(KINDS))}")
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)

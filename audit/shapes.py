@@ -21,10 +21,10 @@ __all__ = [
     "plain_request_id",
 ]
 
-_ID = re.compile(r"^[\w.:/@+\-]{0,200}$", re.UNICODE)
+_ID = re.compile(r"^[\w.:/@+\-]{0,200}\Z", re.UNICODE)
 # A link to an operator's published terms: http(s), printable ASCII, no spaces (percent-escapes
 # such as %20 included, which an identifier does not allow).
-_URL = re.compile(r"^https?://[!-~]{1,500}$")
+_URL = re.compile(r"^https?://[!-~]{1,500}\Z")
 # Shapes of personal data or secrets that must not pass even where an identifier is allowed,
 # in fields the caller controls (model, request id, error code): e-mail addresses, runs of 9 or
 # more digits (phone, national id, card numbers), API-key-like tokens.
@@ -33,7 +33,7 @@ _DIGIT_RUN = re.compile(r"\+?\d[\d\s\-.()/]{7,}\d")
 _KEYLIKE = re.compile(r"(?i)\b(?:sk|pk|rk|key|bearer)[-_ ][A-Za-z0-9_\-]{12,}")
 # A UUID (a tracing system's request id) is not a phone number, even when its last group is
 # twelve decimal digits.
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
 # A model snapshot's date (``o1-2024-12-17``, ``claude-opus-4-1-20250805``): with the version
 # digits before it, it reads as a run of nine digits; it is taken out before that test.
 _SNAPSHOT_DATE = re.compile(

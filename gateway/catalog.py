@@ -19,7 +19,7 @@ from gateway.errors import Cause, GatewayError
 
 __all__ = ["Catalog", "Resolution"]
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9._:-]{0,127}$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._:-]{0,127}\Z")
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,7 +63,7 @@ class KeyNotRecorded(RuntimeError):
 
 log = logging.getLogger("portcullis.keys")
 
-_ROLE = re.compile(r"^[a-z][a-z0-9_.:-]{0,63}$")
+_ROLE = re.compile(r"^[a-z][a-z0-9_.:-]{0,63}\Z")
 _NAME_RULE = f"1-200 {IDENTIFIER_CHARS}"
 UNAUTHENTICATED = "Invalid API key. Provide a valid key as 'Authorization: Bearer <key>'."
 
@@ -295,8 +295,12 @@ class KeyService:
         )
         validate_limits(requests_per_minute, tokens_per_minute)
         expires_at = validate_expiry(expires_at)
-        if description is not None and (not isinstance(description, str) or len(description) > 500):
-            raise ValueError("description: text of at most 500 characters")
+        if description is not None and (
+            not isinstance(description, str)
+            or len(description) > 500
+            or any(ord(c) < 32 and c not in "\t\n" for c in description)
+        ):
+            raise ValueError("description: text of at most 500 characters, no control characters")
         key_id = secrets.token_hex(6)
         key = f"{self._prefix}_{key_id}_{secrets.token_urlsafe(32)}"
         principal = Principal(

@@ -27,7 +27,7 @@ SECTORS: tuple[str, ...] = (
     "individual",
 )
 
-_JURISDICTION = re.compile(r"^([A-Z]{2})(?:-([A-Z0-9]{1,3}))?$")
+_JURISDICTION = re.compile(r"^([A-Z]{2})(?:-([A-Z0-9]{1,3}))?\Z")
 
 
 def parse_jurisdiction(value: str) -> tuple[str, str | None]:

@@ -11,7 +11,7 @@ import getpass
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from audit.checkpoint import Signer, load_checkpoint_files, load_public_key, take_checkpoint
 from audit.db import open_engine
-from audit.export import AuditForbidden, ExportFilter, Scope, export
+from audit.export import AuditForbidden, ExportFilter, Scope, export, utc_text
 from audit.formats import FORMATS
 from audit.offline import verify_export
 from audit.retention import purge
@@ -77,12 +77,9 @@ def _utc(value: str | None) -> str | None:
     if value is None:
         return None
     try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return utc_text(value)
     except ValueError:
         raise click.BadParameter(f"not an ISO 8601 date or time: {value!r}") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @click.group()

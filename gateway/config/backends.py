@@ -18,8 +18,8 @@ from gateway.principal import parse_jurisdiction
 
 __all__ = ["BackendSpec", "Credential", "Retention", "Timeouts"]
 
-_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
-_MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}\Z")
+_MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}\Z")
 
 
 class Credential(Strict):
@@ -140,7 +140,7 @@ class BackendSpec(Strict):
     @field_validator("base_url")
     @classmethod
     def _url(cls, v: str) -> str:
-        if not re.match(r"^https?://[^\s/?#@]+(/[^\s?#]*)?$", v):
+        if not re.match(r"^https?://[^\s/?#@]+(/[^\s?#]*)?\Z", v):
             raise ValueError("base_url must be http(s)://host[:port][/path], no query or userinfo")
         return v.rstrip("/")
 

@@ -42,8 +42,7 @@ def _scope(request: Request[Any, Any, Any]) -> Any:
 
 @get("/admin/audit/export", opt={"role": "auditor"})
 async def export_audit(request: Request[Any, Any, Any], state: State) -> Stream:
-    from audit.event import KINDS
-    from audit.export import AuditForbidden, ExportFilter, stream
+    from audit.export import AuditForbidden, ExportFilter, stream, utc_text
 
     services: Services = state.services
     q = request.query_params
@@ -55,13 +54,20 @@ async def export_audit(request: Request[Any, Any, Any], state: State) -> Stream:
         raise GatewayError(Cause.INVALID_PARAMETER, f"Unsupported filter: '{sorted(unknown)[0]}'.")
     # kind=key,config (or kind repeated): only those entries (a key's, the catalogue's history)
     kinds = tuple(k for v in q.getall("kind", []) for k in v.split(",") if k)
-    if set(kinds) - KINDS:
+    values = {k: q[k] for k in _FILTERS if q.get(k)}
+    try:
+        for name in ("since", "until"):
+            if name in values:
+                try:
+                    values[name] = utc_text(values[name])
+                except ValueError:
+                    raise ValueError(f"{name}: an ISO 8601 date or time") from None
+        flt = ExportFilter(**values, kinds=kinds)
+    except ValueError as exc:
+        name = str(exc).split(":", 1)[0]
         raise GatewayError(
-            Cause.INVALID_PARAMETER,
-            f"kind: one or more of {', '.join(sorted(KINDS))}.",
-            param="kind",
-        )
-    flt = ExportFilter(**{k: q[k] for k in _FILTERS if q.get(k)}, kinds=kinds)
+            Cause.INVALID_PARAMETER, f"Invalid export filter: {exc}.", param=name
+        ) from None
     engine = getattr(services.audit, "engine", None)
     if engine is None:
         raise GatewayError(Cause.CONFLICT, "This audit store cannot export.")

@@ -24,7 +24,7 @@ from audit.shapes import plain_request_id
 
 __all__ = ["add_request_id", "new_request_id", "request_id"]
 
-_SAFE = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
+_SAFE = re.compile(r"^[A-Za-z0-9._:-]{8,128}\Z")
 # Request ids need to be unique, not secret: the time in milliseconds and 48 bits from a
 # generator seeded from the OS once per process (a read of os.urandom per request cost more
 # than the rest of the id handling). Two ids collide only if made in the same millisecond with

@@ -37,7 +37,7 @@ __all__ = [
 
 _SKIP_DIRS = {"tools", "schema", "overlays"}
 _PACKAGE = re.compile(r"^package\s+([A-Za-z0-9_.]+)", re.MULTILINE)
-_OVERLAY_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_OVERLAY_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}\Z")
 
 
 class BundleError(ValueError):

@@ -23,7 +23,7 @@ _STRIP = re.compile(r'"(?:[^"\\\n]|\\.)*"|`[^`]*`|#[^\n]*')
 _INPUT = re.compile(r"\binput\b")
 _SEGMENT = re.compile(r"\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
 _DAY_READERS = {"pack/lib/lib.rego"}  # modules whose reads of input.now are day-granular
-_RFC3339_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
+_RFC3339_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z\Z")
 _MISSING = "\x00missing"
 
 

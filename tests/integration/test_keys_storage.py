@@ -142,6 +142,12 @@ async def test_invalid_limits_are_refused(svc: KeyService, value: object) -> Non
         ({"roles": ("Admin Role",)}, "role"),
         ({"description": "d" * 501}, "description"),  # PostgreSQL's column would refuse it: a 500
         ({"description": 5}, "description"),
+        ({"description": "a\x00b"}, "description"),  # PostgreSQL refuses a NUL: was a 500
+        # a trailing newline slipped through the identifier check (``$`` matches before it):
+        # "alice\n" is not "alice" to any filter, and it broke `keys list` lines
+        ({"user": "alice\n"}, "user"),
+        ({"team": "legal\n"}, "team"),
+        ({"roles": ("admin\n",)}, "role"),
     ],
 )
 async def test_invalid_principal_fields_are_refused(

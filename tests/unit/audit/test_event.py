@@ -249,3 +249,21 @@ def test_backend_terms_url_is_kept_when_it_is_a_url(url: str, kept: bool) -> Non
     else:
         with pytest.raises(ValidationError):
             Retention(terms_url=url)
+
+
+@pytest.mark.parametrize(
+    "path", [("principal", "user"), ("principal", "team"), ("backend", "id"), ("error_code",)]
+)
+def test_an_identifier_with_a_trailing_newline_is_not_kept(path: tuple[str, ...]) -> None:
+    # ``$`` matched before a final newline: "alice\n" passed as an identifier and reached the
+    # record, where no filter for "alice" finds it.
+    event = json.loads(json.dumps(FULL_EVENT))
+    target = event
+    for p in path[:-1]:
+        target = target[p]
+    target[path[-1]] = "alice\n"
+    out = normalise(event, "intent")
+    kept = out
+    for p in path:
+        kept = kept[p]
+    assert kept is None and out["stripped"] >= 1
