@@ -128,7 +128,13 @@ def verify_cmd(
     """Check the log (or an export) against its signed checkpoints; exit 1 on any problem."""
     settings = settings_from(ctx)
     url, key_file, cp_dir = _paths(settings)
-    public = load_public_key(public_key or key_file)
+    try:
+        public = load_public_key(public_key or key_file)
+    except FileNotFoundError:
+        raise click.ClickException(
+            f"no audit signing key at {public_key or key_file}: the gateway makes it on its first "
+            "start (or pass --public-key with the key that signed the checkpoints)"
+        ) from None
     if file_ is not None:
         m = manifest or file_.with_name(file_.name + ".manifest.json")
         if not m.exists():

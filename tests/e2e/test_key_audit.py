@@ -135,6 +135,9 @@ def test_the_cli_records_the_keys_it_creates_in_the_same_trail(tmp_path: Path) -
     assert [r["action"]["op"] for r in rows] == ["create", "revoke"]
     assert rows[0]["actor"].startswith("cli") and rows[0]["action"]["requests_per_minute"] == 30
     assert rows[0]["principal"]["jurisdiction"] == "TW"
+    # No gateway has started here, so there is no signing key yet: said, not a traceback.
+    verify = runner.invoke(cli, ["-c", str(cfg), "audit", "verify"])
+    assert verify.exit_code == 1 and "no audit signing key" in verify.output, verify.output
     with sqlite3.connect(tmp_path / "portcullis.db") as db:  # one linear history: seq 1, 2
         assert db.execute("SELECT size FROM audit_head").fetchone() == (2,)
         assert db.execute("SELECT seq FROM audit_log ORDER BY seq").fetchall() == [(1,), (2,)]
