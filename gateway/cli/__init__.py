@@ -56,4 +56,43 @@ _attach()
 
 
 def main() -> None:
-    cli(prog_name="portcullis")
+    try:
+        # Not standalone: a command's ``ctx.exit(code)`` comes back as the return value.
+        code = cli(prog_name="portcullis", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted!", err=True)
+        raise SystemExit(1) from None
+    except click.ClickException as exc:
+        exc.show()
+        raise SystemExit(exc.exit_code) from None
+    except click.exceptions.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
+    except Exception as exc:  # the command line's boundary: one line, no traceback
+        message = _storage_error(exc)
+        if message is None:
+            raise
+        click.echo(f"Error: {message}", err=True)
+        raise SystemExit(1) from None
+    if isinstance(code, int) and code:
+        raise SystemExit(code)
+
+
+def _storage_error(exc: BaseException) -> str | None:
+    """What to tell the operator when the database cannot be used (no traceback, no URL: it
+    may hold a password), or None for any other error."""
+    import sqlalchemy as sa
+
+    if isinstance(exc, sa.exc.OperationalError | sa.exc.ProgrammingError):
+        text = str(exc.orig) if exc.orig is not None else ""
+        if "no such table" in text or "does not exist" in text:
+            return (
+                "the database has no Portcullis tables yet: run `portcullis db upgrade` "
+                f"({type(exc.orig).__name__})"
+            )
+        return f"the database refused the operation ({type(exc.orig).__name__})"
+    if isinstance(exc, OSError | sa.exc.DBAPIError | sa.exc.InterfaceError | TimeoutError):
+        return (
+            "the database (or Redis) could not be reached "
+            f"({type(exc).__name__}); check database.url / redis.url and that the server runs"
+        )
+    return None

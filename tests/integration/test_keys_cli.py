@@ -73,3 +73,33 @@ def test_a_key_can_be_made_to_expire(tmp_path: Path) -> None:
     ):
         code, out = _run(cfg, *base, *bad)
         assert code != 0 and "expires" in out, (bad, out)
+
+
+def test_the_command_line_says_what_is_wrong_with_the_database_without_a_traceback(
+    tmp_path: Path,
+) -> None:
+    import subprocess
+    import sys
+
+    exe = str(Path(sys.executable).parent / "portcullis")
+
+    def run(cfg: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [exe, "-c", str(cfg), *args], capture_output=True, text=True, timeout=60
+        )
+
+    fresh = tmp_path / "fresh.yaml"
+    fresh.write_text(f"data_dir: {tmp_path / 'fresh'}\n")
+    done = run(fresh, "keys", "list")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "run `portcullis db upgrade`" in done.stderr
+    away = tmp_path / "away.yaml"
+    away.write_text(  # a password in the URL must not be echoed
+        f"data_dir: {tmp_path / 'away'}\n"
+        "database: {url: 'postgresql+asyncpg://u:s3cret-pw@127.0.0.1:1/x'}\n"
+    )
+    done = run(away, "keys", "list")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "could not be reached" in done.stderr and "s3cret-pw" not in done.stderr
+    assert run(fresh, "--help").returncode == 0
+    assert run(fresh, "no-such-command").returncode == 2
