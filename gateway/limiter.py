@@ -31,6 +31,25 @@ class Reservation:
     # The rates it was reserved under (the key's own or the defaults), reconciled under the same.
     requests_per_minute: int
     tokens_per_minute: int
+    # What the buckets held once this reservation was taken (the answer's x-ratelimit-* headers)
+    remaining_requests: float = 0.0
+    remaining_tokens: float = 0.0
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        """OpenAI's ``x-ratelimit-*`` headers for the limits that apply (none for a rate of 0):
+        the limit, what remains, and how long until the bucket is full again."""
+        out: list[tuple[bytes, bytes]] = []
+        for name, rate, left in (
+            (b"requests", self.requests_per_minute, self.remaining_requests),
+            (b"tokens", self.tokens_per_minute, self.remaining_tokens),
+        ):
+            if rate:
+                left = max(0.0, left)
+                out.append((b"x-ratelimit-limit-" + name, str(rate).encode()))
+                out.append((b"x-ratelimit-remaining-" + name, str(int(left)).encode()))
+                reset = (rate - left) * 60.0 / rate
+                out.append((b"x-ratelimit-reset-" + name, f"{reset:.3g}s".encode()))
+        return out
 
 
 class Limiter(Protocol):
@@ -99,7 +118,7 @@ class MemoryLimiter:
             raise _refused("tokens", (tokens - b[1]) * 60.0 / tpm)
         b[0] -= 1 if rpm else 0
         b[1] -= tokens
-        return Reservation(key, tokens, rpm, tpm)
+        return Reservation(key, tokens, rpm, tpm, b[0], b[1])
 
     async def reconcile(self, reservation: Reservation, used_tokens: int) -> None:
         r = reservation
@@ -130,7 +149,7 @@ if rpm > 0 then r = r - 1 end
 tk = tk - cost
 redis.call('HSET', KEYS[1], 'r', r, 't', tk, 'ts', now)
 redis.call('EXPIRE', KEYS[1], 120)
-return {2, '0'}
+return {2, '0', tostring(r), tostring(tk)}
 """
 
 # KEYS[1] = bucket hash. ARGV: tpm, refund (may be negative: a charge).
@@ -167,7 +186,7 @@ class RedisLimiter:
         tokens = min(tokens, tpm) if tpm else 0
         try:
             async with asyncio.timeout(self._deadline):
-                verdict, wait = await self._reserve(
+                verdict, wait, *left = await self._reserve(
                     keys=[f"portcullis:limit:{key}"], args=[rpm, tpm, tokens]
                 )
         except (TimeoutError, OSError, RedisError):
@@ -178,7 +197,8 @@ class RedisLimiter:
             raise _refused("requests", float(wait))
         if int(verdict) == 1:
             raise _refused("tokens", float(wait))
-        return Reservation(key, tokens, rpm, tpm)
+        remaining = [float(v) for v in left] if len(left) == 2 else [0.0, 0.0]
+        return Reservation(key, tokens, rpm, tpm, *remaining)
 
     async def reconcile(self, reservation: Reservation, used_tokens: int) -> None:
         tpm = reservation.tokens_per_minute

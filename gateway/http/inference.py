@@ -143,7 +143,11 @@ async def serve(scope: Any, receive: Any, send: Any, endpoint: str, state: Any) 
                         {
                             "type": "http.response.start",
                             "status": 200,
-                            "headers": [*_SSE_HEADERS, (b"x-request-id", rid)],
+                            "headers": [
+                                *_SSE_HEADERS,
+                                (b"x-request-id", rid),
+                                *reservation.headers(),
+                            ],
                         }
                     )
                     started = True
@@ -159,7 +163,7 @@ async def serve(scope: Any, receive: Any, send: Any, endpoint: str, state: Any) 
         answer = await _race_disconnect(receive, pipeline.run_json(ctx, parsed))
         if responses:
             answer = from_chat(answer, body, response_id(ctx.request_id))
-        await _send_json(send, 200, _encode(answer), rid)
+        await _send_json(send, 200, _encode(answer), rid, reservation.headers())
     except GatewayError as exc:
         if exc.cause is Cause.CLIENT_CLOSED:
             ctx.client_left()

@@ -129,3 +129,42 @@ def test_key_limit_changes_are_validated(
     )
     assert missing[0] == 404
     assert a.request("PATCH", f"/admin/keys/{made['key_id']}", {}, token=made["key"])[0] == 403
+
+
+def test_answers_carry_openais_rate_limit_headers_counted_across_replicas(
+    pair: tuple[RunningGateway, RunningGateway],
+) -> None:
+    """x-ratelimit-limit/remaining/reset-requests and -tokens, as OpenAI sends them (the SDK
+    exposes them on a raw response); the remaining count is the shared Redis bucket's."""
+    a, b = pair
+    made = a.request(
+        "POST",
+        "/admin/keys",
+        {"user": "gus", "jurisdiction": "US", "sector": "private", "requests_per_minute": 5},
+        token=a.ADMIN_TOKEN,
+    )[2]
+    seen = []
+    for i, gw in enumerate((a, b, a)):
+        sdk = openai.OpenAI(base_url=gw.base_url, api_key=made["key"], max_retries=0)
+        raw = sdk.chat.completions.with_raw_response.create(
+            model="gpt-test", messages=[{"role": "user", "content": "hi"}], stream=i == 2
+        )
+        seen.append(raw.headers)
+    assert [h["x-ratelimit-remaining-requests"] for h in seen] == ["4", "3", "2"]
+    assert {h["x-ratelimit-limit-requests"] for h in seen} == {"5"}
+    assert all(h["x-ratelimit-reset-requests"].endswith("s") for h in seen)
+    # the default token budget of these replicas is 0 (off): no token headers
+    assert not any("x-ratelimit-limit-tokens" in h for h in seen)
+    unlimited = a.request(
+        "POST",
+        "/admin/keys",
+        {"user": "hal", "jurisdiction": "US", "sector": "private", "requests_per_minute": 0},
+        token=a.ADMIN_TOKEN,
+    )[2]
+    _, headers, _ = a.request(
+        "POST",
+        "/v1/chat/completions",
+        {"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]},
+        unlimited["key"],
+    )
+    assert not any(k.lower().startswith("x-ratelimit") for k in headers)

@@ -81,6 +81,22 @@ async def test_a_keys_own_token_budget_is_reconciled_under_it(make) -> None:  # 
     await lim.reserve(key, 500, None, 1000)
 
 
+async def test_a_reservation_says_what_remains_for_the_rate_limit_headers(make) -> None:  # type: ignore[no-untyped-def]
+    lim = make(10, 1000)
+    key = secrets.token_hex(4)
+    await lim.reserve(key, 100)
+    r = await lim.reserve(key, 300)
+    assert int(r.remaining_requests) == 8 and 599 <= r.remaining_tokens <= 601
+    h = dict(r.headers())
+    assert h[b"x-ratelimit-limit-requests"] == b"10"
+    assert h[b"x-ratelimit-remaining-requests"] == b"8"
+    assert h[b"x-ratelimit-limit-tokens"] == b"1000"
+    assert h[b"x-ratelimit-remaining-tokens"] in (b"599", b"600")
+    assert float(h[b"x-ratelimit-reset-requests"][:-1]) == pytest.approx(12, abs=0.5)
+    off = await make(0, 0).reserve(key, 5)
+    assert off.headers() == []  # no limit, no headers
+
+
 async def test_two_replicas_share_one_redis_budget() -> None:
     a, b = RedisLimiter(REDIS_URL, 4, 0, 1.0), RedisLimiter(REDIS_URL, 4, 0, 1.0)
     key = secrets.token_hex(4)
