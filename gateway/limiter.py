@@ -71,13 +71,20 @@ class Limiter(Protocol):
     async def close(self) -> None: ...
 
 
-def _refused(what: str, retry_after_s: float) -> GatewayError:
+def _refused(what: str, retry_after_s: float, rate: int) -> GatewayError:
+    """The 429, with ``Retry-After`` and, as OpenAI sends them, the spent limit's
+    ``x-ratelimit-*`` headers."""
     retry = max(1, math.ceil(retry_after_s))
     cause = Cause.RATE_LIMITED if what == "requests" else Cause.BUDGET_EXCEEDED
     return GatewayError(
         cause,
         f"Rate limit reached for {what} per minute on this key; retry after {retry} s.",
-        headers={"retry-after": str(retry)},
+        headers={
+            "retry-after": str(retry),
+            f"x-ratelimit-limit-{what}": str(rate),
+            f"x-ratelimit-remaining-{what}": "0",
+            f"x-ratelimit-reset-{what}": f"{retry_after_s:.3g}s",
+        },
     )
 
 
@@ -113,9 +120,9 @@ class MemoryLimiter:
         b = self._bucket(key, time.monotonic(), rpm, tpm)
         tokens = min(tokens, tpm) if tpm else 0
         if rpm and b[0] < 1:
-            raise _refused("requests", (1 - b[0]) * 60.0 / rpm)
+            raise _refused("requests", (1 - b[0]) * 60.0 / rpm, rpm)
         if tpm and b[1] < tokens:
-            raise _refused("tokens", (tokens - b[1]) * 60.0 / tpm)
+            raise _refused("tokens", (tokens - b[1]) * 60.0 / tpm, tpm)
         b[0] -= 1 if rpm else 0
         b[1] -= tokens
         return Reservation(key, tokens, rpm, tpm, b[0], b[1])
@@ -194,9 +201,9 @@ class RedisLimiter:
                 Cause.LIMITER_UNAVAILABLE, "The rate limiter is unavailable; nothing was sent."
             ) from None
         if int(verdict) == 0:
-            raise _refused("requests", float(wait))
+            raise _refused("requests", float(wait), rpm)
         if int(verdict) == 1:
-            raise _refused("tokens", float(wait))
+            raise _refused("tokens", float(wait), tpm)
         remaining = [float(v) for v in left] if len(left) == 2 else [0.0, 0.0]
         return Reservation(key, tokens, rpm, tpm, *remaining)
 

@@ -86,6 +86,9 @@ def test_a_keys_own_limit_holds_across_both_replicas_and_changes_at_once(
         statuses.append(status)
         if status == 429:
             retry_after.append(int(headers["retry-after"]))
+            h = {k.lower(): v for k, v in headers.items()}
+            assert h["x-ratelimit-remaining-requests"] == "0"
+            assert h["x-ratelimit-limit-requests"] == "6"
     assert statuses.count(200) == 6 and statuses.count(429) == 24, statuses
     assert all(r >= 1 for r in retry_after)
     assert len(upstream.received) - before == 6

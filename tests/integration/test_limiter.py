@@ -39,6 +39,9 @@ async def test_requests_per_minute_refuses_with_retry_after(make) -> None:  # ty
     with pytest.raises(GatewayError) as exc:
         await lim.reserve(key, 10)
     assert exc.value.cause is Cause.RATE_LIMITED and int(exc.value.headers["retry-after"]) >= 1
+    h = exc.value.headers
+    assert (h["x-ratelimit-limit-requests"], h["x-ratelimit-remaining-requests"]) == ("3", "0")
+    assert h["x-ratelimit-reset-requests"].endswith("s")
     await lim.reserve(secrets.token_hex(4), 10)  # another key is not affected
 
 
