@@ -337,10 +337,31 @@ class KeyService:
             )
         return IssuedKey(key=key, key_id=key_id)
 
-    async def list(self, include_revoked: bool = False) -> list[KeyRecord]:
+    async def list(
+        self,
+        include_revoked: bool = False,
+        *,
+        user: str | None = None,
+        team: str | None = None,
+        jurisdiction: str | None = None,
+    ) -> list[KeyRecord]:
+        """Keys in creation order; ``jurisdiction`` ``AU`` also matches ``AU-NSW`` keys.
+        ValueError names a filter that is not an identifier (no key could match it)."""
         q = sa.select(api_keys).order_by(api_keys.c.created_at)
         if not include_revoked:
             q = q.where(api_keys.c.revoked_at.is_(None))
+        for name, value in (("user", user), ("team", team), ("jurisdiction", jurisdiction)):
+            if value is not None and not is_name(value):
+                raise ValueError(f"{name}: {_NAME_RULE}")
+        if user is not None:
+            q = q.where(api_keys.c.user_id == user)
+        if team is not None:
+            q = q.where(api_keys.c.team == team)
+        if jurisdiction is not None:
+            j = jurisdiction.upper()
+            q = q.where(
+                sa.or_(api_keys.c.jurisdiction == j, api_keys.c.jurisdiction.startswith(j + "-"))
+            )
         async with self._engine.connect() as conn:
             return [_row_to_record(r) for r in (await conn.execute(q)).all()]
 

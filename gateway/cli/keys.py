@@ -181,7 +181,8 @@ def list_cmd(ctx: click.Context, include_revoked: bool, as_json: bool) -> None:
         click.echo(
             f"{r.key_id}\t{state}\t{r.user}\t{r.team or '-'}\t{r.jurisdiction}\t{r.sector}\t"
             f"{','.join(r.roles) or '-'}\t{_limit(r.requests_per_minute)} rpm, "
-            f"{_limit(r.tokens_per_minute)} tpm"
+            f"{_limit(r.tokens_per_minute)} tpm\t"
+            + (f"expires {r.expires_at:%Y-%m-%d %H:%M} UTC" if r.expires_at else "no expiry")
         )
 
 

@@ -52,10 +52,34 @@ async def admin_guard(
 
 @get("/admin/keys", opt={"role": "admin"})
 async def list_keys(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
+    """``?include_revoked=true``, ``&user=``, ``&team=``, ``&jurisdiction=`` (``AU`` includes
+    ``AU-NSW``)."""
     services: Services = state.services
-    include_revoked = request.query_params.get("include_revoked", "false").lower() == "true"
-    records = await services.keys.list(include_revoked=include_revoked)
+    q = request.query_params
+    unknown = set(q) - {"include_revoked", "user", "team", "jurisdiction"}
+    if unknown:
+        raise GatewayError(Cause.INVALID_PARAMETER, f"Unsupported filter: '{sorted(unknown)[0]}'.")
+    include_revoked = q.get("include_revoked", "false").lower() == "true"
+    try:
+        records = await services.keys.list(
+            include_revoked,
+            user=q.get("user"),
+            team=q.get("team"),
+            jurisdiction=q.get("jurisdiction"),
+        )
+    except ValueError as exc:
+        raise GatewayError(Cause.INVALID_PARAMETER, f"Invalid filter: {exc}") from None
     return {"object": "list", "data": [r.to_json() for r in records]}
+
+
+@get("/admin/keys/{key_id:str}", opt={"role": "admin"})
+async def get_key(key_id: FromPath[str], state: State) -> dict[str, Any]:
+    """One key's record (revoked and expired ones too), never the key itself."""
+    services: Services = state.services
+    record = await services.keys.get(key_id)
+    if record is None:
+        raise GatewayError(Cause.NOT_FOUND, "No key with that id.")
+    return record.to_json()
 
 
 @post("/admin/keys", opt={"role": "admin"}, status_code=201)
@@ -256,6 +280,7 @@ def _actor(request: Request[Any, Any, Any]) -> str:
 
 ADMIN_HANDLERS = [
     list_keys,
+    get_key,
     create_key,
     revoke_key,
     set_key_limits,

@@ -219,3 +219,44 @@ def test_a_key_request_of_the_wrong_shape_is_a_400_naming_the_field(
         assert gw.request("GET", "/admin/keys", token=TOKEN)[2]["data"] == []
     finally:
         gw.stop()
+
+
+def test_keys_are_listed_by_user_team_and_jurisdiction_and_fetched_one_by_one(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    gw = RunningGateway(
+        core_settings(tmp_path, upstream),
+        Components(policy=FakeDecider(), audit=MemoryAuditSink(), pii_disabled=True),
+    ).start()
+    try:
+        for user, j, team in (
+            ("ann", "AU", "ops"),
+            ("bea", "AU-NSW", "legal"),
+            ("cho", "KR", "ops"),
+        ):
+            gw.create_key(user=user, jurisdiction=j, sector="private", team=team)
+
+        def users(query: str) -> list[str]:
+            status, _, body = gw.request("GET", f"/admin/keys?{query}", token=TOKEN)
+            assert status == 200, body
+            return sorted(k["user"] for k in body["data"])
+
+        assert users("jurisdiction=AU") == ["ann", "bea"]  # the country includes its states
+        assert users("jurisdiction=au-nsw") == ["bea"]
+        assert users("team=ops") == ["ann", "cho"]
+        assert users("user=cho&team=ops") == ["cho"]
+        assert users("user=nobody") == []
+        for bad in ("user=a%20b", "jurisdiction=AU%00", "colour=red"):
+            status, _, err = gw.request("GET", f"/admin/keys?{bad}", token=TOKEN)
+            assert status == 400 and err["error"]["code"] == "invalid_parameter", bad
+
+        key_id = gw.request("GET", "/admin/keys?user=ann", token=TOKEN)[2]["data"][0]["key_id"]
+        assert gw.request("DELETE", f"/admin/keys/{key_id}", token=TOKEN)[0] == 200
+        status, _, one = gw.request("GET", f"/admin/keys/{key_id}", token=TOKEN)
+        assert status == 200 and one["user"] == "ann" and one["revoked_at"] is not None
+        assert "key" not in one  # never the key itself
+        assert gw.request("GET", "/admin/keys/000000000000", token=TOKEN)[0] == 404
+        assert users("jurisdiction=AU") == ["bea"]
+        assert users("jurisdiction=AU&include_revoked=true") == ["ann", "bea"]
+    finally:
+        gw.stop()

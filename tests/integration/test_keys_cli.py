@@ -38,7 +38,7 @@ def test_a_key_gets_its_own_limits_and_they_can_be_changed(tmp_path: Path) -> No
     code, out = _run(cfg, "keys", "limits", key_id, "--rpm", "default")
     assert code == 0 and out.strip() == f"{key_id}: default rpm, unlimited tpm", out
     code, out = _run(cfg, "keys", "list")
-    assert code == 0 and "default rpm, unlimited tpm" in out
+    assert code == 0 and "default rpm, unlimited tpm\tno expiry" in out
 
     code, out = _run(cfg, "keys", "limits", key_id, "--rpm", "-5")
     assert code != 0 and "--rpm" in out
