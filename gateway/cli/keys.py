@@ -17,7 +17,8 @@ from audit.shapes import is_name
 from audit.store import append, make_entry, prepare, writer_id
 from gateway.cli._common import settings_from
 from gateway.config import Settings
-from gateway.keys import KeyNotRecorded, KeyService, parse_time
+from gateway.key_records import parse_time
+from gateway.keys import KeyNotRecorded, KeyService
 from gateway.principal import SECTORS
 from gateway.revocations import RedisRevocations
 from gateway.secrets_store import load_server_secret

@@ -19,10 +19,8 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath
 
 from gateway.errors import Cause, GatewayError
-from gateway.keys import (
-    KeyNotRecorded,
-    parse_time,
-)
+from gateway.key_records import parse_time
+from gateway.keys import KeyNotRecorded
 from gateway.reload import Reloader
 from gateway.services import Services
 

@@ -196,7 +196,7 @@ def test_model_field_still_drops_personal_shapes(value: str) -> None:
 def test_the_record_keeps_every_principal_that_key_creation_accepts(
     user: str, team: str, tenant: str, tags: tuple[str, ...]
 ) -> None:
-    from gateway.keys import validate_principal_fields
+    from gateway.key_records import validate_principal_fields
 
     validate_principal_fields(user, "AU", "private", team, ("auditor",), tags, tenant)
     principal = {"user": user, "team": team, "tenant": tenant, "tags": list(tags)}
@@ -211,7 +211,7 @@ def test_the_record_keeps_every_principal_that_key_creation_accepts(
 def test_key_creation_refuses_names_the_record_would_drop(value: str) -> None:
     # Names with spaces passed key creation, and the record dropped them: its user_id and team
     # columns, which exports filter on, were empty. Now such a key is refused up front.
-    from gateway.keys import validate_principal_fields
+    from gateway.key_records import validate_principal_fields
 
     for fields in (
         (value, "AU", "private", None, (), (), "default"),

@@ -1,0 +1,197 @@
+"""A key's stored record and the checks on a new key's fields: principal, limits, expiry.
+
+Shared by the key service (:mod:`gateway.keys`), the admin API and the CLI, so that every way of
+making a key refuses the same things with the same messages (ValueError naming the field).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+
+from audit.shapes import IDENTIFIER_CHARS, is_name
+from gateway.principal import SECTORS, Principal, parse_jurisdiction
+
+__all__ = [
+    "NAME_RULE",
+    "KeyRecord",
+    "parse_time",
+    "row_to_record",
+    "validate_description",
+    "validate_expiry",
+    "validate_limits",
+    "validate_principal_fields",
+]
+
+_ROLE = re.compile(r"^[a-z][a-z0-9_.:-]{0,63}\Z")
+NAME_RULE = f"1-200 {IDENTIFIER_CHARS}"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    key_id: str
+    user: str
+    team: str | None
+    tenant: str
+    jurisdiction: str
+    sector: str
+    roles: tuple[str, ...]
+    tags: tuple[str, ...]
+    created_at: datetime
+    revoked_at: datetime | None
+    description: str | None
+    requests_per_minute: int | None = None  # None: the configured default; 0: no limit
+    tokens_per_minute: int | None = None
+    expires_at: datetime | None = None  # UTC; None: never
+
+    def expired(self, now: datetime | None = None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (now or datetime.now(UTC))
+
+    def principal(self) -> Principal:
+        return Principal(
+            key_id=self.key_id,
+            user=self.user,
+            team=self.team,
+            tenant=self.tenant,
+            jurisdiction=self.jurisdiction,
+            sector=self.sector,
+            roles=self.roles,
+            tags=self.tags,
+            requests_per_minute=self.requests_per_minute,
+            tokens_per_minute=self.tokens_per_minute,
+        )
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "key_id": self.key_id,
+            "user": self.user,
+            "team": self.team,
+            "tenant": self.tenant,
+            "jurisdiction": self.jurisdiction,
+            "sector": self.sector,
+            "roles": list(self.roles),
+            "tags": list(self.tags),
+            "created_at": self.created_at.isoformat(),
+            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+            "description": self.description,
+            "requests_per_minute": self.requests_per_minute,
+            "tokens_per_minute": self.tokens_per_minute,
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            "expired": self.expired(),
+        }
+
+
+def validate_principal_fields(
+    user: str,
+    jurisdiction: str,
+    sector: str,
+    team: str | None,
+    roles: tuple[str, ...],
+    tags: tuple[str, ...],
+    tenant: str = "default",
+) -> str:
+    """Check a new key's fields; return the normalised jurisdiction. ValueError names the field.
+    Names are identifiers as the audit record keeps them (:func:`audit.shapes.is_name`): a
+    name the record would drop would leave its user and team columns empty."""
+    if not is_name(tenant):
+        raise ValueError(f"tenant: {NAME_RULE}")
+    if not is_name(user):
+        raise ValueError(f"user: {NAME_RULE}")
+    if team is not None and not is_name(team):
+        raise ValueError(f"team: {NAME_RULE}")
+    try:
+        if not isinstance(jurisdiction, str):
+            raise ValueError("ISO 3166-1 alpha-2 or ISO 3166-2 text, e.g. AU or AU-NSW")
+        country, sub = parse_jurisdiction(jurisdiction)
+    except ValueError as exc:
+        raise ValueError(f"jurisdiction: {exc}") from None
+    if sector not in SECTORS:
+        raise ValueError(f"sector: one of {', '.join(SECTORS)}")
+    for r in roles:
+        if not _ROLE.match(r):
+            raise ValueError("role: lowercase letters, digits and . _ : - (max 64)")
+    for t in tags:
+        if not is_name(t) or len(t) > 100:
+            raise ValueError(f"tag: 1-100 {IDENTIFIER_CHARS}")
+    return sub or country
+
+
+def row_to_record(row: sa.Row[tuple[object, ...]]) -> KeyRecord:
+    m = row._mapping
+    return KeyRecord(
+        key_id=m["key_id"],
+        user=m["user_id"],
+        team=m["team"],
+        tenant=m["tenant"],
+        jurisdiction=m["jurisdiction"],
+        sector=m["sector"],
+        roles=tuple(m["roles"] or ()),
+        tags=tuple(m["tags"] or ()),
+        created_at=m["created_at"],
+        revoked_at=m["revoked_at"],
+        description=m["description"],
+        requests_per_minute=m["requests_per_minute"],
+        tokens_per_minute=m["tokens_per_minute"],
+        expires_at=_utc(m["expires_at"]),
+    )
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """A stored time as an aware UTC datetime (SQLite hands back naive ones, stored as UTC)."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+_MAX_LIFETIME = timedelta(days=3660)
+
+
+def parse_time(value: str) -> datetime:
+    """ISO 8601 date or date-time, as UTC (no offset: UTC; ``Z`` accepted). ValueError."""
+    at = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def validate_expiry(expires_at: datetime | None, now: datetime | None = None) -> datetime | None:
+    """A new key's expiry as UTC: in the future, at most ten years away (a naive time is read
+    as UTC). ValueError names the field."""
+    if expires_at is None:
+        return None
+    at = _utc(expires_at)
+    assert at is not None
+    now = now or datetime.now(UTC)
+    if at <= now:
+        raise ValueError("expires_at: a time in the future")
+    if at - now > _MAX_LIFETIME:
+        raise ValueError("expires_at: at most ten years from now")
+    return at
+
+
+_MAX_RATE = 1_000_000_000
+
+
+def validate_limits(requests_per_minute: object, tokens_per_minute: object) -> None:
+    """A key's own limits: None (the configured default) or a whole number 0..10^9 (0: none).
+    ValueError names the field."""
+    for name, v in (
+        ("requests_per_minute", requests_per_minute),
+        ("tokens_per_minute", tokens_per_minute),
+    ):
+        if v is None:
+            continue
+        if type(v) is not int or not 0 <= v <= _MAX_RATE:
+            raise ValueError(f"{name}: a whole number from 0 (no limit) to {_MAX_RATE}, or null")
+
+
+def validate_description(description: object) -> None:
+    """A key's free description: text of at most 500 characters (the column's size), no control
+    characters but tab and newline (PostgreSQL refuses a NUL)."""
+    if description is not None and (
+        not isinstance(description, str)
+        or len(description) > 500
+        or any(ord(c) < 32 and c not in "\t\n" for c in description)
+    ):
+        raise ValueError("description: text of at most 500 characters, no control characters")
