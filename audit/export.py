@@ -17,7 +17,6 @@ import os
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ from audit.event import KINDS
 from audit.formats import csv_header, csv_line, jsonl_line, syslog_line
 from audit.schema import audit_log
 from audit.shapes import IDENTIFIER_CHARS, is_identifier
-from audit.store import append, make_entry, now_ts
+from audit.store import append, make_entry, now_ts, parse_utc
 
 __all__ = [
     "AuditForbidden",
@@ -85,10 +84,7 @@ _UTC_TEXT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z\Z")
 def utc_text(value: str) -> str:
     """An ISO 8601 date or date-time (no offset: UTC) as the RFC 3339 UTC text entries store,
     for comparison with ``ts``. ValueError."""
-    when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return parse_utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(frozen=True)

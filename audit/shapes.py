@@ -33,7 +33,9 @@ _DIGIT_RUN = re.compile(r"\+?\d[\d\s\-.()/]{7,}\d")
 _KEYLIKE = re.compile(r"(?i)\b(?:sk|pk|rk|key|bearer)[-_ ][A-Za-z0-9_\-]{12,}")
 # A UUID (a tracing system's request id) is not a phone number, even when its last group is
 # twelve decimal digits.
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
+_UUID = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z"
+)
 # A model snapshot's date (``o1-2024-12-17``, ``claude-opus-4-1-20250805``): with the version
 # digits before it, it reads as a run of nine digits; it is taken out before that test.
 _SNAPSHOT_DATE = re.compile(

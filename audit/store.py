@@ -41,6 +41,7 @@ __all__ = [
     "append_head",
     "make_entry",
     "now_ts",
+    "parse_utc",
     "prepare",
     "read_head",
     "static_part",
@@ -50,6 +51,13 @@ __all__ = [
 
 def now_ts() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_utc(value: str) -> datetime:
+    """An ISO 8601 date or date-time as an aware UTC time (no offset: UTC; ``Z`` accepted).
+    ValueError."""
+    at = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 def writer_id() -> str:

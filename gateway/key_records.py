@@ -18,7 +18,6 @@ from gateway.principal import SECTORS, Principal, parse_jurisdiction
 __all__ = [
     "NAME_RULE",
     "KeyRecord",
-    "parse_time",
     "row_to_record",
     "validate_description",
     "validate_expiry",
@@ -147,12 +146,6 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 _MAX_LIFETIME = timedelta(days=3660)
-
-
-def parse_time(value: str) -> datetime:
-    """ISO 8601 date or date-time, as UTC (no offset: UTC; ``Z`` accepted). ValueError."""
-    at = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 def validate_expiry(expires_at: datetime | None, now: datetime | None = None) -> datetime | None:

@@ -14,10 +14,9 @@ import click
 
 from audit.db import open_engine
 from audit.shapes import is_name
-from audit.store import append, make_entry, prepare, writer_id
+from audit.store import append, make_entry, parse_utc, prepare, writer_id
 from gateway.cli._common import settings_from
 from gateway.config import Settings
-from gateway.key_records import parse_time
 from gateway.keys import KeyNotRecorded, KeyService
 from gateway.principal import SECTORS
 from gateway.revocations import RedisRevocations
@@ -201,7 +200,7 @@ def _expiry(expires_in: str | None, expires_at: str | None) -> datetime | None:
         return datetime.now(UTC) + timedelta(seconds=int(n) * _UNITS[unit])
     if expires_at:
         try:
-            return parse_time(expires_at)
+            return parse_utc(expires_at)
         except ValueError:
             raise click.BadParameter(
                 "--expires-at: ISO 8601, e.g. 2027-03-31 or 2027-03-31T17:00:00+10:00"

@@ -18,8 +18,8 @@ from litestar.datastructures import State
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath
 
+from audit.store import parse_utc
 from gateway.errors import Cause, GatewayError
-from gateway.key_records import parse_time
 from gateway.keys import KeyNotRecorded
 from gateway.reload import Reloader
 from gateway.services import Services
@@ -155,7 +155,7 @@ def _time(value: object) -> datetime | None:
     try:
         if not isinstance(value, str):
             raise ValueError
-        return parse_time(value)
+        return parse_utc(value)
     except ValueError:
         raise ValueError("expires_at: an ISO 8601 time, e.g. 2027-03-31T00:00:00Z") from None
 
