@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,20 @@ from tests.support.upstream import FakeUpstream
 pytestmark = pytest.mark.e2e
 
 TOKEN = RunningGateway.ADMIN_TOKEN
+
+
+@pytest.fixture
+def memory_gw(
+    tmp_path: Path, upstream: FakeUpstream
+) -> Iterator[tuple[RunningGateway, MemoryAuditSink]]:
+    """A gateway whose audit sink is the in-memory fake (``down`` fails its writes)."""
+    audit = MemoryAuditSink()
+    gw = RunningGateway(
+        core_settings(tmp_path, upstream),
+        Components(policy=FakeDecider(), audit=audit, pii_disabled=True),
+    ).start()
+    yield gw, audit
+    gw.stop()
 
 
 def _key_rows(data_dir: Path) -> list[dict[str, Any]]:
@@ -87,35 +102,27 @@ def test_create_limits_and_revoke_are_recorded_with_the_principal_and_the_actor(
 
 
 def test_no_key_is_granted_without_its_record_but_a_revocation_always_happens(
-    tmp_path: Path, upstream: FakeUpstream
+    memory_gw: tuple[RunningGateway, MemoryAuditSink],
 ) -> None:
-    audit = MemoryAuditSink()
-    gw = RunningGateway(
-        core_settings(tmp_path, upstream),
-        Components(policy=FakeDecider(), audit=audit, pii_disabled=True),
-    ).start()
-    try:
-        key = gw.create_key(user="lee", jurisdiction="AU", sector="private")
-        key_id = key.split("_")[1]
-        audit.down = True
-        fields = {"user": "nobody", "jurisdiction": "AU", "sector": "private"}
-        status, _, err = gw.request("POST", "/admin/keys", fields, token=TOKEN)
-        assert status == 503 and err["error"]["code"] == "audit_unavailable"
-        listed = gw.request("GET", "/admin/keys", token=TOKEN)[2]["data"]
-        assert [k["user"] for k in listed] == ["lee"]  # nothing issued
-        status, _, err = gw.request(
-            "PATCH", f"/admin/keys/{key_id}", {"requests_per_minute": 0}, token=TOKEN
-        )
-        assert status == 503
-        assert (
-            gw.request("GET", "/admin/keys", token=TOKEN)[2]["data"][0]["requests_per_minute"]
-            is None
-        )  # unchanged
-        assert gw.request("DELETE", f"/admin/keys/{key_id}", token=TOKEN)[0] == 200
-        assert gw.request("GET", "/v1/models", token=key)[0] == 401  # revoked all the same
-        assert [kind for kind, _ in audit.records] == ["key"]  # only the first creation
-    finally:
-        gw.stop()
+    gw, audit = memory_gw
+    key = gw.create_key(user="lee", jurisdiction="AU", sector="private")
+    key_id = key.split("_")[1]
+    audit.down = True
+    fields = {"user": "nobody", "jurisdiction": "AU", "sector": "private"}
+    status, _, err = gw.request("POST", "/admin/keys", fields, token=TOKEN)
+    assert status == 503 and err["error"]["code"] == "audit_unavailable"
+    listed = gw.request("GET", "/admin/keys", token=TOKEN)[2]["data"]
+    assert [k["user"] for k in listed] == ["lee"]  # nothing issued
+    status, _, err = gw.request(
+        "PATCH", f"/admin/keys/{key_id}", {"requests_per_minute": 0}, token=TOKEN
+    )
+    assert status == 503
+    assert (
+        gw.request("GET", "/admin/keys", token=TOKEN)[2]["data"][0]["requests_per_minute"] is None
+    )  # unchanged
+    assert gw.request("DELETE", f"/admin/keys/{key_id}", token=TOKEN)[0] == 200
+    assert gw.request("GET", "/v1/models", token=key)[0] == 401  # revoked all the same
+    assert [kind for kind, _ in audit.records] == ["key"]  # only the first creation
 
 
 def test_the_cli_records_the_keys_it_creates_in_the_same_trail(tmp_path: Path) -> None:
@@ -143,49 +150,38 @@ def test_the_cli_records_the_keys_it_creates_in_the_same_trail(tmp_path: Path) -
         assert db.execute("SELECT seq FROM audit_log ORDER BY seq").fetchall() == [(1,), (2,)]
 
 
-def test_a_key_with_an_expiry_through_the_admin_api(tmp_path: Path, upstream: FakeUpstream) -> None:
-    audit = MemoryAuditSink()
-    gw = RunningGateway(
-        core_settings(tmp_path, upstream),
-        Components(policy=FakeDecider(), audit=audit, pii_disabled=True),
-    ).start()
+def test_a_key_with_an_expiry_through_the_admin_api(
+    memory_gw: tuple[RunningGateway, MemoryAuditSink],
+) -> None:
+    gw, audit = memory_gw
     fields = {"user": "temp", "jurisdiction": "AU", "sector": "contractor"}
-    try:
-        for bad in ("2001-01-01T00:00:00Z", "next week", 1893456000, "2099-01-01T00:00:00Z"):
-            status, _, err = gw.request(
-                "POST", "/admin/keys", {**fields, "expires_at": bad}, token=TOKEN
-            )
-            assert status == 400 and "expires_at" in err["error"]["message"], (bad, err)
-        status, _, made = gw.request(
-            "POST",
-            "/admin/keys",
-            {**fields, "expires_at": "2030-06-30T17:00:00+10:00"},
-            token=TOKEN,
+    for bad in ("2001-01-01T00:00:00Z", "next week", 1893456000, "2099-01-01T00:00:00Z"):
+        status, _, err = gw.request(
+            "POST", "/admin/keys", {**fields, "expires_at": bad}, token=TOKEN
         )
-        assert status == 201 and made["expires_at"].startswith("2030-06-30T07:00:00")
-        assert made["expired"] is False
-        assert gw.request("GET", "/v1/models", token=made["key"])[0] == 200
-        ((kind, event),) = audit.records
-        assert kind == "key" and event["action"]["expires_at"] == "2030-06-30T07:00:00Z"
-    finally:
-        gw.stop()
+        assert status == 400 and "expires_at" in err["error"]["message"], (bad, err)
+    status, _, made = gw.request(
+        "POST",
+        "/admin/keys",
+        {**fields, "expires_at": "2030-06-30T17:00:00+10:00"},
+        token=TOKEN,
+    )
+    assert status == 201 and made["expires_at"].startswith("2030-06-30T07:00:00")
+    assert made["expired"] is False
+    assert gw.request("GET", "/v1/models", token=made["key"])[0] == 200
+    ((kind, event),) = audit.records
+    assert kind == "key" and event["action"]["expires_at"] == "2030-06-30T07:00:00Z"
 
 
 def test_an_admin_body_past_its_cap_is_refused_before_it_is_read_whole(
-    tmp_path: Path, upstream: FakeUpstream
+    memory_gw: tuple[RunningGateway, MemoryAuditSink],
 ) -> None:
-    gw = RunningGateway(
-        core_settings(tmp_path, upstream),
-        Components(policy=FakeDecider(), audit=MemoryAuditSink(), pii_disabled=True),
-    ).start()
-    try:
-        big = json.dumps({"user": "u", "jurisdiction": "AU", "sector": "private",
-                          "description": "x" * 70_000}).encode()  # fmt: skip
-        status, _, err = gw.request("POST", "/admin/keys", raw=big, token=TOKEN)
-        assert status == 413 and err["error"]["code"] == "request_too_large"
-        assert gw.request("GET", "/admin/keys", token=TOKEN)[2]["data"] == []
-    finally:
-        gw.stop()
+    gw, _ = memory_gw
+    big = json.dumps({"user": "u", "jurisdiction": "AU", "sector": "private",
+                      "description": "x" * 70_000}).encode()  # fmt: skip
+    status, _, err = gw.request("POST", "/admin/keys", raw=big, token=TOKEN)
+    assert status == 413 and err["error"]["code"] == "request_too_large"
+    assert gw.request("GET", "/admin/keys", token=TOKEN)[2]["data"] == []
 
 
 @pytest.mark.parametrize(
@@ -206,57 +202,45 @@ def test_an_admin_body_past_its_cap_is_refused_before_it_is_read_whole(
     ],
 )
 def test_a_key_request_of_the_wrong_shape_is_a_400_naming_the_field(
-    tmp_path: Path, upstream: FakeUpstream, change: dict[str, Any], field: str
+    memory_gw: tuple[RunningGateway, MemoryAuditSink], change: dict[str, Any], field: str
 ) -> None:
-    gw = RunningGateway(
-        core_settings(tmp_path, upstream),
-        Components(policy=FakeDecider(), audit=MemoryAuditSink(), pii_disabled=True),
-    ).start()
-    try:
-        body = {"user": "u", "jurisdiction": "AU", "sector": "private", **change}
-        status, _, err = gw.request("POST", "/admin/keys", body, token=TOKEN)
-        assert status == 400 and field in err["error"]["message"], err
-        assert gw.request("GET", "/admin/keys", token=TOKEN)[2]["data"] == []
-    finally:
-        gw.stop()
+    gw, _ = memory_gw
+    body = {"user": "u", "jurisdiction": "AU", "sector": "private", **change}
+    status, _, err = gw.request("POST", "/admin/keys", body, token=TOKEN)
+    assert status == 400 and field in err["error"]["message"], err
+    assert gw.request("GET", "/admin/keys", token=TOKEN)[2]["data"] == []
 
 
 def test_keys_are_listed_by_user_team_and_jurisdiction_and_fetched_one_by_one(
-    tmp_path: Path, upstream: FakeUpstream
+    memory_gw: tuple[RunningGateway, MemoryAuditSink],
 ) -> None:
-    gw = RunningGateway(
-        core_settings(tmp_path, upstream),
-        Components(policy=FakeDecider(), audit=MemoryAuditSink(), pii_disabled=True),
-    ).start()
-    try:
-        for user, j, team in (
-            ("ann", "AU", "ops"),
-            ("bea", "AU-NSW", "legal"),
-            ("cho", "KR", "ops"),
-        ):
-            gw.create_key(user=user, jurisdiction=j, sector="private", team=team)
+    gw, _ = memory_gw
+    for user, j, team in (
+        ("ann", "AU", "ops"),
+        ("bea", "AU-NSW", "legal"),
+        ("cho", "KR", "ops"),
+    ):
+        gw.create_key(user=user, jurisdiction=j, sector="private", team=team)
 
-        def users(query: str) -> list[str]:
-            status, _, body = gw.request("GET", f"/admin/keys?{query}", token=TOKEN)
-            assert status == 200, body
-            return sorted(k["user"] for k in body["data"])
+    def users(query: str) -> list[str]:
+        status, _, body = gw.request("GET", f"/admin/keys?{query}", token=TOKEN)
+        assert status == 200, body
+        return sorted(k["user"] for k in body["data"])
 
-        assert users("jurisdiction=AU") == ["ann", "bea"]  # the country includes its states
-        assert users("jurisdiction=au-nsw") == ["bea"]
-        assert users("team=ops") == ["ann", "cho"]
-        assert users("user=cho&team=ops") == ["cho"]
-        assert users("user=nobody") == []
-        for bad in ("user=a%20b", "jurisdiction=AU%00", "colour=red"):
-            status, _, err = gw.request("GET", f"/admin/keys?{bad}", token=TOKEN)
-            assert status == 400 and err["error"]["code"] == "invalid_parameter", bad
+    assert users("jurisdiction=AU") == ["ann", "bea"]  # the country includes its states
+    assert users("jurisdiction=au-nsw") == ["bea"]
+    assert users("team=ops") == ["ann", "cho"]
+    assert users("user=cho&team=ops") == ["cho"]
+    assert users("user=nobody") == []
+    for bad in ("user=a%20b", "jurisdiction=AU%00", "colour=red"):
+        status, _, err = gw.request("GET", f"/admin/keys?{bad}", token=TOKEN)
+        assert status == 400 and err["error"]["code"] == "invalid_parameter", bad
 
-        key_id = gw.request("GET", "/admin/keys?user=ann", token=TOKEN)[2]["data"][0]["key_id"]
-        assert gw.request("DELETE", f"/admin/keys/{key_id}", token=TOKEN)[0] == 200
-        status, _, one = gw.request("GET", f"/admin/keys/{key_id}", token=TOKEN)
-        assert status == 200 and one["user"] == "ann" and one["revoked_at"] is not None
-        assert "key" not in one  # never the key itself
-        assert gw.request("GET", "/admin/keys/000000000000", token=TOKEN)[0] == 404
-        assert users("jurisdiction=AU") == ["bea"]
-        assert users("jurisdiction=AU&include_revoked=true") == ["ann", "bea"]
-    finally:
-        gw.stop()
+    key_id = gw.request("GET", "/admin/keys?user=ann", token=TOKEN)[2]["data"][0]["key_id"]
+    assert gw.request("DELETE", f"/admin/keys/{key_id}", token=TOKEN)[0] == 200
+    status, _, one = gw.request("GET", f"/admin/keys/{key_id}", token=TOKEN)
+    assert status == 200 and one["user"] == "ann" and one["revoked_at"] is not None
+    assert "key" not in one  # never the key itself
+    assert gw.request("GET", "/admin/keys/000000000000", token=TOKEN)[0] == 404
+    assert users("jurisdiction=AU") == ["bea"]
+    assert users("jurisdiction=AU&include_revoked=true") == ["ann", "bea"]
