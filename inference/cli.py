@@ -144,6 +144,14 @@ def doctor(
     help="Extra argument for vLLM, e.g. --vllm-arg=--load-format=dummy (repeatable).",
 )
 @click.option(
+    "--load-format",
+    type=click.Choice(["auto", "dummy"]),
+    default="auto",
+    show_default=True,
+    help="dummy: random weights from the directory's config.json, no checkpoint file needed "
+    "(benchmarks and rehearsals; the answers are nonsense). Both engines.",
+)
+@click.option(
     "--default-max-tokens",
     type=int,
     default=64,
@@ -165,6 +173,7 @@ def serve(
     default_max_tokens: int,
     vllm_extra: tuple[str, ...],
     api_key_env: str | None,
+    load_format: str,
 ) -> None:
     """Serve a local DeepSeek checkpoint over an OpenAI-compatible API."""
     _offline()
@@ -192,6 +201,8 @@ def serve(
             args += ["--max-model-len", str(max_model_len)]
         if dtype:
             args += ["--dtype", dtype]
+        if load_format != "auto":
+            args += ["--load-format", load_format]
         args += list(vllm_extra)
         command = vllm_command(
             model,
@@ -217,6 +228,7 @@ def serve(
         max_batch=max_batch,
         threads=threads,
         max_model_len=context,
+        load_format=load_format,
     )
     try:
         asyncio.run(

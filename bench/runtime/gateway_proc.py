@@ -24,9 +24,16 @@ def free_port() -> int:
 
 
 def configure_gateway(
-    runtime_url: str, served_model: str, work: Path, port: int, env: dict[str, str]
+    runtime_url: str,
+    served_model: str,
+    work: Path,
+    port: int,
+    env: dict[str, str],
+    *,
+    pii_ner: bool = True,
 ) -> tuple[list[str], str]:
     """Write a gateway config with the runtime as its one backend, migrate, create a key.
+    ``pii_ner=False``: the PII guard without names and places (no spaCy model needed).
 
     Returns the CLI prefix (``portcullis --config FILE``) and the API key.
     """
@@ -39,6 +46,8 @@ def configure_gateway(
         "limits": {"requests_per_minute": 1000000, "tokens_per_minute": 0},
         "backends": [entry],
     }
+    if not pii_ner:
+        config["pii"] = {"ner": False}
     cfg = work / "gateway.yaml"
     cfg.write_text(json.dumps(config))  # JSON is YAML
     cli = [*PORTCULLIS, "--config", str(cfg)]

@@ -24,7 +24,6 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from gateway.pii.biluo import read_biluo
 from gateway.pii.contract import Finding
 from gateway.pii.fused_tok2vec import CACHE_TOKENS, fuse_tok2vec
 from gateway.pii.names import NAME_PART, PARTICLE
@@ -183,8 +182,11 @@ class NerEngine:
         the fused forward); ``biluo=False`` keeps spaCy's transition loop after the fused
         tok2vec (the code before :mod:`gateway.pii.biluo`); ``token_cache=0`` embeds every
         token afresh (the code before the cache). For benchmarks and the equality tests."""
+        # spaCy, thinc and BLIS load here, not at import: with ``pii.ner: false`` none is needed.
         import spacy
         from thinc.api import NumpyOps
+
+        from gateway.pii.biluo import read_biluo
 
         self._nlp: Any = spacy.load(model, exclude=_EXCLUDE)
         ner: Any = self._nlp.get_pipe("ner")

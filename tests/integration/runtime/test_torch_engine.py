@@ -240,3 +240,46 @@ async def test_a_late_request_joins_the_running_batch_and_finishes_first(
     assert tiny_engine.stats.joined == joined + 1  # it joined the decoding batch
     assert short_done < long_done  # and did not wait for the long request to finish
     assert (long_text, short_text) == (alone_long, alone_short)  # padding changed nothing
+
+
+async def test_greedy_and_seeded_sampled_rows_in_one_batch_match_their_answers_alone(
+    tiny_engine: TorchEngine,
+) -> None:
+    from inference.engine import Message, SamplingParams
+
+    async def run(text: str, params: SamplingParams) -> tuple[str, int]:
+        prompt = tiny_engine.chat_prompt([Message("user", text)])
+        deltas = [d async for d in tiny_engine.generate(prompt, params)]
+        return "".join(d.text for d in deltas), deltas[-1].tokens
+
+    greedy = SamplingParams(max_tokens=20, temperature=0, ignore_eos=True)
+    sampled = SamplingParams(max_tokens=20, temperature=1.0, top_p=0.9, seed=7, ignore_eos=True)
+    alone = [await run("first", greedy), await run("second", sampled)]
+    together = await asyncio.gather(run("first", greedy), run("second", sampled))
+    assert list(together) == alone
+    assert alone[0][1] == alone[1][1] == 20
+    assert alone[0][0] != alone[1][0]
+
+
+async def test_dummy_load_format_serves_random_weights_from_the_config_alone(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    from inference.engine import Message, SamplingParams
+
+    bare = tmp_path / "config-only"
+    bare.mkdir()
+    for f in tiny_model.iterdir():
+        if not f.name.endswith(".safetensors"):
+            (bare / f.name).write_bytes(f.read_bytes())
+    with pytest.raises(Exception, match="cannot load the checkpoint"):
+        await TorchEngine(bare, model_name="m", threads=1).start()
+    engine = TorchEngine(bare, model_name="m", threads=1, load_format="dummy")
+    await engine.start()
+    try:
+        prompt = engine.chat_prompt([Message("user", "hi")])
+        params = SamplingParams(max_tokens=6, temperature=0, ignore_eos=True)
+        deltas = [d async for d in engine.generate(prompt, params)]
+        assert deltas[-1].tokens == 6 and deltas[-1].finish_reason == "length"
+        assert engine._model.num_parameters() > 0
+    finally:
+        await engine.close()

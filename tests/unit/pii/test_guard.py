@@ -584,3 +584,27 @@ async def test_definition_names_and_structure_are_left_alone() -> None:
     assert out["tools"][0]["function"]["parameters"] == tool["function"]["parameters"]
     assert NAME not in out["tools"][0]["function"]["description"]
     assert out["tool_choice"] == "auto" and out["response_format"] == fmt
+
+
+def test_the_guard_without_names_loads_no_spacy_thinc_or_blis() -> None:
+    """``pii.ner: false`` serves identifiers alone on a host without spaCy's stack installed
+    (the GPU check's machine): building and using the guard must not import it."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import asyncio, sys\n"
+        "from gateway.config.pii import PiiSettings\n"
+        "from gateway.pii import build_guard\n"
+        "from gateway.pii.detector import FastDetector\n"
+        "d = FastDetector(PiiSettings(ner=False, executor='inline'))\n"
+        "build_guard(PiiSettings(ner=False), b's' * 32)\n"
+        "found = asyncio.run(d.analyze(['TFN 123 456 782, mail a@b.org'], None))\n"
+        "assert found and found[0], found\n"
+        "print(sorted(m for m in ('spacy', 'thinc', 'blis') if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"
