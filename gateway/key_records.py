@@ -21,6 +21,7 @@ __all__ = [
     "row_to_record",
     "validate_description",
     "validate_expiry",
+    "validate_grace",
     "validate_limits",
     "validate_principal_fields",
 ]
@@ -45,6 +46,7 @@ class KeyRecord:
     requests_per_minute: int | None = None  # None: the configured default; 0: no limit
     tokens_per_minute: int | None = None
     expires_at: datetime | None = None  # UTC; None: never
+    rotated_from: str | None = None  # the key this one replaced (keys rotate)
 
     def expired(self, now: datetime | None = None) -> bool:
         return self.expires_at is not None and self.expires_at <= (now or datetime.now(UTC))
@@ -80,6 +82,7 @@ class KeyRecord:
             "tokens_per_minute": self.tokens_per_minute,
             "expires_at": self.expires_at.isoformat() if self.expires_at else None,
             "expired": self.expired(),
+            "rotated_from": self.rotated_from,
         }
 
 
@@ -135,6 +138,7 @@ def row_to_record(row: sa.Row[tuple[object, ...]]) -> KeyRecord:
         requests_per_minute=m["requests_per_minute"],
         tokens_per_minute=m["tokens_per_minute"],
         expires_at=_utc(m["expires_at"]),
+        rotated_from=m["rotated_from"],
     )
 
 
@@ -161,6 +165,17 @@ def validate_expiry(expires_at: datetime | None, now: datetime | None = None) ->
     if at - now > _MAX_LIFETIME:
         raise ValueError("expires_at: at most ten years from now")
     return at
+
+
+MAX_GRACE_S = 30 * 86400
+
+
+def validate_grace(grace_s: object) -> int:
+    """How long a rotated key keeps working beside its successor: whole seconds, 0 (revoked at
+    once) to 30 days. ValueError names the field."""
+    if type(grace_s) is not int or not 0 <= grace_s <= MAX_GRACE_S:
+        raise ValueError(f"grace_seconds: a whole number from 0 (revoke at once) to {MAX_GRACE_S}")
+    return grace_s
 
 
 _MAX_RATE = 1_000_000_000

@@ -3,20 +3,24 @@
 A key looks like ``pcs_<12 hex key id>_<43 urlsafe chars>``. The database holds
 HMAC-SHA256(server secret, key); lookups are by that digest through a parameterised query.
 Anything not shaped like a key is refused before any database work, with the same 401 body.
-A key may expire (``expires_at``, set at creation only, like a certificate's): from then on it
-gets the same 401 as an unknown key, and no replica's cache outlives the expiry.
+A key may expire (``expires_at``, set at creation and movable while the key is active): from
+then on it gets the same 401 as an unknown key, and no replica's cache outlives the expiry.
+Rotating a key issues a successor for the same principal, limits, expiry and description, and
+revokes the old key at once or lets it expire after a grace period (``rotated_from`` links them).
 Revocation takes effect at once on this replica; on the others at once when they share a Redis
 (:mod:`gateway.revocations`), else within ``keys.cache_ttl_s``.
 
 With a ``recorder`` (the gateway's audit sink; the CLI's own append), every key's life is in the
 audit trail as entries of kind ``key``: who created it for which principal, who changed its
-limits, who revoked it. Creating a key and changing its limits grant access, so they are recorded
-first and do not happen if the record cannot be made (:class:`KeyNotRecorded`); a revocation
-takes away access, so it always happens, and a failure to record it is logged.
+limits or expiry, who rotated it, who revoked it. Creating, rotating, changing limits or expiry
+can grant access, so they are recorded first and do not happen if the record cannot be made
+(:class:`KeyNotRecorded`); a revocation takes away access, so it always happens, and a failure to
+record it is logged.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import logging
@@ -26,7 +30,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -40,6 +44,7 @@ from gateway.key_records import (
     row_to_record,
     validate_description,
     validate_expiry,
+    validate_grace,
     validate_limits,
     validate_principal_fields,
 )
@@ -137,8 +142,7 @@ class KeyService:
         validate_limits(requests_per_minute, tokens_per_minute)
         expires_at = validate_expiry(expires_at)
         validate_description(description)
-        key_id = secrets.token_hex(6)
-        key = f"{self._prefix}_{key_id}_{secrets.token_urlsafe(32)}"
+        key_id, key = self._new_key()
         principal = Principal(
             key_id, user, jurisdiction, sector, team, tuple(roles), tuple(tags), tenant
         )
@@ -146,10 +150,10 @@ class KeyService:
             "create",
             principal,
             actor,
-            requests_per_minute,
-            tokens_per_minute,
-            expires_at=expires_at,
             required=True,
+            requests_per_minute=requests_per_minute,
+            tokens_per_minute=tokens_per_minute,
+            expires_at=expires_at,
         )
         async with self._engine.begin() as conn:
             await conn.execute(
@@ -172,6 +176,11 @@ class KeyService:
                 )
             )
         return IssuedKey(key=key, key_id=key_id)
+
+    def _new_key(self) -> tuple[str, str]:
+        """(key id, key): the id is the key's public part."""
+        key_id = secrets.token_hex(6)
+        return key_id, f"{self._prefix}_{key_id}_{secrets.token_urlsafe(32)}"
 
     async def list(
         self,
@@ -242,9 +251,9 @@ class KeyService:
             "limits",
             current.principal(),
             actor,
-            requests_per_minute,
-            tokens_per_minute,
             required=True,
+            requests_per_minute=requests_per_minute,
+            tokens_per_minute=tokens_per_minute,
         )
         async with self._engine.begin() as conn:
             res = await conn.execute(
@@ -258,29 +267,109 @@ class KeyService:
             await self._announce(key_id, "changed", "use its new limits")
         return bool(res.rowcount)
 
+    async def set_expiry(
+        self, key_id: str, expires_at: datetime | None, actor: str = "system"
+    ) -> bool:
+        """Move an active key's expiry (None: it no longer expires). An expired or revoked key
+        stays so: False, as for an unknown id. Applies on the replicas as a limit change does."""
+        expires_at = validate_expiry(expires_at)
+        current = await self.get(key_id)
+        if current is None or current.revoked_at is not None or current.expired():
+            return False
+        await self._record(
+            "expiry", current.principal(), actor, required=True, expires_at=expires_at
+        )
+        async with self._engine.begin() as conn:
+            res = await conn.execute(
+                api_keys.update()
+                .where(api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None))
+                .values(expires_at=expires_at)
+            )
+        if res.rowcount:
+            await self._announce(key_id, "changed", "use its new expiry")
+        return bool(res.rowcount)
+
+    async def rotate(
+        self, key_id: str, *, grace_s: int = 0, actor: str = "system"
+    ) -> tuple[IssuedKey, KeyRecord] | None:
+        """Issue a successor to an active key: the same principal, limits, expiry and
+        description under a new key id (``rotated_from`` names the old one). The old key is
+        revoked at once (``grace_s`` 0) or expires ``grace_s`` seconds from now (never later
+        than it would have). Returns the new key and the old key's record after the change;
+        None for a key that is not active. Recorded first, as a creation is; the successor is
+        written and the old key changed in one transaction."""
+        grace_s = validate_grace(grace_s)
+        old = await self.get(key_id)
+        if old is None or old.revoked_at is not None or old.expired():
+            return None
+        now = datetime.now(UTC)
+        until = None
+        if grace_s:
+            until = now + timedelta(seconds=grace_s)
+            if old.expires_at is not None:
+                until = min(until, old.expires_at)
+        new_id, key = self._new_key()
+        principal = dataclasses.replace(old.principal(), key_id=new_id)
+        await self._record(
+            "rotate",
+            principal,
+            actor,
+            required=True,
+            replaces=key_id,
+            grace_seconds=grace_s,
+            requests_per_minute=old.requests_per_minute,
+            tokens_per_minute=old.tokens_per_minute,
+            expires_at=old.expires_at,
+        )
+        async with self._engine.begin() as conn:
+            retire = api_keys.update().where(
+                api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None)
+            )
+            res = await conn.execute(
+                retire.values(expires_at=until) if grace_s else retire.values(revoked_at=now)
+            )
+            if not res.rowcount:  # revoked meanwhile: no successor
+                return None
+            await conn.execute(
+                api_keys.insert().values(
+                    key_id=new_id,
+                    digest=self.digest(key),
+                    secret_id=self._secret.secret_id,
+                    user_id=old.user,
+                    team=old.team,
+                    tenant=old.tenant,
+                    jurisdiction=old.jurisdiction,
+                    sector=old.sector,
+                    roles=list(old.roles),
+                    tags=list(old.tags),
+                    created_at=now,
+                    description=old.description,
+                    requests_per_minute=old.requests_per_minute,
+                    tokens_per_minute=old.tokens_per_minute,
+                    expires_at=old.expires_at,
+                    rotated_from=key_id,
+                )
+            )
+        await self._announce(key_id, "rotated", "stop accepting it or see its new expiry")
+        retired = await self.get(key_id)
+        assert retired is not None
+        return IssuedKey(key=key, key_id=new_id), retired
+
     async def _record(
-        self,
-        op: str,
-        principal: Principal,
-        actor: str,
-        requests_per_minute: int | None = None,
-        tokens_per_minute: int | None = None,
-        *,
-        expires_at: datetime | None = None,
-        required: bool,
+        self, op: str, principal: Principal, actor: str, *, required: bool, **action: Any
     ) -> None:
-        """Append the ``key`` entry: the principal as requests record it, who, what."""
+        """Append the ``key`` entry: the principal as requests record it, who, what (``op`` and
+        the ``action`` fields: limits, expiry, the key replaced)."""
         if self._recorder is None:
             return
-        action: dict[str, Any] = {"op": op}
-        if op != "revoke":
-            action["requests_per_minute"] = requests_per_minute
-            action["tokens_per_minute"] = tokens_per_minute
-        if op == "create":
-            action["expires_at"] = (
-                expires_at.strftime("%Y-%m-%dT%H:%M:%SZ") if expires_at is not None else None
-            )
-        event = {"actor": actor, "principal": principal.policy_view(), "action": action}
+        for name, value in action.items():
+            if isinstance(value, datetime):
+                action[name] = value.strftime("%Y-%m-%dT%H:%M:%SZ")
+        event = {
+            "actor": actor,
+            "principal": principal.policy_view(),
+            "action": {"op": op, **action},
+        }
         try:
             await self._recorder("key", event)
         except Exception as exc:  # noqa: BLE001 - any store failure

@@ -375,7 +375,7 @@ def _random_model(torch: Any, model_dir: Path, dtype: Any, device: str) -> Any:
     config = AutoConfig.from_pretrained(model_dir, local_files_only=True)
     torch.manual_seed(0)
     with torch.device(device):
-        return AutoModelForCausalLM.from_config(config, dtype=dtype)
+        return AutoModelForCausalLM.from_config(config, dtype=dtype)  # type: ignore[no-untyped-call]
 
 
 def _torch_dtype(torch: Any, dtype: str, device: str) -> Any:

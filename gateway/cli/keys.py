@@ -1,5 +1,5 @@
-"""``portcullis keys create|list|revoke|limits``: API keys, the principals they stand for, and a
-key's own rate and token limits."""
+"""``portcullis keys create|list|revoke|limits|expiry|rotate``: API keys, the principals they
+stand for, a key's own rate and token limits, its expiry, and its rotation."""
 
 from __future__ import annotations
 
@@ -259,3 +259,72 @@ def revoke(ctx: click.Context, key_id: str) -> None:
     if not _run(settings_from(ctx), lambda svc: svc.revoke(key_id, _actor())):
         raise click.ClickException(f"no active key with id {key_id}")
     click.echo(f"revoked {key_id}")
+
+
+@keys.command("expiry")
+@click.argument("key_id")
+@click.option("--expires-in", default=None, help="From now: N and s, m, h or d, e.g. 90d.")
+@click.option("--expires-at", default=None, help="ISO 8601, e.g. 2027-03-31 (no offset: UTC).")
+@click.option("--never", is_flag=True, help="The key no longer expires.")
+@click.pass_context
+def expiry_cmd(
+    ctx: click.Context, key_id: str, expires_in: str | None, expires_at: str | None, never: bool
+) -> None:
+    """Move an active key's expiry. Running replicas apply it at once with Redis, else within
+    keys.cache_ttl_s."""
+    if sum(bool(x) for x in (expires_in, expires_at, never)) != 1:
+        raise click.UsageError("give one of --expires-in, --expires-at or --never")
+    at = None if never else _expiry(expires_in, expires_at)
+    try:
+        changed = _run(settings_from(ctx), lambda svc: svc.set_expiry(key_id, at, _actor()))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if not changed:
+        raise click.ClickException(f"no active key with id {key_id}")
+    click.echo(f"{key_id}: " + (f"expires {at:%Y-%m-%d %H:%M} UTC" if at else "no expiry"))
+
+
+@keys.command("rotate")
+@click.argument("key_id")
+@click.option(
+    "--grace",
+    default="0s",
+    show_default=True,
+    help="How long the old key keeps working beside the new one: N and s, m, h or d "
+    "(0s: it is revoked at once; at most 30d).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def rotate_cmd(ctx: click.Context, key_id: str, grace: str, as_json: bool) -> None:
+    """Issue a new key for the same principal, limits, expiry and description, and retire the
+    old one. The new key is printed once and cannot be shown again."""
+    n, unit = grace[:-1], grace[-1:]
+    if not n.isdigit() or unit not in _UNITS:
+        raise click.BadParameter("--grace: a whole number and s, m, h or d, e.g. 24h")
+    grace_s = int(n) * _UNITS[unit]
+
+    async def work(svc: KeyService) -> dict[str, Any] | None:
+        done = await svc.rotate(key_id, grace_s=grace_s, actor=_actor())
+        if done is None:
+            return None
+        issued, old = done
+        record = await svc.get(issued.key_id)
+        assert record is not None
+        return {"key": issued.key, **record.to_json(), "replaced": old.to_json()}
+
+    try:
+        out = _run(settings_from(ctx), work)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if out is None:
+        raise click.ClickException(f"no active key with id {key_id}")
+    if as_json:
+        click.echo(json.dumps(out))
+        return
+    old = out["replaced"]
+    click.echo(out["key"])
+    fate = "revoked" if old["revoked_at"] else f"works until {old['expires_at']}"
+    click.echo(
+        f"key id {out['key_id']} replaces {key_id} ({fate}); store it now: it is not shown again.",
+        err=True,
+    )

@@ -20,6 +20,7 @@ from litestar.params import FromPath
 
 from audit.store import parse_utc
 from gateway.errors import Cause, GatewayError
+from gateway.key_records import validate_expiry, validate_limits
 from gateway.keys import KeyNotRecorded
 from gateway.reload import Reloader
 from gateway.services import Services
@@ -149,7 +150,7 @@ def _names(value: object, field: str) -> tuple[str, ...]:
 
 
 def _time(value: object) -> datetime | None:
-    """``expires_at`` of a new key: an ISO 8601 time (no offset: UTC) or null."""
+    """``expires_at`` of a key: an ISO 8601 time (no offset: UTC) or null."""
     if value is None:
         return None
     try:
@@ -161,30 +162,67 @@ def _time(value: object) -> datetime | None:
 
 
 @patch("/admin/keys/{key_id:str}", opt={"role": "admin"}, status_code=200)
-async def set_key_limits(
+async def update_key(
     key_id: FromPath[str], request: Request[Any, Any, Any], state: State
 ) -> dict[str, Any]:
-    """A key's own limits: ``{"requests_per_minute": N | null, "tokens_per_minute": N | null}``
-    (null: the configured default; 0: no limit; a field left out keeps its value)."""
+    """A key's own limits and its expiry: ``{"requests_per_minute": N | null,
+    "tokens_per_minute": N | null, "expires_at": TIME | null}`` (limits: null is the configured
+    default, 0 no limit; expiry: null is never; a field left out keeps its value)."""
     services: Services = state.services
     body = await _json_body(request, 4)
-    extra = set(body) - set(_LIMITS)
+    extra = set(body) - {*_LIMITS, "expires_at"}
     if extra:
         raise GatewayError(Cause.INVALID_PARAMETER, f"Unsupported field: '{sorted(extra)[0]}'.")
     record = await services.keys.get(key_id)
     if record is None or record.revoked_at is not None or record.expired():
         raise GatewayError(Cause.NOT_FOUND, "No active key with that id.")
-    rpm = body.get("requests_per_minute", record.requests_per_minute)
-    tpm = body.get("tokens_per_minute", record.tokens_per_minute)
+    actor = _actor(request)
     try:
-        changed = await _recorded(services.keys.set_limits(key_id, rpm, tpm, actor=_actor(request)))
+        # every field checked before any change is made
+        expiry = validate_expiry(_time(body["expires_at"])) if "expires_at" in body else None
+        rpm = body.get("requests_per_minute", record.requests_per_minute)
+        tpm = body.get("tokens_per_minute", record.tokens_per_minute)
+        validate_limits(rpm, tpm)
+        changed = True
+        if set(_LIMITS) & set(body):
+            changed = await _recorded(services.keys.set_limits(key_id, rpm, tpm, actor=actor))
+        if changed and "expires_at" in body:
+            changed = await _recorded(services.keys.set_expiry(key_id, expiry, actor=actor))
     except ValueError as exc:
-        raise GatewayError(Cause.INVALID_PARAMETER, f"Invalid limits: {exc}") from None
+        raise GatewayError(Cause.INVALID_PARAMETER, f"Invalid key change: {exc}") from None
     if not changed:
         raise GatewayError(Cause.NOT_FOUND, "No active key with that id.")
     updated = await services.keys.get(key_id)
     assert updated is not None
     return updated.to_json()
+
+
+@post("/admin/keys/{key_id:str}/rotate", opt={"role": "admin"}, status_code=201)
+async def rotate_key(
+    key_id: FromPath[str], request: Request[Any, Any, Any], state: State
+) -> Response[Any]:
+    """A successor for an active key (``{"grace_seconds": N}``, default 0: the old key is revoked
+    at once; else it expires N seconds from now). The new key is shown once, as at creation."""
+    services: Services = state.services
+    body = await _json_body(request, 4, empty_ok=True)
+    extra = set(body) - {"grace_seconds"}
+    if extra:
+        raise GatewayError(Cause.INVALID_PARAMETER, f"Unsupported field: '{sorted(extra)[0]}'.")
+    try:
+        done = await _recorded(
+            services.keys.rotate(
+                key_id, grace_s=body.get("grace_seconds", 0), actor=_actor(request)
+            )
+        )
+    except ValueError as exc:
+        raise GatewayError(Cause.INVALID_PARAMETER, f"Invalid rotation: {exc}") from None
+    if done is None:
+        raise GatewayError(Cause.NOT_FOUND, "No active key with that id.")
+    issued, old = done
+    record = await services.keys.get(issued.key_id)
+    assert record is not None
+    body = {"key": issued.key, **record.to_json(), "replaced": old.to_json()}
+    return Response(body, status_code=201)
 
 
 @post("/admin/policy/reload", opt={"role": "admin"}, status_code=200)
@@ -248,12 +286,17 @@ async def show_config(state: State) -> dict[str, Any]:
 _BODY_CAP = 64 * 1024  # an admin call's JSON is a few hundred bytes
 
 
-async def _json_body(request: Request[Any, Any, Any], max_depth: int) -> dict[str, Any]:
-    """An admin call's JSON object, read with a cap (413 past it, Content-Length or not)."""
+async def _json_body(
+    request: Request[Any, Any, Any], max_depth: int, *, empty_ok: bool = False
+) -> dict[str, Any]:
+    """An admin call's JSON object, read with a cap (413 past it, Content-Length or not);
+    ``empty_ok``: no body at all reads as ``{}`` (every field left at its default)."""
     from gateway.http.body import decode_json, read_body
 
     length = request.headers.get("content-length")
     raw = await read_body(request.receive, length.encode() if length else None, _BODY_CAP)
+    if empty_ok and not raw.strip():
+        return {}
     return decode_json(raw, max_depth)
 
 
@@ -281,7 +324,8 @@ ADMIN_HANDLERS = [
     get_key,
     create_key,
     revoke_key,
-    set_key_limits,
+    update_key,
+    rotate_key,
     reload_policy,
     reload_config,
     show_config,

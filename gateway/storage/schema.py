@@ -29,6 +29,8 @@ api_keys = sa.Table(
     sa.Column("tokens_per_minute", sa.Integer, nullable=True),
     # When the key stops working (migration 0004; UTC); NULL: it does not expire.
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+    # The key this one replaced by rotation (migration 0005); NULL: created afresh.
+    sa.Column("rotated_from", sa.String(32), nullable=True),
 )
 
 sa.Index("ix_api_keys_user", api_keys.c.user_id)

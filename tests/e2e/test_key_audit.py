@@ -244,3 +244,82 @@ def test_keys_are_listed_by_user_team_and_jurisdiction_and_fetched_one_by_one(
     assert gw.request("GET", "/admin/keys/000000000000", token=TOKEN)[0] == 404
     assert users("jurisdiction=AU") == ["bea"]
     assert users("jurisdiction=AU&include_revoked=true") == ["ann", "bea"]
+
+
+def test_a_key_is_rotated_with_a_grace_period_and_its_expiry_moved_through_the_admin_api(
+    memory_gw: tuple[RunningGateway, MemoryAuditSink],
+) -> None:
+    gw, audit = memory_gw
+    fields = {"user": "rota", "jurisdiction": "AU-VIC", "sector": "government", "team": "ops",
+              "roles": ["auditor"], "tags": ["pilot"], "description": "ticket 42",
+              "requests_per_minute": 30, "expires_at": "2030-01-01T00:00:00Z"}  # fmt: skip
+    status, _, made = gw.request("POST", "/admin/keys", fields, token=TOKEN)
+    assert status == 201
+    old_id, old_key = made["key_id"], made["key"]
+
+    status, _, rotated = gw.request(
+        "POST", f"/admin/keys/{old_id}/rotate", {"grace_seconds": 3600}, token=TOKEN
+    )
+    assert status == 201, rotated
+    new_key = rotated["key"]
+    assert rotated["key_id"] != old_id and rotated["rotated_from"] == old_id
+    same = ("user", "team", "jurisdiction", "sector", "roles", "tags", "description",
+            "requests_per_minute", "tokens_per_minute", "expires_at")  # fmt: skip
+    assert {f: rotated[f] for f in same} == {f: made[f] for f in same}
+    old = rotated["replaced"]
+    assert old["key_id"] == old_id and old["revoked_at"] is None and old["expires_at"]
+    # both work during the grace period, each as the same principal
+    for key in (old_key, new_key):
+        assert gw.request("GET", "/v1/models", token=key)[0] == 200
+
+    # the old key's expiry moved to now-ish ends the grace at once; the new key is untouched
+    status, _, err = gw.request(
+        "PATCH", f"/admin/keys/{old_id}", {"expires_at": "2001-01-01T00:00:00Z"}, token=TOKEN
+    )
+    assert status == 400 and "expires_at" in err["error"]["message"]
+    status, _, moved = gw.request(
+        "PATCH", f"/admin/keys/{rotated['key_id']}", {"expires_at": None}, token=TOKEN
+    )
+    assert status == 200 and moved["expires_at"] is None
+    # a rotation without grace revokes at once; an unknown or retired key is a 404
+    status, _, again = gw.request("POST", f"/admin/keys/{rotated['key_id']}/rotate", token=TOKEN)
+    assert status == 201 and again["replaced"]["revoked_at"] is not None
+    assert gw.request("GET", "/v1/models", token=new_key)[0] == 401
+    assert gw.request("GET", "/v1/models", token=again["key"])[0] == 200
+    assert gw.request("POST", f"/admin/keys/{rotated['key_id']}/rotate", token=TOKEN)[0] == 404
+    assert gw.request("POST", "/admin/keys/000000000000/rotate", token=TOKEN)[0] == 404
+    for bad in ({"grace_seconds": -1}, {"grace_seconds": 31 * 86400}, {"grace_seconds": "1h"},
+                {"grace": 5}):  # fmt: skip
+        status, _, err = gw.request("POST", f"/admin/keys/{again['key_id']}/rotate", bad,
+                                    token=TOKEN)  # fmt: skip
+        assert status == 400, (bad, err)
+
+    ops = [(e["action"]["op"], e["principal"]["key_id"]) for _, e in audit.records]
+    assert ops == [
+        ("create", old_id),
+        ("rotate", rotated["key_id"]),
+        ("expiry", rotated["key_id"]),
+        ("rotate", again["key_id"]),
+    ]
+    rotate = audit.records[1][1]["action"]
+    assert (rotate["replaces"], rotate["grace_seconds"]) == (old_id, 3600)
+    assert audit.records[2][1]["action"]["expires_at"] is None
+    assert all(k not in json.dumps(audit.records) for k in (old_key, new_key, again["key"]))
+
+
+def test_no_rotation_or_expiry_change_without_its_record(
+    memory_gw: tuple[RunningGateway, MemoryAuditSink],
+) -> None:
+    gw, audit = memory_gw
+    key = gw.create_key(user="lee", jurisdiction="AU", sector="private")
+    key_id = key.split("_")[1]
+    audit.down = True
+    status, _, err = gw.request("POST", f"/admin/keys/{key_id}/rotate", token=TOKEN)
+    assert status == 503 and err["error"]["code"] == "audit_unavailable"
+    status, _, _ = gw.request(
+        "PATCH", f"/admin/keys/{key_id}", {"expires_at": "2029-01-01T00:00:00Z"}, token=TOKEN
+    )
+    assert status == 503
+    (only,) = gw.request("GET", "/admin/keys", token=TOKEN)[2]["data"]
+    assert (only["key_id"], only["expires_at"]) == (key_id, None)  # nothing issued or moved
+    assert gw.request("GET", "/v1/models", token=key)[0] == 200

@@ -137,7 +137,7 @@ def test_random_admin_calls_get_a_clear_answer_never_a_500(
     gw = gateway
     made: list[str] = []
     for _ in range(200):
-        op = rng.randrange(7)
+        op = rng.randrange(8)
         if op in (0, 1):
             body = _key_body(rng)
             before = len(gw.request("GET", "/admin/keys", token=TOKEN)[2]["data"])
@@ -172,9 +172,20 @@ def test_random_admin_calls_get_a_clear_answer_never_a_500(
             q = urllib.parse.urlencode({"include_revoked": rng.choice(STRINGS)})
             status, _, answer = gw.request("GET", f"/admin/keys?{q}", token=TOKEN)
             _check(status, answer, f"list {q}")
-        else:
+        elif op == 6:
             key_id = rng.choice([*made[-3:], "000000000000", "%00", "k" * 300])
             path = "/admin/keys/" + urllib.parse.quote(key_id)
             status, _, answer = gw.request("DELETE", path, token=TOKEN)
             _check(status, answer, f"revoke {path}")
+        else:
+            key_id = rng.choice([*made[-3:], "000000000000", "%2e%2e", "k" * 300])
+            path = "/admin/keys/" + urllib.parse.quote(key_id) + "/rotate"
+            body = rng.choice([None, {"grace_seconds": _value(rng)}, _value(rng)])
+            if body is None:
+                status, _, answer = gw.request("POST", path, token=TOKEN)
+            else:
+                status, _, answer = gw.request("POST", path, body, token=TOKEN)
+            _check(status, answer, f"rotate {path} {json.dumps(body)[:300]}")
+            if status == 201:
+                made.append(answer["key_id"])
     assert made, "no valid key request in the round: the generator drifted"

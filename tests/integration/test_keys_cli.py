@@ -103,3 +103,36 @@ def test_the_command_line_says_what_is_wrong_with_the_database_without_a_traceba
     assert "could not be reached" in done.stderr and "s3cret-pw" not in done.stderr
     assert run(fresh, "--help").returncode == 0
     assert run(fresh, "no-such-command").returncode == 2
+
+
+def test_a_key_is_rotated_and_its_expiry_moved_from_the_command_line(tmp_path: Path) -> None:
+    cfg = tmp_path / "portcullis.yaml"
+    cfg.write_text(f"data_dir: {tmp_path / 'data'}\n")
+    upgrade(load_settings(cfg).database_url())
+    code, out = _run(
+        cfg, "keys", "create", "--user", "svc", "--jurisdiction", "AU", "--sector", "private",
+        "--tpm", "500", "--json",
+    )  # fmt: skip
+    assert code == 0, out
+    old_id = json.loads(out)["key_id"]
+
+    code, out = _run(cfg, "keys", "expiry", old_id, "--expires-at", "2031-02-03")
+    assert code == 0 and out.strip() == f"{old_id}: expires 2031-02-03 00:00 UTC", out
+    code, out = _run(cfg, "keys", "rotate", old_id, "--grace", "2h", "--json")
+    assert code == 0, out
+    new = json.loads(out)
+    assert new["rotated_from"] == old_id and new["key"].startswith("pcs_")
+    assert (new["tokens_per_minute"], new["expires_at"][:10]) == (500, "2031-02-03")
+    assert new["replaced"]["revoked_at"] is None and new["replaced"]["expires_at"]
+    code, out = _run(cfg, "keys", "rotate", new["key_id"])
+    assert code == 0 and out.startswith("pcs_") and "revoked" in out, out
+    code, out = _run(cfg, "keys", "rotate", new["key_id"])
+    assert code != 0 and "no active key" in out
+    code, out = _run(cfg, "keys", "expiry", old_id, "--never")
+    assert code == 0 and out.strip() == f"{old_id}: no expiry", out  # still in its grace period
+    for bad in (["--grace", "2 hours"], ["--grace", "31d"]):
+        code, out = _run(cfg, "keys", "rotate", old_id, *bad)
+        assert code != 0 and "grace" in out, (bad, out)
+    for bad in ([], ["--never", "--expires-in", "1d"], ["--expires-at", "2001-01-01"]):
+        code, out = _run(cfg, "keys", "expiry", old_id, *bad)
+        assert code != 0, (bad, out)

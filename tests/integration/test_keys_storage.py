@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import sqlalchemy as sa
 
@@ -185,3 +187,56 @@ async def test_an_unknown_key_costs_one_lookup_however_often_it_is_tried(svc: Ke
     finally:
         svc._engine = engine
     assert len(lookups) == 2  # one per key, not one per attempt
+
+
+async def test_rotation_issues_a_successor_and_retires_the_old_key(svc: KeyService) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    soon = datetime.now(UTC) + timedelta(minutes=10)
+    first = await svc.create(
+        user="rot", jurisdiction="AU-NSW", sector="government", roles=("auditor",),
+        tags=("pilot",), description="d", requests_per_minute=9, expires_at=soon,
+    )  # fmt: skip
+    done = await svc.rotate(first.key_id, grace_s=86400, actor="tester")
+    assert done is not None
+    second, old = done
+    # grace is capped by the old key's own expiry: a rotation never lengthens its life
+    assert old.expires_at is not None and abs((old.expires_at - soon).total_seconds()) < 0.01
+    assert old.revoked_at is None
+    new = await svc.get(second.key_id)
+    assert new is not None and new.rotated_from == first.key_id
+    assert new.expires_at is not None and abs((new.expires_at - soon).total_seconds()) < 0.01
+    a = await svc.authenticate(f"Bearer {first.key}")
+    b = await svc.authenticate(f"Bearer {second.key}")
+    assert dataclasses.replace(a, key_id=b.key_id) == b  # the same principal, limits included
+
+    done = await svc.rotate(second.key_id)  # grace 0: revoked at once
+    assert done is not None
+    third, old = done
+    assert old.revoked_at is not None
+    with pytest.raises(GatewayError):
+        await svc.authenticate(f"Bearer {second.key}")
+    assert await svc.rotate(second.key_id) is None  # a retired key has no successor
+    assert await svc.rotate("000000000000") is None
+    for bad in (-1, 31 * 86400, 1.5, "1h"):
+        with pytest.raises(ValueError, match="grace_seconds"):
+            await svc.rotate(third.key_id, grace_s=bad)  # type: ignore[arg-type]
+    assert [r.key_id for r in await svc.list()] == [first.key_id, third.key_id]
+
+
+async def test_an_active_keys_expiry_can_be_moved_or_removed(svc: KeyService) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    issued = await svc.create(user="exp", jurisdiction="AU", sector="private")
+    later = datetime.now(UTC) + timedelta(days=30)
+    assert await svc.set_expiry(issued.key_id, later)
+    record = await svc.get(issued.key_id)
+    assert record is not None and record.expires_at is not None
+    assert abs((record.expires_at - later).total_seconds()) < 0.01
+    assert await svc.set_expiry(issued.key_id, None)
+    record = await svc.get(issued.key_id)
+    assert record is not None and record.expires_at is None
+    with pytest.raises(ValueError, match="in the future"):
+        await svc.set_expiry(issued.key_id, datetime.now(UTC) - timedelta(seconds=1))
+    assert await svc.revoke(issued.key_id)
+    assert not await svc.set_expiry(issued.key_id, later)  # a revoked key stays revoked
