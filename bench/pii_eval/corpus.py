@@ -302,12 +302,22 @@ _RECORDS = [
     "Case no. {rec} was escalated to the second line.",
     "Claim {rec} needs the signed form before we pay.",
     "Transaction ID: {rec} failed and was reversed.",
+    # a phone word's letters inside another word before the record's number ("hotel", "cancel-
+    # lation", "excellent", "recall", "telemetry"), the label itself a common business one
+    "Hotel reservation {rec} is held until noon.",
+    "Cancellation number {rec} was sent by email.",
+    "Excellent - account {rec} is now active.",
+    "Product recall: policy {rec} covers the refund.",
+    "Telemetry alert for customer {rec} was closed.",
 ]
 _PHONE_TEMPLATES = [
     "Please call me on {phone} after four.",
     "My mobile is {phone}, text before calling.",
     "Phone: {phone} (office hours only).",
     "Ring the depot on {phone} about order {rec}.",
+    "Ph: {phone} (after hours)",
+    "Tel. {phone} - ask for accounts.",
+    "Mob {phone}, any time.",
 ]
 _NATIONAL = {
     "AU": "04dd ddd ddd",

@@ -168,11 +168,27 @@ def create(
 
 @keys.command("list")
 @click.option("--all", "include_revoked", is_flag=True, help="Include revoked keys.")
+@click.option("--user", default=None, help="Only this user's keys.")
+@click.option("--team", default=None, help="Only this team's keys.")
+@click.option("--jurisdiction", default=None, help="Only these keys (AU includes AU-NSW).")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def list_cmd(ctx: click.Context, include_revoked: bool, as_json: bool) -> None:
+def list_cmd(
+    ctx: click.Context,
+    include_revoked: bool,
+    user: str | None,
+    team: str | None,
+    jurisdiction: str | None,
+    as_json: bool,
+) -> None:
     """List keys (ids and principals; never the keys themselves)."""
-    records = _run(settings_from(ctx), lambda svc: svc.list(include_revoked))
+    try:
+        records = _run(
+            settings_from(ctx),
+            lambda svc: svc.list(include_revoked, user=user, team=team, jurisdiction=jurisdiction),
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
     if as_json:
         click.echo(json.dumps([r.to_json() for r in records]))
         return
@@ -183,6 +199,7 @@ def list_cmd(ctx: click.Context, include_revoked: bool, as_json: bool) -> None:
             f"{','.join(r.roles) or '-'}\t{_limit(r.requests_per_minute)} rpm, "
             f"{_limit(r.tokens_per_minute)} tpm\t"
             + (f"expires {r.expires_at:%Y-%m-%d %H:%M} UTC" if r.expires_at else "no expiry")
+            + (f"\treplaces {r.rotated_from}" if r.rotated_from else "")
         )
 
 

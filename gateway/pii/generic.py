@@ -55,14 +55,21 @@ _PHONE = re.compile(
 _DATE = re.compile(
     r"(?:\d{1,3}\.){3}\d{1,3}|\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{4}"
 )
-_PHONE_CONTEXT = ("phone", "call", "tel", "mobile", "cell", "whatsapp", "fax", "電話", "전화")
+# A phone word before a number, as a word: "tel" in "hotel" or "telemetry", "cell" in
+# "cancellation", "call" in "recall" are not one (they made any valid number there a phone at
+# 0.9, past the record-label check). The CJK words have no word boundaries to ask for.
+_PHONE_CONTEXT = re.compile(
+    r"(?<![a-z])(?:(?:tele|cell|smart|mobile\s?)?phones?|tel|mobiles?|mob|cell|ph|whatsapp|fax"
+    r"|call(?:s|ed|ing)?|ring)(?![a-z])|電話|전화"
+)
 # A national-format digit run right after the label of a business record ("Order 12345678901",
 # "invoice #0212345678", "Reference: 0412 345 678") is that record's number: without a phone
 # word before it, it is not taken for a phone number (it was, whenever some region's plan
 # admitted it, and was pseudonymised as one).
 _RECORD_LABEL = re.compile(
     r"(?<![a-z])(?:order|ref|reference|invoice|ticket|case|tracking|booking|confirmation|claim"
-    r"|serial|transaction|receipt|shipment|parcel|consignment)"
+    r"|serial|transaction|receipt|shipment|parcel|consignment|reservation|cancellation|account"
+    r"|policy|customer|member|membership|incident|application)"
     r"(?:\s*(?:no|nr|num|number|id|code))?\.?\s*[:#]?\s*$"
 )
 
@@ -163,7 +170,7 @@ def find_phones(
         if lower is None:
             lower = text.lower()
         before = lower[max(0, start - 40) : start]
-        worded = any(w in before for w in _PHONE_CONTEXT)
+        worded = _PHONE_CONTEXT.search(before) is not None
         intl = raw.startswith(("+", "00"))
         if not worded and not intl:
             if not _phone_shaped(raw) or any(s < end and start < e for s, e in taken):

@@ -136,3 +136,12 @@ def test_a_key_is_rotated_and_its_expiry_moved_from_the_command_line(tmp_path: P
     for bad in ([], ["--never", "--expires-in", "1d"], ["--expires-at", "2001-01-01"]):
         code, out = _run(cfg, "keys", "expiry", old_id, *bad)
         assert code != 0, (bad, out)
+
+    code, out = _run(cfg, "keys", "list", "--user", "svc", "--all")
+    lines = out.strip().splitlines()
+    assert code == 0 and len(lines) == 3, out  # the first key and its two successors
+    assert f"replaces {old_id}" in lines[1] and lines[1].startswith(new["key_id"])
+    assert _run(cfg, "keys", "list", "--user", "nobody") == (0, "")
+    assert _run(cfg, "keys", "list", "--jurisdiction", "AU", "--json")[1].count("svc") == 2
+    code, out = _run(cfg, "keys", "list", "--team", "a b")
+    assert code != 0 and "team" in out

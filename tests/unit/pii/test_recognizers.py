@@ -108,6 +108,12 @@ RECORD_NUMBERS = [
     ("see invoice #0212345678", "0212345678"),
     ("Ticket: 0412 345 678", "0412 345 678"),
     ("tracking number 5551234567 (parcel)", "5551234567"),
+    # a phone word's letters inside another word is no phone word: they made these phones
+    ("Hotel reservation 0412345678 is held", "0412345678"),
+    ("Cancellation number 0212345678 sent", "0212345678"),
+    ("Excellent - account 0412345678 is active", "0412345678"),
+    ("Product recall: policy 0212345678", "0212345678"),
+    ("Telemetry alert for customer 0412345678", "0412345678"),
 ]
 
 
@@ -126,6 +132,11 @@ def test_a_business_record_number_is_not_taken_for_a_phone(
         ("order ready, call 0412 345 678", "0412 345 678"),  # a phone word before it
         ("order +61 412 345 678", "+61 412 345 678"),  # international format
         ("the disorder clinic 0212345678", "0212345678"),  # a label only as a whole word
+        ("Ph: 0412 345 678 (after hours)", "0412 345 678"),  # the short phone words
+        ("Tel. 0412 345 678", "0412 345 678"),
+        ("Mob 0412 345 678, any time", "0412 345 678"),
+        ("account manager's telephone: 0412345678", "0412345678"),
+        ("電話 0412345678", "0412345678"),
     ],
 )
 def test_phone_numbers_near_record_words_are_still_found(
