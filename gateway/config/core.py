@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from gateway.config.base import Strict
 
@@ -24,6 +24,20 @@ class ServerSettings(Strict):
     port: int = Field(8080, ge=0, le=65535)
     workers: int = Field(1, ge=1, le=256)
     trust_forwarded_for: bool = False
+    # Browser tools on these origins may call /v1/... cross-origin (gateway.http.cors); none by
+    # default. "*": every origin (announced at start).
+    cors_origins: tuple[str, ...] = Field((), max_length=100)
+    cors_max_age_s: int = Field(600, ge=0, le=86400)
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from gateway.http.cors import ORIGIN_RULE, valid_origin
+
+        for origin in value:
+            if not valid_origin(origin):
+                raise ValueError(f"{origin!r} is not {ORIGIN_RULE} (lowercase, no path)")
+        return value
 
 
 class DatabaseSettings(Strict):

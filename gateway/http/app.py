@@ -17,6 +17,7 @@ from gateway.config import Settings
 from gateway.heap import freeze_startup_heap
 from gateway.http.admin import ADMIN_HANDLERS, admin_guard
 from gateway.http.audit_admin import export_audit
+from gateway.http.cors import Cors, origin_of
 from gateway.http.errors import EXCEPTION_HANDLERS
 from gateway.http.inference import (
     ENDPOINTS,
@@ -154,12 +155,23 @@ class GatewayApp(Litestar):
     reach the same code through the router.
     """
 
+    cors: Cors | None = None  # server.cors_origins: browser tools on other origins (/v1 only)
+
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            endpoint = ENDPOINTS.get(scope["path"])
-            if endpoint is not None:
-                await serve(scope, receive, send, endpoint, self.state)
-                return
+        if scope["type"] == "http":
+            if self.cors is not None and scope["path"].startswith("/v1/"):
+                origin = origin_of(scope)
+                if origin is not None:
+                    if scope["method"] == "OPTIONS":
+                        await self.cors.preflight(scope, origin, send)
+                        return
+                    if self.cors.allows(origin):
+                        send = self.cors.wrap(send, origin)
+            if scope["method"] == "POST":
+                endpoint = ENDPOINTS.get(scope["path"])
+                if endpoint is not None:
+                    await serve(scope, receive, send, endpoint, self.state)
+                    return
         await super().__call__(scope, receive, send)
 
 
@@ -194,7 +206,7 @@ def create_app(
             await close_services(services)
 
     admin = Router(path="/", route_handlers=[*ADMIN_HANDLERS, export_audit], guards=[admin_guard])
-    return GatewayApp(
+    app = GatewayApp(
         route_handlers=[
             chat_completions,
             completions,
@@ -216,3 +228,12 @@ def create_app(
         request_max_body_size=None,
         logging_config=None,
     )
+    origins = settings.server.cors_origins
+    if origins:
+        app.cors = Cors(origins, settings.server.cors_max_age_s)
+        if "*" in origins:
+            log.warning(
+                "server.cors_origins lists '*': a page on any web origin may call /v1 with a "
+                "key it holds; list the origins of your browser tools instead"
+            )
+    return app
