@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from gateway.config.backends import BackendSpec
 from gateway.errors import Cause, GatewayError
-from gateway.upstream import UpstreamFailure
+from gateway.upstream import REFUSALS, UpstreamFailure
 
 __all__ = ["CircuitBreaker", "Router", "failure_to_error"]
 
@@ -72,9 +72,10 @@ def failure_to_error(f: UpstreamFailure) -> GatewayError:
             "The backend is rate limiting requests; retry later.",
             headers=headers,
         )
-    if f.status in (400, 404, 413, 422):
+    if f.status in REFUSALS:
+        said = f"status {f.status}" + (f", code {f.code}" if f.code else "")
         return GatewayError(
-            Cause.BAD_REQUEST, f"The backend rejected the request (status {f.status})."
+            Cause.BAD_REQUEST, f"The backend rejected the request ({said}).", param=f.param
         )
     if f.kind == "connect":
         return GatewayError(Cause.UPSTREAM_ERROR, "The backend could not be reached.")

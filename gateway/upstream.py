@@ -3,13 +3,17 @@
 aiohttp rather than httpx: as a proxy's upstream client under concurrency our probe measured
 httpx's AsyncClient several times slower (docs/benchmarks.md). Upstream bodies and credentials
 are never echoed to the caller or logged: failures become :class:`UpstreamFailure` with a kind
-and a status only.
+and a status — and, when a backend refuses a request (400, 404, 413, 422), the OpenAI
+envelope's ``error.code`` and ``error.param`` where each is a short identifier that holds no
+personal shape (``unsupported_parameter``, ``n``, ``messages[0].content``): what the caller needs
+to mend the request. Never the message, which may quote the request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,24 +21,37 @@ from typing import Any
 import aiohttp
 import msgspec
 
+from audit.shapes import looks_personal
 from gateway.config.backends import BackendSpec
 
 __all__ = ["JsonAnswer", "StreamAnswer", "Upstream", "UpstreamFailure"]
 
 _decode = msgspec.json.Decoder().decode
+# A backend refusing the request itself (not failing): its error's code and param are passed on.
+REFUSALS = frozenset({400, 404, 413, 422})
+_REFUSAL_BYTES = 16384
+_DETAIL = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-\[\]]{0,63}\Z")
 _PATHS = {"chat": "/chat/completions", "completions": "/completions", "embeddings": "/embeddings"}
 
 
 class UpstreamFailure(Exception):
-    """kind: connect | timeout | status | protocol. ``retryable`` only before any byte relayed."""
+    """kind: connect | timeout | status | protocol. ``retryable`` only before any byte relayed.
+    ``code`` / ``param``: a refusing backend's error code and parameter (see the module)."""
 
     def __init__(
-        self, kind: str, status: int | None = None, retry_after: str | None = None
+        self,
+        kind: str,
+        status: int | None = None,
+        retry_after: str | None = None,
+        code: str | None = None,
+        param: str | None = None,
     ) -> None:
         super().__init__(f"upstream {kind}" + (f" {status}" if status else ""))
         self.kind = kind
         self.status = status
         self.retry_after = retry_after
+        self.code = code
+        self.param = param
 
     @property
     def retryable(self) -> bool:
@@ -150,8 +167,11 @@ class Upstream:
             raise UpstreamFailure("protocol") from None
         if resp.status >= 400:
             retry_after = resp.headers.get("Retry-After")
+            code = param = None
+            if resp.status in REFUSALS:
+                code, param = await _refusal(resp)
             resp.release()
-            raise UpstreamFailure("status", resp.status, retry_after)
+            raise UpstreamFailure("status", resp.status, retry_after, code, param)
         return resp
 
     async def _post(
@@ -203,3 +223,28 @@ class Upstream:
             resp.close()
             raise UpstreamFailure("protocol", resp.status)
         return StreamAnswer(resp, backend.timeouts.idle_s, ends_at)
+
+
+async def _refusal(resp: aiohttp.ClientResponse) -> tuple[str | None, str | None]:
+    """``error.code`` and ``error.param`` of a refusal's OpenAI envelope, each only if it is a
+    short identifier with no personal shape; the first 16 KB are read, the rest dropped."""
+    raw = bytearray()
+    try:
+        while len(raw) < _REFUSAL_BYTES:
+            chunk = await resp.content.read(_REFUSAL_BYTES - len(raw))
+            if not chunk:
+                break
+            raw += chunk
+        doc = json.loads(raw)
+    except (aiohttp.ClientError, ValueError, UnicodeDecodeError):
+        return None, None
+    err = doc.get("error") if isinstance(doc, dict) else None
+    if not isinstance(err, dict):
+        return None, None
+
+    def plain(value: object) -> str | None:
+        if isinstance(value, str) and _DETAIL.match(value) and not looks_personal(value):
+            return value
+        return None
+
+    return plain(err.get("code")), plain(err.get("param"))

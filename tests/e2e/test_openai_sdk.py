@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from typing import Any
 
 import openai
 import pytest
@@ -222,6 +223,37 @@ def test_upstream_errors_are_mapped_without_echo(
     assert "sk-upstream" not in str(exc.value.body)
     if status == 429:
         assert exc.value.response.headers.get("retry-after") == "7"
+
+
+@pytest.mark.parametrize(
+    ("error", "said", "param"),
+    [
+        # what the caller needs to mend the request: the code and the parameter, not the message
+        ({"message": "n must be 1 (you sent: secret prompt)", "type": "invalid_request_error",
+          "param": "n", "code": "unsupported_parameter"},
+         "status 400, code unsupported_parameter", "n"),
+        ({"message": "x", "param": "messages[0].content", "code": "invalid_value"},
+         "status 400, code invalid_value", "messages[0].content"),
+        # anything that is not a short plain identifier is not passed on
+        ({"message": "x", "param": "alice@example.org", "code": 400}, "status 400", None),
+        ({"message": "x", "param": "the prompt text here", "code": "a" * 65}, "status 400", None),
+        ({"message": "x", "param": "call_0412345678", "code": "sk-abcdefghijklmnopq"},
+         "status 400", None),
+        ("not an envelope", "status 400", None),
+    ],
+)  # fmt: skip
+def test_a_backends_refusal_passes_on_its_code_and_parameter_never_its_message(
+    h: Harness, upstream: FakeUpstream, error: Any, said: str, param: str | None
+) -> None:
+    upstream.mode, upstream.error_status = "error", 400
+    upstream.error_body = {"error": error} if isinstance(error, dict) else error
+    with pytest.raises(openai.BadRequestError) as exc:
+        client(h).chat.completions.create(
+            model="gpt-test", messages=[{"role": "user", "content": "x"}]
+        )
+    assert exc.value.code == "invalid_request" and exc.value.param == param
+    assert exc.value.body["message"] == f"The backend rejected the request ({said})."
+    assert len(upstream.received) == 1  # a refusal is not retried elsewhere
 
 
 def test_retry_then_fallback_only_among_permitted(h: Harness, upstream: FakeUpstream) -> None:

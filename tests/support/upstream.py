@@ -6,7 +6,7 @@ Behaviour per request is chosen by the model name's suffix or by ``FakeUpstream.
 chunks), ``echo`` (answer with the last user message, so what arrived is visible).
 ``raw_json`` (any JSON value) is the whole answer to a non-streamed request when set, and
 ``raw_sse`` (bytes) the whole body of a streamed one: answers of any shape, for fuzzing.
-``refuse_stream_options`` answers 400 to a body with ``stream_options``, as strict servers
+``error_body`` replaces the JSON body of an ``error`` answer. ``refuse_stream_options`` answers 400 to a body with ``stream_options``, as strict servers
 (older Azure OpenAI API versions) do.
 Every received request (headers and JSON) is kept in ``received`` — the evidence of what left.
 """
@@ -45,6 +45,7 @@ class FakeUpstream:
     done_linger_s: float = 0.0  # wait between a stream's [DONE] and the end of the response
     raw_json: Any = None  # when not None: the answer to a non-streamed request, as it is
     raw_sse: bytes | None = None  # when set: the whole body of a streamed answer, as it is
+    error_body: Any = None  # when not None: the JSON body of an ``error`` answer, as it is
     received: list[dict[str, Any]] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
     port: int = 0
@@ -61,7 +62,7 @@ class FakeUpstream:
         self.retry_after, self.stream_chunks = None, None
         self.refuse_stream_options = False
         self.done_linger_s = 0.0
-        self.raw_json, self.raw_sse = None, None
+        self.raw_json, self.raw_sse, self.error_body = None, None, None
         self.reply = "Hello from the fake upstream."
         self.received.clear()
         self.cancelled.clear()
@@ -137,8 +138,9 @@ class FakeUpstream:
                 raise
         if self.mode == "error":
             headers = {"Retry-After": self.retry_after} if self.retry_after else {}
+            default = {"error": {"message": "upstream secret detail sk-upstream-XYZ", "type": "x"}}
             return web.json_response(
-                {"error": {"message": "upstream secret detail sk-upstream-XYZ", "type": "x"}},
+                default if self.error_body is None else self.error_body,
                 status=self.error_status,
                 headers=headers,
             )
