@@ -172,7 +172,30 @@ class GatewayApp(Litestar):
                 if endpoint is not None:
                     await serve(scope, receive, send, endpoint, self.state)
                     return
+            elif scope["method"] == "HEAD" and scope["path"] in _PROBES:
+                # a load balancer's probe: GET's answer without its body (RFC 9110, 9.3.2)
+                scope, send = {**scope, "method": "GET"}, _without_body(send)
         await super().__call__(scope, receive, send)
+
+
+_PROBES = frozenset({"/healthz", "/readyz"})
+
+
+def _without_body(send: Any) -> Any:
+    """``send`` that passes the status and headers (content-length included) and one empty
+    final body."""
+    ended = False
+
+    async def head(message: Any) -> None:
+        nonlocal ended
+        if message["type"] == "http.response.body":
+            if ended:
+                return
+            ended = True
+            message = {"type": "http.response.body", "body": b"", "more_body": False}
+        await send(message)
+
+    return head
 
 
 def create_app(

@@ -423,6 +423,19 @@ def test_readyz_reports_each_dependency(h: Harness, upstream: FakeUpstream) -> N
     assert status == 503 and body["checks"]["audit"] is False
 
 
+def test_a_load_balancers_head_probe_gets_the_status_without_a_body(h: Harness) -> None:
+    for path in ("/healthz", "/readyz"):
+        status, headers, body = h.gw.request("HEAD", path, parse=False)
+        assert (status, body) == (200, b"") and int(headers["content-length"]) > 0
+        assert headers["x-request-id"]
+    h.audit.down = True
+    assert h.gw.request("HEAD", "/readyz", parse=False)[0] == 503
+    h.audit.down = False
+    # only the probes: HEAD elsewhere (an export, a listing) does not run the GET behind it
+    status, _, _ = h.gw.request("HEAD", "/v1/models", token="pcs_x")
+    assert status == 405
+
+
 def test_passthrough_params_reach_only_backends_that_declared_them(
     h: Harness, upstream: FakeUpstream
 ) -> None:
