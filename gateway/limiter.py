@@ -66,6 +66,13 @@ class Limiter(Protocol):
 
     async def reconcile(self, reservation: Reservation, used_tokens: int) -> None: ...
 
+    def set_defaults(
+        self, requests_per_minute: int, tokens_per_minute: int, deadline_ms: int
+    ) -> None:
+        """New configured defaults (a configuration reload): keys without their own limits run
+        under them from the next reservation; what a bucket holds is kept."""
+        ...
+
     async def ready(self) -> bool: ...
 
     async def close(self) -> None: ...
@@ -98,6 +105,11 @@ class MemoryLimiter:
         self._rpm = requests_per_minute
         self._tpm = tokens_per_minute
         self._buckets: dict[str, list[float]] = {}  # key -> [requests, tokens, last]
+
+    def set_defaults(
+        self, requests_per_minute: int, tokens_per_minute: int, deadline_ms: int
+    ) -> None:
+        self._rpm, self._tpm = requests_per_minute, tokens_per_minute
 
     def _bucket(self, key: str, now: float, rpm: int, tpm: int) -> list[float]:
         b = self._buckets.get(key)
@@ -181,6 +193,14 @@ class RedisLimiter:
         self._deadline = deadline_s
         self._reserve = self._redis.register_script(_RESERVE)
         self._reconcile = self._redis.register_script(_RECONCILE)
+
+    def set_defaults(
+        self, requests_per_minute: int, tokens_per_minute: int, deadline_ms: int
+    ) -> None:
+        self._rpm, self._tpm = requests_per_minute, tokens_per_minute
+        self._deadline = deadline_ms / 1000
+        # new connections of the pool too (open ones keep theirs until they are replaced)
+        self._redis.connection_pool.connection_kwargs["socket_connect_timeout"] = self._deadline
 
     async def reserve(
         self,

@@ -1,10 +1,13 @@
-"""Reloading the backend catalogue without a restart (``kill -HUP``, ``POST /admin/config/reload``).
+"""Reloading the backend catalogue and the limits without a restart (``kill -HUP``,
+``POST /admin/config/reload``).
 
-The configuration file is read and validated again, exactly as at start. Its ``backends``
-section is applied to the running gateway — models, aliases, base URLs, credentials, the facts
-policy decides on, timeouts, priorities — and nothing else: a change to another section (server,
-database, keys, PII, audit, policy settings, ...) needs a restart, and the reload says which
-sections those are instead of half-applying them. A file that does not load changes nothing.
+The configuration file is read and validated again, exactly as at start. Three sections are
+applied to the running gateway: ``backends`` — models, aliases, base URLs, credentials, the facts
+policy decides on, timeouts, priorities —, ``limits`` (the default rate and token limits of keys
+without their own, the limiter's deadline) and ``requests`` (the bounds every request is checked
+against). Nothing else: a change to another section (server, database, keys, PII, audit, policy
+settings, ...) needs a restart, and the reload says which sections those are instead of
+half-applying them. A file that does not load changes nothing.
 
 Order, so that the record never lags what is served: the new configuration is validated, then
 an audit entry of kind ``config`` (who, how, the configuration hash before and after, which
@@ -41,7 +44,7 @@ __all__ = ["ReloadReport", "Reloader", "backend_credentials", "config_hash", "in
 log = logging.getLogger("portcullis")
 
 # Top-level sections a reload applies; every other one is read at start only.
-RELOADABLE = frozenset({"backends"})
+RELOADABLE = ("backends", "limits", "requests")
 
 
 def config_hash(settings: Settings) -> str:
@@ -81,6 +84,7 @@ class ReloadReport:
     changed: tuple[str, ...]
     credentials: tuple[str, ...]  # otherwise unchanged backends whose credential value changed
     restart_required: tuple[str, ...]  # sections that differ in the file but were not applied
+    sections: tuple[str, ...] = ()  # the reloadable sections that changed (applied)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -93,6 +97,7 @@ class ReloadReport:
                 "changed": list(self.changed),
                 "credentials_changed": list(self.credentials),
             },
+            "sections": list(self.sections),
             "restart_required": list(self.restart_required),
         }
 
@@ -133,8 +138,9 @@ class Reloader:
         return self._load is not None
 
     async def reload(self, via: str, actor: str) -> ReloadReport:
-        """Read the file again and apply its backends. Raises :class:`GatewayError`: CONFLICT
-        (no file to read), UNPROCESSABLE (the file does not load), AUDIT_UNAVAILABLE."""
+        """Read the file again and apply its backends, limits and request bounds. Raises
+        :class:`GatewayError`: CONFLICT (no file to read), UNPROCESSABLE (the file does not
+        load), AUDIT_UNAVAILABLE."""
         if self._load is None:
             raise GatewayError(
                 Cause.CONFLICT,
@@ -159,7 +165,12 @@ class Reloader:
                     if name not in RELOADABLE and getattr(fresh, name) != getattr(running, name)
                 )
             )
-            effective = running.model_copy(update={"backends": fresh.backends})
+            sections = tuple(
+                name for name in RELOADABLE if getattr(fresh, name) != getattr(running, name)
+            )
+            effective = running.model_copy(
+                update={name: getattr(fresh, name) for name in RELOADABLE}
+            )
             before, after = s.config_hash, config_hash(effective)
             old = {b.id: b for b in running.backends}
             new = {b.id: b for b in fresh.backends}
@@ -185,6 +196,7 @@ class Reloader:
                 changed,
                 rotated,
                 restart,
+                sections,
             )
             if not report.applied:
                 self.reloads.labels(result="unchanged").inc()
@@ -202,7 +214,12 @@ class Reloader:
                 "changed_ids": _ids(changed),
                 "credentials": len(rotated),
                 "credentials_ids": _ids(rotated),
+                "limits": "limits" in sections,
+                "requests": "requests" in sections,
             }
+            if "limits" in sections:  # the new defaults, as numbers
+                action["requests_per_minute"] = fresh.limits.requests_per_minute
+                action["tokens_per_minute"] = fresh.limits.tokens_per_minute
             event = {"actor": actor, "action": action, "config_hash": after}
             try:
                 await self._services.audit.record("config", event)
@@ -232,7 +249,9 @@ class Reloader:
     ) -> None:
         s = self._services
         catalog = Catalog(effective.backends)
+        lim = effective.limits
         # No await from here on: a request sees the old catalogue or the new one, not a mix.
+        s.limiter.set_defaults(lim.requests_per_minute, lim.tokens_per_minute, lim.deadline_ms)
         s.upstream.set_credentials(credentials)
         s.router.unusable = unusable
         s.router.breaker.forget(stale)
@@ -245,12 +264,13 @@ class Reloader:
     @staticmethod
     def _log(report: ReloadReport, via: str) -> None:
         log.info(
-            "configuration reload (%s): %s, config %s -> %s; backends added %s, removed %s, "
-            "changed %s; credentials changed %s",
+            "configuration reload (%s): %s, config %s -> %s; sections changed %s; backends "
+            "added %s, removed %s, changed %s; credentials changed %s",
             via,
-            "applied" if report.applied else "no backend change",
+            "applied" if report.applied else "no change",
             report.previous_config_hash,
             report.config_hash,
+            list(report.sections),
             list(report.added),
             list(report.removed),
             list(report.changed),

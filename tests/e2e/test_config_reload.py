@@ -421,3 +421,52 @@ def test_requests_in_flight_through_reloads_are_all_served(
         assert upstream.received and second.received
     finally:
         gw.stop()
+
+
+def test_default_limits_and_request_bounds_are_reloaded_and_recorded(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    cfg = tmp_path / "gateway.yaml"
+    raw = deepseek_pair(tmp_path, upstream)
+    raw["limits"] = {"requests_per_minute": 1000, "tokens_per_minute": 0}
+    _write(cfg, raw)
+    gw = RunningGateway(load_settings(cfg), reload_from=lambda: load_settings(cfg)).start()
+    try:
+        key = gw.create_key(user="ops", jurisdiction="AU-NSW", sector="private")
+        own = gw.create_key(user="svc", jurisdiction="AU-NSW", sector="private")
+        kid = own.split("_")[1]
+        status, _, _ = gw.request(
+            "PATCH", f"/admin/keys/{kid}", {"requests_per_minute": 0}, token=gw.ADMIN_TOKEN
+        )
+        assert status == 200  # this key has its own limit (none): the default does not reach it
+        sdk = openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0)
+        many = [{"role": "user", "content": "hi"}] * 3
+        sdk.chat.completions.create(model="deepseek-chat", messages=many)
+
+        # An incident: the default falls to 2 a minute and requests to 2 messages
+        _write(cfg, {**raw, "limits": {"requests_per_minute": 2, "tokens_per_minute": 0},
+                     "requests": {"max_messages": 2}})  # fmt: skip
+        status, body = _reload(gw)
+        assert status == 200 and body["applied"] is True, body
+        assert body["sections"] == ["limits", "requests"] and body["restart_required"] == []
+        with pytest.raises(openai.BadRequestError) as bad:
+            sdk.chat.completions.create(model="deepseek-chat", messages=many)
+        assert bad.value.param == "messages"
+        one = [{"role": "user", "content": "hi"}]
+        sdk.chat.completions.create(model="deepseek-chat", messages=one)  # the bucket holds
+        served = 1
+        with pytest.raises(openai.RateLimitError):
+            for _ in range(5):
+                sdk.chat.completions.create(model="deepseek-chat", messages=one)
+                served += 1
+        assert served <= 3  # from a full bucket of 2: two more at most, then 429
+        for _ in range(4):  # the key with its own (no) limit is not held to the new default
+            _ask(gw, own)
+
+        (entry,) = _wait_rows(tmp_path, "config", 1)
+        action = entry["action"]
+        assert (action["limits"], action["requests"], action["added"]) == (True, True, 0)
+        assert (action["requests_per_minute"], action["tokens_per_minute"]) == (2, 0)
+        assert entry["config_hash"] == gw.app.state.services.config_hash
+    finally:
+        gw.stop()
