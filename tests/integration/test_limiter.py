@@ -45,6 +45,21 @@ async def test_requests_per_minute_refuses_with_retry_after(make) -> None:  # ty
     await lim.reserve(secrets.token_hex(4), 10)  # another key is not affected
 
 
+async def test_new_defaults_apply_to_keys_without_their_own(make) -> None:  # type: ignore[no-untyped-def]
+    lim = make(100, 0)
+    key, own = secrets.token_hex(4), secrets.token_hex(4)
+    await lim.reserve(key, 10)
+    lim.set_defaults(1, 0, 500)  # a configuration reload
+    await lim.reserve(key, 10)  # the bucket (99 left) is capped at the new rate: one more
+    with pytest.raises(GatewayError) as exc:
+        await lim.reserve(key, 10)
+    assert exc.value.headers["x-ratelimit-limit-requests"] == "1"
+    for _ in range(3):
+        await lim.reserve(own, 10, requests_per_minute=0)  # its own limit (none) stays
+    fresh = await lim.reserve(secrets.token_hex(4), 10)
+    assert fresh.requests_per_minute == 1
+
+
 async def test_token_budget_reconciles_unused_tokens(make) -> None:  # type: ignore[no-untyped-def]
     lim = make(0, 1000)
     key = secrets.token_hex(4)
