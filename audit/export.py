@@ -232,6 +232,15 @@ def _flat(d: Mapping[str, Any]) -> dict[str, Any]:
     return {k: ("+".join(v) if isinstance(v, list) else v) for k, v in d.items()}
 
 
+async def record_read(
+    engine: AsyncEngine, writer: str, scope: Scope, flt: ExportFilter, action: dict[str, Any]
+) -> None:
+    """Record a read of the trail (an export, a usage report) before it starts: ``action``
+    with the filter and the reader's scope, as an ``export`` entry by the reader."""
+    filters = _flat({f"filter_{k}": v for k, v in flt.to_json().items()})
+    await _record(engine, writer, scope.actor, {**action, **filters, "scope": _scope_text(scope)})
+
+
 async def export(
     engine: AsyncEngine,
     signer: Signer,
@@ -277,17 +286,12 @@ async def export(
             os.fsync(fh.fileno())
             cur["offset"] = fh.tell()
         _write_json(cursor_path, cur)
-        await _record(
+        await record_read(
             engine,
             writer,
-            scope.actor,
-            {
-                "phase": "start",
-                "format": fmt,
-                "until_seq": cur["until_seq"],
-                **_flat({f"filter_{k}": v for k, v in flt.to_json().items()}),
-                "scope": _scope_text(scope),
-            },
+            scope,
+            flt,
+            {"phase": "start", "format": fmt, "until_seq": cur["until_seq"]},
         )
     with open(out, "ab") as fh:
         async for rows in iter_rows(engine, flt, scope, cur["after_seq"], cur["until_seq"], page):
@@ -361,17 +365,8 @@ async def stream(
 
     async with engine.connect() as conn:
         until = (await read_head(conn)).size
-    await _record(
-        engine,
-        writer,
-        scope.actor,
-        {
-            "phase": "stream",
-            "format": fmt,
-            "until_seq": until,
-            **_flat({f"filter_{k}": v for k, v in flt.to_json().items()}),
-            "scope": _scope_text(scope),
-        },
+    await record_read(
+        engine, writer, scope, flt, {"phase": "stream", "format": fmt, "until_seq": until}
     )
 
     async def body() -> AsyncIterator[bytes]:

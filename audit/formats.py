@@ -117,6 +117,11 @@ def csv_header() -> bytes:
     return _csv_bytes(names)
 
 
+def csv_row(cells: list[str]) -> bytes:
+    """One RFC 4180 row, every cell quoted, formula triggers neutralised, CRLF-terminated."""
+    return _csv_bytes(cells)
+
+
 def _csv_bytes(cells: list[str]) -> bytes:
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\r\n", quoting=csv.QUOTE_ALL).writerow(

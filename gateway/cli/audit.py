@@ -1,4 +1,4 @@
-"""``portcullis audit verify|export|checkpoint|purge|shred``: the audit trail from the shell.
+"""``portcullis audit verify|export|usage|checkpoint|purge|shred``: the audit trail from the shell.
 
 The command line is an operator's tool with database access, so it acts as ``admin`` unless
 ``--role``/``--scope-jurisdiction`` narrow it (an auditor's export is then only their rows).
@@ -232,6 +232,100 @@ def export_cmd(
             }
         )
     )
+
+
+@audit.command("usage")
+@click.option("--since", default=None, help="Inclusive, ISO 8601 (UTC if no offset).")
+@click.option("--until", default=None, help="Exclusive, ISO 8601.")
+@click.option(
+    "--by",
+    default="team,model",
+    show_default=True,
+    help="Group by, comma-separated: user, team, tenant, jurisdiction, backend, model, "
+    "endpoint, decision, day, month ('' for one total).",
+)
+@click.option("--jurisdiction", default=None)
+@click.option("--user", default=None)
+@click.option("--team", default=None)
+@click.option("--decision", type=click.Choice(["allow", "deny"]), default=None)
+@click.option("--backend", default=None)
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+@click.option(
+    "--actor",
+    default=None,
+    callback=lambda _c, _p, v: _actor(v),
+    help="Who reads, an identifier such as jane.doe (default: cli:<login>).",
+)
+@click.option("--role", "roles", multiple=True, help="Acting roles (default: admin).")
+@click.option("--scope-jurisdiction", "scope_j", multiple=True, help="An auditor's scope.")
+@click.pass_context
+def usage_cmd(
+    ctx: click.Context,
+    since: str | None,
+    until: str | None,
+    by: str,
+    jurisdiction: str | None,
+    user: str | None,
+    team: str | None,
+    decision: str | None,
+    backend: str | None,
+    fmt: str,
+    actor: str | None,
+    roles: tuple[str, ...],
+    scope_j: tuple[str, ...],
+) -> None:
+    """Requests, denials, failures and tokens per group, from the requests' audit entries."""
+    from audit.usage import totals, usage
+
+    settings = settings_from(ctx)
+    url, _, _ = _paths(settings)
+    groups = tuple(b.strip() for b in by.split(",") if b.strip())
+    try:
+        flt = ExportFilter(
+            _utc(since), _utc(until), jurisdiction, user, team, decision, None, backend
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    scope = Scope(
+        actor=actor or f"cli:{getpass.getuser()}",
+        roles=frozenset(roles or ("admin",)),
+        jurisdictions=frozenset(scope_j) if scope_j else None,
+    )
+
+    async def work(engine: AsyncEngine) -> Any:
+        return await usage(
+            engine,
+            flt,
+            scope,
+            groups,
+            allowed_roles=settings.audit.export_roles,
+            writer=writer_id(),
+        )
+
+    try:
+        rows = _with_engine(url, work)
+    except AuditForbidden as exc:
+        raise click.ClickException(str(exc)) from None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--by") from None
+    out = [r.to_json() for r in rows]
+    if fmt == "json":
+        click.echo(json.dumps({"by": list(groups), "groups": out, "totals": totals(rows)}))
+        return
+    columns = [*groups, "requests", "denied", "failed", "forwarded", "purged", "prompt_tokens",
+               "completion_tokens", "total_tokens"]  # fmt: skip
+    lines = [columns, *([("-" if r[c] is None else str(r[c])) for c in columns] for r in out)]
+    total = totals(rows)
+    if fmt == "csv":
+        from audit.formats import csv_row
+
+        click.echo(b"".join(csv_row(cells) for cells in lines).decode(), nl=False)
+        return
+    if groups:  # without a grouping the one row is the total
+        label = ["total"] + [""] * (len(groups) - 1)
+        lines.append([*label, *(str(total[c]) for c in columns[len(groups) :])])
+    for cells in lines:
+        click.echo("\t".join(cells))
 
 
 @audit.command("checkpoint")

@@ -16,7 +16,7 @@ from gateway.catalog import Catalog
 from gateway.config import Settings
 from gateway.heap import freeze_startup_heap
 from gateway.http.admin import ADMIN_HANDLERS, admin_guard
-from gateway.http.audit_admin import export_audit
+from gateway.http.audit_admin import audit_usage, export_audit
 from gateway.http.cors import Cors, origin_of
 from gateway.http.errors import EXCEPTION_HANDLERS
 from gateway.http.inference import (
@@ -228,7 +228,9 @@ def create_app(
             await drain()
             await close_services(services)
 
-    admin = Router(path="/", route_handlers=[*ADMIN_HANDLERS, export_audit], guards=[admin_guard])
+    admin = Router(
+        path="/", route_handlers=[*ADMIN_HANDLERS, export_audit, audit_usage], guards=[admin_guard]
+    )
     app = GatewayApp(
         route_handlers=[
             chat_completions,

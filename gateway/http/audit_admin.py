@@ -1,4 +1,4 @@
-"""Admin route for audit exports, streamed in constant memory.
+"""Admin routes for audit exports, streamed in constant memory, and usage reports.
 
 ``GET /admin/audit/export?format=csv|jsonl|syslog&since=&until=&jurisdiction=&user=&team=
 &decision=&rule=&backend=`` — role ``auditor`` (or the admin token). An auditor's key sees only
@@ -6,6 +6,10 @@ the rows of its own jurisdiction (``AU`` covers ``AU-NSW``) plus any jurisdictio
 ``audit-scope:<CC>`` tags; the tag ``audit-scope:*`` or the admin token sees every row. The
 export is itself recorded in the audit trail (who, which range, which filter). For a file with a
 signed manifest that a regulator can verify offline, use ``portcullis audit export``.
+
+``GET /admin/audit/usage?by=team,model&since=&until=&jurisdiction=&user=&team=&decision=
+&backend=`` — the same role and scope: requests, denials, failures and tokens per group
+(:mod:`audit.usage`), recorded like an export.
 """
 
 from __future__ import annotations
@@ -21,10 +25,38 @@ from gateway.errors import Cause, GatewayError
 from gateway.principal import Principal
 from gateway.services import Services
 
-__all__ = ["export_audit"]
+__all__ = ["audit_usage", "export_audit"]
 
 _MEDIA = {"csv": "text/csv", "jsonl": "application/x-ndjson", "syslog": "text/plain"}
 _FILTERS = ("since", "until", "jurisdiction", "user", "team", "decision", "rule", "backend")
+
+
+def _filter(request: Request[Any, Any, Any], names: tuple[str, ...], kinds: tuple[str, ...]) -> Any:
+    """The export's filter from the query (400 naming the filter no entry can match)."""
+    from audit.export import ExportFilter, utc_text
+
+    q = request.query_params
+    values = {k: q[k] for k in names if q.get(k)}
+    try:
+        for name in ("since", "until"):
+            if name in values:
+                try:
+                    values[name] = utc_text(values[name])
+                except ValueError:
+                    raise ValueError(f"{name}: an ISO 8601 date or time") from None
+        return ExportFilter(**values, kinds=kinds)
+    except ValueError as exc:
+        name = str(exc).split(":", 1)[0]
+        raise GatewayError(
+            Cause.INVALID_PARAMETER, f"Invalid export filter: {exc}.", param=name
+        ) from None
+
+
+def _engine(services: Services) -> Any:
+    engine = getattr(services.audit, "engine", None)
+    if engine is None:
+        raise GatewayError(Cause.CONFLICT, "This audit store cannot export.")
+    return engine
 
 
 def _scope(request: Request[Any, Any, Any]) -> Any:
@@ -42,7 +74,7 @@ def _scope(request: Request[Any, Any, Any]) -> Any:
 
 @get("/admin/audit/export", opt={"role": "auditor"})
 async def export_audit(request: Request[Any, Any, Any], state: State) -> Stream:
-    from audit.export import AuditForbidden, ExportFilter, stream, utc_text
+    from audit.export import AuditForbidden, stream
 
     services: Services = state.services
     q = request.query_params
@@ -54,23 +86,8 @@ async def export_audit(request: Request[Any, Any, Any], state: State) -> Stream:
         raise GatewayError(Cause.INVALID_PARAMETER, f"Unsupported filter: '{sorted(unknown)[0]}'.")
     # kind=key,config (or kind repeated): only those entries (a key's, the catalogue's history)
     kinds = tuple(k for v in q.getall("kind", []) for k in v.split(",") if k)
-    values = {k: q[k] for k in _FILTERS if q.get(k)}
-    try:
-        for name in ("since", "until"):
-            if name in values:
-                try:
-                    values[name] = utc_text(values[name])
-                except ValueError:
-                    raise ValueError(f"{name}: an ISO 8601 date or time") from None
-        flt = ExportFilter(**values, kinds=kinds)
-    except ValueError as exc:
-        name = str(exc).split(":", 1)[0]
-        raise GatewayError(
-            Cause.INVALID_PARAMETER, f"Invalid export filter: {exc}.", param=name
-        ) from None
-    engine = getattr(services.audit, "engine", None)
-    if engine is None:
-        raise GatewayError(Cause.CONFLICT, "This audit store cannot export.")
+    flt = _filter(request, _FILTERS, kinds)
+    engine = _engine(services)
     try:
         # Authorises and records the export before any byte goes out.
         chunks = await stream(
@@ -95,3 +112,36 @@ async def export_audit(request: Request[Any, Any, Any], state: State) -> Stream:
             yield chunk
 
     return Stream(body(), media_type=_MEDIA[fmt])
+
+
+_USAGE_FILTERS = ("since", "until", "jurisdiction", "user", "team", "decision", "backend")
+
+
+@get("/admin/audit/usage", opt={"role": "auditor"})
+async def audit_usage(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
+    from audit.export import AuditForbidden
+    from audit.usage import totals, usage
+
+    services: Services = state.services
+    q = request.query_params
+    unknown = set(q) - {"by", *_USAGE_FILTERS}
+    if unknown:
+        raise GatewayError(Cause.INVALID_PARAMETER, f"Unsupported filter: '{sorted(unknown)[0]}'.")
+    by = tuple(b for b in q.get("by", "team,model").split(",") if b)
+    flt = _filter(request, _USAGE_FILTERS, ())
+    try:
+        rows = await usage(
+            _engine(services),
+            flt,
+            _scope(request),
+            by,
+            allowed_roles=services.settings.audit.export_roles,
+            writer=getattr(services.audit, "writer_id", "usage:0:0"),
+        )
+    except AuditForbidden:
+        raise GatewayError(Cause.FORBIDDEN, "This role may not read the audit trail.") from None
+    except ValueError as exc:
+        raise GatewayError(
+            Cause.INVALID_PARAMETER, f"Invalid grouping: {exc}.", param="by"
+        ) from None
+    return {"by": list(by), "groups": [r.to_json() for r in rows], "totals": totals(rows)}

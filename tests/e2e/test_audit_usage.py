@@ -1,0 +1,146 @@
+"""Usage from the audit trail (``GET /admin/audit/usage``, ``portcullis audit usage``): the
+real embedded policy and the real SQLite audit trail, requests through the openai SDK."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+from click.testing import CliRunner
+
+from gateway.cli import cli
+from gateway.config import Settings
+from gateway.http.app import Components
+from tests.e2e.conftest import deepseek_pair
+from tests.support.gateway import RunningGateway
+from tests.support.upstream import FakeUpstream
+
+pytestmark = pytest.mark.e2e
+TOKEN = RunningGateway.ADMIN_TOKEN
+
+
+@pytest.fixture
+def traffic(tmp_path: Path, upstream: FakeUpstream) -> Iterator[tuple[RunningGateway, Path]]:
+    """Three requests of team ops (AU-NSW, private; one the backend fails), one of team gov
+    (AU, government: denied by the PSPF direction), then the gateway for the reports."""
+    settings = Settings.model_validate(deepseek_pair(tmp_path, upstream))
+    gw = RunningGateway(settings, Components(pii_disabled=True)).start()
+    ann = gw.create_key(user="ann", team="ops", jurisdiction="AU-NSW", sector="private")
+    cat = gw.create_key(user="cat", team="gov", jurisdiction="AU", sector="government")
+
+    def ask(key: str) -> Any:
+        sdk = openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0)
+        return sdk.chat.completions.create(
+            model="deepseek-chat", messages=[{"role": "user", "content": "hi"}]
+        )
+
+    ask(ann)
+    ask(ann)
+    upstream.mode, upstream.error_status = "error", 500
+    with pytest.raises(openai.InternalServerError):
+        ask(ann)
+    upstream.mode = "normal"
+    with pytest.raises(openai.PermissionDeniedError):
+        ask(cat)
+    yield gw, tmp_path
+    gw.stop()
+
+
+def _usage(gw: RunningGateway, query: str, token: str = TOKEN) -> tuple[int, Any]:
+    status, _, body = gw.request("GET", f"/admin/audit/usage?{query}", token=token)
+    return status, body
+
+
+def _wait_outcomes(gw: RunningGateway, n: int) -> None:
+    import time
+
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if _usage(gw, "by=")[1]["totals"]["requests"] >= n:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the outcome entries did not land")
+
+
+def test_usage_per_team_and_model_counts_requests_outcomes_and_tokens(
+    traffic: tuple[RunningGateway, Path],
+) -> None:
+    gw, _ = traffic
+    _wait_outcomes(gw, 4)
+    status, body = _usage(gw, "by=team,model")
+    assert status == 200, body
+    rows = {(g["team"], g["model"]): g for g in body["groups"]}
+    ops, gov = rows[("ops", "deepseek-chat")], rows[("gov", "deepseek-chat")]
+    assert (ops["requests"], ops["denied"], ops["failed"], ops["forwarded"]) == (3, 0, 1, 3)
+    assert (ops["prompt_tokens"], ops["completion_tokens"], ops["total_tokens"]) == (22, 14, 36)
+    assert (gov["requests"], gov["denied"], gov["forwarded"], gov["total_tokens"]) == (1, 1, 0, 0)
+    assert body["totals"]["requests"] == 4 and body["totals"]["total_tokens"] == 36
+    assert body["groups"][0]["team"] == "ops"  # most requests first
+
+    status, body = _usage(gw, "by=jurisdiction,decision,day&decision=deny")
+    assert status == 200
+    ((only,),) = [body["groups"]]
+    assert (only["jurisdiction"], only["decision"], only["requests"]) == ("AU", "deny", 1)
+    assert len(only["day"]) == 10
+
+    # refused before any query: an unknown grouping or filter
+    for query, param in (("by=colour", "by"), ("by=team,team", "by"), ("since=yesterday", "since")):
+        status, body = _usage(gw, query)
+        assert status == 400 and body["error"]["param"] == param, (query, body)
+    status, body = _usage(gw, "rule=x")
+    assert status == 400
+
+
+def test_an_auditor_sees_the_usage_of_its_own_jurisdictions_and_the_read_is_recorded(
+    traffic: tuple[RunningGateway, Path],
+) -> None:
+    gw, data_dir = traffic
+    _wait_outcomes(gw, 4)
+    kr = gw.create_key(user="kr-aud", jurisdiction="KR", sector="government", roles=["auditor"])
+    nsw = gw.create_key(user="nsw-aud", jurisdiction="AU-NSW", sector="government",
+                        roles=["auditor"])  # fmt: skip
+    assert _usage(gw, "by=team", kr)[1]["groups"] == []
+    status, body = _usage(gw, "by=team", nsw)
+    assert status == 200 and [g["team"] for g in body["groups"]] == ["ops"]
+    staff = gw.create_key(user="x", jurisdiction="AU", sector="private")
+    assert _usage(gw, "by=team", staff)[0] == 403
+
+    import sqlite3
+
+    with sqlite3.connect(data_dir / "portcullis.db") as db:
+        reads = [json.loads(b) for (b,) in db.execute(
+            "SELECT body FROM audit_log WHERE kind = 'export' ORDER BY seq")]  # fmt: skip
+    usage_reads = [r for r in reads if r["action"].get("phase") == "usage"]
+    # each read on the record, by whom; the refused one (no role) is not a read
+    assert [r["actor"] for r in usage_reads[-2:]] == [kr.split("_")[1], nsw.split("_")[1]]
+    last = usage_reads[-1]["action"]
+    assert (last["by"], last["scope"]) == ("team", "AU-NSW")
+
+
+def test_the_command_line_reports_the_same_usage(traffic: tuple[RunningGateway, Path]) -> None:
+    gw, data_dir = traffic
+    _wait_outcomes(gw, 4)
+    cfg = data_dir / "cli.yaml"
+    cfg.write_text(f"data_dir: {data_dir}\n")
+    runner = CliRunner()
+    done = runner.invoke(
+        cli, ["-c", str(cfg), "audit", "usage", "--by", "user", "--format", "json"]
+    )
+    assert done.exit_code == 0, done.output
+    report = json.loads(done.output)
+    users = {g["user"]: g for g in report["groups"]}
+    assert users["ann"]["total_tokens"] == 36 and users["cat"]["denied"] == 1
+    table = runner.invoke(cli, ["-c", str(cfg), "audit", "usage", "--by", "team"]).output
+    lines = [line.split("\t") for line in table.strip().splitlines()]
+    assert lines[0][:3] == ["team", "requests", "denied"]
+    assert lines[-1][:2] == ["total", "4"]
+    csv_out = runner.invoke(
+        cli, ["-c", str(cfg), "audit", "usage", "--by", "team", "--format", "csv"]
+    ).output
+    assert csv_out.splitlines()[0].startswith('"team","requests"')
+    bad = runner.invoke(cli, ["-c", str(cfg), "audit", "usage", "--by", "colour"])
+    assert bad.exit_code != 0 and "by" in bad.output
