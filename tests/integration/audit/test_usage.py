@@ -96,3 +96,17 @@ async def test_the_readers_scope_applies_and_the_read_is_recorded(
             .all()
         )
     assert len(actors) == 1 and '"aud-kr"' in actors[0] and '"usage"' in actors[0]
+
+
+async def test_a_request_whose_process_died_counts_as_failed(
+    engine: AsyncEngine, sink: DatabaseAuditSink
+) -> None:
+    from audit.store import append, make_entry, prepare
+
+    died = event(1, status=None, error_code="incomplete", usage={})
+    async with engine.connect() as conn:
+        await prepare(conn)
+        await append(conn, [make_entry("intent", died, "w:1:1")])
+        await append(conn, [make_entry("incomplete", died, "recovery:1:1")])
+    (only,) = await usage(engine, ExportFilter(), ADMIN, ())
+    assert (only.requests, only.failed, only.denied) == (1, 1, 0)
