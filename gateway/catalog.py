@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 from gateway.config.backends import BackendSpec
 from gateway.errors import Cause, GatewayError
+from gateway.principal import Principal
 
-__all__ = ["Catalog", "Resolution"]
+__all__ = ["Catalog", "Resolution", "key_allows"]
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._:-]{0,127}\Z")
 
@@ -93,3 +94,13 @@ class Catalog:
             "GET /v1/models lists the models your key may use.",
             param="model",
         )
+
+
+def key_allows(catalog: Catalog, principal: Principal, canonical: str) -> bool:
+    """Whether the key's model allow-list (if it has one) holds ``canonical`` — by its name or
+    by an alias of it."""
+    if principal.models is None:
+        return True
+    if canonical.casefold() in principal.models:
+        return True
+    return any(catalog.canonical(m) == canonical for m in principal.models)

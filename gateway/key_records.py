@@ -23,6 +23,7 @@ __all__ = [
     "validate_expiry",
     "validate_grace",
     "validate_limits",
+    "validate_models",
     "validate_principal_fields",
 ]
 
@@ -47,6 +48,7 @@ class KeyRecord:
     tokens_per_minute: int | None = None
     expires_at: datetime | None = None  # UTC; None: never
     rotated_from: str | None = None  # the key this one replaced (keys rotate)
+    models: tuple[str, ...] | None = None  # the models it may use; None: every model
 
     def expired(self, now: datetime | None = None) -> bool:
         return self.expires_at is not None and self.expires_at <= (now or datetime.now(UTC))
@@ -63,6 +65,7 @@ class KeyRecord:
             tags=self.tags,
             requests_per_minute=self.requests_per_minute,
             tokens_per_minute=self.tokens_per_minute,
+            models=None if self.models is None else frozenset(m.casefold() for m in self.models),
         )
 
     def to_json(self) -> dict[str, object]:
@@ -83,6 +86,7 @@ class KeyRecord:
             "expires_at": self.expires_at.isoformat() if self.expires_at else None,
             "expired": self.expired(),
             "rotated_from": self.rotated_from,
+            "models": None if self.models is None else list(self.models),
         }
 
 
@@ -139,6 +143,7 @@ def row_to_record(row: sa.Row[tuple[object, ...]]) -> KeyRecord:
         tokens_per_minute=m["tokens_per_minute"],
         expires_at=_utc(m["expires_at"]),
         rotated_from=m["rotated_from"],
+        models=None if m["models"] is None else tuple(m["models"]),
     )
 
 
@@ -165,6 +170,27 @@ def validate_expiry(expires_at: datetime | None, now: datetime | None = None) ->
     if at - now > _MAX_LIFETIME:
         raise ValueError("expires_at: at most ten years from now")
     return at
+
+
+_MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}\Z")  # as the catalogue's names
+MAX_MODELS = 100
+
+
+def validate_models(models: object) -> tuple[str, ...] | None:
+    """A key's model allow-list: None (every model) or 1-100 model names or aliases as the
+    catalogue spells them (a name need not be served yet: the catalogue can grow by reload).
+    ValueError names the field."""
+    if models is None:
+        return None
+    if (
+        not isinstance(models, list | tuple)
+        or not 1 <= len(models) <= MAX_MODELS
+        or not all(isinstance(m, str) and _MODEL.match(m) for m in models)
+    ):
+        raise ValueError(
+            f"models: null, or a list of 1-{MAX_MODELS} model names (letters, digits, . _ : -)"
+        )
+    return tuple(dict.fromkeys(models))
 
 
 MAX_GRACE_S = 30 * 86400

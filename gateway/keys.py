@@ -5,7 +5,9 @@ HMAC-SHA256(server secret, key); lookups are by that digest through a parameteri
 Anything not shaped like a key is refused before any database work, with the same 401 body.
 A key may expire (``expires_at``, set at creation and movable while the key is active): from
 then on it gets the same 401 as an unknown key, and no replica's cache outlives the expiry.
-Rotating a key issues a successor for the same principal, limits, expiry and description, and
+A key may be limited to some models (``models``): others are "not found" to it, in ``/v1/models``
+as in requests, whatever policy would permit. Rotating a key issues a successor for the same
+principal, limits, models, expiry and description, and
 revokes the old key at once or lets it expire after a grace period (``rotated_from`` links them).
 Revocation takes effect at once on this replica; on the others at once when they share a Redis
 (:mod:`gateway.revocations`), else within ``keys.cache_ttl_s``.
@@ -28,7 +30,7 @@ import re
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -46,6 +48,7 @@ from gateway.key_records import (
     validate_expiry,
     validate_grace,
     validate_limits,
+    validate_models,
     validate_principal_fields,
 )
 from gateway.principal import Principal
@@ -135,6 +138,7 @@ class KeyService:
         tokens_per_minute: int | None = None,
         actor: str = "system",
         expires_at: datetime | None = None,
+        models: Sequence[str] | None = None,
     ) -> IssuedKey:
         jurisdiction = validate_principal_fields(
             user, jurisdiction, sector, team, roles, tags, tenant
@@ -142,6 +146,7 @@ class KeyService:
         validate_limits(requests_per_minute, tokens_per_minute)
         expires_at = validate_expiry(expires_at)
         validate_description(description)
+        allowed = validate_models(models)
         key_id, key = self._new_key()
         principal = Principal(
             key_id, user, jurisdiction, sector, team, tuple(roles), tuple(tags), tenant
@@ -154,6 +159,7 @@ class KeyService:
             requests_per_minute=requests_per_minute,
             tokens_per_minute=tokens_per_minute,
             expires_at=expires_at,
+            models=_joined(allowed),
         )
         async with self._engine.begin() as conn:
             await conn.execute(
@@ -173,6 +179,7 @@ class KeyService:
                     requests_per_minute=requests_per_minute,
                     tokens_per_minute=tokens_per_minute,
                     expires_at=expires_at,
+                    models=None if allowed is None else list(allowed),
                 )
             )
         return IssuedKey(key=key, key_id=key_id)
@@ -289,6 +296,28 @@ class KeyService:
             await self._announce(key_id, "changed", "use its new expiry")
         return bool(res.rowcount)
 
+    async def set_models(
+        self, key_id: str, models: Sequence[str] | None, actor: str = "system"
+    ) -> bool:
+        """Give an active key its model allow-list (None: every model policy permits). Applies
+        on the replicas as a limit change does."""
+        allowed = validate_models(models)
+        current = await self.get(key_id)
+        if current is None or current.revoked_at is not None or current.expired():
+            return False
+        await self._record(
+            "models", current.principal(), actor, required=True, models=_joined(allowed)
+        )
+        async with self._engine.begin() as conn:
+            res = await conn.execute(
+                api_keys.update()
+                .where(api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None))
+                .values(models=None if allowed is None else list(allowed))
+            )
+        if res.rowcount:
+            await self._announce(key_id, "changed", "use its new model list")
+        return bool(res.rowcount)
+
     async def rotate(
         self, key_id: str, *, grace_s: int = 0, actor: str = "system"
     ) -> tuple[IssuedKey, KeyRecord] | None:
@@ -320,6 +349,7 @@ class KeyService:
             requests_per_minute=old.requests_per_minute,
             tokens_per_minute=old.tokens_per_minute,
             expires_at=old.expires_at,
+            models=_joined(old.models),
         )
         async with self._engine.begin() as conn:
             retire = api_keys.update().where(
@@ -348,6 +378,7 @@ class KeyService:
                     tokens_per_minute=old.tokens_per_minute,
                     expires_at=old.expires_at,
                     rotated_from=key_id,
+                    models=None if old.models is None else list(old.models),
                 )
             )
         await self._announce(key_id, "rotated", "stop accepting it or see its new expiry")
@@ -444,6 +475,11 @@ class KeyService:
         cache[digest] = value
         if len(cache) > self._cache_size:
             cache.popitem(last=False)
+
+
+def _joined(models: tuple[str, ...] | None) -> str | None:
+    """A model list for the audit entry's flat ``action`` (names joined by ``+``)."""
+    return None if models is None else "+".join(models)
 
 
 def _bearer(value: str | None) -> str | None:

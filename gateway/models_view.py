@@ -1,11 +1,12 @@
 """``GET /v1/models`` and ``GET /v1/models/{model}``: the models this caller may use, as
-decided by policy."""
+decided by policy and narrowed by the key's own model list."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway.catalog import key_allows
 from gateway.policy.input import build_policy_input
 from gateway.principal import Principal
 from gateway.services import Services
@@ -17,6 +18,8 @@ async def permitted_models(services: Services, principal: Principal) -> list[dic
     now = datetime.now(UTC)
     out = []
     for name in services.catalog.model_names():
+        if not key_allows(services.catalog, principal, name):
+            continue  # not on the key's own list
         entry = await _entry(services, principal, name, now)
         if entry is not None:
             out.append(entry)
@@ -29,7 +32,7 @@ async def permitted_model(
     """The model object for ``requested`` (a model name or alias), or ``None`` when it is not
     served or policy permits this caller no backend for it (the two look the same)."""
     name = services.catalog.canonical(requested)
-    if name is None:
+    if name is None or not key_allows(services.catalog, principal, name):
         return None
     return await _entry(services, principal, name, datetime.now(UTC))
 

@@ -21,6 +21,7 @@ from typing import Any, Protocol, TypeVar
 
 import msgspec
 
+from gateway.catalog import key_allows
 from gateway.config.backends import BackendSpec
 from gateway.context import RequestContext
 from gateway.errors import Cause, GatewayError
@@ -231,6 +232,8 @@ class Pipeline:
         ctx.parsed = parsed
         t0 = time.perf_counter()
         resolution = self.s.catalog.resolve(parsed.model, ctx.endpoint)
+        if not key_allows(self.s.catalog, ctx.principal, resolution.model):
+            raise self.s.catalog.not_found()  # the same answer as a model not served
         ctx.model, ctx.candidates = resolution.model, resolution.candidates
         t0 = ctx.mark("resolve", t0)
         decision = await self.decide(ctx, None)

@@ -64,6 +64,9 @@ class Principal:
     # The key's own limits (None: the configured default; 0: none). Not policy facts.
     requests_per_minute: int | None = None
     tokens_per_minute: int | None = None
+    # The models the key may use, case-folded names or aliases (None: every model policy
+    # permits). Narrows what policy permits; never widens it. Not a policy fact.
+    models: frozenset[str] | None = None
 
     @property
     def country(self) -> str:

@@ -1,5 +1,5 @@
-"""``portcullis keys create|list|revoke|limits|expiry|rotate``: API keys, the principals they
-stand for, a key's own rate and token limits, its expiry, and its rotation."""
+"""``portcullis keys create|list|revoke|limits|expiry|models|rotate``: API keys, the principals
+they stand for, a key's own rate and token limits, its expiry, its models, and its rotation."""
 
 from __future__ import annotations
 
@@ -110,6 +110,12 @@ def keys() -> None:
     help="The key stops working at this time: ISO 8601, e.g. 2027-03-31 or "
     "2027-03-31T17:00:00+10:00 (no offset: UTC).",
 )
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    help="A model (name or alias) the key may use; repeat for more. Default: every model.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def create(
@@ -126,6 +132,7 @@ def create(
     tpm: int | None,
     expires_in: str | None,
     expires_at: str | None,
+    models: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Create a key. It is printed once and cannot be shown again."""
@@ -146,6 +153,7 @@ def create(
             tokens_per_minute=tpm,
             actor=_actor(),
             expires_at=expiry,
+            models=models or None,
         )
         record = await svc.get(issued.key_id)
         assert record is not None
@@ -200,6 +208,7 @@ def list_cmd(
             f"{_limit(r.tokens_per_minute)} tpm\t"
             + (f"expires {r.expires_at:%Y-%m-%d %H:%M} UTC" if r.expires_at else "no expiry")
             + (f"\treplaces {r.rotated_from}" if r.rotated_from else "")
+            + (f"\tmodels {','.join(r.models)}" if r.models is not None else "")
         )
 
 
@@ -299,6 +308,26 @@ def expiry_cmd(
     if not changed:
         raise click.ClickException(f"no active key with id {key_id}")
     click.echo(f"{key_id}: " + (f"expires {at:%Y-%m-%d %H:%M} UTC" if at else "no expiry"))
+
+
+@keys.command("models")
+@click.argument("key_id")
+@click.option("--model", "models", multiple=True, help="A model it may use; repeat for more.")
+@click.option("--all", "every", is_flag=True, help="Every model policy permits (no list).")
+@click.pass_context
+def models_cmd(ctx: click.Context, key_id: str, models: tuple[str, ...], every: bool) -> None:
+    """Set the models an active key may use (others are "not found" to it). Running replicas
+    apply it at once with Redis, else within keys.cache_ttl_s."""
+    if bool(models) == every:
+        raise click.UsageError("give --model (one or more) or --all")
+    allowed = None if every else list(models)
+    try:
+        changed = _run(settings_from(ctx), lambda svc: svc.set_models(key_id, allowed, _actor()))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if not changed:
+        raise click.ClickException(f"no active key with id {key_id}")
+    click.echo(f"{key_id}: " + ("every model" if allowed is None else ", ".join(models)))
 
 
 @keys.command("rotate")

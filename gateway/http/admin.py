@@ -20,7 +20,7 @@ from litestar.params import FromPath
 
 from audit.store import parse_utc
 from gateway.errors import Cause, GatewayError
-from gateway.key_records import validate_expiry, validate_limits
+from gateway.key_records import validate_expiry, validate_limits, validate_models
 from gateway.keys import KeyNotRecorded
 from gateway.reload import Reloader
 from gateway.services import Services
@@ -95,6 +95,7 @@ async def create_key(request: Request[Any, Any, Any], state: State) -> Response[
         "tenant",
         "description",
         "expires_at",
+        "models",
         *_LIMITS,
     }
     extra = set(body) - allowed
@@ -117,6 +118,7 @@ async def create_key(request: Request[Any, Any, Any], state: State) -> Response[
                 tokens_per_minute=body.get("tokens_per_minute"),
                 actor=_actor(request),
                 expires_at=_time(body.get("expires_at")),
+                models=body.get("models"),
             )
         )
     except (ValueError, TypeError) as exc:
@@ -165,12 +167,13 @@ def _time(value: object) -> datetime | None:
 async def update_key(
     key_id: FromPath[str], request: Request[Any, Any, Any], state: State
 ) -> dict[str, Any]:
-    """A key's own limits and its expiry: ``{"requests_per_minute": N | null,
-    "tokens_per_minute": N | null, "expires_at": TIME | null}`` (limits: null is the configured
-    default, 0 no limit; expiry: null is never; a field left out keeps its value)."""
+    """A key's own limits, expiry and models: ``{"requests_per_minute": N | null,
+    "tokens_per_minute": N | null, "expires_at": TIME | null, "models": [NAME, ...] | null}``
+    (limits: null is the configured default, 0 no limit; expiry: null is never; models: null is
+    every model; a field left out keeps its value)."""
     services: Services = state.services
     body = await _json_body(request, 4)
-    extra = set(body) - {*_LIMITS, "expires_at"}
+    extra = set(body) - {*_LIMITS, "expires_at", "models"}
     if extra:
         raise GatewayError(Cause.INVALID_PARAMETER, f"Unsupported field: '{sorted(extra)[0]}'.")
     record = await services.keys.get(key_id)
@@ -183,11 +186,14 @@ async def update_key(
         rpm = body.get("requests_per_minute", record.requests_per_minute)
         tpm = body.get("tokens_per_minute", record.tokens_per_minute)
         validate_limits(rpm, tpm)
+        validate_models(body.get("models"))
         changed = True
         if set(_LIMITS) & set(body):
             changed = await _recorded(services.keys.set_limits(key_id, rpm, tpm, actor=actor))
         if changed and "expires_at" in body:
             changed = await _recorded(services.keys.set_expiry(key_id, expiry, actor=actor))
+        if changed and "models" in body:
+            changed = await _recorded(services.keys.set_models(key_id, body["models"], actor=actor))
     except ValueError as exc:
         raise GatewayError(Cause.INVALID_PARAMETER, f"Invalid key change: {exc}") from None
     if not changed:

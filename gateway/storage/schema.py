@@ -31,6 +31,8 @@ api_keys = sa.Table(
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
     # The key this one replaced by rotation (migration 0005); NULL: created afresh.
     sa.Column("rotated_from", sa.String(32), nullable=True),
+    # The models the key may use (migration 0006; names or aliases); NULL: every model.
+    sa.Column("models", sa.JSON, nullable=True),
 )
 
 sa.Index("ix_api_keys_user", api_keys.c.user_id)

@@ -323,3 +323,45 @@ def test_no_rotation_or_expiry_change_without_its_record(
     (only,) = gw.request("GET", "/admin/keys", token=TOKEN)[2]["data"]
     assert (only["key_id"], only["expires_at"]) == (key_id, None)  # nothing issued or moved
     assert gw.request("GET", "/v1/models", token=key)[0] == 200
+
+
+def test_a_key_limited_to_some_models_sees_and_reaches_only_those(
+    memory_gw: tuple[RunningGateway, MemoryAuditSink], upstream: FakeUpstream
+) -> None:
+    gw, audit = memory_gw
+    fields = {"user": "narrow", "jurisdiction": "AU", "sector": "private"}
+    status, _, made = gw.request("POST", "/admin/keys", {**fields, "models": ["FAST"]}, token=TOKEN)
+    assert status == 201 and made["models"] == ["FAST"], made
+    key = made["key"]
+    # an alias on the list stands for its model: gpt-test, and only it
+    status, _, listed = gw.request("GET", "/v1/models", token=key)
+    assert status == 200 and [m["id"] for m in listed["data"]] == ["gpt-test"]
+    assert gw.request("GET", "/v1/models/emb-test", token=key)[0] == 404
+    chat = {"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]}
+    assert gw.request("POST", "/v1/chat/completions", chat, token=key)[0] == 200
+    status, _, err = gw.request(
+        "POST", "/v1/embeddings", {"model": "emb-test", "input": "x"}, token=key
+    )
+    assert status == 404 and err["error"]["code"] == "model_not_found"  # as if not served
+    assert [r["path"] for r in upstream.received] == ["/v1/chat/completions"]
+
+    kid = made["key_id"]
+    for bad in ([], "gpt-test", ["a b"], [5], ["x"] * 101):
+        status, _, err = gw.request("PATCH", f"/admin/keys/{kid}", {"models": bad}, token=TOKEN)
+        assert status == 400 and "models" in err["error"]["message"], bad
+    status, _, changed = gw.request("PATCH", f"/admin/keys/{kid}", {"models": None}, token=TOKEN)
+    assert status == 200 and changed["models"] is None
+    status, _, listed = gw.request("GET", "/v1/models", token=key)
+    assert sorted(m["id"] for m in listed["data"]) == ["emb-test", "gpt-test"]
+    status, _, rotated = gw.request(
+        "PATCH", f"/admin/keys/{kid}", {"models": ["emb-test"]}, token=TOKEN
+    )
+    status, _, rotated = gw.request("POST", f"/admin/keys/{kid}/rotate", token=TOKEN)
+    assert status == 201 and rotated["models"] == ["emb-test"]  # the successor keeps the list
+    ops = [(e["action"]["op"], e["action"].get("models")) for _, e in audit.records]
+    assert ops == [
+        ("create", "FAST"),
+        ("models", None),
+        ("models", "emb-test"),
+        ("rotate", "emb-test"),
+    ]

@@ -37,9 +37,10 @@ STRINGS = [
 ]  # fmt: skip
 KEY_FIELDS = [
     "user", "jurisdiction", "sector", "team", "roles", "tags", "tenant", "description",
-    "requests_per_minute", "tokens_per_minute", "expires_at", "key", "key_id", "unknown_x",
+    "requests_per_minute", "tokens_per_minute", "expires_at", "models", "key", "key_id",
+    "unknown_x",
 ]  # fmt: skip
-LIMIT_FIELDS = ["requests_per_minute", "tokens_per_minute", "expires_at", "user"]
+LIMIT_FIELDS = ["requests_per_minute", "tokens_per_minute", "expires_at", "models", "user"]
 EXPORT_FILTERS = [
     "format", "since", "until", "jurisdiction", "user", "team", "decision", "rule", "backend",
     "kind", "limit",

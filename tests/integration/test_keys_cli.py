@@ -145,3 +145,25 @@ def test_a_key_is_rotated_and_its_expiry_moved_from_the_command_line(tmp_path: P
     assert _run(cfg, "keys", "list", "--jurisdiction", "AU", "--json")[1].count("svc") == 2
     code, out = _run(cfg, "keys", "list", "--team", "a b")
     assert code != 0 and "team" in out
+
+
+def test_a_keys_models_from_the_command_line(tmp_path: Path) -> None:
+    cfg = tmp_path / "portcullis.yaml"
+    cfg.write_text(f"data_dir: {tmp_path / 'data'}\n")
+    upgrade(load_settings(cfg).database_url())
+    code, out = _run(
+        cfg, "keys", "create", "--user", "m", "--jurisdiction", "AU", "--sector", "private",
+        "--model", "deepseek-chat", "--model", "gpt-4o", "--json",
+    )  # fmt: skip
+    assert code == 0, out
+    made = json.loads(out)
+    assert made["models"] == ["deepseek-chat", "gpt-4o"]
+    code, out = _run(cfg, "keys", "list")
+    assert code == 0 and "models deepseek-chat,gpt-4o" in out
+    code, out = _run(cfg, "keys", "models", made["key_id"], "--model", "gpt-4o")
+    assert code == 0 and out.strip() == f"{made['key_id']}: gpt-4o"
+    code, out = _run(cfg, "keys", "models", made["key_id"], "--all")
+    assert code == 0 and out.strip() == f"{made['key_id']}: every model"
+    for bad in ([], ["--all", "--model", "x"], ["--model", "a b"]):
+        code, out = _run(cfg, "keys", "models", made["key_id"], *bad)
+        assert code != 0, (bad, out)

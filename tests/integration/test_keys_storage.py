@@ -240,3 +240,21 @@ async def test_an_active_keys_expiry_can_be_moved_or_removed(svc: KeyService) ->
         await svc.set_expiry(issued.key_id, datetime.now(UTC) - timedelta(seconds=1))
     assert await svc.revoke(issued.key_id)
     assert not await svc.set_expiry(issued.key_id, later)  # a revoked key stays revoked
+
+
+async def test_a_keys_model_list_is_stored_carried_and_changed(svc: KeyService) -> None:
+    issued = await svc.create(
+        user="m", jurisdiction="AU", sector="private", models=["GPT-Test", "fast", "GPT-Test"]
+    )
+    record = await svc.get(issued.key_id)
+    assert record is not None and record.models == ("GPT-Test", "fast")  # once each, as given
+    p = await svc.authenticate(f"Bearer {issued.key}")
+    assert p.models == frozenset({"gpt-test", "fast"})  # compared case-folded
+    assert "models" not in p.policy_view()  # narrows what policy permits; not a policy fact
+    assert await svc.set_models(issued.key_id, None)
+    assert (await svc.authenticate(f"Bearer {issued.key}")).models is None
+    for bad in ([], ["a b"], "gpt", [""], ["x" * 129]):
+        with pytest.raises(ValueError, match="models"):
+            await svc.set_models(issued.key_id, bad)  # type: ignore[arg-type]
+    assert await svc.revoke(issued.key_id)
+    assert not await svc.set_models(issued.key_id, ["gpt-test"])
