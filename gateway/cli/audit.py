@@ -97,6 +97,44 @@ def _actor(value: str | None) -> str | None:
     return value
 
 
+def _reader_options(verb: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--actor``, ``--role`` and ``--scope-jurisdiction``: who reads the trail, and what of it
+    (an export, a usage report)."""
+
+    def wrap(f: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(
+            [
+                click.option(
+                    "--actor",
+                    default=None,
+                    callback=lambda _c, _p, v: _actor(v),
+                    help=f"Who {verb}, an identifier such as jane.doe (default: cli:<login>).",
+                ),
+                click.option(
+                    "--role", "roles", multiple=True, help="Acting roles (default: admin)."
+                ),
+                click.option(
+                    "--scope-jurisdiction",
+                    "scope_j",
+                    multiple=True,
+                    help="Restrict to these jurisdictions (an auditor's scope).",
+                ),
+            ]
+        ):
+            f = option(f)
+        return f
+
+    return wrap
+
+
+def _reader(actor: str | None, roles: tuple[str, ...], scope_j: tuple[str, ...]) -> Scope:
+    return Scope(
+        actor=actor or f"cli:{getpass.getuser()}",
+        roles=frozenset(roles or ("admin",)),
+        jurisdictions=frozenset(scope_j) if scope_j else None,
+    )
+
+
 @audit.command("verify")
 @click.option(
     "--file",
@@ -157,19 +195,7 @@ def verify_cmd(
 @click.option("--rule", default=None)
 @click.option("--backend", default=None)
 @click.option("--kind", "kinds", multiple=True)
-@click.option(
-    "--actor",
-    default=None,
-    callback=lambda _c, _p, v: _actor(v),
-    help="Who exports, an identifier such as jane.doe (default: cli:<login>).",
-)
-@click.option("--role", "roles", multiple=True, help="Acting roles (default: admin).")
-@click.option(
-    "--scope-jurisdiction",
-    "scope_j",
-    multiple=True,
-    help="Restrict to these jurisdictions (an auditor's scope).",
-)
+@_reader_options("exports")
 @click.option("--page", default=2000, show_default=True)
 @click.pass_context
 def export_cmd(
@@ -196,11 +222,7 @@ def export_cmd(
     flt = ExportFilter(
         _utc(since), _utc(until), jurisdiction, user, team, decision, rule, backend, tuple(kinds)
     )
-    scope = Scope(
-        actor=actor or f"cli:{getpass.getuser()}",
-        roles=frozenset(roles or ("admin",)),
-        jurisdictions=frozenset(scope_j) if scope_j else None,
-    )
+    scope = _reader(actor, roles, scope_j)
     signer = Signer.from_file(key_file)
 
     async def work(engine: AsyncEngine) -> Any:
@@ -250,14 +272,7 @@ def export_cmd(
 @click.option("--decision", type=click.Choice(["allow", "deny"]), default=None)
 @click.option("--backend", default=None)
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
-@click.option(
-    "--actor",
-    default=None,
-    callback=lambda _c, _p, v: _actor(v),
-    help="Who reads, an identifier such as jane.doe (default: cli:<login>).",
-)
-@click.option("--role", "roles", multiple=True, help="Acting roles (default: admin).")
-@click.option("--scope-jurisdiction", "scope_j", multiple=True, help="An auditor's scope.")
+@_reader_options("reads")
 @click.pass_context
 def usage_cmd(
     ctx: click.Context,
@@ -286,11 +301,7 @@ def usage_cmd(
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
-    scope = Scope(
-        actor=actor or f"cli:{getpass.getuser()}",
-        roles=frozenset(roles or ("admin",)),
-        jurisdictions=frozenset(scope_j) if scope_j else None,
-    )
+    scope = _reader(actor, roles, scope_j)
 
     async def work(engine: AsyncEngine) -> Any:
         return await usage(

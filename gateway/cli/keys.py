@@ -287,6 +287,16 @@ def revoke(ctx: click.Context, key_id: str) -> None:
     click.echo(f"revoked {key_id}")
 
 
+def _change(ctx: click.Context, key_id: str, work: Callable[[KeyService], Awaitable[bool]]) -> None:
+    """Run one change to an active key: a bad value names its field; no such key says so."""
+    try:
+        changed = _run(settings_from(ctx), work)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if not changed:
+        raise click.ClickException(f"no active key with id {key_id}")
+
+
 @keys.command("expiry")
 @click.argument("key_id")
 @click.option("--expires-in", default=None, help="From now: N and s, m, h or d, e.g. 90d.")
@@ -301,12 +311,7 @@ def expiry_cmd(
     if sum(bool(x) for x in (expires_in, expires_at, never)) != 1:
         raise click.UsageError("give one of --expires-in, --expires-at or --never")
     at = None if never else _expiry(expires_in, expires_at)
-    try:
-        changed = _run(settings_from(ctx), lambda svc: svc.set_expiry(key_id, at, _actor()))
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-    if not changed:
-        raise click.ClickException(f"no active key with id {key_id}")
+    _change(ctx, key_id, lambda svc: svc.set_expiry(key_id, at, _actor()))
     click.echo(f"{key_id}: " + (f"expires {at:%Y-%m-%d %H:%M} UTC" if at else "no expiry"))
 
 
@@ -321,12 +326,7 @@ def models_cmd(ctx: click.Context, key_id: str, models: tuple[str, ...], every: 
     if bool(models) == every:
         raise click.UsageError("give --model (one or more) or --all")
     allowed = None if every else list(models)
-    try:
-        changed = _run(settings_from(ctx), lambda svc: svc.set_models(key_id, allowed, _actor()))
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-    if not changed:
-        raise click.ClickException(f"no active key with id {key_id}")
+    _change(ctx, key_id, lambda svc: svc.set_models(key_id, allowed, _actor()))
     click.echo(f"{key_id}: " + ("every model" if allowed is None else ", ".join(models)))
 
 
