@@ -268,12 +268,7 @@ def limits_cmd(ctx: click.Context, key_id: str, rpm: str | None, tpm: str | None
         )
         return new if await svc.set_limits(key_id, *new, actor=_actor()) else None
 
-    try:
-        out = _run(settings_from(ctx), work)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-    if out is None:
-        raise click.ClickException(f"no active key with id {key_id}")
+    out = _change(ctx, key_id, work)
     click.echo(f"{key_id}: {_limit(out[0])} rpm, {_limit(out[1])} tpm")
 
 
@@ -287,14 +282,18 @@ def revoke(ctx: click.Context, key_id: str) -> None:
     click.echo(f"revoked {key_id}")
 
 
-def _change(ctx: click.Context, key_id: str, work: Callable[[KeyService], Awaitable[bool]]) -> None:
-    """Run one change to an active key: a bad value names its field; no such key says so."""
+def _change(
+    ctx: click.Context, key_id: str, work: Callable[[KeyService], Awaitable[T | None]]
+) -> T:
+    """Run one change to an active key and return what it returns: a bad value names its
+    field; no such key (``work`` returned None or False) says so."""
     try:
-        changed = _run(settings_from(ctx), work)
+        out = _run(settings_from(ctx), work)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
-    if not changed:
+    if out is None or out is False:
         raise click.ClickException(f"no active key with id {key_id}")
+    return out
 
 
 @keys.command("expiry")
@@ -358,12 +357,7 @@ def rotate_cmd(ctx: click.Context, key_id: str, grace: str, as_json: bool) -> No
         assert record is not None
         return {"key": issued.key, **record.to_json(), "replaced": old.to_json()}
 
-    try:
-        out = _run(settings_from(ctx), work)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-    if out is None:
-        raise click.ClickException(f"no active key with id {key_id}")
+    out = _change(ctx, key_id, work)
     if as_json:
         click.echo(json.dumps(out))
         return
