@@ -37,7 +37,8 @@ SCHEMA_VERSION = 1
 # intent: written before forwarding; complete: the outcome; incomplete: written by recovery for an
 # intent whose process died; export/purge/content_read/shred: administrative actions; config: a
 # configuration reload (gateway.reload), recorded before the new catalogue takes effect; key: a
-# key created, its limits changed or revoked (gateway.keys), with the principal it stands for.
+# key created, its limits changed or revoked (gateway.keys), with the principal it stands for;
+# access: an admin call by a valid key that lacks the route's role, refused (gateway.http.admin).
 KINDS = frozenset(
     {
         "intent",
@@ -49,6 +50,7 @@ KINDS = frozenset(
         "shred",
         "config",
         "key",
+        "access",
     }
 )
 

@@ -3,11 +3,13 @@
 Callers authenticate with the admin token (``Authorization: Bearer <token>``, role ``admin``,
 which may do everything) or with an API key whose principal holds the route's role (for
 example ``auditor``). A route under ``/admin`` without ``opt={"role": ...}`` refuses everyone.
+A valid key refused for want of the role is recorded in the audit trail (kind ``access``).
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import Awaitable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -22,12 +24,14 @@ from audit.store import parse_utc
 from gateway.errors import Cause, GatewayError
 from gateway.key_records import validate_expiry, validate_limits, validate_models
 from gateway.keys import KeyNotRecorded
+from gateway.principal import Principal
 from gateway.reload import Reloader
 from gateway.services import Services
 
 __all__ = ["ADMIN_HANDLERS", "admin_guard"]
 
 T = TypeVar("T")
+log = logging.getLogger("portcullis")
 
 
 async def admin_guard(
@@ -45,8 +49,26 @@ async def admin_guard(
         return
     principal = await services.keys.authenticate(auth)
     if role not in principal.roles:
+        method = str(connection.scope.get("method", ""))
+        await _record_refusal(services, principal, handler, method, role)
         raise GatewayError(Cause.FORBIDDEN, f"This action needs the '{role}' role.")
     connection.scope["state"]["admin_principal"] = principal
+
+
+async def _record_refusal(
+    services: Services, principal: Principal, handler: BaseRouteHandler, method: str, role: str
+) -> None:
+    """A valid key tried an admin action its roles do not allow (a staff key minting keys, an
+    auditor changing limits): refused, and on the record (kind ``access``) with who, which
+    action and the role it needed. Nothing was granted, so a failure to record is logged, not
+    fatal."""
+    action = {"op": "refused", "handler": handler.handler_name, "method": method, "needs": role}
+    event = {"actor": f"key:{principal.key_id}", "principal": principal.policy_view()}
+    event["action"] = action
+    try:
+        await services.audit.record("access", event)
+    except Exception as exc:  # noqa: BLE001 - any store failure: the refusal stands
+        log.error("admin call refused, but not recorded (%s)", type(exc).__name__)
 
 
 @get("/admin/keys", opt={"role": "admin"})

@@ -15,6 +15,7 @@ signed manifest that a regulator can verify offline, use ``portcullis audit expo
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Request, get
@@ -28,6 +29,7 @@ from gateway.services import Services
 __all__ = ["audit_usage", "export_audit"]
 
 _MEDIA = {"csv": "text/csv", "jsonl": "application/x-ndjson", "syslog": "text/plain"}
+_EXT = {"csv": "csv", "jsonl": "jsonl", "syslog": "log"}
 _FILTERS = ("since", "until", "jurisdiction", "user", "team", "decision", "rule", "backend")
 
 
@@ -111,7 +113,14 @@ async def export_audit(request: Request[Any, Any, Any], state: State) -> Stream:
         async for chunk in chunks:
             yield chunk
 
-    return Stream(body(), media_type=_MEDIA[fmt])
+    # A download, never a page: a browser saves it rather than renders or sniffs it (the CSV's
+    # formula cells are neutralised as well; reliability reference E-1).
+    name = f"portcullis-audit-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.{_EXT[fmt]}"
+    headers = {
+        "content-disposition": f'attachment; filename="{name}"',
+        "x-content-type-options": "nosniff",
+    }
+    return Stream(body(), media_type=_MEDIA[fmt], headers=headers)
 
 
 _USAGE_FILTERS = ("since", "until", "jurisdiction", "user", "team", "decision", "backend")

@@ -102,10 +102,15 @@ def test_auditor_export_is_scoped_and_contentless(world: tuple[RunningGateway, P
     assert any("au-official" in u for u in users)
     assert not any("kr-official" in u or "us-dev" in u for u in users)
     assert SECRET_EMAIL not in text and keys["au_gov"] not in text
-    status, _, body = gw.request(
+    status, headers, body = gw.request(
         "GET", "/admin/audit/export?format=csv", token=RunningGateway.ADMIN_TOKEN, parse=False
     )
     assert status == 200 and "kr-official" in body.decode() and SECRET_EMAIL not in body.decode()
+    # a download, never rendered or sniffed by a browser (reliability reference E-1)
+    assert headers["content-type"].startswith("text/csv")
+    assert headers["content-disposition"].startswith('attachment; filename="portcullis-audit-')
+    assert headers["content-disposition"].endswith('.csv"')
+    assert headers["x-content-type-options"] == "nosniff"
 
 
 def test_export_refused_without_the_role(world: tuple[RunningGateway, Path, dict]) -> None:

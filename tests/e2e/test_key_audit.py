@@ -97,6 +97,13 @@ def test_create_limits_and_revoke_are_recorded_with_the_principal_and_the_actor(
         assert {e["kind"] for e in only} == {"key"} and len(only) == 4  # kim's 3, the auditor's
         status, _, err = gw.request("GET", "/admin/audit/export?kind=keys", token=auditor)
         assert status == 400 and err["error"]["param"] == "kind"
+        # the auditor may read, not change: refused, and the refusal is in the durable trail
+        assert gw.request("DELETE", f"/admin/keys/{key_id}", token=auditor)[0] == 403
+        status, _, body = gw.request(
+            "GET", "/admin/audit/export?format=jsonl&kind=access", token=auditor, parse=False
+        )
+        (entry,) = [json.loads(line)["event"] for line in body.decode().splitlines() if line]
+        assert entry["kind"] == "access" and entry["action"]["handler"] == "revoke_key"
     finally:
         gw.stop()
 
@@ -365,3 +372,41 @@ def test_a_key_limited_to_some_models_sees_and_reaches_only_those(
         ("models", "emb-test"),
         ("rotate", "emb-test"),
     ]
+
+
+def test_a_key_without_the_role_is_refused_every_admin_action_and_each_try_is_recorded(
+    memory_gw: tuple[RunningGateway, MemoryAuditSink],
+) -> None:
+    gw, audit = memory_gw
+    staff = gw.create_key(user="eve", jurisdiction="AU", sector="private", roles=["analyst"])
+    auditor = gw.create_key(user="aud", jurisdiction="AU", sector="private", roles=["auditor"])
+    target = gw.create_key(user="vic", jurisdiction="AU", sector="private")
+    vic = target.split("_")[1]
+    before = len(audit.records)
+    tries = [
+        (staff, "POST", "/admin/keys", {"user": "eve2", "jurisdiction": "AU",
+                                        "sector": "private", "roles": ["admin"]}),
+        (staff, "PATCH", f"/admin/keys/{vic}", {"requests_per_minute": 0}),
+        (staff, "DELETE", f"/admin/keys/{vic}", None),
+        (staff, "POST", f"/admin/keys/{vic}/rotate", None),
+        (staff, "GET", "/admin/audit/export", None),
+        (auditor, "POST", "/admin/config/reload", None),  # an auditor reads; it does not change
+        (auditor, "GET", "/admin/keys", None),
+    ]  # fmt: skip
+    for key, method, path, body in tries:
+        status, _, err = gw.request(method, path, body, token=key)
+        assert status == 403 and err["error"]["code"] == "forbidden", (path, err)
+    assert [k["user"] for k in gw.request("GET", "/admin/keys", token=TOKEN)[2]["data"]] == [
+        "eve", "aud", "vic"]  # fmt: skip
+    refused = audit.records[before:]
+    assert [kind for kind, _ in refused] == ["access"] * len(tries)
+    assert [e["action"]["handler"] for _, e in refused] == [
+        "create_key", "update_key", "revoke_key", "rotate_key", "export_audit", "reload_config",
+        "list_keys"]  # fmt: skip
+    first = refused[0][1]
+    assert first["actor"] == f"key:{staff.split('_')[1]}" and first["principal"]["user"] == "eve"
+    assert (first["action"]["method"], first["action"]["needs"]) == ("POST", "admin")
+    assert refused[4][1]["action"]["needs"] == "auditor"
+    # a caller with no valid key is a 401 and not recorded (anyone can knock)
+    assert gw.request("GET", "/admin/keys", token="pcs_nobody")[0] == 401
+    assert len(audit.records) == before + len(tries)
