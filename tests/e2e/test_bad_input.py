@@ -348,3 +348,25 @@ def test_no_500_for_garbage_on_any_endpoint(h: Harness, upstream: FakeUpstream) 
             status, _, body = h.gw.request("POST", path, raw=raw, token=h.key)
             assert 400 <= status < 500, (path, raw, body)
     assert upstream.received == []
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/admin/keys", "//admin/keys", "/ADMIN/keys", "/Admin/Keys", "/admin%2fkeys",
+     "/admin%2Fkeys", "/admin/keys/", "/admin/./keys", "/admin/../admin/keys",
+     "/v1/../admin/keys", "/admin/keys;x=1", "/admin//keys", "/%61dmin/keys", "/admin/keys%00",
+     "/admin/keys?include_revoked=true", "/admin/keys#frag"],
+)  # fmt: skip
+def test_no_spelling_of_an_admin_path_lets_a_staff_key_in(h: Harness, path: str) -> None:
+    """Reliability A-3: whatever the path's spelling, a key without the admin role never gets
+    a 200 from an admin route (the raw path is sent as is, not normalised by the client)."""
+    conn = http.client.HTTPConnection("127.0.0.1", h.gw.port, timeout=10)
+    for token in (h.key, None):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        for method in ("GET", "POST", "DELETE"):
+            conn.request(method, path, body=b"{}" if method == "POST" else None, headers=headers)
+            resp = conn.getresponse()
+            body = resp.read()
+            assert resp.status in (400, 401, 403, 404, 405), (method, path, resp.status, body)
+            assert b'"error"' in body and b"key_id" not in body, (method, path, body)
+    conn.close()
