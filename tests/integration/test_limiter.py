@@ -135,3 +135,53 @@ async def test_redis_down_fails_closed() -> None:
     assert exc.value.cause is Cause.LIMITER_UNAVAILABLE
     assert not await lim.ready()
     await lim.close()
+
+
+async def test_a_frozen_redis_fails_closed_within_the_deadline_and_recovers() -> None:
+    """Reliability F-4 (b): Redis stopped with SIGSTOP (it accepts connections, answers
+    nothing). A reservation waits at most the deadline, then 503 limiter_unavailable — never
+    unlimited; once Redis runs again, reservations succeed without a restart."""
+    import asyncio
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import time
+
+    from tests.support.gateway import _free_port
+
+    server = shutil.which("redis-server")
+    assert server, "redis-server is installed by scripts/ensure-services.sh"
+    port = _free_port()
+    proc = subprocess.Popen(
+        [server, "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    lim = RedisLimiter(f"redis://127.0.0.1:{port}/0", 100, 0, 0.1)
+    try:
+        for _ in range(50):
+            try:
+                await lim.reserve("warm", 1)
+                break
+            except GatewayError:
+                await asyncio.sleep(0.1)
+        os.kill(proc.pid, signal.SIGSTOP)
+        t0 = time.monotonic()
+        with pytest.raises(GatewayError) as exc:
+            await lim.reserve("k", 1)
+        assert exc.value.cause is Cause.LIMITER_UNAVAILABLE
+        assert time.monotonic() - t0 < 0.5  # the 0.1 s deadline, not a hang
+        os.kill(proc.pid, signal.SIGCONT)
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                await lim.reserve("k", 1)
+                break
+            except GatewayError:
+                assert time.monotonic() < deadline, "not back on Redis within 5 s"
+                await asyncio.sleep(0.1)
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+        proc.terminate()
+        proc.wait(timeout=10)
+        await lim.close()
