@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -392,6 +394,10 @@ def test_a_key_without_the_role_is_refused_every_admin_action_and_each_try_is_re
         (staff, "GET", "/admin/audit/export", None),
         (auditor, "POST", "/admin/config/reload", None),  # an auditor reads; it does not change
         (auditor, "GET", "/admin/keys", None),
+        (staff, "GET", f"/admin/keys/{vic}", None),
+        (staff, "POST", "/admin/policy/reload", None),
+        (staff, "GET", "/admin/config", None),
+        (staff, "GET", "/admin/audit/usage", None),
     ]  # fmt: skip
     for key, method, path, body in tries:
         status, _, err = gw.request(method, path, body, token=key)
@@ -402,11 +408,27 @@ def test_a_key_without_the_role_is_refused_every_admin_action_and_each_try_is_re
     assert [kind for kind, _ in refused] == ["access"] * len(tries)
     assert [e["action"]["handler"] for _, e in refused] == [
         "create_key", "update_key", "revoke_key", "rotate_key", "export_audit", "reload_config",
-        "list_keys"]  # fmt: skip
+        "list_keys", "get_key", "reload_policy", "show_config", "audit_usage"]  # fmt: skip
     first = refused[0][1]
     assert first["actor"] == f"key:{staff.split('_')[1]}" and first["principal"]["user"] == "eve"
     assert (first["action"]["method"], first["action"]["needs"]) == ("POST", "admin")
     assert refused[4][1]["action"]["needs"] == "auditor"
-    # a caller with no valid key is a 401 and not recorded (anyone can knock)
+    # a caller with no valid key is a 401 and not recorded (anyone can knock); so is an admin
+    # key once revoked or expired (reliability A-2)
     assert gw.request("GET", "/admin/keys", token="pcs_nobody")[0] == 401
     assert len(audit.records) == before + len(tries)
+    admin = gw.create_key(user="ops", jurisdiction="AU", sector="private", roles=["admin"])
+    assert gw.request("GET", "/admin/keys", token=admin)[0] == 200
+    assert gw.request("DELETE", f"/admin/keys/{admin.split('_')[1]}", token=TOKEN)[0] == 200
+    status, _, made = gw.request(
+        "POST", "/admin/keys",
+        {"user": "tmp", "jurisdiction": "AU", "sector": "private", "roles": ["admin"],
+         "expires_at": (datetime.now(UTC) + timedelta(seconds=1)).isoformat()},
+        token=TOKEN,
+    )  # fmt: skip
+    assert status == 201 and gw.request("GET", "/admin/keys", token=made["key"])[0] == 200
+    time.sleep(1.1)
+    for key in (admin, made["key"]):
+        for method, path in (("GET", "/admin/keys"), ("POST", "/admin/keys"),
+                             ("GET", "/admin/audit/export")):  # fmt: skip
+            assert gw.request(method, path, {}, token=key)[0] == 401, (method, path)

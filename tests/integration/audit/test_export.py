@@ -37,6 +37,8 @@ HOSTILE = [
     "@SUM(A1)",
     "tab\tin",
     "cr\rhere",
+    "\r=HYPERLINK(1)",  # a formula after a leading CR (reliability E-1)
+    "\t=1",
 ]
 
 
@@ -79,6 +81,10 @@ async def test_export_reparses_to_exactly_the_stored_rows_and_verifies_offline(
     assert regions == set(HOSTILE)
     data = out.read_bytes()
     if fmt == "csv":
+        # every cell a spreadsheet would run as a formula is neutralised in the raw file
+        for value in HOSTILE:
+            if value.startswith(("=", "+", "-", "@", "\t", "\r")):
+                assert ("\"'" + value + '"').encode() in data, value
         rows = parse_csv(data.decode("utf-8"))[1:]
         assert rows == [
             flatten(s, k, json.loads(b) if b else None, leaf) for s, k, b, leaf in stored
