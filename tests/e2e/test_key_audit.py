@@ -432,3 +432,22 @@ def test_a_key_without_the_role_is_refused_every_admin_action_and_each_try_is_re
         for method, path in (("GET", "/admin/keys"), ("POST", "/admin/keys"),
                              ("GET", "/admin/audit/export")):  # fmt: skip
             assert gw.request(method, path, {}, token=key)[0] == 401, (method, path)
+
+
+def test_each_secret_serves_its_own_purpose_only(
+    memory_gw: tuple[RunningGateway, MemoryAuditSink],
+) -> None:
+    """Reliability A-5: the admin token is no API key, an API key is no admin token, and the
+    server secret's derived keys (key digests, PII pseudonyms, audit digests) differ by label."""
+    from gateway.secrets_store import ServerSecret
+
+    gw, _ = memory_gw
+    key = gw.create_key(user="u", jurisdiction="AU", sector="private")
+    assert gw.request("GET", "/v1/models", token=TOKEN)[0] == 401  # the admin token as a key
+    chat = {"model": "gpt-test", "messages": [{"role": "user", "content": "x"}]}
+    assert gw.request("POST", "/v1/chat/completions", chat, token=TOKEN)[0] == 401
+    assert gw.request("GET", "/admin/keys", token=key)[0] == 403  # a key without the role
+    secret = ServerSecret(b"s" * 40)
+    derived = {secret.derive(p) for p in ("api-key", "pii", "audit-digest")}
+    assert len(derived) == 3 and secret.value not in derived
+    assert ServerSecret(b"t" * 40).derive("api-key") != secret.derive("api-key")
