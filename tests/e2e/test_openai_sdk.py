@@ -609,3 +609,26 @@ def test_a_json_answer_without_a_list_of_choices_is_a_502(
             model="gpt-test", messages=[{"role": "user", "content": "hi"}]
         )
     assert err.value.status_code == 502 and err.value.code == "upstream_error"
+
+
+def test_template_and_eval_strings_pass_as_plain_text(h: Harness, upstream: FakeUpstream) -> None:
+    """Reliability B-5: nothing in the gateway renders or evaluates prompt text: template,
+    JNDI and Python strings reach the backend byte for byte, and no process is started."""
+    import psutil
+
+    before = {c.pid for c in psutil.Process().children(recursive=True)}
+    strings = [
+        "{{7*7}}",
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "${jndi:ldap://127.0.0.1:1/a}",
+        "__import__('os').system('touch /tmp/pwned')",
+        "{% for x in range(9) %}{{x}}{% endfor %}",
+        "%(user)s {0.__globals__}",
+    ]
+    for text in strings:
+        client(h).chat.completions.create(
+            model="gpt-test", messages=[{"role": "user", "content": text}]
+        )
+        assert upstream.received[-1]["json"]["messages"][-1]["content"] == text
+    after = {c.pid for c in psutil.Process().children(recursive=True)}
+    assert after <= before
