@@ -27,7 +27,7 @@ from gateway.context import RequestContext
 from gateway.errors import Cause, GatewayError
 from gateway.http.validate import ParsedRequest, known_params
 from gateway.limiter import Reservation
-from gateway.pii.contract import Applied, Inspection
+from gateway.pii.contract import Applied, Inspection, Restorer
 from gateway.pii.walk import uninspectable
 from gateway.policy.contract import Decision, PiiAction
 from gateway.policy.input import build_policy_input
@@ -345,10 +345,11 @@ class Pipeline:
     async def run_json(self, ctx: RequestContext, parsed: ParsedRequest) -> dict[str, Any]:
         answer, hit = await self._forward(ctx, parsed, self.s.upstream.call_json)
         body = answer.body
-        if hit is not None and ctx.endpoint != "embeddings":
+        restorer = self._restorer(hit)
+        if restorer is not None and ctx.endpoint != "embeddings":
             t0 = time.perf_counter()
-            body = hit.restorer.restore_json(ctx.endpoint, body)
-            ctx.pii_output = dict(hit.restorer.new_pii)
+            body = restorer.restore_json(ctx.endpoint, body)
+            ctx.pii_output = dict(restorer.new_pii)
             ctx.mark("restore", t0)
         if ctx.answer_model is not None and "model" in body:
             body = {**body, "model": ctx.answer_model}
@@ -359,7 +360,14 @@ class Pipeline:
     async def run_stream(self, ctx: RequestContext, parsed: ParsedRequest) -> AsyncIterator[bytes]:
         """Open the upstream stream (retries allowed until then) and return the relay."""
         answer, hit = await self._forward(ctx, parsed, self.s.upstream.open_stream)
-        return relay_stream(ctx, answer, hit.restorer if hit else None, self.s.metrics)
+        return relay_stream(ctx, answer, self._restorer(hit), self.s.metrics)
+
+    def _restorer(self, hit: Applied | None) -> Restorer | None:
+        """The answer's restorer: the request's own (its placeholders), or, with the guard on and
+        nothing to restore, one that only scans the answer for personal data it brings."""
+        if hit is not None:
+            return hit.restorer
+        return self.s.pii.answer_restorer() if self.s.pii is not None else None
 
     def _refused_stream_options(
         self, ctx: RequestContext, backend: BackendSpec, failure: UpstreamFailure

@@ -35,8 +35,9 @@ class PiiSettings(Strict):
     encoded_views: bool = True  # also scan base64 / URL-encoded / \u-escaped values
     score_threshold: float = Field(0.4, ge=0.0, le=1.0)
     phone_regions: tuple[str, ...] = _REGIONS
-    # Personal data in an answer that was not in the prompt: always counted on the restorer;
-    # "redact" also replaces it in non-streamed answers.
+    # Personal data in an answer that was not in the prompt: always counted (pii.output in the
+    # audit record); "redact" also replaces it, in streams too (screened as they go: the last
+    # 96-160 characters held back; gateway.pii.restore).
     output_new_pii: Literal["report", "redact"] = "report"
     # Image, audio and file parts and token-id arrays cannot be inspected: such a request goes
     # only to backends whose policy allows every kind of personal data (self-hosted, usually),

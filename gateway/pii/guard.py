@@ -137,6 +137,9 @@ class Guard:
             actions_taken.setdefault(etype, {})[act] = n
         return Applied(body, restorer, actions_taken)
 
+    def answer_restorer(self) -> PlaceholderRestorer:
+        return PlaceholderRestorer({}, [], self._output_scan, self._redact_new)
+
     @staticmethod
     def _pseudonym(
         key: bytes,

@@ -6,8 +6,15 @@ request, so it holds back at most one placeholder's length minus one character.
 
 Output scanning: after restoring, a non-streamed answer is scanned with the pattern recognizers;
 identifiers, contacts and numbers that were not in the prompt are counted in ``new_pii`` and,
-with ``output_new_pii = "redact"``, replaced by ``[TYPE]``. Streamed answers are counted at
-``flush`` (not redacted: that would mean holding back more than a placeholder).
+with ``output_new_pii = "redact"``, replaced by ``[TYPE]``. A streamed answer's text is counted at
+``flush``; with ``"redact"`` it is screened as it goes: the last :data:`HOLD` characters are held
+back (a value of that length or shorter is whole before any of it leaves); once :data:`STEP`
+more have come, the text before the held part is scanned with the :data:`CONTEXT` characters
+released before it (a phone word before a number), new values in it are replaced, and a value
+that straddles the cut holds the cut back to its start. The price is latency: the client sees the
+text :data:`HOLD` to :data:`HOLD` + :data:`STEP` characters late (the rest at the end), and CPU:
+one pattern scan per :data:`STEP` characters. Tool-call arguments (JSON text) are counted, not
+screened.
 """
 
 from __future__ import annotations
@@ -25,6 +32,9 @@ from gateway.pii.generic import Candidate
 __all__ = ["PlaceholderRestorer", "Streamer"]
 
 PatternScan = Callable[[str], list[Candidate]]
+HOLD = 96  # characters a screened stream holds back (longer than any identifier's usual form)
+STEP = 64  # new characters that make a screen worth running (one scan per STEP, not per delta)
+CONTEXT = 48  # characters already released that the next screen still reads, for context
 
 
 class Streamer:
@@ -35,6 +45,9 @@ class Streamer:
         self._json = json_string
         self._pending = ""
         self._released: list[str] = []
+        self._screens = owner.redacts_streams and not json_string
+        self._unscreened = ""  # restored text held back for the output screen
+        self._context = ""  # the last released text (as the backend wrote it), for context
 
     @property
     def held(self) -> int:
@@ -52,20 +65,51 @@ class Streamer:
 
     def feed(self, text: str) -> str:
         if not self._owner.mapping:
-            self._released.append(text)
-            return text
-        buf = self._pending + text
-        cut = self._hold_from(buf)
-        self._pending = buf[cut:]
-        out = self._owner.replace(buf[:cut], json_string=self._json)
+            out = text
+        else:
+            buf = self._pending + text
+            cut = self._hold_from(buf)
+            self._pending = buf[cut:]
+            out = self._owner.replace(buf[:cut], json_string=self._json)
+        if self._screens:
+            return self._screen(out, final=False)
         self._released.append(out)
         return out
 
     def flush(self) -> str:
         out = self._owner.replace(self._pending, json_string=self._json)
         self._pending = ""
+        if self._screens:
+            return self._screen(out, final=True)
         self._released.append(out)
         self._owner.count_new("".join(self._released))
+        return out
+
+    def _screen(self, text: str, *, final: bool) -> str:
+        """Release what the output screen has cleared (new values replaced and counted)."""
+        buf = self._unscreened + text
+        if not final and len(buf) < HOLD + STEP:
+            self._unscreened = buf
+            return ""
+        ctx = self._context
+        cut = len(buf) if final else len(buf) - HOLD
+        found = sorted(self._owner.new_values(ctx + buf), key=lambda c: c.start)
+        spans: list[tuple[int, int, str]] = []
+        for c in found:
+            start, end = c.start - len(ctx), c.end - len(ctx)
+            if end <= 0:
+                continue  # inside text already released (and screened then)
+            if start < cut < end:
+                cut = max(0, start)  # a value across the cut: hold it back whole
+            if end <= cut:
+                spans.append((max(0, start), end, c.entity))
+        spans = [sp for sp in spans if sp[1] <= cut]
+        out = buf[:cut]
+        for start, end, entity in reversed(spans):
+            self._owner.new_pii[entity] += 1
+            out = out[:start] + redact(entity) + out[end:]
+        self._unscreened = buf[cut:]
+        self._context = (ctx + buf[:cut])[-CONTEXT:]
         return out
 
 
@@ -114,6 +158,14 @@ class PlaceholderRestorer:
     def count_new(self, text: str) -> None:
         for c in self._new(text):
             self.new_pii[c.entity] += 1
+
+    def new_values(self, text: str) -> list[Candidate]:
+        """Values in ``text`` the output scan finds that were not in the prompt."""
+        return self._new(text)
+
+    @property
+    def redacts_streams(self) -> bool:
+        return self._redact_new and self._scan is not None
 
     def _finish(self, text: str) -> str:
         restored = self.replace(text)

@@ -328,3 +328,38 @@ def test_responses_stream_restores_a_placeholder_split_over_chunks(
     assert final["type"] == "response.completed"
     assert final["response"]["output"][0]["content"][0]["text"] == "Hi John Smith!"
     assert ph not in raw.decode()
+
+
+def test_a_new_address_streamed_in_pieces_reaches_the_client_only_redacted(
+    tmp_path: Path, upstream_server: FakeUpstream, upstream: FakeUpstream
+) -> None:
+    """Reliability P-5 through the gateway: with pii.output_new_pii "redact", an e-mail address
+    the prompt did not hold, streamed over four deltas, never reaches the client in any event;
+    the answer's other text does, whole; the audit record counts it."""
+    audit = MemoryAuditSink()
+    running = RunningGateway(
+        core_settings(tmp_path, upstream_server, pii={"ner": False, "output_new_pii": "redact"}),
+        Components(policy=FakeDecider(_rule({"*": "pseudonymise"})), audit=audit),
+    ).start()
+    try:
+        key = running.create_key(user="bob", jurisdiction="AU-NSW", sector="private")
+        upstream.stream_chunks = ["Write to jo", "hn.smith@", "exam", "ple.com, please. ",
+                                  "It is about the invoice we discussed on Monday."]  # fmt: skip
+        status, _, raw = running.request(
+            "POST", "/v1/chat/completions", _chat("hello", stream=True), token=key, parse=False
+        )
+        assert status == 200
+        deltas = []
+        for line in raw.decode().splitlines():
+            if line.startswith("data: {"):
+                for choice in json.loads(line[6:]).get("choices") or ():
+                    deltas.append(choice.get("delta", {}).get("content") or "")
+        for fragment in ("john", "smith@", "example", ".com"):
+            assert not any(fragment in d for d in deltas), fragment
+        assert "".join(deltas) == (
+            "Write to [EMAIL_ADDRESS], please. It is about the invoice we discussed on Monday."
+        )
+        (record,) = audit.wait_completions(1)
+        assert record["pii"]["output"] == {"EMAIL_ADDRESS": 1}
+    finally:
+        running.stop()

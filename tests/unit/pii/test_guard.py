@@ -480,6 +480,72 @@ async def test_new_pii_in_output_is_counted_and_optionally_redacted() -> None:
         assert ("bob@example.net" in content) is (not redact_new)
 
 
+def _screening_restorer(redact_new: bool = True) -> Any:
+    from gateway.pii.engine import AnalyzerOptions
+    from gateway.pii.restore import PlaceholderRestorer
+    from gateway.pii.scanner import select
+
+    scan = Analyzer.__new__(Analyzer)  # patterns only, no model
+    Analyzer.__init__(scan, AnalyzerOptions(ner=False))
+    return PlaceholderRestorer(
+        {}, [], lambda t: select(scan.patterns(t, None)), redact_new=redact_new
+    )
+
+
+@pytest.mark.parametrize("size", [1, 3, 4, 9])
+def test_a_screened_stream_never_lets_out_a_fragment_of_a_new_value(size: int) -> None:
+    """Reliability P-5: with output_new_pii "redact", an e-mail address and a phone number the
+    prompt did not hold, streamed in pieces, reach the client only as [TYPE]; the rest of the
+    text comes through unchanged, HOLD characters late."""
+    from gateway.pii.restore import HOLD
+
+    r = _screening_restorer()
+    text = ("Sure. Write to jo" "hn.smith@" "exam" "ple.com or call him on 0412 345 678 "
+            "before five; his desk is on level 3. " + "Thanks again! " * 12)  # fmt: skip
+    sr = r.stream()
+    released = [sr.feed(text[i : i + size]) for i in range(0, len(text), size)]
+    assert all(len(x) == 0 for x in released[: HOLD // size])  # the first HOLD chars wait
+    released.append(sr.flush())
+    whole = "".join(released)
+    assert whole == text.replace("john.smith@example.com", "[EMAIL_ADDRESS]").replace(
+        "0412 345 678", "[PHONE_NUMBER]"
+    )
+    for piece in released:
+        for fragment in ("john", "smith@", "example.com", "0412", "345 678"):
+            assert fragment not in piece, (fragment, piece)
+    assert dict(r.new_pii) == {"EMAIL_ADDRESS": 1, "PHONE_NUMBER": 1}
+
+
+async def test_an_answer_to_a_prompt_without_personal_data_is_scanned_too() -> None:
+    from gateway.pii.engine import AnalyzerOptions
+    from gateway.pii.scanner import select
+
+    scan = Analyzer.__new__(Analyzer)
+    Analyzer.__init__(scan, AnalyzerOptions(ner=False))
+    for redact_new in (False, True):
+        g = guard(
+            output_scan=lambda t: select(scan.patterns(t, None)), redact_new_output=redact_new
+        )
+        r = g.answer_restorer()  # nothing was pseudonymised: nothing to restore
+        ans = {"choices": [{"message": {"content": "write to bob@example.net"}}]}
+        content = r.restore_json("chat", ans)["choices"][0]["message"]["content"]
+        assert dict(r.new_pii) == {"EMAIL_ADDRESS": 1}
+        assert content == ("write to [EMAIL_ADDRESS]" if redact_new else "write to bob@example.net")
+
+
+def test_an_unscreened_stream_releases_at_once_and_counts_at_the_end() -> None:
+    r = _screening_restorer(redact_new=False)
+    sr = r.stream()
+    assert sr.feed("mail bob@example.net") == "mail bob@example.net"
+    assert sr.flush() == ""
+    assert dict(r.new_pii) == {"EMAIL_ADDRESS": 1}
+
+
+def test_a_screened_stream_keeps_tool_call_arguments_as_they_come() -> None:
+    sr = _screening_restorer().stream(json_string=True)  # JSON text: counted, not screened
+    assert sr.feed('{"to": "bob@example.net"}') == '{"to": "bob@example.net"}'
+
+
 async def test_concurrent_requests_never_see_each_others_placeholders() -> None:
     names = {f"Person{i:03d} Example": "PERSON" for i in range(50)}
     g = guard(names)
