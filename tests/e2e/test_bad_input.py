@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import time
 
 import pytest
 
@@ -370,3 +371,60 @@ def test_no_spelling_of_an_admin_path_lets_a_staff_key_in(h: Harness, path: str)
             assert resp.status in (400, 401, 403, 404, 405), (method, path, resp.status, body)
             assert b'"error"' in body and b"key_id" not in body, (method, path, body)
     conn.close()
+
+
+def test_a_redirecting_backend_is_not_followed_and_nothing_reaches_the_other_host(
+    h: Harness, upstream: FakeUpstream
+) -> None:
+    """Reliability B-4: a backend answering 307 to another host (a canary listener counting
+    every connection) gets no request from the gateway there — no prompt, no credential — and
+    the caller a plain 502; routing fields in the body and forwarding headers change nothing."""
+    import socket
+    import threading
+
+    canary = socket.socket()
+    canary.bind(("127.0.0.1", 0))
+    canary.listen(16)
+    canary.settimeout(0.2)
+    hits: list[bytes] = []
+    stop = threading.Event()
+
+    def listen() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = canary.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(1)
+                try:
+                    hits.append(conn.recv(65536))
+                except OSError:
+                    hits.append(b"")
+
+    thread = threading.Thread(target=listen, daemon=True)
+    thread.start()
+    where = f"http://127.0.0.1:{canary.getsockname()[1]}/v1/chat/completions"
+    try:
+        upstream.redirect_to = where
+        for stream in (False, True):
+            status, _, body = h.gw.request(
+                "POST", "/v1/chat/completions", raw=chat(stream=stream), token=h.key
+            )
+            assert status == 502 and body["error"]["code"] == "upstream_error", body
+        upstream.redirect_to = None
+        for extra, headers in (
+            ({"extra_headers": {"Host": "evil"}}, {}),
+            ({}, {"X-Forwarded-Host": f"127.0.0.1:{canary.getsockname()[1]}",
+                  "Forwarded": f"host=127.0.0.1:{canary.getsockname()[1]}"}),
+        ):  # fmt: skip
+            status, _, _ = h.gw.request(
+                "POST", "/v1/chat/completions", raw=chat(**extra), token=h.key, headers=headers
+            )
+            assert status in (200, 400), (extra, status)
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        canary.close()
+    assert hits == []  # the canary saw no connection at all

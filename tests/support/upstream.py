@@ -6,7 +6,8 @@ Behaviour per request is chosen by the model name's suffix or by ``FakeUpstream.
 chunks), ``echo`` (answer with the last user message, so what arrived is visible).
 ``raw_json`` (any JSON value) is the whole answer to a non-streamed request when set, and
 ``raw_sse`` (bytes) the whole body of a streamed one: answers of any shape, for fuzzing.
-``error_body`` replaces the JSON body of an ``error`` answer. ``refuse_stream_options`` answers 400 to a body with ``stream_options``, as strict servers
+``error_body`` replaces the JSON body of an ``error`` answer; ``redirect_to`` makes every answer a
+307 redirect there. ``refuse_stream_options`` answers 400 to a body with ``stream_options``, as strict servers
 (older Azure OpenAI API versions) do.
 Every received request (headers and JSON) is kept in ``received`` — the evidence of what left.
 """
@@ -46,6 +47,7 @@ class FakeUpstream:
     raw_json: Any = None  # when not None: the answer to a non-streamed request, as it is
     raw_sse: bytes | None = None  # when set: the whole body of a streamed answer, as it is
     error_body: Any = None  # when not None: the JSON body of an ``error`` answer, as it is
+    redirect_to: str | None = None  # when set: every answer is a 307 to this URL
     received: list[dict[str, Any]] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
     port: int = 0
@@ -63,6 +65,7 @@ class FakeUpstream:
         self.refuse_stream_options = False
         self.done_linger_s = 0.0
         self.raw_json, self.raw_sse, self.error_body = None, None, None
+        self.redirect_to = None
         self.reply = "Hello from the fake upstream."
         self.received.clear()
         self.cancelled.clear()
@@ -125,6 +128,8 @@ class FakeUpstream:
         return body
 
     async def _maybe_fail(self, body: dict[str, Any] | None = None) -> web.Response | None:
+        if self.redirect_to is not None:
+            return web.Response(status=307, headers={"Location": self.redirect_to})
         if self.refuse_stream_options and body is not None and "stream_options" in body:
             return web.json_response(
                 {"error": {"message": "Unrecognized request argument: stream_options"}},
