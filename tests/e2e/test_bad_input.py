@@ -197,7 +197,14 @@ CASES: list[tuple[str, bytes, dict[str, str], int, str, str | None]] = [
         "model",
     ),
     ("model not a string", chat(model=42), {}, 400, "invalid_parameter", "model"),
-]
+    # vLLM's own parameters, which its CVEs abused (reliability B-2): not OpenAI's, never sent on
+    ("chat_template_kwargs", chat(chat_template_kwargs={"x": 1}), {}, 400,
+     "invalid_parameter", "chat_template_kwargs"),
+    ("guided_json", chat(guided_json={"type": "object", "properties": {"a": {"$ref": "#"}}}),
+     {}, 400, "invalid_parameter", "guided_json"),
+    ("min_tokens over max_tokens", chat(min_tokens=50, max_tokens=10), {}, 400,
+     "invalid_parameter", "min_tokens"),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -428,3 +435,14 @@ def test_a_redirecting_backend_is_not_followed_and_nothing_reaches_the_other_hos
         thread.join(timeout=5)
         canary.close()
     assert hits == []  # the canary saw no connection at all
+
+
+def test_a_legacy_prompt_list_past_the_bound_is_refused_naming_it(
+    h: Harness, upstream: FakeUpstream
+) -> None:
+    """Reliability B-2: a completions prompt of 10,000 strings is refused before anything is
+    sent, the error naming the field."""
+    body = {"model": "gpt-test", "prompt": ["x"] * 10_000, "max_tokens": 5}
+    got, _, err = h.gw.request("POST", "/v1/completions", body, token=h.key)
+    assert got == 400 and err["error"]["param"] == "prompt", err
+    assert upstream.received == []
