@@ -244,3 +244,41 @@ def test_admin_reload_answers_the_new_revision_and_a_broken_bundle_is_a_clear_42
         assert upstream.received == []
     finally:
         gw.stop()
+
+
+def test_an_alias_is_no_way_round_a_ban_and_the_denial_records_the_bundle(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    """Reliability A-7: aliases of the hosted model are denied to an AU public servant like its
+    name, nothing is forwarded, and each denial's audit record names the rule and the bundle
+    revision in force."""
+    import json
+    import sqlite3
+    import time
+
+    raw = deepseek_pair(tmp_path, upstream)
+    raw["backends"][0]["aliases"] = {"ds": "deepseek-chat", "Chat-Fast": "deepseek-chat"}
+    gw = RunningGateway(Settings.model_validate(raw)).start()
+    try:
+        key = gw.create_key(user="official", jurisdiction="AU", sector="government")
+        for alias in ("ds", "DS", "chat-fast", "deepseek/ds"):
+            with pytest.raises(openai.PermissionDeniedError) as exc:
+                ask(gw, key, alias)
+            assert exc.value.code == "policy_denied", alias
+        assert upstream.received == []
+        revision = gw.app.state.services.policy.revision
+        deadline = time.monotonic() + 5
+        while True:
+            with sqlite3.connect(tmp_path / "portcullis.db") as db:
+                rows = [json.loads(b) for (b,) in db.execute(
+                    "SELECT body FROM audit_log WHERE kind = 'complete' ORDER BY seq")]  # fmt: skip
+            if len(rows) >= 4 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert len(rows) == 4
+        for row in rows:
+            assert row["decision"]["allow"] is False and row["status"] == 403
+            assert row["bundle_revision"] == revision and revision
+            assert any(r.startswith("au.") for r in row["decision"]["denying_rule_ids"])
+    finally:
+        gw.stop()
