@@ -395,6 +395,7 @@ def test_a_key_without_the_role_is_refused_every_admin_action_and_each_try_is_re
         (auditor, "POST", "/admin/config/reload", None),  # an auditor reads; it does not change
         (auditor, "GET", "/admin/keys", None),
         (staff, "GET", f"/admin/keys/{vic}", None),
+        (staff, "PATCH", f"/admin/keys/{staff.split('_')[1]}", {"requests_per_minute": 0}),
         (staff, "POST", "/admin/policy/reload", None),
         (staff, "GET", "/admin/config", None),
         (staff, "GET", "/admin/audit/usage", None),
@@ -408,7 +409,8 @@ def test_a_key_without_the_role_is_refused_every_admin_action_and_each_try_is_re
     assert [kind for kind, _ in refused] == ["access"] * len(tries)
     assert [e["action"]["handler"] for _, e in refused] == [
         "create_key", "update_key", "revoke_key", "rotate_key", "export_audit", "reload_config",
-        "list_keys", "get_key", "reload_policy", "show_config", "audit_usage"]  # fmt: skip
+        "list_keys", "get_key", "update_key", "reload_policy", "show_config",
+        "audit_usage"]  # fmt: skip
     first = refused[0][1]
     assert first["actor"] == f"key:{staff.split('_')[1]}" and first["principal"]["user"] == "eve"
     assert (first["action"]["method"], first["action"]["needs"]) == ("POST", "admin")
