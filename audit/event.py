@@ -86,6 +86,16 @@ class Fixed(dict[str, Any]):
     clear = pop = popitem = setdefault = update = _read_only
 
 
+def _encodes(v: str) -> bool:
+    """Whether ``v`` is UTF-8 text (a lone surrogate is not, and would stop the entry's canonical
+    encoding: the whole record would fail, and with it the request, fail closed)."""
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class _Stripper:
     __slots__ = ("count", "exotic")
 
@@ -130,6 +140,7 @@ class _Stripper:
             and "\n" not in v
             and len(v.split()) <= 3
             and not looks_personal(v)
+            and (v.isascii() or _encodes(v))
         ):
             return v
         self.drop()

@@ -267,3 +267,21 @@ def test_an_identifier_with_a_trailing_newline_is_not_kept(path: tuple[str, ...]
     for p in path:
         kept = kept[p]
     assert kept is None and out["stripped"] >= 1
+
+
+def test_a_lone_surrogate_is_dropped_not_a_reason_for_the_record_to_fail() -> None:
+    """Reliability E-2: text that is not UTF-8 (a lone surrogate, as a hand-edited label could
+    hold) would stop the entry's canonical encoding and with it the request; it is dropped and
+    counted like content, and the entry encodes."""
+    from audit.store import make_entry
+
+    event = json.loads(json.dumps(FULL_EVENT))
+    event["backend"]["hosting_region"] = "Syd\udcffney"
+    event["model"] = "gpt\ud800"
+    out = normalise(event, "complete")
+    assert out["backend"]["hosting_region"] is None and out["model"] is None
+    assert out["stripped"] >= 2
+    canonical_json(out).encode("utf-8")
+    make_entry("complete", event, "w:1:1")  # no UnicodeEncodeError
+    event["backend"]["hosting_region"] = "Sydney, NSW 🦘"  # non-ASCII UTF-8 is kept
+    assert normalise(event, "complete")["backend"]["hosting_region"] == "Sydney, NSW 🦘"
