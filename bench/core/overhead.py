@@ -124,6 +124,28 @@ def main() -> None:
             f"{r['p95_us'] / 1000:.1f} | {r['p99_us'] / 1000:.1f} | {over} | "
             f"{r.get('cpu_us', '-')} | {errors} / {r['requests']} |"
         )
+    sys.exit(_check_bars(rows))
+
+
+def _check_bars(rows: list[dict[str, Any]]) -> int:
+    """The reliability reference's L-1 bars for each Portcullis row: errors under 1 %, overhead
+    p50 <= 15 ms and p95 <= 50 ms over the backend alone. Prints each verdict; 1 if any is
+    missed. (The reference states them for two cores; this layout gives each target one.)"""
+    base, missed = rows[0], 0
+    for r in rows:
+        if not r["target"].startswith("portcullis"):
+            continue
+        p50 = (r["p50_us"] - base["p50_us"]) / 1000
+        p95 = (r["p95_us"] - base["p95_us"]) / 1000
+        errors = (r["errors"] + r["status_errors"]) / max(1, r["requests"])
+        for name, ok in (
+            (f"errors {errors:.2%} < 1 %", errors < 0.01),
+            (f"overhead p50 {p50:.1f} ms <= 15", p50 <= 15),
+            (f"overhead p95 {p95:.1f} ms <= 50", p95 <= 50),
+        ):
+            print(f"L-1 {r['target']} {name}: {'met' if ok else 'MISSED'}")
+            missed += not ok
+    return 1 if missed else 0
 
 
 if __name__ == "__main__":

@@ -270,6 +270,27 @@ def main() -> None:
             f"{ratio:.2f} | {r['probe_steady_p95_ms']} | {r['rss_before_mb']} → {r['rss_peak_mb']} → {r['rss_after_mb']} | "
             f"{r['cpu_s']} | {lag} |"
         )
+    sys.exit(_check_bars(rows))
+
+
+def _check_bars(rows: list[dict[str, Any]]) -> int:
+    """The reliability reference's L-2 bars for Portcullis's row: every stream whole (or cleanly
+    cut), probe p95 under load at most 2x idle, RSS growth at most 200 MB, event-loop lag p99
+    under 100 ms. Prints each verdict; 1 if any is missed (a run without the row: 0)."""
+    missed = 0
+    for r in rows:
+        if r["target"] != "portcullis":
+            continue
+        bars = [
+            ("streams whole", r["whole"] == r["streams"]),
+            ("probe p95 <= 2x idle", r["probe_load_p95_ms"] <= 2 * r["probe_idle_p95_ms"]),
+            ("RSS growth <= 200 MB", r["rss_peak_mb"] - r["rss_before_mb"] <= 200),
+            ("loop lag p99 < 100 ms", not r["loop_lag_p99_ms"] >= 100),
+        ]
+        for name, ok in bars:
+            print(f"L-2 {name}: {'met' if ok else 'MISSED'}")
+            missed += not ok
+    return 1 if missed else 0
 
 
 if __name__ == "__main__":
