@@ -18,6 +18,7 @@ from gateway.principal import SECTORS, Principal, parse_jurisdiction
 __all__ = [
     "NAME_RULE",
     "KeyRecord",
+    "record_to_row",
     "row_to_record",
     "validate_description",
     "validate_expiry",
@@ -145,6 +146,29 @@ def row_to_record(row: sa.Row[tuple[object, ...]]) -> KeyRecord:
         rotated_from=m["rotated_from"],
         models=None if m["models"] is None else tuple(m["models"]),
     )
+
+
+def record_to_row(record: KeyRecord) -> dict[str, object]:
+    """The ``api_keys`` columns of a record (:func:`row_to_record`'s inverse; the digest and
+    the secret id are the key service's to add)."""
+    return {
+        "key_id": record.key_id,
+        "user_id": record.user,
+        "team": record.team,
+        "tenant": record.tenant,
+        "jurisdiction": record.jurisdiction,
+        "sector": record.sector,
+        "roles": list(record.roles),
+        "tags": list(record.tags),
+        "created_at": record.created_at,
+        "revoked_at": record.revoked_at,
+        "description": record.description,
+        "requests_per_minute": record.requests_per_minute,
+        "tokens_per_minute": record.tokens_per_minute,
+        "expires_at": record.expires_at,
+        "rotated_from": record.rotated_from,
+        "models": None if record.models is None else list(record.models),
+    }
 
 
 def _utc(value: datetime | None) -> datetime | None:

@@ -43,6 +43,7 @@ from gateway.errors import Cause, GatewayError
 from gateway.key_records import (
     NAME_RULE,
     KeyRecord,
+    record_to_row,
     row_to_record,
     validate_description,
     validate_expiry,
@@ -148,12 +149,26 @@ class KeyService:
         validate_description(description)
         allowed = validate_models(models)
         key_id, key = self._new_key()
-        principal = Principal(
-            key_id, user, jurisdiction, sector, team, tuple(roles), tuple(tags), tenant
+        record = KeyRecord(
+            key_id=key_id,
+            user=user,
+            team=team,
+            tenant=tenant,
+            jurisdiction=jurisdiction,
+            sector=sector,
+            roles=tuple(roles),
+            tags=tuple(tags),
+            created_at=datetime.now(UTC),
+            revoked_at=None,
+            description=description,
+            requests_per_minute=requests_per_minute,
+            tokens_per_minute=tokens_per_minute,
+            expires_at=expires_at,
+            models=allowed,
         )
         await self._record(
             "create",
-            principal,
+            record.principal(),
             actor,
             required=True,
             requests_per_minute=requests_per_minute,
@@ -162,27 +177,16 @@ class KeyService:
             models=_joined(allowed),
         )
         async with self._engine.begin() as conn:
-            await conn.execute(
-                api_keys.insert().values(
-                    key_id=key_id,
-                    digest=self.digest(key),
-                    secret_id=self._secret.secret_id,
-                    user_id=user,
-                    team=team,
-                    tenant=tenant,
-                    jurisdiction=jurisdiction,
-                    sector=sector,
-                    roles=list(roles),
-                    tags=list(tags),
-                    created_at=datetime.now(UTC),
-                    description=description,
-                    requests_per_minute=requests_per_minute,
-                    tokens_per_minute=tokens_per_minute,
-                    expires_at=expires_at,
-                    models=None if allowed is None else list(allowed),
-                )
-            )
+            await conn.execute(api_keys.insert().values(self._row(record, key)))
         return IssuedKey(key=key, key_id=key_id)
+
+    def _row(self, record: KeyRecord, key: str) -> dict[str, Any]:
+        """The ``api_keys`` row of a new key: its record, and the key only as its digest."""
+        return {
+            **record_to_row(record),
+            "digest": self.digest(key),
+            "secret_id": self._secret.secret_id,
+        }
 
     def _new_key(self) -> tuple[str, str]:
         """(key id, key): the id is the key's public part."""
@@ -251,28 +255,13 @@ class KeyService:
         at once on this replica; on the others at once with Redis, else within
         ``keys.cache_ttl_s`` (the same news as a revocation: forget cached principals)."""
         validate_limits(requests_per_minute, tokens_per_minute)
-        current = await self.get(key_id)
-        if current is None or current.revoked_at is not None or current.expired():
-            return False
-        await self._record(
+        return await self._change(
+            key_id,
             "limits",
-            current.principal(),
             actor,
-            required=True,
-            requests_per_minute=requests_per_minute,
-            tokens_per_minute=tokens_per_minute,
+            {"requests_per_minute": requests_per_minute, "tokens_per_minute": tokens_per_minute},
+            effect="use its new limits",
         )
-        async with self._engine.begin() as conn:
-            res = await conn.execute(
-                api_keys.update()
-                .where(api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None))
-                .values(
-                    requests_per_minute=requests_per_minute, tokens_per_minute=tokens_per_minute
-                )
-            )
-        if res.rowcount:
-            await self._announce(key_id, "changed", "use its new limits")
-        return bool(res.rowcount)
 
     async def set_expiry(
         self, key_id: str, expires_at: datetime | None, actor: str = "system"
@@ -280,21 +269,9 @@ class KeyService:
         """Move an active key's expiry (None: it no longer expires). An expired or revoked key
         stays so: False, as for an unknown id. Applies on the replicas as a limit change does."""
         expires_at = validate_expiry(expires_at)
-        current = await self.get(key_id)
-        if current is None or current.revoked_at is not None or current.expired():
-            return False
-        await self._record(
-            "expiry", current.principal(), actor, required=True, expires_at=expires_at
+        return await self._change(
+            key_id, "expiry", actor, {"expires_at": expires_at}, effect="use its new expiry"
         )
-        async with self._engine.begin() as conn:
-            res = await conn.execute(
-                api_keys.update()
-                .where(api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None))
-                .values(expires_at=expires_at)
-            )
-        if res.rowcount:
-            await self._announce(key_id, "changed", "use its new expiry")
-        return bool(res.rowcount)
 
     async def set_models(
         self, key_id: str, models: Sequence[str] | None, actor: str = "system"
@@ -302,20 +279,48 @@ class KeyService:
         """Give an active key its model allow-list (None: every model policy permits). Applies
         on the replicas as a limit change does."""
         allowed = validate_models(models)
-        current = await self.get(key_id)
-        if current is None or current.revoked_at is not None or current.expired():
-            return False
-        await self._record(
-            "models", current.principal(), actor, required=True, models=_joined(allowed)
+        return await self._change(
+            key_id,
+            "models",
+            actor,
+            {"models": None if allowed is None else list(allowed)},
+            effect="use its new model list",
+            recorded={"models": _joined(allowed)},
         )
+
+    async def _active(self, key_id: str) -> KeyRecord | None:
+        """The key's record if it is active (not revoked, not expired), else None."""
+        record = await self.get(key_id)
+        if record is None or record.revoked_at is not None or record.expired():
+            return None
+        return record
+
+    async def _change(
+        self,
+        key_id: str,
+        op: str,
+        actor: str,
+        values: dict[str, Any],
+        *,
+        effect: str,
+        recorded: dict[str, Any] | None = None,
+    ) -> bool:
+        """One change to an active key's row (``values``): recorded first (``recorded``, by
+        default the values themselves), then made, then announced to the replicas. False for
+        a key that is not active, as for an unknown id."""
+        current = await self._active(key_id)
+        if current is None:
+            return False
+        action = values if recorded is None else recorded
+        await self._record(op, current.principal(), actor, required=True, **action)
         async with self._engine.begin() as conn:
             res = await conn.execute(
                 api_keys.update()
                 .where(api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None))
-                .values(models=None if allowed is None else list(allowed))
+                .values(**values)
             )
         if res.rowcount:
-            await self._announce(key_id, "changed", "use its new model list")
+            await self._announce(key_id, "changed", effect)
         return bool(res.rowcount)
 
     async def rotate(
@@ -328,8 +333,8 @@ class KeyService:
         None for a key that is not active. Recorded first, as a creation is; the successor is
         written and the old key changed in one transaction."""
         grace_s = validate_grace(grace_s)
-        old = await self.get(key_id)
-        if old is None or old.revoked_at is not None or old.expired():
+        old = await self._active(key_id)
+        if old is None:
             return None
         now = datetime.now(UTC)
         until = None
@@ -338,10 +343,12 @@ class KeyService:
             if old.expires_at is not None:
                 until = min(until, old.expires_at)
         new_id, key = self._new_key()
-        principal = dataclasses.replace(old.principal(), key_id=new_id)
+        successor = dataclasses.replace(
+            old, key_id=new_id, created_at=now, revoked_at=None, rotated_from=key_id
+        )
         await self._record(
             "rotate",
-            principal,
+            successor.principal(),
             actor,
             required=True,
             replaces=key_id,
@@ -360,27 +367,7 @@ class KeyService:
             )
             if not res.rowcount:  # revoked meanwhile: no successor
                 return None
-            await conn.execute(
-                api_keys.insert().values(
-                    key_id=new_id,
-                    digest=self.digest(key),
-                    secret_id=self._secret.secret_id,
-                    user_id=old.user,
-                    team=old.team,
-                    tenant=old.tenant,
-                    jurisdiction=old.jurisdiction,
-                    sector=old.sector,
-                    roles=list(old.roles),
-                    tags=list(old.tags),
-                    created_at=now,
-                    description=old.description,
-                    requests_per_minute=old.requests_per_minute,
-                    tokens_per_minute=old.tokens_per_minute,
-                    expires_at=old.expires_at,
-                    rotated_from=key_id,
-                    models=None if old.models is None else list(old.models),
-                )
-            )
+            await conn.execute(api_keys.insert().values(self._row(successor, key)))
         await self._announce(key_id, "rotated", "stop accepting it or see its new expiry")
         retired = await self.get(key_id)
         assert retired is not None
