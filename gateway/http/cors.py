@@ -20,9 +20,8 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-import msgspec
-
 from gateway.errors import Cause, GatewayError
+from gateway.http.raw import send_error
 from gateway.http.request_id import request_id
 
 __all__ = ["ORIGIN_RULE", "Cors", "origin_of", "valid_origin"]
@@ -89,14 +88,7 @@ class Cors:
                 "Cross-origin request not allowed: the origin is not in server.cors_origins, "
                 "or the method or headers asked for are not served.",
             )
-            body = msgspec.json.encode(err.body())
-            headers = [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"x-request-id", rid),
-            ]
-            await send({"type": "http.response.start", "status": err.status, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
+            await send_error(send, err, rid)
             return
         headers = [
             *self._allow_origin(origin),

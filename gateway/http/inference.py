@@ -19,6 +19,7 @@ from gateway.config.core import RequestLimits
 from gateway.context import RequestContext
 from gateway.errors import Cause, GatewayError
 from gateway.http.body import decode_json, read_body
+from gateway.http.raw import send_error, send_json
 from gateway.http.request_id import request_id
 from gateway.http.responses import StreamTranslator, from_chat, rename_param, response_id, to_chat
 from gateway.http.validate import ParsedRequest, validate_request
@@ -53,34 +54,12 @@ ENDPOINTS = {
     "/v1/embeddings": "embeddings",
     "/v1/responses": "responses",  # translated to chat (gateway.http.responses)
 }
-_JSON = (b"content-type", b"application/json")
 _SSE_HEADERS = [
     (b"content-type", b"text/event-stream"),
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
 ]
 _ALLOW_POST = {"Allow": "POST"}
-
-
-async def _send_json(send: Any, status: int, body: bytes, rid: bytes, extra: Any = ()) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                _JSON,
-                (b"content-length", str(len(body)).encode()),
-                (b"x-request-id", rid),
-                *extra,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _send_error(send: Any, exc: GatewayError, rid: bytes) -> None:
-    extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in exc.headers.items()]
-    await _send_json(send, exc.status, _encode(exc.body()), rid, extra)
 
 
 async def serve(scope: Any, receive: Any, send: Any, endpoint: str, state: Any) -> None:
@@ -163,14 +142,14 @@ async def serve(scope: Any, receive: Any, send: Any, endpoint: str, state: Any) 
         answer = await _race_disconnect(receive, pipeline.run_json(ctx, parsed))
         if responses:
             answer = from_chat(answer, body, response_id(ctx.request_id))
-        await _send_json(send, 200, _encode(answer), rid, reservation.headers())
+        await send_json(send, 200, _encode(answer), rid, reservation.headers())
     except GatewayError as exc:
         if exc.cause is Cause.CLIENT_CLOSED:
             ctx.client_left()
         else:
             ctx.status, ctx.error_code = exc.status, exc.cause.code
         if not started:
-            await _send_error(send, exc, rid)
+            await send_error(send, exc, rid)
     except asyncio.CancelledError:
         ctx.status, ctx.error_code = Cause.CLIENT_CLOSED.status, Cause.CLIENT_CLOSED.code
         raise
@@ -179,7 +158,7 @@ async def serve(scope: Any, receive: Any, send: Any, endpoint: str, state: Any) 
         log.error("unexpected error %s on %s", type(exc).__name__, scope["path"])
         err = GatewayError(Cause.INTERNAL, "Internal error; nothing was sent.")
         if not started:
-            await _send_error(send, err, rid)
+            await send_error(send, err, rid)
         else:  # a stream that failed after its first byte ends with an error event (and [DONE]
             # for chat; response.failed for a Responses stream)
             end = _sse_error(err) if translator is None else translator.fail(err)
