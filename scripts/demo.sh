@@ -29,6 +29,8 @@ done
 
 KEY=$($PCS keys create --user demo --team demo --jurisdiction AU-NSW --sector private 2>/dev/null)
 GOV_KEY=$($PCS keys create --user demo-official --jurisdiction AU --sector government 2>/dev/null)
+OFFICER_KEY=$($PCS keys create --user demo-officer --jurisdiction AU --sector private \
+  --role admin --role auditor --tag audit-scope:all --description "make run: console demo" 2>/dev/null)
 
 cat <<TXT
 
@@ -53,6 +55,10 @@ PY
 The answer comes from DeepSeek-architecture weights on this machine (random, so nonsense).
 Try the public servant's key: Australia's PSPF Direction 001-2025 denies DeepSeek to
 Commonwealth entities, and the gateway says so, with the citation.
+
+The compliance console: http://127.0.0.1:8080/console/
+sign in with the compliance officer's key (roles admin and auditor):    $OFFICER_KEY
+(the audit trail of the requests above, verification, exports, usage, keys, policy what-if)
 
 TXT
 $PCS serve

@@ -64,6 +64,9 @@ class AdminSettings(Strict):
     # Admin API credential: a token compared in constant time, from a file or env var.
     token_file: Path | None = None
     token_env: str | None = "PORTCULLIS_ADMIN_TOKEN"  # noqa: S105 - a variable name
+    # The web console at /console/ (gateway.console): a static page over this admin API; it
+    # holds no data and asks for the admin token or an admin/auditor key.
+    console: bool = True
 
 
 class LimitSettings(Strict):

@@ -37,8 +37,9 @@ log = logging.getLogger("portcullis")
 async def admin_guard(
     connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
 ) -> None:
-    role = handler.opt.get("role")
-    if not isinstance(role, str):
+    role = handler.opt.get("role")  # a role, or a tuple of roles any of which will do
+    roles = (role,) if isinstance(role, str) else role
+    if not (isinstance(roles, tuple) and roles and all(isinstance(r, str) and r for r in roles)):
         raise GatewayError(Cause.FORBIDDEN, "This admin route declares no role; it is closed.")
     services: Services = connection.app.state.services
     auth = connection.headers.get("authorization") or ""
@@ -48,10 +49,11 @@ async def admin_guard(
         connection.scope["state"]["admin_role"] = "admin"
         return
     principal = await services.keys.authenticate(auth)
-    if role not in principal.roles:
+    if not set(roles) & set(principal.roles):
         method = str(connection.scope.get("method", ""))
-        await _record_refusal(services, principal, handler, method, role)
-        raise GatewayError(Cause.FORBIDDEN, f"This action needs the '{role}' role.")
+        needs = " or ".join(f"'{r}'" for r in roles)
+        await _record_refusal(services, principal, handler, method, "+".join(roles))
+        raise GatewayError(Cause.FORBIDDEN, f"This action needs the {needs} role.")
     connection.scope["state"]["admin_principal"] = principal
 
 

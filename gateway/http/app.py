@@ -16,7 +16,8 @@ from gateway.catalog import Catalog
 from gateway.config import Settings
 from gateway.heap import freeze_startup_heap
 from gateway.http.admin import ADMIN_HANDLERS, admin_guard
-from gateway.http.audit_admin import audit_usage, export_audit
+from gateway.http.audit_admin import AUDIT_HANDLERS
+from gateway.http.console import CONSOLE_ADMIN_HANDLERS, console_handlers
 from gateway.http.cors import Cors, origin_of
 from gateway.http.errors import EXCEPTION_HANDLERS
 from gateway.http.inference import (
@@ -229,8 +230,11 @@ def create_app(
             await close_services(services)
 
     admin = Router(
-        path="/", route_handlers=[*ADMIN_HANDLERS, export_audit, audit_usage], guards=[admin_guard]
+        path="/",
+        route_handlers=[*ADMIN_HANDLERS, *AUDIT_HANDLERS, *CONSOLE_ADMIN_HANDLERS],
+        guards=[admin_guard],
     )
+    console = console_handlers() if settings.admin.console else []
     app = GatewayApp(
         route_handlers=[
             chat_completions,
@@ -244,6 +248,7 @@ def create_app(
             readyz,
             metrics,
             admin,
+            *console,
         ],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

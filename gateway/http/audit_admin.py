@@ -3,17 +3,26 @@
 ``GET /admin/audit/export?format=csv|jsonl|syslog&since=&until=&jurisdiction=&user=&team=
 &decision=&rule=&backend=`` — role ``auditor`` (or the admin token). An auditor's key sees only
 the rows of its own jurisdiction (``AU`` covers ``AU-NSW``) plus any jurisdictions named in
-``audit-scope:<CC>`` tags; the tag ``audit-scope:*`` or the admin token sees every row. The
+``audit-scope:<CC>`` tags; the tag ``audit-scope:all`` or the admin token sees every row. The
 export is itself recorded in the audit trail (who, which range, which filter). For a file with a
 signed manifest that a regulator can verify offline, use ``portcullis audit export``.
 
 ``GET /admin/audit/usage?by=team,model&since=&until=&jurisdiction=&user=&team=&decision=
 &backend=`` — the same role and scope: requests, denials, failures and tokens per group
 (:mod:`audit.usage`), recorded like an export.
+
+``GET /admin/audit/entries?limit=50&before=SEQ&kind=&<the export's filters>`` — the same role and
+scope: a page of entries, newest first, with ``next_before`` for the older page (the console's
+audit view; :mod:`audit.browse`), recorded like an export.
+
+``GET /admin/audit/verify`` — the same role: ``portcullis audit verify`` over the running store
+(every leaf hash, the Merkle root, the signed checkpoints), on a worker thread with its own
+connection so the event loop keeps serving; one at a time (409 while one runs).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -26,7 +35,7 @@ from gateway.errors import Cause, GatewayError
 from gateway.principal import Principal
 from gateway.services import Services
 
-__all__ = ["audit_usage", "export_audit"]
+__all__ = ["AUDIT_HANDLERS"]
 
 _MEDIA = {"csv": "text/csv", "jsonl": "application/x-ndjson", "syslog": "text/plain"}
 _EXT = {"csv": "csv", "jsonl": "jsonl", "syslog": "log"}
@@ -68,7 +77,9 @@ def _scope(request: Request[Any, Any, Any]) -> Any:
     if principal is None:  # the admin token
         return Scope(actor="admin-token", roles=frozenset({"admin"}), jurisdictions=None)
     extra = {t.split(":", 1)[1] for t in principal.tags if t.startswith("audit-scope:")}
-    jurisdictions = None if "*" in extra else frozenset({principal.jurisdiction, *extra})
+    # "all" ("*" was documented first, but a tag cannot hold it: kept for any record that does)
+    unscoped = bool(extra & {"all", "*"})
+    jurisdictions = None if unscoped else frozenset({principal.jurisdiction, *extra})
     return Scope(
         actor=principal.key_id, roles=frozenset(principal.roles), jurisdictions=jurisdictions
     )
@@ -154,3 +165,88 @@ async def audit_usage(request: Request[Any, Any, Any], state: State) -> dict[str
             Cause.INVALID_PARAMETER, f"Invalid grouping: {exc}.", param="by"
         ) from None
     return {"by": list(by), "groups": [r.to_json() for r in rows], "totals": totals(rows)}
+
+
+def _int(
+    request: Request[Any, Any, Any], name: str, default: int | None, low: int, high: int
+) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
+        raise GatewayError(
+            Cause.INVALID_PARAMETER, f"{name}: a whole number from {low} to {high}.", param=name
+        )
+    return int(raw)
+
+
+@get("/admin/audit/entries", opt={"role": "auditor"})
+async def audit_entries(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
+    from audit.browse import MAX_PAGE, browse
+    from audit.export import AuditForbidden
+
+    services: Services = state.services
+    q = request.query_params
+    unknown = set(q) - {"limit", "before", "kind", *_FILTERS}
+    if unknown:
+        raise GatewayError(Cause.INVALID_PARAMETER, f"Unsupported filter: '{sorted(unknown)[0]}'.")
+    limit = _int(request, "limit", 50, 1, MAX_PAGE)
+    before = _int(request, "before", None, 1, 2**62)
+    kinds = tuple(k for v in q.getall("kind", []) for k in v.split(",") if k)
+    flt = _filter(request, _FILTERS, kinds)
+    try:
+        page = await browse(
+            _engine(services),
+            flt,
+            _scope(request),
+            limit or 50,
+            before,
+            allowed_roles=services.settings.audit.export_roles,
+            writer=getattr(services.audit, "writer_id", "browse:0:0"),
+        )
+    except AuditForbidden:
+        raise GatewayError(Cause.FORBIDDEN, "This role may not read the audit trail.") from None
+    return page.to_json()
+
+
+_VERIFYING = asyncio.Lock()
+
+
+@get("/admin/audit/verify", opt={"role": "auditor"})
+async def audit_verify(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
+    from audit.export import AuditForbidden
+
+    services: Services = state.services
+    engine = _engine(services)
+    signer = getattr(services.audit, "signer", None)
+    if signer is None:
+        raise GatewayError(Cause.CONFLICT, "This audit store has no signing key to verify against.")
+    try:
+        _scope(request).authorise(services.settings.audit.export_roles)
+    except AuditForbidden:
+        raise GatewayError(Cause.FORBIDDEN, "This role may not read the audit trail.") from None
+    if _VERIFYING.locked():
+        raise GatewayError(Cause.CONFLICT, "A verification is already running; try again shortly.")
+    url = engine.url.render_as_string(hide_password=False)
+    checkpoints = getattr(services.audit, "checkpoint_dir", None)
+    async with _VERIFYING:
+        report = await asyncio.to_thread(_verify, url, signer.public, checkpoints)
+    return dict(report.to_json())
+
+
+def _verify(url: str, public: Any, checkpoints: Any) -> Any:
+    """The whole verification on this (worker) thread, with its own loop and connection."""
+    from audit.db import open_engine
+    from audit.verify import verify_database
+
+    async def run() -> Any:
+        engine = open_engine(url, pool_size=1)
+        try:
+            return await verify_database(engine, public, checkpoints)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+AUDIT_HANDLERS = [export_audit, audit_usage, audit_entries, audit_verify]

@@ -1,0 +1,918 @@
+// Portcullis compliance console: one module over the admin API, no dependencies.
+//
+// Security boundaries kept here:
+//  - server data reaches the page through textContent only (el() below), never as markup;
+//  - the credential lives in sessionStorage only, is sent as a bearer header to same-origin
+//    absolute paths, and is never written into the page or the console;
+//  - a freshly issued key lives in the #new-key element only, until dismissed.
+
+const CREDENTIAL = "portcullis.console.credential";
+
+// The documented sector list (gateway/principal.py SECTORS, docs/principals.md).
+const SECTORS = [
+  "government",
+  "critical_infrastructure",
+  "education",
+  "state_owned_enterprise",
+  "government_foundation",
+  "defence",
+  "defence_contractor",
+  "contractor",
+  "legislature",
+  "healthcare",
+  "financial",
+  "private",
+  "individual",
+];
+
+const AUDIT_FILTERS = ["since", "until", "jurisdiction", "user", "team", "decision", "rule", "backend", "kind"];
+const AUDIT_PAGE = 50;
+
+// Which `can` flag each view needs (null: every signed-in credential).
+const VIEWS = {
+  overview: { needs: null, show: showOverview },
+  audit: { needs: "audit", show: showAudit },
+  usage: { needs: "audit", show: showUsage },
+  keys: { needs: "keys", show: showKeys },
+  policy: { needs: "policy", show: showPolicy },
+  config: { needs: "config", show: showConfig },
+};
+
+const state = {
+  whoami: null,
+  generation: 0, // bumped at sign-out: answers to older requests are dropped
+  view: null,
+  auditEntries: new Map(), // seq -> entry of the rows on screen
+  auditNext: null,
+  auditLoaded: false,
+  usageLoaded: false,
+  modelsLoaded: false,
+};
+
+const $ = (id) => document.getElementById(id);
+
+// ---------------------------------------------------------------------------------------------
+// DOM building (textContent only)
+
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === "text") node.textContent = String(value);
+    else if (key === "className") node.className = value;
+    else if (key === "dataset") Object.assign(node.dataset, value);
+    else if (key === "on") for (const [ev, fn] of Object.entries(value)) node.addEventListener(ev, fn);
+    else if (value === true) node.setAttribute(key, "");
+    else node.setAttribute(key, String(value));
+  }
+  append(node, children);
+  return node;
+}
+
+function append(node, children) {
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+const show = (node, visible) => { node.hidden = !visible; };
+// replaceChildren() would write a null child as the text "null"; this drops it as el() does
+const fill = (node, ...children) => { node.replaceChildren(); return append(node, children); };
+const text = (value) => (value === null || value === undefined ? "" : String(value));
+const list = (values) => (Array.isArray(values) ? values.join(", ") : "");
+
+// ---------------------------------------------------------------------------------------------
+// Status region
+
+function say(message, kind = "info") {
+  const status = $("status");
+  status.textContent = message;
+  status.className = `status ${kind}`;
+}
+
+function report(err) {
+  if (err instanceof StaleAnswer) return;
+  if (err instanceof ApiError && err.status === 401) {
+    signOut("The credential was refused.");
+  } else if (err instanceof ApiError) {
+    say(err.message, "error");
+  } else if (err instanceof InputError) {
+    say(err.message, "error");
+  } else if (err instanceof NetworkError) {
+    say("The gateway did not answer.", "error");
+  } else {
+    say(`The console failed: ${err && err.message ? err.message : "unknown error"}.`, "error");
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The API
+
+class ApiError extends Error {
+  constructor(status, message, type = null, code = null) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.type = type;
+    this.code = code;
+  }
+}
+
+class NetworkError extends Error {}
+class StaleAnswer extends Error {}
+class InputError extends Error {} // a form value the console itself refuses, before any call
+
+function credential() {
+  return sessionStorage.getItem(CREDENTIAL);
+}
+
+function query(params) {
+  const q = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) {
+    if (value !== null && value !== undefined && value !== "") q.set(key, String(value));
+  }
+  const s = q.toString();
+  return s ? `?${s}` : "";
+}
+
+async function errorFrom(response) {
+  let message = `The gateway answered HTTP ${response.status}.`;
+  let type = null;
+  let code = null;
+  try {
+    const body = await response.json();
+    if (body && body.error && typeof body.error.message === "string") {
+      message = body.error.message;
+      type = body.error.type || null;
+      code = body.error.code || null;
+    }
+  } catch {
+    // not JSON: keep the generic message, never the raw body
+  }
+  return new ApiError(response.status, message, type, code);
+}
+
+// fetch with the bearer header; `raw`: hand back the Response (for downloads), `accept`: other
+// statuses that carry a normal JSON answer (readiness answers 503 when not ready).
+async function api(path, { method = "GET", body, raw = false, auth = true, accept = [] } = {}) {
+  const generation = state.generation;
+  const headers = { Accept: raw ? "*/*" : "application/json" };
+  if (auth) {
+    const cred = credential();
+    if (!cred) throw new ApiError(401, "The credential was refused.");
+    headers.Authorization = `Bearer ${cred}`;
+  }
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: "omit",
+      cache: "no-store",
+      redirect: "error",
+    });
+  } catch {
+    if (generation !== state.generation) throw new StaleAnswer();
+    throw new NetworkError();
+  }
+  if (generation !== state.generation) throw new StaleAnswer();
+  if (!response.ok && !accept.includes(response.status)) throw await errorFrom(response);
+  if (raw) return response;
+  try {
+    return await response.json();
+  } catch {
+    throw new ApiError(response.status, "The gateway's answer was not JSON.");
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Form helpers
+
+function formValues(form) {
+  const out = {};
+  for (const [key, value] of new FormData(form)) {
+    if (typeof value === "string" && value.trim() !== "") out[key] = value.trim();
+  }
+  return out;
+}
+
+function names(textValue) {
+  return (textValue || "").split(",").map((s) => s.trim()).filter(Boolean);
+}
+
+// ISO 8601 without offset (the server reads it as UTC).
+function isoUtc(date) {
+  return date.toISOString().slice(0, 19);
+}
+
+function stamp(date = new Date()) {
+  return date.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+}
+
+function fillSectors() {
+  for (const select of document.querySelectorAll("select.sector-select")) {
+    select.replaceChildren(
+      el("option", { value: "", text: "choose a sector" }),
+      ...SECTORS.map((s) => el("option", { value: s, text: s })),
+    );
+  }
+}
+
+function busy(button, on) {
+  if (button) button.disabled = on;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sign-in, sign-out, navigation
+
+async function signIn(event) {
+  event.preventDefault();
+  const input = $("credential");
+  const value = input.value.trim();
+  input.value = "";
+  if (!value) {
+    say("Enter an admin token or an API key.", "error");
+    return;
+  }
+  sessionStorage.setItem(CREDENTIAL, value);
+  await start();
+}
+
+async function start() {
+  say("Checking the credential…");
+  let who;
+  try {
+    who = await api("/admin/whoami");
+  } catch (err) {
+    if (err instanceof ApiError && err.status !== 401) {
+      forget();
+      showSignIn();
+      say(err.message, "error");
+    } else {
+      report(err);
+      if (err instanceof NetworkError) showSignIn();
+    }
+    return;
+  }
+  state.whoami = who;
+  $("whoami").textContent = describe(who);
+  show($("session"), true);
+  show($("nav"), true);
+  show($("signin-screen"), false);
+  show($("console"), true);
+  for (const button of document.querySelectorAll("#nav button[data-view]")) {
+    show(button, allowed(button.dataset.view));
+  }
+  say("");
+  await activate("overview");
+}
+
+function describe(who) {
+  const details = [list(who.roles) || "no roles"];
+  if (who.jurisdiction) details.push(who.jurisdiction);
+  return `${text(who.actor)} (${details.join("; ")})`;
+}
+
+function can(flag) {
+  return Boolean(state.whoami && state.whoami.can && state.whoami.can[flag]);
+}
+
+function allowed(view) {
+  const spec = VIEWS[view];
+  if (!spec || !state.whoami) return false;
+  return spec.needs === null || can(spec.needs);
+}
+
+function forget() {
+  sessionStorage.removeItem(CREDENTIAL);
+}
+
+function signOut(message = "Signed out.") {
+  forget();
+  state.generation += 1;
+  state.whoami = null;
+  state.view = null;
+  resetViews();
+  showSignIn();
+  say(message, message === "Signed out." ? "info" : "error");
+}
+
+function showSignIn() {
+  show($("session"), false);
+  show($("nav"), false);
+  show($("console"), false);
+  show($("signin-screen"), true);
+  $("whoami").textContent = "";
+  $("credential").focus();
+}
+
+function resetViews() {
+  dismissKey();
+  state.auditEntries.clear();
+  state.auditNext = null;
+  state.auditLoaded = false;
+  state.usageLoaded = false;
+  state.modelsLoaded = false;
+  for (const id of ["readiness", "readiness-summary", "verify-result", "overview-usage", "policy-result", "policy-models",
+    "config-hash", "config-revision", "audit-detail"]) {
+    $(id).replaceChildren();
+  }
+  for (const id of ["audit-table", "usage-table", "keys-table", "config-table"]) {
+    $(id).tBodies[0].replaceChildren();
+  }
+  $("usage-table").tHead.replaceChildren();
+  $("audit-detail-head").textContent = "Select a row to see its entry.";
+  show($("audit-more"), false);
+  show($("audit-empty"), false);
+  for (const form of ["audit-filter", "usage-form", "key-create", "policy-form"]) $(form).reset();
+  for (const section of document.querySelectorAll("section.view")) show(section, false);
+}
+
+async function activate(view) {
+  if (!allowed(view)) return;
+  state.view = view;
+  say("");
+  for (const section of document.querySelectorAll("section.view")) {
+    show(section, section.id === `view-${view}`);
+  }
+  for (const button of document.querySelectorAll("#nav button[data-view]")) {
+    if (button.dataset.view === view) button.setAttribute("aria-current", "page");
+    else button.removeAttribute("aria-current");
+  }
+  try {
+    await VIEWS[view].show();
+  } catch (err) {
+    report(err);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Overview
+
+async function showOverview() {
+  const canAudit = can("audit");
+  show($("overview-audit"), canAudit);
+  show($("overview-usage-panel"), canAudit);
+  const work = [loadReadiness()];
+  if (canAudit) work.push(loadOverviewUsage());
+  const results = await Promise.allSettled(work);
+  for (const r of results) if (r.status === "rejected") report(r.reason);
+}
+
+async function loadReadiness() {
+  const answer = await api("/readyz", { auth: false, accept: [503] });
+  const ready = answer.status === "ready";
+  const summary = $("readiness-summary");
+  summary.textContent = ready ? "Ready." : "NOT READY.";
+  summary.className = ready ? "ok" : "bad";
+  $("readiness").replaceChildren(...Object.entries(answer.checks || {}).map(
+    ([name, ok]) => el("li", { className: ok ? "ok" : "bad", text: `${name}: ${ok ? "ok" : "FAILING"}` }),
+  ));
+}
+
+async function loadOverviewUsage() {
+  const since = isoUtc(new Date(Date.now() - 24 * 3600 * 1000));
+  const answer = await api(`/admin/audit/usage${query({ by: "decision", since })}`);
+  const t = answer.totals || {};
+  const rows = [
+    ["requests", t.requests],
+    ["denied", t.denied],
+    ["failed", t.failed],
+    ["tokens", t.total_tokens],
+  ];
+  $("overview-usage").replaceChildren(
+    ...rows.flatMap(([label, value]) => [el("dt", { text: label }), el("dd", { text: text(value ?? 0) })]),
+  );
+}
+
+async function verify() {
+  const button = $("verify");
+  const target = $("verify-result");
+  busy(button, true);
+  target.replaceChildren(el("p", { text: "Verifying…" }));
+  try {
+    const v = await api("/admin/audit/verify");
+    const counts = `${v.entries} entries, ${v.checkpoints} checkpoints (last at ${v.last_checkpoint}), `
+      + `${v.unanchored} unanchored, ${v.purged} purged, ${v.proofs_checked} proofs checked.`;
+    if (v.ok) {
+      target.replaceChildren(el("p", { className: "ok" }, "Audit trail ", el("strong", { text: "intact" }), ` — ${counts}`));
+    } else {
+      target.replaceChildren(
+        el("p", { className: "bad" }, el("strong", { text: "PROBLEMS" }), ` — ${counts}`),
+        el("ul", { className: "problems" }, (v.problems || []).map((p) => el("li", { text: p }))),
+      );
+    }
+  } catch (err) {
+    target.replaceChildren();
+    report(err);
+  } finally {
+    busy(button, false);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Audit trail
+
+async function showAudit() {
+  if (!state.auditLoaded) await loadAudit(false);
+}
+
+function auditFilter() {
+  const values = formValues($("audit-filter"));
+  const out = {};
+  for (const name of AUDIT_FILTERS) if (values[name]) out[name] = values[name];
+  return out;
+}
+
+async function loadAudit(more) {
+  const tbody = $("audit-table").tBodies[0];
+  const params = { limit: AUDIT_PAGE, ...auditFilter() };
+  if (more && state.auditNext !== null) params.before = state.auditNext;
+  busy($("audit-more"), true);
+  try {
+    const page = await api(`/admin/audit/entries${query(params)}`);
+    if (!more) {
+      tbody.replaceChildren();
+      state.auditEntries.clear();
+    }
+    for (const entry of page.data || []) {
+      state.auditEntries.set(String(entry.seq), entry);
+      tbody.append(auditRow(entry));
+    }
+    state.auditNext = page.next_before ?? null;
+    state.auditLoaded = true;
+    show($("audit-more"), state.auditNext !== null);
+    show($("audit-empty"), state.auditEntries.size === 0);
+  } finally {
+    busy($("audit-more"), false);
+  }
+}
+
+function auditRow(entry) {
+  const cells = [
+    entry.seq, entry.ts, entry.kind, entry.user, entry.jurisdiction, entry.backend,
+    entry.decision, list(entry.rules), entry.request_id,
+  ];
+  const mono = new Set([0, 1, 8]);
+  return el(
+    "tr",
+    {
+      className: `audit-row${entry.purged ? " purged" : ""}${entry.decision === "deny" ? " deny" : ""}`,
+      tabindex: "0",
+      dataset: { seq: String(entry.seq) },
+      "aria-label": `Entry ${entry.seq}, ${text(entry.kind)}`,
+    },
+    cells.map((value, i) => el("td", { className: mono.has(i) ? "mono" : null, title: text(value) || null, text: text(value) })),
+  );
+}
+
+function selectAuditRow(row) {
+  const entry = state.auditEntries.get(row.dataset.seq);
+  if (!entry) return;
+  for (const r of row.parentNode.querySelectorAll("tr.selected")) r.classList.remove("selected");
+  row.classList.add("selected");
+  $("audit-detail-head").textContent = `seq ${entry.seq} · leaf hash ${text(entry.leaf_hash)}`;
+  $("audit-detail").textContent = entry.entry === null || entry.entry === undefined
+    ? "purged"
+    : JSON.stringify(entry.entry, null, 2);
+}
+
+function onAuditTable(event) {
+  const row = event.target.closest("tr.audit-row");
+  if (!row) return;
+  if (event.type === "click") selectAuditRow(row);
+  else if (event.key === "Enter" || event.key === " ") {
+    event.preventDefault();
+    selectAuditRow(row);
+  } else if (event.key === "ArrowDown" && row.nextElementSibling) {
+    event.preventDefault();
+    row.nextElementSibling.focus();
+  } else if (event.key === "ArrowUp" && row.previousElementSibling) {
+    event.preventDefault();
+    row.previousElementSibling.focus();
+  }
+}
+
+async function exportAudit(format, button) {
+  busy(button, true);
+  say(`Exporting ${format.toUpperCase()}…`);
+  try {
+    const response = await api(`/admin/audit/export${query({ format, ...auditFilter() })}`, { raw: true });
+    const blob = await response.blob();
+    const name = `portcullis-audit-${stamp()}.${format}`;
+    const url = URL.createObjectURL(blob);
+    const link = el("a", { href: url, download: name, hidden: true });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    say(`Saved ${blob.size} bytes to ${name}.`, "ok");
+  } catch (err) {
+    report(err);
+  } finally {
+    busy(button, false);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Usage
+
+const USAGE_MEASURES = [
+  ["requests", "Requests"],
+  ["denied", "Denied"],
+  ["failed", "Failed"],
+  ["forwarded", "Forwarded"],
+  ["prompt_tokens", "Prompt tokens"],
+  ["completion_tokens", "Completion tokens"],
+  ["total_tokens", "Total tokens"],
+];
+
+async function showUsage() {
+  if (!state.usageLoaded) await loadUsage();
+}
+
+async function loadUsage() {
+  const form = $("usage-form");
+  const by = [...form.querySelectorAll('input[name="by"]:checked')].map((c) => c.value);
+  if (by.length === 0) {
+    say("Choose at least one grouping.", "error");
+    return;
+  }
+  const values = formValues(form);
+  const answer = await api(`/admin/audit/usage${query({ by: by.join(","), since: values.since, until: values.until })}`);
+  renderUsage(answer);
+  state.usageLoaded = true;
+  say(`${(answer.groups || []).length} groups.`);
+}
+
+function renderUsage(answer) {
+  const table = $("usage-table");
+  const groups = answer.by || [];
+  table.tHead.replaceChildren(el("tr", {},
+    groups.map((g) => el("th", { scope: "col", text: g })),
+    USAGE_MEASURES.map(([, label]) => el("th", { scope: "col", className: "num", text: label }))));
+  const rows = (answer.groups || []).map((row) => el("tr", { className: "usage-row" },
+    groups.map((g) => el("td", { className: row[g] === null ? "none" : null, text: row[g] === null ? "(none)" : text(row[g]) })),
+    USAGE_MEASURES.map(([key]) => el("td", { className: "num", text: text(row[key] ?? 0) }))));
+  const totals = answer.totals || {};
+  const totalRow = el("tr", { className: "usage-total" },
+    groups.length ? el("th", { scope: "row", colspan: String(groups.length), text: "Total" }) : null,
+    USAGE_MEASURES.map(([key]) => el("td", { className: "num", text: text(totals[key] ?? 0) })));
+  table.tBodies[0].replaceChildren(...rows, totalRow);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keys
+
+async function showKeys() {
+  await loadKeys();
+}
+
+async function loadKeys() {
+  const include = $("keys-include-revoked").checked;
+  const answer = await api(`/admin/keys${query({ include_revoked: include ? "true" : "" })}`);
+  $("keys-table").tBodies[0].replaceChildren(...(answer.data || []).map(keyRow));
+}
+
+function keyState(record) {
+  if (record.revoked_at) return "revoked";
+  if (record.expired) return "expired";
+  return "active";
+}
+
+function keyRow(record) {
+  const st = keyState(record);
+  const active = st === "active";
+  return el("tr", { className: `key-row ${st}`, dataset: { keyId: record.key_id } },
+    el("td", { className: "mono", text: record.key_id }),
+    el("td", { text: text(record.user) }),
+    el("td", { text: text(record.team) }),
+    el("td", { text: text(record.jurisdiction) }),
+    el("td", { text: text(record.sector) }),
+    el("td", { text: list(record.roles) }),
+    el("td", { text: record.models === null || record.models === undefined ? "all" : list(record.models) || "none" }),
+    el("td", { className: "mono", text: text(record.created_at) }),
+    el("td", { className: "mono", text: record.expires_at ? record.expires_at : "never" }),
+    el("td", { className: `state ${st}`, text: st }),
+    el("td", { className: "row-actions" },
+      el("button", { type: "button", className: "rotate", disabled: !active, "aria-label": `Rotate key ${record.key_id}`, text: "Rotate" }),
+      el("button", { type: "button", className: "revoke danger", disabled: !active, "aria-label": `Revoke key ${record.key_id}`, text: "Revoke" })));
+}
+
+async function onKeysTable(event) {
+  const button = event.target.closest("button");
+  const row = event.target.closest("tr.key-row");
+  if (!button || !row || button.disabled) return;
+  const id = row.dataset.keyId;
+  if (button.classList.contains("revoke")) await revokeKey(id, button);
+  else if (button.classList.contains("rotate")) await rotateKey(id, button);
+}
+
+async function revokeKey(id, button) {
+  if (!window.confirm(`Revoke key ${id}? Requests with it are refused from now on.`)) return;
+  busy(button, true);
+  try {
+    await api(`/admin/keys/${encodeURIComponent(id)}`, { method: "DELETE" });
+    say(`Key ${id} revoked.`, "ok");
+    await loadKeys();
+  } catch (err) {
+    busy(button, false);
+    report(err);
+  }
+}
+
+async function rotateKey(id, button) {
+  const grace = Number.parseInt($("rotate-grace").value, 10) || 0;
+  busy(button, true);
+  try {
+    const answer = await api(`/admin/keys/${encodeURIComponent(id)}/rotate`, {
+      method: "POST",
+      body: { grace_seconds: grace },
+    });
+    const old = answer.replaced || {};
+    const fate = old.revoked_at ? "revoked" : `works until ${text(old.expires_at)}`;
+    showNewKey(answer.key, `Replacement for ${id}: key id ${answer.key_id} for ${answer.user}. The old key ${fate}.`);
+    say(`Key ${id} rotated; the new key id is ${answer.key_id}.`, "ok");
+    await loadKeys();
+  } catch (err) {
+    busy(button, false);
+    report(err);
+  }
+}
+
+async function createKey(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const v = formValues(form);
+  const body = { user: v.user || "", jurisdiction: v.jurisdiction || "", sector: v.sector || "" };
+  if (v.team) body.team = v.team;
+  if (v.roles) body.roles = names(v.roles);
+  if (v.models) body.models = names(v.models);
+  if (v.expires_at) body.expires_at = v.expires_at;
+  const button = form.querySelector('button[type="submit"]');
+  busy(button, true);
+  try {
+    const answer = await api("/admin/keys", { method: "POST", body });
+    showNewKey(answer.key, `Key id ${answer.key_id} for ${answer.user} (${answer.jurisdiction}, ${answer.sector}).`);
+    say(`Key ${answer.key_id} created.`, "ok");
+    form.reset();
+    await loadKeys();
+  } catch (err) {
+    report(err);
+  } finally {
+    busy(button, false);
+  }
+}
+
+// The key goes into #new-key and nowhere else; dismissKey() clears it.
+function showNewKey(key, note) {
+  $("new-key").textContent = text(key);
+  $("new-key-note").textContent = note;
+  show($("new-key-panel"), true);
+  $("copy-key").focus();
+}
+
+function dismissKey() {
+  $("new-key").textContent = "";
+  $("new-key-note").textContent = "";
+  show($("new-key-panel"), false);
+}
+
+async function copyKey() {
+  try {
+    await navigator.clipboard.writeText($("new-key").textContent);
+    say("Key copied to the clipboard.", "ok");
+  } catch {
+    say("The browser refused the clipboard: select the key and copy it by hand.", "error");
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Policy what-if
+
+async function showPolicy() {
+  if (state.modelsLoaded || !can("config")) return;
+  const config = await api("/admin/config");
+  fillModels(config);
+}
+
+function fillModels(config) {
+  const models = new Set();
+  for (const b of config.backends || []) {
+    for (const m of b.models || []) models.add(m);
+    for (const a of Object.keys(b.aliases || {})) models.add(a);
+  }
+  $("policy-models").replaceChildren(...[...models].sort().map((m) => el("option", { value: m })));
+  state.modelsLoaded = true;
+}
+
+function parsePii(value) {
+  const out = {};
+  for (const part of names(value)) {
+    const [entity, count = "1"] = part.split("=").map((s) => s.trim());
+    const n = Number(count);
+    if (!entity || !/^[A-Za-z][A-Za-z0-9_]*$/.test(entity) || !Number.isInteger(n) || n < 0) {
+      throw new InputError(`Personal data: '${part}' is not ENTITY=COUNT (e.g. EMAIL_ADDRESS=1).`);
+    }
+    out[entity] = n;
+  }
+  return out;
+}
+
+async function evaluatePolicy(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const button = form.querySelector('button[type="submit"]');
+  const v = formValues(form);
+  $("policy-result").replaceChildren(); // never an old answer beside a new question
+  busy(button, true);
+  try {
+    const body = { jurisdiction: v.jurisdiction || "", sector: v.sector || "" };
+    if (v.team) body.team = v.team;
+    if (v.roles) body.roles = names(v.roles);
+    if (v.model) body.model = v.model;
+    if (v.at) body.at = v.at;
+    if (v.pii) body.pii = parsePii(v.pii);
+    const answer = await api("/admin/policy/eval", { method: "POST", body });
+    renderPolicy(answer.decision || {});
+    say("");
+  } catch (err) {
+    report(err);
+  } finally {
+    busy(button, false);
+  }
+}
+
+function renderPolicy(d) {
+  const verdict = d.allow ? "ALLOWED" : "DENIED";
+  const reasons = d.reasons || [];
+  const piiActions = Object.entries(d.pii_actions || {});
+  fill($("policy-result"),
+    el("p", { id: "policy-verdict", className: `verdict ${d.allow ? "allowed" : "denied"}`, text: verdict }),
+    el("dl", { className: "facts" },
+      el("dt", { text: "Permitted backends" }),
+      el("dd", { className: "mono", text: list(d.permitted_backends) || "none" }),
+      el("dt", { text: "Bundle revision" }),
+      el("dd", { className: "mono", text: text(d.bundle_revision) }),
+      d.obligations ? [el("dt", { text: "Obligations" }), el("dd", { className: "mono", text: JSON.stringify(d.obligations) })] : null),
+    el("h3", { text: "Reasons" }),
+    reasons.length
+      ? el("ul", { className: "reasons" }, reasons.map(reasonItem))
+      : el("p", { className: "empty", text: "No reasons given." }),
+    piiActions.length ? piiTable(piiActions) : null,
+  );
+}
+
+function reasonItem(r) {
+  return el("li", { className: `reason ${text(r.effect)}` },
+    el("span", { className: `effect ${text(r.effect)}`, text: text(r.effect) }), " ",
+    el("code", { className: "rule", text: text(r.rule) }), " ",
+    el("span", { className: "message", text: text(r.message) }),
+    Array.isArray(r.backends) ? el("span", { className: "backends", text: ` (backends: ${list(r.backends) || "none"})` }) : null,
+    r.citation ? citation(r.citation) : null);
+}
+
+function citation(c) {
+  const parts = [c.authority, c.instrument, c.date].filter(Boolean).map(String);
+  const url = typeof c.url === "string" && c.url.startsWith("https://") ? c.url : null;
+  return el("div", { className: "citation" },
+    parts.join(", "),
+    c.confidence ? ` (confidence: ${c.confidence})` : null,
+    url ? [" — ", el("a", { href: url, rel: "noopener noreferrer", target: "_blank", text: url })] : null);
+}
+
+function piiTable(entries) {
+  return el("div", { className: "table-wrap" },
+    el("table", { className: "data", id: "policy-pii" },
+      el("caption", { text: "Personal-data handling per backend" }),
+      el("thead", {}, el("tr", {},
+        el("th", { scope: "col", text: "Backend" }),
+        el("th", { scope: "col", text: "Entity → action" }))),
+      el("tbody", {}, entries.map(([backend, actions]) => el("tr", {},
+        el("td", { className: "mono", text: backend }),
+        el("td", { text: Object.entries(actions || {}).map(([e, a]) => `${e}: ${a}`).join(", ") }))))));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Configuration
+
+async function showConfig() {
+  const config = await api("/admin/config");
+  $("config-hash").textContent = text(config.config_hash);
+  $("config-revision").textContent = text(config.bundle_revision);
+  $("config-table").tBodies[0].replaceChildren(...(config.backends || []).map(backendRow));
+  fillModels(config);
+}
+
+const yesNo = (v) => (v ? "yes" : "no");
+
+function backendRow(b) {
+  const hosting = [b.hosting_country, b.hosting_region].filter(Boolean).join(" / ");
+  return el("tr", { className: `backend-row${b.usable ? "" : " unusable"}`, dataset: { backendId: b.id } },
+    el("td", { className: "mono", text: text(b.id) }),
+    el("td", { text: text(b.operator) }),
+    el("td", { text: text(b.model_family) }),
+    el("td", { text: text(b.model_origin) }),
+    el("td", { text: hosting }),
+    el("td", { text: yesNo(b.self_hosted) }),
+    el("td", { className: "mono", title: list(b.models), text: list(b.models) }),
+    el("td", { className: b.usable ? "ok" : "bad", text: yesNo(b.usable) }),
+    el("td", { className: b.circuit_open ? "bad" : null, text: yesNo(b.circuit_open) }));
+}
+
+async function reloadConfig(button) {
+  busy(button, true);
+  try {
+    const r = await api("/admin/config/reload", { method: "POST" });
+    const b = r.backends || {};
+    const changes = [
+      ["added", b.added], ["removed", b.removed], ["changed", b.changed], ["credentials changed", b.credentials_changed],
+    ].filter(([, ids]) => ids && ids.length).map(([label, ids]) => `${label}: ${ids.join(", ")}`);
+    const parts = [r.applied ? "Configuration reloaded and applied" : "Configuration read; nothing to apply"];
+    parts.push(`hash ${text(r.config_hash)}`);
+    if (changes.length) parts.push(`backends ${changes.join("; ")}`);
+    if (r.sections && r.sections.length) parts.push(`sections: ${r.sections.join(", ")}`);
+    if (r.restart_required && r.restart_required.length) parts.push(`restart required for: ${r.restart_required.join(", ")}`);
+    say(`${parts.join(" — ")}.`, "ok");
+    await showConfig();
+  } catch (err) {
+    report(err);
+  } finally {
+    busy(button, false);
+  }
+}
+
+async function reloadPolicy(button) {
+  busy(button, true);
+  try {
+    const r = await api("/admin/policy/reload", { method: "POST" });
+    say(`Policy bundle reloaded: revision ${text(r.bundle_revision)} in force.`, "ok");
+    await showConfig();
+  } catch (err) {
+    report(err);
+  } finally {
+    busy(button, false);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wiring
+
+function guarded(fn) {
+  return (...args) => Promise.resolve(fn(...args)).catch(report);
+}
+
+function wire() {
+  fillSectors();
+  $("signin").addEventListener("submit", guarded(signIn));
+  $("signout").addEventListener("click", () => signOut());
+  for (const button of document.querySelectorAll("#nav button[data-view]")) {
+    button.addEventListener("click", guarded(() => activate(button.dataset.view)));
+  }
+
+  $("refresh-readiness").addEventListener("click", guarded(loadReadiness));
+  $("verify").addEventListener("click", guarded(verify));
+
+  $("audit-filter").addEventListener("submit", guarded(async (event) => {
+    event.preventDefault();
+    $("audit-detail").textContent = "";
+    $("audit-detail-head").textContent = "Select a row to see its entry.";
+    await loadAudit(false);
+  }));
+  // Clearing the filter shows everything again (not when sign-out resets the forms).
+  $("audit-filter").addEventListener("reset", () => setTimeout(() => {
+    if (state.whoami && state.view === "audit") loadAudit(false).catch(report);
+  }, 0));
+  $("audit-more").addEventListener("click", guarded(() => loadAudit(true)));
+  $("audit-table").addEventListener("click", onAuditTable);
+  $("audit-table").addEventListener("keydown", onAuditTable);
+  $("export-csv").addEventListener("click", (e) => exportAudit("csv", e.currentTarget));
+  $("export-jsonl").addEventListener("click", (e) => exportAudit("jsonl", e.currentTarget));
+
+  $("usage-form").addEventListener("submit", guarded(async (event) => {
+    event.preventDefault();
+    await loadUsage();
+  }));
+
+  $("keys-include-revoked").addEventListener("change", guarded(loadKeys));
+  $("keys-table").addEventListener("click", guarded(onKeysTable));
+  $("key-create").addEventListener("submit", guarded(createKey));
+  $("copy-key").addEventListener("click", guarded(copyKey));
+  $("dismiss-key").addEventListener("click", dismissKey);
+
+  $("policy-form").addEventListener("submit", guarded(evaluatePolicy));
+
+  $("reload-config").addEventListener("click", (e) => reloadConfig(e.currentTarget));
+  $("reload-policy").addEventListener("click", (e) => reloadPolicy(e.currentTarget));
+}
+
+wire();
+if (credential()) {
+  start().catch(report);
+} else {
+  showSignIn();
+}

@@ -1,0 +1,175 @@
+"""The web console in a real headless Chromium (Debian's ``chromium``, driven by Playwright)
+against a real gateway: the embedded Rego policy, the SQLite audit trail, traffic through the
+openai SDK to the fake upstream on 127.0.0.1. Every Content-Security-Policy violation or script
+error on the page fails the test.
+
+Slow tier (``PORTCULLIS_SLOW=1``; ``make test-slow`` installs Chromium where it is missing)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+from gateway.config import Settings
+from gateway.http.app import Components
+from tests.e2e.conftest import deepseek_pair
+from tests.e2e.test_browser_cors import ARGS, CHROMIUM
+from tests.support.gateway import RunningGateway
+from tests.support.upstream import FakeUpstream
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.slow]
+TOKEN = RunningGateway.ADMIN_TOKEN
+
+
+def _ask(gw: RunningGateway, key: str) -> Any:
+    sdk = openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0)
+    return sdk.chat.completions.create(
+        model="deepseek-chat", messages=[{"role": "user", "content": "private words"}]
+    )
+
+
+@pytest.fixture
+def site(tmp_path: Path, upstream: FakeUpstream) -> Iterator[tuple[RunningGateway, str]]:
+    gw = RunningGateway(
+        Settings.model_validate(deepseek_pair(tmp_path, upstream)), Components(pii_disabled=True)
+    ).start()
+    ann = gw.create_key(user="ann", team="ops", jurisdiction="AU-NSW", sector="private")
+    cat = gw.create_key(user="cat", team="gov", jurisdiction="AU", sector="government")
+    kim = gw.create_key(user="kim", team="seoul", jurisdiction="KR", sector="private")
+    auditor = gw.create_key(user="liz", jurisdiction="AU", sector="private", roles=["auditor"])
+    _ask(gw, ann)
+    _ask(gw, kim)
+    with pytest.raises(openai.PermissionDeniedError):
+        _ask(gw, cat)
+    yield gw, auditor
+    gw.stop()
+
+
+def test_an_administrator_and_an_auditor_work_through_the_console(
+    site: tuple[RunningGateway, str], upstream: FakeUpstream
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    gw, auditor = site
+    problems: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        page = browser.new_page(accept_downloads=True)
+        page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+        page.on(
+            "console",
+            lambda msg: (
+                problems.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None
+            ),
+        )
+        page.goto(gw.url + "/console")  # redirected to /console/
+        assert page.url.endswith("/console/")
+
+        # a wrong credential is refused and kept nowhere
+        page.fill("#credential", "pcs_not_a_key")
+        page.click("#signin button[type=submit]")
+        expect(page.locator("#status")).to_have_text("The credential was refused.")
+        assert page.evaluate("sessionStorage.length") == 0
+        problems.clear()  # the browser logs the 401 itself; that is the point of this step
+
+        # the administrator
+        page.fill("#credential", TOKEN)
+        page.click("#signin button[type=submit]")
+        expect(page.locator("#whoami")).to_contain_text("admin-token")
+        assert TOKEN not in page.content()  # never written into the page
+        expect(page.locator("#nav button[data-view=keys]")).to_be_visible()
+
+        # overview: readiness and an intact trail
+        expect(page.locator("#readiness")).to_contain_text("database: ok")
+        page.click("#verify")
+        expect(page.locator("#verify-result")).to_contain_text("intact")
+
+        # the audit trail: the denial, its record, no content
+        page.click("#nav button[data-view=audit]")
+        expect(page.locator("#audit-table tr.audit-row").first).to_be_visible()
+        page.select_option("#audit-filter [name=decision]", "deny")
+        page.select_option("#audit-filter [name=kind]", "complete")
+        page.click("#audit-filter button[type=submit]")
+        rows = page.locator("#audit-table tr.audit-row")
+        expect(rows).to_have_count(1)
+        expect(rows.first).to_contain_text("cat")
+        rows.first.click()
+        detail = page.locator("#audit-detail")
+        expect(detail).to_contain_text('"decision"')
+        assert "private words" not in detail.inner_text()  # the prompt was never stored
+        expect(page.locator("#audit-detail-head")).to_contain_text("leaf hash")
+
+        # the same filter as a CSV download
+        with page.expect_download() as download:
+            page.click("#export-csv")
+        saved = Path(download.value.path()).read_text()
+        exported = list(csv.DictReader(io.StringIO(saved)))
+        assert [r["user"] for r in exported] == ["cat"], saved[:300]
+        expect(page.locator("#status")).to_contain_text("Saved")
+
+        # a key made in the console works with the SDK, and is shown once
+        page.click("#nav button[data-view=keys]")
+        expect(page.locator("#keys-table tr.key-row").first).to_be_visible()
+        form = page.locator("#key-create")
+        form.locator("[name=user]").fill("dee")
+        form.locator("[name=jurisdiction]").fill("AU-NSW")
+        form.locator("[name=sector]").select_option("private")
+        form.locator("[name=team]").fill("ops")
+        form.locator("button[type=submit]").click()
+        new_key = page.locator("#new-key")
+        expect(new_key).to_contain_text("pcs_")
+        key = new_key.inner_text().strip()
+        sent = len(upstream.received)
+        assert _ask(gw, key).choices[0].message.content
+        assert len(upstream.received) == sent + 1
+        page.click("#dismiss-key")
+        expect(new_key).to_have_text("")
+        assert key not in page.content()
+        expect(page.locator("#keys-table tr.key-row", has_text="dee")).to_have_count(1)
+
+        # what-if: Australian government staff and the hosted DeepSeek service
+        page.click("#nav button[data-view=policy]")
+        pf = page.locator("#policy-form")
+        pf.locator("[name=jurisdiction]").fill("AU")
+        pf.locator("[name=sector]").select_option("government")
+        pf.locator("[name=model]").fill("deepseek-chat")
+        pf.locator("button[type=submit]").click()
+        expect(page.locator("#policy-verdict")).to_have_text("DENIED")
+        reason = page.locator("#policy-result li.reason").first
+        expect(reason).to_contain_text("au.")
+        expect(reason.locator(".citation")).not_to_be_empty()
+        assert "null" not in page.locator("#policy-result").inner_text()  # no stray empty part
+
+        # configuration: the catalogue as it runs
+        page.click("#nav button[data-view=config]")
+        expect(page.locator("#config-table")).to_contain_text("deepseek-hosted")
+        expect(page.locator("#config-table")).to_contain_text("deepseek-self")
+
+        page.click("#signout")
+        expect(page.locator("#signin")).to_be_visible()
+        assert page.evaluate("sessionStorage.length") == 0
+
+        # the auditor: no keys, no configuration, and only Australia's rows
+        page.fill("#credential", auditor)
+        page.click("#signin button[type=submit]")
+        expect(page.locator("#whoami")).to_contain_text("auditor")
+        expect(page.locator("#nav button[data-view=keys]")).to_be_hidden()
+        expect(page.locator("#nav button[data-view=config]")).to_be_hidden()
+        page.click("#nav button[data-view=audit]")
+        page.select_option("#audit-filter [name=kind]", "complete")
+        page.click("#audit-filter button[type=submit]")
+        expect(page.locator("#audit-table tr.audit-row").first).to_be_visible()
+        users = set(page.locator("#audit-table tr.audit-row td:nth-child(4)").all_inner_texts())
+        assert users == {"ann", "cat", "dee"}, users  # not kim (KR)
+        browser.close()
+    assert problems == [], problems
+    # what the console did is on the record, under who did it
+    _, _, page_reads = gw.request("GET", "/admin/audit/entries?kind=export&limit=100", token=TOKEN)
+    actors = {e["entry"]["actor"] for e in page_reads["data"]}
+    assert actors == {"admin-token", auditor.split("_")[1]}  # the reader's key id
