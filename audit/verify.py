@@ -33,7 +33,7 @@ from audit.merkle import (
 from audit.schema import audit_checkpoints, audit_log
 from audit.store import Head, read_head
 
-__all__ = ["Report", "verify_database", "verify_leaves"]
+__all__ = ["Report", "verify_database", "verify_in_subprocess", "verify_leaves", "verify_url"]
 
 
 @dataclass
@@ -197,3 +197,71 @@ async def verify_database(
     elif head.frontier.root() != root:
         report.problems.append("head root differs from the log's root")
     return report
+
+
+def verify_url(url: str, public_pem: bytes, checkpoint_dir: str | None = None) -> dict[str, Any]:
+    """:func:`verify_database` over a database URL, with its own engine and event loop, as JSON:
+    for a worker process (``GET /admin/audit/verify`` runs it in one, so verifying a large trail
+    neither holds the serving process's GIL nor its event loop)."""
+    import asyncio
+
+    from cryptography.hazmat.primitives import serialization
+
+    from audit.db import open_engine
+
+    public = serialization.load_pem_public_key(public_pem)
+    if not isinstance(public, Ed25519PublicKey):
+        raise ValueError("not an Ed25519 public key")
+
+    async def run() -> dict[str, Any]:
+        engine = open_engine(url, pool_size=1)
+        try:
+            cp = Path(checkpoint_dir) if checkpoint_dir else None
+            return (await verify_database(engine, public, cp)).to_json()
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+async def verify_in_subprocess(
+    url: str, public_pem: bytes, checkpoint_dir: str | None = None
+) -> dict[str, Any]:
+    """:func:`verify_url` in a child Python (``python -m audit.verify``), awaited without
+    blocking: the database URL (it may hold a password) goes over the child's stdin, never its
+    command line. RuntimeError if the child fails."""
+    import asyncio
+    import json
+    import sys
+
+    request = json.dumps(
+        {"url": url, "public_pem": public_pem.decode("ascii"), "checkpoint_dir": checkpoint_dir}
+    ).encode()
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "audit.verify",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        out, _ = await child.communicate(request)
+    except BaseException:
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
+        raise
+    if child.returncode != 0:
+        raise RuntimeError(f"the verifying process exited with {child.returncode}")
+    answer: dict[str, Any] = json.loads(out)
+    return answer
+
+
+if __name__ == "__main__":  # the child of verify_in_subprocess
+    import json
+    import sys
+
+    job = json.load(sys.stdin)
+    report = verify_url(job["url"], job["public_pem"].encode("ascii"), job["checkpoint_dir"])
+    sys.stdout.write(json.dumps(report))
