@@ -13,8 +13,14 @@ more have come, the text before the held part is scanned with the :data:`CONTEXT
 released before it (a phone word before a number), new values in it are replaced, and a value
 that straddles the cut holds the cut back to its start. The price is latency: the client sees the
 text :data:`HOLD` to :data:`HOLD` + :data:`STEP` characters late (the rest at the end), and CPU:
-one pattern scan per :data:`STEP` characters. Tool-call arguments (JSON text) are counted, not
-screened.
+one pattern scan per :data:`STEP` characters.
+
+Tool-call arguments are JSON text: they are scanned value by value (every string, and every
+number as written), so that with ``"redact"`` a new value is replaced inside its JSON string (a
+number becomes the string ``"[TYPE]"``) and the arguments stay valid JSON; arguments that are not
+JSON are screened as text. A streamed call's arguments are held whole under ``"redact"`` and
+released, screened, with the choice's ``finish_reason`` (the SDKs assemble arguments before a
+tool runs, so nothing waits on the pieces); without it they stream as restored and are counted.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ class Streamer:
         self._pending = ""
         self._released: list[str] = []
         self._screens = owner.redacts_streams and not json_string
+        self._whole = owner.redacts_streams and json_string  # tool-call arguments: held whole
         self._unscreened = ""  # restored text held back for the output screen
         self._context = ""  # the last released text (as the backend wrote it), for context
 
@@ -74,6 +81,8 @@ class Streamer:
         if self._screens:
             return self._screen(out, final=False)
         self._released.append(out)
+        if self._whole:
+            return ""
         return out
 
     def flush(self) -> str:
@@ -82,7 +91,12 @@ class Streamer:
         if self._screens:
             return self._screen(out, final=True)
         self._released.append(out)
-        self._owner.count_new("".join(self._released))
+        whole = "".join(self._released)
+        self._released = []
+        if self._json:
+            screened = self._owner.screen_arguments(whole)
+            return screened if self._whole else out
+        self._owner.count_new(whole)
         return out
 
     def _screen(self, text: str, *, final: bool) -> str:
@@ -167,8 +181,8 @@ class PlaceholderRestorer:
     def redacts_streams(self) -> bool:
         return self._redact_new and self._scan is not None
 
-    def _finish(self, text: str) -> str:
-        restored = self.replace(text)
+    def _screen_text(self, restored: str) -> str:
+        """Count the new values in restored text; with ``redact``, replace them."""
         found = self._new(restored)
         for c in found:
             self.new_pii[c.entity] += 1
@@ -177,6 +191,44 @@ class PlaceholderRestorer:
         for c in sorted(found, key=lambda c: c.start, reverse=True):
             restored = restored[: c.start] + redact(c.entity) + restored[c.end :]
         return restored
+
+    def _finish(self, text: str) -> str:
+        return self._screen_text(self.replace(text))
+
+    def screen_arguments(self, restored: str) -> str:
+        """Tool-call arguments (JSON text, already restored): new values counted in each string
+        and number; with ``redact`` replaced there and the JSON written again (unchanged text
+        when nothing was replaced). Text that is not JSON is screened as text."""
+        if self._scan is None or not restored:
+            return restored
+        try:
+            doc = json.loads(restored)
+        except ValueError:
+            return self._screen_text(restored)
+        changed = False
+
+        def walk(value: Any) -> Any:
+            nonlocal changed
+            if isinstance(value, str):
+                out = self._screen_text(value)
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                written = json.dumps(value)
+                out = self._screen_text(written)
+                if out == written:
+                    return value
+            elif isinstance(value, list):
+                return [walk(v) for v in value]
+            elif isinstance(value, dict):
+                return {k: walk(v) for k, v in value.items()}
+            else:
+                return value
+            changed = changed or out != value
+            return out
+
+        screened = walk(doc)
+        if not changed:
+            return restored
+        return json.dumps(screened, ensure_ascii=False)
 
     def restore_json(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
         """Restore (and scan) the answer's texts in place; returns ``body``. Each message's
@@ -208,7 +260,8 @@ class PlaceholderRestorer:
             fns.append(msg.get("function_call"))
             for fn in fns:
                 if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
-                    fn["arguments"] = self.replace(fn["arguments"], json_string=True)
+                    args = self.replace(fn["arguments"], json_string=True)
+                    fn["arguments"] = self.screen_arguments(args)
         return body
 
     def stream(self, *, json_string: bool = False) -> Streamer:

@@ -541,9 +541,98 @@ def test_an_unscreened_stream_releases_at_once_and_counts_at_the_end() -> None:
     assert dict(r.new_pii) == {"EMAIL_ADDRESS": 1}
 
 
-def test_a_screened_stream_keeps_tool_call_arguments_as_they_come() -> None:
-    sr = _screening_restorer().stream(json_string=True)  # JSON text: counted, not screened
-    assert sr.feed('{"to": "bob@example.net"}') == '{"to": "bob@example.net"}'
+@pytest.mark.parametrize("redact_new", [False, True])
+def test_a_streams_new_values_are_counted_once_though_its_end_is_flushed_twice(
+    redact_new: bool,
+) -> None:
+    """The relay flushes a choice's texts at its finish_reason and again at [DONE]: a new value
+    is one value in the audit record (the default "report" once counted it twice)."""
+    from gateway.streaming import _Restoring
+
+    r = _screening_restorer(redact_new)
+    relay = _Restoring(r)
+    text = {"index": 0, "delta": {"content": "mail bob@example.net now"}, "finish_reason": None}
+    call = {"index": 0, "id": "c1", "function": {"name": "m", "arguments": '{"to": "a@b.org"}'}}
+    tool = {"index": 1, "delta": {"tool_calls": [call]}, "finish_reason": None}
+    relay.apply({"choices": [text, tool]})
+    relay.apply({"choices": [{"index": i, "delta": {}, "finish_reason": "stop"} for i in (0, 1)]})
+    assert relay.drain(True) is None
+    assert dict(r.new_pii) == {"EMAIL_ADDRESS": 2}
+
+
+ARGS = (
+    '{"to": "bob@example.net", "note": "ring 0412 345 678", "n": [3, {"card": 4111111111111111}]}'
+)
+
+
+@pytest.mark.parametrize("size", [1, 5, 17])
+def test_a_screened_streams_tool_call_arguments_come_whole_screened_and_valid(size: int) -> None:
+    """Under output_new_pii "redact" a streamed call's arguments are held until its choice
+    ends, then released screened: no piece of a new value leaves, and the JSON still parses."""
+    r = _screening_restorer()
+    sr = r.stream(json_string=True)
+    pieces = [sr.feed(ARGS[i : i + size]) for i in range(0, len(ARGS), size)]
+    assert pieces == [""] * len(pieces)
+    out = sr.flush()
+    assert json.loads(out) == {
+        "to": "[EMAIL_ADDRESS]",
+        "note": "ring [PHONE_NUMBER]",
+        "n": [3, {"card": "[CREDIT_CARD]"}],
+    }
+    assert dict(r.new_pii) == {"EMAIL_ADDRESS": 1, "PHONE_NUMBER": 1, "CREDIT_CARD": 1}
+
+
+def test_an_unscreened_streams_tool_call_arguments_flow_and_are_counted() -> None:
+    r = _screening_restorer(redact_new=False)
+    sr = r.stream(json_string=True)
+    assert sr.feed(ARGS[:20]) + sr.feed(ARGS[20:]) + sr.flush() == ARGS  # relayed as they come
+    assert dict(r.new_pii) == {"EMAIL_ADDRESS": 1, "PHONE_NUMBER": 1, "CREDIT_CARD": 1}
+
+
+@pytest.mark.parametrize("redact_new", [False, True])
+def test_an_answers_tool_call_arguments_are_scanned_value_by_value(redact_new: bool) -> None:
+    r = _screening_restorer(redact_new)
+    calls = [
+        {"id": "c1", "type": "function", "function": {"name": "mail", "arguments": ARGS}},
+        {"id": "c2", "type": "function", "function": {"name": "x", "arguments": "to bob@x.org"}},
+        {"id": "c3", "type": "function", "function": {"name": "y", "arguments": '{"a": 1}'}},
+    ]
+    answer = {"choices": [{"message": {"role": "assistant", "tool_calls": calls}}]}
+    out = r.restore_json("chat", answer)["choices"][0]["message"]["tool_calls"]
+    got = [c["function"]["arguments"] for c in out]
+    if redact_new:
+        assert json.loads(got[0])["n"][1]["card"] == "[CREDIT_CARD]"
+        assert "bob@example.net" not in got[0] and json.loads(got[0])["to"] == "[EMAIL_ADDRESS]"
+        assert got[1] == "to [EMAIL_ADDRESS]"  # not JSON: screened as text
+    else:
+        assert got[:2] == [ARGS, "to bob@x.org"]  # reported, untouched
+    assert got[2] == '{"a": 1}'  # nothing found: the backend's text exactly
+    assert dict(r.new_pii) == {"EMAIL_ADDRESS": 2, "PHONE_NUMBER": 1, "CREDIT_CARD": 1}
+
+
+async def test_a_pseudonymised_value_restored_into_arguments_is_not_new() -> None:
+    """The prompt's own address, pseudonymised and restored inside a tool call, is the user's
+    data coming back, not new data: restored, not redacted."""
+    from gateway.pii.engine import AnalyzerOptions
+    from gateway.pii.scanner import select
+
+    scan = Analyzer.__new__(Analyzer)
+    Analyzer.__init__(scan, AnalyzerOptions(ner=False))
+    g = guard(
+        {"ann@corp.example": "EMAIL_ADDRESS"},
+        output_scan=lambda t: select(scan.patterns(t, None)),
+        redact_new_output=True,
+    )
+    body = {"messages": [{"role": "user", "content": "mail ann@corp.example please"}]}
+    ins = await g.inspect("chat", body, None)
+    applied = g.apply(ins, always(PiiAction.PSEUDONYMISE), "tenant")
+    (placeholder,) = re.findall(
+        r"<EMAIL_ADDRESS_[0-9a-f]+>", applied.body["messages"][0]["content"]
+    )
+    args = json.dumps({"to": placeholder, "cc": "eve@else.example"})
+    sr = applied.restorer.stream(json_string=True)
+    assert sr.feed(args) == ""
+    assert json.loads(sr.flush()) == {"to": "ann@corp.example", "cc": "[EMAIL_ADDRESS]"}
 
 
 async def test_concurrent_requests_never_see_each_others_placeholders() -> None:
