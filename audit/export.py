@@ -97,6 +97,7 @@ class ExportFilter:
     decision: str | None = None  # allow | deny
     rule: str | None = None
     backend: str | None = None
+    request_id: str | None = None  # one request's entries (its intent and outcome)
     kinds: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -108,7 +109,7 @@ class ExportFilter:
             v = getattr(self, name)
             if v is not None and not _UTC_TEXT.match(v):
                 raise ValueError(f"{name}: an ISO 8601 date or time")
-        for name in ("jurisdiction", "user", "team", "rule", "backend"):
+        for name in ("jurisdiction", "user", "team", "rule", "backend", "request_id"):
             v = getattr(self, name)
             if v is not None and not (isinstance(v, str) and is_identifier(v)):
                 raise ValueError(f"{name}: an identifier ({IDENTIFIER_CHARS})")
@@ -151,6 +152,8 @@ def scoped_query(flt: ExportFilter, scope: Scope) -> Any:
         conds.append(c.rule_ids.contains("," + flt.rule + ",", autoescape=True))
     if flt.backend:
         conds.append(c.backend == flt.backend)
+    if flt.request_id:
+        conds.append(c.request_id == flt.request_id)
     if flt.kinds:
         conds.append(c.kind.in_(flt.kinds))
     if scope.jurisdictions is not None:

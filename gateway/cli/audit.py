@@ -194,6 +194,7 @@ def verify_cmd(
 @click.option("--decision", type=click.Choice(["allow", "deny"]), default=None)
 @click.option("--rule", default=None)
 @click.option("--backend", default=None)
+@click.option("--request-id", default=None, help="One request's entries (its x-request-id).")
 @click.option("--kind", "kinds", multiple=True)
 @_reader_options("exports")
 @click.option("--page", default=2000, show_default=True)
@@ -210,6 +211,7 @@ def export_cmd(
     decision: str | None,
     rule: str | None,
     backend: str | None,
+    request_id: str | None,
     kinds: tuple[str, ...],
     actor: str | None,
     roles: tuple[str, ...],
@@ -220,7 +222,16 @@ def export_cmd(
     settings = settings_from(ctx)
     url, key_file, cp_dir = _paths(settings)
     flt = ExportFilter(
-        _utc(since), _utc(until), jurisdiction, user, team, decision, rule, backend, tuple(kinds)
+        since=_utc(since),
+        until=_utc(until),
+        jurisdiction=jurisdiction,
+        user=user,
+        team=team,
+        decision=decision,
+        rule=rule,
+        backend=backend,
+        request_id=request_id,
+        kinds=tuple(kinds),
     )
     scope = _reader(actor, roles, scope_j)
     signer = Signer.from_file(key_file)
@@ -297,7 +308,13 @@ def usage_cmd(
     groups = tuple(b.strip() for b in by.split(",") if b.strip())
     try:
         flt = ExportFilter(
-            _utc(since), _utc(until), jurisdiction, user, team, decision, None, backend
+            since=_utc(since),
+            until=_utc(until),
+            jurisdiction=jurisdiction,
+            user=user,
+            team=team,
+            decision=decision,
+            backend=backend,
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None

@@ -41,7 +41,17 @@ __all__ = ["AUDIT_HANDLERS"]
 
 _MEDIA = {"csv": "text/csv", "jsonl": "application/x-ndjson", "syslog": "text/plain"}
 _EXT = {"csv": "csv", "jsonl": "jsonl", "syslog": "log"}
-_FILTERS = ("since", "until", "jurisdiction", "user", "team", "decision", "rule", "backend")
+_FILTERS = (
+    "since",
+    "until",
+    "jurisdiction",
+    "user",
+    "team",
+    "decision",
+    "rule",
+    "backend",
+    "request_id",
+)
 
 
 def _filter(request: Request[Any, Any, Any], names: tuple[str, ...], kinds: tuple[str, ...]) -> Any:

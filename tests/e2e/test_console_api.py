@@ -188,6 +188,7 @@ def test_entries_filter_by_decision_and_rule_and_are_scoped_to_the_auditor(site:
         ("user=a%00b", "user"),
         ("kind=secrets", "kind"),
         ("decision=maybe", "decision"),
+        ("request_id=req%20one", "request_id"),
     ],
 )
 def test_entries_refuse_bad_queries_naming_the_parameter(
@@ -307,3 +308,51 @@ def test_what_if_is_closed_to_staff_and_refuses_unknown_fields(site: Site) -> No
     assert _eval(site, {"jurisdiction": "AU", "sector": "private"}, token=site.ann)[0] == 403
     status, body = _eval(site, {"jurisdiction": "AU", "sector": "private", "api_base": "x"})
     assert status == 400 and "api_base" in body["error"]["message"]
+
+
+def _entries_of(site: Site, rid: str, n: int) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + 5
+    while True:  # the outcome entry lands after the answer
+        _, _, page = site.get(f"/admin/audit/entries?request_id={rid}")
+        if len(page["data"]) >= n or time.monotonic() > deadline:
+            return list(page["data"])
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def own_site(tmp_path: Path, upstream: FakeUpstream) -> Iterator[Site]:
+    """A gateway of the test's own (its traffic would change the shared site's counts)."""
+    settings = Settings.model_validate(deepseek_pair(tmp_path, upstream))
+    gw = RunningGateway(settings, Components(pii_disabled=True)).start()
+    yield Site(gw, tmp_path)
+    gw.stop()
+
+
+def test_one_requests_entries_are_found_by_its_request_id(own_site: Site) -> None:
+    """A user quotes a request's x-request-id: its entries, and nothing else, in the console and
+    in the export — a forwarded request's intent and outcome, a refusal's outcome alone."""
+    site = own_site
+    sdk = openai.OpenAI(base_url=site.gw.base_url, api_key=site.ann, max_retries=0)
+    answer = sdk.chat.completions.with_raw_response.create(
+        model="deepseek-chat", messages=[{"role": "user", "content": "hi"}]
+    )
+    rid = answer.headers["x-request-id"]
+    entries = _entries_of(site, rid, 2)
+    assert [e["kind"] for e in entries] == ["complete", "intent"]
+    assert {e["request_id"] for e in entries} == {rid} and entries[0]["user"] == "ann"
+    status, _, body = site.gw.request(
+        "GET", f"/admin/audit/export?format=jsonl&request_id={rid}", token=TOKEN, parse=False
+    )
+    assert status == 200 and len(body.splitlines()) == 2 and rid.encode() in body
+
+    sdk = openai.OpenAI(base_url=site.gw.base_url, api_key=site.cat, max_retries=0)
+    with pytest.raises(openai.PermissionDeniedError) as refused:
+        sdk.chat.completions.create(
+            model="deepseek-chat", messages=[{"role": "user", "content": "hi"}]
+        )
+    denied = refused.value.response.headers["x-request-id"]
+    (only,) = _entries_of(site, denied, 1)  # nothing was forwarded: no intent
+    assert (only["kind"], only["decision"], only["user"]) == ("complete", "deny", "cat")
+    # scoped as ever: the Korean auditor does not see an Australian request by its id
+    _, _, hidden = site.get(f"/admin/audit/entries?request_id={denied}", token=site.kr_auditor)
+    assert hidden["data"] == []
