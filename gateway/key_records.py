@@ -50,6 +50,13 @@ class KeyRecord:
     expires_at: datetime | None = None  # UTC; None: never
     rotated_from: str | None = None  # the key this one replaced (keys rotate)
     models: tuple[str, ...] | None = None  # the models it may use; None: every model
+    lineage: str | None = None  # the first key of its rotation chain; None: itself
+
+    @property
+    def buckets(self) -> str:
+        """Whose rate and token buckets this key draws on: its rotation chain's first key, so
+        a rotated key and its predecessor in its grace period share one allowance."""
+        return self.lineage or self.key_id
 
     def expired(self, now: datetime | None = None) -> bool:
         return self.expires_at is not None and self.expires_at <= (now or datetime.now(UTC))
@@ -67,6 +74,7 @@ class KeyRecord:
             requests_per_minute=self.requests_per_minute,
             tokens_per_minute=self.tokens_per_minute,
             models=None if self.models is None else frozenset(m.casefold() for m in self.models),
+            buckets=self.buckets,
         )
 
     def to_json(self) -> dict[str, object]:
@@ -87,6 +95,7 @@ class KeyRecord:
             "expires_at": self.expires_at.isoformat() if self.expires_at else None,
             "expired": self.expired(),
             "rotated_from": self.rotated_from,
+            "lineage": self.buckets,
             "models": None if self.models is None else list(self.models),
         }
 
@@ -144,6 +153,7 @@ def row_to_record(row: sa.Row[tuple[object, ...]]) -> KeyRecord:
         tokens_per_minute=m["tokens_per_minute"],
         expires_at=_utc(m["expires_at"]),
         rotated_from=m["rotated_from"],
+        lineage=m["lineage"],
         models=None if m["models"] is None else tuple(m["models"]),
     )
 
@@ -168,6 +178,7 @@ def record_to_row(record: KeyRecord) -> dict[str, object]:
         "expires_at": record.expires_at,
         "rotated_from": record.rotated_from,
         "models": None if record.models is None else list(record.models),
+        "lineage": record.lineage,
     }
 
 

@@ -344,7 +344,12 @@ class KeyService:
                 until = min(until, old.expires_at)
         new_id, key = self._new_key()
         successor = dataclasses.replace(
-            old, key_id=new_id, created_at=now, revoked_at=None, rotated_from=key_id
+            old,
+            key_id=new_id,
+            created_at=now,
+            revoked_at=None,
+            rotated_from=key_id,
+            lineage=old.buckets,  # one allowance across the chain: no fresh buckets by rotating
         )
         await self._record(
             "rotate",

@@ -299,7 +299,7 @@ class Pipeline:
         t0 = time.perf_counter()
         p = ctx.principal
         reservation = await self.s.limiter.reserve(
-            p.key_id, parsed.token_estimate, p.requests_per_minute, p.tokens_per_minute
+            p.buckets or p.key_id, parsed.token_estimate, p.requests_per_minute, p.tokens_per_minute
         )
         ctx.mark("limits", t0)
         return reservation

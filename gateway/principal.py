@@ -67,6 +67,9 @@ class Principal:
     # The models the key may use, case-folded names or aliases (None: every model policy
     # permits). Narrows what policy permits; never widens it. Not a policy fact.
     models: frozenset[str] | None = None
+    # Whose rate and token buckets the key draws on (its rotation chain's first key; None: its
+    # own). Not a policy fact.
+    buckets: str | None = None
 
     @property
     def country(self) -> str:

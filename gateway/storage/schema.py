@@ -33,6 +33,9 @@ api_keys = sa.Table(
     sa.Column("rotated_from", sa.String(32), nullable=True),
     # The models the key may use (migration 0006; names or aliases); NULL: every model.
     sa.Column("models", sa.JSON, nullable=True),
+    # The first key of its rotation chain (migration 0007), whose rate and token buckets a
+    # rotated key shares; NULL: the key is its own.
+    sa.Column("lineage", sa.String(32), nullable=True),
 )
 
 sa.Index("ix_api_keys_user", api_keys.c.user_id)

@@ -316,6 +316,31 @@ def test_a_key_is_rotated_with_a_grace_period_and_its_expiry_moved_through_the_a
     assert all(k not in json.dumps(audit.records) for k in (old_key, new_key, again["key"]))
 
 
+def test_a_rotated_key_shares_its_predecessors_allowance_not_a_fresh_one(
+    memory_gw: tuple[RunningGateway, MemoryAuditSink], upstream: FakeUpstream
+) -> None:
+    """During a rotation's grace both keys work; they draw on one rate bucket (the chain's
+    first key's), so rotating is no way to double a key's allowance."""
+    gw, _ = memory_gw
+    fields = {"user": "rl", "jurisdiction": "AU", "sector": "private", "requests_per_minute": 3}
+    status, _, made = gw.request("POST", "/admin/keys", fields, token=TOKEN)
+    assert status == 201
+    chat = {"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]}
+    assert gw.request("POST", "/v1/chat/completions", chat, token=made["key"])[0] == 200
+    status, _, second = gw.request(
+        "POST", f"/admin/keys/{made['key_id']}/rotate", {"grace_seconds": 600}, token=TOKEN
+    )
+    assert status == 201 and second["lineage"] == made["key_id"] == made["lineage"]
+    status, _, third = gw.request("POST", f"/admin/keys/{second['key_id']}/rotate", token=TOKEN)
+    assert status == 201 and third["lineage"] == made["key_id"]  # the chain's first key
+    answers = [
+        gw.request("POST", "/v1/chat/completions", chat, token=key)[0]
+        for key in (made["key"], third["key"], third["key"])
+    ]
+    assert answers == [200, 200, 429]  # 3 a minute across the chain, not 3 per key
+    assert len(upstream.received) == 3
+
+
 def test_no_rotation_or_expiry_change_without_its_record(
     memory_gw: tuple[RunningGateway, MemoryAuditSink],
 ) -> None:

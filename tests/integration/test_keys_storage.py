@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -205,6 +206,7 @@ async def test_rotation_issues_a_successor_and_retires_the_old_key(svc: KeyServi
     assert old.revoked_at is None
     new = await svc.get(second.key_id)
     assert new is not None and new.rotated_from == first.key_id
+    assert new.lineage == first.key_id and new.buckets == first.key_id  # one allowance
     assert new.expires_at is not None and abs((new.expires_at - soon).total_seconds()) < 0.01
     a = await svc.authenticate(f"Bearer {first.key}")
     b = await svc.authenticate(f"Bearer {second.key}")
@@ -222,6 +224,9 @@ async def test_rotation_issues_a_successor_and_retires_the_old_key(svc: KeyServi
         with pytest.raises(ValueError, match="grace_seconds"):
             await svc.rotate(third.key_id, grace_s=bad)  # type: ignore[arg-type]
     assert [r.key_id for r in await svc.list()] == [first.key_id, third.key_id]
+    last = await svc.get(third.key_id)
+    assert last is not None and last.buckets == first.key_id  # the chain's first key
+    assert (await svc.authenticate(f"Bearer {third.key}")).buckets == first.key_id
 
 
 async def test_an_active_keys_expiry_can_be_moved_or_removed(svc: KeyService) -> None:
@@ -258,3 +263,27 @@ async def test_a_keys_model_list_is_stored_carried_and_changed(svc: KeyService) 
             await svc.set_models(issued.key_id, bad)  # type: ignore[arg-type]
     assert await svc.revoke(issued.key_id)
     assert not await svc.set_models(issued.key_id, ["gpt-test"])
+
+
+def test_migration_0007_gives_keys_rotated_before_it_their_chains_first_key(
+    tmp_path: Path,
+) -> None:
+    """Keys rotated under revision 0006 (A -> B -> C) share A's buckets after the upgrade; a key
+    never rotated keeps its own (NULL)."""
+    import sqlite3
+
+    db = tmp_path / "keys.db"
+    url = f"sqlite+aiosqlite:///{db}"
+    upgrade(url, "0006")
+    with sqlite3.connect(db) as conn:
+        for key_id, parent in (("a", None), ("b", "a"), ("c", "b"), ("z", None)):
+            conn.execute(
+                "INSERT INTO api_keys (key_id, digest, secret_id, user_id, tenant, jurisdiction,"
+                " sector, roles, tags, created_at, rotated_from) VALUES (?, ?, 's', 'u', "
+                "'default', 'AU', 'private', '[]', '[]', '2026-11-30 00:00:00', ?)",
+                (key_id, "d" + key_id, parent),
+            )
+    upgrade(url)
+    with sqlite3.connect(db) as conn:
+        got = dict(conn.execute("SELECT key_id, lineage FROM api_keys").fetchall())
+    assert got == {"a": None, "b": "a", "c": "a", "z": None}
