@@ -22,8 +22,8 @@ from audit.checkpoint import Signer, take_checkpoint
 from audit.db import open_engine
 from audit.recovery import recover
 from audit.retention import purge
-from audit.schema import audit_head
-from audit.store import Entry, Static, make_entry, prepare, static_part, writer_id
+from audit.schema import audit_head, audit_log
+from audit.store import Entry, Static, make_entry, now_ts, prepare, static_part, writer_id
 from audit.writer import AuditDeadline, BatchWriter
 
 if TYPE_CHECKING:
@@ -39,6 +39,9 @@ class AuditUnavailable(RuntimeError):
 
 
 _MAX_PENDING = 100_000
+
+
+_PROBE_BODY = "p" * 65536  # larger than a page: a full disk must refuse it
 
 
 def _consume(fut: asyncio.Future[int]) -> None:
@@ -167,11 +170,32 @@ class DatabaseAuditSink:
             try:
                 if not self._prepared:
                     await self._prepare()
-                async with self.engine.connect() as conn:
-                    await conn.execute(sa.select(audit_head.c.size).limit(1))
+                async with asyncio.timeout(5):
+                    await self._writable()
                 self._writer.healthy = True
             except (TimeoutError, OSError, sa.exc.SQLAlchemyError):
                 continue
+
+    async def _writable(self) -> None:
+        """Raise unless the store would take an append now. A read is not proof: a read-only
+        file or a full disk answers reads and refuses every write, and /readyz must not call
+        such a replica ready. So the probe writes a row larger than a page (the disk must find
+        new pages for it) that no one ever sees: ``seq`` -1, rolled back in its transaction."""
+        async with self.engine.connect() as conn:
+            await conn.execute(sa.select(audit_head.c.size).limit(1))
+            try:
+                await conn.execute(
+                    audit_log.insert().values(
+                        seq=-1,
+                        kind="probe",
+                        ts=now_ts(),
+                        writer=self.writer_id,
+                        body=_PROBE_BODY,
+                        leaf_hash=bytes(32),
+                    )
+                )
+            finally:
+                await conn.rollback()
 
     async def _checkpoints(self) -> None:
         last = -1

@@ -1,0 +1,151 @@
+"""Reliability F-7 with the store's own errors: the SQLite audit database turns read-only
+(``SQLITE_READONLY``) or its disk fills (``SQLITE_FULL``) while twelve clients keep sending, then
+recovers. Every answer is a 200 or a 503 ``audit_unavailable``; nothing reaches the upstream
+without its durable intent; ``/readyz`` says so; the gateway heals without a restart and the log
+still verifies.
+
+The faults are SQLite's own: ``PRAGMA query_only`` (every write refused as on a read-only
+file) and ``PRAGMA max_page_count`` pinned to the file's size (every write that needs a page
+refused as on a full disk), set on every connection the sink takes while the fault is on."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+from sqlalchemy import event
+
+from audit.checkpoint import load_public_key
+from audit.db import open_engine
+from audit.verify import verify_database
+from gateway.http.app import Components
+from tests.e2e.conftest import core_settings
+from tests.support.fakes import FakeDecider
+from tests.support.gateway import RunningGateway
+from tests.support.upstream import FakeUpstream
+
+pytestmark = pytest.mark.integration
+
+
+class Fault:
+    """The state of the audit store's "disk": nothing wrong, ``readonly`` or ``full``; every
+    connection the sink takes from its pool is set to it (a fault is the file's, not one
+    connection's, so a pooled connection must not outlive it either)."""
+
+    def __init__(self) -> None:
+        self.kind: str | None = None
+
+    def on_checkout(self, dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA query_only = {'ON' if self.kind == 'readonly' else 'OFF'}")
+        pages = 2_147_483_646
+        if self.kind == "full":
+            cur.execute("PRAGMA page_count")
+            (pages,) = cur.fetchone()
+        cur.execute(f"PRAGMA max_page_count = {int(pages)}")
+        cur.close()
+
+
+def _drop_writer_connection(gw: RunningGateway) -> None:
+    """The sink's writer keeps one connection; drop it so its next batch opens one with the
+    fault on (or off) — as a connection lost to a failing disk would be."""
+    writer = gw.app.state.services.audit._writer  # the real sink's group-commit writer
+    loop = writer._task.get_loop()
+    asyncio.run_coroutine_threadsafe(writer._drop_connection(), loop).result(5)
+
+
+@pytest.mark.parametrize("fault", ["readonly", "full"])
+def test_the_audit_store_fails_under_load_nothing_leaves_unrecorded_and_it_heals(
+    tmp_path: Path, upstream: FakeUpstream, fault: str
+) -> None:
+    settings = core_settings(tmp_path, upstream, audit={"intent_deadline_ms": 500})
+    gw = RunningGateway(settings, Components(policy=FakeDecider(), pii_disabled=True)).start()
+    injected = Fault()
+    event.listen(gw.app.state.services.audit.engine.sync_engine, "checkout", injected.on_checkout)
+    statuses: list[tuple[str, int, str | None]] = []  # (phase, status, error code)
+    phase = "before"
+    stop = threading.Event()
+    try:
+        key = gw.create_key(user="load", jurisdiction="AU-NSW", sector="private")
+
+        def client() -> None:
+            sdk = openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0, timeout=10)
+            while not stop.is_set():
+                seen = phase
+                try:
+                    sdk.chat.completions.create(
+                        model="gpt-test", messages=[{"role": "user", "content": "hi"}]
+                    )
+                    status, code = 200, None
+                except openai.APIStatusError as exc:
+                    status = exc.status_code
+                    code = exc.body.get("code") if isinstance(exc.body, dict) else None
+                # a request that spans a change of phase belongs to neither
+                statuses.append((seen if phase == seen else "between", status, code))
+
+        threads = [threading.Thread(target=client) for _ in range(12)]
+        for t in threads:
+            t.start()
+        time.sleep(0.7)
+        phase = "fault"
+        injected.kind = fault
+        _drop_writer_connection(gw)
+        deadline = time.monotonic() + 10
+        while gw.request("GET", "/readyz")[0] != 503 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert gw.request("GET", "/readyz")[0] == 503  # health says degraded
+        # and keeps saying so while the fault lasts: reads still work, so a probe that only
+        # reads would call the store healthy again within its 0.5 s period
+        ready = []
+        for _ in range(15):
+            time.sleep(0.1)
+            ready.append(gw.request("GET", "/readyz")[0])
+        assert set(ready) == {503}, ready
+        phase = "healing"
+        injected.kind = None
+        _drop_writer_connection(gw)
+        deadline = time.monotonic() + 15
+        while gw.request("GET", "/readyz")[0] != 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert gw.request("GET", "/readyz")[0] == 200  # healed without a restart
+        phase = "after"
+        time.sleep(0.7)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(15)
+        gw.stop()
+
+    assert {(s, c) for _, s, c in statuses} <= {(200, None), (503, "audit_unavailable")}
+    by_phase = {p: [s for q, s, _ in statuses if q == p] for p in ("before", "fault", "after")}
+    assert by_phase["before"] and set(by_phase["before"]) == {200}
+    assert 503 in by_phase["fault"]  # the fault was felt
+    assert by_phase["after"] and set(by_phase["after"]) == {200}  # and it healed
+    ok = sum(1 for _, s, _ in statuses if s == 200)
+
+    async def check() -> None:
+        engine = open_engine(settings.database_url())
+        public = load_public_key(tmp_path / "audit" / "signing.key")
+        report = await verify_database(engine, public, tmp_path / "audit" / "checkpoints")
+        assert report.ok, report.problems
+        async with engine.connect() as conn:
+            rows = (
+                await conn.exec_driver_sql("SELECT request_id, kind, body FROM audit_log")
+            ).all()
+        await engine.dispose()
+        intents = {r[0] for r in rows if r[1] == "intent"}
+        forwarded = [json.loads(r[2]) for r in rows if r[1] in ("complete", "incomplete")]
+        forwarded = [c for c in forwarded if c["forwarded"]]
+        # every 200 was forwarded once and nothing else was; each forward had its durable
+        # intent (an intent may also be durable for a request refused after its deadline, and
+        # an outcome written during the fault is lost: recovery marks that intent incomplete)
+        assert len(upstream.received) == ok <= len(intents)
+        assert len(forwarded) <= ok and all(c["request_id"] in intents for c in forwarded)
+
+    asyncio.run(check())
