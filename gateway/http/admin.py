@@ -256,7 +256,8 @@ async def rotate_key(
 
 
 @post("/admin/policy/reload", opt={"role": "admin"}, status_code=200)
-async def reload_policy(state: State) -> dict[str, Any]:
+async def reload_policy(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
+    await _no_body(request)
     services: Services = state.services
     reload = getattr(services.policy, "reload", None)
     if reload is None:
@@ -276,6 +277,7 @@ async def reload_policy(state: State) -> dict[str, Any]:
 @post("/admin/config/reload", opt={"role": "admin"}, status_code=200)
 async def reload_config(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
     """Read the configuration file again and apply its ``backends`` (:mod:`gateway.reload`)."""
+    await _no_body(request)
     services: Services = state.services
     if services.settings.server.workers > 1:
         raise GatewayError(
@@ -328,6 +330,18 @@ async def _json_body(
     if empty_ok and not raw.strip():
         return {}
     return decode_json(raw, max_depth)
+
+
+async def _no_body(request: Request[Any, Any, Any]) -> None:
+    """A reload rereads what the operator put on disk and takes nothing from the caller: a body
+    (a hook, a callback, a setting: reliability B-5) is refused, not ignored."""
+    body = await _json_body(request, 4, empty_ok=True)
+    if body:
+        raise GatewayError(
+            Cause.INVALID_PARAMETER,
+            f"This call takes no body (it rereads the operator's files); "
+            f"unsupported field: '{sorted(body)[0]}'.",
+        )
 
 
 async def _recorded(work: Awaitable[T]) -> T:

@@ -380,6 +380,28 @@ def test_no_spelling_of_an_admin_path_lets_a_staff_key_in(h: Harness, path: str)
     conn.close()
 
 
+@pytest.mark.parametrize(
+    "host", ["x/admin?", "127.0.0.1/admin/keys?", "localhost:1/admin/keys#", "admin", "x\\admin"]
+)
+def test_a_host_header_naming_an_admin_path_changes_no_decision(h: Harness, host: str) -> None:
+    """Reliability A-3's Host half: routing and authorisation read the path, never the Host
+    header, so a staff key is refused on the admin API whatever Host says, and /v1/models
+    answers as itself (the caller's models, no key data)."""
+    conn = http.client.HTTPConnection("127.0.0.1", h.gw.port, timeout=10)
+    auth = {"Authorization": f"Bearer {h.key}", "Host": host}
+    conn.request("GET", "/admin/keys", headers=auth)
+    resp = conn.getresponse()
+    body = resp.read()
+    assert resp.status in (400, 403), (host, resp.status, body)
+    assert b"key_id" not in body
+    conn.request("GET", "/v1/models", headers=auth)
+    resp = conn.getresponse()
+    body = resp.read()
+    assert resp.status in (200, 400), (host, resp.status, body)
+    assert b"key_id" not in body and (resp.status == 400 or b'"object":"list"' in body)
+    conn.close()
+
+
 def test_a_redirecting_backend_is_not_followed_and_nothing_reaches_the_other_host(
     h: Harness, upstream: FakeUpstream
 ) -> None:

@@ -356,3 +356,44 @@ def test_one_requests_entries_are_found_by_its_request_id(own_site: Site) -> Non
     # scoped as ever: the Korean auditor does not see an Australian request by its id
     _, _, hidden = site.get(f"/admin/audit/entries?request_id={denied}", token=site.kr_auditor)
     assert hidden["data"] == []
+
+
+TEMPLATES = "{{7*7}} ${jndi:ldap://127.0.0.1:1/a} {{ ''.__class__.__mro__[1] }} __import__('os')"
+
+
+def test_no_admin_call_takes_a_hook_and_template_strings_stay_text(site: Site) -> None:
+    """Reliability B-5 for the admin API and the console's fields: a hook, callback or setting
+    in any admin write is a 400 naming it (the reloads take no body at all); template and eval
+    strings in a key's description are kept and shown verbatim, never rendered; no process is
+    started."""
+    import psutil
+
+    before = {c.pid for c in psutil.Process().children(recursive=True)}
+    status, _, made = site.gw.request(
+        "POST",
+        "/admin/keys",
+        {"user": "tpl", "jurisdiction": "AU", "sector": "private", "description": TEMPLATES},
+        token=TOKEN,
+    )
+    assert status == 201 and made["description"] == TEMPLATES
+    assert site.get(f"/admin/keys/{made['key_id']}")[2]["description"] == TEMPLATES
+    hooks = {"success_callback": ["os.system"], "hooks": {"pre_call": "__import__('os').system"}}
+    principal = {"jurisdiction": "AU", "sector": "private"}
+    for method, path, base in (
+        ("POST", "/admin/keys", {**principal, "user": "h"}),
+        ("PATCH", f"/admin/keys/{made['key_id']}", {}),
+        ("POST", f"/admin/keys/{made['key_id']}/rotate", {}),
+        ("POST", "/admin/policy/eval", principal),
+        ("POST", "/admin/config/reload", {}),
+        ("POST", "/admin/policy/reload", {}),
+    ):
+        status, _, body = site.gw.request(method, path, {**base, **hooks}, token=TOKEN)
+        assert status == 400, (path, body)
+        assert (
+            "hooks" in body["error"]["message"] or "success_callback" in body["error"]["message"]
+        ), (path, body)
+    status, _, body = site.gw.request(
+        "POST", "/admin/policy/eval", {**principal, "team": "{{7*7}}"}, token=TOKEN
+    )
+    assert status == 400 and body["error"]["param"] == "team"
+    assert {c.pid for c in psutil.Process().children(recursive=True)} <= before

@@ -474,6 +474,21 @@ def test_each_secret_serves_its_own_purpose_only(
     chat = {"model": "gpt-test", "messages": [{"role": "user", "content": "x"}]}
     assert gw.request("POST", "/v1/chat/completions", chat, token=TOKEN)[0] == 401
     assert gw.request("GET", "/admin/keys", token=key)[0] == 403  # a key without the role
+    # neither the server secret nor an audit signing key is a credential anywhere, however
+    # presented (the console has no session tokens of its own: it sends the key typed into it)
+    from audit.checkpoint import Signer
+
+    data_dir = Path(gw.settings.data_dir)
+    signing = data_dir / "audit" / "signing.key"
+    Signer.from_file(signing)
+    pem_lines = [ln for ln in signing.read_text().splitlines() if not ln.startswith("-----")]
+    offered = [(data_dir / "secret.key").read_bytes().hex(), "".join(pem_lines)]
+    offered += [f"pcs_{v[:12]}_{v[12:]}" for v in list(offered)]
+    for wrong in offered:
+        for method, path, body in (("GET", "/v1/models", None),
+                                   ("POST", "/v1/chat/completions", chat),
+                                   ("GET", "/admin/whoami", None), ("GET", "/admin/keys", None)):  # fmt: skip
+            assert gw.request(method, path, body, token=wrong)[0] == 401, (path, wrong[:8])
     secret = ServerSecret(b"s" * 40)
     derived = {secret.derive(p) for p in ("api-key", "pii", "audit-digest")}
     assert len(derived) == 3 and secret.value not in derived

@@ -91,6 +91,35 @@ def test_upstream_never_sees_the_values_and_the_answer_is_restored(
     assert json.loads(body["choices"][0]["message"]["content"]) == PROMPT
 
 
+def test_no_header_or_body_switch_turns_the_protection_off(
+    gw: tuple[RunningGateway, FakeDecider, str], upstream: FakeUpstream
+) -> None:
+    """Reliability P-7: a `no-pii: true` header, `metadata.redact: "false"` and the like change
+    nothing (the TFN, Medicare number and ABN are pseudonymised all the same); an unknown
+    switch in the body (`content_safety`) is a 400 and nothing is forwarded."""
+    running, decider, key = gw
+    decider.rule = _rule({"*": "pseudonymise"})
+    upstream.mode = "echo"
+    ids = "TFN 123 456 782, Medicare 2123 45670 1, ABN 51 824 753 556"
+    headers = {"no-pii": "true", "x-pii-redaction": "off", "x-portcullis-pii": "off"}
+    body = _chat(ids, metadata={"redact": "false", "no_pii": "true"})
+    status, _, answer = running.request(
+        "POST", "/v1/chat/completions", body, token=key, headers=headers
+    )
+    assert status == 200, answer
+    sent = json.dumps(upstream.received[-1]["json"])
+    for value in ("123 456 782", "2123 45670 1", "51 824 753 556"):
+        assert value not in sent, value
+    assert answer["choices"][0]["message"]["content"].count("123 456 782") == 1  # restored
+    before = len(upstream.received)
+    for switch in ({"content_safety": False}, {"pii": False}, {"redact": False}):
+        status, _, err = running.request(
+            "POST", "/v1/chat/completions", {**_chat(ids), **switch}, token=key
+        )
+        assert status == 400 and next(iter(switch)) in err["error"]["message"], err
+    assert len(upstream.received) == before
+
+
 def test_streamed_placeholder_split_over_chunks_is_restored(
     gw: tuple[RunningGateway, FakeDecider, str], upstream: FakeUpstream
 ) -> None:
