@@ -233,6 +233,35 @@ def test_bad_input_is_refused_and_not_forwarded(
     assert upstream.received == []
 
 
+def test_duplicate_keys_mean_one_value_for_the_gateway_and_the_backend(
+    h: Harness, upstream: FakeUpstream
+) -> None:
+    """Reliability B-3's duplicate keys: JSON with a member twice is read once, the last value
+    (as Python's and Go's parsers read it), and the backend gets the gateway's own encoding of
+    what was checked — never the caller's bytes, so no parser downstream can read the other
+    value (an unserved model first, then a served one: served; the reverse: 404)."""
+    raw = (
+        b'{"model": "no-such-model", "messages": [{"role": "user", "content": "first"}],'
+        b' "model": "gpt-test", "messages": [{"role": "user", "content": "second"}]}'
+    )
+    hdrs = {"Content-Type": "application/json"}
+    status, _, body = h.gw.request(
+        "POST", "/v1/chat/completions", raw=raw, token=h.key, headers=hdrs
+    )
+    assert status == 200, body
+    (sent,) = upstream.received
+    assert sent["raw"].count(b'"model"') == 1 and sent["raw"].count(b'"messages"') == 1
+    assert b"no-such-model" not in sent["raw"] and b"first" not in sent["raw"]
+    assert sent["json"]["messages"][0]["content"] == "second"
+    reverse = raw.replace(b'"no-such-model"', b'"tmp"').replace(b'"gpt-test"', b'"no-such-model"')
+    status, _, body = h.gw.request(
+        "POST", "/v1/chat/completions", raw=reverse.replace(b'"tmp"', b'"gpt-test"'),
+        token=h.key, headers=hdrs,
+    )  # fmt: skip
+    assert status == 404 and body["error"]["code"] == "model_not_found"
+    assert len(upstream.received) == 1
+
+
 def test_routing_headers_are_ignored(h: Harness, upstream: FakeUpstream) -> None:
     got, _, _body = h.gw.request(
         "POST",

@@ -123,8 +123,11 @@ class FakeUpstream:
     # -- handlers --------------------------------------------------------------------------
 
     async def _record(self, request: web.Request) -> dict[str, Any]:
-        body = await request.json()
-        self.received.append({"headers": dict(request.headers), "json": body, "path": request.path})
+        raw = await request.read()
+        body = json.loads(raw)
+        self.received.append(
+            {"headers": dict(request.headers), "json": body, "path": request.path, "raw": raw}
+        )
         return body
 
     async def _maybe_fail(self, body: dict[str, Any] | None = None) -> web.Response | None:
