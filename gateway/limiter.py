@@ -12,6 +12,8 @@ across replicas; :class:`MemoryLimiter` is the embedded default for one process.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -22,6 +24,8 @@ from redis.exceptions import RedisError
 from gateway.errors import Cause, GatewayError
 
 __all__ = ["Limiter", "MemoryLimiter", "RedisLimiter", "Reservation", "build_limiter"]
+
+log = logging.getLogger("portcullis")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +38,8 @@ class Reservation:
     # What the buckets held once this reservation was taken (the answer's x-ratelimit-* headers)
     remaining_requests: float = 0.0
     remaining_tokens: float = 0.0
+    # Taken from this replica's fallback buckets while Redis did not answer (reconciled there)
+    local: bool = False
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         """OpenAI's ``x-ratelimit-*`` headers for the limits that apply (none for a rate of 0):
@@ -181,9 +187,22 @@ return 1
 """
 
 
+_RETRY_S = 1.0  # while Redis is down, how often a reservation tries it again (the rest go local)
+
+
 class RedisLimiter:
+    """Buckets in Redis, shared by every replica. While Redis does not answer: 503, or with
+    ``fallback_share`` each replica's own in-memory buckets holding that share of each limit
+    (never unlimited), Redis tried again at most once a second so the others do not wait for
+    its deadline, and back on Redis at its first answer."""
+
     def __init__(
-        self, url: str, requests_per_minute: int, tokens_per_minute: int, deadline_s: float = 0.1
+        self,
+        url: str,
+        requests_per_minute: int,
+        tokens_per_minute: int,
+        deadline_s: float = 0.1,
+        fallback_share: float | None = None,
     ) -> None:
         import redis.asyncio as aioredis
 
@@ -193,6 +212,28 @@ class RedisLimiter:
         self._deadline = deadline_s
         self._reserve = self._redis.register_script(_RESERVE)
         self._reconcile = self._redis.register_script(_RECONCILE)
+        self._share = fallback_share
+        self._local = MemoryLimiter(0, 0) if fallback_share else None
+        self._retry_at = 0.0  # monotonic; before it, reservations go local without asking Redis
+        self.outage = False
+
+    def _fallback_rate(self, rate: int) -> int:
+        assert self._share is not None
+        return max(1, math.floor(rate * self._share)) if rate else 0
+
+    async def _reserve_local(self, key: str, tokens: int, rpm: int, tpm: int) -> Reservation:
+        assert self._local is not None
+        if not self.outage:
+            self.outage = True
+            log.warning(
+                "redis does not answer: limits now held per replica at %.0f%% of each key's "
+                "(limits.redis_fallback_share) until it does",
+                100 * (self._share or 0),
+            )
+        r = await self._local.reserve(
+            key, tokens, self._fallback_rate(rpm), self._fallback_rate(tpm)
+        )
+        return dataclasses.replace(r, local=True)
 
     def set_defaults(
         self, requests_per_minute: int, tokens_per_minute: int, deadline_ms: int
@@ -211,25 +252,37 @@ class RedisLimiter:
     ) -> Reservation:
         rpm, tpm = _rates(self._rpm, self._tpm, requests_per_minute, tokens_per_minute)
         tokens = min(tokens, tpm) if tpm else 0
+        if self._local is not None and time.monotonic() < self._retry_at:
+            return await self._reserve_local(key, tokens, rpm, tpm)
         try:
             async with asyncio.timeout(self._deadline):
                 verdict, wait, *left = await self._reserve(
                     keys=[f"portcullis:limit:{key}"], args=[rpm, tpm, tokens]
                 )
         except (TimeoutError, OSError, RedisError):
+            if self._local is not None:
+                self._retry_at = time.monotonic() + _RETRY_S
+                return await self._reserve_local(key, tokens, rpm, tpm)
             raise GatewayError(
                 Cause.LIMITER_UNAVAILABLE, "The rate limiter is unavailable; nothing was sent."
             ) from None
+        if self.outage:
+            self.outage = False
+            log.warning("redis answers again: limits are shared across replicas once more")
         if int(verdict) == 0:
             raise _refused("requests", float(wait), rpm)
         if int(verdict) == 1:
             raise _refused("tokens", float(wait), tpm)
-        remaining = [float(v) for v in left] if len(left) == 2 else [0.0, 0.0]
-        return Reservation(key, tokens, rpm, tpm, *remaining)
+        requests_left, tokens_left = (float(v) for v in left) if len(left) == 2 else (0.0, 0.0)
+        return Reservation(key, tokens, rpm, tpm, requests_left, tokens_left)
 
     async def reconcile(self, reservation: Reservation, used_tokens: int) -> None:
         tpm = reservation.tokens_per_minute
         if not tpm:
+            return
+        if reservation.local:
+            if self._local is not None:
+                await self._local.reconcile(reservation, used_tokens)
             return
         try:
             async with asyncio.timeout(self._deadline):
@@ -243,19 +296,26 @@ class RedisLimiter:
             pass
 
     async def ready(self) -> bool:
+        """Redis answers, or the replica holds limits itself meanwhile (fallback_share)."""
         try:
             async with asyncio.timeout(self._deadline * 5):
                 return bool(await self._redis.ping())
         except (TimeoutError, OSError, RedisError):
-            return False
+            return self._local is not None
 
     async def close(self) -> None:
         await self._redis.aclose()
 
 
 def build_limiter(
-    redis_url: str | None, requests_per_minute: int, tokens_per_minute: int, deadline_ms: int
+    redis_url: str | None,
+    requests_per_minute: int,
+    tokens_per_minute: int,
+    deadline_ms: int,
+    fallback_share: float | None = None,
 ) -> Limiter:
     if redis_url:
-        return RedisLimiter(redis_url, requests_per_minute, tokens_per_minute, deadline_ms / 1000)
+        return RedisLimiter(
+            redis_url, requests_per_minute, tokens_per_minute, deadline_ms / 1000, fallback_share
+        )
     return MemoryLimiter(requests_per_minute, tokens_per_minute)

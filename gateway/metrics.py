@@ -74,6 +74,12 @@ class Metrics:
             ["component"],
             registry=r,
         )
+        self.limiter_fallback = Counter(
+            "portcullis_limiter_fallback",
+            "Reservations taken from this replica's own buckets while Redis did not answer "
+            "(limits.redis_fallback_share)",
+            registry=r,
+        )
         self.insecure_passes = Counter(
             "portcullis_insecure_passes",
             "Requests let through by a switch named insecure_* (a check they would have failed)",

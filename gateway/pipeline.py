@@ -302,6 +302,8 @@ class Pipeline:
             p.buckets or p.key_id, parsed.token_estimate, p.requests_per_minute, p.tokens_per_minute
         )
         ctx.mark("limits", t0)
+        if reservation.local:
+            self.s.metrics.limiter_fallback.inc()
         return reservation
 
     async def _forward(

@@ -73,6 +73,11 @@ class LimitSettings(Strict):
     requests_per_minute: int = Field(600, ge=0)  # per key; 0 disables
     tokens_per_minute: int = Field(200_000, ge=0)  # per key; 0 disables
     deadline_ms: int = Field(100, ge=1, le=5000)
+    # With redis.url: what happens while Redis does not answer within deadline_ms. None (the
+    # default): refuse, 503 limiter_unavailable. A share in (0, 1]: each replica keeps serving
+    # from buckets of its own holding that share of every key's limits (0.5 with two replicas:
+    # never above the limit in all), until Redis answers again (gateway.limiter).
+    redis_fallback_share: float | None = Field(None, gt=0, le=1)
 
 
 class RequestLimits(Strict):

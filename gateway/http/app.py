@@ -121,7 +121,11 @@ async def build_services(settings: Settings, components: Components) -> Services
         secret=secret,
         keys=keys,
         limiter=build_limiter(
-            settings.redis.url, lim.requests_per_minute, lim.tokens_per_minute, lim.deadline_ms
+            settings.redis.url,
+            lim.requests_per_minute,
+            lim.tokens_per_minute,
+            lim.deadline_ms,
+            lim.redis_fallback_share,
         ),
         catalog=Catalog(settings.backends),
         policy=policy,

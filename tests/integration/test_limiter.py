@@ -185,3 +185,73 @@ async def test_a_frozen_redis_fails_closed_within_the_deadline_and_recovers() ->
         proc.terminate()
         proc.wait(timeout=10)
         await lim.close()
+
+
+async def test_with_a_fallback_share_a_dead_redis_leaves_each_replica_its_share() -> None:
+    """Reliability F-4 (a), the bounded fallback: Redis unreachable and limits.redis_fallback_share
+    0.5: a key of 10 a minute gets 5 here (never unlimited, never the whole limit on every
+    replica), a key without limits stays without, refunds go to the local buckets, and the
+    replica stays ready."""
+    lim = RedisLimiter("redis://127.0.0.1:1/0", 10, 1000, 0.2, fallback_share=0.5)
+    try:
+        taken = [await lim.reserve("k", 10) for _ in range(5)]
+        assert all(r.local for r in taken) and taken[0].requests_per_minute == 5
+        with pytest.raises(GatewayError) as exc:
+            await lim.reserve("k", 10)
+        assert exc.value.cause is Cause.RATE_LIMITED
+        assert (await lim.reserve("free", 1, requests_per_minute=0, tokens_per_minute=0)).local
+        assert taken[0].tokens_per_minute == 500
+        await lim.reconcile(taken[0], 0)  # a refund to the local token bucket, no error
+        assert await lim.ready()
+        assert lim.outage
+    finally:
+        await lim.close()
+
+
+async def test_with_a_fallback_a_frozen_redis_costs_one_deadline_then_it_is_back() -> None:
+    """F-4 (b) with the fallback: Redis SIGSTOPped; the first reservation waits the deadline,
+    the next ones go local at once (Redis is asked again once a second), and when Redis runs
+    again reservations are shared through it again, without a restart."""
+    import asyncio
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import time
+
+    from tests.support.gateway import _free_port
+
+    server = shutil.which("redis-server")
+    assert server, "redis-server is installed by scripts/ensure-services.sh"
+    port = _free_port()
+    proc = subprocess.Popen(
+        [server, "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    lim = RedisLimiter(f"redis://127.0.0.1:{port}/0", 100, 0, 0.1, fallback_share=0.5)
+    try:
+        for _ in range(50):
+            try:
+                if not (await lim.reserve("warm", 1)).local:
+                    break
+            except GatewayError:
+                pass
+            await asyncio.sleep(0.1)
+        os.kill(proc.pid, signal.SIGSTOP)
+        t0 = time.monotonic()
+        first = await lim.reserve("k", 1)
+        assert first.local and time.monotonic() - t0 < 0.5
+        t1 = time.monotonic()
+        rest = [await lim.reserve("k", 1) for _ in range(20)]
+        assert all(r.local for r in rest) and time.monotonic() - t1 < 0.2  # no deadline each
+        os.kill(proc.pid, signal.SIGCONT)
+        deadline = time.monotonic() + 5
+        while (await lim.reserve("k2", 1)).local:
+            assert time.monotonic() < deadline, "not back on Redis within 5 s"
+            await asyncio.sleep(0.2)
+        assert not lim.outage
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+        proc.terminate()
+        proc.wait(timeout=10)
+        await lim.close()
