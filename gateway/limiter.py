@@ -73,10 +73,15 @@ class Limiter(Protocol):
     async def reconcile(self, reservation: Reservation, used_tokens: int) -> None: ...
 
     def set_defaults(
-        self, requests_per_minute: int, tokens_per_minute: int, deadline_ms: int
+        self,
+        requests_per_minute: int,
+        tokens_per_minute: int,
+        deadline_ms: int,
+        fallback_share: float | None = None,
     ) -> None:
         """New configured defaults (a configuration reload): keys without their own limits run
-        under them from the next reservation; what a bucket holds is kept."""
+        under them from the next reservation; what a bucket holds is kept. ``fallback_share``:
+        ``limits.redis_fallback_share`` (only a Redis limiter has a use for it)."""
         ...
 
     async def ready(self) -> bool: ...
@@ -113,7 +118,11 @@ class MemoryLimiter:
         self._buckets: dict[str, list[float]] = {}  # key -> [requests, tokens, last]
 
     def set_defaults(
-        self, requests_per_minute: int, tokens_per_minute: int, deadline_ms: int
+        self,
+        requests_per_minute: int,
+        tokens_per_minute: int,
+        deadline_ms: int,
+        fallback_share: float | None = None,
     ) -> None:
         self._rpm, self._tpm = requests_per_minute, tokens_per_minute
 
@@ -236,10 +245,19 @@ class RedisLimiter:
         return dataclasses.replace(r, local=True)
 
     def set_defaults(
-        self, requests_per_minute: int, tokens_per_minute: int, deadline_ms: int
+        self,
+        requests_per_minute: int,
+        tokens_per_minute: int,
+        deadline_ms: int,
+        fallback_share: float | None = None,
     ) -> None:
         self._rpm, self._tpm = requests_per_minute, tokens_per_minute
         self._deadline = deadline_ms / 1000
+        self._share = fallback_share
+        if fallback_share is None:
+            self._local = None
+        elif self._local is None:
+            self._local = MemoryLimiter(0, 0)
         # new connections of the pool too (open ones keep theirs until they are replaced)
         self._redis.connection_pool.connection_kwargs["socket_connect_timeout"] = self._deadline
 

@@ -251,7 +251,12 @@ class Reloader:
         catalog = Catalog(effective.backends)
         lim = effective.limits
         # No await from here on: a request sees the old catalogue or the new one, not a mix.
-        s.limiter.set_defaults(lim.requests_per_minute, lim.tokens_per_minute, lim.deadline_ms)
+        s.limiter.set_defaults(
+            lim.requests_per_minute,
+            lim.tokens_per_minute,
+            lim.deadline_ms,
+            lim.redis_fallback_share,
+        )
         s.upstream.set_credentials(credentials)
         s.router.unusable = unusable
         s.router.breaker.forget(stale)

@@ -255,3 +255,18 @@ async def test_with_a_fallback_a_frozen_redis_costs_one_deadline_then_it_is_back
         proc.terminate()
         proc.wait(timeout=10)
         await lim.close()
+
+
+async def test_a_reload_turns_the_fallback_on_and_off() -> None:
+    lim = RedisLimiter("redis://127.0.0.1:1/0", 10, 0, 0.2)
+    try:
+        with pytest.raises(GatewayError):
+            await lim.reserve("k", 1)
+        lim.set_defaults(10, 0, 200, fallback_share=0.3)  # limits.redis_fallback_share: 0.3
+        assert (await lim.reserve("k", 1)).requests_per_minute == 3
+        lim.set_defaults(10, 0, 200, fallback_share=None)
+        with pytest.raises(GatewayError) as exc:
+            await lim.reserve("k", 1)
+        assert exc.value.cause is Cause.LIMITER_UNAVAILABLE
+    finally:
+        await lim.close()
