@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,23 @@ def ev(i: int) -> dict[str, Any]:
         "digests": {"key_id": "s1", "prompt": "ab" * 32, "answer": "cd" * 32},
         "forwarded": True,
     }
+
+
+async def fill(
+    engine: AsyncEngine, requests: int, event: Callable[[int], dict[str, Any]] = ev
+) -> float:
+    """Append ``requests`` requests (an intent and an outcome each, ``event(i)``) in batches of
+    2,000; the seconds it took."""
+    from audit.store import prepare
+
+    t0 = time.perf_counter()
+    for start in range(0, requests, 2000):
+        batch = [event(i) for i in range(start, min(requests, start + 2000))]
+        entries = [make_entry(k, e, "bench:0:0") for e in batch for k in ("intent", "complete")]
+        async with engine.connect() as conn:
+            await prepare(conn)
+            await append(conn, entries)
+    return time.perf_counter() - t0
 
 
 async def fresh(url: str) -> AsyncEngine:

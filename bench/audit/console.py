@@ -28,14 +28,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_audit import ev
+from bench_audit import ev, fill
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from audit.browse import browse
 from audit.checkpoint import Signer
 from audit.db import create_tables, open_engine
 from audit.export import ExportFilter, Scope
-from audit.store import append, make_entry, prepare
 from audit.verify import verify_database, verify_in_subprocess, verify_url
 
 ADMIN = Scope("bench", frozenset({"admin"}))
@@ -83,15 +82,9 @@ async def _stall_during(work: Any) -> tuple[float, float]:
 async def run(url: str, requests: int, rounds: int) -> None:
     engine = open_engine(url)
     await create_tables(engine)
-    t0 = time.perf_counter()
-    for start in range(0, requests, 2000):
-        batch = [_event(i) for i in range(start, min(requests, start + 2000))]
-        entries = [make_entry(k, e, "bench:0:0") for e in batch for k in ("intent", "complete")]
-        async with engine.connect() as conn:
-            await prepare(conn)
-            await append(conn, entries)
+    took = await fill(engine, requests, _event)
     print(
-        f"filled {requests} requests ({2 * requests} entries) in {time.perf_counter() - t0:.0f} s"
+        f"filled {requests} requests ({2 * requests} entries) in {took:.0f} s"
     )
     print(f"\n| page of 50, newest first | best of {rounds} ms | rows |")
     print("|---|---:|---:|")

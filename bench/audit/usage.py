@@ -27,11 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import sqlalchemy as sa
-from bench_audit import ev
+from bench_audit import ev, fill
 
 from audit.db import create_tables, open_engine
 from audit.export import ExportFilter, Scope
-from audit.store import append, make_entry, prepare
 from audit.usage import usage
 
 ADMIN = Scope("bench", frozenset({"admin"}))
@@ -99,15 +98,9 @@ async def run(url: str, requests: int, rounds: int) -> None:
     engine = open_engine(url)
     await create_tables(engine)
     pg = url.startswith("postgresql")
-    t0 = time.perf_counter()
-    for start in range(0, requests, 2000):
-        batch = [ev(i) for i in range(start, min(requests, start + 2000))]
-        entries = [make_entry(k, e, "bench:0:0") for e in batch for k in ("intent", "complete")]
-        async with engine.connect() as conn:
-            await prepare(conn)
-            await append(conn, entries)
+    took = await fill(engine, requests, ev)
     print(f"filled {requests} requests ({2 * requests} entries) in "
-          f"{time.perf_counter() - t0:.0f} s")  # fmt: skip
+          f"{took:.0f} s")  # fmt: skip
     times: dict[str, list[float]] = {"audit.usage": [], "plain GROUP BY": [], "in Python": []}
     if pg:
         del times["plain GROUP BY"]

@@ -104,7 +104,7 @@ def eval_cmd(
     """What-if: the decision for a principal, model/backends and time, with its explanation."""
     from gateway.policy.client import build_engine
     from gateway.policy.contract import parse_decision
-    from gateway.policy.input import build_policy_input
+    from gateway.policy.input import what_if_input
     from gateway.principal import SECTORS, Principal, parse_jurisdiction
 
     settings = settings_from(ctx)
@@ -149,17 +149,7 @@ def eval_cmd(
     principal = Principal(
         key_id="what-if", user="what-if", jurisdiction=sub or country, sector=sector, team=team
     )
-    inp = build_policy_input(
-        principal=principal,
-        endpoint="chat",
-        model=model or backends[0].models[0],
-        stream=False,
-        tools=False,
-        backends=backends,
-        pii_counts=counts,
-        now=when,
-        settings=pol,
-    )
+    inp = what_if_input(principal, backends, model, counts, when, pol)
 
     async def run() -> dict[str, Any]:
         engine = await build_engine(pol)

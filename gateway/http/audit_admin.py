@@ -24,7 +24,6 @@ one at a time (409 while one runs).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -221,7 +220,7 @@ async def audit_entries(request: Request[Any, Any, Any], state: State) -> dict[s
     return page.to_json()
 
 
-_VERIFYING = asyncio.Lock()
+_VERIFYING: set[str] = set()  # the stores being verified now (one at a time each)
 
 
 @get("/admin/audit/verify", opt={"role": "auditor"})
@@ -237,22 +236,24 @@ async def audit_verify(request: Request[Any, Any, Any], state: State) -> dict[st
         _scope(request).authorise(services.settings.audit.export_roles)
     except AuditForbidden:
         raise GatewayError(Cause.FORBIDDEN, "This role may not read the audit trail.") from None
-    if _VERIFYING.locked():
-        raise GatewayError(Cause.CONFLICT, "A verification is already running; try again shortly.")
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
     from audit.verify import verify_in_subprocess
 
     url = engine.url.render_as_string(hide_password=False)
+    if url in _VERIFYING:
+        raise GatewayError(Cause.CONFLICT, "A verification is already running; try again shortly.")
     pem = signer.public.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
     checkpoints = getattr(services.audit, "checkpoint_dir", None)
-    async with _VERIFYING:
-        try:
-            return await verify_in_subprocess(url, pem, str(checkpoints) if checkpoints else None)
-        except RuntimeError:
-            raise GatewayError(
-                Cause.AUDIT_UNAVAILABLE, "The verification could not read the audit store."
-            ) from None
+    _VERIFYING.add(url)
+    try:
+        return await verify_in_subprocess(url, pem, str(checkpoints) if checkpoints else None)
+    except RuntimeError:
+        raise GatewayError(
+            Cause.AUDIT_UNAVAILABLE, "The verification could not read the audit store."
+        ) from None
+    finally:
+        _VERIFYING.discard(url)
 
 
 AUDIT_HANDLERS = [export_audit, audit_usage, audit_entries, audit_verify]

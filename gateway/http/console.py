@@ -81,8 +81,9 @@ async def whoami(request: Request[Any, Any, Any], state: State) -> dict[str, Any
         "can": {
             "keys": "admin" in roles,
             "config": "admin" in roles,
-            # the admin token reads every row; a key needs an export role (and its scope)
-            "audit": principal is None or bool(roles & audit_roles & {"auditor", "admin"}),
+            # the admin token reads every row; a key needs the routes' role, auditor, and one
+            # of audit.export_roles (and reads within its scope)
+            "audit": principal is None or ("auditor" in roles and bool(roles & audit_roles)),
             "policy": bool(roles & set(READERS)),
         },
     }
@@ -126,7 +127,7 @@ async def policy_eval(request: Request[Any, Any, Any], state: State) -> dict[str
     """What-if: the decision the running policy gives a principal for a model (or backends) at a
     time, with and without PII counts; the body of ``portcullis policy eval --json``."""
     from gateway.http.admin import _json_body
-    from gateway.policy.input import build_policy_input
+    from gateway.policy.input import what_if_input
 
     services: Services = state.services
     body = await _json_body(request, 4)
@@ -180,17 +181,8 @@ async def policy_eval(request: Request[Any, Any, Any], state: State) -> dict[str
         roles=roles,
         tags=tags,
     )
-    inp = build_policy_input(
-        principal=principal,
-        endpoint="chat",
-        model=model or backends[0].models[0],
-        stream=False,
-        tools=False,
-        backends=backends,
-        pii_counts=_pii_counts(body.get("pii")),
-        now=when,
-        settings=services.settings.policy,
-    )
+    pii = _pii_counts(body.get("pii"))
+    inp = what_if_input(principal, backends, model, pii, when, services.settings.policy)
     decision = await services.policy.decide(inp, tuple(b.id for b in backends))
     return {"input": inp, "decision": decision.to_json()}
 

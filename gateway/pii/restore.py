@@ -203,7 +203,7 @@ class PlaceholderRestorer:
             return restored
         try:
             doc = json.loads(restored)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past Python's stack
             return self._screen_text(restored)
         changed = False
 
@@ -225,7 +225,10 @@ class PlaceholderRestorer:
             changed = changed or out != value
             return out
 
-        screened = walk(doc)
+        try:
+            screened = walk(doc)
+        except RecursionError:
+            return self._screen_text(restored)
         if not changed:
             return restored
         return json.dumps(screened, ensure_ascii=False)

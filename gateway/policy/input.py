@@ -12,7 +12,7 @@ from gateway.policy.contract import CONTRACT_VERSION
 from gateway.principal import Principal
 from gateway.views import backend_facts, deployment_view, principal_view
 
-__all__ = ["build_policy_input", "rfc3339"]
+__all__ = ["build_policy_input", "rfc3339", "what_if_input"]
 
 
 _last: tuple[int, str] = (0, "")
@@ -49,3 +49,26 @@ def build_policy_input(
         "pii": None if pii_counts is None else {"entities": dict(pii_counts)},
         "deployment": deployment_view(settings.self_hosted_stance),
     }
+
+
+def what_if_input(
+    principal: Principal,
+    backends: Sequence[BackendSpec],
+    model: str | None,
+    pii_counts: Mapping[str, int] | None,
+    now: datetime,
+    settings: PolicySettings,
+) -> dict[str, Any]:
+    """The input of a what-if question (``portcullis policy eval``, ``POST /admin/policy/eval``):
+    a plain chat request for ``model`` (else the first candidate's first model)."""
+    return build_policy_input(
+        principal=principal,
+        endpoint="chat",
+        model=model or backends[0].models[0],
+        stream=False,
+        tools=False,
+        backends=backends,
+        pii_counts=pii_counts,
+        now=now,
+        settings=settings,
+    )

@@ -9,6 +9,7 @@ import http.client
 import sqlite3
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,12 @@ def test_whoami_says_what_each_credential_may_use(site: Site) -> None:
     assert status == 200 and me["actor"].startswith("key:")
     assert (me["user"], me["jurisdiction"], me["roles"]) == ("min", "KR", ["auditor"])
     assert me["can"] == {"keys": False, "config": False, "audit": True, "policy": True}
+
+    # an admin key without the auditor role manages keys but does not read the trail
+    admin = site.gw.create_key(user="ops", jurisdiction="AU", sector="private", roles=["admin"])
+    status, _, me = site.get("/admin/whoami", token=admin)
+    assert me["can"] == {"keys": True, "config": True, "audit": False, "policy": True}
+    assert site.get("/admin/audit/entries", token=admin)[0] == 403  # as whoami said
 
     status, _, body = site.get("/admin/whoami", token=site.ann)  # staff: neither role
     assert status == 403 and "'admin' or 'auditor'" in body["error"]["message"]
@@ -235,6 +242,12 @@ def test_verify_reports_an_intact_trail_and_then_an_edited_entry(
         assert f"entry {seq} does not match its leaf hash: edited" in report["problems"]
         staff = gw.create_key(user="bob", jurisdiction="AU", sector="private")
         assert gw.request("GET", "/admin/audit/verify", token=staff)[0] == 403
+        # one verification of a store at a time (each reads the whole log in a child process)
+        with ThreadPoolExecutor(2) as pool:
+            both = list(
+                pool.map(lambda _: gw.request("GET", "/admin/audit/verify", token=TOKEN), (1, 2))
+            )
+        assert sorted(status for status, _, _ in both) == [200, 409], both
     finally:
         gw.stop()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -137,16 +138,14 @@ async def test_redis_down_fails_closed() -> None:
     await lim.close()
 
 
-async def test_a_frozen_redis_fails_closed_within_the_deadline_and_recovers() -> None:
-    """Reliability F-4 (b): Redis stopped with SIGSTOP (it accepts connections, answers
-    nothing). A reservation waits at most the deadline, then 503 limiter_unavailable — never
-    unlimited; once Redis runs again, reservations succeed without a restart."""
-    import asyncio
+@pytest.fixture
+def own_redis() -> Iterator[tuple[str, Callable[[bool], None]]]:
+    """A Redis server of the test's own: its URL, and ``freeze(True/False)`` (SIGSTOP: it
+    accepts connections and answers nothing; SIGCONT)."""
     import os
     import shutil
     import signal
     import subprocess
-    import time
 
     from tests.support.gateway import _free_port
 
@@ -157,21 +156,51 @@ async def test_a_frozen_redis_fails_closed_within_the_deadline_and_recovers() ->
         [server, "--port", str(port), "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,
     )
-    lim = RedisLimiter(f"redis://127.0.0.1:{port}/0", 100, 0, 0.1)
+
+    def freeze(on: bool) -> None:
+        os.kill(proc.pid, signal.SIGSTOP if on else signal.SIGCONT)
+
     try:
-        for _ in range(50):
-            try:
-                await lim.reserve("warm", 1)
-                break
-            except GatewayError:
-                await asyncio.sleep(0.1)
-        os.kill(proc.pid, signal.SIGSTOP)
+        yield f"redis://127.0.0.1:{port}/0", freeze
+    finally:
+        freeze(False)
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+async def _until_redis_answers(lim: RedisLimiter) -> None:
+    import asyncio
+
+    for _ in range(50):
+        try:
+            if not (await lim.reserve("warm", 1)).local:
+                return
+        except GatewayError:
+            pass
+        await asyncio.sleep(0.1)
+    raise AssertionError("redis did not start")
+
+
+async def test_a_frozen_redis_fails_closed_within_the_deadline_and_recovers(
+    own_redis: tuple[str, Callable[[bool], None]],
+) -> None:
+    """Reliability F-4 (b): Redis stopped with SIGSTOP (it accepts connections, answers
+    nothing). A reservation waits at most the deadline, then 503 limiter_unavailable — never
+    unlimited; once Redis runs again, reservations succeed without a restart."""
+    import asyncio
+    import time
+
+    url, freeze = own_redis
+    lim = RedisLimiter(url, 100, 0, 0.1)
+    try:
+        await _until_redis_answers(lim)
+        freeze(True)
         t0 = time.monotonic()
         with pytest.raises(GatewayError) as exc:
             await lim.reserve("k", 1)
         assert exc.value.cause is Cause.LIMITER_UNAVAILABLE
         assert time.monotonic() - t0 < 0.5  # the 0.1 s deadline, not a hang
-        os.kill(proc.pid, signal.SIGCONT)
+        freeze(False)
         deadline = time.monotonic() + 5
         while True:
             try:
@@ -181,9 +210,6 @@ async def test_a_frozen_redis_fails_closed_within_the_deadline_and_recovers() ->
                 assert time.monotonic() < deadline, "not back on Redis within 5 s"
                 await asyncio.sleep(0.1)
     finally:
-        os.kill(proc.pid, signal.SIGCONT)
-        proc.terminate()
-        proc.wait(timeout=10)
         await lim.close()
 
 
@@ -208,52 +234,33 @@ async def test_with_a_fallback_share_a_dead_redis_leaves_each_replica_its_share(
         await lim.close()
 
 
-async def test_with_a_fallback_a_frozen_redis_costs_one_deadline_then_it_is_back() -> None:
+async def test_with_a_fallback_a_frozen_redis_costs_one_deadline_then_it_is_back(
+    own_redis: tuple[str, Callable[[bool], None]],
+) -> None:
     """F-4 (b) with the fallback: Redis SIGSTOPped; the first reservation waits the deadline,
     the next ones go local at once (Redis is asked again once a second), and when Redis runs
     again reservations are shared through it again, without a restart."""
     import asyncio
-    import os
-    import shutil
-    import signal
-    import subprocess
     import time
 
-    from tests.support.gateway import _free_port
-
-    server = shutil.which("redis-server")
-    assert server, "redis-server is installed by scripts/ensure-services.sh"
-    port = _free_port()
-    proc = subprocess.Popen(
-        [server, "--port", str(port), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    lim = RedisLimiter(f"redis://127.0.0.1:{port}/0", 100, 0, 0.1, fallback_share=0.5)
+    url, freeze = own_redis
+    lim = RedisLimiter(url, 100, 0, 0.1, fallback_share=0.5)
     try:
-        for _ in range(50):
-            try:
-                if not (await lim.reserve("warm", 1)).local:
-                    break
-            except GatewayError:
-                pass
-            await asyncio.sleep(0.1)
-        os.kill(proc.pid, signal.SIGSTOP)
+        await _until_redis_answers(lim)
+        freeze(True)
         t0 = time.monotonic()
         first = await lim.reserve("k", 1)
         assert first.local and time.monotonic() - t0 < 0.5
         t1 = time.monotonic()
         rest = [await lim.reserve("k", 1) for _ in range(20)]
         assert all(r.local for r in rest) and time.monotonic() - t1 < 0.2  # no deadline each
-        os.kill(proc.pid, signal.SIGCONT)
+        freeze(False)
         deadline = time.monotonic() + 5
         while (await lim.reserve("k2", 1)).local:
             assert time.monotonic() < deadline, "not back on Redis within 5 s"
             await asyncio.sleep(0.2)
         assert not lim.outage
     finally:
-        os.kill(proc.pid, signal.SIGCONT)
-        proc.terminate()
-        proc.wait(timeout=10)
         await lim.close()
 
 

@@ -610,6 +610,16 @@ def test_an_answers_tool_call_arguments_are_scanned_value_by_value(redact_new: b
     assert dict(r.new_pii) == {"EMAIL_ADDRESS": 2, "PHONE_NUMBER": 1, "CREDIT_CARD": 1}
 
 
+@pytest.mark.parametrize("redact_new", [False, True])
+def test_arguments_nested_past_the_stack_are_screened_as_text(redact_new: bool) -> None:
+    """A backend's tool call nested 100,000 deep is no crash: screened as text."""
+    r = _screening_restorer(redact_new)
+    deep = "[" * 100_000 + '"bob@example.net"' + "]" * 100_000
+    out = r.screen_arguments(deep)
+    assert ("[EMAIL_ADDRESS]" in out) is redact_new and len(out) > 200_000
+    assert dict(r.new_pii) == {"EMAIL_ADDRESS": 1}
+
+
 async def test_a_pseudonymised_value_restored_into_arguments_is_not_new() -> None:
     """The prompt's own address, pseudonymised and restored inside a tool call, is the user's
     data coming back, not new data: restored, not redacted."""
