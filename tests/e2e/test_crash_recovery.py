@@ -32,10 +32,12 @@ pytestmark = pytest.mark.e2e
 PORTCULLIS = str(Path(sys.executable).parent / "portcullis")
 
 
-def _serve(cfg: Path, port: int, log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+def _serve(
+    cfg: Path, port: int, log: Path, env: dict[str, str], *extra: str
+) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            [PORTCULLIS, "-c", str(cfg), "serve", "--port", str(port), "--no-migrate"],
+            [PORTCULLIS, "-c", str(cfg), "serve", "--port", str(port), "--no-migrate", *extra],
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
