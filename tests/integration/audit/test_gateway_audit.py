@@ -105,3 +105,51 @@ def test_gateway_with_the_real_sink_writes_ahead_fails_closed_and_leaks_nothing(
     for blob in blobs:
         for value in [*PII, key]:
             assert value not in blob
+
+
+def test_a_gateway_written_record_holds_a_keyed_digest_counts_by_type_and_no_content(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    """Reliability I-4 on a record the gateway wrote: the prompt digest is HMAC-SHA256 of the
+    caller's request under the server secret's audit-digest key, named by its key id;
+    personal data is counted per type; content capture is off by default, so no content is
+    stored anywhere in the trail."""
+    import hashlib
+    import hmac
+
+    import msgspec
+
+    from gateway.config import Settings
+    from gateway.secrets_store import load_server_secret
+
+    assert Settings().audit.content_capture is False  # the default
+    settings = core_settings(tmp_path, upstream, pii={"ner": False})
+    from tests.integration.pii.test_gateway_pii import _rule
+
+    gw = RunningGateway(
+        settings, Components(policy=FakeDecider(_rule({"*": "pseudonymise"})))
+    ).start()
+    prompt = "Mail ann@example.com and bob@example.org, or ring +61 2 9374 4000."
+    body = {"model": "gpt-test", "messages": [{"role": "user", "content": prompt}]}
+    try:
+        key = gw.create_key(user="i4", jurisdiction="AU-NSW", sector="private")
+        status, _, _ = gw.request("POST", "/v1/chat/completions", body, token=key)
+        assert status == 200
+    finally:
+        gw.stop()
+    with sqlite3.connect(tmp_path / "portcullis.db") as db:
+        rows = db.execute("SELECT kind, body FROM audit_log ORDER BY seq").fetchall()
+        (captured,) = db.execute("SELECT count(*) FROM audit_content").fetchone()
+    (record,) = [json.loads(b) for k, b in rows if k == "complete"]
+    secret = load_server_secret(tmp_path)
+    # over the request as the caller sent it (compact JSON, the caller's key order), before
+    # pseudonymisation: whoever holds the prompt can prove it is the one recorded
+    asked = msgspec.json.encode(body)
+    assert upstream.received[-1]["raw"] != asked  # what left was pseudonymised
+    want = hmac.new(secret.derive("audit-digest"), asked, hashlib.sha256).hexdigest()
+    assert record["digests"]["prompt"] == want and record["digests"]["key_id"] == secret.secret_id
+    assert record["pii"]["counts"] == {"EMAIL_ADDRESS": 2, "PHONE_NUMBER": 1}
+    assert captured == 0
+    trail = json.dumps([b for _, b in rows])
+    for value in ("ann@example.com", "bob@example.org", "9374 4000", "Mail ann"):
+        assert value not in trail
