@@ -171,3 +171,57 @@ def test_answers_carry_openais_rate_limit_headers_counted_across_replicas(
         unlimited["key"],
     )
     assert not any(k.lower().startswith("x-ratelimit") for k in headers)
+
+
+def test_limits_hold_over_two_replicas_and_within_their_shares_while_redis_is_frozen(
+    tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream
+) -> None:
+    """Reliability L-3 in small, Redis frozen mid-run included: a key of 10 a minute over two
+    replicas sharing a Redis gets exactly 10 of 20 alternating requests; with Redis stopped
+    (SIGSTOP) and limits.redis_fallback_share 0.5, each replica allows its 5 more and no
+    others — never more than the limit during the outage, never unlimited; every refusal a 429
+    with Retry-After."""
+    from tests.support.services import private_redis
+
+    tmp = tmp_path_factory.mktemp("replicas-limits")
+    with private_redis() as (url, freeze):
+        settings = core_settings(
+            tmp,
+            upstream,
+            redis={"url": url},
+            limits={"requests_per_minute": 10, "tokens_per_minute": 0,
+                    "redis_fallback_share": 0.5, "deadline_ms": 100},
+        )  # fmt: skip
+        replicas = [
+            RunningGateway(
+                settings,
+                Components(policy=FakeDecider(), audit=MemoryAuditSink(), pii_disabled=True),
+            ).start()
+            for _ in range(2)
+        ]
+        try:
+            key = replicas[0].create_key(user="dan", jurisdiction="AU", sector="private")
+            chat = {"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]}
+
+            def run(n: int) -> list[tuple[int, dict[str, str]]]:
+                out = []
+                for i in range(n):
+                    status, headers, _ = replicas[i % 2].request(
+                        "POST", "/v1/chat/completions", chat, token=key
+                    )
+                    out.append((status, headers))
+                return out
+
+            shared = run(20)
+            freeze(True)
+            frozen = run(20)
+        finally:
+            freeze(False)
+            for r in replicas:
+                r.stop()
+    for phase in (shared, frozen):
+        assert {s for s, _ in phase} <= {200, 429}
+        assert all(int(h["retry-after"]) >= 1 for s, h in phase if s == 429)
+    assert sum(s == 200 for s, _ in shared) == 10  # one shared allowance
+    assert sum(s == 200 for s, _ in frozen) == 10  # 5 per replica, from its own buckets
+    assert len(upstream.received) == 20

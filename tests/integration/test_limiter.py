@@ -9,7 +9,7 @@ import pytest
 
 from gateway.errors import Cause, GatewayError
 from gateway.limiter import Limiter, MemoryLimiter, RedisLimiter
-from tests.support.services import REDIS_URL
+from tests.support.services import REDIS_URL, private_redis
 
 pytestmark = pytest.mark.integration
 
@@ -140,32 +140,8 @@ async def test_redis_down_fails_closed() -> None:
 
 @pytest.fixture
 def own_redis() -> Iterator[tuple[str, Callable[[bool], None]]]:
-    """A Redis server of the test's own: its URL, and ``freeze(True/False)`` (SIGSTOP: it
-    accepts connections and answers nothing; SIGCONT)."""
-    import os
-    import shutil
-    import signal
-    import subprocess
-
-    from tests.support.gateway import _free_port
-
-    server = shutil.which("redis-server")
-    assert server, "redis-server is installed by scripts/ensure-services.sh"
-    port = _free_port()
-    proc = subprocess.Popen(
-        [server, "--port", str(port), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-
-    def freeze(on: bool) -> None:
-        os.kill(proc.pid, signal.SIGSTOP if on else signal.SIGCONT)
-
-    try:
-        yield f"redis://127.0.0.1:{port}/0", freeze
-    finally:
-        freeze(False)
-        proc.terminate()
-        proc.wait(timeout=10)
+    with private_redis() as made:
+        yield made
 
 
 async def _until_redis_answers(lim: RedisLimiter) -> None:

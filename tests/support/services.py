@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import socket
+import time
+from collections.abc import Callable, Iterator
 
 __all__ = [
     "PG_ADMIN_DSN",
@@ -13,6 +16,7 @@ __all__ = [
     "create_pg_database",
     "drop_pg_database",
     "pg_available",
+    "private_redis",
     "redis_available",
 ]
 
@@ -67,3 +71,36 @@ def drop_pg_database(url: str) -> None:
             await conn.close()
 
     asyncio.run(go())
+
+
+@contextlib.contextmanager
+def private_redis() -> Iterator[tuple[str, Callable[[bool], None]]]:
+    """A Redis server of the caller's own on a free port: its URL, and ``freeze(True/False)``
+    (SIGSTOP: it accepts connections and answers nothing; SIGCONT)."""
+    import shutil
+    import signal
+    import subprocess
+
+    from tests.support.gateway import _free_port
+
+    server = shutil.which("redis-server")
+    assert server, "redis-server is installed by scripts/ensure-services.sh"
+    port = _free_port()
+    proc = subprocess.Popen(
+        [server, "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+
+    def freeze(on: bool) -> None:
+        os.kill(proc.pid, signal.SIGSTOP if on else signal.SIGCONT)
+
+    try:
+        deadline = time.monotonic() + 10
+        while not _port_open("127.0.0.1", port):
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0", freeze
+    finally:
+        freeze(False)
+        proc.terminate()
+        proc.wait(timeout=10)
