@@ -79,6 +79,10 @@ def failure_to_error(f: UpstreamFailure) -> GatewayError:
         )
     if f.kind == "connect":
         return GatewayError(Cause.UPSTREAM_ERROR, "The backend could not be reached.")
+    if f.kind == "tls":
+        return GatewayError(
+            Cause.UPSTREAM_ERROR, "The backend could not be reached securely (TLS handshake)."
+        )
     return GatewayError(
         Cause.UPSTREAM_ERROR,
         "The backend failed" + (f" (status {f.status})." if f.status else "."),
@@ -144,10 +148,11 @@ class Router:
                         on_attempt(backend, f)
                     if f.status is None or f.status >= 429 or f.status in _REFUSED:
                         self.breaker.failure(backend)
-                    if f.status in _REFUSED:
-                        # The backend refused us (its credential, our region): it did no work,
-                        # so the next permitted backend may; this one is not asked again, and
-                        # its circuit opens if it keeps refusing (no more prompts sent to it).
+                    if f.status in _REFUSED or f.kind == "tls":
+                        # The backend refused us (its credential, our region) or its TLS
+                        # handshake failed: it did no work, so the next permitted backend may;
+                        # this one is not asked again, and its circuit opens if it keeps
+                        # refusing (no more prompts sent to it).
                         break
                     if not f.retryable:
                         # A timeout or a 500 may mean the backend did the work: never repeat it.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import ssl
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +36,9 @@ _PATHS = {"chat": "/chat/completions", "completions": "/completions", "embedding
 
 
 class UpstreamFailure(Exception):
-    """kind: connect | timeout | status | protocol. ``retryable`` only before any byte relayed.
+    """kind: connect | tls | timeout | status | protocol. ``retryable`` only before any byte
+    relayed; a ``tls`` failure is not retried on its backend (a certificate does not mend in
+    milliseconds) but, as nothing was sent, the next permitted backend may be asked.
     ``code`` / ``param``: a refusing backend's error code and parameter (see the module)."""
 
     def __init__(
@@ -161,6 +164,9 @@ class Upstream:
             )
         except TimeoutError:
             raise UpstreamFailure("timeout") from None
+        except (aiohttp.ClientSSLError, aiohttp.ServerFingerprintMismatch, ssl.SSLError):
+            # the handshake failed (a certificate, a protocol): nothing was sent
+            raise UpstreamFailure("tls") from None
         except (aiohttp.ClientConnectionError, OSError):
             raise UpstreamFailure("connect") from None
         except aiohttp.ClientError:
