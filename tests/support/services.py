@@ -81,11 +81,11 @@ def private_redis() -> Iterator[tuple[str, Callable[[bool], None]]]:
     import signal
     import subprocess
 
-    from tests.support.gateway import _free_port
-
     server = shutil.which("redis-server")
     assert server, "redis-server is installed by scripts/ensure-services.sh"
-    port = _free_port()
+    with socket.socket() as probe:  # a free port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     proc = subprocess.Popen(
         [server, "--port", str(port), "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,
