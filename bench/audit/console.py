@@ -83,9 +83,7 @@ async def run(url: str, requests: int, rounds: int) -> None:
     engine = open_engine(url)
     await create_tables(engine)
     took = await fill(engine, requests, _event)
-    print(
-        f"filled {requests} requests ({2 * requests} entries) in {took:.0f} s"
-    )
+    print(f"filled {requests} requests ({2 * requests} entries) in {took:.0f} s")
     print(f"\n| page of 50, newest first | best of {rounds} ms | rows |")
     print("|---|---:|---:|")
     for name, flt in FILTERS.items():

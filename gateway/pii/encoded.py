@@ -105,9 +105,64 @@ def _escape_view(text: str) -> View | None:
     return View("".join(parts), tuple(starts), tuple(ends))
 
 
+# A value spelled out one character at a time with one separator ("G.B.8.2.W.E.S.T…",
+# "j o h n . s m i t h @ …", "+-6-1-4-…"): six or more characters, each followed by the same
+# separator (a literal "." inside a dotted run is a character like any other: "n...s" is "n.s").
+_SPELLED = re.compile(r"(\S)([.\- _/,])(?:\S\2){4,}\S")
+
+
+_SEPARATORS = ".-_/,"  # and the space, found by _SPACED below
+_RUN_END = {sep: re.compile(re.escape(sep) + "+") for sep in _SEPARATORS}
+_SPACED = re.compile(r" \S \S \S \S ")  # a literal first character: the regex skips fast
+
+
+def _may_be_spelled(text: str) -> bool:
+    """Cheap test before the regex (which costs ~50 ns a character, on every text): a spelled
+    run puts one separator at every other position, so one of the text's two interleaved
+    halves holds five of it in a row, with letters or digits between them (not spaces, not a
+    rule of dashes); for the space itself, a regex that starts with one is as quick."""
+    if len(text) < 11:
+        return False
+    for k in (0, 1):
+        seps, chars = text[k::2], text[1 - k :: 2]  # seps[i] is text[k + 2i]
+        for sep in _SEPARATORS:
+            run = sep * 5
+            p = seps.find(run)  # str.find: far quicker than a regex scan
+            while p >= 0:
+                q = _RUN_END[sep].match(seps, p).end()  # type: ignore[union-attr]
+                between = chars[p + k : q - 1 + k]  # text[k + 2i + 1] is chars[i + k]
+                if between.strip(sep) and sum(c.isalnum() for c in between) >= 4:
+                    return True  # (a rule of dashes between rules of dashes is not)
+                p = seps.find(run, q)  # each run is looked at once
+    return _SPACED.search(text) is not None
+
+
+def _spelled_views(text: str) -> list[View]:
+    """Each spelled-out run, its separators taken out (offsets back into ``text``)."""
+    if not _may_be_spelled(text):
+        return []
+    views = []
+    for m in _SPELLED.finditer(text):
+        start, end = m.span()
+        sep = m.group(2)
+        # a first or last character glued to a word ("is + 6 1 …", "… 7 8 thanks") is that
+        # word's, not the value's
+        if start > 0 and text[start - 1] not in (sep, " "):
+            start += 2
+        if end < len(text) and text[end] not in (sep, " "):
+            end -= 2
+        if end - start < 11:
+            continue
+        idx = range(start, end, 2)  # the characters; the separators sit between them
+        if sum(text[i].isalnum() for i in idx) < 4:
+            continue  # a rule or an ellipsis, not a value
+        views.append(View("".join(text[i] for i in idx), tuple(idx), tuple(i + 1 for i in idx)))
+    return views
+
+
 def decoded_views(text: str) -> list[View]:
     """Views worth scanning besides the text itself (empty for most texts)."""
-    views = _b64_views(text)
+    views = _b64_views(text) + _spelled_views(text)
     esc = _escape_view(text)
     if esc is not None:
         views.append(esc)

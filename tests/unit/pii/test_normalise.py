@@ -83,3 +83,43 @@ def test_base64_value_is_found_and_the_whole_token_is_the_span(patterns: Analyze
 def test_binary_base64_is_ignored(patterns: Analyzer) -> None:
     token = base64.b64encode(bytes(range(200, 248))).decode()
     assert found(patterns, f"blob {token}") == []
+
+
+# Reliability P-2's spaced and dotted forms: the reference's values, one separator after every
+# character, no context word ("My number is … thanks"). IP addresses are not a shipped type.
+SPELLED = {
+    "CREDIT_CARD": "4539 1488 0343 6467",
+    "EMAIL_ADDRESS": "john.smith@example.com",
+    "US_SSN": "536-90-4399",
+    "PHONE_NUMBER": "+61412345678",
+    "AU_TFN": "123 456 782",
+    "AU_ABN": "51 824 753 556",
+    "AU_MEDICARE": "2123 45670 1",
+    "IBAN_CODE": "GB82WEST12345698765432",
+}
+
+
+@pytest.mark.parametrize("sep", [" ", ".", "-", "_", "/"])
+@pytest.mark.parametrize("entity", sorted(SPELLED))
+def test_a_value_spelled_out_with_one_separator_is_found_whole(
+    patterns: Analyzer, entity: str, sep: str
+) -> None:
+    spelled = sep.join(SPELLED[entity].replace(" ", ""))
+    text = f"My number is {spelled} thanks"
+    got = found(patterns, text)
+    assert (entity, spelled) in got, got
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Intro\n\n----------------\n| a | b |\n|---|---|\n" * 3,
+        "Loading . . . . . . . done; a b c d e f g are the options",
+        "version 1.2.3.4.5.6.7 of the tool, path a/b/c/d/e/f/g and x_y_z_w_v_u",
+        "    " * 40 + "indented code",
+    ],
+)
+def test_rules_ellipses_letters_and_indentation_are_not_values(
+    patterns: Analyzer, text: str
+) -> None:
+    assert found(patterns, text) == []
