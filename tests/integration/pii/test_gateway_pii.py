@@ -91,6 +91,29 @@ def test_upstream_never_sees_the_values_and_the_answer_is_restored(
     assert json.loads(body["choices"][0]["message"]["content"]) == PROMPT
 
 
+def test_values_spelled_out_reach_the_upstream_only_as_placeholders_and_come_back(
+    gw: tuple[RunningGateway, FakeDecider, str], upstream: FakeUpstream
+) -> None:
+    """Reliability P-2's dotted and spaced forms through the gateway: an IBAN with a dot after
+    every character and an e-mail address with a space after every character leave only as
+    placeholders, and the answer gets them back as written."""
+    running, decider, key = gw
+    decider.rule = _rule({"*": "pseudonymise"})
+    upstream.mode = "echo"
+    iban = ".".join("GB82WEST12345698765432")
+    email = " ".join("john.smith@example.com")
+    prompt = f"Pay {iban} and confirm to {email} thanks"
+    status, _, body = running.request("POST", "/v1/chat/completions", _chat(prompt), token=key)
+    assert status == 200, body
+    sent = json.dumps(upstream.received[-1]["json"])
+    for piece in ("G.B.8.2", "W.E.S.T", "j o h n", "e x a m p l e", "GB82", "john"):
+        assert piece not in sent, piece
+    assert re.search(r"<IBAN_CODE_[0-9a-f]+>", sent) and re.search(
+        r"<EMAIL_ADDRESS_[0-9a-f]+>", sent
+    )
+    assert json.loads(body["choices"][0]["message"]["content"]) == prompt
+
+
 def test_no_header_or_body_switch_turns_the_protection_off(
     gw: tuple[RunningGateway, FakeDecider, str], upstream: FakeUpstream
 ) -> None:
