@@ -27,6 +27,14 @@ for _ in $(seq 300); do
   sleep 0.2
 done
 
+# The keys an earlier `make run` printed are revoked (recorded in the audit trail), so the demo
+# database holds three active demo keys, not three more per run.
+for user in demo demo-official demo-officer; do
+  for id in $($PCS keys list --user "$user" --json 2>/dev/null | $BIN/python -c \
+      'import json, sys; print(" ".join(k["key_id"] for k in json.load(sys.stdin)))'); do
+    $PCS keys revoke "$id" >/dev/null 2>&1 || true
+  done
+done
 KEY=$($PCS keys create --user demo --team demo --jurisdiction AU-NSW --sector private 2>/dev/null)
 GOV_KEY=$($PCS keys create --user demo-official --jurisdiction AU --sector government 2>/dev/null)
 OFFICER_KEY=$($PCS keys create --user demo-officer --jurisdiction AU --sector private \
