@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +105,30 @@ async def fill(
             await prepare(conn)
             await append(conn, entries)
     return time.perf_counter() - t0
+
+
+async def on_store(run: Callable[[str, int, int], Awaitable[None]], prefix: str) -> None:
+    """The benches' command line (``--requests``, ``--rounds``, ``--pg``): ``run(url, requests,
+    rounds)`` on a fresh SQLite file, or with ``--pg`` in a PostgreSQL database of its own,
+    dropped after."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--requests", type=int, default=100_000)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--pg", action="store_true")
+    a = ap.parse_args()
+    if a.pg:
+        from tests.support.services import create_pg_database
+
+        url = await asyncio.to_thread(create_pg_database)
+    else:
+        url = f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp(prefix=prefix)) / 'audit.db'}"
+    try:
+        await run(url, a.requests, a.rounds)
+    finally:
+        if a.pg:
+            from tests.support.services import drop_pg_database
+
+            await asyncio.to_thread(drop_pg_database, url)
 
 
 async def fresh(url: str) -> AsyncEngine:

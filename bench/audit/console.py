@@ -17,10 +17,8 @@ could wait for the loop. Prints seconds and the worst stall of each.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_audit import ev, fill
+from bench_audit import ev, fill, on_store
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from audit.browse import browse
@@ -138,24 +136,7 @@ async def run(url: str, requests: int, rounds: int) -> None:
 
 
 async def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--requests", type=int, default=100_000)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--pg", action="store_true")
-    a = ap.parse_args()
-    if a.pg:
-        from tests.support.services import create_pg_database
-
-        url = await asyncio.to_thread(create_pg_database)
-    else:
-        url = f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp(prefix='pcs-console-')) / 'audit.db'}"
-    try:
-        await run(url, a.requests, a.rounds)
-    finally:
-        if a.pg:
-            from tests.support.services import drop_pg_database
-
-            await asyncio.to_thread(drop_pg_database, url)
+    await on_store(run, "pcs-console-")
 
 
 if __name__ == "__main__":

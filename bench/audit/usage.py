@@ -16,10 +16,8 @@ report by team and model over the whole range. Prints seconds per report and the
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import sqlalchemy as sa
-from bench_audit import ev, fill
+from bench_audit import ev, fill, on_store
 
 from audit.db import create_tables, open_engine
 from audit.export import ExportFilter, Scope
@@ -74,24 +72,7 @@ async def in_python(engine: object) -> int:
 
 
 async def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--requests", type=int, default=100_000)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--pg", action="store_true")
-    a = ap.parse_args()
-    if a.pg:
-        from tests.support.services import create_pg_database
-
-        url = await asyncio.to_thread(create_pg_database)
-    else:
-        url = f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp(prefix='pcs-usage-')) / 'audit.db'}"
-    try:
-        await run(url, a.requests, a.rounds)
-    finally:
-        if a.pg:
-            from tests.support.services import drop_pg_database
-
-            await asyncio.to_thread(drop_pg_database, url)
+    await on_store(run, "pcs-usage-")
 
 
 async def run(url: str, requests: int, rounds: int) -> None:
