@@ -53,6 +53,17 @@ def _serve(
             time.sleep(0.2)
 
 
+def _migrate_and_key(cfg: Path, env: dict[str, str], user: str) -> str:
+    """``db upgrade`` and ``keys create`` from the command line, as an operator would: the key."""
+    subprocess.run([PORTCULLIS, "-c", str(cfg), "db", "upgrade"], check=True, env=env)
+    made = subprocess.run(
+        [PORTCULLIS, "-c", str(cfg), "keys", "create", "--user", user, "--jurisdiction", "AU",
+         "--sector", "private"],
+        check=True, capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    return made.stdout.strip().splitlines()[-1]
+
+
 def _entries(db: Path) -> list[tuple[str, str | None, dict[str, Any] | None]]:
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT kind, request_id, body FROM audit_log ORDER BY seq").fetchall()
@@ -75,13 +86,7 @@ def test_a_killed_gateway_forwarded_nothing_without_its_intent_and_recovers_them
         }],
     }))  # fmt: skip
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    subprocess.run([PORTCULLIS, "-c", str(cfg), "db", "upgrade"], check=True, env=env)
-    made = subprocess.run(
-        [PORTCULLIS, "-c", str(cfg), "keys", "create", "--user", "load", "--jurisdiction", "AU",
-         "--sector", "private"],
-        check=True, capture_output=True, text=True, env=env,
-    )  # fmt: skip
-    key = made.stdout.strip().splitlines()[-1]
+    key = _migrate_and_key(cfg, env, "load")
     port, log = _free_port(), tmp_path / "serve.log"
     upstream.delay_s = 0.4
     proc = _serve(cfg, port, log, env)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -19,7 +18,7 @@ import openai
 import pytest
 import yaml
 
-from tests.e2e.test_crash_recovery import PORTCULLIS, _serve
+from tests.e2e.test_crash_recovery import _migrate_and_key, _serve
 from tests.support.gateway import _free_port
 from tests.support.upstream import FakeUpstream
 
@@ -58,13 +57,7 @@ def test_no_piece_of_a_secret_reaches_logs_answers_or_the_database(
         }],
     }))  # fmt: skip
     env = {**os.environ, "A6_UPSTREAM_KEY": upstream_key, "A6_ADMIN_TOKEN": admin_token}
-    subprocess.run([PORTCULLIS, "-c", str(cfg), "db", "upgrade"], check=True, env=env)
-    made = subprocess.run(
-        [PORTCULLIS, "-c", str(cfg), "keys", "create", "--user", "a6", "--jurisdiction", "AU",
-         "--sector", "private"],
-        check=True, capture_output=True, text=True, env=env,
-    )  # fmt: skip
-    key = made.stdout.strip()
+    key = _migrate_and_key(cfg, env, "a6")
     wrong = f"pcs_{secrets.token_hex(6)}_{secrets.token_urlsafe(32)}"
     upstream.mode, upstream.error_status = "error", 401
     upstream.error_body = {

@@ -60,6 +60,15 @@ def _drop_writer_connection(gw: RunningGateway) -> None:
     asyncio.run_coroutine_threadsafe(writer._drop_connection(), loop).result(5)
 
 
+def _readyz_becomes(gw: RunningGateway, status: int, within_s: float) -> bool:
+    deadline = time.monotonic() + within_s
+    while gw.request("GET", "/readyz")[0] != status:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 @pytest.mark.parametrize("fault", ["readonly", "full"])
 def test_the_audit_store_fails_under_load_nothing_leaves_unrecorded_and_it_heals(
     tmp_path: Path, upstream: FakeUpstream, fault: str
@@ -96,10 +105,7 @@ def test_the_audit_store_fails_under_load_nothing_leaves_unrecorded_and_it_heals
         phase = "fault"
         injected.kind = fault
         _drop_writer_connection(gw)
-        deadline = time.monotonic() + 10
-        while gw.request("GET", "/readyz")[0] != 503 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert gw.request("GET", "/readyz")[0] == 503  # health says degraded
+        assert _readyz_becomes(gw, 503, within_s=10)  # health says degraded
         # and keeps saying so while the fault lasts: reads still work, so a probe that only
         # reads would call the store healthy again within its 0.5 s period
         ready = []
@@ -110,10 +116,7 @@ def test_the_audit_store_fails_under_load_nothing_leaves_unrecorded_and_it_heals
         phase = "healing"
         injected.kind = None
         _drop_writer_connection(gw)
-        deadline = time.monotonic() + 15
-        while gw.request("GET", "/readyz")[0] != 200 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert gw.request("GET", "/readyz")[0] == 200  # healed without a restart
+        assert _readyz_becomes(gw, 200, within_s=15)  # healed without a restart
         phase = "after"
         time.sleep(0.7)
     finally:

@@ -382,88 +382,93 @@ def test_responses_stream_restores_a_placeholder_split_over_chunks(
     assert ph not in raw.decode()
 
 
+@pytest.fixture
+def redacting(
+    tmp_path: Path, upstream_server: FakeUpstream
+) -> Iterator[tuple[RunningGateway, MemoryAuditSink, str]]:
+    """A gateway with pii.output_new_pii "redact" (pattern detection), every entity
+    pseudonymised, its audit in memory, and a key."""
+    audit = MemoryAuditSink()
+    running = RunningGateway(
+        core_settings(tmp_path, upstream_server, pii={"ner": False, "output_new_pii": "redact"}),
+        Components(policy=FakeDecider(_rule({"*": "pseudonymise"})), audit=audit),
+    ).start()
+    try:
+        yield (
+            running,
+            audit,
+            running.create_key(user="bob", jurisdiction="AU-NSW", sector="private"),
+        )
+    finally:
+        running.stop()
+
+
 def _sse(*events: dict[str, Any]) -> bytes:
     return b"".join(f"data: {json.dumps(e)}\n\n".encode() for e in events) + b"data: [DONE]\n\n"
 
 
 def test_streamed_tool_call_arguments_reach_the_sdk_screened_and_whole(
-    tmp_path: Path, upstream_server: FakeUpstream, upstream: FakeUpstream
+    redacting: tuple[RunningGateway, MemoryAuditSink, str], upstream: FakeUpstream
 ) -> None:
     """With pii.output_new_pii "redact", a tool call's arguments streamed in pieces (an address
     cut across them) reach the official SDK only redacted, as arguments that still parse; the
     audit record counts the value once."""
     import openai
 
-    audit = MemoryAuditSink()
-    running = RunningGateway(
-        core_settings(tmp_path, upstream_server, pii={"ner": False, "output_new_pii": "redact"}),
-        Components(policy=FakeDecider(_rule({"*": "pseudonymise"})), audit=audit),
-    ).start()
-    try:
-        key = running.create_key(user="bob", jurisdiction="AU-NSW", sector="private")
-        args = json.dumps({"to": "john.smith@example.com", "subject": "invoice"})
-        cuts = [args[:12], args[12:19], args[19:27], args[27:]]
-        first = {"index": 0, "id": "call_1", "type": "function",
-                 "function": {"name": "send_mail", "arguments": ""}}  # fmt: skip
-        chunks = [{"index": 0, "function": {"arguments": c}} for c in cuts]
-        events = [
-            {"id": "x", "object": "chat.completion.chunk", "created": 1, "model": "gpt-test",
-             "choices": [{"index": 0, "delta": {"role": "assistant", "tool_calls": [tc]},
-                          "finish_reason": None}]}
-            for tc in [first, *chunks]
-        ] + [{"id": "x", "object": "chat.completion.chunk", "created": 1, "model": "gpt-test",
-              "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}]  # fmt: skip
-        upstream.raw_sse = _sse(*events)
-        sdk = openai.OpenAI(base_url=running.base_url, api_key=key, max_retries=0)
-        pieces: list[str] = []
-        name = None
-        for chunk in sdk.chat.completions.create(
-            model="gpt-test", messages=[{"role": "user", "content": "mail John"}], stream=True
-        ):
-            for choice in chunk.choices:
-                for call in choice.delta.tool_calls or ():
-                    name = name or (call.function.name if call.function else None)
-                    pieces.append((call.function.arguments or "") if call.function else "")
-        for fragment in ("john", "smith@", "example", ".com"):
-            assert not any(fragment in p for p in pieces), (fragment, pieces)
-        assert name == "send_mail"
-        assert json.loads("".join(pieces)) == {"to": "[EMAIL_ADDRESS]", "subject": "invoice"}
-        (record,) = audit.wait_completions(1)
-        assert record["pii"]["output"] == {"EMAIL_ADDRESS": 1}
-    finally:
-        running.stop()
+    running, audit, key = redacting
+    args = json.dumps({"to": "john.smith@example.com", "subject": "invoice"})
+    cuts = [args[:12], args[12:19], args[19:27], args[27:]]
+    first = {"index": 0, "id": "call_1", "type": "function",
+             "function": {"name": "send_mail", "arguments": ""}}  # fmt: skip
+    chunks = [{"index": 0, "function": {"arguments": c}} for c in cuts]
+    events = [
+        {"id": "x", "object": "chat.completion.chunk", "created": 1, "model": "gpt-test",
+         "choices": [{"index": 0, "delta": {"role": "assistant", "tool_calls": [tc]},
+                      "finish_reason": None}]}
+        for tc in [first, *chunks]
+    ] + [{"id": "x", "object": "chat.completion.chunk", "created": 1, "model": "gpt-test",
+          "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}]  # fmt: skip
+    upstream.raw_sse = _sse(*events)
+    sdk = openai.OpenAI(base_url=running.base_url, api_key=key, max_retries=0)
+    pieces: list[str] = []
+    name = None
+    for chunk in sdk.chat.completions.create(
+        model="gpt-test", messages=[{"role": "user", "content": "mail John"}], stream=True
+    ):
+        for choice in chunk.choices:
+            for call in choice.delta.tool_calls or ():
+                name = name or (call.function.name if call.function else None)
+                pieces.append((call.function.arguments or "") if call.function else "")
+    for fragment in ("john", "smith@", "example", ".com"):
+        assert not any(fragment in p for p in pieces), (fragment, pieces)
+    assert name == "send_mail"
+    assert json.loads("".join(pieces)) == {"to": "[EMAIL_ADDRESS]", "subject": "invoice"}
+    (record,) = audit.wait_completions(1)
+    assert record["pii"]["output"] == {"EMAIL_ADDRESS": 1}
 
 
 def test_a_new_address_streamed_in_pieces_reaches_the_client_only_redacted(
-    tmp_path: Path, upstream_server: FakeUpstream, upstream: FakeUpstream
+    redacting: tuple[RunningGateway, MemoryAuditSink, str], upstream: FakeUpstream
 ) -> None:
     """Reliability P-5 through the gateway: with pii.output_new_pii "redact", an e-mail address
     the prompt did not hold, streamed over four deltas, never reaches the client in any event;
     the answer's other text does, whole; the audit record counts it."""
-    audit = MemoryAuditSink()
-    running = RunningGateway(
-        core_settings(tmp_path, upstream_server, pii={"ner": False, "output_new_pii": "redact"}),
-        Components(policy=FakeDecider(_rule({"*": "pseudonymise"})), audit=audit),
-    ).start()
-    try:
-        key = running.create_key(user="bob", jurisdiction="AU-NSW", sector="private")
-        upstream.stream_chunks = ["Write to jo", "hn.smith@", "exam", "ple.com, please. ",
-                                  "It is about the invoice we discussed on Monday."]  # fmt: skip
-        status, _, raw = running.request(
-            "POST", "/v1/chat/completions", _chat("hello", stream=True), token=key, parse=False
-        )
-        assert status == 200
-        deltas = []
-        for line in raw.decode().splitlines():
-            if line.startswith("data: {"):
-                for choice in json.loads(line[6:]).get("choices") or ():
-                    deltas.append(choice.get("delta", {}).get("content") or "")
-        for fragment in ("john", "smith@", "example", ".com"):
-            assert not any(fragment in d for d in deltas), fragment
-        assert "".join(deltas) == (
-            "Write to [EMAIL_ADDRESS], please. It is about the invoice we discussed on Monday."
-        )
-        (record,) = audit.wait_completions(1)
-        assert record["pii"]["output"] == {"EMAIL_ADDRESS": 1}
-    finally:
-        running.stop()
+    running, audit, key = redacting
+    upstream.stream_chunks = ["Write to jo", "hn.smith@", "exam", "ple.com, please. ",
+                              "It is about the invoice we discussed on Monday."]  # fmt: skip
+    status, _, raw = running.request(
+        "POST", "/v1/chat/completions", _chat("hello", stream=True), token=key, parse=False
+    )
+    assert status == 200
+    deltas = []
+    for line in raw.decode().splitlines():
+        if line.startswith("data: {"):
+            for choice in json.loads(line[6:]).get("choices") or ():
+                deltas.append(choice.get("delta", {}).get("content") or "")
+    for fragment in ("john", "smith@", "example", ".com"):
+        assert not any(fragment in d for d in deltas), fragment
+    assert "".join(deltas) == (
+        "Write to [EMAIL_ADDRESS], please. It is about the invoice we discussed on Monday."
+    )
+    (record,) = audit.wait_completions(1)
+    assert record["pii"]["output"] == {"EMAIL_ADDRESS": 1}
