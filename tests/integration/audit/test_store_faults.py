@@ -60,6 +60,17 @@ def _drop_writer_connection(gw: RunningGateway) -> None:
     asyncio.run_coroutine_threadsafe(writer._drop_connection(), loop).result(5)
 
 
+def _answered(statuses: list[tuple[str, int, str | None]], phase: str, count: int) -> bool:
+    """Wait (up to 30 s, as a busy machine needs) until ``count`` answers of ``phase`` are in:
+    a fixed sleep let a slow CI machine switch phase before any "before" answer came back."""
+    deadline = time.monotonic() + 30
+    while sum(1 for q, _, _ in statuses if q == phase) < count:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def _readyz_becomes(gw: RunningGateway, status: int, within_s: float) -> bool:
     deadline = time.monotonic() + within_s
     while gw.request("GET", "/readyz")[0] != status:
@@ -101,7 +112,7 @@ def test_the_audit_store_fails_under_load_nothing_leaves_unrecorded_and_it_heals
         threads = [threading.Thread(target=client) for _ in range(12)]
         for t in threads:
             t.start()
-        time.sleep(0.7)
+        assert _answered(statuses, "before", 12)
         phase = "fault"
         injected.kind = fault
         _drop_writer_connection(gw)
@@ -118,7 +129,7 @@ def test_the_audit_store_fails_under_load_nothing_leaves_unrecorded_and_it_heals
         _drop_writer_connection(gw)
         assert _readyz_becomes(gw, 200, within_s=15)  # healed without a restart
         phase = "after"
-        time.sleep(0.7)
+        assert _answered(statuses, "after", 12)
     finally:
         stop.set()
         for t in threads:
