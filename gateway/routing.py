@@ -79,6 +79,12 @@ def failure_to_error(f: UpstreamFailure) -> GatewayError:
         )
     if f.kind == "connect":
         return GatewayError(Cause.UPSTREAM_ERROR, "The backend could not be reached.")
+    if f.kind == "disconnect":
+        return GatewayError(
+            Cause.UPSTREAM_ERROR,
+            "The backend closed the connection before it answered; the request may have reached"
+            " it, so it was not repeated.",
+        )
     if f.kind == "tls":
         return GatewayError(
             Cause.UPSTREAM_ERROR, "The backend could not be reached securely (TLS handshake)."
@@ -155,7 +161,8 @@ class Router:
                         # refusing (no more prompts sent to it).
                         break
                     if not f.retryable:
-                        # A timeout or a 500 may mean the backend did the work: never repeat it.
+                        # A timeout, a connection lost after sending or a 500 may mean the
+                        # backend did the work: never repeat it.
                         raise failure_to_error(f) from None
                     if n < backend.max_retries and self.breaker.available(backend):
                         await asyncio.sleep(self._backoff * (2**n) * (0.5 + random.random()))

@@ -36,9 +36,13 @@ _PATHS = {"chat": "/chat/completions", "completions": "/completions", "embedding
 
 
 class UpstreamFailure(Exception):
-    """kind: connect | tls | timeout | status | protocol. ``retryable`` only before any byte
-    relayed; a ``tls`` failure is not retried on its backend (a certificate does not mend in
-    milliseconds) but, as nothing was sent, the next permitted backend may be asked.
+    """kind: connect | tls | disconnect | timeout | status | protocol. ``retryable`` only before
+    any byte relayed; a ``tls`` failure is not retried on its backend (a certificate does not mend
+    in milliseconds) but, as nothing was sent, the next permitted backend may be asked.
+    ``connect``: no connection was made, nothing was sent. ``disconnect``: the connection was
+    lost once the request was on its way (a reset, or closed before the status line): the backend
+    may have received it and done the work, so, as RFC 9112 §9.3.1 asks of a request that is not
+    idempotent, it is not repeated anywhere.
     ``code`` / ``param``: a refusing backend's error code and parameter (see the module)."""
 
     def __init__(
@@ -99,9 +103,12 @@ class StreamAnswer:
 
 
 class Upstream:
+    """One connection pool per keep-alive time in the catalogue (aiohttp keeps it per pool), so
+    each backend's idle connections are closed before the backend would close them."""
+
     def __init__(self, credentials: Mapping[str, str | None]) -> None:
         self._credentials = dict(credentials)
-        self._session: aiohttp.ClientSession | None = None
+        self._sessions: dict[float, aiohttp.ClientSession] | None = None
         self._header_cache: dict[str, dict[str, str]] = {}
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
@@ -115,20 +122,27 @@ class Upstream:
         self._header_cache = {}
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(
-            limit=0, limit_per_host=512, keepalive_timeout=30, ttl_dns_cache=300
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            json_serialize=json.dumps,
-            auto_decompress=True,
-            skip_auto_headers=("User-Agent",),
-        )
+        self._sessions = {}
+
+    def _session(self, keepalive_s: float) -> aiohttp.ClientSession:
+        assert self._sessions is not None, "Upstream.start() was not called"
+        session = self._sessions.get(keepalive_s)
+        if session is None:
+            connector = aiohttp.TCPConnector(
+                limit=0, limit_per_host=512, keepalive_timeout=keepalive_s, ttl_dns_cache=300
+            )
+            session = self._sessions[keepalive_s] = aiohttp.ClientSession(
+                connector=connector,
+                json_serialize=json.dumps,
+                auto_decompress=True,
+                skip_auto_headers=("User-Agent",),
+            )
+        return session
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        sessions, self._sessions = self._sessions, None
+        for session in (sessions or {}).values():
+            await session.close()
 
     def _headers(self, backend: BackendSpec) -> dict[str, str]:
         headers = self._header_cache.get(backend.id)
@@ -153,9 +167,8 @@ class Upstream:
         self, backend: BackendSpec, endpoint: str, body: bytes
     ) -> aiohttp.ClientResponse:
         """Send and read the status line and headers; the caller bounds it with a deadline."""
-        assert self._session is not None, "Upstream.start() was not called"
         try:
-            resp = await self._session.post(
+            resp = await self._session(backend.timeouts.keepalive_s).post(
                 backend.base_url + _PATHS[endpoint],
                 data=body,
                 headers=self._headers(backend),
@@ -167,8 +180,12 @@ class Upstream:
         except (aiohttp.ClientSSLError, aiohttp.ServerFingerprintMismatch, ssl.SSLError):
             # the handshake failed (a certificate, a protocol): nothing was sent
             raise UpstreamFailure("tls") from None
-        except (aiohttp.ClientConnectionError, OSError):
+        except aiohttp.ClientConnectorError:
+            # no connection (refused, unreachable, DNS): nothing was sent
             raise UpstreamFailure("connect") from None
+        except (aiohttp.ClientConnectionError, OSError):
+            # the connection was lost after the request began to go out: it may have arrived
+            raise UpstreamFailure("disconnect") from None
         except aiohttp.ClientError:
             raise UpstreamFailure("protocol") from None
         if resp.status >= 400:

@@ -65,6 +65,10 @@ class Timeouts(Strict):
     first_byte_s: float = Field(60.0, gt=0, le=3600)
     idle_s: float = Field(60.0, gt=0, le=3600)  # longest gap between two stream chunks
     total_s: float = Field(600.0, gt=0, le=86400)
+    # How long an idle pooled connection to the backend is kept for reuse. Below the backend's
+    # own idle timeout (uvicorn, and so vLLM: 5 s; Node: 5 s; nginx: 75 s), or a request sent
+    # just as the backend closes the connection is lost and, not being idempotent, not repeated.
+    keepalive_s: float = Field(4.0, gt=0, le=300)
 
 
 class Retention(Strict):

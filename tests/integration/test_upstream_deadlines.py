@@ -1,5 +1,7 @@
 """Upstream deadlines against a real HTTP server on 127.0.0.1: a JSON answer whose headers come
-at once but whose body never finishes is a timeout (a 504 to the caller), not an error."""
+at once but whose body never finishes is a timeout (a 504 to the caller), not an error; idle
+pooled connections are dropped after the backend's ``keepalive_s``, before the backend itself
+would close them under a request."""
 
 from __future__ import annotations
 
@@ -92,5 +94,58 @@ async def test_json_call_with_a_body_that_is_not_json_is_a_protocol_failure(serv
         with pytest.raises(UpstreamFailure) as err:
             await up.call_json(_backend(f"{server}/html"), "chat", b"{}")
         assert err.value.kind == "protocol" and err.value.status == 200
+    finally:
+        await up.close()
+
+
+async def _peer(request: web.Request) -> web.Response:
+    # which of the client's connections carried this request
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    return web.json_response({"choices": [], "peer": list(peer or ())})
+
+
+@pytest.fixture
+async def closes_idle() -> AsyncIterator[str]:
+    """A backend that closes a connection idle for 0.6 s, as uvicorn (vLLM) does after 5 s."""
+    app = web.Application()
+    app.router.add_post("/chat/completions", _peer)
+    runner = web.AppRunner(app, shutdown_timeout=0.1, keepalive_timeout=0.6)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+async def test_idle_pooled_connections_are_kept_for_the_backends_keepalive_only(
+    closes_idle: str,
+) -> None:
+    up = Upstream({})
+    await up.start()
+    try:
+        for keepalive_s, reused in ((0.1, False), (0.55, True)):
+            backend = _backend(closes_idle, keepalive_s=keepalive_s)
+            first = (await up.call_json(backend, "chat", b"{}")).body["peer"]
+            await asyncio.sleep(0.2)
+            second = (await up.call_json(backend, "chat", b"{}")).body["peer"]
+            assert (first == second) is reused, keepalive_s
+    finally:
+        await up.close()
+
+
+async def test_requests_sent_as_the_backend_closes_idle_connections_are_not_lost(
+    closes_idle: str,
+) -> None:
+    """Each request goes out just as the backend would close the connection it would reuse: a
+    pool that kept connections longer than the backend (aiohttp's 15 s default, the 30 s this
+    gateway used) loses some of them (a POST is not repeated); one below it loses none."""
+    up = Upstream({})
+    await up.start()
+    backend = _backend(closes_idle, keepalive_s=0.5)
+    try:
+        for n in range(10):
+            await asyncio.sleep(0.6 + (n % 5 - 2) * 0.002)
+            await up.call_json(backend, "chat", b"{}")
     finally:
         await up.close()

@@ -1,8 +1,10 @@
 """Reliability F-5's transport failures through the gateway: a backend that resets the
 connection after reading the request, one whose TLS handshake fails (an https URL answered in
 plain HTTP), and one that refuses connections. Each gives the caller a 502 in OpenAI's shape
-with no upstream text; the audit record holds the status and each attempt's error class; a TLS
-failure is not retried on its backend but falls back to the next permitted one."""
+with no upstream text; the audit record holds the status and each attempt's error class. A TLS
+failure is not retried on its backend but falls back to the next permitted one; a refused
+connection is retried (nothing was sent); a reset after the request went out is not repeated,
+there or anywhere (the backend may have done the work: RFC 9112 §9.3.1)."""
 
 from __future__ import annotations
 
@@ -80,12 +82,12 @@ def site(
         "limits": {"requests_per_minute": 0, "tokens_per_minute": 0},
         "backends": [
             {"id": "resets", "base_url": f"http://127.0.0.1:{servers['reset'].port}/v1",
-             "models": ["m-reset"], "max_retries": 1, "priority": 10, **facts},
+             "models": ["m-reset", "m-reset-or-good"], "max_retries": 1, "priority": 10, **facts},
             {"id": "bad-tls", "base_url": f"https://127.0.0.1:{servers['plain'].port}/v1",
              "models": ["m-tls", "m-both"], "max_retries": 2, "priority": 10, **facts},
             {"id": "refuses", "base_url": f"http://127.0.0.1:{_free_port()}/v1",
-             "models": ["m-closed"], "max_retries": 0, "priority": 10, **facts},
-            {"id": "good", "base_url": upstream.base_url, "models": ["m-both"],
+             "models": ["m-closed"], "max_retries": 1, "priority": 10, **facts},
+            {"id": "good", "base_url": upstream.base_url, "models": ["m-both", "m-reset-or-good"],
              "priority": 20, **facts},
         ],
     }  # fmt: skip
@@ -112,9 +114,9 @@ def test_transport_failures_are_502s_with_their_error_class_on_the_record(
     gw, audit, servers = site
     key = gw.create_key(user="f5", jurisdiction="US", sector="private")
     cases = [
-        ("m-reset", 502, "connect", 2),
+        ("m-reset", 502, "disconnect", 1),
         ("m-tls", 502, "tls", 1),
-        ("m-closed", 502, "connect", 1),
+        ("m-closed", 502, "connect", 2),
     ]
     for n, (model, status, outcome, tries) in enumerate(cases, start=1):
         got, answer = _ask(gw, key, model)
@@ -125,13 +127,20 @@ def test_transport_failures_are_502s_with_their_error_class_on_the_record(
         assert record["status"] == status and record["error_code"] == answer["error"]["code"]
         assert [a["outcome"] for a in record["attempts"]] == [outcome] * tries, record["attempts"]
     assert "TLS" in _ask(gw, key, "m-tls")[1]["error"]["message"]
-    assert servers["reset"].connections == 2  # retried once (max_retries 1): nothing answered
+    assert servers["reset"].connections == 1  # max_retries 1, yet not repeated: it was sent
+
+    # nor does a reset after sending fall back to the next permitted backend
+    got, answer = _ask(gw, key, "m-reset-or-good")
+    assert got == 502 and "not repeated" in answer["error"]["message"], answer
+    record = audit.wait_completions(len(cases) + 2)[-1]
+    assert [(a["backend"], a["outcome"]) for a in record["attempts"]] == [("resets", "disconnect")]
+    assert servers["reset"].connections == 2 and upstream.received == []
 
     # a TLS failure falls back at once to the next permitted backend, which answers
     before = servers["plain"].connections
     got, answer = _ask(gw, key, "m-both")
     assert got == 200, answer
-    record = audit.wait_completions(len(cases) + 2)[-1]
+    record = audit.wait_completions(len(cases) + 3)[-1]
     assert [(a["backend"], a["outcome"]) for a in record["attempts"]] == [
         ("bad-tls", "tls"), ("good", "ok")]  # fmt: skip
     assert servers["plain"].connections == before + 1 and len(upstream.received) == 1
