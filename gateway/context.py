@@ -54,6 +54,9 @@ class RequestContext:
     # records it and keeps it from the caller (``BackendSpec.stream_usage``).
     hide_usage: bool = False
     answered: bool = False  # a stream's [DONE] has been sent: the client has the whole answer
+    # Answer chunks (SSE events) relayed to the caller: what a stream cut short before the
+    # backend's usage chunk can say of its output (a chunk usually carries one token).
+    relayed_chunks: int = 0
     # The model name answers carry, when the backend knows the model by another name
     # (``upstream_model``: a vLLM path, a deployment name) that callers should not see.
     answer_model: str | None = None
@@ -78,6 +81,13 @@ class RequestContext:
 
     def start_answer_digest(self, key: bytes) -> None:
         self.answer_hmac = hmac.new(key, digestmod=hashlib.sha256)
+
+    def _usage(self) -> dict[str, int]:
+        """The backend's token counts; for a stream that ended without them (the client left,
+        the backend failed or stalled, or it reports none), the chunks relayed instead."""
+        if "total_tokens" in self.usage or not self.relayed_chunks:
+            return dict(self.usage)
+        return {**self.usage, "relayed_chunks": self.relayed_chunks}
 
     def event(self, key_id: str, config_hash: str, record_client: bool) -> dict[str, Any]:
         """The audit event: facts, counts, digests and timings, never content."""
@@ -111,7 +121,7 @@ class RequestContext:
             or self.uninspectable
             or self.insecure
             else NO_PII,
-            "usage": dict(self.usage),
+            "usage": self._usage(),
             "latency_ms": {
                 "total": round(total * 1000, 3),
                 "gateway": round((total - self.upstream_s) * 1000, 3),

@@ -173,12 +173,14 @@ async def relay_stream(
                         meta = {k: last[k] for k in _META if k in last}
                         tail_data = _encode({**meta, **tail})
                         ctx.answer_hmac.update(tail_data)
+                        ctx.relayed_chunks += 1
                         out.append(b"data: " + tail_data + b"\n\n")
                     out.append(DONE)
                     done = True
                     break  # nothing after [DONE] is relayed
                 if restoring is None and rename is None and b'"usage"' not in data:
                     ctx.answer_hmac.update(data)
+                    ctx.relayed_chunks += 1
                     out.append(b"data: " + data + b"\n\n")
                     continue
                 try:
@@ -209,6 +211,7 @@ async def relay_stream(
                     if changed:
                         data = _encode(event)
                 ctx.answer_hmac.update(data)
+                ctx.relayed_chunks += 1
                 out.append(b"data: " + data + b"\n\n")
             if out:
                 yield b"".join(out)

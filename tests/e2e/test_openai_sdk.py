@@ -298,29 +298,44 @@ def _stream_text(h: Harness) -> tuple[int, str]:
 def test_stall_mid_stream_ends_with_error_event_and_done(
     h: Harness, upstream: FakeUpstream
 ) -> None:
+    before = settled(h)
     upstream.mode = "stall"
     status, text = _stream_text(h)
     assert status == 200
     assert '"upstream_timeout"' in text and text.rstrip().endswith("data: [DONE]")
+    (record,) = wait_for_completions(h, before, 1)
+    # the two chunks relayed before the stall (the error event is ours, not the answer's)
+    assert record["status"] == 504 and record["usage"] == {"relayed_chunks": 2}, record
 
 
 def test_client_disconnect_cancels_upstream_stream(h: Harness, upstream: FakeUpstream) -> None:
+    """Reliability F-6 (b, c): the upstream is cancelled, the record is a 499 with what was
+    relayed before the client left (the backend's usage never came), and no task is left."""
+    settled(h)
+    before = len(h.audit.completions)
+    idle = h.gw.tasks()
     upstream.chunk_delay_s = 0.3
     upstream.reply = " ".join(["word"] * 50)
     stream = client(h).chat.completions.create(
         model="gpt-test", messages=[{"role": "user", "content": "x"}], stream=True
     )
-    next(iter(stream))
+    got = iter(stream)
+    next(got), next(got), next(got)  # the role chunk and two words
     t0 = time.monotonic()
     stream.close()
     assert upstream.wait_cancelled(2.0)
     assert time.monotonic() - t0 < 2.0
     deadline = time.monotonic() + 3
-    while time.monotonic() < deadline:
-        if any(e["status"] == 499 for e in h.audit.completions):
-            break
+    while time.monotonic() < deadline and len(h.audit.completions) == before:
         time.sleep(0.05)
-    assert any(e["status"] == 499 for e in h.audit.completions)
+    (record,) = h.audit.completions[before:]
+    assert record["status"] == 499 and record["forwarded"]
+    assert "total_tokens" not in record["usage"]
+    # three chunks read, at most one more on its way when the client left
+    assert 3 <= record["usage"]["relayed_chunks"] <= 4, record["usage"]
+    while time.monotonic() < deadline and h.gw.tasks() != idle:
+        time.sleep(0.05)
+    assert h.gw.tasks() == idle  # no orphan: the relay, the watcher and the upstream call ended
 
 
 def test_every_request_leaves_an_audit_record_without_content(

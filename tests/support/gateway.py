@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
@@ -109,6 +110,19 @@ class RunningGateway:
         except urllib.error.HTTPError as err:
             payload = err.read()
             return err.code, dict(err.headers), _maybe_json(payload)
+
+    def tasks(self) -> list[str]:
+        """The names of the coroutines of the tasks alive on the gateway's event loop (found
+        through its metrics heartbeat, which runs for the app's life): a request that ended
+        must leave none of its own behind."""
+        heartbeat = self.app.state.services.metrics._heartbeat
+        assert heartbeat is not None, "the gateway's lifespan has not started"
+
+        async def names() -> list[str]:
+            me = asyncio.current_task()
+            return sorted(t.get_coro().__qualname__ for t in asyncio.all_tasks() if t is not me)  # type: ignore[union-attr]
+
+        return asyncio.run_coroutine_threadsafe(names(), heartbeat.get_loop()).result(5)
 
     def create_key(self, **fields: Any) -> str:
         status, _, body = self.request("POST", "/admin/keys", fields, token=self.ADMIN_TOKEN)
