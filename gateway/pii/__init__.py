@@ -30,7 +30,7 @@ def build_guard(settings: PiiSettings, secret: bytes) -> PiiGuard:
     threshold = options.score_threshold
 
     def output_scan(text: str) -> list:  # type: ignore[type-arg]
-        return [c for c in select(patterns_only.patterns(text, None)) if c.score >= threshold]
+        return select(patterns_only.patterns(text, None), threshold)
 
     return Guard(
         FastDetector(settings),

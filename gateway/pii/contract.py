@@ -45,6 +45,9 @@ class Finding:
     start: int  # offsets into the original (un-normalised) text
     end: int
     score: float
+    # Types of shorter findings inside this one that gave way to it (a twelve-digit My Number
+    # read inside a card number): the value gets the strictest action of them all.
+    also: tuple[str, ...] = ()
 
 
 class PiiDetector(Protocol):

@@ -99,6 +99,6 @@ class Analyzer:
                     cands[i].append(Candidate(s, e, f.entity_type, f.score))
         thr = self.options.score_threshold
         return [
-            [Finding(c.entity, c.start, c.end, c.score) for c in select(cs) if c.score >= thr]
+            [Finding(c.entity, c.start, c.end, c.score, c.also) for c in select(cs, thr)]
             for cs in cands
         ]

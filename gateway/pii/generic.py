@@ -35,6 +35,7 @@ class Candidate(NamedTuple):
     end: int
     entity: str
     score: float
+    also: tuple[str, ...] = ()  # types of candidates inside it that gave way (see select)
 
 
 _EMAIL = re.compile(

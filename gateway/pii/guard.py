@@ -76,7 +76,9 @@ class Guard:
         )
         if len(found) != len(slots):
             raise GatewayError(Cause.PII_UNAVAILABLE, "The detector returned a malformed result.")
-        counts = Counter(f.entity_type for fs in found for f in fs)
+        # A value is counted under each type it was read as (``also``: a shorter reading inside
+        # it), so the policy decides on all of them and the strictest action applies.
+        counts = Counter(e for fs in found for f in fs for e in (f.entity_type, *f.also))
         return RequestInspection(
             endpoint, body, tuple(slots), tuple(tuple(fs) for fs in found), dict(counts)
         )
@@ -108,19 +110,21 @@ class Guard:
             text = slot.text
             for f in sorted(findings, key=lambda f: f.start, reverse=True):
                 value = text[f.start : f.end]
-                known.append((f.entity_type, value))
-                action = actions[f.entity_type]
+                # the strictest action of the value's readings, under that reading's type
+                etype = max((f.entity_type, *f.also), key=lambda e: actions[e].strictness)
+                known.append((etype, value))
+                action = actions[etype]
                 if action is PiiAction.ALLOW:
                     continue
-                taken[(f.entity_type, action.value)] += 1
+                taken[(etype, action.value)] += 1
                 if action is PiiAction.REDACT:
-                    new = redact(f.entity_type)
+                    new = redact(etype)
                 elif action is PiiAction.MASK:
-                    new = mask(f.entity_type, value)
+                    new = mask(etype, value)
                 elif action is PiiAction.HASH:
-                    new = hash_token(key, f.entity_type, value)
+                    new = hash_token(key, etype, value)
                 else:
-                    new = self._pseudonym(key, f.entity_type, value, mapping, by_value)
+                    new = self._pseudonym(key, etype, value, mapping, by_value)
                 if len(slot.path) == 3 and slot.path[::2] == ("messages", "name") and not slot.key:
                     # OpenAI restricts names to [A-Za-z0-9_-]; the bare placeholder restores too.
                     bare = _NAME_UNSAFE.sub("_", new).strip("_")

@@ -45,6 +45,5 @@ class CombinedRecognizer(EntityRecognizer):
         thr = self._analyzer.options.score_threshold
         return [
             RecognizerResult(c.entity, c.start, c.end, c.score)
-            for c in select(self._analyzer.patterns(text, wanted))
-            if c.score >= thr
+            for c in select(self._analyzer.patterns(text, wanted), thr)
         ]

@@ -13,6 +13,7 @@ identifier inside inline code or a fenced block, or right after a technical key 
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Iterable, Sequence
 
@@ -180,12 +181,42 @@ def scan_patterns(
     return out
 
 
-def select(cands: Iterable[Candidate]) -> list[Candidate]:
-    """Non-overlapping candidates: highest score first, then longest, then earliest."""
-    ranked = sorted(cands, key=lambda c: (-c.score, -(c.end - c.start), c.start))
+def select(cands: Iterable[Candidate], threshold: float = 0.0) -> list[Candidate]:
+    """Non-overlapping candidates scoring at least ``threshold``: highest score first, then
+    longest, then earliest. Then a candidate left out that wholly holds the ones taken where it
+    lies (and is longer than each) replaces them, whatever the scores, so a value is never
+    masked only in part: "my number is 4111 1111 1111 1111" made a Japanese My Number of the
+    first twelve digits (its context words) and left the card's last four in clear. It carries
+    their types in ``also``, so the value gets the stricter of their actions. The threshold
+    comes first: only a candidate that will be acted on can take another's place."""
+    ranked = sorted(
+        (c for c in cands if c.score >= threshold),
+        key=lambda c: (-c.score, -(c.end - c.start), c.start),
+    )
+    # taken: disjoint, kept in text order, so only a candidate's neighbours can overlap it
     taken: list[Candidate] = []
+    starts: list[int] = []
+    left: list[Candidate] = []
     for c in ranked:
-        if all(c.end <= t.start or c.start >= t.end for t in taken):
-            taken.append(c)
-    taken.sort(key=lambda c: c.start)
+        i = bisect.bisect_left(starts, c.start)
+        if (i and taken[i - 1].end > c.start) or (i < len(taken) and taken[i].start < c.end):
+            left.append(c)
+        else:
+            taken.insert(i, c)
+            starts.insert(i, c.start)
+    for r in left:
+        i = bisect.bisect_right(starts, r.start)
+        if i and taken[i - 1].end > r.start:
+            i -= 1
+        j = i
+        while j < len(taken) and taken[j].start < r.end:
+            j += 1
+        under = taken[i:j]  # the taken candidates r overlaps (r overlaps at least one)
+        if under and all(
+            r.start <= t.start and t.end <= r.end and t.end - t.start < r.end - r.start
+            for t in under
+        ):
+            types = {e for t in under for e in (t.entity, *t.also)} | set(r.also)
+            taken[i:j] = [r._replace(also=tuple(sorted(types - {r.entity})))]
+            starts[i:j] = [r.start]
     return taken

@@ -80,6 +80,19 @@ def test_base64_value_is_found_and_the_whole_token_is_the_span(patterns: Analyze
     assert ("US_SSN", token) in found(patterns, f"payload={token} end")
 
 
+@pytest.mark.parametrize(
+    ("entity", "value"),
+    [("IE_PPS", "9970705H"), ("AU_TFN", "123 456 782"), ("US_SSN", "536-90-4399")],
+)
+def test_the_base64_of_the_shortest_identifiers_is_found(
+    patterns: Analyzer, entity: str, value: str
+) -> None:
+    """Eight bytes (11 characters and a pad) up: the view once began at 16 characters before
+    the padding and missed these (reliability P-2's table, through the gateway)."""
+    token = base64.b64encode(value.encode()).decode()
+    assert (entity, token) in found(patterns, f"My number is {token} thanks")
+
+
 def test_binary_base64_is_ignored(patterns: Analyzer) -> None:
     token = base64.b64encode(bytes(range(200, 248))).decode()
     assert found(patterns, f"blob {token}") == []
