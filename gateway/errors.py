@@ -67,6 +67,9 @@ class Cause(enum.Enum):
     POLICY_UNAVAILABLE = CauseInfo(503, "service_unavailable", "policy_unavailable", logging.ERROR)
     PII_UNAVAILABLE = CauseInfo(503, "service_unavailable", "pii_unavailable", logging.ERROR)
     AUDIT_UNAVAILABLE = CauseInfo(503, "service_unavailable", "audit_unavailable", logging.ERROR)
+    KEY_STORE_UNAVAILABLE = CauseInfo(
+        503, "service_unavailable", "key_store_unavailable", logging.ERROR
+    )
     LIMITER_UNAVAILABLE = CauseInfo(
         503, "service_unavailable", "limiter_unavailable", logging.ERROR
     )

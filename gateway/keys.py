@@ -22,6 +22,7 @@ record it is logged.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import hmac
@@ -36,6 +37,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from audit.shapes import is_name
@@ -90,8 +92,10 @@ class KeyService:
         cache_size: int = 10_000,
         revocations: RevocationFeed | None = None,
         recorder: Recorder | None = None,
+        lookup_deadline_s: float = 1.0,
     ) -> None:
         self._engine = engine
+        self._lookup_s = lookup_deadline_s
         self._recorder = recorder
         self._secret = secret
         self._hmac_key = secret.derive("api-key")
@@ -438,14 +442,22 @@ class KeyService:
         if digest in self._unknown:
             raise GatewayError(Cause.UNAUTHENTICATED, UNAUTHENTICATED)
         generation = self._generation
-        async with self._engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(api_keys).where(
-                        api_keys.c.digest == digest, api_keys.c.revoked_at.is_(None)
+        try:
+            async with asyncio.timeout(self._lookup_s), self._engine.connect() as conn:
+                row = (
+                    await conn.execute(
+                        sa.select(api_keys).where(
+                            api_keys.c.digest == digest, api_keys.c.revoked_at.is_(None)
+                        )
                     )
-                )
-            ).first()
+                ).first()
+        except (TimeoutError, SQLAlchemyError, OSError) as exc:
+            # The database did not answer (stopped, frozen, out of connections): the key can
+            # be neither accepted nor refused, so the request is not served; the type only.
+            log.error("key lookup failed: %s", type(exc).__name__)
+            raise GatewayError(
+                Cause.KEY_STORE_UNAVAILABLE, "The key store is not answering; retry later."
+            ) from None
         record = None if row is None else row_to_record(row)
         wall = datetime.now(UTC)
         if record is None or record.expired(wall):

@@ -58,6 +58,9 @@ class KeySettings(Strict):
     # How long a cached principal is trusted; without Redis, how long a revocation made elsewhere
     # takes to reach this replica (with Redis it is announced at once: gateway.revocations).
     cache_ttl_s: float = Field(5.0, ge=0, le=300)
+    # How long a key not in the cache may take to look up before the request is refused with
+    # 503 key_store_unavailable (the database stopped, frozen or out of connections).
+    lookup_deadline_ms: int = Field(1000, ge=10, le=30000)
 
 
 class AdminSettings(Strict):

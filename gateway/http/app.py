@@ -109,6 +109,7 @@ async def build_services(settings: Settings, components: Components) -> Services
         secret,
         settings.keys.prefix,
         settings.keys.cache_ttl_s,
+        lookup_deadline_s=settings.keys.lookup_deadline_ms / 1000,
         revocations=RedisRevocations(settings.redis.url) if settings.redis.url else None,
         recorder=audit.record,  # key creation, limits and revocation: "key" entries
     )

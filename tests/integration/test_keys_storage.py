@@ -287,3 +287,44 @@ def test_migration_0007_gives_keys_rotated_before_it_their_chains_first_key(
     with sqlite3.connect(db) as conn:
         got = dict(conn.execute("SELECT key_id, lineage FROM api_keys").fetchall())
     assert got == {"a": None, "b": "a", "c": "a", "z": None}
+
+
+@pytest.mark.parametrize("fault", ["stopped", "frozen"])
+async def test_a_key_store_that_does_not_answer_is_a_503_within_the_lookup_deadline(
+    fault: str,
+) -> None:
+    """A key not cached is looked up in the database; stopped (refused at once) or frozen
+    (connections queued, never served), the request is refused with 503
+    ``key_store_unavailable`` within ``keys.lookup_deadline_ms``, never a 500 or a hang; and
+    served again once the database is back."""
+    import asyncio
+    import time
+
+    from gateway.errors import Cause
+    from tests.support.services import private_postgres
+
+    with private_postgres() as pg:
+        await asyncio.to_thread(upgrade, pg.url)
+        engine = create_engine_for(pg.url)
+        try:
+            svc = KeyService(engine, ServerSecret(b"s" * 40), cache_ttl_s=0, lookup_deadline_s=0.3)
+            issued = await svc.create(user="f", jurisdiction="AU-NSW", sector="private")
+            await engine.dispose()  # the lookup needs a new connection: the postmaster serves it
+            if fault == "stopped":
+                await asyncio.to_thread(pg.stop)
+            else:
+                pg.freeze(True)
+            t0 = time.perf_counter()
+            with pytest.raises(GatewayError) as err:
+                await svc.authenticate(f"Bearer {issued.key}")
+            took = time.perf_counter() - t0
+            assert err.value.cause is Cause.KEY_STORE_UNAVAILABLE and err.value.status == 503
+            assert took < 0.3 + 0.5, took
+            if fault == "stopped":
+                await asyncio.to_thread(pg.start)
+            else:
+                pg.freeze(False)
+            principal = await svc.authenticate(f"Bearer {issued.key}")
+            assert principal.user == "f"
+        finally:
+            await engine.dispose()

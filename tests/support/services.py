@@ -9,13 +9,16 @@ import secrets
 import socket
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 __all__ = [
     "PG_ADMIN_DSN",
     "REDIS_URL",
+    "PrivatePostgres",
     "create_pg_database",
     "drop_pg_database",
     "pg_available",
+    "private_postgres",
     "private_redis",
     "redis_available",
 ]
@@ -104,3 +107,70 @@ def private_redis() -> Iterator[tuple[str, Callable[[bool], None]]]:
         freeze(False)
         proc.terminate()
         proc.wait(timeout=10)
+
+
+class PrivatePostgres:
+    """A PostgreSQL server of the caller's own (see :func:`private_postgres`)."""
+
+    def __init__(self, bin_dir: Path, data: Path, port: int, as_postgres: list[str]) -> None:
+        self.url = f"postgresql+asyncpg://postgres@127.0.0.1:{port}/postgres"
+        self._bin, self._data, self._as = bin_dir, data, as_postgres
+        self._options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off"
+
+    def _run(self, *args: str) -> None:
+        import subprocess
+
+        subprocess.run([*self._as, *args], check=True, capture_output=True, timeout=60)
+
+    def init(self) -> None:
+        self._run(str(self._bin / "initdb"), "-D", str(self._data), "-A", "trust", "-U",
+                  "postgres", "--no-sync")  # fmt: skip
+
+    def start(self) -> None:
+        self._run(str(self._bin / "pg_ctl"), "-D", str(self._data), "-o", self._options, "-l",
+                  str(self._data / "log"), "-w", "start")  # fmt: skip
+
+    def stop(self) -> None:
+        """At once, as a crashed server (``pg_ctl stop -m immediate``)."""
+        self._run(str(self._bin / "pg_ctl"), "-D", str(self._data), "-m", "immediate", "-w",
+                  "stop")  # fmt: skip
+
+    def freeze(self, on: bool) -> None:
+        """SIGSTOP the postmaster (connections are queued by the kernel and never served) /
+        SIGCONT."""
+        import signal
+
+        pid = int((self._data / "postmaster.pid").read_text().split()[0])
+        os.kill(pid, signal.SIGSTOP if on else signal.SIGCONT)
+
+
+@contextlib.contextmanager
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A PostgreSQL server of the caller's own, a fresh cluster in a directory of its own under
+    the system's temporary directory (pytest's are private to the user running the tests), on a
+    free port, database ``postgres`` with trust auth; it can be stopped, started and frozen.
+    Run as the ``postgres`` user when the tests run as root (CI), as PostgreSQL requires."""
+    import glob
+    import shutil
+    import subprocess
+    import tempfile
+
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda b: int(b.split("/")[-2]))
+    assert bins, "PostgreSQL is installed by scripts/ensure-services.sh"
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    data = Path(tempfile.mkdtemp(prefix="portcullis-pg-"))
+    if as_postgres:
+        shutil.chown(data, "postgres")
+    with socket.socket() as probe:  # a free port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    pg = PrivatePostgres(Path(bins[-1]), data, port, as_postgres)
+    try:
+        pg.init()
+        pg.start()
+        yield pg
+    finally:
+        with contextlib.suppress(subprocess.CalledProcessError, OSError, ValueError):
+            pg.freeze(False)
+            pg.stop()
+        shutil.rmtree(data, ignore_errors=True)

@@ -1,8 +1,8 @@
 """Reliability F-7 with the store's own errors: the SQLite audit database turns read-only
-(``SQLITE_READONLY``) or its disk fills (``SQLITE_FULL``) while twelve clients keep sending, then
-recovers. Every answer is a 200 or a 503 ``audit_unavailable``; nothing reaches the upstream
-without its durable intent; ``/readyz`` says so; the gateway heals without a restart and the log
-still verifies.
+(``SQLITE_READONLY``) or its disk fills (``SQLITE_FULL``) — or the PostgreSQL server holding the
+gateway's database stops as in a crash — while twelve clients keep sending, then recovers. Every
+answer is a 200 or a 503 naming what is down; nothing reaches the upstream without its durable
+intent; ``/readyz`` says so; the gateway heals without a restart and the log still verifies.
 
 The faults are SQLite's own: ``PRAGMA query_only`` (every write refused as on a read-only
 file) and ``PRAGMA max_page_count`` pinned to the file's size (every write that needs a page
@@ -28,6 +28,7 @@ from gateway.http.app import Components
 from tests.e2e.conftest import core_settings
 from tests.support.fakes import FakeDecider
 from tests.support.gateway import RunningGateway
+from tests.support.services import private_postgres
 from tests.support.upstream import FakeUpstream
 
 pytestmark = pytest.mark.integration
@@ -163,3 +164,97 @@ def test_the_audit_store_fails_under_load_nothing_leaves_unrecorded_and_it_heals
         assert len(forwarded) <= ok and all(c["request_id"] in intents for c in forwarded)
 
     asyncio.run(check())
+
+
+def test_postgresql_stopped_under_load_nothing_leaves_unrecorded_and_it_heals(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    """The gateway's one database on a PostgreSQL server of the test's own, stopped at once
+    (as a crash) while twelve clients keep sending, then started again: every answer is a 200
+    or a 503 naming what is down (the audit store, or the key store for a key not cached),
+    never a 500; ``/readyz`` says so; the gateway heals without a restart and the log verifies."""
+    (tmp_path / "gw").mkdir()
+    with private_postgres() as pg:
+        settings = core_settings(
+            tmp_path / "gw",
+            upstream,
+            database={"url": pg.url},
+            audit={"intent_deadline_ms": 500},
+            keys={"cache_ttl_s": 0.5},
+        )
+        gw = RunningGateway(settings, Components(policy=FakeDecider(), pii_disabled=True))
+        gw.start()
+        statuses: list[tuple[str, int, str | None]] = []
+        phase = "before"
+        stop = threading.Event()
+        threads: list[threading.Thread] = []
+        try:
+            key = gw.create_key(user="load", jurisdiction="AU-NSW", sector="private")
+
+            def client() -> None:
+                sdk = openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0, timeout=10)
+                while not stop.is_set():
+                    seen = phase
+                    try:
+                        sdk.chat.completions.create(
+                            model="gpt-test", messages=[{"role": "user", "content": "hi"}]
+                        )
+                        status, code = 200, None
+                    except openai.APIStatusError as exc:
+                        status = exc.status_code
+                        code = exc.body.get("code") if isinstance(exc.body, dict) else None
+                    statuses.append((seen if phase == seen else "between", status, code))
+                    if status != 200:
+                        time.sleep(0.02)  # as a client would back off
+
+            threads = [threading.Thread(target=client) for _ in range(12)]
+            for t in threads:
+                t.start()
+            assert _answered(statuses, "before", 12)
+            phase = "fault"
+            pg.stop()
+            assert _readyz_becomes(gw, 503, within_s=10)
+            time.sleep(1.0)  # past the key cache's 0.5 s: keys are looked up again, and fail
+            assert _answered(statuses, "fault", 24)
+            phase = "healing"
+            pg.start()
+            assert _readyz_becomes(gw, 200, within_s=30)  # healed without a restart
+            phase = "after"
+            assert _answered(statuses, "after", 12)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(15)
+            gw.stop()
+
+        codes = {(s, c) for _, s, c in statuses}
+        assert codes <= {(200, None), (503, "audit_unavailable"), (503, "key_store_unavailable")}
+        by_phase = {p: [s for q, s, _ in statuses if q == p] for p in ("before", "fault", "after")}
+        assert by_phase["before"] and set(by_phase["before"]) == {200}
+        # both were felt: the write-ahead record while the key was cached, then the key lookup
+        assert {c for q, _, c in statuses if q == "fault"} >= {
+            "audit_unavailable",
+            "key_store_unavailable",
+        }
+        assert by_phase["after"] and set(by_phase["after"]) == {200}
+        ok = sum(1 for _, s, _ in statuses if s == 200)
+
+        async def check() -> None:
+            engine = open_engine(pg.url)
+            public = load_public_key(tmp_path / "gw" / "audit" / "signing.key")
+            report = await verify_database(
+                engine, public, tmp_path / "gw" / "audit" / "checkpoints"
+            )
+            assert report.ok, report.problems
+            async with engine.connect() as conn:
+                rows = (
+                    await conn.exec_driver_sql("SELECT request_id, kind, body FROM audit_log")
+                ).all()
+            await engine.dispose()
+            intents = {r[0] for r in rows if r[1] == "intent"}
+            forwarded = [json.loads(r[2]) for r in rows if r[1] in ("complete", "incomplete")]
+            forwarded = [c for c in forwarded if c["forwarded"]]
+            assert len(upstream.received) == ok <= len(intents)
+            assert len(forwarded) <= ok and all(c["request_id"] in intents for c in forwarded)
+
+        asyncio.run(check())
