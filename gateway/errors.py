@@ -70,6 +70,9 @@ class Cause(enum.Enum):
     KEY_STORE_UNAVAILABLE = CauseInfo(
         503, "service_unavailable", "key_store_unavailable", logging.ERROR
     )
+    DATABASE_UNAVAILABLE = CauseInfo(
+        503, "service_unavailable", "database_unavailable", logging.ERROR
+    )
     LIMITER_UNAVAILABLE = CauseInfo(
         503, "service_unavailable", "limiter_unavailable", logging.ERROR
     )

@@ -42,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from audit.shapes import is_name
 from gateway.errors import Cause, GatewayError
+from gateway.storage.db import is_outage
 from gateway.key_records import (
     NAME_RULE,
     KeyRecord,
@@ -451,7 +452,9 @@ class KeyService:
                         )
                     )
                 ).first()
-        except (TimeoutError, SQLAlchemyError, OSError) as exc:
+        except (SQLAlchemyError, OSError) as exc:  # the deadline's TimeoutError is an OSError
+            if not is_outage(exc):
+                raise
             # The database did not answer (stopped, frozen, out of connections): the key can
             # be neither accepted nor refused, so the request is not served; the type only.
             log.error("key lookup failed: %s", type(exc).__name__)

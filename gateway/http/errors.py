@@ -9,8 +9,11 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
 from gateway.errors import Cause, GatewayError, error_body
+from gateway.storage.db import is_outage
 
-__all__ = ["EXCEPTION_HANDLERS", "render"]
+__all__ = ["DATABASE_DOWN", "EXCEPTION_HANDLERS", "render"]
+
+DATABASE_DOWN = "The database is not answering; nothing was done. Retry later."
 
 log = logging.getLogger("portcullis.errors")
 
@@ -57,7 +60,11 @@ def _http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response[b
 
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    # The one top-level boundary: log the type only (messages may carry content), answer 500.
+    # The one top-level boundary: log the type only (messages may carry content), answer 500 —
+    # or 503 when the database did not answer (an admin read or write while it is down).
+    if is_outage(exc):
+        log.error("database unavailable (%s) on %s", type(exc).__name__, request.url.path)
+        return render(GatewayError(Cause.DATABASE_UNAVAILABLE, DATABASE_DOWN))
     log.error("unexpected error %s on %s", type(exc).__name__, request.url.path, exc_info=False)
     import msgspec
 

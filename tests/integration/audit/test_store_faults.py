@@ -216,6 +216,18 @@ def test_postgresql_stopped_under_load_nothing_leaves_unrecorded_and_it_heals(
             assert _readyz_becomes(gw, 503, within_s=10)
             time.sleep(1.0)  # past the key cache's 0.5 s: keys are looked up again, and fail
             assert _answered(statuses, "fault", 24)
+            # the admin API's reads and writes: a 503 naming the store, never a 500
+            admin = [
+                gw.request("GET", "/admin/keys", token=gw.ADMIN_TOKEN),
+                gw.request("GET", "/admin/audit/entries", token=gw.ADMIN_TOKEN),
+                gw.request("GET", "/admin/audit/usage", token=gw.ADMIN_TOKEN),
+                gw.request("POST", "/admin/keys", {"user": "x", "jurisdiction": "AU",
+                           "sector": "private"}, token=gw.ADMIN_TOKEN),
+            ]  # fmt: skip
+            assert {(s, b["error"]["code"]) for s, _, b in admin} <= {
+                (503, "database_unavailable"),
+                (503, "audit_unavailable"),  # a key change is recorded first, and refused
+            }, admin
             phase = "healing"
             pg.start()
             assert _readyz_becomes(gw, 200, within_s=30)  # healed without a restart
