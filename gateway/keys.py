@@ -42,7 +42,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from audit.shapes import is_name
 from gateway.errors import Cause, GatewayError
-from gateway.storage.db import is_outage
 from gateway.key_records import (
     NAME_RULE,
     KeyRecord,
@@ -57,6 +56,7 @@ from gateway.key_records import (
 )
 from gateway.principal import Principal
 from gateway.secrets_store import ServerSecret
+from gateway.storage.db import is_outage
 from gateway.storage.schema import api_keys
 
 if TYPE_CHECKING:
