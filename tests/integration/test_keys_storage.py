@@ -14,6 +14,7 @@ from gateway.secrets_store import ServerSecret
 from gateway.storage.db import create_engine_for
 from gateway.storage.migrate import upgrade
 from gateway.storage.schema import api_keys
+from tests.support.upstream import FakeUpstream
 
 pytestmark = pytest.mark.integration
 
@@ -328,3 +329,65 @@ async def test_a_key_store_that_does_not_answer_is_a_503_within_the_lookup_deadl
             assert principal.user == "f"
         finally:
             await engine.dispose()
+
+
+def test_invalid_keys_over_http_on_postgresql_get_the_same_401_quickly(
+    own_pg: str, tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    """Reliability A-1 over HTTP with PostgreSQL behind the gateway: every malformed or unknown
+    key — SQL-shaped, a ``pg_sleep`` payload in any position, well-shaped ones holding SQL words
+    that do reach the (parameterised) lookup — gets the one 401 body, well under 200 ms (the
+    median of three; a ``pg_sleep(2)`` that ran would take 2 s), and nothing is forwarded."""
+    import http.client
+    import json
+    import statistics
+    import time
+
+    from gateway.http.app import Components
+    from tests.e2e.conftest import core_settings
+    from tests.e2e.test_bad_input import INVALID_KEYS
+    from tests.support.fakes import FakeDecider, MemoryAuditSink
+    from tests.support.gateway import RunningGateway
+
+    settings = core_settings(tmp_path, upstream, database={"url": own_pg})
+    gw = RunningGateway(
+        settings, Components(policy=FakeDecider(), audit=MemoryAuditSink(), pii_disabled=True)
+    ).start()
+    sleepy = [
+        "Bearer '; SELECT pg_sleep(2); --",
+        "Bearer pcs_000000000000_' || pg_sleep(2) || '",
+        "Bearer pcs_000000000000_pg_sleep-2-OR-1-1-" + "A" * 25,  # well-shaped: looked up
+        "Bearer pcs_0000pg_sleep_" + "A" * 43,
+    ]
+    body = json.dumps({"model": "gpt-test", "messages": [{"role": "user", "content": "x"}]})
+    expected = {
+        "error": {
+            "message": "Invalid API key. Provide a valid key as 'Authorization: Bearer <key>'.",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "invalid_api_key",
+        }
+    }
+    try:
+        for auth in [a for a in INVALID_KEYS if a is None or "\x00" not in a] + sleepy:
+            took = []
+            for _ in range(3):
+                conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+                headers = {"Content-Type": "application/json"}
+                if auth is not None:
+                    headers["Authorization"] = auth
+                t0 = time.perf_counter()
+                conn.putrequest("POST", "/v1/chat/completions")
+                for k, v in headers.items():
+                    conn.putheader(k, v.encode("utf-8"))
+                conn.putheader("Content-Length", str(len(body)))
+                conn.endheaders(body.encode())
+                resp = conn.getresponse()
+                payload = resp.read()
+                took.append(time.perf_counter() - t0)
+                conn.close()
+                assert resp.status == 401 and json.loads(payload) == expected, (auth, payload)
+            assert statistics.median(took) < 0.2, (auth, took)
+        assert upstream.received == []
+    finally:
+        gw.stop()
