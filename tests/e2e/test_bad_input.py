@@ -316,10 +316,40 @@ def test_oversized_chunked_body_without_length_is_413(h: Harness, upstream: Fake
 def test_declared_oversized_length_is_413_before_reading(
     h: Harness, upstream: FakeUpstream
 ) -> None:
-    status, _body = _raw_request(
+    status, body = _raw_request(
         h, [], chunked=False, length=h.gw.settings.requests.max_body_bytes + 1
     )
     assert status == 413 and upstream.received == []
+    assert body["error"]["code"] == "request_too_large" and body["error"]["type"]
+
+
+def test_an_11_mb_chunked_body_is_refused_within_a_second_without_being_held(
+    h: Harness, upstream: FakeUpstream
+) -> None:
+    """Reliability B-1's bounds: an 11 MB chunked body (no Content-Length) is a 413 within 1 s,
+    and the memory allocated while it is sent and refused (the gateway's and this client's, one
+    process, traced) stays far below the body's size: the gateway reads up to its cap, then
+    answers, holding no more than the cap."""
+    import tracemalloc
+
+    cap = h.gw.settings.requests.max_body_bytes
+    size = 11 * 2**20
+    chunk = b"a" * 65536
+    chunks = [b'{"model": "gpt-test", "messages": [{"role": "user", "content": "'] + [chunk] * (
+        size // len(chunk)
+    )
+    tracemalloc.start()
+    try:
+        t0 = time.perf_counter()
+        status, body = _raw_request(h, chunks, chunked=True)
+        took = time.perf_counter() - t0
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert status == 413 and body["error"]["code"] == "request_too_large"
+    assert took < 1.0, took
+    assert peak < cap + 2 * 2**20 < size / 2, peak  # the cap and some; not the body
+    assert upstream.received == []
 
 
 INVALID_KEYS = [
