@@ -202,20 +202,32 @@ def test_opa_engine_serves_and_fails_closed_when_slow_or_stopped(
             assert ask(gw, key, "deepseek-chat").choices[0].message.content
             assert len(upstream.received) == 1
             opa.mode, opa.delay_s = "slow", 2.0
-            with pytest.raises(openai.InternalServerError) as exc:
-                ask(gw, key, "deepseek-chat")
-            assert exc.value.status_code == 503 and exc.value.code == "policy_unavailable"
+            # reliability F-1: 503 within 300 ms of asking (the 200 ms deadline and the rest)
+            assert _refused_in(gw, key) < 0.3
             opa.mode = "normal"
         except BaseException:
             gw.stop()
             raise
-    try:  # the OPA sidecar is stopped now: still 503, nothing forwarded
-        with pytest.raises(openai.InternalServerError) as exc:
-            ask(gw, key, "deepseek-chat")
-        assert exc.value.code == "policy_unavailable"
+    try:  # the OPA sidecar is stopped now (connections refused): still 503, nothing forwarded
+        assert _refused_in(gw, key) < 0.3
         assert len(upstream.received) == 1
     finally:
         gw.stop()
+
+
+def _refused_in(gw: RunningGateway, key: str) -> float:
+    """The median of three requests' times to their 503 ``policy_unavailable``, in seconds."""
+    import statistics
+    import time
+
+    took = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        with pytest.raises(openai.InternalServerError) as exc:
+            ask(gw, key, "deepseek-chat")
+        took.append(time.perf_counter() - t0)
+        assert exc.value.status_code == 503 and exc.value.code == "policy_unavailable"
+    return statistics.median(took)
 
 
 def test_admin_reload_answers_the_new_revision_and_a_broken_bundle_is_a_clear_422(
