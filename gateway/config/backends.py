@@ -63,7 +63,9 @@ class Credential(Strict):
 class Timeouts(Strict):
     connect_s: float = Field(5.0, gt=0, le=120)
     first_byte_s: float = Field(60.0, gt=0, le=3600)
-    idle_s: float = Field(60.0, gt=0, le=3600)  # longest gap between two stream chunks
+    # Longest gap between two stream chunks once the first has come (a generating model sends
+    # a chunk per token or few; the wait before the first is first_byte_s).
+    idle_s: float = Field(30.0, gt=0, le=3600)
     total_s: float = Field(600.0, gt=0, le=86400)
     # How long an idle pooled connection to the backend is kept for reuse. Below the backend's
     # own idle timeout (uvicorn, and so vLLM: 5 s; Node: 5 s; nginx: 75 s), or a request sent
