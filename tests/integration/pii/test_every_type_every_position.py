@@ -74,6 +74,16 @@ def _responses_round(
 POSITIONS: dict[str, Body] = {
     "system": lambda t: ("chat", {"messages": [{"role": "system", "content": t}, _USER]}),
     "user": lambda t: ("chat", {"messages": [{"role": "user", "content": t}]}),
+    "earlier user turn": lambda t: (
+        "chat",
+        {
+            "messages": [
+                {"role": "user", "content": t},
+                {"role": "assistant", "content": "Noted."},
+                _USER,
+            ]
+        },
+    ),
     "assistant history": lambda t: (
         "chat",
         {"messages": [_USER, {"role": "assistant", "content": t}, _USER]},
