@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from audit.canonical import canonical_json
 from audit.checkpoint import Checkpoint, Signer, take_checkpoint
 from audit.event import KINDS
-from audit.formats import csv_header, csv_line, jsonl_line, syslog_line
+from audit.formats import csv_header, csv_line, jsonl_line, otlp_line, syslog_line
 from audit.schema import audit_log
 from audit.shapes import IDENTIFIER_CHARS, is_identifier
 from audit.store import append, make_entry, now_ts, parse_utc
@@ -48,6 +48,7 @@ _LINES: dict[str, Callable[[int, str, Mapping[str, Any] | None, bytes], bytes]] 
     "csv": csv_line,
     "jsonl": jsonl_line,
     "syslog": syslog_line,
+    "otlp": otlp_line,
 }
 
 

@@ -1,6 +1,9 @@
 """Export formats: CSV (RFC 4180, formula cells neutralised), JSONL, Syslog (RFC 5424 with
-RFC 6587 octet-counting framing). Each takes a stored row (``seq``, ``kind``, ``body``,
-``leaf_hash``) and returns bytes; each has a parser that gives the row back exactly.
+RFC 6587 octet-counting framing), and OpenTelemetry logs (OTLP/JSON, one
+``ExportLogsServiceRequest`` per line: the file the OpenTelemetry Collector's ``otlpjsonfile``
+receiver reads, and the body an OTLP/HTTP ``/v1/logs`` endpoint takes). Each takes a stored row
+(``seq``, ``kind``, ``body``, ``leaf_hash``) and returns bytes; each has a parser that gives the
+row back exactly.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import io
 import json
 import socket
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 __all__ = [
@@ -20,14 +24,16 @@ __all__ = [
     "flatten",
     "jsonl_line",
     "neutralise",
+    "otlp_line",
     "parse_csv",
     "parse_jsonl",
+    "parse_otlp",
     "parse_syslog",
     "syslog_line",
     "unneutralise",
 ]
 
-FORMATS = ("csv", "jsonl", "syslog")
+FORMATS = ("csv", "jsonl", "syslog", "otlp")
 
 # Spreadsheet formula triggers (OWASP CSV injection); a leading quote is escaped as well so that
 # neutralisation can be undone exactly.
@@ -183,3 +189,96 @@ def parse_syslog(data: bytes) -> Iterator[dict[str, Any]]:
         seq = int(sd.split('seq="', 1)[1].split('"', 1)[0])
         leaf = sd.split('leaf="', 1)[1].split('"', 1)[0]
         yield {"seq": seq, "kind": parts[5], "leaf_hash": leaf, "event": json.loads(msg)}
+
+
+# OTLP/JSON (https://opentelemetry.io/docs/specs/otlp/#json-protobuf-encoding): 64-bit integers
+# as decimal strings, enums as numbers, attribute values as AnyValue objects.
+_OTLP_RESOURCE = {
+    "attributes": [
+        {"key": "service.name", "value": {"stringValue": "portcullis"}},
+        {"key": "host.name", "value": {"stringValue": _HOST}},
+    ]
+}
+_OTLP_SCOPE = {"name": "portcullis.audit"}
+_SEVERITY = {False: (9, "INFO"), True: (13, "WARN")}  # a denial is WARN
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _otlp_time(ts: Any) -> str:
+    """Nanoseconds since the epoch of an entry's RFC 3339 UTC ``ts`` (``"0"``: unknown)."""
+    if not isinstance(ts, str):
+        return "0"
+    try:
+        at = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    except ValueError:
+        return "0"
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    d = at - _EPOCH
+    return str((d.days * 86400 + d.seconds) * 10**9 + d.microseconds * 1000)
+
+
+def otlp_line(seq: int, kind: str, body: Mapping[str, Any] | None, leaf: bytes) -> bytes:
+    """One entry as an OTLP log record in an ``ExportLogsServiceRequest`` of its own, one line.
+    The record's body is the entry's JSON (exact, ASCII-escaped); attributes name it (``seq``,
+    ``kind``, leaf hash) and carry what a log backend filters on (request id, status,
+    decision, jurisdiction); a denial is severity WARN."""
+    deny = _g(body, "decision", "allow") is False
+    number, text = _SEVERITY[deny]
+    attrs: list[dict[str, Any]] = [
+        {"key": "portcullis.seq", "value": {"intValue": str(seq)}},
+        {"key": "portcullis.kind", "value": {"stringValue": kind}},
+        {"key": "portcullis.leaf_hash", "value": {"stringValue": leaf.hex()}},
+    ]
+    for key, path in (
+        ("portcullis.request_id", ("request_id",)),
+        ("portcullis.jurisdiction", ("principal", "jurisdiction")),
+        ("portcullis.backend", ("backend", "id")),
+    ):
+        v = _g(body, *path)
+        if isinstance(v, str):
+            attrs.append({"key": key, "value": {"stringValue": v}})
+    status = _g(body, "status")
+    if isinstance(status, int) and not isinstance(status, bool):
+        attrs.append({"key": "http.response.status_code", "value": {"intValue": str(status)}})
+    allow = _g(body, "decision", "allow")
+    if isinstance(allow, bool):
+        attrs.append({"key": "portcullis.decision.allow", "value": {"boolValue": allow}})
+    time_ns = _otlp_time(_g(body, "ts"))
+    record: dict[str, Any] = {
+        "timeUnixNano": time_ns,
+        "observedTimeUnixNano": time_ns,
+        "severityNumber": number,
+        "severityText": text,
+        "attributes": attrs,
+    }
+    if body is not None:  # a purged entry keeps its seq, kind and leaf hash only
+        event = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        record["body"] = {"stringValue": event}
+    request = {
+        "resourceLogs": [
+            {
+                "resource": _OTLP_RESOURCE,
+                "scopeLogs": [{"scope": _OTLP_SCOPE, "logRecords": [record]}],
+            }
+        ]
+    }
+    return (json.dumps(request, separators=(",", ":"), ensure_ascii=True) + "\n").encode()
+
+
+def parse_otlp(data: bytes) -> Iterator[dict[str, Any]]:
+    """OTLP/JSON lines back to ``{seq, kind, leaf_hash, event}``."""
+    for line in data.split(b"\n"):
+        if not line:
+            continue
+        for resource in json.loads(line)["resourceLogs"]:
+            for scope in resource["scopeLogs"]:
+                for record in scope["logRecords"]:
+                    attrs = {a["key"]: a["value"] for a in record["attributes"]}
+                    body = record.get("body")
+                    yield {
+                        "seq": int(attrs["portcullis.seq"]["intValue"]),
+                        "kind": attrs["portcullis.kind"]["stringValue"],
+                        "leaf_hash": attrs["portcullis.leaf_hash"]["stringValue"],
+                        "event": json.loads(body["stringValue"]) if body else None,
+                    }

@@ -1,9 +1,10 @@
 """Offline verification of an exported file against its signed manifest (no database needed).
 
 Checks the manifest's signature and its checkpoint's signature, the file's size and SHA-256, the
-row count, that ``seq`` increases and stays within the checkpoint, and, for JSONL and Syslog
-exports, that every event hashes to its leaf. An unfiltered, unscoped export holds the whole log
-up to the checkpoint, so its Merkle root is recomputed and compared with the signed root.
+row count, that ``seq`` increases and stays within the checkpoint, and, for JSONL, Syslog and
+OTLP exports, that every event hashes to its leaf. An unfiltered, unscoped export holds the
+whole log up to the checkpoint, so its Merkle root is recomputed and compared with the signed
+root.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from audit.canonical import canonical_bytes, canonical_json
 from audit.checkpoint import Checkpoint, CheckpointError
-from audit.formats import parse_csv, parse_jsonl, parse_syslog
+from audit.formats import parse_csv, parse_jsonl, parse_otlp, parse_syslog
 from audit.merkle import leaf_hash, root_of
 from audit.verify import Report
 
@@ -30,6 +31,8 @@ def _rows(fmt: str, data: bytes) -> list[dict[str, Any]]:
         return list(parse_jsonl(data))
     if fmt == "syslog":
         return list(parse_syslog(data))
+    if fmt == "otlp":
+        return list(parse_otlp(data))
     table = parse_csv(data.decode("utf-8"))
     header, body = table[0], table[1:]
     return [

@@ -1,6 +1,6 @@
 """Admin routes for audit exports, streamed in constant memory, and usage reports.
 
-``GET /admin/audit/export?format=csv|jsonl|syslog&since=&until=&jurisdiction=&user=&team=
+``GET /admin/audit/export?format=csv|jsonl|syslog|otlp&since=&until=&jurisdiction=&user=&team=
 &decision=&rule=&backend=`` — role ``auditor`` (or the admin token). An auditor's key sees only
 the rows of its own jurisdiction (``AU`` covers ``AU-NSW``) plus any jurisdictions named in
 ``audit-scope:<CC>`` tags; the tag ``audit-scope:all`` or the admin token sees every row. The
@@ -38,8 +38,13 @@ from gateway.services import Services
 
 __all__ = ["AUDIT_HANDLERS"]
 
-_MEDIA = {"csv": "text/csv", "jsonl": "application/x-ndjson", "syslog": "text/plain"}
-_EXT = {"csv": "csv", "jsonl": "jsonl", "syslog": "log"}
+_MEDIA = {
+    "csv": "text/csv",
+    "jsonl": "application/x-ndjson",
+    "syslog": "text/plain",
+    "otlp": "application/x-ndjson",  # OTLP/JSON requests, one per line
+}
+_EXT = {"csv": "csv", "jsonl": "jsonl", "syslog": "log", "otlp": "otlp.jsonl"}
 _FILTERS = (
     "since",
     "until",
@@ -104,7 +109,9 @@ async def export_audit(request: Request[Any, Any, Any], state: State) -> Stream:
     q = request.query_params
     fmt = q.get("format", "jsonl")
     if fmt not in _MEDIA:
-        raise GatewayError(Cause.INVALID_PARAMETER, "format: csv, jsonl or syslog.", param="format")
+        raise GatewayError(
+            Cause.INVALID_PARAMETER, "format: csv, jsonl, syslog or otlp.", param="format"
+        )
     unknown = set(q) - {"format", "kind", *_FILTERS}
     if unknown:
         raise GatewayError(Cause.INVALID_PARAMETER, f"Unsupported filter: '{sorted(unknown)[0]}'.")

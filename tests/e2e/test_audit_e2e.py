@@ -18,6 +18,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from audit.formats import parse_otlp
 from gateway.cli import cli
 from gateway.config import Settings
 from tests.e2e.conftest import deepseek_pair
@@ -111,6 +112,14 @@ def test_auditor_export_is_scoped_and_contentless(world: tuple[RunningGateway, P
     assert headers["content-disposition"].startswith('attachment; filename="portcullis-audit-')
     assert headers["content-disposition"].endswith('.csv"')
     assert headers["x-content-type-options"] == "nosniff"
+    # OpenTelemetry logs: the same rows, scoped alike, one OTLP/JSON request per line
+    status, headers, body = gw.request(
+        "GET", "/admin/audit/export?format=otlp", token=keys["au_auditor"], parse=False
+    )
+    assert status == 200 and headers["content-disposition"].endswith('.otlp.jsonl"')
+    otlp = [r["event"] for r in parse_otlp(body)]
+    assert otlp[: len(rows)] == [r["event"] for r in rows]  # later: the reads' own entries
+    assert not any("kr-official" in json.dumps(e) for e in otlp)
 
 
 def test_export_refused_without_the_role(world: tuple[RunningGateway, Path, dict]) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from audit.checkpoint import Signer
 from audit.export import AuditForbidden, ExportFilter, Scope, export
-from audit.formats import flatten, parse_csv, parse_jsonl, parse_syslog
+from audit.formats import flatten, parse_csv, parse_jsonl, parse_otlp, parse_syslog
 from audit.offline import verify_export
 from audit.schema import audit_log
 from audit.sink import DatabaseAuditSink
@@ -68,7 +68,7 @@ async def _stored(engine: AsyncEngine, until: int) -> list[tuple[int, str, str |
     return [(int(r[0]), r[1], r[2], bytes(r[3])) for r in rows]
 
 
-@pytest.mark.parametrize("fmt", ["csv", "jsonl", "syslog"])
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "syslog", "otlp"])
 async def test_export_reparses_to_exactly_the_stored_rows_and_verifies_offline(
     fmt: str, engine: AsyncEngine, sink: DatabaseAuditSink, signer: Signer, tmp_path: Path
 ) -> None:
@@ -90,7 +90,8 @@ async def test_export_reparses_to_exactly_the_stored_rows_and_verifies_offline(
             flatten(s, k, json.loads(b) if b else None, leaf) for s, k, b, leaf in stored
         ]
     else:
-        parsed = list(parse_jsonl(data) if fmt == "jsonl" else parse_syslog(data))
+        parse = {"jsonl": parse_jsonl, "syslog": parse_syslog, "otlp": parse_otlp}[fmt]
+        parsed = list(parse(data))
         assert [(r["seq"], r["kind"], r["event"], r["leaf_hash"]) for r in parsed] == [
             (s, k, json.loads(b) if b else None, leaf.hex()) for s, k, b, leaf in stored
         ]
@@ -106,6 +107,7 @@ async def test_export_reparses_to_exactly_the_stored_rows_and_verifies_offline(
         ("jsonl", lambda d: b"\n".join(d.split(b"\n")[:-3]) + b"\n"),  # rows dropped
         ("csv", lambda d: d.replace(b'"policy_denied"', b'"none"', 1)),
         ("syslog", lambda d: d[: len(d) // 2]),
+        ("otlp", lambda d: d.replace(b'\\"allow\\":false', b'\\"allow\\":true', 1)),
     ],
 )
 async def test_tampered_export_fails_offline_verification(

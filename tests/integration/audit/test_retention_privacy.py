@@ -125,7 +125,7 @@ async def test_no_pii_value_or_key_reaches_rows_or_exports(
         ev["digests"]["prompt"] = value
         await sink.intent(ev)
         await sink.complete(ev)
-    for fmt in ("csv", "jsonl", "syslog"):
+    for fmt in ("csv", "jsonl", "syslog", "otlp"):
         await export(engine, signer, tmp_path / f"all.{fmt}", fmt, ExportFilter(), ADMIN)
     async with engine.connect() as conn:
         dump = "\n".join(repr(tuple(r)) for r in (await conn.execute(sa.select(audit_log))).all())
