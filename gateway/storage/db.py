@@ -14,16 +14,31 @@ from audit.db import open_engine
 __all__ = ["create_engine_for", "is_outage"]
 
 
+# PostgreSQL's SQLSTATEs for a server that cannot serve now, whatever was asked: connection
+# exceptions (08), insufficient resources (53: disk full, out of memory, too many connections),
+# operator intervention (57P: shutting down, crashed, starting up — 57P03 "cannot connect now"
+# while it recovers), system errors (58: I/O), and a write sent to a read-only standby (25006).
+_OUTAGE_SQLSTATES = ("08", "53", "57P", "58", "25006")
+
+
 def is_outage(exc: BaseException) -> bool:
     """Whether ``exc`` says the database did not answer — refused or reset the connection,
-    timed out, stopped mid-query, no connection free in the pool — as against an error in what
-    was asked (a constraint, a bug), which stays a 500."""
+    timed out, stopped mid-query, starting up, out of connections or disk, no connection free
+    in the pool — as against an error in what was asked (a constraint, a bug: still a 500)."""
     if isinstance(exc, (OSError, sa_exc.TimeoutError)):  # TimeoutError is an OSError
         return True
-    if isinstance(exc, sa_exc.DBAPIError):
-        return exc.connection_invalidated or isinstance(
-            exc, (sa_exc.OperationalError, sa_exc.InterfaceError)
-        )
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return False
+    if exc.connection_invalidated or isinstance(
+        exc, (sa_exc.OperationalError, sa_exc.InterfaceError)
+    ):
+        return True
+    driver: BaseException | None = exc.orig  # the driver's error (asyncpg's under the adapter's)
+    while driver is not None:
+        state = getattr(driver, "sqlstate", None)
+        if isinstance(state, str) and state.startswith(_OUTAGE_SQLSTATES):
+            return True
+        driver = driver.__cause__
     return False
 
 

@@ -6,6 +6,7 @@ would close them under a request."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 
@@ -34,19 +35,29 @@ async def _not_json(request: web.Request) -> web.Response:
     return web.Response(body=b"<html>", content_type="application/json")
 
 
+@contextlib.asynccontextmanager
+async def _serving(app: web.Application, keepalive_s: float = 75.0) -> AsyncIterator[str]:
+    """``app`` on a free loopback port (its base URL), closing idle connections after
+    ``keepalive_s`` (aiohttp's default: 75 s)."""
+    runner = web.AppRunner(app, shutdown_timeout=0.1, keepalive_timeout=keepalive_s)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
 @pytest.fixture
 async def server() -> AsyncIterator[str]:
     app = web.Application()
     app.router.add_post("/slow/chat/completions", _slow_body)
     app.router.add_post("/stall/chat/completions", _no_headers)
     app.router.add_post("/html/chat/completions", _not_json)
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    async with _serving(app) as url:
+        yield url
 
 
 def _backend(base: str, **timeouts: float) -> BackendSpec:
@@ -109,13 +120,8 @@ async def closes_idle() -> AsyncIterator[str]:
     """A backend that closes a connection idle for 0.6 s, as uvicorn (vLLM) does after 5 s."""
     app = web.Application()
     app.router.add_post("/chat/completions", _peer)
-    runner = web.AppRunner(app, shutdown_timeout=0.1, keepalive_timeout=0.6)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    async with _serving(app, keepalive_s=0.6) as url:
+        yield url
 
 
 async def test_idle_pooled_connections_are_kept_for_the_backends_keepalive_only(

@@ -9,8 +9,17 @@ from sqlalchemy import exc as sa_exc
 from gateway.storage.db import is_outage
 
 
-def _wrapped(cls: type[sa_exc.DBAPIError], invalidated: bool = False) -> sa_exc.DBAPIError:
-    return cls("SELECT 1", {}, Exception("driver"), connection_invalidated=invalidated)
+def _wrapped(
+    cls: type[sa_exc.DBAPIError], invalidated: bool = False, sqlstate: str | None = None
+) -> sa_exc.DBAPIError:
+    """A driver error as SQLAlchemy wraps it; with ``sqlstate``, as asyncpg's is: on the
+    error the adapter raises from it (its ``__cause__``)."""
+    driver = Exception("driver")
+    if sqlstate is not None:
+        cause = Exception("asyncpg")
+        cause.sqlstate = sqlstate  # type: ignore[attr-defined]
+        driver.__cause__ = cause
+    return cls("SELECT 1", {}, driver, connection_invalidated=invalidated)
 
 
 @pytest.mark.parametrize(
@@ -23,6 +32,11 @@ def _wrapped(cls: type[sa_exc.DBAPIError], invalidated: bool = False) -> sa_exc.
         _wrapped(sa_exc.OperationalError),
         _wrapped(sa_exc.InterfaceError),
         _wrapped(sa_exc.DBAPIError, invalidated=True),
+        _wrapped(sa_exc.DBAPIError, sqlstate="57P03"),  # "the database system is starting up"
+        _wrapped(sa_exc.DBAPIError, sqlstate="57P01"),  # terminated by the administrator
+        _wrapped(sa_exc.DBAPIError, sqlstate="53300"),  # too many connections
+        _wrapped(sa_exc.DBAPIError, sqlstate="08006"),  # connection failure
+        _wrapped(sa_exc.DBAPIError, sqlstate="25006"),  # a write sent to a read-only standby
     ],
     ids=repr,
 )
@@ -36,6 +50,8 @@ def test_the_database_not_answering_is_an_outage(error: BaseException) -> None:
         _wrapped(sa_exc.IntegrityError),
         _wrapped(sa_exc.ProgrammingError),
         _wrapped(sa_exc.DBAPIError),
+        _wrapped(sa_exc.DBAPIError, sqlstate="23505"),  # a unique violation
+        _wrapped(sa_exc.DBAPIError, sqlstate="42P01"),  # no such table
         ValueError("a bug"),
         KeyError("a bug"),
     ],

@@ -61,15 +61,91 @@ def _drop_writer_connection(gw: RunningGateway) -> None:
     asyncio.run_coroutine_threadsafe(writer._drop_connection(), loop).result(5)
 
 
-def _answered(statuses: list[tuple[str, int, str | None]], phase: str, count: int) -> bool:
-    """Wait (up to 30 s, as a busy machine needs) until ``count`` answers of ``phase`` are in:
-    a fixed sleep let a slow CI machine switch phase before any "before" answer came back."""
-    deadline = time.monotonic() + 30
-    while sum(1 for q, _, _ in statuses if q == phase) < count:
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
+class Load:
+    """Twelve SDK clients sending chat requests until the block ends; each answer is kept with
+    the phase it was sent and answered in ("between" if ``phase`` changed meanwhile: it belongs
+    to neither). A client that gets an error waits ``backoff_s``, as a client would."""
+
+    def __init__(self, gw: RunningGateway, key: str, backoff_s: float = 0.0) -> None:
+        self.phase = "before"
+        self.statuses: list[tuple[str, int, str | None]] = []  # (phase, status, error code)
+        self._gw, self._key, self._backoff = gw, key, backoff_s
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._client) for _ in range(12)]
+
+    def __enter__(self) -> Load:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(15)
+
+    def _client(self) -> None:
+        sdk = openai.OpenAI(
+            base_url=self._gw.base_url, api_key=self._key, max_retries=0, timeout=10
+        )
+        while not self._stop.is_set():
+            seen = self.phase
+            try:
+                sdk.chat.completions.create(
+                    model="gpt-test", messages=[{"role": "user", "content": "hi"}]
+                )
+                status, code = 200, None
+            except openai.APIStatusError as exc:
+                status = exc.status_code
+                code = exc.body.get("code") if isinstance(exc.body, dict) else None
+            self.statuses.append((seen if self.phase == seen else "between", status, code))
+            if status != 200:
+                time.sleep(self._backoff)
+
+    def answered(self, phase: str, count: int) -> bool:
+        """Wait (up to 30 s, as a busy machine needs) until ``count`` answers of ``phase`` are
+        in: a fixed sleep let a slow CI machine switch phase before any "before" answer came."""
+        deadline = time.monotonic() + 30
+        while sum(1 for q, _, _ in self.statuses if q == phase) < count:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    def statuses_in(self, phase: str) -> list[int]:
+        return [s for q, s, _ in self.statuses if q == phase]
+
+    def assert_healed(self, allowed: set[tuple[int, str | None]]) -> int:
+        """Only ``allowed`` answers; all 200 before and after; a 503 felt in the fault. The
+        number of 200s."""
+        assert {(s, c) for _, s, c in self.statuses} <= allowed | {(200, None)}
+        assert self.statuses_in("before") and set(self.statuses_in("before")) == {200}
+        assert 503 in self.statuses_in("fault")  # the fault was felt
+        assert self.statuses_in("after") and set(self.statuses_in("after")) == {200}  # healed
+        return sum(1 for _, s, _ in self.statuses if s == 200)
+
+
+def _check_log(url: str, data_dir: Path, upstream: FakeUpstream, ok: int) -> None:
+    """The log verifies; every 200 was forwarded once and nothing else was; each forward had
+    its durable intent (an intent may also be durable for a request refused after its deadline,
+    and an outcome written during the fault is lost: recovery marks that intent incomplete)."""
+
+    async def check() -> None:
+        engine = open_engine(url)
+        public = load_public_key(data_dir / "audit" / "signing.key")
+        report = await verify_database(engine, public, data_dir / "audit" / "checkpoints")
+        assert report.ok, report.problems
+        async with engine.connect() as conn:
+            rows = (
+                await conn.exec_driver_sql("SELECT request_id, kind, body FROM audit_log")
+            ).all()
+        await engine.dispose()
+        intents = {r[0] for r in rows if r[1] == "intent"}
+        forwarded = [json.loads(r[2]) for r in rows if r[1] in ("complete", "incomplete")]
+        forwarded = [c for c in forwarded if c["forwarded"]]
+        assert len(upstream.received) == ok <= len(intents)
+        assert len(forwarded) <= ok and all(c["request_id"] in intents for c in forwarded)
+
+    asyncio.run(check())
 
 
 def _readyz_becomes(gw: RunningGateway, status: int, within_s: float) -> bool:
@@ -89,81 +165,31 @@ def test_the_audit_store_fails_under_load_nothing_leaves_unrecorded_and_it_heals
     gw = RunningGateway(settings, Components(policy=FakeDecider(), pii_disabled=True)).start()
     injected = Fault()
     event.listen(gw.app.state.services.audit.engine.sync_engine, "checkout", injected.on_checkout)
-    statuses: list[tuple[str, int, str | None]] = []  # (phase, status, error code)
-    phase = "before"
-    stop = threading.Event()
     try:
         key = gw.create_key(user="load", jurisdiction="AU-NSW", sector="private")
-
-        def client() -> None:
-            sdk = openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0, timeout=10)
-            while not stop.is_set():
-                seen = phase
-                try:
-                    sdk.chat.completions.create(
-                        model="gpt-test", messages=[{"role": "user", "content": "hi"}]
-                    )
-                    status, code = 200, None
-                except openai.APIStatusError as exc:
-                    status = exc.status_code
-                    code = exc.body.get("code") if isinstance(exc.body, dict) else None
-                # a request that spans a change of phase belongs to neither
-                statuses.append((seen if phase == seen else "between", status, code))
-
-        threads = [threading.Thread(target=client) for _ in range(12)]
-        for t in threads:
-            t.start()
-        assert _answered(statuses, "before", 12)
-        phase = "fault"
-        injected.kind = fault
-        _drop_writer_connection(gw)
-        assert _readyz_becomes(gw, 503, within_s=10)  # health says degraded
-        # and keeps saying so while the fault lasts: reads still work, so a probe that only
-        # reads would call the store healthy again within its 0.5 s period
-        ready = []
-        for _ in range(15):
-            time.sleep(0.1)
-            ready.append(gw.request("GET", "/readyz")[0])
-        assert set(ready) == {503}, ready
-        phase = "healing"
-        injected.kind = None
-        _drop_writer_connection(gw)
-        assert _readyz_becomes(gw, 200, within_s=15)  # healed without a restart
-        phase = "after"
-        assert _answered(statuses, "after", 12)
+        with Load(gw, key) as load:
+            assert load.answered("before", 12)
+            load.phase = "fault"
+            injected.kind = fault
+            _drop_writer_connection(gw)
+            assert _readyz_becomes(gw, 503, within_s=10)  # health says degraded
+            # and keeps saying so while the fault lasts: reads still work, so a probe that only
+            # reads would call the store healthy again within its 0.5 s period
+            ready = []
+            for _ in range(15):
+                time.sleep(0.1)
+                ready.append(gw.request("GET", "/readyz")[0])
+            assert set(ready) == {503}, ready
+            load.phase = "healing"
+            injected.kind = None
+            _drop_writer_connection(gw)
+            assert _readyz_becomes(gw, 200, within_s=15)  # healed without a restart
+            load.phase = "after"
+            assert load.answered("after", 12)
     finally:
-        stop.set()
-        for t in threads:
-            t.join(15)
         gw.stop()
-
-    assert {(s, c) for _, s, c in statuses} <= {(200, None), (503, "audit_unavailable")}
-    by_phase = {p: [s for q, s, _ in statuses if q == p] for p in ("before", "fault", "after")}
-    assert by_phase["before"] and set(by_phase["before"]) == {200}
-    assert 503 in by_phase["fault"]  # the fault was felt
-    assert by_phase["after"] and set(by_phase["after"]) == {200}  # and it healed
-    ok = sum(1 for _, s, _ in statuses if s == 200)
-
-    async def check() -> None:
-        engine = open_engine(settings.database_url())
-        public = load_public_key(tmp_path / "audit" / "signing.key")
-        report = await verify_database(engine, public, tmp_path / "audit" / "checkpoints")
-        assert report.ok, report.problems
-        async with engine.connect() as conn:
-            rows = (
-                await conn.exec_driver_sql("SELECT request_id, kind, body FROM audit_log")
-            ).all()
-        await engine.dispose()
-        intents = {r[0] for r in rows if r[1] == "intent"}
-        forwarded = [json.loads(r[2]) for r in rows if r[1] in ("complete", "incomplete")]
-        forwarded = [c for c in forwarded if c["forwarded"]]
-        # every 200 was forwarded once and nothing else was; each forward had its durable
-        # intent (an intent may also be durable for a request refused after its deadline, and
-        # an outcome written during the fault is lost: recovery marks that intent incomplete)
-        assert len(upstream.received) == ok <= len(intents)
-        assert len(forwarded) <= ok and all(c["request_id"] in intents for c in forwarded)
-
-    asyncio.run(check())
+    ok = load.assert_healed({(503, "audit_unavailable")})
+    _check_log(settings.database_url(), tmp_path, upstream, ok)
 
 
 def test_postgresql_stopped_under_load_nothing_leaves_unrecorded_and_it_heals(
@@ -172,7 +198,8 @@ def test_postgresql_stopped_under_load_nothing_leaves_unrecorded_and_it_heals(
     """The gateway's one database on a PostgreSQL server of the test's own, stopped at once
     (as a crash) while twelve clients keep sending, then started again: every answer is a 200
     or a 503 naming what is down (the audit store, or the key store for a key not cached),
-    never a 500; ``/readyz`` says so; the gateway heals without a restart and the log verifies."""
+    never a 500; the admin API answers 503 too; ``/readyz`` says so; the gateway heals without
+    a restart and the log verifies."""
     (tmp_path / "gw").mkdir()
     with private_postgres() as pg:
         settings = core_settings(
@@ -184,89 +211,38 @@ def test_postgresql_stopped_under_load_nothing_leaves_unrecorded_and_it_heals(
         )
         gw = RunningGateway(settings, Components(policy=FakeDecider(), pii_disabled=True))
         gw.start()
-        statuses: list[tuple[str, int, str | None]] = []
-        phase = "before"
-        stop = threading.Event()
-        threads: list[threading.Thread] = []
         try:
             key = gw.create_key(user="load", jurisdiction="AU-NSW", sector="private")
-
-            def client() -> None:
-                sdk = openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0, timeout=10)
-                while not stop.is_set():
-                    seen = phase
-                    try:
-                        sdk.chat.completions.create(
-                            model="gpt-test", messages=[{"role": "user", "content": "hi"}]
-                        )
-                        status, code = 200, None
-                    except openai.APIStatusError as exc:
-                        status = exc.status_code
-                        code = exc.body.get("code") if isinstance(exc.body, dict) else None
-                    statuses.append((seen if phase == seen else "between", status, code))
-                    if status != 200:
-                        time.sleep(0.02)  # as a client would back off
-
-            threads = [threading.Thread(target=client) for _ in range(12)]
-            for t in threads:
-                t.start()
-            assert _answered(statuses, "before", 12)
-            phase = "fault"
-            pg.stop()
-            assert _readyz_becomes(gw, 503, within_s=10)
-            time.sleep(1.0)  # past the key cache's 0.5 s: keys are looked up again, and fail
-            assert _answered(statuses, "fault", 24)
-            # the admin API's reads and writes: a 503 naming the store, never a 500
-            admin = [
-                gw.request("GET", "/admin/keys", token=gw.ADMIN_TOKEN),
-                gw.request("GET", "/admin/audit/entries", token=gw.ADMIN_TOKEN),
-                gw.request("GET", "/admin/audit/usage", token=gw.ADMIN_TOKEN),
-                gw.request("POST", "/admin/keys", {"user": "x", "jurisdiction": "AU",
-                           "sector": "private"}, token=gw.ADMIN_TOKEN),
-            ]  # fmt: skip
-            assert {(s, b["error"]["code"]) for s, _, b in admin} <= {
-                (503, "database_unavailable"),
-                (503, "audit_unavailable"),  # a key change is recorded first, and refused
-            }, admin
-            phase = "healing"
-            pg.start()
-            assert _readyz_becomes(gw, 200, within_s=30)  # healed without a restart
-            phase = "after"
-            assert _answered(statuses, "after", 12)
+            with Load(gw, key, backoff_s=0.02) as load:
+                assert load.answered("before", 12)
+                load.phase = "fault"
+                pg.stop()
+                assert _readyz_becomes(gw, 503, within_s=10)
+                time.sleep(1.0)  # past the key cache's 0.5 s: keys are looked up again, and fail
+                assert load.answered("fault", 24)
+                # the admin API's reads and writes: a 503 naming the store, never a 500
+                admin = [
+                    gw.request("GET", "/admin/keys", token=gw.ADMIN_TOKEN),
+                    gw.request("GET", "/admin/audit/entries", token=gw.ADMIN_TOKEN),
+                    gw.request("GET", "/admin/audit/usage", token=gw.ADMIN_TOKEN),
+                    gw.request("POST", "/admin/keys", {"user": "x", "jurisdiction": "AU",
+                               "sector": "private"}, token=gw.ADMIN_TOKEN),
+                ]  # fmt: skip
+                assert {(s, b["error"]["code"]) for s, _, b in admin} <= {
+                    (503, "database_unavailable"),
+                    (503, "audit_unavailable"),  # a key change is recorded first, and refused
+                }, admin
+                load.phase = "healing"
+                pg.start()
+                assert _readyz_becomes(gw, 200, within_s=30)  # healed without a restart
+                load.phase = "after"
+                assert load.answered("after", 12)
         finally:
-            stop.set()
-            for t in threads:
-                t.join(15)
             gw.stop()
-
-        codes = {(s, c) for _, s, c in statuses}
-        assert codes <= {(200, None), (503, "audit_unavailable"), (503, "key_store_unavailable")}
-        by_phase = {p: [s for q, s, _ in statuses if q == p] for p in ("before", "fault", "after")}
-        assert by_phase["before"] and set(by_phase["before"]) == {200}
+        ok = load.assert_healed({(503, "audit_unavailable"), (503, "key_store_unavailable")})
         # both were felt: the write-ahead record while the key was cached, then the key lookup
-        assert {c for q, _, c in statuses if q == "fault"} >= {
+        assert {c for q, _, c in load.statuses if q == "fault"} >= {
             "audit_unavailable",
             "key_store_unavailable",
         }
-        assert by_phase["after"] and set(by_phase["after"]) == {200}
-        ok = sum(1 for _, s, _ in statuses if s == 200)
-
-        async def check() -> None:
-            engine = open_engine(pg.url)
-            public = load_public_key(tmp_path / "gw" / "audit" / "signing.key")
-            report = await verify_database(
-                engine, public, tmp_path / "gw" / "audit" / "checkpoints"
-            )
-            assert report.ok, report.problems
-            async with engine.connect() as conn:
-                rows = (
-                    await conn.exec_driver_sql("SELECT request_id, kind, body FROM audit_log")
-                ).all()
-            await engine.dispose()
-            intents = {r[0] for r in rows if r[1] == "intent"}
-            forwarded = [json.loads(r[2]) for r in rows if r[1] in ("complete", "incomplete")]
-            forwarded = [c for c in forwarded if c["forwarded"]]
-            assert len(upstream.received) == ok <= len(intents)
-            assert len(forwarded) <= ok and all(c["request_id"] in intents for c in forwarded)
-
-        asyncio.run(check())
+        _check_log(pg.url, tmp_path / "gw", upstream, ok)

@@ -22,20 +22,12 @@ import pytest
 from tests.integration.pii.test_gateway_pii import start_pseudonymising
 from tests.support.fakes import FakeDecider
 from tests.support.gateway import RunningGateway
+from tests.support.reference_values import REFERENCE_VALUES
 from tests.support.upstream import FakeUpstream
 
 pytestmark = pytest.mark.integration
 
-VALUES = {
-    "CREDIT_CARD": "4111 1111 1111 1111",
-    "EMAIL_ADDRESS": "john.smith@example.com",
-    "US_SSN": "536-90-4399",
-    "PHONE_NUMBER": "+61412345678",
-    "AU_TFN": "123 456 782",
-    "AU_ABN": "51 824 753 556",
-    "AU_MEDICARE": "2123 45670 1",
-    "IBAN_CODE": "GB82WEST12345698765432",
-}
+VALUES = REFERENCE_VALUES
 
 _FULLWIDTH = {c: chr(ord(c) + 0xFEE0) for c in "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz@.+-"}  # fmt: skip
 _CYRILLIC = {"a": "а", "e": "е", "o": "о", "c": "с", "p": "р", "x": "х",

@@ -9,6 +9,7 @@ import pytest
 
 from gateway.pii.engine import Analyzer
 from gateway.pii.normalise import normalise
+from tests.support.reference_values import REFERENCE_VALUES
 from tests.unit.pii.conftest import found
 
 FOLDS = [
@@ -100,16 +101,7 @@ def test_binary_base64_is_ignored(patterns: Analyzer) -> None:
 
 # Reliability P-2's spaced and dotted forms: the reference's values, one separator after every
 # character, no context word ("My number is … thanks"). IP addresses are not a shipped type.
-SPELLED = {
-    "CREDIT_CARD": "4539 1488 0343 6467",
-    "EMAIL_ADDRESS": "john.smith@example.com",
-    "US_SSN": "536-90-4399",
-    "PHONE_NUMBER": "+61412345678",
-    "AU_TFN": "123 456 782",
-    "AU_ABN": "51 824 753 556",
-    "AU_MEDICARE": "2123 45670 1",
-    "IBAN_CODE": "GB82WEST12345698765432",
-}
+SPELLED = REFERENCE_VALUES
 
 
 @pytest.mark.parametrize("sep", [" ", ".", "-", "_", "/"])
