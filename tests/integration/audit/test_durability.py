@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from audit.checkpoint import Signer
+from audit.checkpoint import Signer, take_checkpoint
 from audit.schema import audit_log
 from audit.sink import AuditUnavailable, DatabaseAuditSink
 from audit.store import append, make_entry
@@ -173,7 +173,20 @@ async def test_two_writer_processes_keep_one_history(
         )
         for k in range(2)
     ]
-    assert [p.wait(timeout=240) for p in procs] == [0, 0]
+    # Checkpoints signed while both write (reliability I-3): each over the head of that moment.
+    sizes: list[int] = []
+
+    async def checkpoints() -> None:
+        while any(p.poll() is None for p in procs):
+            cp = await take_checkpoint(engine, signer, cp_dir)
+            if cp is not None and (not sizes or cp.tree_size > sizes[-1]):
+                sizes.append(cp.tree_size)
+            await asyncio.sleep(0.1)
+
+    waited = asyncio.gather(*(asyncio.to_thread(p.wait, 240) for p in procs))
+    await checkpoints()
+    assert await waited == [0, 0]
+    assert len([n for n in sizes if n < 6000]) >= 3, sizes  # taken mid-run, growing
     async with engine.connect() as conn:
         seqs = (
             (await conn.execute(sa.select(audit_log.c.seq).order_by(audit_log.c.seq)))
@@ -190,6 +203,9 @@ async def test_two_writer_processes_keep_one_history(
     await sink.close()  # takes the closing checkpoint
     report = await verify_database(engine, signer.public, cp_dir)
     assert report.ok and report.last_checkpoint == 6000, report.problems
+    # every checkpoint's root recomputed from the log, and consistency proved between the last
+    # consecutive ones and from the first to the last (audit.verify)
+    assert report.checkpoints >= len({*sizes, 6000}) and report.proofs >= 4, report
     assert json.loads((sorted(cp_dir.glob("*.json"))[-1]).read_text())["tree_size"] == 6000
 
 
