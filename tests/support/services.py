@@ -135,13 +135,21 @@ class PrivatePostgres:
         self._run(str(self._bin / "pg_ctl"), "-D", str(self._data), "-m", "immediate", "-w",
                   "stop")  # fmt: skip
 
-    def freeze(self, on: bool) -> None:
-        """SIGSTOP the postmaster (connections are queued by the kernel and never served) /
-        SIGCONT."""
+    def freeze(self, on: bool, everything: bool = False) -> None:
+        """SIGSTOP the postmaster (new connections are queued by the kernel and never served),
+        and with ``everything`` each of its processes too (open connections answer nothing
+        either: a paused machine) / SIGCONT."""
         import signal
 
+        import psutil
+
         pid = int((self._data / "postmaster.pid").read_text().split()[0])
-        os.kill(pid, signal.SIGSTOP if on else signal.SIGCONT)
+        pids = [pid]
+        if everything:
+            pids += [c.pid for c in psutil.Process(pid).children(recursive=True)]
+        for p in pids if on else reversed(pids):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, signal.SIGSTOP if on else signal.SIGCONT)
 
 
 @contextlib.contextmanager
@@ -171,6 +179,6 @@ def private_postgres() -> Iterator[PrivatePostgres]:
         yield pg
     finally:
         with contextlib.suppress(subprocess.CalledProcessError, OSError, ValueError):
-            pg.freeze(False)
+            pg.freeze(False, everything=True)
             pg.stop()
         shutil.rmtree(data, ignore_errors=True)

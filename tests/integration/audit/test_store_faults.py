@@ -192,14 +192,16 @@ def test_the_audit_store_fails_under_load_nothing_leaves_unrecorded_and_it_heals
     _check_log(settings.database_url(), tmp_path, upstream, ok)
 
 
-def test_postgresql_stopped_under_load_nothing_leaves_unrecorded_and_it_heals(
-    tmp_path: Path, upstream: FakeUpstream
+@pytest.mark.parametrize("fault", ["stopped", "frozen"])
+def test_postgresql_stopped_or_frozen_under_load_nothing_leaves_unrecorded_and_it_heals(
+    tmp_path: Path, upstream: FakeUpstream, fault: str
 ) -> None:
     """The gateway's one database on a PostgreSQL server of the test's own, stopped at once
-    (as a crash) while twelve clients keep sending, then started again: every answer is a 200
-    or a 503 naming what is down (the audit store, or the key store for a key not cached),
-    never a 500; the admin API answers 503 too; ``/readyz`` says so; the gateway heals without
-    a restart and the log verifies."""
+    (as a crash) or frozen (every process SIGSTOPped: a paused machine, connections open and
+    silent) while twelve clients keep sending, then started or thawed: every answer is a 200 or
+    a 503 naming what is down (the audit store, or the key store for a key not cached) within
+    its deadline, never a 500; a stopped server's admin API answers 503 too; ``/readyz`` says so;
+    the gateway heals without a restart and the log verifies."""
     (tmp_path / "gw").mkdir()
     with private_postgres() as pg:
         settings = core_settings(
@@ -216,12 +218,16 @@ def test_postgresql_stopped_under_load_nothing_leaves_unrecorded_and_it_heals(
             with Load(gw, key, backoff_s=0.02) as load:
                 assert load.answered("before", 12)
                 load.phase = "fault"
-                pg.stop()
+                if fault == "stopped":
+                    pg.stop()
+                else:
+                    pg.freeze(True, everything=True)
                 assert _readyz_becomes(gw, 503, within_s=10)
                 time.sleep(1.0)  # past the key cache's 0.5 s: keys are looked up again, and fail
                 assert load.answered("fault", 24)
-                # the admin API's reads and writes: a 503 naming the store, never a 500
-                admin = [
+                # the admin API's reads and writes: a 503 naming the store, never a 500 (a
+                # frozen server's admin reads have no deadline of their own: not asked here)
+                admin = [] if fault == "frozen" else [
                     gw.request("GET", "/admin/keys", token=gw.ADMIN_TOKEN),
                     gw.request("GET", "/admin/audit/entries", token=gw.ADMIN_TOKEN),
                     gw.request("GET", "/admin/audit/usage", token=gw.ADMIN_TOKEN),
@@ -233,7 +239,10 @@ def test_postgresql_stopped_under_load_nothing_leaves_unrecorded_and_it_heals(
                     (503, "audit_unavailable"),  # a key change is recorded first, and refused
                 }, admin
                 load.phase = "healing"
-                pg.start()
+                if fault == "stopped":
+                    pg.start()
+                else:
+                    pg.freeze(False, everything=True)
                 assert _readyz_becomes(gw, 200, within_s=30)  # healed without a restart
                 load.phase = "after"
                 assert load.answered("after", 12)
