@@ -345,6 +345,7 @@ def _ts(s: _Stripper, v: Any) -> str | None:
 
 REQUEST: Spec = {
     "endpoint": _S.ident,
+    "api": _S.ident,
     "model": _S.model,
     "stream": _S.boolean,
     "tools": _S.boolean,

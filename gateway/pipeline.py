@@ -71,6 +71,7 @@ class Pipeline:
         ctx.policy_input = build_policy_input(
             principal=ctx.principal,
             endpoint=ctx.endpoint,
+            api=ctx.api,
             model=ctx.model or ctx.parsed.model,
             stream=ctx.parsed.stream,
             tools=ctx.parsed.tools,

@@ -38,13 +38,22 @@ def build_policy_input(
     pii_counts: Mapping[str, int] | None,
     now: datetime,
     settings: PolicySettings,
+    api: str | None = None,
 ) -> dict[str, Any]:
+    """``endpoint`` is what the backend is asked (``chat`` for a Responses request, which is
+    served as chat); ``api`` the API the caller used (``responses``), the endpoint if omitted."""
     return {
         "version": CONTRACT_VERSION,
         "phase": "route" if pii_counts is None else "final",
         "now": rfc3339(now),
         "principal": principal_view(principal),
-        "request": {"endpoint": endpoint, "model": model, "stream": stream, "tools": tools},
+        "request": {
+            "endpoint": endpoint,
+            "api": api or endpoint,
+            "model": model,
+            "stream": stream,
+            "tools": tools,
+        },
         "backends": [backend_facts(b) for b in backends],
         "pii": None if pii_counts is None else {"entities": dict(pii_counts)},
         "deployment": deployment_view(settings.self_hosted_stance),

@@ -319,3 +319,36 @@ def test_a_stream_read_to_its_end_is_recorded_served_with_its_usage(
         assert events[-1].type == "response.completed"
     got = wait_for_completions(h, before, 3)
     assert [(e["status"], e["usage"]["total_tokens"] > 0) for e in got] == [(200, True)] * 3
+
+
+def test_the_policy_can_tell_a_responses_request_from_a_chat_one(
+    h: Harness, upstream: FakeUpstream
+) -> None:
+    """Served as chat (``request.endpoint`` chat), a Responses request says so in
+    ``request.api``: a rule can refuse the Responses API alone, and the record keeps it."""
+    from tests.support.fakes import allow_all
+
+    def no_responses_api(policy_input: Any) -> dict[str, Any]:
+        d = allow_all(policy_input)
+        if policy_input["request"]["api"] == "responses":
+            d.update(allow=False, permitted_backends=[], reasons=[
+                {"rule": "org.no-responses-api", "message": "Not the Responses API here."}])  # fmt: skip
+        return d
+
+    before = settled(h)
+    h.decider.rule = no_responses_api
+    try:
+        with pytest.raises(openai.PermissionDeniedError) as exc:
+            client(h).responses.create(model="gpt-test", input="hi")
+        assert "org.no-responses-api" in exc.value.message
+        chat = client(h).chat.completions.create(
+            model="gpt-test", messages=[{"role": "user", "content": "hi"}]
+        )
+        assert chat.choices[0].message.content
+    finally:
+        h.decider.rule = allow_all
+    records = wait_for_completions(h, before, 2)
+    requests = [r["decision_input"]["request"] for r in records]
+    assert [(q["endpoint"], q["api"]) for q in requests] == [
+        ("chat", "responses"), ("chat", "chat")]  # fmt: skip
+    assert [r["status"] for r in records] == [403, 200]

@@ -74,7 +74,10 @@ def test_principal_backends_and_stance_are_carried() -> None:
     assert backends[0]["self_hosted"] is True and backends[0]["operator"] == "self"
     assert inp["request"] == {
         "endpoint": "chat",
+        "api": "chat",  # the endpoint when the caller used it directly
         "model": "deepseek-chat",
         "stream": True,
         "tools": False,
     }
+    # a Responses request is served as chat: the policy can tell the two apart
+    assert _build(api="responses")["request"]["api"] == "responses"
