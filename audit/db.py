@@ -25,8 +25,10 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def open_engine(url: str, pool_size: int = 5) -> AsyncEngine:
-    """An async engine for ``url``; SQLite files get WAL and ``synchronous=FULL``."""
+def open_engine(url: str, pool_size: int = 5, connect_timeout_s: float = 5.0) -> AsyncEngine:
+    """An async engine for ``url``; SQLite files get WAL and ``synchronous=FULL``. A new
+    PostgreSQL connection gives up after ``connect_timeout_s`` (asyncpg waits 60 s by default:
+    a frozen server would hold whoever asked that long)."""
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[-1]
         if path and path != ":memory:":
@@ -35,7 +37,12 @@ def open_engine(url: str, pool_size: int = 5) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_timeout=5
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_timeout=5,
+        connect_args={"timeout": connect_timeout_s} if "+asyncpg" in url else {},
     )
 
 

@@ -43,6 +43,9 @@ class ServerSettings(Strict):
 class DatabaseSettings(Strict):
     url: str | None = None  # default: SQLite file under data_dir
     pool_size: int = Field(10, ge=1, le=200)
+    # How long a new PostgreSQL connection may take before the work that asked for it fails
+    # (a 503 on the request path and the admin API); asyncpg's own default is 60 s.
+    connect_timeout_s: float = Field(5.0, gt=0, le=120)
 
 
 class RedisSettings(Strict):

@@ -77,7 +77,9 @@ async def build_services(settings: Settings, components: Components) -> Services
         settings.data_dir, settings.keys.secret_file, settings.keys.secret_env
     )
     url = settings.database_url()
-    engine = create_engine_for(url, settings.database.pool_size)
+    engine = create_engine_for(
+        url, settings.database.pool_size, settings.database.connect_timeout_s
+    )
     policy = components.policy
     if policy is None:
         from gateway.policy.client import build_policy_client

@@ -42,5 +42,5 @@ def is_outage(exc: BaseException) -> bool:
     return False
 
 
-def create_engine_for(url: str, pool_size: int = 10) -> AsyncEngine:
-    return open_engine(url, pool_size)
+def create_engine_for(url: str, pool_size: int = 10, connect_timeout_s: float = 5.0) -> AsyncEngine:
+    return open_engine(url, pool_size, connect_timeout_s)

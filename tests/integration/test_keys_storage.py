@@ -391,3 +391,31 @@ def test_invalid_keys_over_http_on_postgresql_get_the_same_401_quickly(
         assert upstream.received == []
     finally:
         gw.stop()
+
+
+async def test_a_new_connection_to_a_frozen_database_gives_up_at_its_connect_timeout() -> None:
+    """A new connection to a server whose postmaster is frozen (the kernel queues it, nothing
+    serves it) fails after ``database.connect_timeout_s`` as an outage (a 503 wherever it is
+    asked for: the admin API included), not after asyncpg's 60 s."""
+    import time
+
+    from gateway.storage.db import is_outage
+    from tests.support.services import private_postgres
+
+    with private_postgres() as pg:
+        engine = create_engine_for(pg.url, connect_timeout_s=0.5)
+        try:
+            pg.freeze(True)
+            t0 = time.perf_counter()
+            with pytest.raises(Exception) as err:  # its kind is checked below
+                async with engine.connect() as conn:
+                    await conn.execute(sa.text("SELECT 1"))
+            took = time.perf_counter() - t0
+            assert is_outage(err.value), type(err.value)
+            assert 0.4 < took < 2.0, took
+            pg.freeze(False)
+            async with engine.connect() as conn:  # and served once it is back
+                assert (await conn.execute(sa.text("SELECT 1"))).scalar_one() == 1
+        finally:
+            pg.freeze(False)
+            await engine.dispose()
