@@ -56,6 +56,7 @@ async def server() -> AsyncIterator[str]:
     app.router.add_post("/slow/chat/completions", _slow_body)
     app.router.add_post("/stall/chat/completions", _no_headers)
     app.router.add_post("/html/chat/completions", _not_json)
+    app.router.add_post("/peer/chat/completions", _peer)
     async with _serving(app) as url:
         yield url
 
@@ -125,13 +126,13 @@ async def closes_idle() -> AsyncIterator[str]:
 
 
 async def test_idle_pooled_connections_are_kept_for_the_backends_keepalive_only(
-    closes_idle: str,
+    server: str,
 ) -> None:
     up = Upstream({})
     await up.start()
-    try:
-        for keepalive_s, reused in ((0.1, False), (0.55, True)):
-            backend = _backend(closes_idle, keepalive_s=keepalive_s)
+    try:  # the server keeps idle connections 75 s: only the pool's keep-alive decides here
+        for keepalive_s, reused in ((0.1, False), (5.0, True)):
+            backend = _backend(f"{server}/peer", keepalive_s=keepalive_s)
             first = (await up.call_json(backend, "chat", b"{}")).body["peer"]
             await asyncio.sleep(0.2)
             second = (await up.call_json(backend, "chat", b"{}")).body["peer"]
