@@ -9,6 +9,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -52,6 +53,19 @@ async def _fill(sink: DatabaseAuditSink, n: int) -> None:
     evs = [_hostile(i) for i in range(n)]
     await asyncio.gather(*(sink.intent(e) for e in evs))
     await asyncio.gather(*(sink.complete(e) for e in evs))
+
+
+async def _export_entries(engine: AsyncEngine) -> list[dict[str, Any]]:
+    """The log's ``export`` entries, in order."""
+    async with engine.connect() as conn:
+        bodies = (
+            await conn.execute(
+                sa.select(audit_log.c.body)
+                .where(audit_log.c.kind == "export")
+                .order_by(audit_log.c.seq)
+            )
+        ).scalars()
+        return [json.loads(b) for b in bodies]
 
 
 async def _stored(engine: AsyncEngine, until: int) -> list[tuple[int, str, str | None, bytes]]:
@@ -167,19 +181,7 @@ async def test_filters_and_jurisdiction_scope_limit_rows_and_roles_are_enforced(
             ExportFilter(),
             Scope("staff", frozenset({"user"})),
         )
-    async with engine.connect() as conn:
-        exports = (
-            (
-                await conn.execute(
-                    sa.select(audit_log.c.body)
-                    .where(audit_log.c.kind == "export")
-                    .order_by(audit_log.c.seq)
-                )
-            )
-            .scalars()
-            .all()
-        )
-    actions = [json.loads(b) for b in exports]
+    actions = await _export_entries(engine)
     assert [a["actor"] for a in actions] == ["au-auditor"] * 2 + ["auditor-1"] * 2
     assert actions[0]["action"]["filter_decision"] == "deny"
     assert actions[0]["action"]["scope"] == "AU"
@@ -277,21 +279,9 @@ async def test_an_export_holds_a_page_in_memory_not_the_file_and_records_its_ran
     size = out.stat().st_size
     assert result.count == 12000 == result.until_seq and size > 8 * 2**20
     assert peak < size / 8, (peak, size)  # a page and the driver's buffers, not the file
-    async with engine.connect() as conn:
-        bodies = (
-            (
-                await conn.execute(
-                    sa.select(audit_log.c.body)
-                    .where(audit_log.c.kind == "export")
-                    .order_by(audit_log.c.seq)
-                )
-            )
-            .scalars()
-            .all()
-        )
-    actions = [json.loads(b)["action"] for b in bodies]
-    start, done = actions[-2], actions[-1]
-    assert json.loads(bodies[-1])["actor"] == "auditor-1"
+    entries = await _export_entries(engine)
+    start, done = entries[-2]["action"], entries[-1]["action"]
+    assert entries[-1]["actor"] == "auditor-1"
     assert start["phase"] == "start" and start["until_seq"] == 12000 and start["format"] == "jsonl"
     assert done["phase"] == "done" and done["count"] == 12000 and done["until_seq"] == 12000
     assert start["scope"] == "all"
