@@ -16,6 +16,8 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from audit.store import parse_utc
+
 __all__ = [
     "CSV_COLUMNS",
     "FORMATS",
@@ -209,12 +211,9 @@ def _otlp_time(ts: Any) -> str:
     if not isinstance(ts, str):
         return "0"
     try:
-        at = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+        d = parse_utc(ts) - _EPOCH
     except ValueError:
         return "0"
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
-    d = at - _EPOCH
     return str((d.days * 86400 + d.seconds) * 10**9 + d.microseconds * 1000)
 
 
