@@ -8,10 +8,10 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
-from gateway.errors import Cause, GatewayError, error_body
+from gateway.errors import Cause, GatewayError
 from gateway.storage.db import is_outage
 
-__all__ = ["DATABASE_DOWN", "EXCEPTION_HANDLERS", "render"]
+__all__ = ["EXCEPTION_HANDLERS", "render", "unexpected"]
 
 DATABASE_DOWN = "The database is not answering; nothing was done. Retry later."
 
@@ -59,22 +59,20 @@ def _http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response[b
     return render(GatewayError(cause, messages.get(cause, "Bad request.")))
 
 
-def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    # The one top-level boundary: log the type only (messages may carry content), answer 500 —
-    # or 503 when the database did not answer (an admin read or write while it is down).
+def unexpected(exc: Exception, path: str) -> GatewayError:
+    """The answer to an exception nothing else handled, logged by its type only (messages may
+    carry content): 503 when the database did not answer (an admin read or a key lookup while
+    it is down), else 500."""
     if is_outage(exc):
-        log.error("database unavailable (%s) on %s", type(exc).__name__, request.url.path)
-        return render(GatewayError(Cause.DATABASE_UNAVAILABLE, DATABASE_DOWN))
-    log.error("unexpected error %s on %s", type(exc).__name__, request.url.path, exc_info=False)
-    import msgspec
+        log.error("database unavailable (%s) on %s", type(exc).__name__, path)
+        return GatewayError(Cause.DATABASE_UNAVAILABLE, DATABASE_DOWN)
+    log.error("unexpected error %s on %s", type(exc).__name__, path)
+    return GatewayError(Cause.INTERNAL, "Internal error; nothing was sent.")
 
-    return Response(
-        content=msgspec.json.encode(
-            error_body(Cause.INTERNAL, "Internal error; nothing was sent.")
-        ),
-        status_code=500,
-        media_type="application/json",
-    )
+
+def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    # The one top-level boundary (the inference routes have their own: gateway.http.inference).
+    return render(unexpected(exc, request.url.path))
 
 
 EXCEPTION_HANDLERS = {

@@ -19,7 +19,7 @@ from gateway.config.core import RequestLimits
 from gateway.context import RequestContext
 from gateway.errors import Cause, GatewayError
 from gateway.http.body import decode_json, read_body
-from gateway.http.errors import DATABASE_DOWN
+from gateway.http.errors import unexpected
 from gateway.http.raw import send_error, send_json
 from gateway.http.request_id import request_id
 from gateway.http.responses import StreamTranslator, from_chat, rename_param, response_id, to_chat
@@ -27,7 +27,6 @@ from gateway.http.validate import ParsedRequest, validate_request
 from gateway.limiter import Reservation
 from gateway.pipeline import Pipeline, finish
 from gateway.services import Services
-from gateway.storage.db import is_outage
 from gateway.streaming import DONE
 
 __all__ = [
@@ -156,12 +155,7 @@ async def serve(scope: Any, receive: Any, send: Any, endpoint: str, state: Any) 
         ctx.status, ctx.error_code = Cause.CLIENT_CLOSED.status, Cause.CLIENT_CLOSED.code
         raise
     except Exception as exc:  # noqa: BLE001 - the one boundary: type only (messages may carry content)
-        if is_outage(exc):  # the database did not answer: a 503, as the store's own errors are
-            err = GatewayError(Cause.DATABASE_UNAVAILABLE, DATABASE_DOWN)
-            log.error("database unavailable (%s) on %s", type(exc).__name__, scope["path"])
-        else:
-            err = GatewayError(Cause.INTERNAL, "Internal error; nothing was sent.")
-            log.error("unexpected error %s on %s", type(exc).__name__, scope["path"])
+        err = unexpected(exc, scope["path"])  # 503 if the database did not answer, else 500
         ctx.status, ctx.error_code = err.status, err.cause.code
         if not started:
             await send_error(send, err, rid)
