@@ -398,6 +398,8 @@ EVENT: Spec = {
     "client_address": _S.ident,
     "digests": Nested(DIGESTS),
     "forwarded": _S.boolean,
+    # system prompts the gateway added (ids) and how often the answer repeated their canary
+    "system_prompts": Nested({"ids": _S.ids, "canary_leaks": _S.number}),
     # administrative events (export, purge, content_read, shred, config, key)
     "actor": _S.ident,
     "action": _S.scalars,

@@ -102,6 +102,8 @@ CSV_COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("status", ("status",)),
     ("error_code", ("error_code",)),
     ("forwarded", ("forwarded",)),
+    ("system_prompts", ("system_prompts", "ids")),
+    ("system_prompt_canary_leaks", ("system_prompts", "canary_leaks")),
     ("client_address", ("client_address",)),
     ("digest_key_id", ("digests", "key_id")),
     ("prompt_digest", ("digests", "prompt")),

@@ -7,7 +7,7 @@ import hmac
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.config.backends import BackendSpec
 from gateway.errors import Cause
@@ -15,6 +15,9 @@ from gateway.http.validate import ParsedRequest
 from gateway.policy.contract import Decision
 from gateway.principal import Principal
 from gateway.views import NO_PII, backend_facts, decision_view, principal_view
+
+if TYPE_CHECKING:
+    from gateway.prompts import Canary
 
 __all__ = ["RequestContext"]
 
@@ -63,6 +66,9 @@ class RequestContext:
     # The API the caller used when it is not ``endpoint`` (``responses``, served as chat): the
     # audit record and the metrics name it.
     api: str | None = None
+    # The system prompts added to the request (gateway.prompts), and their canary's screen.
+    system_prompts: tuple[str, ...] = ()
+    canary: Canary | None = None
 
     def client_left(self) -> None:
         """Record that the client went away: 499, unless it already had the whole answer (a
@@ -138,4 +144,10 @@ class RequestContext:
                 "answer": self.answer_hmac.hexdigest() if self.answer_hmac is not None else None,
             },
             "forwarded": self.forwarded,
+            "system_prompts": {
+                "ids": self.system_prompts,
+                "canary_leaks": self.canary.leaks if self.canary is not None else None,
+            }
+            if self.system_prompts
+            else None,
         }

@@ -86,6 +86,13 @@ class Metrics:
             ["switch"],
             registry=r,
         )
+        self.prompt_leaks = Counter(
+            "portcullis_system_prompt_leaks",
+            "Answers that repeated the canary of a system prompt the gateway added, by what was "
+            "done (block: the rest withheld; redact: the canary replaced)",
+            ["action"],
+            registry=r,
+        )
         self.in_flight = Gauge(
             "portcullis_in_flight",
             "Requests being handled",

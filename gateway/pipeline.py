@@ -31,6 +31,7 @@ from gateway.pii.contract import Applied, Inspection, Restorer
 from gateway.pii.walk import uninspectable
 from gateway.policy.contract import Decision, PiiAction
 from gateway.policy.input import build_policy_input
+from gateway.prompts import Injection, Screened, plan
 from gateway.services import Services
 from gateway.streaming import relay_stream
 from gateway.upstream import UpstreamFailure
@@ -250,6 +251,7 @@ class Pipeline:
                 self._insecure_pass(
                     ctx, "pii.ner:false", "pii.ner is false (names and places are not detected)"
                 )
+        injection = self._injection(ctx, decision)
         # The request's JSON, encoded once: its digest, and what a backend is sent when nothing
         # in it changes for that backend (no pseudonyms, upstream name, options or removals).
         encoded = _encode(parsed.body)
@@ -273,6 +275,8 @@ class Pipeline:
                 applied[backend.id] = hit
                 body = hit.body
                 ctx.pii_actions = {e: dict(a) for e, a in hit.actions_taken.items()}
+            if injection is not None:
+                body = injection.apply(ctx.endpoint, body)
             upstream_model = backend.upstream_name(ctx.model)
             if upstream_model != body.get("model"):
                 body = {**body, "model": upstream_model}
@@ -294,6 +298,17 @@ class Pipeline:
             return encoded if body is parsed.body else _encode(body)
 
         return backends, body_for, applied
+
+    def _injection(self, ctx: RequestContext, decision: Decision) -> Injection | None:
+        """The system prompts policy asks for (gateway.prompts), checked against the request
+        before anything is written or sent; none for embeddings."""
+        if not decision.system_prompts or ctx.endpoint == "embeddings":
+            return None
+        assert ctx.parsed is not None
+        injection = plan(decision.system_prompts, self.s.settings.system_prompts)
+        injection.apply(ctx.endpoint, ctx.parsed.body)  # a token-id prompt: 422 now, not later
+        ctx.system_prompts, ctx.canary = injection.ids, injection.canary
+        return injection
 
     async def reserve(self, ctx: RequestContext, parsed: ParsedRequest) -> Reservation:
         assert ctx.principal is not None
@@ -348,7 +363,7 @@ class Pipeline:
     async def run_json(self, ctx: RequestContext, parsed: ParsedRequest) -> dict[str, Any]:
         answer, hit = await self._forward(ctx, parsed, self.s.upstream.call_json)
         body = answer.body
-        restorer = self._restorer(hit)
+        restorer = self._restorer(ctx, hit)
         if restorer is not None and ctx.endpoint != "embeddings":
             t0 = time.perf_counter()
             body = restorer.restore_json(ctx.endpoint, body)
@@ -363,14 +378,17 @@ class Pipeline:
     async def run_stream(self, ctx: RequestContext, parsed: ParsedRequest) -> AsyncIterator[bytes]:
         """Open the upstream stream (retries allowed until then) and return the relay."""
         answer, hit = await self._forward(ctx, parsed, self.s.upstream.open_stream)
-        return relay_stream(ctx, answer, self._restorer(hit), self.s.metrics)
+        return relay_stream(ctx, answer, self._restorer(ctx, hit), self.s.metrics)
 
-    def _restorer(self, hit: Applied | None) -> Restorer | None:
+    def _restorer(self, ctx: RequestContext, hit: Applied | None) -> Restorer | None:
         """The answer's restorer: the request's own (its placeholders), or, with the guard on and
-        nothing to restore, one that only scans the answer for personal data it brings."""
+        nothing to restore, one that only scans the answer for personal data it brings; behind
+        the screen for the canary of a system prompt the gateway added, if any."""
         if hit is not None:
-            return hit.restorer
-        return self.s.pii.answer_restorer() if self.s.pii is not None else None
+            restorer: Restorer | None = hit.restorer
+        else:
+            restorer = self.s.pii.answer_restorer() if self.s.pii is not None else None
+        return Screened(ctx.canary, restorer) if ctx.canary is not None else restorer
 
     def _refused_stream_options(
         self, ctx: RequestContext, backend: BackendSpec, failure: UpstreamFailure
@@ -445,6 +463,8 @@ async def finish(services: Services, ctx: RequestContext, reservation: Reservati
         elapsed,
         max(0.0, elapsed - ctx.upstream_s),
     )
+    if ctx.canary is not None and ctx.canary.leaks:
+        s.metrics.prompt_leaks.labels(ctx.canary.action).inc()
     if reservation is not None:
         await s.limiter.reconcile(reservation, _tokens_used(ctx, reservation))
     try:

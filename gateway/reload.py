@@ -1,12 +1,13 @@
 """Reloading the backend catalogue and the limits without a restart (``kill -HUP``,
 ``POST /admin/config/reload``).
 
-The configuration file is read and validated again, exactly as at start. Three sections are
+The configuration file is read and validated again, exactly as at start. Four sections are
 applied to the running gateway: ``backends`` — models, aliases, base URLs, credentials, the facts
 policy decides on, timeouts, priorities —, ``limits`` (the default rate and token limits of keys
-without their own, the limiter's deadline) and ``requests`` (the bounds every request is checked
-against). Nothing else: a change to another section (server, database, keys, PII, audit, policy
-settings, ...) needs a restart, and the reload says which sections those are instead of
+without their own, the limiter's deadline), ``requests`` (the bounds every request is checked
+against) and ``system_prompts`` (the texts of the prompts policy may ask for). Nothing else: a
+change to another section (server, database, keys, PII, audit, policy settings, ...) needs a
+restart, and the reload says which sections those are instead of
 half-applying them. A file that does not load changes nothing.
 
 Order, so that the record never lags what is served: the new configuration is validated, then
@@ -44,7 +45,7 @@ __all__ = ["ReloadReport", "Reloader", "backend_credentials", "config_hash", "in
 log = logging.getLogger("portcullis")
 
 # Top-level sections a reload applies; every other one is read at start only.
-RELOADABLE = ("backends", "limits", "requests")
+RELOADABLE = ("backends", "limits", "requests", "system_prompts")
 
 
 def config_hash(settings: Settings) -> str:
@@ -216,6 +217,7 @@ class Reloader:
                 "credentials_ids": _ids(rotated),
                 "limits": "limits" in sections,
                 "requests": "requests" in sections,
+                "system_prompts": "system_prompts" in sections,
             }
             if "limits" in sections:  # the new defaults, as numbers
                 action["requests_per_minute"] = fresh.limits.requests_per_minute

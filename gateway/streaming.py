@@ -27,6 +27,7 @@ import msgspec
 from gateway.context import RequestContext
 from gateway.metrics import Metrics
 from gateway.pii.contract import ANSWER_TEXTS, Restorer, StreamRestorer
+from gateway.prompts import WITHHELD, Screened
 from gateway.routing import failure_to_error
 from gateway.upstream import StreamAnswer, UpstreamFailure
 
@@ -48,6 +49,7 @@ class _Restoring:
     def __init__(self, restorer: Restorer) -> None:
         self._restorer = restorer
         self._streams: dict[tuple[int, int], StreamRestorer] = {}
+        self._canary = restorer.canary if isinstance(restorer, Screened) else None
 
     def _sr(self, key: tuple[int, int]) -> StreamRestorer:
         sr = self._streams.get(key)
@@ -63,38 +65,63 @@ class _Restoring:
         for choice in choices if isinstance(choices, list) else ():
             if not isinstance(choice, dict):
                 continue
-            idx = choice.get("index", 0) if isinstance(choice.get("index"), int) else 0
-            final = choice.get("finish_reason") is not None
-            delta = choice.get("delta")
-            if isinstance(delta, dict):
-                # DeepSeek's reasoner streams its reasoning first: what the reasoning's restorer
-                # still holds comes out with the first delta of the answer proper.
-                thought = ""
-                if isinstance(delta.get("content"), str) and "reasoning_content" not in delta:
-                    reasoning = self._streams.get((idx, _REASONING))
-                    thought = reasoning.flush() if reasoning is not None else ""
-                for name, sub in _DELTA_TEXTS.items():
-                    self._field(delta, name, (idx, sub), final)
-                if thought:
-                    delta["reasoning_content"] = thought
-                calls = delta.get("tool_calls")
-                for call in calls if isinstance(calls, list) else ():
-                    fn = call.get("function") if isinstance(call, dict) else None
-                    if isinstance(fn, dict):
-                        tidx = call.get("index", 0) if isinstance(call.get("index"), int) else 0
-                        self._field(fn, "arguments", (idx, tidx), final)
-                if final:  # flush every tool-call stream of this choice
-                    for (ci, ti), sr in list(self._streams.items()):
-                        if ci == idx and ti >= 0:
-                            rest = sr.flush()
-                            if rest:
-                                if not isinstance(delta.get("tool_calls"), list):
-                                    delta["tool_calls"] = []
-                                delta["tool_calls"].append(
-                                    {"index": ti, "function": {"arguments": rest}}
-                                )
-            elif isinstance(choice.get("text"), str) or final:
-                self._field(choice, "text", (idx, -1), final)
+            if self._canary is None:
+                self._choice(choice)
+                continue
+            was = self._canary.tripped
+            self._choice(choice)
+            self._screened(choice, was)
+
+    def _screened(self, choice: dict[str, Any], was: bool) -> None:
+        """A choice under the canary screen (gateway.prompts): its logprobs go (they spell the
+        tokens); once the answer repeated the canary under ``block``, its tool calls go, the
+        chunk that found it says why, and each choice ends with ``content_filter``."""
+        if choice.get("logprobs") is not None:
+            choice["logprobs"] = None
+        canary = self._canary
+        if canary is None or not (canary.tripped and canary.block):
+            return
+        delta = choice.get("delta")
+        if isinstance(delta, dict):
+            delta.pop("tool_calls", None)
+            if not was:
+                delta["refusal"] = WITHHELD
+        if choice.get("finish_reason") is not None:
+            choice["finish_reason"] = "content_filter"
+
+    def _choice(self, choice: dict[str, Any]) -> None:
+        idx = choice.get("index", 0) if isinstance(choice.get("index"), int) else 0
+        final = choice.get("finish_reason") is not None
+        delta = choice.get("delta")
+        if isinstance(delta, dict):
+            # DeepSeek's reasoner streams its reasoning first: what the reasoning's restorer
+            # still holds comes out with the first delta of the answer proper.
+            thought = ""
+            if isinstance(delta.get("content"), str) and "reasoning_content" not in delta:
+                reasoning = self._streams.get((idx, _REASONING))
+                thought = reasoning.flush() if reasoning is not None else ""
+            for name, sub in _DELTA_TEXTS.items():
+                self._field(delta, name, (idx, sub), final)
+            if thought:
+                delta["reasoning_content"] = thought
+            calls = delta.get("tool_calls")
+            for call in calls if isinstance(calls, list) else ():
+                fn = call.get("function") if isinstance(call, dict) else None
+                if isinstance(fn, dict):
+                    tidx = call.get("index", 0) if isinstance(call.get("index"), int) else 0
+                    self._field(fn, "arguments", (idx, tidx), final)
+            if final:  # flush every tool-call stream of this choice
+                for (ci, ti), sr in list(self._streams.items()):
+                    if ci == idx and ti >= 0:
+                        rest = sr.flush()
+                        if rest:
+                            if not isinstance(delta.get("tool_calls"), list):
+                                delta["tool_calls"] = []
+                            delta["tool_calls"].append(
+                                {"index": ti, "function": {"arguments": rest}}
+                            )
+        elif isinstance(choice.get("text"), str) or final:
+            self._field(choice, "text", (idx, -1), final)
 
     def drain(self, chat: bool) -> dict[str, Any] | None:
         """What the restorers still hold when the stream ends without a ``finish_reason`` (a

@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, StringConstraints, ValidationError, model_validator
 
 from gateway.config.audit import AuditSettings
 from gateway.config.backends import BackendSpec
@@ -31,6 +31,7 @@ from gateway.config.core import (
 )
 from gateway.config.pii import PiiSettings
 from gateway.config.policy import PolicySettings
+from gateway.config.prompts import PROMPT_ID, SystemPrompt
 from gateway.config.runtime import RuntimeSettings
 
 __all__ = ["ConfigError", "Settings", "load_settings"]
@@ -56,6 +57,10 @@ class Settings(Strict):
     pii: PiiSettings = PiiSettings()
     audit: AuditSettings = AuditSettings()
     runtime: RuntimeSettings = RuntimeSettings()
+    # Prompt id -> the system prompt policy may ask the gateway to add (gateway.config.prompts).
+    system_prompts: dict[Annotated[str, StringConstraints(pattern=PROMPT_ID)], SystemPrompt] = (
+        Field(default_factory=dict)
+    )
 
     @model_validator(mode="after")
     def _unique_backends(self) -> Settings:

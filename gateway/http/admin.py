@@ -293,7 +293,8 @@ async def reload_config(request: Request[Any, Any, Any], state: State) -> dict[s
 @get("/admin/config", opt={"role": "admin"})
 async def show_config(state: State) -> dict[str, Any]:
     """The running catalogue: each backend's facts (what policy decides on), its models and
-    whether it is usable; never a credential, only where it is read from."""
+    whether it is usable; never a credential, only where it is read from; and the system prompts
+    policy may ask for."""
     services: Services = state.services
     return {
         "config_hash": services.config_hash,
@@ -311,6 +312,12 @@ async def show_config(state: State) -> dict[str, Any]:
                 "circuit_open": services.router.breaker.is_open(b.id),
             }
             for b in services.catalog.backends
+        ],
+        # The prompts policy may ask for: the operator's texts, shown so that what requests are
+        # sent can be checked; the per-request canary is never shown or kept.
+        "system_prompts": [
+            {"id": pid, "text": p.text, "canary": p.canary, "on_leak": p.on_leak}
+            for pid, p in services.settings.system_prompts.items()
         ],
     }
 

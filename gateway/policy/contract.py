@@ -26,7 +26,8 @@ Output::
       "pii_actions": {"<backend id>": {"<ENTITY>": action, "*": action}},
       "reasons": [{rule, effect: "deny"|"warn"|"info", message, backends: [ids] | null,
                    citation: null | {authority, instrument, date, url, confidence, action_id}}],
-      "obligations": {"content_capture": bool, "retention_class": str},
+      "obligations": {"content_capture": bool, "retention_class": str,
+                      "system_prompts": [prompt id, ...]},   # the last optional
       "bundle_revision": str
     }
 
@@ -38,9 +39,12 @@ permitted backend that was not a candidate) is a malformed decision and fails cl
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from gateway.config.prompts import PROMPT_ID
 
 __all__ = [
     "CONTRACT_VERSION",
@@ -54,6 +58,7 @@ __all__ = [
 ]
 
 CONTRACT_VERSION = "1"
+_PROMPT_ID = re.compile(PROMPT_ID)
 
 
 class PiiAction(enum.StrEnum):
@@ -133,6 +138,9 @@ class Decision:
     obligations: Mapping[str, Any]
     bundle_revision: str
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    # Ids of the configured system prompts to add to the request (``obligations.system_prompts``;
+    # gateway.prompts). Kept out of ``obligations``, whose members are flat scalars.
+    system_prompts: tuple[str, ...] = ()
 
     def action_for(self, backend: str, entity: str) -> PiiAction:
         per = self.pii_actions.get(backend, {})
@@ -164,7 +172,10 @@ class Decision:
                 b: {e: a.value for e, a in m.items()} for b, m in self.pii_actions.items()
             },
             "reasons": [r.to_json() for r in self.reasons],
-            "obligations": dict(self.obligations),
+            "obligations": {
+                **self.obligations,
+                **({"system_prompts": list(self.system_prompts)} if self.system_prompts else {}),
+            },
             "bundle_revision": self.bundle_revision,
         }
 
@@ -260,6 +271,12 @@ def parse_decision(raw: Any, candidates: tuple[str, ...]) -> Decision:
     obligations = raw.get("obligations") or {}
     if not isinstance(obligations, Mapping):
         raise MalformedDecision("obligations must be an object")
+    obligations = dict(obligations)
+    prompts = obligations.pop("system_prompts", None) or []
+    if not isinstance(prompts, list) or not all(
+        isinstance(p, str) and _PROMPT_ID.fullmatch(p) for p in prompts
+    ):
+        raise MalformedDecision("obligations.system_prompts must be a list of prompt ids")
     revision = raw.get("bundle_revision")
     if not isinstance(revision, str) or not revision:
         raise MalformedDecision("bundle_revision missing")
@@ -270,7 +287,8 @@ def parse_decision(raw: Any, candidates: tuple[str, ...]) -> Decision:
         permitted_backends=permitted,
         pii_actions=actions,
         reasons=tuple(reasons),
-        obligations=dict(obligations),
+        obligations=obligations,
         bundle_revision=revision,
         raw=raw,
+        system_prompts=tuple(dict.fromkeys(prompts)),
     )

@@ -184,11 +184,17 @@ retention_rank := max({0} | {i |
 })
 
 # METADATA
+# title: System prompts
+# description: Ids of the configured system prompts any overlay asks the gateway to add.
+system_prompts := sort([id | some id in {e.system_prompt | some e in obligation_entries; is_string(e.system_prompt)}])
+
+# METADATA
 # title: Obligations
-# description: content_capture if any overlay asks; the strictest retention class requested.
+# description: content_capture if any overlay asks; the strictest retention class requested; the system prompts asked for.
 obligations := {
 	"content_capture": count([e | some e in obligation_entries; e.content_capture == true]) > 0,
 	"retention_class": data.facts.pii.retention_classes[retention_rank],
+	"system_prompts": system_prompts,
 }
 
 # METADATA

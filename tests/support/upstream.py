@@ -4,6 +4,9 @@ Behaviour per request is chosen by the model name's suffix or by ``FakeUpstream.
 ``normal``, ``slow`` (delay before answering), ``error`` (status ``error_status``),
 ``stall`` (stream stops after two chunks and hangs), ``tiny`` (stream split into 1-3 byte
 chunks), ``echo`` (answer with the last user message, so what arrived is visible).
+``recite`` (answer with the first message's content, or the completion's prompt: a model
+repeating its system prompt). ``piece_chars`` splits a streamed answer into pieces of that many
+characters instead of words.
 ``raw_json`` (any JSON value) is the whole answer to a non-streamed request when set, and
 ``raw_sse`` (bytes) the whole body of a streamed one: answers of any shape, for fuzzing.
 ``error_body`` replaces the JSON body of an ``error`` answer; ``redirect_to`` makes every answer a
@@ -42,6 +45,7 @@ class FakeUpstream:
     retry_after: str | None = None
     reply: str = "Hello from the fake upstream."
     stream_chunks: list[str] | None = None
+    piece_chars: int = 0  # when set: a streamed answer in pieces of this many characters
     refuse_stream_options: bool = False
     done_linger_s: float = 0.0  # wait between a stream's [DONE] and the end of the response
     raw_json: Any = None  # when not None: the answer to a non-streamed request, as it is
@@ -61,7 +65,7 @@ class FakeUpstream:
 
     def reset(self) -> None:
         self.mode, self.error_status, self.delay_s, self.chunk_delay_s = "normal", 500, 0.0, 0.0
-        self.retry_after, self.stream_chunks = None, None
+        self.retry_after, self.stream_chunks, self.piece_chars = None, None, 0
         self.refuse_stream_options = False
         self.done_linger_s = 0.0
         self.raw_json, self.raw_sse, self.error_body = None, None, None
@@ -158,6 +162,10 @@ class FakeUpstream:
         if self.mode == "echo":
             msgs = body.get("messages") or []
             return json.dumps(msgs[-1].get("content")) if msgs else json.dumps(body.get("prompt"))
+        if self.mode == "recite":
+            msgs = body.get("messages") or []
+            said = msgs[0].get("content") if msgs else body.get("prompt")
+            return f"My instructions say: {said if isinstance(said, str) else json.dumps(said)}"
         return self.reply
 
     async def _raw(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse | None:
@@ -259,7 +267,12 @@ class FakeUpstream:
     ) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
-        pieces = self.stream_chunks or [w + " " for w in text.split(" ")]
+        n = self.piece_chars
+        pieces = self.stream_chunks or (
+            [text[i : i + n] for i in range(0, len(text), n)]
+            if n
+            else [w + " " for w in text.split(" ")]
+        )
         events = []
         for i, piece in enumerate(pieces):
             if chat:
