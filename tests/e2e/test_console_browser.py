@@ -36,9 +36,11 @@ def _ask(gw: RunningGateway, key: str) -> Any:
 
 @pytest.fixture
 def site(tmp_path: Path, upstream: FakeUpstream) -> Iterator[tuple[RunningGateway, str]]:
-    gw = RunningGateway(
-        Settings.model_validate(deepseek_pair(tmp_path, upstream)), Components(pii_disabled=True)
-    ).start()
+    cfg = deepseek_pair(tmp_path, upstream)
+    cfg["system_prompts"] = {
+        "staff_notice": {"text": "Mind the <b>rules</b>.", "on_leak": "redact"}
+    }
+    gw = RunningGateway(Settings.model_validate(cfg), Components(pii_disabled=True)).start()
     ann = gw.create_key(user="ann", team="ops", jurisdiction="AU-NSW", sector="private")
     cat = gw.create_key(user="cat", team="gov", jurisdiction="AU", sector="government")
     kim = gw.create_key(user="kim", team="seoul", jurisdiction="KR", sector="private")
@@ -150,6 +152,11 @@ def test_an_administrator_and_an_auditor_work_through_the_console(
         page.click("#nav button[data-view=config]")
         expect(page.locator("#config-table")).to_contain_text("deepseek-hosted")
         expect(page.locator("#config-table")).to_contain_text("deepseek-self")
+        prompt = page.locator("#prompts-table tbody tr")
+        expect(prompt).to_have_count(1)
+        expect(prompt).to_contain_text("staff_notice")
+        expect(prompt).to_contain_text("redact")
+        expect(prompt).to_contain_text("Mind the <b>rules</b>.")  # text, never markup
 
         page.click("#signout")
         expect(page.locator("#signin")).to_be_visible()

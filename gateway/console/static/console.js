@@ -805,6 +805,9 @@ async function showConfig() {
   $("config-hash").textContent = text(config.config_hash);
   $("config-revision").textContent = text(config.bundle_revision);
   $("config-table").tBodies[0].replaceChildren(...(config.backends || []).map(backendRow));
+  const prompts = config.system_prompts || [];
+  $("prompts-table").tBodies[0].replaceChildren(...(prompts.length ? prompts.map(promptRow)
+    : [el("tr", {}, el("td", { colSpan: 4, className: "empty", text: "None configured." }))]));
   fillModels(config);
 }
 
@@ -822,6 +825,14 @@ function backendRow(b) {
     el("td", { className: "mono", title: list(b.models), text: list(b.models) }),
     el("td", { className: b.usable ? "ok" : "bad", text: yesNo(b.usable) }),
     el("td", { className: b.circuit_open ? "bad" : null, text: yesNo(b.circuit_open) }));
+}
+
+function promptRow(p) {
+  return el("tr", {},
+    el("td", { className: "mono", text: text(p.id) }),
+    el("td", { text: yesNo(p.canary) }),
+    el("td", { text: text(p.on_leak) }),
+    el("td", { className: "prompt-text", text: text(p.text) }));
 }
 
 async function reloadConfig(button) {
