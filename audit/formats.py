@@ -27,6 +27,8 @@ __all__ = [
     "jsonl_line",
     "neutralise",
     "otlp_line",
+    "otlp_record",
+    "otlp_request",
     "parse_csv",
     "parse_jsonl",
     "parse_otlp",
@@ -220,10 +222,27 @@ def _otlp_time(ts: Any) -> str:
 
 
 def otlp_line(seq: int, kind: str, body: Mapping[str, Any] | None, leaf: bytes) -> bytes:
-    """One entry as an OTLP log record in an ``ExportLogsServiceRequest`` of its own, one line.
-    The record's body is the entry's JSON (exact, ASCII-escaped); attributes name it (``seq``,
-    ``kind``, leaf hash) and carry what a log backend filters on (request id, status,
-    decision, jurisdiction); a denial is severity WARN."""
+    """One entry as an OTLP log record in an ``ExportLogsServiceRequest`` of its own, one line."""
+    request = otlp_request([otlp_record(seq, kind, body, leaf)])
+    return (json.dumps(request, separators=(",", ":"), ensure_ascii=True) + "\n").encode()
+
+
+def otlp_request(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """An OTLP/JSON ``ExportLogsServiceRequest`` holding ``records`` (from :func:`otlp_record`)."""
+    return {
+        "resourceLogs": [
+            {
+                "resource": _OTLP_RESOURCE,
+                "scopeLogs": [{"scope": _OTLP_SCOPE, "logRecords": records}],
+            }
+        ]
+    }
+
+
+def otlp_record(seq: int, kind: str, body: Mapping[str, Any] | None, leaf: bytes) -> dict[str, Any]:
+    """One entry as an OTLP/JSON log record. The record's body is the entry's JSON (exact,
+    ASCII-escaped); attributes name it (``seq``, ``kind``, leaf hash) and carry what a log
+    backend filters on (request id, status, decision, jurisdiction); a denial is severity WARN."""
     deny = _g(body, "decision", "allow") is False
     number, text = _SEVERITY[deny]
     attrs: list[dict[str, Any]] = [
@@ -256,15 +275,7 @@ def otlp_line(seq: int, kind: str, body: Mapping[str, Any] | None, leaf: bytes) 
     if body is not None:  # a purged entry keeps its seq, kind and leaf hash only
         event = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
         record["body"] = {"stringValue": event}
-    request = {
-        "resourceLogs": [
-            {
-                "resource": _OTLP_RESOURCE,
-                "scopeLogs": [{"scope": _OTLP_SCOPE, "logRecords": [record]}],
-            }
-        ]
-    }
-    return (json.dumps(request, separators=(",", ":"), ensure_ascii=True) + "\n").encode()
+    return record
 
 
 def parse_otlp(data: bytes) -> Iterator[dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""``portcullis audit verify|export|usage|checkpoint|purge|shred``: the audit trail from the shell.
+"""``portcullis audit verify|export|ship|usage|checkpoint|purge|shred``: the audit trail from
+the shell.
 
 The command line is an operator's tool with database access, so it acts as ``admin`` unless
 ``--role``/``--scope-jurisdiction`` narrow it (an auditor's export is then only their rows).
@@ -410,3 +411,7 @@ def shred_cmd(ctx: click.Context, tenant: str, actor: str | None) -> None:
     scope = Scope(actor=actor or f"cli:{getpass.getuser()}", roles=frozenset({"admin"}))
     done = _with_engine(url, lambda e: ContentVault(e, writer_id()).shred(tenant, scope))
     click.echo(json.dumps({"tenant": tenant, "key_destroyed": done}))
+
+
+# ``audit ship`` lives in its own module and registers itself on the group above.
+from gateway.cli import audit_ship as _audit_ship  # noqa: E402, F401

@@ -48,3 +48,22 @@ def test_compose_gateway_configuration_loads() -> None:
     env["PORTCULLIS_DATABASE__URL"] = "postgresql+asyncpg://u:p@postgres/portcullis"
     settings = load_settings(ROOT / "deploy" / "config.yaml", environ=env)
     assert settings.policy.engine == "opa" and any(b.self_hosted for b in settings.backends)
+
+
+def test_compose_shipper_runs_a_command_the_cli_takes() -> None:
+    from gateway.cli import cli
+
+    svc = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]["audit-shipper"]
+    assert svc["profiles"] == ["shipping"] and svc["command"][0] == "portcullis"
+    url = "http://otel-collector:4318/v1/logs"
+    args = [a.replace("${OTLP_LOGS_URL:-" + url + "}", url) for a in svc["command"][1:]]
+    root = cli.make_context("portcullis", args)
+    rest = [*root._protected_args, *root.args]
+    group = cli.get_command(root, rest[0])
+    assert group is not None
+    sub = group.make_context(rest[0], rest[1:], parent=root)  # type: ignore[attr-defined]
+    rest = [*sub._protected_args, *sub.args]
+    ship = group.get_command(sub, rest[0])  # type: ignore[attr-defined]
+    params = ship.make_context(rest[0], rest[1:], parent=sub).params
+    assert params["to"] == url and params["follow"] is True
+    assert str(params["cursor"]).startswith("/var/lib/portcullis-ship/")

@@ -1,0 +1,85 @@
+"""A real OTLP/HTTP logs receiver on 127.0.0.1, in the test's own event loop.
+
+Each accepted POST to ``/v1/logs`` is parsed with the OpenTelemetry protobuf definitions
+(``json_format.Parse`` refuses unknown fields and wrong types) and kept, with its headers, in
+``accepted``; ``answers`` queues ``(status, headers, body)`` answers to give before accepting
+(a collector that is down, overloaded or refusing); ``delay_s`` slows every answer;
+``partial_reject`` makes accepted answers report that many records rejected."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+__all__ = ["OtlpReceiver"]
+
+
+@dataclass
+class OtlpReceiver:
+    answers: list[tuple[int, dict[str, str], bytes]] = field(default_factory=list)
+    delay_s: float = 0.0
+    partial_reject: int = 0
+    accepted: list[dict[str, Any]] = field(default_factory=list)  # {"headers", "records"}
+    attempts: int = 0
+    port: int = 0
+    _runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1/logs"
+
+    def seqs(self) -> list[int]:
+        """The ``portcullis.seq`` of every accepted record, in the order received."""
+        out = []
+        for batch in self.accepted:
+            for rec in batch["records"]:
+                attrs = {a["key"]: a["value"] for a in rec["attributes"]}
+                out.append(int(attrs["portcullis.seq"]["intValue"]))
+        return out
+
+    async def _logs(self, request: web.Request) -> web.Response:
+        from google.protobuf import json_format
+        from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+            ExportLogsServiceRequest,
+        )
+
+        self.attempts += 1
+        raw = await request.read()
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        if self.answers:
+            status, headers, body = self.answers.pop(0)
+            return web.Response(status=status, headers=headers, body=body)
+        if request.content_type != "application/json":
+            return web.Response(status=415)
+        json_format.Parse(raw, ExportLogsServiceRequest())  # a 500 if it is not OTLP/JSON
+        doc = json.loads(raw)
+        records = [
+            r for rl in doc["resourceLogs"] for sl in rl["scopeLogs"] for r in sl["logRecords"]
+        ]
+        self.accepted.append({"headers": dict(request.headers), "records": records})
+        answer: dict[str, Any] = {}
+        if self.partial_reject:
+            answer["partialSuccess"] = {
+                "rejectedLogRecords": str(self.partial_reject),
+                "errorMessage": "too old",
+            }
+        return web.json_response(answer)
+
+    async def __aenter__(self) -> OtlpReceiver:
+        app = web.Application()
+        app.router.add_post("/v1/logs", self._logs)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
