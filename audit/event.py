@@ -400,6 +400,8 @@ EVENT: Spec = {
     "forwarded": _S.boolean,
     # system prompts the gateway added (ids) and how often the answer repeated their canary
     "system_prompts": Nested({"ids": _S.ids, "canary_leaks": _S.number}),
+    # the request and answer were sealed in the content vault (a legal-hold obligation)
+    "content_captured": _S.boolean,
     # administrative events (export, purge, content_read, shred, config, key)
     "actor": _S.ident,
     "action": _S.scalars,

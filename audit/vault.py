@@ -15,14 +15,15 @@ from __future__ import annotations
 import os
 
 import sqlalchemy as sa
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from audit.export import AuditForbidden, Scope
-from audit.schema import audit_content, audit_tenant_keys
+from audit.export import AuditForbidden, ExportFilter, Scope, scoped_query
+from audit.schema import audit_content, audit_log, audit_tenant_keys
 from audit.store import append, make_entry, now_ts
 
-__all__ = ["ContentShredded", "ContentVault"]
+__all__ = ["ContentShredded", "ContentVault", "read_in_scope"]
 
 
 class ContentShredded(LookupError):
@@ -55,12 +56,21 @@ class ContentVault:
             )
             return key
 
-    async def capture(self, request_id: str, tenant: str, content: bytes) -> None:
+    async def capture(
+        self, request_id: str, tenant: str, content: bytes, *, replace: bool = False
+    ) -> None:
+        """Seal ``content`` under ``tenant``'s key as the capture of ``request_id``; with
+        ``replace``, in place of what was captured before (the request, then request and
+        answer), in one transaction."""
         key = await self._key(tenant, create=True)
         assert key is not None
         nonce = os.urandom(12)
         sealed = AESGCM(key).encrypt(nonce, content, _aad(request_id, tenant))
         async with self._engine.begin() as conn:
+            if replace:
+                await conn.execute(
+                    sa.delete(audit_content).where(audit_content.c.request_id == request_id)
+                )
             await conn.execute(
                 sa.insert(audit_content).values(
                     request_id=request_id,
@@ -72,15 +82,25 @@ class ContentVault:
             )
 
     async def read(
-        self, request_id: str, scope: Scope, allowed_roles: tuple[str, ...] = ("admin", "auditor")
+        self,
+        request_id: str,
+        scope: Scope,
+        allowed_roles: tuple[str, ...] = ("admin", "auditor"),
+        *,
+        in_scope: bool = True,
     ) -> bytes:
+        """The capture of ``request_id``. Every attempt is a ``content_read`` entry, found or
+        not; ``in_scope=False`` (the request is outside the reader's jurisdictions, as the
+        caller found from the log) reads nothing and answers as for no capture."""
         scope.authorise(allowed_roles)
-        async with self._engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    sa.select(audit_content).where(audit_content.c.request_id == request_id)
-                )
-            ).first()
+        row = None
+        if in_scope:
+            async with self._engine.connect() as conn:
+                row = (
+                    await conn.execute(
+                        sa.select(audit_content).where(audit_content.c.request_id == request_id)
+                    )
+                ).first()
         async with self._engine.connect() as conn:  # every attempt is recorded, found or not
             await append(
                 conn,
@@ -101,9 +121,12 @@ class ContentVault:
         key = await self._key(row.tenant, create=False)
         if key is None:
             raise ContentShredded("the tenant key was destroyed")
-        return AESGCM(key).decrypt(
-            bytes(row.nonce), bytes(row.ciphertext), _aad(request_id, row.tenant)
-        )
+        try:
+            return AESGCM(key).decrypt(
+                bytes(row.nonce), bytes(row.ciphertext), _aad(request_id, row.tenant)
+            )
+        except InvalidTag:  # sealed under a key since destroyed (the tenant has a new one)
+            raise ContentShredded("the tenant key was destroyed") from None
 
     async def shred(
         self, tenant: str, scope: Scope, allowed_roles: tuple[str, ...] = ("admin",)
@@ -130,3 +153,22 @@ class ContentVault:
                 ],
             )
         return bool(result.rowcount)
+
+
+async def read_in_scope(
+    vault: ContentVault,
+    engine: AsyncEngine,
+    request_id: str,
+    scope: Scope,
+    allowed_roles: tuple[str, ...] = ("admin", "auditor"),
+) -> bytes:
+    """:meth:`ContentVault.read`, for a reader limited to jurisdictions: the request counts as
+    captured only if one of its log entries is within the reader's scope (an Australian auditor
+    reads no Korean request's content, and is told only that there is none)."""
+    scope.authorise(allowed_roles)
+    where = scoped_query(ExportFilter(request_id=request_id), scope)
+    async with engine.connect() as conn:
+        seen = (
+            await conn.execute(sa.select(audit_log.c.seq).where(where).limit(1))
+        ).first() is not None
+    return await vault.read(request_id, scope, allowed_roles, in_scope=seen)

@@ -69,6 +69,10 @@ class RequestContext:
     # The system prompts added to the request (gateway.prompts), and their canary's screen.
     system_prompts: tuple[str, ...] = ()
     canary: Canary | None = None
+    # Content capture (gateway.capture): the answer as relayed (a whole answer, or a stream's
+    # event payloads) while capturing, else None; and whether the request was captured.
+    capture: list[Any] | None = None
+    content_captured: bool = False
 
     def client_left(self) -> None:
         """Record that the client went away: 499, unless it already had the whole answer (a
@@ -150,4 +154,5 @@ class RequestContext:
             }
             if self.system_prompts
             else None,
+            "content_captured": self.content_captured,
         }

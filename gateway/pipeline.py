@@ -21,6 +21,7 @@ from typing import Any, Protocol, TypeVar
 
 import msgspec
 
+from gateway.capture import obliged
 from gateway.catalog import key_allows
 from gateway.config.backends import BackendSpec
 from gateway.context import RequestContext
@@ -219,6 +220,19 @@ class Pipeline:
             ) from None
         ctx.mark("audit_intent", t0)
 
+    async def _capture(self, ctx: RequestContext) -> None:
+        """The request, sealed before it leaves, when policy obliges it (gateway.capture)."""
+        if self.s.capture is not None:
+            t0 = time.perf_counter()
+            await self.s.capture.request(ctx)
+            ctx.mark("capture", t0)
+        else:
+            self._insecure_pass(
+                ctx,
+                "audit.content_capture:false",
+                "audit.content_capture is false (policy asked for their content to be captured)",
+            )
+
     def _event(self, ctx: RequestContext) -> dict[str, Any]:
         return ctx.event(
             self.s.secret.secret_id, self.s.config_hash, self.s.settings.audit.record_client_address
@@ -331,6 +345,8 @@ class Pipeline:
         """Prepare, write ahead, then ``call`` permitted backends in order until one answers."""
         backends, body_for, applied = await self.prepare(ctx, parsed)
         await self.write_ahead(ctx)
+        if obliged(ctx):
+            await self._capture(ctx)
 
         async def attempt(backend: BackendSpec) -> T:
             body = body_for(backend)
@@ -373,6 +389,8 @@ class Pipeline:
             body = {**body, "model": ctx.answer_model}
         ctx.usage = _usage(body)
         ctx.answer_hmac.update(_encode(body.get("choices") or body.get("data") or []))
+        if ctx.capture is not None:
+            ctx.capture.append(body)
         return body
 
     async def run_stream(self, ctx: RequestContext, parsed: ParsedRequest) -> AsyncIterator[bytes]:
@@ -467,6 +485,8 @@ async def finish(services: Services, ctx: RequestContext, reservation: Reservati
         s.metrics.prompt_leaks.labels(ctx.canary.action).inc()
     if reservation is not None:
         await s.limiter.reconcile(reservation, _tokens_used(ctx, reservation))
+    if ctx.content_captured and s.capture is not None:
+        await s.capture.answer(ctx)
     try:
         await s.audit.complete(
             ctx.event(s.secret.secret_id, s.config_hash, s.settings.audit.record_client_address)

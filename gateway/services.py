@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.audit_sink import AuditSink
+from gateway.capture import Capture
 from gateway.catalog import Catalog
 from gateway.config import Settings
 from gateway.keys import KeyService
@@ -55,3 +56,5 @@ class Services:
     config_hash: str
     digest_key: bytes
     admin_token: str | None = None
+    # Sealing request and answer when policy obliges it (audit.content_capture; gateway.capture).
+    capture: Capture | None = None

@@ -201,6 +201,8 @@ async def relay_stream(
                         tail_data = _encode({**meta, **tail})
                         ctx.answer_hmac.update(tail_data)
                         ctx.relayed_chunks += 1
+                        if ctx.capture is not None:
+                            ctx.capture.append(tail_data)
                         out.append(b"data: " + tail_data + b"\n\n")
                     out.append(DONE)
                     done = True
@@ -208,6 +210,8 @@ async def relay_stream(
                 if restoring is None and rename is None and b'"usage"' not in data:
                     ctx.answer_hmac.update(data)
                     ctx.relayed_chunks += 1
+                    if ctx.capture is not None:
+                        ctx.capture.append(data)
                     out.append(b"data: " + data + b"\n\n")
                     continue
                 try:
@@ -239,6 +243,8 @@ async def relay_stream(
                         data = _encode(event)
                 ctx.answer_hmac.update(data)
                 ctx.relayed_chunks += 1
+                if ctx.capture is not None:
+                    ctx.capture.append(data)
                 out.append(b"data: " + data + b"\n\n")
             if out:
                 yield b"".join(out)

@@ -1,5 +1,5 @@
-"""``portcullis audit verify|export|ship|usage|checkpoint|purge|shred``: the audit trail from
-the shell.
+"""``portcullis audit verify|export|ship|usage|content|checkpoint|purge|shred``: the audit trail
+from the shell.
 
 The command line is an operator's tool with database access, so it acts as ``admin`` unless
 ``--role``/``--scope-jurisdiction`` narrow it (an auditor's export is then only their rows).
@@ -413,5 +413,7 @@ def shred_cmd(ctx: click.Context, tenant: str, actor: str | None) -> None:
     click.echo(json.dumps({"tenant": tenant, "key_destroyed": done}))
 
 
-# ``audit ship`` lives in its own module and registers itself on the group above.
+# ``audit ship`` and ``audit content`` live in their own modules and register themselves on the
+# group above.
+from gateway.cli import audit_content as _audit_content  # noqa: E402, F401
 from gateway.cli import audit_ship as _audit_ship  # noqa: E402, F401

@@ -12,6 +12,7 @@ from typing import Any
 from litestar import Litestar, Router
 
 from gateway.audit_sink import AuditSink
+from gateway.capture import Capture
 from gateway.catalog import Catalog
 from gateway.config import Settings
 from gateway.heap import freeze_startup_heap
@@ -140,7 +141,23 @@ async def build_services(settings: Settings, components: Components) -> Services
         config_hash=config_hash(settings),
         digest_key=secret.derive("audit-digest"),
         admin_token=_admin_token(settings),
+        capture=_capture(settings, audit, metrics_),
     )
+
+
+def _capture(settings: Settings, audit: Any, metrics_: Metrics) -> Capture | None:
+    """Content capture when the operator turned it on, sealed in the audit store's database
+    (gateway.capture); a store without one (tests' in-memory sinks) cannot, and says so."""
+    if not settings.audit.content_capture:
+        return None
+    engine = getattr(audit, "engine", None)
+    if engine is None:
+        log.warning("audit.content_capture is true, but this audit store cannot hold content")
+        return None
+    from audit.vault import ContentVault
+
+    vault = ContentVault(engine, getattr(audit, "writer_id", "gateway:0:0"))
+    return Capture(vault, settings.audit.intent_deadline_ms / 1000, metrics_)
 
 
 async def close_services(services: Services) -> None:

@@ -28,8 +28,9 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-from litestar import Request, get
+from litestar import Request, Response, get
 from litestar.datastructures import State
+from litestar.params import FromPath
 from litestar.response import Stream
 
 from gateway.errors import Cause, GatewayError
@@ -263,4 +264,38 @@ async def audit_verify(request: Request[Any, Any, Any], state: State) -> dict[st
         _VERIFYING.discard(url)
 
 
-AUDIT_HANDLERS = [export_audit, audit_usage, audit_entries, audit_verify]
+@get("/admin/audit/content/{request_id:str}", opt={"role": "auditor"})
+async def audit_content(
+    request_id: FromPath[str], request: Request[Any, Any, Any], state: State
+) -> Response[bytes]:
+    """The request and answer captured for ``request_id`` (a legal-hold obligation), decrypted:
+    every attempt is a ``content_read`` entry, found or not; 404 when there is none, it is
+    outside the reader's jurisdictions, or its tenant's key was destroyed."""
+    from audit.export import AuditForbidden, ExportFilter
+    from audit.vault import ContentShredded, ContentVault, read_in_scope
+
+    services: Services = state.services
+    try:
+        ExportFilter(request_id=request_id)  # an id the log could hold, or a 400
+    except ValueError:
+        raise GatewayError(
+            Cause.INVALID_PARAMETER, "request_id: a request id.", param="request_id"
+        ) from None
+    engine = _engine(services)
+    vault = ContentVault(engine, getattr(services.audit, "writer_id", "content:0:0"))
+    try:
+        content = await read_in_scope(
+            vault, engine, request_id, _scope(request), services.settings.audit.export_roles
+        )
+    except AuditForbidden:
+        raise GatewayError(Cause.FORBIDDEN, "This role may not read captured content.") from None
+    except ContentShredded as exc:
+        raise GatewayError(Cause.NOT_FOUND, f"No readable content: {exc}.") from None
+    return Response(
+        content,
+        media_type="application/json",
+        headers={"cache-control": "no-store", "x-content-type-options": "nosniff"},
+    )
+
+
+AUDIT_HANDLERS = [export_audit, audit_usage, audit_entries, audit_verify, audit_content]

@@ -16,7 +16,7 @@ backends := [
 
 all_ids := ["azure-eu", "deepseek-hosted", "deepseek-self", "openai"]
 
-# input_for("AU-NSW", "government", {"now": ..., "stance": ..., "team": ..., "phase": ..., "pii": ...})
+# input_for("AU-NSW", "government", {"now": ..., "stance": ..., "team": ..., "tags": [...], "phase": ..., "pii": ...})
 input_for(jurisdiction, sector, opts) := {
 	"version": "1",
 	"phase": object.get(opts, "phase", "route"),
@@ -24,7 +24,7 @@ input_for(jurisdiction, sector, opts) := {
 	"principal": {
 		"key_id": "key-1", "user": "u1", "team": object.get(opts, "team", null), "tenant": "default",
 		"jurisdiction": jurisdiction, "country": substring(jurisdiction, 0, 2),
-		"subdivision": subdivision(jurisdiction), "sector": sector, "roles": [], "tags": [],
+		"subdivision": subdivision(jurisdiction), "sector": sector, "roles": [], "tags": object.get(opts, "tags", []),
 	},
 	"request": {"endpoint": "chat", "model": "m", "stream": false, "tools": false},
 	"backends": object.get(opts, "backends", backends),
