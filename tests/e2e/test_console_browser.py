@@ -25,6 +25,7 @@ from tests.support.upstream import FakeUpstream
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.slow]
 TOKEN = RunningGateway.ADMIN_TOKEN
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _ask(gw: RunningGateway, key: str) -> Any:
@@ -40,8 +41,13 @@ def site(tmp_path: Path, upstream: FakeUpstream) -> Iterator[tuple[RunningGatewa
     cfg["system_prompts"] = {
         "staff_notice": {"text": "Mind the <b>rules</b>.", "on_leak": "redact"}
     }
+    # ann is under legal hold: her requests are captured (read from the console below)
+    cfg["policy"] = {"overlays": [str(ROOT / "policies/overlays/examples/legal_hold")]}
+    cfg["audit"] = {"content_capture": True}
     gw = RunningGateway(Settings.model_validate(cfg), Components(pii_disabled=True)).start()
-    ann = gw.create_key(user="ann", team="ops", jurisdiction="AU-NSW", sector="private")
+    ann = gw.create_key(
+        user="ann", team="ops", jurisdiction="AU-NSW", sector="private", tags=["legal-hold"]
+    )
     cat = gw.create_key(user="cat", team="gov", jurisdiction="AU", sector="government")
     kim = gw.create_key(user="kim", team="seoul", jurisdiction="KR", sector="private")
     auditor = gw.create_key(user="liz", jurisdiction="AU", sector="private", roles=["auditor"])
@@ -106,6 +112,21 @@ def test_an_administrator_and_an_auditor_work_through_the_console(
         expect(detail).to_contain_text('"decision"')
         assert "private words" not in detail.inner_text()  # the prompt was never stored
         expect(page.locator("#audit-detail-head")).to_contain_text("leaf hash")
+        expect(page.locator("#audit-content")).to_be_hidden()  # cat's was not captured
+
+        # ann's request was captured under legal hold: read on demand, shown as text
+        page.select_option("#audit-filter [name=decision]", "allow")
+        page.fill("#audit-filter [name=user]", "ann")
+        page.click("#audit-filter button[type=submit]")
+        expect(rows).to_have_count(1)
+        rows.first.click()
+        expect(page.locator("#audit-content-body")).to_be_hidden()
+        page.click("#audit-content")
+        expect(page.locator("#audit-content-body")).to_contain_text("private words")
+        page.fill("#audit-filter [name=user]", "")
+        page.select_option("#audit-filter [name=decision]", "deny")
+        page.click("#audit-filter button[type=submit]")
+        expect(page.locator("#audit-content-body")).to_be_hidden()
 
         # the same filter as a CSV download
         with page.expect_download() as download:

@@ -47,6 +47,7 @@ const state = {
   auditLoaded: false,
   usageLoaded: false,
   modelsLoaded: false,
+  contentRequest: null, // the request id whose captured content the detail offers to read
 };
 
 const $ = (id) => document.getElementById(id);
@@ -325,7 +326,7 @@ function resetViews() {
     $(id).tBodies[0].replaceChildren();
   }
   $("usage-table").tHead.replaceChildren();
-  $("audit-detail-head").textContent = "Select a row to see its entry.";
+  resetAuditDetail();
   show($("audit-more"), false);
   show($("audit-empty"), false);
   for (const form of ["audit-filter", "usage-form", "key-create", "policy-form"]) $(form).reset();
@@ -479,6 +480,35 @@ function selectAuditRow(row) {
   $("audit-detail").textContent = entry.entry === null || entry.entry === undefined
     ? "purged"
     : JSON.stringify(entry.entry, null, 2);
+  const captured = Boolean(entry.entry && entry.entry.content_captured === true && entry.request_id);
+  state.contentRequest = captured ? entry.request_id : null;
+  show($("audit-content"), captured);
+  show($("audit-content-note"), captured);
+  clearContent();
+}
+
+function resetAuditDetail() {
+  $("audit-detail").textContent = "";
+  $("audit-detail-head").textContent = "Select a row to see its entry.";
+  state.contentRequest = null;
+  clearContent();
+  show($("audit-content"), false);
+  show($("audit-content-note"), false);
+}
+
+function clearContent() {
+  $("audit-content-body").textContent = "";
+  show($("audit-content-body"), false);
+}
+
+// A request captured under a legal-hold obligation: its content, on demand only (each read is an
+// audit entry of its own), shown as text.
+async function readContent() {
+  const rid = state.contentRequest;
+  if (!rid) return;
+  const doc = await api(`/admin/audit/content/${encodeURIComponent(rid)}`);
+  $("audit-content-body").textContent = JSON.stringify(doc, null, 2);
+  show($("audit-content-body"), true);
 }
 
 function onAuditTable(event) {
@@ -886,12 +916,12 @@ function wire() {
   }
 
   $("refresh-readiness").addEventListener("click", guarded(loadReadiness));
+  $("audit-content").addEventListener("click", guarded(readContent));
   $("verify").addEventListener("click", guarded(verify));
 
   $("audit-filter").addEventListener("submit", guarded(async (event) => {
     event.preventDefault();
-    $("audit-detail").textContent = "";
-    $("audit-detail-head").textContent = "Select a row to see its entry.";
+    resetAuditDetail();
     await loadAudit(false);
   }));
   // Clearing the filter shows everything again (not when sign-out resets the forms).
