@@ -16,6 +16,7 @@ import logging
 import multiprocessing
 from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from gateway.config.pii import PiiSettings
@@ -92,6 +93,10 @@ class FastDetector:
         self._pool: cf.Executor | None = None
         self._loaded = False
         self._load_lock = asyncio.Lock()
+        # A fresh worker pool loading after the last one broke (a worker died): requests fail
+        # closed at once until it is warm, instead of waiting for the model to load.
+        self._restarting: asyncio.Task[None] | None = None
+        self.restarts = 0
         self.hits = 0
         self.misses = 0
 
@@ -157,6 +162,14 @@ class FastDetector:
         self.hits += len(texts) - len(miss)
         self.misses += len(miss)
         if miss:
+            if self._restarting is not None:
+                if not self._restarting.done():
+                    raise GatewayError(
+                        Cause.PII_UNAVAILABLE,
+                        "Personal-data detection is restarting; nothing was sent.",
+                        headers={"retry-after": "5"},
+                    )
+                self._restarting = None  # warm (or failed: the load below tries again)
             try:
                 await asyncio.wait_for(self._ensure_loaded(), _LOAD_TIMEOUT_S)
             except Exception as exc:  # noqa: BLE001 - a detector that cannot load fails closed
@@ -180,6 +193,13 @@ class FastDetector:
                 ) from None
             except GatewayError:
                 raise
+            except BrokenProcessPool:
+                self._replace_pool()
+                raise GatewayError(
+                    Cause.PII_UNAVAILABLE,
+                    "Personal-data detection is restarting; nothing was sent.",
+                    headers={"retry-after": "5"},
+                ) from None
             except Exception as exc:  # noqa: BLE001 - any detector failure fails closed
                 log.error("pii detection failed: %s", type(exc).__name__)
                 raise GatewayError(
@@ -193,16 +213,46 @@ class FastDetector:
                 self._cache.put(keys[i], by_text[texts[i]])
         return [list(r or ()) for r in results]
 
+    def _replace_pool(self) -> None:
+        """A worker of the pool died (killed for memory, crashed), which breaks the whole pool
+        for good: drop it and load a fresh one in the background. Requests fail closed until it
+        is warm; ``/readyz`` says not ready meanwhile."""
+        pool, self._pool = self._pool, None
+        self._loaded = False
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        if self._restarting is not None and not self._restarting.done():
+            return  # one fresh pool at a time
+        self.restarts += 1
+        log.error(
+            "pii detection: a worker process died; starting a fresh pool (restart %d)",
+            self.restarts,
+        )
+        self._restarting = asyncio.get_running_loop().create_task(self._reload())
+
+    async def _reload(self) -> None:
+        try:
+            await asyncio.wait_for(self._ensure_loaded(), _LOAD_TIMEOUT_S)
+        except Exception as exc:  # noqa: BLE001 - the next request tries again (and fails closed)
+            log.error("pii detection: the fresh pool did not load: %s", type(exc).__name__)
+
     async def ready(self) -> bool:
         """Loads the model (first call) and runs a probe through the executor."""
+        if self._restarting is not None and not self._restarting.done():
+            return False
         try:
             await asyncio.wait_for(self._ensure_loaded(), _LOAD_TIMEOUT_S)
             await asyncio.wait_for(self._compute(["ready John"], None), 30)
+        except BrokenProcessPool:
+            self._replace_pool()
+            return False
         except Exception:  # noqa: BLE001 - readiness is a yes/no answer
             return False
         return True
 
     async def close(self) -> None:
+        if self._restarting is not None:
+            self._restarting.cancel()
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
