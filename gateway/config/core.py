@@ -73,6 +73,11 @@ class AdminSettings(Strict):
     # The web console at /console/ (gateway.console): a static page over this admin API; it
     # holds no data and asks for the admin token or an admin/auditor key.
     console: bool = True
+    # How long an admin call may take before its answer starts (0: no limit). Past it the
+    # caller gets 503 database_unavailable at once — a frozen database holds pooled connections
+    # silently, with no error to end the wait. A streamed export, once begun, is not cut; the
+    # trail's verification (its own process) is exempt.
+    deadline_s: float = Field(30.0, ge=0, le=3600)
 
 
 class LimitSettings(Strict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
@@ -15,6 +16,7 @@ from gateway.audit_sink import AuditSink
 from gateway.capture import Capture
 from gateway.catalog import Catalog
 from gateway.config import Settings
+from gateway.errors import Cause, GatewayError
 from gateway.heap import freeze_startup_heap
 from gateway.http.admin import ADMIN_HANDLERS, admin_guard
 from gateway.http.audit_admin import AUDIT_HANDLERS
@@ -34,7 +36,8 @@ from gateway.http.inference import (
     serve,
 )
 from gateway.http.ops import healthz, metrics, readyz
-from gateway.http.request_id import add_request_id
+from gateway.http.raw import send_error
+from gateway.http.request_id import add_request_id, request_id
 from gateway.keys import KeyService
 from gateway.limiter import build_limiter
 from gateway.metrics import Metrics
@@ -200,10 +203,61 @@ class GatewayApp(Litestar):
             elif scope["method"] == "HEAD" and scope["path"] in _PROBES:
                 # a load balancer's probe: GET's answer without its body (RFC 9110, 9.3.2)
                 scope, send = {**scope, "method": "GET"}, _without_body(send)
+            if scope["path"].startswith("/admin/") and scope["path"] not in _NO_DEADLINE:
+                services = getattr(self.state, "services", None)
+                deadline = services.settings.admin.deadline_s if services is not None else 0
+                if deadline:
+                    await _within(super().__call__, scope, receive, send, deadline)
+                    return
         await super().__call__(scope, receive, send)
 
 
 _PROBES = frozenset({"/healthz", "/readyz"})
+# Admin calls without the deadline: the trail's verification runs in a process of its own, with
+# its own connection, and may take minutes on a grown trail.
+_NO_DEADLINE = frozenset({"/admin/audit/verify"})
+_STRAYS: set[asyncio.Task[None]] = set()
+
+
+async def _within(app: Any, scope: Any, receive: Any, send: Any, deadline_s: float) -> None:
+    """Run an admin call; if its answer has not started within ``deadline_s``, answer 503
+    ``database_unavailable`` at once. The call is cancelled but not waited for: its clean-up
+    may itself wait on the silent database (a rollback on a frozen server), and whatever it
+    sends later is dropped."""
+    started = answered = False
+
+    async def tracked(message: Any) -> None:
+        nonlocal started
+        if answered:
+            return
+        if message["type"] == "http.response.start":
+            started = True
+        await send(message)
+
+    call = asyncio.ensure_future(app(scope, receive, tracked))
+    done, _ = await asyncio.wait({call}, timeout=deadline_s)
+    if call in done or started:
+        await call  # finished (its outcome, raised or not), or an answer already streaming
+        return
+    answered = True
+    call.cancel()
+    _STRAYS.add(call)
+    call.add_done_callback(_STRAYS.discard)
+    log.error(
+        "admin call %s %s did not start its answer within admin.deadline_s (%.1f s): answered "
+        "503; the database is not answering",
+        scope["method"],
+        scope["path"],
+        deadline_s,
+    )
+    err = GatewayError(
+        Cause.DATABASE_UNAVAILABLE,
+        f"The call did not finish within {deadline_s:g} s (admin.deadline_s): the database is not "
+        "answering. A change it was making may or may not have been made; check before "
+        "repeating it.",
+        headers={"retry-after": "5"},
+    )
+    await send_error(send, err, request_id(scope).encode())
 
 
 def _without_body(send: Any) -> Any:
