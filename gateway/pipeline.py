@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
@@ -27,17 +26,19 @@ from gateway.config.backends import BackendSpec
 from gateway.context import RequestContext
 from gateway.errors import Cause, GatewayError
 from gateway.http.validate import ParsedRequest, known_params
+from gateway.insecure import InsecurePasses
 from gateway.limiter import Reservation
+from gateway.outcome import usage_of
+from gateway.permitted import permitted
 from gateway.pii.contract import Applied, Inspection, Restorer
-from gateway.pii.walk import uninspectable
-from gateway.policy.contract import Decision, PiiAction
+from gateway.policy.contract import Decision
 from gateway.policy.input import build_policy_input
 from gateway.prompts import Injection, Screened, plan
 from gateway.services import Services
 from gateway.streaming import relay_stream
 from gateway.upstream import UpstreamFailure
 
-__all__ = ["Pipeline", "finish"]
+__all__ = ["Pipeline"]
 
 log = logging.getLogger("portcullis.pipeline")
 
@@ -61,9 +62,7 @@ class Pipeline:
         # Backends that refused the ``stream_options`` we add (see ``BackendSpec.stream_usage``):
         # not asked again in this process.
         self.refuses_stream_options: set[str] = set()
-        # Per insecure switch: requests it let out since the last warning about it, and when
-        # that warning was logged; see _insecure_pass.
-        self._insecure: dict[str, tuple[int, float]] = {}
+        self.insecure = InsecurePasses(services.metrics)
 
     # -- steps ---------------------------------------------------------------------------
 
@@ -124,88 +123,6 @@ class Pipeline:
         ctx.pii_counts = dict(inspection.counts)
         return inspection
 
-    def permitted(self, ctx: RequestContext, decision: Decision) -> list[BackendSpec]:
-        """Permitted backends, less those for which a found entity type must be blocked, and —
-        when the request holds content the detector cannot read (images, audio, files, token
-        ids) — less those the policy does not trust with every kind of personal data."""
-        allowed = set(decision.permitted_backends)
-        opaque = ctx.uninspectable = self._uninspectable(ctx)
-        out = []
-        blocked_types: set[str] = set()
-        withheld: list[str] = []  # backends that would need the opaque content inspected
-        for b in ctx.candidates:
-            if b.id not in allowed:
-                continue
-            blocks = {e for e in ctx.pii_counts if decision.action_for(b.id, e) is PiiAction.BLOCK}
-            if blocks:
-                blocked_types |= blocks
-                continue
-            if opaque and decision.entities_needed((b.id,)) != frozenset():
-                withheld.append(b.id)
-                if not self.s.settings.pii.insecure_pass_uninspectable:
-                    continue
-            out.append(b)
-        if withheld and self.s.settings.pii.insecure_pass_uninspectable:
-            ctx.insecure.append("pii.insecure_pass_uninspectable")
-            self.s.metrics.insecure_passes.labels("pii.insecure_pass_uninspectable").inc()
-            log.warning(
-                "insecure: request %s holds %s, which cannot be inspected for personal data, and "
-                "may go uninspected to %s (pii.insecure_pass_uninspectable)",
-                ctx.request_id,
-                ", ".join(opaque),
-                ", ".join(withheld),
-            )
-        if not out:
-            if withheld and not blocked_types:
-                self.s.metrics.denials.labels(Cause.UNINSPECTABLE.code).inc()
-                raise GatewayError(
-                    Cause.UNINSPECTABLE,
-                    "The request holds "
-                    + ", ".join(opaque)
-                    + " content, which cannot be inspected for personal data, and no permitted "
-                    "backend may receive uninspected personal data. Send text only, or use a "
-                    "model whose backend policy trusts with personal data (a self-hosted one).",
-                    details={"content_types": opaque},
-                )
-            if blocked_types:
-                self.s.metrics.denials.labels("pii_blocked").inc()
-                raise GatewayError(
-                    Cause.PII_BLOCKED,
-                    "The request contains personal data that policy does not allow to leave: "
-                    + ", ".join(sorted(blocked_types))
-                    + ".",
-                    details={"entity_types": sorted(blocked_types)},
-                )
-            raise GatewayError(Cause.NO_BACKEND, "No permitted backend serves this model.")
-        return out
-
-    def _insecure_pass(self, ctx: RequestContext, switch: str, why: str) -> None:
-        """A request let out without a check its policy asked for, by a configuration that
-        turns the check off (``pii.enabled: false``, ``pii.ner: false``): recorded in its audit
-        record, counted, and logged as a warning with the count at once and then at most once a
-        minute per switch (a line per request would drown the log at the rates such a setting
-        is chosen for)."""
-        ctx.insecure.append(switch)
-        self.s.metrics.insecure_passes.labels(switch).inc()
-        count, since = self._insecure.get(switch, (0, -math.inf))
-        now = time.monotonic()
-        if now - since >= 60.0:
-            log.warning(
-                "insecure: %d request(s) sent without the personal-data protection their policy "
-                "asked for, because %s",
-                count + 1,
-                why,
-            )
-            self._insecure[switch] = (0, now)
-        else:
-            self._insecure[switch] = (count + 1, since)
-
-    def _uninspectable(self, ctx: RequestContext) -> list[str]:
-        """The kinds of unreadable content in the request (none when PII inspection is off)."""
-        if self.s.pii is None or ctx.parsed is None:
-            return []
-        return uninspectable(ctx.endpoint, ctx.parsed.body)
-
     async def write_ahead(self, ctx: RequestContext) -> None:
         t0 = time.perf_counter()
         try:
@@ -227,7 +144,7 @@ class Pipeline:
             await self.s.capture.request(ctx)
             ctx.mark("capture", t0)
         else:
-            self._insecure_pass(
+            self.insecure.record(
                 ctx,
                 "audit.content_capture:false",
                 "audit.content_capture is false (policy asked for their content to be captured)",
@@ -256,13 +173,13 @@ class Pipeline:
         inspection = await self.inspect(ctx, decision)
         if inspection is not None and ctx.pii_counts:
             decision = await self.decide(ctx, dict(ctx.pii_counts))
-        backends = self.permitted(ctx, decision)
+        backends = permitted(self.s, ctx, decision)
         if self.s.pii is None or not self.s.settings.pii.ner:  # a switch that turns checks off
             needed = decision.entities_needed(tuple(b.id for b in backends))  # None: every type
             if self.s.pii is None and needed != frozenset():
-                self._insecure_pass(ctx, "pii.enabled:false", "pii.enabled is false")
+                self.insecure.record(ctx, "pii.enabled:false", "pii.enabled is false")
             elif self.s.pii is not None and (needed is None or needed & _NER_TYPES):
-                self._insecure_pass(
+                self.insecure.record(
                     ctx, "pii.ner:false", "pii.ner is false (names and places are not detected)"
                 )
         injection = self._injection(ctx, decision)
@@ -387,7 +304,7 @@ class Pipeline:
             ctx.mark("restore", t0)
         if ctx.answer_model is not None and "model" in body:
             body = {**body, "model": ctx.answer_model}
-        ctx.usage = _usage(body)
+        ctx.usage = usage_of(body)
         ctx.answer_hmac.update(_encode(body.get("choices") or body.get("data") or []))
         if ctx.capture is not None:
             ctx.capture.append(body)
@@ -447,50 +364,3 @@ def _denial_message(decision: Decision) -> str:
     more = len(decision.denials) - 1
     extra = f" ({more} more reason(s) in error.reasons)" if more > 0 else ""
     return f"Request denied by policy rule {first.rule}: {first.message.rstrip('.')}.{extra}"
-
-
-def _tokens_used(ctx: RequestContext, reservation: Reservation) -> int:
-    """What the token budget is charged: the answer's usage; nothing if nothing was forwarded;
-    the reservation (the estimate) if the backend was called but reported no usage (a stream
-    without ``include_usage``, a backend that omits it), which was refunded as if free."""
-    used = ctx.usage.get("total_tokens")
-    if used is not None:
-        return used
-    return reservation.tokens if ctx.forwarded else 0
-
-
-def _usage(body: dict[str, Any]) -> dict[str, int]:
-    u = body.get("usage")
-    if not isinstance(u, dict):
-        return {}
-    return {
-        k: v
-        for k in ("prompt_tokens", "completion_tokens", "total_tokens")
-        if isinstance(v := u.get(k), int)
-    }
-
-
-async def finish(services: Services, ctx: RequestContext, reservation: Reservation | None) -> None:
-    """Record the outcome: metrics, limiter reconciliation, the audit completion record."""
-    s = services
-    elapsed = ctx.elapsed
-    s.metrics.finished(
-        ctx.api or ctx.endpoint,
-        ctx.status,
-        ctx.backend.id if ctx.backend else "none",
-        elapsed,
-        max(0.0, elapsed - ctx.upstream_s),
-    )
-    if ctx.canary is not None and ctx.canary.leaks:
-        s.metrics.prompt_leaks.labels(ctx.canary.action).inc()
-    if reservation is not None:
-        await s.limiter.reconcile(reservation, _tokens_used(ctx, reservation))
-    if ctx.content_captured and s.capture is not None:
-        await s.capture.answer(ctx)
-    try:
-        await s.audit.complete(
-            ctx.event(s.secret.secret_id, s.config_hash, s.settings.audit.record_client_address)
-        )
-    except Exception as exc:  # noqa: BLE001 - the answer is already out; count and log the loss
-        s.metrics.fail_closed.labels("audit_complete").inc()
-        log.error("audit completion record failed: %s", type(exc).__name__)

@@ -25,7 +25,8 @@ from gateway.http.request_id import request_id
 from gateway.http.responses import StreamTranslator, from_chat, rename_param, response_id, to_chat
 from gateway.http.validate import ParsedRequest, validate_request
 from gateway.limiter import Reservation
-from gateway.pipeline import Pipeline, finish
+from gateway.outcome import finish
+from gateway.pipeline import Pipeline
 from gateway.services import Services
 from gateway.streaming import DONE
 

@@ -76,11 +76,28 @@ class World:
         status, _, body = self.gw.request("GET", f"/admin/audit/content/{rid}", token=token)
         return status, body
 
+    def read_complete(self, rid: str) -> dict[str, Any]:
+        """The capture once its answer is in (written after the answer went out)."""
+        deadline = time.monotonic() + 5
+        while True:
+            status, doc = self.read(rid)
+            assert status == 200, doc
+            if doc["complete"] or time.monotonic() > deadline:
+                return doc  # type: ignore[no-any-return]
+            time.sleep(0.05)
+
     def entries(self, kind: str) -> list[dict[str, Any]]:
-        time.sleep(0.3)  # completion records and captures land after the answer
-        with sqlite3.connect(self.tmp / "portcullis.db") as db:
-            rows = db.execute("SELECT body FROM audit_log WHERE kind = ? ORDER BY seq", (kind,))
-            return [json.loads(b) for (b,) in rows]
+        """The trail's entries of ``kind``, once none is still being written (completion records
+        land after the answer)."""
+        seen: list[dict[str, Any]] | None = None
+        while True:
+            time.sleep(0.3)
+            with sqlite3.connect(self.tmp / "portcullis.db") as db:
+                rows = db.execute("SELECT body FROM audit_log WHERE kind = ? ORDER BY seq", (kind,))
+                now = [json.loads(b) for (b,) in rows]
+            if seen is not None and len(now) == len(seen):
+                return now
+            seen = now
 
     def record(self, rid: str) -> dict[str, Any]:
         return next(e for e in self.entries("complete") if e["request_id"] == rid)
@@ -108,8 +125,7 @@ def test_a_held_request_and_its_answer_are_sealed_and_read_back_as_the_caller_sa
     record = world.record(rid)
     assert record["content_captured"] is True
     assert record["decision"]["obligations"]["retention_class"] == "legal_hold"
-    status, doc = world.read(rid)
-    assert status == 200, doc
+    doc = world.read_complete(rid)
     assert doc["request"]["messages"][0]["content"] == f"Write to {EMAIL} about {WORD}"
     assert doc["answer"]["choices"][0]["message"]["content"] == answer.choices[0].message.content
     assert (doc["complete"], doc["status"], doc["stream"]) == (True, 200, None)
@@ -123,8 +139,8 @@ def test_a_held_stream_is_kept_as_the_events_the_caller_received(
 ) -> None:
     upstream.mode, upstream.piece_chars = "echo", 5
     rid, text = world.ask(world.held, stream=True)
-    status, doc = world.read(rid)
-    assert status == 200 and doc["answer"] is None and doc["complete"] is True
+    doc = world.read_complete(rid)
+    assert doc["answer"] is None and doc["complete"] is True
     events = doc["stream"]
     assert (
         "".join(e["choices"][0]["delta"].get("content") or "" for e in events if e.get("choices"))

@@ -93,10 +93,17 @@ class World:
         return m.group(1)
 
     def records(self) -> list[dict[str, Any]]:
-        time.sleep(0.3)  # completion records are written after the answer
-        with sqlite3.connect(self.tmp / "portcullis.db") as db:
-            rows = db.execute("SELECT body FROM audit_log WHERE kind = 'complete' ORDER BY seq")
-            return [json.loads(b) for (b,) in rows]
+        """The completion records, once none is still being written (each is written after its
+        answer went out)."""
+        seen: list[dict[str, Any]] | None = None
+        while True:
+            time.sleep(0.3)
+            with sqlite3.connect(self.tmp / "portcullis.db") as db:
+                rows = db.execute("SELECT body FROM audit_log WHERE kind = 'complete' ORDER BY seq")
+                now = [json.loads(b) for (b,) in rows]
+            if seen is not None and len(now) == len(seen):
+                return now
+            seen = now
 
 
 @pytest.fixture(scope="module")

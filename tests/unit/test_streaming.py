@@ -144,7 +144,7 @@ async def test_crlf_event_separators_are_understood() -> None:
 def test_the_token_budget_charge_when_usage_is_missing() -> None:
     from gateway.context import RequestContext
     from gateway.limiter import Reservation
-    from gateway.pipeline import _tokens_used
+    from gateway.outcome import tokens_used as _tokens_used
 
     r = Reservation("k", 300, 600, 200_000)
     ctx = RequestContext(request_id="req_a", endpoint="chat", client_addr=None)
