@@ -24,28 +24,19 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
-import hmac
 import logging
-import re
-import secrets
 import time
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from audit.shapes import is_name
 from gateway.errors import Cause, GatewayError
 from gateway.key_records import (
-    NAME_RULE,
     KeyRecord,
-    record_to_row,
     row_to_record,
     validate_description,
     validate_expiry,
@@ -54,22 +45,12 @@ from gateway.key_records import (
     validate_models,
     validate_principal_fields,
 )
+from gateway.key_store import KeyNotRecorded, KeyStore, Recorder, joined
 from gateway.principal import Principal
-from gateway.secrets_store import ServerSecret
 from gateway.storage.db import is_outage
 from gateway.storage.schema import api_keys
 
-if TYPE_CHECKING:
-    from gateway.revocations import RevocationFeed
-
 __all__ = ["IssuedKey", "KeyNotRecorded", "KeyService", "Recorder"]
-
-# (kind, event) -> the entry's sequence number: an audit sink's ``record``.
-Recorder = Callable[[str, Mapping[str, Any]], Awaitable[Any]]
-
-
-class KeyNotRecorded(RuntimeError):
-    """The audit trail did not take the key's record, so the key was not created or changed."""
 
 
 log = logging.getLogger("portcullis.keys")
@@ -83,51 +64,8 @@ class IssuedKey:
     key_id: str
 
 
-class KeyService:
-    def __init__(
-        self,
-        engine: AsyncEngine,
-        secret: ServerSecret,
-        prefix: str = "pcs",
-        cache_ttl_s: float = 5.0,
-        cache_size: int = 10_000,
-        revocations: RevocationFeed | None = None,
-        recorder: Recorder | None = None,
-        lookup_deadline_s: float = 1.0,
-    ) -> None:
-        self._engine = engine
-        self._lookup_s = lookup_deadline_s
-        self._recorder = recorder
-        self._secret = secret
-        self._hmac_key = secret.derive("api-key")
-        self._prefix = prefix
-        self._shape = re.compile(rf"^{prefix}_[0-9a-f]{{12}}_[A-Za-z0-9_-]{{43}}$")
-        self._ttl = cache_ttl_s
-        self._cache: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
-        self._cache_size = cache_size
-        # Digests of well-shaped keys the database did not know: a client retrying with a
-        # revoked or mistyped key costs no lookup the second time. Safe to keep: a digest
-        # that matched no active key never will (new keys are random, revocation is final).
-        self._unknown: OrderedDict[str, None] = OrderedDict()
-        # With a feed, the cache is trusted only while the feed is live (see gateway.revocations).
-        self._feed = revocations
-        self._generation = 0  # bumped on every invalidation; see authenticate
-
-    async def start(self) -> None:
-        if self._feed is not None:
-            await self._feed.start(self.invalidate)
-
-    async def close(self) -> None:
-        if self._feed is not None:
-            await self._feed.close()
-
-    def invalidate(self) -> None:
-        """Forget every cached principal (a key was revoked, here or on another replica)."""
-        self._generation += 1
-        self._cache.clear()
-
-    def digest(self, key: str) -> str:
-        return hmac.new(self._hmac_key, key.encode("ascii"), hashlib.sha256).hexdigest()
+class KeyService(KeyStore):
+    """Keys' lives (create, change, rotate, revoke) and authentication (the hot path)."""
 
     async def create(
         self,
@@ -179,59 +117,11 @@ class KeyService:
             requests_per_minute=requests_per_minute,
             tokens_per_minute=tokens_per_minute,
             expires_at=expires_at,
-            models=_joined(allowed),
+            models=joined(allowed),
         )
         async with self._engine.begin() as conn:
             await conn.execute(api_keys.insert().values(self._row(record, key)))
         return IssuedKey(key=key, key_id=key_id)
-
-    def _row(self, record: KeyRecord, key: str) -> dict[str, Any]:
-        """The ``api_keys`` row of a new key: its record, and the key only as its digest."""
-        return {
-            **record_to_row(record),
-            "digest": self.digest(key),
-            "secret_id": self._secret.secret_id,
-        }
-
-    def _new_key(self) -> tuple[str, str]:
-        """(key id, key): the id is the key's public part."""
-        key_id = secrets.token_hex(6)
-        return key_id, f"{self._prefix}_{key_id}_{secrets.token_urlsafe(32)}"
-
-    async def list(
-        self,
-        include_revoked: bool = False,
-        *,
-        user: str | None = None,
-        team: str | None = None,
-        jurisdiction: str | None = None,
-    ) -> list[KeyRecord]:
-        """Keys in creation order; ``jurisdiction`` ``AU`` also matches ``AU-NSW`` keys.
-        ValueError names a filter that is not an identifier (no key could match it)."""
-        q = sa.select(api_keys).order_by(api_keys.c.created_at)
-        if not include_revoked:
-            q = q.where(api_keys.c.revoked_at.is_(None))
-        for name, value in (("user", user), ("team", team), ("jurisdiction", jurisdiction)):
-            if value is not None and not is_name(value):
-                raise ValueError(f"{name}: {NAME_RULE}")
-        if user is not None:
-            q = q.where(api_keys.c.user_id == user)
-        if team is not None:
-            q = q.where(api_keys.c.team == team)
-        if jurisdiction is not None:
-            j = jurisdiction.upper()
-            q = q.where(
-                sa.or_(api_keys.c.jurisdiction == j, api_keys.c.jurisdiction.startswith(j + "-"))
-            )
-        async with self._engine.connect() as conn:
-            return [row_to_record(r) for r in (await conn.execute(q)).all()]
-
-    async def get(self, key_id: str) -> KeyRecord | None:
-        async with self._engine.connect() as conn:
-            row = (
-                await conn.execute(sa.select(api_keys).where(api_keys.c.key_id == key_id))
-            ).first()
-        return row_to_record(row) if row else None
 
     async def revoke(self, key_id: str, actor: str = "system") -> bool:
         async with self._engine.begin() as conn:
@@ -290,7 +180,7 @@ class KeyService:
             actor,
             {"models": None if allowed is None else list(allowed)},
             effect="use its new model list",
-            recorded={"models": _joined(allowed)},
+            recorded={"models": joined(allowed)},
         )
 
     async def _active(self, key_id: str) -> KeyRecord | None:
@@ -366,7 +256,7 @@ class KeyService:
             requests_per_minute=old.requests_per_minute,
             tokens_per_minute=old.tokens_per_minute,
             expires_at=old.expires_at,
-            models=_joined(old.models),
+            models=joined(old.models),
         )
         async with self._engine.begin() as conn:
             retire = api_keys.update().where(
@@ -382,50 +272,6 @@ class KeyService:
         retired = await self.get(key_id)
         assert retired is not None
         return IssuedKey(key=key, key_id=new_id), retired
-
-    async def _record(
-        self, op: str, principal: Principal, actor: str, *, required: bool, **action: Any
-    ) -> None:
-        """Append the ``key`` entry: the principal as requests record it, who, what (``op`` and
-        the ``action`` fields: limits, expiry, the key replaced)."""
-        if self._recorder is None:
-            return
-        for name, value in action.items():
-            if isinstance(value, datetime):
-                action[name] = value.strftime("%Y-%m-%dT%H:%M:%SZ")
-        event = {
-            "actor": actor,
-            "principal": principal.policy_view(),
-            "action": {"op": op, **action},
-        }
-        try:
-            await self._recorder("key", event)
-        except Exception as exc:  # noqa: BLE001 - any store failure
-            if required:
-                raise KeyNotRecorded(type(exc).__name__) from None
-            log.error(
-                "key %s %sd, but the audit trail did not record it (%s)",
-                principal.key_id,
-                op,
-                type(exc).__name__,
-            )
-
-    async def _announce(self, key_id: str, what: str, effect: str) -> None:
-        """Forget cached principals here, and tell the other replicas to (with a feed)."""
-        self.invalidate()
-        if self._feed is None:
-            return
-        try:
-            await self._feed.publish(key_id)
-        except Exception as exc:  # noqa: BLE001 - the change stands; only the news is late
-            log.warning(
-                "key %s %s; telling the other replicas failed (%s): they %s within "
-                "keys.cache_ttl_s",
-                key_id,
-                what,
-                type(exc).__name__,
-                effect,
-            )
 
     async def authenticate(self, authorization: str | None) -> Principal:
         """The principal for an ``Authorization`` header value, or the one uniform 401."""
@@ -476,17 +322,6 @@ class KeyService:
                 until = min(until, now + (record.expires_at - wall).total_seconds())
             self._remember(self._cache, digest, (until, principal))
         return principal
-
-    def _remember(self, cache: OrderedDict[str, Any], digest: str, value: Any) -> None:
-        """Add to one of the digest caches, dropping its oldest entry beyond ``cache_size``."""
-        cache[digest] = value
-        if len(cache) > self._cache_size:
-            cache.popitem(last=False)
-
-
-def _joined(models: tuple[str, ...] | None) -> str | None:
-    """A model list for the audit entry's flat ``action`` (names joined by ``+``)."""
-    return None if models is None else "+".join(models)
 
 
 def _bearer(value: str | None) -> str | None:
