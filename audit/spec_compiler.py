@@ -1,13 +1,13 @@
 """The audit event's schema specs compiled into straight-line Python.
 
-A spec (:mod:`audit.event`) maps each member of a mapping to a field function ``f(s, value)``
-of a stripper ``s``; :class:`Nested` and :class:`ListOf` mark members that hold a mapping, or a
+A spec (:mod:`audit.event`) maps each member of a mapping to a field function ``f(s, value)`` of
+a stripper ``s``; :class:`Nested` and :class:`ListOf` mark members that hold a mapping, or a
 list of mappings, of another spec. ``audit.stripper.Stripper.fields`` walks a spec — the
 reference. The gateway normalises two events per request, and that walk (a dict comprehension
 over the spec, a wrapper call per nested mapping) cost more than the checks themselves.
-:class:`SpecCompiler` writes one function per spec — the same field functions called in the same order, the same drop
-counts, the same memo entries on read-only views — so it is the reference's result by
-construction; ``tests/unit/audit/test_compiled.py`` holds it to that on random events.
+:class:`SpecCompiler` writes one function per spec — the same field functions called in the same
+order, the same drop counts, the same memo entries on read-only views — so it is the reference's
+result by construction; ``tests/unit/audit/test_compiled.py`` holds it to that on random events.
 """
 
 from __future__ import annotations
