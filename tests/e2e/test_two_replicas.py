@@ -225,3 +225,54 @@ def test_limits_hold_over_two_replicas_and_within_their_shares_while_redis_is_fr
     assert sum(s == 200 for s, _ in shared) == 10  # one shared allowance
     assert sum(s == 200 for s, _ in frozen) == 10  # 5 per replica, from its own buckets
     assert len(upstream.received) == 20
+
+
+def test_at_the_rows_scale_sixty_a_minute_hold_over_300_concurrent_requests(
+    pair: tuple[RunningGateway, RunningGateway], upstream: FakeUpstream
+) -> None:
+    """The reference's L-3 at its scale: a key of 60 requests a minute, 300 requests from 20
+    concurrent clients spread over both replicas: 60 accepted (plus what the bucket refilled
+    while they ran, one a second), every other one a 429 with ``Retry-After`` and not
+    forwarded."""
+    import concurrent.futures
+    import http.client
+    import json
+
+    a, b = pair
+    status, _, made = a.request(
+        "POST",
+        "/admin/keys",
+        {"user": "erin", "jurisdiction": "US", "sector": "private", "requests_per_minute": 60},
+        token=a.ADMIN_TOKEN,
+    )
+    assert status == 201
+    key = made["key"]
+    body = json.dumps({"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]})
+    sent = len(upstream.received)
+
+    def one(i: int) -> tuple[int, str | None]:
+        gw = (a, b)[i % 2]
+        conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=30)
+        try:
+            conn.request(
+                "POST",
+                "/v1/chat/completions",
+                body,
+                {"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+            )
+            resp = conn.getresponse()
+            resp.read()
+            return resp.status, resp.getheader("retry-after")
+        finally:
+            conn.close()
+
+    t0 = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(one, range(300)))
+    took = time.monotonic() - t0
+    ok = sum(1 for s, _ in answers if s == 200)
+    refused = [(s, r) for s, r in answers if s != 200]
+    assert 60 <= ok <= 60 + int(took) + 1, (ok, took)
+    assert {s for s, _ in refused} == {429}
+    assert all(r is not None and int(r) >= 1 for _, r in refused)
+    assert len(upstream.received) - sent == ok  # a refused request is never forwarded
