@@ -82,6 +82,7 @@ BACKEND: Spec = {
     "hosting_country": _S.ident,
     "hosting_region": _S.label,
     "self_hosted": _S.boolean,
+    "accredited_to": _S.ident,
     "retention": Nested(RETENTION),
     "models": _S.ids,
 }
@@ -125,6 +126,7 @@ REQUEST: Spec = {
     "model": _S.model,
     "stream": _S.boolean,
     "tools": _S.boolean,
+    "marking": _S.ident,
 }
 DECISION_INPUT: Spec = {
     "version": _S.ident,

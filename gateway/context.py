@@ -73,6 +73,8 @@ class RequestContext:
     # event payloads) while capturing, else None; and whether the request was captured.
     capture: list[Any] | None = None
     content_captured: bool = False
+    # The highest security classification marking in the request (gateway.markings), or None.
+    marking: str | None = None
 
     def client_left(self) -> None:
         """Record that the client went away: 499, unless it already had the whole answer (a

@@ -28,6 +28,7 @@ from gateway.errors import Cause, GatewayError
 from gateway.http.validate import ParsedRequest, known_params
 from gateway.insecure import InsecurePasses
 from gateway.limiter import Reservation
+from gateway.markings import marking_level
 from gateway.outcome import usage_of
 from gateway.permitted import permitted
 from gateway.pii.contract import Applied, Inspection, Restorer
@@ -80,6 +81,7 @@ class Pipeline:
             pii_counts=pii_counts,
             now=datetime.now(UTC),
             settings=self.s.settings.policy,
+            marking=ctx.marking,
         )
         try:
             decision = await self.s.policy.decide(
@@ -168,6 +170,11 @@ class Pipeline:
         if not key_allows(self.s.catalog, ctx.principal, resolution.model):
             raise self.s.catalog.not_found()  # the same answer as a model not served
         ctx.model, ctx.candidates = resolution.model, resolution.candidates
+        # The request's JSON, encoded once: searched for classification markings, its digest,
+        # and what a backend is sent when nothing in it changes for that backend (no pseudonyms,
+        # upstream name, options or removals).
+        encoded = _encode(parsed.body)
+        ctx.marking = marking_level(ctx.endpoint, parsed.body, encoded)
         t0 = ctx.mark("resolve", t0)
         decision = await self.decide(ctx, None)
         inspection = await self.inspect(ctx, decision)
@@ -183,9 +190,6 @@ class Pipeline:
                     ctx, "pii.ner:false", "pii.ner is false (names and places are not detected)"
                 )
         injection = self._injection(ctx, decision)
-        # The request's JSON, encoded once: its digest, and what a backend is sent when nothing
-        # in it changes for that backend (no pseudonyms, upstream name, options or removals).
-        encoded = _encode(parsed.body)
         ctx.prompt_digest = hmac.new(self.s.digest_key, encoded, hashlib.sha256).hexdigest()
         applied: dict[str, Applied] = {}
 

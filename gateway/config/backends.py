@@ -110,6 +110,12 @@ class BackendSpec(Strict):
     hosting_country: str  # where the data is processed
     hosting_region: str | None = None  # ISO 3166-2 or a provider region, e.g. "AU-NSW", "eu-west"
     self_hosted: bool = False
+    # The highest security classification this backend is cleared to process (its IRAP or
+    # FedRAMP assessment, the accreditation of the site it runs in): a request marked above it
+    # is denied this backend by policy (gateway.markings; docs/policy.md).
+    accredited_to: Literal["official", "sensitive", "protected", "secret", "top_secret"] = (
+        "official"
+    )
     retention: Retention = Retention()
     timeouts: Timeouts = Timeouts()
     priority: int = Field(100, ge=0, le=10000)  # lower is tried first
@@ -194,6 +200,7 @@ class BackendSpec(Strict):
             "hosting_country": self.hosting_country,
             "hosting_region": self.hosting_region,
             "self_hosted": self.self_hosted,
+            "accredited_to": self.accredited_to,
             "retention": self.retention.model_dump(mode="json"),
             "models": list(self.models),
         }

@@ -8,11 +8,11 @@ Input (built by the gateway, never containing text or PII values)::
       "now": "2026-11-29T03:40:00Z",  # RFC 3339, UTC, Z suffix
       "principal": {key_id, user, team, tenant, jurisdiction, country, subdivision, sector,
                     roles[], tags[]},
-      "request": {endpoint: "chat"|"completions"|"embeddings"|"models", model, stream: bool,
-                  tools: bool},
+      "request": {endpoint: "chat"|"completions"|"embeddings"|"models", api, model,
+                  stream: bool, tools: bool, marking: null | classification level},
       "backends": [{id, operator, model_family, model_origin, hosting_country, hosting_region,
-                    self_hosted, retention{days, trains_on_inputs, zero_data_retention,
-                    terms_url}, models[]}],
+                    self_hosted, accredited_to, retention{days, trains_on_inputs,
+                    zero_data_retention, terms_url}, models[]}],
       "pii": null | {"entities": {"PERSON": 2, "KR_RRN": 1}},
       "deployment": {"self_hosted_stance": "cautious" | "permit", ...}
     }

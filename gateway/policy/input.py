@@ -39,9 +39,11 @@ def build_policy_input(
     now: datetime,
     settings: PolicySettings,
     api: str | None = None,
+    marking: str | None = None,
 ) -> dict[str, Any]:
     """``endpoint`` is what the backend is asked (``chat`` for a Responses request, which is
-    served as chat); ``api`` the API the caller used (``responses``), the endpoint if omitted."""
+    served as chat); ``api`` the API the caller used (``responses``), the endpoint if omitted;
+    ``marking`` the highest classification marking in the request (gateway.markings)."""
     return {
         "version": CONTRACT_VERSION,
         "phase": "route" if pii_counts is None else "final",
@@ -53,6 +55,7 @@ def build_policy_input(
             "model": model,
             "stream": stream,
             "tools": tools,
+            "marking": marking,
         },
         "backends": [backend_facts(b) for b in backends],
         "pii": None if pii_counts is None else {"entities": dict(pii_counts)},
@@ -67,6 +70,7 @@ def what_if_input(
     pii_counts: Mapping[str, int] | None,
     now: datetime,
     settings: PolicySettings,
+    marking: str | None = None,
 ) -> dict[str, Any]:
     """The input of a what-if question (``portcullis policy eval``, ``POST /admin/policy/eval``):
     a plain chat request for ``model`` (else the first candidate's first model)."""
@@ -80,4 +84,5 @@ def what_if_input(
         pii_counts=pii_counts,
         now=now,
         settings=settings,
+        marking=marking,
     )

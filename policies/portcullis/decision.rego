@@ -60,6 +60,35 @@ base_reasons contains {
 }
 
 # METADATA
+# title: Classification levels
+# description: Security classification levels, lowest first (gateway/markings.py reads a request's marking; each backend declares accredited_to).
+marking_rank := {"official": 0, "sensitive": 1, "protected": 2, "secret": 3, "top_secret": 4}
+
+# A level this contract does not know ranks above every backend: denied everywhere (fail closed).
+rank_of_marking(m) := object.get(marking_rank, m, 5)
+
+# A backend without an accreditation (an input from before markings) is cleared for official only.
+rank_of_backend(b) := object.get(marking_rank, object.get(b, "accredited_to", "official"), 0)
+
+# METADATA
+# title: Classification markings
+# description: A request marked above a backend's accreditation is denied that backend.
+base_reasons contains {
+	"rule": "portcullis.marking.above_accreditation",
+	"effect": "deny",
+	"message": sprintf(
+		"The request carries the security classification marking %s; it may go only to backends accredited to that level.",
+		[upper(replace(input.request.marking, "_", " "))],
+	),
+	"backends": sort(ids),
+	"citation": null,
+} if {
+	is_string(input.request.marking)
+	ids := [b.id | some b in input.backends; rank_of_backend(b) < rank_of_marking(input.request.marking)]
+	count(ids) > 0
+}
+
+# METADATA
 # title: Jurisdiction reasons
 # description: >-
 #   The reasons of the jurisdiction packages with an applicable action

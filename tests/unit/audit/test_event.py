@@ -42,6 +42,7 @@ FULL_EVENT = {
         "hosting_country": "AU",
         "hosting_region": "Sydney",
         "self_hosted": True,
+        "accredited_to": "protected",
         "retention": {
             "days": 0,
             "trains_on_inputs": False,
@@ -66,7 +67,13 @@ FULL_EVENT = {
         "phase": "final",
         "now": "2026-11-29T04:00:00Z",
         "principal": {"user": "alice", "jurisdiction": "AU-NSW"},
-        "request": {"endpoint": "chat", "model": "deepseek-chat", "stream": False, "tools": False},
+        "request": {
+            "endpoint": "chat",
+            "model": "deepseek-chat",
+            "stream": False,
+            "tools": False,
+            "marking": "sensitive",
+        },
         "backends": [],
         "pii": {"entities": {"PERSON": 2}},
         "deployment": {"self_hosted_stance": "cautious"},

@@ -22,6 +22,7 @@ def test_shipped_pack_reads_only_decision_relevant_paths() -> None:
         ("principal", "country"),
         ("principal", "sector"),
         ("principal", "subdivision"),
+        ("request", "marking"),
         ("version",),
     )
     assert plan.now_by_day

@@ -78,6 +78,8 @@ def test_principal_backends_and_stance_are_carried() -> None:
         "model": "deepseek-chat",
         "stream": True,
         "tools": False,
+        "marking": None,  # no classification marking in the request
     }
+    assert _build(marking="protected")["request"]["marking"] == "protected"
     # a Responses request is served as chat: the policy can tell the two apart
     assert _build(api="responses")["request"]["api"] == "responses"
