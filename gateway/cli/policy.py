@@ -87,6 +87,12 @@ def _explain(decision: dict[str, Any]) -> str:
 )
 @click.option("--stance", type=click.Choice(["cautious", "permit"]), default=None)
 @click.option("--pii", "pii", multiple=True, help="ENTITY=COUNT found in the request (final phase)")
+@click.option(
+    "--marking",
+    type=click.Choice(["official", "sensitive", "protected", "secret", "top_secret"]),
+    default=None,
+    help="The security classification marking the request carries",
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def eval_cmd(
@@ -99,6 +105,7 @@ def eval_cmd(
     at: str | None,
     stance: str | None,
     pii: tuple[str, ...],
+    marking: str | None,
     as_json: bool,
 ) -> None:
     """What-if: the decision for a principal, model/backends and time, with its explanation."""
@@ -149,7 +156,7 @@ def eval_cmd(
     principal = Principal(
         key_id="what-if", user="what-if", jurisdiction=sub or country, sector=sector, team=team
     )
-    inp = what_if_input(principal, backends, model, counts, when, pol)
+    inp = what_if_input(principal, backends, model, counts, when, pol, marking)
 
     async def run() -> dict[str, Any]:
         engine = await build_engine(pol)

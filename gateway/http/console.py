@@ -89,7 +89,9 @@ async def whoami(request: Request[Any, Any, Any], state: State) -> dict[str, Any
     }
 
 
-_EVAL_FIELDS = {"jurisdiction", "sector", "team", "roles", "tags", "model", "backends", "at", "pii"}
+_EVAL_FIELDS = {
+    "jurisdiction", "sector", "team", "roles", "tags", "model", "backends", "at", "pii", "marking",
+}  # fmt: skip
 
 
 def _bad(message: str, param: str | None = None) -> GatewayError:
@@ -127,6 +129,7 @@ async def policy_eval(request: Request[Any, Any, Any], state: State) -> dict[str
     """What-if: the decision the running policy gives a principal for a model (or backends) at a
     time, with and without PII counts; the body of ``portcullis policy eval --json``."""
     from gateway.http.admin import _json_body
+    from gateway.markings import LEVELS
     from gateway.policy.input import what_if_input
 
     services: Services = state.services
@@ -182,7 +185,10 @@ async def policy_eval(request: Request[Any, Any, Any], state: State) -> dict[str
         tags=tags,
     )
     pii = _pii_counts(body.get("pii"))
-    inp = what_if_input(principal, backends, model, pii, when, services.settings.policy)
+    marking = body.get("marking") or None
+    if marking is not None and marking not in LEVELS:
+        raise _bad(f"marking: one of {', '.join(LEVELS)}.", param="marking")
+    inp = what_if_input(principal, backends, model, pii, when, services.settings.policy, marking)
     decision = await services.policy.decide(inp, tuple(b.id for b in backends))
     return {"input": inp, "decision": decision.to_json()}
 

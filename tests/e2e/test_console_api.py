@@ -297,6 +297,18 @@ def test_what_if_with_pii_counts_says_what_happens_to_each_entity(site: Site) ->
     assert hosted.get("EMAIL_ADDRESS", hosted.get("*")) == "pseudonymise"  # DESIGN axiom 6
 
 
+def test_what_if_with_a_marking_denies_the_backends_not_accredited_for_it(site: Site) -> None:
+    principal = {"jurisdiction": "AU-NSW", "sector": "private", "model": "deepseek-chat"}
+    status, body = _eval(site, {**principal, "marking": "secret"})
+    assert status == 200, body
+    assert body["input"]["request"]["marking"] == "secret"
+    denial = next(r for r in body["decision"]["reasons"] if r["effect"] == "deny")
+    assert denial["rule"] == "portcullis.marking.above_accreditation"
+    assert body["decision"]["permitted_backends"] == []  # none is accredited to secret here
+    status, body = _eval(site, {**principal, "marking": "cosmic"})
+    assert status == 400 and body["error"]["param"] == "marking"
+
+
 @pytest.mark.parametrize(
     ("body", "param"),
     [

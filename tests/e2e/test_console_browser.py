@@ -168,6 +168,12 @@ def test_an_administrator_and_an_auditor_work_through_the_console(
         expect(reason).to_contain_text("au.")
         expect(reason.locator(".citation")).not_to_be_empty()
         assert "null" not in page.locator("#policy-result").inner_text()  # no stray empty part
+        # a private company's SECRET document: no backend here is accredited to it
+        pf.locator("[name=sector]").select_option("private")
+        pf.locator("[name=marking]").select_option("secret")
+        pf.locator("button[type=submit]").click()
+        expect(page.locator("#policy-result")).to_contain_text("portcullis.marking")
+        expect(page.locator("#policy-verdict")).to_have_text("DENIED")
 
         # configuration: the catalogue as it runs
         page.click("#nav button[data-view=config]")

@@ -767,6 +767,7 @@ async function evaluatePolicy(event) {
     if (v.model) body.model = v.model;
     if (v.at) body.at = v.at;
     if (v.pii) body.pii = parsePii(v.pii);
+    if (v.marking) body.marking = v.marking;
     const answer = await api("/admin/policy/eval", { method: "POST", body });
     renderPolicy(answer.decision || {});
     say("");
