@@ -22,6 +22,7 @@ from click.testing import CliRunner
 from gateway.cli import cli
 from gateway.config import load_settings
 from tests.support.gateway import RunningGateway, write_admin_token
+from tests.support.trail import settled_entries
 from tests.support.upstream import FakeUpstream
 
 pytestmark = pytest.mark.e2e
@@ -87,17 +88,7 @@ class World:
             time.sleep(0.05)
 
     def entries(self, kind: str) -> list[dict[str, Any]]:
-        """The trail's entries of ``kind``, once none is still being written (completion records
-        land after the answer)."""
-        seen: list[dict[str, Any]] | None = None
-        while True:
-            time.sleep(0.3)
-            with sqlite3.connect(self.tmp / "portcullis.db") as db:
-                rows = db.execute("SELECT body FROM audit_log WHERE kind = ? ORDER BY seq", (kind,))
-                now = [json.loads(b) for (b,) in rows]
-            if seen is not None and len(now) == len(seen):
-                return now
-            seen = now
+        return settled_entries(self.tmp, kind)
 
     def record(self, rid: str) -> dict[str, Any]:
         return next(e for e in self.entries("complete") if e["request_id"] == rid)

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ import yaml
 from gateway.config import load_settings
 from gateway.prompts import WITHHELD
 from tests.support.gateway import RunningGateway, write_admin_token
+from tests.support.trail import settled_entries
 from tests.support.upstream import FakeUpstream
 
 pytestmark = pytest.mark.e2e
@@ -93,17 +92,7 @@ class World:
         return m.group(1)
 
     def records(self) -> list[dict[str, Any]]:
-        """The completion records, once none is still being written (each is written after its
-        answer went out)."""
-        seen: list[dict[str, Any]] | None = None
-        while True:
-            time.sleep(0.3)
-            with sqlite3.connect(self.tmp / "portcullis.db") as db:
-                rows = db.execute("SELECT body FROM audit_log WHERE kind = 'complete' ORDER BY seq")
-                now = [json.loads(b) for (b,) in rows]
-            if seen is not None and len(now) == len(seen):
-                return now
-            seen = now
+        return settled_entries(self.tmp, "complete")
 
 
 @pytest.fixture(scope="module")
