@@ -7,11 +7,13 @@ and the answer as the caller received it, sealed with AES-256-GCM under the tena
 was captured (``content_captured``).
 
 - **Before anything leaves**: right after the write-ahead intent, the request is sealed and
-  stored (``{"request": ..., "complete": false}``) within the audit deadline; if the store does
-  not take it, the request is refused with 503 ``audit_unavailable`` and nothing is sent, as for
-  the intent itself.
+  stored (``{"request": ..., "complete": false}``; a ``/v1/responses`` request as the caller sent
+  it, not its chat form) within the audit deadline; if the store does not take it, the request is
+  refused with 503 ``audit_unavailable`` and nothing is sent, as for the intent itself.
 - **After the answer**: the capture is replaced by the request with the answer (a whole answer's
-  JSON; a stream's events as relayed, each decoded), the status and ``complete: true``. The answer
+  JSON — for ``/v1/responses`` the Responses object —; a stream's events as relayed, each
+  decoded — for a Responses stream the chat events it is translated from), the status and
+  ``complete: true``. The answer
   is already out by then: a store that fails now is logged and counted
   (``portcullis_fail_closed_total{component="content_capture_answer"}``), and the request's capture
   stays.
@@ -67,7 +69,7 @@ class Capture:
             "version": 1,
             "request_id": ctx.request_id,
             "endpoint": ctx.api or ctx.endpoint,
-            "request": ctx.parsed.body,
+            "request": ctx.caller_body if ctx.caller_body is not None else ctx.parsed.body,
             "complete": complete,
         }
         if complete:

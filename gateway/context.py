@@ -73,6 +73,8 @@ class RequestContext:
     # event payloads) while capturing, else None; and whether the request was captured.
     capture: list[Any] | None = None
     content_captured: bool = False
+    # The request's JSON as the caller sent it (for a Responses request, before its chat form).
+    caller_body: Any = None
     # The highest security classification marking in the request (gateway.markings), or None.
     marking: str | None = None
 

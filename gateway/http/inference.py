@@ -109,6 +109,7 @@ async def serve(scope: Any, receive: Any, send: Any, endpoint: str, state: Any) 
                 endpoint, body, limits, len(raw), services.catalog.passthrough
             )
         ctx.parsed = parsed
+        ctx.caller_body = body  # a Responses request as sent, before its chat form
         reservation = await pipeline.reserve(ctx, parsed)
         if parsed.stream:
 
@@ -144,6 +145,8 @@ async def serve(scope: Any, receive: Any, send: Any, endpoint: str, state: Any) 
         answer = await _race_disconnect(receive, pipeline.run_json(ctx, parsed))
         if responses:
             answer = from_chat(answer, body, response_id(ctx.request_id))
+            if ctx.capture:  # captured as the caller gets it (gateway.capture)
+                ctx.capture[0] = answer
         await send_json(send, 200, _encode(answer), rid, reservation.headers())
     except GatewayError as exc:
         if exc.cause is Cause.CLIENT_CLOSED:

@@ -140,6 +140,18 @@ def test_a_held_stream_is_kept_as_the_events_the_caller_received(
     assert EMAIL in text
 
 
+def test_a_held_responses_request_is_kept_as_the_caller_sent_and_got_it(
+    world: World, upstream: FakeUpstream
+) -> None:
+    sdk = openai.OpenAI(base_url=world.gw.base_url, api_key=world.held, max_retries=0)
+    raw = sdk.responses.with_raw_response.create(model="gpt-test", input=f"About {WORD}")
+    got = raw.parse()
+    doc = world.read_complete(raw.headers["x-request-id"])
+    assert doc["endpoint"] == "responses"
+    assert doc["request"]["input"] == f"About {WORD}"  # the Responses request, not its chat form
+    assert doc["answer"]["object"] == "response" and doc["answer"]["id"] == got.id
+
+
 def test_others_are_not_captured_and_reads_are_scoped_audited_and_role_bound(
     world: World, upstream: FakeUpstream
 ) -> None:
