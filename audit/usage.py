@@ -4,7 +4,8 @@ Read from the outcome entries (``complete``, and ``incomplete`` for a request wh
 one per request, with the export's filters and the reader's scope (an auditor sees the
 jurisdictions it may export). Each group counts its requests, those denied by policy, those
 allowed that failed (status 400 and above), those forwarded to a backend, and the tokens the
-backends reported. An entry whose body was purged keeps its columns (user, team, jurisdiction,
+backends reported, with their cost where the backend has a price (``cost_microusd``,
+micro-dollars). An entry whose body was purged keeps its columns (user, team, jurisdiction,
 decision, backend) but not its model or tokens: it counts in ``purged`` and under the model
 ``(purged)``. The report is recorded in the audit trail like an export (kind ``export``, phase
 ``usage``: who, which filter, which grouping).
@@ -39,7 +40,9 @@ _COLUMNS = {
     "decision": audit_log.c.decision,
 }
 PURGED = "(purged)"
-_TOKENS = ("prompt_tokens", "completion_tokens", "total_tokens")
+# Summed per group: the tokens the backends reported, and what they cost where a backend has a
+# price (micro-dollars).
+_TOKENS = ("prompt_tokens", "completion_tokens", "total_tokens", "cost_microusd")
 
 
 @dataclass
@@ -170,7 +173,7 @@ async def usage(
 def totals(rows: Sequence[UsageRow]) -> dict[str, int]:
     """The columns summed over every group."""
     out = {"requests": 0, "denied": 0, "failed": 0, "forwarded": 0, "purged": 0}
-    out |= {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    out |= dict.fromkeys(_TOKENS, 0)
     for r in rows:
         for k, v in r.to_json().items():
             if k in out:

@@ -97,11 +97,17 @@ class RequestContext:
         self.answer_hmac = hmac.new(key, digestmod=hashlib.sha256)
 
     def _usage(self) -> dict[str, int]:
-        """The backend's token counts; for a stream that ended without them (the client left,
-        the backend failed or stalled, or it reports none), the chunks relayed instead."""
-        if "total_tokens" in self.usage or not self.relayed_chunks:
-            return dict(self.usage)
-        return {**self.usage, "relayed_chunks": self.relayed_chunks}
+        """The backend's token counts, and their cost where the backend has a price
+        (``cost_microusd``); for a stream that ended without them (the client left, the backend
+        failed or stalled, or it reports none), the chunks relayed instead."""
+        usage = dict(self.usage)
+        if self.backend is not None and usage:
+            cost = self.backend.cost_microusd(self.model, usage)
+            if cost is not None:
+                usage["cost_microusd"] = cost
+        if "total_tokens" in usage or not self.relayed_chunks:
+            return usage
+        return {**usage, "relayed_chunks": self.relayed_chunks}
 
     def event(self, key_id: str, config_hash: str, record_client: bool) -> dict[str, Any]:
         """The audit event: facts, counts, digests and timings, never content."""

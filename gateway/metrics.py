@@ -86,6 +86,13 @@ class Metrics:
             ["switch"],
             registry=r,
         )
+        self.cost = Counter(
+            "portcullis_cost_usd",
+            "What the backends charged for the requests they answered, from the tokens they "
+            "reported and the catalogue's prices (backends[].prices)",
+            ["backend"],
+            registry=r,
+        )
         self.prompt_leaks = Counter(
             "portcullis_system_prompt_leaks",
             "Answers that repeated the canary of a system prompt the gateway added, by what was "

@@ -342,7 +342,7 @@ def usage_cmd(
         click.echo(json.dumps({"by": list(groups), "groups": out, "totals": totals(rows)}))
         return
     columns = [*groups, "requests", "denied", "failed", "forwarded", "purged", "prompt_tokens",
-               "completion_tokens", "total_tokens"]  # fmt: skip
+               "completion_tokens", "total_tokens", "cost_microusd"]  # fmt: skip
     lines = [columns, *([("-" if r[c] is None else str(r[c])) for c in columns] for r in out)]
     total = totals(rows)
     if fmt == "csv":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -91,6 +92,13 @@ class Retention(Strict):
         return v
 
 
+class Price(Strict):
+    """What a backend charges, in US dollars per million tokens (so: micro-dollars per token)."""
+
+    input_per_mtok: float = Field(ge=0, le=1_000_000)
+    output_per_mtok: float = Field(ge=0, le=1_000_000)
+
+
 class BackendSpec(Strict):
     id: str
     protocol: Literal["openai"] = "openai"
@@ -117,6 +125,9 @@ class BackendSpec(Strict):
         "official"
     )
     retention: Retention = Retention()
+    # Model name (or "*" for the rest) -> its price; the audit record's usage then holds the
+    # request's cost in micro-dollars (cost_microusd), from the tokens the backend reported.
+    prices: dict[str, Price] = Field(default_factory=dict)
     timeouts: Timeouts = Timeouts()
     priority: int = Field(100, ge=0, le=10000)  # lower is tried first
     weight: int = Field(1, ge=1, le=1000)
@@ -179,12 +190,26 @@ class BackendSpec(Strict):
                 raise ValueError(f"alias {alias!r} points at {target!r}, not a model of {self.id}")
         if self.self_hosted and self.operator != "self":
             raise ValueError("self_hosted backends have operator 'self'")
+        unpriced = set(self.prices) - {*self.models, "*"}
+        if unpriced:
+            raise ValueError(f"prices name {sorted(unpriced)[0]!r}, not a model of {self.id}")
         from gateway.http.validate import ROUTING_PARAMS
 
         routing = set(self.passthrough_params) & ROUTING_PARAMS
         if routing:
             raise ValueError(f"passthrough_params may not include routing keys: {sorted(routing)}")
         return self
+
+    def cost_microusd(self, model: str | None, usage: Mapping[str, int]) -> int | None:
+        """What a request cost on this backend, in micro-dollars, from the tokens it reported;
+        None without a price for the model or without both token counts."""
+        if not self.prices:
+            return None
+        price = self.prices.get(model or "") or self.prices.get("*")
+        prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        if price is None or prompt is None or completion is None:
+            return None
+        return round(prompt * price.input_per_mtok + completion * price.output_per_mtok)
 
     def upstream_name(self, model: str | None) -> str | None:
         """This backend's own name for ``model`` (``upstream_model``), or ``model`` itself."""

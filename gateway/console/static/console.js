@@ -559,7 +559,10 @@ const USAGE_MEASURES = [
   ["prompt_tokens", "Prompt tokens"],
   ["completion_tokens", "Completion tokens"],
   ["total_tokens", "Total tokens"],
+  ["cost_microusd", "Cost (USD)", (v) => (v / 1e6).toFixed(2)], // micro-dollars in the report
 ];
+
+const measure = ([key, , format], source) => (format ? format(source[key] ?? 0) : text(source[key] ?? 0));
 
 async function showUsage() {
   if (!state.usageLoaded) await loadUsage();
@@ -587,11 +590,11 @@ function renderUsage(answer) {
     USAGE_MEASURES.map(([, label]) => el("th", { scope: "col", className: "num", text: label }))));
   const rows = (answer.groups || []).map((row) => el("tr", { className: "usage-row" },
     groups.map((g) => el("td", { className: row[g] === null ? "none" : null, text: row[g] === null ? "(none)" : text(row[g]) })),
-    USAGE_MEASURES.map(([key]) => el("td", { className: "num", text: text(row[key] ?? 0) }))));
+    USAGE_MEASURES.map((m) => el("td", { className: "num", text: measure(m, row) }))));
   const totals = answer.totals || {};
   const totalRow = el("tr", { className: "usage-total" },
     groups.length ? el("th", { scope: "row", colspan: String(groups.length), text: "Total" }) : null,
-    USAGE_MEASURES.map(([key]) => el("td", { className: "num", text: text(totals[key] ?? 0) })));
+    USAGE_MEASURES.map((m) => el("td", { className: "num", text: measure(m, totals) })));
   table.tBodies[0].replaceChildren(...rows, totalRow);
 }
 
