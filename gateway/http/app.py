@@ -235,7 +235,11 @@ async def _within(app: Any, scope: Any, receive: Any, send: Any, deadline_s: flo
         await send(message)
 
     call = asyncio.ensure_future(app(scope, receive, tracked))
-    done, _ = await asyncio.wait({call}, timeout=deadline_s)
+    try:
+        done, _ = await asyncio.wait({call}, timeout=deadline_s)
+    except asyncio.CancelledError:  # the server gave up on the connection: so does the call
+        call.cancel()
+        raise
     if call in done or started:
         await call  # finished (its outcome, raised or not), or an answer already streaming
         return
