@@ -144,12 +144,31 @@ class PrivatePostgres:
         import psutil
 
         pid = int((self._data / "postmaster.pid").read_text().split()[0])
-        pids = [pid]
-        if everything:
-            pids += [c.pid for c in psutil.Process(pid).children(recursive=True)]
-        for p in pids if on else reversed(pids):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(p, signal.SIGSTOP if on else signal.SIGCONT)
+        if not on:
+            pids = [pid, *(c.pid for c in psutil.Process(pid).children(recursive=True))]
+            for p in reversed(pids):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p, signal.SIGCONT)
+            return
+        os.kill(pid, signal.SIGSTOP)
+        # The signal is delivered asynchronously: until the postmaster has stopped it may still
+        # fork a backend, which a list of its children taken too early would miss (and leave
+        # serving: a "frozen" server answering a pooled connection).
+        deadline = time.monotonic() + 5
+        while psutil.Process(pid).status() != psutil.STATUS_STOPPED:
+            assert time.monotonic() < deadline, "the postmaster did not stop"
+            time.sleep(0.005)
+        if not everything:
+            return
+        stopped: set[int] = set()
+        while True:
+            children = {c.pid for c in psutil.Process(pid).children(recursive=True)} - stopped
+            if not children:
+                return
+            for p in children:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p, signal.SIGSTOP)
+            stopped |= children
 
 
 @contextlib.contextmanager

@@ -244,6 +244,7 @@ def test_postgresql_stopped_or_frozen_under_load_nothing_leaves_unrecorded_and_i
                     t0 = time.monotonic()
                     admin.append(gw.request(method, path, body, token=gw.ADMIN_TOKEN))
                     took.append(time.monotonic() - t0)
+                assert all("error" in b for _, _, b in admin), [(s, b) for s, _, b in admin]
                 assert {(s, b["error"]["code"]) for s, _, b in admin} <= {
                     (503, "database_unavailable"),
                     (503, "audit_unavailable"),  # a key change is recorded first, and refused
