@@ -12,8 +12,9 @@ receiver's answer and the cursor's write sends that batch again on its next star
 a batch the receiver refuses for good (a 4xx other than 408 and 429) stops the shipper with the
 cursor where it was; 408, 429, 5xx and connection failures are tried again with a growing
 pause (``Retry-After`` honoured, at most 60 s), forever while following, ``give_up`` times in a
-row with ``--once``. A receiver's partial success (``rejectedLogRecords``) is logged and counted:
-OTLP says those records must not be sent again.
+row without ``--follow``. A receiver's partial success (``rejectedLogRecords``) is logged and
+counted: OTLP says those records must not be sent again. A following shipper waits out a database
+that does not answer the same way and goes on from its cursor.
 
 Every shipment is on the record itself: an ``export`` entry by the shipper's actor when it
 starts (phase ``ship``, the destination's host and port — never its path, query or headers —,
@@ -25,6 +26,7 @@ variables and appear nowhere else.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -37,6 +39,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from audit.export import ExportFilter, Scope, iter_rows, record_read
@@ -199,40 +202,62 @@ async def ship(
     )
     summary_at = time.monotonic()
     timeout = aiohttp.ClientTimeout(total=timeout_s, connect=min(5.0, timeout_s))
+
+    async def available(session: aiohttp.ClientSession) -> int:
+        """Ship what is after the cursor now; the number of entries sent."""
+        sent = 0
+        async for rows in iter_rows(engine, flt, scope, result.last_seq, None, batch):
+            records = [
+                otlp_record(seq, kind, json.loads(body) if body else None, leaf)
+                for seq, kind, body, leaf in rows
+            ]
+            payload = json.dumps(
+                otlp_request(records), separators=(",", ":"), ensure_ascii=True
+            ).encode()
+            rejected = await _post(session, dest, payload, None if follow else give_up, stop)
+            if rejected is None:
+                break  # stopped while the receiver was not taking it
+            _write_cursor(cursor, ident, rows[-1][0])
+            if rejected:
+                log.warning(
+                    "audit ship: the receiver took the batch but rejected %d of its %d records "
+                    "(seq %d-%d); they are not sent again",
+                    rejected,
+                    len(rows),
+                    rows[0][0],
+                    rows[-1][0],
+                )
+            result.count += len(rows)
+            result.batches += 1
+            result.rejected += rejected
+            result.last_seq = rows[-1][0]
+            sent += len(rows)
+            if stop.is_set():
+                break
+        return sent
+
     try:
         async with aiohttp.ClientSession(timeout=timeout) as session:
+            unread = 0  # reads of the trail that failed in a row (following)
             while not stop.is_set():
-                sent = 0
-                async for rows in iter_rows(engine, flt, scope, result.last_seq, None, batch):
-                    records = [
-                        otlp_record(seq, kind, json.loads(body) if body else None, leaf)
-                        for seq, kind, body, leaf in rows
-                    ]
-                    payload = json.dumps(
-                        otlp_request(records), separators=(",", ":"), ensure_ascii=True
-                    ).encode()
-                    rejected = await _post(
-                        session, dest, payload, None if follow else give_up, stop
+                try:
+                    sent = await available(session)
+                    unread = 0
+                except (SQLAlchemyError, OSError) as exc:
+                    if not follow:
+                        raise
+                    # The database is down or restarting: a follower waits for it, as for a
+                    # receiver that is down, and goes on from the cursor.
+                    unread += 1
+                    pause = _pause(unread - 1, None)
+                    log.warning(
+                        "audit ship: the trail could not be read (%s); trying again in %.1f s",
+                        type(exc).__name__,
+                        pause,
                     )
-                    if rejected is None:
-                        break  # stopped while the receiver was not taking it
-                    _write_cursor(cursor, ident, rows[-1][0])
-                    if rejected:
-                        log.warning(
-                            "audit ship: the receiver took the batch but rejected %d of its "
-                            "%d records (seq %d-%d); they are not sent again",
-                            rejected,
-                            len(rows),
-                            rows[0][0],
-                            rows[-1][0],
-                        )
-                    result.count += len(rows)
-                    result.batches += 1
-                    result.rejected += rejected
-                    result.last_seq = rows[-1][0]
-                    sent += len(rows)
-                    if stop.is_set():
-                        break
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), pause)
+                    continue
                 if not follow:
                     break
                 if time.monotonic() - summary_at >= 60.0:
@@ -244,10 +269,8 @@ async def ship(
                     )
                     summary_at = time.monotonic()
                 if not sent:
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), interval_s)
-                    except TimeoutError:
-                        pass
     finally:
         done = {
             "phase": "ship_done",

@@ -221,3 +221,32 @@ async def test_a_following_shipper_sends_new_entries_and_stops_cleanly_on_sigter
     assert [a["phase"] for a in actions] == ["ship", "ship_done"]
     assert actions[1]["count"] == 11
     assert os.environ.get("COLLECTOR_TOKEN") is None
+
+
+async def test_a_follower_waits_out_a_trail_it_cannot_read_and_goes_on_from_its_cursor(
+    engine: AsyncEngine, sink: DatabaseAuditSink, tmp_path: Path
+) -> None:
+    """The trail unreadable for a while (its table renamed away under the follower: every read
+    fails as a database error), then back: nothing is lost or sent twice."""
+    await _fill(sink, 2)
+    stop = asyncio.Event()
+    async with OtlpReceiver() as rx:
+        follower = asyncio.create_task(
+            ship(engine, Destination(rx.url), tmp_path / "c", ExportFilter(), OPS, follow=True,
+                 interval_s=0.05, stop=stop)
+        )  # fmt: skip
+        while len(rx.seqs()) < 5:  # 4 entries and its opening one
+            await asyncio.sleep(0.02)
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("ALTER TABLE audit_log RENAME TO audit_log_away"))
+        await asyncio.sleep(1.2)  # reads fail meanwhile; the follower keeps going
+        assert not follower.done()
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("ALTER TABLE audit_log_away RENAME TO audit_log"))
+        await _fill(sink, 1, start=30)
+        deadline = time.monotonic() + 10
+        while len(rx.seqs()) < 7 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        stop.set()
+        done = await asyncio.wait_for(follower, 10)
+    assert rx.seqs() == list(range(1, 8)) and done.count == 7
