@@ -56,6 +56,13 @@ __all__ = ["IssuedKey", "KeyNotRecorded", "KeyService", "Recorder"]
 log = logging.getLogger("portcullis.keys")
 
 UNAUTHENTICATED = "Invalid API key. Provide a valid key as 'Authorization: Bearer <key>'."
+_STRAYS: set[asyncio.Future[Any]] = set()  # lookups past their deadline, left to finish
+
+
+def _forget(lookup: asyncio.Future[Any]) -> None:
+    _STRAYS.discard(lookup)
+    if not lookup.cancelled():
+        lookup.exception()  # retrieved: a late failure of a lookup already answered for
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,6 +280,16 @@ class KeyService(KeyStore):
         assert retired is not None
         return IssuedKey(key=key, key_id=new_id), retired
 
+    async def _lookup(self, digest: str) -> Any:
+        async with self._engine.connect() as conn:
+            return (
+                await conn.execute(
+                    sa.select(api_keys).where(
+                        api_keys.c.digest == digest, api_keys.c.revoked_at.is_(None)
+                    )
+                )
+            ).first()
+
     async def authenticate(self, authorization: str | None) -> Principal:
         """The principal for an ``Authorization`` header value, or the one uniform 401."""
         key = _bearer(authorization)
@@ -289,17 +306,19 @@ class KeyService(KeyStore):
         if digest in self._unknown:
             raise GatewayError(Cause.UNAUTHENTICATED, UNAUTHENTICATED)
         generation = self._generation
+        lookup = asyncio.ensure_future(self._lookup(digest))
         try:
-            async with asyncio.timeout(self._lookup_s), self._engine.connect() as conn:
-                row = (
-                    await conn.execute(
-                        sa.select(api_keys).where(
-                            api_keys.c.digest == digest, api_keys.c.revoked_at.is_(None)
-                        )
-                    )
-                ).first()
-        except (SQLAlchemyError, OSError) as exc:  # the deadline's TimeoutError is an OSError
-            if not is_outage(exc):
+            # Shielded: at the deadline the answer goes out at once; the lookup is cancelled but
+            # not waited for, as its clean-up (giving the connection back) may itself wait on a
+            # database that does not answer (a frozen server: up to seconds more).
+            row = await asyncio.wait_for(asyncio.shield(lookup), self._lookup_s)
+        except BaseException as exc:
+            if not lookup.done():  # the deadline, or this request cancelled (its client left)
+                lookup.cancel()
+                _STRAYS.add(lookup)
+                lookup.add_done_callback(_forget)
+            # the deadline's TimeoutError is an OSError
+            if not isinstance(exc, SQLAlchemyError | OSError) or not is_outage(exc):
                 raise
             # The database did not answer (stopped, frozen, out of connections): the key can
             # be neither accepted nor refused, so the request is not served; the type only.
