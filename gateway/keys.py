@@ -49,6 +49,7 @@ from gateway.key_store import KeyNotRecorded, KeyStore, Recorder, joined
 from gateway.principal import Principal
 from gateway.storage.db import is_outage
 from gateway.storage.schema import api_keys
+from gateway.strays import abandon
 
 __all__ = ["IssuedKey", "KeyNotRecorded", "KeyService", "Recorder"]
 
@@ -56,13 +57,6 @@ __all__ = ["IssuedKey", "KeyNotRecorded", "KeyService", "Recorder"]
 log = logging.getLogger("portcullis.keys")
 
 UNAUTHENTICATED = "Invalid API key. Provide a valid key as 'Authorization: Bearer <key>'."
-_STRAYS: set[asyncio.Future[Any]] = set()  # lookups past their deadline, left to finish
-
-
-def _forget(lookup: asyncio.Future[Any]) -> None:
-    _STRAYS.discard(lookup)
-    if not lookup.cancelled():
-        lookup.exception()  # retrieved: a late failure of a lookup already answered for
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,9 +308,7 @@ class KeyService(KeyStore):
             row = await asyncio.wait_for(asyncio.shield(lookup), self._lookup_s)
         except BaseException as exc:
             if not lookup.done():  # the deadline, or this request cancelled (its client left)
-                lookup.cancel()
-                _STRAYS.add(lookup)
-                lookup.add_done_callback(_forget)
+                abandon(lookup)
             # the deadline's TimeoutError is an OSError
             if not isinstance(exc, SQLAlchemyError | OSError) or not is_outage(exc):
                 raise

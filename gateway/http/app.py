@@ -49,6 +49,7 @@ from gateway.routing import Router as BackendRouter
 from gateway.secrets_store import load_server_secret
 from gateway.services import Decider, Services
 from gateway.storage.db import create_engine_for
+from gateway.strays import abandon
 from gateway.upstream import Upstream
 
 __all__ = ["Components", "GatewayApp", "create_app"]
@@ -216,7 +217,6 @@ _PROBES = frozenset({"/healthz", "/readyz"})
 # Admin calls without the deadline: the trail's verification runs in a process of its own, with
 # its own connection, and may take minutes on a grown trail.
 _NO_DEADLINE = frozenset({"/admin/audit/verify"})
-_STRAYS: set[asyncio.Task[None]] = set()
 
 
 async def _within(app: Any, scope: Any, receive: Any, send: Any, deadline_s: float) -> None:
@@ -238,15 +238,13 @@ async def _within(app: Any, scope: Any, receive: Any, send: Any, deadline_s: flo
     try:
         done, _ = await asyncio.wait({call}, timeout=deadline_s)
     except asyncio.CancelledError:  # the server gave up on the connection: so does the call
-        call.cancel()
+        abandon(call)
         raise
     if call in done or started:
         await call  # finished (its outcome, raised or not), or an answer already streaming
         return
     answered = True
-    call.cancel()
-    _STRAYS.add(call)
-    call.add_done_callback(_STRAYS.discard)
+    abandon(call)
     log.error(
         "admin call %s %s did not start its answer within admin.deadline_s (%.1f s): answered "
         "503; the database is not answering",
