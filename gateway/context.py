@@ -84,6 +84,14 @@ class RequestContext:
         if not self.answered:
             self.status, self.error_code = Cause.CLIENT_CLOSED.status, Cause.CLIENT_CLOSED.code
 
+    def relayed(self, data: bytes) -> None:
+        """One answer chunk (an SSE event's data) sent to the caller: in the answer's digest,
+        counted, and kept while the request is being captured (gateway.capture)."""
+        self.answer_hmac.update(data)
+        self.relayed_chunks += 1
+        if self.capture is not None:
+            self.capture.append(data)
+
     def mark(self, step: str, since: float) -> float:
         now = time.perf_counter()
         self.timings[step] = self.timings.get(step, 0.0) + (now - since)

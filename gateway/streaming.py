@@ -199,19 +199,13 @@ async def relay_stream(
                     if tail is not None:  # as the stream's other chunks: its id, model, time
                         meta = {k: last[k] for k in _META if k in last}
                         tail_data = _encode({**meta, **tail})
-                        ctx.answer_hmac.update(tail_data)
-                        ctx.relayed_chunks += 1
-                        if ctx.capture is not None:
-                            ctx.capture.append(tail_data)
+                        ctx.relayed(tail_data)
                         out.append(b"data: " + tail_data + b"\n\n")
                     out.append(DONE)
                     done = True
                     break  # nothing after [DONE] is relayed
                 if restoring is None and rename is None and b'"usage"' not in data:
-                    ctx.answer_hmac.update(data)
-                    ctx.relayed_chunks += 1
-                    if ctx.capture is not None:
-                        ctx.capture.append(data)
+                    ctx.relayed(data)
                     out.append(b"data: " + data + b"\n\n")
                     continue
                 try:
@@ -241,10 +235,7 @@ async def relay_stream(
                     last = event
                     if changed:
                         data = _encode(event)
-                ctx.answer_hmac.update(data)
-                ctx.relayed_chunks += 1
-                if ctx.capture is not None:
-                    ctx.capture.append(data)
+                ctx.relayed(data)
                 out.append(b"data: " + data + b"\n\n")
             if out:
                 yield b"".join(out)
