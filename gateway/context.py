@@ -104,15 +104,21 @@ class RequestContext:
     def start_answer_digest(self, key: bytes) -> None:
         self.answer_hmac = hmac.new(key, digestmod=hashlib.sha256)
 
+    def cost_microusd(self) -> int | None:
+        """What the request cost on its backend, from the tokens it reported; None where the
+        backend has no price for the model or reported no tokens."""
+        if self.backend is None or not self.usage:
+            return None
+        return self.backend.cost_microusd(self.model, self.usage)
+
     def _usage(self) -> dict[str, int]:
         """The backend's token counts, and their cost where the backend has a price
         (``cost_microusd``); for a stream that ended without them (the client left, the backend
         failed or stalled, or it reports none), the chunks relayed instead."""
         usage = dict(self.usage)
-        if self.backend is not None and usage:
-            cost = self.backend.cost_microusd(self.model, usage)
-            if cost is not None:
-                usage["cost_microusd"] = cost
+        cost = self.cost_microusd()
+        if cost is not None:
+            usage["cost_microusd"] = cost
         if "total_tokens" in usage or not self.relayed_chunks:
             return usage
         return {**usage, "relayed_chunks": self.relayed_chunks}

@@ -48,10 +48,9 @@ async def finish(services: Services, ctx: RequestContext, reservation: Reservati
         elapsed,
         max(0.0, elapsed - ctx.upstream_s),
     )
-    if ctx.backend is not None and ctx.usage:
-        cost = ctx.backend.cost_microusd(ctx.model, ctx.usage)
-        if cost:
-            s.metrics.cost.labels(ctx.backend.id).inc(cost / 1e6)
+    cost = ctx.cost_microusd()
+    if cost and ctx.backend is not None:
+        s.metrics.cost.labels(ctx.backend.id).inc(cost / 1e6)
     if ctx.canary is not None and ctx.canary.leaks:
         s.metrics.prompt_leaks.labels(ctx.canary.action).inc()
     if reservation is not None:
