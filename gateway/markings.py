@@ -26,7 +26,7 @@ for someone removing the marking on purpose (docs/policy.md, "Classification mar
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from gateway.pii.walk import extract
@@ -52,29 +52,32 @@ _LABEL = re.compile(
 )
 
 
+# A marking's words, spaced (``TOP-SECRET``, ``OFFICIAL:Sensitive`` -> ``TOP SECRET``,
+# ``OFFICIAL SENSITIVE``), -> its level; anything else read is ``official``.
+_LEVEL_OF = {
+    "TOP SECRET": "top_secret",
+    "SECRET": "secret",
+    "PROTECTED": "protected",
+    "CONFIDENTIAL": "protected",
+    "OFFICIAL SENSITIVE": "sensitive",
+    "CUI": "sensitive",
+}
+
+
 def _level(mark: str) -> str:
-    m = mark.upper().replace("-", " ").replace(":", " ").split()
-    word = " ".join(m)
-    if word in ("TOP SECRET",):
-        return "top_secret"
-    if word == "SECRET":
-        return "secret"
-    if word in ("PROTECTED", "CONFIDENTIAL"):
-        return "protected"
-    if word in ("OFFICIAL SENSITIVE", "CUI"):
-        return "sensitive"
-    return "official"
+    words = " ".join(mark.upper().replace("-", " ").replace(":", " ").split())
+    return _LEVEL_OF.get(words, "official")
+
+
+def _highest(levels: Iterable[str | None]) -> str | None:
+    return max((lv for lv in levels if lv is not None), key=_RANK.__getitem__, default=None)
 
 
 def level_of(text: str) -> str | None:
     """The highest marking in one text, or None."""
-    best: str | None = None
-    for pattern in (_BANNER, _EMAIL, _LABEL):
-        for m in pattern.finditer(text):
-            level = _level(m.group("mark"))
-            if best is None or _RANK[level] > _RANK[best]:
-                best = level
-    return best
+    return _highest(
+        _level(m.group("mark")) for p in (_BANNER, _EMAIL, _LABEL) for m in p.finditer(text)
+    )
 
 
 def marking_level(endpoint: str, body: Mapping[str, Any], encoded: bytes) -> str | None:
@@ -82,9 +85,4 @@ def marking_level(endpoint: str, body: Mapping[str, Any], encoded: bytes) -> str
     searched first for the words a marking starts with."""
     if not any(h in encoded for h in _HINTS):
         return None
-    best: str | None = None
-    for slot in extract(endpoint, body):
-        level = level_of(slot.text)
-        if level is not None and (best is None or _RANK[level] > _RANK[best]):
-            best = level
-    return best
+    return _highest(level_of(slot.text) for slot in extract(endpoint, body))
