@@ -3,7 +3,9 @@ hashes, so the Merkle log still verifies (verification counts purged entries ins
 
 An entry's class is the policy obligation ``retention_class`` recorded with it, else its
 tenant's class from configuration, else the default class. A class whose days are ``None``
-(legal hold) is never purged. The purge appends a ``purge`` entry with the counts per class.
+(legal hold) is never purged. A request's captured content (:mod:`audit.vault`) is erased with
+it: once none of the request's own entries (intent, outcome) keeps a body, its capture row is
+deleted. The purge appends a ``purge`` entry with the counts per class and ``captures_erased``.
 """
 
 from __future__ import annotations
@@ -14,12 +16,25 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from audit.schema import audit_log
+from audit.schema import audit_content, audit_log
 from audit.store import append, make_entry
 
-__all__ = ["purge"]
+__all__ = ["CAPTURES", "purge"]
 
 _TS = "%Y-%m-%dT%H:%M:%S.%fZ"
+# The purge's count of captures erased, beside the counts per class (no class may take the name).
+CAPTURES = "captures_erased"
+_REQUEST_KINDS = ("intent", "complete", "incomplete")
+
+
+def _erasable_captures() -> sa.Select[tuple[str]]:
+    """Captures of requests whose own entries are all purged (at least one, none with a body)."""
+    log = audit_log.c
+    mine = sa.and_(log.request_id == audit_content.c.request_id, log.kind.in_(_REQUEST_KINDS))
+    return sa.select(audit_content.c.request_id).where(
+        sa.exists().where(mine, log.body.is_(None)),
+        ~sa.exists().where(mine, log.body.is_not(None)),
+    )
 
 
 def _class_condition(
@@ -46,7 +61,8 @@ async def purge(
     now: datetime | None = None,
     actor: str = "retention",
 ) -> dict[str, int]:
-    """Purge bodies older than their class allows; returns the count per class."""
+    """Purge bodies older than their class allows, and the captures of requests so purged;
+    returns the count per class and :data:`CAPTURES`."""
     at = (now or datetime.now(UTC)).astimezone(UTC)
     stamp = at.strftime(_TS)
     known = set(retention_days)
@@ -67,6 +83,10 @@ async def purge(
                 .values(body=None, purged_at=stamp)
             )
             counts[cls] = int(result.rowcount or 0)
+        erased = await conn.execute(
+            sa.delete(audit_content).where(audit_content.c.request_id.in_(_erasable_captures()))
+        )
+        counts[CAPTURES] = int(erased.rowcount or 0)
     if any(counts.values()):
         async with engine.connect() as conn:
             await append(

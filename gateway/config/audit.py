@@ -50,6 +50,8 @@ class AuditSettings(Strict):
     @model_validator(mode="after")
     def _classes_known(self) -> AuditSettings:
         names = set(self.retention_days)
+        if "captures_erased" in names:  # audit.retention.CAPTURES: the purge reports it beside
+            raise ValueError("captures_erased is the purge's count of captures, not a class name")
         if self.default_retention_class not in names:
             raise ValueError("default_retention_class is not a key of retention_days")
         unknown = set(self.tenant_retention.values()) - names

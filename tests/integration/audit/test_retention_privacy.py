@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from audit.checkpoint import Signer
 from audit.export import AuditForbidden, ExportFilter, Scope, export
 from audit.replay import replay
-from audit.retention import purge
+from audit.retention import CAPTURES, purge
 from audit.schema import audit_content, audit_log
 from audit.sink import DatabaseAuditSink
 from audit.vault import ContentShredded, ContentVault
@@ -54,7 +54,7 @@ async def test_purge_drops_old_bodies_by_class_and_the_log_still_verifies(
         await sink.complete(_classed(i, cls, tenant, ts))
     await sink.checkpoint()
     counts = await purge(engine, CLASSES, "default", {"hr": "short"}, "test:1:1", NOW)
-    assert counts == {"default": 1, "short": 2}
+    assert counts == {"default": 1, "short": 2, CAPTURES: 0}
     async with engine.connect() as conn:
         rows = (
             await conn.execute(
@@ -95,6 +95,57 @@ async def test_captured_content_is_encrypted_read_is_audited_and_shredding_erase
     assert kinds == ["complete", "content_read", "shred", "content_read"]
     await sink.checkpoint()
     assert (await verify_database(engine, signer.public, cp_dir)).ok
+
+
+async def test_a_requests_capture_is_erased_with_its_purged_entries_and_legal_hold_keeps_it(
+    engine: AsyncEngine, sink: DatabaseAuditSink, signer: Signer, cp_dir: Path
+) -> None:
+    vault = ContentVault(engine, "test:1:1")
+    old, recent = "2026-09-01T00:00:00.000000Z", "2026-11-20T00:00:00.000000Z"
+    cases = [  # (class, ts, capture erased?)
+        ("short", old, True),  # 89 days > 30: intent and outcome purged, so is the capture
+        ("short", recent, False),
+        ("legal_hold", "2020-01-01T00:00:00.000000Z", False),  # never
+    ]
+    for i, (cls, ts, _) in enumerate(cases):
+        ev = _classed(i, cls, "acme", ts)
+        await sink.intent(ev)
+        await sink.complete(ev)
+        await vault.capture(ev["request_id"], "acme", f"held content {i}".encode())
+    # an administrative entry naming the request (its read, kept 400 days) does not hold it back
+    assert await vault.read("req-000000", ADMIN) == b"held content 0"
+    await sink.checkpoint()
+
+    counts = await purge(engine, CLASSES, "default", {}, "test:1:1", NOW)
+
+    assert counts == {"default": 0, "short": 2, CAPTURES: 1}
+    async with engine.connect() as conn:
+        kept = (await conn.execute(sa.select(audit_content.c.request_id))).scalars().all()
+        (entry,) = (
+            await conn.execute(sa.select(audit_log.c.body).where(audit_log.c.kind == "purge"))
+        ).scalars()
+    assert sorted(kept) == [f"req-{i:06d}" for i, c in enumerate(cases) if not c[2]]
+    assert json.loads(entry)["action"] == {"default": 0, "short": 2, CAPTURES: 1}
+    with pytest.raises(ContentShredded):
+        await vault.read("req-000000", ADMIN)
+    assert await vault.read("req-000002", ADMIN) == b"held content 2"
+    # the next purge finds nothing more to erase, and the log still verifies
+    assert await purge(engine, CLASSES, "default", {}, "test:1:1", NOW) == {
+        "default": 0,
+        "short": 0,
+        CAPTURES: 0,
+    }
+    await sink.checkpoint()
+    assert (await verify_database(engine, signer.public, cp_dir)).ok
+
+
+def test_no_retention_class_may_take_the_name_of_the_capture_count() -> None:
+    from pydantic import ValidationError
+
+    from gateway.config.audit import AuditSettings
+
+    with pytest.raises(ValidationError, match=CAPTURES):
+        AuditSettings(retention_days={"default": 30, CAPTURES: 1})
 
 
 PII_AND_KEYS = [
