@@ -8,6 +8,7 @@ The command line is an operator's tool with database access, so it acts as ``adm
 from __future__ import annotations
 
 import asyncio
+import functools
 import getpass
 import json
 import sys
@@ -128,6 +129,51 @@ def _reader_options(verb: str) -> Callable[[Callable[..., Any]], Callable[..., A
     return wrap
 
 
+_FILTER_OPTIONS = {  # ExportFilter's field: its option, in the order --help lists them
+    "since": click.option("--since", default=None, help="Inclusive, ISO 8601 (UTC if no offset)."),
+    "until": click.option("--until", default=None, help="Exclusive, ISO 8601."),
+    "jurisdiction": click.option("--jurisdiction", default=None),
+    "user": click.option("--user", default=None),
+    "team": click.option("--team", default=None),
+    "decision": click.option("--decision", type=click.Choice(["allow", "deny"]), default=None),
+    "rule": click.option("--rule", default=None),
+    "backend": click.option("--backend", default=None),
+    "request_id": click.option(
+        "--request-id", default=None, help="One request's entries (its x-request-id)."
+    ),
+    "kinds": click.option("--kind", "kinds", multiple=True),
+}
+_COMMON_FILTERS = ("jurisdiction", "user", "team", "decision", "backend")
+
+
+def _filter_options(*extra: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The trail filter's options — ``--jurisdiction``, ``--user``, ``--team``, ``--decision``,
+    ``--backend`` and the ``extra`` fields named (``since``, ``until``, ``rule``, ``request_id``,
+    ``kinds``) — handed to the command as one ``flt: ExportFilter``."""
+    chosen = [n for n in _FILTER_OPTIONS if n in _COMMON_FILTERS or n in extra]
+
+    def wrap(f: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(f)
+        def command(*args: Any, **kwargs: Any) -> Any:
+            values = {n: kwargs.pop(n) for n in chosen}
+            for n in ("since", "until"):
+                if n in values:
+                    values[n] = _utc(values[n])
+            if "kinds" in values:
+                values["kinds"] = tuple(values["kinds"])
+            try:
+                flt = ExportFilter(**values)
+            except ValueError as exc:
+                raise click.BadParameter(str(exc)) from None
+            return f(*args, flt=flt, **kwargs)
+
+        for n in reversed(chosen):
+            command = _FILTER_OPTIONS[n](command)
+        return command
+
+    return wrap
+
+
 def _reader(actor: str | None, roles: tuple[str, ...], scope_j: tuple[str, ...]) -> Scope:
     return Scope(
         actor=actor or f"cli:{getpass.getuser()}",
@@ -187,16 +233,7 @@ def verify_cmd(
 @audit.command("export")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="jsonl", show_default=True)
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--since", default=None, help="Inclusive, ISO 8601 (UTC if no offset).")
-@click.option("--until", default=None, help="Exclusive, ISO 8601.")
-@click.option("--jurisdiction", default=None)
-@click.option("--user", default=None)
-@click.option("--team", default=None)
-@click.option("--decision", type=click.Choice(["allow", "deny"]), default=None)
-@click.option("--rule", default=None)
-@click.option("--backend", default=None)
-@click.option("--request-id", default=None, help="One request's entries (its x-request-id).")
-@click.option("--kind", "kinds", multiple=True)
+@_filter_options("since", "until", "rule", "request_id", "kinds")
 @_reader_options("exports")
 @click.option("--page", default=2000, show_default=True)
 @click.pass_context
@@ -204,16 +241,7 @@ def export_cmd(
     ctx: click.Context,
     fmt: str,
     out: Path,
-    since: str | None,
-    until: str | None,
-    jurisdiction: str | None,
-    user: str | None,
-    team: str | None,
-    decision: str | None,
-    rule: str | None,
-    backend: str | None,
-    request_id: str | None,
-    kinds: tuple[str, ...],
+    flt: ExportFilter,
     actor: str | None,
     roles: tuple[str, ...],
     scope_j: tuple[str, ...],
@@ -222,18 +250,6 @@ def export_cmd(
     """Stream matching entries to a file with a signed manifest; rerun to resume after a kill."""
     settings = settings_from(ctx)
     url, key_file, cp_dir = _paths(settings)
-    flt = ExportFilter(
-        since=_utc(since),
-        until=_utc(until),
-        jurisdiction=jurisdiction,
-        user=user,
-        team=team,
-        decision=decision,
-        rule=rule,
-        backend=backend,
-        request_id=request_id,
-        kinds=tuple(kinds),
-    )
     scope = _reader(actor, roles, scope_j)
     signer = Signer.from_file(key_file)
 
@@ -269,8 +285,7 @@ def export_cmd(
 
 
 @audit.command("usage")
-@click.option("--since", default=None, help="Inclusive, ISO 8601 (UTC if no offset).")
-@click.option("--until", default=None, help="Exclusive, ISO 8601.")
+@_filter_options("since", "until")
 @click.option(
     "--by",
     default="team,model",
@@ -278,24 +293,13 @@ def export_cmd(
     help="Group by, comma-separated: user, team, tenant, jurisdiction, backend, model, "
     "endpoint, decision, day, month ('' for one total).",
 )
-@click.option("--jurisdiction", default=None)
-@click.option("--user", default=None)
-@click.option("--team", default=None)
-@click.option("--decision", type=click.Choice(["allow", "deny"]), default=None)
-@click.option("--backend", default=None)
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
 @_reader_options("reads")
 @click.pass_context
 def usage_cmd(
     ctx: click.Context,
-    since: str | None,
-    until: str | None,
+    flt: ExportFilter,
     by: str,
-    jurisdiction: str | None,
-    user: str | None,
-    team: str | None,
-    decision: str | None,
-    backend: str | None,
     fmt: str,
     actor: str | None,
     roles: tuple[str, ...],
@@ -307,18 +311,6 @@ def usage_cmd(
     settings = settings_from(ctx)
     url, _, _ = _paths(settings)
     groups = tuple(b.strip() for b in by.split(",") if b.strip())
-    try:
-        flt = ExportFilter(
-            since=_utc(since),
-            until=_utc(until),
-            jurisdiction=jurisdiction,
-            user=user,
-            team=team,
-            decision=decision,
-            backend=backend,
-        )
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
     scope = _reader(actor, roles, scope_j)
 
     async def work(engine: AsyncEngine) -> Any:

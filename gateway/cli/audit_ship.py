@@ -16,7 +16,7 @@ from audit.export import AuditForbidden, ExportFilter
 from audit.ship import Destination, ShipRefused, ShipResult, ship
 from audit.store import writer_id
 from gateway.cli._common import settings_from
-from gateway.cli.audit import _paths, _reader, _reader_options, audit
+from gateway.cli.audit import _filter_options, _paths, _reader, _reader_options, audit
 
 __all__ = ["ship_cmd"]
 
@@ -67,12 +67,7 @@ def _headers(values: tuple[str, ...]) -> dict[str, str]:
     help="Tries per batch before stopping (without --follow; following tries forever).",
 )
 @click.option("--timeout", default=30.0, show_default=True, help="Seconds per HTTP request.")
-@click.option("--jurisdiction", default=None)
-@click.option("--user", default=None)
-@click.option("--team", default=None)
-@click.option("--decision", type=click.Choice(["allow", "deny"]), default=None)
-@click.option("--backend", default=None)
-@click.option("--kind", "kinds", multiple=True)
+@_filter_options("kinds")
 @_reader_options("ships")
 @click.pass_context
 def ship_cmd(
@@ -85,12 +80,7 @@ def ship_cmd(
     batch: int,
     give_up: int,
     timeout: float,
-    jurisdiction: str | None,
-    user: str | None,
-    team: str | None,
-    decision: str | None,
-    backend: str | None,
-    kinds: tuple[str, ...],
+    flt: ExportFilter,
     actor: str | None,
     roles: tuple[str, ...],
     scope_j: tuple[str, ...],
@@ -100,14 +90,6 @@ def ship_cmd(
     url, _, _ = _paths(settings)
     try:
         dest = Destination(to, _headers(headers))
-        flt = ExportFilter(
-            jurisdiction=jurisdiction,
-            user=user,
-            team=team,
-            decision=decision,
-            backend=backend,
-            kinds=tuple(kinds),
-        )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     cursor = cursor or Path(settings.data_dir) / "audit" / "ship.cursor"
