@@ -194,7 +194,13 @@ def test_opa_engine_serves_and_fails_closed_when_slow_or_stopped(
     with ThreadedOpa(ROOT / "policies") as opa:
         gw = RunningGateway(
             settings(
-                tmp_path, upstream, engine="opa", opa_url=opa.url, deadline_ms=200, cache_size=0
+                tmp_path,
+                upstream,
+                engine="opa",
+                opa_url=opa.url,
+                deadline_ms=200,
+                cache_size=0,
+                max_in_flight=4,
             )
         ).start()
         try:
@@ -204,6 +210,7 @@ def test_opa_engine_serves_and_fails_closed_when_slow_or_stopped(
             opa.mode, opa.delay_s = "slow", 2.0
             # reliability F-1: 503 within 300 ms of asking (the 200 ms deadline and the rest)
             assert _refused_in(gw, key) < 0.3
+            _many_refused_within_the_deadline(gw, key, opa, tmp_path)
             opa.mode = "normal"
         except BaseException:
             gw.stop()
@@ -213,6 +220,40 @@ def test_opa_engine_serves_and_fails_closed_when_slow_or_stopped(
         assert len(upstream.received) == 1
     finally:
         gw.stop()
+
+
+def _many_refused_within_the_deadline(
+    gw: RunningGateway, key: str, opa: FakeOpa, data_dir: Path
+) -> None:
+    """Reliability F-2 for many at once: 24 concurrent requests to a slow engine (4 evaluations
+    in flight at most) are each a 503 ``policy_unavailable``, each within the 200 ms deadline +
+    100 ms by the gateway's own clock (the audit record's ``latency_ms.total``: the test's 24
+    client threads share this process's GIL with the gateway, so their clocks measure the test),
+    and the queued ones never reached the engine."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.support.trail import settled_entries
+
+    client = sdk(gw, key)  # one client for all: building 24 would starve the gateway's thread
+    messages: Any = [{"role": "user", "content": "hi"}]
+
+    def one(_: int) -> tuple[int | None, str | None]:
+        try:
+            client.chat.completions.create(model="deepseek-chat", messages=messages)
+        except openai.APIStatusError as exc:
+            return exc.status_code, exc.code
+        return 200, None
+
+    asked, before = opa.requests, len(settled_entries(data_dir, "complete"))
+    with ThreadPoolExecutor(24) as pool:
+        outcomes = list(pool.map(one, range(24)))
+    assert outcomes == [(503, "policy_unavailable")] * 24
+    records = settled_entries(data_dir, "complete")[before:]
+    assert len(records) == 24
+    assert max(r["latency_ms"]["total"] for r in records) < 300, [
+        r["latency_ms"]["total"] for r in records
+    ]
+    assert opa.requests - asked < 24  # bounded: those queued past the deadline were not sent
 
 
 def _refused_in(gw: RunningGateway, key: str) -> float:
