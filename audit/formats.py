@@ -12,9 +12,9 @@ import csv
 import io
 import json
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import IO, Any
 
 from audit.store import parse_utc
 
@@ -159,9 +159,14 @@ def jsonl_line(seq: int, kind: str, body: Mapping[str, Any] | None, leaf: bytes)
     ).encode()
 
 
-def parse_jsonl(data: bytes) -> Iterator[dict[str, Any]]:
-    for line in data.split(b"\n"):
-        if line:
+def _lines(data: bytes | IO[bytes]) -> Iterable[bytes]:
+    """A whole export's lines, or an open file's, read as they are needed."""
+    return data.split(b"\n") if isinstance(data, bytes) else data
+
+
+def parse_jsonl(data: bytes | IO[bytes]) -> Iterator[dict[str, Any]]:
+    for line in _lines(data):
+        if line.strip():
             yield json.loads(line)
 
 
@@ -181,14 +186,28 @@ def syslog_line(seq: int, kind: str, body: Mapping[str, Any] | None, leaf: bytes
     return f"{len(line)} ".encode() + line
 
 
-def parse_syslog(data: bytes) -> Iterator[dict[str, Any]]:
+def _frames(fh: IO[bytes]) -> Iterator[bytes]:
+    """RFC 6587 octet-counted frames (``<length> <record>``), one at a time."""
+    while True:
+        length = b""
+        while (c := fh.read(1)) != b" ":
+            if not c:
+                if length:
+                    raise ValueError("a syslog frame ends inside its length")
+                return
+            length += c
+            if len(length) > 10:
+                raise ValueError("a syslog frame length is too long")
+        n = int(length)
+        rec = fh.read(n)
+        if len(rec) != n:
+            raise ValueError("a syslog frame is shorter than its length")
+        yield rec
+
+
+def parse_syslog(data: bytes | IO[bytes]) -> Iterator[dict[str, Any]]:
     """Octet-counted RFC 5424 records back to ``{seq, kind, leaf_hash, event}``."""
-    i = 0
-    while i < len(data):
-        sp = data.index(b" ", i)
-        n = int(data[i:sp])
-        rec = data[sp + 1 : sp + 1 + n]
-        i = sp + 1 + n
+    for rec in _frames(io.BytesIO(data) if isinstance(data, bytes) else data):
         head, _, msg = rec.partition(b"\xef\xbb\xbf")
         parts = head.decode().split(" ", 6)
         sd = parts[6]
@@ -278,10 +297,10 @@ def otlp_record(seq: int, kind: str, body: Mapping[str, Any] | None, leaf: bytes
     return record
 
 
-def parse_otlp(data: bytes) -> Iterator[dict[str, Any]]:
+def parse_otlp(data: bytes | IO[bytes]) -> Iterator[dict[str, Any]]:
     """OTLP/JSON lines back to ``{seq, kind, leaf_hash, event}``."""
-    for line in data.split(b"\n"):
-        if not line:
+    for line in _lines(data):
+        if not line.strip():
             continue
         for resource in json.loads(line)["resourceLogs"]:
             for scope in resource["scopeLogs"]:

@@ -1,4 +1,6 @@
-"""Run one export (for the kill-and-resume test). usage: export_proc.py URL KEY OUT FORMAT PAGE"""
+"""Run one export (for the kill-and-resume tests). usage: export_proc.py URL KEY OUT FORMAT PAGE
+
+Prints the process's peak resident memory (``VmHWM``, bytes) when the export is done."""
 
 from __future__ import annotations
 
@@ -25,5 +27,15 @@ async def main(url: str, key: str, out: str, fmt: str, page: int) -> None:
     await engine.dispose()
 
 
+def peak_rss(pid: int | str = "self") -> int:
+    """Peak resident memory of one process's address space since its exec (Linux), in bytes:
+    unlike ``ru_maxrss``, not raised by the memory of the process that started it."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise LookupError("no VmHWM")
+
+
 if __name__ == "__main__":
     asyncio.run(main(*sys.argv[1:5], int(sys.argv[5])))
+    print(peak_rss(), flush=True)
