@@ -354,12 +354,17 @@ async def stream(
     allowed_roles: tuple[str, ...] = ("admin", "auditor"),
     writer: str = "export:0:0",
     page: int = 2000,
-) -> AsyncIterator[bytes]:
-    """The export as a byte stream for an HTTP response (no file, no manifest).
+    after_seq: int = 0,
+    until_seq: int | None = None,
+) -> tuple[int, AsyncIterator[bytes]]:
+    """The export as a byte stream for an HTTP response (no file, no manifest), and the last
+    ``seq`` it can hold.
 
     Authorises first (raises :class:`AuditForbidden` before anything is yielded), records the
-    ``export`` entry, and bounds the stream at the head size when it starts; clients that need a
-    signed manifest use :func:`export` instead.
+    ``export`` entry, and bounds the stream at the head size when it starts (or ``until_seq``, if
+    lower). A download cut short resumes with ``after_seq`` = the last whole record's ``seq`` and
+    ``until_seq`` = the bound the first answer gave: the rest of the same range, once each (a CSV
+    resumed has no header). Clients that need a signed manifest use :func:`export` instead.
     """
     scope.authorise(allowed_roles)
     if fmt not in _LINES:
@@ -369,14 +374,17 @@ async def stream(
 
     async with engine.connect() as conn:
         until = (await read_head(conn)).size
-    await record_read(
-        engine, writer, scope, flt, {"phase": "stream", "format": fmt, "until_seq": until}
-    )
+    if until_seq is not None:
+        until = min(until, until_seq)
+    action: dict[str, Any] = {"phase": "stream", "format": fmt, "until_seq": until}
+    if after_seq:
+        action["after_seq"] = after_seq
+    await record_read(engine, writer, scope, flt, action)
 
     async def body() -> AsyncIterator[bytes]:
-        if fmt == "csv":
+        if fmt == "csv" and not after_seq:
             yield csv_header()
-        async for rows in iter_rows(engine, flt, scope, 0, until, page):
+        async for rows in iter_rows(engine, flt, scope, after_seq, until, page):
             yield b"".join(line(s, k, json.loads(b) if b else None, leaf) for s, k, b, leaf in rows)
 
-    return body()
+    return until, body()

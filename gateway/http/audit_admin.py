@@ -1,11 +1,14 @@
 """Admin routes for audit exports, streamed in constant memory, and usage reports.
 
 ``GET /admin/audit/export?format=csv|jsonl|syslog|otlp&since=&until=&jurisdiction=&user=&team=
-&decision=&rule=&backend=`` — role ``auditor`` (or the admin token). An auditor's key sees only
-the rows of its own jurisdiction (``AU`` covers ``AU-NSW``) plus any jurisdictions named in
-``audit-scope:<CC>`` tags; the tag ``audit-scope:all`` or the admin token sees every row. The
-export is itself recorded in the audit trail (who, which range, which filter). For a file with a
-signed manifest that a regulator can verify offline, use ``portcullis audit export``.
+&decision=&rule=&backend=&after_seq=&until_seq=`` — role ``auditor`` (or the admin token). An
+auditor's key sees only the rows of its own jurisdiction (``AU`` covers ``AU-NSW``) plus any
+jurisdictions named in ``audit-scope:<CC>`` tags; the tag ``audit-scope:all`` or the admin token
+sees every row. The export is itself recorded in the audit trail (who, which range, which filter).
+For a file with a signed manifest that a regulator can verify offline, use ``portcullis audit
+export``. The answer's ``x-portcullis-until-seq`` bounds the range; a download cut short (a gateway
+restarted, a connection lost) resumes with ``after_seq`` (the last whole record's ``seq``) and that
+``until_seq``.
 
 ``GET /admin/audit/usage?by=team,model&since=&until=&jurisdiction=&user=&team=&decision=
 &backend=`` — the same role and scope: requests, denials, failures and tokens per group
@@ -80,6 +83,17 @@ def _filter(request: Request[Any, Any, Any], names: tuple[str, ...], kinds: tupl
         ) from None
 
 
+def _seq(value: str | None, name: str, least: int) -> int | None:
+    """A ``seq`` bound from the query: a whole number of at least ``least`` (400 naming it)."""
+    if value is None:
+        return None
+    if not value.isascii() or not value.isdigit() or len(value) > 18 or int(value) < least:
+        raise GatewayError(
+            Cause.INVALID_PARAMETER, f"{name}: a whole number of at least {least}.", param=name
+        )
+    return int(value)
+
+
 def _engine(services: Services) -> Any:
     engine = getattr(services.audit, "engine", None)
     if engine is None:
@@ -113,22 +127,26 @@ async def export_audit(request: Request[Any, Any, Any], state: State) -> Stream:
         raise GatewayError(
             Cause.INVALID_PARAMETER, "format: csv, jsonl, syslog or otlp.", param="format"
         )
-    unknown = set(q) - {"format", "kind", *_FILTERS}
+    unknown = set(q) - {"format", "kind", "after_seq", "until_seq", *_FILTERS}
     if unknown:
         raise GatewayError(Cause.INVALID_PARAMETER, f"Unsupported filter: '{sorted(unknown)[0]}'.")
     # kind=key,config (or kind repeated): only those entries (a key's, the catalogue's history)
     kinds = tuple(k for v in q.getall("kind", []) for k in v.split(",") if k)
     flt = _filter(request, _FILTERS, kinds)
+    after = _seq(q.get("after_seq"), "after_seq", 0) or 0
+    until = _seq(q.get("until_seq"), "until_seq", 1)
     engine = _engine(services)
     try:
         # Authorises and records the export before any byte goes out.
-        chunks = await stream(
+        bound, chunks = await stream(
             engine,
             fmt,
             flt,
             _scope(request),
             allowed_roles=services.settings.audit.export_roles,
             writer=getattr(services.audit, "writer_id", "export:0:0"),
+            after_seq=after,
+            until_seq=until,
         )
         first = await anext(chunks)
     except AuditForbidden:
@@ -149,6 +167,9 @@ async def export_audit(request: Request[Any, Any, Any], state: State) -> Stream:
     headers = {
         "content-disposition": f'attachment; filename="{name}"',
         "x-content-type-options": "nosniff",
+        # the range's end: a download cut short resumes with after_seq=<last whole record's
+        # seq>&until_seq=<this> and gets the rest of the same range
+        "x-portcullis-until-seq": str(bound),
     }
     return Stream(body(), media_type=_MEDIA[fmt], headers=headers)
 

@@ -122,6 +122,13 @@ async def test_export_reparses_to_exactly_the_stored_rows_and_verifies_offline(
         ("csv", lambda d: d.replace(b'"policy_denied"', b'"none"', 1)),
         ("syslog", lambda d: d[: len(d) // 2]),
         ("otlp", lambda d: d.replace(b'\\"allow\\":false', b'\\"allow\\":true', 1)),
+        # files that no longer parse: a report saying so, never an exception
+        ("csv", lambda d: b""),
+        ("csv", lambda d: d + b'"unterminated\n'),
+        ("jsonl", lambda d: d + b"{not json\n"),
+        ("otlp", lambda d: d[: len(d) // 2]),
+        ("syslog", lambda d: b"99999999999 " + d),
+        ("syslog", lambda d: d + b"12"),
     ],
 )
 async def test_tampered_export_fails_offline_verification(
@@ -242,7 +249,9 @@ async def test_stream_for_http_is_authorised_first_recorded_and_matches_the_file
     await _fill(sink, 40)
     with pytest.raises(AuditForbidden):
         await stream(engine, "csv", ExportFilter(), Scope("staff", frozenset({"user"})))
-    chunks = [c async for c in await stream(engine, "csv", ExportFilter(), AUDITOR, page=7)]
+    until, body = await stream(engine, "csv", ExportFilter(), AUDITOR, page=7)
+    assert until == 80  # 40 requests' intents and outcomes, up to the head when it started
+    chunks = [c async for c in body]
     out = tmp_path / "file.csv"
     await export(engine, signer, out, "csv", ExportFilter(), AUDITOR)
     streamed, filed = b"".join(chunks), out.read_bytes()
@@ -256,6 +265,11 @@ async def test_stream_for_http_is_authorised_first_recorded_and_matches_the_file
             .all()
         )
     assert len(kinds) == 3  # stream, then the file export's start and done
+    # a download cut short resumes after its last whole record, up to the same bound: the rest
+    # of the range once each, and a CSV resumed has no second header
+    _, rest = await stream(engine, "csv", ExportFilter(), AUDITOR, after_seq=30, until_seq=60)
+    resumed = b"".join([c async for c in rest]).decode()
+    assert [int(r[0]) for r in parse_csv(resumed)] == list(range(31, 61))
 
 
 async def test_an_export_holds_a_page_in_memory_not_the_file_and_records_its_range(
