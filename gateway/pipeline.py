@@ -204,6 +204,7 @@ class Pipeline:
                         inspection,
                         lambda e: decision.action_for(backend.id, e),
                         ctx.principal.tenant,  # type: ignore[union-attr]
+                        redact_new=decision.redact_new_pii,
                     )
                     ctx.mark("pii_apply", t1)
                     applied[key] = hit
@@ -326,7 +327,9 @@ class Pipeline:
         if hit is not None:
             restorer: Restorer | None = hit.restorer
         else:
-            restorer = self.s.pii.answer_restorer() if self.s.pii is not None else None
+            redact_new = ctx.decision is not None and ctx.decision.redact_new_pii
+            pii = self.s.pii
+            restorer = pii.answer_restorer(redact_new) if pii is not None else None
         return Screened(ctx.canary, restorer) if ctx.canary is not None else restorer
 
     def _refused_stream_options(

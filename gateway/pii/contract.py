@@ -103,12 +103,22 @@ class PiiGuard(Protocol):
     ) -> Inspection: ...
 
     def apply(
-        self, inspection: Inspection, action_for: Callable[[str], PiiAction], tenant: str
-    ) -> Applied: ...
+        self,
+        inspection: Inspection,
+        action_for: Callable[[str], PiiAction],
+        tenant: str,
+        redact_new: bool = False,
+    ) -> Applied:
+        """The request as it may leave, and the restorer for its answer. ``redact_new``: the
+        answer's personal data that the prompt did not hold is replaced, not only counted (the
+        decision's obligation ``redact_new_pii``; the setting ``pii.output_new_pii: redact`` does
+        it for every request)."""
+        ...
 
-    def answer_restorer(self) -> Restorer:
+    def answer_restorer(self, redact_new: bool = False) -> Restorer:
         """For an answer to a request that held no personal data (nothing to restore): still
-        scanned for personal data the prompt did not hold (counted, or redacted by setting)."""
+        scanned for personal data the prompt did not hold (counted, or redacted by setting or
+        ``redact_new``)."""
         ...
 
     async def ready(self) -> bool: ...

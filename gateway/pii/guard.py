@@ -84,7 +84,11 @@ class Guard:
         )
 
     def apply(
-        self, inspection: Any, action_for: Callable[[str], PiiAction], tenant: str
+        self,
+        inspection: Any,
+        action_for: Callable[[str], PiiAction],
+        tenant: str,
+        redact_new: bool = False,
     ) -> Applied:
         if not isinstance(inspection, RequestInspection):
             raise TypeError("apply() takes the inspection returned by this guard's inspect()")
@@ -135,14 +139,16 @@ class Guard:
             if text != slot.text:
                 replaced[slot] = text
         body = write_back(inspection.body, replaced)
-        restorer = PlaceholderRestorer(mapping, known, self._output_scan, self._redact_new)
+        restorer = PlaceholderRestorer(
+            mapping, known, self._output_scan, self._redact_new or redact_new
+        )
         actions_taken: dict[str, dict[str, int]] = {}
         for (etype, act), n in taken.items():
             actions_taken.setdefault(etype, {})[act] = n
         return Applied(body, restorer, actions_taken)
 
-    def answer_restorer(self) -> PlaceholderRestorer:
-        return PlaceholderRestorer({}, [], self._output_scan, self._redact_new)
+    def answer_restorer(self, redact_new: bool = False) -> PlaceholderRestorer:
+        return PlaceholderRestorer({}, [], self._output_scan, self._redact_new or redact_new)
 
     @staticmethod
     def _pseudonym(

@@ -27,7 +27,8 @@ Output::
       "reasons": [{rule, effect: "deny"|"warn"|"info", message, backends: [ids] | null,
                    citation: null | {authority, instrument, date, url, confidence, action_id}}],
       "obligations": {"content_capture": bool, "retention_class": str,
-                      "system_prompts": [prompt id, ...]},   # the last optional
+                      "system_prompts": [prompt id, ...],    # optional
+                      "redact_new_pii": bool},               # optional
       "bundle_revision": str
     }
 
@@ -160,6 +161,12 @@ class Decision:
         return frozenset(needed)
 
     @property
+    def redact_new_pii(self) -> bool:
+        """The obligation to replace, not only count, personal data in the answer that the
+        prompt did not hold (the streamed answer screened as it goes; gateway.pii.restore)."""
+        return self.obligations.get("redact_new_pii") is True
+
+    @property
     def denials(self) -> tuple[Reason, ...]:
         return tuple(r for r in self.reasons if r.effect == "deny")
 
@@ -277,6 +284,9 @@ def parse_decision(raw: Any, candidates: tuple[str, ...]) -> Decision:
         isinstance(p, str) and _PROMPT_ID.fullmatch(p) for p in prompts
     ):
         raise MalformedDecision("obligations.system_prompts must be a list of prompt ids")
+    if not isinstance(obligations.get("redact_new_pii", False), bool):
+        # a policy that means to protect answers and says it wrongly must not pass as "no"
+        raise MalformedDecision("obligations.redact_new_pii must be a boolean")
     revision = raw.get("bundle_revision")
     if not isinstance(revision, str) or not revision:
         raise MalformedDecision("bundle_revision missing")

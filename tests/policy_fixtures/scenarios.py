@@ -556,7 +556,11 @@ SCENARIOS: tuple[Scenario, ...] = (
         info=("au-homeaffairs-2025-02-04:weights_permitted",),
         stance="permit",
         overlays=("no_weights",),
-        obligations={"content_capture": True, "retention_class": "extended"},
+        obligations={
+            "content_capture": True,
+            "retention_class": "extended",
+            "redact_new_pii": False,
+        },
     ),
     S(
         "overlay-strictest-retention-class",
@@ -567,7 +571,11 @@ SCENARIOS: tuple[Scenario, ...] = (
         warn=("overlay.review",),
         team="legal",
         overlays=("no_weights",),
-        obligations={"content_capture": True, "retention_class": "legal_hold"},
+        obligations={
+            "content_capture": True,
+            "retention_class": "legal_hold",
+            "redact_new_pii": False,
+        },
     ),
     S(
         "overlay-unknown-pii-action-fails-closed",

@@ -103,6 +103,13 @@ FAILING = [
     ),
     ("revision-mismatch", FakeEngine(answer=good(revision="other")), "malformed"),
     ("missing-revision", FakeEngine(answer={**good(), "bundle_revision": ""}), "malformed"),
+    (  # an obligation to protect answers said wrongly must not pass as "no"
+        "redact-new-pii-not-bool",
+        FakeEngine(
+            answer={**good(), "obligations": {**good()["obligations"], "redact_new_pii": "yes"}}
+        ),
+        "malformed",
+    ),
     ("slow-engine", FakeEngine(delay=5.0), "timeout"),
 ]
 

@@ -34,7 +34,8 @@ def test_scenario_decision(s: Scenario) -> None:
             want = PiiAction.ALLOW if b == "deepseek-self" else PiiAction.PSEUDONYMISE
             assert d.pii_actions[b] == {"*": want}
     assert dict(d.obligations) == (
-        s.obligations or {"content_capture": False, "retention_class": "standard"}
+        s.obligations
+        or {"content_capture": False, "retention_class": "standard", "redact_new_pii": False}
     )
 
 
