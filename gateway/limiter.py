@@ -314,10 +314,14 @@ class RedisLimiter:
             pass
 
     async def ready(self) -> bool:
-        """Redis answers, or the replica holds limits itself meanwhile (fallback_share)."""
+        """Redis runs the limiter's scripts (not only answers: a restricted service or a proxy
+        may refuse scripting and still answer PING), or the replica holds limits itself meanwhile
+        (fallback_share)."""
         try:
             async with asyncio.timeout(self._deadline * 5):
-                return bool(await self._redis.ping())
+                # the refund script on a bucket that does not exist: reads nothing, writes nothing
+                await self._reconcile(keys=["portcullis:limit:\0ready"], args=[0, 0])
+                return True
         except (TimeoutError, OSError, RedisError):
             return self._local is not None
 

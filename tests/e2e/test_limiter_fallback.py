@@ -61,3 +61,36 @@ def test_with_a_fallback_share_a_dead_redis_leaves_the_replica_its_share(
         assert b"portcullis_limiter_fallback_total 2.0" in text  # reservations taken locally
     finally:
         gw.stop()
+
+
+def test_a_redis_that_answers_but_refuses_scripting_stops_every_request_and_is_not_ready(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    """F-4 (c) through the gateway: a proxy in front of the real Redis that answers PING but
+    refuses EVAL, EVALSHA and SCRIPT (as restricted managed services do): 503, nothing sent,
+    ``/readyz`` 503 (it read 200 while it asked only for a PING)."""
+    from tests.support.resp_proxy import RespProxy
+    from tests.support.services import REDIS_URL
+
+    port = int(REDIS_URL.rsplit(":", 1)[1].split("/", 1)[0])
+    with RespProxy(port, refuse=("EVAL", "EVALSHA", "SCRIPT")) as proxy:
+        settings = core_settings(
+            tmp_path,
+            upstream,
+            redis={"url": proxy.url},
+            limits={"requests_per_minute": 4, "tokens_per_minute": 0},
+        )
+        gw = RunningGateway(
+            settings, Components(policy=FakeDecider(), audit=MemoryAuditSink(), pii_disabled=True)
+        ).start()
+        try:
+            key = gw.create_key(user="u", jurisdiction="AU", sector="private")
+            for _ in range(6):  # more than the limit: never unlimited
+                status, _, body = gw.request("POST", "/v1/chat/completions", CHAT, token=key)
+                assert status == 503 and body["error"]["code"] == "limiter_unavailable"
+            assert upstream.received == []
+            status, _, ready = gw.request("GET", "/readyz")
+            assert status == 503, ready
+            assert proxy.refused >= 6 and proxy.passed >= 1
+        finally:
+            gw.stop()

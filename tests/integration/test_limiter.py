@@ -253,3 +253,44 @@ async def test_a_reload_turns_the_fallback_on_and_off() -> None:
         assert exc.value.cause is Cause.LIMITER_UNAVAILABLE
     finally:
         await lim.close()
+
+
+@pytest.mark.parametrize("share", [None, 0.5], ids=["no-fallback", "fallback-share"])
+async def test_a_redis_that_refuses_scripting_is_never_unlimited_and_not_ready(
+    share: float | None,
+) -> None:
+    """Reliability F-4 (c): a proxy (or a restricted managed Redis) that answers PING but refuses
+    EVAL, EVALSHA and SCRIPT. Without a fallback share every reservation is a 503 and the
+    limiter is not ready (a PING would have called it ready); with one, each replica holds its
+    share and says so. Never unlimited either way."""
+    from tests.support.resp_proxy import RespProxy
+
+    port = int(REDIS_URL.rsplit(":", 1)[1].split("/", 1)[0])
+    with RespProxy(port, refuse=("EVAL", "EVALSHA", "SCRIPT")) as proxy:
+        lim = RedisLimiter(proxy.url, 4, 0, 0.5, fallback_share=share)
+        try:
+            assert await lim._redis.ping()  # it answers
+            key = secrets.token_hex(4)
+            if share is None:
+                for _ in range(3):
+                    with pytest.raises(GatewayError) as exc:
+                        await lim.reserve(key, 1)
+                    assert exc.value.cause is Cause.LIMITER_UNAVAILABLE
+                assert not await lim.ready()
+            else:
+                taken = [(await lim.reserve(key, 1)).local for _ in range(2)]
+                assert taken == [True, True]  # 2 of 4 a minute: this replica's share
+                with pytest.raises(GatewayError) as exc:
+                    await lim.reserve(key, 1)
+                assert exc.value.cause is Cause.RATE_LIMITED
+                assert await lim.ready()
+            assert proxy.refused >= 1 and proxy.passed >= 1
+        finally:
+            await lim.close()
+    # the same Redis without the proxy runs the scripts: ready, and limits held there
+    direct = RedisLimiter(REDIS_URL, 4, 0, 0.5)
+    try:
+        assert await direct.ready()
+        assert not (await direct.reserve(secrets.token_hex(4), 1)).local
+    finally:
+        await direct.close()
