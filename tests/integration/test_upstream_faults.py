@@ -11,6 +11,7 @@ from __future__ import annotations
 import socket
 import struct
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,9 @@ pytestmark = pytest.mark.integration
 
 
 class RawServer:
-    """A TCP listener that reads a request, then resets (``reset``) or answers plain HTTP
-    (``plain``: what an https client sees as a failed handshake)."""
+    """A TCP listener that reads a request, then resets (``reset``), answers plain HTTP
+    (``plain``: what an https client sees as a failed handshake) or says nothing while it holds
+    the connection (``silent``)."""
 
     def __init__(self, mode: str) -> None:
         self.mode = mode
@@ -55,6 +57,8 @@ class RawServer:
                 conn.recv(65536)
                 if self.mode == "reset":
                     conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                elif self.mode == "silent":
+                    self._stop.wait(5)
                 else:
                     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
             except OSError:
@@ -72,7 +76,11 @@ class RawServer:
 def site(
     tmp_path: Path, upstream: FakeUpstream
 ) -> Iterator[tuple[RunningGateway, MemoryAuditSink, dict[str, RawServer]]]:
-    servers = {"reset": RawServer("reset"), "plain": RawServer("plain")}
+    servers = {
+        "reset": RawServer("reset"),
+        "plain": RawServer("plain"),
+        "silent": RawServer("silent"),
+    }
     facts = {"operator": "openai", "model_family": "gpt", "model_origin": "US",
              "hosting_country": "US",
              "timeouts": {"connect_s": 2, "first_byte_s": 2, "idle_s": 2, "total_s": 5}}  # fmt: skip
@@ -89,6 +97,10 @@ def site(
              "models": ["m-closed"], "max_retries": 1, "priority": 10, **facts},
             {"id": "good", "base_url": upstream.base_url, "models": ["m-both", "m-reset-or-good"],
              "priority": 20, **facts},
+            {"id": "silent", "base_url": f"http://127.0.0.1:{servers['silent'].port}/v1",
+             "models": ["m-silent"], "max_retries": 2, "priority": 10,
+             **{**facts, "timeouts": {"connect_s": 2, "first_byte_s": 0.5, "idle_s": 2,
+                                      "total_s": 5}}},
         ],
     }  # fmt: skip
     audit = MemoryAuditSink()
@@ -144,3 +156,15 @@ def test_transport_failures_are_502s_with_their_error_class_on_the_record(
     assert [(a["backend"], a["outcome"]) for a in record["attempts"]] == [
         ("bad-tls", "tls"), ("good", "ok")]  # fmt: skip
     assert servers["plain"].connections == before + 1 and len(upstream.received) == 1
+
+    # a backend that takes the request and says nothing: a 504 at its first-byte deadline,
+    # not retried (it may be working on it), the record's attempt class "timeout"
+    t0 = time.monotonic()
+    got, answer = _ask(gw, key, "m-silent")
+    took = time.monotonic() - t0
+    assert got == 504 and answer["error"]["code"], answer
+    assert 0.5 <= took < 0.5 + 1.0, took
+    record = audit.wait_completions(len(cases) + 4)[-1]
+    assert record["status"] == 504 and record["error_code"] == answer["error"]["code"]
+    assert [(a["backend"], a["outcome"]) for a in record["attempts"]] == [("silent", "timeout")]
+    assert servers["silent"].connections == 1
