@@ -71,7 +71,7 @@ audit_tenant_keys = sa.Table(
     "audit_tenant_keys",
     metadata,
     sa.Column("tenant", sa.String(100), primary_key=True),
-    sa.Column("key", sa.LargeBinary(32), nullable=False),
+    sa.Column("key", sa.LargeBinary(64), nullable=False),  # wrapped: 62 bytes (audit.vault)
     sa.Column("created_at", sa.String(32), nullable=False),
 )
 

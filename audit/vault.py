@@ -5,9 +5,13 @@ enables it. Reading is an audited administrative action (a ``content_read`` entr
 crypto-shredding: destroying the tenant key (a ``shred`` entry) leaves ciphertext nobody can read
 while the log, which never held the content, still verifies.
 
-Limitation, stated plainly: the tenant keys live in the ``audit_tenant_keys`` table of the same
-database. For production the table belongs in a separate store or a KMS, and database backups
-keep shredded keys until they expire.
+Tenant keys live in the ``audit_tenant_keys`` table of the same database, each **wrapped**
+(AES-256-GCM, bound to its tenant) under a key derived from the server secret, which never enters
+the database: a copy of the database alone — a dump, a backup, a replica — holds no readable
+capture. Keys written before wrapping (32 bytes, bare) are still read. Limitation, stated plainly:
+database backups keep a shredded tenant's wrapped key until they expire, and with the server
+secret it opens; for crypto-shredding that reaches backups the keys belong in a KMS or a separate
+store whose backups expire sooner.
 """
 
 from __future__ import annotations
@@ -23,21 +27,49 @@ from audit.export import AuditForbidden, ExportFilter, Scope, scoped_query
 from audit.schema import audit_content, audit_log, audit_tenant_keys
 from audit.store import append, make_entry, now_ts
 
-__all__ = ["ContentShredded", "ContentVault", "read_in_scope"]
+__all__ = ["WRAP_PURPOSE", "ContentShredded", "ContentVault", "read_in_scope"]
+
+# What the wrapping key is derived for (gateway.secrets_store.ServerSecret.derive).
+WRAP_PURPOSE = "audit-content-key-wrap/v1"
+_WRAPPED = b"W1"  # a wrapped key: this prefix, the nonce (12), the sealed key (32 + 16)
 
 
 class ContentShredded(LookupError):
-    """No readable content: never captured, or the tenant key was destroyed."""
+    """No readable content: never captured, or the tenant key was destroyed (or cannot be
+    unwrapped: the server secret is not the one it was wrapped under)."""
 
 
 def _aad(request_id: str, tenant: str) -> bytes:
     return f"portcullis-content/v1\n{tenant}\n{request_id}".encode()
 
 
+def _key_aad(tenant: str) -> bytes:
+    return f"portcullis-content-key/v1\n{tenant}".encode()
+
+
 class ContentVault:
-    def __init__(self, engine: AsyncEngine, writer: str) -> None:
+    def __init__(self, engine: AsyncEngine, writer: str, wrap_key: bytes | None = None) -> None:
+        """``wrap_key``: the key tenant keys are stored under (``secret.derive(WRAP_PURPOSE)``);
+        without it new tenant keys are stored bare (tests of the vault alone)."""
         self._engine = engine
         self._writer = writer
+        self._wrap = AESGCM(wrap_key) if wrap_key is not None else None
+
+    def _stored(self, tenant: str, key: bytes) -> bytes:
+        if self._wrap is None:
+            return key
+        nonce = os.urandom(12)
+        return _WRAPPED + nonce + self._wrap.encrypt(nonce, key, _key_aad(tenant))
+
+    def _unwrapped(self, tenant: str, stored: bytes) -> bytes:
+        if not stored.startswith(_WRAPPED) or len(stored) == 32:
+            return stored  # written before wrapping
+        if self._wrap is None:
+            raise ContentShredded("the tenant key is wrapped and no server secret was given")
+        try:
+            return self._wrap.decrypt(stored[2:14], stored[14:], _key_aad(tenant))
+        except InvalidTag:
+            raise ContentShredded("the tenant key does not open with this server secret") from None
 
     async def _key(self, tenant: str, create: bool) -> bytes | None:
         async with self._engine.begin() as conn:
@@ -47,12 +79,14 @@ class ContentVault:
                 )
             ).first()
             if row is not None:
-                return bytes(row.key)
+                return self._unwrapped(tenant, bytes(row.key))
             if not create:
                 return None
             key = AESGCM.generate_key(bit_length=256)
             await conn.execute(
-                sa.insert(audit_tenant_keys).values(tenant=tenant, key=key, created_at=now_ts())
+                sa.insert(audit_tenant_keys).values(
+                    tenant=tenant, key=self._stored(tenant, key), created_at=now_ts()
+                )
             )
             return key
 

@@ -46,7 +46,7 @@ from gateway.pipeline import Pipeline
 from gateway.reload import Reloader, backend_credentials, config_hash, install_sighup
 from gateway.revocations import RedisRevocations
 from gateway.routing import Router as BackendRouter
-from gateway.secrets_store import load_server_secret
+from gateway.secrets_store import ServerSecret, load_server_secret
 from gateway.services import Decider, Services
 from gateway.storage.db import create_engine_for
 from gateway.strays import abandon
@@ -145,11 +145,13 @@ async def build_services(settings: Settings, components: Components) -> Services
         config_hash=config_hash(settings),
         digest_key=secret.derive("audit-digest"),
         admin_token=_admin_token(settings),
-        capture=_capture(settings, audit, metrics_),
+        capture=_capture(settings, audit, metrics_, secret),
     )
 
 
-def _capture(settings: Settings, audit: Any, metrics_: Metrics) -> Capture | None:
+def _capture(
+    settings: Settings, audit: Any, metrics_: Metrics, secret: ServerSecret
+) -> Capture | None:
     """Content capture when the operator turned it on, sealed in the audit store's database
     (gateway.capture); a store without one (tests' in-memory sinks) cannot, and says so."""
     if not settings.audit.content_capture:
@@ -158,9 +160,10 @@ def _capture(settings: Settings, audit: Any, metrics_: Metrics) -> Capture | Non
     if engine is None:
         log.warning("audit.content_capture is true, but this audit store cannot hold content")
         return None
-    from audit.vault import ContentVault
+    from audit.vault import WRAP_PURPOSE, ContentVault
 
-    vault = ContentVault(engine, getattr(audit, "writer_id", "gateway:0:0"))
+    wrap_key = secret.derive(WRAP_PURPOSE)  # tenant keys stored wrapped: a database copy opens none
+    vault = ContentVault(engine, getattr(audit, "writer_id", "gateway:0:0"), wrap_key)
     return Capture(vault, settings.audit.intent_deadline_ms / 1000, metrics_)
 
 

@@ -123,6 +123,29 @@ def test_a_held_request_and_its_answer_are_sealed_and_read_back_as_the_caller_sa
     # sealed: the database's files hold neither the address nor the prompt's words
     stored = b"".join(f.read_bytes() for f in world.tmp.glob("portcullis.db*"))
     assert EMAIL.encode() not in stored and WORD.encode() not in stored
+    # nor a key that opens it: the tenant's key is kept wrapped under the server secret
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    with sqlite3.connect(world.tmp / "portcullis.db") as db:
+        tenant, nonce, sealed = db.execute(
+            "SELECT tenant, nonce, ciphertext FROM audit_content WHERE request_id = ?", (rid,)
+        ).fetchone()
+        (key,) = db.execute(
+            "SELECT key FROM audit_tenant_keys WHERE tenant = ?", (tenant,)
+        ).fetchone()
+    assert len(key) == 62 and key.startswith(b"W1")
+    aad = f"portcullis-content/v1\n{tenant}\n{rid}".encode()
+    for at in range(len(key) - 31):  # no 32 bytes of the row are the key
+        with pytest.raises(InvalidTag):
+            AESGCM(key[at : at + 32]).decrypt(nonce, sealed, aad)
+    # the server secret, outside the database, opens it (the control for the above)
+    from audit.vault import WRAP_PURPOSE
+    from gateway.secrets_store import load_server_secret
+
+    wrap = AESGCM(load_server_secret(world.tmp).derive(WRAP_PURPOSE))
+    opened = wrap.decrypt(key[2:14], key[14:], f"portcullis-content-key/v1\n{tenant}".encode())
+    assert json.loads(AESGCM(opened).decrypt(nonce, sealed, aad))["complete"] is True
 
 
 def test_a_held_stream_is_kept_as_the_events_the_caller_received(

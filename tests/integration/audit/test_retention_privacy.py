@@ -97,6 +97,30 @@ async def test_captured_content_is_encrypted_read_is_audited_and_shredding_erase
     assert (await verify_database(engine, signer.public, cp_dir)).ok
 
 
+async def test_tenant_keys_are_stored_wrapped_and_open_only_with_the_server_secret(
+    engine: AsyncEngine, sink: DatabaseAuditSink
+) -> None:
+    from audit.schema import audit_tenant_keys
+
+    secret, other = b"s" * 32, b"t" * 32
+    await sink.complete(event(1))
+    await sink.complete(event(2))
+    bare = ContentVault(engine, "test:1:1")  # a key written before wrapping: 32 bytes, bare
+    await bare.capture("req-000001", "globex", b"old capture")
+    vault = ContentVault(engine, "test:1:1", secret)
+    await vault.capture("req-000002", "acme", b"new capture")
+    async with engine.connect() as conn:
+        rows = await conn.execute(sa.select(audit_tenant_keys.c.tenant, audit_tenant_keys.c.key))
+        keys = {tenant: bytes(key) for tenant, key in rows}
+    assert len(keys["globex"]) == 32 and len(keys["acme"]) == 62
+    assert await vault.read("req-000002", ADMIN) == b"new capture"
+    assert await vault.read("req-000001", ADMIN) == b"old capture"  # still read
+    with pytest.raises(ContentShredded, match="does not open with this server secret"):
+        await ContentVault(engine, "test:1:1", other).read("req-000002", ADMIN)
+    with pytest.raises(ContentShredded, match="no server secret"):
+        await ContentVault(engine, "test:1:1").read("req-000002", ADMIN)
+
+
 async def test_a_requests_capture_is_erased_with_its_purged_entries_and_legal_hold_keeps_it(
     engine: AsyncEngine, sink: DatabaseAuditSink, signer: Signer, cp_dir: Path
 ) -> None:
