@@ -36,6 +36,7 @@ async def _fill_trail(data: Path) -> None:
         engine,
         Signer.from_file(data / "audit" / "signing.key"),
         data / "audit" / "checkpoints",
+        deadline_s=60,  # a thousand intents at once on a busy machine: not what is tested
         checkpoint_interval_s=3600,
         owns_engine=False,
     )

@@ -77,13 +77,22 @@ def _seqs(path: Path) -> list[int]:
 async def test_a_100k_entry_export_killed_part_way_resumes_whole_in_bounded_memory(
     engine: AsyncEngine,
     database_url: str,
-    sink: DatabaseAuditSink,
-    key_file: Path,
     signer: Signer,
+    cp_dir: Path,
+    key_file: Path,
     tmp_path: Path,
 ) -> None:
-    for _ in range(REQUESTS // 1000):
-        await _fill(sink, 1000)
+    # its own sink: a thousand intents at once on a busy machine may take longer than the
+    # fixture's 5 s deadline, and that is not what is tested here
+    sink = DatabaseAuditSink(
+        engine, signer, cp_dir, deadline_s=60, checkpoint_interval_s=3600, owns_engine=False
+    )
+    await sink.start()
+    try:
+        for _ in range(REQUESTS // 1000):
+            await _fill(sink, 1000)
+    finally:
+        await sink.close()
     out = tmp_path / "all.jsonl"
     cursor = tmp_path / "all.jsonl.cursor"
 
