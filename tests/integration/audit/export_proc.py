@@ -5,6 +5,7 @@ Prints the process's peak resident memory (``VmHWM``, bytes) when the export is 
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import sys
 from pathlib import Path
 
@@ -25,6 +26,18 @@ async def main(url: str, key: str, out: str, fmt: str, page: int) -> None:
         page=page,
     )
     await engine.dispose()
+
+
+def start(url: str, key: Path, out: Path, page: int) -> subprocess.Popen[bytes]:
+    """This script in a process of its own, exporting JSONL (its stdout piped)."""
+    from tests.integration.audit.conftest import PYTHON, REPO, python_env
+
+    return subprocess.Popen(
+        [PYTHON, __file__, url, str(key), str(out), "jsonl", str(page)],
+        env=python_env(),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+    )
 
 
 def peak_rss(pid: int | str = "self") -> int:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,8 @@ from audit.formats import flatten, parse_csv, parse_jsonl, parse_otlp, parse_sys
 from audit.offline import verify_export
 from audit.schema import audit_log
 from audit.sink import DatabaseAuditSink
-from tests.integration.audit.conftest import PYTHON, REPO, event, python_env
+from tests.integration.audit import export_proc
+from tests.integration.audit.conftest import event
 
 pytestmark = pytest.mark.integration
 
@@ -209,19 +209,7 @@ async def test_export_killed_midway_resumes_without_gaps_or_duplicates(
     await _fill(sink, 1500)
     out = tmp_path / "big.jsonl"
     cursor = tmp_path / "big.jsonl.cursor"
-    proc = subprocess.Popen(
-        [
-            PYTHON,
-            str(REPO / "tests/integration/audit/export_proc.py"),
-            database_url,
-            str(key_file),
-            str(out),
-            "jsonl",
-            "20",
-        ],
-        env=python_env(),
-        cwd=REPO,
-    )
+    proc = export_proc.start(database_url, key_file, out, page=20)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if cursor.exists() and json.loads(cursor.read_text())["after_seq"] >= 400:

@@ -18,30 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from audit.checkpoint import Signer
 from audit.sink import DatabaseAuditSink
 from tests.integration.audit.conftest import PYTHON, python_env
-from tests.integration.audit.export_proc import peak_rss
+from tests.integration.audit.export_proc import peak_rss, start
 from tests.integration.audit.test_export import _fill
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1200)]
 
 REPO = Path(__file__).resolve().parents[3]
 REQUESTS = 50_000  # an intent and an outcome each: 100,000 entries
-
-
-def _start_export(database_url: str, key_file: Path, out: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            PYTHON,
-            str(REPO / "tests/integration/audit/export_proc.py"),
-            database_url,
-            str(key_file),
-            str(out),
-            "jsonl",
-            "2000",  # the command line's default page
-        ],
-        env=python_env(),
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-    )
 
 
 def _verify_peak(out: Path, key_file: Path) -> tuple[bool, int]:
@@ -51,7 +34,7 @@ def _verify_peak(out: Path, key_file: Path) -> tuple[bool, int]:
         "import sys; from pathlib import Path\n"
         "from audit.checkpoint import Signer\n"
         "from audit.offline import verify_export\n"
-        "from tests.integration.audit.export_proc import peak_rss\n"
+        "from tests.integration.audit.export_proc import peak_rss, start\n"
         "out = Path(sys.argv[1])\n"
         "r = verify_export(out, out.with_name(out.name + '.manifest.json'),"
         " Signer.from_file(Path(sys.argv[2])).public)\n"
@@ -96,7 +79,7 @@ async def test_a_100k_entry_export_killed_part_way_resumes_whole_in_bounded_memo
     out = tmp_path / "all.jsonl"
     cursor = tmp_path / "all.jsonl.cursor"
 
-    first = _start_export(database_url, key_file, out)
+    first = start(database_url, key_file, out, page=2000)  # the command line's page
     deadline = time.monotonic() + 600
     first_peak = 0
     while time.monotonic() < deadline and first.poll() is None:
@@ -108,7 +91,7 @@ async def test_a_100k_entry_export_killed_part_way_resumes_whole_in_bounded_memo
     assert first.wait() == -signal.SIGKILL, "the export finished before it could be killed"
     written_first = out.stat().st_size
 
-    second = _start_export(database_url, key_file, out)
+    second = start(database_url, key_file, out, page=2000)  # the command line's page
     stdout, _ = await asyncio.to_thread(second.communicate)
     assert second.returncode == 0
     second_peak = int(stdout.split()[-1])
