@@ -78,6 +78,9 @@ class AdminSettings(Strict):
     # silently, with no error to end the wait. A streamed export, once begun, is not cut; the
     # trail's verification (its own process) is exempt.
     deadline_s: float = Field(30.0, ge=0, le=3600)
+    # The same for reports that read their whole range before answering (the usage report,
+    # GET /admin/audit/usage: ~1.6-3.5 s per 100,000 requests, so minutes on a grown trail).
+    report_deadline_s: float = Field(600.0, ge=0, le=3600)
 
 
 class LimitSettings(Strict):

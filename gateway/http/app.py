@@ -207,11 +207,15 @@ class GatewayApp(Litestar):
             elif scope["method"] == "HEAD" and scope["path"] in _PROBES:
                 # a load balancer's probe: GET's answer without its body (RFC 9110, 9.3.2)
                 scope, send = {**scope, "method": "GET"}, _without_body(send)
-            if scope["path"].startswith("/admin/") and scope["path"] not in _NO_DEADLINE:
+            if scope["path"].startswith("/admin/"):
                 services = getattr(self.state, "services", None)
-                deadline = services.settings.admin.deadline_s if services is not None else 0
+                setting, deadline = (
+                    admin_deadline(scope["path"], services.settings.admin)
+                    if services is not None
+                    else ("", 0.0)
+                )
                 if deadline:
-                    await _within(super().__call__, scope, receive, send, deadline)
+                    await _within(super().__call__, scope, receive, send, deadline, setting)
                     return
         await super().__call__(scope, receive, send)
 
@@ -220,9 +224,28 @@ _PROBES = frozenset({"/healthz", "/readyz"})
 # Admin calls without the deadline: the trail's verification runs in a process of its own, with
 # its own connection, and may take minutes on a grown trail.
 _NO_DEADLINE = frozenset({"/admin/audit/verify"})
+# Reports that read the whole range asked for in the database before they answer (a usage report
+# over two million requests: ~30-70 s): admin.report_deadline_s, not admin.deadline_s.
+_REPORTS = frozenset({"/admin/audit/usage"})
 
 
-async def _within(app: Any, scope: Any, receive: Any, send: Any, deadline_s: float) -> None:
+def admin_deadline(path: str, admin: Any) -> tuple[str, float]:
+    """The setting that bounds an admin call on ``path`` and its seconds (0: none)."""
+    if path in _NO_DEADLINE:
+        return "", 0.0
+    if path in _REPORTS:
+        return "admin.report_deadline_s", float(admin.report_deadline_s)
+    return "admin.deadline_s", float(admin.deadline_s)
+
+
+async def _within(
+    app: Any,
+    scope: Any,
+    receive: Any,
+    send: Any,
+    deadline_s: float,
+    setting: str = "admin.deadline_s",
+) -> None:
     """Run an admin call; if its answer has not started within ``deadline_s``, answer 503
     ``database_unavailable`` at once. The call is cancelled but not waited for: its clean-up
     may itself wait on the silent database (a rollback on a frozen server), and whatever it
@@ -249,15 +272,16 @@ async def _within(app: Any, scope: Any, receive: Any, send: Any, deadline_s: flo
     answered = True
     abandon(call)
     log.error(
-        "admin call %s %s did not start its answer within admin.deadline_s (%.1f s): answered "
+        "admin call %s %s did not start its answer within %s (%.1f s): answered "
         "503; the database is not answering",
         scope["method"],
         scope["path"],
+        setting,
         deadline_s,
     )
     err = GatewayError(
         Cause.DATABASE_UNAVAILABLE,
-        f"The call did not finish within {deadline_s:g} s (admin.deadline_s): the database is not "
+        f"The call did not finish within {deadline_s:g} s ({setting}): the database is not "
         "answering. A change it was making may or may not have been made; check before "
         "repeating it.",
         headers={"retry-after": "5"},

@@ -66,3 +66,30 @@ async def test_a_stream_already_begun_is_not_cut_and_errors_pass_through() -> No
 
     with pytest.raises(RuntimeError):
         await _within(broken, dict(SCOPE, state={}), _receive, send, 1.0)
+
+
+def test_reports_have_their_own_longer_deadline_and_verification_none() -> None:
+    from gateway.config.core import AdminSettings
+    from gateway.http.app import admin_deadline
+
+    admin = AdminSettings(deadline_s=2, report_deadline_s=90)
+    assert admin_deadline("/admin/keys", admin) == ("admin.deadline_s", 2.0)
+    assert admin_deadline("/admin/audit/export", admin) == ("admin.deadline_s", 2.0)
+    assert admin_deadline("/admin/audit/usage", admin) == ("admin.report_deadline_s", 90.0)
+    assert admin_deadline("/admin/audit/verify", admin) == ("", 0.0)
+    assert AdminSettings().report_deadline_s == 600.0
+
+
+async def test_the_503_names_the_setting_that_bounded_the_call() -> None:
+    sent: list[dict[str, Any]] = []
+
+    async def slow(scope: Any, receive: Any, send: Any) -> None:
+        await asyncio.sleep(0.5)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = dict(SCOPE, path="/admin/audit/usage", state={})
+    await _within(slow, scope, _receive, send, 0.05, "admin.report_deadline_s")
+    body = json.loads(b"".join(m.get("body", b"") for m in sent[1:]))
+    assert "admin.report_deadline_s" in body["error"]["message"]
