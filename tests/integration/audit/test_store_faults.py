@@ -219,6 +219,7 @@ def test_postgresql_stopped_or_frozen_under_load_nothing_leaves_unrecorded_and_i
                 "token_file": str(write_admin_token(tmp_path / "gw")),
                 "token_env": None,
                 "deadline_s": 2,
+                "report_deadline_s": 2,  # the usage report's own (600 s by default)
             },
         )
         gw = RunningGateway(settings, Components(policy=FakeDecider(), pii_disabled=True))
@@ -246,7 +247,8 @@ def test_postgresql_stopped_or_frozen_under_load_nothing_leaves_unrecorded_and_i
                 assert (status, body["error"]["code"]) == (503, "key_store_unavailable"), body
                 assert time.monotonic() - t0 < 1.0 + 1.0  # keys.lookup_deadline_ms, and margin
                 # the admin API's reads and writes: a 503 naming the store, never a 500, within
-                # admin.deadline_s (2 s) even when the server is frozen and the pooled
+                # admin.deadline_s (2 s; the usage report admin.report_deadline_s, 2 s here) even
+                # when the server is frozen and the pooled
                 # connections wait in silence
                 admin, took = [], []
                 for method, path, body in [
