@@ -196,6 +196,7 @@ def test_entries_filter_by_decision_and_rule_and_are_scoped_to_the_auditor(site:
         ("limit=ten", "limit"),
         ("before=-1", "before"),
         ("before=%D9%A3", "before"),  # an Arabic-Indic digit
+        ("before=" + "9" * 5000, "before"),  # past int()'s digit limit: was a 500
         ("since=yesterday", "since"),
         ("user=a%00b", "user"),
         ("kind=secrets", "kind"),

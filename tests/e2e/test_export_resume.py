@@ -102,8 +102,9 @@ def test_an_http_export_cut_by_a_killed_gateway_resumes_to_the_whole_trail(
         assert rest.status_code == 200 and rest.headers["x-portcullis-until-seq"] == str(until)
         second = [json.loads(line) for line in rest.content.splitlines()]
         # a bound that is not a whole number is a 400 naming it
-        bad = httpx.get(url, params={"after_seq": "-1"}, headers=auth, timeout=10)
-        assert bad.status_code == 400 and bad.json()["error"]["param"] == "after_seq"
+        for value in ("-1", "9" * 5000):
+            bad = httpx.get(url, params={"after_seq": value}, headers=auth, timeout=10)
+            assert bad.status_code == 400 and bad.json()["error"]["param"] == "after_seq"
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
