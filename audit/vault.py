@@ -17,6 +17,7 @@ store whose backups expire sooner.
 from __future__ import annotations
 
 import os
+from typing import Protocol
 
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
@@ -47,10 +48,21 @@ def _key_aad(tenant: str) -> bytes:
     return f"portcullis-content-key/v1\n{tenant}".encode()
 
 
+class Secret(Protocol):
+    """The server secret (gateway.secrets_store.ServerSecret): a key derived per purpose."""
+
+    def derive(self, purpose: str) -> bytes: ...
+
+
 class ContentVault:
+    @classmethod
+    def under(cls, engine: AsyncEngine, writer: str, secret: Secret) -> ContentVault:
+        """The vault whose tenant keys are stored wrapped under ``secret`` (the gateway's)."""
+        return cls(engine, writer, secret.derive(WRAP_PURPOSE))
+
     def __init__(self, engine: AsyncEngine, writer: str, wrap_key: bytes | None = None) -> None:
-        """``wrap_key``: the key tenant keys are stored under (``secret.derive(WRAP_PURPOSE)``);
-        without it new tenant keys are stored bare (tests of the vault alone)."""
+        """``wrap_key``: the key tenant keys are stored under (see :meth:`under`); without it new
+        tenant keys are stored bare (tests of the vault alone)."""
         self._engine = engine
         self._writer = writer
         self._wrap = AESGCM(wrap_key) if wrap_key is not None else None

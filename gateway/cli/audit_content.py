@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from audit.export import AuditForbidden
 from audit.store import writer_id
-from audit.vault import WRAP_PURPOSE, ContentShredded, ContentVault, read_in_scope
+from audit.vault import ContentShredded, ContentVault, read_in_scope
 from gateway.cli._common import settings_from
 from gateway.cli.audit import _paths, _reader, _reader_options, _with_engine, audit
 from gateway.secrets_store import load_server_secret
@@ -36,7 +36,7 @@ def content_cmd(
     )
 
     async def work(engine: AsyncEngine) -> bytes:
-        vault = ContentVault(engine, writer_id(), secret.derive(WRAP_PURPOSE))
+        vault = ContentVault.under(engine, writer_id(), secret)
         return await read_in_scope(vault, engine, request_id, scope, settings.audit.export_roles)
 
     try:

@@ -160,10 +160,10 @@ def _capture(
     if engine is None:
         log.warning("audit.content_capture is true, but this audit store cannot hold content")
         return None
-    from audit.vault import WRAP_PURPOSE, ContentVault
+    from audit.vault import ContentVault
 
-    wrap_key = secret.derive(WRAP_PURPOSE)  # tenant keys stored wrapped: a database copy opens none
-    vault = ContentVault(engine, getattr(audit, "writer_id", "gateway:0:0"), wrap_key)
+    # tenant keys stored wrapped under the server secret: a copy of the database opens none
+    vault = ContentVault.under(engine, getattr(audit, "writer_id", "gateway:0:0"), secret)
     return Capture(vault, settings.audit.intent_deadline_ms / 1000, metrics_)
 
 

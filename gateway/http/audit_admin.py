@@ -289,7 +289,7 @@ async def audit_content(
     every attempt is a ``content_read`` entry, found or not; 404 when there is none, it is
     outside the reader's jurisdictions, or its tenant's key was destroyed."""
     from audit.export import AuditForbidden, ExportFilter
-    from audit.vault import WRAP_PURPOSE, ContentShredded, ContentVault, read_in_scope
+    from audit.vault import ContentShredded, ContentVault, read_in_scope
 
     services: Services = state.services
     try:
@@ -299,10 +299,8 @@ async def audit_content(
             Cause.INVALID_PARAMETER, "request_id: a request id.", param="request_id"
         ) from None
     engine = _engine(services)
-    vault = ContentVault(
-        engine,
-        getattr(services.audit, "writer_id", "content:0:0"),
-        services.secret.derive(WRAP_PURPOSE),
+    vault = ContentVault.under(
+        engine, getattr(services.audit, "writer_id", "content:0:0"), services.secret
     )
     try:
         content = await read_in_scope(
