@@ -139,16 +139,22 @@ class Guard:
             if text != slot.text:
                 replaced[slot] = text
         body = write_back(inspection.body, replaced)
-        restorer = PlaceholderRestorer(
-            mapping, known, self._output_scan, self._redact_new or redact_new
-        )
+        restorer = self._restorer(mapping, known, redact_new)
         actions_taken: dict[str, dict[str, int]] = {}
         for (etype, act), n in taken.items():
             actions_taken.setdefault(etype, {})[act] = n
         return Applied(body, restorer, actions_taken)
 
     def answer_restorer(self, redact_new: bool = False) -> PlaceholderRestorer:
-        return PlaceholderRestorer({}, [], self._output_scan, self._redact_new or redact_new)
+        return self._restorer({}, [], redact_new)
+
+    def _restorer(
+        self, mapping: dict[str, str], known: list[tuple[str, str]], redact_new: bool
+    ) -> PlaceholderRestorer:
+        """New personal data in the answer redacted by the setting for all, or for this one."""
+        return PlaceholderRestorer(
+            mapping, known, self._output_scan, self._redact_new or redact_new
+        )
 
     @staticmethod
     def _pseudonym(
