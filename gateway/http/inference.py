@@ -1,6 +1,6 @@
 """The OpenAI-compatible routes over :class:`gateway.pipeline.Pipeline`: the inference routes on
-raw ASGI (:func:`serve`; ``/v1/responses`` through :mod:`gateway.http.responses`), ``GET
-/v1/models`` as a litestar handler."""
+raw ASGI (:func:`serve`; ``/v1/responses`` and Anthropic's ``/v1/messages`` through their
+:mod:`gateway.http.dialects`), ``GET /v1/models`` as a litestar handler."""
 
 from __future__ import annotations
 
@@ -15,15 +15,16 @@ from litestar import Request, Response, asgi, get, route
 from litestar.datastructures import State
 from litestar.params import FromPath
 
-from gateway.config.core import RequestLimits
 from gateway.context import RequestContext
 from gateway.errors import Cause, GatewayError
+from gateway.http.anthropic import anthropic_model
+from gateway.http.anthropic import error_body as anthropic_error_body
 from gateway.http.body import decode_json, read_body
+from gateway.http.dialects import DIALECTS, Dialect, Translator
 from gateway.http.errors import unexpected
-from gateway.http.raw import send_error, send_json
+from gateway.http.raw import error_headers, send_error, send_json
 from gateway.http.request_id import request_id
-from gateway.http.responses import StreamTranslator, from_chat, rename_param, response_id, to_chat
-from gateway.http.validate import ParsedRequest, validate_request
+from gateway.http.validate import validate_request
 from gateway.limiter import Reservation
 from gateway.outcome import finish
 from gateway.pipeline import Pipeline
@@ -37,6 +38,7 @@ __all__ = [
     "drain",
     "embeddings",
     "list_models",
+    "messages_create",
     "responses_create",
     "responses_retrieve",
     "retrieve_model",
@@ -54,7 +56,8 @@ ENDPOINTS = {
     "/v1/chat/completions": "chat",
     "/v1/completions": "completions",
     "/v1/embeddings": "embeddings",
-    "/v1/responses": "responses",  # translated to chat (gateway.http.responses)
+    "/v1/responses": "responses",  # served as chat (gateway.http.dialects)
+    "/v1/messages": "messages",  # Anthropic's, served as chat (gateway.http.dialects)
 }
 _SSE_HEADERS = [
     (b"content-type", b"text/event-stream"),
@@ -71,16 +74,16 @@ async def serve(scope: Any, receive: Any, send: Any, endpoint: str, state: Any) 
     services: Services = state.services
     pipeline: Pipeline = state.pipeline
     client = scope.get("client")
-    responses = endpoint == "responses"  # served as chat; recorded as what the caller used
+    dialect = DIALECTS.get(endpoint)  # served as chat; recorded as the API the caller used
     ctx = RequestContext(
         request_id=request_id(scope),
-        endpoint="chat" if responses else endpoint,
+        endpoint="chat" if dialect else endpoint,
         client_addr=client[0] if client else None,
-        api=endpoint if responses else None,
+        api=endpoint if dialect else None,
     )
     rid = ctx.request_id.encode()
     reservation: Reservation | None = None
-    translator: StreamTranslator | None = None  # a Responses stream's, once begun
+    translator: Translator | None = None  # a translated stream's, once begun
     started = False  # a response has begun: errors can no longer be sent as a body
     services.metrics.in_flight.inc()
     try:
@@ -88,7 +91,8 @@ async def serve(scope: Any, receive: Any, send: Any, endpoint: str, state: Any) 
             raise GatewayError(
                 Cause.METHOD_NOT_ALLOWED, "Method not allowed on this path.", headers=_ALLOW_POST
             )
-        authorization = ctype = length = None
+        authorization = ctype = length = api_key = None
+        key_header = dialect.key_header if dialect else None
         for name, value in scope["headers"]:  # the first of each, as litestar's Headers.get
             if name == b"authorization":
                 authorization = authorization or value.decode("latin-1")
@@ -96,20 +100,24 @@ async def serve(scope: Any, receive: Any, send: Any, endpoint: str, state: Any) 
                 ctype = ctype or value
             elif name == b"content-length":
                 length = length or value
+            elif name == key_header:
+                api_key = api_key or value.decode("latin-1")
+        if authorization is None and api_key is not None:  # Anthropic's SDKs send x-api-key
+            authorization = "Bearer " + api_key
         ctx.principal = await services.keys.authenticate(authorization)
         if ctype is None or ctype.split(b";", 1)[0].strip().lower() != b"application/json":
             raise GatewayError(Cause.UNSUPPORTED_MEDIA, "Content-Type must be application/json.")
         limits = services.settings.requests
         raw = await read_body(receive, length, limits.max_body_bytes)
         body = decode_json(raw, limits.max_json_depth)
-        if responses:
-            parsed = _responses_request(body, limits, len(raw), services.catalog.passthrough)
+        if dialect:
+            parsed = dialect.parse(body, limits, len(raw), services.catalog.passthrough)
         else:
             parsed = validate_request(
                 endpoint, body, limits, len(raw), services.catalog.passthrough
             )
         ctx.parsed = parsed
-        ctx.caller_body = body  # a Responses request as sent, before its chat form
+        ctx.caller_body = body  # a translated API's request as sent, before its chat form
         reservation = await pipeline.reserve(ctx, parsed)
         if parsed.stream:
 
@@ -117,8 +125,8 @@ async def serve(scope: Any, receive: Any, send: Any, endpoint: str, state: Any) 
                 nonlocal started, translator
                 relay = await pipeline.run_stream(ctx, parsed)  # up to the upstream's first byte
                 chunks = relay
-                if responses:  # chat chunks in, Responses events out
-                    translator = StreamTranslator(body, response_id(ctx.request_id))
+                if dialect:  # chat chunks in, the API's own events out
+                    translator = dialect.translator(body, dialect.answer_id(ctx.request_id))
                     chunks = translator.translate(relay)
                 try:
                     await send(
@@ -143,8 +151,8 @@ async def serve(scope: Any, receive: Any, send: Any, endpoint: str, state: Any) 
             await _race_disconnect(receive, stream())
             return
         answer = await _race_disconnect(receive, pipeline.run_json(ctx, parsed))
-        if responses:
-            answer = from_chat(answer, body, response_id(ctx.request_id))
+        if dialect:
+            answer = dialect.from_chat(answer, body, dialect.answer_id(ctx.request_id))
             if ctx.capture:  # captured as the caller gets it (gateway.capture)
                 ctx.capture[0] = answer
         await send_json(send, 200, _encode(answer), rid, reservation.headers())
@@ -154,7 +162,7 @@ async def serve(scope: Any, receive: Any, send: Any, endpoint: str, state: Any) 
         else:
             ctx.status, ctx.error_code = exc.status, exc.cause.code
         if not started:
-            await send_error(send, exc, rid)
+            await _send_error(send, exc, rid, dialect)
     except asyncio.CancelledError:
         ctx.status, ctx.error_code = Cause.CLIENT_CLOSED.status, Cause.CLIENT_CLOSED.code
         raise
@@ -162,9 +170,9 @@ async def serve(scope: Any, receive: Any, send: Any, endpoint: str, state: Any) 
         err = unexpected(exc, scope["path"])  # 503 if the database did not answer, else 500
         ctx.status, ctx.error_code = err.status, err.cause.code
         if not started:
-            await send_error(send, err, rid)
+            await _send_error(send, err, rid, dialect)
         else:  # a stream that failed after its first byte ends with an error event (and [DONE]
-            # for chat; response.failed for a Responses stream)
+            # for chat; response.failed for a Responses stream, error for a Messages one)
             end = _sse_error(err) if translator is None else translator.fail(err)
             with contextlib.suppress(Exception):
                 await send({"type": "http.response.body", "body": end})
@@ -173,15 +181,12 @@ async def serve(scope: Any, receive: Any, send: Any, endpoint: str, state: Any) 
         _background(finish(services, ctx, reservation))
 
 
-def _responses_request(
-    body: dict[str, Any], limits: RequestLimits, raw_len: int, passthrough: frozenset[str]
-) -> ParsedRequest:
-    """A Responses request as the chat request it is served as; errors name its own fields."""
-    try:
-        chat = to_chat(body, passthrough)
-        return validate_request("chat", chat, limits, raw_len, passthrough)
-    except GatewayError as exc:
-        raise rename_param(exc) from None
+async def _send_error(send: Any, err: GatewayError, rid: bytes, dialect: Dialect | None) -> None:
+    if dialect is None or dialect.error_body is None:
+        await send_error(send, err, rid)
+    else:  # the API's own envelope, its status and headers (Retry-After, ...)
+        body = _encode(dialect.error_body(err, rid.decode()))
+        await send_json(send, err.status, body, rid, error_headers(err))
 
 
 def _sse_error(err: GatewayError) -> bytes:
@@ -265,34 +270,80 @@ chat_completions = _route("/v1/chat/completions")
 completions = _route("/v1/completions")
 embeddings = _route("/v1/embeddings")
 responses_create = _route("/v1/responses")
+messages_create = _route("/v1/messages")
 
 
 @get("/v1/models")
 async def list_models(request: Request[Any, Any, Any], state: State) -> Response[Any]:
-    """Only models with at least one backend that policy permits for this caller."""
+    """Only models with at least one backend that policy permits for this caller. Anthropic's
+    SDKs (which send ``anthropic-version``) get Anthropic's list shape and error envelope."""
     services: Services = state.services
-    principal = await services.keys.authenticate(request.headers.get("authorization"))
-    from gateway.models_view import permitted_models
+    anthropic_shape = _anthropic_caller(request)
+    try:
+        principal = await services.keys.authenticate(_authorization(request, anthropic_shape))
+        from gateway.models_view import permitted_models
 
-    data = await permitted_models(services, principal)
-    return Response(
-        content=_encode({"object": "list", "data": data}), media_type="application/json"
-    )
+        data = await permitted_models(services, principal)
+    except GatewayError as exc:
+        if anthropic_shape:
+            return _anthropic_error(request, exc)
+        raise
+    if anthropic_shape:
+        models = [anthropic_model(m) for m in data]
+        body: dict[str, Any] = {
+            "data": models,
+            "has_more": False,
+            "first_id": models[0]["id"] if models else None,
+            "last_id": models[-1]["id"] if models else None,
+        }
+    else:
+        body = {"object": "list", "data": data}
+    return Response(content=_encode(body), media_type="application/json")
 
 
 @get("/v1/models/{model:str}")
 async def retrieve_model(
     request: Request[Any, Any, Any], state: State, model: FromPath[str]
 ) -> Response[Any]:
-    """One model, as OpenAI's ``models.retrieve``: 404 unless this caller may use it."""
+    """One model, as OpenAI's ``models.retrieve`` (Anthropic's for its SDKs): 404 unless this
+    caller may use it."""
     services: Services = state.services
-    principal = await services.keys.authenticate(request.headers.get("authorization"))
-    from gateway.models_view import permitted_model
+    anthropic_shape = _anthropic_caller(request)
+    try:
+        principal = await services.keys.authenticate(_authorization(request, anthropic_shape))
+        from gateway.models_view import permitted_model
 
-    entry = await permitted_model(services, principal, model)
-    if entry is None:
-        raise services.catalog.not_found()
-    return Response(content=_encode(entry), media_type="application/json")
+        entry = await permitted_model(services, principal, model)
+        if entry is None:
+            raise services.catalog.not_found()
+    except GatewayError as exc:
+        if anthropic_shape:
+            return _anthropic_error(request, exc)
+        raise
+    body = anthropic_model(entry) if anthropic_shape else entry
+    return Response(content=_encode(body), media_type="application/json")
+
+
+def _anthropic_caller(request: Request[Any, Any, Any]) -> bool:
+    return "anthropic-version" in request.headers
+
+
+def _authorization(request: Request[Any, Any, Any], anthropic_shape: bool) -> str | None:
+    authorization = request.headers.get("authorization")
+    if authorization is None and anthropic_shape:
+        key = request.headers.get("x-api-key")
+        authorization = None if key is None else "Bearer " + key
+    return authorization
+
+
+def _anthropic_error(request: Request[Any, Any, Any], exc: GatewayError) -> Response[Any]:
+    body = anthropic_error_body(exc, request_id(request.scope))
+    return Response(
+        content=_encode(body),
+        status_code=exc.status,
+        media_type="application/json",
+        headers=exc.headers,
+    )
 
 
 @route(

@@ -9,7 +9,7 @@ import msgspec
 
 from gateway.errors import GatewayError
 
-__all__ = ["send_error", "send_json"]
+__all__ = ["error_headers", "send_error", "send_json"]
 
 _encode = msgspec.json.encode
 _JSON = (b"content-type", b"application/json")
@@ -34,5 +34,8 @@ async def send_json(send: Any, status: int, body: bytes, rid: bytes, extra: Any 
 
 async def send_error(send: Any, exc: GatewayError, rid: bytes) -> None:
     """The error's OpenAI envelope, its status and its headers (``Retry-After``, ...)."""
-    extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in exc.headers.items()]
-    await send_json(send, exc.status, _encode(exc.body()), rid, extra)
+    await send_json(send, exc.status, _encode(exc.body()), rid, error_headers(exc))
+
+
+def error_headers(exc: GatewayError) -> list[tuple[bytes, bytes]]:
+    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in exc.headers.items()]

@@ -175,6 +175,21 @@ def test_a_held_responses_request_is_kept_as_the_caller_sent_and_got_it(
     assert doc["answer"]["object"] == "response" and doc["answer"]["id"] == got.id
 
 
+def test_a_held_anthropic_messages_request_is_kept_as_the_caller_sent_and_got_it(
+    world: World, upstream: FakeUpstream
+) -> None:
+    import anthropic
+
+    sdk = anthropic.Anthropic(base_url=world.gw.url, api_key=world.held, max_retries=0)
+    turn = {"role": "user", "content": [{"type": "text", "text": f"About {WORD}"}]}
+    raw = sdk.messages.with_raw_response.create(model="gpt-test", max_tokens=20, messages=[turn])
+    got = raw.parse()
+    doc = world.read_complete(raw.headers["x-request-id"])
+    assert doc["endpoint"] == "messages"
+    assert doc["request"]["messages"] == [turn]  # the Messages request, not its chat form
+    assert doc["answer"]["type"] == "message" and doc["answer"]["id"] == got.id
+
+
 def test_others_are_not_captured_and_reads_are_scoped_audited_and_role_bound(
     world: World, upstream: FakeUpstream
 ) -> None:

@@ -97,6 +97,31 @@ def test_the_responses_api_is_held_to_the_same_policy(
     assert upstream.received[0]["path"] == "/v1/chat/completions"
 
 
+def test_anthropics_messages_api_is_held_to_the_same_policy(
+    cautious: RunningGateway, permit: RunningGateway, upstream: FakeUpstream
+) -> None:
+    """Claude Code or any Anthropic SDK pointed at the gateway: the same ban, cited in
+    Anthropic's error envelope, and the self-hosted weights served where permitted."""
+    import anthropic
+
+    hi = [{"role": "user", "content": "hi"}]
+    key = cautious.create_key(user="official", jurisdiction="AU", sector="government")
+    ant = anthropic.Anthropic(base_url=cautious.url, api_key=key, max_retries=0)
+    with pytest.raises(anthropic.PermissionDeniedError) as exc:
+        ant.messages.create(model="deepseek/deepseek-chat", max_tokens=5, messages=hi)
+    error = exc.value.body["error"]  # type: ignore[index]
+    assert error["type"] == "permission_error" and error["code"] == "policy_denied"
+    hosted = [r for r in error["reasons"] if r["backends"] == ["deepseek-hosted"]]
+    assert hosted and hosted[0]["citation"]["instrument"] == "PSPF Direction 001-2025"
+    assert upstream.received == []
+    key = permit.create_key(user="official", jurisdiction="AU", sector="government")
+    ant = anthropic.Anthropic(base_url=permit.url, api_key=key, max_retries=0)
+    with ant.messages.stream(model="deepseek-chat", max_tokens=5, messages=hi) as stream:
+        assert stream.get_final_message().content
+    assert len(upstream.received) == 1  # the self-hosted backend, through chat completions
+    assert upstream.received[0]["path"] == "/v1/chat/completions"
+
+
 @pytest.mark.parametrize("name", ["DeepSeek-Chat", "  deepseek-chat ", "deepseek/DEEPSEEK-CHAT"])
 def test_banned_backend_refused_under_every_name(
     cautious: RunningGateway, upstream: FakeUpstream, name: str

@@ -71,6 +71,24 @@ def _responses_round(
     )
 
 
+def _messages_round(
+    tool_input: dict[str, Any], result: Any, call_id: str = "toolu_1"
+) -> tuple[str, dict[str, Any]]:
+    """The same tool round as Anthropic Messages turns (``tool_use``, then ``tool_result``)."""
+    use = {"type": "tool_use", "id": call_id, "name": "f", "input": tool_input}
+    back = {"type": "tool_result", "tool_use_id": call_id, "content": result}
+    return (
+        "messages",
+        {
+            "messages": [
+                _USER,
+                {"role": "assistant", "content": [use]},
+                {"role": "user", "content": [back]},
+            ]
+        },
+    )
+
+
 POSITIONS: dict[str, Body] = {
     "system": lambda t: ("chat", {"messages": [{"role": "system", "content": t}, _USER]}),
     "user": lambda t: ("chat", {"messages": [{"role": "user", "content": t}]}),
@@ -143,10 +161,42 @@ POSITIONS: dict[str, Body] = {
         {"input": "hello", "tools": [{"type": "function", "name": "f", "description": t}]},
     ),
     "responses user field": lambda t: ("responses", {"input": "hello", "user": t[:256]}),
+    # Anthropic's Messages API, served over chat completions: the same guard, every position
+    "messages user text": lambda t: ("messages", {"messages": [{"role": "user", "content": t}]}),
+    "messages system": lambda t: ("messages", {"messages": [_USER], "system": t}),
+    "messages system blocks": lambda t: (
+        "messages",
+        {"messages": [_USER], "system": [{"type": "text", "text": t}]},
+    ),
+    "messages text block": lambda t: (
+        "messages",
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": t}]}]},
+    ),
+    "messages assistant text": lambda t: (
+        "messages",
+        {"messages": [_USER, {"role": "assistant", "content": [{"type": "text", "text": t}]}, _USER]},
+    ),
+    "messages tool_use.input": lambda t: _messages_round({"note": t}, "done"),
+    "messages tool_result": lambda t: _messages_round({}, t),
+    "messages tool_result blocks": lambda t: _messages_round({}, [{"type": "text", "text": t}]),
+    "messages tool_use id": lambda t: _messages_round({}, "done", call_id=t),
+    "messages document text": lambda t: (
+        "messages",
+        {"messages": [{"role": "user", "content": [
+            {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": t}}]}]},
+    ),
+    "messages tool definition": lambda t: (
+        "messages",
+        {"messages": [_USER], "tools": [{"name": "f", "description": t, "input_schema": {"type": "object"}}]},
+    ),
+    "messages metadata user_id": lambda t: (
+        "messages",
+        {"messages": [_USER], "metadata": {"user_id": t[:256]}},
+    ),
 }  # fmt: skip
 
-_PATHS = {"chat": "/v1/chat/completions", "completions": "/v1/completions", "embeddings": "/v1/embeddings", "responses": "/v1/responses"}  # fmt: skip
-_MODELS = {"chat": "gpt-test", "completions": "gpt-test", "embeddings": "emb-test", "responses": "gpt-test"}  # fmt: skip
+_PATHS = {"chat": "/v1/chat/completions", "completions": "/v1/completions", "embeddings": "/v1/embeddings", "responses": "/v1/responses", "messages": "/v1/messages"}  # fmt: skip
+_MODELS = {"chat": "gpt-test", "completions": "gpt-test", "embeddings": "emb-test", "responses": "gpt-test", "messages": "gpt-test"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -184,6 +234,8 @@ def test_no_identifier_leaves_raw_from_any_position(
     for etype, text, value in SAMPLES:
         endpoint, body = POSITIONS[position](text)
         upstream.received.clear()
+        if endpoint == "messages":
+            body = {"max_tokens": 64, **body}
         status, _, answer = running.request(
             "POST", _PATHS[endpoint], {"model": _MODELS[endpoint], **body}, token=key
         )

@@ -141,18 +141,25 @@ def _rounds() -> range:
     return range(int(os.environ.get("PORTCULLIS_FUZZ_ROUNDS", "1")))
 
 
-# (endpoint, path, request): ``responses`` is served over the backend's chat completions.
+# (endpoint, path, request): ``responses`` and ``messages`` are served over the backend's chat
+# completions.
 ENDPOINTS = {
     "chat": ("/v1/chat/completions", {"messages": [{"role": "user", "content": PROMPT}]}),
     "completions": ("/v1/completions", {"prompt": PROMPT}),
     "embeddings": ("/v1/embeddings", {"input": PROMPT}),
     "responses": ("/v1/responses", {"input": PROMPT}),
+    "messages": (
+        "/v1/messages",
+        {"max_tokens": 100, "messages": [{"role": "user", "content": PROMPT}]},
+    ),
 }
 # How a Responses stream may end.
 RESPONSE_ENDS = (b"response.completed", b"response.incomplete", b"response.failed")
+# How a Messages stream may end.
+MESSAGE_ENDS = (b"message_stop", b"error")
 
 
-@pytest.mark.parametrize("endpoint", ["chat", "completions", "embeddings", "responses"])
+@pytest.mark.parametrize("endpoint", ["chat", "completions", "embeddings", "responses", "messages"])
 def test_any_answer_becomes_an_answer_or_a_502(
     gw: tuple[RunningGateway, str], upstream: FakeUpstream, endpoint: str
 ) -> None:
@@ -161,7 +168,7 @@ def test_any_answer_becomes_an_answer_or_a_502(
     path, fields = ENDPOINTS[endpoint]
     request: dict[str, Any] = {"model": "gpt-test" if endpoint != "embeddings" else "emb-test"}
     request.update(fields)
-    backend = "chat" if endpoint == "responses" else endpoint
+    backend = "chat" if endpoint in ("responses", "messages") else endpoint
     for r in _rounds():
         rng = random.Random(10 + r)
         for i in range(150):
@@ -174,11 +181,16 @@ def test_any_answer_becomes_an_answer_or_a_502(
             doc = json.loads(answer)
             if status == 502:
                 assert doc["error"]["message"] and doc["error"]["code"] != "internal_error", case
+                if endpoint == "messages":
+                    assert doc["type"] == "error" and doc["error"]["type"] == "api_error", case
             elif endpoint == "responses":
                 assert doc["object"] == "response" and isinstance(doc["output"], list), case
+            elif endpoint == "messages":
+                assert doc["type"] == "message" and isinstance(doc["content"], list), case
+                assert doc["stop_reason"] is not None, case
 
 
-@pytest.mark.parametrize("endpoint", ["chat", "completions", "responses"])
+@pytest.mark.parametrize("endpoint", ["chat", "completions", "responses", "messages"])
 def test_any_event_stream_is_relayed_to_its_done(
     gw: tuple[RunningGateway, str], upstream: FakeUpstream, endpoint: str
 ) -> None:
@@ -199,6 +211,11 @@ def test_any_event_stream_is_relayed_to_its_done(
                 last = answer.rstrip().rsplit(b"\n\n", 1)[-1]
                 kind = last[7:].split(b"\n")[0] if last.startswith(b"event: ") else b""
                 assert kind in RESPONSE_ENDS, case
+                assert b"[DONE]" not in answer, case
+            elif status == 200 and endpoint == "messages":
+                last = answer.rstrip().rsplit(b"\n\n", 1)[-1]
+                kind = last[7:].split(b"\n")[0] if last.startswith(b"event: ") else b""
+                assert kind in MESSAGE_ENDS, case
                 assert b"[DONE]" not in answer, case
             elif status == 200:
                 assert answer.rstrip().endswith(b"data: [DONE]"), case

@@ -65,6 +65,12 @@ COMPLETION_PARAMS = [
     "top_k", "unknown_x",
 ]  # fmt: skip
 EMBEDDING_PARAMS = ["model", "input", "encoding_format", "dimensions", "user", "unknown_x"]
+MESSAGES_PARAMS = [
+    "model", "messages", "max_tokens", "system", "stop_sequences", "stream", "temperature",
+    "top_p", "top_k", "tools", "tool_choice", "metadata", "thinking", "service_tier",
+    "output_config", "cache_control", "speed", "container", "inference_geo", "api_base",
+    "unknown_x",
+]  # fmt: skip
 RESPONSES_PARAMS = [
     "model", "input", "instructions", "max_output_tokens", "temperature", "top_p", "tools",
     "tool_choice", "parallel_tool_calls", "text", "stream", "stream_options", "store",
@@ -154,6 +160,38 @@ def _item(rng: random.Random, depth: int = 0) -> Any:
     return _value(rng, depth + 1)
 
 
+def _block(rng: random.Random, depth: int = 0) -> Any:
+    """A content block of Anthropic's Messages API, of any shape."""
+    r = rng.random()
+    if r < 0.3:
+        return {"type": "text", "text": rng.choice(STRINGS)}
+    if r < 0.45:
+        return {"type": "tool_use", "id": rng.choice(STRINGS), "name": "lookup",
+                "input": rng.choice([{"q": rng.choice(STRINGS)}, _value(rng, depth + 1)])}  # fmt: skip
+    if r < 0.6:
+        content = rng.choice([rng.choice(STRINGS), [{"type": "text", "text": "x"}], _value(rng, 2)])
+        return {"type": "tool_result", "tool_use_id": rng.choice(STRINGS), "content": content}
+    if r < 0.7:
+        source = rng.choice([{"type": "text", "data": rng.choice(STRINGS)}, _value(rng, 2)])
+        return {"type": rng.choice(["document", "image"]), "source": source}
+    if r < 0.8:
+        return {"type": rng.choice(["thinking", "server_tool_use", "search_result", "x"])}
+    return _value(rng, depth + 1)
+
+
+def _turn(rng: random.Random, depth: int = 0) -> Any:
+    """A message of Anthropic's Messages API, of any shape."""
+    if rng.random() < 0.1:
+        return _value(rng, depth + 1)
+    role: Any = rng.choice(["user", "assistant", "system", "x"])
+    content: Any = rng.choice(STRINGS)
+    if rng.random() < 0.6:
+        content = [_block(rng, depth) for _ in range(rng.randrange(1, 4))]
+    elif rng.random() < 0.2:
+        content = _value(rng, depth + 1)
+    return {"role": role, "content": content}
+
+
 def _tools(rng: random.Random) -> Any:
     if rng.random() < 0.3:
         return _value(rng, 1)
@@ -221,6 +259,24 @@ def _plausible(rng: random.Random, endpoint: str) -> dict[str, Any]:
             body["instructions"] = text()
         if rng.random() < 0.3:
             body["tools"] = [{"type": "function", "name": "f", "description": text()}]
+    elif endpoint == "messages":
+        turns: list[Any] = [{"role": "user", "content": text()}]
+        if rng.random() < 0.5:
+            use = {"type": "tool_use", "id": "t1", "name": "f", "input": {"q": text()}}
+            back = {"type": "tool_result", "tool_use_id": "t1", "content": text()}
+            if rng.random() < 0.5:
+                back["content"] = [{"type": "text", "text": text()}]
+            turns += [
+                {"role": "assistant", "content": [{"type": "text", "text": text()}, use]},
+                {"role": "user", "content": [back, {"type": "text", "text": text()}]},
+            ]
+        body = {"model": "gpt-test", "max_tokens": 64, "messages": turns}
+        if rng.random() < 0.3:
+            body["system"] = rng.choice([text(), [{"type": "text", "text": text()}]])
+        if rng.random() < 0.3:
+            body["tools"] = [
+                {"name": "f", "description": text(), "input_schema": {"type": "object"}}
+            ]
     elif endpoint == "completions":
         body = {"model": "gpt-test", "prompt": rng.choice([text(), [text(), text()]])}
         if rng.random() < 0.3:
@@ -239,8 +295,18 @@ def _plausible(rng: random.Random, endpoint: str) -> dict[str, Any]:
     if endpoint == "responses":
         del extras["stop"], extras["response_format"], extras["tool_choice"]
         extras["metadata"] = lambda: {"k": rng.choice(["hello", "js@example.com"])}
+    if endpoint == "messages":
+        del extras["stop"], extras["response_format"], extras["tool_choice"], extras["user"]
+        extras["metadata"] = lambda: {"user_id": rng.choice(["u-1", "js@example.com"])}
+        extras["stop_sequences"] = lambda: [text()]
+        extras["tool_choice"] = lambda: rng.choice(
+            [{"type": "auto"}, {"type": "tool", "name": "f"}]
+        )
     for name in rng.sample(sorted(extras), rng.randint(0, 3)):
-        if endpoint not in ("chat", "responses") and name in ("response_format", "tool_choice"):
+        if endpoint not in ("chat", "responses", "messages") and name in (
+            "response_format",
+            "tool_choice",
+        ):
             continue
         if endpoint == "embeddings" and name in ("stop", "stream", "metadata"):
             continue
@@ -257,6 +323,9 @@ def _body(rng: random.Random, endpoint: str) -> dict[str, Any]:
     elif endpoint == "responses":
         body = {"model": "gpt-test", "input": rng.choice([rng.choice(STRINGS), [_item(rng)]])}
         params = RESPONSES_PARAMS
+    elif endpoint == "messages":
+        body = {"model": "gpt-test", "max_tokens": 64, "messages": [_turn(rng)]}
+        params = MESSAGES_PARAMS
     elif endpoint == "completions":
         body = {"model": "gpt-test", "prompt": rng.choice(STRINGS)}
         params = COMPLETION_PARAMS
@@ -264,7 +333,9 @@ def _body(rng: random.Random, endpoint: str) -> dict[str, Any]:
         body = {"model": "emb-test", "input": rng.choice(STRINGS)}
         params = EMBEDDING_PARAMS
     for name in rng.sample(params, rng.randint(1, min(4, len(params) // 3))):
-        if name == "messages":
+        if name == "messages" and endpoint == "messages":
+            body[name] = [_turn(rng) for _ in range(rng.randint(0, 4))]
+        elif name == "messages":
             body[name] = [_message(rng) for _ in range(rng.randint(0, 4))]
         elif name == "input" and endpoint == "responses":
             body[name] = [_item(rng) for _ in range(rng.randint(0, 4))]
@@ -298,6 +369,7 @@ def gw(
         ("completions", "/v1/completions", 2),
         ("embeddings", "/v1/embeddings", 3),
         ("responses", "/v1/responses", 4),
+        ("messages", "/v1/messages", 5),
     ],
 )
 def test_random_bodies_get_an_answer_or_a_client_error_and_leak_nothing(

@@ -382,6 +382,55 @@ def test_responses_stream_restores_a_placeholder_split_over_chunks(
     assert ph not in raw.decode()
 
 
+def test_anthropic_messages_are_pseudonymised_and_restored_too(
+    gw: tuple[RunningGateway, FakeDecider, str], upstream: FakeUpstream
+) -> None:
+    """``/v1/messages`` is served as chat: the same guard sees its system prompt, tool calls
+    and tool results, and its answer (the echo of the last message) comes back restored."""
+    running, decider, key = gw
+    decider.rule = _rule({"*": "pseudonymise"})
+    upstream.mode = "echo"
+    use = {"type": "tool_use", "id": "t1", "name": "crm", "input": {"who": "John Smith"}}
+    back = {"type": "tool_result", "tool_use_id": "t1", "content": "mail js@example.com"}
+    body = {
+        "model": "gpt-test",
+        "max_tokens": 100,
+        "system": "The customer is John Smith.",
+        "messages": [
+            {"role": "user", "content": "Look up the customer."},
+            {"role": "assistant", "content": [use]},
+            {"role": "user", "content": [back, {"type": "text", "text": PROMPT}]},
+        ],
+    }
+    status, _, answer = running.request("POST", "/v1/messages", body, headers={"x-api-key": key})
+    assert status == 200, answer
+    sent = json.dumps(upstream.received[-1]["json"])
+    assert not any(v in sent for v in (*VALUES, "js@example.com"))
+    (block,) = answer["content"]
+    assert json.loads(block["text"]) == [{"type": "text", "text": PROMPT}]
+
+
+def test_anthropic_stream_restores_a_placeholder_split_over_chunks(
+    gw: tuple[RunningGateway, FakeDecider, str], upstream: FakeUpstream
+) -> None:
+    running, _, key = gw
+    body = {
+        "model": "gpt-test",
+        "max_tokens": 50,
+        "messages": [{"role": "user", "content": PROMPT}],
+    }
+    ph = _split_placeholder(gw, upstream, "/v1/messages", body)
+    status, _, raw = running.request(
+        "POST", "/v1/messages", {**body, "stream": True}, token=key, parse=False
+    )
+    assert status == 200
+    events = [json.loads(ln[6:]) for ln in raw.decode().splitlines() if ln.startswith("data: ")]
+    text = "".join(e["delta"]["text"] for e in events if e["type"] == "content_block_delta")
+    assert text == "Hi John Smith!"
+    assert [e["type"] for e in events][-2:] == ["message_delta", "message_stop"]
+    assert ph not in raw.decode()
+
+
 @pytest.fixture
 def redacting(
     tmp_path: Path, upstream_server: FakeUpstream
