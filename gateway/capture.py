@@ -7,9 +7,10 @@ and the answer as the caller received it, sealed with AES-256-GCM under the tena
 was captured (``content_captured``).
 
 - **Before anything leaves**: right after the write-ahead intent, the request is sealed and
-  stored (``{"request": ..., "complete": false}``; a ``/v1/responses`` or ``/v1/messages`` request
-  as the caller sent it, not its chat form) within the audit deadline; if the store does not take it, the request is
-  refused with 503 ``audit_unavailable`` and nothing is sent, as for the intent itself.
+  stored (``{"request": ..., "complete": false}``; a ``/v1/responses`` or ``/v1/messages``
+  request as the caller sent it, not its chat form) within the audit deadline; if the store does
+  not take it, the request is refused with 503 ``audit_unavailable`` and nothing is sent, as for
+  the intent itself.
 - **After the answer**: the capture is replaced by the request with the answer (a whole answer's
   JSON — for ``/v1/responses`` the Responses object, for ``/v1/messages`` the Messages one —; a
   stream's events as relayed, each decoded — for a translated stream the chat events it is
