@@ -14,9 +14,8 @@ was captured (``content_captured``).
 - **After the answer**: the capture is replaced by the request with the answer (a whole answer's
   JSON — for ``/v1/responses`` the Responses object, for ``/v1/messages`` the Messages one —; a
   stream's events as relayed, each decoded — for a translated stream the chat events it is
-  translated from), the status and
-  ``complete: true``. The answer
-  is already out by then: a store that fails now is logged and counted
+  translated from), the status and ``complete: true``. The answer is already out by then: a
+  store that fails now is logged and counted
   (``portcullis_fail_closed_total{component="content_capture_answer"}``), and the request's capture
   stays.
 - With the obligation but the feature off, the request goes out uncaptured as an insecure pass
