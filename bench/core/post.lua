@@ -1,4 +1,5 @@
 -- wrk script: POST a chat completion (or, with BENCH_API=responses, a Responses request; with
+-- BENCH_API=messages, an Anthropic Messages request; with
 -- BENCH_VARY=1, a different prompt each time); prints request count, p50/p99 latency (us) and errors as JSON.
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -11,6 +12,10 @@ local prompt = os.getenv("BENCH_PROMPT") or table.concat(words, " ")  -- no quot
 local model = os.getenv("BENCH_MODEL") or "bench-model"
 if os.getenv("BENCH_API") == "responses" then  -- the same request, as OpenAI's Responses API
   wrk.body = '{"model": "' .. model .. '", "input": "' .. prompt .. '", "max_output_tokens": 16' ..
+    (stream and ', "stream": true' or '') .. '}'
+elseif os.getenv("BENCH_API") == "messages" then  -- the same request, as Anthropic's Messages API
+  wrk.headers["anthropic-version"] = "2023-06-01"
+  wrk.body = '{"model": "' .. model .. '", "max_tokens": 16, "messages": [{"role": "user", "content": "' .. prompt .. '"}]' ..
     (stream and ', "stream": true' or '') .. '}'
 else
   wrk.body = '{"model": "' .. model .. '", "messages": [{"role": "user", "content": "' .. prompt .. '"}], "max_tokens": 16' ..

@@ -1,7 +1,12 @@
-"""``/v1/responses`` against ``/v1/chat/completions`` on the same gateway, and against LiteLLM's.
+"""``/v1/responses`` (or Anthropic's ``/v1/messages``) against ``/v1/chat/completions`` on the
+same gateway, and against LiteLLM's.
 
-    .venv/bin/python bench/core/responses.py [--duration 8] [--conc 1,16] [--rounds 2]
-        [--skip-litellm]
+    .venv/bin/python bench/core/responses.py [--api responses|messages] [--duration 8]
+        [--conc 1,16] [--rounds 2] [--skip-litellm]
+
+With ``--api messages`` the translated request is Anthropic's (``post.lua`` with
+``BENCH_API=messages``), which both Portcullis and LiteLLM serve over the backend's chat
+completions as well.
 
 Same set-up as ``run.py`` (mock upstream and wrk on core 0, each target pinned to core 1, the
 gateway's core path on SQLite, no PII scan): the same 60-word request, once as a chat completion
@@ -50,7 +55,9 @@ def main() -> None:
     ap.add_argument("--conc", default="1,16")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--skip-litellm", action="store_true")
+    ap.add_argument("--api", choices=("responses", "messages"), default="responses")
     args = ap.parse_args()
+    other = args.api
     tmp = Path(tempfile.mkdtemp(prefix="pcs-bench-responses-"))
     procs: list[subprocess.Popen[bytes]] = []
     rows: list[dict[str, Any]] = []
@@ -65,10 +72,10 @@ def main() -> None:
         for stream in (False, True):
             for conc in (int(c) for c in args.conc.split(",")):
                 for i in range(args.rounds):
-                    apis = ["chat", "responses"] if i % 2 == 0 else ["responses", "chat"]
+                    apis = ["chat", other] if i % 2 == 0 else [other, "chat"]
                     for name, pid, url, k in targets:
                         for api in apis:
-                            path = "/responses" if api == "responses" else "/chat/completions"
+                            path = f"/{other}" if api == other else "/chat/completions"
                             r = run_one(pid, url + path, conc, args.duration, stream, k, api)
                             r.update(target=name, api=api, mode="sse" if stream else "json")
                             r["conc"] = conc
@@ -83,10 +90,10 @@ def main() -> None:
     finally:
         for p in reversed(procs):
             R.stop(p)
-    summarise(rows)
+    summarise(rows, other)
 
 
-def summarise(rows: list[dict[str, Any]]) -> None:
+def summarise(rows: list[dict[str, Any]], other: str = "responses") -> None:
     def med(target: str, api: str, mode: str, conc: int, key: str) -> float | None:
         xs = [
             r[key]
@@ -97,20 +104,20 @@ def summarise(rows: list[dict[str, Any]]) -> None:
         return statistics.median(xs) if xs else None
 
     print(
-        "\n| mode | conc | Portcullis chat RPS | Portcullis responses RPS | responses / chat rate "
-        "| CPU µs/request chat → responses | LiteLLM responses RPS | Portcullis / LiteLLM "
-        "(responses) |"
+        f"\n| mode | conc | Portcullis chat RPS | Portcullis {other} RPS | {other} / chat rate "
+        f"| CPU µs/request chat → {other} | LiteLLM {other} RPS | Portcullis / LiteLLM "
+        f"({other}) |"
     )
     print("|---|---:|---:|---:|---:|---|---:|---:|")
     for mode in ("json", "sse"):
         for conc in sorted({r["conc"] for r in rows}):
             chat = med("portcullis", "chat", mode, conc, "rps")
-            resp = med("portcullis", "responses", mode, conc, "rps")
+            resp = med("portcullis", other, mode, conc, "rps")
             if chat is None or resp is None:
                 continue
             cpu_c = med("portcullis", "chat", mode, conc, "cpu_us")
-            cpu_r = med("portcullis", "responses", mode, conc, "cpu_us")
-            ll = med("litellm", "responses", mode, conc, "rps")
+            cpu_r = med("portcullis", other, mode, conc, "cpu_us")
+            ll = med("litellm", other, mode, conc, "rps")
             print(
                 f"| {mode} | {conc} | {chat:,.0f} | {resp:,.0f} | {resp / chat:.2f} | "
                 f"{cpu_c:,.0f} → {cpu_r:,.0f} | {f'{ll:,.0f}' if ll else '-'} | "
