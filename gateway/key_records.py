@@ -51,6 +51,7 @@ class KeyRecord:
     rotated_from: str | None = None  # the key this one replaced (keys rotate)
     models: tuple[str, ...] | None = None  # the models it may use; None: every model
     lineage: str | None = None  # the first key of its rotation chain; None: itself
+    hint: str | None = None  # the masked display form (pcs_<id>_…abcd); None: made before 0008
 
     @property
     def buckets(self) -> str:
@@ -97,6 +98,7 @@ class KeyRecord:
             "rotated_from": self.rotated_from,
             "lineage": self.buckets,
             "models": None if self.models is None else list(self.models),
+            "masked": self.hint,
         }
 
 
@@ -155,6 +157,7 @@ def row_to_record(row: sa.Row[tuple[object, ...]]) -> KeyRecord:
         rotated_from=m["rotated_from"],
         lineage=m["lineage"],
         models=None if m["models"] is None else tuple(m["models"]),
+        hint=m["hint"],
     )
 
 

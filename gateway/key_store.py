@@ -25,7 +25,7 @@ from gateway.storage.schema import api_keys
 if TYPE_CHECKING:
     from gateway.revocations import RevocationFeed
 
-__all__ = ["KeyNotRecorded", "KeyStore", "Recorder", "joined"]
+__all__ = ["KeyNotRecorded", "KeyStore", "Recorder", "joined", "masked"]
 
 log = logging.getLogger("portcullis.keys")
 
@@ -89,6 +89,7 @@ class KeyStore:
             **record_to_row(record),
             "digest": self.digest(key),
             "secret_id": self._secret.secret_id,
+            "hint": masked(self._prefix, record.key_id, key),
         }
 
     def _new_key(self) -> tuple[str, str]:
@@ -180,6 +181,14 @@ class KeyStore:
         cache[digest] = value
         if len(cache) > self._cache_size:
             cache.popitem(last=False)
+
+
+def masked(prefix: str, key_id: str, key: str) -> str:
+    """A key's display form: its prefix and id, and the secret part's last four characters
+    (``pcs_0a1b2c3d4e5f_…Xy9Z``), as OpenAI's console shows ``sk-…abcd``. Four of 43 characters
+    leave ~230 bits unguessed, and tell a person which of their keys a listing means. (Built
+    from the parts, not by splitting the key: the secret part's alphabet holds ``_``.)"""
+    return f"{prefix}_{key_id}_…{key[-4:]}"
 
 
 def joined(models: tuple[str, ...] | None) -> str | None:

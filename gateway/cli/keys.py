@@ -209,6 +209,7 @@ def list_cmd(
             + (f"expires {r.expires_at:%Y-%m-%d %H:%M} UTC" if r.expires_at else "no expiry")
             + (f"\treplaces {r.rotated_from}" if r.rotated_from else "")
             + (f"\tmodels {','.join(r.models)}" if r.models is not None else "")
+            + (f"\t{r.hint}" if r.hint else "")
         )
 
 

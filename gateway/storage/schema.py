@@ -36,6 +36,9 @@ api_keys = sa.Table(
     # The first key of its rotation chain (migration 0007), whose rate and token buckets a
     # rotated key shares; NULL: the key is its own.
     sa.Column("lineage", sa.String(32), nullable=True),
+    # The key's masked display form (migration 0008): prefix, key id and the secret's last four
+    # characters, e.g. pcs_0a1b2c3d4e5f_…Xy9Z; NULL for keys made before it was kept.
+    sa.Column("hint", sa.String(80), nullable=True),
 )
 
 sa.Index("ix_api_keys_user", api_keys.c.user_id)

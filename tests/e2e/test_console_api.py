@@ -407,7 +407,11 @@ def test_no_admin_call_takes_a_hook_and_template_strings_stay_text(site: Site) -
         token=TOKEN,
     )
     assert status == 201 and made["description"] == TEMPLATES
-    assert site.get(f"/admin/keys/{made['key_id']}")[2]["description"] == TEMPLATES
+    shown = site.get(f"/admin/keys/{made['key_id']}")[2]
+    assert shown["description"] == TEMPLATES
+    # the key itself is shown once; afterwards only its masked form
+    assert made["masked"] == shown["masked"] == f"pcs_{made['key_id']}_…{made['key'][-4:]}"
+    assert "key" not in shown
     hooks = {"success_callback": ["os.system"], "hooks": {"pre_call": "__import__('os').system"}}
     principal = {"jurisdiction": "AU", "sector": "private"}
     for method, path, base in (

@@ -61,6 +61,23 @@ async def test_key_is_stored_only_as_hmac_and_authenticates(svc: KeyService) -> 
     assert (p.user, p.jurisdiction, p.sector, p.roles) == ("bob", "KR", "government", ("auditor",))
 
 
+async def test_a_key_is_shown_masked_by_its_last_four_characters(svc: KeyService) -> None:
+    """Listings show ``pcs_<id>_…abcd`` (as OpenAI's ``sk-…abcd``): enough for a holder to tell
+    which key a row is, four of the secret's 43 characters and no more; a rotated key's
+    successor has its own."""
+    issued = await svc.create(user="bob", jurisdiction="AU", sector="private")
+    secret = issued.key.rsplit("_", 1)[1]
+    want = f"pcs_{issued.key_id}_…{secret[-4:]}"
+    (listed,) = await svc.list()
+    assert listed.hint == want and listed.to_json()["masked"] == want
+    assert secret[:-4] not in want and secret[-5:] not in want
+    rotated = await svc.rotate(issued.key_id, grace_s=0)
+    assert rotated is not None
+    successor = rotated[0]
+    new = await svc.get(successor.key_id)
+    assert new is not None and new.hint == f"pcs_{successor.key_id}_…{successor.key[-4:]}"
+
+
 async def test_revoked_key_is_refused(svc: KeyService) -> None:
     issued = await svc.create(user="c", jurisdiction="AU-NSW", sector="private")
     assert await svc.revoke(issued.key_id)
@@ -288,6 +305,24 @@ def test_migration_0007_gives_keys_rotated_before_it_their_chains_first_key(
     with sqlite3.connect(db) as conn:
         got = dict(conn.execute("SELECT key_id, lineage FROM api_keys").fetchall())
     assert got == {"a": None, "b": "a", "c": "a", "z": None}
+
+
+def test_keys_made_before_migration_0008_have_no_masked_form(tmp_path: Path) -> None:
+    """Their secret part was never kept, so none can be shown: ``masked`` is null."""
+    import sqlite3
+
+    db = tmp_path / "keys.db"
+    url = f"sqlite+aiosqlite:///{db}"
+    upgrade(url, "0007")
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "INSERT INTO api_keys (key_id, digest, secret_id, user_id, tenant, jurisdiction,"
+            " sector, roles, tags, created_at) VALUES ('a', 'd', 's', 'u', 'default', 'AU',"
+            " 'private', '[]', '[]', '2026-11-30 00:00:00')"
+        )
+    upgrade(url)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT hint FROM api_keys").fetchall() == [(None,)]
 
 
 @pytest.mark.parametrize("fault", ["stopped", "frozen"])

@@ -621,7 +621,8 @@ function keyRow(record) {
   const st = keyState(record);
   const active = st === "active";
   return el("tr", { className: `key-row ${st}`, dataset: { keyId: record.key_id } },
-    el("td", { className: "mono", text: record.key_id }),
+    // the masked form (pcs_<id>_…abcd) where it was kept: the holder can tell which key it is
+    el("td", { className: "mono", text: record.masked || record.key_id, title: `key id ${record.key_id}` }),
     el("td", { text: text(record.user) }),
     el("td", { text: text(record.team) }),
     el("td", { text: text(record.jurisdiction) }),
