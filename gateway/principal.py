@@ -8,7 +8,7 @@ from typing import Any
 
 import pycountry
 
-__all__ = ["SECTORS", "Principal", "parse_jurisdiction"]
+__all__ = ["SECTORS", "Principal", "actor_of", "parse_jurisdiction"]
 
 #: The documented sector list (docs/principals.md). Policy keys on these exact strings.
 SECTORS: tuple[str, ...] = (
@@ -79,6 +79,11 @@ class Principal:
     def subdivision(self) -> str | None:
         return self.jurisdiction if "-" in self.jurisdiction else None
 
+    @property
+    def via_sso(self) -> bool:
+        """A console session from single sign-on (gateway.sso), not a key."""
+        return self.key_id.startswith("sso:")
+
     def policy_view(self) -> dict[str, Any]:
         """The principal as the policy engine sees it (the decision contract's ``principal``)."""
         return {
@@ -93,3 +98,9 @@ class Principal:
             "roles": list(self.roles),
             "tags": list(self.tags),
         }
+
+
+def actor_of(principal: Principal) -> str:
+    """Who acted, for the audit trail: ``key:<key id>``, or ``sso:<user>`` for a console session
+    from single sign-on."""
+    return principal.key_id if principal.via_sso else f"key:{principal.key_id}"

@@ -19,6 +19,7 @@ from gateway.pii.contract import PiiGuard
 from gateway.policy.contract import Decision
 from gateway.routing import Router
 from gateway.secrets_store import ServerSecret
+from gateway.sso import OidcClient
 from gateway.upstream import Upstream
 
 __all__ = ["Decider", "Services"]
@@ -58,3 +59,5 @@ class Services:
     admin_token: str | None = None
     # Sealing request and answer when policy obliges it (audit.content_capture; gateway.capture).
     capture: Capture | None = None
+    # Console sign-in through an OpenID Connect provider (admin.sso; gateway.sso).
+    sso: OidcClient | None = None

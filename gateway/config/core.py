@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from gateway.config.base import Strict
 
@@ -16,6 +18,7 @@ __all__ = [
     "RedisSettings",
     "RequestLimits",
     "ServerSettings",
+    "SsoSettings",
 ]
 
 
@@ -66,6 +69,107 @@ class KeySettings(Strict):
     lookup_deadline_ms: int = Field(1000, ge=10, le=30000)
 
 
+_CONSOLE_ROLES = frozenset({"admin", "auditor"})
+_LOCAL = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def _https_or_local(url: str, what: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{what}: an http(s) URL")
+    if parts.scheme == "http" and parts.hostname not in _LOCAL:
+        raise ValueError(f"{what}: https (plain http only on this machine: 127.0.0.1, localhost)")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(f"{what}: no query, fragment or credentials in the URL")
+    return url.rstrip("/")
+
+
+class SsoSettings(Strict):
+    """Console sign-in through an OpenID Connect provider (gateway.sso): authorisation code with
+    PKCE; the ID token's groups give console roles and audit scope."""
+
+    issuer: str  # the provider's issuer URL; its /.well-known/openid-configuration is read
+    client_id: str = Field(min_length=1, max_length=256)
+    # The client secret: from an environment variable or a file, never inline.
+    client_secret_env: str | None = None
+    client_secret_file: Path | None = None
+    # The gateway's address as browsers reach it; the provider sends them back to
+    # <public_url>/console/sso/callback (register that redirect URI with the provider).
+    public_url: str
+    scopes: tuple[str, ...] = ("openid", "email", "profile")
+    user_claim: str = "email"  # the claim that names the person in the audit trail
+    groups_claim: str = "groups"
+    # Provider group -> console roles (admin, auditor). A person in no listed group is refused.
+    roles: dict[str, tuple[str, ...]] = Field(min_length=1)
+    # Provider group -> tags (audit-scope:<CC> or audit-scope:all widen what an auditor reads).
+    tags: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    jurisdiction: str  # the session's jurisdiction (scopes an auditor's reads) ...
+    jurisdiction_claim: str | None = None  # ... unless this claim holds a valid one
+    sector: str = "government"
+    team_claim: str | None = None
+    session_ttl_s: int = Field(7200, ge=300, le=86400)  # a session cannot be revoked early
+    timeout_s: float = Field(10.0, gt=0, le=60)  # each call to the provider
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer(cls, v: str) -> str:
+        return _https_or_local(v, "issuer")
+
+    @field_validator("public_url")
+    @classmethod
+    def _public(cls, v: str) -> str:
+        return _https_or_local(v, "public_url")
+
+    @field_validator("roles")
+    @classmethod
+    def _roles(cls, v: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        for group, roles in v.items():
+            if not roles or set(roles) - _CONSOLE_ROLES:
+                raise ValueError(f"roles[{group!r}]: one or more of admin, auditor")
+        return v
+
+    @field_validator("jurisdiction")
+    @classmethod
+    def _jurisdiction(cls, v: str) -> str:
+        from gateway.principal import parse_jurisdiction
+
+        country, sub = parse_jurisdiction(v)
+        return sub or country
+
+    @field_validator("sector")
+    @classmethod
+    def _sector(cls, v: str) -> str:
+        from gateway.principal import SECTORS
+
+        if v not in SECTORS:
+            raise ValueError(f"one of {', '.join(sorted(SECTORS))}")
+        return v
+
+    @model_validator(mode="after")
+    def _secret(self) -> SsoSettings:
+        if bool(self.client_secret_env) == bool(self.client_secret_file):
+            raise ValueError("give client_secret_env or client_secret_file (one of them)")
+        if "openid" not in self.scopes:
+            raise ValueError("scopes: must hold openid")
+        return self
+
+    def client_secret(self) -> SecretStr | None:
+        """The client secret, or None when its variable or file is missing or empty."""
+        if self.client_secret_env:
+            value = os.environ.get(self.client_secret_env)
+            return SecretStr(value) if value else None
+        assert self.client_secret_file is not None
+        try:
+            text = self.client_secret_file.read_text().strip()
+        except OSError:
+            return None
+        return SecretStr(text) if text else None
+
+    @property
+    def redirect_uri(self) -> str:
+        return self.public_url + "/console/sso/callback"
+
+
 class AdminSettings(Strict):
     # Admin API credential: a token compared in constant time, from a file or env var.
     token_file: Path | None = None
@@ -81,6 +185,8 @@ class AdminSettings(Strict):
     # The same for reports that read their whole range before answering (the usage report,
     # GET /admin/audit/usage: ~1.6-3.5 s per 100,000 requests, so minutes on a grown trail).
     report_deadline_s: float = Field(600.0, ge=0, le=3600)
+    # Console sign-in through an OpenID Connect provider (docs/console.md); off by default.
+    sso: SsoSettings | None = None
 
 
 class LimitSettings(Strict):

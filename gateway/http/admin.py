@@ -24,9 +24,10 @@ from audit.store import parse_utc
 from gateway.errors import Cause, GatewayError
 from gateway.key_records import validate_expiry, validate_limits, validate_models
 from gateway.keys import KeyNotRecorded
-from gateway.principal import Principal
+from gateway.principal import Principal, actor_of
 from gateway.reload import Reloader
 from gateway.services import Services
+from gateway.sso import SESSION_PREFIX
 
 __all__ = ["ADMIN_HANDLERS", "admin_guard"]
 
@@ -48,7 +49,16 @@ async def admin_guard(
     if token and presented and hmac.compare_digest(presented.encode(), token.encode()):
         connection.scope["state"]["admin_role"] = "admin"
         return
-    principal = await services.keys.authenticate(auth)
+    if presented.startswith(SESSION_PREFIX) and services.sso is not None:
+        # a console session from single sign-on (gateway.sso): admin routes only, never /v1
+        session = services.sso.verify_session(presented)
+        if session is None:
+            raise GatewayError(
+                Cause.UNAUTHENTICATED, "The console session is not valid or has expired."
+            )
+        principal = session
+    else:
+        principal = await services.keys.authenticate(auth)
     if not set(roles) & set(principal.roles):
         method = str(connection.scope.get("method", ""))
         needs = " or ".join(f"'{r}'" for r in roles)
@@ -65,7 +75,7 @@ async def _record_refusal(
     action and the role it needed. Nothing was granted, so a failure to record is logged, not
     fatal."""
     action = {"op": "refused", "handler": handler.handler_name, "method": method, "needs": role}
-    event = {"actor": f"key:{principal.key_id}", "principal": principal.policy_view()}
+    event = {"actor": actor_of(principal), "principal": principal.policy_view()}
     event["action"] = action
     try:
         await services.audit.record("access", event)
@@ -363,11 +373,12 @@ async def _recorded(work: Awaitable[T]) -> T:
 
 
 def _actor(request: Request[Any, Any, Any]) -> str:
-    """Who asked, for the audit entry: the admin token, or the key's id and user."""
+    """Who asked, for the audit entry: the admin token, a key (``key:<id>``) or a console
+    session from single sign-on (``sso:<user>``)."""
     principal = request.scope["state"].get("admin_principal")
     if principal is None:
         return "admin-token"
-    return f"key:{principal.key_id}"
+    return actor_of(principal)
 
 
 ADMIN_HANDLERS = [

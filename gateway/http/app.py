@@ -39,6 +39,7 @@ from gateway.http.inference import (
 from gateway.http.ops import healthz, metrics, readyz
 from gateway.http.raw import send_error
 from gateway.http.request_id import add_request_id, request_id
+from gateway.http.sso import SSO_HANDLERS
 from gateway.keys import KeyService
 from gateway.limiter import build_limiter
 from gateway.metrics import Metrics
@@ -147,7 +148,19 @@ async def build_services(settings: Settings, components: Components) -> Services
         digest_key=secret.derive("audit-digest"),
         admin_token=_admin_token(settings),
         capture=_capture(settings, audit, metrics_, secret),
+        sso=_sso(settings, secret),
     )
+
+
+def _sso(settings: Settings, secret: ServerSecret) -> Any:
+    """The OpenID Connect client for console sign-in (admin.sso), when configured."""
+    if settings.admin.sso is None:
+        return None
+    from gateway.sso import OidcClient
+
+    if settings.admin.sso.client_secret() is None:
+        log.warning("admin.sso: the client secret is not available; sign-in will fail until it is")
+    return OidcClient(settings.admin.sso, secret)
 
 
 def _capture(
@@ -177,6 +190,8 @@ async def close_services(services: Services) -> None:
     await services.audit.close()
     await services.limiter.close()
     await services.keys.close()
+    if services.sso is not None:
+        await services.sso.close()
     await services.engine.dispose()
 
 
@@ -342,7 +357,7 @@ def create_app(
         route_handlers=[*ADMIN_HANDLERS, *AUDIT_HANDLERS, *CONSOLE_ADMIN_HANDLERS],
         guards=[admin_guard],
     )
-    console = console_handlers() if settings.admin.console else []
+    console = [*console_handlers(), *SSO_HANDLERS] if settings.admin.console else []
     app = GatewayApp(
         route_handlers=[
             chat_completions,

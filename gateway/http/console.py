@@ -25,7 +25,7 @@ from audit.store import parse_utc
 from gateway.console import Asset, assets
 from gateway.errors import Cause, GatewayError
 from gateway.key_records import validate_principal_fields
-from gateway.principal import Principal
+from gateway.principal import Principal, actor_of
 from gateway.services import Services
 
 __all__ = ["CONSOLE_ADMIN_HANDLERS", "console_handlers"]
@@ -74,7 +74,7 @@ async def whoami(request: Request[Any, Any, Any], state: State) -> dict[str, Any
     roles = {"admin"} if principal is None else set(principal.roles)
     audit_roles = set(services.settings.audit.export_roles)
     return {
-        "actor": "admin-token" if principal is None else f"key:{principal.key_id}",
+        "actor": "admin-token" if principal is None else actor_of(principal),
         "user": None if principal is None else principal.user,
         "jurisdiction": None if principal is None else principal.jurisdiction,
         "roles": sorted(roles),

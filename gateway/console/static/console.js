@@ -956,9 +956,45 @@ function wire() {
   $("reload-policy").addEventListener("click", (e) => reloadPolicy(e.currentTarget));
 }
 
+// Back from single sign-on: the session (or why there is none) is in the URL's fragment, which
+// the browser sent nowhere; keep the session as a pasted credential and clear the address bar.
+const SSO_ERRORS = {
+  not_permitted: "Your account is in no group given access to the console.",
+  denied: "The identity provider did not sign you in.",
+  expired: "The sign-in took too long or was started in another browser; try again.",
+  invalid_state: "The sign-in could not be matched to this browser; try again.",
+  invalid_token: "The identity provider's answer could not be verified; nothing was granted.",
+  invalid_grant: "The identity provider refused the sign-in code; try again.",
+  provider_unavailable: "The identity provider is not answering; try again later.",
+  audit_unavailable: "The audit trail could not record the sign-in, so none was given.",
+};
+
+function fromSso() {
+  const match = /^#(sso|sso_error)=([A-Za-z0-9._~-]{1,8192})$/.exec(location.hash);
+  if (!match) return null;
+  history.replaceState(null, "", location.pathname + location.search);
+  if (match[1] === "sso") {
+    sessionStorage.setItem(CREDENTIAL, match[2]);
+    return null;
+  }
+  return SSO_ERRORS[match[2]] || "Single sign-on failed.";
+}
+
+async function offerSso() {
+  try {
+    const answer = await fetch("sso/status", { headers: { accept: "application/json" } });
+    show($("sso"), answer.ok && (await answer.json()).enabled === true);
+  } catch {
+    show($("sso"), false);
+  }
+}
+
 wire();
+const ssoError = fromSso();
+offerSso();
 if (credential()) {
   start().catch(report);
 } else {
   showSignIn();
+  if (ssoError) say(ssoError, "error");
 }

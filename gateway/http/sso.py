@@ -1,0 +1,122 @@
+"""The console's single sign-on routes (``admin.sso``; the flow is :mod:`gateway.sso`).
+
+- ``GET /console/sso/status`` — whether the console offers "Sign in with single sign-on".
+- ``GET /console/sso/login`` — to the provider (302), with the flow's signed state cookie.
+- ``GET /console/sso/callback`` — back from the provider: the sign-in is checked, recorded in the
+  audit trail (kind ``access``, ``op: console_sign_in``) and the browser sent to
+  ``/console/#sso=<session>``; a refused or failed one to ``/console/#sso_error=<code>``, also
+  on the record when someone the provider vouched for is refused. Neither answer carries the
+  code, the ID token or a claim's value in a log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+
+from litestar import Request, Response, get
+from litestar.datastructures import Cookie, State
+from litestar.response import Redirect
+
+from gateway.errors import Cause, GatewayError
+from gateway.principal import actor_of
+from gateway.services import Services
+from gateway.sso import STATE_COOKIE, OidcClient, SsoError
+
+__all__ = ["SSO_HANDLERS"]
+
+log = logging.getLogger("portcullis.sso")
+
+_NO_STORE = {"cache-control": "no-store", "referrer-policy": "no-referrer"}
+_PATH = "/console/sso"
+
+
+def _client(state: State) -> OidcClient:
+    services: Services = state.services
+    if services.sso is None:
+        raise GatewayError(Cause.NOT_FOUND, "Single sign-on is not configured (admin.sso).")
+    return services.sso
+
+
+def _cookie(client: OidcClient, value: str, max_age: int) -> Cookie:
+    # SameSite=Lax: the provider's redirect back is a top-level navigation from another site,
+    # which Strict would strip the cookie from; Lax still keeps it off cross-site sub-requests.
+    return Cookie(
+        key=STATE_COOKIE,
+        value=value,
+        path=_PATH,
+        max_age=max_age,
+        httponly=True,
+        secure=client.secure_cookie,
+        samesite="lax",
+    )
+
+
+@get("/console/sso/status", include_in_schema=False)
+async def sso_status(state: State) -> dict[str, Any]:
+    services: Services = state.services
+    return {"enabled": services.sso is not None}
+
+
+@get("/console/sso/login", include_in_schema=False)
+async def sso_login(state: State) -> Response[Any]:
+    client = _client(state)
+    try:
+        location, flow = await client.start()
+    except SsoError as exc:
+        log.warning("console sign-in could not start: %s (%s)", exc.code, exc.message)
+        return _back({"sso_error": exc.code})
+    return Redirect(
+        location, status_code=302, headers=_NO_STORE, cookies=[_cookie(client, flow, 600)]
+    )
+
+
+@get("/console/sso/callback", include_in_schema=False)
+async def sso_callback(request: Request[Any, Any, Any], state: State) -> Response[Any]:
+    services: Services = state.services
+    client = _client(state)
+    query = {k: v for k, v in request.query_params.items() if isinstance(v, str)}
+    cleared = _cookie(client, "", 0)
+    try:
+        principal = await client.finish(query, request.cookies.get(STATE_COOKIE))
+    except SsoError as exc:
+        log.warning("console sign-in refused: %s (%s)", exc.code, exc.message)
+        if exc.code == "not_permitted":  # the provider vouched for someone we refuse
+            await _record(services, {"op": "console_sign_in_refused", "reason": exc.code})
+        return _back({"sso_error": exc.code}, cleared)
+    sid = secrets.token_hex(6)
+    token, expires = client.issue(principal, sid)
+    event = {
+        "actor": actor_of(principal),
+        "principal": principal.policy_view(),
+        "action": {"op": "console_sign_in", "session": sid, "expires": expires},
+    }
+    try:  # granting access is recorded first, as a key's creation is
+        await services.audit.record("access", event)
+    except Exception as exc:  # noqa: BLE001 - any store failure: no session without its record
+        log.error(
+            "console sign-in not given: the audit trail did not record it (%s)", type(exc).__name__
+        )
+        return _back({"sso_error": "audit_unavailable"}, cleared)
+    log.info("console sign-in: session %s, roles %s", sid, ",".join(principal.roles))
+    return _back({"sso": token}, cleared)
+
+
+def _back(fragment: dict[str, str], *cookies: Cookie) -> Response[Any]:
+    """To the console, the outcome in the URL's fragment (never sent to a server, never in a
+    Referer): the page reads it and removes it from the address bar."""
+    ((name, value),) = fragment.items()
+    return Redirect(
+        f"/console/#{name}={value}", status_code=303, headers=_NO_STORE, cookies=list(cookies)
+    )
+
+
+async def _record(services: Services, action: dict[str, Any]) -> None:
+    try:
+        await services.audit.record("access", {"actor": "sso", "action": action})
+    except Exception as exc:  # noqa: BLE001 - a refusal stands without its record
+        log.error("console sign-in refusal not recorded (%s)", type(exc).__name__)
+
+
+SSO_HANDLERS = [sso_status, sso_login, sso_callback]

@@ -1,0 +1,364 @@
+"""Console sign-in through an OpenID Connect provider (``admin.sso``).
+
+The flow is the authorisation code flow with PKCE (RFC 7636), the gateway as a confidential
+client:
+
+1. ``GET /console/sso/login`` sends the browser to the provider with a fresh ``state``, ``nonce``
+   and code challenge; the three are kept in a short-lived cookie signed with a key derived from
+   the server secret (:class:`Signer`), so any replica can finish the flow.
+2. ``GET /console/sso/callback`` checks the cookie and ``state``, exchanges the code (with the
+   verifier and the client secret) at the provider's token endpoint, and verifies the ID token:
+   an asymmetric signature by a key of the provider's JWKS, issuer, audience, expiry, nonce.
+3. The person's groups (``groups_claim``) map to console roles and audit-scope tags; someone in no
+   mapped group is refused. The sign-in is recorded in the audit trail before the session is
+   given (as a key's creation is), and the session is a bearer token (``pcc_…``, signed, expiring
+   after ``session_ttl_s``) handed to the page in the URL fragment, which the browser never sends
+   anywhere: the console keeps it as it keeps a pasted key (``sessionStorage``, no cookie).
+
+A session token is accepted by the admin API only (never by ``/v1``), acts as ``sso:<user>`` in
+the audit trail, and cannot be revoked before it expires: removing a person from the provider's
+group takes effect at their next sign-in, within ``session_ttl_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import time
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import aiohttp
+import jwt
+
+from gateway.config.core import SsoSettings
+from gateway.key_records import validate_principal_fields
+from gateway.principal import Principal, parse_jurisdiction
+from gateway.secrets_store import ServerSecret
+
+__all__ = ["SESSION_PREFIX", "STATE_COOKIE", "OidcClient", "Signer", "SsoError"]
+
+log = logging.getLogger("portcullis.sso")
+
+SESSION_PREFIX = "pcc_"
+STATE_COOKIE = "pcs_sso"
+_STATE_TTL_S = 600  # from the redirect to the provider to the return: ten minutes
+_CACHE_S = 3600.0  # how long the provider's metadata and keys are trusted before a refetch
+_JWKS_RETRY_S = 60.0  # an unknown key id refetches the key set at most this often
+# Asymmetric algorithms only: never "none", never a shared-secret HMAC an attacker could try.
+_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"]
+
+
+class SsoError(Exception):
+    """A sign-in that did not succeed. ``code`` goes to the page (``#sso_error=<code>``);
+    ``message`` is safe to log (never a token, a code or a claim's value)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class Signer:
+    """Signed, expiring JSON: ``<prefix><payload>.<HMAC-SHA256>`` under a key derived from the
+    server secret for one purpose (so a state cookie is never a session, nor one a key)."""
+
+    def __init__(self, secret: ServerSecret, purpose: str, prefix: str = "") -> None:
+        self._key = secret.derive(purpose)
+        self._prefix = prefix
+
+    def sign(self, payload: dict[str, Any]) -> str:
+        body = _b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
+        mac = hmac.new(self._key, body.encode(), hashlib.sha256).digest()
+        return f"{self._prefix}{body}.{_b64(mac)}"
+
+    def verify(self, token: str | None) -> dict[str, Any] | None:
+        """The payload, or None for anything not signed here, malformed or past its ``exp``."""
+        if not token or len(token) > 8192 or not token.startswith(self._prefix):
+            return None
+        body, _, mac = token[len(self._prefix) :].partition(".")
+        try:
+            want = hmac.new(self._key, body.encode(), hashlib.sha256).digest()
+            if not hmac.compare_digest(want, _unb64(mac)):
+                return None
+            payload = json.loads(_unb64(body))
+        except (ValueError, UnicodeError):
+            return None
+        if not isinstance(payload, dict) or not isinstance(payload.get("exp"), int):
+            return None
+        return payload if payload["exp"] > time.time() else None
+
+
+def session_principal(payload: dict[str, Any]) -> Principal:
+    """The principal a verified session payload names (``sso:<user>`` as its id)."""
+    return Principal(
+        key_id=f"sso:{payload['user']}",
+        user=payload["user"],
+        jurisdiction=payload["jurisdiction"],
+        sector=payload["sector"],
+        team=payload.get("team"),
+        roles=tuple(payload["roles"]),
+        tags=tuple(payload["tags"]),
+    )
+
+
+class OidcClient:
+    """The gateway's side of the flow, for one configured provider."""
+
+    def __init__(self, settings: SsoSettings, secret: ServerSecret) -> None:
+        self.settings = settings
+        self.sessions = Signer(secret, "console-session", SESSION_PREFIX)
+        self._state = Signer(secret, "console-sso-state")
+        self._http: aiohttp.ClientSession | None = None
+        self._meta: dict[str, Any] | None = None
+        self._meta_at = 0.0
+        self._jwks: jwt.PyJWKSet | None = None
+        self._jwks_at = 0.0
+        self._lock = asyncio.Lock()
+
+    @property
+    def secure_cookie(self) -> bool:
+        return self.settings.public_url.startswith("https://")
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+
+    def verify_session(self, token: str) -> Principal | None:
+        payload = self.sessions.verify(token)
+        if payload is None or payload.get("v") != 1:
+            return None
+        try:
+            return session_principal(payload)
+        except (KeyError, TypeError):
+            return None
+
+    # -- the provider's metadata ----------------------------------------------------------
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self._http is None:
+            timeout = aiohttp.ClientTimeout(total=self.settings.timeout_s)
+            self._http = aiohttp.ClientSession(timeout=timeout)
+        return self._http
+
+    async def _get_json(self, url: str) -> Any:
+        try:
+            async with self._session().get(url, allow_redirects=False) as resp:
+                if resp.status != 200:
+                    raise SsoError("provider_unavailable", f"provider answered {resp.status}")
+                return await resp.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise SsoError("provider_unavailable", f"provider ({type(exc).__name__})") from None
+
+    async def metadata(self) -> dict[str, Any]:
+        async with self._lock:
+            if self._meta is None or time.monotonic() - self._meta_at > _CACHE_S:
+                url = self.settings.issuer + "/.well-known/openid-configuration"
+                meta = await self._get_json(url)
+                if not isinstance(meta, dict) or meta.get("issuer") != self.settings.issuer:
+                    raise SsoError("provider_unavailable", "provider metadata names another issuer")
+                for name in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
+                    if not _endpoint_ok(meta.get(name), self.settings.issuer):
+                        raise SsoError("provider_unavailable", f"provider metadata: bad {name}")
+                self._meta, self._meta_at = meta, time.monotonic()
+            return self._meta
+
+    async def _signing_key(self, token: str) -> Any:
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+        except jwt.PyJWTError:
+            raise SsoError("invalid_token", "ID token is not a JWT") from None
+        for attempt in (0, 1):
+            stale = time.monotonic() - self._jwks_at
+            if self._jwks is None or stale > _CACHE_S or (attempt and stale > _JWKS_RETRY_S):
+                doc = await self._get_json((await self.metadata())["jwks_uri"])
+                try:
+                    self._jwks, self._jwks_at = jwt.PyJWKSet.from_dict(doc), time.monotonic()
+                except jwt.PyJWTError:
+                    raise SsoError("provider_unavailable", "provider key set unreadable") from None
+            for key in self._jwks.keys:
+                if kid is None or key.key_id == kid:
+                    return key.key
+        raise SsoError("invalid_token", "ID token signed by a key the provider does not publish")
+
+    # -- the flow -------------------------------------------------------------------------
+
+    async def start(self) -> tuple[str, str]:
+        """(the provider's authorisation URL to send the browser to, the state cookie)."""
+        meta = await self.metadata()
+        state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+        verifier = secrets.token_urlsafe(48)
+        challenge = _b64(hashlib.sha256(verifier.encode()).digest())
+        query = urlencode(
+            {
+                "response_type": "code",
+                "client_id": self.settings.client_id,
+                "redirect_uri": self.settings.redirect_uri,
+                "scope": " ".join(self.settings.scopes),
+                "state": state,
+                "nonce": nonce,
+                "code_challenge": challenge,
+                "code_challenge_method": "S256",
+            }
+        )
+        endpoint = meta["authorization_endpoint"]
+        location = f"{endpoint}{'&' if '?' in endpoint else '?'}{query}"
+        exp = int(time.time()) + _STATE_TTL_S
+        cookie = self._state.sign(
+            {"state": state, "nonce": nonce, "verifier": verifier, "exp": exp}
+        )
+        return location, cookie
+
+    async def finish(self, query: dict[str, str], cookie: str | None) -> Principal:
+        """The principal of a person back from the provider; :class:`SsoError` otherwise."""
+        flow = self._state.verify(cookie)
+        if flow is None:
+            raise SsoError("expired", "no sign-in in progress in this browser (or it expired)")
+        if "error" in query:
+            raise SsoError("denied", "the provider did not sign the person in")
+        if not hmac.compare_digest(str(query.get("state", "")), str(flow.get("state", ""))):
+            raise SsoError("invalid_state", "state does not match this browser's sign-in")
+        code = query.get("code")
+        if not code or len(code) > 4096:
+            raise SsoError("invalid_request", "no authorisation code")
+        claims = await self._exchange(code, flow)
+        return self._principal(claims)
+
+    async def _exchange(self, code: str, flow: dict[str, Any]) -> dict[str, Any]:
+        meta = await self.metadata()
+        secret = self.settings.client_secret()
+        if secret is None:
+            raise SsoError("provider_unavailable", "the client secret is not available")
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": self.settings.redirect_uri,
+            "code_verifier": flow["verifier"],
+        }
+        methods = meta.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"]
+        headers = {}
+        if "client_secret_basic" in methods:
+            pair = f"{_form(self.settings.client_id)}:{_form(secret.get_secret_value())}"
+            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+        else:
+            form["client_id"] = self.settings.client_id
+            form["client_secret"] = secret.get_secret_value()
+        try:
+            async with self._session().post(
+                meta["token_endpoint"], data=form, headers=headers, allow_redirects=False
+            ) as resp:
+                if resp.status != 200:
+                    raise SsoError("invalid_grant", f"token endpoint answered {resp.status}")
+                answer = await resp.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise SsoError(
+                "provider_unavailable", f"token endpoint ({type(exc).__name__})"
+            ) from None
+        token = answer.get("id_token") if isinstance(answer, dict) else None
+        if not isinstance(token, str):
+            raise SsoError("invalid_token", "the token endpoint gave no ID token")
+        key = await self._signing_key(token)
+        try:
+            claims = jwt.decode(
+                token,
+                key=key,
+                algorithms=_ALGORITHMS,
+                audience=self.settings.client_id,
+                issuer=self.settings.issuer,
+                leeway=60,
+                options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+            )
+        except jwt.PyJWTError as exc:
+            raise SsoError("invalid_token", f"ID token refused ({type(exc).__name__})") from None
+        if not hmac.compare_digest(str(claims.get("nonce", "")), str(flow.get("nonce", ""))):
+            raise SsoError("invalid_token", "ID token nonce does not match this sign-in")
+        aud = claims.get("aud")
+        if isinstance(aud, list) and len(aud) > 1 and claims.get("azp") != self.settings.client_id:
+            raise SsoError("invalid_token", "ID token issued to another party (azp)")
+        return claims
+
+    def _principal(self, claims: dict[str, Any]) -> Principal:
+        s = self.settings
+        user = claims.get(s.user_claim)
+        if not isinstance(user, str) or not user:
+            raise SsoError("not_permitted", f"the ID token has no '{s.user_claim}' claim")
+        groups = claims.get(s.groups_claim)
+        if isinstance(groups, str):
+            groups = [groups]
+        groups = [g for g in groups if isinstance(g, str)] if isinstance(groups, list) else []
+        roles = sorted({r for g in groups for r in s.roles.get(g, ())})
+        tags = sorted({t for g in groups for t in s.tags.get(g, ())})
+        if not roles:
+            raise SsoError("not_permitted", "the person is in no group given a console role")
+        jurisdiction = s.jurisdiction
+        claimed = claims.get(s.jurisdiction_claim) if s.jurisdiction_claim else None
+        if isinstance(claimed, str):
+            try:
+                country, sub = parse_jurisdiction(claimed)
+                jurisdiction = sub or country
+            except ValueError:
+                pass  # the configured jurisdiction stands
+        team = claims.get(s.team_claim) if s.team_claim else None
+        team = team if isinstance(team, str) and team else None
+        try:
+            validate_principal_fields(user, jurisdiction, s.sector, team, tuple(roles), tuple(tags))
+        except ValueError:
+            raise SsoError(
+                "not_permitted", "the person's name or team is not an identifier"
+            ) from None
+        return Principal(
+            key_id=f"sso:{user}",
+            user=user,
+            jurisdiction=jurisdiction,
+            sector=s.sector,
+            team=team,
+            roles=tuple(roles),
+            tags=tuple(tags),
+        )
+
+    def issue(self, principal: Principal, sid: str) -> tuple[str, int]:
+        """A session token for the principal, and when it expires (Unix seconds)."""
+        exp = int(time.time()) + self.settings.session_ttl_s
+        payload = {
+            "v": 1,
+            "sid": sid,
+            "user": principal.user,
+            "jurisdiction": principal.jurisdiction,
+            "sector": principal.sector,
+            "team": principal.team,
+            "roles": list(principal.roles),
+            "tags": list(principal.tags),
+            "exp": exp,
+        }
+        return self.sessions.sign(payload), exp
+
+
+def _form(value: str) -> str:
+    """RFC 6749 §2.3.1: the client id and secret are form-encoded before Basic encoding."""
+    from urllib.parse import quote
+
+    return quote(value, safe="")
+
+
+def _endpoint_ok(url: Any, issuer: str) -> bool:
+    """An endpoint the metadata names: https, or http on this machine as the issuer may be."""
+    if not isinstance(url, str):
+        return False
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return True
+    local = {"127.0.0.1", "localhost", "::1"}
+    return parts.scheme == "http" and parts.hostname in local and issuer.startswith("http://")

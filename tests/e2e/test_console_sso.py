@@ -1,0 +1,315 @@
+"""Console sign-in through OpenID Connect: the real gateway, a fake provider on 127.0.0.1
+(tests/support/oidc.py), the browser's redirects followed by hand with its cookie.
+
+The evidence: what the session may do on the admin API (and may not do on /v1), what the
+provider's token endpoint was sent (PKCE verifier, client authentication), the audit trail's
+sign-in entries, and every wrong ID token refused without a session.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from http.cookies import SimpleCookie
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from gateway.config import Settings
+from gateway.http.app import Components
+from tests.e2e.conftest import core_settings
+from tests.support.fakes import FakeDecider
+from tests.support.gateway import RunningGateway, write_admin_token
+from tests.support.oidc import FakeIdP
+from tests.support.upstream import FakeUpstream
+
+pytestmark = pytest.mark.e2e
+
+
+class _Stay(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # the test follows each redirect itself, as a browser would
+
+
+_OPENER = urllib.request.build_opener(_Stay)
+
+
+def fetch(url: str, cookie: str | None = None) -> tuple[int, Any]:
+    req = urllib.request.Request(url)
+    if cookie:
+        req.add_header("Cookie", cookie)
+    try:
+        with _OPENER.open(req, timeout=10) as resp:
+            return resp.status, resp.headers
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers
+
+
+class World:
+    def __init__(self, gw: RunningGateway, idp: FakeIdP) -> None:
+        self.gw, self.idp = gw, idp
+
+    def entries(self, kind: str) -> list[dict[str, Any]]:
+        """The audit trail's entries of ``kind``, oldest first (read with the admin token)."""
+        status, _, page = self.gw.request(
+            "GET", f"/admin/audit/entries?kind={kind}&limit=500", token=RunningGateway.ADMIN_TOKEN
+        )
+        assert status == 200, page
+        return [row["entry"] for row in reversed(page["data"])]
+
+    def sign_ins(self) -> list[dict[str, Any]]:
+        return [e for e in self.entries("access") if "console_sign_in" in e["action"]["op"]]
+
+    def sign_in(self, tamper_state: bool = False) -> tuple[str, str]:
+        """Through the whole flow: (``sso`` or ``sso_error``, its value from the fragment)."""
+        status, headers = fetch(self.gw.url + "/console/sso/login")
+        assert status == 302, status
+        jar = SimpleCookie(headers["Set-Cookie"])
+        flow = jar["pcs_sso"]
+        assert flow["httponly"] and flow["samesite"].lower() == "lax"
+        assert flow["path"] == "/console/sso"
+        cookie = f"pcs_sso={flow.value}"
+        status, headers = fetch(headers["Location"])  # the provider signs the person in
+        assert status == 302, status
+        back = headers["Location"]
+        assert back.startswith(self.gw.url + "/console/sso/callback?")
+        if tamper_state:
+            back = back.replace("state=", "state=x")
+        status, headers = fetch(back, cookie)
+        assert status == 303, status
+        fragment = urlsplit(headers["Location"]).fragment
+        name, _, value = fragment.partition("=")
+        assert headers["Location"].startswith("/console/#")
+        assert "no-store" in headers["Cache-Control"]
+        return name, value
+
+
+@pytest.fixture(scope="module")
+def world(
+    tmp_path_factory: pytest.TempPathFactory, upstream_server: FakeUpstream
+) -> Iterator[World]:
+    tmp: Path = tmp_path_factory.mktemp("sso")
+    idp = FakeIdP().start()
+    (tmp / "idp.secret").write_text(idp.client_secret)
+    gw = RunningGateway(core_settings(tmp, upstream_server), Components(policy=FakeDecider()))
+    sso = {
+        "issuer": idp.issuer,
+        "client_id": idp.client_id,
+        "client_secret_file": str(tmp / "idp.secret"),
+        "public_url": gw.url,
+        "roles": {"compliance": ["auditor"], "platform": ["admin", "auditor"]},
+        "tags": {"platform": ["audit-scope:all"]},
+        "jurisdiction": "AU",
+        "jurisdiction_claim": "jurisdiction",
+        "team_claim": "department",
+        "session_ttl_s": 300,
+    }
+    admin = {"token_file": str(write_admin_token(tmp)), "token_env": None, "sso": sso}
+    gw.settings = core_settings(tmp, upstream_server, admin=admin)
+    gw.start()
+    yield World(gw, idp)
+    gw.stop()
+    idp.stop()
+
+
+@pytest.fixture
+def w(world: World) -> Iterator[World]:
+    world.idp.fault = None
+    world.idp.claims = {"email": "liz@example.org", "groups": ["compliance"]}
+    yield world
+
+
+def test_an_auditor_signs_in_and_the_session_reads_the_trail_but_nothing_else(w: World) -> None:
+    w.idp.claims = {"email": "liz@example.org", "groups": ["compliance", "staff"],
+                    "jurisdiction": "au-nsw", "department": "legal"}  # fmt: skip
+    before = len(w.sign_ins())
+    kind, session = w.sign_in()
+    assert kind == "sso" and session.startswith("pcc_")
+    status, _, me = w.gw.request("GET", "/admin/whoami", token=session)
+    assert status == 200, me
+    assert me["actor"] == "sso:liz@example.org" and me["roles"] == ["auditor"]
+    assert me["jurisdiction"] == "AU-NSW" and me["can"]["audit"] and not me["can"]["keys"]
+    assert w.gw.request("GET", "/admin/audit/entries", token=session)[0] == 200
+    assert w.gw.request("GET", "/admin/keys", token=session)[0] == 403  # not an admin
+    # a console session is no API key
+    status, _, err = w.gw.request(
+        "POST", "/v1/chat/completions",
+        {"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]}, token=session,
+    )  # fmt: skip
+    assert status == 401 and err["error"]["code"] == "invalid_api_key"
+    # the sign-in is on the record before the session was given, under the person's name
+    signed = w.sign_ins()[before:]
+    assert [e["action"]["op"] for e in signed] == ["console_sign_in"]
+    assert signed[0]["actor"] == "sso:liz@example.org"
+    assert signed[0]["principal"]["team"] == "legal"
+    assert session[4:20] not in repr(w.entries("access"))
+    # the provider was sent the PKCE verifier, and the client authenticated with Basic
+    call = w.idp.token_calls[-1]
+    assert call["form"]["code_verifier"] and call["auth"].startswith("Basic ")
+    assert "client_secret" not in call["form"]
+
+
+def test_an_administrator_by_group_manages_keys_and_acts_under_their_own_name(w: World) -> None:
+    w.idp.claims = {"email": "pat@example.org", "groups": ["platform"]}
+    _, session = w.sign_in()
+    status, _, made = w.gw.request(
+        "POST", "/admin/keys", {"user": "bot", "jurisdiction": "AU", "sector": "private"},
+        token=session,
+    )  # fmt: skip
+    assert status == 201, made
+    created = [e for e in w.entries("key") if e.get("actor") == "sso:pat@example.org"]
+    assert created, "the key's creation is recorded under the person who made it"
+    me = w.gw.request("GET", "/admin/whoami", token=session)[2]
+    assert me["roles"] == ["admin", "auditor"] and me["can"]["keys"]
+
+
+def test_someone_in_no_mapped_group_is_refused_and_that_is_recorded(w: World) -> None:
+    w.idp.claims = {"email": "eve@example.org", "groups": ["staff"]}
+    before = len(w.sign_ins())
+    assert w.sign_in() == ("sso_error", "not_permitted")
+    refused = w.sign_ins()[before:]
+    assert [e["action"]["op"] for e in refused] == ["console_sign_in_refused"]
+    assert "eve@example.org" not in repr(refused)  # no claim's value on the record
+
+
+@pytest.mark.parametrize(
+    "fault", ["audience", "issuer", "expired", "nonce", "signature", "none", "hs256"]
+)
+def test_a_wrong_id_token_gives_no_session(w: World, fault: str) -> None:
+    w.idp.fault = fault
+    before = len(w.sign_ins())
+    assert w.sign_in() == ("sso_error", "invalid_token")
+    assert len(w.sign_ins()) == before
+
+
+def test_a_mismatched_state_or_a_missing_cookie_gives_no_session(w: World) -> None:
+    assert w.sign_in(tamper_state=True) == ("sso_error", "invalid_state")
+    status, headers = fetch(w.gw.url + "/console/sso/callback?code=x&state=y")
+    assert status == 303 and headers["Location"] == "/console/#sso_error=expired"
+
+
+def test_a_forged_tampered_or_expired_session_is_refused(w: World) -> None:
+    _, session = w.sign_in()
+    body, mac = session[4:].split(".")
+    for bad in (
+        "pcc_" + body + "." + mac[:-2] + ("AA" if mac[-2:] != "AA" else "BB"),  # signature
+        "pcc_" + body[:-4] + "." + mac,  # payload
+        "pcc_e30." + mac,
+        "pcc_" + "x" * 9000,
+    ):
+        status, _, err = w.gw.request("GET", "/admin/whoami", token=bad)
+        assert status == 401, (bad[:20], err)
+    sso = w.gw.app.state.services.sso
+    payload = sso.sessions.verify(session)
+    expired = sso.sessions.sign({**payload, "exp": int(time.time()) - 1})
+    assert w.gw.request("GET", "/admin/whoami", token=expired)[0] == 401
+
+
+def test_the_page_is_told_whether_sso_is_on(
+    w: World, tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    assert w.gw.request("GET", "/console/sso/status")[2] == {"enabled": True}
+    plain = RunningGateway(core_settings(tmp_path, upstream)).start()
+    try:
+        assert plain.request("GET", "/console/sso/status")[2] == {"enabled": False}
+        assert plain.request("GET", "/console/sso/login")[0] == 404
+    finally:
+        plain.stop()
+
+
+def test_a_provider_that_does_not_answer_gives_no_session_and_says_so(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    from tests.support.gateway import _free_port
+
+    (tmp_path / "s").write_text("x")
+    sso = {
+        "issuer": f"http://127.0.0.1:{_free_port()}",  # nothing listens there
+        "client_id": "c",
+        "client_secret_file": str(tmp_path / "s"),
+        "public_url": "http://127.0.0.1:1",
+        "roles": {"g": ["auditor"]},
+        "jurisdiction": "AU",
+        "timeout_s": 2,
+    }
+    admin = {"token_file": str(write_admin_token(tmp_path)), "token_env": None, "sso": sso}
+    gw = RunningGateway(core_settings(tmp_path, upstream, admin=admin)).start()
+    try:
+        status, headers = fetch(gw.url + "/console/sso/login")
+        assert status == 303
+        assert headers["Location"] == "/console/#sso_error=provider_unavailable"
+    finally:
+        gw.stop()
+
+
+def test_the_login_redirect_carries_pkce_and_the_registered_redirect_uri(w: World) -> None:
+    status, headers = fetch(w.gw.url + "/console/sso/login")
+    assert status == 302
+    q = parse_qs(urlsplit(headers["Location"]).query)
+    assert q["code_challenge_method"] == ["S256"] and len(q["code_challenge"][0]) == 43
+    assert q["redirect_uri"] == [w.gw.url + "/console/sso/callback"]
+    assert q["scope"] == ["openid email profile"] and q["state"] and q["nonce"]
+
+
+@pytest.mark.parametrize(
+    ("sso", "message"),
+    [
+        ({"issuer": "http://idp.example.org"}, "https"),
+        ({"roles": {"g": ["superuser"]}}, "admin, auditor"),
+        ({"client_secret_file": None, "client_secret_env": None}, "client_secret"),
+        ({"jurisdiction": "XX"}, "jurisdiction"),
+        ({"scopes": ["email"]}, "openid"),
+    ],
+)
+def test_a_bad_sso_configuration_is_refused_at_start(sso: dict[str, Any], message: str) -> None:
+    base = {
+        "issuer": "https://idp.example.org",
+        "client_id": "c",
+        "client_secret_env": "IDP_SECRET",
+        "public_url": "https://gw.example.org",
+        "roles": {"g": ["auditor"]},
+        "jurisdiction": "AU",
+    }
+    raw = {"admin": {"sso": {**base, **sso}}}
+    with pytest.raises(ValueError, match=message):
+        Settings.model_validate(raw)
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_a_person_signs_in_from_the_console_page_in_a_real_browser(w: World) -> None:
+    """Chromium clicks "Sign in with single sign-on", follows the provider and back, and lands
+    signed in as the person; the session is in the tab's storage, not in the address bar, and
+    no Content-Security-Policy violation or script error occurs."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.e2e.test_browser_cors import ARGS, CHROMIUM
+
+    problems: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        page = browser.new_page()
+        page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+        page.on(
+            "console",
+            lambda msg: problems.append(msg.text) if msg.type == "error" else None,
+        )
+        page.goto(w.gw.url + "/console/")
+        page.click("#sso-login")
+        expect(page.locator("#whoami")).to_contain_text("sso:liz@example.org (auditor")
+        assert page.url == w.gw.url + "/console/"  # the fragment is gone from the address bar
+        assert page.evaluate("sessionStorage.length") == 1
+        expect(page.locator("#nav button[data-view=audit]")).to_be_visible()
+        expect(page.locator("#nav button[data-view=keys]")).to_be_hidden()
+        page.click("#signout")
+        # someone the console refuses is told why
+        w.idp.claims = {"email": "eve@example.org", "groups": ["staff"]}
+        page.click("#sso-login")
+        expect(page.locator("#status")).to_contain_text("no group given access")
+        assert page.evaluate("sessionStorage.length") == 0
+        browser.close()
+    assert problems == []

@@ -1,0 +1,161 @@
+"""A fake OpenID Connect provider: a real HTTP server on 127.0.0.1 for the console's sign-in.
+
+It serves discovery, an authorisation endpoint that signs in whoever is set in ``claims`` at
+once (302 back to the redirect URI with a code), a token endpoint that checks the client's
+secret (HTTP Basic), the code and its PKCE verifier and answers an RS256 ID token, and the
+key set. ``fault`` makes the next ID token wrong in one way: ``audience``, ``issuer``,
+``expired``, ``nonce``, ``signature`` (signed by a key it does not publish), ``none`` (the
+``alg: none`` trick) or ``hs256`` (signed with the client secret as an HMAC key).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import secrets
+import socket
+import threading
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+import jwt
+from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+__all__ = ["FakeIdP"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class FakeIdP:
+    def __init__(
+        self,
+        client_id: str = "portcullis-console",
+        client_secret: str = "idp-secret-0123456789abcdef0123456789",
+    ):
+        self.client_id, self.client_secret = client_id, client_secret
+        self.port = _free_port()
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.kid = "k1"
+        self.claims: dict[str, Any] = {"email": "liz@example.org", "groups": ["compliance"]}
+        self.fault: str | None = None
+        self.codes: dict[str, dict[str, Any]] = {}  # code -> the authorisation it stands for
+        self.token_calls: list[dict[str, Any]] = []  # what the token endpoint was sent
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def issuer(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> FakeIdP:
+        ready = threading.Event()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            app = web.Application()
+            app.router.add_get("/.well-known/openid-configuration", self._discovery)
+            app.router.add_get("/authorize", self._authorize)
+            app.router.add_post("/token", self._token)
+            app.router.add_get("/jwks", self._jwks)
+            self._runner = web.AppRunner(app)
+            loop.run_until_complete(self._runner.setup())
+            loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port).start())
+            ready.set()
+            loop.run_forever()
+
+        threading.Thread(target=run, daemon=True).start()
+        ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+
+    async def _discovery(self, _: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "issuer": self.issuer,
+                "authorization_endpoint": f"{self.issuer}/authorize",
+                "token_endpoint": f"{self.issuer}/token",
+                "jwks_uri": f"{self.issuer}/jwks",
+                "response_types_supported": ["code"],
+                "id_token_signing_alg_values_supported": ["RS256"],
+                "token_endpoint_auth_methods_supported": ["client_secret_basic"],
+                "code_challenge_methods_supported": ["S256"],
+            }
+        )
+
+    async def _jwks(self, _: web.Request) -> web.Response:
+        jwk = jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key(), as_dict=True)
+        return web.json_response({"keys": [{**jwk, "kid": self.kid, "use": "sig", "alg": "RS256"}]})
+
+    async def _authorize(self, request: web.Request) -> web.Response:
+        q = request.query
+        if q.get("client_id") != self.client_id or q.get("response_type") != "code":
+            return web.Response(status=400, text="bad request")
+        if q.get("code_challenge_method") != "S256" or not q.get("code_challenge"):
+            return web.Response(status=400, text="PKCE required")
+        code = secrets.token_urlsafe(16)
+        self.codes[code] = {
+            "nonce": q.get("nonce"),
+            "challenge": q["code_challenge"],
+            "redirect_uri": q.get("redirect_uri"),
+            "claims": dict(self.claims),
+        }
+        back = urlencode({"code": code, "state": q.get("state", "")})
+        raise web.HTTPFound(f"{q.get('redirect_uri')}?{back}")
+
+    async def _token(self, request: web.Request) -> web.Response:
+        form = dict(await request.post())
+        self.token_calls.append({"form": form, "auth": request.headers.get("Authorization")})
+        basic = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
+        if request.headers.get("Authorization") != f"Basic {basic}":
+            return web.json_response({"error": "invalid_client"}, status=401)
+        grant = self.codes.pop(str(form.get("code")), None)
+        if grant is None or form.get("redirect_uri") != grant["redirect_uri"]:
+            return web.json_response({"error": "invalid_grant"}, status=400)
+        verifier = str(form.get("code_verifier", ""))
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+        if challenge.rstrip(b"=").decode() != grant["challenge"]:
+            return web.json_response({"error": "invalid_grant"}, status=400)
+        return web.json_response(
+            {"access_token": "at", "token_type": "Bearer", "id_token": self._id_token(grant)}
+        )
+
+    def _id_token(self, grant: dict[str, Any]) -> str:
+        now = int(time.time())
+        claims = {
+            "iss": self.issuer,
+            "sub": "user-1",
+            "aud": self.client_id,
+            "iat": now,
+            "exp": now + 300,
+            "nonce": grant["nonce"],
+            **grant["claims"],
+        }
+        fault = self.fault
+        if fault == "audience":
+            claims["aud"] = "someone-else"
+        elif fault == "issuer":
+            claims["iss"] = "https://evil.example"
+        elif fault == "expired":
+            claims["iat"], claims["exp"] = now - 3600, now - 600
+        elif fault == "nonce":
+            claims["nonce"] = "not-the-one"
+        headers = {"kid": self.kid}
+        if fault == "none":
+            return jwt.encode(claims, key=None, algorithm="none", headers=headers)
+        if fault == "hs256":
+            return jwt.encode(claims, self.client_secret, algorithm="HS256", headers=headers)
+        key = self.other_key if fault == "signature" else self.key
+        return jwt.encode(claims, key, algorithm="RS256", headers=headers)
