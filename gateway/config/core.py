@@ -68,6 +68,13 @@ class KeySettings(Strict):
     # 503 key_store_unavailable (the database stopped, frozen or out of connections).
     lookup_deadline_ms: int = Field(1000, ge=10, le=30000)
 
+    @field_validator("prefix")
+    @classmethod
+    def _not_a_session(cls, v: str) -> str:
+        if v == "pcc":  # console sessions from single sign-on are pcc_... (gateway.sso)
+            raise ValueError("'pcc' is the console sessions' prefix; choose another")
+        return v
+
 
 _CONSOLE_ROLES = frozenset({"admin", "auditor"})
 _LOCAL = frozenset({"127.0.0.1", "localhost", "::1"})

@@ -313,3 +313,8 @@ def test_a_person_signs_in_from_the_console_page_in_a_real_browser(w: World) -> 
         assert page.evaluate("sessionStorage.length") == 0
         browser.close()
     assert problems == []
+
+
+def test_keys_cannot_take_the_sessions_prefix() -> None:
+    with pytest.raises(ValueError, match="console sessions"):
+        Settings.model_validate({"keys": {"prefix": "pcc"}})
