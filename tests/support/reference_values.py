@@ -1,6 +1,7 @@
 """The values of the reliability reference's own measurement of detector evasion
-(``shared/reference/reliability.md`` §2.3, rows P-1 and P-2), IPv4 aside: an IP address is not
-a type the guard ships. The spelled-out, Unicode and encoded forms are tested over these."""
+(``shared/reference/reliability.md`` §2.3, rows P-1 and P-2; its IPv4 address unnamed there, a
+public one here: private and loopback addresses are infrastructure, not personal data, to the
+guard). The spelled-out, Unicode and encoded forms are tested over these."""
 
 from __future__ import annotations
 
@@ -15,4 +16,5 @@ REFERENCE_VALUES = {
     "AU_ABN": "51 824 753 556",
     "AU_MEDICARE": "2123 45670 1",
     "IBAN_CODE": "GB82WEST12345698765432",
+    "IP_ADDRESS": "81.2.69.142",
 }

@@ -2,8 +2,8 @@
 """Reliability P-1 and P-2 as the row asks: one fixture table, entity by transform, through the
 running gateway with the real guard; the fake upstream's record is the evidence.
 
-Each value of the reference's measurement (its §2.3; the IPv4 address aside: an IP address is
-not a type the guard ships) is hidden by each transform in "My number is … thanks", sent as a
+Each value of the reference's measurement (its §2.3; the IPv4 address a public one) is hidden
+by each transform in "My number is … thanks", sent as a
 chat message under a policy that pseudonymises every type. The upstream must receive the
 entity's placeholder and neither the value as sent nor its plain form; the caller gets the value
 back as written. Adding a value or a transform adds its cases."""
