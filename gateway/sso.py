@@ -15,9 +15,10 @@ client:
    after ``session_ttl_s``) handed to the page in the URL fragment, which the browser never sends
    anywhere: the console keeps it as it keeps a pasted key (``sessionStorage``, no cookie).
 
-A session token is accepted by the admin API only (never by ``/v1``), acts as ``sso:<user>`` in
-the audit trail, and cannot be revoked before it expires: removing a person from the provider's
-group takes effect at their next sign-in, within ``session_ttl_s``.
+A session token is accepted by the admin API only (never by ``/v1``) and acts as ``sso:<user>``
+in the audit trail. It ends when it expires, when its holder signs out, or when an administrator
+ends a person's sessions (:meth:`OidcClient.end`; the ``console_session_ends`` table, read on
+each admin call a session makes, so every replica sees it at once).
 """
 
 from __future__ import annotations
@@ -30,16 +31,20 @@ import json
 import logging
 import secrets
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 import jwt
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.config.core import SsoSettings
 from gateway.key_records import validate_principal_fields
 from gateway.principal import Principal, parse_jurisdiction
 from gateway.secrets_store import ServerSecret
+from gateway.storage.schema import console_session_ends as _ENDS
 
 __all__ = ["SESSION_PREFIX", "STATE_COOKIE", "OidcClient", "Signer", "SsoError"]
 
@@ -103,7 +108,8 @@ class Signer:
 
 
 def session_principal(payload: dict[str, Any]) -> Principal:
-    """The principal a verified session payload names (``sso:<user>`` as its id)."""
+    """The principal a verified session payload names (``sso:<user>`` as its id; the session's
+    id and expiry in ``extra``, for signing out)."""
     return Principal(
         key_id=f"sso:{payload['user']}",
         user=payload["user"],
@@ -112,14 +118,22 @@ def session_principal(payload: dict[str, Any]) -> Principal:
         team=payload.get("team"),
         roles=tuple(payload["roles"]),
         tags=tuple(payload["tags"]),
+        extra={"session": payload["sid"], "session_expires": payload["exp"]},
     )
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 class OidcClient:
     """The gateway's side of the flow, for one configured provider."""
 
-    def __init__(self, settings: SsoSettings, secret: ServerSecret) -> None:
+    def __init__(
+        self, settings: SsoSettings, secret: ServerSecret, engine: AsyncEngine | None = None
+    ) -> None:
         self.settings = settings
+        self._engine = engine  # where ended sessions are kept (None: none can be ended)
         self.sessions = Signer(secret, "console-session", SESSION_PREFIX)
         self._state = Signer(secret, "console-sso-state")
         self._http: aiohttp.ClientSession | None = None
@@ -137,14 +151,42 @@ class OidcClient:
         if self._http is not None:
             await self._http.close()
 
-    def verify_session(self, token: str) -> Principal | None:
+    async def verify_session(self, token: str) -> Principal | None:
+        """The session's principal; None if it is forged, expired or was ended early."""
         payload = self.sessions.verify(token)
-        if payload is None or payload.get("v") != 1:
+        if payload is None or payload.get("v") != 1 or not isinstance(payload.get("iat"), int):
             return None
         try:
-            return session_principal(payload)
+            principal = session_principal(payload)
         except (KeyError, TypeError):
             return None
+        if self._engine is not None:
+            began = datetime.fromtimestamp(payload["iat"], UTC)
+            subjects = [f"sid:{payload['sid']}", f"user:{principal.user}"]
+            query = sa.select(_ENDS.c.subject, _ENDS.c.ended_at).where(
+                _ENDS.c.subject.in_(subjects)
+            )
+            async with self._engine.connect() as conn:
+                for subject, ended_at in (await conn.execute(query)).all():
+                    if subject.startswith("sid:") or _utc(ended_at) >= began:
+                        return None
+        return principal
+
+    async def end(self, *, sid: str | None = None, user: str | None = None) -> datetime:
+        """End one session (``sid``: its holder signs out) or every session of ``user`` begun
+        until now (an administrator cuts them off). Returns when. Rows no longer needed (every
+        session they end has expired) are dropped at the same time."""
+        assert self._engine is not None and (sid is None) != (user is None)
+        now = datetime.now(UTC)
+        subject = f"sid:{sid}" if sid is not None else f"user:{user}"
+        keep = now + timedelta(seconds=self.settings.session_ttl_s + 60)
+        async with self._engine.begin() as conn:
+            await conn.execute(_ENDS.delete().where(_ENDS.c.expires_at < now))
+            await conn.execute(_ENDS.delete().where(_ENDS.c.subject == subject))
+            await conn.execute(
+                _ENDS.insert().values(subject=subject, ended_at=now, expires_at=keep)
+            )
+        return now
 
     # -- the provider's metadata ----------------------------------------------------------
 
@@ -331,10 +373,12 @@ class OidcClient:
 
     def issue(self, principal: Principal, sid: str) -> tuple[str, int]:
         """A session token for the principal, and when it expires (Unix seconds)."""
-        exp = int(time.time()) + self.settings.session_ttl_s
+        now = int(time.time())
+        exp = now + self.settings.session_ttl_s
         payload = {
             "v": 1,
             "sid": sid,
+            "iat": now,
             "user": principal.user,
             "jurisdiction": principal.jurisdiction,
             "sector": principal.sector,

@@ -51,7 +51,7 @@ async def admin_guard(
         return
     if presented.startswith(SESSION_PREFIX) and services.sso is not None:
         # a console session from single sign-on (gateway.sso): admin routes only, never /v1
-        session = services.sso.verify_session(presented)
+        session = await services.sso.verify_session(presented)
         if session is None:
             raise GatewayError(
                 Cause.UNAUTHENTICATED, "The console session is not valid or has expired."

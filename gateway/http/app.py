@@ -39,7 +39,7 @@ from gateway.http.inference import (
 from gateway.http.ops import healthz, metrics, readyz
 from gateway.http.raw import send_error
 from gateway.http.request_id import add_request_id, request_id
-from gateway.http.sso import SSO_HANDLERS
+from gateway.http.sso import SSO_ADMIN_HANDLERS, SSO_HANDLERS
 from gateway.keys import KeyService
 from gateway.limiter import build_limiter
 from gateway.metrics import Metrics
@@ -148,11 +148,11 @@ async def build_services(settings: Settings, components: Components) -> Services
         digest_key=secret.derive("audit-digest"),
         admin_token=_admin_token(settings),
         capture=_capture(settings, audit, metrics_, secret),
-        sso=_sso(settings, secret),
+        sso=_sso(settings, secret, engine),
     )
 
 
-def _sso(settings: Settings, secret: ServerSecret) -> Any:
+def _sso(settings: Settings, secret: ServerSecret, engine: Any) -> Any:
     """The OpenID Connect client for console sign-in (admin.sso), when configured."""
     if settings.admin.sso is None:
         return None
@@ -160,7 +160,7 @@ def _sso(settings: Settings, secret: ServerSecret) -> Any:
 
     if settings.admin.sso.client_secret() is None:
         log.warning("admin.sso: the client secret is not available; sign-in will fail until it is")
-    return OidcClient(settings.admin.sso, secret)
+    return OidcClient(settings.admin.sso, secret, engine)
 
 
 def _capture(
@@ -354,7 +354,12 @@ def create_app(
 
     admin = Router(
         path="/",
-        route_handlers=[*ADMIN_HANDLERS, *AUDIT_HANDLERS, *CONSOLE_ADMIN_HANDLERS],
+        route_handlers=[
+            *ADMIN_HANDLERS,
+            *AUDIT_HANDLERS,
+            *CONSOLE_ADMIN_HANDLERS,
+            *SSO_ADMIN_HANDLERS,
+        ],
         guards=[admin_guard],
     )
     console = [*console_handlers(), *SSO_HANDLERS] if settings.admin.console else []

@@ -7,6 +7,9 @@
   ``/console/#sso=<session>``; a refused or failed one to ``/console/#sso_error=<code>``, also
   on the record when someone the provider vouched for is refused. Neither answer carries the
   code, the ID token or a claim's value in a log line.
+- ``POST /admin/console/sign-out`` — a session ends itself (the console's Sign out).
+- ``POST /admin/console/sessions/end`` ``{"user": …}`` (role ``admin``) — every session of that
+  person begun until now ends, on every replica at their next call.
 """
 
 from __future__ import annotations
@@ -15,16 +18,18 @@ import logging
 import secrets
 from typing import Any
 
-from litestar import Request, Response, get
+from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie, State
 from litestar.response import Redirect
 
 from gateway.errors import Cause, GatewayError
-from gateway.principal import actor_of
+from gateway.http.admin import _json_body, _no_body  # the admin API's own body readers
+from gateway.key_records import NAME_RULE
+from gateway.principal import Principal, actor_of
 from gateway.services import Services
 from gateway.sso import STATE_COOKIE, OidcClient, SsoError
 
-__all__ = ["SSO_HANDLERS"]
+__all__ = ["SSO_ADMIN_HANDLERS", "SSO_HANDLERS"]
 
 log = logging.getLogger("portcullis.sso")
 
@@ -112,11 +117,50 @@ def _back(fragment: dict[str, str], *cookies: Cookie) -> Response[Any]:
     )
 
 
-async def _record(services: Services, action: dict[str, Any]) -> None:
+async def _record(services: Services, action: dict[str, Any], actor: str = "sso") -> None:
     try:
-        await services.audit.record("access", {"actor": "sso", "action": action})
+        await services.audit.record("access", {"actor": actor, "action": action})
     except Exception as exc:  # noqa: BLE001 - a refusal stands without its record
         log.error("console sign-in refusal not recorded (%s)", type(exc).__name__)
 
 
+def _session_of(request: Request[Any, Any, Any]) -> Principal:
+    principal: Principal | None = request.scope["state"].get("admin_principal")
+    if principal is None or not principal.via_sso:
+        raise GatewayError(
+            Cause.CONFLICT, "Not a console session: only a session from single sign-on signs out."
+        )
+    return principal
+
+
+@post("/admin/console/sign-out", opt={"role": ("admin", "auditor")}, status_code=200)
+async def sign_out(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
+    services: Services = state.services
+    client = _client(state)
+    principal = _session_of(request)
+    sid = str(principal.extra["session"])
+    await _no_body(request)
+    await client.end(sid=sid)  # taking access away always happens; its record may fail
+    await _record(services, {"op": "console_sign_out", "session": sid}, actor_of(principal))
+    return {"ended": True}
+
+
+@post("/admin/console/sessions/end", opt={"role": "admin"}, status_code=200)
+async def end_sessions(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
+    services: Services = state.services
+    client = _client(state)
+    body = await _json_body(request, 4)
+    user = body.get("user")
+    if not isinstance(user, str) or not 1 <= len(user) <= 200 or set(body) != {"user"}:
+        raise GatewayError(
+            Cause.INVALID_PARAMETER, f"Give {{'user': <{NAME_RULE}>}}, the person.", param="user"
+        )
+    principal: Principal | None = request.scope["state"].get("admin_principal")
+    actor = "admin-token" if principal is None else actor_of(principal)
+    ended = await client.end(user=user)
+    await _record(services, {"op": "console_sessions_ended", "user": user}, actor)
+    return {"user": user, "ended_at": ended.isoformat()}
+
+
 SSO_HANDLERS = [sso_status, sso_login, sso_callback]
+SSO_ADMIN_HANDLERS = [sign_out, end_sessions]

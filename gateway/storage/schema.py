@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["api_keys", "metadata"]
+__all__ = ["api_keys", "console_session_ends", "metadata"]
 
 metadata = sa.MetaData()
 
@@ -42,3 +42,15 @@ api_keys = sa.Table(
 )
 
 sa.Index("ix_api_keys_user", api_keys.c.user_id)
+
+# Console sessions from single sign-on ended before they expired (migration 0009; gateway.sso):
+# one session (subject "sid:<id>": its holder signed out) or every session of a person made up
+# to ended_at (subject "user:<name>": an administrator cut them off). A row is kept until no
+# session it ends can still be alive (expires_at).
+console_session_ends = sa.Table(
+    "console_session_ends",
+    metadata,
+    sa.Column("subject", sa.String(210), primary_key=True),
+    sa.Column("ended_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+)

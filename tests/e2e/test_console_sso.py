@@ -209,6 +209,47 @@ def test_a_forged_tampered_or_expired_session_is_refused(w: World) -> None:
     assert w.gw.request("GET", "/admin/whoami", token=expired)[0] == 401
 
 
+def test_signing_out_ends_the_session_everywhere_and_is_recorded(w: World) -> None:
+    _, session = w.sign_in()
+    _, other = w.sign_in()  # the same person in another tab
+    assert w.gw.request("POST", "/admin/console/sign-out", token=session)[0] == 200
+    status, _, err = w.gw.request("GET", "/admin/whoami", token=session)
+    assert status == 401 and "session" in err["error"]["message"]
+    assert w.gw.request("GET", "/admin/whoami", token=other)[0] == 200  # only that one
+    ops = [e["action"]["op"] for e in w.entries("access")]
+    assert ops[-1] == "console_sign_out"
+    # a key or the admin token has no session to end
+    assert (
+        w.gw.request("POST", "/admin/console/sign-out", token=RunningGateway.ADMIN_TOKEN)[0] == 409
+    )
+
+
+def test_an_administrator_ends_every_session_of_a_person(w: World) -> None:
+    _, first = w.sign_in()
+    _, second = w.sign_in()
+    time.sleep(1.1)  # sessions carry their start to the second; a cut-off ends those before it
+    status, _, done = w.gw.request(
+        "POST", "/admin/console/sessions/end", {"user": "liz@example.org"},
+        token=RunningGateway.ADMIN_TOKEN,
+    )  # fmt: skip
+    assert status == 200 and done["user"] == "liz@example.org"
+    for ended in (first, second):
+        assert w.gw.request("GET", "/admin/whoami", token=ended)[0] == 401
+    time.sleep(1.1)
+    _, again = w.sign_in()  # signing in afresh works: the cut-off ended what came before it
+    assert w.gw.request("GET", "/admin/whoami", token=again)[0] == 200
+    entry = w.entries("access")[-2]
+    assert entry["action"] == {"op": "console_sessions_ended", "user": "liz@example.org"}
+    assert entry["actor"] == "admin-token"
+    # an auditor may not; a body of another shape is refused naming the field
+    assert w.gw.request("POST", "/admin/console/sessions/end", {"user": "x"}, token=again)[0] == 403
+    status, _, err = w.gw.request(
+        "POST", "/admin/console/sessions/end", {"user": "x", "also": 1},
+        token=RunningGateway.ADMIN_TOKEN,
+    )  # fmt: skip
+    assert status == 400 and err["error"]["param"] == "user"
+
+
 def test_the_page_is_told_whether_sso_is_on(
     w: World, tmp_path: Path, upstream: FakeUpstream
 ) -> None:
@@ -305,7 +346,11 @@ def test_a_person_signs_in_from_the_console_page_in_a_real_browser(w: World) -> 
         assert page.evaluate("sessionStorage.length") == 1
         expect(page.locator("#nav button[data-view=audit]")).to_be_visible()
         expect(page.locator("#nav button[data-view=keys]")).to_be_hidden()
+        session = page.evaluate("Object.values(sessionStorage)[0]")
         page.click("#signout")
+        expect(page.locator("#signin-screen")).to_be_visible()
+        # the session was ended at the gateway, not only forgotten by the tab
+        assert w.gw.request("GET", "/admin/whoami", token=session)[0] == 401
         # someone the console refuses is told why
         w.idp.claims = {"email": "eve@example.org", "groups": ["staff"]}
         page.click("#sso-login")

@@ -292,6 +292,18 @@ function forget() {
   sessionStorage.removeItem(CREDENTIAL);
 }
 
+// A session from single sign-on is ended at the gateway too (any replica refuses it from then
+// on); a pasted key or token is only forgotten by the tab.
+async function endSession() {
+  const cred = credential();
+  if (!cred || !cred.startsWith("pcc_")) return;
+  try {
+    await api("/admin/console/sign-out", { method: "POST" });
+  } catch {
+    // expired or already ended: forgetting it is all that is left
+  }
+}
+
 function signOut(message = "Signed out.") {
   forget();
   state.generation += 1;
@@ -915,7 +927,7 @@ function guarded(fn) {
 function wire() {
   fillSectors();
   $("signin").addEventListener("submit", guarded(signIn));
-  $("signout").addEventListener("click", () => signOut());
+  $("signout").addEventListener("click", () => endSession().finally(() => signOut()));
   for (const button of document.querySelectorAll("#nav button[data-view]")) {
     button.addEventListener("click", guarded(() => activate(button.dataset.view)));
   }
