@@ -13,9 +13,9 @@ same policy, PII guard, limits and audit as every other request.
 Served: text, images, documents (text or base64), custom tools, ``tool_use`` and
 ``tool_result`` turns, ``stop_sequences``, streaming, thinking blocks in answers (from a
 backend's ``reasoning_content``). Refused with a 400 saying so: Anthropic's own server tools
-(web search, code execution, ...), ``container``, ``mcp_servers``, ``context_management``, and
-content that chat completions cannot carry (images in a tool result, documents by URL or file
-id). ``docs/api.md`` has the table.
+(web search, code execution, ...), ``container``, ``mcp_servers``, and content that chat
+completions cannot carry (documents in a tool result, documents by URL or file id).
+``docs/api.md`` has the table.
 
 The package: :mod:`.request` (the request's translation), :mod:`.answer` (a whole answer's, and
 the error body), :mod:`.stream` (a stream's events).

@@ -35,6 +35,7 @@ _ACCEPTED = frozenset(
         # accepted and not forwarded: Anthropic's own caching, diagnostics, capacity and
         # workspaces have no counterpart at a chat backend
         "cache_control",
+        "context_management",  # server-side clearing of old tool results: the context is sent whole
         "diagnostics",
         "speed",
         "user_profile_id",
@@ -49,7 +50,6 @@ _ROUTING = {
 _REFUSED = {
     "container": "code-execution containers run at Anthropic, outside the gateway's control.",
     "mcp_servers": "remote MCP servers are not called by the gateway: define the tools here.",
-    "context_management": "server-side context editing is not served: send the context to use.",
 }
 _KNOWN = _ACCEPTED | _REFUSED.keys() | _ROUTING.keys()
 
@@ -127,7 +127,7 @@ def to_chat(body: dict[str, Any], passthrough: frozenset[str] = frozenset()) -> 
         v = body.get(key)
         if v is not None and (not isinstance(v, str) or len(v) > 256):
             raise _bad(key, "must be a string of at most 256 characters.")
-    for key in ("cache_control", "diagnostics"):
+    for key in ("cache_control", "context_management", "diagnostics"):
         if body.get(key) is not None and not isinstance(body[key], dict):
             raise _bad(key, "must be an object.")
     stream = body.get("stream")
@@ -193,7 +193,8 @@ def _blocks(where: str, content: Any) -> list[Any]:
 
 def _user(where: str, content: Any) -> list[dict[str, Any]]:
     """A user turn: its tool results first, each a ``tool`` message (chat wants them right after
-    the assistant's calls), then the rest as one user message."""
+    the assistant's calls), then the rest as one user message — with the images the tool
+    results held (a screenshot a tool took), which a chat ``tool`` message cannot carry."""
     if isinstance(content, str):
         return [{"role": "user", "content": content}]
     tools: list[dict[str, Any]] = []
@@ -204,13 +205,15 @@ def _user(where: str, content: Any) -> list[dict[str, Any]]:
             raise _bad(at, "each content block must be an object.")
         kind = b.get("type")
         if kind == "tool_result":
+            text, images = _tool_result(f"{at}.content", b.get("content"))
             tools.append(
                 {
                     "role": "tool",
                     "tool_call_id": _string(f"{at}.tool_use_id", b.get("tool_use_id")),
-                    "content": _tool_result(f"{at}.content", b.get("content")),
+                    "content": text,
                 }
             )
+            parts += images
         elif kind == "text":
             parts.append({"type": "text", "text": _string(f"{at}.text", b.get("text"))})
         elif kind == "image":
@@ -229,10 +232,26 @@ def _user(where: str, content: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _tool_result(where: str, v: Any) -> str:
-    if v is None:
-        return ""
-    return _texts(where, v, "a tool result served over chat completions")
+def _tool_result(where: str, v: Any) -> tuple[str, list[dict[str, Any]]]:
+    """A tool result's text, and its images as chat image parts (for the user message after)."""
+    if v is None or isinstance(v, str):
+        return v or "", []
+    if not isinstance(v, list):
+        raise _bad(where, "a tool result is a string or a list of text and image blocks.")
+    texts: list[str] = []
+    images: list[dict[str, Any]] = []
+    for j, b in enumerate(v):
+        at = f"{where}[{j}]"
+        kind = b.get("type") if isinstance(b, dict) else None
+        if kind == "text":
+            texts.append(_string(f"{at}.text", b.get("text")))
+        elif kind == "image":
+            images.append(_image(at, b.get("source")))
+        else:
+            raise _bad(at, "a tool result served over chat completions holds text and images.")
+    if images and not texts:
+        texts.append(f"({len(images)} image{'s' if len(images) > 1 else ''}, below)")
+    return "".join(texts), images
 
 
 def _image(where: str, source: Any) -> dict[str, Any]:

@@ -62,6 +62,32 @@ def test_tool_results_come_before_the_rest_of_a_user_turn() -> None:
     ]
 
 
+def test_images_a_tool_returned_go_into_the_user_message_after_the_tool_results() -> None:
+    png = {"type": "base64", "media_type": "image/png", "data": "iVBO"}
+    turn = {
+        "role": "user",
+        "content": [
+            {"type": "tool_result", "tool_use_id": "t1",
+             "content": [{"type": "text", "text": "shot:"}, {"type": "image", "source": png}]},
+            {"type": "tool_result", "tool_use_id": "t2", "content": [{"type": "image", "source": png}]},
+            {"type": "text", "text": "what is on it?"},
+        ],
+    }  # fmt: skip
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBO"}}
+    assert to_chat({"model": "m", "max_tokens": 1, "messages": [turn]})["messages"] == [
+        {"role": "tool", "tool_call_id": "t1", "content": "shot:"},
+        {"role": "tool", "tool_call_id": "t2", "content": "(1 image, below)"},
+        {"role": "user", "content": [image, image, {"type": "text", "text": "what is on it?"}]},
+    ]
+
+
+def test_context_management_is_accepted_and_not_sent() -> None:
+    """Claude Code may ask Anthropic to clear old tool results; a chat backend gets the context
+    whole instead (a refusal would break the tool)."""
+    chat = chat_for(context_management={"edits": [{"type": "clear_tool_uses_20250919"}]})
+    assert "context_management" not in chat
+
+
 def test_an_assistant_turn_of_calls_alone_has_no_content() -> None:
     turn = {
         "role": "assistant",
@@ -133,7 +159,7 @@ def test_tools_and_output_config() -> None:
         ({"messages": []}, "messages", Cause.INVALID_PARAMETER),
         ({"messages": [{"role": "tool", "content": "x"}]}, "messages[0].role", Cause.INVALID_PARAMETER),
         ({"messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t",
-          "content": [{"type": "image", "source": {}}]}]}]},
+          "content": [{"type": "document", "source": {}}]}]}]},
          "messages[0].content[0].content[0]", Cause.INVALID_PARAMETER),
         ({"messages": [{"role": "assistant", "content": [{"type": "tool_use", "id": "t",
           "name": "f", "input": "{}"}]}]}, "messages[0].content[0].input", Cause.INVALID_PARAMETER),
@@ -147,7 +173,8 @@ def test_tools_and_output_config() -> None:
         ({"output_config": {"effort": "huge"}}, "output_config.effort", Cause.INVALID_PARAMETER),
         ({"speed": "warp"}, "speed", Cause.INVALID_PARAMETER),
         ({"metadata": {"user_id": "u", "x": 1}}, "metadata", Cause.INVALID_PARAMETER),
-        ({"context_management": {}}, "context_management", Cause.INVALID_PARAMETER),
+        ({"context_management": []}, "context_management", Cause.INVALID_PARAMETER),
+        ({"mcp_servers": [{"type": "url"}]}, "mcp_servers", Cause.INVALID_PARAMETER),
         ({"inference_geo": "us"}, "inference_geo", Cause.FORBIDDEN_PARAMETER),
         ({"base_url": "http://x"}, "base_url", Cause.FORBIDDEN_PARAMETER),
         ({"n": 2}, "n", Cause.INVALID_PARAMETER),
