@@ -356,6 +356,21 @@ def test_a_person_signs_in_from_the_console_page_in_a_real_browser(w: World) -> 
         page.click("#sso-login")
         expect(page.locator("#status")).to_contain_text("no group given access")
         assert page.evaluate("sessionStorage.length") == 0
+        # liz again; an administrator (another browser context) ends her sessions from the page
+        w.idp.claims = {"email": "liz@example.org", "groups": ["compliance"]}
+        page.click("#sso-login")
+        expect(page.locator("#whoami")).to_contain_text("sso:liz@example.org")
+        session = page.evaluate("Object.values(sessionStorage)[0]")
+        admin = browser.new_page()
+        admin.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+        admin.goto(w.gw.url + "/console/")
+        admin.fill("#credential", RunningGateway.ADMIN_TOKEN)
+        admin.click("#signin button[type=submit]")
+        admin.click("#nav button[data-view=keys]")
+        admin.fill("#se-user", "liz@example.org")
+        admin.click("#sessions-end button[type=submit]")
+        expect(admin.locator("#status")).to_contain_text("has ended")
+        assert w.gw.request("GET", "/admin/whoami", token=session)[0] == 401
         browser.close()
     assert problems == []
 

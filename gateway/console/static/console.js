@@ -690,6 +690,23 @@ async function rotateKey(id, button) {
   }
 }
 
+async function endSessions(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const user = (formValues(form).user || "").trim();
+  const button = form.querySelector('button[type="submit"]');
+  busy(button, true);
+  try {
+    const answer = await api("/admin/console/sessions/end", { method: "POST", body: { user } });
+    say(`Every console session of ${answer.user} begun until ${answer.ended_at} has ended.`, "ok");
+    form.reset();
+  } catch (err) {
+    report(err);
+  } finally {
+    busy(button, false);
+  }
+}
+
 async function createKey(event) {
   event.preventDefault();
   const form = event.currentTarget;
@@ -959,6 +976,7 @@ function wire() {
   $("keys-include-revoked").addEventListener("change", guarded(loadKeys));
   $("keys-table").addEventListener("click", guarded(onKeysTable));
   $("key-create").addEventListener("submit", guarded(createKey));
+  $("sessions-end").addEventListener("submit", guarded(endSessions));
   $("copy-key").addEventListener("click", guarded(copyKey));
   $("dismiss-key").addEventListener("click", dismissKey);
 
@@ -995,9 +1013,12 @@ function fromSso() {
 async function offerSso() {
   try {
     const answer = await fetch("sso/status", { headers: { accept: "application/json" } });
-    show($("sso"), answer.ok && (await answer.json()).enabled === true);
+    const enabled = answer.ok && (await answer.json()).enabled === true;
+    show($("sso"), enabled);
+    show($("sso-sessions"), enabled);
   } catch {
     show($("sso"), false);
+    show($("sso-sessions"), false);
   }
 }
 
