@@ -25,13 +25,14 @@ from typing import Any
 import msgspec
 
 from gateway.context import RequestContext
+from gateway.errors import Cause, GatewayError
 from gateway.metrics import Metrics
 from gateway.pii.contract import ANSWER_TEXTS, Restorer, StreamRestorer
 from gateway.prompts import WITHHELD, Screened
 from gateway.routing import failure_to_error
 from gateway.upstream import StreamAnswer, UpstreamFailure
 
-__all__ = ["relay_stream", "sse_data", "sse_events"]
+__all__ = ["EventTranslator", "relay_stream", "sse_data", "sse_events"]
 
 _decode = msgspec.json.decode
 _encode = msgspec.json.encode
@@ -172,6 +173,35 @@ def sse_events(buffer: bytearray) -> list[bytes]:
 def sse_data(block: bytes) -> bytes | None:
     lines = [ln[5:].lstrip(b" ") for ln in block.split(b"\n") if ln.startswith(b"data:")]
     return b"\n".join(lines) if lines else None
+
+
+class EventTranslator:
+    """A relayed chat stream (whole SSE events, PII restored) as another API's events: the
+    Responses and Messages translators say how to begin (:meth:`start`), what each chunk becomes
+    (:meth:`feed`, which sets ``_ended`` at the stream's end) and how a failure ends it
+    (:meth:`fail`); :meth:`translate` runs them over the relay."""
+
+    _ended = False
+
+    def start(self) -> bytes:
+        raise NotImplementedError
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        raise NotImplementedError
+
+    def fail(self, err: GatewayError) -> bytes:
+        raise NotImplementedError
+
+    async def translate(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        yield self.start()
+        async for chunk in chunks:
+            if self._ended:
+                continue  # the relay ends by itself after [DONE]; its bookkeeping runs then
+            out = b"".join(self.feed(chunk))
+            if out:
+                yield out
+        if not self._ended:  # the relay always ends with [DONE] (or raises); for safety
+            yield self.fail(GatewayError(Cause.UPSTREAM_ERROR, "The backend failed."))
 
 
 async def relay_stream(

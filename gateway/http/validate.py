@@ -14,7 +14,14 @@ from typing import Any
 from gateway.config.core import RequestLimits
 from gateway.errors import Cause, GatewayError
 
-__all__ = ["ROUTING_PARAMS", "ParsedRequest", "check_name", "known_params", "validate_request"]
+__all__ = [
+    "ROUTING_PARAMS",
+    "ParsedRequest",
+    "check_name",
+    "known_params",
+    "renamed",
+    "validate_request",
+]
 
 Check = Callable[[str, Any, RequestLimits], None]
 
@@ -322,6 +329,20 @@ def check_name(key: str, known: Container[str], passthrough: frozenset[str]) -> 
         )
     if key not in known and key not in passthrough:
         raise GatewayError(Cause.INVALID_PARAMETER, f"Unsupported parameter: '{key}'.", param=key)
+
+
+def renamed(exc: GatewayError, names: dict[str, str]) -> GatewayError:
+    """A chat validation error naming, instead of the chat parameter, the one a caller of a
+    translated API sent (``names``: chat parameter -> the API's). ``messages[i]`` is not the
+    caller's item ``i`` once turns were folded or split: the whole parameter is named."""
+    param = exc.param
+    if param is None:
+        return exc
+    name = names.get(param.split(".", 1)[0].split("[", 1)[0])
+    if name is None or name == param:
+        return exc
+    message = exc.message.replace(f"'{param}'", f"'{name}'")
+    return GatewayError(exc.cause, message, param=name, details=exc.details, headers=exc.headers)
 
 
 def known_params(endpoint: str) -> frozenset[str]:

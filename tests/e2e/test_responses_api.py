@@ -15,6 +15,8 @@ import openai
 import pytest
 
 from tests.e2e.conftest import Harness, settled, wait_for_completions
+from tests.support.chunks import chunk as _chunk
+from tests.support.chunks import sse as _sse
 from tests.support.upstream import FakeUpstream
 
 pytestmark = pytest.mark.e2e
@@ -22,23 +24,6 @@ pytestmark = pytest.mark.e2e
 
 def client(h: Harness) -> openai.OpenAI:
     return openai.OpenAI(base_url=h.gw.base_url, api_key=h.key, max_retries=0)
-
-
-def _sse(*events: dict[str, Any]) -> bytes:
-    return b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events) + (
-        b"data: [DONE]\n\n"
-    )
-
-
-def _chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> dict[str, Any]:
-    return {
-        "id": "c",
-        "object": "chat.completion.chunk",
-        "created": 5,
-        "model": "gpt-test",
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-        **extra,
-    }
 
 
 def test_text_round_trip(h: Harness, upstream: FakeUpstream) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 
 from gateway.errors import Cause, GatewayError
-from gateway.http.validate import check_name
+from gateway.http.validate import check_name, renamed
 
 __all__ = ["rename_param", "to_chat"]
 
@@ -53,13 +53,14 @@ _REFUSED = {
 }
 _KNOWN = _ACCEPTED | _REFUSED.keys() | _ROUTING.keys()
 
-# A chat-request parameter named in an error, as the Messages caller knows it.
+# A chat-request parameter named in an error, as the Messages caller knows it. (Chat's
+# messages[i] is not the caller's once system and tool results are split out, nor chat's
+# tool_choice paths the caller's: both are named whole. tools[i] is the caller's tools[i].)
 _PARAM_NAMES = {
     "messages": "messages",
     "stop": "stop_sequences",
     "tool_choice": "tool_choice",
     "parallel_tool_calls": "tool_choice.disable_parallel_tool_use",
-    "tools": "tools",
     "reasoning_effort": "output_config.effort",
     "response_format": "output_config.format",
 }
@@ -71,15 +72,7 @@ def _bad(param: str, message: str) -> GatewayError:
 
 def rename_param(exc: GatewayError) -> GatewayError:
     """The chat validation's error, naming the Messages parameter the caller sent."""
-    param = exc.param
-    if param is None:
-        return exc
-    # messages[i] is not the caller's messages[i] once system and tool results are split out
-    name = _PARAM_NAMES.get(param.split(".", 1)[0].split("[", 1)[0])
-    if name is None or name == param:
-        return exc
-    message = exc.message.replace(f"'{param}'", f"'{name}'")
-    return GatewayError(exc.cause, message, param=name, details=exc.details, headers=exc.headers)
+    return renamed(exc, _PARAM_NAMES)
 
 
 def to_chat(body: dict[str, Any], passthrough: frozenset[str] = frozenset()) -> dict[str, Any]:

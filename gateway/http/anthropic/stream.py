@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
 
-from gateway.errors import Cause, GatewayError
+from gateway.errors import GatewayError
 from gateway.http.anthropic.answer import as_dict, error_type, skeleton, stop_of, usage_of
-from gateway.streaming import sse_data, sse_events
+from gateway.streaming import EventTranslator, sse_data, sse_events
 
 __all__ = ["StreamTranslator"]
 
@@ -25,7 +24,7 @@ _STATUS_OF_TYPE = {
 }
 
 
-class StreamTranslator:
+class StreamTranslator(EventTranslator):
     """Chat-completion chunks (the relay's output: whole SSE events, PII restored) in,
     Messages events out: ``message_start``; per content block (thinking, text, each tool call)
     its ``content_block_start``, deltas and ``content_block_stop``; then ``message_delta``
@@ -56,17 +55,6 @@ class StreamTranslator:
 
     def start(self) -> bytes:
         return self._event("message_start", {"message": self._message})
-
-    async def translate(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        yield self.start()
-        async for chunk in chunks:
-            if self._ended:
-                continue  # the relay ends by itself after [DONE]; its bookkeeping runs then
-            out = b"".join(self.feed(chunk))
-            if out:
-                yield out
-        if not self._ended:  # the relay always ends with [DONE] (or raises); for safety
-            yield self.fail(GatewayError(Cause.UPSTREAM_ERROR, "The backend failed."))
 
     def feed(self, chunk: bytes) -> list[bytes]:
         """The Messages events for a chunk of chat events (nothing once the stream ended)."""

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway.errors import Cause, GatewayError
-from gateway.http.validate import check_name
+from gateway.http.validate import check_name, renamed
 
 __all__ = ["rename_param", "to_chat"]
 
@@ -74,15 +74,7 @@ def _bad(param: str, message: str) -> GatewayError:
 
 def rename_param(exc: GatewayError) -> GatewayError:
     """The chat validation's error, naming the Responses parameter the caller sent."""
-    param = exc.param
-    if param is None:
-        return exc
-    # messages[i] is not input[i] once instructions or tool calls were folded in: "input"
-    name = _PARAM_NAMES.get(param.split(".", 1)[0].split("[", 1)[0])
-    if name is None:
-        return exc
-    message = exc.message.replace(f"'{param}'", f"'{name}'")
-    return GatewayError(exc.cause, message, param=name, details=exc.details, headers=exc.headers)
+    return renamed(exc, _PARAM_NAMES)
 
 
 def to_chat(body: dict[str, Any], passthrough: frozenset[str] = frozenset()) -> dict[str, Any]:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
 
-from gateway.errors import Cause, GatewayError
+from gateway.errors import GatewayError
 from gateway.http.responses.answer import (
     as_dict,
     call_item,
@@ -18,7 +17,7 @@ from gateway.http.responses.answer import (
     text_part,
     usage_of,
 )
-from gateway.streaming import sse_data, sse_events
+from gateway.streaming import EventTranslator, sse_data, sse_events
 
 __all__ = ["StreamTranslator"]
 
@@ -26,7 +25,7 @@ _encode = msgspec.json.encode
 _decode = msgspec.json.decode
 
 
-class StreamTranslator:
+class StreamTranslator(EventTranslator):
     """Chat-completion chunks (the relay's output: whole SSE events, PII restored) in,
     Responses events out: ``response.created``, then per output item its ``added``, deltas and
     ``done`` events, then ``response.completed`` (or ``response.incomplete``) with the whole
@@ -57,17 +56,6 @@ class StreamTranslator:
         return self._event("response.created", {"response": snap}) + self._event(
             "response.in_progress", {"response": snap}
         )
-
-    async def translate(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        yield self.start()
-        async for chunk in chunks:
-            if self._ended:
-                continue  # the relay ends by itself after [DONE]; its bookkeeping runs then
-            out = b"".join(self.feed(chunk))
-            if out:
-                yield out
-        if not self._ended:  # the relay always ends with [DONE] (or raises); for safety
-            yield self.fail(GatewayError(Cause.UPSTREAM_ERROR, "The backend failed."))
 
     def feed(self, chunk: bytes) -> list[bytes]:
         """The Responses events for a chunk of chat events (nothing once the stream ended)."""
