@@ -57,6 +57,9 @@ _CACHE_S = 3600.0  # how long the provider's metadata and keys are trusted befor
 _JWKS_RETRY_S = 60.0  # an unknown key id refetches the key set at most this often
 # Asymmetric algorithms only: never "none", never a shared-secret HMAC an attacker could try.
 _ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"]
+# Code exchanges in flight at once. The sign-in routes need no credential, and a state cookie is
+# free to get: without a bound, junk codes would turn the gateway into a flood on the provider.
+EXCHANGES_IN_FLIGHT = 8
 
 
 class SsoError(Exception):
@@ -142,6 +145,7 @@ class OidcClient:
         self._jwks: jwt.PyJWKSet | None = None
         self._jwks_at = 0.0
         self._lock = asyncio.Lock()
+        self._exchanges = asyncio.Semaphore(EXCHANGES_IN_FLIGHT)
 
     @property
     def secure_cookie(self) -> bool:
@@ -280,6 +284,16 @@ class OidcClient:
         return self._principal(claims)
 
     async def _exchange(self, code: str, flow: dict[str, Any]) -> dict[str, Any]:
+        try:
+            await asyncio.wait_for(self._exchanges.acquire(), self.settings.timeout_s)
+        except TimeoutError:
+            raise SsoError("busy", "too many sign-ins in progress") from None
+        try:
+            return await self._exchange_code(code, flow)
+        finally:
+            self._exchanges.release()
+
+    async def _exchange_code(self, code: str, flow: dict[str, Any]) -> dict[str, Any]:
         meta = await self.metadata()
         secret = self.settings.client_secret()
         if secret is None:

@@ -287,6 +287,31 @@ def test_a_provider_that_does_not_answer_gives_no_session_and_says_so(
         gw.stop()
 
 
+def test_a_flood_of_junk_codes_reaches_the_provider_only_so_many_at_a_time(w: World) -> None:
+    """The sign-in routes need no credential and a state cookie is free: code exchanges are
+    bounded (gateway.sso.EXCHANGES_IN_FLIGHT), so the gateway cannot be turned on the provider."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gateway.sso import EXCHANGES_IN_FLIGHT
+
+    def junk() -> str:
+        status, headers = fetch(w.gw.url + "/console/sso/login")
+        assert status == 302
+        cookie = "pcs_sso=" + SimpleCookie(headers["Set-Cookie"])["pcs_sso"].value
+        state = parse_qs(urlsplit(headers["Location"]).query)["state"][0]
+        _, back = fetch(f"{w.gw.url}/console/sso/callback?code=junk&state={state}", cookie)
+        return str(back["Location"])
+
+    w.idp.token_delay_s, w.idp.most_in_flight = 0.5, 0
+    try:
+        with ThreadPoolExecutor(24) as pool:
+            outcomes = list(pool.map(lambda _: junk(), range(24)))
+    finally:
+        w.idp.token_delay_s = 0.0
+    assert set(outcomes) == {"/console/#sso_error=invalid_grant"}
+    assert w.idp.most_in_flight == EXCHANGES_IN_FLIGHT < 24  # the flood reached the bound, no more
+
+
 def test_the_login_redirect_carries_pkce_and_the_registered_redirect_uri(w: World) -> None:
     status, headers = fetch(w.gw.url + "/console/sso/login")
     assert status == 302

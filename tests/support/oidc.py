@@ -48,6 +48,8 @@ class FakeIdP:
         self.fault: str | None = None
         self.codes: dict[str, dict[str, Any]] = {}  # code -> the authorisation it stands for
         self.token_calls: list[dict[str, Any]] = []  # what the token endpoint was sent
+        self.token_delay_s = 0.0  # how long the token endpoint takes to answer
+        self.in_flight = self.most_in_flight = 0  # token requests being answered at once
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
 
@@ -116,6 +118,16 @@ class FakeIdP:
         raise web.HTTPFound(f"{q.get('redirect_uri')}?{back}")
 
     async def _token(self, request: web.Request) -> web.Response:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            if self.token_delay_s:
+                await asyncio.sleep(self.token_delay_s)
+            return await self._answer_token(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer_token(self, request: web.Request) -> web.Response:
         form = dict(await request.post())
         self.token_calls.append({"form": form, "auth": request.headers.get("Authorization")})
         basic = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
