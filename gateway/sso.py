@@ -27,7 +27,6 @@ import asyncio
 import base64
 import hashlib
 import hmac
-import json
 import logging
 import secrets
 import time
@@ -44,9 +43,10 @@ from gateway.config.core import SsoSettings
 from gateway.key_records import validate_principal_fields
 from gateway.principal import Principal, parse_jurisdiction
 from gateway.secrets_store import ServerSecret
+from gateway.signed import Signer, b64
 from gateway.storage.schema import console_session_ends as _ENDS
 
-__all__ = ["SESSION_PREFIX", "STATE_COOKIE", "OidcClient", "Signer", "SsoError"]
+__all__ = ["EXCHANGES_IN_FLIGHT", "SESSION_PREFIX", "STATE_COOKIE", "OidcClient", "SsoError"]
 
 log = logging.getLogger("portcullis.sso")
 
@@ -70,44 +70,6 @@ class SsoError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-class Signer:
-    """Signed, expiring JSON: ``<prefix><payload>.<HMAC-SHA256>`` under a key derived from the
-    server secret for one purpose (so a state cookie is never a session, nor one a key)."""
-
-    def __init__(self, secret: ServerSecret, purpose: str, prefix: str = "") -> None:
-        self._key = secret.derive(purpose)
-        self._prefix = prefix
-
-    def sign(self, payload: dict[str, Any]) -> str:
-        body = _b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
-        mac = hmac.new(self._key, body.encode(), hashlib.sha256).digest()
-        return f"{self._prefix}{body}.{_b64(mac)}"
-
-    def verify(self, token: str | None) -> dict[str, Any] | None:
-        """The payload, or None for anything not signed here, malformed or past its ``exp``."""
-        if not token or len(token) > 8192 or not token.startswith(self._prefix):
-            return None
-        body, _, mac = token[len(self._prefix) :].partition(".")
-        try:
-            want = hmac.new(self._key, body.encode(), hashlib.sha256).digest()
-            if not hmac.compare_digest(want, _unb64(mac)):
-                return None
-            payload = json.loads(_unb64(body))
-        except (ValueError, UnicodeError):
-            return None
-        if not isinstance(payload, dict) or not isinstance(payload.get("exp"), int):
-            return None
-        return payload if payload["exp"] > time.time() else None
 
 
 def session_principal(payload: dict[str, Any]) -> Principal:
@@ -247,7 +209,7 @@ class OidcClient:
         meta = await self.metadata()
         state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
         verifier = secrets.token_urlsafe(48)
-        challenge = _b64(hashlib.sha256(verifier.encode()).digest())
+        challenge = b64(hashlib.sha256(verifier.encode()).digest())
         query = urlencode(
             {
                 "response_type": "code",

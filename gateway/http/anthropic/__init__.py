@@ -17,8 +17,9 @@ backend's ``reasoning_content``). Refused with a 400 saying so: Anthropic's own 
 completions cannot carry (documents in a tool result, documents by URL or file id).
 ``docs/api.md`` has the table.
 
-The package: :mod:`.request` (the request's translation), :mod:`.answer` (a whole answer's, and
-the error body), :mod:`.stream` (a stream's events).
+The package: :mod:`.request` (the request's translation: its parameters), :mod:`.content` (its
+turns and content blocks), :mod:`.answer` (a whole answer's, and the error body),
+:mod:`.stream` (a stream's events).
 """
 
 from gateway.http.anthropic.answer import anthropic_model, error_body, from_chat, message_id

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
-
 from gateway.errors import Cause, GatewayError
+from gateway.http.anthropic.content import bad as _bad
+from gateway.http.anthropic.content import chat_messages, string, system_text
 from gateway.http.validate import check_name, renamed
 
 __all__ = ["rename_param", "to_chat"]
-
-_encode = msgspec.json.encode
 
 # Parameters served (see to_chat for what becomes of each).
 _ACCEPTED = frozenset(
@@ -66,10 +64,6 @@ _PARAM_NAMES = {
 }
 
 
-def _bad(param: str, message: str) -> GatewayError:
-    return GatewayError(Cause.INVALID_PARAMETER, f"Invalid '{param}': {message}", param=param)
-
-
 def rename_param(exc: GatewayError) -> GatewayError:
     """The chat validation's error, naming the Messages parameter the caller sent."""
     return renamed(exc, _PARAM_NAMES)
@@ -99,8 +93,8 @@ def to_chat(body: dict[str, Any], passthrough: frozenset[str] = frozenset()) -> 
     messages: list[dict[str, Any]] = []
     system = body.get("system")
     if system is not None:
-        messages.append({"role": "system", "content": _system(system)})
-    messages += _messages(body["messages"])
+        messages.append({"role": "system", "content": system_text(system)})
+    messages += chat_messages(body["messages"])
     chat["messages"] = messages
     stops = body.get("stop_sequences")
     if stops is not None:
@@ -133,197 +127,6 @@ def to_chat(body: dict[str, Any], passthrough: frozenset[str] = frozenset()) -> 
     return chat
 
 
-def _string(where: str, v: Any) -> str:
-    if not isinstance(v, str):
-        raise _bad(where, "must be a string.")
-    return v
-
-
-def _texts(where: str, blocks: Any, what: str) -> str:
-    """The text of a list of text blocks (``cache_control`` and citations dropped)."""
-    if isinstance(blocks, str):
-        return blocks
-    if not isinstance(blocks, list):
-        raise _bad(where, f"{what} must be a string or a list of text blocks.")
-    out = []
-    for j, b in enumerate(blocks):
-        if not isinstance(b, dict) or b.get("type") != "text":
-            raise _bad(f"{where}[{j}]", f"{what} holds text blocks only.")
-        out.append(_string(f"{where}[{j}].text", b.get("text")))
-    return "".join(out)
-
-
-def _system(v: Any) -> str:
-    return _texts("system", v, "system")
-
-
-def _messages(value: Any) -> list[dict[str, Any]]:
-    if not isinstance(value, list) or not value:
-        raise _bad("messages", "must be a non-empty list of messages.")
-    out: list[dict[str, Any]] = []
-    for i, m in enumerate(value):
-        where = f"messages[{i}]"
-        if not isinstance(m, dict):
-            raise _bad(where, "each message must be an object.")
-        role = m.get("role")
-        content = m.get("content")
-        if role == "user":
-            out += _user(where, content)
-        elif role == "assistant":
-            out.append(_assistant(where, content))
-        else:
-            raise _bad(f"{where}.role", "must be 'user' or 'assistant' (system is a parameter).")
-    return out
-
-
-def _blocks(where: str, content: Any) -> list[Any]:
-    if isinstance(content, str):
-        return [{"type": "text", "text": content}]
-    if not isinstance(content, list):
-        raise _bad(f"{where}.content", "must be a string or a list of content blocks.")
-    return content
-
-
-def _user(where: str, content: Any) -> list[dict[str, Any]]:
-    """A user turn: its tool results first, each a ``tool`` message (chat wants them right after
-    the assistant's calls), then the rest as one user message — with the images the tool
-    results held (a screenshot a tool took), which a chat ``tool`` message cannot carry."""
-    if isinstance(content, str):
-        return [{"role": "user", "content": content}]
-    tools: list[dict[str, Any]] = []
-    parts: list[dict[str, Any]] = []
-    for j, b in enumerate(_blocks(where, content)):
-        at = f"{where}.content[{j}]"
-        if not isinstance(b, dict):
-            raise _bad(at, "each content block must be an object.")
-        kind = b.get("type")
-        if kind == "tool_result":
-            text, images = _tool_result(f"{at}.content", b.get("content"))
-            tools.append(
-                {
-                    "role": "tool",
-                    "tool_call_id": _string(f"{at}.tool_use_id", b.get("tool_use_id")),
-                    "content": text,
-                }
-            )
-            parts += images
-        elif kind == "text":
-            parts.append({"type": "text", "text": _string(f"{at}.text", b.get("text"))})
-        elif kind == "image":
-            parts.append(_image(at, b.get("source")))
-        elif kind == "document":
-            parts.append(_document(at, b))
-        else:
-            raise _bad(
-                f"{at}.type",
-                f"user content blocks of type '{str(kind)[:64]}' are not served: text, image, "
-                "document and tool_result only.",
-            )
-    out = tools
-    if parts:
-        out.append({"role": "user", "content": parts})
-    return out
-
-
-def _tool_result(where: str, v: Any) -> tuple[str, list[dict[str, Any]]]:
-    """A tool result's text, and its images as chat image parts (for the user message after)."""
-    if v is None or isinstance(v, str):
-        return v or "", []
-    if not isinstance(v, list):
-        raise _bad(where, "a tool result is a string or a list of text and image blocks.")
-    texts: list[str] = []
-    images: list[dict[str, Any]] = []
-    for j, b in enumerate(v):
-        at = f"{where}[{j}]"
-        kind = b.get("type") if isinstance(b, dict) else None
-        if kind == "text":
-            texts.append(_string(f"{at}.text", b.get("text")))
-        elif kind == "image":
-            images.append(_image(at, b.get("source")))
-        else:
-            raise _bad(at, "a tool result served over chat completions holds text and images.")
-    if images and not texts:
-        texts.append(f"({len(images)} image{'s' if len(images) > 1 else ''}, below)")
-    return "".join(texts), images
-
-
-def _image(where: str, source: Any) -> dict[str, Any]:
-    if not isinstance(source, dict):
-        raise _bad(f"{where}.source", "must be an object.")
-    kind = source.get("type")
-    if kind == "base64":
-        media = _string(f"{where}.source.media_type", source.get("media_type"))
-        data = _string(f"{where}.source.data", source.get("data"))
-        url = f"data:{media};base64,{data}"
-    elif kind == "url":
-        url = _string(f"{where}.source.url", source.get("url"))
-    else:
-        raise _bad(f"{where}.source.type", "must be 'base64' or 'url' (file ids are not served).")
-    return {"type": "image_url", "image_url": {"url": url}}
-
-
-def _document(where: str, block: dict[str, Any]) -> dict[str, Any]:
-    source = block.get("source")
-    if not isinstance(source, dict):
-        raise _bad(f"{where}.source", "must be an object.")
-    kind = source.get("type")
-    if kind == "text":
-        return {"type": "text", "text": _string(f"{where}.source.data", source.get("data"))}
-    if kind == "base64":
-        media = _string(f"{where}.source.media_type", source.get("media_type"))
-        data = _string(f"{where}.source.data", source.get("data"))
-        file: dict[str, Any] = {"file_data": f"data:{media};base64,{data}"}
-        if isinstance(block.get("title"), str):
-            file["filename"] = block["title"]
-        return {"type": "file", "file": file}
-    raise _bad(
-        f"{where}.source.type",
-        "must be 'text' or 'base64' (documents by URL or file id are not fetched).",
-    )
-
-
-def _assistant(where: str, content: Any) -> dict[str, Any]:
-    """An assistant turn: its text as the content, its ``tool_use`` blocks as ``tool_calls``;
-    thinking blocks of an earlier answer are dropped (chat completions take none back)."""
-    texts: list[str] = []
-    calls: list[dict[str, Any]] = []
-    for j, b in enumerate(_blocks(where, content)):
-        at = f"{where}.content[{j}]"
-        if not isinstance(b, dict):
-            raise _bad(at, "each content block must be an object.")
-        kind = b.get("type")
-        if kind == "text":
-            texts.append(_string(f"{at}.text", b.get("text")))
-        elif kind == "tool_use":
-            args = b.get("input")
-            if not isinstance(args, dict):
-                raise _bad(f"{at}.input", "must be an object.")
-            calls.append(
-                {
-                    "id": _string(f"{at}.id", b.get("id")),
-                    "type": "function",
-                    "function": {
-                        "name": _string(f"{at}.name", b.get("name")),
-                        "arguments": _encode(args).decode(),
-                    },
-                }
-            )
-        elif kind in ("thinking", "redacted_thinking"):
-            continue
-        else:
-            raise _bad(
-                f"{at}.type",
-                f"assistant content blocks of type '{str(kind)[:64]}' are not served: text, "
-                "tool_use and thinking only.",
-            )
-    out: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts else None}
-    if calls:
-        out["tool_calls"] = calls
-    elif not texts:
-        out["content"] = ""
-    return out
-
-
 def _tools(v: Any) -> list[dict[str, Any]]:
     if not isinstance(v, list):
         raise _bad("tools", "must be a list of tools.")
@@ -344,9 +147,9 @@ def _tools(v: Any) -> list[dict[str, Any]]:
                 f"a custom tool holds name, description and input_schema, not "
                 f"'{str(sorted(extra)[0])[:64]}'.",
             )
-        fn: dict[str, Any] = {"name": _string(f"tools[{i}].name", t.get("name"))}
+        fn: dict[str, Any] = {"name": string(f"tools[{i}].name", t.get("name"))}
         if t.get("description") is not None:
-            fn["description"] = _string(f"tools[{i}].description", t["description"])
+            fn["description"] = string(f"tools[{i}].description", t["description"])
         schema = t.get("input_schema")
         if not isinstance(schema, dict):
             raise _bad(f"tools[{i}].input_schema", "must be an object (a JSON Schema).")
@@ -405,7 +208,7 @@ def _tool_choice(v: Any) -> dict[str, Any]:
     elif kind == "none":
         out["tool_choice"] = "none"
     elif kind == "tool":
-        name = _string("tool_choice.name", v.get("name"))
+        name = string("tool_choice.name", v.get("name"))
         out["tool_choice"] = {"type": "function", "function": {"name": name}}
     else:
         raise _bad("tool_choice.type", "must be 'auto', 'any', 'tool' or 'none'.")
