@@ -56,8 +56,10 @@ def chat_messages(value: Any) -> list[dict[str, Any]]:
             out += _user(where, content)
         elif role == "assistant":
             out.append(_assistant(where, content))
+        elif role == "system":  # a mid-conversation system message (Claude Code sends them)
+            out.append({"role": "system", "content": _texts(f"{where}.content", content, "system")})
         else:
-            raise bad(f"{where}.role", "must be 'user' or 'assistant' (system is a parameter).")
+            raise bad(f"{where}.role", "must be 'user', 'assistant' or 'system'.")
     return out
 
 
