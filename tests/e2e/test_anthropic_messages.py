@@ -282,7 +282,7 @@ def test_a_stream_that_fails_midway_ends_with_an_error_event(
         ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "tools[0]"),
         ({"mcp_servers": [{"type": "url", "url": "http://x.test"}]}, "mcp_servers"),
         ({"container": "c1"}, "container"),
-        ({"messages": [{"role": "system", "content": "x"}]}, "messages[0].role"),
+        ({"messages": [{"role": "tool", "content": "x"}]}, "messages[0].role"),
         (
             {
                 "messages": [

@@ -81,6 +81,12 @@ def test_images_a_tool_returned_go_into_the_user_message_after_the_tool_results(
     ]
 
 
+def test_a_system_turn_mid_conversation_stays_in_its_place() -> None:
+    turns = [USER, {"role": "system", "content": [{"type": "text", "text": "Be terse."}]}, USER]
+    assert to_chat({"model": "m", "max_tokens": 1, "messages": turns})["messages"] == [
+        USER, {"role": "system", "content": "Be terse."}, USER]  # fmt: skip
+
+
 def test_context_management_is_accepted_and_not_sent() -> None:
     """Claude Code may ask Anthropic to clear old tool results; a chat backend gets the context
     whole instead (a refusal would break the tool)."""
