@@ -264,6 +264,13 @@ _TECH = [
     "ami-{hex17} in subnet-{hex8} of vpc-{hex8} ({region}).",
     "Epoch {num10} corresponds to build {ver} of {pkg}.",
     "kubectl -n {pkg} rollout restart deploy/{pkg}-api && kubectl get pods -o wide",
+    # a coding agent's instructions and tool documentation (written for this corpus, in the
+    # style such prompts take): markdown headings and lists, capitalised tool names and verbs
+    "# Environment\nYou are working inside a sandboxed checkout of {pkg}.",
+    "- **metadata**: Merge the new keys into the existing ones before the {svc} call.",
+    "Call `TaskGet` before you update a task; invoke Workflow to run {n} of them at once.",
+    "Caveat: scripts run headless, so Wrote files stay where they were written.",
+    "Find them again with Glob, then Edit them in place and run the {pkg} tests.",
 ]
 _SVCS = ["EKS", "S3", "RDS", "ECS", "Lambda", "GKE", "BigQuery", "Kubernetes", "Redis", "Kafka",
          "CloudFront", "DynamoDB", "SQS", "Aurora", "Istio", "Envoy"]  # fmt: skip

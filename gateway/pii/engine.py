@@ -21,7 +21,9 @@ from gateway.pii.scanner import scan_patterns, select
 
 __all__ = ["Analyzer", "AnalyzerOptions", "needs_ner"]
 
-_CODE_BLOCK = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
+# Code (fenced blocks, and inline `spans` within a line) is not prose: a capitalised identifier
+# there (`TaskGet`, `Array`) is not a name, whatever the name model reads into it.
+_CODE_BLOCK = re.compile(r"```.*?(?:```|\Z)|`[^`\n]{1,200}`", re.DOTALL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +71,20 @@ class Analyzer:
                     out.append(Candidate(*view.to_original(s, e), c.entity, c.score))
         return out
 
+    def _lone_word(self, f: Finding, text: str) -> bool:
+        """A name the model found that is one word and neither a census first name nor a
+        surname: in instructions and documentation the model takes capitalised verbs and nouns
+        for names ("invoke Workflow", "Merge metadata keys", "Caveat:"); one word that is a
+        person's name is almost always one the census lists know (with the lexicon on)."""
+        if f.entity_type != "PERSON" or not self.options.name_lexicon:
+            return False
+        word = text[f.start : f.end]
+        if any(c.isspace() for c in word):
+            return False
+        parts = [p.upper() for p in word.replace("\u2019", "'").split("-")]
+        lex = lexicon()
+        return not any(p in lex.first or p in lex.last for p in parts)
+
     def analyze(self, texts: Sequence[str], entities: frozenset[str] | None) -> list[list[Finding]]:
         cands: list[list[Candidate]] = [self.patterns(t, entities) for t in texts]
         if self._ner is not None and self.options.ner and needs_ner(entities):
@@ -92,8 +108,16 @@ class Analyzer:
                                 for s, e in wider
                             )
                         ]
+                text = views[i].text
+                model = {id(f) for f in fs}
                 for f in [*fs, *cued]:
                     if any(s <= f.start < e for s, e in code):
+                        continue
+                    if "\n" in text[f.start : f.end]:
+                        # a name does not run over a line break: the model joined a heading or
+                        # a list item to the next line ("Environment\nYou", "Git\n- Interactive")
+                        continue
+                    if id(f) in model and self._lone_word(f, text):
                         continue
                     s, e = views[i].to_original(f.start, f.end)
                     cands[i].append(Candidate(s, e, f.entity_type, f.score))

@@ -55,3 +55,34 @@ def test_entity_filter_limits_ner_and_cue_names(full: Analyzer) -> None:
     assert {f.entity_type for f in only_places} == {"LOCATION"}
     [only_people] = full.analyze([text], frozenset({"PERSON"}))
     assert {f.entity_type for f in only_people} == {"PERSON"}
+
+
+# A coding agent's instructions (Claude Code's system prompt and tool documentation are of this
+# kind): the name model took the capitalised tool names and verbs for people, and joined a
+# heading to the next line, so tool names reached the backend as placeholders.
+INSTRUCTIONS = """# Environment
+You are working inside a sandboxed checkout.
+
+## Using the tools
+- **metadata**: Merge the new keys into the existing ones.
+- Call `TaskGet` before you update a task; invoke Workflow to run many at once.
+Caveat: scripts run headless, so Wrote files stay where they were written.
+Find them again with Glob, then Edit them in place.
+"""
+
+
+def test_instructions_lose_no_tool_name_or_heading_to_the_name_model(full: Analyzer) -> None:
+    assert found(full, INSTRUCTIONS) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("Please forward this to Smith before Friday.", "Smith"),  # a census surname, alone
+        ("Mark approved the change.", "Mark"),  # a census first name, alone
+        ("Anna Kowalczyk\nsigned the form.", "Anna Kowalczyk"),  # a name, then a line break
+        ("`TaskGet` aside, John Smith signed.", "John Smith"),
+    ],
+)
+def test_lone_and_full_names_are_still_found(full: Analyzer, text: str, name: str) -> None:
+    assert ("PERSON", name) in found(full, text)
