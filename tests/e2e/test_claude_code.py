@@ -76,6 +76,9 @@ def test_claude_code_answers_through_the_gateway(
     assert sent["path"] == "/v1/chat/completions" and body["stream"] is True
     assert len(body["tools"]) > 10  # Claude Code's own tools, as function tools
     assert body["messages"][0]["role"] == "system"
+    # what Claude Code asks of Anthropic alone (thinking, effort, context management, caching,
+    # metadata) does not reach a chat backend, which might refuse it
+    assert set(body) == {"model", "messages", "max_tokens", "stream", "stream_options", "tools"}
     assert key not in json.dumps(body)
 
 

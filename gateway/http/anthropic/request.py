@@ -59,7 +59,6 @@ _PARAM_NAMES = {
     "stop": "stop_sequences",
     "tool_choice": "tool_choice",
     "parallel_tool_calls": "tool_choice.disable_parallel_tool_use",
-    "reasoning_effort": "output_config.effort",
     "response_format": "output_config.format",
 }
 
@@ -168,21 +167,20 @@ _TOOL_KEYS = frozenset(
     | {"allowed_callers", "eager_input_streaming", "input_examples"}
 )
 _SPEEDS = ("standard", "fast")
-# Anthropic's effort levels as chat's reasoning_effort (which stops at high).
-_EFFORTS = {"low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
+_EFFORTS = ("low", "medium", "high", "xhigh", "max")
 
 
 def _output_config(v: Any) -> dict[str, Any]:
-    """``effort`` as chat's ``reasoning_effort``; a ``json_schema`` ``format`` as chat's
+    """``effort`` checked and not sent: Claude Code sends it with every request, and chat's
+    ``reasoning_effort``, its nearest counterpart, is refused by backends whose models do not
+    reason (a drop-in must not break on a hint); a ``json_schema`` ``format`` as chat's
     structured output."""
     if not isinstance(v, dict) or set(v) - {"effort", "format"}:
         raise _bad("output_config", "must be an object holding effort and format.")
     out: dict[str, Any] = {}
     effort = v.get("effort")
-    if effort is not None:
-        if effort not in _EFFORTS:
-            raise _bad("output_config.effort", f"must be one of {', '.join(_EFFORTS)}.")
-        out["reasoning_effort"] = _EFFORTS[effort]
+    if effort is not None and effort not in _EFFORTS:
+        raise _bad("output_config.effort", f"must be one of {', '.join(_EFFORTS)}.")
     fmt = v.get("format")
     if fmt is not None:
         if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
