@@ -216,6 +216,12 @@ class Pipeline:
             upstream_model = backend.upstream_name(ctx.model)
             if upstream_model != body.get("model"):
                 body = {**body, "model": upstream_model}
+            limit = backend.max_output_tokens
+            if limit is not None:
+                for name in ("max_tokens", "max_completion_tokens"):
+                    asked = body.get(name)
+                    if isinstance(asked, int) and asked > limit:
+                        body = {**body, name: limit}
             ctx.hide_usage = (
                 ask_usage
                 and parsed.stream

@@ -135,6 +135,10 @@ class BackendSpec(Strict):
     circuit_failures: int = Field(5, ge=1, le=1000)
     circuit_cooldown_s: float = Field(30.0, gt=0, le=3600)
     passthrough_params: tuple[str, ...] = ()  # extra body keys this backend accepts
+    # The most output tokens this backend's models give. A request asking for more
+    # (max_tokens, max_completion_tokens) is sent asking for this many, instead of being
+    # refused by the backend: clients such as Claude Code ask for 32,000. None: sent as asked.
+    max_output_tokens: int | None = Field(None, ge=1, le=10_000_000)
     # Ask for token usage on every stream (``stream_options.include_usage``), so budgets and the
     # audit count streamed tokens; a caller that did not ask does not see it. Off for a backend
     # that refuses ``stream_options`` (Azure OpenAI API versions before 2024-09-01-preview);
