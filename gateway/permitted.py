@@ -5,21 +5,19 @@ trust with every kind of personal data."""
 
 from __future__ import annotations
 
-import logging
-
 from gateway.config.backends import BackendSpec
 from gateway.context import RequestContext
 from gateway.errors import Cause, GatewayError
+from gateway.insecure import InsecurePasses
 from gateway.pii.walk import uninspectable
 from gateway.policy.contract import Decision, PiiAction
 from gateway.services import Services
 
 __all__ = ["permitted"]
 
-log = logging.getLogger("portcullis.pipeline")
-
-
-def permitted(s: Services, ctx: RequestContext, decision: Decision) -> list[BackendSpec]:
+def permitted(
+    s: Services, ctx: RequestContext, decision: Decision, insecure: InsecurePasses
+) -> list[BackendSpec]:
     """Permitted backends, less those for which a found entity type must be blocked, and —
     when the request holds content the detector cannot read (images, audio, files, token
     ids) — less those the policy does not trust with every kind of personal data."""
@@ -41,14 +39,12 @@ def permitted(s: Services, ctx: RequestContext, decision: Decision) -> list[Back
                 continue
         out.append(b)
     if withheld and s.settings.pii.insecure_pass_uninspectable:
-        ctx.insecure.append("pii.insecure_pass_uninspectable")
-        s.metrics.insecure_passes.labels("pii.insecure_pass_uninspectable").inc()
-        log.warning(
-            "insecure: request %s holds %s, which cannot be inspected for personal data, and "
-            "may go uninspected to %s (pii.insecure_pass_uninspectable)",
-            ctx.request_id,
-            ", ".join(opaque),
-            ", ".join(withheld),
+        # recorded and counted per request, logged at most once a minute (gateway.insecure)
+        insecure.record(
+            ctx,
+            "pii.insecure_pass_uninspectable",
+            "pii.insecure_pass_uninspectable is true (images, audio, files or token ids that "
+            "cannot be inspected went to backends policy does not trust with them)",
         )
     if not out:
         if withheld and not blocked_types:

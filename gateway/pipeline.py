@@ -180,7 +180,7 @@ class Pipeline:
         inspection = await self.inspect(ctx, decision)
         if inspection is not None and ctx.pii_counts:
             decision = await self.decide(ctx, dict(ctx.pii_counts))
-        backends = permitted(self.s, ctx, decision)
+        backends = permitted(self.s, ctx, decision, self.insecure)
         if self.s.pii is None or not self.s.settings.pii.ner:  # a switch that turns checks off
             needed = decision.entities_needed(tuple(b.id for b in backends))  # None: every type
             if self.s.pii is None and needed != frozenset():
