@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS :=
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test test-fast test-slow venv services browser claude-code lint typecheck policy-test schema bench clean
+.PHONY: run test test-fast test-slow venv services browser agents lint typecheck policy-test schema bench clean
 
 # A virtual environment with everything the gateway, the runtime and the tests use.
 # torch==2.13.0 (CPU build) comes from this machine's local wheel store; see docs/deploy.md.
@@ -28,8 +28,8 @@ services:
 browser:
 	@bash scripts/ensure-browser.sh
 
-claude-code:
-	@bash scripts/ensure-claude-code.sh
+agents:
+	@bash scripts/ensure-agents.sh
 
 run: $(STAMP)
 	@bash scripts/demo.sh
@@ -55,7 +55,7 @@ test: $(STAMP) services
 test-fast: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider tests/unit
 
-test-slow: $(STAMP) services browser claude-code
+test-slow: $(STAMP) services browser agents
 	PORTCULLIS_SLOW=1 $(BIN)/pytest -q -p no:cacheprovider -m slow
 
 schema: $(STAMP)

@@ -7,7 +7,7 @@ drop-in — an answer, a tool it runs and whose result goes back, personal data 
 as placeholders and comes back restored, a policy denial it shows.
 
 Slow tier (``PORTCULLIS_SLOW=1``; ``make test-slow`` installs the pinned CLI into .tools/ with
-``scripts/ensure-claude-code.sh``)."""
+``scripts/ensure-agents.sh``)."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def gw(
     tmp_path_factory: pytest.TempPathFactory, upstream_server: FakeUpstream
 ) -> Iterator[tuple[RunningGateway, FakeDecider, str]]:
     if not CLAUDE.exists():
-        pytest.fail("Claude Code is not installed: run scripts/ensure-claude-code.sh")
+        pytest.fail("Claude Code is not installed: run scripts/ensure-agents.sh")
     running, decider, key = start_pseudonymising(tmp_path_factory.mktemp("gw-cc"), upstream_server)
     yield running, decider, key
     running.stop()

@@ -134,6 +134,35 @@ def test_function_tools_and_calls(h: Harness, upstream: FakeUpstream) -> None:
     assert r.output_text == ""
 
 
+def test_hosted_tools_and_tool_groups_are_left_out_not_refused(
+    h: Harness, upstream: FakeUpstream
+) -> None:
+    """Codex lists OpenAI's hosted web search and its own namespaced sub-agent tools in every
+    request: they are not offered to a chat backend (they run at OpenAI, or are Codex's), and the
+    request is served with the function tools it also holds."""
+    fn = {"type": "function", "name": "exec_command", "parameters": {"type": "object"}}
+    group = {"type": "namespace", "name": "multi_agent_v1", "tools": [fn]}
+    hosted = {"type": "web_search", "external_web_access": False}
+    client(h).responses.create(
+        model="gpt-test",
+        input="hi",
+        tools=[fn, group, hosted],  # type: ignore[list-item]
+        extra_body={"client_metadata": {"session": "s-1"}},
+    )
+    sent = upstream.received[-1]["json"]
+    assert [t["function"]["name"] for t in sent["tools"]] == ["exec_command"]
+    assert "client_metadata" not in sent
+    client(h).responses.create(
+        model="gpt-test",
+        input="hi",
+        tools=[hosted],
+        tool_choice="auto",
+        parallel_tool_calls=True,  # type: ignore[list-item]
+    )
+    sent = upstream.received[-1]["json"]
+    assert not {"tools", "tool_choice", "parallel_tool_calls"} & set(sent)  # chat refuses them bare
+
+
 def test_structured_output_and_reasoning_effort(h: Harness, upstream: FakeUpstream) -> None:
     schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
     client(h).responses.create(
@@ -233,7 +262,8 @@ def test_a_stream_that_fails_midway_ends_with_response_failed(
         ({"previous_response_id": "resp_1"}, "previous_response_id", 400),
         ({"conversation": "conv_1"}, "conversation", 400),
         ({"background": True}, "background", 400),
-        ({"tools": [{"type": "web_search"}]}, "tools[0]", 400),
+        ({"tools": [{"type": "shell"}]}, "tools[0]", 400),
+        ({"tool_choice": {"type": "web_search_preview"}}, "tool_choice", 400),
         ({"input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0]", 400),
         ({"input": [{"type": "computer_call_output", "call_id": "c"}]}, "input[0].type", 400),
         ({"n": 2}, "n", 400),

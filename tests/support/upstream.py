@@ -50,6 +50,8 @@ class FakeUpstream:
     done_linger_s: float = 0.0  # wait between a stream's [DONE] and the end of the response
     raw_json: Any = None  # when not None: the answer to a non-streamed request, as it is
     raw_sse: bytes | None = None  # when set: the whole body of a streamed answer, as it is
+    # streamed answers in turn, one per request (before raw_sse): an agent's turns scripted
+    sse_queue: list[bytes] = field(default_factory=list)
     error_body: Any = None  # when not None: the JSON body of an ``error`` answer, as it is
     redirect_to: str | None = None  # when set: every answer is a 307 to this URL
     received: list[dict[str, Any]] = field(default_factory=list)
@@ -69,6 +71,7 @@ class FakeUpstream:
         self.refuse_stream_options = False
         self.done_linger_s = 0.0
         self.raw_json, self.raw_sse, self.error_body = None, None, None
+        self.sse_queue.clear()
         self.redirect_to = None
         self.reply = "Hello from the fake upstream."
         self.received.clear()
@@ -169,10 +172,11 @@ class FakeUpstream:
         return self.reply
 
     async def _raw(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse | None:
-        if body.get("stream") and self.raw_sse is not None:
+        if body.get("stream") and (self.sse_queue or self.raw_sse is not None):
+            raw = self.sse_queue.pop(0) if self.sse_queue else self.raw_sse
             resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
             await resp.prepare(request)
-            await resp.write(self.raw_sse)
+            await resp.write(raw or b"")
             await resp.write_eof()
             return resp
         if not body.get("stream") and self.raw_json is not None:

@@ -10,9 +10,10 @@ vLLM's do not.
 The gateway keeps no prompts or answers, so it serves the **stateless** part of the API:
 ``previous_response_id``, ``conversation``, ``background``, stored ``prompt`` templates and
 ``item_reference`` inputs are refused with a 400 saying so (send the whole conversation in
-``input``), as are the hosted tools (web search, file search, code interpreter, ...): only
-function tools. ``store`` is accepted and answered ``false``; ``GET /v1/responses/{id}`` is a
-404. ``docs/api.md`` has the table.
+``input``). Only function tools are offered to the backend: hosted tools (web search, file
+search, code interpreter, ...) and Codex's namespaced tool groups in ``tools`` are left out (a
+``tool_choice`` naming one is refused). ``store`` is accepted and answered ``false``;
+``GET /v1/responses/{id}`` is a 404. ``docs/api.md`` has the table.
 
 The package: :mod:`.request` (the request's translation), :mod:`.answer` (a whole answer's),
 :mod:`.stream` (a stream's events).

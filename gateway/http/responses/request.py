@@ -27,6 +27,7 @@ _ACCEPTED = frozenset(
         "stream_options",
         "store",
         "metadata",
+        "client_metadata",  # Codex's own (its session and turn ids): checked, not sent
         "user",
         "safety_identifier",
         "prompt_cache_key",
@@ -104,6 +105,13 @@ def to_chat(body: dict[str, Any], passthrough: frozenset[str] = frozenset()) -> 
         chat["tools"] = _tools(body["tools"])
     if body.get("tool_choice") is not None:
         chat["tool_choice"] = _tool_choice(body["tool_choice"])
+    if "tools" in chat and not chat["tools"]:
+        # every tool was one not offered: chat backends refuse an empty list, and a tool choice
+        # or parallel calls without tools; a demand for a function is refused as unknown below
+        del chat["tools"]
+        if chat.get("tool_choice") in ("auto", "none"):
+            del chat["tool_choice"]
+        chat.pop("parallel_tool_calls", None)
     if body.get("text") is not None:
         chat.update(_text(body["text"]))
     reasoning = body.get("reasoning")
@@ -148,6 +156,11 @@ def _check_metadata(key: str, v: Any) -> None:
             raise _bad(key, "keys of at most 64 and string values of at most 512 characters.")
 
 
+def _check_client_metadata(key: str, v: Any) -> None:
+    if not isinstance(v, dict) or len(v) > 64:
+        raise _bad(key, "must be an object of at most 64 pairs.")
+
+
 def _check_stream_options(key: str, v: Any) -> None:
     if not isinstance(v, dict) or set(v) - {"include_obfuscation"}:
         raise _bad(key, "only include_obfuscation is supported.")
@@ -160,6 +173,7 @@ _CHECKS: dict[str, Callable[[str, Any], None]] = {
     "truncation": _check_truncation,
     "include": _check_strings,
     "metadata": _check_metadata,
+    "client_metadata": _check_client_metadata,
     "stream_options": _check_stream_options,
 }
 
@@ -292,18 +306,32 @@ def _output(where: str, v: Any) -> str:
     raise _bad(where, "must be a string or a list of text parts.")
 
 
+# Tools the gateway cannot offer a chat backend: OpenAI's hosted tools (they run at OpenAI, outside
+# the gateway's control) and Codex's groups of sub-agent tools. Offered in a list of tools, they
+# are left out — the model answers without them, as Codex, which lists web_search in every
+# request, needs — and only named in tool_choice (a demand for one) are they refused.
+_NOT_OFFERED = frozenset(
+    {
+        "web_search", "web_search_preview", "file_search", "code_interpreter", "computer_use",
+        "computer_use_preview", "image_generation", "mcp", "local_shell", "namespace",
+    }
+)  # fmt: skip
+
+
 def _tools(v: Any) -> list[dict[str, Any]]:
     if not isinstance(v, list):
         raise _bad("tools", "must be a list of tools.")
     out = []
     for i, t in enumerate(v):
-        if not isinstance(t, dict) or t.get("type") != "function":
-            kind = t.get("type") if isinstance(t, dict) else None
+        kind = t.get("type") if isinstance(t, dict) else None
+        if kind in _NOT_OFFERED:
+            continue
+        if kind != "function":
             raise _bad(
                 f"tools[{i}]",
-                f"only function tools are served, not '{str(kind)[:64]}' (hosted tools run at "
-                "OpenAI, outside the gateway's control).",
+                f"only function tools are served, not '{str(kind)[:64]}'.",
             )
+        assert isinstance(t, dict)
         if set(t) - {"type", "name", "description", "parameters", "strict"}:
             raise _bad(f"tools[{i}]", "a function tool holds name, description, parameters.")
         fn = {k: t[k] for k in ("name", "description", "parameters", "strict") if k in t}
