@@ -15,6 +15,7 @@ from gateway.services import Services
 
 __all__ = ["permitted"]
 
+
 def permitted(
     s: Services, ctx: RequestContext, decision: Decision, insecure: InsecurePasses
 ) -> list[BackendSpec]:
