@@ -100,7 +100,9 @@ class Principal:
         }
 
 
-def actor_of(principal: Principal) -> str:
-    """Who acted, for the audit trail: ``key:<key id>``, or ``sso:<user>`` for a console session
-    from single sign-on."""
+def actor_of(principal: Principal | None) -> str:
+    """Who acted, for the audit trail: ``key:<key id>``, ``sso:<user>`` for a console session
+    from single sign-on, or ``admin-token`` (no principal: the admin API's own token)."""
+    if principal is None:
+        return "admin-token"
     return principal.key_id if principal.via_sso else f"key:{principal.key_id}"

@@ -39,7 +39,7 @@ import jwt
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.config.core import SsoSettings
+from gateway.config.core import SsoSettings, local_http
 from gateway.key_records import validate_principal_fields
 from gateway.principal import Principal, parse_jurisdiction
 from gateway.secrets_store import ServerSecret
@@ -380,5 +380,4 @@ def _endpoint_ok(url: Any, issuer: str) -> bool:
     parts = urlsplit(url)
     if parts.scheme == "https" and parts.hostname:
         return True
-    local = {"127.0.0.1", "localhost", "::1"}
-    return parts.scheme == "http" and parts.hostname in local and issuer.startswith("http://")
+    return local_http(url) and local_http(issuer)

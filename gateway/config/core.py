@@ -19,6 +19,7 @@ __all__ = [
     "RequestLimits",
     "ServerSettings",
     "SsoSettings",
+    "local_http",
 ]
 
 
@@ -80,11 +81,17 @@ _CONSOLE_ROLES = frozenset({"admin", "auditor"})
 _LOCAL = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
+def local_http(url: str) -> bool:
+    """A plain-http URL on this machine: the only http the single sign-on settings take."""
+    parts = urlsplit(url)
+    return parts.scheme == "http" and parts.hostname in _LOCAL
+
+
 def _https_or_local(url: str, what: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"{what}: an http(s) URL")
-    if parts.scheme == "http" and parts.hostname not in _LOCAL:
+    if parts.scheme == "http" and not local_http(url):
         raise ValueError(f"{what}: https (plain http only on this machine: 127.0.0.1, localhost)")
     if parts.query or parts.fragment or parts.username or parts.password:
         raise ValueError(f"{what}: no query, fragment or credentials in the URL")

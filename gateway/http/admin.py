@@ -375,10 +375,7 @@ async def _recorded(work: Awaitable[T]) -> T:
 def _actor(request: Request[Any, Any, Any]) -> str:
     """Who asked, for the audit entry: the admin token, a key (``key:<id>``) or a console
     session from single sign-on (``sso:<user>``)."""
-    principal = request.scope["state"].get("admin_principal")
-    if principal is None:
-        return "admin-token"
-    return actor_of(principal)
+    return actor_of(request.scope["state"].get("admin_principal"))
 
 
 ADMIN_HANDLERS = [

@@ -74,7 +74,7 @@ async def whoami(request: Request[Any, Any, Any], state: State) -> dict[str, Any
     roles = {"admin"} if principal is None else set(principal.roles)
     audit_roles = set(services.settings.audit.export_roles)
     return {
-        "actor": "admin-token" if principal is None else actor_of(principal),
+        "actor": actor_of(principal),
         "user": None if principal is None else principal.user,
         "jurisdiction": None if principal is None else principal.jurisdiction,
         "roles": sorted(roles),

@@ -9,22 +9,17 @@ trail and the metrics).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from gateway.config.core import RequestLimits
 from gateway.errors import GatewayError
 from gateway.http import anthropic, responses
 from gateway.http.validate import ParsedRequest, validate_request
+from gateway.streaming import EventTranslator
 
-__all__ = ["DIALECTS", "Dialect", "Translator"]
-
-
-class Translator(Protocol):
-    def translate(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]: ...
-
-    def fail(self, err: GatewayError) -> bytes: ...
+__all__ = ["DIALECTS", "Dialect"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +28,7 @@ class Dialect:
     rename_param: Callable[[GatewayError], GatewayError]
     answer_id: Callable[[str], str]  # the answer's id for a request id
     from_chat: Callable[[dict[str, Any], dict[str, Any], str], dict[str, Any]]
-    translator: Callable[[dict[str, Any], str], Translator]
+    translator: Callable[[dict[str, Any], str], EventTranslator]
     # The error body in the API's envelope (None: OpenAI's, which the Responses API shares).
     error_body: Callable[[GatewayError, str], dict[str, Any]] | None = None
     # A header that carries the key when Authorization does not (Anthropic's x-api-key).

@@ -20,7 +20,7 @@ from gateway.errors import Cause, GatewayError
 from gateway.http.anthropic import anthropic_model
 from gateway.http.anthropic import error_body as anthropic_error_body
 from gateway.http.body import decode_json, read_body
-from gateway.http.dialects import DIALECTS, Dialect, Translator
+from gateway.http.dialects import DIALECTS, Dialect
 from gateway.http.errors import unexpected
 from gateway.http.raw import error_headers, send_error, send_json
 from gateway.http.request_id import request_id
@@ -29,7 +29,7 @@ from gateway.limiter import Reservation
 from gateway.outcome import finish
 from gateway.pipeline import Pipeline
 from gateway.services import Services
-from gateway.streaming import DONE
+from gateway.streaming import DONE, EventTranslator
 
 __all__ = [
     "ENDPOINTS",
@@ -83,7 +83,7 @@ async def serve(scope: Any, receive: Any, send: Any, endpoint: str, state: Any) 
     )
     rid = ctx.request_id.encode()
     reservation: Reservation | None = None
-    translator: Translator | None = None  # a translated stream's, once begun
+    translator: EventTranslator | None = None  # a translated stream's, once begun
     started = False  # a response has begun: errors can no longer be sent as a body
     services.metrics.in_flight.inc()
     try:
@@ -102,9 +102,7 @@ async def serve(scope: Any, receive: Any, send: Any, endpoint: str, state: Any) 
                 length = length or value
             elif name == key_header:
                 api_key = api_key or value.decode("latin-1")
-        if authorization is None and api_key is not None:  # Anthropic's SDKs send x-api-key
-            authorization = "Bearer " + api_key
-        ctx.principal = await services.keys.authenticate(authorization)
+        ctx.principal = await services.keys.authenticate(_with_api_key(authorization, api_key))
         if ctype is None or ctype.split(b";", 1)[0].strip().lower() != b"application/json":
             raise GatewayError(Cause.UNSUPPORTED_MEDIA, "Content-Type must be application/json.")
         limits = services.settings.requests
@@ -329,10 +327,15 @@ def _anthropic_caller(request: Request[Any, Any, Any]) -> bool:
 
 
 def _authorization(request: Request[Any, Any, Any], anthropic_shape: bool) -> str | None:
-    authorization = request.headers.get("authorization")
-    if authorization is None and anthropic_shape:
-        key = request.headers.get("x-api-key")
-        authorization = None if key is None else "Bearer " + key
+    api_key = request.headers.get("x-api-key") if anthropic_shape else None
+    return _with_api_key(request.headers.get("authorization"), api_key)
+
+
+def _with_api_key(authorization: str | None, api_key: str | None) -> str | None:
+    """``Authorization`` as sent; without one, the key in Anthropic's ``x-api-key`` header (its
+    SDKs send that) as a bearer credential."""
+    if authorization is None and api_key is not None:
+        return "Bearer " + api_key
     return authorization
 
 

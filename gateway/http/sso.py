@@ -118,10 +118,12 @@ def _back(fragment: dict[str, str], *cookies: Cookie) -> Response[Any]:
 
 
 async def _record(services: Services, action: dict[str, Any], actor: str = "sso") -> None:
+    """An entry for something that takes access away or grants none (a refused sign-in, a
+    sign-out, sessions ended): it stands without its record, whose failure is logged."""
     try:
         await services.audit.record("access", {"actor": actor, "action": action})
-    except Exception as exc:  # noqa: BLE001 - a refusal stands without its record
-        log.error("console sign-in refusal not recorded (%s)", type(exc).__name__)
+    except Exception as exc:  # noqa: BLE001 - what it records stands without it
+        log.error("console %s not recorded (%s)", action["op"], type(exc).__name__)
 
 
 def _session_of(request: Request[Any, Any, Any]) -> Principal:
@@ -155,8 +157,7 @@ async def end_sessions(request: Request[Any, Any, Any], state: State) -> dict[st
         raise GatewayError(
             Cause.INVALID_PARAMETER, f"Give {{'user': <{NAME_RULE}>}}, the person.", param="user"
         )
-    principal: Principal | None = request.scope["state"].get("admin_principal")
-    actor = "admin-token" if principal is None else actor_of(principal)
+    actor = actor_of(request.scope["state"].get("admin_principal"))
     ended = await client.end(user=user)
     await _record(services, {"op": "console_sessions_ended", "user": user}, actor)
     return {"user": user, "ended_at": ended.isoformat()}

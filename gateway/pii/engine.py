@@ -109,15 +109,14 @@ class Analyzer:
                             )
                         ]
                 text = views[i].text
-                model = {id(f) for f in fs}
-                for f in [*fs, *cued]:
+                for f, by_model in [*((f, True) for f in fs), *((f, False) for f in cued)]:
                     if any(s <= f.start < e for s, e in code):
                         continue
                     if "\n" in text[f.start : f.end]:
                         # a name does not run over a line break: the model joined a heading or
                         # a list item to the next line ("Environment\nYou", "Git\n- Interactive")
                         continue
-                    if id(f) in model and self._lone_word(f, text):
+                    if by_model and self._lone_word(f, text):
                         continue
                     s, e = views[i].to_original(f.start, f.end)
                     cands[i].append(Candidate(s, e, f.entity_type, f.score))
