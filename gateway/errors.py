@@ -57,6 +57,9 @@ class Cause(enum.Enum):
     UNPROCESSABLE = CauseInfo(422, "invalid_request_error", "unprocessable", logging.INFO)
     RATE_LIMITED = CauseInfo(429, "rate_limit_error", "rate_limit_exceeded", logging.INFO)
     BUDGET_EXCEEDED = CauseInfo(429, "rate_limit_error", "token_budget_exceeded", logging.INFO)
+    SPEND_BUDGET_EXCEEDED = CauseInfo(
+        429, "insufficient_quota", "spend_budget_exceeded", logging.INFO
+    )
     CLIENT_CLOSED = CauseInfo(499, "client_closed", "client_closed_request", logging.INFO)
     INTERNAL = CauseInfo(500, "server_error", "internal_error", logging.ERROR)
     UPSTREAM_ERROR = CauseInfo(502, "upstream_error", "upstream_error", logging.WARNING)

@@ -20,6 +20,8 @@ __all__ = [
     "KeyRecord",
     "record_to_row",
     "row_to_record",
+    "usd",
+    "validate_budget",
     "validate_description",
     "validate_expiry",
     "validate_grace",
@@ -52,6 +54,7 @@ class KeyRecord:
     models: tuple[str, ...] | None = None  # the models it may use; None: every model
     lineage: str | None = None  # the first key of its rotation chain; None: itself
     hint: str | None = None  # the masked display form (pcs_<id>_…abcd); None: made before 0008
+    budget_microusd: int | None = None  # spend per period; None: budgets.key_usd; 0: none
 
     @property
     def buckets(self) -> str:
@@ -76,6 +79,7 @@ class KeyRecord:
             tokens_per_minute=self.tokens_per_minute,
             models=None if self.models is None else frozenset(m.casefold() for m in self.models),
             buckets=self.buckets,
+            budget_microusd=self.budget_microusd,
         )
 
     def to_json(self) -> dict[str, object]:
@@ -99,6 +103,7 @@ class KeyRecord:
             "lineage": self.buckets,
             "models": None if self.models is None else list(self.models),
             "masked": self.hint,
+            "budget_usd": usd(self.budget_microusd),
         }
 
 
@@ -158,6 +163,7 @@ def row_to_record(row: sa.Row[tuple[object, ...]]) -> KeyRecord:
         lineage=m["lineage"],
         models=None if m["models"] is None else tuple(m["models"]),
         hint=m["hint"],
+        budget_microusd=m["budget_microusd"],
     )
 
 
@@ -182,6 +188,7 @@ def record_to_row(record: KeyRecord) -> dict[str, object]:
         "rotated_from": record.rotated_from,
         "models": None if record.models is None else list(record.models),
         "lineage": record.lineage,
+        "budget_microusd": record.budget_microusd,
     }
 
 
@@ -267,3 +274,28 @@ def validate_description(description: object) -> None:
         or any(ord(c) < 32 and c not in "\t\n" for c in description)
     ):
         raise ValueError("description: text of at most 500 characters, no control characters")
+
+
+MAX_BUDGET_USD = 1_000_000_000
+
+
+def validate_budget(budget_usd: object) -> int | None:
+    """A key's own spend budget per period, given in US dollars: None (the configured default,
+    ``budgets.key_usd``) or a number 0..10^9 (0: no budget; cents and below kept to the
+    micro-dollar). Returns micro-dollars. ValueError names the field."""
+    if budget_usd is None:
+        return None
+    if (
+        isinstance(budget_usd, bool)
+        or not isinstance(budget_usd, int | float)
+        or not 0 <= budget_usd <= MAX_BUDGET_USD  # NaN fails both
+    ):
+        raise ValueError(
+            f"budget_usd: US dollars per period, from 0 (no budget) to {MAX_BUDGET_USD}, or null"
+        )
+    return round(budget_usd * 1_000_000)
+
+
+def usd(microusd: int | None) -> float | None:
+    """Micro-dollars as dollars for JSON (None stays None)."""
+    return None if microusd is None else microusd / 1_000_000

@@ -84,6 +84,7 @@ class KeyService(KeyStore):
         actor: str = "system",
         expires_at: datetime | None = None,
         models: Sequence[str] | None = None,
+        budget_microusd: int | None = None,
     ) -> IssuedKey:
         jurisdiction = validate_principal_fields(
             user, jurisdiction, sector, team, roles, tags, tenant
@@ -109,6 +110,7 @@ class KeyService(KeyStore):
             tokens_per_minute=tokens_per_minute,
             expires_at=expires_at,
             models=allowed,
+            budget_microusd=_budget(budget_microusd),
         )
         await self._record(
             "create",
@@ -119,6 +121,7 @@ class KeyService(KeyStore):
             tokens_per_minute=tokens_per_minute,
             expires_at=expires_at,
             models=joined(allowed),
+            budget_microusd=budget_microusd,
         )
         async with self._engine.begin() as conn:
             await conn.execute(api_keys.insert().values(self._row(record, key)))
@@ -157,6 +160,20 @@ class KeyService(KeyStore):
             actor,
             {"requests_per_minute": requests_per_minute, "tokens_per_minute": tokens_per_minute},
             effect="use its new limits",
+        )
+
+    async def set_budget(
+        self, key_id: str, budget_microusd: int | None, actor: str = "system"
+    ) -> bool:
+        """Give an active key its own spend budget per period, micro-dollars (None: back to
+        ``budgets.key_usd``; 0: none). Applies on the replicas as a limit change does; what the
+        key has spent this period is kept (gateway.budgets)."""
+        return await self._change(
+            key_id,
+            "budget",
+            actor,
+            {"budget_microusd": _budget(budget_microusd)},
+            effect="use its new budget",
         )
 
     async def set_expiry(
@@ -258,6 +275,7 @@ class KeyService(KeyStore):
             tokens_per_minute=old.tokens_per_minute,
             expires_at=old.expires_at,
             models=joined(old.models),
+            budget_microusd=old.budget_microusd,
         )
         async with self._engine.begin() as conn:
             retire = api_keys.update().where(
@@ -343,3 +361,11 @@ def _bearer(value: str | None) -> str | None:
         return None
     token = token.strip()
     return token if token.isascii() and token.isprintable() else None
+
+
+def _budget(microusd: int | None) -> int | None:
+    """A budget in micro-dollars as the service takes it (the dollars were checked and
+    converted by ``validate_budget``): None or a whole number 0..10^15."""
+    if microusd is not None and (type(microusd) is not int or not 0 <= microusd <= 10**15):
+        raise ValueError("budget_usd: US dollars per period, from 0 (no budget), or null")
+    return microusd

@@ -93,6 +93,19 @@ class Metrics:
             ["backend"],
             registry=r,
         )
+        self.budget_refusals = Counter(
+            "portcullis_budget_refusals",
+            "Requests refused because a spend budget of theirs was spent (429 "
+            "spend_budget_exceeded), by the budget's scope (key, team)",
+            ["scope"],
+            registry=r,
+        )
+        self.budget_sync_failures = Counter(
+            "portcullis_budget_sync_failures",
+            "Times the spend ledger could not take this replica's charges (kept for the next "
+            "try) or give back the totals",
+            registry=r,
+        )
         self.prompt_leaks = Counter(
             "portcullis_system_prompt_leaks",
             "Answers that repeated the canary of a system prompt the gateway added, by what was "

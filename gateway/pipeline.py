@@ -256,6 +256,8 @@ class Pipeline:
         assert ctx.principal is not None
         t0 = time.perf_counter()
         p = ctx.principal
+        if self.s.budgets is not None:
+            await self.s.budgets.admit(p, self.s.settings.budgets)
         reservation = await self.s.limiter.reserve(
             p.buckets or p.key_id, parsed.token_estimate, p.requests_per_minute, p.tokens_per_minute
         )

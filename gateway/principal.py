@@ -70,6 +70,9 @@ class Principal:
     # Whose rate and token buckets the key draws on (its rotation chain's first key; None: its
     # own). Not a policy fact.
     buckets: str | None = None
+    # The key's own spend budget per period, micro-dollars (None: budgets.key_usd; 0: none).
+    # Not a policy fact.
+    budget_microusd: int | None = None
 
     @property
     def country(self) -> str:

@@ -45,7 +45,7 @@ __all__ = ["ReloadReport", "Reloader", "backend_credentials", "config_hash", "in
 log = logging.getLogger("portcullis")
 
 # Top-level sections a reload applies; every other one is read at start only.
-RELOADABLE = ("backends", "limits", "requests", "system_prompts")
+RELOADABLE = ("backends", "limits", "budgets", "requests", "system_prompts")
 
 
 def config_hash(settings: Settings) -> str:
@@ -216,6 +216,7 @@ class Reloader:
                 "credentials": len(rotated),
                 "credentials_ids": _ids(rotated),
                 "limits": "limits" in sections,
+                "budgets": "budgets" in sections,
                 "requests": "requests" in sections,
                 "system_prompts": "system_prompts" in sections,
             }

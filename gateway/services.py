@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.audit_sink import AuditSink
+from gateway.budgets import Budgets
 from gateway.capture import Capture
 from gateway.catalog import Catalog
 from gateway.config import Settings
@@ -61,3 +62,5 @@ class Services:
     capture: Capture | None = None
     # Console sign-in through an OpenID Connect provider (admin.sso; gateway.sso).
     sso: OidcClient | None = None
+    # Spend budgets per key and team, and the spend ledger behind them (gateway.budgets).
+    budgets: Budgets | None = None

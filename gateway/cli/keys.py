@@ -17,6 +17,7 @@ from audit.shapes import is_name
 from audit.store import append, make_entry, parse_utc, prepare, writer_id
 from gateway.cli._common import settings_from
 from gateway.config import Settings
+from gateway.key_records import validate_budget
 from gateway.keys import KeyNotRecorded, KeyService
 from gateway.principal import SECTORS
 from gateway.revocations import RedisRevocations
@@ -116,6 +117,13 @@ def keys() -> None:
     multiple=True,
     help="A model (name or alias) the key may use; repeat for more. Default: every model.",
 )
+@click.option(
+    "--budget-usd",
+    type=float,
+    default=None,
+    help="This key's spend budget per period (budgets.period) in US dollars (0: none; "
+    "default: budgets.key_usd).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def create(
@@ -133,11 +141,13 @@ def create(
     expires_in: str | None,
     expires_at: str | None,
     models: tuple[str, ...],
+    budget_usd: float | None,
     as_json: bool,
 ) -> None:
     """Create a key. It is printed once and cannot be shown again."""
     settings = settings_from(ctx)
     expiry = _expiry(expires_in, expires_at)
+    budget = _budget(budget_usd)
 
     async def work(svc: KeyService) -> dict[str, Any]:
         issued = await svc.create(
@@ -154,6 +164,7 @@ def create(
             actor=_actor(),
             expires_at=expiry,
             models=models or None,
+            budget_microusd=budget,
         )
         record = await svc.get(issued.key_id)
         assert record is not None
@@ -210,6 +221,7 @@ def list_cmd(
             + (f"\treplaces {r.rotated_from}" if r.rotated_from else "")
             + (f"\tmodels {','.join(r.models)}" if r.models is not None else "")
             + (f"\t{r.hint}" if r.hint else "")
+            + ("" if r.budget_microusd is None else f"\tbudget {_usd(r.budget_microusd)}")
         )
 
 
@@ -233,6 +245,17 @@ def _expiry(expires_in: str | None, expires_at: str | None) -> datetime | None:
                 "--expires-at: ISO 8601, e.g. 2027-03-31 or 2027-03-31T17:00:00+10:00"
             ) from None
     return None
+
+
+def _budget(dollars: float | None) -> int | None:
+    try:
+        return validate_budget(dollars)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc).replace("budget_usd", "--budget-usd")) from None
+
+
+def _usd(microusd: int) -> str:
+    return "none" if microusd == 0 else f"US${microusd / 1_000_000:,.2f}"
 
 
 def _limit(value: int | None) -> str:
@@ -271,6 +294,31 @@ def limits_cmd(ctx: click.Context, key_id: str, rpm: str | None, tpm: str | None
 
     out = _change(ctx, key_id, work)
     click.echo(f"{key_id}: {_limit(out[0])} rpm, {_limit(out[1])} tpm")
+
+
+@keys.command("budget")
+@click.argument("key_id")
+@click.argument("usd")
+@click.pass_context
+def budget_cmd(ctx: click.Context, key_id: str, usd: str) -> None:
+    """Set a key's own spend budget per period: US dollars (0: none) or 'default'
+    (budgets.key_usd). What it spent this period stays counted. Running replicas apply it at
+    once with Redis, else within keys.cache_ttl_s."""
+    if usd == "default":
+        budget = None
+    else:
+        try:
+            dollars = float(usd)
+        except ValueError:
+            raise click.BadParameter("USD: dollars (0: no budget) or 'default'") from None
+        budget = _budget(dollars)
+
+    async def work(svc: KeyService) -> bool | None:
+        return True if await svc.set_budget(key_id, budget, actor=_actor()) else None
+
+    _change(ctx, key_id, work)
+    shown = "default (budgets.key_usd)" if budget is None else _usd(budget)
+    click.echo(f"{key_id}: budget {shown} per {settings_from(ctx).budgets.period}")
 
 
 @keys.command("revoke")

@@ -22,6 +22,7 @@ from gateway.config.backends import BackendSpec
 from gateway.config.base import Strict
 from gateway.config.core import (
     AdminSettings,
+    BudgetSettings,
     DatabaseSettings,
     KeySettings,
     LimitSettings,
@@ -51,6 +52,7 @@ class Settings(Strict):
     keys: KeySettings = KeySettings()
     admin: AdminSettings = AdminSettings()
     limits: LimitSettings = LimitSettings()
+    budgets: BudgetSettings = BudgetSettings()
     requests: RequestLimits = RequestLimits()
     backends: tuple[BackendSpec, ...] = Field(default_factory=tuple)
     policy: PolicySettings = PolicySettings()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -12,6 +13,7 @@ from gateway.config.base import Strict
 
 __all__ = [
     "AdminSettings",
+    "BudgetSettings",
     "DatabaseSettings",
     "KeySettings",
     "LimitSettings",
@@ -212,6 +214,37 @@ class LimitSettings(Strict):
     # from buckets of its own holding that share of every key's limits (0.5 with two replicas:
     # never above the limit in all), until Redis answers again (gateway.limiter).
     redis_fallback_share: float | None = Field(None, gt=0, le=1)
+
+
+class BudgetSettings(Strict):
+    """Spend budgets (gateway.budgets): what a key, or a whole team, may spend per period, in
+    US dollars counted from the backends' ``prices``; past it, 429 ``spend_budget_exceeded``
+    until the period renews. Off unless a budget is given."""
+
+    # The calendar period a budget renews on, in UTC: day, week (ISO, from Monday) or month.
+    period: Literal["day", "week", "month"] = "month"
+    # Every key's budget unless it has its own (``keys create --budget-usd``); None or 0: none.
+    key_usd: float | None = Field(None, ge=0, le=1_000_000_000)
+    # Team name -> the budget the team's keys share (on top of each key's own).
+    teams: dict[str, float] = Field(default_factory=dict)
+    # How often each replica adds what it charged to the shared ledger and reads back the
+    # others' spend: a crash loses at most this much spend, and other replicas see it this late.
+    sync_s: float = Field(2.0, ge=0.1, le=60)
+    # How long a request waits for a scope's spend to be read the first time this period before
+    # it is refused (503 database_unavailable): a budget is not waived when it cannot be read.
+    deadline_ms: int = Field(1000, ge=10, le=30_000)
+
+    @field_validator("teams")
+    @classmethod
+    def _teams(cls, v: dict[str, float]) -> dict[str, float]:
+        from audit.shapes import IDENTIFIER_CHARS, is_name
+
+        for team, usd in v.items():
+            if not is_name(team):
+                raise ValueError(f"team names: 1-200 {IDENTIFIER_CHARS} ({team[:40]!r})")
+            if not 0 <= usd <= 1_000_000_000:
+                raise ValueError(f"teams[{team!r}]: US dollars from 0 to 1000000000")
+        return v
 
 
 class RequestLimits(Strict):

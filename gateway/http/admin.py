@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Awaitable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from litestar import Request, Response, delete, get, patch, post
@@ -21,8 +21,15 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath
 
 from audit.store import parse_utc
+from gateway.budgets import budgets_of, period_of
 from gateway.errors import Cause, GatewayError
-from gateway.key_records import validate_expiry, validate_limits, validate_models
+from gateway.key_records import (
+    usd,
+    validate_budget,
+    validate_expiry,
+    validate_limits,
+    validate_models,
+)
 from gateway.keys import KeyNotRecorded
 from gateway.principal import Principal, actor_of
 from gateway.reload import Reloader
@@ -120,6 +127,7 @@ async def create_key(request: Request[Any, Any, Any], state: State) -> Response[
     services: Services = state.services
     body = await _json_body(request, 8)
     allowed = {
+        "budget_usd",
         "user",
         "jurisdiction",
         "sector",
@@ -153,6 +161,7 @@ async def create_key(request: Request[Any, Any, Any], state: State) -> Response[
                 actor=_actor(request),
                 expires_at=_time(body.get("expires_at")),
                 models=body.get("models"),
+                budget_microusd=validate_budget(body.get("budget_usd")),
             )
         )
     except (ValueError, TypeError) as exc:
@@ -201,13 +210,13 @@ def _time(value: object) -> datetime | None:
 async def update_key(
     key_id: FromPath[str], request: Request[Any, Any, Any], state: State
 ) -> dict[str, Any]:
-    """A key's own limits, expiry and models: ``{"requests_per_minute": N | null,
-    "tokens_per_minute": N | null, "expires_at": TIME | null, "models": [NAME, ...] | null}``
-    (limits: null is the configured default, 0 no limit; expiry: null is never; models: null is
-    every model; a field left out keeps its value)."""
+    """A key's own limits, expiry, models and budget: ``{"requests_per_minute": N | null,
+    "tokens_per_minute": N | null, "expires_at": TIME | null, "models": [NAME, ...] | null,
+    "budget_usd": USD | null}`` (limits and budget: null is the configured default, 0 none;
+    expiry: null is never; models: null is every model; a field left out keeps its value)."""
     services: Services = state.services
     body = await _json_body(request, 4)
-    extra = set(body) - {*_LIMITS, "expires_at", "models"}
+    extra = set(body) - {*_LIMITS, "expires_at", "models", "budget_usd"}
     if extra:
         raise GatewayError(Cause.INVALID_PARAMETER, f"Unsupported field: '{sorted(extra)[0]}'.")
     record = await services.keys.get(key_id)
@@ -221,6 +230,7 @@ async def update_key(
         tpm = body.get("tokens_per_minute", record.tokens_per_minute)
         validate_limits(rpm, tpm)
         validate_models(body.get("models"))
+        budget = validate_budget(body.get("budget_usd"))
         changed = True
         if set(_LIMITS) & set(body):
             changed = await _recorded(services.keys.set_limits(key_id, rpm, tpm, actor=actor))
@@ -228,6 +238,8 @@ async def update_key(
             changed = await _recorded(services.keys.set_expiry(key_id, expiry, actor=actor))
         if changed and "models" in body:
             changed = await _recorded(services.keys.set_models(key_id, body["models"], actor=actor))
+        if changed and "budget_usd" in body:
+            changed = await _recorded(services.keys.set_budget(key_id, budget, actor=actor))
     except ValueError as exc:
         raise GatewayError(Cause.INVALID_PARAMETER, f"Invalid key change: {exc}") from None
     if not changed:
@@ -378,6 +390,42 @@ def _actor(request: Request[Any, Any, Any]) -> str:
     return actor_of(request.scope["state"].get("admin_principal"))
 
 
+@get("/admin/budgets", opt={"role": "admin"})
+async def list_budgets(state: State) -> dict[str, Any]:
+    """The spend budgets in force and what each has spent this period: every team with a
+    budget (``budgets.teams``) and every active key with one (its own or ``budgets.key_usd``),
+    from the ledger (this replica's charges not yet added to it included)."""
+    services: Services = state.services
+    settings = services.settings.budgets
+    period, renews = period_of(settings.period, datetime.now(UTC))
+    rows: dict[str, dict[str, Any]] = {}
+    for team, dollars in settings.teams.items():
+        if dollars:
+            rows[f"team:{team}"] = {"scope": "team", "team": team, "limit_usd": dollars}
+    for record in await services.keys.list():
+        if record.revoked_at is not None or record.expired():
+            continue
+        for b in budgets_of(record.principal(), settings):
+            if b.kind == "key":
+                rows.setdefault(b.scope, {"scope": "key", "key_ids": []})
+                rows[b.scope]["key_ids"].append(record.key_id)
+                rows[b.scope]["limit_usd"] = usd(b.microusd)
+                rows[b.scope]["own"] = record.budget_microusd is not None
+    spent = {}
+    if rows and services.budgets is not None:
+        spent = await services.budgets.spent(list(rows), period)
+    data = []
+    for scope, row in rows.items():
+        used = spent.get(scope, 0) / 1_000_000
+        data.append({**row, "spent_usd": used, "remaining_usd": max(0.0, row["limit_usd"] - used)})
+    return {
+        "object": "list",
+        "period": period,
+        "renews_at": renews.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "data": data,
+    }
+
+
 ADMIN_HANDLERS = [
     list_keys,
     get_key,
@@ -388,4 +436,5 @@ ADMIN_HANDLERS = [
     reload_policy,
     reload_config,
     show_config,
+    list_budgets,
 ]

@@ -13,6 +13,7 @@ from typing import Any
 from litestar import Litestar, Router
 
 from gateway.audit_sink import AuditSink
+from gateway.budgets import Budgets
 from gateway.capture import Capture
 from gateway.catalog import Catalog
 from gateway.config import Settings
@@ -125,7 +126,7 @@ async def build_services(settings: Settings, components: Components) -> Services
     await keys.start()
     lim = settings.limits
     metrics_.start()  # the event-loop heartbeat (portcullis_event_loop_lag_seconds)
-    return Services(
+    services = Services(
         settings=settings,
         engine=engine,
         secret=secret,
@@ -149,7 +150,10 @@ async def build_services(settings: Settings, components: Components) -> Services
         admin_token=_admin_token(settings),
         capture=_capture(settings, audit, metrics_, secret),
         sso=_sso(settings, secret, engine),
+        budgets=Budgets(engine, metrics_),
     )
+    services.budgets.start(lambda: services.settings.budgets)  # type: ignore[union-attr]
+    return services
 
 
 def _sso(settings: Settings, secret: ServerSecret, engine: Any) -> Any:
@@ -189,6 +193,8 @@ async def close_services(services: Services) -> None:
         await services.pii.close()
     await services.audit.close()
     await services.limiter.close()
+    if services.budgets is not None:
+        await services.budgets.close()
     await services.keys.close()
     if services.sso is not None:
         await services.sso.close()

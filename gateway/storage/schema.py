@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["api_keys", "console_session_ends", "metadata"]
+__all__ = ["api_keys", "budget_spend", "console_session_ends", "metadata"]
 
 metadata = sa.MetaData()
 
@@ -39,6 +39,9 @@ api_keys = sa.Table(
     # The key's masked display form (migration 0008): prefix, key id and the secret's last four
     # characters, e.g. pcs_0a1b2c3d4e5f_…Xy9Z; NULL for keys made before it was kept.
     sa.Column("hint", sa.String(80), nullable=True),
+    # The key's own spend budget per period in micro-dollars (migration 0010): NULL = the
+    # configured default (budgets.key_usd), 0 = none.
+    sa.Column("budget_microusd", sa.BigInteger, nullable=True),
 )
 
 sa.Index("ix_api_keys_user", api_keys.c.user_id)
@@ -53,4 +56,16 @@ console_session_ends = sa.Table(
     sa.Column("subject", sa.String(210), primary_key=True),
     sa.Column("ended_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# The spend ledger (migration 0010; gateway.budgets): micro-dollars spent, from the backends'
+# prices, per scope ("key:<key id of the rotation chain's first key>", "team:<name>") and period
+# ("2026-11-30", "2026-W49", "2026-11"). Each replica adds what it charged every budgets.sync_s.
+budget_spend = sa.Table(
+    "budget_spend",
+    metadata,
+    sa.Column("scope", sa.String(240), primary_key=True),
+    sa.Column("period", sa.String(16), primary_key=True),
+    sa.Column("microusd", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )

@@ -144,6 +144,7 @@ def test_an_administrator_and_an_auditor_work_through_the_console(
         form.locator("[name=jurisdiction]").fill("AU-NSW")
         form.locator("[name=sector]").select_option("private")
         form.locator("[name=team]").fill("ops")
+        form.locator("[name=budget_usd]").fill("25")
         form.locator("button[type=submit]").click()
         new_key = page.locator("#new-key")
         expect(new_key).to_contain_text("pcs_")
@@ -155,6 +156,10 @@ def test_an_administrator_and_an_auditor_work_through_the_console(
         expect(new_key).to_have_text("")
         assert key not in page.content()
         expect(page.locator("#keys-table tr.key-row", has_text="dee")).to_have_count(1)
+        # its spend budget, and what it spent of it (this backend has no price: nothing)
+        expect(page.locator("#keys-table tr.key-row", has_text="dee")).to_contain_text(
+            "0.00 of 25.00"
+        )
 
         # what-if: Australian government staff and the hosted DeepSeek service
         page.click("#nav button[data-view=policy]")

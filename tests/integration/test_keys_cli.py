@@ -167,3 +167,30 @@ def test_a_keys_models_from_the_command_line(tmp_path: Path) -> None:
     for bad in ([], ["--all", "--model", "x"], ["--model", "a b"]):
         code, out = _run(cfg, "keys", "models", made["key_id"], *bad)
         assert code != 0, (bad, out)
+
+
+def test_a_keys_spend_budget_from_the_command_line(tmp_path: Path) -> None:
+    cfg = tmp_path / "portcullis.yaml"
+    cfg.write_text(f"data_dir: {tmp_path / 'data'}\nbudgets: {{period: week}}\n")
+    upgrade(load_settings(cfg).database_url())
+    base = ["keys", "create", "--user", "spender", "--jurisdiction", "AU", "--sector", "private"]
+    code, out = _run(cfg, *base, "--budget-usd", "12.5", "--json")
+    assert code == 0, out
+    made = json.loads(out)
+    assert made["budget_usd"] == 12.5
+    key_id = made["key_id"]
+    code, out = _run(cfg, "keys", "list")
+    assert code == 0 and "\tbudget US$12.50" in out, out
+    code, out = _run(cfg, "keys", "budget", key_id, "0")
+    assert code == 0 and out.strip() == f"{key_id}: budget none per week", out
+    code, out = _run(cfg, "keys", "budget", key_id, "default")
+    assert code == 0 and out.strip() == f"{key_id}: budget default (budgets.key_usd) per week"
+    code, out = _run(cfg, "keys", "list", "--json")
+    assert json.loads(out)[0]["budget_usd"] is None
+    for bad in ("-3", "lots", "nan"):
+        code, out = _run(cfg, "keys", "budget", key_id, bad)
+        assert code != 0 and "budget" in out.lower(), (bad, out)
+    code, out = _run(cfg, "keys", "budget", "000000000000", "5")
+    assert code != 0 and "no active key" in out
+    code, out = _run(cfg, *base, "--budget-usd", "-1")
+    assert code != 0 and "--budget-usd" in out

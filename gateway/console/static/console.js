@@ -619,8 +619,20 @@ async function showKeys() {
 
 async function loadKeys() {
   const include = $("keys-include-revoked").checked;
-  const answer = await api(`/admin/keys${query({ include_revoked: include ? "true" : "" })}`);
-  $("keys-table").tBodies[0].replaceChildren(...(answer.data || []).map(keyRow));
+  const [answer, budgets] = await Promise.all([
+    api(`/admin/keys${query({ include_revoked: include ? "true" : "" })}`),
+    api("/admin/budgets"),
+  ]);
+  const spend = new Map(); // key id -> its budget row (a rotation chain's keys share one)
+  for (const row of budgets.data || []) for (const id of row.key_ids || []) spend.set(id, row);
+  $("keys-table").tBodies[0].replaceChildren(...(answer.data || []).map((r) => keyRow(r, spend.get(r.key_id))));
+}
+
+const usd = (v) => Number(v).toFixed(2);
+
+function budgetText(record, budget) {
+  if (budget) return `${usd(budget.spent_usd)} of ${usd(budget.limit_usd)}${budget.own ? "" : " (default)"}`;
+  return record.budget_usd === 0 ? "none (own)" : "none";
 }
 
 function keyState(record) {
@@ -629,7 +641,7 @@ function keyState(record) {
   return "active";
 }
 
-function keyRow(record) {
+function keyRow(record, budget) {
   const st = keyState(record);
   const active = st === "active";
   return el("tr", { className: `key-row ${st}`, dataset: { keyId: record.key_id } },
@@ -643,6 +655,7 @@ function keyRow(record) {
     el("td", { text: record.models === null || record.models === undefined ? "all" : list(record.models) || "none" }),
     el("td", { className: "mono", text: text(record.created_at) }),
     el("td", { className: "mono", text: record.expires_at ? record.expires_at : "never" }),
+    el("td", { className: "num", text: budgetText(record, budget) }),
     el("td", { className: `state ${st}`, text: st }),
     el("td", { className: "row-actions" },
       el("button", { type: "button", className: "rotate", disabled: !active, "aria-label": `Rotate key ${record.key_id}`, text: "Rotate" }),
@@ -716,6 +729,7 @@ async function createKey(event) {
   if (v.roles) body.roles = names(v.roles);
   if (v.models) body.models = names(v.models);
   if (v.expires_at) body.expires_at = v.expires_at;
+  if (v.budget_usd) body.budget_usd = Number(v.budget_usd);
   const button = form.querySelector('button[type="submit"]');
   busy(button, true);
   try {

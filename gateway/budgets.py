@@ -1,0 +1,284 @@
+"""Spend budgets: what a key, or a whole team, may spend per period, in micro-dollars counted
+from the backends' ``prices`` (``budgets`` settings; a key's own ``budget_microusd``).
+
+A request is admitted against the spend of each of its scopes that has a budget — ``key:<id>``
+(the rotation chain's first key, so a rotated key keeps its spend) and ``team:<name>`` — read
+from memory. The first request of a scope in a period reads the scope's spend from the ledger
+(``budget_spend``) first, within ``budgets.deadline_ms``, or is refused (503
+``database_unavailable``): a budget is not waived because it cannot be read. A finished request's
+cost is added in memory at once, for every key and team whether or not it has a budget (a budget
+set later counts the period's spend so far), and every ``budgets.sync_s`` each replica adds what
+it charged to the ledger (one adding upsert per scope) and reads back the totals, so the replicas
+see each other's spend within that interval.
+
+What a budget bounds, and what it does not: a request is admitted while anything is left, and
+the requests in flight when the budget is reached still finish and are charged (the overshoot is
+what they cost, plus what other replicas charged in the last ``sync_s``); only priced usage
+counts (a backend without ``prices`` for the model costs nothing); a replica that dies loses
+at most ``sync_s`` of charges.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.config.core import BudgetSettings
+from gateway.errors import Cause, GatewayError
+from gateway.principal import Principal
+from gateway.storage.schema import budget_spend
+
+__all__ = ["Budget", "Budgets", "budgets_of", "period_of"]
+
+log = logging.getLogger("portcullis.budgets")
+
+Slot = tuple[str, str]  # (scope, period)
+_READ_CHUNK = 400  # scopes per SELECT (SQLite's bound-parameter limit is 32766 since 3.32)
+
+
+def period_of(period: str, now: datetime) -> tuple[str, datetime]:
+    """The period ``now`` falls in (``2026-11-30``, ``2026-W49``, ``2026-11``; UTC) and when
+    the next one starts."""
+    d = now.astimezone(UTC)
+    day = datetime(d.year, d.month, d.day, tzinfo=UTC)
+    if period == "day":
+        return day.strftime("%Y-%m-%d"), day + timedelta(days=1)
+    if period == "week":
+        iso = d.isocalendar()
+        return f"{iso.year}-W{iso.week:02d}", day + timedelta(days=8 - iso.weekday)
+    if period == "month":
+        nxt = datetime(d.year + d.month // 12, d.month % 12 + 1, 1, tzinfo=UTC)
+        return f"{d.year}-{d.month:02d}", nxt
+    raise ValueError(f"period: day, week or month, not {period!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    scope: str  # "key:<key id>" or "team:<name>"
+    kind: str  # "key" or "team"
+    microusd: int
+
+
+def _key_scope(p: Principal) -> str:
+    return f"key:{p.buckets or p.key_id}"
+
+
+def budgets_of(p: Principal, settings: BudgetSettings) -> list[Budget]:
+    """The budgets a request of ``p`` is held to: the key's own (or ``key_usd``) and its team's."""
+    out = []
+    own = p.budget_microusd
+    if own is None and settings.key_usd:
+        own = round(settings.key_usd * 1_000_000)
+    if own:
+        out.append(Budget(_key_scope(p), "key", own))
+    if p.team is not None and (team := settings.teams.get(p.team)):
+        out.append(Budget(f"team:{p.team}", "team", round(team * 1_000_000)))
+    return out
+
+
+def _dollars(microusd: int) -> str:
+    return f"US${microusd / 1_000_000:,.2f}"
+
+
+class Budgets:
+    """The spend of each scope this period, as this replica knows it, and the ledger behind it."""
+
+    def __init__(self, engine: AsyncEngine, metrics: Any = None) -> None:
+        self._engine = engine
+        self._metrics = metrics
+        self._spent: dict[Slot, int] = {}  # the ledger as last read, plus charges since
+        self._pending: dict[Slot, int] = {}  # charged here, not yet added to the ledger
+        self._loading: dict[Slot, asyncio.Future[dict[Slot, int]]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._period = "month"
+
+    def start(self, settings_of: Any) -> None:
+        """Sync every ``budgets.sync_s`` (``settings_of()`` gives the settings in force)."""
+
+        async def loop() -> None:
+            while True:
+                settings: BudgetSettings = settings_of()
+                await asyncio.sleep(settings.sync_s)
+                try:
+                    await self.sync(settings.period)
+                except Exception as exc:  # noqa: BLE001 - the loop must outlive one failure
+                    log.error("spend ledger sync failed: %s", type(exc).__name__)
+
+        self._task = asyncio.get_running_loop().create_task(loop())
+
+    async def close(self) -> None:
+        """Stop the loop and add what is still pending to the ledger (within 5 s)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._pending:
+            try:
+                await asyncio.wait_for(self.sync(self._period), 5)
+            except Exception as exc:  # noqa: BLE001
+                log.error("spend not added to the ledger at shutdown: %s", type(exc).__name__)
+
+    # -- the request path ----------------------------------------------------------------
+
+    async def admit(
+        self, p: Principal, settings: BudgetSettings, now: datetime | None = None
+    ) -> None:
+        """Refuse (429 ``spend_budget_exceeded``) a request of a scope whose budget is spent."""
+        budgets = budgets_of(p, settings)
+        if not budgets:
+            return
+        self._period = settings.period
+        period, renews = period_of(settings.period, now or datetime.now(UTC))
+        for b in budgets:
+            slot = (b.scope, period)
+            spent = self._spent.get(slot)
+            if spent is None:
+                spent = await self._load(slot, settings.deadline_ms / 1000)
+            if spent >= b.microusd:
+                if self._metrics is not None:
+                    self._metrics.budget_refusals.labels(b.kind).inc()
+                raise _spent_error(b, period, renews, spent, now)
+
+    def charge(
+        self, p: Principal, microusd: int, period_name: str, now: datetime | None = None
+    ) -> None:
+        """Add a finished request's cost to its key's and its team's spend."""
+        if microusd <= 0:
+            return
+        period, _ = period_of(period_name, now or datetime.now(UTC))
+        scopes = [_key_scope(p)] + ([f"team:{p.team}"] if p.team is not None else [])
+        for scope in scopes:
+            slot = (scope, period)
+            self._pending[slot] = self._pending.get(slot, 0) + microusd
+            if slot in self._spent:
+                self._spent[slot] += microusd
+
+    async def _load(self, slot: Slot, deadline_s: float) -> int:
+        """A scope's spend from the ledger, the first time this period (concurrent first
+        requests share one read)."""
+        fut = self._loading.get(slot)
+        if fut is None:
+            fut = asyncio.ensure_future(self._read([slot]))
+            self._loading[slot] = fut
+
+            def done(f: asyncio.Future[dict[Slot, int]]) -> None:
+                self._loading.pop(slot, None)
+                if not f.cancelled():
+                    f.exception()  # retrieved: a late failure is not "never retrieved"
+
+            fut.add_done_callback(done)
+        try:
+            totals = await asyncio.wait_for(asyncio.shield(fut), deadline_s)
+        except Exception as exc:  # noqa: BLE001 - a timeout or any database failure
+            log.error("spend ledger read failed: %s", type(exc).__name__)
+            raise GatewayError(
+                Cause.DATABASE_UNAVAILABLE,
+                "The spend ledger could not be read to check a budget; nothing was sent.",
+                headers={"retry-after": "1"},
+            ) from None
+        if slot not in self._spent:
+            self._spent[slot] = totals.get(slot, 0) + self._pending.get(slot, 0)
+        return self._spent[slot]
+
+    # -- the ledger ----------------------------------------------------------------------
+
+    async def sync(self, period_name: str | None = None) -> None:
+        """Add what this replica charged to the ledger, then read back the totals of the scopes
+        it knows (the other replicas' charges included). Charges the ledger did not take stay
+        pending for the next sync."""
+        batch, self._pending = self._pending, {}
+        if batch:
+            try:
+                await self._add(batch)
+            except Exception:
+                for slot, v in batch.items():
+                    self._pending[slot] = self._pending.get(slot, 0) + v
+                if self._metrics is not None:
+                    self._metrics.budget_sync_failures.inc()
+                raise
+        current, _ = period_of(period_name or self._period, datetime.now(UTC))
+        for slot in [s for s in self._spent if s[1] != current]:
+            del self._spent[slot]  # a past period's: not asked about again
+        watched = list(self._spent)
+        if not watched:
+            return
+        try:
+            totals = await self._read(watched)
+        except Exception:
+            if self._metrics is not None:
+                self._metrics.budget_sync_failures.inc()
+            raise
+        for slot in watched:
+            if slot in self._spent:
+                self._spent[slot] = totals.get(slot, 0) + self._pending.get(slot, 0)
+
+    async def _add(self, batch: dict[Slot, int]) -> None:
+        now = datetime.now(UTC)
+        rows = [
+            {"scope": s, "period": p, "microusd": v, "updated_at": now}
+            for (s, p), v in sorted(batch.items())  # one order on every replica: no deadlock
+        ]
+        insert = pg_insert if self._engine.dialect.name == "postgresql" else sqlite_insert
+        stmt = insert(budget_spend)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["scope", "period"],
+            set_={
+                "microusd": budget_spend.c.microusd + stmt.excluded.microusd,
+                "updated_at": stmt.excluded.updated_at,
+            },
+        )
+        async with self._engine.begin() as conn:
+            await conn.execute(stmt, rows)
+
+    async def _read(self, slots: list[Slot]) -> dict[Slot, int]:
+        c = budget_spend.c
+        out: dict[Slot, int] = {}
+        async with self._engine.connect() as conn:
+            for i in range(0, len(slots), _READ_CHUNK):
+                chunk = slots[i : i + _READ_CHUNK]
+                q = sa.select(c.scope, c.period, c.microusd).where(
+                    sa.tuple_(c.scope, c.period).in_(chunk)
+                )
+                for scope, period, microusd in (await conn.execute(q)).all():
+                    out[(scope, period)] = int(microusd)
+        return out
+
+    async def spent(self, scopes: list[str], period: str) -> dict[str, int]:
+        """Each scope's spend in ``period``: the ledger's, plus this replica's pending charges."""
+        totals = await self._read([(s, period) for s in scopes])
+        return {s: totals.get((s, period), 0) + self._pending.get((s, period), 0) for s in scopes}
+
+
+def _spent_error(
+    b: Budget, period: str, renews: datetime, spent: int, now: datetime | None
+) -> GatewayError:
+    whose = "This key's" if b.kind == "key" else f"Team {b.scope[5:]}'s"
+    wait = max(1, int((renews - (now or datetime.now(UTC))).total_seconds()) + 1)
+    at = renews.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return GatewayError(
+        Cause.SPEND_BUDGET_EXCEEDED,
+        f"{whose} spend budget for {period} ({_dollars(b.microusd)}) is spent; it renews at "
+        f"{at}. Nothing was sent.",
+        details={
+            "budget": {
+                "scope": b.kind,
+                "period": period,
+                "limit_usd": b.microusd / 1_000_000,
+                "spent_usd": spent / 1_000_000,
+                "renews_at": at,
+            }
+        },
+        # The official SDKs retry a 429 unless told not to; a spent budget will not come back
+        # before it renews.
+        headers={"retry-after": str(wait), "x-should-retry": "false"},
+    )

@@ -1,0 +1,180 @@
+"""The spend ledger on real databases (SQLite and PostgreSQL): two replicas' charges add up, each
+sees the other's after a sync, a budget is held across them, spend survives a restart, the
+periods renew, and a ledger that cannot be read refuses rather than waives."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.budgets import Budgets, budgets_of, period_of
+from gateway.config.core import BudgetSettings
+from gateway.errors import Cause, GatewayError
+from gateway.principal import Principal
+from gateway.storage.db import create_engine_for
+from gateway.storage.migrate import upgrade
+from gateway.storage.schema import budget_spend
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def own_pg() -> AsyncIterator[str]:
+    from tests.support.services import create_pg_database, drop_pg_database
+
+    url = create_pg_database()
+    yield url  # type: ignore[misc]
+    drop_pg_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
+    return str(request.getfixturevalue("own_pg"))
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    await asyncio.to_thread(upgrade, database_url)
+    eng = create_engine_for(database_url)
+    async with eng.begin() as conn:
+        await conn.execute(budget_spend.delete())
+    yield eng
+    await eng.dispose()
+
+
+def _p(key_id: str, team: str | None = "ops", budget: int | None = None) -> Principal:
+    return Principal(
+        key_id=key_id, user="u", jurisdiction="AU", sector="private", team=team,
+        budget_microusd=budget,
+    )  # fmt: skip
+
+
+async def test_two_replicas_add_up_and_hold_one_team_budget(engine: AsyncEngine) -> None:
+    settings = BudgetSettings(teams={"ops": 0.001})  # 1,000 micro-dollars a month
+    a, b = Budgets(engine), Budgets(engine)
+    alice, bob = _p("aaaaaaaaaaaa"), _p("bbbbbbbbbbbb")
+    await a.admit(alice, settings, NOW)  # reads the ledger: nothing spent
+    await b.admit(bob, settings, NOW)
+    a.charge(alice, 600, "month", NOW)
+    await b.admit(bob, settings, NOW)  # b has not heard of a's charge yet
+    b.charge(bob, 300, "month", NOW)
+    for replica in (a, b):
+        await replica.sync("month")
+    await a.sync("month")  # a reads back b's charge, added after a's first sync
+    await a.admit(alice, settings, NOW)  # 900 of 1,000: admitted
+    a.charge(alice, 150, "month", NOW)
+    await a.sync("month")
+    await b.sync("month")
+    for replica, who in ((a, alice), (b, bob)):
+        with pytest.raises(GatewayError) as err:
+            await replica.admit(who, settings, NOW)
+        e = err.value
+        assert e.cause is Cause.SPEND_BUDGET_EXCEEDED and e.status == 429
+        assert e.details["budget"] == {
+            "scope": "team", "period": "2026-11", "limit_usd": 0.001, "spent_usd": 0.00105,
+            "renews_at": "2026-12-01T00:00:00Z",
+        }  # fmt: skip
+        assert e.headers["x-should-retry"] == "false"
+        assert int(e.headers["retry-after"]) == 12 * 3600 + 1
+        assert "Team ops's spend budget for 2026-11 (US$0.00) is spent" in e.message
+    async with engine.connect() as conn:
+        rows = dict(
+            (await conn.execute(sa.select(budget_spend.c.scope, budget_spend.c.microusd))).all()
+        )
+    assert rows == {"team:ops": 1050, "key:aaaaaaaaaaaa": 750, "key:bbbbbbbbbbbb": 300}
+    # another team, and the next month, are not held to it
+    await a.admit(_p("cccccccccccc", team="finance"), settings, NOW)
+    await a.admit(alice, settings, datetime(2026, 12, 1, tzinfo=UTC))
+
+
+async def test_a_keys_own_budget_survives_a_restart_and_rotation_shares_it(
+    engine: AsyncEngine,
+) -> None:
+    settings = BudgetSettings(key_usd=0.0005)
+    first = Budgets(engine)
+    key = _p("dddddddddddd", team=None)
+    await first.admit(key, settings, NOW)
+    first.charge(key, 500, "month", NOW)
+    await first.close()  # flushes what is pending
+    again = Budgets(engine)
+    with pytest.raises(GatewayError, match="This key's spend budget"):
+        await again.admit(key, settings, NOW)
+    successor = Principal(
+        key_id="eeeeeeeeeeee", user="u", jurisdiction="AU", sector="private",
+        buckets="dddddddddddd",
+    )  # fmt: skip
+    with pytest.raises(GatewayError):  # a rotated key draws on its chain's spend
+        await again.admit(successor, settings, NOW)
+    # its own budget overrides the default; 0 is none
+    await again.admit(_p("dddddddddddd", team=None, budget=600), settings, NOW)
+    await again.admit(_p("dddddddddddd", team=None, budget=0), settings, NOW)
+    assert budgets_of(_p("x", team=None, budget=0), settings) == []
+
+
+async def test_charges_the_ledger_did_not_take_are_kept_for_the_next_sync(
+    engine: AsyncEngine,
+) -> None:
+    budgets = Budgets(engine)
+    key = _p("ffffffffffff")
+    budgets.charge(key, 40, "month")
+    async with engine.begin() as conn:  # the table gone for a moment
+        await conn.execute(sa.text("ALTER TABLE budget_spend RENAME TO budget_spend_away"))
+    with pytest.raises(Exception):  # noqa: B017 - whichever the driver raises
+        await budgets.sync("month")
+    budgets.charge(key, 2, "month")
+    async with engine.begin() as conn:
+        await conn.execute(sa.text("ALTER TABLE budget_spend_away RENAME TO budget_spend"))
+    await budgets.sync("month")
+    period, _ = period_of("month", datetime.now(UTC))
+    assert await budgets.spent(["key:ffffffffffff", "team:ops"], period) == {
+        "key:ffffffffffff": 42, "team:ops": 42,
+    }  # fmt: skip
+
+
+async def test_a_ledger_that_cannot_be_read_refuses_within_the_deadline(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    settings = BudgetSettings(key_usd=1.0, deadline_ms=200)
+    budgets = Budgets(engine)
+    lock = create_engine_for(database_url)
+    try:
+        async with lock.connect() as conn:
+            if engine.dialect.name == "postgresql":  # held by another session: reads wait
+                await conn.execute(sa.text("BEGIN"))
+                await conn.execute(sa.text("LOCK TABLE budget_spend IN ACCESS EXCLUSIVE MODE"))
+            else:  # SQLite: the table gone, so the read fails at once
+                await conn.execute(sa.text("ALTER TABLE budget_spend RENAME TO gone"))
+                await conn.commit()
+            t0 = asyncio.get_running_loop().time()
+            with pytest.raises(GatewayError) as err:
+                await budgets.admit(_p("999999999999", team=None), settings, NOW)
+            assert err.value.cause is Cause.DATABASE_UNAVAILABLE and err.value.status == 503
+            assert asyncio.get_running_loop().time() - t0 < 1.0
+            if engine.dialect.name == "postgresql":
+                await conn.rollback()
+            else:
+                await conn.execute(sa.text("ALTER TABLE gone RENAME TO budget_spend"))
+                await conn.commit()
+    finally:
+        await lock.dispose()
+    await budgets.admit(_p("999999999999", team=None), settings, NOW)  # readable again
+
+
+def test_periods_renew_at_the_start_of_each_utc_day_week_and_month() -> None:
+    late = datetime(2026, 12, 31, 23, 59, tzinfo=UTC)
+    assert period_of("day", late) == ("2026-12-31", datetime(2027, 1, 1, tzinfo=UTC))
+    assert period_of("month", late) == ("2026-12", datetime(2027, 1, 1, tzinfo=UTC))
+    # 2026-12-31 is a Thursday in ISO week 53 of 2026; the week renews on Monday 2027-01-04
+    assert period_of("week", late) == ("2026-W53", datetime(2027, 1, 4, tzinfo=UTC))
+    monday = datetime(2026, 11, 30, 0, 0, tzinfo=UTC)
+    assert period_of("week", monday) == ("2026-W49", datetime(2026, 12, 7, tzinfo=UTC))
