@@ -19,6 +19,7 @@ __all__ = [
     "LimitSettings",
     "RedisSettings",
     "RequestLimits",
+    "SelfServiceSettings",
     "ServerSettings",
     "SsoSettings",
     "local_http",
@@ -79,7 +80,7 @@ class KeySettings(Strict):
         return v
 
 
-_CONSOLE_ROLES = frozenset({"admin", "auditor"})
+_CONSOLE_ROLES = frozenset({"admin", "auditor", "staff"})
 _LOCAL = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
@@ -100,6 +101,25 @@ def _https_or_local(url: str, what: str) -> str:
     return url.rstrip("/")
 
 
+class SelfServiceSettings(Strict):
+    """Keys people make for themselves from the console after signing in (gateway.http.
+    self_service): their own identity from the provider, no roles, always expiring."""
+
+    max_keys: int = Field(3, ge=1, le=20)  # active self-service keys per person
+    expires_in_days: int = Field(90, ge=1, le=365)  # every such key expires this long after
+    # Each key's own spend budget (gateway.budgets); None: budgets.key_usd.
+    budget_usd: float | None = Field(None, ge=0, le=1_000_000_000)
+    # The models such keys may use (names or aliases); None: every model policy permits.
+    models: tuple[str, ...] | None = None
+
+    @field_validator("models")
+    @classmethod
+    def _models(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        from gateway.key_records import validate_models
+
+        return validate_models(v)
+
+
 class SsoSettings(Strict):
     """Console sign-in through an OpenID Connect provider (gateway.sso): authorisation code with
     PKCE; the ID token's groups give console roles and audit scope."""
@@ -115,7 +135,8 @@ class SsoSettings(Strict):
     scopes: tuple[str, ...] = ("openid", "email", "profile")
     user_claim: str = "email"  # the claim that names the person in the audit trail
     groups_claim: str = "groups"
-    # Provider group -> console roles (admin, auditor). A person in no listed group is refused.
+    # Provider group -> console roles (admin, auditor, staff). A person in no listed group is
+    # refused. staff: signs in only to make and revoke keys of their own (self_service).
     roles: dict[str, tuple[str, ...]] = Field(min_length=1)
     # Provider group -> tags (audit-scope:<CC> or audit-scope:all widen what an auditor reads).
     tags: dict[str, tuple[str, ...]] = Field(default_factory=dict)
@@ -124,6 +145,8 @@ class SsoSettings(Strict):
     sector: str = "government"
     team_claim: str | None = None
     session_ttl_s: int = Field(7200, ge=300, le=86400)  # a session cannot be revoked early
+    # Keys people make for themselves in the console ("My keys"); None: off.
+    self_service: SelfServiceSettings | None = None
     timeout_s: float = Field(10.0, gt=0, le=60)  # each call to the provider
 
     @field_validator("issuer")
@@ -141,7 +164,7 @@ class SsoSettings(Strict):
     def _roles(cls, v: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
         for group, roles in v.items():
             if not roles or set(roles) - _CONSOLE_ROLES:
-                raise ValueError(f"roles[{group!r}]: one or more of admin, auditor")
+                raise ValueError(f"roles[{group!r}]: one or more of admin, auditor, staff")
         return v
 
     @field_validator("jurisdiction")
@@ -167,6 +190,8 @@ class SsoSettings(Strict):
             raise ValueError("give client_secret_env or client_secret_file (one of them)")
         if "openid" not in self.scopes:
             raise ValueError("scopes: must hold openid")
+        if self.self_service is None and any("staff" in r for r in self.roles.values()):
+            raise ValueError("roles: 'staff' signs in only to make keys; set self_service too")
         return self
 
     def client_secret(self) -> SecretStr | None:

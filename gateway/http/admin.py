@@ -42,6 +42,9 @@ T = TypeVar("T")
 log = logging.getLogger("portcullis")
 
 
+_SESSION_ONLY = "This action needs a console session from single sign-on."
+
+
 async def admin_guard(
     connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
 ) -> None:
@@ -53,7 +56,10 @@ async def admin_guard(
     auth = connection.headers.get("authorization") or ""
     token = services.admin_token
     presented = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+    session_only = bool(handler.opt.get("session_only"))
     if token and presented and hmac.compare_digest(presented.encode(), token.encode()):
+        if session_only:  # the shared admin token is nobody's own
+            raise GatewayError(Cause.FORBIDDEN, _SESSION_ONLY)
         connection.scope["state"]["admin_role"] = "admin"
         return
     if presented.startswith(SESSION_PREFIX) and services.sso is not None:
@@ -66,11 +72,15 @@ async def admin_guard(
         principal = session
     else:
         principal = await services.keys.authenticate(auth)
+    method = str(connection.scope.get("method", ""))
     if not set(roles) & set(principal.roles):
-        method = str(connection.scope.get("method", ""))
         needs = " or ".join(f"'{r}'" for r in roles)
         await _record_refusal(services, principal, handler, method, "+".join(roles))
         raise GatewayError(Cause.FORBIDDEN, f"This action needs the {needs} role.")
+    if session_only and not principal.via_sso:
+        # keys people make for themselves: a key's holder must not mint more keys
+        await _record_refusal(services, principal, handler, method, "sso-session")
+        raise GatewayError(Cause.FORBIDDEN, _SESSION_ONLY)
     connection.scope["state"]["admin_principal"] = principal
 
 

@@ -40,6 +40,7 @@ from gateway.http.inference import (
 from gateway.http.ops import healthz, metrics, readyz
 from gateway.http.raw import send_error
 from gateway.http.request_id import add_request_id, request_id
+from gateway.http.self_service import SELF_SERVICE_HANDLERS
 from gateway.http.sso import SSO_ADMIN_HANDLERS, SSO_HANDLERS
 from gateway.keys import KeyService
 from gateway.limiter import build_limiter
@@ -365,6 +366,7 @@ def create_app(
             *AUDIT_HANDLERS,
             *CONSOLE_ADMIN_HANDLERS,
             *SSO_ADMIN_HANDLERS,
+            *SELF_SERVICE_HANDLERS,
         ],
         guards=[admin_guard],
     )

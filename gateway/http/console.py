@@ -67,12 +67,13 @@ async def console_file(name: FromPath[str]) -> Response[bytes]:
     return _asset(name)
 
 
-@get("/admin/whoami", opt={"role": READERS})
+@get("/admin/whoami", opt={"role": (*READERS, "staff")})
 async def whoami(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
     services: Services = state.services
     principal: Principal | None = request.scope["state"].get("admin_principal")
     roles = {"admin"} if principal is None else set(principal.roles)
     audit_roles = set(services.settings.audit.export_roles)
+    sso = services.settings.admin.sso
     return {
         "actor": actor_of(principal),
         "user": None if principal is None else principal.user,
@@ -85,6 +86,11 @@ async def whoami(request: Request[Any, Any, Any], state: State) -> dict[str, Any
             # of audit.export_roles (and reads within its scope)
             "audit": principal is None or ("auditor" in roles and bool(roles & audit_roles)),
             "policy": bool(roles & set(READERS)),
+            # keys of one's own (gateway.http.self_service): a console session, when enabled
+            "my_keys": principal is not None
+            and principal.via_sso
+            and sso is not None
+            and sso.self_service is not None,
         },
     }
 

@@ -114,17 +114,23 @@ def test_whoami_says_what_each_credential_may_use(site: Site) -> None:
     status, _, me = site.get("/admin/whoami")
     assert status == 200
     assert me["actor"] == "admin-token" and me["roles"] == ["admin"]
-    assert me["can"] == {"keys": True, "config": True, "audit": True, "policy": True}
+    assert me["can"] == {
+        "keys": True, "config": True, "audit": True, "policy": True, "my_keys": False,
+    }  # fmt: skip
 
     status, _, me = site.get("/admin/whoami", token=site.kr_auditor)
     assert status == 200 and me["actor"].startswith("key:")
     assert (me["user"], me["jurisdiction"], me["roles"]) == ("min", "KR", ["auditor"])
-    assert me["can"] == {"keys": False, "config": False, "audit": True, "policy": True}
+    assert me["can"] == {
+        "keys": False, "config": False, "audit": True, "policy": True, "my_keys": False,
+    }  # fmt: skip
 
     # an admin key without the auditor role manages keys but does not read the trail
     admin = site.gw.create_key(user="ops", jurisdiction="AU", sector="private", roles=["admin"])
     status, _, me = site.get("/admin/whoami", token=admin)
-    assert me["can"] == {"keys": True, "config": True, "audit": False, "policy": True}
+    assert me["can"] == {
+        "keys": True, "config": True, "audit": False, "policy": True, "my_keys": False,
+    }  # fmt: skip
     assert site.get("/admin/audit/entries", token=admin)[0] == 403  # as whoami said
 
     status, _, body = site.get("/admin/whoami", token=site.ann)  # staff: neither role
@@ -134,7 +140,7 @@ def test_whoami_says_what_each_credential_may_use(site: Site) -> None:
     # the staff key's attempt is on the record, naming both roles
     _, _, page = site.get("/admin/audit/entries?kind=access")
     refusal = page["data"][0]["entry"]["action"]
-    assert refusal["handler"] == "whoami" and refusal["needs"] == "admin+auditor"
+    assert refusal["handler"] == "whoami" and refusal["needs"] == "admin+auditor+staff"
 
 
 def test_entries_come_newest_first_in_pages_and_browsing_is_on_the_record(site: Site) -> None:

@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from audit.store import parse_utc
 from gateway.config import Settings
 from gateway.http.app import Components
 from tests.e2e.conftest import core_settings
@@ -101,7 +103,17 @@ def world(
         "client_id": idp.client_id,
         "client_secret_file": str(tmp / "idp.secret"),
         "public_url": gw.url,
-        "roles": {"compliance": ["auditor"], "platform": ["admin", "auditor"]},
+        "roles": {
+            "compliance": ["auditor"],
+            "platform": ["admin", "auditor"],
+            "everyone": ["staff"],
+        },
+        "self_service": {
+            "max_keys": 2,
+            "expires_in_days": 30,
+            "budget_usd": 5,
+            "models": ["gpt-test"],
+        },
         "tags": {"platform": ["audit-scope:all"]},
         "jurisdiction": "AU",
         "jurisdiction_claim": "jurisdiction",
@@ -329,6 +341,9 @@ def test_the_login_redirect_carries_pkce_and_the_registered_redirect_uri(w: Worl
         ({"client_secret_file": None, "client_secret_env": None}, "client_secret"),
         ({"jurisdiction": "XX"}, "jurisdiction"),
         ({"scopes": ["email"]}, "openid"),
+        ({"roles": {"g": ["staff"]}}, "set self_service"),
+        ({"self_service": {"models": ["no/slash"]}}, "models"),
+        ({"self_service": {"expires_in_days": 0}}, "expires_in_days"),
     ],
 )
 def test_a_bad_sso_configuration_is_refused_at_start(sso: dict[str, Any], message: str) -> None:
@@ -396,6 +411,34 @@ def test_a_person_signs_in_from_the_console_page_in_a_real_browser(w: World) -> 
         admin.click("#sessions-end button[type=submit]")
         expect(admin.locator("#status")).to_contain_text("has ended")
         assert w.gw.request("GET", "/admin/whoami", token=session)[0] == 401
+        # a member of staff signs in, lands on their own keys, makes one, and revokes it
+        page.evaluate("sessionStorage.clear()")  # the tab forgets the ended session
+        page.goto(w.gw.url + "/console/")
+        w.idp.claims = {"email": "sid@example.org", "groups": ["everyone"]}
+        page.click("#sso-login")
+        expect(page.locator("#whoami")).to_contain_text("sso:sid@example.org (staff")
+        expect(page.locator("#view-mykeys")).to_be_visible()
+        expect(page.locator("#nav button[data-view=audit]")).to_be_hidden()
+        page.fill("#mk-description", "laptop")
+        page.click("#mykey-create button[type=submit]")
+        expect(page.locator("#new-key")).to_contain_text("pcs_")
+        key = page.locator("#new-key").inner_text().strip()
+        row = page.locator("#mykeys-table tr.mykey-row", has_text="laptop")
+        expect(row).to_contain_text("0.00 of 5.00")
+        expect(page.locator("#mykeys-count")).to_contain_text("of at most 2")
+        import openai
+
+        sdk = openai.OpenAI(base_url=w.gw.base_url, api_key=key, max_retries=0)
+        hi = [{"role": "user", "content": "hi"}]
+        assert sdk.chat.completions.create(model="gpt-test", messages=hi).choices
+        page.click("#dismiss-key")
+        assert key not in page.content()
+        page.once("dialog", lambda d: d.accept())
+        row.locator("button.revoke").click()
+        expect(page.locator("#status")).to_contain_text("revoked")
+        expect(row).to_have_count(0)
+        with pytest.raises(openai.AuthenticationError):
+            sdk.chat.completions.create(model="gpt-test", messages=hi)
         browser.close()
     assert problems == []
 
@@ -403,3 +446,78 @@ def test_a_person_signs_in_from_the_console_page_in_a_real_browser(w: World) -> 
 def test_keys_cannot_take_the_sessions_prefix() -> None:
     with pytest.raises(ValueError, match="console sessions"):
         Settings.model_validate({"keys": {"prefix": "pcc"}})
+
+
+def test_staff_make_and_revoke_keys_of_their_own_and_nothing_else(
+    w: World, upstream: FakeUpstream
+) -> None:
+    import openai
+
+    gw = w.gw
+    w.idp.claims = {"email": "sam@example.org", "groups": ["everyone"],
+                    "jurisdiction": "AU-VIC", "department": "legal"}  # fmt: skip
+    kind, session = w.sign_in()
+    assert kind == "sso", session
+    status, _, me = gw.request("GET", "/admin/whoami", token=session)
+    assert status == 200 and me["roles"] == ["staff"], me
+    assert me["can"] == {
+        "keys": False, "config": False, "audit": False, "policy": False, "my_keys": True,
+    }  # fmt: skip
+    for method, path in (("GET", "/admin/keys"), ("GET", "/admin/audit/entries"),
+                         ("GET", "/admin/config"), ("GET", "/admin/budgets"),
+                         ("POST", "/admin/policy/eval")):  # fmt: skip
+        assert gw.request(method, path, token=session)[0] == 403, path
+
+    status, _, made = gw.request("POST", "/admin/me/keys", {"description": "laptop"}, token=session)
+    assert status == 201, made
+    assert (made["user"], made["jurisdiction"], made["sector"], made["team"]) == (
+        "sam@example.org", "AU-VIC", "government", "legal",
+    )  # fmt: skip
+    assert made["roles"] == [] and made["tags"] == ["self-service"]
+    assert made["models"] == ["gpt-test"] and made["budget_usd"] == 5.0
+    left = parse_utc(made["expires_at"]) - datetime.now(UTC)
+    assert timedelta(days=29, hours=23) < left <= timedelta(days=30)
+    sdk = openai.OpenAI(base_url=gw.base_url, api_key=made["key"], max_retries=0)
+    assert sdk.chat.completions.create(
+        model="gpt-test", messages=[{"role": "user", "content": "hi"}]
+    )
+    with pytest.raises(openai.NotFoundError):  # the configured models only
+        sdk.embeddings.create(model="emb-test", input="x")
+
+    status, _, mine = gw.request("GET", "/admin/me/keys", token=session)
+    assert status == 200 and [k["key_id"] for k in mine["data"]] == [made["key_id"]]
+    assert mine["data"][0]["budget"] == {"limit_usd": 5.0, "spent_usd": 0.0}
+    assert "key" not in mine["data"][0] and mine["max_keys"] == 2
+    second = gw.request("POST", "/admin/me/keys", token=session)
+    assert second[0] == 201
+    status, _, full = gw.request("POST", "/admin/me/keys", token=session)
+    assert status == 409 and "revoke one first" in full["error"]["message"]
+
+    # a key an administrator made for the same person is not theirs to revoke here
+    admin_made = gw.create_key(user="sam@example.org", jurisdiction="AU", sector="government")
+    admin_id = admin_made.split("_")[1]
+    assert gw.request("DELETE", f"/admin/me/keys/{admin_id}", token=session)[0] == 404
+    # revoking one of theirs: it stops working, and the slot is free again
+    status, _, gone = gw.request("DELETE", f"/admin/me/keys/{made['key_id']}", token=session)
+    assert status == 200 and gone == {"key_id": made["key_id"], "revoked": True}
+    with pytest.raises(openai.AuthenticationError):
+        sdk.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "hi"}])
+    assert gw.request("POST", "/admin/me/keys", token=session)[0] == 201
+
+    # someone else sees none of them and cannot revoke them
+    w.idp.claims = {"email": "ann@example.org", "groups": ["everyone"]}
+    _, other = w.sign_in()
+    assert gw.request("GET", "/admin/me/keys", token=other)[2]["data"] == []
+    assert gw.request("DELETE", f"/admin/me/keys/{second[2]['key_id']}", token=other)[0] == 404
+    # a key cannot make keys this way, whatever its roles; nor can the shared admin token
+    holder = gw.create_key(user="bot", jurisdiction="AU", sector="private", roles=["staff"])
+    for token in (holder, RunningGateway.ADMIN_TOKEN):
+        status, _, err = gw.request("POST", "/admin/me/keys", token=token)
+        assert status == 403 and "console session" in err["error"]["message"], err
+    assert gw.request("POST", "/admin/me/keys", token=second[2]["key"])[0] == 403  # no role
+    # every key made or revoked is on the record under the person's name
+    ops = [
+        e["action"]["op"] for e in w.entries("key")
+        if e.get("actor") == "sso:sam@example.org"
+    ]  # fmt: skip
+    assert ops == ["create", "create", "revoke", "create"]

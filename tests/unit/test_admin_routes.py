@@ -12,6 +12,8 @@ from gateway.http.app import create_app
 from gateway.http.audit_admin import AUDIT_HANDLERS
 from gateway.http.console import CONSOLE_ADMIN_HANDLERS
 from gateway.http.errors import EXCEPTION_HANDLERS
+from gateway.http.self_service import SELF_SERVICE_HANDLERS
+from gateway.http.sso import SSO_ADMIN_HANDLERS
 
 
 def test_every_admin_route_declares_a_role(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -54,9 +56,15 @@ def test_a_malformed_role_declaration_closes_the_route(role: object) -> None:
 
 @pytest.mark.parametrize(
     "handler",
-    [*ADMIN_HANDLERS, *AUDIT_HANDLERS, *CONSOLE_ADMIN_HANDLERS],
+    [
+        *ADMIN_HANDLERS, *AUDIT_HANDLERS, *CONSOLE_ADMIN_HANDLERS, *SSO_ADMIN_HANDLERS,
+        *SELF_SERVICE_HANDLERS,
+    ],
     ids=lambda h: h.handler_name,
-)
+)  # fmt: skip
 def test_admin_handlers_are_listed(handler) -> None:  # type: ignore[no-untyped-def]
     role = handler.opt["role"]
-    assert set((role,) if isinstance(role, str) else role) <= {"admin", "auditor"}
+    roles = set((role,) if isinstance(role, str) else role)
+    assert roles <= {"admin", "auditor", "staff"}
+    if "staff" in roles:  # staff sign in only to see who they are and make keys of their own
+        assert handler.handler_name == "whoami" or handler.opt.get("session_only") is True

@@ -34,6 +34,7 @@ const VIEWS = {
   audit: { needs: "audit", show: showAudit },
   usage: { needs: "audit", show: showUsage },
   keys: { needs: "keys", show: showKeys },
+  mykeys: { needs: "my_keys", show: showMyKeys },
   policy: { needs: "policy", show: showPolicy },
   config: { needs: "config", show: showConfig },
 };
@@ -269,7 +270,9 @@ async function start() {
     show(button, allowed(button.dataset.view));
   }
   say("");
-  await activate("overview");
+  // someone who may only make keys of their own lands on them
+  const onlyMine = can("my_keys") && !["audit", "keys", "config", "policy"].some(can);
+  await activate(onlyMine ? "mykeys" : "overview");
 }
 
 function describe(who) {
@@ -334,14 +337,15 @@ function resetViews() {
     "config-hash", "config-revision", "audit-detail"]) {
     $(id).replaceChildren();
   }
-  for (const id of ["audit-table", "usage-table", "keys-table", "config-table"]) {
+  $("mykeys-count").textContent = "";
+  for (const id of ["audit-table", "usage-table", "keys-table", "mykeys-table", "config-table"]) {
     $(id).tBodies[0].replaceChildren();
   }
   $("usage-table").tHead.replaceChildren();
   resetAuditDetail();
   show($("audit-more"), false);
   show($("audit-empty"), false);
-  for (const form of ["audit-filter", "usage-form", "key-create", "policy-form"]) $(form).reset();
+  for (const form of ["audit-filter", "usage-form", "key-create", "mykey-create", "policy-form"]) $(form).reset();
   for (const section of document.querySelectorAll("section.view")) show(section, false);
 }
 
@@ -745,6 +749,70 @@ async function createKey(event) {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// My keys: keys a person signed in through single sign-on makes for themselves
+
+async function showMyKeys() {
+  await loadMyKeys();
+}
+
+async function loadMyKeys() {
+  const answer = await api("/admin/me/keys");
+  const keys = answer.data || [];
+  $("mykeys-table").tBodies[0].replaceChildren(...keys.map(myKeyRow));
+  $("mykeys-count").textContent = `${keys.length} of at most ${text(answer.max_keys)} working keys.`;
+}
+
+function myKeyRow(record) {
+  const b = record.budget;
+  return el("tr", { className: "mykey-row", dataset: { keyId: record.key_id } },
+    el("td", { className: "mono", text: record.masked || record.key_id, title: `key id ${record.key_id}` }),
+    el("td", { text: text(record.description) }),
+    el("td", { text: record.models === null || record.models === undefined ? "all" : list(record.models) }),
+    el("td", { className: "mono", text: text(record.created_at) }),
+    el("td", { className: "mono", text: text(record.expires_at) }),
+    el("td", { className: "num", text: b ? `${usd(b.spent_usd)} of ${usd(b.limit_usd)}` : "none" }),
+    el("td", { className: "row-actions" },
+      el("button", { type: "button", className: "revoke danger", "aria-label": `Revoke key ${record.key_id}`, text: "Revoke" })));
+}
+
+async function onMyKeysTable(event) {
+  const button = event.target.closest("button.revoke");
+  const row = event.target.closest("tr.mykey-row");
+  if (!button || !row || button.disabled) return;
+  const id = row.dataset.keyId;
+  if (!window.confirm(`Revoke your key ${id}? Tools using it stop working at once.`)) return;
+  busy(button, true);
+  try {
+    await api(`/admin/me/keys/${encodeURIComponent(id)}`, { method: "DELETE" });
+    say(`Key ${id} revoked.`, "ok");
+    await loadMyKeys();
+  } catch (err) {
+    busy(button, false);
+    report(err);
+  }
+}
+
+async function createMyKey(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const v = formValues(form);
+  const body = v.description ? { description: v.description } : {};
+  const button = form.querySelector('button[type="submit"]');
+  busy(button, true);
+  try {
+    const answer = await api("/admin/me/keys", { method: "POST", body });
+    showNewKey(answer.key, `Key id ${answer.key_id}, yours until ${text(answer.expires_at)}. Use it as an OpenAI API key with this gateway's /v1.`);
+    say(`Key ${answer.key_id} made.`, "ok");
+    form.reset();
+    await loadMyKeys();
+  } catch (err) {
+    report(err);
+  } finally {
+    busy(button, false);
+  }
+}
+
 // The key goes into #new-key and nowhere else; dismissKey() clears it.
 function showNewKey(key, note) {
   $("new-key").textContent = text(key);
@@ -990,6 +1058,8 @@ function wire() {
   $("keys-include-revoked").addEventListener("change", guarded(loadKeys));
   $("keys-table").addEventListener("click", guarded(onKeysTable));
   $("key-create").addEventListener("submit", guarded(createKey));
+  $("mykeys-table").addEventListener("click", guarded(onMyKeysTable));
+  $("mykey-create").addEventListener("submit", guarded(createMyKey));
   $("sessions-end").addEventListener("submit", guarded(endSessions));
   $("copy-key").addEventListener("click", guarded(copyKey));
   $("dismiss-key").addEventListener("click", dismissKey);

@@ -1,0 +1,148 @@
+"""Keys people make for themselves (``admin.sso.self_service``): a person signed in to the console
+through single sign-on lists, makes and revokes API keys of their own, as the provider names
+them — their user, jurisdiction, sector and team from the session, no roles, the tag
+``self-service``, an expiry (``expires_in_days``) and the configured budget and models — at most
+``max_keys`` active at once. A key's holder cannot make keys this way (a leaked key must not mint
+more): these routes take a console session only. Each key made or revoked is a ``key`` entry in
+the audit trail under ``sso:<user>``, recorded first as every key change is.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from litestar import Request, Response, delete, get, post
+from litestar.datastructures import State
+from litestar.params import FromPath
+
+from gateway.budgets import budgets_of, period_of
+from gateway.config.core import SelfServiceSettings
+from gateway.errors import Cause, GatewayError
+from gateway.http.admin import _json_body, _recorded
+from gateway.key_records import KeyRecord, usd, validate_budget, validate_description
+from gateway.principal import Principal, actor_of
+from gateway.services import Services
+
+__all__ = ["SELF_SERVICE_HANDLERS", "SELF_SERVICE_TAG"]
+
+SELF_SERVICE_TAG = "self-service"
+# Who may use these routes: anyone signed in through single sign-on (a staff member, an
+# auditor, an administrator); the guard takes a console session only (opt "session_only").
+_ANYONE = ("staff", "auditor", "admin")
+_OPT = {"role": _ANYONE, "session_only": True}
+
+
+def _settings(services: Services) -> SelfServiceSettings:
+    sso = services.settings.admin.sso
+    if sso is None or sso.self_service is None:
+        raise GatewayError(Cause.NOT_FOUND, "Self-service keys are not enabled on this gateway.")
+    return sso.self_service
+
+
+def _me(request: Request[Any, Any, Any]) -> Principal:
+    principal: Principal | None = request.scope["state"].get("admin_principal")
+    assert principal is not None and principal.via_sso  # the guard's "session_only"
+    return principal
+
+
+def _mine(record: KeyRecord, me: Principal) -> bool:
+    return record.user == me.user and SELF_SERVICE_TAG in record.tags
+
+
+async def _my_keys(services: Services, me: Principal) -> list[KeyRecord]:
+    """The person's self-service keys that still work (not revoked, not expired)."""
+    return [
+        r
+        for r in await services.keys.list(user=me.user)
+        if _mine(r, me) and r.revoked_at is None and not r.expired()
+    ]
+
+
+@get("/admin/me/keys", opt=_OPT)
+async def list_my_keys(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
+    """The signed-in person's working self-service keys, with each one's budget and spend."""
+    services: Services = state.services
+    conf = _settings(services)
+    me = _me(request)
+    records = await _my_keys(services, me)
+    budgets = services.settings.budgets
+    period, _ = period_of(budgets.period, datetime.now(UTC))
+    limits = {r.key_id: budgets_of(r.principal(), budgets) for r in records}
+    scopes = [b.scope for bs in limits.values() for b in bs if b.kind == "key"]
+    spent = {}
+    if scopes and services.budgets is not None:
+        spent = await services.budgets.spent(scopes, period)
+    data = []
+    for r in records:
+        row = r.to_json()
+        own = [b for b in limits[r.key_id] if b.kind == "key"]
+        row["budget"] = (
+            {"limit_usd": usd(own[0].microusd), "spent_usd": usd(spent.get(own[0].scope, 0))}
+            if own
+            else None
+        )
+        data.append(row)
+    return {"object": "list", "data": data, "max_keys": conf.max_keys, "period": period}
+
+
+@post("/admin/me/keys", opt=_OPT, status_code=201)
+async def create_my_key(request: Request[Any, Any, Any], state: State) -> Response[Any]:
+    """A key for the signed-in person: ``{"description": TEXT}`` or no body. Answers the key
+    once; 409 when they already hold ``max_keys`` working ones."""
+    services: Services = state.services
+    conf = _settings(services)
+    me = _me(request)
+    body = await _json_body(request, 2, empty_ok=True)
+    extra = set(body) - {"description"}
+    if extra:
+        raise GatewayError(Cause.INVALID_PARAMETER, f"Unsupported field: '{sorted(extra)[0]}'.")
+    description = body.get("description")
+    try:
+        validate_description(description)
+    except ValueError as exc:
+        raise GatewayError(Cause.INVALID_PARAMETER, f"Invalid key request: {exc}") from None
+    held = await _my_keys(services, me)
+    if len(held) >= conf.max_keys:
+        raise GatewayError(
+            Cause.CONFLICT,
+            f"You already hold {len(held)} working keys, the most this gateway gives one person; "
+            "revoke one first.",
+        )
+    issued = await _recorded(
+        services.keys.create(
+            user=me.user,
+            jurisdiction=me.jurisdiction,
+            sector=me.sector,
+            team=me.team,
+            roles=(),
+            tags=(SELF_SERVICE_TAG,),
+            description=description,
+            actor=actor_of(me),
+            expires_at=datetime.now(UTC) + timedelta(days=conf.expires_in_days),
+            models=conf.models,
+            budget_microusd=validate_budget(conf.budget_usd),
+        )
+    )
+    record = await services.keys.get(issued.key_id)
+    assert record is not None
+    return Response({"key": issued.key, **record.to_json()}, status_code=201)
+
+
+@delete("/admin/me/keys/{key_id:str}", opt=_OPT, status_code=200)
+async def revoke_my_key(
+    key_id: FromPath[str], request: Request[Any, Any, Any], state: State
+) -> dict[str, Any]:
+    """Revoke one of the signed-in person's self-service keys (404 for any other key)."""
+    services: Services = state.services
+    _settings(services)
+    me = _me(request)
+    record = await services.keys.get(key_id)
+    if record is None or not _mine(record, me) or record.revoked_at is not None:
+        raise GatewayError(Cause.NOT_FOUND, "You hold no working key with that id.")
+    if not await services.keys.revoke(key_id, actor_of(me)):
+        raise GatewayError(Cause.NOT_FOUND, "You hold no working key with that id.")
+    return {"key_id": key_id, "revoked": True}
+
+
+SELF_SERVICE_HANDLERS = [list_my_keys, create_my_key, revoke_my_key]
