@@ -1,15 +1,16 @@
-"""Spend budgets: what a key, or a whole team, may spend per period, in micro-dollars counted
-from the backends' ``prices`` (``budgets`` settings; a key's own ``budget_microusd``).
+"""Spend budgets: what a key, a person or a whole team may spend per period, in micro-dollars
+counted from the backends' ``prices`` (``budgets`` settings; a key's own ``budget_microusd``).
 
 A request is admitted against the spend of each of its scopes that has a budget — ``key:<id>``
-(the rotation chain's first key, so a rotated key keeps its spend) and ``team:<name>`` — read
-from memory. The first request of a scope in a period reads the scope's spend from the ledger
-(``budget_spend``) first, within ``budgets.deadline_ms``, or is refused (503
-``database_unavailable``): a budget is not waived because it cannot be read. A finished request's
-cost is added in memory at once, for every key and team whether or not it has a budget (a budget
-set later counts the period's spend so far), and every ``budgets.sync_s`` each replica adds what
-it charged to the ledger (one adding upsert per scope) and reads back the totals, so the replicas
-see each other's spend within that interval.
+(the rotation chain's first key, so a rotated key keeps its spend), ``user:<tenant>|<user>`` (a
+person across all their keys) and ``team:<name>`` — read from memory. The first request of a
+scope in a period reads the scope's spend from the ledger (``budget_spend``) first, within
+``budgets.deadline_ms``, or is refused (503 ``database_unavailable``): a budget is not waived
+because it cannot be read. A finished request's cost is added in memory at once, for every key,
+person and team whether or not it has a budget (a budget set later counts the period's spend so
+far), and every ``budgets.sync_s`` each replica adds what it charged to the ledger (one adding
+upsert per scope) and reads back the totals, so the replicas see each other's spend within that
+interval.
 
 What a budget bounds, and what it does not: a request is admitted while anything is left, and
 the requests in flight when the budget is reached still finish and are charged (the overshoot is
@@ -37,7 +38,7 @@ from gateway.errors import Cause, GatewayError
 from gateway.principal import Principal
 from gateway.storage.schema import budget_spend
 
-__all__ = ["Budget", "Budgets", "budgets_of", "period_of"]
+__all__ = ["Budget", "Budgets", "budgets_of", "period_of", "user_scope"]
 
 log = logging.getLogger("portcullis.budgets")
 
@@ -63,8 +64,8 @@ def period_of(period: str, now: datetime) -> tuple[str, datetime]:
 
 @dataclass(frozen=True, slots=True)
 class Budget:
-    scope: str  # "key:<key id>" or "team:<name>"
-    kind: str  # "key" or "team"
+    scope: str  # "key:<key id>", "user:<tenant>|<user>" or "team:<name>"
+    kind: str  # "key", "user" or "team"
     microusd: int
 
 
@@ -72,14 +73,31 @@ def _key_scope(p: Principal) -> str:
     return f"key:{p.buckets or p.key_id}"
 
 
+def user_scope(tenant: str, user: str) -> str:
+    """A person's scope: ``|`` is in no identifier, so tenant and user cannot run together."""
+    return f"user:{tenant}|{user}"
+
+
+def _scopes(p: Principal) -> list[str]:
+    """Every scope a request of ``p`` is charged to."""
+    out = [_key_scope(p), user_scope(p.tenant, p.user)]
+    if p.team is not None:
+        out.append(f"team:{p.team}")
+    return out
+
+
 def budgets_of(p: Principal, settings: BudgetSettings) -> list[Budget]:
-    """The budgets a request of ``p`` is held to: the key's own (or ``key_usd``) and its team's."""
+    """The budgets a request of ``p`` is held to: the key's own (or ``key_usd``), the person's
+    (``users`` or ``user_usd``) and the team's."""
     out = []
     own = p.budget_microusd
     if own is None and settings.key_usd:
         own = round(settings.key_usd * 1_000_000)
     if own:
         out.append(Budget(_key_scope(p), "key", own))
+    person = settings.users.get(p.user, settings.user_usd)
+    if person:
+        out.append(Budget(user_scope(p.tenant, p.user), "user", round(person * 1_000_000)))
     if p.team is not None and (team := settings.teams.get(p.team)):
         out.append(Budget(f"team:{p.team}", "team", round(team * 1_000_000)))
     return out
@@ -152,12 +170,11 @@ class Budgets:
     def charge(
         self, p: Principal, microusd: int, period_name: str, now: datetime | None = None
     ) -> None:
-        """Add a finished request's cost to its key's and its team's spend."""
+        """Add a finished request's cost to its key's, its person's and its team's spend."""
         if microusd <= 0:
             return
         period, _ = period_of(period_name, now or datetime.now(UTC))
-        scopes = [_key_scope(p)] + ([f"team:{p.team}"] if p.team is not None else [])
-        for scope in scopes:
+        for scope in _scopes(p):
             slot = (scope, period)
             self._pending[slot] = self._pending.get(slot, 0) + microusd
             if slot in self._spent:
@@ -262,7 +279,12 @@ class Budgets:
 def _spent_error(
     b: Budget, period: str, renews: datetime, spent: int, now: datetime | None
 ) -> GatewayError:
-    whose = "This key's" if b.kind == "key" else f"Team {b.scope[5:]}'s"
+    if b.kind == "key":
+        whose = "This key's"
+    elif b.kind == "user":  # the person's, across all their keys
+        whose = f"{b.scope.partition('|')[2]}'s"
+    else:
+        whose = f"Team {b.scope[5:]}'s"
     wait = max(1, int((renews - (now or datetime.now(UTC))).total_seconds()) + 1)
     at = renews.strftime("%Y-%m-%dT%H:%M:%SZ")
     return GatewayError(

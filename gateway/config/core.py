@@ -250,7 +250,11 @@ class BudgetSettings(Strict):
     period: Literal["day", "week", "month"] = "month"
     # Every key's budget unless it has its own (``keys create --budget-usd``); None or 0: none.
     key_usd: float | None = Field(None, ge=0, le=1_000_000_000)
-    # Team name -> the budget the team's keys share (on top of each key's own).
+    # Every person's budget across all their keys (a key's user, within its tenant); None or 0:
+    # none. ``users`` sets it for some people by name.
+    user_usd: float | None = Field(None, ge=0, le=1_000_000_000)
+    users: dict[str, float] = Field(default_factory=dict)
+    # Team name -> the budget the team's keys share (on top of each key's and person's own).
     teams: dict[str, float] = Field(default_factory=dict)
     # How often each replica adds what it charged to the shared ledger and reads back the
     # others' spend: a crash loses at most this much spend, and other replicas see it this late.
@@ -259,16 +263,16 @@ class BudgetSettings(Strict):
     # it is refused (503 database_unavailable): a budget is not waived when it cannot be read.
     deadline_ms: int = Field(1000, ge=10, le=30_000)
 
-    @field_validator("teams")
+    @field_validator("teams", "users")
     @classmethod
-    def _teams(cls, v: dict[str, float]) -> dict[str, float]:
+    def _named(cls, v: dict[str, float]) -> dict[str, float]:
         from audit.shapes import IDENTIFIER_CHARS, is_name
 
-        for team, usd in v.items():
-            if not is_name(team):
-                raise ValueError(f"team names: 1-200 {IDENTIFIER_CHARS} ({team[:40]!r})")
+        for name, usd in v.items():
+            if not is_name(name) or len(name) > 200:
+                raise ValueError(f"names: 1-200 {IDENTIFIER_CHARS} ({name[:40]!r})")
             if not 0 <= usd <= 1_000_000_000:
-                raise ValueError(f"teams[{team!r}]: US dollars from 0 to 1000000000")
+                raise ValueError(f"[{name!r}]: US dollars from 0 to 1000000000")
         return v
 
 

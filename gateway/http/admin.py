@@ -403,7 +403,8 @@ def _actor(request: Request[Any, Any, Any]) -> str:
 @get("/admin/budgets", opt={"role": "admin"})
 async def list_budgets(state: State) -> dict[str, Any]:
     """The spend budgets in force and what each has spent this period: every team with a
-    budget (``budgets.teams``) and every active key with one (its own or ``budgets.key_usd``),
+    budget (``budgets.teams``), every active key with one (its own or ``budgets.key_usd``) and
+    every person with an active key and a budget (``budgets.users`` or ``budgets.user_usd``),
     from the ledger (this replica's charges not yet added to it included)."""
     services: Services = state.services
     settings = services.settings.budgets
@@ -421,6 +422,16 @@ async def list_budgets(state: State) -> dict[str, Any]:
                 rows[b.scope]["key_ids"].append(record.key_id)
                 rows[b.scope]["limit_usd"] = usd(b.microusd)
                 rows[b.scope]["own"] = record.budget_microusd is not None
+            elif b.kind == "user":
+                rows.setdefault(
+                    b.scope,
+                    {
+                        "scope": "user",
+                        "user": record.user,
+                        "tenant": record.tenant,
+                        "limit_usd": usd(b.microusd),
+                    },
+                )
     spent = {}
     if rows and services.budgets is not None:
         spent = await services.budgets.spent(list(rows), period)

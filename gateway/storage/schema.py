@@ -59,12 +59,13 @@ console_session_ends = sa.Table(
 )
 
 # The spend ledger (migration 0010; gateway.budgets): micro-dollars spent, from the backends'
-# prices, per scope ("key:<key id of the rotation chain's first key>", "team:<name>") and period
+# prices, per scope ("key:<key id of the rotation chain's first key>", "user:<tenant>|<user>",
+# "team:<name>") and period
 # ("2026-11-30", "2026-W49", "2026-11"). Each replica adds what it charged every budgets.sync_s.
 budget_spend = sa.Table(
     "budget_spend",
     metadata,
-    sa.Column("scope", sa.String(240), primary_key=True),
+    sa.Column("scope", sa.String(320), primary_key=True),
     sa.Column("period", sa.String(16), primary_key=True),
     sa.Column("microusd", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),

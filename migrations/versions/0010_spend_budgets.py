@@ -1,6 +1,6 @@
 """Spend budgets: a key's own budget (``api_keys.budget_microusd``: NULL = the configured
 default, 0 = none) and the spend ledger (``budget_spend``: micro-dollars spent per scope —
-``key:<id>`` or ``team:<name>`` — and period, e.g. ``2026-11``), from the backends' prices.
+``key:<id>``, ``user:<tenant>|<user>`` or ``team:<name>`` — and period, e.g. ``2026-11``), from the backends' prices.
 
 Revision ID: 0010
 Revises: 0009
@@ -23,7 +23,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("budget_microusd", sa.BigInteger, nullable=True))
     op.create_table(
         "budget_spend",
-        sa.Column("scope", sa.String(240), primary_key=True),
+        sa.Column("scope", sa.String(320), primary_key=True),
         sa.Column("period", sa.String(16), primary_key=True),
         sa.Column("microusd", sa.BigInteger, nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),

@@ -35,7 +35,7 @@ def gw(
     tmp = tmp_path_factory.mktemp("budgets")
     settings = core_settings(tmp, upstream_server)
     priced = tuple(b.model_copy(update={"prices": PRICE}) for b in settings.backends)
-    budgets = BudgetSettings(teams={"ops": 0.0003}, sync_s=0.1)
+    budgets = BudgetSettings(teams={"ops": 0.0003}, users={"uma": 0.0002}, sync_s=0.1)
     settings = settings.model_copy(update={"backends": priced, "budgets": budgets})
     gateway = RunningGateway(settings, Components(policy=FakeDecider(), pii_disabled=True)).start()
     yield gateway, tmp
@@ -149,6 +149,25 @@ def test_a_team_shares_its_budget_across_its_keys_json_and_streams(
     assert listing["period"] == time.strftime("%Y-%m", time.gmtime())
     team = _row(gateway, scope="team", team="ops")
     assert team["limit_usd"] == 0.0003 and team["spent_usd"] == pytest.approx(312e-6)
+
+
+def test_a_persons_budget_holds_across_their_keys(
+    gw: tuple[RunningGateway, Path], upstream: FakeUpstream
+) -> None:
+    gateway, _ = gw
+    keys = [gateway.create_key(user="uma", jurisdiction="AU", sector="private") for _ in (1, 2)]
+    laptop, phone = (openai.OpenAI(base_url=gateway.base_url, api_key=k) for k in keys)
+    laptop.chat.completions.create(model="gpt-test", messages=MSG)  # 98
+    phone.chat.completions.create(model="gpt-test", messages=MSG)  # 196 < 200
+    _settle(gateway, 196e-6, scope="user", user="uma")
+    laptop.chat.completions.create(model="gpt-test", messages=MSG)  # 294
+    _settle(gateway, 294e-6, scope="user", user="uma")
+    for sdk in (phone, laptop):
+        with pytest.raises(openai.RateLimitError) as err:
+            sdk.chat.completions.create(model="gpt-test", messages=MSG)
+        assert "uma's spend budget" in err.value.message
+    row = _row(gateway, scope="user", user="uma")
+    assert row["tenant"] == "default" and row["limit_usd"] == 0.0002
 
 
 def test_budget_fields_are_checked_before_anything_changes(

@@ -52,10 +52,16 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     await eng.dispose()
 
 
-def _p(key_id: str, team: str | None = "ops", budget: int | None = None) -> Principal:
+def _p(
+    key_id: str,
+    team: str | None = "ops",
+    budget: int | None = None,
+    user: str = "u",
+    tenant: str = "default",
+) -> Principal:
     return Principal(
-        key_id=key_id, user="u", jurisdiction="AU", sector="private", team=team,
-        budget_microusd=budget,
+        key_id=key_id, user=user, jurisdiction="AU", sector="private", team=team,
+        budget_microusd=budget, tenant=tenant,
     )  # fmt: skip
 
 
@@ -91,7 +97,10 @@ async def test_two_replicas_add_up_and_hold_one_team_budget(engine: AsyncEngine)
         rows = dict(
             (await conn.execute(sa.select(budget_spend.c.scope, budget_spend.c.microusd))).all()
         )
-    assert rows == {"team:ops": 1050, "key:aaaaaaaaaaaa": 750, "key:bbbbbbbbbbbb": 300}
+    assert rows == {
+        "team:ops": 1050, "key:aaaaaaaaaaaa": 750, "key:bbbbbbbbbbbb": 300,
+        "user:default|u": 1050,  # both keys are u's: a person's spend across their keys
+    }  # fmt: skip
     # another team, and the next month, are not held to it
     await a.admit(_p("cccccccccccc", team="finance"), settings, NOW)
     await a.admit(alice, settings, datetime(2026, 12, 1, tzinfo=UTC))
@@ -121,6 +130,29 @@ async def test_a_keys_own_budget_survives_a_restart_and_rotation_shares_it(
     assert budgets_of(_p("x", team=None, budget=0), settings) == []
 
 
+async def test_a_persons_budget_holds_across_all_their_keys(engine: AsyncEngine) -> None:
+    settings = BudgetSettings(user_usd=0.0005, users={"vip": 1.0})
+    budgets = Budgets(engine)
+    laptop, phone = _p("111111111111", user="liz"), _p("222222222222", user="liz")
+    for key in (laptop, phone):
+        await budgets.admit(key, settings, NOW)
+        budgets.charge(key, 300, "month", NOW)
+    with pytest.raises(GatewayError) as err:  # 600 of 500 across her two keys
+        await budgets.admit(_p("333333333333", user="liz"), settings, NOW)  # a third key too
+    assert "liz's spend budget for 2026-11 (US$0.00) is spent" in err.value.message
+    assert err.value.details["budget"]["scope"] == "user"
+    # the same name in another tenant is another person; a named person has their own budget
+    await budgets.admit(_p("444444444444", user="liz", tenant="agency"), settings, NOW)
+    vip = _p("555555555555", user="vip")
+    budgets.charge(vip, 900, "month", NOW)
+    await budgets.admit(vip, settings, NOW)
+    await budgets.sync("month")
+    period, _ = period_of("month", NOW)
+    assert await budgets.spent(["user:default|liz", "user:agency|liz"], period) == {
+        "user:default|liz": 600, "user:agency|liz": 0,
+    }  # fmt: skip
+
+
 async def test_charges_the_ledger_did_not_take_are_kept_for_the_next_sync(
     engine: AsyncEngine,
 ) -> None:
@@ -136,8 +168,8 @@ async def test_charges_the_ledger_did_not_take_are_kept_for_the_next_sync(
         await conn.execute(sa.text("ALTER TABLE budget_spend_away RENAME TO budget_spend"))
     await budgets.sync("month")
     period, _ = period_of("month", datetime.now(UTC))
-    assert await budgets.spent(["key:ffffffffffff", "team:ops"], period) == {
-        "key:ffffffffffff": 42, "team:ops": 42,
+    assert await budgets.spent(["key:ffffffffffff", "team:ops", "user:default|u"], period) == {
+        "key:ffffffffffff": 42, "team:ops": 42, "user:default|u": 42,
     }  # fmt: skip
 
 
