@@ -103,6 +103,11 @@ def budgets_of(p: Principal, settings: BudgetSettings) -> list[Budget]:
     return out
 
 
+def _decimal(microusd: int) -> bytes:
+    """Micro-dollars as a dollar amount to the micro-dollar, for a header: ``12.345678``."""
+    return f"{microusd // 1_000_000}.{microusd % 1_000_000:06d}".encode()
+
+
 def _dollars(microusd: int) -> str:
     return f"US${microusd / 1_000_000:,.2f}"
 
@@ -150,13 +155,16 @@ class Budgets:
 
     async def admit(
         self, p: Principal, settings: BudgetSettings, now: datetime | None = None
-    ) -> None:
-        """Refuse (429 ``spend_budget_exceeded``) a request of a scope whose budget is spent."""
+    ) -> tuple[tuple[bytes, bytes], ...]:
+        """Refuse (429 ``spend_budget_exceeded``) a request of a scope whose budget is spent;
+        else the answer's ``x-budget-*`` headers for the budget with the least left (none
+        without a budget): its scope, limit, what is left, and when it renews."""
         budgets = budgets_of(p, settings)
         if not budgets:
-            return
+            return ()
         self._period = settings.period
         period, renews = period_of(settings.period, now or datetime.now(UTC))
+        tightest: tuple[int, Budget] | None = None
         for b in budgets:
             slot = (b.scope, period)
             spent = self._spent.get(slot)
@@ -166,6 +174,17 @@ class Budgets:
                 if self._metrics is not None:
                     self._metrics.budget_refusals.labels(b.kind).inc()
                 raise _spent_error(b, period, renews, spent, now)
+            left = b.microusd - spent
+            if tightest is None or left < tightest[0]:
+                tightest = (left, b)
+        assert tightest is not None
+        left, b = tightest
+        return (
+            (b"x-budget-scope", b.kind.encode()),
+            (b"x-budget-limit-usd", _decimal(b.microusd)),
+            (b"x-budget-remaining-usd", _decimal(left)),
+            (b"x-budget-renews-at", renews.strftime("%Y-%m-%dT%H:%M:%SZ").encode()),
+        )
 
     def charge(
         self, p: Principal, microusd: int, period_name: str, now: datetime | None = None

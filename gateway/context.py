@@ -69,6 +69,8 @@ class RequestContext:
     # The system prompts added to the request (gateway.prompts), and their canary's screen.
     system_prompts: tuple[str, ...] = ()
     canary: Canary | None = None
+    # The tightest spend budget's x-budget-* headers for the answer (gateway.budgets), if any.
+    budget_headers: tuple[tuple[bytes, bytes], ...] = ()
     # Content capture (gateway.capture): the answer as relayed (a whole answer, or a stream's
     # event payloads) while capturing, else None; and whether the request was captured.
     capture: list[Any] | None = None

@@ -257,7 +257,7 @@ class Pipeline:
         t0 = time.perf_counter()
         p = ctx.principal
         if self.s.budgets is not None:
-            await self.s.budgets.admit(p, self.s.settings.budgets)
+            ctx.budget_headers = await self.s.budgets.admit(p, self.s.settings.budgets)
         reservation = await self.s.limiter.reserve(
             p.buckets or p.key_id, parsed.token_estimate, p.requests_per_minute, p.tokens_per_minute
         )

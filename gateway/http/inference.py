@@ -135,6 +135,7 @@ async def serve(scope: Any, receive: Any, send: Any, endpoint: str, state: Any) 
                                 *_SSE_HEADERS,
                                 (b"x-request-id", rid),
                                 *reservation.headers(),
+                                *ctx.budget_headers,
                             ],
                         }
                     )
@@ -153,7 +154,9 @@ async def serve(scope: Any, receive: Any, send: Any, endpoint: str, state: Any) 
             answer = dialect.from_chat(answer, body, dialect.answer_id(ctx.request_id))
             if ctx.capture:  # captured as the caller gets it (gateway.capture)
                 ctx.capture[0] = answer
-        await send_json(send, 200, _encode(answer), rid, reservation.headers())
+        await send_json(
+            send, 200, _encode(answer), rid, [*reservation.headers(), *ctx.budget_headers]
+        )
     except GatewayError as exc:
         if exc.cause is Cause.CLIENT_CLOSED:
             ctx.client_left()

@@ -77,8 +77,13 @@ def test_a_keys_budget_admits_while_anything_is_left_then_refuses_without_a_retr
     key_id = key.split("_")[1]
     sdk = openai.OpenAI(base_url=gateway.base_url, api_key=key, max_retries=2)
     for n in (1, 2, 3):  # 98, 196 (< 200: admitted), 294
-        sdk.chat.completions.create(model="gpt-test", messages=MSG)
+        raw = sdk.chat.completions.with_raw_response.create(model="gpt-test", messages=MSG)
         _settle(gateway, 98e-6 * n, key_ids=[key_id])
+    # each answer says what was left of the tightest budget when it was admitted
+    assert raw.headers["x-budget-scope"] == "key"
+    assert raw.headers["x-budget-limit-usd"] == "0.000200"
+    assert raw.headers["x-budget-remaining-usd"] == "0.000004"  # 200 - 196 micro-dollars
+    assert raw.headers["x-budget-renews-at"].endswith("-01T00:00:00Z")
     sent = len(upstream.received)
     refused_before = _refusals(gateway, "key")
     with pytest.raises(openai.RateLimitError) as err:
@@ -133,7 +138,11 @@ def test_a_team_shares_its_budget_across_its_keys_json_and_streams(
     a, b = (openai.OpenAI(base_url=gateway.base_url, api_key=k, max_retries=2) for k in (ann, ben))
     upstream.stream_chunks = ["x", "y", "z"]
     a.chat.completions.create(model="gpt-test", messages=MSG)  # 98
-    list(a.chat.completions.create(model="gpt-test", messages=MSG, stream=True))  # +58
+    _settle(gateway, 98e-6, scope="team", team="ops")
+    raw = a.chat.completions.with_raw_response.create(model="gpt-test", messages=MSG, stream=True)
+    list(raw.parse())  # +58
+    assert raw.headers["x-budget-scope"] == "team"  # the key has no budget of its own
+    assert raw.headers["x-budget-remaining-usd"] == "0.000202"
     b.chat.completions.create(model="gpt-test", messages=MSG)  # +98 = 254 < 300
     _settle(gateway, 254e-6, scope="team", team="ops")
     list(b.chat.completions.create(model="gpt-test", messages=MSG, stream=True))  # +58 = 312
@@ -144,7 +153,8 @@ def test_a_team_shares_its_budget_across_its_keys_json_and_streams(
         assert "Team ops's spend budget" in err.value.message
         assert err.value.body["budget"]["scope"] == "team"  # type: ignore[index]
     dev = openai.OpenAI(base_url=gateway.base_url, api_key=other, max_retries=0)
-    dev.chat.completions.create(model="gpt-test", messages=MSG)  # another team: its own
+    raw = dev.chat.completions.with_raw_response.create(model="gpt-test", messages=MSG)
+    assert "x-budget-scope" not in raw.headers  # another team, without a budget
     listing = _budgets(gateway)
     assert listing["period"] == time.strftime("%Y-%m", time.gmtime())
     team = _row(gateway, scope="team", team="ops")
