@@ -236,10 +236,10 @@ class Budgets:
         if batch:
             try:
                 await self._add(batch)
-            except Exception:
+            except BaseException as exc:  # cancelled too (a shutdown mid-sync): kept, not lost
                 for slot, v in batch.items():
                     self._pending[slot] = self._pending.get(slot, 0) + v
-                if self._metrics is not None:
+                if self._metrics is not None and isinstance(exc, Exception):
                     self._metrics.budget_sync_failures.inc()
                 raise
         current, _ = period_of(period_name or self._period, datetime.now(UTC))

@@ -210,3 +210,26 @@ def test_periods_renew_at_the_start_of_each_utc_day_week_and_month() -> None:
     assert period_of("week", late) == ("2026-W53", datetime(2027, 1, 4, tzinfo=UTC))
     monday = datetime(2026, 11, 30, 0, 0, tzinfo=UTC)
     assert period_of("week", monday) == ("2026-W49", datetime(2026, 12, 7, tzinfo=UTC))
+
+
+async def test_a_sync_cut_short_by_a_shutdown_keeps_its_charges_for_the_last_one(
+    engine: AsyncEngine,
+) -> None:
+    budgets = Budgets(engine)
+    budgets.charge(_p("777777777777", team=None), 70, "month")
+    real, gate = budgets._add, asyncio.Event()
+
+    async def stuck(batch: dict[tuple[str, str], int]) -> None:
+        await gate.wait()
+        await real(batch)
+
+    budgets._add = stuck  # type: ignore[method-assign]
+    task = asyncio.ensure_future(budgets.sync("month"))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    budgets._add = real  # type: ignore[method-assign]
+    await budgets.close()  # adds what is still pending
+    period, _ = period_of("month", datetime.now(UTC))
+    assert await Budgets(engine).spent(["key:777777777777"], period) == {"key:777777777777": 70}
