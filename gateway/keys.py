@@ -143,6 +143,20 @@ class KeyService(KeyStore):
             await self._record("revoke", record.principal(), actor, required=False)
         return True
 
+    async def revoke_user(
+        self, user: str, actor: str = "system", tenant: str | None = None
+    ) -> list[str]:
+        """Revoke every active key in a person's name (someone leaving), in any tenant or in
+        ``tenant``; each revocation recorded as one by one. The ids revoked, oldest first.
+        ValueError for a name that is not an identifier."""
+        revoked = []
+        for record in await self.list(user=user):
+            if tenant is not None and record.tenant != tenant:
+                continue
+            if await self.revoke(record.key_id, actor):
+                revoked.append(record.key_id)
+        return revoked
+
     async def set_limits(
         self,
         key_id: str,

@@ -322,10 +322,24 @@ def budget_cmd(ctx: click.Context, key_id: str, usd: str) -> None:
 
 
 @keys.command("revoke")
-@click.argument("key_id")
+@click.argument("key_id", required=False)
+@click.option("--user", default=None, help="Revoke every active key in this person's name.")
+@click.option("--tenant", default=None, help="With --user: only their keys in this tenant.")
 @click.pass_context
-def revoke(ctx: click.Context, key_id: str) -> None:
-    """Revoke a key by its id."""
+def revoke(ctx: click.Context, key_id: str | None, user: str | None, tenant: str | None) -> None:
+    """Revoke a key by its id, or every key of a person (--user: someone leaving)."""
+    if (key_id is None) == (user is None):
+        raise click.UsageError("give a key id or --user, not both")
+    if user is not None:
+        try:
+            ids = _run(settings_from(ctx), lambda svc: svc.revoke_user(user, _actor(), tenant))
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+        for kid in ids:
+            click.echo(f"revoked {kid}")
+        click.echo(f"{len(ids)} key(s) of {user} revoked", err=True)
+        return
+    assert key_id is not None
     if not _run(settings_from(ctx), lambda svc: svc.revoke(key_id, _actor())):
         raise click.ClickException(f"no active key with id {key_id}")
     click.echo(f"revoked {key_id}")

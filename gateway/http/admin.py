@@ -24,6 +24,7 @@ from audit.store import parse_utc
 from gateway.budgets import budgets_of, period_of
 from gateway.errors import Cause, GatewayError
 from gateway.key_records import (
+    NAME_RULE,
     usd,
     validate_budget,
     validate_expiry,
@@ -189,6 +190,26 @@ async def revoke_key(
     if not await services.keys.revoke(key_id, _actor(request)):
         raise GatewayError(Cause.NOT_FOUND, "No active key with that id.")
     return {"key_id": key_id, "revoked": True}
+
+
+@post("/admin/keys/revoke", opt={"role": "admin"}, status_code=200)
+async def revoke_users_keys(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
+    """Revoke every active key in a person's name: ``{"user": NAME, "tenant"?: NAME}`` (someone
+    leaving; each revocation recorded). Answers the ids revoked (none is not an error)."""
+    services: Services = state.services
+    body = await _json_body(request, 2)
+    user, tenant = body.get("user"), body.get("tenant")
+    if set(body) - {"user", "tenant"} or not isinstance(user, str) or not user:
+        raise GatewayError(
+            Cause.INVALID_PARAMETER, f"Give {{'user': <{NAME_RULE}>}}, the person.", param="user"
+        )
+    if tenant is not None and not isinstance(tenant, str):
+        raise GatewayError(Cause.INVALID_PARAMETER, "tenant: a name", param="tenant")
+    try:
+        revoked = await services.keys.revoke_user(user, _actor(request), tenant)
+    except ValueError as exc:
+        raise GatewayError(Cause.INVALID_PARAMETER, f"Invalid request: {exc}") from None
+    return {"user": user, "revoked": revoked}
 
 
 _LIMITS = ("requests_per_minute", "tokens_per_minute")
@@ -452,6 +473,7 @@ ADMIN_HANDLERS = [
     get_key,
     create_key,
     revoke_key,
+    revoke_users_keys,
     update_key,
     rotate_key,
     reload_policy,

@@ -8,8 +8,9 @@
   on the record when someone the provider vouched for is refused. Neither answer carries the
   code, the ID token or a claim's value in a log line.
 - ``POST /admin/console/sign-out`` — a session ends itself (the console's Sign out).
-- ``POST /admin/console/sessions/end`` ``{"user": …}`` (role ``admin``) — every session of that
-  person begun until now ends, on every replica at their next call.
+- ``POST /admin/console/sessions/end`` ``{"user": …, "revoke_keys"?: true}`` (role ``admin``) —
+  every session of that person begun until now ends, on every replica at their next call; with
+  ``revoke_keys``, every active key in their name is revoked too.
 """
 
 from __future__ import annotations
@@ -152,15 +153,28 @@ async def end_sessions(request: Request[Any, Any, Any], state: State) -> dict[st
     services: Services = state.services
     client = _client(state)
     body = await _json_body(request, 4)
-    user = body.get("user")
-    if not isinstance(user, str) or not 1 <= len(user) <= 200 or set(body) != {"user"}:
+    user, revoke_keys = body.get("user"), body.get("revoke_keys", False)
+    if (
+        not isinstance(user, str)
+        or not 1 <= len(user) <= 200
+        or set(body) - {"user", "revoke_keys"}
+        or not isinstance(revoke_keys, bool)
+    ):
         raise GatewayError(
-            Cause.INVALID_PARAMETER, f"Give {{'user': <{NAME_RULE}>}}, the person.", param="user"
+            Cause.INVALID_PARAMETER,
+            f"Give {{'user': <{NAME_RULE}>, 'revoke_keys'?: true}}, the person.",
+            param="user",
         )
     actor = actor_of(request.scope["state"].get("admin_principal"))
     ended = await client.end(user=user)
     await _record(services, {"op": "console_sessions_ended", "user": user}, actor)
-    return {"user": user, "ended_at": ended.isoformat()}
+    out: dict[str, Any] = {"user": user, "ended_at": ended.isoformat()}
+    if revoke_keys:  # someone leaving: the keys in their name go too
+        try:
+            out["revoked"] = await services.keys.revoke_user(user, actor)
+        except ValueError:  # a name no key can have: there is none to revoke
+            out["revoked"] = []
+    return out
 
 
 SSO_HANDLERS = [sso_status, sso_login, sso_callback]

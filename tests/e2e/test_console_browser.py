@@ -160,6 +160,14 @@ def test_an_administrator_and_an_auditor_work_through_the_console(
         expect(page.locator("#keys-table tr.key-row", has_text="dee")).to_contain_text(
             "0.00 of 25.00"
         )
+        # dee leaves: every key in their name revoked from the page
+        page.fill("#uk-user", "dee")
+        page.once("dialog", lambda d: d.accept())
+        page.click("#user-keys-revoke button[type=submit]")
+        expect(page.locator("#status")).to_contain_text("1 key(s) of dee revoked")
+        expect(page.locator("#keys-table tr.key-row", has_text="dee")).to_have_count(0)
+        with pytest.raises(openai.AuthenticationError):
+            _ask(gw, key)
 
         # what-if: Australian government staff and the hosted DeepSeek service
         page.click("#nav button[data-view=policy]")

@@ -521,3 +521,18 @@ def test_staff_make_and_revoke_keys_of_their_own_and_nothing_else(
         if e.get("actor") == "sso:sam@example.org"
     ]  # fmt: skip
     assert ops == ["create", "create", "revoke", "create"]
+    # sam leaves: an administrator ends their sessions and revokes every key in their name
+    status, _, out = gw.request(
+        "POST", "/admin/console/sessions/end",
+        {"user": "sam@example.org", "revoke_keys": True}, token=RunningGateway.ADMIN_TOKEN,
+    )  # fmt: skip
+    assert status == 200 and len(out["revoked"]) == 3, out  # two of their own, the admin's one
+    assert admin_id in out["revoked"]
+    assert gw.request("GET", "/admin/whoami", token=session)[0] == 401
+    for key in (second[2]["key"], admin_made):
+        assert gw.request("GET", "/v1/models", token=key)[0] == 401
+    status, _, err = gw.request(
+        "POST", "/admin/console/sessions/end", {"user": "sam@example.org", "revoke_keys": "yes"},
+        token=RunningGateway.ADMIN_TOKEN,
+    )  # fmt: skip
+    assert status == 400 and err["error"]["param"] == "user"

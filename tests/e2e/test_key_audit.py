@@ -255,6 +255,50 @@ def test_keys_are_listed_by_user_team_and_jurisdiction_and_fetched_one_by_one(
     assert users("jurisdiction=AU&include_revoked=true") == ["ann", "bea"]
 
 
+def test_every_key_of_a_person_leaving_is_revoked_at_once_and_each_is_recorded(
+    memory_gw: tuple[RunningGateway, MemoryAuditSink],
+) -> None:
+    gw, audit = memory_gw
+    leo = [
+        gw.create_key(user="leo", jurisdiction="AU", sector="private"),
+        gw.create_key(user="leo", jurisdiction="AU", sector="private", tenant="agency"),
+        gw.create_key(user="leo", jurisdiction="AU", sector="private", team="ops"),
+    ]
+    other = gw.create_key(user="leon", jurisdiction="AU", sector="private")
+    ids = [k.split("_")[1] for k in leo]
+    assert gw.request("DELETE", f"/admin/keys/{ids[2]}", token=TOKEN)[0] == 200  # already gone
+    # only one tenant's, then all the rest
+    status, _, body = gw.request(
+        "POST", "/admin/keys/revoke", {"user": "leo", "tenant": "agency"}, token=TOKEN
+    )
+    assert status == 200 and body == {"user": "leo", "revoked": [ids[1]]}, body
+    status, _, body = gw.request("POST", "/admin/keys/revoke", {"user": "leo"}, token=TOKEN)
+    assert status == 200 and body == {"user": "leo", "revoked": [ids[0]]}, body
+    for key in leo:
+        assert _models(gw, key)[0] == 401
+    assert _models(gw, other)[0] == 200  # a name that merely starts the same is someone else
+    revocations = [
+        e for kind, e in audit.records
+        if kind == "key" and e["action"]["op"] == "revoke" and e["principal"]["user"] == "leo"
+    ]  # fmt: skip
+    assert [e["actor"] for e in revocations] == ["admin-token"] * 3
+    assert gw.request("POST", "/admin/keys/revoke", {"user": "leo"}, token=TOKEN)[2] == {
+        "user": "leo", "revoked": [],
+    }  # fmt: skip
+    for bad in ({}, {"user": ""}, {"user": 7}, {"user": "leo", "team": "ops"},
+                {"user": "a b"}, {"user": "leo", "tenant": 3}):  # fmt: skip
+        status, _, err = gw.request("POST", "/admin/keys/revoke", bad, token=TOKEN)
+        assert status == 400 and err["error"]["code"] == "invalid_parameter", (bad, err)
+    staff = gw.create_key(user="sue", jurisdiction="AU", sector="private")
+    assert gw.request("POST", "/admin/keys/revoke", {"user": "leon"}, token=staff)[0] == 403
+    assert _models(gw, other)[0] == 200
+
+
+def _models(gw: RunningGateway, key: str) -> tuple[int, Any]:
+    status, _, body = gw.request("GET", "/v1/models", token=key)
+    return status, body
+
+
 def test_a_key_is_rotated_with_a_grace_period_and_its_expiry_moved_through_the_admin_api(
     memory_gw: tuple[RunningGateway, MemoryAuditSink],
 ) -> None:

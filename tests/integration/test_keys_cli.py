@@ -194,3 +194,24 @@ def test_a_keys_spend_budget_from_the_command_line(tmp_path: Path) -> None:
     assert code != 0 and "no active key" in out
     code, out = _run(cfg, *base, "--budget-usd", "-1")
     assert code != 0 and "--budget-usd" in out
+
+
+def test_every_key_of_a_person_is_revoked_from_the_command_line(tmp_path: Path) -> None:
+    cfg = tmp_path / "portcullis.yaml"
+    cfg.write_text(f"data_dir: {tmp_path / 'data'}\n")
+    upgrade(load_settings(cfg).database_url())
+    made = []
+    for user in ("ola", "ola", "pia"):
+        code, out = _run(
+            cfg, "keys", "create", "--user", user, "--jurisdiction", "AU", "--sector", "private",
+            "--json",
+        )  # fmt: skip
+        made.append(json.loads(out)["key_id"])
+    code, out = _run(cfg, "keys", "revoke", "--user", "ola")
+    assert code == 0 and out.splitlines()[:2] == [f"revoked {made[0]}", f"revoked {made[1]}"], out
+    code, out = _run(cfg, "keys", "list", "--json")
+    assert [k["key_id"] for k in json.loads(out)] == [made[2]]
+    code, out = _run(cfg, "keys", "revoke", made[2], "--user", "pia")
+    assert code != 0 and "not both" in out
+    code, out = _run(cfg, "keys", "revoke")
+    assert code != 0 and "not both" in out

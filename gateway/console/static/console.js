@@ -345,7 +345,7 @@ function resetViews() {
   resetAuditDetail();
   show($("audit-more"), false);
   show($("audit-empty"), false);
-  for (const form of ["audit-filter", "usage-form", "key-create", "mykey-create", "policy-form"]) $(form).reset();
+  for (const form of ["audit-filter", "usage-form", "key-create", "mykey-create", "user-keys-revoke", "policy-form"]) $(form).reset();
   for (const section of document.querySelectorAll("section.view")) show(section, false);
 }
 
@@ -714,9 +714,32 @@ async function endSessions(event) {
   const button = form.querySelector('button[type="submit"]');
   busy(button, true);
   try {
-    const answer = await api("/admin/console/sessions/end", { method: "POST", body: { user } });
-    say(`Every console session of ${answer.user} begun until ${answer.ended_at} has ended.`, "ok");
+    const revokeKeys = $("se-revoke").checked;
+    const body = revokeKeys ? { user, revoke_keys: true } : { user };
+    const answer = await api("/admin/console/sessions/end", { method: "POST", body });
+    const keys = revokeKeys ? ` ${answer.revoked.length} key(s) in their name revoked.` : "";
+    say(`Every console session of ${answer.user} begun until ${answer.ended_at} has ended.${keys}`, "ok");
     form.reset();
+    if (revokeKeys) await loadKeys();
+  } catch (err) {
+    report(err);
+  } finally {
+    busy(button, false);
+  }
+}
+
+async function revokeUsersKeys(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const user = (formValues(form).user || "").trim();
+  if (!window.confirm(`Revoke every working key in the name of ${user}?`)) return;
+  const button = form.querySelector('button[type="submit"]');
+  busy(button, true);
+  try {
+    const answer = await api("/admin/keys/revoke", { method: "POST", body: { user } });
+    say(`${answer.revoked.length} key(s) of ${answer.user} revoked.`, "ok");
+    form.reset();
+    await loadKeys();
   } catch (err) {
     report(err);
   } finally {
@@ -1061,6 +1084,7 @@ function wire() {
   $("mykeys-table").addEventListener("click", guarded(onMyKeysTable));
   $("mykey-create").addEventListener("submit", guarded(createMyKey));
   $("sessions-end").addEventListener("submit", guarded(endSessions));
+  $("user-keys-revoke").addEventListener("submit", guarded(revokeUsersKeys));
   $("copy-key").addEventListener("click", guarded(copyKey));
   $("dismiss-key").addEventListener("click", dismissKey);
 
