@@ -29,7 +29,7 @@ __all__ = ["GROUPS", "UsageRow", "totals", "usage"]
 
 # What a report may be grouped by: the entry's own fields (as the export's filters read them).
 GROUPS = ("user", "team", "tenant", "jurisdiction", "backend", "model", "endpoint", "decision",
-          "day", "month")  # fmt: skip
+          "key", "day", "month")  # fmt: skip
 _OUTCOMES = ("complete", "incomplete")
 _COLUMNS = {
     "user": audit_log.c.user_id,
@@ -89,8 +89,9 @@ def _group_expr(name: str, dialect: str, row: Any) -> Any:
         return sa.func.substr(row.ts, 1, 7)
     if name in _COLUMNS:
         return row[name]
-    # model, endpoint: from the body; a purged body has none
-    return sa.case((row.doc.is_(None), PURGED), else_=_field(dialect, row.doc, name))
+    # model, endpoint, key (the principal's key id): from the body; a purged body has none
+    path = ("principal", "key_id") if name == "key" else (name,)
+    return sa.case((row.doc.is_(None), PURGED), else_=_field(dialect, row.doc, *path))
 
 
 async def usage(

@@ -90,8 +90,9 @@ class Settings(Strict):
 
 def _secret_variables(raw: Mapping[str, Any]) -> set[str]:
     """The variables the configuration reads secrets from (the admin token's default is
-    ``PORTCULLIS_ADMIN_TOKEN``): values, not overrides, whatever their prefix."""
-    names = {ENV_PREFIX + "CONFIG", ENV_PREFIX + "ADMIN_TOKEN"}
+    ``PORTCULLIS_ADMIN_TOKEN``): values, not overrides, whatever their prefix; and
+    ``PORTCULLIS_SLOW``, the test suite's switch for its slow tier, which is no setting."""
+    names = {ENV_PREFIX + "CONFIG", ENV_PREFIX + "ADMIN_TOKEN", ENV_PREFIX + "SLOW"}
     for section, key in (("admin", "token_env"), ("keys", "secret_env")):
         part = raw.get(section)
         if isinstance(part, Mapping) and isinstance(part.get(key), str):

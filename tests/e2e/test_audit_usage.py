@@ -87,6 +87,12 @@ def test_usage_per_team_and_model_counts_requests_outcomes_and_tokens(
     assert (only["jurisdiction"], only["decision"], only["requests"]) == ("AU", "deny", 1)
     assert len(only["day"]) == 10
 
+    # which key spent what: the principal's key id
+    ids = {k["user"]: k["key_id"] for k in gw.request("GET", "/admin/keys", token=TOKEN)[2]["data"]}
+    status, body = _usage(gw, "by=key")
+    assert status == 200, body
+    assert {g["key"]: g["requests"] for g in body["groups"]} == {ids["ann"]: 3, ids["cat"]: 1}
+
     # refused before any query: an unknown grouping or filter
     for query, param in (("by=colour", "by"), ("by=team,team", "by"), ("since=yesterday", "since")):
         status, body = _usage(gw, query)

@@ -56,6 +56,8 @@ def test_environment_overrides_nested_keys(tmp_path: Path) -> None:
     assert s.server.port == 9001 and s.policy.engine == "opa"
     with pytest.raises(ConfigError, match="nope: unknown key"):
         load_settings(None, environ={"PORTCULLIS_NOPE": "1"})
+    # the test suite's slow-tier switch is no setting: a command run under it still loads
+    assert load_settings(None, environ={"PORTCULLIS_SLOW": "1"}).server.port == 8080
 
 
 def test_secret_variables_with_the_prefix_are_values_not_overrides(tmp_path: Path) -> None:

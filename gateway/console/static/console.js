@@ -338,7 +338,8 @@ function resetViews() {
     $(id).replaceChildren();
   }
   $("mykeys-count").textContent = "";
-  for (const id of ["audit-table", "usage-table", "keys-table", "mykeys-table", "config-table"]) {
+  $("budgets-period").textContent = "";
+  for (const id of ["audit-table", "usage-table", "keys-table", "budgets-table", "mykeys-table", "config-table"]) {
     $(id).tBodies[0].replaceChildren();
   }
   $("usage-table").tHead.replaceChildren();
@@ -630,6 +631,26 @@ async function loadKeys() {
   const spend = new Map(); // key id -> its budget row (a rotation chain's keys share one)
   for (const row of budgets.data || []) for (const id of row.key_ids || []) spend.set(id, row);
   $("keys-table").tBodies[0].replaceChildren(...(answer.data || []).map((r) => keyRow(r, spend.get(r.key_id))));
+  renderBudgets(budgets);
+}
+
+function budgetWhose(row) {
+  if (row.scope === "team") return text(row.team);
+  if (row.scope === "user") return `${text(row.user)} (${text(row.tenant)})`;
+  return list(row.key_ids) + (row.own ? "" : " (default)");
+}
+
+function renderBudgets(budgets) {
+  const rows = budgets.data || [];
+  $("budgets-period").textContent = rows.length
+    ? `Period ${text(budgets.period)}; renews at ${text(budgets.renews_at)}.`
+    : "No spend budget is in force.";
+  $("budgets-table").tBodies[0].replaceChildren(...rows.map((row) => el("tr", { className: "budget-row" },
+    el("td", { text: text(row.scope) }),
+    el("td", { className: row.scope === "key" ? "mono" : null, text: budgetWhose(row) }),
+    el("td", { className: "num", text: usd(row.limit_usd) }),
+    el("td", { className: "num", text: usd(row.spent_usd) }),
+    el("td", { className: "num", text: usd(row.remaining_usd) }))));
 }
 
 const usd = (v) => Number(v).toFixed(2);
