@@ -431,9 +431,11 @@ async def list_budgets(state: State) -> dict[str, Any]:
     settings = services.settings.budgets
     period, renews = period_of(settings.period, datetime.now(UTC))
     rows: dict[str, dict[str, Any]] = {}
+    limits: dict[str, int] = {}  # scope -> micro-dollars
     for team, dollars in settings.teams.items():
         if dollars:
-            rows[f"team:{team}"] = {"scope": "team", "team": team, "limit_usd": dollars}
+            rows[f"team:{team}"] = {"scope": "team", "team": team}
+            limits[f"team:{team}"] = round(dollars * 1_000_000)
     for record in await services.keys.list():
         if record.revoked_at is not None or record.expired():
             continue
@@ -441,25 +443,26 @@ async def list_budgets(state: State) -> dict[str, Any]:
             if b.kind == "key":
                 rows.setdefault(b.scope, {"scope": "key", "key_ids": []})
                 rows[b.scope]["key_ids"].append(record.key_id)
-                rows[b.scope]["limit_usd"] = usd(b.microusd)
                 rows[b.scope]["own"] = record.budget_microusd is not None
             elif b.kind == "user":
                 rows.setdefault(
-                    b.scope,
-                    {
-                        "scope": "user",
-                        "user": record.user,
-                        "tenant": record.tenant,
-                        "limit_usd": usd(b.microusd),
-                    },
+                    b.scope, {"scope": "user", "user": record.user, "tenant": record.tenant}
                 )
+            limits[b.scope] = b.microusd
     spent = {}
     if rows and services.budgets is not None:
         spent = await services.budgets.spent(list(rows), period)
     data = []
     for scope, row in rows.items():
-        used = spent.get(scope, 0) / 1_000_000
-        data.append({**row, "spent_usd": used, "remaining_usd": max(0.0, row["limit_usd"] - used)})
+        limit, used = limits[scope], spent.get(scope, 0)
+        data.append(
+            {
+                **row,
+                "limit_usd": usd(limit),
+                "spent_usd": usd(used),
+                "remaining_usd": usd(max(0, limit - used)),
+            }
+        )
     return {
         "object": "list",
         "period": period,
