@@ -33,6 +33,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.alerts import Alert, BudgetAlerts, crossings
 from gateway.config.core import BudgetSettings
 from gateway.errors import Cause, GatewayError
 from gateway.principal import Principal
@@ -115,14 +116,18 @@ def _dollars(microusd: int) -> str:
 class Budgets:
     """The spend of each scope this period, as this replica knows it, and the ledger behind it."""
 
-    def __init__(self, engine: AsyncEngine, metrics: Any = None) -> None:
+    def __init__(
+        self, engine: AsyncEngine, metrics: Any = None, alerts: BudgetAlerts | None = None
+    ) -> None:
         self._engine = engine
         self._metrics = metrics
+        self._alerts = alerts  # announces a budget's shares crossed (gateway.alerts)
         self._spent: dict[Slot, int] = {}  # the ledger as last read, plus charges since
         self._pending: dict[Slot, int] = {}  # charged here, not yet added to the ledger
         self._loading: dict[Slot, asyncio.Future[dict[Slot, int]]] = {}
+        self._limits: dict[Slot, Budget] = {}  # the budget each known slot was admitted under
         self._task: asyncio.Task[None] | None = None
-        self._period = "month"
+        self._settings = BudgetSettings()  # as last seen (the period, the alerts)
 
     def start(self, settings_of: Any) -> None:
         """Sync every ``budgets.sync_s`` (``settings_of()`` gives the settings in force)."""
@@ -137,6 +142,8 @@ class Budgets:
                     log.error("spend ledger sync failed: %s", type(exc).__name__)
 
         self._task = asyncio.get_running_loop().create_task(loop())
+        if self._alerts is not None:
+            self._alerts.start()
 
     async def close(self) -> None:
         """Stop the loop and add what is still pending to the ledger (within 5 s)."""
@@ -147,9 +154,11 @@ class Budgets:
             self._task = None
         if self._pending:
             try:
-                await asyncio.wait_for(self.sync(self._period), 5)
+                await asyncio.wait_for(self.sync(self._settings.period), 5)
             except Exception as exc:  # noqa: BLE001
                 log.error("spend not added to the ledger at shutdown: %s", type(exc).__name__)
+        if self._alerts is not None:
+            await self._alerts.close()
 
     # -- the request path ----------------------------------------------------------------
 
@@ -162,11 +171,12 @@ class Budgets:
         budgets = budgets_of(p, settings)
         if not budgets:
             return ()
-        self._period = settings.period
+        self._settings = settings
         period, renews = period_of(settings.period, now or datetime.now(UTC))
         tightest: tuple[int, Budget] | None = None
         for b in budgets:
             slot = (b.scope, period)
+            self._limits[slot] = b
             spent = self._spent.get(slot)
             if spent is None:
                 spent = await self._load(slot, settings.deadline_ms / 1000)
@@ -187,17 +197,32 @@ class Budgets:
         )
 
     def charge(
-        self, p: Principal, microusd: int, period_name: str, now: datetime | None = None
+        self, p: Principal, microusd: int, settings: BudgetSettings, now: datetime | None = None
     ) -> None:
         """Add a finished request's cost to its key's, its person's and its team's spend."""
         if microusd <= 0:
             return
-        period, _ = period_of(period_name, now or datetime.now(UTC))
+        self._settings = settings
+        period, _ = period_of(settings.period, now or datetime.now(UTC))
         for scope in _scopes(p):
             slot = (scope, period)
             self._pending[slot] = self._pending.get(slot, 0) + microusd
             if slot in self._spent:
-                self._spent[slot] += microusd
+                before = self._spent[slot]
+                self._spent[slot] = before + microusd
+                self._alert(slot, before, before + microusd, now)
+
+    def _alert(self, slot: Slot, before: int, after: int, now: datetime | None = None) -> None:
+        """Offer an alert for each share of the slot's budget its spend just crossed."""
+        b = self._limits.get(slot)
+        if self._alerts is None or b is None or after <= before:
+            return
+        settings = self._settings
+        for share in crossings(settings.alert_at, b.microusd, before, after):
+            period, renews = period_of(settings.period, now or datetime.now(UTC))
+            if period != slot[1]:
+                return  # a past period's spend, read back late: nothing to announce now
+            self._alerts.offer(Alert(b, period, renews, share, after, settings.webhooks))
 
     async def _load(self, slot: Slot, deadline_s: float) -> int:
         """A scope's spend from the ledger, the first time this period (concurrent first
@@ -230,7 +255,8 @@ class Budgets:
 
     async def sync(self, period_name: str | None = None) -> None:
         """Add what this replica charged to the ledger, then read back the totals of the scopes
-        it knows (the other replicas' charges included). Charges the ledger did not take stay
+        it knows (the other replicas' charges included: a budget they pushed over a share is
+        announced from here if no replica has yet). Charges the ledger did not take stay
         pending for the next sync."""
         batch, self._pending = self._pending, {}
         if batch:
@@ -242,9 +268,10 @@ class Budgets:
                 if self._metrics is not None and isinstance(exc, Exception):
                     self._metrics.budget_sync_failures.inc()
                 raise
-        current, _ = period_of(period_name or self._period, datetime.now(UTC))
+        current, _ = period_of(period_name or self._settings.period, datetime.now(UTC))
         for slot in [s for s in self._spent if s[1] != current]:
             del self._spent[slot]  # a past period's: not asked about again
+            self._limits.pop(slot, None)
         watched = list(self._spent)
         if not watched:
             return
@@ -256,7 +283,9 @@ class Budgets:
             raise
         for slot in watched:
             if slot in self._spent:
+                before = self._spent[slot]
                 self._spent[slot] = totals.get(slot, 0) + self._pending.get(slot, 0)
+                self._alert(slot, before, self._spent[slot])  # other replicas' charges too
 
     async def _add(self, batch: dict[Slot, int]) -> None:
         now = datetime.now(UTC)

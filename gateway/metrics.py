@@ -100,6 +100,14 @@ class Metrics:
             ["scope"],
             registry=r,
         )
+        self.budget_alerts = Counter(
+            "portcullis_budget_alerts",
+            "Budget alerts by the budget's scope, the share crossed (percent) and what became "
+            "of them: announced (claimed by this replica and logged), posted or failed (per "
+            "webhook), dropped (the queue was full)",
+            ["scope", "share", "outcome"],
+            registry=r,
+        )
         self.budget_sync_failures = Counter(
             "portcullis_budget_sync_failures",
             "Times the spend ledger could not take this replica's charges (kept for the next "

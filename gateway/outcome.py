@@ -52,7 +52,7 @@ async def finish(services: Services, ctx: RequestContext, reservation: Reservati
     if cost and ctx.backend is not None:
         s.metrics.cost.labels(ctx.backend.id).inc(cost / 1e6)
         if s.budgets is not None and ctx.principal is not None:
-            s.budgets.charge(ctx.principal, cost, s.settings.budgets.period)
+            s.budgets.charge(ctx.principal, cost, s.settings.budgets)
     if ctx.canary is not None and ctx.canary.leaks:
         s.metrics.prompt_leaks.labels(ctx.canary.action).inc()
     if reservation is not None:

@@ -22,6 +22,7 @@ __all__ = [
     "SelfServiceSettings",
     "ServerSettings",
     "SsoSettings",
+    "WebhookSettings",
     "local_http",
 ]
 
@@ -241,6 +242,48 @@ class LimitSettings(Strict):
     redis_fallback_share: float | None = Field(None, gt=0, le=1)
 
 
+class WebhookSettings(Strict):
+    """Where budget alerts are posted (gateway.alerts): a JSON body, signed when a secret is
+    given (``x-portcullis-signature: t=<unix time>,v1=<HMAC-SHA256 hex of "<t>.<body>">``)."""
+
+    url: str
+    # The signing secret: from an environment variable or a file, never inline; none: unsigned.
+    secret_env: str | None = None
+    secret_file: Path | None = None
+    timeout_s: float = Field(5.0, gt=0, le=60)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("an http(s) URL")
+        if parts.scheme == "http" and not local_http(v):
+            raise ValueError("https (plain http only on this machine: 127.0.0.1, localhost)")
+        if parts.username or parts.password:
+            raise ValueError("no credentials in the URL (use secret_env or secret_file)")
+        return v
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> WebhookSettings:
+        if self.secret_env and self.secret_file:
+            raise ValueError("give secret_env or secret_file, not both")
+        return self
+
+    def secret(self) -> bytes | None:
+        """The signing secret, or None (unsigned) when none is configured or it is missing."""
+        if self.secret_env:
+            value = os.environ.get(self.secret_env)
+            return value.encode() if value else None
+        if self.secret_file:
+            try:
+                text = self.secret_file.read_text().strip()
+            except OSError:
+                return None
+            return text.encode() if text else None
+        return None
+
+
 class BudgetSettings(Strict):
     """Spend budgets (gateway.budgets): what a key, or a whole team, may spend per period, in
     US dollars counted from the backends' ``prices``; past it, 429 ``spend_budget_exceeded``
@@ -256,12 +299,23 @@ class BudgetSettings(Strict):
     users: dict[str, float] = Field(default_factory=dict)
     # Team name -> the budget the team's keys share (on top of each key's and person's own).
     teams: dict[str, float] = Field(default_factory=dict)
+    # The shares of a budget whose crossing is announced, once per scope and period whichever
+    # replica sees it: a log line, portcullis_budget_alerts_total and a post to each webhook.
+    alert_at: tuple[float, ...] = (0.8, 1.0)
+    webhooks: tuple[WebhookSettings, ...] = ()
     # How often each replica adds what it charged to the shared ledger and reads back the
     # others' spend: a crash loses at most this much spend, and other replicas see it this late.
     sync_s: float = Field(2.0, ge=0.1, le=60)
     # How long a request waits for a scope's spend to be read the first time this period before
     # it is refused (503 database_unavailable): a budget is not waived when it cannot be read.
     deadline_ms: int = Field(1000, ge=10, le=30_000)
+
+    @field_validator("alert_at")
+    @classmethod
+    def _shares(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if len(v) > 10 or not all(0 < x <= 1 for x in v):
+            raise ValueError("at most 10 shares of a budget, each above 0 and at most 1")
+        return tuple(sorted(set(v)))
 
     @field_validator("teams", "users")
     @classmethod

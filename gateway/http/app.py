@@ -12,6 +12,7 @@ from typing import Any
 
 from litestar import Litestar, Router
 
+from gateway.alerts import BudgetAlerts
 from gateway.audit_sink import AuditSink
 from gateway.budgets import Budgets
 from gateway.capture import Capture
@@ -151,7 +152,7 @@ async def build_services(settings: Settings, components: Components) -> Services
         admin_token=_admin_token(settings),
         capture=_capture(settings, audit, metrics_, secret),
         sso=_sso(settings, secret, engine),
-        budgets=Budgets(engine, metrics_),
+        budgets=Budgets(engine, metrics_, BudgetAlerts(engine, metrics_)),
     )
     services.budgets.start(lambda: services.settings.budgets)  # type: ignore[union-attr]
     return services

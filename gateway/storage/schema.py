@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["api_keys", "budget_spend", "console_session_ends", "metadata"]
+__all__ = ["api_keys", "budget_alerts", "budget_spend", "console_session_ends", "metadata"]
 
 metadata = sa.MetaData()
 
@@ -69,4 +69,15 @@ budget_spend = sa.Table(
     sa.Column("period", sa.String(16), primary_key=True),
     sa.Column("microusd", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Budget alerts announced (migration 0010; gateway.alerts): one row per scope, period and share
+# of the budget crossed (80 for 0.8), claimed by the replica that announces it, so that one does.
+budget_alerts = sa.Table(
+    "budget_alerts",
+    metadata,
+    sa.Column("scope", sa.String(320), primary_key=True),
+    sa.Column("period", sa.String(16), primary_key=True),
+    sa.Column("share_pct", sa.Integer, primary_key=True),
+    sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
 )

@@ -21,6 +21,7 @@ from tests.support.fakes import FakeDecider
 from tests.support.gateway import RunningGateway
 from tests.support.trail import settled_entries
 from tests.support.upstream import FakeUpstream
+from tests.support.webhook import WebhookReceiver
 
 pytestmark = pytest.mark.e2e
 
@@ -29,13 +30,23 @@ MSG = [{"role": "user", "content": "hi"}]
 
 
 @pytest.fixture(scope="module")
+def hooks() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver().start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture(scope="module")
 def gw(
-    tmp_path_factory: pytest.TempPathFactory, upstream_server: FakeUpstream
+    tmp_path_factory: pytest.TempPathFactory, upstream_server: FakeUpstream, hooks: WebhookReceiver
 ) -> Iterator[tuple[RunningGateway, Path]]:
     tmp = tmp_path_factory.mktemp("budgets")
     settings = core_settings(tmp, upstream_server)
     priced = tuple(b.model_copy(update={"prices": PRICE}) for b in settings.backends)
-    budgets = BudgetSettings(teams={"ops": 0.0003}, users={"uma": 0.0002}, sync_s=0.1)
+    budgets = BudgetSettings.model_validate(
+        {"teams": {"ops": 0.0003}, "users": {"uma": 0.0002}, "sync_s": 0.1,
+         "webhooks": [{"url": hooks.url}]}
+    )  # fmt: skip
     settings = settings.model_copy(update={"backends": priced, "budgets": budgets})
     gateway = RunningGateway(settings, Components(policy=FakeDecider(), pii_disabled=True)).start()
     yield gateway, tmp
@@ -129,7 +140,7 @@ def test_a_keys_budget_admits_while_anything_is_left_then_refuses_without_a_retr
 
 
 def test_a_team_shares_its_budget_across_its_keys_json_and_streams(
-    gw: tuple[RunningGateway, Path], upstream: FakeUpstream
+    gw: tuple[RunningGateway, Path], upstream: FakeUpstream, hooks: WebhookReceiver
 ) -> None:
     gateway, _ = gw
     ann = gateway.create_key(user="ann", jurisdiction="AU", sector="private", team="ops")
@@ -155,6 +166,13 @@ def test_a_team_shares_its_budget_across_its_keys_json_and_streams(
     dev = openai.OpenAI(base_url=gateway.base_url, api_key=other, max_retries=0)
     raw = dev.chat.completions.with_raw_response.create(model="gpt-test", messages=MSG)
     assert "x-budget-scope" not in raw.headers  # another team, without a budget
+    # the team's 80 % and 100 % were each announced once to the webhook
+    deadline = time.monotonic() + 5
+    while len([b for b in hooks.bodies() if b.get("team") == "ops"]) < 2:
+        assert time.monotonic() < deadline, hooks.bodies()
+        time.sleep(0.02)
+    ops = [(b["share"], b["spent_usd"]) for b in hooks.bodies() if b.get("team") == "ops"]
+    assert ops == [(0.8, 254e-6), (1.0, 312e-6)]
     listing = _budgets(gateway)
     assert listing["period"] == time.strftime("%Y-%m", time.gmtime())
     team = _row(gateway, scope="team", team="ops")

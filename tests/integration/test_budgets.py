@@ -24,6 +24,7 @@ from gateway.storage.schema import budget_spend
 pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+MONTHLY = BudgetSettings()  # what a charge is counted under: the period, month by default
 
 
 @pytest.fixture(scope="module")
@@ -71,14 +72,14 @@ async def test_two_replicas_add_up_and_hold_one_team_budget(engine: AsyncEngine)
     alice, bob = _p("aaaaaaaaaaaa"), _p("bbbbbbbbbbbb")
     await a.admit(alice, settings, NOW)  # reads the ledger: nothing spent
     await b.admit(bob, settings, NOW)
-    a.charge(alice, 600, "month", NOW)
+    a.charge(alice, 600, MONTHLY, NOW)
     await b.admit(bob, settings, NOW)  # b has not heard of a's charge yet
-    b.charge(bob, 300, "month", NOW)
+    b.charge(bob, 300, MONTHLY, NOW)
     for replica in (a, b):
         await replica.sync("month")
     await a.sync("month")  # a reads back b's charge, added after a's first sync
     await a.admit(alice, settings, NOW)  # 900 of 1,000: admitted
-    a.charge(alice, 150, "month", NOW)
+    a.charge(alice, 150, MONTHLY, NOW)
     await a.sync("month")
     await b.sync("month")
     for replica, who in ((a, alice), (b, bob)):
@@ -113,7 +114,7 @@ async def test_a_keys_own_budget_survives_a_restart_and_rotation_shares_it(
     first = Budgets(engine)
     key = _p("dddddddddddd", team=None)
     await first.admit(key, settings, NOW)
-    first.charge(key, 500, "month", NOW)
+    first.charge(key, 500, MONTHLY, NOW)
     await first.close()  # flushes what is pending
     again = Budgets(engine)
     with pytest.raises(GatewayError, match="This key's spend budget"):
@@ -136,7 +137,7 @@ async def test_a_persons_budget_holds_across_all_their_keys(engine: AsyncEngine)
     laptop, phone = _p("111111111111", user="liz"), _p("222222222222", user="liz")
     for key in (laptop, phone):
         await budgets.admit(key, settings, NOW)
-        budgets.charge(key, 300, "month", NOW)
+        budgets.charge(key, 300, MONTHLY, NOW)
     with pytest.raises(GatewayError) as err:  # 600 of 500 across her two keys
         await budgets.admit(_p("333333333333", user="liz"), settings, NOW)  # a third key too
     assert "liz's spend budget for 2026-11 (US$0.00) is spent" in err.value.message
@@ -144,7 +145,7 @@ async def test_a_persons_budget_holds_across_all_their_keys(engine: AsyncEngine)
     # the same name in another tenant is another person; a named person has their own budget
     await budgets.admit(_p("444444444444", user="liz", tenant="agency"), settings, NOW)
     vip = _p("555555555555", user="vip")
-    budgets.charge(vip, 900, "month", NOW)
+    budgets.charge(vip, 900, MONTHLY, NOW)
     await budgets.admit(vip, settings, NOW)
     await budgets.sync("month")
     period, _ = period_of("month", NOW)
@@ -158,12 +159,12 @@ async def test_charges_the_ledger_did_not_take_are_kept_for_the_next_sync(
 ) -> None:
     budgets = Budgets(engine)
     key = _p("ffffffffffff")
-    budgets.charge(key, 40, "month")
+    budgets.charge(key, 40, MONTHLY)
     async with engine.begin() as conn:  # the table gone for a moment
         await conn.execute(sa.text("ALTER TABLE budget_spend RENAME TO budget_spend_away"))
     with pytest.raises(Exception):  # noqa: B017 - whichever the driver raises
         await budgets.sync("month")
-    budgets.charge(key, 2, "month")
+    budgets.charge(key, 2, MONTHLY)
     async with engine.begin() as conn:
         await conn.execute(sa.text("ALTER TABLE budget_spend_away RENAME TO budget_spend"))
     await budgets.sync("month")
@@ -216,7 +217,7 @@ async def test_a_sync_cut_short_by_a_shutdown_keeps_its_charges_for_the_last_one
     engine: AsyncEngine,
 ) -> None:
     budgets = Budgets(engine)
-    budgets.charge(_p("777777777777", team=None), 70, "month")
+    budgets.charge(_p("777777777777", team=None), 70, MONTHLY)
     real, gate = budgets._add, asyncio.Event()
 
     async def stuck(batch: dict[tuple[str, str], int]) -> None:

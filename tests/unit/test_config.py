@@ -42,6 +42,12 @@ def write(tmp_path: Path, doc: object) -> Path:
         ({"policy": {"deadline_ms": 5000}}, "policy.deadline_ms"),
         ({"backends": [{**BACKEND, "passthrough_params": ["api_base"]}]}, "routing keys"),
         ({"requests": {"max_body_bytes": 10}}, "requests.max_body_bytes"),
+        ({"budgets": {"alert_at": [0]}}, "budgets.alert_at"),
+        ({"budgets": {"period": "fortnight"}}, "budgets.period"),
+        ({"budgets": {"teams": {"a b": 5}}}, "budgets.teams"),
+        ({"budgets": {"users": {"liz": -1}}}, "budgets.users"),
+        ({"budgets": {"webhooks": [{"url": "http://hooks.example.org/x"}]}}, "https"),
+        ({"budgets": {"webhooks": [{"url": "https://u:p@hooks.example.org/x"}]}}, "credentials"),
     ],
 )
 def test_bad_configuration_names_the_key(tmp_path: Path, doc: object, message: str) -> None:
