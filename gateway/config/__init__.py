@@ -101,6 +101,15 @@ def _secret_variables(raw: Mapping[str, Any]) -> set[str]:
         cred = b.get("credential") if isinstance(b, Mapping) else None
         if isinstance(cred, Mapping) and isinstance(cred.get("env"), str):
             names.add(cred["env"])
+    admin = raw.get("admin")
+    sso = admin.get("sso") if isinstance(admin, Mapping) else None
+    if isinstance(sso, Mapping) and isinstance(sso.get("client_secret_env"), str):
+        names.add(sso["client_secret_env"])
+    budgets = raw.get("budgets")
+    hooks = budgets.get("webhooks") if isinstance(budgets, Mapping) else None
+    for hook in hooks if isinstance(hooks, list) else ():
+        if isinstance(hook, Mapping) and isinstance(hook.get("secret_env"), str):
+            names.add(hook["secret_env"])
     return names
 
 

@@ -83,11 +83,23 @@ def test_secret_variables_with_the_prefix_are_values_not_overrides(tmp_path: Pat
                 "credential": {"env": "PORTCULLIS_UPSTREAM_KEY"},
             }
         ],
-    }
+        "admin": {
+            "sso": {
+                "issuer": "https://idp.example.org", "client_id": "c",
+                "client_secret_env": "PORTCULLIS_SSO_SECRET", "public_url": "https://gw.example.org",
+                "roles": {"g": ["auditor"]}, "jurisdiction": "AU",
+            }
+        },
+        "budgets": {
+            "webhooks": [{"url": "https://hooks.example.org/x", "secret_env": "PORTCULLIS_HOOK"}]
+        },
+    }  # fmt: skip
     env = {
         "PORTCULLIS_ADMIN_TOKEN": "t" * 32,
         "PORTCULLIS_KEY_SECRET": "s" * 32,
         "PORTCULLIS_UPSTREAM_KEY": "sk-1",
+        "PORTCULLIS_SSO_SECRET": "c" * 32,
+        "PORTCULLIS_HOOK": "h" * 32,
         "PORTCULLIS_SERVER__PORT": "9002",
     }
     s = load_settings(write(tmp_path, doc), environ=env)
