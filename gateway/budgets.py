@@ -36,10 +36,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.alerts import Alert, BudgetAlerts, crossings
 from gateway.config.core import BudgetSettings
 from gateway.errors import Cause, GatewayError
+from gateway.key_records import KeyRecord, usd
 from gateway.principal import Principal
 from gateway.storage.schema import budget_spend
 
-__all__ = ["Budget", "Budgets", "budgets_of", "period_of", "user_scope"]
+__all__ = ["Budget", "Budgets", "budgets_of", "period_of", "report", "user_scope"]
 
 log = logging.getLogger("portcullis.budgets")
 
@@ -322,6 +323,59 @@ class Budgets:
         """Each scope's spend in ``period``: the ledger's, plus this replica's pending charges."""
         totals = await self._read([(s, period) for s in scopes])
         return {s: totals.get((s, period), 0) + self._pending.get((s, period), 0) for s in scopes}
+
+
+async def report(
+    records: list[KeyRecord],
+    budgets: Budgets | None,
+    settings: BudgetSettings,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The spend budgets in force and what each has spent this period: every team with a
+    budget (``teams``), every active key with one (its own or ``key_usd``; ``key_ids``: the key
+    and its rotation chain) and every person with an active key and a budget (``users`` or
+    ``user_usd``), from the ledger plus this replica's charges not yet in it. The admin API's
+    ``GET /admin/budgets`` and ``portcullis budgets``."""
+    period, renews = period_of(settings.period, now or datetime.now(UTC))
+    rows: dict[str, dict[str, Any]] = {}
+    limits: dict[str, int] = {}  # scope -> micro-dollars
+    for team, dollars in settings.teams.items():
+        if dollars:
+            rows[f"team:{team}"] = {"scope": "team", "team": team}
+            limits[f"team:{team}"] = round(dollars * 1_000_000)
+    for record in records:
+        if record.revoked_at is not None or record.expired():
+            continue
+        for b in budgets_of(record.principal(), settings):
+            if b.kind == "key":
+                rows.setdefault(b.scope, {"scope": "key", "key_ids": []})
+                rows[b.scope]["key_ids"].append(record.key_id)
+                rows[b.scope]["own"] = record.budget_microusd is not None
+            elif b.kind == "user":
+                rows.setdefault(
+                    b.scope, {"scope": "user", "user": record.user, "tenant": record.tenant}
+                )
+            limits[b.scope] = b.microusd
+    spent = {}
+    if rows and budgets is not None:
+        spent = await budgets.spent(list(rows), period)
+    data = []
+    for scope, row in rows.items():
+        limit, used = limits[scope], spent.get(scope, 0)
+        data.append(
+            {
+                **row,
+                "limit_usd": usd(limit),
+                "spent_usd": usd(used),
+                "remaining_usd": usd(max(0, limit - used)),
+            }
+        )
+    return {
+        "object": "list",
+        "period": period,
+        "renews_at": renews.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "data": data,
+    }
 
 
 def _spent_error(

@@ -67,6 +67,11 @@ class KeyStore:
         self._feed = revocations
         self._generation = 0  # bumped on every invalidation; see authenticate
 
+    @property
+    def engine(self) -> AsyncEngine:
+        """The database the keys live in (the spend ledger is beside them)."""
+        return self._engine
+
     async def start(self) -> None:
         if self._feed is not None:
             await self._feed.start(self.invalidate)

@@ -17,6 +17,7 @@ __all__ = ["cli", "main"]
 _GROUPS: tuple[tuple[str, str], ...] = (
     ("gateway.cli.serve", "serve"),
     ("gateway.cli.keys", "keys"),
+    ("gateway.cli.budgets", "budgets"),
     ("gateway.cli.db", "db"),
     ("gateway.cli.policy", "policy"),
     ("gateway.cli.audit", "audit"),

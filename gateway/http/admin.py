@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Awaitable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 from litestar import Request, Response, delete, get, patch, post
@@ -21,11 +21,10 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath
 
 from audit.store import parse_utc
-from gateway.budgets import budgets_of, period_of
+from gateway.budgets import report
 from gateway.errors import Cause, GatewayError
 from gateway.key_records import (
     NAME_RULE,
-    usd,
     validate_budget,
     validate_expiry,
     validate_limits,
@@ -423,52 +422,10 @@ def _actor(request: Request[Any, Any, Any]) -> str:
 
 @get("/admin/budgets", opt={"role": "admin"})
 async def list_budgets(state: State) -> dict[str, Any]:
-    """The spend budgets in force and what each has spent this period: every team with a
-    budget (``budgets.teams``), every active key with one (its own or ``budgets.key_usd``) and
-    every person with an active key and a budget (``budgets.users`` or ``budgets.user_usd``),
-    from the ledger (this replica's charges not yet added to it included)."""
+    """The spend budgets in force and what each has spent this period (gateway.budgets.report)."""
     services: Services = state.services
-    settings = services.settings.budgets
-    period, renews = period_of(settings.period, datetime.now(UTC))
-    rows: dict[str, dict[str, Any]] = {}
-    limits: dict[str, int] = {}  # scope -> micro-dollars
-    for team, dollars in settings.teams.items():
-        if dollars:
-            rows[f"team:{team}"] = {"scope": "team", "team": team}
-            limits[f"team:{team}"] = round(dollars * 1_000_000)
-    for record in await services.keys.list():
-        if record.revoked_at is not None or record.expired():
-            continue
-        for b in budgets_of(record.principal(), settings):
-            if b.kind == "key":
-                rows.setdefault(b.scope, {"scope": "key", "key_ids": []})
-                rows[b.scope]["key_ids"].append(record.key_id)
-                rows[b.scope]["own"] = record.budget_microusd is not None
-            elif b.kind == "user":
-                rows.setdefault(
-                    b.scope, {"scope": "user", "user": record.user, "tenant": record.tenant}
-                )
-            limits[b.scope] = b.microusd
-    spent = {}
-    if rows and services.budgets is not None:
-        spent = await services.budgets.spent(list(rows), period)
-    data = []
-    for scope, row in rows.items():
-        limit, used = limits[scope], spent.get(scope, 0)
-        data.append(
-            {
-                **row,
-                "limit_usd": usd(limit),
-                "spent_usd": usd(used),
-                "remaining_usd": usd(max(0, limit - used)),
-            }
-        )
-    return {
-        "object": "list",
-        "period": period,
-        "renews_at": renews.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "data": data,
-    }
+    records = await services.keys.list()
+    return await report(records, services.budgets, services.settings.budgets)
 
 
 ADMIN_HANDLERS = [

@@ -215,3 +215,36 @@ def test_every_key_of_a_person_is_revoked_from_the_command_line(tmp_path: Path) 
     assert code != 0 and "not both" in out
     code, out = _run(cfg, "keys", "revoke")
     assert code != 0 and "not both" in out
+
+
+def test_the_budgets_in_force_and_their_spend_from_the_command_line(tmp_path: Path) -> None:
+    import sqlite3
+    from datetime import UTC, datetime
+
+    cfg = tmp_path / "portcullis.yaml"
+    cfg.write_text(f"data_dir: {tmp_path / 'data'}\n")
+    upgrade(load_settings(cfg).database_url())
+    code, out = _run(cfg, "budgets")
+    assert code == 0 and "no spend budget is in force" in out, out
+    cfg.write_text(f"data_dir: {tmp_path / 'data'}\nbudgets: {{teams: {{ops: 500}}}}\n")
+    code, out = _run(
+        cfg, "keys", "create", "--user", "rae", "--jurisdiction", "AU", "--sector", "private",
+        "--team", "ops", "--budget-usd", "20", "--json",
+    )  # fmt: skip
+    key_id = json.loads(out)["key_id"]
+    period = datetime.now(UTC).strftime("%Y-%m")
+    with sqlite3.connect(tmp_path / "data" / "portcullis.db") as db:  # as a replica's sync adds
+        db.executemany(
+            "INSERT INTO budget_spend (scope, period, microusd, updated_at) VALUES (?, ?, ?, ?)",
+            [(f"key:{key_id}", period, 12_500_000, "2026-11-30 00:00:00"),
+             ("team:ops", period, 12_500_000, "2026-11-30 00:00:00")],
+        )  # fmt: skip
+    code, out = _run(cfg, "budgets")
+    assert code == 0, out
+    lines = out.splitlines()
+    assert lines[0].startswith(f"period {period}, renews at ")
+    assert "team\tops\tUS$12.50 of US$500.00\tUS$487.50 left" in lines
+    assert f"key\t{key_id}\tUS$12.50 of US$20.00\tUS$7.50 left" in lines
+    code, out = _run(cfg, "budgets", "--json")
+    rows = {r["scope"]: r for r in json.loads(out)["data"]}
+    assert rows["key"]["remaining_usd"] == 7.5 and rows["team"]["spent_usd"] == 12.5
