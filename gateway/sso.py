@@ -81,6 +81,7 @@ def session_principal(payload: dict[str, Any]) -> Principal:
         jurisdiction=payload["jurisdiction"],
         sector=payload["sector"],
         team=payload.get("team"),
+        tenant=payload.get("tenant") or "default",  # sessions from before it was kept
         roles=tuple(payload["roles"]),
         tags=tuple(payload["tags"]),
         extra={"session": payload["sid"], "session_expires": payload["exp"]},
@@ -331,11 +332,15 @@ class OidcClient:
                 pass  # the configured jurisdiction stands
         team = claims.get(s.team_claim) if s.team_claim else None
         team = team if isinstance(team, str) and team else None
+        tenant = claims.get(s.tenant_claim) if s.tenant_claim else None
+        tenant = tenant if isinstance(tenant, str) and tenant else s.tenant
         try:
-            validate_principal_fields(user, jurisdiction, s.sector, team, tuple(roles), tuple(tags))
+            validate_principal_fields(
+                user, jurisdiction, s.sector, team, tuple(roles), tuple(tags), tenant
+            )
         except ValueError:
             raise SsoError(
-                "not_permitted", "the person's name or team is not an identifier"
+                "not_permitted", "the person's name, team or tenant is not an identifier"
             ) from None
         return Principal(
             key_id=f"sso:{user}",
@@ -345,6 +350,7 @@ class OidcClient:
             team=team,
             roles=tuple(roles),
             tags=tuple(tags),
+            tenant=tenant,
         )
 
     def issue(self, principal: Principal, sid: str) -> tuple[str, int]:
@@ -359,6 +365,7 @@ class OidcClient:
             "jurisdiction": principal.jurisdiction,
             "sector": principal.sector,
             "team": principal.team,
+            "tenant": principal.tenant,
             "roles": list(principal.roles),
             "tags": list(principal.tags),
             "exp": exp,

@@ -145,6 +145,9 @@ class SsoSettings(Strict):
     jurisdiction_claim: str | None = None  # ... unless this claim holds a valid one
     sector: str = "government"
     team_claim: str | None = None
+    # The session's tenant (its keys made in "My keys" are in it) ... unless this claim holds one.
+    tenant: str = "default"
+    tenant_claim: str | None = None
     session_ttl_s: int = Field(7200, ge=300, le=86400)  # a session cannot be revoked early
     # Keys people make for themselves in the console ("My keys"); None: off.
     self_service: SelfServiceSettings | None = None
@@ -166,6 +169,15 @@ class SsoSettings(Strict):
         for group, roles in v.items():
             if not roles or set(roles) - _CONSOLE_ROLES:
                 raise ValueError(f"roles[{group!r}]: one or more of admin, auditor, staff")
+        return v
+
+    @field_validator("tenant")
+    @classmethod
+    def _tenant(cls, v: str) -> str:
+        from audit.shapes import IDENTIFIER_CHARS, is_name
+
+        if not is_name(v) or len(v) > 100:
+            raise ValueError(f"1-100 {IDENTIFIER_CHARS}")
         return v
 
     @field_validator("jurisdiction")

@@ -1,6 +1,6 @@
 """Keys people make for themselves (``admin.sso.self_service``): a person signed in to the console
 through single sign-on lists, makes and revokes API keys of their own, as the provider names
-them — their user, jurisdiction, sector and team from the session, no roles, the tag
+them — their user, jurisdiction, sector, team and tenant from the session, no roles, the tag
 ``self-service``, an expiry (``expires_in_days``) and the configured budget and models — at most
 ``max_keys`` active at once. A key's holder cannot make keys this way (a leaked key must not mint
 more): these routes take a console session only. Each key made or revoked is a ``key`` entry in
@@ -47,7 +47,7 @@ def _me(request: Request[Any, Any, Any]) -> Principal:
 
 
 def _mine(record: KeyRecord, me: Principal) -> bool:
-    return record.user == me.user and SELF_SERVICE_TAG in record.tags
+    return record.user == me.user and record.tenant == me.tenant and SELF_SERVICE_TAG in record.tags
 
 
 async def _my_keys(services: Services, me: Principal) -> list[KeyRecord]:
@@ -115,6 +115,7 @@ async def create_my_key(request: Request[Any, Any, Any], state: State) -> Respon
             jurisdiction=me.jurisdiction,
             sector=me.sector,
             team=me.team,
+            tenant=me.tenant,
             roles=(),
             tags=(SELF_SERVICE_TAG,),
             description=description,

@@ -118,6 +118,7 @@ def world(
         "jurisdiction": "AU",
         "jurisdiction_claim": "jurisdiction",
         "team_claim": "department",
+        "tenant_claim": "org",
         "session_ttl_s": 300,
     }
     admin = {"token_file": str(write_admin_token(tmp)), "token_env": None, "sso": sso}
@@ -505,9 +506,11 @@ def test_staff_make_and_revoke_keys_of_their_own_and_nothing_else(
     assert gw.request("POST", "/admin/me/keys", token=session)[0] == 201
 
     # someone else sees none of them and cannot revoke them
-    w.idp.claims = {"email": "ann@example.org", "groups": ["everyone"]}
+    w.idp.claims = {"email": "ann@example.org", "groups": ["everyone"], "org": "agency"}
     _, other = w.sign_in()
     assert gw.request("GET", "/admin/me/keys", token=other)[2]["data"] == []
+    status, _, hers = gw.request("POST", "/admin/me/keys", token=other)
+    assert status == 201 and hers["tenant"] == "agency" and made["tenant"] == "default"
     assert gw.request("DELETE", f"/admin/me/keys/{second[2]['key_id']}", token=other)[0] == 404
     # a key cannot make keys this way, whatever its roles; nor can the shared admin token
     holder = gw.create_key(user="bot", jurisdiction="AU", sector="private", roles=["staff"])
