@@ -64,6 +64,8 @@ class Alert:
         elif b.kind == "user":
             tenant, _, user = b.scope[5:].partition("|")
             who = {"user": user, "tenant": tenant}
+        elif b.kind == "tenant":
+            who = {"tenant": b.scope[7:]}
         else:
             who = {"team": b.scope[5:]}
         return {

@@ -3,13 +3,13 @@ counted from the backends' ``prices`` (``budgets`` settings; a key's own ``budge
 
 A request is admitted against the spend of each of its scopes that has a budget — ``key:<id>``
 (the rotation chain's first key, so a rotated key keeps its spend), ``user:<tenant>|<user>`` (a
-person across all their keys) and ``team:<name>`` — read from memory. The first request of a
-scope in a period reads the scope's spend from the ledger (``budget_spend``) first, within
-``budgets.deadline_ms``, or is refused (503 ``database_unavailable``): a budget is not waived
-because it cannot be read. A finished request's cost is added in memory at once, for every key,
-person and team whether or not it has a budget (a budget set later counts the period's spend so
-far), and every ``budgets.sync_s`` each replica adds what it charged to the ledger (one adding
-upsert per scope) and reads back the totals, so the replicas see each other's spend within that
+person across all their keys), ``team:<name>`` and ``tenant:<name>`` — read from memory. The
+first request of a scope in a period reads the scope's spend from the ledger (``budget_spend``),
+within ``budgets.deadline_ms``, or is refused (503 ``database_unavailable``): a budget is not
+waived because it cannot be read. A finished request's cost is added in memory at once, for
+every scope whether or not it has a budget (a budget set later counts the period's spend so far),
+and every ``budgets.sync_s`` each replica adds what it charged to the ledger (one adding upsert
+per scope) and reads back the totals, so the replicas see each other's spend within that
 interval.
 
 What a budget bounds, and what it does not: a request is admitted while anything is left, and
@@ -66,8 +66,8 @@ def period_of(period: str, now: datetime) -> tuple[str, datetime]:
 
 @dataclass(frozen=True, slots=True)
 class Budget:
-    scope: str  # "key:<key id>", "user:<tenant>|<user>" or "team:<name>"
-    kind: str  # "key", "user" or "team"
+    scope: str  # "key:<key id>", "user:<tenant>|<user>", "team:<name>" or "tenant:<name>"
+    kind: str  # "key", "user", "team" or "tenant"
     microusd: int
 
 
@@ -82,7 +82,7 @@ def user_scope(tenant: str, user: str) -> str:
 
 def _scopes(p: Principal) -> list[str]:
     """Every scope a request of ``p`` is charged to."""
-    out = [_key_scope(p), user_scope(p.tenant, p.user)]
+    out = [_key_scope(p), user_scope(p.tenant, p.user), f"tenant:{p.tenant}"]
     if p.team is not None:
         out.append(f"team:{p.team}")
     return out
@@ -90,7 +90,7 @@ def _scopes(p: Principal) -> list[str]:
 
 def budgets_of(p: Principal, settings: BudgetSettings) -> list[Budget]:
     """The budgets a request of ``p`` is held to: the key's own (or ``key_usd``), the person's
-    (``users`` or ``user_usd``) and the team's."""
+    (``users`` or ``user_usd``), the team's and the tenant's."""
     out = []
     own = p.budget_microusd
     if own is None and settings.key_usd:
@@ -102,6 +102,8 @@ def budgets_of(p: Principal, settings: BudgetSettings) -> list[Budget]:
         out.append(Budget(user_scope(p.tenant, p.user), "user", round(person * 1_000_000)))
     if p.team is not None and (team := settings.teams.get(p.team)):
         out.append(Budget(f"team:{p.team}", "team", round(team * 1_000_000)))
+    if tenant := settings.tenants.get(p.tenant):
+        out.append(Budget(f"tenant:{p.tenant}", "tenant", round(tenant * 1_000_000)))
     return out
 
 
@@ -339,10 +341,11 @@ async def report(
     period, renews = period_of(settings.period, now or datetime.now(UTC))
     rows: dict[str, dict[str, Any]] = {}
     limits: dict[str, int] = {}  # scope -> micro-dollars
-    for team, dollars in settings.teams.items():
-        if dollars:
-            rows[f"team:{team}"] = {"scope": "team", "team": team}
-            limits[f"team:{team}"] = round(dollars * 1_000_000)
+    for kind, named in (("team", settings.teams), ("tenant", settings.tenants)):
+        for name, dollars in named.items():
+            if dollars:
+                rows[f"{kind}:{name}"] = {"scope": kind, kind: name}
+                limits[f"{kind}:{name}"] = round(dollars * 1_000_000)
     for record in records:
         if record.revoked_at is not None or record.expired():
             continue
@@ -385,6 +388,8 @@ def _spent_error(
         whose = "This key's"
     elif b.kind == "user":  # the person's, across all their keys
         whose = f"{b.scope.partition('|')[2]}'s"
+    elif b.kind == "tenant":
+        whose = f"Tenant {b.scope[7:]}'s"
     else:
         whose = f"Team {b.scope[5:]}'s"
     wait = max(1, int((renews - (now or datetime.now(UTC))).total_seconds()) + 1)

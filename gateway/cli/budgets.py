@@ -35,8 +35,8 @@ def budgets(ctx: click.Context, as_json: bool) -> None:
     if not out["data"]:
         click.echo("no spend budget is in force")
     for row in out["data"]:
-        if row["scope"] == "team":
-            whose = row["team"]
+        if row["scope"] in ("team", "tenant"):
+            whose = row[row["scope"]]
         elif row["scope"] == "user":
             whose = f"{row['user']} ({row['tenant']})"
         else:

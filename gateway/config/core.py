@@ -311,6 +311,8 @@ class BudgetSettings(Strict):
     users: dict[str, float] = Field(default_factory=dict)
     # Team name -> the budget the team's keys share (on top of each key's and person's own).
     teams: dict[str, float] = Field(default_factory=dict)
+    # Tenant name -> the budget every key of the tenant shares.
+    tenants: dict[str, float] = Field(default_factory=dict)
     # The shares of a budget whose crossing is announced, once per scope and period whichever
     # replica sees it: a log line, portcullis_budget_alerts_total and a post to each webhook.
     alert_at: tuple[float, ...] = (0.8, 1.0)
@@ -329,7 +331,7 @@ class BudgetSettings(Strict):
             raise ValueError("at most 10 shares of a budget, each above 0 and at most 1")
         return tuple(sorted(set(v)))
 
-    @field_validator("teams", "users")
+    @field_validator("teams", "users", "tenants")
     @classmethod
     def _named(cls, v: dict[str, float]) -> dict[str, float]:
         from audit.shapes import IDENTIFIER_CHARS, is_name

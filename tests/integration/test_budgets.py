@@ -101,6 +101,7 @@ async def test_two_replicas_add_up_and_hold_one_team_budget(engine: AsyncEngine)
     assert rows == {
         "team:ops": 1050, "key:aaaaaaaaaaaa": 750, "key:bbbbbbbbbbbb": 300,
         "user:default|u": 1050,  # both keys are u's: a person's spend across their keys
+        "tenant:default": 1050,
     }  # fmt: skip
     # another team, and the next month, are not held to it
     await a.admit(_p("cccccccccccc", team="finance"), settings, NOW)
@@ -152,6 +153,18 @@ async def test_a_persons_budget_holds_across_all_their_keys(engine: AsyncEngine)
     assert await budgets.spent(["user:default|liz", "user:agency|liz"], period) == {
         "user:default|liz": 600, "user:agency|liz": 0,
     }  # fmt: skip
+
+
+async def test_a_tenants_budget_holds_across_all_its_keys(engine: AsyncEngine) -> None:
+    settings = BudgetSettings(tenants={"agency": 0.0005})
+    budgets = Budgets(engine)
+    one, two = _p("a1a1a1a1a1a1", tenant="agency"), _p("b2b2b2b2b2b2", user="v", tenant="agency")
+    await budgets.admit(one, settings, NOW)
+    budgets.charge(one, 500, MONTHLY, NOW)
+    with pytest.raises(GatewayError, match="Tenant agency's spend budget") as err:
+        await budgets.admit(two, settings, NOW)
+    assert err.value.details["budget"]["scope"] == "tenant"
+    await budgets.admit(_p("c3c3c3c3c3c3"), settings, NOW)  # the default tenant has none
 
 
 async def test_charges_the_ledger_did_not_take_are_kept_for_the_next_sync(

@@ -636,6 +636,7 @@ async function loadKeys() {
 
 function budgetWhose(row) {
   if (row.scope === "team") return text(row.team);
+  if (row.scope === "tenant") return text(row.tenant);
   if (row.scope === "user") return `${text(row.user)} (${text(row.tenant)})`;
   return list(row.key_ids) + (row.own ? "" : " (default)");
 }
