@@ -61,7 +61,8 @@ async def _my_keys(services: Services, me: Principal) -> list[KeyRecord]:
 
 @get("/admin/me/keys", opt=_OPT)
 async def list_my_keys(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
-    """The signed-in person's working self-service keys, with each one's budget and spend."""
+    """The signed-in person's working self-service keys, with each one's budget and spend, and
+    their own budget across all their keys (``person_budget``; null without one)."""
     services: Services = state.services
     conf = _settings(services)
     me = _me(request)
@@ -70,6 +71,9 @@ async def list_my_keys(request: Request[Any, Any, Any], state: State) -> dict[st
     period, _ = period_of(budgets.period, datetime.now(UTC))
     limits = {r.key_id: budgets_of(r.principal(), budgets) for r in records}
     scopes = [b.scope for bs in limits.values() for b in bs if b.kind == "key"]
+    # the person's own budget across all their keys, if they have one
+    person = [b for b in budgets_of(me, budgets) if b.kind == "user"]
+    scopes += [b.scope for b in person]
     spent = {}
     if scopes and services.budgets is not None:
         spent = await services.budgets.spent(scopes, period)
@@ -83,7 +87,18 @@ async def list_my_keys(request: Request[Any, Any, Any], state: State) -> dict[st
             else None
         )
         data.append(row)
-    return {"object": "list", "data": data, "max_keys": conf.max_keys, "period": period}
+    mine = (
+        {"limit_usd": usd(person[0].microusd), "spent_usd": usd(spent.get(person[0].scope, 0))}
+        if person
+        else None
+    )
+    return {
+        "object": "list",
+        "data": data,
+        "max_keys": conf.max_keys,
+        "period": period,
+        "person_budget": mine,
+    }
 
 
 @post("/admin/me/keys", opt=_OPT, status_code=201)

@@ -163,6 +163,12 @@ def test_an_administrator_and_an_auditor_work_through_the_console(
         budget = page.locator("#budgets-table tr.budget-row", has_text=key.split("_")[1])
         expect(budget).to_contain_text("25.00")
         expect(page.locator("#budgets-period")).to_contain_text("renews at")
+        # an administrator raises it from the row
+        page.once("dialog", lambda d: d.accept("40"))
+        page.locator("#keys-table tr.key-row", has_text="dee").locator("button.budget").click()
+        expect(page.locator("#keys-table tr.key-row", has_text="dee")).to_contain_text(
+            "0.00 of 40.00"
+        )
         # dee leaves: every key in their name revoked from the page
         page.fill("#uk-user", "dee")
         page.once("dialog", lambda d: d.accept())

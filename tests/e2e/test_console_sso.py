@@ -122,7 +122,7 @@ def world(
         "session_ttl_s": 300,
     }
     admin = {"token_file": str(write_admin_token(tmp)), "token_env": None, "sso": sso}
-    gw.settings = core_settings(tmp, upstream_server, admin=admin)
+    gw.settings = core_settings(tmp, upstream_server, admin=admin, budgets={"user_usd": 10})
     gw.start()
     yield World(gw, idp)
     gw.stop()
@@ -427,6 +427,7 @@ def test_a_person_signs_in_from_the_console_page_in_a_real_browser(w: World) -> 
         row = page.locator("#mykeys-table tr.mykey-row", has_text="laptop")
         expect(row).to_contain_text("0.00 of 5.00")
         expect(page.locator("#mykeys-count")).to_contain_text("of at most 2")
+        expect(page.locator("#mykeys-count")).to_contain_text("spent 0.00 of your 10.00")
         import openai
 
         sdk = openai.OpenAI(base_url=w.gw.base_url, api_key=key, max_retries=0)
@@ -489,6 +490,7 @@ def test_staff_make_and_revoke_keys_of_their_own_and_nothing_else(
     assert status == 200 and [k["key_id"] for k in mine["data"]] == [made["key_id"]]
     assert mine["data"][0]["budget"] == {"limit_usd": 5.0, "spent_usd": 0.0}
     assert "key" not in mine["data"][0] and mine["max_keys"] == 2
+    assert mine["person_budget"] == {"limit_usd": 10.0, "spent_usd": 0.0}  # across their keys
     second = gw.request("POST", "/admin/me/keys", token=session)
     assert second[0] == 201
     status, _, full = gw.request("POST", "/admin/me/keys", token=session)

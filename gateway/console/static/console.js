@@ -684,6 +684,7 @@ function keyRow(record, budget) {
     el("td", { className: "num", text: budgetText(record, budget) }),
     el("td", { className: `state ${st}`, text: st }),
     el("td", { className: "row-actions" },
+      el("button", { type: "button", className: "budget", disabled: !active, "aria-label": `Set the budget of key ${record.key_id}`, text: "Budget" }),
       el("button", { type: "button", className: "rotate", disabled: !active, "aria-label": `Rotate key ${record.key_id}`, text: "Rotate" }),
       el("button", { type: "button", className: "revoke danger", disabled: !active, "aria-label": `Revoke key ${record.key_id}`, text: "Revoke" })));
 }
@@ -693,8 +694,29 @@ async function onKeysTable(event) {
   const row = event.target.closest("tr.key-row");
   if (!button || !row || button.disabled) return;
   const id = row.dataset.keyId;
-  if (button.classList.contains("revoke")) await revokeKey(id, button);
+  if (button.classList.contains("budget")) await setKeyBudget(id, button);
+  else if (button.classList.contains("revoke")) await revokeKey(id, button);
   else if (button.classList.contains("rotate")) await rotateKey(id, button);
+}
+
+async function setKeyBudget(id, button) {
+  const answer = window.prompt(`Spend budget of key ${id} per period, in US dollars (0: none; empty: the default):`);
+  if (answer === null) return; // cancelled
+  const value = answer.trim();
+  const budget = value === "" ? null : Number(value);
+  if (budget !== null && !(Number.isFinite(budget) && budget >= 0)) {
+    say("A budget is a number of US dollars, 0 or more (empty: the default).", "error");
+    return;
+  }
+  busy(button, true);
+  try {
+    await api(`/admin/keys/${encodeURIComponent(id)}`, { method: "PATCH", body: { budget_usd: budget } });
+    say(budget === null ? `Key ${id} is back on the default budget.` : `Key ${id}'s budget is ${usd(budget)} US dollars.`, "ok");
+    await loadKeys();
+  } catch (err) {
+    busy(button, false);
+    report(err);
+  }
 }
 
 async function revokeKey(id, button) {
@@ -805,7 +827,9 @@ async function loadMyKeys() {
   const answer = await api("/admin/me/keys");
   const keys = answer.data || [];
   $("mykeys-table").tBodies[0].replaceChildren(...keys.map(myKeyRow));
-  $("mykeys-count").textContent = `${keys.length} of at most ${text(answer.max_keys)} working keys.`;
+  const person = answer.person_budget;
+  const spentLine = person ? ` You have spent ${usd(person.spent_usd)} of your ${usd(person.limit_usd)} US dollars for ${text(answer.period)} across all your keys.` : "";
+  $("mykeys-count").textContent = `${keys.length} of at most ${text(answer.max_keys)} working keys.${spentLine}`;
 }
 
 function myKeyRow(record) {
