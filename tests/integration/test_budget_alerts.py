@@ -10,7 +10,6 @@ import hmac
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -29,22 +28,6 @@ from tests.support.webhook import WebhookReceiver
 pytestmark = pytest.mark.integration
 
 SECRET = "whsec-test-0123456789"
-
-
-@pytest.fixture(scope="module")
-def own_pg() -> Iterator[str]:
-    from tests.support.services import create_pg_database, drop_pg_database
-
-    url = create_pg_database()
-    yield url
-    drop_pg_database(url)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
-    return str(request.getfixturevalue("own_pg"))
 
 
 @pytest.fixture

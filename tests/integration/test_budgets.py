@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -25,22 +24,6 @@ pytestmark = pytest.mark.integration
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 MONTHLY = BudgetSettings()  # what a charge is counted under: the period, month by default
-
-
-@pytest.fixture(scope="module")
-def own_pg() -> AsyncIterator[str]:
-    from tests.support.services import create_pg_database, drop_pg_database
-
-    url = create_pg_database()
-    yield url  # type: ignore[misc]
-    drop_pg_database(url)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
-    return str(request.getfixturevalue("own_pg"))
 
 
 @pytest.fixture

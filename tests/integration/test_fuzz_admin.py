@@ -78,24 +78,6 @@ def _query(rng: random.Random) -> str:
     return urllib.parse.urlencode(q)
 
 
-@pytest.fixture(scope="module")
-def own_pg() -> Iterator[str]:
-    """A database of this module's own: the gateway migrates it, so it must not meet tables
-    other tests made without the migrations."""
-    from tests.support.services import create_pg_database, drop_pg_database
-
-    url = create_pg_database()
-    yield url
-    drop_pg_database(url)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'fuzz.db'}"
-    return str(request.getfixturevalue("own_pg"))
-
-
 @pytest.fixture
 def gateway(
     database_url: str, tmp_path: Path, upstream_server: FakeUpstream

@@ -19,23 +19,6 @@ from tests.support.upstream import FakeUpstream
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def own_pg() -> str:
-    """A database of this module's own: migrations here must not meet tables made by other tests."""
-    from tests.support.services import create_pg_database, drop_pg_database
-
-    url = create_pg_database()
-    yield url
-    drop_pg_database(url)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-untyped-def]
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'keys.db'}"
-    return str(request.getfixturevalue("own_pg"))
-
-
 @pytest.fixture
 async def svc(database_url: str):  # type: ignore[no-untyped-def]
     import asyncio
