@@ -2,13 +2,46 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from gateway.config.base import Strict
 
-__all__ = ["PiiSettings"]
+__all__ = ["CustomRecognizer", "PiiSettings"]
+
+_ENTITY = re.compile(r"^[A-Z][A-Z0-9_]{1,39}\Z")
+
+
+class CustomRecognizer(Strict):
+    """An identifier of the organisation's own (an employee number, a case or customer
+    reference) found by a regular expression and treated like every other type: policy decides
+    what happens to it per backend (the default for a type it does not name: pseudonymised for
+    hosted backends)."""
+
+    entity: str  # the type's name: EMPLOYEE_ID, CASE_REF (capitals, digits, _; 2-40)
+    pattern: str = Field(min_length=1, max_length=500)  # Python regular expression
+    score: float = Field(0.85, ge=0.0, le=1.0)  # compared with pii.score_threshold
+
+    @field_validator("entity")
+    @classmethod
+    def _entity(cls, v: str) -> str:
+        if not _ENTITY.match(v):
+            raise ValueError("capital letters, digits and _, 2-40, starting with a letter")
+        return v
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern(cls, v: str) -> str:
+        try:
+            compiled = re.compile(v)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        if compiled.fullmatch(""):
+            raise ValueError("matches the empty string")
+        return v
+
 
 _REGIONS = (
     "US", "GB", "TW", "KR", "AU", "IT", "CN", "JP", "SG", "IN", "DE", "NL", "CZ", "BE", "IE",
@@ -44,3 +77,17 @@ class PiiSettings(Strict):
     # else 403 uninspectable_content. true: send it to the others as well, unscanned — logged on
     # every such request and counted (portcullis_insecure_passes_total).
     insecure_pass_uninspectable: bool = False
+    # Identifiers of the organisation's own, found by regular expressions (CustomRecognizer).
+    custom: tuple[CustomRecognizer, ...] = ()
+    # Phrases that are never personal data here, matched whole and case-insensitively against
+    # what a recognizer found: the organisation's name, a public hotline, a product that reads
+    # as a person's name. A finding of exactly one of them is dropped; one that only contains it
+    # is not.
+    allow: tuple[str, ...] = Field((), max_length=10_000)
+
+    @field_validator("allow")
+    @classmethod
+    def _allow(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not p.strip() or len(p) > 200 for p in v):
+            raise ValueError("phrases of 1-200 characters")
+        return v

@@ -30,7 +30,8 @@ def build_guard(settings: PiiSettings, secret: bytes) -> PiiGuard:
     threshold = options.score_threshold
 
     def output_scan(text: str) -> list:  # type: ignore[type-arg]
-        return select(patterns_only.patterns(text, None), threshold)
+        found = select(patterns_only.patterns(text, None), threshold)
+        return [c for c in found if not patterns_only.allowed(text, c.start, c.end)]
 
     return Guard(
         FastDetector(settings),

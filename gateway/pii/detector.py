@@ -51,7 +51,14 @@ def options_from(settings: PiiSettings) -> AnalyzerOptions:
         encoded_views=settings.encoded_views,
         score_threshold=settings.score_threshold,
         token_cache=settings.token_cache,
+        custom=tuple((c.entity, c.pattern, c.score) for c in settings.custom),
+        allow=frozenset(_phrase(p) for p in settings.allow),
     )
+
+
+def _phrase(text: str) -> str:
+    """A phrase as the allow list compares it: case-folded, spaces collapsed."""
+    return " ".join(text.casefold().split())
 
 
 class _Cache:

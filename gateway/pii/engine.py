@@ -34,6 +34,11 @@ class AnalyzerOptions:
     score_threshold: float = 0.4
     name_lexicon: bool = True  # census first-name/surname rule (gateway.pii.names)
     token_cache: int = CACHE_TOKENS  # distinct tokens the NER keeps embedded (0: none)
+    # the organisation's own identifiers: (entity type, regular expression, score)
+    custom: tuple[tuple[str, str, float], ...] = ()
+    # phrases never personal data here (case-folded, spaces collapsed): a finding of exactly
+    # one of them is dropped
+    allow: frozenset[str] = frozenset()
 
 
 def needs_ner(entities: frozenset[str] | None) -> bool:
@@ -54,19 +59,32 @@ class Analyzer:
             self._ner = NerEngine(token_cache=options.token_cache)
         if options.ner and options.name_lexicon:
             lexicon()  # read the name lists now, not on the first request
+        self._custom = [(e, re.compile(p), score) for e, p, score in options.custom]
+
+    def _scan(self, text: str, entities: frozenset[str] | None) -> list[Candidate]:
+        """The built-in pattern recognizers and the organisation's own over one view's text."""
+        out = scan_patterns(text, entities, self.options.phone_regions)
+        for entity, rx, score in self._custom:
+            if entities is None or entity in entities:
+                out.extend(Candidate(m.start(), m.end(), entity, score) for m in rx.finditer(text))
+        return out
+
+    def allowed(self, text: str, start: int, end: int) -> bool:
+        """Whether the span is one of the phrases never personal data here."""
+        allow = self.options.allow
+        return bool(allow) and " ".join(text[start:end].casefold().split()) in allow
 
     def patterns(self, text: str, entities: frozenset[str] | None) -> list[Candidate]:
         """Pattern findings with offsets into ``text`` (normalised and decoded views too)."""
-        regions = self.options.phone_regions
         view = normalise(text)
         out = [
             Candidate(*view.to_original(c.start, c.end), c.entity, c.score)
-            for c in scan_patterns(view.text, entities, regions)
+            for c in self._scan(view.text, entities)
         ]
         if self.options.encoded_views:
             for dv in decoded_views(view.text):
                 inner = normalise(dv.text)
-                for c in scan_patterns(inner.text, entities, regions):
+                for c in self._scan(inner.text, entities):
                     s, e = _map(dv, inner, c)
                     out.append(Candidate(*view.to_original(s, e), c.entity, c.score))
         return out
@@ -122,6 +140,10 @@ class Analyzer:
                     cands[i].append(Candidate(s, e, f.entity_type, f.score))
         thr = self.options.score_threshold
         return [
-            [Finding(c.entity, c.start, c.end, c.score, c.also) for c in select(cs, thr)]
-            for cs in cands
+            [
+                Finding(c.entity, c.start, c.end, c.score, c.also)
+                for c in select(cs, thr)
+                if not self.allowed(text, c.start, c.end)
+            ]
+            for text, cs in zip(texts, cands, strict=True)
         ]

@@ -574,3 +574,39 @@ def test_a_100_kb_prompt_is_scanned_within_the_deadline_and_one_over_the_cap_is_
     )
     assert status == 413 and body["error"]["code"] == "request_too_large", body
     assert len(upstream.received) == before
+
+
+def test_the_organisations_own_identifiers_and_allowed_phrases_through_the_gateway(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    """pii.custom: an employee number leaves as a typed placeholder and comes back; policy
+    can block the type by name. pii.allow: the public hotline is sent as it is."""
+    pii = {
+        "custom": [{"entity": "EMPLOYEE_ID", "pattern": r"\bEMP-\d{6}\b"}],
+        "allow": ["1300 655 506"],
+    }
+    decider = FakeDecider(_rule({"*": "pseudonymise"}))
+    running = RunningGateway(
+        core_settings(tmp_path, upstream, pii=pii),
+        Components(policy=decider, audit=(audit := MemoryAuditSink())),
+    ).start()
+    try:
+        key = running.create_key(user="hr", jurisdiction="AU", sector="private")
+        upstream.mode = "echo"
+        prompt = "Leave for EMP-204518 approved; staff can ring 1300 655 506 or 0412 345 678."
+        status, _, body = running.request("POST", "/v1/chat/completions", _chat(prompt), token=key)
+        assert status == 200, body
+        sent = json.dumps(upstream.received[-1]["json"])
+        assert "EMP-204518" not in sent and re.search(r"<EMPLOYEE_ID_[0-9a-f]+>", sent)
+        assert "1300 655 506" in sent and "0412 345 678" not in sent
+        assert json.loads(body["choices"][0]["message"]["content"]) == prompt
+        counts = audit.intents[-1]["pii"]["counts"]  # written before it left
+        assert counts == {"EMPLOYEE_ID": 1, "PHONE_NUMBER": 1}
+        # policy names the type like any other: blocked, nothing forwarded
+        decider.rule = _rule({"*": "pseudonymise", "EMPLOYEE_ID": "block"})
+        before = len(upstream.received)
+        status, _, err = running.request("POST", "/v1/chat/completions", _chat(prompt), token=key)
+        assert status == 403 and "EMPLOYEE_ID" in err["error"]["message"], err
+        assert len(upstream.received) == before
+    finally:
+        running.stop()
