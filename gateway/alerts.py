@@ -29,11 +29,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.config.core import WebhookSettings
+from gateway.storage.db import insert_for
 from gateway.storage.schema import budget_alerts
 
 if TYPE_CHECKING:
@@ -154,9 +153,8 @@ class BudgetAlerts:
         return True
 
     async def _claim(self, alert: Alert) -> bool:
-        insert = pg_insert if self._engine.dialect.name == "postgresql" else sqlite_insert
         stmt = (
-            insert(budget_alerts)
+            insert_for(self._engine, budget_alerts)
             .values(
                 scope=alert.budget.scope,
                 period=alert.period,

@@ -29,8 +29,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.alerts import Alert, BudgetAlerts, crossings
@@ -38,6 +36,7 @@ from gateway.config.core import BudgetSettings
 from gateway.errors import Cause, GatewayError
 from gateway.key_records import KeyRecord, usd
 from gateway.principal import Principal
+from gateway.storage.db import insert_for
 from gateway.storage.schema import budget_spend
 
 __all__ = ["Budget", "Budgets", "budgets_of", "period_of", "report", "user_scope"]
@@ -296,8 +295,7 @@ class Budgets:
             {"scope": s, "period": p, "microusd": v, "updated_at": now}
             for (s, p), v in sorted(batch.items())  # one order on every replica: no deadlock
         ]
-        insert = pg_insert if self._engine.dialect.name == "postgresql" else sqlite_insert
-        stmt = insert(budget_spend)
+        stmt = insert_for(self._engine, budget_spend)
         stmt = stmt.on_conflict_do_update(
             index_elements=["scope", "period"],
             set_={

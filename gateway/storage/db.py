@@ -6,12 +6,14 @@ without the gateway, so the gateway uses its factory rather than the other way r
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from audit.db import open_engine
 
-__all__ = ["create_engine_for", "is_outage"]
+__all__ = ["create_engine_for", "insert_for", "is_outage"]
 
 
 # PostgreSQL's SQLSTATEs for a server that cannot serve now, whatever was asked: connection
@@ -44,3 +46,13 @@ def is_outage(exc: BaseException) -> bool:
 
 def create_engine_for(url: str, pool_size: int = 10, connect_timeout_s: float = 5.0) -> AsyncEngine:
     return open_engine(url, pool_size, connect_timeout_s)
+
+
+def insert_for(engine: AsyncEngine, table: Any) -> Any:
+    """An INSERT on ``table`` in the engine's dialect, which has ``on_conflict_do_*`` (SQLite or
+    PostgreSQL)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    if engine.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
