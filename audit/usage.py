@@ -25,11 +25,26 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from audit.export import ExportFilter, Scope, record_read, scoped_query
 from audit.schema import audit_log
 
-__all__ = ["GROUPS", "UsageRow", "totals", "usage"]
+__all__ = ["GROUPS", "UsageRow", "group_expr", "number_at", "text_at", "totals", "usage"]
 
-# What a report may be grouped by: the entry's own fields (as the export's filters read them).
-GROUPS = ("user", "team", "tenant", "jurisdiction", "backend", "model", "endpoint", "decision",
-          "key", "day", "month")  # fmt: skip
+# What a report may be grouped by: the entry's own fields (as the export's filters read them),
+# and the facts of the backend that answered as the entry recorded them (not as the catalogue
+# says today): its operator, where it processed the data, the model's origin, whether it is
+# the organisation's own; ``cross_border`` is whether that country is not the caller's.
+GROUPS = ("user", "team", "tenant", "jurisdiction", "country", "backend", "model", "endpoint",
+          "decision", "key", "operator", "hosting_country", "hosting_region", "model_origin",
+          "self_hosted", "cross_border", "day", "month")  # fmt: skip
+# the groups read from the entry's body, and where
+_PATHS = {
+    "model": ("model",),
+    "endpoint": ("endpoint",),
+    "key": ("principal", "key_id"),
+    "country": ("principal", "country"),
+    "operator": ("backend", "operator"),
+    "hosting_country": ("backend", "hosting_country"),
+    "hosting_region": ("backend", "hosting_region"),
+    "model_origin": ("backend", "model_origin"),
+}
 _OUTCOMES = ("complete", "incomplete")
 _COLUMNS = {
     "user": audit_log.c.user_id,
@@ -67,31 +82,49 @@ class UsageRow:
         }
 
 
-def _field(dialect: str, doc: Any, *path: str) -> Any:
+def text_at(dialect: str, doc: Any, *path: str) -> Any:
     """A field of the entry's JSON body as text (NULL when absent or purged)."""
     if dialect == "postgresql":
         return sa.func.jsonb_extract_path_text(doc, *path)
     return sa.cast(sa.func.json_extract(doc, "$." + ".".join(path)), sa.Text)
 
 
-def _number(dialect: str, doc: Any, *path: str) -> Any:
+def number_at(dialect: str, doc: Any, *path: str) -> Any:
     """A whole-number field of the body (0 when absent, purged or not a number)."""
-    text = _field(dialect, doc, *path)
+    text = text_at(dialect, doc, *path)
     pg = dialect == "postgresql"
     digits = text.op("~")("^[0-9]{1,18}$") if pg else text.op("GLOB")("[0-9]*")
     return sa.case((digits, sa.cast(text, sa.BigInteger)), else_=0)
 
 
-def _group_expr(name: str, dialect: str, row: Any) -> Any:
+def _truth(dialect: str, text: Any) -> Any:
+    """A JSON boolean read as text (SQLite's ``1``/``0``, PostgreSQL's ``true``/``false``) as
+    ``true``/``false``; NULL when absent."""
+    return sa.case((text.in_(("true", "1")), "true"), (text.in_(("false", "0")), "false"))
+
+
+def group_expr(name: str, dialect: str, row: Any) -> Any:
+    """The SQL expression of group ``name`` over a subquery's ``row`` (with the indexed columns,
+    ``ts`` and the parsed body as ``doc``). A purged body has no fields: :data:`PURGED`."""
     if name == "day":
         return sa.func.substr(row.ts, 1, 10)
     if name == "month":
         return sa.func.substr(row.ts, 1, 7)
     if name in _COLUMNS:
         return row[name]
-    # model, endpoint, key (the principal's key id): from the body; a purged body has none
-    path = ("principal", "key_id") if name == "key" else (name,)
-    return sa.case((row.doc.is_(None), PURGED), else_=_field(dialect, row.doc, *path))
+    if name == "self_hosted":
+        value = _truth(dialect, text_at(dialect, row.doc, "backend", "self_hosted"))
+    elif name == "cross_border":
+        here = text_at(dialect, row.doc, "principal", "country")
+        there = text_at(dialect, row.doc, "backend", "hosting_country")
+        value = sa.case(
+            (sa.or_(here.is_(None), there.is_(None)), None),
+            (here == there, "false"),
+            else_="true",
+        )
+    else:
+        value = text_at(dialect, row.doc, *_PATHS[name])
+    return sa.case((row.doc.is_(None), PURGED), else_=value)
 
 
 async def usage(
@@ -125,9 +158,9 @@ async def usage(
         .subquery()
     ).c
     denied = e.decision == "deny"
-    status = _number(dialect, e.doc, "status")
-    forwarded = _field(dialect, e.doc, "forwarded")
-    keys = [_group_expr(b, dialect, e).label(f"g{i}") for i, b in enumerate(by)]
+    status = number_at(dialect, e.doc, "status")
+    forwarded = text_at(dialect, e.doc, "forwarded")
+    keys = [group_expr(b, dialect, e).label(f"g{i}") for i, b in enumerate(by)]
 
     def count(condition: Any) -> Any:
         return sa.func.sum(sa.case((condition, 1), else_=0))
@@ -144,7 +177,7 @@ async def usage(
         ),
         count(forwarded.in_(("true", "1"))),
         count(e.doc.is_(None)),
-        *(sa.func.sum(_number(dialect, e.doc, "usage", t)) for t in _TOKENS),
+        *(sa.func.sum(number_at(dialect, e.doc, "usage", t)) for t in _TOKENS),
     ]
     q = sa.select(*keys, *measures)
     if keys:

@@ -1,0 +1,228 @@
+"""Transfers: where the requests that left, and the personal data in them, went.
+
+The register a data-protection officer keeps of processing and of transfers to other countries
+(GDPR arts. 30(1)(e) and 44-49, Australia's APP 8, Korea's PIPA art. 28-8, ...) asks, per
+destination: what was sent, by whom, to which processor, processing it in which country, and
+what protected the personal data in it. The gateway's outcome entries hold each of those facts
+as they were when the request was made (the backend's operator, hosting country and region, the
+model's origin, whether it is the organisation's own, the caller's jurisdiction, the entity
+types found and the action taken on each), so the register is read from the trail, not kept
+beside it.
+
+Only requests that were **forwarded** count (a denial, a PII block and a request no backend
+could take sent nothing). Per group: ``requests`` forwarded, ``with_personal_data`` (the request
+held at least one value of a personal-data type), ``uninspectable`` (it held content the
+detector cannot read, which policy sends only to a backend trusted with personal data),
+``insecure`` (it went through a switch that turns a protection off), and ``entities``: per
+type, per action, how many values (``allow`` means sent as written; ``pseudonymise``,
+``redact``, ``mask`` and ``hash`` replaced before they left). ``sent_as_is`` and ``protected``
+sum them. An entry whose body was purged keeps its backend id but none of these facts: it counts
+in ``purged``, under :data:`audit.usage.PURGED`. Recorded in the audit trail like an export
+(phase ``transfers``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from audit.export import ExportFilter, Scope, record_read, scoped_query
+from audit.schema import audit_log
+from audit.usage import GROUPS, group_expr, text_at
+
+__all__ = ["DEFAULT_BY", "GROUPS", "TransferRow", "totals", "transfers"]
+
+DEFAULT_BY = ("jurisdiction", "operator", "hosting_country", "self_hosted")
+_OUTCOMES = ("complete", "incomplete")
+# actions that change a value before it leaves; ``allow`` sends it as written
+_PROTECTING = frozenset({"pseudonymise", "redact", "mask", "hash"})
+_COUNTS = ("requests", "with_personal_data", "uninspectable", "insecure", "purged")
+
+
+@dataclass
+class TransferRow:
+    group: dict[str, str | None]
+    requests: int = 0
+    with_personal_data: int = 0
+    uninspectable: int = 0
+    insecure: int = 0
+    purged: int = 0
+    entities: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def sent_as_is(self) -> int:
+        return sum(a.get("allow", 0) for a in self.entities.values())
+
+    @property
+    def protected(self) -> int:
+        return sum(n for a in self.entities.values() for k, n in a.items() if k in _PROTECTING)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.group,
+            **{k: getattr(self, k) for k in _COUNTS},
+            "sent_as_is": self.sent_as_is,
+            "protected": self.protected,
+            "entities": self.entities,
+        }
+
+
+def _at(dialect: str, doc: Any, *path: str) -> Any:
+    """The body's JSON value at ``path`` (NULL when absent)."""
+    if dialect == "postgresql":
+        return sa.func.jsonb_extract_path(doc, *path)
+    return sa.func.json_extract(doc, "$." + ".".join(path))
+
+
+def _members(dialect: str, obj: Any) -> Any:
+    """The members of a JSON object as a table (``key``, ``value``); no rows when ``obj`` is
+    NULL or not an object."""
+    if dialect == "postgresql":
+        safe = sa.case(
+            (sa.func.jsonb_typeof(obj) == "object", obj), else_=sa.cast(sa.literal("{}"), JSONB)
+        )
+        return sa.func.jsonb_each(safe).table_valued("key", "value")
+    safe = sa.case((sa.func.json_type(obj) == "object", obj), else_="{}")
+    return sa.func.json_each(safe).table_valued("key", "value")
+
+
+def _count_of(dialect: str, value: Any) -> Any:
+    """A member's value as a whole number (0 when it is not one)."""
+    if dialect == "postgresql":
+        text = sa.cast(value, sa.Text)
+        return sa.case((text.op("~")("^[0-9]{1,18}$"), sa.cast(text, sa.BigInteger)), else_=0)
+    return sa.case((sa.func.typeof(value) == "integer", value), else_=0)
+
+
+def _non_empty_list(dialect: str, doc: Any, *path: str) -> Any:
+    """Whether the body's value at ``path`` is an array with at least one item."""
+    value = _at(dialect, doc, *path)
+    kind, length = (
+        (sa.func.jsonb_typeof, sa.func.jsonb_array_length)
+        if dialect == "postgresql"
+        else (sa.func.json_type, sa.func.json_array_length)
+    )
+    # CASE, not AND: PostgreSQL may evaluate either side of an AND first, and the length of a
+    # value that is not an array is an error there
+    return sa.case((kind(value) == "array", length(value)), else_=0) > 0
+
+
+async def transfers(
+    engine: AsyncEngine,
+    flt: ExportFilter,
+    scope: Scope,
+    by: Sequence[str] = DEFAULT_BY,
+    *,
+    allowed_roles: tuple[str, ...] | frozenset[str] = ("admin", "auditor"),
+    writer: str = "transfers:0:0",
+) -> list[TransferRow]:
+    """Groups the forwarded requests by ``by`` (names from :data:`audit.usage.GROUPS`, in
+    order), most requests first. Authorises and records the read first
+    (:class:`audit.export.AuditForbidden`; ValueError for a name that is not a group). Two
+    ``GROUP BY`` queries in the database, one for the requests and one for the entity types
+    (SQLite's ``json_each``, PostgreSQL's ``jsonb_each``): no body leaves it."""
+    scope.authorise(allowed_roles)
+    unknown = [b for b in by if b not in GROUPS]
+    if unknown or len(set(by)) != len(by):
+        raise ValueError(f"by: distinct names from {', '.join(GROUPS)}")
+    await record_read(
+        engine, writer, scope, flt, {"phase": "transfers", "by": "+".join(by) or "all"}
+    )
+    dialect = engine.dialect.name
+    c = audit_log.c
+    outcomes = ExportFilter(**{**flt.to_json(), "kinds": _OUTCOMES})
+    doc = sa.cast(c.body, JSONB) if dialect == "postgresql" else c.body
+    forwarded = text_at(dialect, doc, "forwarded").in_(("true", "1"))
+    # a purged body no longer says whether it left: one that had a backend counts, as purged
+    left = sa.or_(forwarded, sa.and_(c.body.is_(None), c.backend.is_not(None)))
+    sub = (
+        sa.select(
+            c.kind,
+            c.ts,
+            c.user_id,
+            c.team,
+            c.tenant,
+            c.jurisdiction,
+            c.backend,
+            c.decision,
+            doc.label("doc"),
+        )
+        .where(scoped_query(outcomes, scope), left)
+        .offset(0)  # the body parsed once per entry (see audit.usage)
+        .subquery()
+    )
+    e = sub.c
+    keys = [group_expr(b, dialect, e).label(f"g{i}") for i, b in enumerate(by)]
+    n = len(by)
+
+    def count(condition: Any) -> Any:
+        return sa.func.sum(sa.case((condition, 1), else_=0))
+
+    counts = _members(dialect, _at(dialect, e.doc, "pii", "counts")).alias("pd")
+    found = sa.exists(
+        sa.select(sa.literal(1)).select_from(counts).where(_count_of(dialect, counts.c.value) > 0)
+    )
+    measures = [
+        sa.func.count(),
+        count(sa.and_(e.doc.is_not(None), found)),
+        count(sa.and_(e.doc.is_not(None), _non_empty_list(dialect, e.doc, "pii", "uninspectable"))),
+        count(sa.and_(e.doc.is_not(None), _non_empty_list(dialect, e.doc, "pii", "insecure"))),
+        count(e.doc.is_(None)),
+    ]
+    q = sa.select(*keys, *measures)
+    if keys:
+        q = q.group_by(*keys)
+    # per type and action: the body's pii.actions {TYPE: {action: n}} unnested twice
+    types = _members(dialect, _at(dialect, e.doc, "pii", "actions")).alias("t")
+    acts = _members(dialect, types.c.value).alias("a")
+    total = sa.func.sum(_count_of(dialect, acts.c.value))
+    eq = (
+        sa.select(*keys, types.c.key, acts.c.key, total)
+        .select_from(sub)
+        .join(types, sa.true())
+        .join(acts, sa.true())
+        .group_by(*keys, types.c.key, acts.c.key)
+    )
+    async with engine.connect() as conn:
+        rows = (await conn.execute(q)).all()
+        entity_rows = (await conn.execute(eq)).all()
+    out: dict[tuple[Any, ...], TransferRow] = {}
+    for row in rows:
+        requests, pd, unins, insecure, purged = (int(v or 0) for v in row[n:])
+        if requests:  # no group: an aggregate over no rows
+            out[tuple(row[:n])] = TransferRow(
+                dict(zip(by, row[:n], strict=True)), requests, pd, unins, insecure, purged
+            )
+    for row in entity_rows:
+        group, entity, action, number = tuple(row[:n]), row[n], row[n + 1], int(row[n + 2] or 0)
+        if number and group in out:
+            out[group].entities.setdefault(entity, {})[action] = number
+    for r in out.values():
+        r.entities = {k: dict(sorted(v.items())) for k, v in sorted(r.entities.items())}
+    return sorted(out.values(), key=lambda g: (-g.requests, json.dumps(g.group, default=str)))
+
+
+def totals(rows: Sequence[TransferRow]) -> dict[str, Any]:
+    """The counts summed over every group, entities included."""
+    out: dict[str, Any] = dict.fromkeys(_COUNTS, 0)
+    entities: dict[str, dict[str, int]] = {}
+    for r in rows:
+        for k in _COUNTS:
+            out[k] += getattr(r, k)
+        for entity, actions in r.entities.items():
+            mine = entities.setdefault(entity, {})
+            for action, number in actions.items():
+                mine[action] = mine.get(action, 0) + number
+    merged = TransferRow({}, entities=entities)
+    return {
+        **out,
+        "sent_as_is": merged.sent_as_is,
+        "protected": merged.protected,
+        "entities": {k: dict(sorted(v.items())) for k, v in sorted(entities.items())},
+    }

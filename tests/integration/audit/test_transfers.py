@@ -1,0 +1,179 @@
+"""The transfers register over the real store (SQLite and PostgreSQL): only what was forwarded
+counts, grouped by where it went as the entries recorded it; the personal data per type and
+action equals what the events said; purged bodies, the reader's scope and the recorded read."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter, defaultdict
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from audit.export import AuditForbidden, ExportFilter, Scope
+from audit.schema import audit_log
+from audit.sink import DatabaseAuditSink
+from audit.transfers import totals, transfers
+from audit.usage import PURGED, usage
+from tests.integration.audit.conftest import event
+
+pytestmark = pytest.mark.integration
+
+ADMIN = Scope("admin-1", frozenset({"admin"}))
+N = 150
+# where a forwarded request went: (id, operator, hosting country, model origin, self-hosted)
+BACKENDS = (
+    ("ds-hosted", "deepseek", "CN", "CN", False),
+    ("ds-syd", "self", "AU", "CN", True),
+    ("azure-se", "microsoft", "SE", "US", False),
+)
+
+
+def _event(i: int) -> dict[str, Any]:
+    """Request ``i``: denied every fifth; of the rest, every seventh failed to connect (nothing
+    sent); the others sent to one of three backends with personal data in some."""
+    ident, operator, country, origin, own = BACKENDS[i % 3]
+    denied, unsent = i % 5 == 0, i % 7 == 0
+    people, emails = i % 4, i % 2
+    # the organisation's own backend gets values as written; the others get pseudonyms
+    action = "allow" if own else "pseudonymise"
+    actions: dict[str, dict[str, int]] = {}
+    if people:
+        actions["PERSON"] = {action: people}
+    if emails:
+        actions["EMAIL_ADDRESS"] = {"redact": emails} if own else {action: emails}
+    pii: dict[str, Any] = {
+        "counts": {"PERSON": people, "EMAIL_ADDRESS": emails},
+        "actions": actions,
+    }
+    if i % 6 == 1:
+        pii["uninspectable"] = ["image_url"]
+    return event(
+        i,
+        backend=None
+        if denied
+        else {
+            "id": ident,
+            "operator": operator,
+            "hosting_country": country,
+            "model_origin": origin,
+            "self_hosted": own,
+        },
+        decision={
+            "allow": not denied,
+            "permitted_backends": [] if denied else [ident],
+            "rule_ids": ["r"],
+            "denying_rule_ids": ["r"] if denied else [],
+            "citation_ids": [],
+            "obligations": {},
+        },
+        pii=pii,
+        forwarded=not (denied or unsent),
+        status=403 if denied else (502 if unsent else 200),
+    )
+
+
+async def _fill(sink: DatabaseAuditSink) -> list[dict[str, Any]]:
+    evs = [_event(i) for i in range(N)]
+    await asyncio.gather(*(sink.intent(e) for e in evs))
+    await asyncio.gather(*(sink.complete(e) for e in evs))
+    return evs
+
+
+async def test_only_what_left_counts_grouped_by_where_it_went(
+    engine: AsyncEngine, sink: DatabaseAuditSink
+) -> None:
+    evs = await _fill(sink)
+    by = ("jurisdiction", "operator", "hosting_country", "self_hosted", "cross_border")
+    rows = await transfers(engine, ExportFilter(), ADMIN, by)
+    want: Counter[tuple[Any, ...]] = Counter()
+    with_pd: Counter[tuple[Any, ...]] = Counter()
+    unins: Counter[tuple[Any, ...]] = Counter()
+    entities: dict[tuple[Any, ...], dict[str, Counter[str]]] = defaultdict(
+        lambda: defaultdict(Counter)
+    )
+    for e in evs:
+        if not e["forwarded"]:
+            continue
+        p, b = e["principal"], e["backend"]
+        k = (
+            p["jurisdiction"],
+            b["operator"],
+            b["hosting_country"],
+            "true" if b["self_hosted"] else "false",
+            "false" if p["country"] == b["hosting_country"] else "true",
+        )
+        want[k] += 1
+        with_pd[k] += any(e["pii"]["counts"].values())
+        unins[k] += bool(e["pii"].get("uninspectable"))
+        for entity, acts in e["pii"]["actions"].items():
+            entities[k][entity].update(acts)
+    got = {tuple(r.group[g] for g in by): r for r in rows}
+    assert {k: r.requests for k, r in got.items()} == dict(want)
+    assert {k: r.with_personal_data for k, r in got.items()} == dict(with_pd)
+    assert {k: r.uninspectable for k, r in got.items()} == dict(unins)
+    assert {k: r.entities for k, r in got.items()} == {
+        k: {t: dict(a) for t, a in v.items()} for k, v in entities.items()
+    }
+    # a New South Wales request to the organisation's own Sydney backend stays at home; an
+    # Australian's to DeepSeek's own service goes to China, pseudonymised
+    home = got[("AU-NSW", "self", "AU", "true", "false")]
+    assert home.sent_as_is == home.entities["PERSON"]["allow"] > 0
+    assert home.protected == home.entities["EMAIL_ADDRESS"]["redact"] > 0
+    abroad = got[("AU-NSW", "deepseek", "CN", "false", "true")]
+    assert abroad.sent_as_is == 0 and abroad.protected > 0
+    sent = sum(1 for e in evs if e["forwarded"])
+    total = totals(rows)
+    assert total["requests"] == sent < N
+    assert total["sent_as_is"] + total["protected"] == sum(
+        n for e in evs if e["forwarded"] for a in e["pii"]["actions"].values() for n in a.values()
+    )
+    assert [r.requests for r in rows] == sorted((r.requests for r in rows), reverse=True)
+    # the same groups are open to the usage report, which counts denials too
+    (one,) = await usage(engine, ExportFilter(backend="azure-se"), ADMIN, ("hosting_country",))
+    assert one.group["hosting_country"] == "SE" and one.forwarded == sum(
+        1 for e in evs if e["forwarded"] and e["backend"]["id"] == "azure-se"
+    )
+
+
+async def test_filters_purged_bodies_scope_and_the_recorded_read(
+    engine: AsyncEngine, sink: DatabaseAuditSink
+) -> None:
+    evs = await _fill(sink)
+    kr = Scope("aud-kr", frozenset({"auditor"}), frozenset({"KR"}))
+    mine = await transfers(engine, ExportFilter(), kr, ("jurisdiction",))
+    assert [r.group["jurisdiction"] for r in mine] == ["KR"]
+    assert mine[0].requests == sum(
+        1 for e in evs if e["forwarded"] and e["principal"]["jurisdiction"] == "KR"
+    )
+    (all_time,) = await transfers(engine, ExportFilter(), ADMIN, ())
+    since = await transfers(engine, ExportFilter(since="2026-11-15T00:00:00.000000Z"), ADMIN, ())
+    assert 0 < since[0].requests < all_time.requests
+    async with engine.begin() as conn:
+        await conn.execute(
+            sa.update(audit_log)
+            .where(audit_log.c.kind == "complete", audit_log.c.backend == "azure-se")
+            .values(body=None, purged_at="2026-12-01T00:00:00.000000Z")
+        )
+    rows = await transfers(engine, ExportFilter(backend="azure-se"), ADMIN, ("backend", "operator"))
+    # a purged entry that had a backend counts, though its body no longer says it left
+    azure = [e for e in evs if e["backend"] and e["backend"]["id"] == "azure-se"]
+    assert [(r.group["operator"], r.purged, r.requests) for r in rows] == [
+        (PURGED, len(azure), len(azure))
+    ]
+    assert rows[0].entities == {} and rows[0].with_personal_data == 0
+    with pytest.raises(AuditForbidden):
+        await transfers(engine, ExportFilter(), Scope("u", frozenset({"user"})), ())
+    with pytest.raises(ValueError, match="by"):
+        await transfers(engine, ExportFilter(), ADMIN, ("colour",))
+    async with engine.connect() as conn:
+        bodies = (
+            (await conn.execute(sa.select(audit_log.c.body).where(audit_log.c.kind == "export")))
+            .scalars()
+            .all()
+        )
+    # four reports, each recorded; the refused and the malformed ones read nothing
+    assert len(bodies) == 4 and all('"transfers"' in b for b in bodies)
+    assert any('"aud-kr"' in b for b in bodies)
