@@ -13,7 +13,9 @@ Only requests that were **forwarded** count (a denial, a PII block and a request
 could take sent nothing). Per group: ``requests`` forwarded, ``with_personal_data`` (the request
 held at least one value of a personal-data type), ``uninspectable`` (it held content the
 detector cannot read, which policy sends only to a backend trusted with personal data),
-``insecure`` (it went through a switch that turns a protection off), and ``entities``: per
+``insecure`` (it went through a switch that turns a protection off), ``reached_others`` (it
+went out to another backend first, failed there and was sent on: it counts under the backend
+that answered; the entry's ``attempts`` name the other), and ``entities``: per
 type, per action, how many values (``allow`` means sent as written; ``pseudonymise``,
 ``redact``, ``mask`` and ``hash`` replaced before they left). ``sent_as_is`` and ``protected``
 sum them. An entry whose body was purged keeps its backend id but none of these facts: it counts
@@ -42,7 +44,10 @@ DEFAULT_BY = ("jurisdiction", "operator", "hosting_country", "self_hosted")
 _OUTCOMES = ("complete", "incomplete")
 # actions that change a value before it leaves; ``allow`` sends it as written
 _PROTECTING = frozenset({"pseudonymise", "redact", "mask", "hash"})
-_COUNTS = ("requests", "with_personal_data", "uninspectable", "insecure", "purged")
+_COUNTS = ("requests", "with_personal_data", "uninspectable", "insecure", "reached_others",
+           "purged")  # fmt: skip
+# attempts whose request never went out (no connection, no TLS session): nothing reached them
+_UNSENT = ("connect", "tls")
 
 
 @dataclass
@@ -52,6 +57,7 @@ class TransferRow:
     with_personal_data: int = 0
     uninspectable: int = 0
     insecure: int = 0
+    reached_others: int = 0
     purged: int = 0
     entities: dict[str, dict[str, int]] = field(default_factory=dict)
 
@@ -98,6 +104,18 @@ def _count_of(dialect: str, value: Any) -> Any:
         text = sa.cast(value, sa.Text)
         return sa.case((text.op("~")("^[0-9]{1,18}$"), sa.cast(text, sa.BigInteger)), else_=0)
     return sa.case((sa.func.typeof(value) == "integer", value), else_=0)
+
+
+def _items(dialect: str, arr: Any) -> Any:
+    """The items of a JSON array as a table (``value``); no rows when ``arr`` is NULL or not an
+    array."""
+    if dialect == "postgresql":
+        safe = sa.case(
+            (sa.func.jsonb_typeof(arr) == "array", arr), else_=sa.cast(sa.literal("[]"), JSONB)
+        )
+        return sa.func.jsonb_array_elements(safe).table_valued("value")
+    safe = sa.case((sa.func.json_type(arr) == "array", arr), else_="[]")
+    return sa.func.json_each(safe).table_valued("value")
 
 
 def _non_empty_list(dialect: str, doc: Any, *path: str) -> Any:
@@ -168,11 +186,23 @@ async def transfers(
     found = sa.exists(
         sa.select(sa.literal(1)).select_from(counts).where(_count_of(dialect, counts.c.value) > 0)
     )
+    # the request went out to another backend before the one that answered (it failed there and
+    # was sent on: a fallback), which holds it too; the entry's attempts name it
+    tries = _items(dialect, _at(dialect, e.doc, "attempts")).alias("att")
+    other = sa.exists(
+        sa.select(sa.literal(1))
+        .select_from(tries)
+        .where(
+            text_at(dialect, tries.c.value, "backend") != text_at(dialect, e.doc, "backend", "id"),
+            text_at(dialect, tries.c.value, "outcome").not_in(_UNSENT),
+        )
+    )
     measures = [
         sa.func.count(),
         count(sa.and_(e.doc.is_not(None), found)),
         count(sa.and_(e.doc.is_not(None), _non_empty_list(dialect, e.doc, "pii", "uninspectable"))),
         count(sa.and_(e.doc.is_not(None), _non_empty_list(dialect, e.doc, "pii", "insecure"))),
+        count(sa.and_(e.doc.is_not(None), other)),
         count(e.doc.is_(None)),
     ]
     q = sa.select(*keys, *measures)
@@ -194,10 +224,10 @@ async def transfers(
         entity_rows = (await conn.execute(eq)).all()
     out: dict[tuple[Any, ...], TransferRow] = {}
     for row in rows:
-        requests, pd, unins, insecure, purged = (int(v or 0) for v in row[n:])
+        requests, pd, unins, insecure, others, purged = (int(v or 0) for v in row[n:])
         if requests:  # no group: an aggregate over no rows
             out[tuple(row[:n])] = TransferRow(
-                dict(zip(by, row[:n], strict=True)), requests, pd, unins, insecure, purged
+                dict(zip(by, row[:n], strict=True)), requests, pd, unins, insecure, others, purged
             )
     for row in entity_rows:
         group, entity, action, number = tuple(row[:n]), row[n], row[n + 1], int(row[n + 2] or 0)

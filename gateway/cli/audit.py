@@ -1,5 +1,5 @@
-"""``portcullis audit verify|export|ship|usage|content|checkpoint|purge|shred``: the audit trail
-from the shell.
+"""``portcullis audit verify|export|ship|usage|transfers|content|checkpoint|purge|shred``:
+the audit trail from the shell.
 
 The command line is an operator's tool with database access, so it acts as ``admin`` unless
 ``--role``/``--scope-jurisdiction`` narrow it (an auditor's export is then only their rows).
@@ -284,71 +284,6 @@ def export_cmd(
     )
 
 
-@audit.command("usage")
-@_filter_options("since", "until")
-@click.option(
-    "--by",
-    default="team,model",
-    show_default=True,
-    help="Group by, comma-separated: user, team, tenant, jurisdiction, backend, model, "
-    "endpoint, decision, day, month ('' for one total).",
-)
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
-@_reader_options("reads")
-@click.pass_context
-def usage_cmd(
-    ctx: click.Context,
-    flt: ExportFilter,
-    by: str,
-    fmt: str,
-    actor: str | None,
-    roles: tuple[str, ...],
-    scope_j: tuple[str, ...],
-) -> None:
-    """Requests, denials, failures and tokens per group, from the requests' audit entries."""
-    from audit.usage import totals, usage
-
-    settings = settings_from(ctx)
-    url, _, _ = _paths(settings)
-    groups = tuple(b.strip() for b in by.split(",") if b.strip())
-    scope = _reader(actor, roles, scope_j)
-
-    async def work(engine: AsyncEngine) -> Any:
-        return await usage(
-            engine,
-            flt,
-            scope,
-            groups,
-            allowed_roles=settings.audit.export_roles,
-            writer=writer_id(),
-        )
-
-    try:
-        rows = _with_engine(url, work)
-    except AuditForbidden as exc:
-        raise click.ClickException(str(exc)) from None
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--by") from None
-    out = [r.to_json() for r in rows]
-    if fmt == "json":
-        click.echo(json.dumps({"by": list(groups), "groups": out, "totals": totals(rows)}))
-        return
-    columns = [*groups, "requests", "denied", "failed", "forwarded", "purged", "prompt_tokens",
-               "completion_tokens", "total_tokens", "cost_microusd"]  # fmt: skip
-    lines = [columns, *([("-" if r[c] is None else str(r[c])) for c in columns] for r in out)]
-    total = totals(rows)
-    if fmt == "csv":
-        from audit.formats import csv_row
-
-        click.echo(b"".join(csv_row(cells) for cells in lines).decode(), nl=False)
-        return
-    if groups:  # without a grouping the one row is the total
-        label = ["total"] + [""] * (len(groups) - 1)
-        lines.append([*label, *(str(total[c]) for c in columns[len(groups) :])])
-    for cells in lines:
-        click.echo("\t".join(cells))
-
-
 @audit.command("checkpoint")
 @click.pass_context
 def checkpoint_cmd(ctx: click.Context) -> None:
@@ -405,7 +340,8 @@ def shred_cmd(ctx: click.Context, tenant: str, actor: str | None) -> None:
     click.echo(json.dumps({"tenant": tenant, "key_destroyed": done}))
 
 
-# ``audit ship`` and ``audit content`` live in their own modules and register themselves on the
-# group above.
+# ``audit ship``, ``audit content``, ``audit usage`` and ``audit transfers`` live in their own
+# modules and register themselves on the group above.
 from gateway.cli import audit_content as _audit_content  # noqa: E402, F401
+from gateway.cli import audit_reports as _audit_reports  # noqa: E402, F401
 from gateway.cli import audit_ship as _audit_ship  # noqa: E402, F401

@@ -237,7 +237,8 @@ class AdminSettings(Strict):
     # trail's verification (its own process) is exempt.
     deadline_s: float = Field(30.0, ge=0, le=3600)
     # The same for reports that read their whole range before answering (the usage report,
-    # GET /admin/audit/usage: ~1.6-3.5 s per 100,000 requests, so minutes on a grown trail).
+    # GET /admin/audit/usage: ~1.6-3.5 s per 100,000 requests, so minutes on a grown trail;
+    # the transfers register, GET /admin/audit/transfers).
     report_deadline_s: float = Field(600.0, ge=0, le=3600)
     # Console sign-in through an OpenID Connect provider (docs/console.md); off by default.
     sso: SsoSettings | None = None

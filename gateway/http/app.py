@@ -249,8 +249,9 @@ _PROBES = frozenset({"/healthz", "/readyz"})
 # its own connection, and may take minutes on a grown trail.
 _NO_DEADLINE = frozenset({"/admin/audit/verify"})
 # Reports that read the whole range asked for in the database before they answer (a usage report
-# over two million requests: ~30-70 s): admin.report_deadline_s, not admin.deadline_s.
-_REPORTS = frozenset({"/admin/audit/usage"})
+# over two million requests: ~30-70 s; the transfers register): admin.report_deadline_s, not
+# admin.deadline_s.
+_REPORTS = frozenset({"/admin/audit/usage", "/admin/audit/transfers"})
 
 
 def admin_deadline(path: str, admin: Any) -> tuple[str, float]:

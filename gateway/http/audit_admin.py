@@ -14,6 +14,10 @@ restarted, a connection lost) resumes with ``after_seq`` (the last whole record'
 &backend=`` — the same role and scope: requests, denials, failures and tokens per group
 (:mod:`audit.usage`), recorded like an export.
 
+``GET /admin/audit/transfers?by=jurisdiction,operator,hosting_country,self_hosted&<the same
+filters>`` — the same role and scope: where the forwarded requests went and the personal data in
+them per type and action (:mod:`audit.transfers`), recorded like an export.
+
 ``GET /admin/audit/entries?limit=50&before=SEQ&kind=&<the export's filters>`` — the same role and
 scope: a page of entries, newest first, with ``next_before`` for the older page (the console's
 audit view; :mod:`audit.browse`), recorded like an export.
@@ -167,20 +171,26 @@ async def export_audit(request: Request[Any, Any, Any], state: State) -> Stream:
 _USAGE_FILTERS = ("since", "until", "jurisdiction", "user", "team", "decision", "backend")
 
 
-@get("/admin/audit/usage", opt={"role": "auditor"})
-async def audit_usage(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
+async def _report(
+    request: Request[Any, Any, Any],
+    state: State,
+    default_by: str,
+    read: Any,
+    totals: Any,
+) -> dict[str, Any]:
+    """A grouped report of the trail (usage, transfers): the query's grouping and filters, the
+    caller's scope, the read recorded by the report."""
     from audit.export import AuditForbidden
-    from audit.usage import totals, usage
 
     services: Services = state.services
     q = request.query_params
     unknown = set(q) - {"by", *_USAGE_FILTERS}
     if unknown:
         raise GatewayError(Cause.INVALID_PARAMETER, f"Unsupported filter: '{sorted(unknown)[0]}'.")
-    by = tuple(b for b in q.get("by", "team,model").split(",") if b)
+    by = tuple(b for b in q.get("by", default_by).split(",") if b)
     flt = _filter(request, _USAGE_FILTERS, ())
     try:
-        rows = await usage(
+        rows = await read(
             _engine(services),
             flt,
             _scope(request),
@@ -195,6 +205,20 @@ async def audit_usage(request: Request[Any, Any, Any], state: State) -> dict[str
             Cause.INVALID_PARAMETER, f"Invalid grouping: {exc}.", param="by"
         ) from None
     return {"by": list(by), "groups": [r.to_json() for r in rows], "totals": totals(rows)}
+
+
+@get("/admin/audit/usage", opt={"role": "auditor"})
+async def audit_usage(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
+    from audit.usage import totals, usage
+
+    return await _report(request, state, "team,model", usage, totals)
+
+
+@get("/admin/audit/transfers", opt={"role": "auditor"})
+async def audit_transfers(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
+    from audit.transfers import DEFAULT_BY, totals, transfers
+
+    return await _report(request, state, ",".join(DEFAULT_BY), transfers, totals)
 
 
 def _int(
@@ -317,4 +341,11 @@ async def audit_content(
     )
 
 
-AUDIT_HANDLERS = [export_audit, audit_usage, audit_entries, audit_verify, audit_content]
+AUDIT_HANDLERS = [
+    export_audit,
+    audit_usage,
+    audit_transfers,
+    audit_entries,
+    audit_verify,
+    audit_content,
+]

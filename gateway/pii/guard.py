@@ -118,9 +118,10 @@ class Guard:
                 etype = max((f.entity_type, *f.also), key=lambda e: actions[e].strictness)
                 known.append((etype, value))
                 action = actions[etype]
+                # counted as sent as written: the audit record says what left unchanged too
+                taken[(etype, action.value)] += 1
                 if action is PiiAction.ALLOW:
                     continue
-                taken[(etype, action.value)] += 1
                 if action is PiiAction.REDACT:
                     new = redact(etype)
                 elif action is PiiAction.MASK:

@@ -50,8 +50,15 @@ def _event(i: int) -> dict[str, Any]:
     }
     if i % 6 == 1:
         pii["uninspectable"] = ["image_url"]
+    # a fallback: tried first on another backend, which failed after the request went out (it
+    # holds the request too), or which could not be reached (nothing went there)
+    first = {3: ("other", "status", 503), 7: ("other", "connect", None)}.get(i % 10)
+    attempts = [{"backend": ident, "outcome": "ok", "status": 200}]
+    if first:
+        attempts.insert(0, dict(zip(("backend", "outcome", "status"), first, strict=True)))
     return event(
         i,
+        attempts=attempts,
         backend=None
         if denied
         else {
@@ -91,6 +98,7 @@ async def test_only_what_left_counts_grouped_by_where_it_went(
     want: Counter[tuple[Any, ...]] = Counter()
     with_pd: Counter[tuple[Any, ...]] = Counter()
     unins: Counter[tuple[Any, ...]] = Counter()
+    others: Counter[tuple[Any, ...]] = Counter()
     entities: dict[tuple[Any, ...], dict[str, Counter[str]]] = defaultdict(
         lambda: defaultdict(Counter)
     )
@@ -108,12 +116,15 @@ async def test_only_what_left_counts_grouped_by_where_it_went(
         want[k] += 1
         with_pd[k] += any(e["pii"]["counts"].values())
         unins[k] += bool(e["pii"].get("uninspectable"))
+        others[k] += e["attempts"][0]["outcome"] == "status"
         for entity, acts in e["pii"]["actions"].items():
             entities[k][entity].update(acts)
     got = {tuple(r.group[g] for g in by): r for r in rows}
     assert {k: r.requests for k, r in got.items()} == dict(want)
     assert {k: r.with_personal_data for k, r in got.items()} == dict(with_pd)
     assert {k: r.uninspectable for k, r in got.items()} == dict(unins)
+    assert {k: r.reached_others for k, r in got.items()} == dict(others)
+    assert sum(others.values()) > 0
     assert {k: r.entities for k, r in got.items()} == {
         k: {t: dict(a) for t, a in v.items()} for k, v in entities.items()
     }

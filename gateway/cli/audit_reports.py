@@ -1,0 +1,146 @@
+"""``portcullis audit usage`` and ``portcullis audit transfers``: reports read from the trail
+(:mod:`audit.usage`, :mod:`audit.transfers`), as a table, CSV or JSON; each read is recorded."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import click
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from audit.export import AuditForbidden, ExportFilter
+from audit.store import writer_id
+from audit.transfers import DEFAULT_BY
+from audit.usage import GROUPS
+from gateway.cli._common import settings_from
+from gateway.cli.audit import _filter_options, _paths, _reader, _reader_options, _with_engine, audit
+
+__all__ = ["transfers_cmd", "usage_cmd"]
+
+_USAGE_COLUMNS = ("requests", "denied", "failed", "forwarded", "purged", "prompt_tokens",
+                  "completion_tokens", "total_tokens", "cost_microusd")  # fmt: skip
+_TRANSFER_COLUMNS = ("requests", "with_personal_data", "uninspectable", "insecure", "purged",
+                     "sent_as_is", "protected", "entities")  # fmt: skip
+
+
+def _by_option(default: Sequence[str]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option(
+        "--by",
+        default=",".join(default),
+        show_default=True,
+        help=f"Group by, comma-separated: {', '.join(GROUPS)} ('' for one total).",
+    )
+
+
+def _entities_text(entities: dict[str, dict[str, int]]) -> str:
+    """``PERSON allow=3 pseudonymise=12; EMAIL_ADDRESS redact=2`` (``-`` when none)."""
+    return (
+        "; ".join(
+            f"{t} " + " ".join(f"{a}={n}" for a, n in acts.items()) for t, acts in entities.items()
+        )
+        or "-"
+    )
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, dict):
+        return _entities_text(value)
+    return str(value)
+
+
+def _report(
+    ctx: click.Context,
+    by: str,
+    fmt: str,
+    columns: Sequence[str],
+    actor: str | None,
+    roles: tuple[str, ...],
+    scope_j: tuple[str, ...],
+    read: Callable[..., Awaitable[Any]],
+    totals: Callable[[Any], dict[str, Any]],
+) -> None:
+    """Run ``read(engine, scope, groups, allowed_roles, writer)`` and print its groups."""
+    settings = settings_from(ctx)
+    url, _, _ = _paths(settings)
+    groups = tuple(b.strip() for b in by.split(",") if b.strip())
+    scope = _reader(actor, roles, scope_j)
+
+    async def work(engine: AsyncEngine) -> Any:
+        return await read(engine, scope, groups, settings.audit.export_roles, writer_id())
+
+    try:
+        rows = _with_engine(url, work)
+    except AuditForbidden as exc:
+        raise click.ClickException(str(exc)) from None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--by") from None
+    out = [r.to_json() for r in rows]
+    total = totals(rows)
+    if fmt == "json":
+        click.echo(json.dumps({"by": list(groups), "groups": out, "totals": total}))
+        return
+    names = [*groups, *columns]
+    lines = [names, *([_cell(r[c]) for c in names] for r in out)]
+    if fmt == "csv":
+        from audit.formats import csv_row
+
+        click.echo(b"".join(csv_row(cells) for cells in lines).decode(), nl=False)
+        return
+    if groups:  # without a grouping the one row is the total
+        label = ["total"] + [""] * (len(groups) - 1)
+        lines.append([*label, *(_cell(total[c]) for c in columns)])
+    for cells in lines:
+        click.echo("\t".join(cells))
+
+
+@audit.command("usage")
+@_filter_options("since", "until")
+@_by_option(("team", "model"))
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+@_reader_options("reads")
+@click.pass_context
+def usage_cmd(
+    ctx: click.Context,
+    flt: ExportFilter,
+    by: str,
+    fmt: str,
+    actor: str | None,
+    roles: tuple[str, ...],
+    scope_j: tuple[str, ...],
+) -> None:
+    """Requests, denials, failures and tokens per group, from the requests' audit entries."""
+    from audit.usage import totals, usage
+
+    async def read(engine: AsyncEngine, scope: Any, groups: Any, allowed: Any, writer: str) -> Any:
+        return await usage(engine, flt, scope, groups, allowed_roles=allowed, writer=writer)
+
+    _report(ctx, by, fmt, _USAGE_COLUMNS, actor, roles, scope_j, read, totals)
+
+
+@audit.command("transfers")
+@_filter_options("since", "until")
+@_by_option(DEFAULT_BY)
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+@_reader_options("reads")
+@click.pass_context
+def transfers_cmd(
+    ctx: click.Context,
+    flt: ExportFilter,
+    by: str,
+    fmt: str,
+    actor: str | None,
+    roles: tuple[str, ...],
+    scope_j: tuple[str, ...],
+) -> None:
+    """Where the forwarded requests went (operator, hosting country, ...) and the personal data
+    in them, per type and what was done to it: the register of transfers."""
+    from audit.transfers import totals, transfers
+
+    async def read(engine: AsyncEngine, scope: Any, groups: Any, allowed: Any, writer: str) -> Any:
+        return await transfers(engine, flt, scope, groups, allowed_roles=allowed, writer=writer)
+
+    _report(ctx, by, fmt, _TRANSFER_COLUMNS, actor, roles, scope_j, read, totals)
