@@ -21,8 +21,8 @@ __all__ = ["transfers_cmd", "usage_cmd"]
 
 _USAGE_COLUMNS = ("requests", "denied", "failed", "forwarded", "purged", "prompt_tokens",
                   "completion_tokens", "total_tokens", "cost_microusd")  # fmt: skip
-_TRANSFER_COLUMNS = ("requests", "with_personal_data", "uninspectable", "insecure", "purged",
-                     "sent_as_is", "protected", "entities")  # fmt: skip
+_TRANSFER_COLUMNS = ("requests", "with_personal_data", "uninspectable", "insecure",
+                     "reached_others", "purged", "sent_as_is", "protected", "entities")  # fmt: skip
 
 
 def _by_option(default: Sequence[str]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

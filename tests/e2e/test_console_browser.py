@@ -227,6 +227,14 @@ def test_an_administrator_and_an_auditor_work_through_the_console(
         expect(rows.filter(has_not_text="complete")).to_have_count(0)
         users = set(page.locator("#audit-table tr.audit-row td:nth-child(4)").all_inner_texts())
         assert users == {"ann", "cat", "dee"}, users  # not kim (KR)
+        # the transfers register: ann's and dee's requests went to DeepSeek's service in China;
+        # cat's was denied (nothing left) and kim's is not Australia's
+        page.click("#nav button[data-view=transfers]")
+        transfers = page.locator("#transfers-table tr.usage-row")
+        expect(transfers).to_have_count(1)
+        cells = transfers.first.locator("td").all_inner_texts()
+        assert cells[:6] == ["AU-NSW", "deepseek", "CN", "false", "2", "0"], cells
+        expect(page.locator("#transfers-table tr.usage-total")).to_contain_text("Total")
         browser.close()
     assert problems == [], problems
     # what the console did is on the record, under who did it

@@ -113,6 +113,9 @@ def test_the_register_says_where_each_request_went_and_what_protected_its_person
         assert lines[0].split("\t")[:5] == [
             "jurisdiction", "operator", "hosting_country", "self_hosted", "requests"]  # fmt: skip
         assert lines[-1].startswith("total\t") and "EMAIL_ADDRESS" in lines[-1]
+        # every measure of the JSON report is a column of the table
+        measures = [k for k in body["totals"] if k != "entities"]
+        assert set(measures) <= set(lines[0].split("\t")), lines[0]
         # a key without the auditor role may not read it
         assert gw.request("GET", "/admin/audit/transfers", token=cat)[0] == 403
     finally:

@@ -33,6 +33,7 @@ const VIEWS = {
   overview: { needs: null, show: showOverview },
   audit: { needs: "audit", show: showAudit },
   usage: { needs: "audit", show: showUsage },
+  transfers: { needs: "audit", show: showTransfers },
   keys: { needs: "keys", show: showKeys },
   mykeys: { needs: "my_keys", show: showMyKeys },
   policy: { needs: "policy", show: showPolicy },
@@ -47,6 +48,7 @@ const state = {
   auditNext: null,
   auditLoaded: false,
   usageLoaded: false,
+  transfersLoaded: false,
   modelsLoaded: false,
   contentRequest: null, // the request id whose captured content the detail offers to read
 };
@@ -332,6 +334,7 @@ function resetViews() {
   state.auditNext = null;
   state.auditLoaded = false;
   state.usageLoaded = false;
+  state.transfersLoaded = false;
   state.modelsLoaded = false;
   for (const id of ["readiness", "readiness-summary", "verify-result", "overview-usage", "policy-result", "policy-models",
     "config-hash", "config-revision", "audit-detail"]) {
@@ -339,14 +342,15 @@ function resetViews() {
   }
   $("mykeys-count").textContent = "";
   $("budgets-period").textContent = "";
-  for (const id of ["audit-table", "usage-table", "keys-table", "budgets-table", "mykeys-table", "config-table"]) {
+  for (const id of ["audit-table", "usage-table", "transfers-table", "keys-table", "budgets-table", "mykeys-table", "config-table"]) {
     $(id).tBodies[0].replaceChildren();
   }
   $("usage-table").tHead.replaceChildren();
+  $("transfers-table").tHead.replaceChildren();
   resetAuditDetail();
   show($("audit-more"), false);
   show($("audit-empty"), false);
-  for (const form of ["audit-filter", "usage-form", "key-create", "mykey-create", "user-keys-revoke", "policy-form"]) $(form).reset();
+  for (const form of ["audit-filter", "usage-form", "transfers-form", "key-create", "mykey-create", "user-keys-revoke", "policy-form"]) $(form).reset();
   for (const section of document.querySelectorAll("section.view")) show(section, false);
 }
 
@@ -586,33 +590,71 @@ async function showUsage() {
 }
 
 async function loadUsage() {
-  const form = $("usage-form");
+  const answer = await loadReport("usage-form", "/admin/audit/usage");
+  if (!answer) return;
+  renderReport("usage-table", answer, USAGE_MEASURES);
+  state.usageLoaded = true;
+}
+
+// A grouped report of the trail (usage, transfers): the form's groupings and range, asked for.
+async function loadReport(formId, path) {
+  const form = $(formId);
   const by = [...form.querySelectorAll('input[name="by"]:checked')].map((c) => c.value);
   if (by.length === 0) {
     say("Choose at least one grouping.", "error");
-    return;
+    return null;
   }
   const values = formValues(form);
-  const answer = await api(`/admin/audit/usage${query({ by: by.join(","), since: values.since, until: values.until })}`);
-  renderUsage(answer);
-  state.usageLoaded = true;
+  const answer = await api(`${path}${query({ by: by.join(","), since: values.since, until: values.until })}`);
   say(`${(answer.groups || []).length} groups.`);
+  return answer;
 }
 
-function renderUsage(answer) {
-  const table = $("usage-table");
+function renderReport(tableId, answer, measures) {
+  const table = $(tableId);
   const groups = answer.by || [];
+  const cell = (m, source) => el("td", { className: m[3] || "num", text: measure(m, source) });
   table.tHead.replaceChildren(el("tr", {},
     groups.map((g) => el("th", { scope: "col", text: g })),
-    USAGE_MEASURES.map(([, label]) => el("th", { scope: "col", className: "num", text: label }))));
+    measures.map(([, label, , cls]) => el("th", { scope: "col", className: cls || "num", text: label }))));
   const rows = (answer.groups || []).map((row) => el("tr", { className: "usage-row" },
     groups.map((g) => el("td", { className: row[g] === null ? "none" : null, text: row[g] === null ? "(none)" : text(row[g]) })),
-    USAGE_MEASURES.map((m) => el("td", { className: "num", text: measure(m, row) }))));
+    measures.map((m) => cell(m, row))));
   const totals = answer.totals || {};
   const totalRow = el("tr", { className: "usage-total" },
     groups.length ? el("th", { scope: "row", colspan: String(groups.length), text: "Total" }) : null,
-    USAGE_MEASURES.map((m) => el("td", { className: "num", text: measure(m, totals) })));
+    measures.map((m) => cell(m, totals)));
   table.tBodies[0].replaceChildren(...rows, totalRow);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transfers
+
+// per type, per action: "EMAIL_ADDRESS pseudonymise 12 · PERSON allow 3"
+const entitiesText = (entities) => Object.entries(entities || {})
+  .map(([type, actions]) => `${type} ${Object.entries(actions).map(([a, n]) => `${a} ${n}`).join(", ")}`)
+  .join(" · ") || "none";
+
+const TRANSFER_MEASURES = [
+  ["requests", "Requests"],
+  ["with_personal_data", "With personal data"],
+  ["sent_as_is", "Values sent as written"],
+  ["protected", "Values replaced"],
+  ["uninspectable", "Uninspectable"],
+  ["reached_others", "Reached another backend first"],
+  ["purged", "Purged"],
+  ["entities", "Personal data by type and action", entitiesText, "entities"],
+];
+
+async function showTransfers() {
+  if (!state.transfersLoaded) await loadTransfers();
+}
+
+async function loadTransfers() {
+  const answer = await loadReport("transfers-form", "/admin/audit/transfers");
+  if (!answer) return;
+  renderReport("transfers-table", answer, TRANSFER_MEASURES);
+  state.transfersLoaded = true;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1122,6 +1164,10 @@ function wire() {
   $("usage-form").addEventListener("submit", guarded(async (event) => {
     event.preventDefault();
     await loadUsage();
+  }));
+  $("transfers-form").addEventListener("submit", guarded(async (event) => {
+    event.preventDefault();
+    await loadTransfers();
   }));
 
   $("keys-include-revoked").addEventListener("change", guarded(loadKeys));
