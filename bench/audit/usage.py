@@ -2,7 +2,9 @@
 in the database over its ``json_extract`` fields, every measure) against the plainest grouping
 the database can do (team and model, count and two token sums), same file, alternating rounds:
 what the report's extra measures, its purge and scope handling cost; and against the first
-version of the report (every outcome body read into Python a page at a time and parsed there).
+version of the report (every outcome body read into Python a page at a time and parsed there);
+and the transfers register (``audit.transfers``, its default grouping: two ``GROUP BY`` queries,
+one of them over each body's PII actions unnested twice).
 
     .venv/bin/python bench/audit/usage.py [--requests 100000] [--rounds 3] [--pg]
 
@@ -29,6 +31,7 @@ from bench_audit import ev, fill, on_store
 
 from audit.db import create_tables, open_engine
 from audit.export import ExportFilter, Scope
+from audit.transfers import transfers
 from audit.usage import usage
 
 ADMIN = Scope("bench", frozenset({"admin"}))
@@ -82,7 +85,12 @@ async def run(url: str, requests: int, rounds: int) -> None:
     took = await fill(engine, requests, ev)
     print(f"filled {requests} requests ({2 * requests} entries) in "
           f"{took:.0f} s")  # fmt: skip
-    times: dict[str, list[float]] = {"audit.usage": [], "plain GROUP BY": [], "in Python": []}
+    times: dict[str, list[float]] = {
+        "audit.usage": [],
+        "plain GROUP BY": [],
+        "in Python": [],
+        "audit.transfers": [],
+    }
     if pg:
         del times["plain GROUP BY"]
     for _ in range(rounds):
@@ -98,6 +106,11 @@ async def run(url: str, requests: int, rounds: int) -> None:
         t = time.perf_counter()
         counted = await in_python(engine)
         times["in Python"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        sent = await transfers(engine, ExportFilter(), ADMIN)
+        times["audit.transfers"].append(time.perf_counter() - t)
+        assert sum(r.requests for r in sent) == requests
+        assert sum(r.protected for r in sent) == requests  # one pseudonymised PERSON each
     assert sum(r.requests for r in rows) == counted == requests
     best = {k: min(v) for k, v in times.items()}
     print(f"{'PostgreSQL' if pg else 'SQLite'}:")
