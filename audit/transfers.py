@@ -227,7 +227,14 @@ async def transfers(
 
     # side by side on two connections: each reads every entry of the range (PostgreSQL runs them
     # in two server processes, SQLite's reads in two threads without the GIL)
-    rows, entity_rows = await asyncio.gather(run(q), run(eq))
+    # in one task group: if one fails (or the caller is cancelled), the other is cancelled too;
+    # the failure is raised as itself (a database error the caller maps), not as a group
+    try:
+        async with asyncio.TaskGroup() as tg:
+            counted, summed = tg.create_task(run(q)), tg.create_task(run(eq))
+    except ExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+    rows, entity_rows = counted.result(), summed.result()
     out: dict[tuple[Any, ...], TransferRow] = {}
     for row in rows:
         requests, pd, unins, insecure, others, purged = (int(v or 0) for v in row[n:])

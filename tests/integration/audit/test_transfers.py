@@ -188,3 +188,19 @@ async def test_filters_purged_bodies_scope_and_the_recorded_read(
     # four reports, each recorded; the refused and the malformed ones read nothing
     assert len(bodies) == 4 and all('"transfers"' in b for b in bodies)
     assert any('"aud-kr"' in b for b in bodies)
+
+
+async def test_a_database_error_surfaces_as_itself_not_as_a_group(
+    engine: AsyncEngine, sink: DatabaseAuditSink
+) -> None:
+    """The two queries run side by side in a task group; the caller (the admin route maps a
+    database error to a 503) gets the database's error, not an ExceptionGroup."""
+    await _fill(sink)
+    async with engine.begin() as conn:  # a body no JSON reader accepts
+        await conn.execute(
+            sa.update(audit_log)
+            .where(audit_log.c.kind == "complete", audit_log.c.seq == N + 1)
+            .values(body="{not json")
+        )
+    with pytest.raises(sa.exc.DBAPIError):
+        await transfers(engine, ExportFilter(), ADMIN)
