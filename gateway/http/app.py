@@ -24,6 +24,7 @@ from gateway.http.admin import ADMIN_HANDLERS, admin_guard
 from gateway.http.audit_admin import AUDIT_HANDLERS
 from gateway.http.console import CONSOLE_ADMIN_HANDLERS, console_handlers
 from gateway.http.cors import Cors, origin_of
+from gateway.http.count_tokens import count_tokens
 from gateway.http.errors import EXCEPTION_HANDLERS
 from gateway.http.inference import (
     ENDPOINTS,
@@ -381,6 +382,7 @@ def create_app(
             responses_create,
             responses_retrieve,
             messages_create,
+            count_tokens,
             list_models,
             retrieve_model,
             healthz,
