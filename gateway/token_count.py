@@ -22,6 +22,7 @@ import asyncio
 import json
 import logging
 import threading
+import weakref
 from typing import Any
 
 __all__ = ["ESTIMATE", "TOKENIZER", "TokenCounter", "chat_segments"]
@@ -96,7 +97,13 @@ class TokenCounter:
     """Counts a chat request's prompt tokens (:meth:`count`); DeepSeek's tokenizer is loaded on
     first use (~0.2 s, in a thread), once per process."""
 
+    parallel = 2
+
     def __init__(self) -> None:
+        # one per event loop (a semaphore belongs to the loop it first waited on)
+        self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
+        )
         self._tokenizer: Any = None
         self._tried = False
         self._lock = threading.Lock()
@@ -126,5 +133,12 @@ class TokenCounter:
         return sum(len(e.ids) for e in encoded), TOKENIZER
 
     async def count(self, chat: dict[str, Any], family: str) -> tuple[int, str]:
-        """``(tokens, how)``: ``how`` is :data:`TOKENIZER` (DeepSeek's own) or :data:`ESTIMATE`."""
-        return await asyncio.to_thread(self._count, chat_segments(chat), family)
+        """``(tokens, how)``: ``how`` is :data:`TOKENIZER` (DeepSeek's own) or :data:`ESTIMATE`.
+        At most :attr:`parallel` counts encode at once (a count is not rate-limited: nothing
+        leaves), so callers sending large prompts queue rather than take every core."""
+        loop = asyncio.get_running_loop()
+        slots = self._slots.get(loop)
+        if slots is None:
+            slots = self._slots[loop] = asyncio.Semaphore(self.parallel)
+        async with slots:
+            return await asyncio.to_thread(self._count, chat_segments(chat), family)

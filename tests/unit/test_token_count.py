@@ -58,3 +58,27 @@ async def test_without_the_tokenizer_a_deepseek_model_is_estimated(
     monkeypatch.setattr(inference.tiny, "deepseek_tokenizer_dir", missing)
     counter = TokenCounter()
     assert (await counter.count(CHAT, "deepseek"))[1] == ESTIMATE
+
+
+async def test_at_most_two_counts_encode_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+    import threading
+    import time
+
+    counter = TokenCounter()
+    lock, now, peak = threading.Lock(), [0], [0]
+
+    def slow(segments: list[str], family: str) -> tuple[int, str]:
+        with lock:
+            now[0] += 1
+            peak[0] = max(peak[0], now[0])
+        time.sleep(0.05)
+        with lock:
+            now[0] -= 1
+        return 1, ESTIMATE
+
+    monkeypatch.setattr(counter, "_count", slow)
+    assert (
+        await asyncio.gather(*(counter.count(CHAT, "gpt") for _ in range(6))) == [(1, ESTIMATE)] * 6
+    )
+    assert peak[0] == counter.parallel == 2
