@@ -32,6 +32,7 @@ import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.config.core import WebhookSettings
+from gateway.key_records import usd
 from gateway.storage.db import insert_for
 from gateway.storage.schema import budget_alerts
 
@@ -73,8 +74,8 @@ class Alert:
             **who,
             "period": self.period,
             "share": self.share,
-            "limit_usd": b.microusd / 1_000_000,
-            "spent_usd": self.spent / 1_000_000,
+            "limit_usd": usd(b.microusd),
+            "spent_usd": usd(self.spent),
             "renews_at": self.renews.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }

@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.alerts import Alert, BudgetAlerts, crossings
 from gateway.config.core import BudgetSettings
 from gateway.errors import Cause, GatewayError
-from gateway.key_records import KeyRecord, usd
+from gateway.key_records import KeyRecord, dollars_text, micro, usd
 from gateway.principal import Principal
 from gateway.storage.db import insert_for
 from gateway.storage.schema import budget_spend
@@ -93,26 +93,22 @@ def budgets_of(p: Principal, settings: BudgetSettings) -> list[Budget]:
     out = []
     own = p.budget_microusd
     if own is None and settings.key_usd:
-        own = round(settings.key_usd * 1_000_000)
+        own = micro(settings.key_usd)
     if own:
         out.append(Budget(_key_scope(p), "key", own))
     person = settings.users.get(p.user, settings.user_usd)
     if person:
-        out.append(Budget(user_scope(p.tenant, p.user), "user", round(person * 1_000_000)))
+        out.append(Budget(user_scope(p.tenant, p.user), "user", micro(person)))
     if p.team is not None and (team := settings.teams.get(p.team)):
-        out.append(Budget(f"team:{p.team}", "team", round(team * 1_000_000)))
+        out.append(Budget(f"team:{p.team}", "team", micro(team)))
     if tenant := settings.tenants.get(p.tenant):
-        out.append(Budget(f"tenant:{p.tenant}", "tenant", round(tenant * 1_000_000)))
+        out.append(Budget(f"tenant:{p.tenant}", "tenant", micro(tenant)))
     return out
 
 
 def _decimal(microusd: int) -> bytes:
     """Micro-dollars as a dollar amount to the micro-dollar, for a header: ``12.345678``."""
     return f"{microusd // 1_000_000}.{microusd % 1_000_000:06d}".encode()
-
-
-def _dollars(microusd: int) -> str:
-    return f"US${microusd / 1_000_000:,.2f}"
 
 
 class Budgets:
@@ -343,7 +339,7 @@ async def report(
         for name, dollars in named.items():
             if dollars:
                 rows[f"{kind}:{name}"] = {"scope": kind, kind: name}
-                limits[f"{kind}:{name}"] = round(dollars * 1_000_000)
+                limits[f"{kind}:{name}"] = micro(dollars)
     for record in records:
         if record.revoked_at is not None or record.expired():
             continue
@@ -394,14 +390,14 @@ def _spent_error(
     at = renews.strftime("%Y-%m-%dT%H:%M:%SZ")
     return GatewayError(
         Cause.SPEND_BUDGET_EXCEEDED,
-        f"{whose} spend budget for {period} ({_dollars(b.microusd)}) is spent; it renews at "
+        f"{whose} spend budget for {period} ({dollars_text(b.microusd)}) is spent; it renews at "
         f"{at}. Nothing was sent.",
         details={
             "budget": {
                 "scope": b.kind,
                 "period": period,
-                "limit_usd": b.microusd / 1_000_000,
-                "spent_usd": spent / 1_000_000,
+                "limit_usd": usd(b.microusd),
+                "spent_usd": usd(spent),
                 "renews_at": at,
             }
         },

@@ -293,9 +293,19 @@ def validate_budget(budget_usd: object) -> int | None:
         raise ValueError(
             f"budget_usd: US dollars per period, from 0 (no budget) to {MAX_BUDGET_USD}, or null"
         )
-    return round(budget_usd * 1_000_000)
+    return micro(budget_usd)
+
+
+def micro(dollars: float) -> int:
+    """Dollars as whole micro-dollars, the unit spend and budgets are kept in."""
+    return round(dollars * 1_000_000)
 
 
 def usd(microusd: int | None) -> float | None:
     """Micro-dollars as dollars for JSON (None stays None)."""
     return None if microusd is None else microusd / 1_000_000
+
+
+def dollars_text(microusd: int) -> str:
+    """Micro-dollars for people to read: ``US$1,234.50``."""
+    return f"US${microusd / 1_000_000:,.2f}"

@@ -17,7 +17,7 @@ from audit.shapes import is_name
 from audit.store import append, make_entry, parse_utc, prepare, writer_id
 from gateway.cli._common import settings_from
 from gateway.config import Settings
-from gateway.key_records import validate_budget
+from gateway.key_records import dollars_text, validate_budget
 from gateway.keys import KeyNotRecorded, KeyService
 from gateway.principal import SECTORS
 from gateway.revocations import RedisRevocations
@@ -255,7 +255,7 @@ def _budget(dollars: float | None) -> int | None:
 
 
 def _usd(microusd: int) -> str:
-    return "none" if microusd == 0 else f"US${microusd / 1_000_000:,.2f}"
+    return "none" if microusd == 0 else dollars_text(microusd)
 
 
 def _limit(value: int | None) -> str:
