@@ -36,8 +36,9 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from audit.export import ExportFilter, Scope, record_read, scoped_query
+from audit.json_sql import count_of, items, json_at, members, non_empty_list, text_at
 from audit.schema import audit_log
-from audit.usage import GROUPS, group_expr, text_at
+from audit.usage import GROUPS, group_expr
 
 __all__ = ["DEFAULT_BY", "GROUPS", "TransferRow", "totals", "transfers"]
 
@@ -78,58 +79,6 @@ class TransferRow:
             "protected": self.protected,
             "entities": self.entities,
         }
-
-
-def _at(dialect: str, doc: Any, *path: str) -> Any:
-    """The body's JSON value at ``path`` (NULL when absent)."""
-    if dialect == "postgresql":
-        return sa.func.jsonb_extract_path(doc, *path)
-    return sa.func.json_extract(doc, "$." + ".".join(path))
-
-
-def _members(dialect: str, obj: Any) -> Any:
-    """The members of a JSON object as a table (``key``, ``value``); no rows when ``obj`` is
-    NULL or not an object."""
-    if dialect == "postgresql":
-        safe = sa.case(
-            (sa.func.jsonb_typeof(obj) == "object", obj), else_=sa.cast(sa.literal("{}"), JSONB)
-        )
-        return sa.func.jsonb_each(safe).table_valued("key", "value")
-    safe = sa.case((sa.func.json_type(obj) == "object", obj), else_="{}")
-    return sa.func.json_each(safe).table_valued("key", "value")
-
-
-def _count_of(dialect: str, value: Any) -> Any:
-    """A member's value as a whole number (0 when it is not one)."""
-    if dialect == "postgresql":
-        text = sa.cast(value, sa.Text)
-        return sa.case((text.op("~")("^[0-9]{1,18}$"), sa.cast(text, sa.BigInteger)), else_=0)
-    return sa.case((sa.func.typeof(value) == "integer", value), else_=0)
-
-
-def _items(dialect: str, arr: Any) -> Any:
-    """The items of a JSON array as a table (``value``); no rows when ``arr`` is NULL or not an
-    array."""
-    if dialect == "postgresql":
-        safe = sa.case(
-            (sa.func.jsonb_typeof(arr) == "array", arr), else_=sa.cast(sa.literal("[]"), JSONB)
-        )
-        return sa.func.jsonb_array_elements(safe).table_valued("value")
-    safe = sa.case((sa.func.json_type(arr) == "array", arr), else_="[]")
-    return sa.func.json_each(safe).table_valued("value")
-
-
-def _non_empty_list(dialect: str, doc: Any, *path: str) -> Any:
-    """Whether the body's value at ``path`` is an array with at least one item."""
-    value = _at(dialect, doc, *path)
-    kind, length = (
-        (sa.func.jsonb_typeof, sa.func.jsonb_array_length)
-        if dialect == "postgresql"
-        else (sa.func.json_type, sa.func.json_array_length)
-    )
-    # CASE, not AND: PostgreSQL may evaluate either side of an AND first, and the length of a
-    # value that is not an array is an error there
-    return sa.case((kind(value) == "array", length(value)), else_=0) > 0
 
 
 async def transfers(
@@ -183,13 +132,13 @@ async def transfers(
     def count(condition: Any) -> Any:
         return sa.func.sum(sa.case((condition, 1), else_=0))
 
-    counts = _members(dialect, _at(dialect, e.doc, "pii", "counts")).alias("pd")
+    counts = members(dialect, json_at(dialect, e.doc, "pii", "counts")).alias("pd")
     found = sa.exists(
-        sa.select(sa.literal(1)).select_from(counts).where(_count_of(dialect, counts.c.value) > 0)
+        sa.select(sa.literal(1)).select_from(counts).where(count_of(dialect, counts.c.value) > 0)
     )
     # the request went out to another backend before the one that answered (it failed there and
     # was sent on: a fallback), which holds it too; the entry's attempts name it
-    tries = _items(dialect, _at(dialect, e.doc, "attempts")).alias("att")
+    tries = items(dialect, json_at(dialect, e.doc, "attempts")).alias("att")
     other = sa.exists(
         sa.select(sa.literal(1))
         .select_from(tries)
@@ -201,8 +150,8 @@ async def transfers(
     measures = [
         sa.func.count(),
         count(sa.and_(e.doc.is_not(None), found)),
-        count(sa.and_(e.doc.is_not(None), _non_empty_list(dialect, e.doc, "pii", "uninspectable"))),
-        count(sa.and_(e.doc.is_not(None), _non_empty_list(dialect, e.doc, "pii", "insecure"))),
+        count(sa.and_(e.doc.is_not(None), non_empty_list(dialect, e.doc, "pii", "uninspectable"))),
+        count(sa.and_(e.doc.is_not(None), non_empty_list(dialect, e.doc, "pii", "insecure"))),
         count(sa.and_(e.doc.is_not(None), other)),
         count(e.doc.is_(None)),
     ]
@@ -210,9 +159,9 @@ async def transfers(
     if keys:
         q = q.group_by(*keys)
     # per type and action: the body's pii.actions {TYPE: {action: n}} unnested twice
-    types = _members(dialect, _at(dialect, e.doc, "pii", "actions")).alias("t")
-    acts = _members(dialect, types.c.value).alias("a")
-    total = sa.func.sum(_count_of(dialect, acts.c.value))
+    types = members(dialect, json_at(dialect, e.doc, "pii", "actions")).alias("t")
+    acts = members(dialect, types.c.value).alias("a")
+    total = sa.func.sum(count_of(dialect, acts.c.value))
     eq = (
         sa.select(*keys, types.c.key, acts.c.key, total)
         .select_from(sub)

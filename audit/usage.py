@@ -23,23 +23,25 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from audit.export import ExportFilter, Scope, record_read, scoped_query
+from audit.json_sql import number_at, text_at
 from audit.schema import audit_log
 
-__all__ = ["GROUPS", "UsageRow", "group_expr", "number_at", "text_at", "totals", "usage"]
+__all__ = ["GROUPS", "UsageRow", "group_expr", "totals", "usage"]
 
 # What a report may be grouped by: the entry's own fields (as the export's filters read them),
 # and the facts of the backend that answered as the entry recorded them (not as the catalogue
 # says today): its operator, where it processed the data, the model's origin, whether it is
 # the organisation's own; ``cross_border`` is whether that country is not the caller's.
-GROUPS = ("user", "team", "tenant", "jurisdiction", "country", "backend", "model", "endpoint",
-          "decision", "key", "operator", "hosting_country", "hosting_region", "model_origin",
-          "self_hosted", "cross_border", "day", "month")  # fmt: skip
+GROUPS = ("user", "team", "tenant", "jurisdiction", "country", "sector", "backend", "model",
+          "endpoint", "decision", "key", "operator", "hosting_country", "hosting_region",
+          "model_origin", "self_hosted", "cross_border", "day", "month")  # fmt: skip
 # the groups read from the entry's body, and where
 _PATHS = {
     "model": ("model",),
     "endpoint": ("endpoint",),
     "key": ("principal", "key_id"),
     "country": ("principal", "country"),
+    "sector": ("principal", "sector"),
     "operator": ("backend", "operator"),
     "hosting_country": ("backend", "hosting_country"),
     "hosting_region": ("backend", "hosting_region"),
@@ -80,21 +82,6 @@ class UsageRow:
             "purged": self.purged,
             **self.tokens,
         }
-
-
-def text_at(dialect: str, doc: Any, *path: str) -> Any:
-    """A field of the entry's JSON body as text (NULL when absent or purged)."""
-    if dialect == "postgresql":
-        return sa.func.jsonb_extract_path_text(doc, *path)
-    return sa.cast(sa.func.json_extract(doc, "$." + ".".join(path)), sa.Text)
-
-
-def number_at(dialect: str, doc: Any, *path: str) -> Any:
-    """A whole-number field of the body (0 when absent, purged or not a number)."""
-    text = text_at(dialect, doc, *path)
-    pg = dialect == "postgresql"
-    digits = text.op("~")("^[0-9]{1,18}$") if pg else text.op("GLOB")("[0-9]*")
-    return sa.case((digits, sa.cast(text, sa.BigInteger)), else_=0)
 
 
 def _truth(dialect: str, text: Any) -> Any:

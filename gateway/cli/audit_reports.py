@@ -1,5 +1,6 @@
-"""``portcullis audit usage`` and ``portcullis audit transfers``: reports read from the trail
-(:mod:`audit.usage`, :mod:`audit.transfers`), as a table, CSV or JSON; each read is recorded."""
+"""``portcullis audit usage``, ``audit transfers`` and ``audit denials``: reports read from the
+trail (:mod:`audit.usage`, :mod:`audit.transfers`, :mod:`audit.denials`), as a table, CSV or
+JSON; each read is recorded."""
 
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ from audit.usage import GROUPS
 from gateway.cli._common import settings_from
 from gateway.cli.audit import _filter_options, _paths, _reader, _reader_options, _with_engine, audit
 
-__all__ = ["transfers_cmd", "usage_cmd"]
+__all__ = ["denials_cmd", "transfers_cmd", "usage_cmd"]
 
 _USAGE_COLUMNS = ("requests", "denied", "failed", "forwarded", "purged", "prompt_tokens",
                   "completion_tokens", "total_tokens", "cost_microusd")  # fmt: skip
+_DENIAL_COLUMNS = ("requests", "people", "first", "last", "citations")
 _TRANSFER_COLUMNS = ("requests", "with_personal_data", "uninspectable", "insecure",
                      "reached_others", "purged", "sent_as_is", "protected", "entities")  # fmt: skip
 
@@ -44,11 +46,24 @@ def _entities_text(entities: dict[str, dict[str, int]]) -> str:
     )
 
 
+def _citations_text(citations: list[dict[str, Any]]) -> str:
+    """``au-hao-2025-02-04 (Department of Home Affairs, PSPF direction 001-2025); ...``"""
+    parts = []
+    for c in citations:
+        named = ", ".join(
+            str(c[k]) for k in ("authority", "instrument", "effective_date") if k in c
+        )
+        parts.append(f"{c['id']} ({named})" if named else c["id"])
+    return "; ".join(parts) or "-"
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, dict):
         return _entities_text(value)
+    if isinstance(value, list):
+        return _citations_text(value)
     return str(value)
 
 
@@ -60,10 +75,10 @@ def _report(
     actor: str | None,
     roles: tuple[str, ...],
     scope_j: tuple[str, ...],
-    read: Callable[..., Awaitable[Any]],
-    totals: Callable[[Any], dict[str, Any]],
+    read: Callable[..., Awaitable[tuple[Any, dict[str, Any]]]],
 ) -> None:
-    """Run ``read(engine, scope, groups, allowed_roles, writer)`` and print its groups."""
+    """Run ``read(engine, scope, groups, allowed_roles, writer)`` (its groups and totals) and
+    print them."""
     settings = settings_from(ctx)
     url, _, _ = _paths(settings)
     groups = tuple(b.strip() for b in by.split(",") if b.strip())
@@ -73,13 +88,12 @@ def _report(
         return await read(engine, scope, groups, settings.audit.export_roles, writer_id())
 
     try:
-        rows = _with_engine(url, work)
+        rows, total = _with_engine(url, work)
     except AuditForbidden as exc:
         raise click.ClickException(str(exc)) from None
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--by") from None
     out = [r.to_json() for r in rows]
-    total = totals(rows)
     if fmt == "json":
         click.echo(json.dumps({"by": list(groups), "groups": out, "totals": total}))
         return
@@ -92,7 +106,7 @@ def _report(
         return
     if groups:  # without a grouping the one row is the total
         label = ["total"] + [""] * (len(groups) - 1)
-        lines.append([*label, *(_cell(total[c]) for c in columns)])
+        lines.append([*label, *(_cell(total.get(c)) for c in columns)])
     for cells in lines:
         click.echo("\t".join(cells))
 
@@ -116,9 +130,10 @@ def usage_cmd(
     from audit.usage import totals, usage
 
     async def read(engine: AsyncEngine, scope: Any, groups: Any, allowed: Any, writer: str) -> Any:
-        return await usage(engine, flt, scope, groups, allowed_roles=allowed, writer=writer)
+        rows = await usage(engine, flt, scope, groups, allowed_roles=allowed, writer=writer)
+        return rows, totals(rows)
 
-    _report(ctx, by, fmt, _USAGE_COLUMNS, actor, roles, scope_j, read, totals)
+    _report(ctx, by, fmt, _USAGE_COLUMNS, actor, roles, scope_j, read)
 
 
 @audit.command("transfers")
@@ -141,6 +156,44 @@ def transfers_cmd(
     from audit.transfers import totals, transfers
 
     async def read(engine: AsyncEngine, scope: Any, groups: Any, allowed: Any, writer: str) -> Any:
-        return await transfers(engine, flt, scope, groups, allowed_roles=allowed, writer=writer)
+        rows = await transfers(engine, flt, scope, groups, allowed_roles=allowed, writer=writer)
+        return rows, totals(rows)
 
-    _report(ctx, by, fmt, _TRANSFER_COLUMNS, actor, roles, scope_j, read, totals)
+    _report(ctx, by, fmt, _TRANSFER_COLUMNS, actor, roles, scope_j, read)
+
+
+@audit.command("denials")
+@_filter_options("since", "until")
+@click.option(
+    "--by",
+    default="rule,jurisdiction",
+    show_default=True,
+    help="Group by, comma-separated: rule (the denying rule) and the usage report's groups "
+    "('' for one total).",
+)
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+@_reader_options("reads")
+@click.pass_context
+def denials_cmd(
+    ctx: click.Context,
+    flt: ExportFilter,
+    by: str,
+    fmt: str,
+    actor: str | None,
+    roles: tuple[str, ...],
+    scope_j: tuple[str, ...],
+) -> None:
+    """Which rules denied requests: per rule, the requests, the people who asked, first and
+    last, and the government actions cited (the configured policy bundle names them)."""
+    from audit.denials import denials
+    from gateway.policy.bundle import citations_for
+
+    policy = settings_from(ctx).policy
+    known = citations_for(policy.bundle, policy.overlays)
+
+    async def read(engine: AsyncEngine, scope: Any, groups: Any, allowed: Any, writer: str) -> Any:
+        return await denials(
+            engine, flt, scope, groups, citations=known, allowed_roles=allowed, writer=writer
+        )
+
+    _report(ctx, by, fmt, _DENIAL_COLUMNS, actor, roles, scope_j, read)

@@ -252,7 +252,7 @@ _NO_DEADLINE = frozenset({"/admin/audit/verify"})
 # Reports that read the whole range asked for in the database before they answer (a usage report
 # over two million requests: ~30-70 s; the transfers register): admin.report_deadline_s, not
 # admin.deadline_s.
-_REPORTS = frozenset({"/admin/audit/usage", "/admin/audit/transfers"})
+_REPORTS = frozenset({"/admin/audit/usage", "/admin/audit/transfers", "/admin/audit/denials"})
 
 
 def admin_deadline(path: str, admin: Any) -> tuple[str, float]:

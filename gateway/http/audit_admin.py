@@ -18,6 +18,10 @@ restarted, a connection lost) resumes with ``after_seq`` (the last whole record'
 filters>`` — the same role and scope: where the forwarded requests went and the personal data in
 them per type and action (:mod:`audit.transfers`), recorded like an export.
 
+``GET /admin/audit/denials?by=rule,jurisdiction&<the same filters>`` — the same role and scope:
+per denying rule the requests refused, the people who asked, first and last, and the government
+actions cited, named from the configured policy bundle (:mod:`audit.denials`).
+
 ``GET /admin/audit/entries?limit=50&before=SEQ&kind=&<the export's filters>`` — the same role and
 scope: a page of entries, newest first, with ``next_before`` for the older page (the console's
 audit view; :mod:`audit.browse`), recorded like an export.
@@ -172,14 +176,11 @@ _USAGE_FILTERS = ("since", "until", "jurisdiction", "user", "team", "decision", 
 
 
 async def _report(
-    request: Request[Any, Any, Any],
-    state: State,
-    default_by: str,
-    read: Any,
-    totals: Any,
+    request: Request[Any, Any, Any], state: State, default_by: str, read: Any
 ) -> dict[str, Any]:
-    """A grouped report of the trail (usage, transfers): the query's grouping and filters, the
-    caller's scope, the read recorded by the report."""
+    """A grouped report of the trail (usage, transfers, denials): the query's grouping and
+    filters, the caller's scope; ``read(engine, flt, scope, by, allowed_roles, writer)`` gives
+    its groups and totals and records the read."""
     from audit.export import AuditForbidden
 
     services: Services = state.services
@@ -190,13 +191,13 @@ async def _report(
     by = tuple(b for b in q.get("by", default_by).split(",") if b)
     flt = _filter(request, _USAGE_FILTERS, ())
     try:
-        rows = await read(
+        rows, totals = await read(
             _engine(services),
             flt,
             _scope(request),
             by,
-            allowed_roles=services.settings.audit.export_roles,
-            writer=getattr(services.audit, "writer_id", "usage:0:0"),
+            services.settings.audit.export_roles,
+            getattr(services.audit, "writer_id", "usage:0:0"),
         )
     except AuditForbidden:
         raise GatewayError(Cause.FORBIDDEN, "This role may not read the audit trail.") from None
@@ -204,21 +205,46 @@ async def _report(
         raise GatewayError(
             Cause.INVALID_PARAMETER, f"Invalid grouping: {exc}.", param="by"
         ) from None
-    return {"by": list(by), "groups": [r.to_json() for r in rows], "totals": totals(rows)}
+    return {"by": list(by), "groups": [r.to_json() for r in rows], "totals": totals}
 
 
 @get("/admin/audit/usage", opt={"role": "auditor"})
 async def audit_usage(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
     from audit.usage import totals, usage
 
-    return await _report(request, state, "team,model", usage, totals)
+    async def read(engine: Any, flt: Any, scope: Any, by: Any, roles: Any, writer: str) -> Any:
+        rows = await usage(engine, flt, scope, by, allowed_roles=roles, writer=writer)
+        return rows, totals(rows)
+
+    return await _report(request, state, "team,model", read)
 
 
 @get("/admin/audit/transfers", opt={"role": "auditor"})
 async def audit_transfers(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
     from audit.transfers import DEFAULT_BY, totals, transfers
 
-    return await _report(request, state, ",".join(DEFAULT_BY), transfers, totals)
+    async def read(engine: Any, flt: Any, scope: Any, by: Any, roles: Any, writer: str) -> Any:
+        rows = await transfers(engine, flt, scope, by, allowed_roles=roles, writer=writer)
+        return rows, totals(rows)
+
+    return await _report(request, state, ",".join(DEFAULT_BY), read)
+
+
+@get("/admin/audit/denials", opt={"role": "auditor"})
+async def audit_denials(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
+    from audit.denials import DEFAULT_BY, denials
+    from gateway.policy.bundle import citations_for
+
+    policy = state.services.settings.policy
+    # the running configuration's bundle names the citations (read per report: a few ms)
+    known = citations_for(policy.bundle, policy.overlays)
+
+    async def read(engine: Any, flt: Any, scope: Any, by: Any, roles: Any, writer: str) -> Any:
+        return await denials(
+            engine, flt, scope, by, citations=known, allowed_roles=roles, writer=writer
+        )
+
+    return await _report(request, state, ",".join(DEFAULT_BY), read)
 
 
 def _int(
@@ -345,6 +371,7 @@ AUDIT_HANDLERS = [
     export_audit,
     audit_usage,
     audit_transfers,
+    audit_denials,
     audit_entries,
     audit_verify,
     audit_content,

@@ -195,6 +195,22 @@ def load_bundle(bundle_dir: Path | None = None, overlays: Sequence[Path] = ()) -
     )
 
 
+def cited_actions(bundle: Bundle) -> dict[str, dict[str, Any]]:
+    """The pack's government actions by id: what a decision's ``citation_ids`` name (authority,
+    instrument, effective date, status, source)."""
+    actions = bundle.data["facts"].get("actions") or []
+    return {a["id"]: a for a in actions if isinstance(a, dict) and isinstance(a.get("id"), str)}
+
+
+def citations_for(bundle_dir: Path | None, overlays: Sequence[Path]) -> dict[str, dict[str, Any]]:
+    """:func:`cited_actions` of the configured bundle; none when it cannot be read now (a report
+    then names its citations by id only)."""
+    try:
+        return cited_actions(load_bundle(bundle_dir, overlays))
+    except BundleError:
+        return {}
+
+
 def write_opa_bundle(bundle: Bundle, dest: Path) -> None:
     """Write an OPA bundle (``.tar.gz``) with the same modules and data document.
 

@@ -150,3 +150,57 @@ def test_the_command_line_reports_the_same_usage(traffic: tuple[RunningGateway, 
     assert csv_out.splitlines()[0].startswith('"team","requests"')
     bad = runner.invoke(cli, ["-c", str(cfg), "audit", "usage", "--by", "colour"])
     assert bad.exit_code != 0 and "by" in bad.output
+
+
+def test_the_denials_report_names_the_rule_its_citation_and_who_asked(
+    traffic: tuple[RunningGateway, Path],
+) -> None:
+    """cat (Australian government staff) was refused the hosted DeepSeek service: the report
+    names the rule, the government action behind it as the shipped policy data has it, one
+    person, and the command line reads the same."""
+    gw, data_dir = traffic
+    _wait_outcomes(gw, 4)
+    status, _, body = gw.request("GET", "/admin/audit/denials", token=TOKEN)
+    assert status == 200, body
+    body_first = body
+    # both of Australia's rules refused it (the hosted service, and the weights while the
+    # operator has not permitted them): one request under each rule, once in the totals
+    rules = {g["rule"]: g for g in body["groups"]}
+    assert set(rules) == {
+        "au.au-homeaffairs-2025-02-04.hosted",
+        "au.au-homeaffairs-2025-02-04.weights_cautious",
+    }
+    row = rules["au.au-homeaffairs-2025-02-04.hosted"]
+    assert row["jurisdiction"] == "AU"
+    assert (row["requests"], row["people"]) == (1, 1) and row["first"] == row["last"]
+    assert row["citations"] == [
+        {
+            "id": "au-homeaffairs-2025-02-04",
+            "authority": "Secretary of the Department of Home Affairs",
+            "instrument": "PSPF Direction 001-2025",
+            "effective_date": "2025-02-04",
+            "status": "in_force",
+            "url": row["citations"][0]["url"],
+        }
+    ]
+    assert body["totals"]["requests"] == 1 and body["totals"]["people"] == 1
+    # without the rule: each request once, per team
+    status, _, body = gw.request("GET", "/admin/audit/denials?by=team,sector", token=TOKEN)
+    assert status == 200 and [(g["team"], g["sector"]) for g in body["groups"]] == [
+        ("gov", "government")
+    ]
+    status, _, body = gw.request("GET", "/admin/audit/denials?by=colour", token=TOKEN)
+    assert status == 400 and body["error"]["param"] == "by"
+
+    cfg = data_dir / "cli.yaml"
+    cfg.write_text(f"data_dir: {data_dir}\n")
+    done = CliRunner().invoke(cli, ["-c", str(cfg), "audit", "denials", "--format", "json"])
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.output)["groups"] == body_first["groups"]
+    shown = CliRunner().invoke(cli, ["-c", str(cfg), "audit", "denials"])
+    assert shown.exit_code == 0, shown.output
+    table = shown.output
+    lines = [line.split("\t") for line in table.strip().splitlines()]
+    assert lines[0] == ["rule", "jurisdiction", "requests", "people", "first", "last", "citations"]
+    assert "Secretary of the Department of Home Affairs" in lines[1][-1]
+    assert lines[-1][:3] == ["total", "", "1"]

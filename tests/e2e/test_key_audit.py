@@ -469,6 +469,7 @@ def test_a_key_without_the_role_is_refused_every_admin_action_and_each_try_is_re
         (staff, "GET", "/admin/config", None),
         (staff, "GET", "/admin/audit/usage", None),
         (staff, "GET", "/admin/audit/transfers", None),
+        (staff, "GET", "/admin/audit/denials", None),
     ]  # fmt: skip
     for key, method, path, body in tries:
         status, _, err = gw.request(method, path, body, token=key)
@@ -480,7 +481,7 @@ def test_a_key_without_the_role_is_refused_every_admin_action_and_each_try_is_re
     assert [e["action"]["handler"] for _, e in refused] == [
         "create_key", "update_key", "revoke_key", "rotate_key", "export_audit", "reload_config",
         "list_keys", "get_key", "update_key", "reload_policy", "show_config",
-        "audit_usage", "audit_transfers"]  # fmt: skip
+        "audit_usage", "audit_transfers", "audit_denials"]  # fmt: skip
     first = refused[0][1]
     assert first["actor"] == f"key:{staff.split('_')[1]}" and first["principal"]["user"] == "eve"
     assert (first["action"]["method"], first["action"]["needs"]) == ("POST", "admin")

@@ -1,0 +1,167 @@
+"""Denials: which rules refused which requests, with their legal or organisational basis — the
+evidence that a ban is enforced.
+
+A regulator's or an auditor's question after "is the ban on the hosted DeepSeek service applied
+to our public servants?" is "show me": per rule that denied, how many requests it refused, how
+many different people asked, when first and last, under which citations (the government actions
+the decision cited). Read from the outcome entries whose decision was a denial, unnesting each
+one's ``decision.denying_rule_ids`` when grouped by ``rule``: a request that two rules denied
+then counts under both, so the groups' ``requests`` can add up to more than ``totals``' (which
+counts each once; without ``rule`` each request counts once in its group as well). The
+citations are the ``citation_ids`` of the decisions each group's rule took part in (the record
+keeps a decision's citations, not which rule cited which: a decision two rules made lists both
+rules' citations under each); the caller can pass the policy data's actions (``citations``) to
+name each one's authority, instrument, date and source.
+Scoped and recorded like an export (phase ``denials``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from audit.export import ExportFilter, Scope, record_read, scoped_query
+from audit.json_sql import json_at, strings
+from audit.schema import audit_log
+from audit.usage import GROUPS as USAGE_GROUPS
+from audit.usage import group_expr
+
+__all__ = ["DEFAULT_BY", "GROUPS", "DenialRow", "denials"]
+
+GROUPS = ("rule", *USAGE_GROUPS)
+DEFAULT_BY = ("rule", "jurisdiction")
+_OUTCOMES = ("complete", "incomplete")
+NONE = "(none)"  # a denial that named no denying rule (a malformed decision fails closed so)
+
+
+@dataclass
+class DenialRow:
+    group: dict[str, str | None]
+    requests: int = 0
+    people: int = 0
+    first: str | None = None
+    last: str | None = None
+    citations: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.group,
+            "requests": self.requests,
+            "people": self.people,
+            "first": self.first,
+            "last": self.last,
+            "citations": self.citations,
+        }
+
+
+def _cited(ids: Sequence[str], citations: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Each citation id with what the policy data says of it (only the id when it says none)."""
+    out = []
+    for i in sorted(ids):
+        known = citations.get(i) or {}
+        out.append(
+            {"id": i}
+            | {
+                k: known.get(k)
+                for k in ("authority", "instrument", "effective_date", "status", "url")
+                if known.get(k) is not None
+            }
+        )
+    return out
+
+
+async def denials(
+    engine: AsyncEngine,
+    flt: ExportFilter,
+    scope: Scope,
+    by: Sequence[str] = DEFAULT_BY,
+    *,
+    citations: Mapping[str, Mapping[str, Any]] | None = None,
+    allowed_roles: tuple[str, ...] | frozenset[str] = ("admin", "auditor"),
+    writer: str = "denials:0:0",
+) -> tuple[list[DenialRow], dict[str, Any]]:
+    """The denials grouped by ``by`` (names from :data:`GROUPS`; ``rule`` is the denying rule),
+    most first, and the totals (each request once). Authorises and records the read first
+    (:class:`audit.export.AuditForbidden`; ValueError for a name that is not a group)."""
+    scope.authorise(allowed_roles)
+    unknown = [b for b in by if b not in GROUPS]
+    if unknown or len(set(by)) != len(by):
+        raise ValueError(f"by: distinct names from {', '.join(GROUPS)}")
+    await record_read(engine, writer, scope, flt, {"phase": "denials", "by": "+".join(by) or "all"})
+    dialect = engine.dialect.name
+    c = audit_log.c
+    outcomes = ExportFilter(**{**flt.to_json(), "kinds": _OUTCOMES, "decision": "deny"})
+    doc = sa.cast(c.body, JSONB) if dialect == "postgresql" else c.body
+    sub = (
+        sa.select(
+            c.kind,
+            c.ts,
+            c.user_id,
+            c.team,
+            c.tenant,
+            c.jurisdiction,
+            c.backend,
+            c.decision,
+            doc.label("doc"),
+        )
+        .where(scoped_query(outcomes, scope))
+        .offset(0)  # the body parsed once per entry (see audit.usage)
+        .subquery()
+    )
+    e = sub.c
+    rules = strings(dialect, json_at(dialect, e.doc, "decision", "denying_rule_ids")).alias("rule")
+    rule = sa.func.coalesce(rules.c.value, NONE)
+    keys = [
+        (rule if b == "rule" else group_expr(b, dialect, e)).label(f"g{i}")
+        for i, b in enumerate(by)
+    ]
+    n = len(by)
+    # one row per denying rule only when grouped by rule: otherwise each request once
+    source = sub.outerjoin(rules, sa.true()) if "rule" in by else sub
+    q = sa.select(
+        *keys,
+        sa.func.count(),
+        sa.func.count(sa.distinct(e.user_id)),
+        sa.func.min(e.ts),
+        sa.func.max(e.ts),
+    ).select_from(source)
+    if keys:
+        q = q.group_by(*keys)
+    cites = strings(dialect, json_at(dialect, e.doc, "decision", "citation_ids")).alias("cite")
+    cq = sa.select(*keys, cites.c.value).select_from(source.join(cites, sa.true())).distinct()
+    total_q = sa.select(
+        sa.func.count(), sa.func.count(sa.distinct(e.user_id)), sa.func.min(e.ts), sa.func.max(e.ts)
+    ).select_from(sub)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(q)).all()
+        cited = (await conn.execute(cq)).all()
+        (total,) = (await conn.execute(total_q)).all()
+    seen: dict[tuple[Any, ...], set[str]] = {}
+    for row in cited:
+        seen.setdefault(tuple(row[:n]), set()).add(row[n])
+    known = citations or {}
+    out = [
+        DenialRow(
+            dict(zip(by, row[:n], strict=True)),
+            int(row[n]),
+            int(row[n + 1]),
+            row[n + 2],
+            row[n + 3],
+            _cited(sorted(seen.get(tuple(row[:n]), ())), known),
+        )
+        for row in rows
+        if row[n]  # no group: an aggregate over no rows
+    ]
+    totals = {
+        "requests": int(total[0]),
+        "people": int(total[1]),
+        "first": total[2],
+        "last": total[3],
+    }
+    return sorted(out, key=lambda g: (-g.requests, json.dumps(g.group, default=str))), totals
