@@ -235,6 +235,12 @@ def test_an_administrator_and_an_auditor_work_through_the_console(
         cells = transfers.first.locator("td").all_inner_texts()
         assert cells[:6] == ["AU-NSW", "deepseek", "CN", "false", "2", "0"], cells
         expect(page.locator("#transfers-table tr.usage-total")).to_contain_text("Total")
+        # the denials: cat's request, refused by both of Australia's rules, with the direction
+        page.click("#nav button[data-view=denials]")
+        refused = page.locator("#denials-table tr.usage-row")
+        expect(refused).to_have_count(2)
+        expect(refused.first).to_contain_text("PSPF Direction 001-2025")
+        expect(page.locator("#denials-table tr.usage-total")).to_contain_text("Total")
         browser.close()
     assert problems == [], problems
     # what the console did is on the record, under who did it

@@ -34,6 +34,7 @@ const VIEWS = {
   audit: { needs: "audit", show: showAudit },
   usage: { needs: "audit", show: showUsage },
   transfers: { needs: "audit", show: showTransfers },
+  denials: { needs: "audit", show: showDenials },
   keys: { needs: "keys", show: showKeys },
   mykeys: { needs: "my_keys", show: showMyKeys },
   policy: { needs: "policy", show: showPolicy },
@@ -49,6 +50,7 @@ const state = {
   auditLoaded: false,
   usageLoaded: false,
   transfersLoaded: false,
+  denialsLoaded: false,
   modelsLoaded: false,
   contentRequest: null, // the request id whose captured content the detail offers to read
 };
@@ -335,6 +337,7 @@ function resetViews() {
   state.auditLoaded = false;
   state.usageLoaded = false;
   state.transfersLoaded = false;
+  state.denialsLoaded = false;
   state.modelsLoaded = false;
   for (const id of ["readiness", "readiness-summary", "verify-result", "overview-usage", "policy-result", "policy-models",
     "config-hash", "config-revision", "audit-detail"]) {
@@ -342,15 +345,16 @@ function resetViews() {
   }
   $("mykeys-count").textContent = "";
   $("budgets-period").textContent = "";
-  for (const id of ["audit-table", "usage-table", "transfers-table", "keys-table", "budgets-table", "mykeys-table", "config-table"]) {
+  for (const id of ["audit-table", "usage-table", "transfers-table", "denials-table", "keys-table", "budgets-table", "mykeys-table", "config-table"]) {
     $(id).tBodies[0].replaceChildren();
   }
   $("usage-table").tHead.replaceChildren();
   $("transfers-table").tHead.replaceChildren();
+  $("denials-table").tHead.replaceChildren();
   resetAuditDetail();
   show($("audit-more"), false);
   show($("audit-empty"), false);
-  for (const form of ["audit-filter", "usage-form", "transfers-form", "key-create", "mykey-create", "user-keys-revoke", "policy-form"]) $(form).reset();
+  for (const form of ["audit-filter", "usage-form", "transfers-form", "denials-form", "key-create", "mykey-create", "user-keys-revoke", "policy-form"]) $(form).reset();
   for (const section of document.querySelectorAll("section.view")) show(section, false);
 }
 
@@ -655,6 +659,36 @@ async function loadTransfers() {
   if (!answer) return;
   renderReport("transfers-table", answer, TRANSFER_MEASURES);
   state.transfersLoaded = true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Denials
+
+// "au-homeaffairs-2025-02-04 (Secretary of the Department of Home Affairs, PSPF Direction 001-2025, 2025-02-04)"
+const citationsText = (citations) => (Array.isArray(citations) ? citations : [])
+  .map((c) => {
+    const named = ["authority", "instrument", "effective_date"].filter((k) => c[k]).map((k) => c[k]);
+    return named.length ? `${c.id} (${named.join(", ")})` : c.id;
+  })
+  .join("; ") || "none";
+
+const DENIAL_MEASURES = [
+  ["requests", "Requests"],
+  ["people", "People"],
+  ["first", "First", (v) => (v ? text(v) : "-"), "when"],
+  ["last", "Last", (v) => (v ? text(v) : "-"), "when"],
+  ["citations", "Citations", citationsText, "entities"],
+];
+
+async function showDenials() {
+  if (!state.denialsLoaded) await loadDenials();
+}
+
+async function loadDenials() {
+  const answer = await loadReport("denials-form", "/admin/audit/denials");
+  if (!answer) return;
+  renderReport("denials-table", answer, DENIAL_MEASURES);
+  state.denialsLoaded = true;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1168,6 +1202,10 @@ function wire() {
   $("transfers-form").addEventListener("submit", guarded(async (event) => {
     event.preventDefault();
     await loadTransfers();
+  }));
+  $("denials-form").addEventListener("submit", guarded(async (event) => {
+    event.preventDefault();
+    await loadDenials();
   }));
 
   $("keys-include-revoked").addEventListener("change", guarded(loadKeys));
