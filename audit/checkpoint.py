@@ -49,6 +49,20 @@ def _key_id(public: Ed25519PublicKey) -> str:
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
+def key_id_of(public: Ed25519PublicKey) -> str:
+    """A public key's id as manifests and checkpoints name it (16 hex digits of its SHA-256)."""
+    return _key_id(public)
+
+
+def verify_signature(public: Ed25519PublicKey, data: bytes, signature: str) -> bool:
+    """Whether ``signature`` (base64, as :meth:`Signer.sign_bytes` makes it) signs ``data``."""
+    try:
+        public.verify(base64.b64decode(signature), data)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class Checkpoint:
     tree_size: int

@@ -20,11 +20,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from audit.canonical import canonical_bytes, canonical_json
-from audit.checkpoint import Checkpoint, CheckpointError
+from audit.checkpoint import Checkpoint, CheckpointError, verify_signature
 from audit.formats import parse_jsonl, parse_otlp, parse_syslog, unneutralise
 from audit.merkle import Frontier, leaf_hash
 from audit.verify import Report
@@ -71,14 +70,10 @@ def _digest(path: Path) -> tuple[int, str]:
 
 
 def verify_export(path: Path, manifest_path: Path, public: Ed25519PublicKey) -> Report:
-    import base64
-
     report = Report()
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     signature = manifest.pop("signature", "")
-    try:
-        public.verify(base64.b64decode(signature), canonical_json(manifest).encode("utf-8"))
-    except (InvalidSignature, ValueError):
+    if not verify_signature(public, canonical_json(manifest).encode("utf-8"), signature):
         report.problems.append("manifest signature does not verify")
     cp: Checkpoint | None = None
     if manifest.get("checkpoint"):

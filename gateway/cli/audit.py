@@ -191,6 +191,11 @@ def _reader(actor: str | None, roles: tuple[str, ...], scope_j: tuple[str, ...])
 )
 @click.option("--manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
+    "--evidence",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Verify an evidence pack (portcullis audit evidence) instead of the database.",
+)
+@click.option(
     "--public-key",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Ed25519 public key PEM (default: the configured signing key).",
@@ -206,6 +211,7 @@ def verify_cmd(
     ctx: click.Context,
     file_: Path | None,
     manifest: Path | None,
+    evidence: Path | None,
     public_key: Path | None,
     checkpoints: Path | None,
     as_json: bool,
@@ -220,6 +226,20 @@ def verify_cmd(
             f"no audit signing key at {public_key or key_file}: the gateway makes it on its first "
             "start (or pass --public-key with the key that signed the checkpoints)"
         ) from None
+    if evidence is not None:
+        from audit.evidence import verify_pack
+
+        pack = verify_pack(evidence, public)
+        if as_json:
+            click.echo(json.dumps(pack.to_json(), indent=1))
+        else:
+            state = "OK" if pack.ok else "FAILED"
+            click.echo(f"{state}: {pack.files} files, signed by key {pack.key_id}")
+            for p in pack.problems:
+                click.echo(f"  - {p}")
+        if not pack.ok:
+            sys.exit(1)
+        return
     if file_ is not None:
         m = manifest or file_.with_name(file_.name + ".manifest.json")
         if not m.exists():
@@ -340,8 +360,9 @@ def shred_cmd(ctx: click.Context, tenant: str, actor: str | None) -> None:
     click.echo(json.dumps({"tenant": tenant, "key_destroyed": done}))
 
 
-# ``audit ship``, ``audit content``, ``audit usage`` and ``audit transfers`` live in their own
-# modules and register themselves on the group above.
+# ``audit ship``, ``audit content``, ``audit usage``, ``audit transfers``, ``audit denials``
+# and ``audit evidence`` live in their own modules and register themselves on the group above.
 from gateway.cli import audit_content as _audit_content  # noqa: E402, F401
+from gateway.cli import audit_evidence as _audit_evidence  # noqa: E402, F401
 from gateway.cli import audit_reports as _audit_reports  # noqa: E402, F401
 from gateway.cli import audit_ship as _audit_ship  # noqa: E402, F401

@@ -1,0 +1,231 @@
+"""An evidence pack: what a regulator or an auditor asks for about a period, in one directory,
+signed, checkable offline.
+
+:func:`write_pack` writes into an empty directory:
+
+- ``trail.jsonl`` and its signed manifest: the entries of the period and filter
+  (:func:`audit.export.export`, JSONL; every entry with its leaf hash);
+- ``usage.json``, ``transfers.json``, ``denials.json``: the three reports over the same filter
+  (:mod:`audit.usage`, :mod:`audit.transfers`, :mod:`audit.denials`);
+- ``verification.json``: the whole trail checked against its signed checkpoints now
+  (:func:`audit.verify.verify_database`);
+- ``policy.json`` and ``configuration.json``: the policy bundle revisions and the configuration
+  hashes the period's decisions were made under (each with its requests, first and last), and
+  what the caller says is in force now (``current``: the bundle revision, the configuration hash,
+  the backend catalogue's facts); the caller may add files (the policy bundle itself);
+- ``public_key.pem``: the key the manifests and checkpoints are signed with (compare its
+  ``key_id`` with one obtained apart from the pack);
+- ``MANIFEST.json``: every file's size and SHA-256, the filter, the reader's scope and when,
+  signed with the same key (Ed25519 over its canonical JSON); and ``README.txt``.
+
+:func:`verify_pack` checks the manifest's signature, every file's size and digest, and the trail
+against its own manifest. Every read is recorded in the trail, as each export and report is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from audit.canonical import canonical_json
+from audit.checkpoint import Signer, key_id_of, verify_signature
+from audit.denials import denials
+from audit.export import ExportFilter, Scope, export, scoped_query
+from audit.json_sql import text_at
+from audit.offline import verify_export
+from audit.schema import audit_log
+from audit.store import now_ts
+from audit.transfers import DEFAULT_BY as TRANSFERS_BY
+from audit.transfers import totals as transfer_totals
+from audit.transfers import transfers
+from audit.usage import totals as usage_totals
+from audit.usage import usage
+from audit.verify import verify_database
+
+__all__ = ["MANIFEST", "PackReport", "verify_pack", "write_pack"]
+
+MANIFEST = "MANIFEST.json"
+TRAIL = "trail.jsonl"
+_USAGE_BY = ("jurisdiction", "team", "model", "decision")
+_DENIALS_BY = ("rule", "jurisdiction")
+_README = """Portcullis evidence pack
+
+What is here (MANIFEST.json lists every file with its size and SHA-256, and is signed):
+  trail.jsonl                 the audit entries of the period and filter, one JSON object per
+                              line, each with its leaf hash; trail.jsonl.manifest.json signs it
+  usage.json                  requests, denials, failures and tokens per jurisdiction, team,
+                              model and decision
+  transfers.json              where the requests that were sent went (operator, hosting country,
+                              self-hosted, cross-border) and the personal data in them, by type
+                              and by what was done to it
+  denials.json                per rule that refused requests: how many, how many people, first
+                              and last, the government actions cited
+  verification.json           the whole trail checked against its signed checkpoints when the
+                              pack was made
+  policy.json                 the policy bundle revisions the decisions were made under
+  configuration.json          the configuration hashes, and the backend catalogue in force
+  public_key.pem              the Ed25519 key that signed the manifests and the checkpoints
+
+To check it, with the key obtained apart from this pack (its key_id is in MANIFEST.json):
+  portcullis audit verify --evidence DIR --public-key KEY.pem
+"""
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _write(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=1, sort_keys=True, default=str) + "\n", "utf-8")
+
+
+async def _seen(engine: AsyncEngine, flt: ExportFilter, scope: Scope, field: str) -> list[Any]:
+    """The values of the outcome entries' ``field`` in the filter and scope, each with its
+    requests, first and last, oldest first."""
+    dialect = engine.dialect.name
+    c = audit_log.c
+    doc = sa.cast(c.body, JSONB) if dialect == "postgresql" else c.body
+    outcomes = ExportFilter(**{**flt.to_json(), "kinds": ("complete", "incomplete")})
+    value = text_at(dialect, doc, field).label("value")
+    q = (
+        sa.select(value, sa.func.count(), sa.func.min(c.ts), sa.func.max(c.ts))
+        .where(scoped_query(outcomes, scope), c.body.is_not(None))
+        .group_by(value)
+        .order_by(sa.func.min(c.ts))
+    )
+    async with engine.connect() as conn:
+        rows = (await conn.execute(q)).all()
+    return [{field: v, "requests": int(n), "first": a, "last": b} for v, n, a, b in rows]
+
+
+@dataclass
+class PackReport:
+    ok: bool
+    files: int
+    key_id: str
+    problems: list[str] = field(default_factory=list)
+    trail: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "files": self.files,
+            "key_id": self.key_id,
+            "problems": self.problems,
+            "trail": self.trail,
+        }
+
+
+async def write_pack(
+    engine: AsyncEngine,
+    signer: Signer,
+    out: Path,
+    flt: ExportFilter,
+    scope: Scope,
+    *,
+    current: Mapping[str, Any],
+    citations: Mapping[str, Mapping[str, Any]] | None = None,
+    extra: Mapping[str, Callable[[Path], None]] | None = None,
+    allowed_roles: tuple[str, ...] | frozenset[str] = ("admin", "auditor"),
+    checkpoint_dir: Path | None = None,
+    writer: str = "evidence:0:0",
+) -> dict[str, Any]:
+    """Write the pack into ``out`` (made if absent; refused unless empty) and return its signed
+    manifest. ``current``: what is in force now (``bundle_revision``, ``config_hash``,
+    ``catalogue``); ``extra``: more files, each written by its function into the path given."""
+    scope.authorise(allowed_roles)
+    out.mkdir(parents=True, exist_ok=True)
+    if any(out.iterdir()):
+        raise FileExistsError(
+            f"{out} is not empty: an evidence pack goes into a directory of its own"
+        )
+    started = now_ts()
+    who: dict[str, Any] = {"allowed_roles": allowed_roles, "writer": writer}
+    await export(
+        engine, signer, out / TRAIL, "jsonl", flt, scope, checkpoint_dir=checkpoint_dir, **who
+    )
+
+    def report_file(name: str, by: tuple[str, ...], rows: list[Any], totals: Any) -> None:
+        _write(out / name, {"by": list(by), "groups": [r.to_json() for r in rows],
+                            "totals": totals})  # fmt: skip
+
+    used = await usage(engine, flt, scope, _USAGE_BY, **who)
+    report_file("usage.json", _USAGE_BY, used, usage_totals(used))
+    by = (*TRANSFERS_BY, "cross_border")
+    sent = await transfers(engine, flt, scope, by, **who)
+    report_file("transfers.json", by, sent, transfer_totals(sent))
+    refused, refused_totals = await denials(
+        engine, flt, scope, _DENIALS_BY, citations=citations, **who
+    )
+    report_file("denials.json", _DENIALS_BY, refused, refused_totals)
+    report = await verify_database(engine, signer.public, checkpoint_dir)
+    _write(out / "verification.json", report.to_json())
+    _write(out / "policy.json", {
+        "seen": await _seen(engine, flt, scope, "bundle_revision"),
+        "current": current.get("bundle_revision"),
+    })  # fmt: skip
+    _write(out / "configuration.json", {
+        "seen": await _seen(engine, flt, scope, "config_hash"),
+        "current": {k: current.get(k) for k in ("config_hash", "catalogue")},
+    })  # fmt: skip
+    (out / "public_key.pem").write_bytes(signer.public_pem())
+    (out / "README.txt").write_text(_README, "utf-8")
+    for name, write in (extra or {}).items():
+        write(out / name)
+    files = {
+        p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)}
+        for p in sorted(out.iterdir())
+        if p.is_file() and p.name != MANIFEST
+    }
+    manifest: dict[str, Any] = {
+        "version": 1,
+        "kind": "portcullis-evidence",
+        "filter": flt.to_json(),
+        "scope": scope.to_json(),
+        "started": started,
+        "finished": now_ts(),
+        "files": files,
+        "trail_verified": report.ok,
+        "key_id": signer.key_id,
+    }
+    manifest["signature"] = signer.sign_bytes(canonical_json(manifest).encode("utf-8"))
+    _write(out / MANIFEST, manifest)
+    return manifest
+
+
+def verify_pack(pack: Path, public: Any) -> PackReport:
+    """Check a pack offline: the manifest's signature under ``public``, each file's size and
+    digest (and no file added or missing), the trail against its own signed manifest."""
+    problems: list[str] = []
+    try:
+        manifest = json.loads((pack / MANIFEST).read_text("utf-8"))
+    except (OSError, ValueError):
+        return PackReport(False, 0, key_id_of(public), [f"{MANIFEST} is missing or not JSON"])
+    signature = manifest.pop("signature", "")
+    if not verify_signature(public, canonical_json(manifest).encode("utf-8"), signature):
+        problems.append(f"{MANIFEST}: the signature does not verify under this key")
+    listed = manifest.get("files") or {}
+    present = {p.name for p in pack.iterdir() if p.is_file() and p.name != MANIFEST}
+    for name in sorted(present - set(listed)):
+        problems.append(f"{name}: not in the manifest")
+    for name, want in sorted(listed.items()):
+        path = pack / name
+        if not path.is_file():
+            problems.append(f"{name}: missing")
+        elif path.stat().st_size != want.get("bytes") or _sha256(path) != want.get("sha256"):
+            problems.append(f"{name}: changed since the pack was signed")
+    trail = verify_export(pack / TRAIL, pack / (TRAIL + ".manifest.json"), public)
+    problems += [f"{TRAIL}: {p}" for p in trail.problems]
+    return PackReport(not problems, len(listed), key_id_of(public), problems, trail.to_json())

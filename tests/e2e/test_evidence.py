@@ -1,0 +1,123 @@
+"""The evidence pack (``portcullis audit evidence``, ``portcullis audit verify --evidence``): a
+real gateway with the embedded policy and the SQLite trail, requests through the openai SDK,
+then the pack written, checked offline, and found out when a file is changed, added or signed by
+another key."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import openai
+import pytest
+from click.testing import CliRunner
+
+from audit.checkpoint import Signer
+from gateway.cli import cli
+from gateway.config import Settings
+from gateway.http.app import Components
+from tests.e2e.conftest import deepseek_pair
+from tests.support.gateway import RunningGateway
+from tests.support.trail import settled_entries
+from tests.support.upstream import FakeUpstream
+
+pytestmark = pytest.mark.e2e
+TOKEN = RunningGateway.ADMIN_TOKEN
+
+
+@pytest.fixture
+def served(tmp_path: Path, upstream: FakeUpstream) -> Iterator[tuple[RunningGateway, Path]]:
+    raw = deepseek_pair(tmp_path, upstream)
+    (tmp_path / "gateway.yaml").write_text(json.dumps(raw))  # the file the command line reads
+    gw = RunningGateway(Settings.model_validate(raw), Components(pii_disabled=True)).start()
+    ann = gw.create_key(user="ann", team="ops", jurisdiction="AU-NSW", sector="private")
+    cat = gw.create_key(user="cat", team="gov", jurisdiction="AU", sector="government")
+    for key in (ann, ann, cat):
+        sdk = openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0)
+        try:
+            sdk.chat.completions.create(
+                model="deepseek-chat", messages=[{"role": "user", "content": "hi"}]
+            )
+        except openai.PermissionDeniedError:
+            pass  # cat: Australia's government staff are refused the hosted service
+    assert len(settled_entries(tmp_path, "complete")) == 3
+    yield gw, tmp_path
+    gw.stop()
+
+
+def test_an_evidence_pack_holds_the_period_and_checks_offline(
+    served: tuple[RunningGateway, Path], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    gw, data_dir = served
+    cfg = data_dir / "gateway.yaml"
+    pack = tmp_path_factory.mktemp("evidence") / "q4"
+    run = CliRunner()
+    done = run.invoke(cli, ["-c", str(cfg), "audit", "evidence", "--out", str(pack),
+                            "--since", "2026-01-01", "--actor", "jane.doe"])  # fmt: skip
+    assert done.exit_code == 0, done.output
+    said = json.loads(done.output)
+    assert said["trail_verified"] is True
+    names = sorted(p.name for p in pack.iterdir())
+    assert names == sorted([
+        "MANIFEST.json", "README.txt", "configuration.json", "denials.json",
+        "policy-bundle.tar.gz", "policy.json", "public_key.pem", "transfers.json",
+        "trail.jsonl", "trail.jsonl.manifest.json", "usage.json", "verification.json",
+    ])  # fmt: skip
+    # what the reports say is what the gateway's own report routes say
+    transfers = json.loads((pack / "transfers.json").read_text())
+    by = ",".join(transfers["by"])
+    _, _, live = gw.request("GET", f"/admin/audit/transfers?by={by}", token=TOKEN)
+    assert transfers["groups"] == live["groups"] and transfers["totals"]["requests"] == 2
+    denials = json.loads((pack / "denials.json").read_text())
+    assert denials["totals"]["requests"] == 1
+    assert {c["authority"] for g in denials["groups"] for c in g["citations"]} == {
+        "Secretary of the Department of Home Affairs"
+    }
+    usage = json.loads((pack / "usage.json").read_text())
+    assert usage["totals"]["requests"] == 3 and usage["totals"]["denied"] == 1
+    # the decisions were made under the bundle and configuration in force now
+    policy = json.loads((pack / "policy.json").read_text())
+    assert [(s["bundle_revision"], s["requests"]) for s in policy["seen"]] == [
+        (policy["current"], 3)
+    ]
+    configuration = json.loads((pack / "configuration.json").read_text())
+    assert [c["id"] for c in configuration["current"]["catalogue"]] == [
+        "deepseek-hosted", "deepseek-self"]  # fmt: skip
+    assert [(s["config_hash"], s["requests"]) for s in configuration["seen"]] == [
+        (configuration["current"]["config_hash"], 3)
+    ]
+    assert json.loads((pack / "verification.json").read_text())["ok"] is True
+    trail = (pack / "trail.jsonl").read_text().splitlines()
+    assert len(trail) >= 6 and "hi" not in {json.loads(t).get("prompt") for t in trail}
+    manifest = json.loads((pack / "MANIFEST.json").read_text())
+    assert manifest["scope"]["actor"] == "jane.doe" and manifest["key_id"] == said["key_id"]
+    assert set(manifest["files"]) == set(names) - {"MANIFEST.json"}
+
+    key = str(pack / "public_key.pem")
+    ok = run.invoke(cli, ["-c", str(cfg), "audit", "verify", "--evidence", str(pack),
+                          "--public-key", key])  # fmt: skip
+    assert ok.exit_code == 0 and ok.output.startswith("OK: 11 files"), ok.output
+    # the pack is itself on the record: its export and each report, by jane.doe
+    reads = [e for e in settled_entries(data_dir, "export") if e["actor"] == "jane.doe"]
+    assert {e["action"].get("phase") for e in reads} >= {"usage", "transfers", "denials"}
+
+    # a pack into a directory that is not empty is refused
+    again = run.invoke(cli, ["-c", str(cfg), "audit", "evidence", "--out", str(pack)])
+    assert again.exit_code != 0 and "not empty" in again.output
+
+    # a changed report, an added file, another key: each found
+    (pack / "denials.json").write_text('{"groups": []}\n')
+    (pack / "extra.csv").write_text("x\n")
+    bad = run.invoke(cli, ["-c", str(cfg), "audit", "verify", "--evidence", str(pack),
+                           "--public-key", key, "--json"])  # fmt: skip
+    assert bad.exit_code == 1
+    problems = json.loads(bad.output)["problems"]
+    assert "denials.json: changed since the pack was signed" in problems
+    assert "extra.csv: not in the manifest" in problems
+    other = pack.parent / "other.key"
+    Signer.from_file(other)
+    wrong = run.invoke(cli, ["-c", str(cfg), "audit", "verify", "--evidence", str(pack),
+                             "--public-key", str(other), "--json"])  # fmt: skip
+    assert wrong.exit_code == 1
+    assert any("signature" in p for p in json.loads(wrong.output)["problems"])
