@@ -23,20 +23,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from audit.export import ExportFilter, Scope, record_read, scoped_query
-from audit.json_sql import json_at, strings
-from audit.schema import audit_log
+from audit.export import ExportFilter, Scope, scoped_query
+from audit.json_sql import entries, json_at, strings
 from audit.usage import GROUPS as USAGE_GROUPS
-from audit.usage import group_expr
+from audit.usage import begin_report, group_expr
 
 __all__ = ["DEFAULT_BY", "GROUPS", "DenialRow", "denials"]
 
 GROUPS = ("rule", *USAGE_GROUPS)
 DEFAULT_BY = ("rule", "jurisdiction")
-_OUTCOMES = ("complete", "incomplete")
 NONE = "(none)"  # a denial that named no denying rule (a malformed decision fails closed so)
 
 
@@ -89,31 +86,12 @@ async def denials(
     """The denials grouped by ``by`` (names from :data:`GROUPS`; ``rule`` is the denying rule),
     most first, and the totals (each request once). Authorises and records the read first
     (:class:`audit.export.AuditForbidden`; ValueError for a name that is not a group)."""
-    scope.authorise(allowed_roles)
-    unknown = [b for b in by if b not in GROUPS]
-    if unknown or len(set(by)) != len(by):
-        raise ValueError(f"by: distinct names from {', '.join(GROUPS)}")
-    await record_read(engine, writer, scope, flt, {"phase": "denials", "by": "+".join(by) or "all"})
+    denied = await begin_report(
+        engine, flt, scope, by, GROUPS, "denials", allowed_roles=allowed_roles, writer=writer,
+        decision="deny",
+    )  # fmt: skip
     dialect = engine.dialect.name
-    c = audit_log.c
-    outcomes = ExportFilter(**{**flt.to_json(), "kinds": _OUTCOMES, "decision": "deny"})
-    doc = sa.cast(c.body, JSONB) if dialect == "postgresql" else c.body
-    sub = (
-        sa.select(
-            c.kind,
-            c.ts,
-            c.user_id,
-            c.team,
-            c.tenant,
-            c.jurisdiction,
-            c.backend,
-            c.decision,
-            doc.label("doc"),
-        )
-        .where(scoped_query(outcomes, scope))
-        .offset(0)  # the body parsed once per entry (see audit.usage)
-        .subquery()
-    )
+    sub = entries(dialect, scoped_query(denied, scope))
     e = sub.c
     rules = strings(dialect, json_at(dialect, e.doc, "decision", "denying_rule_ids")).alias("rule")
     rule = sa.func.coalesce(rules.c.value, NONE)
@@ -127,7 +105,7 @@ async def denials(
     q = sa.select(
         *keys,
         sa.func.count(),
-        sa.func.count(sa.distinct(e.user_id)),
+        sa.func.count(sa.distinct(e.user)),
         sa.func.min(e.ts),
         sa.func.max(e.ts),
     ).select_from(source)
@@ -136,7 +114,7 @@ async def denials(
     cites = strings(dialect, json_at(dialect, e.doc, "decision", "citation_ids")).alias("cite")
     cq = sa.select(*keys, cites.c.value).select_from(source.join(cites, sa.true())).distinct()
     total_q = sa.select(
-        sa.func.count(), sa.func.count(sa.distinct(e.user_id)), sa.func.min(e.ts), sa.func.max(e.ts)
+        sa.func.count(), sa.func.count(sa.distinct(e.user)), sa.func.min(e.ts), sa.func.max(e.ts)
     ).select_from(sub)
     async with engine.connect() as conn:
         rows = (await conn.execute(q)).all()

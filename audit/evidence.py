@@ -24,7 +24,6 @@ against its own manifest. Every read is recorded in the trail, as each export an
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -32,16 +31,14 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from audit.canonical import canonical_json
 from audit.checkpoint import Signer, key_id_of, verify_signature
 from audit.denials import denials
-from audit.export import ExportFilter, Scope, export, scoped_query
-from audit.json_sql import text_at
+from audit.export import ExportFilter, Scope, export, file_sha256, scoped_query
+from audit.json_sql import entries, text_at
 from audit.offline import verify_export
-from audit.schema import audit_log
 from audit.store import now_ts
 from audit.transfers import DEFAULT_BY as TRANSFERS_BY
 from audit.transfers import totals as transfer_totals
@@ -79,14 +76,6 @@ To check it, with the key obtained apart from this pack (its key_id is in MANIFE
 """
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _write(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=1, sort_keys=True, default=str) + "\n", "utf-8")
 
@@ -95,15 +84,14 @@ async def _seen(engine: AsyncEngine, flt: ExportFilter, scope: Scope, field: str
     """The values of the outcome entries' ``field`` in the filter and scope, each with its
     requests, first and last, oldest first."""
     dialect = engine.dialect.name
-    c = audit_log.c
-    doc = sa.cast(c.body, JSONB) if dialect == "postgresql" else c.body
     outcomes = ExportFilter(**{**flt.to_json(), "kinds": ("complete", "incomplete")})
-    value = text_at(dialect, doc, field).label("value")
+    e = entries(dialect, scoped_query(outcomes, scope)).c
+    value = text_at(dialect, e.doc, field).label("value")
     q = (
-        sa.select(value, sa.func.count(), sa.func.min(c.ts), sa.func.max(c.ts))
-        .where(scoped_query(outcomes, scope), c.body.is_not(None))
+        sa.select(value, sa.func.count(), sa.func.min(e.ts), sa.func.max(e.ts))
+        .where(e.doc.is_not(None))
         .group_by(value)
-        .order_by(sa.func.min(c.ts))
+        .order_by(sa.func.min(e.ts))
     )
     async with engine.connect() as conn:
         rows = (await conn.execute(q)).all()
@@ -185,7 +173,7 @@ async def write_pack(
     for name, write in (extra or {}).items():
         write(out / name)
     files = {
-        p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)}
+        p.name: {"bytes": p.stat().st_size, "sha256": file_sha256(p)}
         for p in sorted(out.iterdir())
         if p.is_file() and p.name != MANIFEST
     }
@@ -224,7 +212,7 @@ def verify_pack(pack: Path, public: Any) -> PackReport:
         path = pack / name
         if not path.is_file():
             problems.append(f"{name}: missing")
-        elif path.stat().st_size != want.get("bytes") or _sha256(path) != want.get("sha256"):
+        elif path.stat().st_size != want.get("bytes") or file_sha256(path) != want.get("sha256"):
             problems.append(f"{name}: changed since the pack was signed")
     trail = verify_export(pack / TRAIL, pack / (TRAIL + ".manifest.json"), public)
     problems += [f"{TRAIL}: {p}" for p in trail.problems]

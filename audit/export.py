@@ -37,6 +37,7 @@ __all__ = [
     "ExportResult",
     "Scope",
     "export",
+    "file_sha256",
     "iter_rows",
     "manifest_checkpoint",
     "scoped_query",
@@ -212,7 +213,8 @@ def _write_json(path: Path, data: Mapping[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """A file's SHA-256, hex, read a MiB at a time."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -310,7 +312,7 @@ async def export(
         "file": out.name,
         "format": fmt,
         "bytes": out.stat().st_size,
-        "sha256": _sha256(out),
+        "sha256": file_sha256(out),
         "count": cur["count"],
         "last_seq": cur["after_seq"],
         "until_seq": cur["until_seq"],

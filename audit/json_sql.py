@@ -9,8 +9,34 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-__all__ = ["count_of", "items", "json_at", "members", "non_empty_list", "number_at", "strings",
-           "text_at"]  # fmt: skip
+from audit.schema import audit_log
+
+__all__ = ["COLUMNS", "count_of", "entries", "items", "json_at", "members", "non_empty_list",
+           "number_at", "strings", "text_at"]  # fmt: skip
+
+# The indexed columns a report groups by, under the names of its groups.
+COLUMNS = {
+    "user": audit_log.c.user_id,
+    "team": audit_log.c.team,
+    "tenant": audit_log.c.tenant,
+    "jurisdiction": audit_log.c.jurisdiction,
+    "backend": audit_log.c.backend,
+    "decision": audit_log.c.decision,
+}
+
+
+def entries(dialect: str, *where: Any) -> Any:
+    """The entries ``where`` selects as a subquery: ``kind``, ``ts``, the :data:`COLUMNS` under
+    their group names, and the body parsed once per entry as ``doc`` (PostgreSQL's ``jsonb``;
+    ``OFFSET 0`` keeps the planner from inlining the cast into every use of it)."""
+    c = audit_log.c
+    doc = sa.cast(c.body, JSONB) if dialect == "postgresql" else c.body
+    return (
+        sa.select(c.kind, c.ts, *(col.label(n) for n, col in COLUMNS.items()), doc.label("doc"))
+        .where(*where)
+        .offset(0)
+        .subquery()
+    )
 
 
 def text_at(dialect: str, doc: Any, *path: str) -> Any:

@@ -32,18 +32,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from audit.export import ExportFilter, Scope, record_read, scoped_query
-from audit.json_sql import count_of, items, json_at, members, non_empty_list, text_at
-from audit.schema import audit_log
-from audit.usage import GROUPS, group_expr
+from audit.export import ExportFilter, Scope, scoped_query
+from audit.json_sql import count_of, entries, items, json_at, members, non_empty_list, text_at
+from audit.usage import GROUPS, begin_report, group_expr
 
 __all__ = ["DEFAULT_BY", "GROUPS", "TransferRow", "totals", "transfers"]
 
 DEFAULT_BY = ("jurisdiction", "operator", "hosting_country", "self_hosted")
-_OUTCOMES = ("complete", "incomplete")
 # actions that change a value before it leaves; ``allow`` sends it as written
 _PROTECTING = frozenset({"pseudonymise", "redact", "mask", "hash"})
 _COUNTS = ("requests", "with_personal_data", "uninspectable", "insecure", "reached_others",
@@ -95,37 +92,15 @@ async def transfers(
     (:class:`audit.export.AuditForbidden`; ValueError for a name that is not a group). Two
     ``GROUP BY`` queries in the database, one for the requests and one for the entity types
     (SQLite's ``json_each``, PostgreSQL's ``jsonb_each``), side by side: no body leaves it."""
-    scope.authorise(allowed_roles)
-    unknown = [b for b in by if b not in GROUPS]
-    if unknown or len(set(by)) != len(by):
-        raise ValueError(f"by: distinct names from {', '.join(GROUPS)}")
-    await record_read(
-        engine, writer, scope, flt, {"phase": "transfers", "by": "+".join(by) or "all"}
+    outcomes = await begin_report(
+        engine, flt, scope, by, GROUPS, "transfers", allowed_roles=allowed_roles, writer=writer
     )
     dialect = engine.dialect.name
-    c = audit_log.c
-    outcomes = ExportFilter(**{**flt.to_json(), "kinds": _OUTCOMES})
-    doc = sa.cast(c.body, JSONB) if dialect == "postgresql" else c.body
-    forwarded = text_at(dialect, doc, "forwarded").in_(("true", "1"))
-    # a purged body no longer says whether it left: one that had a backend counts, as purged
-    left = sa.or_(forwarded, sa.and_(c.body.is_(None), c.backend.is_not(None)))
-    sub = (
-        sa.select(
-            c.kind,
-            c.ts,
-            c.user_id,
-            c.team,
-            c.tenant,
-            c.jurisdiction,
-            c.backend,
-            c.decision,
-            doc.label("doc"),
-        )
-        .where(scoped_query(outcomes, scope), left)
-        .offset(0)  # the body parsed once per entry (see audit.usage)
-        .subquery()
-    )
+    sub = entries(dialect, scoped_query(outcomes, scope))
     e = sub.c
+    forwarded = text_at(dialect, e.doc, "forwarded").in_(("true", "1"))
+    # a purged body no longer says whether it left: one that had a backend counts, as purged
+    left = sa.or_(forwarded, sa.and_(e.doc.is_(None), e.backend.is_not(None)))
     keys = [group_expr(b, dialect, e).label(f"g{i}") for i, b in enumerate(by)]
     n = len(by)
 
@@ -155,7 +130,7 @@ async def transfers(
         count(sa.and_(e.doc.is_not(None), other)),
         count(e.doc.is_(None)),
     ]
-    q = sa.select(*keys, *measures)
+    q = sa.select(*keys, *measures).where(left)
     if keys:
         q = q.group_by(*keys)
     # per type and action: the body's pii.actions {TYPE: {action: n}} unnested twice
@@ -167,6 +142,7 @@ async def transfers(
         .select_from(sub)
         .join(types, sa.true())
         .join(acts, sa.true())
+        .where(left)
         .group_by(*keys, types.c.key, acts.c.key)
     )
 
@@ -174,10 +150,11 @@ async def transfers(
         async with engine.connect() as conn:
             return (await conn.execute(query)).all()
 
-    # side by side on two connections: each reads every entry of the range (PostgreSQL runs them
-    # in two server processes, SQLite's reads in two threads without the GIL)
-    # in one task group: if one fails (or the caller is cancelled), the other is cancelled too;
-    # the failure is raised as itself (a database error the caller maps), not as a group
+    # side by side on two connections, as each reads every entry of the range: PostgreSQL runs
+    # them in two server processes (half the wall time), SQLite is no quicker and no slower
+    # (docs/benchmarks/audit.md). In one task group: if one fails (or the caller is cancelled),
+    # the other is cancelled too; the failure is raised as itself (a database error the caller
+    # maps), not as a group.
     try:
         async with asyncio.TaskGroup() as tg:
             counted, summed = tg.create_task(run(q)), tg.create_task(run(eq))

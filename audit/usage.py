@@ -19,14 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from audit.export import ExportFilter, Scope, record_read, scoped_query
-from audit.json_sql import number_at, text_at
-from audit.schema import audit_log
+from audit.json_sql import COLUMNS, entries, number_at, text_at
 
-__all__ = ["GROUPS", "UsageRow", "group_expr", "totals", "usage"]
+__all__ = ["GROUPS", "UsageRow", "begin_report", "group_expr", "totals", "usage"]
 
 # What a report may be grouped by: the entry's own fields (as the export's filters read them),
 # and the facts of the backend that answered as the entry recorded them (not as the catalogue
@@ -48,14 +46,6 @@ _PATHS = {
     "model_origin": ("backend", "model_origin"),
 }
 _OUTCOMES = ("complete", "incomplete")
-_COLUMNS = {
-    "user": audit_log.c.user_id,
-    "team": audit_log.c.team,
-    "tenant": audit_log.c.tenant,
-    "jurisdiction": audit_log.c.jurisdiction,
-    "backend": audit_log.c.backend,
-    "decision": audit_log.c.decision,
-}
 PURGED = "(purged)"
 # Summed per group: the tokens the backends reported, and what they cost where a backend has a
 # price (micro-dollars).
@@ -97,7 +87,7 @@ def group_expr(name: str, dialect: str, row: Any) -> Any:
         return sa.func.substr(row.ts, 1, 10)
     if name == "month":
         return sa.func.substr(row.ts, 1, 7)
-    if name in _COLUMNS:
+    if name in COLUMNS:
         return row[name]
     if name == "self_hosted":
         value = _truth(dialect, text_at(dialect, row.doc, "backend", "self_hosted"))
@@ -114,6 +104,33 @@ def group_expr(name: str, dialect: str, row: Any) -> Any:
     return sa.case((row.doc.is_(None), PURGED), else_=value)
 
 
+async def begin_report(
+    engine: AsyncEngine,
+    flt: ExportFilter,
+    scope: Scope,
+    by: Sequence[str],
+    groups: Sequence[str],
+    phase: str,
+    *,
+    allowed_roles: tuple[str, ...] | frozenset[str],
+    writer: str,
+    decision: str | None = None,
+) -> ExportFilter:
+    """What every report does first: authorise the reader (:class:`audit.export.AuditForbidden`),
+    check ``by`` against ``groups`` (ValueError), record the read (an ``export`` entry with
+    ``phase``); then the filter of the requests' outcome entries it reads (one per request:
+    ``complete``, and ``incomplete`` for one whose process died), of ``decision`` if given."""
+    scope.authorise(allowed_roles)
+    unknown = [b for b in by if b not in groups]
+    if unknown or len(set(by)) != len(by):
+        raise ValueError(f"by: distinct names from {', '.join(groups)}")
+    await record_read(engine, writer, scope, flt, {"phase": phase, "by": "+".join(by) or "all"})
+    narrow: dict[str, Any] = {"kinds": _OUTCOMES}
+    if decision is not None:
+        narrow["decision"] = decision
+    return ExportFilter(**{**flt.to_json(), **narrow})
+
+
 async def usage(
     engine: AsyncEngine,
     flt: ExportFilter,
@@ -127,23 +144,11 @@ async def usage(
     and records the read first (:class:`audit.export.AuditForbidden`, ValueError for a name
     that is not a group). One ``GROUP BY`` in the database (SQLite's ``json_extract``,
     PostgreSQL's ``jsonb``): no body leaves it."""
-    scope.authorise(allowed_roles)
-    unknown = [b for b in by if b not in GROUPS]
-    if unknown or len(set(by)) != len(by):
-        raise ValueError(f"by: distinct names from {', '.join(GROUPS)}")
-    await record_read(engine, writer, scope, flt, {"phase": "usage", "by": "+".join(by) or "all"})
+    outcomes = await begin_report(
+        engine, flt, scope, by, GROUPS, "usage", allowed_roles=allowed_roles, writer=writer
+    )
     dialect = engine.dialect.name
-    c = audit_log.c
-    outcomes = ExportFilter(**{**flt.to_json(), "kinds": _OUTCOMES})
-    # The body parsed once per entry (PostgreSQL's jsonb; OFFSET 0 keeps the planner from
-    # inlining the cast into every use), then every measure read from it.
-    doc = sa.cast(c.body, JSONB) if dialect == "postgresql" else c.body
-    e = (
-        sa.select(c.kind, c.ts, *(col.label(n) for n, col in _COLUMNS.items()), doc.label("doc"))
-        .where(scoped_query(outcomes, scope))
-        .offset(0)
-        .subquery()
-    ).c
+    e = entries(dialect, scoped_query(outcomes, scope)).c
     denied = e.decision == "deny"
     status = number_at(dialect, e.doc, "status")
     forwarded = text_at(dialect, e.doc, "forwarded")

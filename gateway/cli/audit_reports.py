@@ -27,13 +27,24 @@ _TRANSFER_COLUMNS = ("requests", "with_personal_data", "uninspectable", "insecur
                      "reached_others", "purged", "sent_as_is", "protected", "entities")  # fmt: skip
 
 
-def _by_option(default: Sequence[str]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    return click.option(
-        "--by",
-        default=",".join(default),
-        show_default=True,
-        help=f"Group by, comma-separated: {', '.join(GROUPS)} ('' for one total).",
-    )
+def _report_command(name: str, by: str, by_help: str) -> Callable[[Callable[..., Any]], Any]:
+    """``audit NAME`` with the options every report takes: the trail's filter (as ``flt``),
+    ``--by`` (default ``by``), ``--format`` and who reads it."""
+
+    def wrap(f: Callable[..., Any]) -> Any:
+        f = click.pass_context(f)
+        f = _reader_options("reads")(f)
+        f = click.option(
+            "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table"
+        )(f)
+        f = click.option("--by", default=by, show_default=True, help=by_help)(f)
+        f = _filter_options("since", "until")(f)
+        return audit.command(name)(f)
+
+    return wrap
+
+
+_GROUPS_HELP = f"Group by, comma-separated: {', '.join(GROUPS)} ('' for one total)."
 
 
 def _entities_text(entities: dict[str, dict[str, int]]) -> str:
@@ -111,12 +122,7 @@ def _report(
         click.echo("\t".join(cells))
 
 
-@audit.command("usage")
-@_filter_options("since", "until")
-@_by_option(("team", "model"))
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
-@_reader_options("reads")
-@click.pass_context
+@_report_command("usage", "team,model", _GROUPS_HELP)
 def usage_cmd(
     ctx: click.Context,
     flt: ExportFilter,
@@ -136,12 +142,7 @@ def usage_cmd(
     _report(ctx, by, fmt, _USAGE_COLUMNS, actor, roles, scope_j, read)
 
 
-@audit.command("transfers")
-@_filter_options("since", "until")
-@_by_option(DEFAULT_BY)
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
-@_reader_options("reads")
-@click.pass_context
+@_report_command("transfers", ",".join(DEFAULT_BY), _GROUPS_HELP)
 def transfers_cmd(
     ctx: click.Context,
     flt: ExportFilter,
@@ -162,18 +163,12 @@ def transfers_cmd(
     _report(ctx, by, fmt, _TRANSFER_COLUMNS, actor, roles, scope_j, read)
 
 
-@audit.command("denials")
-@_filter_options("since", "until")
-@click.option(
-    "--by",
-    default="rule,jurisdiction",
-    show_default=True,
-    help="Group by, comma-separated: rule (the denying rule) and the usage report's groups "
+@_report_command(
+    "denials",
+    "rule,jurisdiction",
+    "Group by, comma-separated: rule (the denying rule) and the usage report's groups "
     "('' for one total).",
 )
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
-@_reader_options("reads")
-@click.pass_context
 def denials_cmd(
     ctx: click.Context,
     flt: ExportFilter,

@@ -91,6 +91,11 @@ async def test_each_rule_its_denials_people_and_citations(
     # a request two rules denied counts under each, and once in the totals
     assert totals["requests"] == len(denied) < sum(want.values())
     assert totals["people"] == len({e["principal"]["user"] for e in denied})
+    # per person (an indexed column): each request once
+    people_rows, _ = await denials(engine, ExportFilter(), ADMIN, ("user",))
+    assert {r.group["user"]: r.requests for r in people_rows} == dict(
+        Counter(e["principal"]["user"] for e in denied)
+    )
     # grouped further, and filtered like an export
     by_place, _ = await denials(engine, ExportFilter(), ADMIN, ("rule", "jurisdiction"))
     assert sum(r.requests for r in by_place) == sum(want.values())

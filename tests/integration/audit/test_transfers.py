@@ -142,6 +142,15 @@ async def test_only_what_left_counts_grouped_by_where_it_went(
         n for e in evs if e["forwarded"] for a in e["pii"]["actions"].values() for n in a.values()
     )
     assert [r.requests for r in rows] == sorted((r.requests for r in rows), reverse=True)
+    # by the indexed columns too: each person's forwarded requests
+    people = await transfers(engine, ExportFilter(), ADMIN, ("user", "tenant", "backend"))
+    assert sum(r.requests for r in people) == sent
+    per_person: Counter[tuple[Any, Any]] = Counter()
+    for r in people:  # summed over the tenants
+        per_person[(r.group["user"], r.group["backend"])] += r.requests
+    assert per_person == Counter(
+        (e["principal"]["user"], e["backend"]["id"]) for e in evs if e["forwarded"]
+    )
     # the same groups are open to the usage report, which counts denials too
     (one,) = await usage(engine, ExportFilter(backend="azure-se"), ADMIN, ("hosting_country",))
     assert one.group["hosting_country"] == "SE" and one.forwarded == sum(
