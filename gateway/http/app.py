@@ -349,6 +349,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         services = await build_services(settings, components)
+        await services.limiter.warm()  # Redis's connections and scripts before the first burst
         app.state.services = services
         app.state.pipeline = pipeline = Pipeline(services)
         app.state.reloader = reloader = Reloader(services, reload_from, pipeline)

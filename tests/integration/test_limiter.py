@@ -294,3 +294,46 @@ async def test_a_redis_that_refuses_scripting_is_never_unlimited_and_not_ready(
         assert not (await direct.reserve(secrets.token_hex(4), 1)).local
     finally:
         await direct.close()
+
+
+async def test_warming_opens_the_pool_and_loads_the_scripts_without_writing(
+    own_redis: tuple[str, Callable[[bool], None]],
+) -> None:
+    """At start-up the Redis limiter opens its connections and has Redis load both scripts, so
+    the first burst of requests does not pay for them inside its 100 ms deadline (two replicas
+    in one process were refused with 503 on their first burst without it); a Redis that does
+    not answer is not an error at start-up."""
+    import asyncio
+    import hashlib
+    import time
+
+    import redis.asyncio as aioredis
+
+    from gateway.limiter import _RECONCILE, _RESERVE
+
+    url, freeze = own_redis
+    lim = RedisLimiter(url, 100, 0, 0.1)
+    probe = aioredis.from_url(url)
+    try:
+        await _until_redis_answers(lim)
+        await probe.script_flush()
+        await probe.flushdb()
+        await lim.warm()
+        pool = lim._redis.connection_pool
+        assert len(pool._available_connections) + len(pool._in_use_connections) >= 16
+        shas = [lim._reserve.sha, lim._reconcile.sha]
+        assert shas == [hashlib.sha1(s.encode()).hexdigest() for s in (_RESERVE, _RECONCILE)]
+        assert await probe.script_exists(*shas) == [True, True]
+        assert await probe.dbsize() == 0  # loaded, not run
+        # a frozen Redis: warming gives up within its bound and raises nothing
+        freeze(True)
+        fresh = RedisLimiter(url, 100, 0, 0.1)
+        t0 = time.monotonic()
+        await fresh.warm()
+        assert time.monotonic() - t0 < 1.0 + 0.5
+        freeze(False)
+        await asyncio.wait_for(fresh.close(), 2)
+    finally:
+        freeze(False)
+        await lim.close()
+        await probe.aclose()
