@@ -5,13 +5,14 @@ JSON; each read is recorded."""
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import click
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from audit.export import AuditForbidden, ExportFilter
+from audit.report_text import csv_bytes, rows_of
 from audit.store import writer_id
 from audit.transfers import DEFAULT_BY
 from audit.usage import GROUPS
@@ -19,12 +20,6 @@ from gateway.cli._common import settings_from
 from gateway.cli.audit import _filter_options, _paths, _reader, _reader_options, _with_engine, audit
 
 __all__ = ["denials_cmd", "transfers_cmd", "usage_cmd"]
-
-_USAGE_COLUMNS = ("requests", "denied", "failed", "forwarded", "purged", "prompt_tokens",
-                  "completion_tokens", "total_tokens", "cost_microusd")  # fmt: skip
-_DENIAL_COLUMNS = ("requests", "people", "first", "last", "citations")
-_TRANSFER_COLUMNS = ("requests", "with_personal_data", "uninspectable", "insecure",
-                     "reached_others", "purged", "sent_as_is", "protected", "entities")  # fmt: skip
 
 
 def _report_command(name: str, by: str, by_help: str) -> Callable[[Callable[..., Any]], Any]:
@@ -47,42 +42,11 @@ def _report_command(name: str, by: str, by_help: str) -> Callable[[Callable[...,
 _GROUPS_HELP = f"Group by, comma-separated: {', '.join(GROUPS)} ('' for one total)."
 
 
-def _entities_text(entities: dict[str, dict[str, int]]) -> str:
-    """``PERSON allow=3 pseudonymise=12; EMAIL_ADDRESS redact=2`` (``-`` when none)."""
-    return (
-        "; ".join(
-            f"{t} " + " ".join(f"{a}={n}" for a, n in acts.items()) for t, acts in entities.items()
-        )
-        or "-"
-    )
-
-
-def _citations_text(citations: list[dict[str, Any]]) -> str:
-    """``au-hao-2025-02-04 (Department of Home Affairs, PSPF direction 001-2025); ...``"""
-    parts = []
-    for c in citations:
-        named = ", ".join(
-            str(c[k]) for k in ("authority", "instrument", "effective_date") if k in c
-        )
-        parts.append(f"{c['id']} ({named})" if named else c["id"])
-    return "; ".join(parts) or "-"
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, dict):
-        return _entities_text(value)
-    if isinstance(value, list):
-        return _citations_text(value)
-    return str(value)
-
-
 def _report(
     ctx: click.Context,
     by: str,
     fmt: str,
-    columns: Sequence[str],
+    report: str,
     actor: str | None,
     roles: tuple[str, ...],
     scope_j: tuple[str, ...],
@@ -108,16 +72,10 @@ def _report(
     if fmt == "json":
         click.echo(json.dumps({"by": list(groups), "groups": out, "totals": total}))
         return
-    names = [*groups, *columns]
-    lines = [names, *([_cell(r[c]) for c in names] for r in out)]
+    lines = rows_of(report, groups, out, total)
     if fmt == "csv":
-        from audit.formats import csv_row
-
-        click.echo(b"".join(csv_row(cells) for cells in lines).decode(), nl=False)
+        click.echo(csv_bytes(lines).decode(), nl=False)
         return
-    if groups:  # without a grouping the one row is the total
-        label = ["total"] + [""] * (len(groups) - 1)
-        lines.append([*label, *(_cell(total.get(c)) for c in columns)])
     for cells in lines:
         click.echo("\t".join(cells))
 
@@ -139,7 +97,7 @@ def usage_cmd(
         rows = await usage(engine, flt, scope, groups, allowed_roles=allowed, writer=writer)
         return rows, totals(rows)
 
-    _report(ctx, by, fmt, _USAGE_COLUMNS, actor, roles, scope_j, read)
+    _report(ctx, by, fmt, "usage", actor, roles, scope_j, read)
 
 
 @_report_command("transfers", ",".join(DEFAULT_BY), _GROUPS_HELP)
@@ -160,7 +118,7 @@ def transfers_cmd(
         rows = await transfers(engine, flt, scope, groups, allowed_roles=allowed, writer=writer)
         return rows, totals(rows)
 
-    _report(ctx, by, fmt, _TRANSFER_COLUMNS, actor, roles, scope_j, read)
+    _report(ctx, by, fmt, "transfers", actor, roles, scope_j, read)
 
 
 @_report_command(
@@ -191,4 +149,4 @@ def denials_cmd(
             engine, flt, scope, groups, citations=known, allowed_roles=allowed, writer=writer
         )
 
-    _report(ctx, by, fmt, _DENIAL_COLUMNS, actor, roles, scope_j, read)
+    _report(ctx, by, fmt, "denials", actor, roles, scope_j, read)

@@ -176,18 +176,23 @@ _USAGE_FILTERS = ("since", "until", "jurisdiction", "user", "team", "decision", 
 
 
 async def _report(
-    request: Request[Any, Any, Any], state: State, default_by: str, read: Any
-) -> dict[str, Any]:
+    request: Request[Any, Any, Any], state: State, report: str, default_by: str, read: Any
+) -> Any:
     """A grouped report of the trail (usage, transfers, denials): the query's grouping and
     filters, the caller's scope; ``read(engine, flt, scope, by, allowed_roles, writer)`` gives
-    its groups and totals and records the read."""
+    its groups and totals and records the read. JSON, or with ``format=csv`` a CSV download of
+    the table the command line prints (every cell quoted, formula triggers neutralised)."""
     from audit.export import AuditForbidden
+    from audit.report_text import csv_bytes, rows_of
 
     services: Services = state.services
     q = request.query_params
-    unknown = set(q) - {"by", *_USAGE_FILTERS}
+    unknown = set(q) - {"by", "format", *_USAGE_FILTERS}
     if unknown:
         raise GatewayError(Cause.INVALID_PARAMETER, f"Unsupported filter: '{sorted(unknown)[0]}'.")
+    fmt = q.get("format") or "json"
+    if fmt not in ("json", "csv"):
+        raise GatewayError(Cause.INVALID_PARAMETER, "Invalid format: json or csv.", param="format")
     by = tuple(b for b in q.get("by", default_by).split(",") if b)
     flt = _filter(request, _USAGE_FILTERS, ())
     try:
@@ -205,33 +210,44 @@ async def _report(
         raise GatewayError(
             Cause.INVALID_PARAMETER, f"Invalid grouping: {exc}.", param="by"
         ) from None
-    return {"by": list(by), "groups": [r.to_json() for r in rows], "totals": totals}
+    groups = [r.to_json() for r in rows]
+    if fmt == "json":
+        return {"by": list(by), "groups": groups, "totals": totals}
+    name = f"portcullis-{report}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.csv"
+    return Response(
+        content=csv_bytes(rows_of(report, by, groups, totals)),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "content-disposition": f'attachment; filename="{name}"',
+            "x-content-type-options": "nosniff",
+        },
+    )
 
 
 @get("/admin/audit/usage", opt={"role": "auditor"})
-async def audit_usage(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
+async def audit_usage(request: Request[Any, Any, Any], state: State) -> Any:
     from audit.usage import totals, usage
 
     async def read(engine: Any, flt: Any, scope: Any, by: Any, roles: Any, writer: str) -> Any:
         rows = await usage(engine, flt, scope, by, allowed_roles=roles, writer=writer)
         return rows, totals(rows)
 
-    return await _report(request, state, "team,model", read)
+    return await _report(request, state, "usage", "team,model", read)
 
 
 @get("/admin/audit/transfers", opt={"role": "auditor"})
-async def audit_transfers(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
+async def audit_transfers(request: Request[Any, Any, Any], state: State) -> Any:
     from audit.transfers import DEFAULT_BY, totals, transfers
 
     async def read(engine: Any, flt: Any, scope: Any, by: Any, roles: Any, writer: str) -> Any:
         rows = await transfers(engine, flt, scope, by, allowed_roles=roles, writer=writer)
         return rows, totals(rows)
 
-    return await _report(request, state, ",".join(DEFAULT_BY), read)
+    return await _report(request, state, "transfers", ",".join(DEFAULT_BY), read)
 
 
 @get("/admin/audit/denials", opt={"role": "auditor"})
-async def audit_denials(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
+async def audit_denials(request: Request[Any, Any, Any], state: State) -> Any:
     from audit.denials import DEFAULT_BY, denials
     from gateway.policy.bundle import citations_for
 
@@ -244,7 +260,7 @@ async def audit_denials(request: Request[Any, Any, Any], state: State) -> dict[s
             engine, flt, scope, by, citations=known, allowed_roles=roles, writer=writer
         )
 
-    return await _report(request, state, ",".join(DEFAULT_BY), read)
+    return await _report(request, state, "denials", ",".join(DEFAULT_BY), read)
 
 
 def _int(

@@ -241,6 +241,13 @@ def test_an_administrator_and_an_auditor_work_through_the_console(
         expect(refused).to_have_count(2)
         expect(refused.first).to_contain_text("PSPF Direction 001-2025")
         expect(page.locator("#denials-table tr.usage-total")).to_contain_text("Total")
+        # and the same table as a CSV file
+        with page.expect_download() as download:
+            page.click("#denials-csv")
+        table = list(csv.reader(io.StringIO(Path(download.value.path()).read_text())))
+        assert table[0][:3] == ["rule", "jurisdiction", "requests"], table
+        assert len(table) == 4 and table[-1][0] == "total"  # two rules and the total
+        assert "PSPF Direction 001-2025" in table[1][-1]
         browser.close()
     assert problems == [], problems
     # what the console did is on the record, under who did it

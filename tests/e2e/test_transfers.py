@@ -6,6 +6,8 @@ received is the evidence the register is held to."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,6 +118,20 @@ def test_the_register_says_where_each_request_went_and_what_protected_its_person
         # every measure of the JSON report is a column of the table
         measures = [k for k in body["totals"] if k != "entities"]
         assert set(measures) <= set(lines[0].split("\t")), lines[0]
+        # the same table as a CSV download (the console's button): the rows the command line
+        # prints, every cell quoted
+        status, headers, csv_body = gw.request(
+            "GET", "/admin/audit/transfers?format=csv", token=TOKEN, parse=False
+        )
+        assert status == 200 and headers["content-type"].startswith("text/csv")
+        assert headers["content-disposition"].startswith(
+            'attachment; filename="portcullis-transfers-'
+        )
+        assert headers["x-content-type-options"] == "nosniff"
+        rows = list(csv.reader(io.StringIO(csv_body.decode())))
+        assert rows == [line.split("\t") for line in lines]
+        status, _, err = gw.request("GET", "/admin/audit/transfers?format=xml", token=TOKEN)
+        assert status == 400 and err["error"]["param"] == "format"
         # a key without the auditor role may not read it
         assert gw.request("GET", "/admin/audit/transfers", token=cat)[0] == 403
     finally:

@@ -552,20 +552,23 @@ function onAuditTable(event) {
   }
 }
 
+// A download from the page: the blob saved under ``name`` through a link clicked once.
+function saveBlob(blob, name) {
+  const url = URL.createObjectURL(blob);
+  const link = el("a", { href: url, download: name, hidden: true });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  say(`Saved ${blob.size} bytes to ${name}.`, "ok");
+}
+
 async function exportAudit(format, button) {
   busy(button, true);
   say(`Exporting ${format.toUpperCase()}…`);
   try {
     const response = await api(`/admin/audit/export${query({ format, ...auditFilter() })}`, { raw: true });
-    const blob = await response.blob();
-    const name = `portcullis-audit-${stamp()}.${format}`;
-    const url = URL.createObjectURL(blob);
-    const link = el("a", { href: url, download: name, hidden: true });
-    document.body.append(link);
-    link.click();
-    link.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 60_000);
-    say(`Saved ${blob.size} bytes to ${name}.`, "ok");
+    saveBlob(await response.blob(), `portcullis-audit-${stamp()}.${format}`);
   } catch (err) {
     report(err);
   } finally {
@@ -600,8 +603,8 @@ async function loadUsage() {
   state.usageLoaded = true;
 }
 
-// A grouped report of the trail (usage, transfers): the form's groupings and range, asked for.
-async function loadReport(formId, path) {
+// A grouped report's query from its form: the groupings ticked and the range (null: none ticked).
+function reportQuery(formId, extra = {}) {
   const form = $(formId);
   const by = [...form.querySelectorAll('input[name="by"]:checked')].map((c) => c.value);
   if (by.length === 0) {
@@ -609,9 +612,31 @@ async function loadReport(formId, path) {
     return null;
   }
   const values = formValues(form);
-  const answer = await api(`${path}${query({ by: by.join(","), since: values.since, until: values.until })}`);
+  return query({ by: by.join(","), since: values.since, until: values.until, ...extra });
+}
+
+// A grouped report of the trail (usage, transfers, denials), asked for.
+async function loadReport(formId, path) {
+  const q = reportQuery(formId);
+  if (q === null) return null;
+  const answer = await api(`${path}${q}`);
   say(`${(answer.groups || []).length} groups.`);
   return answer;
+}
+
+// The same report as the CSV the command line prints, saved as a file.
+async function downloadReport(formId, name, button) {
+  const q = reportQuery(formId, { format: "csv" });
+  if (q === null) return;
+  busy(button, true);
+  try {
+    const response = await api(`/admin/audit/${name}${q}`, { raw: true });
+    saveBlob(await response.blob(), `portcullis-${name}-${stamp()}.csv`);
+  } catch (err) {
+    report(err);
+  } finally {
+    busy(button, false);
+  }
 }
 
 function renderReport(tableId, answer, measures) {
@@ -1199,6 +1224,9 @@ function wire() {
     event.preventDefault();
     await loadUsage();
   }));
+  for (const name of ["usage", "transfers", "denials"]) {
+    $(`${name}-csv`).addEventListener("click", (e) => downloadReport(`${name}-form`, name, e.currentTarget));
+  }
   $("transfers-form").addEventListener("submit", guarded(async (event) => {
     event.preventDefault();
     await loadTransfers();
