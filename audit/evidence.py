@@ -24,8 +24,11 @@ against its own manifest. Every read is recorded in the trail, as each export an
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Callable, Mapping
+import tempfile
+import zipfile
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,13 +129,17 @@ async def write_pack(
     current: Mapping[str, Any],
     citations: Mapping[str, Mapping[str, Any]] | None = None,
     extra: Mapping[str, Callable[[Path], None]] | None = None,
+    verify: Callable[[], Awaitable[Mapping[str, Any]]] | None = None,
     allowed_roles: tuple[str, ...] | frozenset[str] = ("admin", "auditor"),
     checkpoint_dir: Path | None = None,
     writer: str = "evidence:0:0",
 ) -> dict[str, Any]:
     """Write the pack into ``out`` (made if absent; refused unless empty) and return its signed
     manifest. ``current``: what is in force now (``bundle_revision``, ``config_hash``,
-    ``catalogue``); ``extra``: more files, each written by its function into the path given."""
+    ``catalogue``); ``extra``: more files, each written by its function into the path given;
+    ``verify``: the trail's verification (default: :func:`audit.verify.verify_database` here; a
+    server passes one that runs in a child process, so its event loop is not held). Files are
+    hashed in a worker thread."""
     scope.authorise(allowed_roles)
     out.mkdir(parents=True, exist_ok=True)
     if any(out.iterdir()):
@@ -158,8 +165,13 @@ async def write_pack(
         engine, flt, scope, _DENIALS_BY, citations=citations, **who
     )
     report_file("denials.json", _DENIALS_BY, refused, refused_totals)
-    report = await verify_database(engine, signer.public, checkpoint_dir)
-    _write(out / "verification.json", report.to_json())
+    if verify is None:
+        verified: Mapping[str, Any] = (
+            await verify_database(engine, signer.public, checkpoint_dir)
+        ).to_json()
+    else:
+        verified = await verify()
+    _write(out / "verification.json", verified)
     _write(out / "policy.json", {
         "seen": await _seen(engine, flt, scope, "bundle_revision"),
         "current": current.get("bundle_revision"),
@@ -173,7 +185,7 @@ async def write_pack(
     for name, write in (extra or {}).items():
         write(out / name)
     files = {
-        p.name: {"bytes": p.stat().st_size, "sha256": file_sha256(p)}
+        p.name: {"bytes": p.stat().st_size, "sha256": await asyncio.to_thread(file_sha256, p)}
         for p in sorted(out.iterdir())
         if p.is_file() and p.name != MANIFEST
     }
@@ -185,7 +197,7 @@ async def write_pack(
         "started": started,
         "finished": now_ts(),
         "files": files,
-        "trail_verified": report.ok,
+        "trail_verified": bool(verified.get("ok")),
         "key_id": signer.key_id,
     }
     manifest["signature"] = signer.sign_bytes(canonical_json(manifest).encode("utf-8"))
@@ -193,9 +205,42 @@ async def write_pack(
     return manifest
 
 
+def _unzip(archive: Path, dest: Path) -> Path:
+    """A pack's ZIP (one folder of plain files, as the admin API sends it) unpacked into
+    ``dest``; ValueError for any other shape (no path leaves ``dest``)."""
+    with zipfile.ZipFile(archive) as z:
+        names = z.namelist()
+        tops = {n.split("/", 1)[0] for n in names}
+        if len(tops) != 1:
+            raise ValueError("it holds more than one folder")
+        (top,) = tops
+        if not top or top in (".", ".."):
+            raise ValueError("its folder has no name")
+        folder = dest / top
+        folder.mkdir()
+        for n in names:
+            leaf = n.split("/", 1)[1] if "/" in n else ""
+            if not leaf or "/" in leaf or "\\" in leaf or leaf in (".", ".."):
+                raise ValueError(f"{n!r} is not a file of the pack's folder")
+            (folder / leaf).write_bytes(z.read(n))
+    return folder
+
+
 def verify_pack(pack: Path, public: Any) -> PackReport:
-    """Check a pack offline: the manifest's signature under ``public``, each file's size and
-    digest (and no file added or missing), the trail against its own signed manifest."""
+    """Check a pack offline — its folder, or the ZIP the admin API sends: the manifest's
+    signature under ``public``, each file's size and digest (and no file added or missing), the
+    trail against its own signed manifest."""
+    if pack.is_file():
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                folder = _unzip(pack, Path(tmp))
+            except (zipfile.BadZipFile, ValueError) as exc:
+                return PackReport(False, 0, key_id_of(public), [f"{pack.name}: {exc}"])
+            return _verify_folder(folder, public)
+    return _verify_folder(pack, public)
+
+
+def _verify_folder(pack: Path, public: Any) -> PackReport:
     problems: list[str] = []
     try:
         manifest = json.loads((pack / MANIFEST).read_text("utf-8"))

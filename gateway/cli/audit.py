@@ -192,8 +192,9 @@ def _reader(actor: str | None, roles: tuple[str, ...], scope_j: tuple[str, ...])
 @click.option("--manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--evidence",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Verify an evidence pack (portcullis audit evidence) instead of the database.",
+    type=click.Path(exists=True, path_type=Path),
+    help="Verify an evidence pack (its folder, or the ZIP the admin API sends) instead of the "
+    "database.",
 )
 @click.option(
     "--public-key",

@@ -17,8 +17,8 @@ from audit.export import AuditForbidden, ExportFilter
 from audit.store import writer_id
 from gateway.cli._common import settings_from
 from gateway.cli.audit import _filter_options, _paths, _reader, _reader_options, _with_engine, audit
-from gateway.policy.bundle import BundleError, cited_actions, load_bundle, write_opa_bundle
-from gateway.reload import config_hash
+from gateway.evidence import pack_inputs
+from gateway.policy.bundle import BundleError
 
 __all__ = ["evidence_cmd"]
 
@@ -48,16 +48,10 @@ def evidence_cmd(
     url, key_file, cp_dir = _paths(settings)
     scope = _reader(actor, roles, scope_j)
     signer = Signer.from_file(key_file)
-    policy = settings.policy
     try:
-        bundle = load_bundle(policy.bundle, policy.overlays)
+        inputs = pack_inputs(settings)
     except BundleError as exc:
         raise click.ClickException(f"the policy bundle cannot be read: {exc}") from None
-    current: dict[str, Any] = {
-        "bundle_revision": bundle.revision,
-        "config_hash": config_hash(settings),
-        "catalogue": [b.facts() for b in settings.backends],
-    }
 
     async def work(engine: AsyncEngine) -> dict[str, Any]:
         return await write_pack(
@@ -66,9 +60,9 @@ def evidence_cmd(
             out,
             flt,
             scope,
-            current=current,
-            citations=cited_actions(bundle),
-            extra={"policy-bundle.tar.gz": lambda path: write_opa_bundle(bundle, path)},
+            current=inputs.current,
+            citations=inputs.citations,
+            extra=inputs.extra,
             allowed_roles=settings.audit.export_roles,
             checkpoint_dir=cp_dir,
             writer=writer_id(),

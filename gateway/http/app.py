@@ -26,6 +26,7 @@ from gateway.http.console import CONSOLE_ADMIN_HANDLERS, console_handlers
 from gateway.http.cors import Cors, origin_of
 from gateway.http.count_tokens import count_tokens
 from gateway.http.errors import EXCEPTION_HANDLERS
+from gateway.http.evidence_admin import EVIDENCE_HANDLERS
 from gateway.http.inference import (
     ENDPOINTS,
     chat_completions,
@@ -252,7 +253,14 @@ _NO_DEADLINE = frozenset({"/admin/audit/verify"})
 # Reports that read the whole range asked for in the database before they answer (a usage report
 # over two million requests: ~30-70 s; the transfers register): admin.report_deadline_s, not
 # admin.deadline_s.
-_REPORTS = frozenset({"/admin/audit/usage", "/admin/audit/transfers", "/admin/audit/denials"})
+_REPORTS = frozenset(
+    {
+        "/admin/audit/usage",
+        "/admin/audit/transfers",
+        "/admin/audit/denials",
+        "/admin/audit/evidence",
+    }
+)
 
 
 def admin_deadline(path: str, admin: Any) -> tuple[str, float]:
@@ -368,6 +376,7 @@ def create_app(
         route_handlers=[
             *ADMIN_HANDLERS,
             *AUDIT_HANDLERS,
+            *EVIDENCE_HANDLERS,
             *CONSOLE_ADMIN_HANDLERS,
             *SSO_ADMIN_HANDLERS,
             *SELF_SERVICE_HANDLERS,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -135,6 +137,15 @@ def test_an_administrator_and_an_auditor_work_through_the_console(
         exported = list(csv.DictReader(io.StringIO(saved)))
         assert [r["user"] for r in exported] == ["cat"], saved[:300]
         expect(page.locator("#status")).to_contain_text("Saved")
+        # the evidence pack of the same filter, a signed ZIP
+        with page.expect_download() as download:
+            page.click("#export-evidence")
+        pack = zipfile.ZipFile(download.value.path())
+        assert any(n.endswith("/MANIFEST.json") for n in pack.namelist())
+        denied = json.loads(
+            next(pack.read(n) for n in pack.namelist() if n.endswith("/usage.json"))
+        )
+        assert denied["totals"]["requests"] == denied["totals"]["denied"] == 1  # cat's, as filtered
 
         # a key made in the console works with the SDK, and is shown once
         page.click("#nav button[data-view=keys]")

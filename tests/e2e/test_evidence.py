@@ -121,3 +121,58 @@ def test_an_evidence_pack_holds_the_period_and_checks_offline(
                              "--public-key", str(other), "--json"])  # fmt: skip
     assert wrong.exit_code == 1
     assert any("signature" in p for p in json.loads(wrong.output)["problems"])
+
+
+def test_the_console_s_pack_is_a_zip_that_checks_offline_and_leaves_nothing_behind(
+    served: tuple[RunningGateway, Path], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    import io
+    import zipfile
+
+    gw, data_dir = served
+    out = tmp_path_factory.mktemp("download")
+    status, headers, body = gw.request(
+        "GET", "/admin/audit/evidence?since=2026-01-01", token=TOKEN, parse=False
+    )
+    assert status == 200, body
+    assert headers["content-type"] == "application/zip"
+    assert headers["content-disposition"].startswith('attachment; filename="portcullis-evidence-')
+    archive = out / "pack.zip"
+    archive.write_bytes(body)
+    names = zipfile.ZipFile(io.BytesIO(body)).namelist()
+    (folder,) = {n.split("/")[0] for n in names}
+    assert folder.startswith("portcullis-evidence-") and f"{folder}/MANIFEST.json" in names
+    assert len(names) == 12
+    # built in the data directory's tmp/ and removed once sent
+    assert list((data_dir / "tmp").iterdir()) == []
+    cfg = data_dir / "gateway.yaml"
+    key = str(data_dir / "audit" / "signing.pub")
+    ok = CliRunner().invoke(
+        cli, ["-c", str(cfg), "audit", "verify", "--evidence", str(archive), "--public-key", key]
+    )
+    assert ok.exit_code == 0 and ok.output.startswith("OK: 11 files"), ok.output
+    # the verification ran in a child process and found the trail intact
+    inside = zipfile.ZipFile(archive)
+    assert json.loads(inside.read(f"{folder}/verification.json"))["ok"] is True
+
+    # an auditor of Korea gets Korea's part: no request here
+    kr = gw.create_key(user="kim", jurisdiction="KR", sector="government", roles=["auditor"])
+    status, _, body = gw.request("GET", "/admin/audit/evidence", token=kr, parse=False)
+    assert status == 200
+    usage = json.loads(zipfile.ZipFile(io.BytesIO(body)).read(
+        next(n for n in zipfile.ZipFile(io.BytesIO(body)).namelist() if n.endswith("/usage.json"))
+    ))  # fmt: skip
+    assert usage["totals"]["requests"] == 0
+    staff = gw.create_key(user="x", jurisdiction="AU", sector="private")
+    assert gw.request("GET", "/admin/audit/evidence", token=staff)[0] == 403
+    assert gw.request("GET", "/admin/audit/evidence?colour=red", token=TOKEN)[0] == 400
+
+    # a ZIP that would write outside its folder is refused, not unpacked
+    evil = out / "evil.zip"
+    with zipfile.ZipFile(evil, "w") as z:
+        z.writestr("pack/../../escape.txt", "x")
+    bad = CliRunner().invoke(
+        cli, ["-c", str(cfg), "audit", "verify", "--evidence", str(evil), "--public-key", key]
+    )
+    assert bad.exit_code == 1 and "not a file of the pack" in bad.output, bad.output
+    assert not (out.parent / "escape.txt").exists()

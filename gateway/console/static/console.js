@@ -576,6 +576,26 @@ async function exportAudit(format, button) {
   }
 }
 
+// The evidence pack of the audit filter's period, jurisdiction, user, team, decision and
+// backend (a pack takes no rule, request id or kind): a signed ZIP, built by the gateway.
+const EVIDENCE_FILTERS = ["since", "until", "jurisdiction", "user", "team", "decision", "backend"];
+
+async function exportEvidence(button) {
+  busy(button, true);
+  say("Building the evidence pack…");
+  try {
+    const filter = auditFilter();
+    const params = {};
+    for (const name of EVIDENCE_FILTERS) if (filter[name]) params[name] = filter[name];
+    const response = await api(`/admin/audit/evidence${query(params)}`, { raw: true });
+    saveBlob(await response.blob(), `portcullis-evidence-${stamp()}.zip`);
+  } catch (err) {
+    report(err);
+  } finally {
+    busy(button, false);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Usage
 
@@ -1219,6 +1239,7 @@ function wire() {
   $("audit-table").addEventListener("keydown", onAuditTable);
   $("export-csv").addEventListener("click", (e) => exportAudit("csv", e.currentTarget));
   $("export-jsonl").addEventListener("click", (e) => exportAudit("jsonl", e.currentTarget));
+  $("export-evidence").addEventListener("click", (e) => exportEvidence(e.currentTarget));
 
   $("usage-form").addEventListener("submit", guarded(async (event) => {
     event.preventDefault();

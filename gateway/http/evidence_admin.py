@@ -1,0 +1,119 @@
+"""``GET /admin/audit/evidence?since=&until=&jurisdiction=&user=&team=&decision=&backend=`` —
+role ``auditor`` (or the admin token), scoped as the export is: the evidence pack of
+:mod:`audit.evidence` for that period and filter, as one ZIP download (a folder
+``portcullis-evidence-<time>/`` inside), the console's **Evidence pack** button. The pack is
+built in a temporary folder under the data directory (the trail's verification in a child
+process, the hashing and the zipping in worker threads, so the event loop is not held), sent,
+then deleted. ``portcullis audit verify --evidence FILE.zip`` checks it offline."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import zipfile
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from litestar import Request, get
+from litestar.datastructures import State
+from litestar.response import Stream
+
+from gateway.errors import Cause, GatewayError
+from gateway.evidence import pack_inputs
+from gateway.http.audit_admin import _USAGE_FILTERS, _engine, _filter, _scope
+from gateway.policy.bundle import BundleError
+from gateway.services import Services
+
+__all__ = ["EVIDENCE_HANDLERS", "audit_evidence"]
+
+
+def _zip(folder: Path, dest: Path) -> None:
+    with zipfile.ZipFile(dest, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for path in sorted(folder.iterdir()):
+            z.write(path, f"{folder.name}/{path.name}")
+
+
+@get("/admin/audit/evidence", opt={"role": "auditor"})
+async def audit_evidence(request: Request[Any, Any, Any], state: State) -> Stream:
+    from audit.evidence import write_pack
+    from audit.export import AuditForbidden
+    from audit.verify import verify_in_subprocess
+
+    services: Services = state.services
+    unknown = set(request.query_params) - set(_USAGE_FILTERS)
+    if unknown:
+        raise GatewayError(Cause.INVALID_PARAMETER, f"Unsupported filter: '{sorted(unknown)[0]}'.")
+    flt = _filter(request, _USAGE_FILTERS, ())
+    scope = _scope(request)
+    roles = services.settings.audit.export_roles
+    try:
+        scope.authorise(roles)
+    except AuditForbidden:
+        raise GatewayError(Cause.FORBIDDEN, "This role may not read the audit trail.") from None
+    engine = _engine(services)
+    signer = getattr(services.audit, "signer", None)
+    if signer is None:
+        raise GatewayError(Cause.CONFLICT, "This audit store has no signing key to sign a pack.")
+    try:
+        inputs = pack_inputs(services.settings, services.config_hash)
+    except BundleError:
+        raise GatewayError(
+            Cause.CONFLICT, "The configured policy bundle cannot be read now; try again."
+        ) from None
+    checkpoints = getattr(services.audit, "checkpoint_dir", None)
+    url = engine.url.render_as_string(hide_password=False)
+
+    async def verify() -> Any:
+        try:
+            return await verify_in_subprocess(
+                url, signer.public_pem(), str(checkpoints) if checkpoints else None
+            )
+        except RuntimeError:
+            raise GatewayError(
+                Cause.AUDIT_UNAVAILABLE, "The verification could not read the audit store."
+            ) from None
+
+    name = f"portcullis-evidence-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    base = Path(services.settings.data_dir) / "tmp"
+    base.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="evidence-", dir=base))
+    try:
+        await write_pack(
+            engine,
+            signer,
+            work / name,
+            flt,
+            scope,
+            current=inputs.current,
+            citations=inputs.citations,
+            extra=inputs.extra,
+            verify=verify,
+            allowed_roles=roles,
+            checkpoint_dir=checkpoints,
+            writer=getattr(services.audit, "writer_id", "evidence:0:0"),
+        )
+        archive = work / f"{name}.zip"
+        await asyncio.to_thread(_zip, work / name, archive)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            with open(archive, "rb") as fh:
+                while chunk := await asyncio.to_thread(fh.read, 1 << 20):
+                    yield chunk
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    headers = {
+        "content-disposition": f'attachment; filename="{name}.zip"',
+        "x-content-type-options": "nosniff",
+    }
+    return Stream(body(), media_type="application/zip", headers=headers)
+
+
+EVIDENCE_HANDLERS = [audit_evidence]
