@@ -74,8 +74,12 @@ What is here (MANIFEST.json lists every file with its size and SHA-256, and is s
   configuration.json          the configuration hashes, and the backend catalogue in force
   public_key.pem              the Ed25519 key that signed the manifests and the checkpoints
 
-To check it, with the key obtained apart from this pack (its key_id is in MANIFEST.json):
-  portcullis audit verify --evidence DIR --public-key KEY.pem
+To check it (this folder, or the ZIP it came in), with the key obtained apart from this pack
+(its key_id is in MANIFEST.json):
+  portcullis audit verify --evidence DIR-OR-ZIP --public-key KEY.pem
+Without Portcullis: each file's SHA-256 against MANIFEST.json, and MANIFEST.json's signature
+(Ed25519, base64) over its canonical JSON without the "signature" field (keys sorted, no
+spaces, UTF-8).
 """
 
 
