@@ -154,7 +154,14 @@ PII: Spec = {
     "insecure": _S.ids,  # insecure switches this request went through (pii.enabled:false, ...)
 }
 DIGESTS: Spec = {"key_id": _S.ident, "prompt": _digest, "answer": _digest}
-ATTEMPT: Spec = {"backend": _S.ident, "outcome": _S.ident, "status": _S.number}
+# ``pii``: for an attempt that failed after the request went out, the actions taken on the
+# personal data in the body that backend got ({TYPE: {action: n}}; {} otherwise)
+ATTEMPT: Spec = {
+    "backend": _S.ident,
+    "outcome": _S.ident,
+    "status": _S.number,
+    "pii": _pii_actions,
+}
 EVENT: Spec = {
     "request_id": _S.request_id,
     "ts": _ts,

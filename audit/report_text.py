@@ -15,8 +15,8 @@ __all__ = ["COLUMNS", "cell", "csv_bytes", "rows_of"]
 COLUMNS = {
     "usage": ("requests", "denied", "failed", "forwarded", "purged", "prompt_tokens",
               "completion_tokens", "total_tokens", "cost_microusd"),
-    "transfers": ("requests", "with_personal_data", "uninspectable", "insecure",
-                  "reached_others", "purged", "sent_as_is", "protected", "entities"),
+    "transfers": ("requests", "answered", "with_personal_data", "uninspectable", "insecure",
+                  "purged", "sent_as_is", "protected", "entities"),
     "denials": ("requests", "people", "first", "last", "citations"),
 }  # fmt: skip
 

@@ -10,16 +10,21 @@ types found and the action taken on each), so the register is read from the trai
 beside it.
 
 Only requests that were **forwarded** count (a denial, a PII block and a request no backend
-could take sent nothing). Per group: ``requests`` forwarded, ``with_personal_data`` (the request
-held at least one value of a personal-data type), ``uninspectable`` (it held content the
-detector cannot read, which policy sends only to a backend trusted with personal data),
-``insecure`` (it went through a switch that turns a protection off), ``reached_others`` (it
-went out to another backend first, failed there and was sent on: it counts under the backend
-that answered; the entry's ``attempts`` name the other), and ``entities``: per
-type, per action, how many values (``allow`` means sent as written; ``pseudonymise``,
-``redact``, ``mask`` and ``hash`` replaced before they left). ``sent_as_is`` and ``protected``
-sum them. An entry whose body was purged keeps its backend id but none of these facts: it counts
-in ``purged``, under :data:`audit.usage.PURGED`. Recorded in the audit trail like an export
+could take sent nothing). A request counts under **every backend it reached**: the one that
+answered, and any it was sent to first that failed after the request went out (a 503, a
+dropped connection: that backend holds the request too), whose facts come from the candidates
+the entry's ``decision_input`` recorded and whose PII actions from its ``attempts``. A backend
+that could not be reached at all (no connection, no TLS session) got nothing and does not
+count. Per group: ``requests`` that reached it, ``answered`` (of those, the ones it answered),
+``with_personal_data`` (the request held at least one value of a personal-data type),
+``uninspectable`` (it held content the detector cannot read, which policy sends only to a
+backend trusted with personal data), ``insecure`` (it went through a switch that turns a
+protection off), and ``entities``: per type, per action, how many values that backend got
+(``allow`` means sent as written; ``pseudonymise``, ``redact``, ``mask`` and ``hash`` replaced
+before they left). ``sent_as_is`` and ``protected`` sum them. So a request that reached two
+backends counts under both, and the totals count it twice (``answered`` counts it once). An
+entry whose body was purged keeps its backend id but none of these facts: it counts in
+``purged``, under :data:`audit.usage.PURGED`. Recorded in the audit trail like an export
 (phase ``transfers``).
 """
 
@@ -43,8 +48,7 @@ __all__ = ["DEFAULT_BY", "GROUPS", "TransferRow", "totals", "transfers"]
 DEFAULT_BY = ("jurisdiction", "operator", "hosting_country", "self_hosted")
 # actions that change a value before it leaves; ``allow`` sends it as written
 _PROTECTING = frozenset({"pseudonymise", "redact", "mask", "hash"})
-_COUNTS = ("requests", "with_personal_data", "uninspectable", "insecure", "reached_others",
-           "purged")  # fmt: skip
+_COUNTS = ("requests", "answered", "with_personal_data", "uninspectable", "insecure", "purged")
 # attempts whose request never went out (no connection, no TLS session): nothing reached them
 _UNSENT = ("connect", "tls")
 
@@ -53,10 +57,10 @@ _UNSENT = ("connect", "tls")
 class TransferRow:
     group: dict[str, str | None]
     requests: int = 0
+    answered: int = 0
     with_personal_data: int = 0
     uninspectable: int = 0
     insecure: int = 0
-    reached_others: int = 0
     purged: int = 0
     entities: dict[str, dict[str, int]] = field(default_factory=dict)
 
@@ -99,51 +103,81 @@ async def transfers(
     sub = entries(dialect, scoped_query(outcomes, scope))
     e = sub.c
     forwarded = text_at(dialect, e.doc, "forwarded").in_(("true", "1"))
-    # a purged body no longer says whether it left: one that had a backend counts, as purged
-    left = sa.or_(forwarded, sa.and_(e.doc.is_(None), e.backend.is_not(None)))
-    keys = [group_expr(b, dialect, e).label(f"g{i}") for i, b in enumerate(by)]
+    common = [e.kind, e.ts, e.user, e.team, e.tenant, e.jurisdiction, e.backend, e.decision, e.doc]
+    # each backend a request reached, one row each: the one that answered (a purged entry that
+    # names a backend counts there, though its body no longer says it left) ...
+    answered = sa.select(
+        *common,
+        json_at(dialect, e.doc, "backend").label("dest"),
+        json_at(dialect, e.doc, "pii", "actions").label("acts"),
+        sa.literal(1).label("answered"),
+    ).where(sa.or_(forwarded, sa.and_(e.doc.is_(None), e.backend.is_not(None))))
+    # ... and each other candidate an attempt reached before it (failed after the request went
+    # out), with the facts the decision input recorded and the actions its attempt recorded
+    cand = items(dialect, json_at(dialect, e.doc, "decision_input", "backends")).alias("cand")
+    cid = text_at(dialect, cand.c.value, "id")
+
+    def tried(alias: str) -> Any:
+        att = items(dialect, json_at(dialect, e.doc, "attempts")).alias(alias)
+        return att, sa.and_(
+            text_at(dialect, att.c.value, "backend") == cid,
+            text_at(dialect, att.c.value, "outcome").not_in(_UNSENT),
+        )
+
+    reached, reached_it = tried("att")
+    got, got_it = tried("got")
+    acts = (
+        sa.select(json_at(dialect, got.c.value, "pii"))
+        .select_from(got)
+        .where(got_it)
+        .limit(1)
+        .scalar_subquery()
+    )
+    others = (
+        sa.select(
+            *common,
+            cand.c.value.label("dest"),
+            acts.label("acts"),
+            sa.literal(0).label("answered"),
+        )
+        .select_from(sub.join(cand, sa.true()))
+        .where(
+            forwarded,
+            cid != sa.func.coalesce(text_at(dialect, e.doc, "backend", "id"), ""),
+            sa.exists(sa.select(sa.literal(1)).select_from(reached).where(reached_it)),
+        )
+    )
+    d = sa.union_all(answered, others).subquery("reached")
+    keys = [group_expr(b, dialect, d.c, d.c.dest).label(f"g{i}") for i, b in enumerate(by)]
     n = len(by)
 
     def count(condition: Any) -> Any:
         return sa.func.sum(sa.case((condition, 1), else_=0))
 
-    counts = members(dialect, json_at(dialect, e.doc, "pii", "counts")).alias("pd")
+    counts = members(dialect, json_at(dialect, d.c.doc, "pii", "counts")).alias("pd")
     found = sa.exists(
         sa.select(sa.literal(1)).select_from(counts).where(count_of(dialect, counts.c.value) > 0)
     )
-    # the request went out to another backend before the one that answered (it failed there and
-    # was sent on: a fallback), which holds it too; the entry's attempts name it
-    tries = items(dialect, json_at(dialect, e.doc, "attempts")).alias("att")
-    other = sa.exists(
-        sa.select(sa.literal(1))
-        .select_from(tries)
-        .where(
-            text_at(dialect, tries.c.value, "backend") != text_at(dialect, e.doc, "backend", "id"),
-            text_at(dialect, tries.c.value, "outcome").not_in(_UNSENT),
-        )
-    )
+    body = d.c.doc.is_not(None)
     measures = [
         sa.func.count(),
-        count(sa.and_(e.doc.is_not(None), found)),
-        count(sa.and_(e.doc.is_not(None), non_empty_list(dialect, e.doc, "pii", "uninspectable"))),
-        count(sa.and_(e.doc.is_not(None), non_empty_list(dialect, e.doc, "pii", "insecure"))),
-        count(sa.and_(e.doc.is_not(None), other)),
-        count(e.doc.is_(None)),
+        sa.func.sum(d.c.answered),
+        count(sa.and_(body, found)),
+        count(sa.and_(body, non_empty_list(dialect, d.c.doc, "pii", "uninspectable"))),
+        count(sa.and_(body, non_empty_list(dialect, d.c.doc, "pii", "insecure"))),
+        count(d.c.doc.is_(None)),
     ]
-    q = sa.select(*keys, *measures).where(left)
+    q = sa.select(*keys, *measures).select_from(d)
     if keys:
         q = q.group_by(*keys)
-    # per type and action: the body's pii.actions {TYPE: {action: n}} unnested twice
-    types = members(dialect, json_at(dialect, e.doc, "pii", "actions")).alias("t")
-    acts = members(dialect, types.c.value).alias("a")
-    total = sa.func.sum(count_of(dialect, acts.c.value))
+    # per type and action: each destination's {TYPE: {action: n}} unnested twice
+    types = members(dialect, d.c.acts).alias("t")
+    per = members(dialect, types.c.value).alias("a")
+    total = sa.func.sum(count_of(dialect, per.c.value))
     eq = (
-        sa.select(*keys, types.c.key, acts.c.key, total)
-        .select_from(sub)
-        .join(types, sa.true())
-        .join(acts, sa.true())
-        .where(left)
-        .group_by(*keys, types.c.key, acts.c.key)
+        sa.select(*keys, types.c.key, per.c.key, total)
+        .select_from(d.join(types, sa.true()).join(per, sa.true()))
+        .group_by(*keys, types.c.key, per.c.key)
     )
 
     async def run(query: Any) -> Sequence[Any]:
@@ -163,10 +197,16 @@ async def transfers(
     rows, entity_rows = counted.result(), summed.result()
     out: dict[tuple[Any, ...], TransferRow] = {}
     for row in rows:
-        requests, pd, unins, insecure, others, purged = (int(v or 0) for v in row[n:])
+        requests, answered_n, pd, unins, insecure, purged = (int(v or 0) for v in row[n:])
         if requests:  # no group: an aggregate over no rows
             out[tuple(row[:n])] = TransferRow(
-                dict(zip(by, row[:n], strict=True)), requests, pd, unins, insecure, others, purged
+                dict(zip(by, row[:n], strict=True)),
+                requests,
+                answered_n,
+                pd,
+                unins,
+                insecure,
+                purged,
             )
     for row in entity_rows:
         group, entity, action, number = tuple(row[:n]), row[n], row[n + 1], int(row[n + 2] or 0)

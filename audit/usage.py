@@ -40,11 +40,9 @@ _PATHS = {
     "key": ("principal", "key_id"),
     "country": ("principal", "country"),
     "sector": ("principal", "sector"),
-    "operator": ("backend", "operator"),
-    "hosting_country": ("backend", "hosting_country"),
-    "hosting_region": ("backend", "hosting_region"),
-    "model_origin": ("backend", "model_origin"),
 }
+# the groups that are facts of the backend (read from the entry's ``backend`` object)
+_FACTS = ("operator", "hosting_country", "hosting_region", "model_origin")
 _OUTCOMES = ("complete", "incomplete")
 PURGED = "(purged)"
 # Summed per group: the tokens the backends reported, and what they cost where a backend has a
@@ -80,25 +78,38 @@ def _truth(dialect: str, text: Any) -> Any:
     return sa.case((text.in_(("true", "1")), "true"), (text.in_(("false", "0")), "false"))
 
 
-def group_expr(name: str, dialect: str, row: Any) -> Any:
+def group_expr(name: str, dialect: str, row: Any, dest: Any = None) -> Any:
     """The SQL expression of group ``name`` over a subquery's ``row`` (with the indexed columns,
-    ``ts`` and the parsed body as ``doc``). A purged body has no fields: :data:`PURGED`."""
+    ``ts`` and the parsed body as ``doc``). A purged body has no fields: :data:`PURGED`. The
+    backend's facts (``backend``, ``operator``, ``hosting_country``, ...) are read from ``dest``
+    when given (a JSON object: the transfers register's destination, which may be a backend the
+    request reached before the one that answered), else from the entry's ``backend``."""
+
+    def fact(field: str) -> Any:
+        if dest is not None:
+            return text_at(dialect, dest, field)
+        return text_at(dialect, row.doc, "backend", field)
+
     if name == "day":
         return sa.func.substr(row.ts, 1, 10)
     if name == "month":
         return sa.func.substr(row.ts, 1, 7)
-    if name in COLUMNS:
+    if name == "backend" and dest is not None:
+        value = fact("id")
+    elif name in COLUMNS:
         return row[name]
-    if name == "self_hosted":
-        value = _truth(dialect, text_at(dialect, row.doc, "backend", "self_hosted"))
+    elif name == "self_hosted":
+        value = _truth(dialect, fact("self_hosted"))
     elif name == "cross_border":
         here = text_at(dialect, row.doc, "principal", "country")
-        there = text_at(dialect, row.doc, "backend", "hosting_country")
+        there = fact("hosting_country")
         value = sa.case(
             (sa.or_(here.is_(None), there.is_(None)), None),
             (here == there, "false"),
             else_="true",
         )
+    elif name in _FACTS:
+        value = fact(name)
     else:
         value = text_at(dialect, row.doc, *_PATHS[name])
     return sa.case((row.doc.is_(None), PURGED), else_=value)

@@ -357,17 +357,25 @@ class Pipeline:
         self, ctx: RequestContext
     ) -> Callable[[BackendSpec, UpstreamFailure | None], None]:
         def record(backend: BackendSpec, failure: UpstreamFailure | None) -> None:
-            ctx.attempts.append(
-                {
-                    "backend": backend.id,
-                    "outcome": "ok" if failure is None else failure.kind,
-                    "status": failure.status if failure else None,
-                }
-            )
+            attempt: dict[str, Any] = {
+                "backend": backend.id,
+                "outcome": "ok" if failure is None else failure.kind,
+                "status": failure.status if failure else None,
+            }
             if failure is not None:
                 self.s.metrics.upstream_errors.labels(backend.id, failure.kind).inc()
+                if failure.kind not in _UNSENT and ctx.pii_actions:
+                    # what this backend got of the personal data, though it did not answer: the
+                    # request reached it (the transfers register counts it there); body_for set
+                    # ctx.pii_actions for this backend's body just before the call
+                    attempt["pii"] = {e: dict(a) for e, a in ctx.pii_actions.items()}
+            ctx.attempts.append(attempt)
 
         return record
+
+
+# attempt outcomes in which the request never went out: no connection, no TLS session
+_UNSENT = frozenset({"connect", "tls"})
 
 
 def _action_key(decision: Decision, backend_id: str, counts: dict[str, int]) -> str:

@@ -244,7 +244,7 @@ def test_an_administrator_and_an_auditor_work_through_the_console(
         transfers = page.locator("#transfers-table tr.usage-row")
         expect(transfers).to_have_count(1)
         cells = transfers.first.locator("td").all_inner_texts()
-        assert cells[:6] == ["AU-NSW", "deepseek", "CN", "false", "2", "0"], cells
+        assert cells[:7] == ["AU-NSW", "deepseek", "CN", "false", "2", "2", "0"], cells
         expect(page.locator("#transfers-table tr.usage-total")).to_contain_text("Total")
         # the denials: cat's request, refused by both of Australia's rules, with the direction
         page.click("#nav button[data-view=denials]")

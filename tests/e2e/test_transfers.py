@@ -76,21 +76,23 @@ def test_the_register_says_where_each_request_went_and_what_protected_its_person
         assert set(rows) == {("deepseek", "CN"), ("self", "AU")}
         china, home = rows[("deepseek", "CN")], rows[("self", "AU")]
         # what DeepSeek's service received: three requests (the third failed there), each with
-        # the e-mail address and the tax file number replaced; the register counts the two it
-        # answered, and the third under Sydney, which answered it, as having reached another
+        # the e-mail address and the tax file number replaced; the register counts all three
+        # under it, two of them answered, and the third under Sydney too, which answered it
         assert len(upstream.received) >= 3
         sent_cn = json.dumps([r["json"] for r in upstream.received])
         assert EMAIL not in sent_cn and TFN not in sent_cn
         assert (china["jurisdiction"], china["cross_border"]) == ("AU-NSW", "true")
-        assert (china["requests"], china["with_personal_data"], china["reached_others"]) == (
-            2, 2, 0)  # fmt: skip
-        assert china["sent_as_is"] == 0 and china["protected"] == 4
-        assert set(china["entities"]) == {"EMAIL_ADDRESS", "AU_TFN"}
+        assert (china["requests"], china["answered"], china["with_personal_data"]) == (3, 2, 3)
+        assert china["sent_as_is"] == 0 and china["protected"] == 6
+        assert china["entities"] == {
+            "AU_TFN": {"pseudonymise": 3},
+            "EMAIL_ADDRESS": {"pseudonymise": 3},
+        }
         # what Sydney received, and how the register says it was protected
         (got,) = sydney.received
         sent_au = json.dumps(got["json"])
         (entry,) = [o for o in outcomes if o["backend"] and o["backend"]["id"] == "deepseek-self"]
-        assert (home["cross_border"], home["requests"], home["reached_others"]) == ("false", 1, 1)
+        assert (home["cross_border"], home["requests"], home["answered"]) == ("false", 1, 1)
         assert home["entities"] == {
             t: dict(sorted(a.items())) for t, a in sorted(entry["pii"]["actions"].items())
         }
@@ -98,7 +100,8 @@ def test_the_register_says_where_each_request_went_and_what_protected_its_person
         # Sydney is the organisation's own: policy let both values go as written
         assert home["entities"] == {"AU_TFN": {"allow": 1}, "EMAIL_ADDRESS": {"allow": 1}}
         assert home["sent_as_is"] == 2 and EMAIL in sent_au and TFN in sent_au
-        assert body["totals"]["requests"] == 3  # the denial is not a transfer
+        # the denial is not a transfer; the fallback reached two backends
+        assert (body["totals"]["requests"], body["totals"]["answered"]) == (4, 3)
 
         # the command line reads the same register
         cfg = tmp_path / "cli.yaml"

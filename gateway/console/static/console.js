@@ -685,12 +685,12 @@ const entitiesText = (entities) => Object.entries(entities || {})
   .join(" · ") || "none";
 
 const TRANSFER_MEASURES = [
-  ["requests", "Requests"],
+  ["requests", "Requests that reached it"],
+  ["answered", "Answered"],
   ["with_personal_data", "With personal data"],
   ["sent_as_is", "Values sent as written"],
   ["protected", "Values replaced"],
   ["uninspectable", "Uninspectable"],
-  ["reached_others", "Reached another backend first"],
   ["purged", "Purged"],
   ["entities", "Personal data by type and action", entitiesText, "entities"],
 ];

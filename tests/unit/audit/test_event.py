@@ -51,7 +51,7 @@ FULL_EVENT = {
         },
         "models": ["deepseek-chat"],
     },
-    "attempts": [{"backend": "ds-syd", "outcome": "ok", "status": None}],
+    "attempts": [{"backend": "ds-syd", "outcome": "ok", "status": None, "pii": {}}],
     "decision": {
         "allow": True,
         "permitted_backends": ["ds-syd"],
