@@ -11,8 +11,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from audit.schema import audit_log
 
-__all__ = ["COLUMNS", "count_of", "entries", "items", "json_at", "members", "non_empty_list",
-           "number_at", "strings", "text_at"]  # fmt: skip
+__all__ = ["COLUMNS", "array_length", "count_of", "entries", "items", "json_at", "members",
+           "non_empty_list", "number_at", "strings", "text_at"]  # fmt: skip
 
 # The indexed columns a report groups by, under the names of its groups.
 COLUMNS = {
@@ -93,8 +93,8 @@ def items(dialect: str, arr: Any) -> Any:
     return sa.func.json_each(safe).table_valued("value")
 
 
-def non_empty_list(dialect: str, doc: Any, *path: str) -> Any:
-    """Whether the body's value at ``path`` is an array with at least one item."""
+def array_length(dialect: str, doc: Any, *path: str) -> Any:
+    """The length of the body's array at ``path`` (0 when absent or not an array)."""
     value = json_at(dialect, doc, *path)
     kind, length = (
         (sa.func.jsonb_typeof, sa.func.jsonb_array_length)
@@ -103,7 +103,12 @@ def non_empty_list(dialect: str, doc: Any, *path: str) -> Any:
     )
     # CASE, not AND: PostgreSQL may evaluate either side of an AND first, and the length of a
     # value that is not an array is an error there
-    return sa.case((kind(value) == "array", length(value)), else_=0) > 0
+    return sa.case((kind(value) == "array", length(value)), else_=0)
+
+
+def non_empty_list(dialect: str, doc: Any, *path: str) -> Any:
+    """Whether the body's value at ``path`` is an array with at least one item."""
+    return array_length(dialect, doc, *path) > 0
 
 
 def strings(dialect: str, arr: Any) -> Any:

@@ -40,7 +40,16 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from audit.export import ExportFilter, Scope, scoped_query
-from audit.json_sql import count_of, entries, items, json_at, members, non_empty_list, text_at
+from audit.json_sql import (
+    array_length,
+    count_of,
+    entries,
+    items,
+    json_at,
+    members,
+    non_empty_list,
+    text_at,
+)
 from audit.usage import GROUPS, begin_report, group_expr
 
 __all__ = ["DEFAULT_BY", "GROUPS", "TransferRow", "totals", "transfers"]
@@ -143,6 +152,7 @@ async def transfers(
         .select_from(sub.join(cand, sa.true()))
         .where(
             forwarded,
+            array_length(dialect, e.doc, "attempts") > 1,  # a fallback: tried more than once
             cid != sa.func.coalesce(text_at(dialect, e.doc, "backend", "id"), ""),
             sa.exists(sa.select(sa.literal(1)).select_from(reached).where(reached_it)),
         )
