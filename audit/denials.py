@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from audit.export import ExportFilter, Scope, scoped_query
 from audit.json_sql import entries, json_at, strings
 from audit.usage import GROUPS as USAGE_GROUPS
-from audit.usage import begin_report, group_expr
+from audit.usage import PURGED, begin_report, group_expr
 
 __all__ = ["DEFAULT_BY", "GROUPS", "DenialRow", "denials"]
 
@@ -94,7 +94,8 @@ async def denials(
     sub = entries(dialect, scoped_query(denied, scope))
     e = sub.c
     rules = strings(dialect, json_at(dialect, e.doc, "decision", "denying_rule_ids")).alias("rule")
-    rule = sa.func.coalesce(rules.c.value, NONE)
+    # a purged body no longer names its rules: it counts under (purged), as in the other reports
+    rule = sa.case((e.doc.is_(None), PURGED), else_=sa.func.coalesce(rules.c.value, NONE))
     keys = [
         (rule if b == "rule" else group_expr(b, dialect, e)).label(f"g{i}")
         for i, b in enumerate(by)

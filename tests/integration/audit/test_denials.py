@@ -16,6 +16,7 @@ from audit.denials import NONE, denials
 from audit.export import AuditForbidden, ExportFilter, Scope
 from audit.schema import audit_log
 from audit.sink import DatabaseAuditSink
+from audit.usage import PURGED
 from tests.integration.audit.conftest import event
 
 pytestmark = pytest.mark.integration
@@ -102,6 +103,18 @@ async def test_each_rule_its_denials_people_and_citations(
     kr, kr_totals = await denials(engine, ExportFilter(jurisdiction="KR"), ADMIN, ())
     assert kr_totals["requests"] == sum(1 for e in denied if e["principal"]["jurisdiction"] == "KR")
     assert [r.requests for r in kr] == [kr_totals["requests"]]
+    # a purged denial no longer names its rule
+    async with engine.begin() as conn:
+        await conn.execute(
+            sa.update(audit_log)
+            .where(audit_log.c.kind == "complete", audit_log.c.decision == "deny",
+                   audit_log.c.user_id == "user0")
+            .values(body=None, purged_at="2026-12-01T00:00:00.000000Z")
+        )  # fmt: skip
+    purged_rows, _ = await denials(engine, ExportFilter(user="user0"), ADMIN, ("rule",))
+    assert [(r.group["rule"], r.requests) for r in purged_rows] == [
+        (PURGED, sum(1 for e in denied if e["principal"]["user"] == "user0"))
+    ]
 
 
 async def test_the_readers_scope_applies_and_the_read_is_recorded(
