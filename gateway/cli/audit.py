@@ -86,7 +86,8 @@ def _utc(value: str | None) -> str | None:
 
 @click.group()
 def audit() -> None:
-    """The audit trail: verify, export, checkpoint, purge."""
+    """The audit trail: verify, export, report (usage, transfers, denials), evidence packs,
+    checkpoint, purge, ship."""
 
 
 def _actor(value: str | None) -> str | None:
