@@ -4,7 +4,8 @@ role ``auditor`` (or the admin token), scoped as the export is: the evidence pac
 ``portcullis-evidence-<time>/`` inside), the console's **Evidence pack** button. The pack is
 built in a temporary folder under the data directory (the trail's verification in a child
 process, the hashing and the zipping in worker threads, so the event loop is not held), sent,
-then deleted. ``portcullis audit verify --evidence FILE.zip`` checks it offline."""
+then deleted; one at a time per process (409 meanwhile), and folders a dead process left are
+swept after an hour. ``portcullis audit verify --evidence FILE.zip`` checks it offline."""
 
 from __future__ import annotations
 
@@ -27,7 +28,31 @@ from gateway.http.audit_admin import _USAGE_FILTERS, _engine, _filter, _scope
 from gateway.policy.bundle import BundleError
 from gateway.services import Services
 
-__all__ = ["EVIDENCE_HANDLERS", "audit_evidence"]
+__all__ = ["EVIDENCE_HANDLERS", "audit_evidence", "sweep"]
+
+
+# One pack at a time per process (each reads the whole range several times over); another
+# asked meanwhile gets a 409.
+_BUILDING: set[str] = set()
+_STALE_S = 3600.0  # a build folder older than this was left by a process that died mid-build
+
+
+def sweep(base: Path, now: float | None = None) -> int:
+    """Remove build folders under ``base`` older than an hour (a process that died while
+    building left them; another replica sharing the data directory may be building a fresh
+    one). How many were removed."""
+    import time
+
+    cutoff = (now if now is not None else time.time()) - _STALE_S
+    gone = 0
+    for folder in base.glob("evidence-*"):
+        try:
+            if folder.is_dir() and folder.stat().st_mtime < cutoff:
+                shutil.rmtree(folder, ignore_errors=True)
+                gone += 1
+        except OSError:
+            continue
+    return gone
 
 
 def _zip(folder: Path, dest: Path) -> None:
@@ -79,6 +104,10 @@ async def audit_evidence(request: Request[Any, Any, Any], state: State) -> Strea
     name = f"portcullis-evidence-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     base = Path(services.settings.data_dir) / "tmp"
     base.mkdir(parents=True, exist_ok=True)
+    if url in _BUILDING:
+        raise GatewayError(Cause.CONFLICT, "An evidence pack is being built; try again shortly.")
+    _BUILDING.add(url)
+    await asyncio.to_thread(sweep, base)
     work = Path(tempfile.mkdtemp(prefix="evidence-", dir=base))
     try:
         await write_pack(
@@ -100,6 +129,8 @@ async def audit_evidence(request: Request[Any, Any, Any], state: State) -> Strea
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+    finally:
+        _BUILDING.discard(url)
 
     async def body() -> AsyncIterator[bytes]:
         try:

@@ -165,6 +165,16 @@ def test_the_console_s_pack_is_a_zip_that_checks_offline_and_leaves_nothing_behi
     assert usage["totals"]["requests"] == 0
     staff = gw.create_key(user="x", jurisdiction="AU", sector="private")
     assert gw.request("GET", "/admin/audit/evidence", token=staff)[0] == 403
+    # one pack at a time: another asked while one is being built waits its turn
+    from gateway.http import evidence_admin
+
+    url = gw.app.state.services.audit.engine.url.render_as_string(hide_password=False)
+    evidence_admin._BUILDING.add(url)
+    try:
+        status, _, busy = gw.request("GET", "/admin/audit/evidence", token=TOKEN)
+        assert status == 409 and "being built" in busy["error"]["message"]
+    finally:
+        evidence_admin._BUILDING.discard(url)
     assert gw.request("GET", "/admin/audit/evidence?colour=red", token=TOKEN)[0] == 400
 
     # a ZIP that would write outside its folder is refused, not unpacked
