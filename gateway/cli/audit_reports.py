@@ -4,6 +4,7 @@ JSON; each read is recorded."""
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -23,11 +24,25 @@ __all__ = ["denials_cmd", "transfers_cmd", "usage_cmd"]
 
 
 def _report_command(name: str, by: str, by_help: str) -> Callable[[Callable[..., Any]], Any]:
-    """``audit NAME`` with the options every report takes: the trail's filter (as ``flt``),
-    ``--by`` (default ``by``), ``--format`` and who reads it."""
+    """``audit NAME``: the decorated function takes the context and the trail's filter and
+    returns the report's ``read(engine, scope, groups, allowed_roles, writer)`` (its groups and
+    totals); the command adds the options every report takes — the filter, ``--by`` (default
+    ``by``), ``--format`` and who reads it — and prints what ``read`` gives."""
 
-    def wrap(f: Callable[..., Any]) -> Any:
-        f = click.pass_context(f)
+    def wrap(reader: Callable[[click.Context, ExportFilter], Any]) -> Any:
+        @functools.wraps(reader)
+        def command(
+            ctx: click.Context,
+            flt: ExportFilter,
+            by: str,
+            fmt: str,
+            actor: str | None,
+            roles: tuple[str, ...],
+            scope_j: tuple[str, ...],
+        ) -> None:
+            _report(ctx, by, fmt, name, actor, roles, scope_j, reader(ctx, flt))
+
+        f: Any = click.pass_context(command)
         f = _reader_options("reads")(f)
         f = click.option(
             "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table"
@@ -81,15 +96,7 @@ def _report(
 
 
 @_report_command("usage", "team,model", _GROUPS_HELP)
-def usage_cmd(
-    ctx: click.Context,
-    flt: ExportFilter,
-    by: str,
-    fmt: str,
-    actor: str | None,
-    roles: tuple[str, ...],
-    scope_j: tuple[str, ...],
-) -> None:
+def usage_cmd(ctx: click.Context, flt: ExportFilter) -> Any:
     """Requests, denials, failures and tokens per group, from the requests' audit entries."""
     from audit.usage import totals, usage
 
@@ -97,19 +104,11 @@ def usage_cmd(
         rows = await usage(engine, flt, scope, groups, allowed_roles=allowed, writer=writer)
         return rows, totals(rows)
 
-    _report(ctx, by, fmt, "usage", actor, roles, scope_j, read)
+    return read
 
 
 @_report_command("transfers", ",".join(DEFAULT_BY), _GROUPS_HELP)
-def transfers_cmd(
-    ctx: click.Context,
-    flt: ExportFilter,
-    by: str,
-    fmt: str,
-    actor: str | None,
-    roles: tuple[str, ...],
-    scope_j: tuple[str, ...],
-) -> None:
+def transfers_cmd(ctx: click.Context, flt: ExportFilter) -> Any:
     """Where the forwarded requests went (operator, hosting country, ...) and the personal data
     in them, per type and what was done to it: the register of transfers."""
     from audit.transfers import totals, transfers
@@ -118,7 +117,7 @@ def transfers_cmd(
         rows = await transfers(engine, flt, scope, groups, allowed_roles=allowed, writer=writer)
         return rows, totals(rows)
 
-    _report(ctx, by, fmt, "transfers", actor, roles, scope_j, read)
+    return read
 
 
 @_report_command(
@@ -127,15 +126,7 @@ def transfers_cmd(
     "Group by, comma-separated: rule (the denying rule) and the usage report's groups "
     "('' for one total).",
 )
-def denials_cmd(
-    ctx: click.Context,
-    flt: ExportFilter,
-    by: str,
-    fmt: str,
-    actor: str | None,
-    roles: tuple[str, ...],
-    scope_j: tuple[str, ...],
-) -> None:
+def denials_cmd(ctx: click.Context, flt: ExportFilter) -> Any:
     """Which rules denied requests: per rule, the requests, the people who asked, first and
     last, and the government actions cited (the configured policy bundle names them)."""
     from audit.denials import denials
@@ -149,4 +140,4 @@ def denials_cmd(
             engine, flt, scope, groups, citations=known, allowed_roles=allowed, writer=writer
         )
 
-    _report(ctx, by, fmt, "denials", actor, roles, scope_j, read)
+    return read
