@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import tempfile
 import zipfile
 from collections.abc import Awaitable, Callable, Mapping
@@ -70,7 +71,8 @@ What is here (MANIFEST.json lists every file with its size and SHA-256, and is s
                               and last, the government actions cited
   verification.json           the whole trail checked against its signed checkpoints when the
                               pack was made
-  policy.json                 the policy bundle revisions the decisions were made under
+  policy.json                 the policy bundle revisions the decisions were made under, and
+                              the file of each the gateway kept (policy-bundle-<revision>.tar.gz)
   configuration.json          the configuration hashes, and the backend catalogue in force
   public_key.pem              the Ed25519 key that signed the manifests and the checkpoints
 
@@ -134,6 +136,7 @@ async def write_pack(
     citations: Mapping[str, Mapping[str, Any]] | None = None,
     extra: Mapping[str, Callable[[Path], None]] | None = None,
     verify: Callable[[], Awaitable[Mapping[str, Any]]] | None = None,
+    archived: Callable[[str], Path | None] | None = None,
     allowed_roles: tuple[str, ...] | frozenset[str] = ("admin", "auditor"),
     checkpoint_dir: Path | None = None,
     writer: str = "evidence:0:0",
@@ -142,8 +145,10 @@ async def write_pack(
     manifest. ``current``: what is in force now (``bundle_revision``, ``config_hash``,
     ``catalogue``); ``extra``: more files, each written by its function into the path given;
     ``verify``: the trail's verification (default: :func:`audit.verify.verify_database` here; a
-    server passes one that runs in a child process, so its event loop is not held). Files are
-    hashed in a worker thread."""
+    server passes one that runs in a child process, so its event loop is not held); ``archived``:
+    the file a bundle revision was kept in, if it was (each revision the period was decided
+    under is copied in as ``policy-bundle-<revision>.tar.gz``). Files are hashed in a worker
+    thread."""
     scope.authorise(allowed_roles)
     out.mkdir(parents=True, exist_ok=True)
     if any(out.iterdir()):
@@ -176,10 +181,14 @@ async def write_pack(
     else:
         verified = await verify()
     _write(out / "verification.json", verified)
-    _write(out / "policy.json", {
-        "seen": await _seen(engine, flt, scope, "bundle_revision"),
-        "current": current.get("bundle_revision"),
-    })  # fmt: skip
+    seen = await _seen(engine, flt, scope, "bundle_revision")
+    for s in seen:  # the bundle that decided, where the gateway kept it
+        kept = archived(s["bundle_revision"]) if archived and s["bundle_revision"] else None
+        s["bundle_file"] = None
+        if kept is not None:
+            s["bundle_file"] = f"policy-bundle-{kept.name}"
+            await asyncio.to_thread(shutil.copyfile, kept, out / s["bundle_file"])
+    _write(out / "policy.json", {"seen": seen, "current": current.get("bundle_revision")})
     _write(out / "configuration.json", {
         "seen": await _seen(engine, flt, scope, "config_hash"),
         "current": {k: current.get(k) for k in ("config_hash", "catalogue")},

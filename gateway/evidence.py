@@ -11,10 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config import Settings
-from gateway.policy.bundle import cited_actions, load_bundle, write_opa_bundle
+from gateway.policy.bundle import archived_name, cited_actions, load_bundle, write_opa_bundle
 from gateway.reload import config_hash
 
-__all__ = ["PackInputs", "pack_inputs"]
+__all__ = ["PackInputs", "bundle_archive", "pack_inputs"]
+
+
+def bundle_archive(data_dir: str | Path) -> Path:
+    """Where the gateway keeps every policy bundle it loaded, by revision."""
+    return Path(data_dir) / "policy" / "bundles"
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +27,7 @@ class PackInputs:
     current: dict[str, Any]
     citations: dict[str, dict[str, Any]]
     extra: dict[str, Callable[[Path], None]]
+    archived: Callable[[str], Path | None]  # a bundle revision's archived file, if kept
 
 
 def pack_inputs(settings: Settings, running_hash: str | None = None) -> PackInputs:
@@ -37,4 +43,10 @@ def pack_inputs(settings: Settings, running_hash: str | None = None) -> PackInpu
         },
         citations=cited_actions(bundle),
         extra={"policy-bundle.tar.gz": lambda path: write_opa_bundle(bundle, path)},
+        archived=lambda revision: _archived(settings.data_dir, revision),
     )
+
+
+def _archived(data_dir: str | Path, revision: str) -> Path | None:
+    path = bundle_archive(data_dir) / archived_name(revision)
+    return path if path.is_file() else None

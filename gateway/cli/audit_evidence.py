@@ -63,6 +63,7 @@ def evidence_cmd(
             current=inputs.current,
             citations=inputs.citations,
             extra=inputs.extra,
+            archived=inputs.archived,
             allowed_roles=settings.audit.export_roles,
             checkpoint_dir=cp_dir,
             writer=writer_id(),

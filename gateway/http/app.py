@@ -19,6 +19,7 @@ from gateway.capture import Capture
 from gateway.catalog import Catalog
 from gateway.config import Settings
 from gateway.errors import Cause, GatewayError
+from gateway.evidence import bundle_archive
 from gateway.heap import freeze_startup_heap
 from gateway.http.admin import ADMIN_HANDLERS, admin_guard
 from gateway.http.audit_admin import AUDIT_HANDLERS
@@ -96,7 +97,10 @@ async def build_services(settings: Settings, components: Components) -> Services
     if policy is None:
         from gateway.policy.client import build_policy_client
 
-        policy = await build_policy_client(settings.policy, metrics_.registry)
+        # every bundle loaded is kept by revision: an evidence pack shows what decided a period
+        policy = await build_policy_client(
+            settings.policy, metrics_.registry, archive=bundle_archive(settings.data_dir)
+        )
     pii = components.pii
     if pii is None and settings.pii.enabled and not components.pii_disabled:
         from gateway.pii import build_guard

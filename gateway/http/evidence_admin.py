@@ -119,6 +119,7 @@ async def audit_evidence(request: Request[Any, Any, Any], state: State) -> Strea
             current=inputs.current,
             citations=inputs.citations,
             extra=inputs.extra,
+            archived=inputs.archived,
             verify=verify,
             allowed_roles=roles,
             checkpoint_dir=checkpoints,

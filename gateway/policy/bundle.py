@@ -19,6 +19,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
+import os
 import re
 import tarfile
 from collections.abc import Sequence
@@ -29,11 +31,17 @@ from typing import Any
 __all__ = [
     "Bundle",
     "BundleError",
+    "archive_bundle",
+    "archived_name",
+    "citations_for",
+    "cited_actions",
     "default_bundle_dir",
     "index_actions",
     "load_bundle",
     "write_opa_bundle",
 ]
+
+log = logging.getLogger("portcullis")
 
 _SKIP_DIRS = {"tools", "schema", "overlays"}
 _PACKAGE = re.compile(r"^package\s+([A-Za-z0-9_.]+)", re.MULTILINE)
@@ -209,6 +217,29 @@ def citations_for(bundle_dir: Path | None, overlays: Sequence[Path]) -> dict[str
         return cited_actions(load_bundle(bundle_dir, overlays))
     except BundleError:
         return {}
+
+
+def archived_name(revision: str) -> str:
+    """The file an archived bundle of ``revision`` is kept in: ``sha256-<hex>.tar.gz``."""
+    return revision.replace(":", "-") + ".tar.gz"
+
+
+def archive_bundle(bundle: Bundle, directory: Path) -> Path | None:
+    """Keep ``bundle`` as an OPA bundle named by its revision in ``directory`` (once: a revision
+    names its content), so that what decided a past request can be shown later (the evidence
+    pack). None when it cannot be written (the gateway runs on; the pack then says so)."""
+    target = directory / archived_name(bundle.revision)
+    if target.exists():
+        return target
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".tmp")
+        write_opa_bundle(bundle, tmp)
+        os.replace(tmp, target)
+    except OSError as exc:
+        log.warning("policy bundle %s not archived: %s", bundle.revision, type(exc).__name__)
+        return None
+    return target
 
 
 def write_opa_bundle(bundle: Bundle, dest: Path) -> None:

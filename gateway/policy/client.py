@@ -26,7 +26,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from gateway.config.policy import PolicySettings
 from gateway.errors import Cause, GatewayError
-from gateway.policy.bundle import Bundle, load_bundle
+from gateway.policy.bundle import Bundle, archive_bundle, load_bundle
 from gateway.policy.cachekey import FULL, KeyPlan
 from gateway.policy.contract import Decision, MalformedDecision, PolicyEngine, parse_decision
 
@@ -220,8 +220,10 @@ class PolicyClient:
         await self._engine.close()
 
 
-async def build_engine(settings: PolicySettings) -> PolicyEngine:
-    """The configured engine over the configured bundle (raises if the bundle is broken)."""
+async def build_engine(settings: PolicySettings, archive: Path | None = None) -> PolicyEngine:
+    """The configured engine over the configured bundle (raises if the bundle is broken); with
+    ``archive``, the bundle is also kept there by its revision (the evidence pack shows what
+    decided a past period)."""
     if settings.engine == "opa":
         from gateway.policy.opa import OpaEngine
 
@@ -229,6 +231,7 @@ async def build_engine(settings: PolicySettings) -> PolicyEngine:
         await opa.start()
         return opa
     bundle: Bundle = await asyncio.to_thread(load_bundle, settings.bundle, settings.overlays)
+    engine: PolicyEngine
     if settings.isolation == "process":
         from gateway.policy.cachekey import plan_for_modules
         from gateway.policy.worker import ProcessEngine
@@ -237,19 +240,26 @@ async def build_engine(settings: PolicySettings) -> PolicyEngine:
             bundle.revision, settings.bundle, settings.overlays, plan_for_modules(bundle.modules)
         )
         await worker.start()
-        return worker
-    from gateway.policy.embedded import EmbeddedEngine
+        engine = worker
+    else:
+        from gateway.policy.embedded import EmbeddedEngine
 
-    return await asyncio.to_thread(EmbeddedEngine, bundle, threads=settings.threads)
+        engine = await asyncio.to_thread(EmbeddedEngine, bundle, threads=settings.threads)
+    if archive is not None:  # once it compiled: a bundle that never decided is not kept
+        await asyncio.to_thread(archive_bundle, bundle, archive)
+    return engine
 
 
 async def build_policy_client(
-    settings: PolicySettings, metrics_registry: CollectorRegistry | None = None
+    settings: PolicySettings,
+    metrics_registry: CollectorRegistry | None = None,
+    archive: Path | None = None,
 ) -> PolicyClient:
-    """The client the gateway uses. Starts the file watcher when ``settings.watch``."""
+    """The client the gateway uses. Starts the file watcher when ``settings.watch``. With
+    ``archive``, every bundle it loads (at start and on each reload) is kept there by revision."""
 
     async def factory() -> PolicyEngine:
-        return await build_engine(settings)
+        return await build_engine(settings, archive)
 
     watched: tuple[Path, ...] = ()
     initial = None

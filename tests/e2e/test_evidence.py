@@ -59,11 +59,13 @@ def test_an_evidence_pack_holds_the_period_and_checks_offline(
     said = json.loads(done.output)
     assert said["trail_verified"] is True
     names = sorted(p.name for p in pack.iterdir())
+    kept = [n for n in names if n.startswith("policy-bundle-sha256-")]
     assert names == sorted([
         "MANIFEST.json", "README.txt", "configuration.json", "denials.json",
         "policy-bundle.tar.gz", "policy.json", "public_key.pem", "transfers.json",
-        "trail.jsonl", "trail.jsonl.manifest.json", "usage.json", "verification.json",
+        "trail.jsonl", "trail.jsonl.manifest.json", "usage.json", "verification.json", *kept,
     ])  # fmt: skip
+    assert len(kept) == 1  # the bundle that decided, as the gateway kept it when it loaded it
     # what the reports say is what the gateway's own report routes say
     transfers = json.loads((pack / "transfers.json").read_text())
     by = ",".join(transfers["by"])
@@ -78,9 +80,12 @@ def test_an_evidence_pack_holds_the_period_and_checks_offline(
     assert usage["totals"]["requests"] == 3 and usage["totals"]["denied"] == 1
     # the decisions were made under the bundle and configuration in force now
     policy = json.loads((pack / "policy.json").read_text())
-    assert [(s["bundle_revision"], s["requests"]) for s in policy["seen"]] == [
-        (policy["current"], 3)
+    assert [(s["bundle_revision"], s["requests"], s["bundle_file"]) for s in policy["seen"]] == [
+        (policy["current"], 3, kept[0])
     ]
+    archived = data_dir / "policy" / "bundles" / kept[0].removeprefix("policy-bundle-")
+    assert (pack / kept[0]).read_bytes() == archived.read_bytes()
+    assert kept[0] == "policy-bundle-" + policy["current"].replace(":", "-") + ".tar.gz"
     configuration = json.loads((pack / "configuration.json").read_text())
     assert [c["id"] for c in configuration["current"]["catalogue"]] == [
         "deepseek-hosted", "deepseek-self"]  # fmt: skip
@@ -97,7 +102,7 @@ def test_an_evidence_pack_holds_the_period_and_checks_offline(
     key = str(pack / "public_key.pem")
     ok = run.invoke(cli, ["-c", str(cfg), "audit", "verify", "--evidence", str(pack),
                           "--public-key", key])  # fmt: skip
-    assert ok.exit_code == 0 and ok.output.startswith("OK: 11 files"), ok.output
+    assert ok.exit_code == 0 and ok.output.startswith("OK: 12 files"), ok.output
     # the pack is itself on the record: its export and each report, by jane.doe
     reads = [e for e in settled_entries(data_dir, "export") if e["actor"] == "jane.doe"]
     assert {e["action"].get("phase") for e in reads} >= {"usage", "transfers", "denials"}
@@ -142,7 +147,7 @@ def test_the_console_s_pack_is_a_zip_that_checks_offline_and_leaves_nothing_behi
     names = zipfile.ZipFile(io.BytesIO(body)).namelist()
     (folder,) = {n.split("/")[0] for n in names}
     assert folder.startswith("portcullis-evidence-") and f"{folder}/MANIFEST.json" in names
-    assert len(names) == 12
+    assert len(names) == 13
     # built in the data directory's tmp/ and removed once sent
     assert list((data_dir / "tmp").iterdir()) == []
     cfg = data_dir / "gateway.yaml"
@@ -150,7 +155,7 @@ def test_the_console_s_pack_is_a_zip_that_checks_offline_and_leaves_nothing_behi
     ok = CliRunner().invoke(
         cli, ["-c", str(cfg), "audit", "verify", "--evidence", str(archive), "--public-key", key]
     )
-    assert ok.exit_code == 0 and ok.output.startswith("OK: 11 files"), ok.output
+    assert ok.exit_code == 0 and ok.output.startswith("OK: 12 files"), ok.output
     # the verification ran in a child process and found the trail intact
     inside = zipfile.ZipFile(archive)
     assert json.loads(inside.read(f"{folder}/verification.json"))["ok"] is True

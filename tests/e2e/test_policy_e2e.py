@@ -310,12 +310,21 @@ def test_admin_reload_answers_the_new_revision_and_a_broken_bundle_is_a_clear_42
         token = gw.ADMIN_TOKEN
         status, _, body = gw.request("POST", "/admin/policy/reload", token=token)
         assert status == 200 and body["bundle_revision"].startswith("sha256:")
+        # every bundle that compiled is kept by its revision (the evidence pack shows it)
+        kept = tmp_path / "policy" / "bundles"
+        assert [p.name for p in kept.iterdir()] == [body["bundle_revision"].replace(":", "-")
+                                                    + ".tar.gz"]  # fmt: skip
+        lib = pack / "lib" / "lib.rego"
+        lib.write_text(lib.read_text() + "\n# a comment: a new revision\n")
+        status, _, body = gw.request("POST", "/admin/policy/reload", token=token)
+        assert status == 200 and len(list(kept.iterdir())) == 2
         running = body["bundle_revision"]
         (pack / "lib" / "lib.rego").write_text("package portcullis.lib\nthis is not rego\n")
         status, _, body = gw.request("POST", "/admin/policy/reload", token=token)
         # was a bare 500 "Internal error"
         assert status == 422 and body["error"]["code"] == "unprocessable"
         assert running in body["error"]["message"]
+        assert len(list(kept.iterdir())) == 2  # a bundle that did not compile is not kept
         key = gw.create_key(user="official", jurisdiction="AU", sector="government")
         with pytest.raises(openai.PermissionDeniedError):  # the running bundle still decides
             ask(gw, key, "deepseek/deepseek-chat")
