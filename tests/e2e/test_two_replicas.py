@@ -22,8 +22,18 @@ def pair(
     tmp_path_factory: pytest.TempPathFactory, upstream_server: FakeUpstream
 ) -> Iterator[tuple[RunningGateway, RunningGateway]]:
     tmp = tmp_path_factory.mktemp("replicas")  # one data_dir: one database, one server secret
+    # limits.deadline_ms 1 s, not the default 100 ms: both replicas and the tests' twenty client
+    # threads share this one process and its GIL, so an event loop here can lag past 100 ms
+    # under a burst (a loaded CI machine refused 2 of 300 with 503 limiter_unavailable even
+    # with the pool warmed at start-up). What these tests hold is the shared count across
+    # replicas; the deadline is held by tests/integration/test_limiter.py (a frozen Redis, the
+    # start-up warming) and test_limiter_fallback.py.
     settings = core_settings(
-        tmp, upstream_server, redis={"url": REDIS_URL}, keys={"cache_ttl_s": 300}
+        tmp,
+        upstream_server,
+        redis={"url": REDIS_URL},
+        keys={"cache_ttl_s": 300},
+        limits={"requests_per_minute": 100000, "tokens_per_minute": 0, "deadline_ms": 1000},
     )
     a, b = (
         RunningGateway(
