@@ -39,16 +39,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from audit.canonical import canonical_json
 from audit.checkpoint import Signer, key_id_of, verify_signature
-from audit.denials import denials
 from audit.export import ExportFilter, Scope, export, file_sha256, scoped_query
 from audit.json_sql import entries, text_at
 from audit.offline import verify_export
+from audit.reports import DEFAULT_BY, run_report
 from audit.store import now_ts
-from audit.transfers import DEFAULT_BY as TRANSFERS_BY
-from audit.transfers import totals as transfer_totals
-from audit.transfers import transfers
-from audit.usage import totals as usage_totals
-from audit.usage import usage
 from audit.verify import verify_database
 
 __all__ = ["MANIFEST", "PackReport", "verify_pack", "write_pack"]
@@ -57,6 +52,7 @@ MANIFEST = "MANIFEST.json"
 TRAIL = "trail.jsonl"
 _USAGE_BY = ("jurisdiction", "team", "model", "decision")
 _DENIALS_BY = ("rule", "jurisdiction")
+_TRANSFERS_BY = (*DEFAULT_BY["transfers"], "cross_border")
 _README = """Portcullis evidence pack
 
 What is here (MANIFEST.json lists every file with its size and SHA-256, and is signed):
@@ -161,19 +157,10 @@ async def write_pack(
         engine, signer, out / TRAIL, "jsonl", flt, scope, checkpoint_dir=checkpoint_dir, **who
     )
 
-    def report_file(name: str, by: tuple[str, ...], rows: list[Any], totals: Any) -> None:
-        _write(out / name, {"by": list(by), "groups": [r.to_json() for r in rows],
-                            "totals": totals})  # fmt: skip
-
-    used = await usage(engine, flt, scope, _USAGE_BY, **who)
-    report_file("usage.json", _USAGE_BY, used, usage_totals(used))
-    by = (*TRANSFERS_BY, "cross_border")
-    sent = await transfers(engine, flt, scope, by, **who)
-    report_file("transfers.json", by, sent, transfer_totals(sent))
-    refused, refused_totals = await denials(
-        engine, flt, scope, _DENIALS_BY, citations=citations, **who
-    )
-    report_file("denials.json", _DENIALS_BY, refused, refused_totals)
+    for name, by in (("usage", _USAGE_BY), ("transfers", _TRANSFERS_BY), ("denials", _DENIALS_BY)):
+        rows, totals = await run_report(name, engine, flt, scope, by, citations=citations, **who)
+        _write(out / f"{name}.json", {"by": list(by), "groups": [r.to_json() for r in rows],
+                                      "totals": totals})  # fmt: skip
     if verify is None:
         verified: Mapping[str, Any] = (
             await verify_database(engine, signer.public, checkpoint_dir)

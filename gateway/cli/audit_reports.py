@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import click
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from audit.export import AuditForbidden, ExportFilter
+from audit.export import AuditForbidden, ExportFilter, Scope
 from audit.report_text import csv_bytes, rows_of
+from audit.reports import DEFAULT_BY, run_report
 from audit.store import writer_id
-from audit.transfers import DEFAULT_BY
 from audit.usage import GROUPS
 from gateway.cli._common import settings_from
 from gateway.cli.audit import _filter_options, _paths, _reader, _reader_options, _with_engine, audit
@@ -23,14 +23,13 @@ from gateway.cli.audit import _filter_options, _paths, _reader, _reader_options,
 __all__ = ["denials_cmd", "transfers_cmd", "usage_cmd"]
 
 
-def _report_command(name: str, by: str, by_help: str) -> Callable[[Callable[..., Any]], Any]:
-    """``audit NAME``: the decorated function takes the context and the trail's filter and
-    returns the report's ``read(engine, scope, groups, allowed_roles, writer)`` (its groups and
-    totals); the command adds the options every report takes — the filter, ``--by`` (default
-    ``by``), ``--format`` and who reads it — and prints what ``read`` gives."""
+def _report_command(name: str, by_help: str) -> Callable[[Callable[..., Any]], Any]:
+    """``audit NAME`` for the report of that name (:func:`audit.reports.run_report`), its help
+    the decorated function's docstring, with the options every report takes: the trail's
+    filter, ``--by`` (default: the report's), ``--format`` and who reads it."""
 
-    def wrap(reader: Callable[[click.Context, ExportFilter], Any]) -> Any:
-        @functools.wraps(reader)
+    def wrap(described: Callable[..., Any]) -> Any:
+        @functools.wraps(described)
         def command(
             ctx: click.Context,
             flt: ExportFilter,
@@ -40,14 +39,15 @@ def _report_command(name: str, by: str, by_help: str) -> Callable[[Callable[...,
             roles: tuple[str, ...],
             scope_j: tuple[str, ...],
         ) -> None:
-            _report(ctx, by, fmt, name, actor, roles, scope_j, reader(ctx, flt))
+            _report(ctx, name, flt, by, fmt, _reader(actor, roles, scope_j))
 
         f: Any = click.pass_context(command)
         f = _reader_options("reads")(f)
         f = click.option(
             "--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table"
         )(f)
-        f = click.option("--by", default=by, show_default=True, help=by_help)(f)
+        default = ",".join(DEFAULT_BY[name])
+        f = click.option("--by", default=default, show_default=True, help=by_help)(f)
         f = _filter_options("since", "until")(f)
         return audit.command(name)(f)
 
@@ -58,24 +58,30 @@ _GROUPS_HELP = f"Group by, comma-separated: {', '.join(GROUPS)} ('' for one tota
 
 
 def _report(
-    ctx: click.Context,
-    by: str,
-    fmt: str,
-    report: str,
-    actor: str | None,
-    roles: tuple[str, ...],
-    scope_j: tuple[str, ...],
-    read: Callable[..., Awaitable[tuple[Any, dict[str, Any]]]],
+    ctx: click.Context, report: str, flt: ExportFilter, by: str, fmt: str, scope: Scope
 ) -> None:
-    """Run ``read(engine, scope, groups, allowed_roles, writer)`` (its groups and totals) and
-    print them."""
+    """Run the report and print its groups and totals."""
     settings = settings_from(ctx)
     url, _, _ = _paths(settings)
     groups = tuple(b.strip() for b in by.split(",") if b.strip())
-    scope = _reader(actor, roles, scope_j)
+    citations = None
+    if report == "denials":
+        from gateway.policy.bundle import citations_for
+
+        policy = settings.policy
+        citations = citations_for(policy.bundle, policy.overlays)
 
     async def work(engine: AsyncEngine) -> Any:
-        return await read(engine, scope, groups, settings.audit.export_roles, writer_id())
+        return await run_report(
+            report,
+            engine,
+            flt,
+            scope,
+            groups,
+            allowed_roles=settings.audit.export_roles,
+            writer=writer_id(),
+            citations=citations,
+        )
 
     try:
         rows, total = _with_engine(url, work)
@@ -95,49 +101,22 @@ def _report(
         click.echo("\t".join(cells))
 
 
-@_report_command("usage", "team,model", _GROUPS_HELP)
-def usage_cmd(ctx: click.Context, flt: ExportFilter) -> Any:
+@_report_command("usage", _GROUPS_HELP)
+def usage_cmd() -> None:
     """Requests, denials, failures and tokens per group, from the requests' audit entries."""
-    from audit.usage import totals, usage
-
-    async def read(engine: AsyncEngine, scope: Any, groups: Any, allowed: Any, writer: str) -> Any:
-        rows = await usage(engine, flt, scope, groups, allowed_roles=allowed, writer=writer)
-        return rows, totals(rows)
-
-    return read
 
 
-@_report_command("transfers", ",".join(DEFAULT_BY), _GROUPS_HELP)
-def transfers_cmd(ctx: click.Context, flt: ExportFilter) -> Any:
+@_report_command("transfers", _GROUPS_HELP)
+def transfers_cmd() -> None:
     """Where the forwarded requests went (operator, hosting country, ...) and the personal data
     in them, per type and what was done to it: the register of transfers."""
-    from audit.transfers import totals, transfers
-
-    async def read(engine: AsyncEngine, scope: Any, groups: Any, allowed: Any, writer: str) -> Any:
-        rows = await transfers(engine, flt, scope, groups, allowed_roles=allowed, writer=writer)
-        return rows, totals(rows)
-
-    return read
 
 
 @_report_command(
     "denials",
-    "rule,jurisdiction",
     "Group by, comma-separated: rule (the denying rule) and the usage report's groups "
     "('' for one total).",
 )
-def denials_cmd(ctx: click.Context, flt: ExportFilter) -> Any:
+def denials_cmd() -> None:
     """Which rules denied requests: per rule, the requests, the people who asked, first and
     last, and the government actions cited (the configured policy bundle names them)."""
-    from audit.denials import denials
-    from gateway.policy.bundle import citations_for
-
-    policy = settings_from(ctx).policy
-    known = citations_for(policy.bundle, policy.overlays)
-
-    async def read(engine: AsyncEngine, scope: Any, groups: Any, allowed: Any, writer: str) -> Any:
-        return await denials(
-            engine, flt, scope, groups, citations=known, allowed_roles=allowed, writer=writer
-        )
-
-    return read

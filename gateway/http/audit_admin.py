@@ -175,15 +175,14 @@ async def export_audit(request: Request[Any, Any, Any], state: State) -> Stream:
 _USAGE_FILTERS = ("since", "until", "jurisdiction", "user", "team", "decision", "backend")
 
 
-async def _report(
-    request: Request[Any, Any, Any], state: State, report: str, default_by: str, read: Any
-) -> Any:
-    """A grouped report of the trail (usage, transfers, denials): the query's grouping and
-    filters, the caller's scope; ``read(engine, flt, scope, by, allowed_roles, writer)`` gives
-    its groups and totals and records the read. JSON, or with ``format=csv`` a CSV download of
-    the table the command line prints (every cell quoted, formula triggers neutralised)."""
+async def _report(request: Request[Any, Any, Any], state: State, report: str) -> Any:
+    """A grouped report of the trail (:func:`audit.reports.run_report`): the query's grouping
+    and filters, the caller's scope; the report records the read. JSON, or with ``format=csv``
+    a CSV download of the table the command line prints (every cell quoted, formula triggers
+    neutralised)."""
     from audit.export import AuditForbidden
     from audit.report_text import csv_bytes, rows_of
+    from audit.reports import DEFAULT_BY, run_report
 
     services: Services = state.services
     q = request.query_params
@@ -193,16 +192,25 @@ async def _report(
     fmt = q.get("format") or "json"
     if fmt not in ("json", "csv"):
         raise GatewayError(Cause.INVALID_PARAMETER, "Invalid format: json or csv.", param="format")
-    by = tuple(b for b in q.get("by", default_by).split(",") if b)
+    by = tuple(b for b in q.get("by", ",".join(DEFAULT_BY[report])).split(",") if b)
     flt = _filter(request, _USAGE_FILTERS, ())
+    citations = None
+    if report == "denials":
+        from gateway.policy.bundle import citations_for
+
+        policy = services.settings.policy
+        # the running configuration's bundle names the citations (read per report: a few ms)
+        citations = citations_for(policy.bundle, policy.overlays)
     try:
-        rows, totals = await read(
+        rows, totals = await run_report(
+            report,
             _engine(services),
             flt,
             _scope(request),
             by,
-            services.settings.audit.export_roles,
-            getattr(services.audit, "writer_id", "usage:0:0"),
+            allowed_roles=services.settings.audit.export_roles,
+            writer=getattr(services.audit, "writer_id", "usage:0:0"),
+            citations=citations,
         )
     except AuditForbidden:
         raise GatewayError(Cause.FORBIDDEN, "This role may not read the audit trail.") from None
@@ -226,41 +234,17 @@ async def _report(
 
 @get("/admin/audit/usage", opt={"role": "auditor"})
 async def audit_usage(request: Request[Any, Any, Any], state: State) -> Any:
-    from audit.usage import totals, usage
-
-    async def read(engine: Any, flt: Any, scope: Any, by: Any, roles: Any, writer: str) -> Any:
-        rows = await usage(engine, flt, scope, by, allowed_roles=roles, writer=writer)
-        return rows, totals(rows)
-
-    return await _report(request, state, "usage", "team,model", read)
+    return await _report(request, state, "usage")
 
 
 @get("/admin/audit/transfers", opt={"role": "auditor"})
 async def audit_transfers(request: Request[Any, Any, Any], state: State) -> Any:
-    from audit.transfers import DEFAULT_BY, totals, transfers
-
-    async def read(engine: Any, flt: Any, scope: Any, by: Any, roles: Any, writer: str) -> Any:
-        rows = await transfers(engine, flt, scope, by, allowed_roles=roles, writer=writer)
-        return rows, totals(rows)
-
-    return await _report(request, state, "transfers", ",".join(DEFAULT_BY), read)
+    return await _report(request, state, "transfers")
 
 
 @get("/admin/audit/denials", opt={"role": "auditor"})
 async def audit_denials(request: Request[Any, Any, Any], state: State) -> Any:
-    from audit.denials import DEFAULT_BY, denials
-    from gateway.policy.bundle import citations_for
-
-    policy = state.services.settings.policy
-    # the running configuration's bundle names the citations (read per report: a few ms)
-    known = citations_for(policy.bundle, policy.overlays)
-
-    async def read(engine: Any, flt: Any, scope: Any, by: Any, roles: Any, writer: str) -> Any:
-        return await denials(
-            engine, flt, scope, by, citations=known, allowed_roles=roles, writer=writer
-        )
-
-    return await _report(request, state, "denials", ",".join(DEFAULT_BY), read)
+    return await _report(request, state, "denials")
 
 
 def _int(
