@@ -8,7 +8,45 @@ import msgspec
 
 from gateway.errors import Cause, GatewayError
 
-__all__ = ["decode_json", "read_body"]
+__all__ = ["decode_json", "read_body", "read_json", "request_headers", "with_api_key"]
+
+
+def with_api_key(authorization: str | None, api_key: str | None) -> str | None:
+    """``Authorization`` as sent; without one, the key in Anthropic's ``x-api-key`` header (its
+    SDKs send that) as a bearer credential."""
+    if authorization is None and api_key is not None:
+        return "Bearer " + api_key
+    return authorization
+
+
+def request_headers(
+    scope: Any, key_header: bytes | None = None
+) -> tuple[str | None, bytes | None, bytes | None]:
+    """A raw ASGI request's credential (``Authorization``, else the key in ``key_header`` as a
+    bearer one), ``Content-Type`` and ``Content-Length``: the first of each, as litestar's
+    ``Headers.get`` reads them."""
+    authorization = ctype = length = api_key = None
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            authorization = authorization or value.decode("latin-1")
+        elif name == b"content-type":
+            ctype = ctype or value
+        elif name == b"content-length":
+            length = length or value
+        elif name == key_header:
+            api_key = api_key or value.decode("latin-1")
+    return with_api_key(authorization, api_key), ctype, length
+
+
+async def read_json(
+    receive: Any, ctype: bytes | None, length: bytes | None, max_bytes: int, max_depth: int
+) -> tuple[dict[str, Any], int]:
+    """The request's JSON object and its size in bytes: 415 unless the content type is JSON,
+    then :func:`read_body` and :func:`decode_json`."""
+    if ctype is None or ctype.split(b";", 1)[0].strip().lower() != b"application/json":
+        raise GatewayError(Cause.UNSUPPORTED_MEDIA, "Content-Type must be application/json.")
+    raw = await read_body(receive, length, max_bytes)
+    return decode_json(raw, max_depth), len(raw)
 
 
 async def read_body(receive: Any, content_length: bytes | None, cap: int) -> bytes:

@@ -19,7 +19,7 @@ from litestar import asgi
 
 from gateway.errors import Cause, GatewayError
 from gateway.http.anthropic import error_body
-from gateway.http.body import decode_json, read_body
+from gateway.http.body import read_json, request_headers
 from gateway.http.dialects import DIALECTS
 from gateway.http.errors import unexpected
 from gateway.http.raw import error_headers, send_json
@@ -40,27 +40,15 @@ async def _count(scope: Any, receive: Any, services: Services) -> tuple[int, str
         raise GatewayError(
             Cause.METHOD_NOT_ALLOWED, "Method not allowed on this path.", headers={"Allow": "POST"}
         )
-    authorization = api_key = ctype = length = None
-    for name, value in scope["headers"]:  # the first of each
-        if name == b"authorization":
-            authorization = authorization or value.decode("latin-1")
-        elif name == b"x-api-key":
-            api_key = api_key or value.decode("latin-1")
-        elif name == b"content-type":
-            ctype = ctype or value
-        elif name == b"content-length":
-            length = length or value
-    if authorization is None and api_key is not None:
-        authorization = f"Bearer {api_key}"
+    authorization, ctype, length = request_headers(scope, b"x-api-key")
     principal = await services.keys.authenticate(authorization)
-    if ctype is None or ctype.split(b";", 1)[0].strip().lower() != b"application/json":
-        raise GatewayError(Cause.UNSUPPORTED_MEDIA, "Content-Type must be application/json.")
     limits = services.settings.requests
-    raw = await read_body(receive, length, limits.max_body_bytes)
-    body = decode_json(raw, limits.max_json_depth)
+    body, size = await read_json(
+        receive, ctype, length, limits.max_body_bytes, limits.max_json_depth
+    )
     # a count needs no answer length, and is never streamed
     body = {**body, "max_tokens": body.get("max_tokens") or 1, "stream": None}
-    parsed = _MESSAGES.parse(body, limits, len(raw), services.catalog.passthrough)
+    parsed = _MESSAGES.parse(body, limits, size, services.catalog.passthrough)
     if await permitted_model(services, principal, parsed.model) is None:
         raise services.catalog.not_found()
     name = services.catalog.canonical(parsed.model) or parsed.model

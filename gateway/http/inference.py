@@ -19,7 +19,7 @@ from gateway.context import RequestContext
 from gateway.errors import Cause, GatewayError
 from gateway.http.anthropic import anthropic_model
 from gateway.http.anthropic import error_body as anthropic_error_body
-from gateway.http.body import decode_json, read_body
+from gateway.http.body import read_json, request_headers, with_api_key
 from gateway.http.dialects import DIALECTS, Dialect
 from gateway.http.errors import unexpected
 from gateway.http.raw import error_headers, send_error, send_json
@@ -91,29 +91,18 @@ async def serve(scope: Any, receive: Any, send: Any, endpoint: str, state: Any) 
             raise GatewayError(
                 Cause.METHOD_NOT_ALLOWED, "Method not allowed on this path.", headers=_ALLOW_POST
             )
-        authorization = ctype = length = api_key = None
-        key_header = dialect.key_header if dialect else None
-        for name, value in scope["headers"]:  # the first of each, as litestar's Headers.get
-            if name == b"authorization":
-                authorization = authorization or value.decode("latin-1")
-            elif name == b"content-type":
-                ctype = ctype or value
-            elif name == b"content-length":
-                length = length or value
-            elif name == key_header:
-                api_key = api_key or value.decode("latin-1")
-        ctx.principal = await services.keys.authenticate(_with_api_key(authorization, api_key))
-        if ctype is None or ctype.split(b";", 1)[0].strip().lower() != b"application/json":
-            raise GatewayError(Cause.UNSUPPORTED_MEDIA, "Content-Type must be application/json.")
+        authorization, ctype, length = request_headers(
+            scope, dialect.key_header if dialect else None
+        )
+        ctx.principal = await services.keys.authenticate(authorization)
         limits = services.settings.requests
-        raw = await read_body(receive, length, limits.max_body_bytes)
-        body = decode_json(raw, limits.max_json_depth)
+        body, size = await read_json(
+            receive, ctype, length, limits.max_body_bytes, limits.max_json_depth
+        )
         if dialect:
-            parsed = dialect.parse(body, limits, len(raw), services.catalog.passthrough)
+            parsed = dialect.parse(body, limits, size, services.catalog.passthrough)
         else:
-            parsed = validate_request(
-                endpoint, body, limits, len(raw), services.catalog.passthrough
-            )
+            parsed = validate_request(endpoint, body, limits, size, services.catalog.passthrough)
         ctx.parsed = parsed
         ctx.caller_body = body  # a translated API's request as sent, before its chat form
         reservation = await pipeline.reserve(ctx, parsed)
@@ -331,15 +320,7 @@ def _anthropic_caller(request: Request[Any, Any, Any]) -> bool:
 
 def _authorization(request: Request[Any, Any, Any], anthropic_shape: bool) -> str | None:
     api_key = request.headers.get("x-api-key") if anthropic_shape else None
-    return _with_api_key(request.headers.get("authorization"), api_key)
-
-
-def _with_api_key(authorization: str | None, api_key: str | None) -> str | None:
-    """``Authorization`` as sent; without one, the key in Anthropic's ``x-api-key`` header (its
-    SDKs send that) as a bearer credential."""
-    if authorization is None and api_key is not None:
-        return "Bearer " + api_key
-    return authorization
+    return with_api_key(request.headers.get("authorization"), api_key)
 
 
 def _anthropic_error(request: Request[Any, Any, Any], exc: GatewayError) -> Response[Any]:
