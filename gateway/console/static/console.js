@@ -32,9 +32,9 @@ const AUDIT_PAGE = 50;
 const VIEWS = {
   overview: { needs: null, show: showOverview },
   audit: { needs: "audit", show: showAudit },
-  usage: { needs: "audit", show: showUsage },
-  transfers: { needs: "audit", show: showTransfers },
-  denials: { needs: "audit", show: showDenials },
+  usage: { needs: "audit", show: () => showReport("usage") },
+  transfers: { needs: "audit", show: () => showReport("transfers") },
+  denials: { needs: "audit", show: () => showReport("denials") },
   keys: { needs: "keys", show: showKeys },
   mykeys: { needs: "my_keys", show: showMyKeys },
   policy: { needs: "policy", show: showPolicy },
@@ -48,9 +48,7 @@ const state = {
   auditEntries: new Map(), // seq -> entry of the rows on screen
   auditNext: null,
   auditLoaded: false,
-  usageLoaded: false,
-  transfersLoaded: false,
-  denialsLoaded: false,
+  reportsLoaded: new Set(), // the report views (usage, transfers, denials) shown since sign-in
   modelsLoaded: false,
   contentRequest: null, // the request id whose captured content the detail offers to read
 };
@@ -335,9 +333,7 @@ function resetViews() {
   state.auditEntries.clear();
   state.auditNext = null;
   state.auditLoaded = false;
-  state.usageLoaded = false;
-  state.transfersLoaded = false;
-  state.denialsLoaded = false;
+  state.reportsLoaded.clear();
   state.modelsLoaded = false;
   for (const id of ["readiness", "readiness-summary", "verify-result", "overview-usage", "policy-result", "policy-models",
     "config-hash", "config-revision", "audit-detail"]) {
@@ -348,9 +344,7 @@ function resetViews() {
   for (const id of ["audit-table", "usage-table", "transfers-table", "denials-table", "keys-table", "budgets-table", "mykeys-table", "config-table"]) {
     $(id).tBodies[0].replaceChildren();
   }
-  $("usage-table").tHead.replaceChildren();
-  $("transfers-table").tHead.replaceChildren();
-  $("denials-table").tHead.replaceChildren();
+  for (const name of REPORT_NAMES) $(`${name}-table`).tHead.replaceChildren();
   resetAuditDetail();
   show($("audit-more"), false);
   show($("audit-empty"), false);
@@ -612,15 +606,19 @@ const USAGE_MEASURES = [
 
 const measure = ([key, , format], source) => (format ? format(source[key] ?? 0) : text(source[key] ?? 0));
 
-async function showUsage() {
-  if (!state.usageLoaded) await loadUsage();
+// A report view (usage, transfers, denials): its form, table and measures share its name.
+const REPORT_NAMES = ["usage", "transfers", "denials"];
+const reportMeasures = (name) => ({ usage: USAGE_MEASURES, transfers: TRANSFER_MEASURES, denials: DENIAL_MEASURES })[name];
+
+async function showReport(name) {
+  if (!state.reportsLoaded.has(name)) await loadReportView(name);
 }
 
-async function loadUsage() {
-  const answer = await loadReport("usage-form", "/admin/audit/usage");
+async function loadReportView(name) {
+  const answer = await loadReport(`${name}-form`, `/admin/audit/${name}`);
   if (!answer) return;
-  renderReport("usage-table", answer, USAGE_MEASURES);
-  state.usageLoaded = true;
+  renderReport(`${name}-table`, answer, reportMeasures(name));
+  state.reportsLoaded.add(name);
 }
 
 // A grouped report's query from its form: the groupings ticked and the range (null: none ticked).
@@ -695,17 +693,6 @@ const TRANSFER_MEASURES = [
   ["entities", "Personal data by type and action", entitiesText, "entities"],
 ];
 
-async function showTransfers() {
-  if (!state.transfersLoaded) await loadTransfers();
-}
-
-async function loadTransfers() {
-  const answer = await loadReport("transfers-form", "/admin/audit/transfers");
-  if (!answer) return;
-  renderReport("transfers-table", answer, TRANSFER_MEASURES);
-  state.transfersLoaded = true;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Denials
 
@@ -724,17 +711,6 @@ const DENIAL_MEASURES = [
   ["last", "Last", (v) => (v ? text(v) : "-"), "when"],
   ["citations", "Citations", citationsText, "entities"],
 ];
-
-async function showDenials() {
-  if (!state.denialsLoaded) await loadDenials();
-}
-
-async function loadDenials() {
-  const answer = await loadReport("denials-form", "/admin/audit/denials");
-  if (!answer) return;
-  renderReport("denials-table", answer, DENIAL_MEASURES);
-  state.denialsLoaded = true;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Keys
@@ -1241,21 +1217,13 @@ function wire() {
   $("export-jsonl").addEventListener("click", (e) => exportAudit("jsonl", e.currentTarget));
   $("export-evidence").addEventListener("click", (e) => exportEvidence(e.currentTarget));
 
-  $("usage-form").addEventListener("submit", guarded(async (event) => {
-    event.preventDefault();
-    await loadUsage();
-  }));
-  for (const name of ["usage", "transfers", "denials"]) {
+  for (const name of REPORT_NAMES) {
+    $(`${name}-form`).addEventListener("submit", guarded(async (event) => {
+      event.preventDefault();
+      await loadReportView(name);
+    }));
     $(`${name}-csv`).addEventListener("click", (e) => downloadReport(`${name}-form`, name, e.currentTarget));
   }
-  $("transfers-form").addEventListener("submit", guarded(async (event) => {
-    event.preventDefault();
-    await loadTransfers();
-  }));
-  $("denials-form").addEventListener("submit", guarded(async (event) => {
-    event.preventDefault();
-    await loadDenials();
-  }));
 
   $("keys-include-revoked").addEventListener("change", guarded(loadKeys));
   $("keys-table").addEventListener("click", guarded(onKeysTable));
