@@ -29,6 +29,15 @@ class PackInputs:
     extra: dict[str, Callable[[Path], None]]
     archived: Callable[[str], Path | None]  # a bundle revision's archived file, if kept
 
+    def pack_args(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`audit.evidence.write_pack` these stand for."""
+        return {
+            "current": self.current,
+            "citations": self.citations,
+            "extra": self.extra,
+            "archived": self.archived,
+        }
+
 
 def pack_inputs(settings: Settings, running_hash: str | None = None) -> PackInputs:
     """The configured bundle (:class:`gateway.policy.bundle.BundleError` when it cannot be read)
