@@ -20,6 +20,7 @@ from audit.stripper import Stripper as _Stripper
 __all__ = [
     "KINDS",
     "SCHEMA_VERSION",
+    "UNSENT_OUTCOMES",
     "Fixed",
     "normalise",
     "normalise_exotic",
@@ -27,6 +28,9 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
+# An attempt's outcomes in which the request never went out (no connection, no TLS session):
+# the backend got nothing (gateway.upstream.UpstreamFailure's kinds).
+UNSENT_OUTCOMES = frozenset({"connect", "tls"})
 # intent: written before forwarding; complete: the outcome; incomplete: written by recovery for an
 # intent whose process died; export/purge/content_read/shred: administrative actions; config: a
 # configuration reload (gateway.reload), recorded before the new catalogue takes effect; key: a

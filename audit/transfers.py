@@ -39,6 +39,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from audit.event import UNSENT_OUTCOMES
 from audit.export import ExportFilter, Scope, scoped_query
 from audit.json_sql import (
     array_length,
@@ -58,8 +59,6 @@ DEFAULT_BY = ("jurisdiction", "operator", "hosting_country", "self_hosted")
 # actions that change a value before it leaves; ``allow`` sends it as written
 _PROTECTING = frozenset({"pseudonymise", "redact", "mask", "hash"})
 _COUNTS = ("requests", "answered", "with_personal_data", "uninspectable", "insecure", "purged")
-# attempts whose request never went out (no connection, no TLS session): nothing reached them
-_UNSENT = ("connect", "tls")
 
 
 @dataclass
@@ -130,7 +129,7 @@ async def transfers(
         att = items(dialect, json_at(dialect, e.doc, "attempts")).alias(alias)
         return att, sa.and_(
             text_at(dialect, att.c.value, "backend") == cid,
-            text_at(dialect, att.c.value, "outcome").not_in(_UNSENT),
+            text_at(dialect, att.c.value, "outcome").not_in(sorted(UNSENT_OUTCOMES)),
         )
 
     reached, reached_it = tried("att")

@@ -20,6 +20,7 @@ from typing import Any, Protocol, TypeVar
 
 import msgspec
 
+from audit.event import UNSENT_OUTCOMES
 from gateway.capture import obliged
 from gateway.catalog import key_allows
 from gateway.config.backends import BackendSpec
@@ -364,7 +365,7 @@ class Pipeline:
             }
             if failure is not None:
                 self.s.metrics.upstream_errors.labels(backend.id, failure.kind).inc()
-                if failure.kind not in _UNSENT and ctx.pii_actions:
+                if failure.kind not in UNSENT_OUTCOMES and ctx.pii_actions:
                     # what this backend got of the personal data, though it did not answer: the
                     # request reached it (the transfers register counts it there); body_for set
                     # ctx.pii_actions for this backend's body just before the call
@@ -372,10 +373,6 @@ class Pipeline:
             ctx.attempts.append(attempt)
 
         return record
-
-
-# attempt outcomes in which the request never went out: no connection, no TLS session
-_UNSENT = frozenset({"connect", "tls"})
 
 
 def _action_key(decision: Decision, backend_id: str, counts: dict[str, int]) -> str:
