@@ -14,6 +14,7 @@ import asyncio
 import json
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -117,10 +118,11 @@ class Load:
     def assert_healed(self, allowed: set[tuple[int, str | None]]) -> int:
         """Only ``allowed`` answers; all 200 before and after; a 503 felt in the fault. The
         number of 200s."""
-        assert {(s, c) for _, s, c in self.statuses} <= allowed | {(200, None)}
-        assert self.statuses_in("before") and set(self.statuses_in("before")) == {200}
+        odd = Counter(self.statuses)  # what a failure prints: (phase, status, code) -> count
+        assert {(s, c) for _, s, c in self.statuses} <= allowed | {(200, None)}, odd
+        assert self.statuses_in("before") and set(self.statuses_in("before")) == {200}, odd
         assert 503 in self.statuses_in("fault")  # the fault was felt
-        assert self.statuses_in("after") and set(self.statuses_in("after")) == {200}  # healed
+        assert self.statuses_in("after") and set(self.statuses_in("after")) == {200}, odd
         return sum(1 for _, s, _ in self.statuses if s == 200)
 
 
