@@ -10,9 +10,10 @@ signed, checkable offline.
 - ``verification.json``: the whole trail checked against its signed checkpoints now
   (:func:`audit.verify.verify_database`);
 - ``policy.json`` and ``configuration.json``: the policy bundle revisions and the configuration
-  hashes the period's decisions were made under (each with its requests, first and last), and
-  what the caller says is in force now (``current``: the bundle revision, the configuration hash,
-  the backend catalogue's facts); the caller may add files (the policy bundle itself);
+  hashes the period's decisions were made under (each with its requests, first and last, and the
+  file the bundle or the configuration's document was kept in, where it was), and what the
+  caller says is in force now (``current``: the bundle revision, the configuration hash, the
+  backend catalogue's facts); the caller may add files (the policy bundle itself);
 - ``public_key.pem``: the key the manifests and checkpoints are signed with (compare its
   ``key_id`` with one obtained apart from the pack);
 - ``MANIFEST.json``: every file's size and SHA-256, the filter, the reader's scope and when,
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 import tempfile
 import zipfile
@@ -49,6 +51,7 @@ from audit.verify import verify_database
 __all__ = ["MANIFEST", "PackReport", "verify_pack", "write_pack"]
 
 MANIFEST = "MANIFEST.json"
+_CONFIG_FILE = re.compile(r"config-([0-9a-f]{16})\.json")
 TRAIL = "trail.jsonl"
 _USAGE_BY = ("jurisdiction", "team", "model", "decision")
 _DENIALS_BY = ("rule", "jurisdiction")
@@ -69,7 +72,11 @@ What is here (MANIFEST.json lists every file with its size and SHA-256, and is s
                               pack was made
   policy.json                 the policy bundle revisions the decisions were made under, and
                               the file of each the gateway kept (policy-bundle-<revision>.tar.gz)
-  configuration.json          the configuration hashes, and the backend catalogue in force
+  configuration.json          the configuration hashes the decisions were made under, and the
+                              backend catalogue in force
+  config-<hash>.json          the configuration of each hash the gateway kept, and the one in
+                              force: its settings as canonical JSON, passwords and webhook paths
+                              taken out; its SHA-256 begins with <hash>
   public_key.pem              the Ed25519 key that signed the manifests and the checkpoints
 
 To check it (this folder, or the ZIP it came in), with the key obtained apart from this pack
@@ -133,6 +140,7 @@ async def write_pack(
     extra: Mapping[str, Callable[[Path], None]] | None = None,
     verify: Callable[[], Awaitable[Mapping[str, Any]]] | None = None,
     archived: Callable[[str], Path | None] | None = None,
+    archived_config: Callable[[str], Path | None] | None = None,
     allowed_roles: tuple[str, ...] | frozenset[str] = ("admin", "auditor"),
     checkpoint_dir: Path | None = None,
     writer: str = "evidence:0:0",
@@ -143,8 +151,9 @@ async def write_pack(
     ``verify``: the trail's verification (default: :func:`audit.verify.verify_database` here; a
     server passes one that runs in a child process, so its event loop is not held); ``archived``:
     the file a bundle revision was kept in, if it was (each revision the period was decided
-    under is copied in as ``policy-bundle-<revision>.tar.gz``). Files are hashed in a worker
-    thread."""
+    under is copied in as ``policy-bundle-<revision>.tar.gz``); ``archived_config``: the file a
+    configuration hash's document was kept in, if it was (copied in under its own name). Files
+    are hashed in a worker thread."""
     scope.authorise(allowed_roles)
     out.mkdir(parents=True, exist_ok=True)
     if any(out.iterdir()):
@@ -176,9 +185,16 @@ async def write_pack(
             s["bundle_file"] = f"policy-bundle-{kept.name}"
             await asyncio.to_thread(shutil.copyfile, kept, out / s["bundle_file"])
     _write(out / "policy.json", {"seen": seen, "current": current.get("bundle_revision")})
+    configs = await _seen(engine, flt, scope, "config_hash")
+    for c in configs:  # the configuration that decided, where the gateway kept its document
+        kept = archived_config(c["config_hash"]) if archived_config and c["config_hash"] else None
+        c["config_file"] = None
+        if kept is not None:
+            c["config_file"] = kept.name
+            await asyncio.to_thread(shutil.copyfile, kept, out / kept.name)
     _write(out / "configuration.json", {
-        "seen": await _seen(engine, flt, scope, "config_hash"),
-        "current": {k: current.get(k) for k in ("config_hash", "catalogue")},
+        "seen": configs,
+        "current": {k: current.get(k) for k in ("config_hash", "config_file", "catalogue")},
     })  # fmt: skip
     (out / "public_key.pem").write_bytes(signer.public_pem())
     (out / "README.txt").write_text(_README, "utf-8")
@@ -259,6 +275,14 @@ def _verify_folder(pack: Path, public: Any) -> PackReport:
             problems.append(f"{name}: missing")
         elif path.stat().st_size != want.get("bytes") or file_sha256(path) != want.get("sha256"):
             problems.append(f"{name}: changed since the pack was signed")
-    trail = verify_export(pack / TRAIL, pack / (TRAIL + ".manifest.json"), public)
+    for path in sorted(pack.glob("config-*.json")):  # each document is the one its name says
+        digest = _CONFIG_FILE.fullmatch(path.name)
+        if digest and file_sha256(path)[:16] != digest.group(1):
+            problems.append(f"{path.name}: its SHA-256 does not begin with its hash")
+    trail_files = (pack / TRAIL, pack / (TRAIL + ".manifest.json"))
+    if not all(p.is_file() for p in trail_files):
+        problems.append(f"{TRAIL}: the trail or its manifest is missing")
+        return PackReport(False, len(listed), key_id_of(public), problems)
+    trail = verify_export(*trail_files, public)
     problems += [f"{TRAIL}: {p}" for p in trail.problems]
     return PackReport(not problems, len(listed), key_id_of(public), problems, trail.to_json())

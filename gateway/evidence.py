@@ -1,7 +1,8 @@
 """What an evidence pack (:mod:`audit.evidence`) takes from the gateway: the policy bundle and
 the configuration in force (its hash, the backend catalogue's facts, never a credential), the
-citations the bundle names, and the bundle itself as a file. Shared by ``portcullis audit
-evidence`` and ``GET /admin/audit/evidence``."""
+citations the bundle names, the bundle itself and the configuration's document
+(:mod:`gateway.config_archive`) as files, and where earlier bundles and documents were kept.
+Shared by ``portcullis audit evidence`` and ``GET /admin/audit/evidence``."""
 
 from __future__ import annotations
 
@@ -11,8 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config import Settings
+from gateway.config_archive import (
+    archived_config,
+    config_document,
+    config_file_name,
+    config_hash,
+)
 from gateway.policy.bundle import archived_name, cited_actions, load_bundle, write_opa_bundle
-from gateway.reload import config_hash
 
 __all__ = ["PackInputs", "bundle_archive", "pack_inputs"]
 
@@ -28,6 +34,7 @@ class PackInputs:
     citations: dict[str, dict[str, Any]]
     extra: dict[str, Callable[[Path], None]]
     archived: Callable[[str], Path | None]  # a bundle revision's archived file, if kept
+    archived_config: Callable[[str], Path | None]  # a configuration hash's document, if kept
 
     def pack_args(self) -> dict[str, Any]:
         """The keyword arguments of :func:`audit.evidence.write_pack` these stand for."""
@@ -36,6 +43,7 @@ class PackInputs:
             "citations": self.citations,
             "extra": self.extra,
             "archived": self.archived,
+            "archived_config": self.archived_config,
         }
 
 
@@ -44,18 +52,32 @@ def pack_inputs(settings: Settings, running_hash: str | None = None) -> PackInpu
     and catalogue; ``running_hash``: a running gateway's configuration hash, which a reload
     changes (default: the hash of ``settings``)."""
     bundle = load_bundle(settings.policy.bundle, settings.policy.overlays)
+    document, digest = config_document(settings), config_hash(settings)
+    extra: dict[str, Callable[[Path], None]] = {
+        "policy-bundle.tar.gz": lambda path: write_opa_bundle(bundle, path)
+    }
+    current: dict[str, Any] = {
+        "bundle_revision": bundle.revision,
+        "config_hash": running_hash or digest,
+        "config_file": None,
+        "catalogue": [b.facts() for b in settings.backends],
+    }
+    if running_hash in (None, digest):  # the document of the configuration in force
+        current["config_file"] = config_file_name(digest)
+        extra[config_file_name(digest)] = lambda path: _write_bytes(path, document)
     return PackInputs(
-        current={
-            "bundle_revision": bundle.revision,
-            "config_hash": running_hash or config_hash(settings),
-            "catalogue": [b.facts() for b in settings.backends],
-        },
+        current=current,
         citations=cited_actions(bundle),
-        extra={"policy-bundle.tar.gz": lambda path: write_opa_bundle(bundle, path)},
+        extra=extra,
         archived=lambda revision: _archived(settings.data_dir, revision),
+        archived_config=lambda h: archived_config(settings.data_dir, h),
     )
 
 
 def _archived(data_dir: str | Path, revision: str) -> Path | None:
     path = bundle_archive(data_dir) / archived_name(revision)
     return path if path.is_file() else None
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    path.write_bytes(data)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import signal
 from collections.abc import Callable, Iterable
@@ -37,20 +36,16 @@ from prometheus_client import Counter
 from gateway.catalog import Catalog
 from gateway.config import ConfigError, Settings
 from gateway.config.backends import BackendSpec
+from gateway.config_archive import archive_config, config_archive, config_hash
 from gateway.errors import Cause, GatewayError
 from gateway.services import Services
 
-__all__ = ["ReloadReport", "Reloader", "backend_credentials", "config_hash", "install_sighup"]
+__all__ = ["ReloadReport", "Reloader", "backend_credentials", "install_sighup"]
 
 log = logging.getLogger("portcullis")
 
 # Top-level sections a reload applies; every other one is read at start only.
 RELOADABLE = ("backends", "limits", "budgets", "requests", "system_prompts")
-
-
-def config_hash(settings: Settings) -> str:
-    """The configuration's identity in every audit record (16 hex digits of its SHA-256)."""
-    return hashlib.sha256(settings.model_dump_json().encode()).hexdigest()[:16]
 
 
 def backend_credentials(
@@ -224,6 +219,8 @@ class Reloader:
                 action["requests_per_minute"] = fresh.limits.requests_per_minute
                 action["tokens_per_minute"] = fresh.limits.tokens_per_minute
             event = {"actor": actor, "action": action, "config_hash": after}
+            # kept before any record names it (an evidence pack shows what decided a request)
+            await asyncio.to_thread(archive_config, effective, config_archive(effective.data_dir))
             try:
                 await self._services.audit.record("config", event)
             except Exception as exc:  # noqa: BLE001 - any store failure: nothing is applied

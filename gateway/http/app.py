@@ -18,6 +18,7 @@ from gateway.budgets import Budgets
 from gateway.capture import Capture
 from gateway.catalog import Catalog
 from gateway.config import Settings
+from gateway.config_archive import archive_config, config_archive, config_hash
 from gateway.errors import Cause, GatewayError
 from gateway.evidence import bundle_archive
 from gateway.heap import freeze_startup_heap
@@ -51,7 +52,7 @@ from gateway.limiter import build_limiter
 from gateway.metrics import Metrics
 from gateway.pii.contract import PiiGuard
 from gateway.pipeline import Pipeline
-from gateway.reload import Reloader, backend_credentials, config_hash, install_sighup
+from gateway.reload import Reloader, backend_credentials, install_sighup
 from gateway.revocations import RedisRevocations
 from gateway.routing import Router as BackendRouter
 from gateway.secrets_store import ServerSecret, load_server_secret
@@ -119,6 +120,8 @@ async def build_services(settings: Settings, components: Components) -> Services
     if pii is not None:
         await pii.ready()  # load the NER model now, not on the first request
     await audit.start()
+    # the configuration's document, kept by the hash every record of this run carries
+    await asyncio.to_thread(archive_config, settings, config_archive(settings.data_dir))
     credentials, unusable = backend_credentials(settings.backends)
     upstream = Upstream(credentials)
     await upstream.start()

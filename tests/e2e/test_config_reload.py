@@ -8,6 +8,7 @@ upstream on 127.0.0.1 received, the policy's answers through the openai SDK, and
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import os
@@ -133,6 +134,12 @@ def test_a_backend_added_to_the_file_serves_after_a_reload_and_the_change_is_on_
         assert done[-1]["config_hash"] == report["config_hash"]
         assert done[-1]["backend"]["id"] == "deepseek-self"
         assert done[0]["config_hash"] == before  # the denial, under the old configuration
+        # each configuration's document is kept by the hash its records carry
+        for digest, ids in ((before, ["deepseek-hosted"]),
+                            (report["config_hash"], ["deepseek-hosted", "deepseek-self"])):  # fmt: skip
+            document = (tmp_path / "config" / f"config-{digest}.json").read_bytes()
+            assert hashlib.sha256(document).hexdigest()[:16] == digest
+            assert [b["id"] for b in json.loads(document)["backends"]] == ids
     finally:
         gw.stop()
     verified = asyncio.run(_verify(tmp_path))

@@ -5,6 +5,7 @@ another key."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,12 +61,15 @@ def test_an_evidence_pack_holds_the_period_and_checks_offline(
     assert said["trail_verified"] is True
     names = sorted(p.name for p in pack.iterdir())
     kept = [n for n in names if n.startswith("policy-bundle-sha256-")]
+    documents = [n for n in names if n.startswith("config-")]
     assert names == sorted([
         "MANIFEST.json", "README.txt", "configuration.json", "denials.json",
         "policy-bundle.tar.gz", "policy.json", "public_key.pem", "transfers.json",
         "trail.jsonl", "trail.jsonl.manifest.json", "usage.json", "verification.json", *kept,
+        *documents,
     ])  # fmt: skip
     assert len(kept) == 1  # the bundle that decided, as the gateway kept it when it loaded it
+    assert len(documents) == 1  # the configuration that decided, which is the one in force
     # what the reports say is what the gateway's own report routes say
     transfers = json.loads((pack / "transfers.json").read_text())
     by = ",".join(transfers["by"])
@@ -89,9 +93,15 @@ def test_an_evidence_pack_holds_the_period_and_checks_offline(
     configuration = json.loads((pack / "configuration.json").read_text())
     assert [c["id"] for c in configuration["current"]["catalogue"]] == [
         "deepseek-hosted", "deepseek-self"]  # fmt: skip
-    assert [(s["config_hash"], s["requests"]) for s in configuration["seen"]] == [
-        (configuration["current"]["config_hash"], 3)
+    digest = configuration["current"]["config_hash"]
+    assert [(s["config_hash"], s["requests"], s["config_file"]) for s in configuration["seen"]] == [
+        (digest, 3, f"config-{digest}.json")
     ]
+    assert configuration["current"]["config_file"] == documents[0] == f"config-{digest}.json"
+    document = (pack / documents[0]).read_bytes()  # as the gateway kept it when it started
+    assert document == (data_dir / "config" / documents[0]).read_bytes()
+    assert hashlib.sha256(document).hexdigest().startswith(digest)
+    assert json.loads(document)["backends"][1]["id"] == "deepseek-self"
     assert json.loads((pack / "verification.json").read_text())["ok"] is True
     trail = (pack / "trail.jsonl").read_text().splitlines()
     assert len(trail) >= 6 and "hi" not in {json.loads(t).get("prompt") for t in trail}
@@ -102,7 +112,7 @@ def test_an_evidence_pack_holds_the_period_and_checks_offline(
     key = str(pack / "public_key.pem")
     ok = run.invoke(cli, ["-c", str(cfg), "audit", "verify", "--evidence", str(pack),
                           "--public-key", key])  # fmt: skip
-    assert ok.exit_code == 0 and ok.output.startswith("OK: 12 files"), ok.output
+    assert ok.exit_code == 0 and ok.output.startswith("OK: 13 files"), ok.output
     # the pack is itself on the record: its export and each report, by jane.doe
     reads = [e for e in settled_entries(data_dir, "export") if e["actor"] == "jane.doe"]
     assert {e["action"].get("phase") for e in reads} >= {"usage", "transfers", "denials"}
@@ -147,7 +157,7 @@ def test_the_console_s_pack_is_a_zip_that_checks_offline_and_leaves_nothing_behi
     names = zipfile.ZipFile(io.BytesIO(body)).namelist()
     (folder,) = {n.split("/")[0] for n in names}
     assert folder.startswith("portcullis-evidence-") and f"{folder}/MANIFEST.json" in names
-    assert len(names) == 13
+    assert len(names) == 14
     # built in the data directory's tmp/ and removed once sent
     assert list((data_dir / "tmp").iterdir()) == []
     cfg = data_dir / "gateway.yaml"
@@ -155,7 +165,7 @@ def test_the_console_s_pack_is_a_zip_that_checks_offline_and_leaves_nothing_behi
     ok = CliRunner().invoke(
         cli, ["-c", str(cfg), "audit", "verify", "--evidence", str(archive), "--public-key", key]
     )
-    assert ok.exit_code == 0 and ok.output.startswith("OK: 12 files"), ok.output
+    assert ok.exit_code == 0 and ok.output.startswith("OK: 13 files"), ok.output
     # the verification ran in a child process and found the trail intact
     inside = zipfile.ZipFile(archive)
     assert json.loads(inside.read(f"{folder}/verification.json"))["ok"] is True
