@@ -114,6 +114,21 @@ def _digest(s: _Stripper, v: Any) -> str | None:
     return None
 
 
+_SUBJECT = re.compile(r"^[0-9a-f]{16}\Z")
+
+
+def _subjects(s: _Stripper, v: Any) -> list[str]:
+    """The subject index's digests: 16 hex digits each, anything else dropped."""
+    if not isinstance(v, list | tuple):
+        if v is not None:
+            s.drop()
+        return []
+    out = [d for d in v if isinstance(d, str) and _SUBJECT.match(d)]
+    if len(out) != len(v):
+        s.drop()
+    return out
+
+
 def _ts(s: _Stripper, v: Any) -> str | None:
     """RFC 3339 UTC, always with 6 fraction digits, so that stored times sort as text."""
     if isinstance(v, str) and _TS.match(v):
@@ -156,6 +171,8 @@ PII: Spec = {
     "output": _S.counts,
     "uninspectable": _S.ids,  # content kinds the detector could not read (image_url, token_ids)
     "insecure": _S.ids,  # insecure switches this request went through (pii.enabled:false, ...)
+    # keyed digests of the values found (gateway.pii.actions.subject_digest): the subject index
+    "subjects": _subjects,
 }
 DIGESTS: Spec = {"key_id": _S.ident, "prompt": _digest, "answer": _digest}
 # ``pii``: for an attempt that failed after the request went out, the actions taken on the

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,7 @@ class RequestContext:
     error_code: str | None = None
     usage: dict[str, int] = field(default_factory=dict)
     pii_counts: dict[str, int] = field(default_factory=dict)
+    pii_subjects: Sequence[str] = ()  # keyed digests of the values found (the subject index)
     pii_actions: dict[str, dict[str, int]] = field(default_factory=dict)
     pii_output: dict[str, int] = field(default_factory=dict)  # new PII found in the answer
     # Content kinds the detector could not read (image_url, token_ids, ...), and the insecure
@@ -150,6 +152,7 @@ class RequestContext:
                 "output": dict(self.pii_output),
                 "uninspectable": self.uninspectable,
                 "insecure": self.insecure,
+                "subjects": self.pii_subjects,
             }
             if self.pii_counts
             or self.pii_actions

@@ -124,6 +124,7 @@ class Pipeline:
             raise
         ctx.mark("pii", t0)
         ctx.pii_counts = dict(inspection.counts)
+        ctx.pii_subjects = inspection.subjects
         return inspection
 
     async def write_ahead(self, ctx: RequestContext) -> None:

@@ -88,4 +88,6 @@ def deployment_view(stance: str) -> Fixed:
 # The audit event's ``pii`` part of a request in which nothing was found, acted on, left
 # uninspected or let through (every request while PII inspection is off): one view, so its
 # normalised form is computed once, not twice per request.
-NO_PII = Fixed(counts=Fixed(), actions=Fixed(), output=Fixed(), uninspectable=(), insecure=())
+NO_PII = Fixed(
+    counts=Fixed(), actions=Fixed(), output=Fixed(), uninspectable=(), insecure=(), subjects=()
+)

@@ -79,7 +79,12 @@ def ev(i: int) -> dict[str, Any]:
             "pii": {"entities": {"PERSON": 1}},
             "deployment": {},
         },
-        "pii": {"counts": {"PERSON": 1}, "actions": {"PERSON": {"pseudonymise": 1}}},
+        "pii": {
+            "counts": {"PERSON": 1},
+            "actions": {"PERSON": {"pseudonymise": 1}},
+            # the person's subject digest: 5,000 people, each in every 5,000th request
+            "subjects": [f"{i % 5000:016x}"],
+        },
         "usage": {"prompt_tokens": 100, "completion_tokens": 20},
         "latency_ms": {"total": 10.0, "upstream": 9.0},
         "status": 200,

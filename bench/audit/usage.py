@@ -4,7 +4,9 @@ the database can do (team and model, count and two token sums), same file, alter
 what the report's extra measures, its purge and scope handling cost; and against the first
 version of the report (every outcome body read into Python a page at a time and parsed there);
 and the transfers register (``audit.transfers``, its default grouping: two ``GROUP BY`` queries,
-one of them over each body's PII actions unnested twice).
+one of them over each body's PII actions unnested twice); and the data-subject search
+(``audit.subjects``: every outcome body's ``pii.subjects`` unnested and matched against the
+value's digests — one type, and every type the gateway finds, 35 digests).
 
     .venv/bin/python bench/audit/usage.py [--requests 100000] [--rounds 3] [--pg]
 
@@ -31,6 +33,7 @@ from bench_audit import ev, fill, on_store
 
 from audit.db import create_tables, open_engine
 from audit.export import ExportFilter, Scope
+from audit.subjects import find_subject
 from audit.transfers import transfers
 from audit.usage import usage
 
@@ -90,6 +93,8 @@ async def run(url: str, requests: int, rounds: int) -> None:
         "plain GROUP BY": [],
         "in Python": [],
         "audit.transfers": [],
+        "audit.subjects, 1 type": [],
+        "audit.subjects, 35 types": [],
     }
     if pg:
         del times["plain GROUP BY"]
@@ -111,6 +116,16 @@ async def run(url: str, requests: int, rounds: int) -> None:
         times["audit.transfers"].append(time.perf_counter() - t)
         assert sum(r.requests for r in sent) == requests
         assert sum(r.protected for r in sent) == requests  # one pseudonymised PERSON each
+        person = f"{4242:016x}"  # in every 5,000th request
+        others = {f"{0xFFFF0000 + n:016x}": f"TYPE_{n}" for n in range(34)}  # found nowhere
+        for name, digests in (
+            ("audit.subjects, 1 type", {person: "PERSON"}),
+            ("audit.subjects, 35 types", {person: "PERSON", **others}),
+        ):
+            t = time.perf_counter()
+            matches, totals = await find_subject(engine, digests, ExportFilter(), ADMIN)
+            times[name].append(time.perf_counter() - t)
+            assert totals["requests"] == len(matches) == requests // 5000, totals
     assert sum(r.requests for r in rows) == counted == requests
     best = {k: min(v) for k, v in times.items()}
     print(f"{'PostgreSQL' if pg else 'SQLite'}:")

@@ -362,9 +362,11 @@ def shred_cmd(ctx: click.Context, tenant: str, actor: str | None) -> None:
     click.echo(json.dumps({"tenant": tenant, "key_destroyed": done}))
 
 
-# ``audit ship``, ``audit content``, ``audit usage``, ``audit transfers``, ``audit denials``
-# and ``audit evidence`` live in their own modules and register themselves on the group above.
+# ``audit ship``, ``audit content``, ``audit usage``, ``audit transfers``, ``audit denials``,
+# ``audit evidence`` and ``audit subject`` live in their own modules and register themselves on
+# the group above.
 from gateway.cli import audit_content as _audit_content  # noqa: E402, F401
 from gateway.cli import audit_evidence as _audit_evidence  # noqa: E402, F401
 from gateway.cli import audit_reports as _audit_reports  # noqa: E402, F401
 from gateway.cli import audit_ship as _audit_ship  # noqa: E402, F401
+from gateway.cli import audit_subject as _audit_subject  # noqa: E402, F401

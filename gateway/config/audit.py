@@ -17,6 +17,9 @@ class AuditSettings(Strict):
     # Write-ahead: an intent not durable within this deadline fails the request (503).
     intent_deadline_ms: int = Field(1000, ge=1, le=60000)
     record_client_address: bool = True
+    # Keep a keyed digest of each personal-data value found in a request (never the value), so
+    # that `portcullis audit subject` can answer whether a person's data was sent, and where.
+    record_subject_digests: bool = True
     # A separate audit database; default: the gateway's own database.
     database_url: str | None = None
     max_batch: int = Field(2000, ge=1, le=50000)

@@ -106,7 +106,7 @@ async def build_services(settings: Settings, components: Components) -> Services
     if pii is None and settings.pii.enabled and not components.pii_disabled:
         from gateway.pii import build_guard
 
-        pii = build_guard(settings.pii, secret.derive("pii"))
+        pii = build_guard(settings.pii, secret.derive("pii"), settings.audit.record_subject_digests)
     if pii is None and not settings.pii.enabled:
         log.warning(
             "pii.enabled is false: prompts are not inspected, so the policy's PII actions "

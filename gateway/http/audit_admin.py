@@ -39,7 +39,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-from litestar import Request, Response, get
+from litestar import Request, Response, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath
 from litestar.response import Stream
@@ -367,7 +367,75 @@ async def audit_content(
     )
 
 
+@post("/admin/audit/subjects", opt={"role": "auditor"}, status_code=200)
+async def audit_subjects(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
+    """The data-subject search (:mod:`audit.subjects`): ``{"value": "...", "types"?: [...],
+    "since"?, "until"?, "jurisdiction"?, "user"?, "team"?, "decision"?, "backend"?}`` — a POST,
+    so that the value is in no URL, proxy log or browser history. The same role and scope as the
+    reports; recorded like them, with the types searched and never the value."""
+    from audit.export import AuditForbidden, ExportFilter, utc_text
+    from audit.subjects import find_subject
+    from gateway.http.admin import _json_body
+    from gateway.subjects import known_types, subject_digests
+
+    services: Services = state.services
+    body = await _json_body(request, 3)
+    unknown = set(body) - {"value", "types", *_USAGE_FILTERS}
+    if unknown:
+        raise GatewayError(Cause.INVALID_PARAMETER, f"Unsupported field: '{sorted(unknown)[0]}'.")
+    value, types = body.get("value"), body.get("types")
+    if not isinstance(value, str):
+        raise GatewayError(Cause.INVALID_PARAMETER, "value: the text to search for.", param="value")
+    known = known_types(services.settings)
+    if types is not None and (
+        not isinstance(types, list) or not all(isinstance(t, str) for t in types)
+    ):
+        raise GatewayError(Cause.INVALID_PARAMETER, "types: a list of type names.", param="types")
+    strange = sorted(set(types or ()) - known)
+    if strange:
+        raise GatewayError(
+            Cause.INVALID_PARAMETER,
+            f"types: '{strange[0][:40]}' is not a type the gateway finds.",
+            param="types",
+        )
+    values = {k: body[k] for k in _USAGE_FILTERS if body.get(k) is not None}
+    try:
+        if not all(isinstance(v, str) for v in values.values()):
+            raise ValueError("filters: text")
+        for name in ("since", "until"):
+            if name in values:
+                try:
+                    values[name] = utc_text(values[name])
+                except ValueError:
+                    raise ValueError(f"{name}: an ISO 8601 date or time") from None
+        flt = ExportFilter(**values)
+        digests = subject_digests(services.secret, value, types or known)
+    except ValueError as exc:
+        name = str(exc).split(":", 1)[0]
+        raise GatewayError(Cause.INVALID_PARAMETER, f"Invalid search: {exc}.", param=name) from None
+    del value, body
+    try:
+        matches, totals = await find_subject(
+            _engine(services),
+            digests,
+            flt,
+            _scope(request),
+            allowed_roles=services.settings.audit.export_roles,
+            writer=getattr(services.audit, "writer_id", "subject:0:0"),
+        )
+    except AuditForbidden:
+        raise GatewayError(Cause.FORBIDDEN, "This role may not read the audit trail.") from None
+    return {
+        "matches": [m.to_json() for m in matches],
+        "totals": totals,
+        "types_searched": sorted(set(digests.values())),
+        # whether this gateway keeps digests now (audit.record_subject_digests, PII inspection on)
+        "indexing": services.settings.audit.record_subject_digests and services.pii is not None,
+    }
+
+
 AUDIT_HANDLERS = [
+    audit_subjects,
     export_audit,
     audit_usage,
     audit_transfers,

@@ -13,7 +13,7 @@ from gateway.pii.contract import PiiGuard
 __all__ = ["build_guard"]
 
 
-def build_guard(settings: PiiSettings, secret: bytes) -> PiiGuard:
+def build_guard(settings: PiiSettings, secret: bytes, index_subjects: bool = False) -> PiiGuard:
     """The production guard: :class:`~gateway.pii.detector.FastDetector` (recognizers, spaCy
     NER, cache, executor, deadline) behind :class:`~gateway.pii.guard.Guard`.
 
@@ -39,4 +39,5 @@ def build_guard(settings: PiiSettings, secret: bytes) -> PiiGuard:
         max_chars=settings.max_chars,
         output_scan=output_scan,
         redact_new_output=settings.output_new_pii == "redact",
+        index_subjects=index_subjects,
     )

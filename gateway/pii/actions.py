@@ -23,6 +23,8 @@ __all__ = [
     "max_placeholder_len",
     "pseudonym_tag",
     "redact",
+    "subject_digest",
+    "subject_key",
     "tenant_key",
 ]
 
@@ -42,6 +44,19 @@ def canonical(entity: str, value: str) -> str:
 
 def tenant_key(secret: bytes, tenant: str) -> bytes:
     return hmac.new(secret, b"pii-tenant\0" + tenant.encode(), hashlib.sha256).digest()
+
+
+def subject_key(secret: bytes) -> bytes:
+    """The key of the data-subject index: one for every tenant (a search finds a person in any
+    of them), apart from the pseudonyms' keys."""
+    return hmac.new(secret, b"pii-subject\0", hashlib.sha256).digest()
+
+
+def subject_digest(key: bytes, entity: str, value: str) -> str:
+    """What the audit record keeps of a value found, so that it can be searched for later
+    (``portcullis audit subject``): 16 hex digits of an HMAC of its type and canonical form."""
+    mac = hmac.new(key, f"subject\0{entity}\0{canonical(entity, value)}".encode(), hashlib.sha256)
+    return mac.hexdigest()[:16]
 
 
 def pseudonym_tag(key: bytes, entity: str, value: str, length: int = 6) -> str:

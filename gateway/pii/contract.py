@@ -66,6 +66,13 @@ class Inspection(Protocol):
         """Entity type -> number of findings, over the whole request."""
         ...
 
+    @property
+    def subjects(self) -> Sequence[str]:
+        """The keyed digests of the values found, one per value and type it was read as
+        (:func:`gateway.pii.actions.subject_digest`), sorted; empty unless the guard keeps the
+        data-subject index (``audit.record_subject_digests``)."""
+        ...
+
 
 class StreamRestorer(Protocol):
     def feed(self, text: str) -> str:

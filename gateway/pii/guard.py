@@ -16,7 +16,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.errors import Cause, GatewayError
-from gateway.pii.actions import canonical, hash_token, mask, pseudonym_tag, redact, tenant_key
+from gateway.pii.actions import (
+    canonical,
+    hash_token,
+    mask,
+    pseudonym_tag,
+    redact,
+    subject_digest,
+    subject_key,
+    tenant_key,
+)
 from gateway.pii.contract import Applied, Finding, PiiDetector
 from gateway.pii.generic import Candidate
 from gateway.pii.restore import PlaceholderRestorer
@@ -26,6 +35,9 @@ from gateway.policy.contract import PiiAction
 __all__ = ["Guard", "RequestInspection"]
 
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+# The most value digests one request's audit record keeps (a request listing thousands of
+# addresses keeps the first this many, sorted by digest: a search may miss the others).
+MAX_SUBJECTS = 512
 PatternScan = Callable[[str], list[Candidate]]
 
 
@@ -38,6 +50,7 @@ class RequestInspection:
     slots: tuple[Slot, ...] = field(repr=False)
     findings: tuple[tuple[Finding, ...], ...] = field(repr=False)
     counts: Mapping[str, int] = field(default_factory=dict)
+    subjects: tuple[str, ...] = ()
 
 
 class Guard:
@@ -51,11 +64,14 @@ class Guard:
         max_chars: int = 200_000,
         output_scan: PatternScan | None = None,
         redact_new_output: bool = False,
+        index_subjects: bool = False,
     ) -> None:
         if len(secret) < 16:
             raise ValueError("the PII secret must be at least 16 bytes")
         self._detector = detector
         self._secret = secret
+        # the data-subject index's key; None: the records keep no digest of the values found
+        self._subject_key = subject_key(secret) if index_subjects else None
         self._max_chars = max_chars
         self._output_scan = output_scan
         self._redact_new = redact_new_output
@@ -79,9 +95,25 @@ class Guard:
         # A value is counted under each type it was read as (``also``: a shorter reading inside
         # it), so the policy decides on all of them and the strictest action applies.
         counts = Counter(e for fs in found for f in fs for e in (f.entity_type, *f.also))
+        subjects: tuple[str, ...] = ()
+        if self._subject_key is not None and counts:
+            subjects = self._subjects(self._subject_key, slots, found)
         return RequestInspection(
-            endpoint, body, tuple(slots), tuple(tuple(fs) for fs in found), dict(counts)
+            endpoint, body, tuple(slots), tuple(tuple(fs) for fs in found), dict(counts), subjects
         )
+
+    @staticmethod
+    def _subjects(
+        key: bytes, slots: Sequence[Slot], found: Sequence[Sequence[Finding]]
+    ) -> tuple[str, ...]:
+        """Each value's digest under each type it was read as: a search by either finds it."""
+        digests = {
+            subject_digest(key, e, slot.text[f.start : f.end])
+            for slot, fs in zip(slots, found, strict=True)
+            for f in fs
+            for e in (f.entity_type, *f.also)
+        }
+        return tuple(sorted(digests)[:MAX_SUBJECTS])
 
     def apply(
         self,

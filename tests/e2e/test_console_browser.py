@@ -265,3 +265,68 @@ def test_an_administrator_and_an_auditor_work_through_the_console(
     _, _, page_reads = gw.request("GET", "/admin/audit/entries?kind=export&limit=100", token=TOKEN)
     actors = {e["entry"]["actor"] for e in page_reads["data"]}
     assert actors == {"admin-token", auditor.split("_")[1]}  # the reader's key id
+
+
+def test_an_auditor_finds_a_person_s_data_and_the_value_stays_nowhere(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    """The console's data-subject search: the value goes in a POST body, the form forgets it,
+    and the answer says where the request went and what was done to the value there."""
+    from playwright.sync_api import expect, sync_playwright
+
+    tfn = "123 456 782"  # an Australian tax file number with a valid check digit
+    cfg = deepseek_pair(tmp_path, upstream)
+    cfg["pii"] = {"ner": False}
+    gw = RunningGateway(Settings.model_validate(cfg)).start()
+    problems: list[str] = []
+    posted: list[str] = []
+    try:
+        ann = gw.create_key(user="ann", team="ops", jurisdiction="AU-NSW", sector="private")
+        auditor = gw.create_key(user="liz", jurisdiction="AU", sector="private", roles=["auditor"])
+        sdk = openai.OpenAI(base_url=gw.base_url, api_key=ann, max_retries=0)
+        sdk.chat.completions.create(
+            model="deepseek-chat", messages=[{"role": "user", "content": f"My TFN is {tfn}."}]
+        )
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+            page = browser.new_page()
+            page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+            page.on(
+                "console",
+                lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None,
+            )
+            page.on("request", lambda r: posted.append(f"{r.method} {r.url} {r.post_data}"))
+            page.goto(gw.url + "/console/")
+            page.fill("#credential", auditor)
+            page.click("#signin button[type=submit]")
+            expect(page.locator("#whoami")).to_contain_text("auditor")
+            page.click("#nav button[data-view=subjects]")
+            page.fill("#sf-value", "123456782")  # spelled without its spaces
+            page.fill("#sf-type", "AU_TFN")
+            page.click("#subjects-form button[type=submit]")
+            rows = page.locator("#subjects-table tr.subject-row")
+            expect(rows).to_have_count(1)
+            expect(rows.first).to_contain_text("ann (AU-NSW)")
+            expect(rows.first).to_contain_text("AU_TFN")
+            expect(rows.first).to_contain_text(
+                "deepseek-hosted (deepseek, CN): AU_TFN pseudonymise"
+            )
+            expect(page.locator("#subjects-summary")).to_contain_text(
+                "1 request(s) held the value, 1 of them sent"
+            )
+            assert page.input_value("#sf-value") == ""  # the form forgets the value
+            # a type the gateway does not find: said, not a blank page
+            page.fill("#sf-value", tfn)
+            page.fill("#sf-type", "NOT_A_TYPE")
+            page.click("#subjects-form button[type=submit]")
+            expect(page.locator("#status")).to_contain_text("not a type the gateway finds")
+            problems[:] = [p for p in problems if "400" not in p]  # the browser logs the 400
+            browser.close()
+    finally:
+        gw.stop()
+    assert problems == [], problems
+    # the value went only in POST bodies to the search, never in a URL
+    carrying = [p for p in posted if "123456782" in p or "123 456 782" in p]
+    assert carrying and all(
+        p.startswith("POST ") and "/admin/audit/subjects " in p for p in carrying
+    )

@@ -35,6 +35,7 @@ const VIEWS = {
   usage: { needs: "audit", show: () => showReport("usage") },
   transfers: { needs: "audit", show: () => showReport("transfers") },
   denials: { needs: "audit", show: () => showReport("denials") },
+  subjects: { needs: "audit", show: showSubjects },
   keys: { needs: "keys", show: showKeys },
   mykeys: { needs: "my_keys", show: showMyKeys },
   policy: { needs: "policy", show: showPolicy },
@@ -348,7 +349,9 @@ function resetViews() {
   resetAuditDetail();
   show($("audit-more"), false);
   show($("audit-empty"), false);
-  for (const form of ["audit-filter", "usage-form", "transfers-form", "denials-form", "key-create", "mykey-create", "user-keys-revoke", "policy-form"]) $(form).reset();
+  $("subjects-table").tBodies[0].replaceChildren();
+  $("subjects-summary").textContent = "";
+  for (const form of ["audit-filter", "usage-form", "transfers-form", "denials-form", "subjects-form", "key-create", "mykey-create", "user-keys-revoke", "policy-form"]) $(form).reset();
   for (const section of document.querySelectorAll("section.view")) show(section, false);
 }
 
@@ -692,6 +695,53 @@ const TRANSFER_MEASURES = [
   ["purged", "Purged"],
   ["entities", "Personal data by type and action", entitiesText, "entities"],
 ];
+
+// ---------------------------------------------------------------------------------------------
+// Data subjects
+
+function showSubjects() {
+  $("sf-value").focus();
+}
+
+// "deepseek-hosted (deepseek, CN): AU_TFN pseudonymise" per backend the request reached
+function reachedText(reached) {
+  if (!Array.isArray(reached) || reached.length === 0) return "not sent";
+  return reached.map((r) => {
+    const facts = [r.operator, r.hosting_country, r.self_hosted ? "self-hosted" : null,
+      r.answered ? null : "failed after sending"].filter(Boolean).map(text).join(", ");
+    const done = Object.entries(r.actions || {})
+      .map(([type, acts]) => `${type} ${Object.keys(acts).join("/")}`).join(", ");
+    return `${text(r.id)} (${facts}): ${done || "-"}`;
+  }).join("; ");
+}
+
+// The value goes in a POST body (never a URL) and is cleared from the form once sent.
+async function searchSubject(event) {
+  event.preventDefault();
+  const values = formValues($("subjects-form"));
+  const body = { value: $("sf-value").value };
+  if (values.type) body.types = [values.type];
+  if (values.since) body.since = values.since;
+  if (values.until) body.until = values.until;
+  $("sf-value").value = "";
+  say("Searching…");
+  const answer = await api("/admin/audit/subjects", { method: "POST", body });
+  const totals = answer.totals || {};
+  const rows = (answer.matches || []).map((m) => el("tr", { className: "subject-row" },
+    el("td", { text: text(m.ts) }),
+    el("td", { className: "mono", text: text(m.request_id) }),
+    el("td", { text: `${text(m.user)} (${text(m.jurisdiction)})` }),
+    el("td", { text: text(m.model) }),
+    el("td", { text: list(m.types) }),
+    el("td", { text: [m.decision, m.status, m.error_code].filter((v) => v !== null && v !== undefined).map(text).join(" ") }),
+    el("td", { text: reachedText(m.reached) })));
+  $("subjects-table").tBodies[0].replaceChildren(...rows);
+  $("subjects-summary").textContent =
+    `${totals.requests ?? 0} request(s) held the value, ${totals.forwarded ?? 0} of them sent` +
+    (totals.truncated ? " (the newest shown)." : ".") +
+    (answer.indexing ? "" : " This gateway keeps no digests now (audit.record_subject_digests or PII inspection is off): newer requests cannot be found.");
+  say(`${rows.length} request(s) found.`);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Denials
@@ -1224,6 +1274,8 @@ function wire() {
     }));
     $(`${name}-csv`).addEventListener("click", (e) => downloadReport(`${name}-form`, name, e.currentTarget));
   }
+
+  $("subjects-form").addEventListener("submit", guarded(searchSubject));
 
   $("keys-include-revoked").addEventListener("change", guarded(loadKeys));
   $("keys-table").addEventListener("click", guarded(onKeysTable));

@@ -84,6 +84,7 @@ FULL_EVENT = {
         "output": {"PHONE_NUMBER": 1},
         "uninspectable": ["image_url"],
         "insecure": ["pii.insecure_pass_uninspectable"],
+        "subjects": ["0123456789abcdef", "fedcba9876543210"],
     },
     "usage": {"prompt_tokens": 12, "completion_tokens": 30},
     "latency_ms": {"total": 120.5, "upstream": 100.0, "first_byte": None},
@@ -119,6 +120,8 @@ def test_a_complete_event_passes_unchanged() -> None:
         (("pii", "values"), {"PERSON": SECRET_VALUES[0]}),
         (("pii", "uninspectable"), [SECRET_VALUES[0]]),
         (("pii", "insecure"), [SECRET_VALUES[0]]),
+        (("pii", "subjects"), [SECRET_VALUES[0]]),  # a value where its digest belongs
+        (("pii", "subjects"), ["alice"]),  # an identifier, not a digest
         (("decision", "obligations"), {"note": SECRET_VALUES[0]}),
         (("decision_input", "messages"), [SECRET_VALUES[0]]),
         (("usage", "prompt_tokens"), SECRET_VALUES[2]),

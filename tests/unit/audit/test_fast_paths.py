@@ -144,7 +144,8 @@ def test_a_request_with_no_pii_news_shares_one_view_with_the_same_record() -> No
     ctx = RequestContext(request_id="req_1", endpoint="chat", client_addr=None)
     quiet = ctx.event("k", "c", False)
     assert quiet["pii"] is NO_PII
-    plain = {"counts": {}, "actions": {}, "output": {}, "uninspectable": [], "insecure": []}
+    plain = {"counts": {}, "actions": {}, "output": {}, "uninspectable": [], "insecure": [],
+             "subjects": []}  # fmt: skip
     assert normalise(quiet, "intent") == normalise({**quiet, "pii": plain}, "intent")
     for field, value in (
         ("pii_counts", {"PERSON": 1}),

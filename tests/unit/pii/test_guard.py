@@ -773,3 +773,50 @@ def test_the_guard_without_names_loads_no_spacy_thinc_or_blis() -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[]"
+
+
+async def test_the_subject_index_keeps_a_digest_per_value_and_type_never_the_value() -> None:
+    from gateway.pii.actions import subject_digest, subject_key
+    from gateway.pii.guard import MAX_SUBJECTS
+
+    body = {"messages": [{"role": "user", "content": f"{NAME} ({EMAIL}); {NAME} again"}]}
+    off = await guard().inspect("chat", body, None)
+    assert off.subjects == ()  # not asked for: nothing kept
+    on = await guard(index_subjects=True).inspect("chat", body, None)
+    key = subject_key(SECRET)
+    want = {subject_digest(key, "PERSON", NAME), subject_digest(key, "EMAIL_ADDRESS", EMAIL)}
+    assert set(on.subjects) == want and len(on.subjects) == 2  # a value twice: one digest
+    assert list(on.subjects) == sorted(on.subjects)
+    assert all(re.fullmatch(r"[0-9a-f]{16}", d) for d in on.subjects)
+    assert NAME not in repr(on.subjects) and EMAIL not in repr(on.subjects)
+    # another spelling of the same value is the same digest; the type is part of it
+    assert subject_digest(key, "PERSON", "alice   EXAMPLE") == subject_digest(key, "PERSON", NAME)
+    assert subject_digest(key, "AU_TFN", "123-456-782") == subject_digest(
+        key, "AU_TFN", "123456782"
+    )
+    assert subject_digest(key, "PERSON", NAME) != subject_digest(key, "LOCATION", NAME)
+    # one key for every tenant (a search finds a person in any), not the pseudonyms' key
+    assert subject_digest(subject_key(b"t" * 32), "PERSON", NAME) not in want
+    # a request naming thousands of people keeps the first MAX_SUBJECTS digests, sorted
+    many = {f"Person Number{i:05d}": "PERSON" for i in range(MAX_SUBJECTS + 10)}
+    crowd = {"messages": [{"role": "user", "content": " ".join(many)}]}
+    kept = (await guard(many, index_subjects=True).inspect("chat", crowd, None)).subjects
+    assert len(kept) == MAX_SUBJECTS and list(kept) == sorted(kept)
+
+
+async def test_a_value_read_as_two_types_is_found_under_either() -> None:
+    from gateway.pii.actions import subject_digest, subject_key
+    from gateway.pii.contract import Finding
+
+    class Nested(FakeDetector):
+        async def analyze(self, texts: Any, entities: Any) -> list[list[Finding]]:
+            return [[Finding("CREDIT_CARD", 0, 16, 1.0, also=("JP_MY_NUMBER",))] for _ in texts]
+
+    g = Guard(Nested({}), SECRET, index_subjects=True)
+    card = "4111111111111111"
+    found = await g.inspect("chat", {"messages": [{"role": "user", "content": card}]}, None)
+    key = subject_key(SECRET)
+    assert set(found.subjects) == {
+        subject_digest(key, "CREDIT_CARD", card),
+        subject_digest(key, "JP_MY_NUMBER", card),
+    }
