@@ -73,11 +73,19 @@ _FILTERS = (
 
 def _filter(request: Request[Any, Any, Any], names: tuple[str, ...], kinds: tuple[str, ...]) -> Any:
     """The export's filter from the query (400 naming the filter no entry can match)."""
+    q = request.query_params
+    return _filter_of({k: q[k] for k in names if q.get(k)}, kinds)
+
+
+def _filter_of(values: dict[str, Any], kinds: tuple[str, ...] = ()) -> Any:
+    """The export's filter from named values, a query's or a body's (400 naming the filter that
+    is not text or that no entry can match)."""
     from audit.export import ExportFilter, utc_text
 
-    q = request.query_params
-    values = {k: q[k] for k in names if q.get(k)}
     try:
+        for name, value in values.items():
+            if not isinstance(value, str):
+                raise ValueError(f"{name}: text")
         for name in ("since", "until"):
             if name in values:
                 try:
@@ -373,7 +381,7 @@ async def audit_subjects(request: Request[Any, Any, Any], state: State) -> dict[
     "since"?, "until"?, "jurisdiction"?, "user"?, "team"?, "decision"?, "backend"?}`` — a POST,
     so that the value is in no URL, proxy log or browser history. The same role and scope as the
     reports; recorded like them, with the types searched and never the value."""
-    from audit.export import AuditForbidden, ExportFilter, utc_text
+    from audit.export import AuditForbidden
     from audit.subjects import find_subject
     from gateway.http.admin import _json_body
     from gateway.subjects import known_types, subject_digests
@@ -398,21 +406,13 @@ async def audit_subjects(request: Request[Any, Any, Any], state: State) -> dict[
             f"types: '{strange[0][:40]}' is not a type the gateway finds.",
             param="types",
         )
-    values = {k: body[k] for k in _USAGE_FILTERS if body.get(k) is not None}
+    flt = _filter_of({k: body[k] for k in _USAGE_FILTERS if body.get(k) is not None})
     try:
-        if not all(isinstance(v, str) for v in values.values()):
-            raise ValueError("filters: text")
-        for name in ("since", "until"):
-            if name in values:
-                try:
-                    values[name] = utc_text(values[name])
-                except ValueError:
-                    raise ValueError(f"{name}: an ISO 8601 date or time") from None
-        flt = ExportFilter(**values)
         digests = subject_digests(services.secret, value, types or known)
     except ValueError as exc:
-        name = str(exc).split(":", 1)[0]
-        raise GatewayError(Cause.INVALID_PARAMETER, f"Invalid search: {exc}.", param=name) from None
+        raise GatewayError(
+            Cause.INVALID_PARAMETER, f"Invalid search: {exc}.", param="value"
+        ) from None
     del value, body
     try:
         matches, totals = await find_subject(

@@ -22,6 +22,7 @@ from gateway.config import Settings
 from gateway.http.app import Components
 from tests.e2e.conftest import deepseek_pair
 from tests.e2e.test_browser_cors import ARGS, CHROMIUM
+from tests.support.browser import watched_page
 from tests.support.gateway import RunningGateway
 from tests.support.upstream import FakeUpstream
 
@@ -70,14 +71,7 @@ def test_an_administrator_and_an_auditor_work_through_the_console(
     problems: list[str] = []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        page = browser.new_page(accept_downloads=True)
-        page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-        page.on(
-            "console",
-            lambda msg: (
-                problems.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None
-            ),
-        )
+        page = watched_page(browser, problems, accept_downloads=True)
         page.goto(gw.url + "/console")  # redirected to /console/
         assert page.url.endswith("/console/")
 
@@ -289,12 +283,7 @@ def test_an_auditor_finds_a_person_s_data_and_the_value_stays_nowhere(
         )
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-            page = browser.new_page()
-            page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-            page.on(
-                "console",
-                lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None,
-            )
+            page = watched_page(browser, problems)
             page.on("request", lambda r: posted.append(f"{r.method} {r.url} {r.post_data}"))
             page.goto(gw.url + "/console/")
             page.fill("#credential", auditor)

@@ -370,16 +370,12 @@ def test_a_person_signs_in_from_the_console_page_in_a_real_browser(w: World) -> 
     from playwright.sync_api import expect, sync_playwright
 
     from tests.e2e.test_browser_cors import ARGS, CHROMIUM
+    from tests.support.browser import watched_page
 
     problems: list[str] = []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        page = browser.new_page()
-        page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-        page.on(
-            "console",
-            lambda msg: problems.append(msg.text) if msg.type == "error" else None,
-        )
+        page = watched_page(browser, problems)
         page.goto(w.gw.url + "/console/")
         page.click("#sso-login")
         expect(page.locator("#whoami")).to_contain_text("sso:liz@example.org (auditor")
