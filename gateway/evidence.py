@@ -6,6 +6,7 @@ Shared by ``portcullis audit evidence`` and ``GET /admin/audit/evidence``."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from gateway.config_archive import (
 )
 from gateway.policy.bundle import archived_name, cited_actions, load_bundle, write_opa_bundle
 
-__all__ = ["PackInputs", "bundle_archive", "pack_inputs"]
+__all__ = ["PackInputs", "archived_bundle", "bundle_archive", "pack_inputs"]
 
 
 def bundle_archive(data_dir: str | Path) -> Path:
@@ -69,12 +70,15 @@ def pack_inputs(settings: Settings, running_hash: str | None = None) -> PackInpu
         current=current,
         citations=cited_actions(bundle),
         extra=extra,
-        archived=lambda revision: _archived(settings.data_dir, revision),
+        archived=lambda revision: archived_bundle(settings.data_dir, revision),
         archived_config=lambda h: archived_config(settings.data_dir, h),
     )
 
 
-def _archived(data_dir: str | Path, revision: str) -> Path | None:
+def archived_bundle(data_dir: str | Path, revision: str) -> Path | None:
+    """The kept bundle of ``revision`` (``sha256:<hex>``), if there is one."""
+    if not re.fullmatch(r"sha256:[0-9a-f]{8,64}", revision):
+        return None
     path = bundle_archive(data_dir) / archived_name(revision)
     return path if path.is_file() else None
 

@@ -10,6 +10,7 @@ swept after an hour. ``portcullis audit verify --evidence FILE.zip`` checks it o
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import tempfile
 import zipfile
@@ -18,17 +19,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from litestar import Request, get
+from litestar import Request, Response, get
 from litestar.datastructures import State
+from litestar.params import FromPath
 from litestar.response import Stream
 
 from gateway.errors import Cause, GatewayError
-from gateway.evidence import pack_inputs
+from gateway.evidence import archived_bundle, pack_inputs
 from gateway.http.audit_admin import _USAGE_FILTERS, _engine, _filter, _scope
 from gateway.policy.bundle import BundleError
 from gateway.services import Services
 
-__all__ = ["EVIDENCE_HANDLERS", "audit_evidence", "sweep"]
+__all__ = ["EVIDENCE_HANDLERS", "audit_bundle", "audit_configuration", "audit_evidence", "sweep"]
 
 
 # One pack at a time per process (each reads the whole range several times over); another
@@ -61,10 +63,76 @@ def _zip(folder: Path, dest: Path) -> None:
             z.write(path, f"{folder.name}/{path.name}")
 
 
+def _authorised(request: Request[Any, Any, Any], services: Services) -> None:
+    from audit.export import AuditForbidden
+
+    try:
+        _scope(request).authorise(services.settings.audit.export_roles)
+    except AuditForbidden:
+        raise GatewayError(Cause.FORBIDDEN, "This role may not read the audit trail.") from None
+
+
+@get("/admin/audit/configurations/{digest:str}", opt={"role": "auditor"})
+async def audit_configuration(
+    digest: FromPath[str], request: Request[Any, Any, Any], state: State
+) -> Response[bytes]:
+    """The configuration a request was decided under: the document kept by the hash its record
+    carries (``config_hash``; :mod:`gateway.config_archive`), as JSON — passwords and webhook
+    paths taken out, its SHA-256 beginning with the hash."""
+    from gateway.config_archive import archived_config
+
+    services: Services = state.services
+    _authorised(request, services)
+    if not re.fullmatch(r"[0-9a-f]{16}", digest):
+        raise GatewayError(
+            Cause.INVALID_PARAMETER, "A configuration hash is 16 hex digits.", param="digest"
+        )
+    kept = archived_config(services.settings.data_dir, digest)
+    if kept is None:
+        raise GatewayError(
+            Cause.NOT_FOUND,
+            "No document of this configuration was kept (it ran before 2026-12-01, on another "
+            "data directory, or could not be written).",
+        )
+    return Response(
+        content=await asyncio.to_thread(kept.read_bytes),
+        media_type="application/json",
+        headers={"x-content-type-options": "nosniff"},
+    )
+
+
+@get("/admin/audit/bundles/{revision:str}", opt={"role": "auditor"})
+async def audit_bundle(
+    revision: FromPath[str], request: Request[Any, Any, Any], state: State
+) -> Response[bytes]:
+    """The policy bundle a request was decided under, by the revision its record carries
+    (``bundle_revision``), as the OPA bundle the gateway kept when it loaded it."""
+    services: Services = state.services
+    _authorised(request, services)
+    if not re.fullmatch(r"sha256:[0-9a-f]{8,64}", revision):
+        raise GatewayError(
+            Cause.INVALID_PARAMETER, "A bundle revision is sha256:<hex>.", param="revision"
+        )
+    kept = archived_bundle(services.settings.data_dir, revision)
+    if kept is None:
+        raise GatewayError(
+            Cause.NOT_FOUND,
+            "This bundle revision was not kept (it was loaded before 2026-12-01, under "
+            "policy.engine: opa, or on another data directory).",
+        )
+    return Response(
+        content=await asyncio.to_thread(kept.read_bytes),
+        media_type="application/gzip",
+        headers={
+            "content-disposition": f'attachment; filename="policy-bundle-{kept.name}"',
+            "x-content-type-options": "nosniff",
+        },
+    )
+
+
 @get("/admin/audit/evidence", opt={"role": "auditor"})
 async def audit_evidence(request: Request[Any, Any, Any], state: State) -> Stream:
     from audit.evidence import write_pack
-    from audit.export import AuditForbidden
     from audit.verify import verify_in_subprocess
 
     services: Services = state.services
@@ -72,12 +140,9 @@ async def audit_evidence(request: Request[Any, Any, Any], state: State) -> Strea
     if unknown:
         raise GatewayError(Cause.INVALID_PARAMETER, f"Unsupported filter: '{sorted(unknown)[0]}'.")
     flt = _filter(request, _USAGE_FILTERS, ())
+    _authorised(request, services)
     scope = _scope(request)
     roles = services.settings.audit.export_roles
-    try:
-        scope.authorise(roles)
-    except AuditForbidden:
-        raise GatewayError(Cause.FORBIDDEN, "This role may not read the audit trail.") from None
     engine = _engine(services)
     signer = getattr(services.audit, "signer", None)
     if signer is None:
@@ -145,4 +210,4 @@ async def audit_evidence(request: Request[Any, Any, Any], state: State) -> Strea
     return Stream(body(), media_type="application/zip", headers=headers)
 
 
-EVIDENCE_HANDLERS = [audit_evidence]
+EVIDENCE_HANDLERS = [audit_evidence, audit_configuration, audit_bundle]

@@ -109,6 +109,13 @@ def test_an_administrator_and_an_auditor_work_through_the_console(
         assert "private words" not in detail.inner_text()  # the prompt was never stored
         expect(page.locator("#audit-detail-head")).to_contain_text("leaf hash")
         expect(page.locator("#audit-content")).to_be_hidden()  # cat's was not captured
+        # what decided it: the configuration as the gateway kept it, and the policy bundle
+        page.click("#audit-configuration")
+        expect(page.locator("#audit-configuration-body")).to_contain_text('"deepseek-self"')
+        with page.expect_download() as bundle:
+            page.click("#audit-bundle")
+        assert bundle.value.suggested_filename.startswith("policy-bundle-sha256-")
+        assert Path(bundle.value.path()).read_bytes()[:2] == b"\x1f\x8b"  # gzip
 
         # ann's request was captured under legal hold: read on demand, shown as text
         page.select_option("#audit-filter [name=decision]", "allow")

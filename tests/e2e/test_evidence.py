@@ -201,3 +201,39 @@ def test_the_console_s_pack_is_a_zip_that_checks_offline_and_leaves_nothing_behi
     )
     assert bad.exit_code == 1 and "not a file of the pack" in bad.output, bad.output
     assert not (out.parent / "escape.txt").exists()
+
+
+def test_what_decided_a_request_is_read_by_its_ids(served: tuple[RunningGateway, Path]) -> None:
+    """``GET /admin/audit/configurations/{config_hash}`` and ``/admin/audit/bundles/{revision}``:
+    the configuration document and the policy bundle an entry names, as the gateway kept them."""
+    gw, data_dir = served
+    (entry, *_) = settled_entries(data_dir, "complete")
+    digest, revision = entry["config_hash"], entry["bundle_revision"]
+    status, headers, document = gw.request(
+        "GET", f"/admin/audit/configurations/{digest}", token=TOKEN, parse=False
+    )
+    assert status == 200 and headers["content-type"].startswith("application/json")
+    assert document == (data_dir / "config" / f"config-{digest}.json").read_bytes()
+    assert hashlib.sha256(document).hexdigest().startswith(digest)
+    status, headers, bundle = gw.request(
+        "GET", f"/admin/audit/bundles/{revision}", token=TOKEN, parse=False
+    )
+    assert status == 200 and headers["content-type"] == "application/gzip"
+    kept = data_dir / "policy" / "bundles" / (revision.replace(":", "-") + ".tar.gz")
+    assert bundle == kept.read_bytes()
+    assert headers["content-disposition"] == f'attachment; filename="policy-bundle-{kept.name}"'
+    # an auditor may read them; staff may not; a malformed id is a 400, one not kept a 404
+    auditor = gw.create_key(user="kim", jurisdiction="KR", sector="government", roles=["auditor"])
+    assert gw.request("GET", f"/admin/audit/configurations/{digest}", token=auditor)[0] == 200
+    staff = gw.create_key(user="x", jurisdiction="AU", sector="private")
+    assert gw.request("GET", f"/admin/audit/bundles/{revision}", token=staff)[0] == 403
+    for path, status in [
+        ("/admin/audit/configurations/..%2F..%2Fsecret.key", 404),  # no such route
+        ("/admin/audit/configurations/ABCDEF0123456789", 400),
+        ("/admin/audit/configurations/0123456789abcdef", 404),
+        ("/admin/audit/bundles/sha256:..", 400),
+        ("/admin/audit/bundles/" + "sha256:" + "0" * 20, 404),
+    ]:
+        got, _, body = gw.request("GET", path, token=TOKEN)
+        assert got == status, (path, body)
+        assert body["error"]["code"] in ("invalid_parameter", "not_found"), body

@@ -52,6 +52,7 @@ const state = {
   reportsLoaded: new Set(), // the report views (usage, transfers, denials) shown since sign-in
   modelsLoaded: false,
   contentRequest: null, // the request id whose captured content the detail offers to read
+  decidedUnder: null, // {config, bundle}: the ids of what decided the entry shown
 };
 
 const $ = (id) => document.getElementById(id);
@@ -342,14 +343,13 @@ function resetViews() {
   }
   $("mykeys-count").textContent = "";
   $("budgets-period").textContent = "";
-  for (const id of ["audit-table", "usage-table", "transfers-table", "denials-table", "keys-table", "budgets-table", "mykeys-table", "config-table"]) {
+  for (const id of ["audit-table", "usage-table", "transfers-table", "denials-table", "subjects-table", "keys-table", "budgets-table", "mykeys-table", "config-table"]) {
     $(id).tBodies[0].replaceChildren();
   }
   for (const name of REPORT_NAMES) $(`${name}-table`).tHead.replaceChildren();
   resetAuditDetail();
   show($("audit-more"), false);
   show($("audit-empty"), false);
-  $("subjects-table").tBodies[0].replaceChildren();
   $("subjects-summary").textContent = "";
   for (const form of ["audit-filter", "usage-form", "transfers-form", "denials-form", "subjects-form", "key-create", "mykey-create", "user-keys-revoke", "policy-form"]) $(form).reset();
   for (const section of document.querySelectorAll("section.view")) show(section, false);
@@ -507,6 +507,12 @@ function selectAuditRow(row) {
   show($("audit-content"), captured);
   show($("audit-content-note"), captured);
   clearContent();
+  // what decided it: the configuration document and the policy bundle kept by their ids
+  state.decidedUnder = entry.entry
+    ? { config: entry.entry.config_hash || null, bundle: entry.entry.bundle_revision || null }
+    : { config: null, bundle: null };
+  show($("audit-configuration"), Boolean(state.decidedUnder.config));
+  show($("audit-bundle"), Boolean(state.decidedUnder.bundle));
 }
 
 function resetAuditDetail() {
@@ -516,11 +522,40 @@ function resetAuditDetail() {
   clearContent();
   show($("audit-content"), false);
   show($("audit-content-note"), false);
+  show($("audit-configuration"), false);
+  show($("audit-bundle"), false);
+  state.decidedUnder = null;
 }
 
 function clearContent() {
   $("audit-content-body").textContent = "";
   show($("audit-content-body"), false);
+  $("audit-configuration-body").textContent = "";
+  show($("audit-configuration-body"), false);
+}
+
+// The configuration an entry was decided under, as the gateway kept it (passwords and webhook
+// paths taken out), shown below the entry.
+async function readConfiguration() {
+  const digest = state.decidedUnder && state.decidedUnder.config;
+  if (!digest) return;
+  const doc = await api(`/admin/audit/configurations/${encodeURIComponent(digest)}`);
+  $("audit-configuration-body").textContent = JSON.stringify(doc, null, 2);
+  show($("audit-configuration-body"), true);
+}
+
+async function downloadBundle(button) {
+  const revision = state.decidedUnder && state.decidedUnder.bundle;
+  if (!revision) return;
+  busy(button, true);
+  try {
+    const response = await api(`/admin/audit/bundles/${encodeURIComponent(revision)}`, { raw: true });
+    saveBlob(await response.blob(), `policy-bundle-${revision.replace(":", "-")}.tar.gz`);
+  } catch (err) {
+    report(err);
+  } finally {
+    busy(button, false);
+  }
 }
 
 // A request captured under a legal-hold obligation: its content, on demand only (each read is an
@@ -1249,6 +1284,8 @@ function wire() {
 
   $("refresh-readiness").addEventListener("click", guarded(loadReadiness));
   $("audit-content").addEventListener("click", guarded(readContent));
+  $("audit-configuration").addEventListener("click", guarded(readConfiguration));
+  $("audit-bundle").addEventListener("click", (e) => downloadBundle(e.currentTarget));
   $("verify").addEventListener("click", guarded(verify));
 
   $("audit-filter").addEventListener("submit", guarded(async (event) => {
