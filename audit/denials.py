@@ -7,10 +7,12 @@ many different people asked, when first and last, under which citations (the gov
 the decision cited). Read from the outcome entries whose decision was a denial, unnesting each
 one's ``decision.denying_rule_ids`` when grouped by ``rule``: a request that two rules denied
 then counts under both, so the groups' ``requests`` can add up to more than ``totals``' (which
-counts each once; without ``rule`` each request counts once in its group as well). The
-citations are the ``citation_ids`` of the decisions each group's rule took part in (the record
-keeps a decision's citations, not which rule cited which: a decision two rules made lists both
-rules' citations under each); the caller can pass the policy data's actions (``citations``) to
+counts each once; without ``rule`` each request counts once in its group as well). A group's
+citations are those its denying rules cited: each entry's ``decision.denial_citations`` (rule ->
+the actions its own reasons cited; since 2026-12-01) — so two rules that refused one request
+(a federal direction and a state's) are each credited with their own — and, for an entry
+written before, the decision's ``citation_ids`` (then a decision two rules made lists both
+rules' citations under each). The caller can pass the policy data's actions (``citations``) to
 name each one's authority, instrument, date and source.
 Scoped and recorded like an export (phase ``denials``).
 """
@@ -23,10 +25,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from audit.export import ExportFilter, Scope, scoped_query
-from audit.json_sql import entries, json_at, strings
+from audit.json_sql import entries, json_at, members, strings
 from audit.usage import GROUPS as USAGE_GROUPS
 from audit.usage import PURGED, begin_report, group_expr
 
@@ -73,6 +76,42 @@ def _cited(ids: Sequence[str], citations: Mapping[str, Mapping[str, Any]]) -> li
     return out
 
 
+def _citations_query(
+    dialect: str, e: Any, source: Any, keys: Sequence[Any], rules: Any | None
+) -> Any:
+    """Each group's keys with each citation id its denying rules cited, distinct: the rule's own
+    (``denial_citations``) where the entry keeps them, else the decision's (``citation_ids``)."""
+    by_rule = json_at(dialect, e.doc, "decision", "denial_citations")
+    # kept: an object naming at least one rule (a denial names one; a record from before, or
+    # one whose decision came from elsewhere, has none and reads the decision's citations)
+    if dialect == "postgresql":
+        kept = sa.and_(
+            sa.func.jsonb_typeof(by_rule) == "object", by_rule != sa.cast(sa.literal("{}"), JSONB)
+        )
+    else:
+        kept = sa.and_(sa.func.json_type(by_rule) == "object", by_rule != "{}")
+    every = json_at(dialect, e.doc, "decision", "citation_ids")
+    if rules is not None:  # one row per (entry, rule): that rule's own citations
+        if dialect == "postgresql":
+            own = sa.func.jsonb_extract_path(e.doc, "decision", "denial_citations", rules.c.value)
+        else:  # rule ids hold no '"' (identifiers), so a quoted path member is safe
+            path = sa.literal('$.decision.denial_citations."') + rules.c.value + sa.literal('"')
+            own = sa.func.json_extract(e.doc, path)
+        cites = strings(dialect, sa.case((kept, own), else_=every)).alias("cite")
+        q = sa.select(*keys, cites.c.value).select_from(source.join(cites, sa.true()))
+        return q.distinct()
+    # each request once: the citations of all its denying rules
+    old = strings(dialect, sa.case((kept, None), else_=every)).alias("cite")
+    listed = members(dialect, sa.case((kept, by_rule), else_=None)).alias("listed")
+    new = strings(dialect, listed.c.value).alias("cite_new")
+    return sa.union(
+        sa.select(*keys, old.c.value).select_from(source.join(old, sa.true())),
+        sa.select(*keys, new.c.value).select_from(
+            source.join(listed, sa.true()).join(new, sa.true())
+        ),
+    )
+
+
 async def denials(
     engine: AsyncEngine,
     flt: ExportFilter,
@@ -112,8 +151,7 @@ async def denials(
     ).select_from(source)
     if keys:
         q = q.group_by(*keys)
-    cites = strings(dialect, json_at(dialect, e.doc, "decision", "citation_ids")).alias("cite")
-    cq = sa.select(*keys, cites.c.value).select_from(source.join(cites, sa.true())).distinct()
+    cq = _citations_query(dialect, e, source, keys, rules if "rule" in by else None)
     total_q = sa.select(
         sa.func.count(), sa.func.count(sa.distinct(e.user)), sa.func.min(e.ts), sa.func.max(e.ts)
     ).select_from(sub)

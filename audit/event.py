@@ -114,6 +114,20 @@ def _digest(s: _Stripper, v: Any) -> str | None:
     return None
 
 
+def _id_lists(s: _Stripper, v: Any) -> dict[str, list[str]]:
+    """Identifiers to lists of identifiers (a denying rule to the actions it cited)."""
+    if not isinstance(v, Mapping):
+        if v is not None:
+            s.drop()
+        return {}
+    out: dict[str, list[str]] = {}
+    for k, ids in v.items():
+        key = s.ident(k)
+        if key is not None:
+            out[key] = s.ids(ids)
+    return out
+
+
 _SUBJECT = re.compile(r"^[0-9a-f]{16}\Z")
 
 
@@ -163,6 +177,8 @@ DECISION: Spec = {
     "rule_ids": _S.ids,
     "denying_rule_ids": _S.ids,
     "citation_ids": _S.ids,
+    # each denying rule and the citation ids of its own reasons (since 2026-12-01)
+    "denial_citations": _id_lists,
     "obligations": _S.scalars,
 }
 PII: Spec = {

@@ -54,6 +54,17 @@ def _backend(b: BackendSpec) -> Fixed:
     return Fixed(facts, retention=Fixed(facts["retention"]), models=tuple(b.models))
 
 
+def _denial_citations(d: Decision) -> Fixed:
+    """Each denying rule and the government actions it cited (none: an empty list), so that the
+    denials report credits each rule with its own citations, not with every rule's."""
+    cited: dict[str, set[str]] = {}
+    for r in d.denials:
+        ids = cited.setdefault(r.rule, set())
+        if r.citation and r.citation.action_id:
+            ids.add(r.citation.action_id)
+    return Fixed({rule: tuple(sorted(ids)) for rule, ids in cited.items()})
+
+
 def _decision(d: Decision) -> Fixed:
     return Fixed(
         allow=d.allow,
@@ -63,6 +74,7 @@ def _decision(d: Decision) -> Fixed:
         citation_ids=tuple(
             sorted({r.citation.action_id for r in d.reasons if r.citation and r.citation.action_id})
         ),
+        denial_citations=_denial_citations(d),
         obligations=Fixed(d.obligations),
     )
 

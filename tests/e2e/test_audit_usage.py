@@ -204,3 +204,35 @@ def test_the_denials_report_names_the_rule_its_citation_and_who_asked(
     assert lines[0] == ["rule", "jurisdiction", "requests", "people", "first", "last", "citations"]
     assert "Secretary of the Department of Home Affairs" in lines[1][-1]
     assert lines[-1][:3] == ["total", "", "1"]
+
+
+def test_two_governments_refusing_one_request_are_each_credited_with_their_own_action(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    """South Australia's staff are refused DeepSeek's hosted service by their state's direction
+    and by the Commonwealth's: the denials report names, under each rule, only the action that
+    rule cited (the record keeps each denying rule's citations, since 2026-12-01)."""
+    settings = Settings.model_validate(deepseek_pair(tmp_path, upstream))
+    gw = RunningGateway(settings, Components(pii_disabled=True)).start()
+    try:
+        sa_staff = gw.create_key(user="sal", team="adl", jurisdiction="AU-SA", sector="government")
+        sdk = openai.OpenAI(base_url=gw.base_url, api_key=sa_staff, max_retries=0)
+        with pytest.raises(openai.PermissionDeniedError):
+            sdk.chat.completions.create(
+                model="deepseek-chat", messages=[{"role": "user", "content": "hi"}]
+            )
+        _wait_outcomes(gw, 1)
+        status, _, body = gw.request("GET", "/admin/audit/denials?by=rule", token=TOKEN)
+        assert status == 200, body
+        cited = {g["rule"]: [c["id"] for c in g["citations"]] for g in body["groups"]}
+        assert cited["au.au-sa-2025-02-05.hosted"] == ["au-sa-2025-02-05"]
+        assert cited["au.au-homeaffairs-2025-02-04.hosted"] == ["au-homeaffairs-2025-02-04"]
+        # without the rule: the request once, with every action its rules cited
+        status, _, body = gw.request("GET", "/admin/audit/denials?by=team", token=TOKEN)
+        (row,) = body["groups"]
+        assert [c["id"] for c in row["citations"]] == [
+            "au-homeaffairs-2025-02-04",
+            "au-sa-2025-02-05",
+        ]
+    finally:
+        gw.stop()

@@ -27,23 +27,38 @@ N = 120
 RULES = {"au.gov.hosted_deepseek": "au-hao-2025-02-04", "kr.gov.hosted_deepseek": "kr-pipc-2025"}
 
 
+WARNED = "it-garante-2025"  # a warning's citation in a denied decision: no denying rule's
+
+
 def _event(i: int) -> dict[str, Any]:
     """Every third request is denied: by Australia's rule, Korea's, both, or (one in a while) a
-    decision naming no rule."""
+    decision naming no rule. Even requests are recorded as since 2026-12-01 (each denying rule's
+    own citations, and a warning's citation beside them), odd ones as before (the decision's
+    citations only)."""
     denied = i % 3 == 0
     which = [["au.gov.hosted_deepseek"], ["kr.gov.hosted_deepseek"], list(RULES), []][i % 4]
     rules = which if denied else []
-    return event(
-        i,
-        decision={
-            "allow": not denied,
-            "permitted_backends": [] if denied else ["ds-syd"],
-            "rule_ids": rules or ["base.allow"],
-            "denying_rule_ids": rules,
-            "citation_ids": [RULES[r] for r in rules],
-            "obligations": {},
-        },
-    )
+    decision: dict[str, Any] = {
+        "allow": not denied,
+        "permitted_backends": [] if denied else ["ds-syd"],
+        "rule_ids": rules or ["base.allow"],
+        "denying_rule_ids": rules,
+        "citation_ids": [RULES[r] for r in rules],
+        "obligations": {},
+    }
+    if i % 2 == 0:
+        decision["denial_citations"] = {r: [RULES[r]] for r in rules}
+        decision["citation_ids"] = sorted([*decision["citation_ids"], WARNED])
+    return event(i, decision=decision)
+
+
+def _cited(e: dict[str, Any], rule: str | None) -> set[str]:
+    """What the report should credit ``rule`` (None: all the request's denying rules) with."""
+    d = e["decision"]
+    if "denial_citations" not in d:
+        return set(d["citation_ids"])
+    rules = d["denying_rule_ids"] if rule is None else [rule]
+    return {c for r in rules for c in d["denial_citations"].get(r, [])}
 
 
 async def _fill(sink: DatabaseAuditSink) -> list[dict[str, Any]]:
@@ -75,15 +90,19 @@ async def test_each_rule_its_denials_people_and_citations(
     assert {k: (r.first, r.last) for k, r in got.items()} == {
         k: (min(v), max(v)) for k, v in stamps.items()
     }
-    # the citations of the decisions each rule took part in (a decision two rules made cites
-    # both rules' actions), named from the policy data where it says something, else by id
+    # each rule's own citations where the entry keeps them (a decision two rules made credits
+    # each with its own, and a warning's citation with neither), else the decision's (both
+    # rules' actions under each); named from the policy data where it says something, else by id
     cited: dict[str, set[str]] = defaultdict(set)
     for e in denied:
         for r in e["decision"]["denying_rule_ids"]:
-            cited[r].update(e["decision"]["citation_ids"])
+            cited[r] |= _cited(e, r)
     assert {k: [c["id"] for c in r.citations] for k, r in got.items()} == {
         k: sorted(cited.get(k, ())) for k in got
     }
+    new_style = [e for e in denied if "denial_citations" in e["decision"]]
+    assert any(len(e["decision"]["denying_rule_ids"]) == 2 for e in new_style)
+    assert WARNED not in {c["id"] for r in rows for c in r.citations}
     assert got["au.gov.hosted_deepseek"].citations[0] == {
         "id": "au-hao-2025-02-04", "authority": "Department of Home Affairs",
         "instrument": "PSPF direction 001-2025"}  # fmt: skip
@@ -101,8 +120,12 @@ async def test_each_rule_its_denials_people_and_citations(
     by_place, _ = await denials(engine, ExportFilter(), ADMIN, ("rule", "jurisdiction"))
     assert sum(r.requests for r in by_place) == sum(want.values())
     kr, kr_totals = await denials(engine, ExportFilter(jurisdiction="KR"), ADMIN, ())
-    assert kr_totals["requests"] == sum(1 for e in denied if e["principal"]["jurisdiction"] == "KR")
+    kr_denied = [e for e in denied if e["principal"]["jurisdiction"] == "KR"]
+    assert kr_totals["requests"] == len(kr_denied)
     assert [r.requests for r in kr] == [kr_totals["requests"]]
+    # without the rule: each request's denying rules' citations together
+    want_kr = sorted({c for e in kr_denied for c in _cited(e, None)})
+    assert [c["id"] for c in kr[0].citations] == want_kr
     # a purged denial no longer names its rule
     async with engine.begin() as conn:
         await conn.execute(

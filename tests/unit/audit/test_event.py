@@ -58,6 +58,7 @@ FULL_EVENT = {
         "rule_ids": ["au.gov.hosted"],
         "denying_rule_ids": [],
         "citation_ids": ["au-2025-02-04"],
+        "denial_citations": {"au.gov.weights": ["au-2025-02-04"], "org.no_codes": []},
         "obligations": {"content_capture": False, "retention_class": "long"},
     },
     "bundle_revision": "rev-7",
@@ -122,6 +123,8 @@ def test_a_complete_event_passes_unchanged() -> None:
         (("pii", "insecure"), [SECRET_VALUES[0]]),
         (("pii", "subjects"), [SECRET_VALUES[0]]),  # a value where its digest belongs
         (("pii", "subjects"), ["alice"]),  # an identifier, not a digest
+        (("decision", "denial_citations"), {"r": [SECRET_VALUES[0]]}),
+        (("decision", "denial_citations"), {SECRET_VALUES[0]: []}),
         (("decision", "obligations"), {"note": SECRET_VALUES[0]}),
         (("decision_input", "messages"), [SECRET_VALUES[0]]),
         (("usage", "prompt_tokens"), SECRET_VALUES[2]),
