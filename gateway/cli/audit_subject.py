@@ -65,7 +65,7 @@ def subject_cmd(
         settings.data_dir, settings.keys.secret_file, settings.keys.secret_env
     )
     try:
-        digests = subject_digests(secret, value, types or known)
+        digests = subject_digests(secret, value, types or known, settings.pii.phone_regions)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="standard input") from None
     del value

@@ -408,7 +408,9 @@ async def audit_subjects(request: Request[Any, Any, Any], state: State) -> dict[
         )
     flt = _filter_of({k: body[k] for k in _USAGE_FILTERS if body.get(k) is not None})
     try:
-        digests = subject_digests(services.secret, value, types or known)
+        digests = subject_digests(
+            services.secret, value, types or known, services.settings.pii.phone_regions
+        )
     except ValueError as exc:
         raise GatewayError(
             Cause.INVALID_PARAMETER, f"Invalid search: {exc}.", param="value"

@@ -110,9 +110,10 @@ def test_a_person_s_data_is_found_with_where_it_went_and_what_was_done_to_it(
         _ask(gw, ann, f"Remind {STAFF_ID} that TFN {TFN} is due.")
         upstream.mode = "normal"
         _ask(gw, ann, f"Someone else: TFN {OTHER_TFN}.")
+        _ask(gw, ann, "Call me on (02) 9374 4000 tomorrow.")  # written nationally
         with pytest.raises(openai.PermissionDeniedError):
             _ask(gw, cat, f"TFN {TFN}")  # refused before any inspection: nothing to find
-        _settled(gw, 4)
+        _settled(gw, 5)
         # what left: DeepSeek's service never saw the number (the policy pseudonymises it there)
         assert all(TFN not in json.dumps(r["json"]) for r in upstream.received)
         assert any(TFN in json.dumps(r["json"]) for r in sydney.received)  # the own servers: as is
@@ -148,6 +149,9 @@ def test_a_person_s_data_is_found_with_where_it_went_and_what_was_done_to_it(
         assert found["types_searched"] == ["EMAIL_ADDRESS"]
         status, found = _search(gw, TOKEN, value=STAFF_ID)
         assert status == 200 and [m["types"] for m in found["matches"]] == [["STAFF_ID"]]
+        # a phone number searched in its international form
+        status, found = _search(gw, TOKEN, value="+61 2 9374 4000")
+        assert status == 200 and [m["types"] for m in found["matches"]] == [["PHONE_NUMBER"]]
         # a value nobody sent; the period before any request
         assert _search(gw, TOKEN, value="987 654 321")[1]["totals"]["requests"] == 0
         assert _search(gw, TOKEN, value=TFN, until="2020-01-01")[1]["totals"]["requests"] == 0
