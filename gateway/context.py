@@ -19,6 +19,7 @@ from gateway.views import NO_PII, backend_facts, decision_view, principal_view
 
 if TYPE_CHECKING:
     from gateway.prompts import Canary
+    from gateway.tracing import TraceIds
 
 __all__ = ["RequestContext"]
 
@@ -71,6 +72,8 @@ class RequestContext:
     # The system prompts added to the request (gateway.prompts), and their canary's screen.
     system_prompts: tuple[str, ...] = ()
     canary: Canary | None = None
+    # The request's trace ids and timed steps, when it is traced (gateway.tracing).
+    trace: TraceIds | None = None
     # The tightest spend budget's x-budget-* headers for the answer (gateway.budgets), if any.
     budget_headers: tuple[tuple[bytes, bytes], ...] = ()
     # Content capture (gateway.capture): the answer as relayed (a whole answer, or a stream's
@@ -99,6 +102,8 @@ class RequestContext:
     def mark(self, step: str, since: float) -> float:
         now = time.perf_counter()
         self.timings[step] = self.timings.get(step, 0.0) + (now - since)
+        if self.trace is not None:  # a child span of the request's (gateway.tracing)
+            self.trace.steps.append((step, since, now, {}))
         return now
 
     @property

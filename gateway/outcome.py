@@ -55,6 +55,8 @@ async def finish(services: Services, ctx: RequestContext, reservation: Reservati
             s.budgets.charge(ctx.principal, cost, s.settings.budgets)
     if ctx.canary is not None and ctx.canary.leaks:
         s.metrics.prompt_leaks.labels(ctx.canary.action).inc()
+    if s.tracer is not None:
+        s.tracer.finish(ctx)
     if reservation is not None:
         await s.limiter.reconcile(reservation, tokens_used(ctx, reservation))
     if ctx.content_captured and s.capture is not None:

@@ -38,6 +38,7 @@ from gateway.policy.input import build_policy_input
 from gateway.prompts import Injection, Screened, plan
 from gateway.services import Services
 from gateway.streaming import relay_stream
+from gateway.tracing import new_span_id
 from gateway.upstream import UpstreamFailure
 
 __all__ = ["Pipeline"]
@@ -272,7 +273,7 @@ class Pipeline:
         self,
         ctx: RequestContext,
         parsed: ParsedRequest,
-        call: Callable[[BackendSpec, str, bytes], Awaitable[T]],
+        call: Callable[[BackendSpec, str, bytes, str | None], Awaitable[T]],
     ) -> tuple[T, Applied | None]:
         """Prepare, write ahead, then ``call`` permitted backends in order until one answers."""
         backends, body_for, applied = await self.prepare(ctx, parsed)
@@ -283,10 +284,18 @@ class Pipeline:
         async def attempt(backend: BackendSpec) -> T:
             body = body_for(backend)
             ctx.forwarded = True
+            span: dict[str, Any] | None = None
+            traceparent: str | None = None
+            if ctx.trace is not None:  # the attempt's own span, named to the backend
+                span = {"span_id": new_span_id(), "portcullis.backend": backend.id}
+                traceparent = ctx.trace.traceparent(span["span_id"])
             t0 = time.perf_counter()
             try:
-                return await call(backend, ctx.endpoint, body)
+                return await call(backend, ctx.endpoint, body, traceparent)
             except UpstreamFailure as failure:
+                if span is not None:
+                    span["error.type"] = failure.kind
+                    span["http.response.status_code"] = failure.status
                 if not (ctx.hide_usage and failure.status in (400, 422)):
                     raise
                 # Perhaps the ``stream_options`` we added, not the caller's request (a 400 did
@@ -294,11 +303,16 @@ class Pipeline:
                 ctx.attempts.append(
                     {"backend": backend.id, "outcome": "status", "status": failure.status}
                 )
-                answer = await call(backend, ctx.endpoint, body_for(backend, ask_usage=False))
+                answer = await call(
+                    backend, ctx.endpoint, body_for(backend, ask_usage=False), traceparent
+                )
                 self._refused_stream_options(ctx, backend, failure)
                 return answer
             finally:
-                ctx.upstream_s += time.perf_counter() - t0
+                now = time.perf_counter()
+                ctx.upstream_s += now - t0
+                if span is not None and ctx.trace is not None:
+                    ctx.trace.steps.append(("upstream", t0, now, span))
 
         backend, answer = await self.s.router.run(backends, attempt, self._on_attempt(ctx))
         ctx.backend = backend

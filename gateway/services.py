@@ -21,6 +21,7 @@ from gateway.policy.contract import Decision
 from gateway.routing import Router
 from gateway.secrets_store import ServerSecret
 from gateway.sso import OidcClient
+from gateway.tracing import Tracer
 from gateway.upstream import Upstream
 
 __all__ = ["Decider", "Services"]
@@ -64,3 +65,5 @@ class Services:
     sso: OidcClient | None = None
     # Spend budgets per key and team, and the spend ledger behind them (gateway.budgets).
     budgets: Budgets | None = None
+    # OpenTelemetry traces (tracing.endpoint; gateway.tracing).
+    tracer: Tracer | None = None

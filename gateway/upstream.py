@@ -164,14 +164,19 @@ class Upstream:
         return timeout
 
     async def _send(
-        self, backend: BackendSpec, endpoint: str, body: bytes
+        self, backend: BackendSpec, endpoint: str, body: bytes, traceparent: str | None = None
     ) -> aiohttp.ClientResponse:
-        """Send and read the status line and headers; the caller bounds it with a deadline."""
+        """Send and read the status line and headers; the caller bounds it with a deadline.
+        ``traceparent``: the W3C trace context of the attempt's span, when the request is traced
+        (gateway.tracing)."""
+        headers = self._headers(backend)
+        if traceparent is not None:
+            headers = {**headers, "traceparent": traceparent}
         try:
             resp = await self._session(backend.timeouts.keepalive_s).post(
                 backend.base_url + _PATHS[endpoint],
                 data=body,
-                headers=self._headers(backend),
+                headers=headers,
                 timeout=self._connect_timeout(backend.timeouts.connect_s),
                 allow_redirects=False,
             )
@@ -198,22 +203,24 @@ class Upstream:
         return resp
 
     async def _post(
-        self, backend: BackendSpec, endpoint: str, body: bytes
+        self, backend: BackendSpec, endpoint: str, body: bytes, traceparent: str | None = None
     ) -> aiohttp.ClientResponse:
         t = backend.timeouts
         try:
             async with asyncio.timeout(min(t.first_byte_s, t.total_s)):
-                return await self._send(backend, endpoint, body)
+                return await self._send(backend, endpoint, body, traceparent)
         except TimeoutError:
             raise UpstreamFailure("timeout") from None
 
-    async def call_json(self, backend: BackendSpec, endpoint: str, body: bytes) -> JsonAnswer:
+    async def call_json(
+        self, backend: BackendSpec, endpoint: str, body: bytes, traceparent: str | None = None
+    ) -> JsonAnswer:
         """One deadline object for the whole call: first byte, then moved out to the total."""
         t = backend.timeouts
         start = asyncio.get_running_loop().time()
         try:
             async with asyncio.timeout(min(t.first_byte_s, t.total_s)) as deadline:
-                resp = await self._send(backend, endpoint, body)
+                resp = await self._send(backend, endpoint, body, traceparent)
                 if t.first_byte_s < t.total_s:
                     deadline.reschedule(start + t.total_s)
                 try:
@@ -236,11 +243,13 @@ class Upstream:
             raise UpstreamFailure("protocol", resp.status)
         return JsonAnswer(resp.status, doc)
 
-    async def open_stream(self, backend: BackendSpec, endpoint: str, body: bytes) -> StreamAnswer:
+    async def open_stream(
+        self, backend: BackendSpec, endpoint: str, body: bytes, traceparent: str | None = None
+    ) -> StreamAnswer:
         """Send and wait for the headers (first-byte deadline); the total deadline counts from
         here, as for :meth:`call_json`, and bounds the whole stream."""
         ends_at = asyncio.get_running_loop().time() + backend.timeouts.total_s
-        resp = await self._post(backend, endpoint, body)
+        resp = await self._post(backend, endpoint, body, traceparent)
         ctype = resp.headers.get("Content-Type", "")
         if "text/event-stream" not in ctype:
             resp.close()

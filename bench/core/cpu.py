@@ -19,6 +19,9 @@ request. Each round prints both rates, both CPU figures and the ratio; ``--round
 swapping which gateway starts first. ``--together forwarder`` pits this tree's gateway against
 the bare forwarder the same way: the ratio of rates is then the "RPS vs forwarder" of
 ``run.py``'s table, without the drift between the forwarder's cell and the gateway's.
+``--together DIR --tracing`` traces every request of this tree's gateway (``tracing.endpoint``
+on a sink, ``otlp_sink.py``, on core 0): against the same tree untraced (``DIR`` = this tree),
+the ratio is what tracing costs.
 """
 
 from __future__ import annotations
@@ -44,7 +47,10 @@ def thread_times(pid: int) -> dict[str, tuple[str, int, int]]:
     """thread id -> (name, user ticks, system ticks)."""
     out = {}
     for tid in os.listdir(f"/proc/{pid}/task"):
-        raw = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        try:
+            raw = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except FileNotFoundError:  # a thread that ended between the listing and the read
+            continue
         name = raw.split("(", 1)[1].rsplit(")", 1)[0]
         fields = raw.rsplit(")", 1)[1].split()
         out[tid] = (name, int(fields[11]), int(fields[12]))
@@ -140,8 +146,11 @@ def measure(
             R.stop(p)
 
 
-def together(other: str, conc: int, duration: int, stream: bool, rounds: int) -> None:
-    """Both trees' gateways at once on one core, each under its own wrk (see the docstring)."""
+def together(
+    other: str, conc: int, duration: int, stream: bool, rounds: int, tracing: bool = False
+) -> None:
+    """Both trees' gateways at once on one core, each under its own wrk (see the docstring);
+    ``tracing``: this tree's gateway traces every request to a sink on core 0."""
     from concurrent.futures import ThreadPoolExecutor
 
     ratios = []
@@ -150,7 +159,12 @@ def together(other: str, conc: int, duration: int, stream: bool, rounds: int) ->
         procs: list[subprocess.Popen[bytes]] = []
         try:
             up = R.start_mock_upstream(procs)
-            order = [("other", {"PYTHONPATH": other}), ("this", {})]
+            this_env: dict[str, str] = {}
+            if tracing:
+                sink = R.free_port()
+                procs.append(R.start([R.PY, str(R.HERE / "otlp_sink.py"), str(sink)], 0))
+                this_env["PORTCULLIS_TRACING__ENDPOINT"] = f"http://127.0.0.1:{sink}/v1/traces"
+            order = [("other", {"PYTHONPATH": other}), ("this", this_env)]
             if i % 2:
                 order.reverse()
             gws = {
@@ -194,11 +208,12 @@ def main() -> None:
         "--together", metavar="TREE", help="both trees (or 'forwarder') at once on one core"
     )
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--tracing", action="store_true", help="with --together: this tree traced")
     ap.add_argument("--env", nargs="*", default=[], metavar="NAME=VALUE")
     args = ap.parse_args()
     env = dict(e.split("=", 1) for e in args.env)
     if args.together:
-        together(args.together, args.conc, args.duration, args.stream, args.rounds)
+        together(args.together, args.conc, args.duration, args.stream, args.rounds, args.tracing)
         return
     if not args.ab:
         r = measure(args.target, args.conc, args.duration, args.stream, env)

@@ -29,6 +29,7 @@ from gateway.config.core import (
     RedisSettings,
     RequestLimits,
     ServerSettings,
+    TracingSettings,
 )
 from gateway.config.pii import PiiSettings
 from gateway.config.policy import PolicySettings
@@ -59,6 +60,7 @@ class Settings(Strict):
     pii: PiiSettings = PiiSettings()
     audit: AuditSettings = AuditSettings()
     runtime: RuntimeSettings = RuntimeSettings()
+    tracing: TracingSettings = TracingSettings()
     # Prompt id -> the system prompt policy may ask the gateway to add (gateway.config.prompts).
     system_prompts: dict[Annotated[str, StringConstraints(pattern=PROMPT_ID)], SystemPrompt] = (
         Field(default_factory=dict)

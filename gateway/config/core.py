@@ -48,6 +48,36 @@ class ServerSettings(Strict):
         return value
 
 
+class TracingSettings(Strict):
+    """OpenTelemetry traces over OTLP/HTTP (gateway.tracing); off without an endpoint."""
+
+    # The collector's traces endpoint, e.g. http://otel-collector:4318/v1/traces.
+    endpoint: str | None = None
+    service_name: str = Field("portcullis", min_length=1, max_length=100)
+    # The share of requests traced that come without a caller's traceparent (one that comes
+    # with one keeps its sampling decision).
+    sample_ratio: float = Field(1.0, ge=0.0, le=1.0)
+    # An environment variable holding the collector's headers (an API key), as
+    # OTEL_EXPORTER_OTLP_HEADERS spells them: name=value,name2=value2.
+    headers_env: str | None = None
+    batch_size: int = Field(512, ge=1, le=10_000)
+    interval_s: float = Field(2.0, gt=0, le=60)
+    max_queue: int = Field(8192, ge=1, le=1_000_000)  # spans held while the collector is slow
+    timeout_s: float = Field(5.0, gt=0, le=60)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("endpoint: an http(s) URL (an OTLP/HTTP traces endpoint)")
+        if parts.username or parts.password or parts.fragment:
+            raise ValueError("endpoint: no credentials in the URL (use headers_env)")
+        return v
+
+
 class DatabaseSettings(Strict):
     url: str | None = None  # default: SQLite file under data_dir
     pool_size: int = Field(10, ge=1, le=200)

@@ -164,6 +164,11 @@ async def build_services(settings: Settings, components: Components) -> Services
         budgets=Budgets(engine, metrics_, BudgetAlerts(engine, metrics_)),
     )
     services.budgets.start(lambda: services.settings.budgets)  # type: ignore[union-attr]
+    if settings.tracing.endpoint is not None:
+        from gateway.tracing import Tracer
+
+        services.tracer = Tracer(settings.tracing, metrics_.registry)
+        services.tracer.start()
     return services
 
 
@@ -197,6 +202,8 @@ def _capture(
 
 
 async def close_services(services: Services) -> None:
+    if services.tracer is not None:
+        await services.tracer.close()
     await services.metrics.close()
     await services.upstream.close()
     await services.policy.close()

@@ -81,6 +81,8 @@ async def serve(scope: Any, receive: Any, send: Any, endpoint: str, state: Any) 
         client_addr=client[0] if client else None,
         api=endpoint if dialect else None,
     )
+    if services.tracer is not None:
+        services.tracer.begin(ctx, scope)
     rid = ctx.request_id.encode()
     reservation: Reservation | None = None
     translator: EventTranslator | None = None  # a translated stream's, once begun

@@ -1,4 +1,6 @@
-"""A real OTLP/HTTP logs receiver on 127.0.0.1, in the test's own event loop.
+"""A real OTLP/HTTP logs and traces receiver on 127.0.0.1, in the test's own event loop.
+
+Each accepted POST to ``/v1/traces`` is parsed the same way and its spans kept in ``spans``.
 
 Each accepted POST to ``/v1/logs`` is parsed with the OpenTelemetry protobuf definitions
 (``json_format.Parse`` refuses unknown fields and wrong types) and kept, with its headers, in
@@ -25,6 +27,8 @@ class OtlpReceiver:
     partial_reject: int = 0
     accepted: list[dict[str, Any]] = field(default_factory=list)  # {"headers", "records"}
     attempts: int = 0
+    spans: list[dict[str, Any]] = field(default_factory=list)  # OTLP/JSON spans, as received
+    resources: list[dict[str, Any]] = field(default_factory=list)
     port: int = 0
     _runner: web.AppRunner | None = None
 
@@ -70,9 +74,37 @@ class OtlpReceiver:
             }
         return web.json_response(answer)
 
+    @property
+    def traces_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1/traces"
+
+    async def _traces(self, request: web.Request) -> web.Response:
+        from google.protobuf import json_format
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+            ExportTraceServiceRequest,
+        )
+
+        self.attempts += 1
+        raw = await request.read()
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        if self.answers:
+            status, headers, body = self.answers.pop(0)
+            return web.Response(status=status, headers=headers, body=body)
+        if request.content_type != "application/json":
+            return web.Response(status=415)
+        json_format.Parse(raw, ExportTraceServiceRequest())  # a 500 if it is not OTLP/JSON
+        doc = json.loads(raw)
+        for rs in doc["resourceSpans"]:
+            self.resources.append(rs["resource"])
+            self.spans += [s for ss in rs["scopeSpans"] for s in ss["spans"]]
+        self.accepted.append({"headers": dict(request.headers), "records": []})
+        return web.json_response({})
+
     async def __aenter__(self) -> OtlpReceiver:
         app = web.Application()
         app.router.add_post("/v1/logs", self._logs)
+        app.router.add_post("/v1/traces", self._traces)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
