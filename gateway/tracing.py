@@ -1,9 +1,10 @@
 """OpenTelemetry traces of the requests, sent over OTLP/HTTP (JSON) to a collector.
 
 Off unless ``tracing.endpoint`` names one. Per sampled request the gateway sends one server span
-(``chat deepseek-chat``) with a child span per step it timed (authentication and limits, the
-policy decision, PII inspection and transformation, the write-ahead audit intent, each upstream
-attempt, the answer's restoration), so a platform team sees where a slow request's time went —
+(``chat deepseek-chat``) with a child span per step it timed (resolving the model and backends,
+the policy decision, PII inspection and transformation, rate limits, the write-ahead audit
+intent, each upstream attempt, the answer's restoration), so a platform team sees where a slow
+request's time went —
 the gateway's own part, the backend's, and which step. A caller's W3C ``traceparent`` is
 continued (the gateway's span becomes its child, and its sampling decision is kept), and each
 upstream attempt carries a ``traceparent`` naming the gateway's span, so a self-hosted vLLM that
@@ -136,7 +137,7 @@ class Tracer:
     ) -> None:
         assert settings.endpoint is not None
         self._settings = settings
-        self._queue: deque[dict[str, Any]] = deque()
+        self._queue: deque[dict[str, Any]] = deque(maxlen=settings.max_queue)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._session: Any = None
@@ -187,11 +188,9 @@ class Tracer:
             log.warning("trace span not built: %s", type(exc).__name__)
             return
         overflow = len(self._queue) + len(spans) - self._settings.max_queue
-        for _ in range(max(0, overflow)):
-            self._queue.popleft()
         if overflow > 0:
             self.spans.labels(result="dropped").inc(overflow)
-        self._queue.extend(spans)
+        self._queue.extend(spans)  # a bounded deque: the oldest go first
         if len(self._queue) >= self._settings.batch_size:
             self._wake.set()
 

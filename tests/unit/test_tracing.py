@@ -90,6 +90,14 @@ def test_the_queue_is_bounded_and_drops_the_oldest() -> None:
     assert tracer._queue[-2]["name"] == "chat m2"
     dropped = tracer.spans.labels(result="dropped")._value.get()
     assert dropped == 2
+    # one request with more spans than the queue holds: its newest kept, the rest counted
+    small = _tracer(max_queue=1)
+    ctx, scope = _ctx(GOOD)
+    small.begin(ctx, scope)
+    ctx.mark("policy", ctx.mark("resolve", ctx.started))
+    small.finish(ctx)
+    assert len(small._queue) == 1 and small._queue[0]["name"] == "policy decision"
+    assert small.spans.labels(result="dropped")._value.get() == 2
 
 
 def test_collector_headers_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
