@@ -124,51 +124,50 @@ async def find_subject(
     sub = entries(dialect, scoped_query(outcomes, scope))
     e = sub.c
     found = strings(dialect, json_at(dialect, e.doc, "pii", "subjects")).alias("found")
+    held = sa.exists(
+        sa.select(sa.literal(1)).select_from(found).where(found.c.value.in_(sorted(digests)))
+    )
     rid = text_at(dialect, e.doc, "request_id").label("rid")
-    # the matching requests and which digests matched, newest first (one row per digest)
+    # the newest matching requests, one row each (a request has one outcome entry)
+    # and how many there are in all: a window over the matches, counted before the LIMIT, so
+    # the range is read once
+    total_col = sa.func.count().over().label("total")
     q = (
-        sa.select(rid, e.ts, e.user, e.team, e.jurisdiction, e.decision, found.c.value, e.doc)
-        .select_from(sub.join(found, sa.true()))
-        .where(found.c.value.in_(sorted(digests)))
+        sa.select(rid, e.ts, e.user, e.team, e.jurisdiction, e.decision, e.doc, total_col)
+        .select_from(sub)
+        .where(held)
         .order_by(e.ts.desc(), rid)
+        .limit(limit)
     )
     async with engine.connect() as conn:
         rows = (await conn.execute(q)).all()
-    matches: dict[tuple[Any, Any], SubjectMatch] = {}
-    bodies: dict[tuple[Any, Any], list[tuple[dict[str, Any], Mapping[str, Any]]]] = {}
-    for request_id, ts, user, team, jurisdiction, decision, digest, doc in rows:
-        key = (request_id, ts)
-        match = matches.get(key)
-        if match is None:
-            if len(matches) >= limit:
-                continue
-            body = doc if isinstance(doc, Mapping) else _parsed(doc)
-            match = matches[key] = SubjectMatch(
-                request_id, ts, user, team, jurisdiction, body.get("model"), decision,
-                body.get("status"), body.get("error_code"), bool(body.get("forwarded")),
-            )  # fmt: skip
-            bodies[key] = _reached(body)
-        etype = digests[digest]
-        if etype not in match.types:
-            match.types.append(etype)
-    for key, match in matches.items():
-        match.types.sort()
+    total = int(rows[0][-1]) if rows else 0
+    matches = []
+    for request_id, ts, user, team, jurisdiction, decision, doc, _ in rows:
+        body = doc if isinstance(doc, Mapping) else _parsed(doc)
+        pii = body.get("pii")
+        kept = pii.get("subjects") if isinstance(pii, Mapping) else None
+        held_types = sorted({digests[d] for d in kept or () if d in digests})
+        match = SubjectMatch(
+            request_id, ts, user, team, jurisdiction, body.get("model"), decision,
+            body.get("status"), body.get("error_code"), bool(body.get("forwarded")), held_types,
+        )  # fmt: skip
         match.reached = [
             facts
             | {
                 "actions": {
-                    t: dict(acted[t]) for t in match.types if isinstance(acted.get(t), Mapping)
+                    t: dict(acted[t]) for t in held_types if isinstance(acted.get(t), Mapping)
                 }
             }
-            for facts, acted in bodies[key]
+            for facts, acted in _reached(body)
         ]
-    found_total = len({(r[0], r[1]) for r in rows})
+        matches.append(match)
     totals = {
-        "requests": found_total,
-        "forwarded": sum(1 for m in matches.values() if m.forwarded),
-        "truncated": found_total > len(matches),
+        "requests": total,
+        "forwarded": sum(1 for m in matches if m.forwarded),
+        "truncated": total > len(matches),
     }
-    return list(matches.values()), totals
+    return matches, totals
 
 
 def _parsed(doc: Any) -> dict[str, Any]:
