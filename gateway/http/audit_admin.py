@@ -35,6 +35,7 @@ one at a time (409 while one runs).
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -400,10 +401,11 @@ async def audit_subjects(request: Request[Any, Any, Any], state: State) -> dict[
     ):
         raise GatewayError(Cause.INVALID_PARAMETER, "types: a list of type names.", param="types")
     strange = sorted(set(types or ()) - known)
-    if strange:
+    if strange:  # named only when it is shaped like a type: a value typed there is not echoed
+        named = f"'{strange[0]}'" if re.fullmatch(r"[A-Z][A-Z0-9_]{1,39}", strange[0]) else "one"
         raise GatewayError(
             Cause.INVALID_PARAMETER,
-            f"types: '{strange[0][:40]}' is not a type the gateway finds.",
+            f"types: {named} is not a type the gateway finds.",
             param="types",
         )
     flt = _filter_of({k: body[k] for k in _USAGE_FILTERS if body.get(k) is not None})

@@ -169,12 +169,14 @@ def test_a_person_s_data_is_found_with_where_it_went_and_what_was_done_to_it(
             ({"value": ""}, "value"),
             ({"value": "x" * 600}, "value"),
             ({"value": TFN, "types": ["NOT_A_TYPE"]}, "types"),
+            ({"value": TFN, "types": [TFN]}, "types"),  # the value in the wrong field
             ({"value": TFN, "types": "AU_TFN"}, "types"),
             ({"value": TFN, "since": "yesterday"}, "since"),
             ({"value": TFN, "colour": "red"}, None),
         ]:
             status, err = _search(gw, TOKEN, **body)
             assert status == 400, (body, err)
+            assert TFN not in err["error"]["message"]  # an error never echoes the value
             assert param is None or err["error"]["param"] == param, (body, err)
         assert gw.request("GET", "/admin/audit/subjects", token=TOKEN)[0] == 405
 
