@@ -37,14 +37,25 @@ class PackInputs:
     archived: Callable[[str], Path | None]  # a bundle revision's archived file, if kept
     archived_config: Callable[[str], Path | None]  # a configuration hash's document, if kept
 
-    def pack_args(self) -> dict[str, Any]:
-        """The keyword arguments of :func:`audit.evidence.write_pack` these stand for."""
+    def pack_args(self, whole: bool = True) -> dict[str, Any]:
+        """The keyword arguments of :func:`audit.evidence.write_pack` these stand for.
+        ``whole``: the reader may see the whole configuration (unscoped); a reader scoped to
+        some jurisdictions gets no configuration document (it holds every jurisdiction's
+        settings, and the names in ``budgets.users``), only the hashes and the catalogue."""
+        if whole:
+            return {
+                "current": self.current,
+                "citations": self.citations,
+                "extra": self.extra,
+                "archived": self.archived,
+                "archived_config": self.archived_config,
+            }
         return {
-            "current": self.current,
+            "current": {**self.current, "config_file": None},
             "citations": self.citations,
-            "extra": self.extra,
+            "extra": {k: v for k, v in self.extra.items() if not k.startswith("config-")},
             "archived": self.archived,
-            "archived_config": self.archived_config,
+            "archived_config": None,
         }
 
 

@@ -60,7 +60,7 @@ def evidence_cmd(
             out,
             flt,
             scope,
-            **inputs.pack_args(),
+            **inputs.pack_args(whole=scope.jurisdictions is None),
             allowed_roles=settings.audit.export_roles,
             checkpoint_dir=cp_dir,
             writer=writer_id(),

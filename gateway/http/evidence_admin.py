@@ -83,6 +83,12 @@ async def audit_configuration(
 
     services: Services = state.services
     _authorised(request, services)
+    if _scope(request).jurisdictions is not None:
+        raise GatewayError(
+            Cause.FORBIDDEN,
+            "A configuration holds every jurisdiction's settings: readers scoped to some "
+            "jurisdictions see its hash, not its document.",
+        )
     if not re.fullmatch(r"[0-9a-f]{16}", digest):
         raise GatewayError(
             Cause.INVALID_PARAMETER, "A configuration hash is 16 hex digits.", param="digest"
@@ -181,7 +187,7 @@ async def audit_evidence(request: Request[Any, Any, Any], state: State) -> Strea
             work / name,
             flt,
             scope,
-            **inputs.pack_args(),
+            **inputs.pack_args(whole=scope.jurisdictions is None),
             verify=verify,
             allowed_roles=roles,
             checkpoint_dir=checkpoints,

@@ -178,6 +178,10 @@ def test_the_console_s_pack_is_a_zip_that_checks_offline_and_leaves_nothing_behi
         next(n for n in zipfile.ZipFile(io.BytesIO(body)).namelist() if n.endswith("/usage.json"))
     ))  # fmt: skip
     assert usage["totals"]["requests"] == 0
+    # and no configuration document: it holds every jurisdiction's settings
+    kr_names = zipfile.ZipFile(io.BytesIO(body)).namelist()
+    assert not any("/config-" in n for n in kr_names)
+    assert any(n.endswith("/configuration.json") for n in kr_names)
     staff = gw.create_key(user="x", jurisdiction="AU", sector="private")
     assert gw.request("GET", "/admin/audit/evidence", token=staff)[0] == 403
     # one pack at a time: another asked while one is being built waits its turn
@@ -222,9 +226,15 @@ def test_what_decided_a_request_is_read_by_its_ids(served: tuple[RunningGateway,
     kept = data_dir / "policy" / "bundles" / (revision.replace(":", "-") + ".tar.gz")
     assert bundle == kept.read_bytes()
     assert headers["content-disposition"] == f'attachment; filename="policy-bundle-{kept.name}"'
-    # an auditor may read them; staff may not; a malformed id is a 400, one not kept a 404
+    # an unscoped auditor may read both; one scoped to Korea the bundle, not the configuration
+    # (it holds every jurisdiction's settings); staff neither; a malformed id is a 400, one not
+    # kept a 404
+    everyone = gw.create_key(user="ida", jurisdiction="AU", sector="government",
+                             roles=["auditor"], tags=["audit-scope:all"])  # fmt: skip
+    assert gw.request("GET", f"/admin/audit/configurations/{digest}", token=everyone)[0] == 200
     auditor = gw.create_key(user="kim", jurisdiction="KR", sector="government", roles=["auditor"])
-    assert gw.request("GET", f"/admin/audit/configurations/{digest}", token=auditor)[0] == 200
+    assert gw.request("GET", f"/admin/audit/configurations/{digest}", token=auditor)[0] == 403
+    assert gw.request("GET", f"/admin/audit/bundles/{revision}", token=auditor)[0] == 200
     staff = gw.create_key(user="x", jurisdiction="AU", sector="private")
     assert gw.request("GET", f"/admin/audit/bundles/{revision}", token=staff)[0] == 403
     for path, status in [
