@@ -35,6 +35,7 @@ from gateway.config.core import WebhookSettings
 from gateway.key_records import usd
 from gateway.storage.db import insert_for
 from gateway.storage.schema import budget_alerts
+from gateway.strays import stop
 
 if TYPE_CHECKING:
     from gateway.budgets import Budget
@@ -119,9 +120,7 @@ class BudgetAlerts:
         if self._task is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._queue.join(), 10)
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop(self._task)
             self._task = None
         if self._session is not None:
             await self._session.close()

@@ -22,7 +22,6 @@ at most ``sync_s`` of charges.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -38,6 +37,7 @@ from gateway.key_records import KeyRecord, dollars_text, micro, usd
 from gateway.principal import Principal
 from gateway.storage.db import insert_for
 from gateway.storage.schema import budget_spend
+from gateway.strays import stop
 
 __all__ = ["Budget", "Budgets", "budgets_of", "period_of", "report", "user_scope"]
 
@@ -145,11 +145,8 @@ class Budgets:
 
     async def close(self) -> None:
         """Stop the loop and add what is still pending to the ledger (within 5 s)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop(self._task)
+        self._task = None
         if self._pending:
             try:
                 await asyncio.wait_for(self.sync(self._settings.period), 5)

@@ -24,6 +24,8 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from gateway.strays import stop
+
 __all__ = ["CHANNEL", "RedisRevocations", "RevocationFeed"]
 
 log = logging.getLogger("portcullis.keys")
@@ -105,10 +107,7 @@ class RedisRevocations:
             await asyncio.sleep(self._retry)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop(self._task)
+        self._task = None
         self.live = False
         await self._redis.aclose()

@@ -41,6 +41,8 @@ from urllib.parse import urlsplit
 import msgspec
 from prometheus_client import CollectorRegistry, Counter
 
+from gateway.strays import stop
+
 if TYPE_CHECKING:
     from gateway.config.core import TracingSettings
     from gateway.context import RequestContext
@@ -258,7 +260,7 @@ class Tracer:
         if t.parent_id:
             main["parentSpanId"] = t.parent_id
         out = [main]
-        for step, start, stop, extra in t.steps:
+        for step, start, end_at, extra in t.steps:
             span_id = extra.pop("span_id", None) if extra else None
             step_attrs = self._cached(("s", step), lambda s=step: {"portcullis.step": s})
             child = {
@@ -268,7 +270,7 @@ class Tracer:
                 "name": _STEP_NAMES.get(step, step),
                 "kind": _CLIENT if step == "upstream" else _INTERNAL,
                 "startTimeUnixNano": str(t.ns(start)),
-                "endTimeUnixNano": str(t.ns(stop)),
+                "endTimeUnixNano": str(t.ns(end_at)),
                 "attributes": step_attrs + _attrs(extra) if extra else step_attrs,
                 "status": _FAILED if extra and extra.get("error.type") else _FINE,
             }
@@ -334,11 +336,8 @@ class Tracer:
 
     async def close(self) -> None:
         """Send what is queued (within the export timeout), then stop."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop(self._task)
+        self._task = None
         if self._session is not None:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(self._settings.timeout_s):

@@ -72,6 +72,21 @@ def _authorised(request: Request[Any, Any, Any], services: Services) -> None:
         raise GatewayError(Cause.FORBIDDEN, "This role may not read the audit trail.") from None
 
 
+async def _kept_file(
+    kept: Path | None, media_type: str, missing: str, filename: str | None = None
+) -> Response[bytes]:
+    """A file the gateway kept (a configuration document, a policy bundle), or the 404 saying
+    why there is none."""
+    if kept is None:
+        raise GatewayError(Cause.NOT_FOUND, missing)
+    headers = {"x-content-type-options": "nosniff"}
+    if filename:
+        headers["content-disposition"] = f'attachment; filename="{filename}"'
+    return Response(
+        content=await asyncio.to_thread(kept.read_bytes), media_type=media_type, headers=headers
+    )
+
+
 @get("/admin/audit/configurations/{digest:str}", opt={"role": "auditor"})
 async def audit_configuration(
     digest: FromPath[str], request: Request[Any, Any, Any], state: State
@@ -93,17 +108,11 @@ async def audit_configuration(
         raise GatewayError(
             Cause.INVALID_PARAMETER, "A configuration hash is 16 hex digits.", param="digest"
         )
-    kept = archived_config(services.settings.data_dir, digest)
-    if kept is None:
-        raise GatewayError(
-            Cause.NOT_FOUND,
-            "No document of this configuration was kept (it ran before 2026-12-01, on another "
-            "data directory, or could not be written).",
-        )
-    return Response(
-        content=await asyncio.to_thread(kept.read_bytes),
-        media_type="application/json",
-        headers={"x-content-type-options": "nosniff"},
+    return await _kept_file(
+        archived_config(services.settings.data_dir, digest),
+        "application/json",
+        "No document of this configuration was kept (it ran before 2026-12-01, on another "
+        "data directory, or could not be written).",
     )
 
 
@@ -120,19 +129,12 @@ async def audit_bundle(
             Cause.INVALID_PARAMETER, "A bundle revision is sha256:<hex>.", param="revision"
         )
     kept = archived_bundle(services.settings.data_dir, revision)
-    if kept is None:
-        raise GatewayError(
-            Cause.NOT_FOUND,
-            "This bundle revision was not kept (it was loaded before 2026-12-01, under "
-            "policy.engine: opa, or on another data directory).",
-        )
-    return Response(
-        content=await asyncio.to_thread(kept.read_bytes),
-        media_type="application/gzip",
-        headers={
-            "content-disposition": f'attachment; filename="policy-bundle-{kept.name}"',
-            "x-content-type-options": "nosniff",
-        },
+    return await _kept_file(
+        kept,
+        "application/gzip",
+        "This bundle revision was not kept (it was loaded before 2026-12-01, under "
+        "policy.engine: opa, or on another data directory).",
+        f"policy-bundle-{kept.name}" if kept else None,
     )
 
 

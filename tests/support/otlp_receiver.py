@@ -45,11 +45,10 @@ class OtlpReceiver:
                 out.append(int(attrs["portcullis.seq"]["intValue"]))
         return out
 
-    async def _logs(self, request: web.Request) -> web.Response:
+    async def _read(self, request: web.Request, message: Any) -> bytes | web.Response:
+        """The request's body once parsed as OTLP/JSON ``message`` (a 500 if it is not), or the
+        answer queued to give instead (a 503, a 415 for another content type)."""
         from google.protobuf import json_format
-        from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
-            ExportLogsServiceRequest,
-        )
 
         self.attempts += 1
         raw = await request.read()
@@ -60,7 +59,17 @@ class OtlpReceiver:
             return web.Response(status=status, headers=headers, body=body)
         if request.content_type != "application/json":
             return web.Response(status=415)
-        json_format.Parse(raw, ExportLogsServiceRequest())  # a 500 if it is not OTLP/JSON
+        json_format.Parse(raw, message)
+        return raw
+
+    async def _logs(self, request: web.Request) -> web.Response:
+        from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+            ExportLogsServiceRequest,
+        )
+
+        raw = await self._read(request, ExportLogsServiceRequest())
+        if isinstance(raw, web.Response):
+            return raw
         doc = json.loads(raw)
         records = [
             r for rl in doc["resourceLogs"] for sl in rl["scopeLogs"] for r in sl["logRecords"]
@@ -79,21 +88,13 @@ class OtlpReceiver:
         return f"http://127.0.0.1:{self.port}/v1/traces"
 
     async def _traces(self, request: web.Request) -> web.Response:
-        from google.protobuf import json_format
         from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
             ExportTraceServiceRequest,
         )
 
-        self.attempts += 1
-        raw = await request.read()
-        if self.delay_s:
-            await asyncio.sleep(self.delay_s)
-        if self.answers:
-            status, headers, body = self.answers.pop(0)
-            return web.Response(status=status, headers=headers, body=body)
-        if request.content_type != "application/json":
-            return web.Response(status=415)
-        json_format.Parse(raw, ExportTraceServiceRequest())  # a 500 if it is not OTLP/JSON
+        raw = await self._read(request, ExportTraceServiceRequest())
+        if isinstance(raw, web.Response):
+            return raw
         doc = json.loads(raw)
         for rs in doc["resourceSpans"]:
             self.resources.append(rs["resource"])
