@@ -51,6 +51,9 @@ class _Restoring:
         self._restorer = restorer
         self._streams: dict[tuple[int, int], StreamRestorer] = {}
         self._canary = restorer.canary if isinstance(restorer, Screened) else None
+        # Redacting new personal data from a stream's texts: its logprobs would still spell it
+        # token by token, and a stream's tokens cannot be held back and screened, so they go.
+        self._no_logprobs = bool(getattr(restorer, "redacts_streams", False))
 
     def _sr(self, key: tuple[int, int]) -> StreamRestorer:
         sr = self._streams.get(key)
@@ -68,6 +71,8 @@ class _Restoring:
                 continue
             if self._canary is None:
                 self._choice(choice)
+                if self._no_logprobs and choice.get("logprobs") is not None:
+                    choice["logprobs"] = None
                 continue
             was = self._canary.tripped
             self._choice(choice)

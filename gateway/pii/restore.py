@@ -242,30 +242,89 @@ class PlaceholderRestorer:
         for choice in choices if isinstance(choices, list) else ():
             if not isinstance(choice, dict):
                 continue
-            if endpoint == "completions" and isinstance(choice.get("text"), str):
-                choice["text"] = self._finish(choice["text"])
-            msg = choice.get("message")
-            if not isinstance(msg, dict):
-                continue
-            for key in ANSWER_TEXTS:
-                if isinstance(msg.get(key), str):
-                    msg[key] = self._finish(msg[key])
-            content = msg.get("content")
-            for part in content if isinstance(content, list) else ():
-                if isinstance(part, dict) and isinstance(part.get("text"), str):
-                    part["text"] = self._finish(part["text"])
-            calls = msg.get("tool_calls")
-            fns = (
-                [c.get("function") for c in calls if isinstance(c, dict)]
-                if isinstance(calls, list)
-                else []
-            )
-            fns.append(msg.get("function_call"))
-            for fn in fns:
-                if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
-                    args = self.replace(fn["arguments"], json_string=True)
-                    fn["arguments"] = self.screen_arguments(args)
+            found_before = sum(self.new_pii.values())
+            self._restore_choice(endpoint, choice)
+            self._logprobs(choice, found_before)
         return body
+
+    def _logprobs(self, choice: dict[str, Any], found_before: int) -> None:
+        """A choice's ``logprobs`` spell its tokens: with new personal data redacted from its
+        texts they would still spell it, so they go; otherwise the tokens that spell a
+        placeholder are merged into one entry holding the restored value (the sequence's
+        log-probability is the sum of its tokens', its alternatives are not known)."""
+        lp = choice.get("logprobs")
+        if not isinstance(lp, dict):
+            return
+        if self._redact_new and sum(self.new_pii.values()) > found_before:
+            choice["logprobs"] = None
+            return
+        for key in ("content", "refusal"):
+            tokens = lp.get(key)
+            if isinstance(tokens, list) and tokens and self._re is not None:
+                lp[key] = self.restore_tokens(tokens)
+
+    def restore_tokens(self, tokens: list[Any]) -> list[Any]:
+        """Chat ``logprobs`` entries (``token``, ``logprob``, ``bytes``, ``top_logprobs``) with
+        each run of tokens that spells a placeholder merged into one entry of the restored
+        value; entries of another shape leave the list as it is."""
+        texts = [
+            t["token"] for t in tokens if isinstance(t, dict) and isinstance(t.get("token"), str)
+        ]
+        if self._re is None or len(texts) != len(tokens):
+            return tokens
+        joined = "".join(texts)
+        ends, at = [], 0
+        for t in texts:
+            at += len(t)
+            ends.append(at)
+        groups: list[list[int]] = []  # [first, last] token index of each run to merge
+        for m in self._re.finditer(joined):
+            first = next(i for i, e in enumerate(ends) if e > m.start())
+            last = next(i for i, e in enumerate(ends) if e >= m.end())
+            if groups and first <= groups[-1][1]:
+                groups[-1][1] = max(groups[-1][1], last)
+            else:
+                groups.append([first, last])
+        if not groups:
+            return tokens
+        out: list[Any] = []
+        done = 0
+        for first, last in groups:
+            out += tokens[done:first]
+            start = ends[first - 1] if first else 0
+            text = self.replace(joined[start : ends[last]])
+            probs = [t.get("logprob") for t in tokens[first : last + 1]]
+            total = sum(probs) if all(isinstance(p, int | float) for p in probs) else None
+            out.append(
+                {"token": text, "logprob": total, "bytes": list(text.encode()), "top_logprobs": []}
+            )
+            done = last + 1
+        return out + tokens[done:]
+
+    def _restore_choice(self, endpoint: str, choice: dict[str, Any]) -> None:
+        if endpoint == "completions" and isinstance(choice.get("text"), str):
+            choice["text"] = self._finish(choice["text"])
+        msg = choice.get("message")
+        if not isinstance(msg, dict):
+            return
+        for key in ANSWER_TEXTS:
+            if isinstance(msg.get(key), str):
+                msg[key] = self._finish(msg[key])
+        content = msg.get("content")
+        for part in content if isinstance(content, list) else ():
+            if isinstance(part, dict) and isinstance(part.get("text"), str):
+                part["text"] = self._finish(part["text"])
+        calls = msg.get("tool_calls")
+        fns = (
+            [c.get("function") for c in calls if isinstance(c, dict)]
+            if isinstance(calls, list)
+            else []
+        )
+        fns.append(msg.get("function_call"))
+        for fn in fns:
+            if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
+                args = self.replace(fn["arguments"], json_string=True)
+                fn["arguments"] = self.screen_arguments(args)
 
     def stream(self, *, json_string: bool = False) -> Streamer:
         return Streamer(self, json_string=json_string)

@@ -820,3 +820,72 @@ async def test_a_value_read_as_two_types_is_found_under_either() -> None:
         subject_digest(key, "CREDIT_CARD", card),
         subject_digest(key, "JP_MY_NUMBER", card),
     }
+
+
+def _lp(*tokens: str, logprob: float = -0.5) -> list[dict[str, Any]]:
+    return [{"token": t, "logprob": logprob, "bytes": list(t.encode()), "top_logprobs": [
+        {"token": t, "logprob": logprob, "bytes": list(t.encode())}]} for t in tokens]  # fmt: skip
+
+
+def test_logprobs_that_spell_a_placeholder_become_one_entry_of_the_value() -> None:
+    from gateway.pii.restore import PlaceholderRestorer
+
+    ph, other = "<PERSON_3f9a1c>", "<EMAIL_ADDRESS_aa11bb>"
+    r = PlaceholderRestorer({ph: NAME, other: EMAIL}, [], None)
+    tokens = _lp("Hi", " <", "PERSON", "_3f", "9a1c", ">", " and", " ", *([other[:5], other[5:]]))
+    out = r.restore_tokens(tokens)
+    assert [t["token"] for t in out] == ["Hi", f" {NAME}", " and", " ", EMAIL]
+    merged = out[1]
+    assert merged["logprob"] == pytest.approx(-2.5)  # the five tokens' sum
+    assert merged["bytes"] == list(f" {NAME}".encode()) and merged["top_logprobs"] == []
+    assert out[0] is tokens[0] and out[2] is tokens[6]  # the others as they came
+    # a token that ends one placeholder and starts another: one entry for the run
+    run = r.restore_tokens(_lp("<PERSON_3f", "9a1c><EMAIL_", "ADDRESS_aa11bb>!"))
+    assert [t["token"] for t in run] == [f"{NAME}{EMAIL}!"]
+    # nothing to restore, or entries of another shape: the list as it came
+    plain = _lp("no", " names")
+    assert r.restore_tokens(plain) is plain
+    odd = [{"token": 3}, {"token": ph}]
+    assert r.restore_tokens(odd) is odd
+
+
+def test_an_answer_s_logprobs_are_restored_or_go_with_new_personal_data_redacted() -> None:
+    from gateway.pii.restore import PlaceholderRestorer
+
+    ph = "<PERSON_3f9a1c>"
+    answer = {"choices": [{"index": 0, "message": {"role": "assistant", "content": f"Hi {ph}"},
+                           "logprobs": {"content": _lp("Hi", " <PERSON", "_3f9a1c>")}}]}  # fmt: skip
+    PlaceholderRestorer({ph: NAME}, [(("PERSON"), NAME)], None).restore_json("chat", answer)
+    assert answer["choices"][0]["message"]["content"] == f"Hi {NAME}"
+    assert [t["token"] for t in answer["choices"][0]["logprobs"]["content"]] == ["Hi", f" {NAME}"]
+    # the model wrote an address the prompt did not hold: redacted from the text, and the
+    # logprobs that spell it go; a choice that holds none keeps its logprobs
+    r = _screening_restorer(redact_new=True)
+    leaky = {"choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "Write to bob@example.net"},
+         "logprobs": {"content": _lp("Write", " to", " bob", "@example", ".net")}},
+        {"index": 1, "message": {"role": "assistant", "content": "No address here."},
+         "logprobs": {"content": _lp("No", " address")}},
+    ]}  # fmt: skip
+    r.restore_json("chat", leaky)
+    assert leaky["choices"][0]["message"]["content"] == "Write to [EMAIL_ADDRESS]"
+    assert leaky["choices"][0]["logprobs"] is None
+    assert leaky["choices"][1]["logprobs"] is not None
+    # counted, not redacted (the default): the text and its logprobs as written
+    counted = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "bob@example.net"},
+                            "logprobs": {"content": _lp("bob@example.net")}}]}  # fmt: skip
+    _screening_restorer(redact_new=False).restore_json("chat", counted)
+    assert counted["choices"][0]["logprobs"]["content"][0]["token"] == "bob@example.net"
+
+
+def test_a_stream_that_redacts_new_personal_data_drops_its_logprobs() -> None:
+    from gateway.streaming import _Restoring
+
+    chunk = {"choices": [{"index": 0, "delta": {"content": "Hello "}, "finish_reason": None,
+                          "logprobs": {"content": _lp("Hello", " ")}}]}  # fmt: skip
+    _Restoring(_screening_restorer(redact_new=True)).apply(chunk)
+    assert chunk["choices"][0]["logprobs"] is None
+    kept = {"choices": [{"index": 0, "delta": {"content": "Hello "}, "finish_reason": None,
+                         "logprobs": {"content": _lp("Hello", " ")}}]}  # fmt: skip
+    _Restoring(_screening_restorer(redact_new=False)).apply(kept)
+    assert kept["choices"][0]["logprobs"] is not None
