@@ -216,7 +216,12 @@ class FakeUpstream:
                 "created": 1,
                 "model": model,
                 "choices": [
-                    {"index": i, "message": message, "finish_reason": "stop"}
+                    {
+                        "index": i,
+                        "message": message,
+                        "finish_reason": "stop",
+                        **({"logprobs": _logprobs(text)} if body.get("logprobs") else {}),
+                    }
                     for i in range(body.get("n") or 1)
                 ],
                 "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
@@ -346,3 +351,16 @@ class FakeUpstream:
             self.cancelled.append(str(body.get("model")))
             raise
         return resp
+
+
+def _logprobs(text: str) -> dict[str, Any]:
+    """``logprobs`` for an answer asked for them: its text in 3-character tokens, each -0.25
+    (a placeholder is spelled over several, as a model's tokeniser spells it)."""
+    tokens = [text[i : i + 3] for i in range(0, len(text), 3)]
+    return {
+        "content": [
+            {"token": t, "logprob": -0.25, "bytes": list(t.encode()), "top_logprobs": []}
+            for t in tokens
+        ],
+        "refusal": None,
+    }

@@ -91,6 +91,31 @@ def test_upstream_never_sees_the_values_and_the_answer_is_restored(
     assert json.loads(body["choices"][0]["message"]["content"]) == PROMPT
 
 
+def test_logprobs_come_back_restored_through_the_sdk(
+    gw: tuple[RunningGateway, FakeDecider, str], upstream: FakeUpstream
+) -> None:
+    """The backend's logprobs spell its answer, placeholders included, in 3-character tokens:
+    the SDK gets them spelling the restored answer, each placeholder's run as one entry."""
+    import openai
+
+    running, decider, key = gw
+    decider.rule = _rule({"*": "pseudonymise"})
+    upstream.mode = "echo"
+    sdk = openai.OpenAI(base_url=running.base_url, api_key=key, max_retries=0)
+    reply = sdk.chat.completions.create(
+        model="gpt-test", messages=[{"role": "user", "content": PROMPT}], logprobs=True
+    )
+    content = reply.choices[0].message.content
+    assert json.loads(content) == PROMPT
+    sent = upstream.received[-1]["json"]
+    assert sent.get("logprobs") is True and not any(v in json.dumps(sent) for v in VALUES)
+    tokens = reply.choices[0].logprobs.content
+    assert "".join(t.token for t in tokens) == content  # they spell what the SDK got
+    assert not any("<" in t.token and "_" in t.token for t in tokens)  # no piece of a pseudonym
+    named = next(t for t in tokens if "John Smith" in t.token)
+    assert named.logprob < -0.25 and bytes(named.bytes).decode() == named.token  # a merged run
+
+
 def test_values_spelled_out_reach_the_upstream_only_as_placeholders_and_come_back(
     gw: tuple[RunningGateway, FakeDecider, str], upstream: FakeUpstream
 ) -> None:
