@@ -122,6 +122,11 @@ class Budgets:
         self._alerts = alerts  # announces a budget's shares crossed (gateway.alerts)
         self._spent: dict[Slot, int] = {}  # the ledger as last read, plus charges since
         self._pending: dict[Slot, int] = {}  # charged here, not yet added to the ledger
+        # Held while pending charges move into the ledger, and while the ledger is read and this
+        # replica's pending charges added to it: without it a read that saw the ledger before a
+        # sync's commit and the pending charges after the sync took them counted them nowhere
+        # (GET /admin/budgets showed a team's spend fall back by its last charges for a moment).
+        self._ledger_lock = asyncio.Lock()
         self._loading: dict[Slot, asyncio.Future[dict[Slot, int]]] = {}
         self._limits: dict[Slot, Budget] = {}  # the budget each known slot was admitted under
         self._task: asyncio.Task[None] | None = None
@@ -224,7 +229,7 @@ class Budgets:
         requests share one read)."""
         fut = self._loading.get(slot)
         if fut is None:
-            fut = asyncio.ensure_future(self._read([slot]))
+            fut = asyncio.ensure_future(self._snapshot([slot]))
             self._loading[slot] = fut
 
             def done(f: asyncio.Future[dict[Slot, int]]) -> None:
@@ -243,7 +248,7 @@ class Budgets:
                 headers={"retry-after": "1"},
             ) from None
         if slot not in self._spent:
-            self._spent[slot] = totals.get(slot, 0) + self._pending.get(slot, 0)
+            self._spent[slot] = totals.get(slot, 0)
         return self._spent[slot]
 
     # -- the ledger ----------------------------------------------------------------------
@@ -253,16 +258,17 @@ class Budgets:
         it knows (the other replicas' charges included: a budget they pushed over a share is
         announced from here if no replica has yet). Charges the ledger did not take stay
         pending for the next sync."""
-        batch, self._pending = self._pending, {}
-        if batch:
-            try:
-                await self._add(batch)
-            except BaseException as exc:  # cancelled too (a shutdown mid-sync): kept, not lost
-                for slot, v in batch.items():
-                    self._pending[slot] = self._pending.get(slot, 0) + v
-                if self._metrics is not None and isinstance(exc, Exception):
-                    self._metrics.budget_sync_failures.inc()
-                raise
+        async with self._ledger_lock:
+            batch, self._pending = self._pending, {}
+            if batch:
+                try:
+                    await self._add(batch)
+                except BaseException as exc:  # cancelled too (a shutdown mid-sync): kept
+                    for slot, v in batch.items():
+                        self._pending[slot] = self._pending.get(slot, 0) + v
+                    if self._metrics is not None and isinstance(exc, Exception):
+                        self._metrics.budget_sync_failures.inc()
+                    raise
         current, _ = period_of(period_name or self._settings.period, datetime.now(UTC))
         for slot in [s for s in self._spent if s[1] != current]:
             del self._spent[slot]  # a past period's: not asked about again
@@ -271,7 +277,7 @@ class Budgets:
         if not watched:
             return
         try:
-            totals = await self._read(watched)
+            totals = await self._snapshot(watched)
         except Exception:
             if self._metrics is not None:
                 self._metrics.budget_sync_failures.inc()
@@ -279,7 +285,7 @@ class Budgets:
         for slot in watched:
             if slot in self._spent:
                 before = self._spent[slot]
-                self._spent[slot] = totals.get(slot, 0) + self._pending.get(slot, 0)
+                self._spent[slot] = totals.get(slot, 0)
                 self._alert(slot, before, self._spent[slot])  # other replicas' charges too
 
     async def _add(self, batch: dict[Slot, int]) -> None:
@@ -314,8 +320,15 @@ class Budgets:
 
     async def spent(self, scopes: list[str], period: str) -> dict[str, int]:
         """Each scope's spend in ``period``: the ledger's, plus this replica's pending charges."""
-        totals = await self._read([(s, period) for s in scopes])
-        return {s: totals.get((s, period), 0) + self._pending.get((s, period), 0) for s in scopes}
+        totals = await self._snapshot([(s, period) for s in scopes])
+        return {s: totals.get((s, period), 0) for s in scopes}
+
+    async def _snapshot(self, slots: list[Slot]) -> dict[Slot, int]:
+        """The ledger's totals of ``slots`` plus this replica's charges not yet in it, taken
+        while no sync is moving charges into the ledger (one consistent count)."""
+        async with self._ledger_lock:
+            totals = await self._read(slots)
+            return {s: totals.get(s, 0) + self._pending.get(s, 0) for s in slots}
 
 
 async def report(
