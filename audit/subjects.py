@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -51,20 +51,7 @@ class SubjectMatch:
     reached: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "request_id": self.request_id,
-            "ts": self.ts,
-            "user": self.user,
-            "team": self.team,
-            "jurisdiction": self.jurisdiction,
-            "model": self.model,
-            "decision": self.decision,
-            "status": self.status,
-            "error_code": self.error_code,
-            "forwarded": self.forwarded,
-            "types": self.types,
-            "reached": self.reached,
-        }
+        return asdict(self)
 
 
 _FACTS = ("id", "operator", "hosting_country", "hosting_region", "self_hosted", "model_origin")

@@ -30,6 +30,7 @@ from audit.canonical import canonical_bytes
 from gateway.config import Settings
 
 __all__ = [
+    "CONFIG_HASH",
     "REDACTED",
     "archive_config",
     "archived_config",
@@ -43,6 +44,7 @@ __all__ = [
 log = logging.getLogger("portcullis")
 
 REDACTED = "[redacted]"
+CONFIG_HASH = re.compile(r"[0-9a-f]{16}")  # what an audit record's config_hash looks like
 _SECRET_PARAM = re.compile(r"pass|secret|token|key|auth|sig|credential", re.IGNORECASE)
 
 
@@ -138,7 +140,7 @@ def archive_config(settings: Settings, directory: Path) -> Path | None:
 
 def archived_config(data_dir: str | Path, digest: str) -> Path | None:
     """The kept document of configuration ``digest``, if there is one."""
-    if not re.fullmatch(r"[0-9a-f]{16}", digest):
+    if not CONFIG_HASH.fullmatch(digest):
         return None
     path = config_archive(data_dir) / config_file_name(digest)
     return path if path.is_file() else None

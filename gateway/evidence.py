@@ -17,11 +17,11 @@ from gateway.config_archive import (
     archived_config,
     config_document,
     config_file_name,
-    config_hash,
+    document_hash,
 )
 from gateway.policy.bundle import archived_name, cited_actions, load_bundle, write_opa_bundle
 
-__all__ = ["PackInputs", "archived_bundle", "bundle_archive", "pack_inputs"]
+__all__ = ["BUNDLE_REVISION", "PackInputs", "archived_bundle", "bundle_archive", "pack_inputs"]
 
 
 def bundle_archive(data_dir: str | Path) -> Path:
@@ -42,20 +42,14 @@ class PackInputs:
         ``whole``: the reader may see the whole configuration (unscoped); a reader scoped to
         some jurisdictions gets no configuration document (it holds every jurisdiction's
         settings, and the names in ``budgets.users``), only the hashes and the catalogue."""
-        if whole:
-            return {
-                "current": self.current,
-                "citations": self.citations,
-                "extra": self.extra,
-                "archived": self.archived,
-                "archived_config": self.archived_config,
-            }
         return {
-            "current": {**self.current, "config_file": None},
+            "current": self.current if whole else {**self.current, "config_file": None},
             "citations": self.citations,
-            "extra": {k: v for k, v in self.extra.items() if not k.startswith("config-")},
+            "extra": self.extra
+            if whole
+            else {k: v for k, v in self.extra.items() if not k.startswith("config-")},
             "archived": self.archived,
-            "archived_config": None,
+            "archived_config": self.archived_config if whole else None,
         }
 
 
@@ -64,7 +58,8 @@ def pack_inputs(settings: Settings, running_hash: str | None = None) -> PackInpu
     and catalogue; ``running_hash``: a running gateway's configuration hash, which a reload
     changes (default: the hash of ``settings``)."""
     bundle = load_bundle(settings.policy.bundle, settings.policy.overlays)
-    document, digest = config_document(settings), config_hash(settings)
+    document = config_document(settings)
+    digest = document_hash(document)
     extra: dict[str, Callable[[Path], None]] = {
         "policy-bundle.tar.gz": lambda path: write_opa_bundle(bundle, path)
     }
@@ -86,9 +81,13 @@ def pack_inputs(settings: Settings, running_hash: str | None = None) -> PackInpu
     )
 
 
+# What a bundle revision looks like (``gateway.policy.bundle``: sha256: and hex digits).
+BUNDLE_REVISION = re.compile(r"sha256:[0-9a-f]{8,64}")
+
+
 def archived_bundle(data_dir: str | Path, revision: str) -> Path | None:
     """The kept bundle of ``revision`` (``sha256:<hex>``), if there is one."""
-    if not re.fullmatch(r"sha256:[0-9a-f]{8,64}", revision):
+    if not BUNDLE_REVISION.fullmatch(revision):
         return None
     path = bundle_archive(data_dir) / archived_name(revision)
     return path if path.is_file() else None

@@ -300,10 +300,13 @@ class Tracer:
                 async with asyncio.timeout(s.interval_s):
                     await self._wake.wait()
             self._wake.clear()
-            while self._queue:
-                await self._post(
-                    [self._queue.popleft() for _ in range(min(s.batch_size, len(self._queue)))]
-                )
+            await self._drain()
+
+    async def _drain(self) -> None:
+        """Post what is queued, a batch at a time."""
+        while self._queue:
+            size = min(self._settings.batch_size, len(self._queue))
+            await self._post([self._queue.popleft() for _ in range(size)])
 
     async def _post(self, batch: list[dict[str, Any]]) -> None:
         import aiohttp
@@ -341,9 +344,7 @@ class Tracer:
         if self._session is not None:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(self._settings.timeout_s):
-                    while self._queue:
-                        size = min(self._settings.batch_size, len(self._queue))
-                        await self._post([self._queue.popleft() for _ in range(size)])
+                    await self._drain()
             await self._session.close()
             self._session = None
 

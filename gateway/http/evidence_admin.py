@@ -10,7 +10,6 @@ swept after an hour. ``portcullis audit verify --evidence FILE.zip`` checks it o
 from __future__ import annotations
 
 import asyncio
-import re
 import shutil
 import tempfile
 import zipfile
@@ -25,7 +24,7 @@ from litestar.params import FromPath
 from litestar.response import Stream
 
 from gateway.errors import Cause, GatewayError
-from gateway.evidence import archived_bundle, pack_inputs
+from gateway.evidence import BUNDLE_REVISION, archived_bundle, pack_inputs
 from gateway.http.audit_admin import _USAGE_FILTERS, _engine, _filter, _scope
 from gateway.policy.bundle import BundleError
 from gateway.services import Services
@@ -94,7 +93,7 @@ async def audit_configuration(
     """The configuration a request was decided under: the document kept by the hash its record
     carries (``config_hash``; :mod:`gateway.config_archive`), as JSON — passwords and webhook
     paths taken out, its SHA-256 beginning with the hash."""
-    from gateway.config_archive import archived_config
+    from gateway.config_archive import CONFIG_HASH, archived_config
 
     services: Services = state.services
     _authorised(request, services)
@@ -104,7 +103,7 @@ async def audit_configuration(
             "A configuration holds every jurisdiction's settings: readers scoped to some "
             "jurisdictions see its hash, not its document.",
         )
-    if not re.fullmatch(r"[0-9a-f]{16}", digest):
+    if not CONFIG_HASH.fullmatch(digest):
         raise GatewayError(
             Cause.INVALID_PARAMETER, "A configuration hash is 16 hex digits.", param="digest"
         )
@@ -124,7 +123,7 @@ async def audit_bundle(
     (``bundle_revision``), as the OPA bundle the gateway kept when it loaded it."""
     services: Services = state.services
     _authorised(request, services)
-    if not re.fullmatch(r"sha256:[0-9a-f]{8,64}", revision):
+    if not BUNDLE_REVISION.fullmatch(revision):
         raise GatewayError(
             Cause.INVALID_PARAMETER, "A bundle revision is sha256:<hex>.", param="revision"
         )

@@ -25,6 +25,8 @@ tool runs, so nothing waits on the pieces); without it they stream as restored a
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
 import re
 from collections import Counter
@@ -260,7 +262,7 @@ class PlaceholderRestorer:
             return
         for key in ("content", "refusal"):
             tokens = lp.get(key)
-            if isinstance(tokens, list) and tokens and self._re is not None:
+            if isinstance(tokens, list) and tokens:
                 lp[key] = self.restore_tokens(tokens)
 
     def restore_tokens(self, tokens: list[Any]) -> list[Any]:
@@ -273,14 +275,11 @@ class PlaceholderRestorer:
         if self._re is None or len(texts) != len(tokens):
             return tokens
         joined = "".join(texts)
-        ends, at = [], 0
-        for t in texts:
-            at += len(t)
-            ends.append(at)
+        ends = list(itertools.accumulate(map(len, texts)))  # where each token's text ends
         groups: list[list[int]] = []  # [first, last] token index of each run to merge
         for m in self._re.finditer(joined):
-            first = next(i for i, e in enumerate(ends) if e > m.start())
-            last = next(i for i, e in enumerate(ends) if e >= m.end())
+            first = bisect.bisect_right(ends, m.start())  # the token the placeholder starts in
+            last = bisect.bisect_left(ends, m.end())  # and the one it ends in
             if groups and first <= groups[-1][1]:
                 groups[-1][1] = max(groups[-1][1], last)
             else:
