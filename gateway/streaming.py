@@ -54,6 +54,12 @@ class _Restoring:
         # Redacting new personal data from a stream's texts: its logprobs would still spell it
         # token by token, and a stream's tokens cannot be held back and screened, so they go.
         self._no_logprobs = bool(getattr(restorer, "redacts_streams", False))
+        # Otherwise a choice's logprobs are restored as its text is: the tokens that spell a
+        # placeholder become one entry of the value (PlaceholderRestorer.stream_tokens).
+        self._token_stream = (
+            getattr(restorer, "stream_tokens", None) if getattr(restorer, "mapping", None) else None
+        )
+        self._tokens: dict[tuple[int, str], Any] = {}
 
     def _sr(self, key: tuple[int, int]) -> StreamRestorer:
         sr = self._streams.get(key)
@@ -73,10 +79,34 @@ class _Restoring:
                 self._choice(choice)
                 if self._no_logprobs and choice.get("logprobs") is not None:
                     choice["logprobs"] = None
+                elif self._token_stream is not None:
+                    self._logprobs(choice)
                 continue
             was = self._canary.tripped
             self._choice(choice)
             self._screened(choice, was)
+
+    def _logprobs(self, choice: dict[str, Any]) -> None:
+        """Restore a chat choice's ``logprobs`` entries; those that may still spell the start
+        of a placeholder are held and come out with a later chunk, the last ones with the
+        choice's ``finish_reason`` (or :meth:`drain`'s chunk)."""
+        idx = choice.get("index", 0) if isinstance(choice.get("index"), int) else 0
+        final = choice.get("finish_reason") is not None
+        lp = choice.get("logprobs")
+        for name in ("content", "refusal"):
+            tokens = lp.get(name) if isinstance(lp, dict) else None
+            ts = self._tokens.get((idx, name))
+            if ts is None:
+                if not isinstance(tokens, list) or self._token_stream is None:
+                    continue
+                ts = self._tokens[(idx, name)] = self._token_stream()
+            out = ts.feed(tokens) if isinstance(tokens, list) else []
+            if final:
+                out += ts.flush()
+            if isinstance(tokens, list) or out:
+                if not isinstance(lp, dict):
+                    lp = choice["logprobs"] = {"content": None, "refusal": None}
+                lp[name] = out
 
     def _screened(self, choice: dict[str, Any], was: bool) -> None:
         """A choice under the canary screen (gateway.prompts): its logprobs go (they spell the
@@ -147,6 +177,12 @@ class _Restoring:
             else:
                 name = ANSWER_TEXTS[-1 - ti]
                 choice["delta"][name] = rest
+        for (ci, name), ts in self._tokens.items():
+            held = ts.flush()
+            if held:
+                choice = choices.setdefault(ci, {"index": ci, "delta": {}, "finish_reason": None})
+                lp = choice.setdefault("logprobs", {"content": None, "refusal": None})
+                lp[name] = held
         if not choices:
             return None
         kind = "chat.completion.chunk" if chat else "text_completion"

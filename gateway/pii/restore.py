@@ -37,7 +37,7 @@ from gateway.pii.actions import canonical, redact
 from gateway.pii.contract import ANSWER_TEXTS
 from gateway.pii.generic import Candidate
 
-__all__ = ["PlaceholderRestorer", "Streamer"]
+__all__ = ["PlaceholderRestorer", "Streamer", "TokenStreamer"]
 
 PatternScan = Callable[[str], list[Candidate]]
 HOLD = 96  # characters a screened stream holds back (longer than any identifier's usual form)
@@ -62,22 +62,12 @@ class Streamer:
     def held(self) -> int:
         return len(self._pending)
 
-    def _hold_from(self, buf: str) -> int:
-        prefixes = self._owner.prefixes
-        lo = max(0, len(buf) - self._owner.longest + 1)
-        p = buf.find("<", lo)
-        while p >= 0:
-            if buf[p:] in prefixes:
-                return p
-            p = buf.find("<", p + 1)
-        return len(buf)
-
     def feed(self, text: str) -> str:
         if not self._owner.mapping:
             out = text
         else:
             buf = self._pending + text
-            cut = self._hold_from(buf)
+            cut = self._owner.hold_from(buf)
             self._pending = buf[cut:]
             out = self._owner.replace(buf[:cut], json_string=self._json)
         if self._screens:
@@ -129,6 +119,45 @@ class Streamer:
         return out
 
 
+class TokenStreamer:
+    """A streamed choice's ``logprobs`` entries, restored as :meth:`PlaceholderRestorer.
+    restore_tokens` restores a whole answer's: each run of tokens that spells a placeholder
+    becomes one entry of the value. Entries that may still be the start of a placeholder are
+    held back (as the choice's text is) and released, merged, once the placeholder is whole or
+    cannot be one; what is held at the end comes out with :meth:`flush`."""
+
+    def __init__(self, owner: PlaceholderRestorer) -> None:
+        self._owner = owner
+        self._pending: list[Any] = []
+
+    def feed(self, tokens: list[Any]) -> list[Any]:
+        owner = self._owner
+        buf = self._pending + tokens
+        texts = [t.get("token") if isinstance(t, dict) else None for t in buf]
+        if owner._re is None or not all(isinstance(t, str) for t in texts):
+            self._pending = []  # entries of another shape: relayed as they are
+            return buf
+        joined = "".join(texts)  # type: ignore[arg-type]  # all str, checked above
+        ends = list(itertools.accumulate(map(len, texts)))  # type: ignore[arg-type]
+        # Hold from the token where a placeholder may be starting, and from the first token of
+        # a whole placeholder that ends in a held token (its tokens are merged together).
+        cut = owner.hold_from(joined)
+        keep = bisect.bisect_right(ends, cut) if cut < len(joined) else len(buf)
+        for m in reversed(list(owner._re.finditer(joined))):
+            if keep and m.start() < ends[keep - 1] < m.end():
+                keep = bisect.bisect_right(ends, m.start())
+        self._pending = buf[keep:]
+        return owner.restore_tokens(buf[:keep]) if keep else []
+
+    def flush(self) -> list[Any]:
+        out, self._pending = self._pending, []
+        return self._owner.restore_tokens(out) if out else []
+
+    @property
+    def held(self) -> int:
+        return len(self._pending)
+
+
 class PlaceholderRestorer:
     """Implements :class:`gateway.pii.contract.Restorer` for one request."""
 
@@ -151,6 +180,18 @@ class PlaceholderRestorer:
             if self.mapping
             else None
         )
+
+    def hold_from(self, buf: str) -> int:
+        """Where the end of ``buf`` may be the start of one of this request's placeholders
+        (``len(buf)`` where it cannot): what a stream must hold back."""
+        prefixes = self.prefixes
+        lo = max(0, len(buf) - self.longest + 1)
+        p = buf.find("<", lo)
+        while p >= 0:
+            if buf[p:] in prefixes:
+                return p
+            p = buf.find("<", p + 1)
+        return len(buf)
 
     def replace(self, text: str, *, json_string: bool = False) -> str:
         if self._re is None or "<" not in text:
@@ -327,3 +368,7 @@ class PlaceholderRestorer:
 
     def stream(self, *, json_string: bool = False) -> Streamer:
         return Streamer(self, json_string=json_string)
+
+    def stream_tokens(self) -> TokenStreamer:
+        """A streamed choice's chat ``logprobs`` entries (``content`` or ``refusal``)."""
+        return TokenStreamer(self)

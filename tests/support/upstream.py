@@ -289,6 +289,8 @@ class FakeUpstream:
                 if i == 0:
                     delta["role"] = "assistant"
                 choice: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": None}
+                if body.get("logprobs"):  # as OpenAI: each chunk's tokens spell its delta
+                    choice["logprobs"] = _logprobs(piece)
             else:
                 choice = {"index": 0, "text": piece, "finish_reason": None}
             events.append(

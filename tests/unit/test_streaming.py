@@ -282,3 +282,59 @@ async def test_our_last_chunk_carries_the_name_the_caller_knows() -> None:
     out = await _relay(ctx, FakeAnswer([data]), HoldbackRestorer())
     assert [e["model"] for e in _events(out)] == ["deepseek-chat", "deepseek-chat"]
     assert b"/models/ds-v3" not in out
+
+
+def _tokens_of(text: str, size: int) -> list[dict[str, Any]]:
+    return [
+        {"token": text[i : i + size], "logprob": -0.5, "bytes": [], "top_logprobs": []}
+        for i in range(0, len(text), size)
+    ]
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 40])
+async def test_a_stream_s_logprobs_are_restored_as_its_text_is(size: int) -> None:
+    """A stream asked for logprobs: the tokens that spell a placeholder, across chunks and
+    however the tokeniser cut it, come out as one entry of the value; held tokens come out
+    with the finish_reason; the entries across the stream spell the text the caller got."""
+    from gateway.pii.restore import PlaceholderRestorer
+
+    ph, other = "<PERSON_3f9a1c>", "<EMAIL_ADDRESS_aa11bb>"
+    r = PlaceholderRestorer({ph: "Alice Example", other: "a@example.org"}, [], None)
+    answer = f"Dear {ph}, write to {other}.{ph}< ok"
+    pieces = [answer[i : i + 7] for i in range(0, len(answer), 7)]
+    data = b""
+    for piece in pieces:
+        choice = {
+            "index": 0,
+            "delta": {"content": piece},
+            "logprobs": {"content": _tokens_of(piece, size), "refusal": None},
+            "finish_reason": None,
+        }
+        data += b"data: " + json.dumps({"choices": [choice]}).encode() + b"\n\n"
+    data += b'data: {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}\n\n'
+    ctx = RequestContext("r", "chat", None)
+    out = await _relay(ctx, FakeAnswer([data + b"data: [DONE]\n\n"]), r)
+    choices = [c for e in _events(out) for c in e["choices"]]
+    text = "".join(c["delta"].get("content") or "" for c in choices)
+    entries = [t for c in choices if c.get("logprobs") for t in c["logprobs"]["content"]]
+    assert text == "Dear Alice Example, write to a@example.org.Alice Example< ok"
+    assert "".join(t["token"] for t in entries) == text
+    # each value whole in one entry (with the rest of the tokens it began or ended in)
+    assert sum("Alice Example" in t["token"] for t in entries) == 2
+    assert sum("a@example.org" in t["token"] for t in entries) == 1
+    assert not any("_3f" in t["token"] or "ADDRESS" in t["token"] for t in entries)
+    assert choices[-1]["finish_reason"] == "stop"
+
+
+async def test_held_logprobs_come_out_before_done_when_no_finish_reason_comes() -> None:
+    from gateway.pii.restore import PlaceholderRestorer
+
+    r = PlaceholderRestorer({"<PERSON_3f9a1c>": "Alice"}, [], None)
+    event = {"choices": [{"index": 0, "delta": {"content": "to <PERS"},
+                          "logprobs": {"content": _tokens_of("to <PERS", 3)}}]}  # fmt: skip
+    data = b"data: " + json.dumps(event).encode() + b"\n\ndata: [DONE]\n\n"
+    out = await _relay(RequestContext("r", "chat", None), FakeAnswer([data]), r)
+    choices = [c for e in _events(out) for c in e["choices"]]
+    entries = [t["token"] for c in choices if c.get("logprobs") for t in c["logprobs"]["content"]]
+    assert "".join(entries) == "to <PERS"  # never a placeholder: released as it came
+    assert "".join(c["delta"].get("content") or "" for c in choices) == "to <PERS"

@@ -105,8 +105,9 @@ class StreamTranslator(EventTranslator):
             if isinstance(refusal, str) and refusal:
                 out += self._delta("refusal", refusal)
             content = delta.get("content")
-            if isinstance(content, str) and (content or tokens):
-                out += self._delta("output_text", content, tokens)
+            if (isinstance(content, str) and content) or tokens:  # tokens held back come late
+                text = content if isinstance(content, str) else ""
+                out += self._delta("output_text", text, tokens)
             calls = delta.get("tool_calls")
             for call in calls if isinstance(calls, list) else ():
                 if isinstance(call, dict):

@@ -116,6 +116,38 @@ def test_logprobs_come_back_restored_through_the_sdk(
     assert named.logprob < -0.25 and bytes(named.bytes).decode() == named.token  # a merged run
 
 
+def test_a_stream_s_logprobs_come_back_restored_through_the_sdk(
+    gw: tuple[RunningGateway, FakeDecider, str], upstream: FakeUpstream
+) -> None:
+    """Streamed, each chunk's logprobs spell its delta: across the stream the SDK gets entries
+    that spell the restored answer, each placeholder's tokens (cut across chunks by the relay
+    and across tokens by the backend) as one entry of the value."""
+    import openai
+
+    running, decider, key = gw
+    decider.rule = _rule({"*": "pseudonymise"})
+    upstream.mode = "echo"
+    upstream.piece_chars = 5  # placeholders cut across chunks, and across 3-character tokens
+    sdk = openai.OpenAI(base_url=running.base_url, api_key=key, max_retries=0)
+    stream = sdk.chat.completions.create(
+        model="gpt-test",
+        messages=[{"role": "user", "content": PROMPT}],
+        logprobs=True,
+        stream=True,
+    )
+    text, tokens = "", []
+    for chunk in stream:
+        for choice in chunk.choices:
+            text += choice.delta.content or ""
+            if choice.logprobs is not None and choice.logprobs.content:
+                tokens += choice.logprobs.content
+    assert json.loads(text) == PROMPT
+    assert "".join(t.token for t in tokens) == text
+    assert not any("<" in t.token and "_" in t.token for t in tokens)  # no piece of a pseudonym
+    named = next(t for t in tokens if "John Smith" in t.token)
+    assert named.logprob < -0.25 and bytes(named.bytes).decode() == named.token
+
+
 def test_values_spelled_out_reach_the_upstream_only_as_placeholders_and_come_back(
     gw: tuple[RunningGateway, FakeDecider, str], upstream: FakeUpstream
 ) -> None:

@@ -849,6 +849,23 @@ def test_logprobs_that_spell_a_placeholder_become_one_entry_of_the_value() -> No
     assert r.restore_tokens(odd) is odd
 
 
+def test_a_stream_s_logprobs_hold_a_placeholder_s_tokens_until_it_is_whole() -> None:
+    from gateway.pii.restore import PlaceholderRestorer
+
+    ph = "<PERSON_3f9a1c>"
+    ts = PlaceholderRestorer({ph: NAME}, [], None).stream_tokens()
+    assert [t["token"] for t in ts.feed(_lp("Hi", " <PER"))] == ["Hi"] and ts.held == 1
+    # a token ends the placeholder and starts another: the run is held until both are whole
+    assert ts.feed(_lp("SON_3f9a1c><PERSON")) == [] and ts.held == 2
+    assert [t["token"] for t in ts.feed(_lp("_3f9a1c>", " bye"))] == [f" {NAME}{NAME}", " bye"]
+    assert ts.held == 0 and ts.flush() == []
+    # what never became a placeholder comes out at the end as it came
+    assert ts.feed(_lp("a <PERS")) == [] and [t["token"] for t in ts.flush()] == ["a <PERS"]
+    # entries of another shape: relayed as they are
+    odd = [{"token": 3}]
+    assert ts.feed(odd) == odd
+
+
 def test_an_answer_s_logprobs_are_restored_or_go_with_new_personal_data_redacted() -> None:
     from gateway.pii.restore import PlaceholderRestorer
 
