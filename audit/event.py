@@ -189,6 +189,8 @@ PII: Spec = {
     "insecure": _S.ids,  # insecure switches this request went through (pii.enabled:false, ...)
     # keyed digests of the values found (gateway.pii.actions.subject_digest): the subject index
     "subjects": _subjects,
+    # and of the values the answer brought that the prompt did not hold (pii.output's values)
+    "output_subjects": _subjects,
 }
 DIGESTS: Spec = {"key_id": _S.ident, "prompt": _digest, "answer": _digest}
 # ``pii``: for an attempt that failed after the request went out, the actions taken on the

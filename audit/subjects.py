@@ -7,7 +7,9 @@ guard found in it (``pii.subjects``: :func:`gateway.pii.actions.subject_digest`,
 outside the database). The caller computes the value's digests, one per type it may have been
 read as, and :func:`find_subject` returns the requests whose records hold any of them: when, who
 asked, what was decided, what was done to the value, and every backend the request reached (the
-one that answered, and any it was sent to first that failed after sending).
+one that answered, and any it was sent to first that failed after sending). A value the backend's
+answer brought that the prompt did not hold (personal data the model wrote: ``pii.output``) is
+kept too (``pii.output_subjects``) and found as such (``in_answer``).
 
 The search reads the outcome entries of the period and the reader's scope, and is recorded in
 the trail like every other read (an ``export`` entry, ``phase: subject``, with the types searched
@@ -47,6 +49,9 @@ class SubjectMatch:
     error_code: str | None  # pii_blocked: the value was found and policy kept it in
     forwarded: bool
     types: list[str] = field(default_factory=list)  # the types the value was found under
+    # the types it was found under in the answer, where the backend wrote it and the prompt did
+    # not hold it (pii.output_subjects: since 2026-12-01, the nineteenth session)
+    in_answer: list[str] = field(default_factory=list)
     # each backend the request reached, with its facts and what was done to the value there
     reached: list[dict[str, Any]] = field(default_factory=list)
 
@@ -110,9 +115,15 @@ async def find_subject(
     outcomes = ExportFilter(**{**flt.to_json(), "kinds": ("complete", "incomplete")})
     sub = entries(dialect, scoped_query(outcomes, scope))
     e = sub.c
-    found = strings(dialect, json_at(dialect, e.doc, "pii", "subjects")).alias("found")
-    held = sa.exists(
-        sa.select(sa.literal(1)).select_from(found).where(found.c.value.in_(sorted(digests)))
+    wanted = sorted(digests)
+    held = sa.or_(
+        *(
+            sa.exists(sa.select(sa.literal(1)).select_from(kept).where(kept.c.value.in_(wanted)))
+            for kept in (
+                strings(dialect, json_at(dialect, e.doc, "pii", name)).alias(f"found_{name}")
+                for name in ("subjects", "output_subjects")
+            )
+        )
     )
     rid = text_at(dialect, e.doc, "request_id").label("rid")
     # the newest matching requests, one row each (a request has one outcome entry)
@@ -133,11 +144,15 @@ async def find_subject(
     for request_id, ts, user, team, jurisdiction, decision, doc, _ in rows:
         body = doc if isinstance(doc, Mapping) else _parsed(doc)
         pii = body.get("pii")
-        kept = pii.get("subjects") if isinstance(pii, Mapping) else None
-        held_types = sorted({digests[d] for d in kept or () if d in digests})
+        pii = pii if isinstance(pii, Mapping) else {}
+        held_types = sorted({digests[d] for d in pii.get("subjects") or () if d in digests})
+        answer_types = sorted(
+            {digests[d] for d in pii.get("output_subjects") or () if d in digests}
+        )
         match = SubjectMatch(
             request_id, ts, user, team, jurisdiction, body.get("model"), decision,
             body.get("status"), body.get("error_code"), bool(body.get("forwarded")), held_types,
+            answer_types,
         )  # fmt: skip
         match.reached = [
             facts

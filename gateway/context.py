@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING, Any
 from gateway.config.backends import BackendSpec
 from gateway.errors import Cause
 from gateway.http.validate import ParsedRequest
+from gateway.pii.actions import MAX_SUBJECTS
 from gateway.policy.contract import Decision
 from gateway.principal import Principal
 from gateway.views import NO_PII, backend_facts, decision_view, principal_view
 
 if TYPE_CHECKING:
+    from gateway.pii.contract import Restorer
     from gateway.prompts import Canary
     from gateway.tracing import TraceIds
 
@@ -44,6 +46,7 @@ class RequestContext:
     usage: dict[str, int] = field(default_factory=dict)
     pii_counts: dict[str, int] = field(default_factory=dict)
     pii_subjects: Sequence[str] = ()  # keyed digests of the values found (the subject index)
+    pii_output_subjects: Sequence[str] = ()  # and of the new values found in the answer
     pii_actions: dict[str, dict[str, int]] = field(default_factory=dict)
     pii_output: dict[str, int] = field(default_factory=dict)  # new PII found in the answer
     # Content kinds the detector could not read (image_url, token_ids, ...), and the insecure
@@ -98,6 +101,12 @@ class RequestContext:
         self.relayed_chunks += 1
         if self.capture is not None:
             self.capture.append(data)
+
+    def answer_scanned(self, restorer: Restorer) -> None:
+        """What the scan of the answer found that the prompt did not hold: counts by type, and
+        the values' keyed digests for the data-subject index (empty unless it is kept)."""
+        self.pii_output = dict(restorer.new_pii)
+        self.pii_output_subjects = sorted(restorer.new_subjects)[:MAX_SUBJECTS]
 
     def mark(self, step: str, since: float) -> float:
         now = time.perf_counter()
@@ -158,6 +167,7 @@ class RequestContext:
                 "uninspectable": self.uninspectable,
                 "insecure": self.insecure,
                 "subjects": self.pii_subjects,
+                "output_subjects": self.pii_output_subjects,
             }
             if self.pii_counts
             or self.pii_actions

@@ -329,7 +329,7 @@ class Pipeline:
         if restorer is not None and ctx.endpoint != "embeddings":
             t0 = time.perf_counter()
             body = restorer.restore_json(ctx.endpoint, body)
-            ctx.pii_output = dict(restorer.new_pii)
+            ctx.answer_scanned(restorer)
             ctx.mark("restore", t0)
         if ctx.answer_model is not None and "model" in body:
             body = {**body, "model": ctx.answer_model}

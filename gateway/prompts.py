@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from typing import Any
 
@@ -198,6 +198,10 @@ class Screened:
     @property
     def new_pii(self) -> Mapping[str, int]:
         return self._inner.new_pii if self._inner is not None else {}
+
+    @property
+    def new_subjects(self) -> Set[str]:
+        return self._inner.new_subjects if self._inner is not None else frozenset()
 
     def restore_text(self, text: str) -> str:
         text = self.canary.screen(text)

@@ -329,5 +329,5 @@ async def relay_stream(
     finally:
         ctx.upstream_s += time.perf_counter() - t0
         if restorer is not None:
-            ctx.pii_output = dict(restorer.new_pii)
+            ctx.answer_scanned(restorer)
         answer.close()

@@ -101,5 +101,11 @@ def deployment_view(stance: str) -> Fixed:
 # uninspected or let through (every request while PII inspection is off): one view, so its
 # normalised form is computed once, not twice per request.
 NO_PII = Fixed(
-    counts=Fixed(), actions=Fixed(), output=Fixed(), uninspectable=(), insecure=(), subjects=()
+    counts=Fixed(),
+    actions=Fixed(),
+    output=Fixed(),
+    uninspectable=(),
+    insecure=(),
+    subjects=(),
+    output_subjects=(),
 )

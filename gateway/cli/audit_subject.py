@@ -102,7 +102,9 @@ def subject_cmd(
         )
         click.echo(
             f"{m.ts}  {m.request_id}  {m.user} ({m.jurisdiction})  {m.model}  "
-            f"{','.join(m.types)}  {m.decision} {m.status}"
+            f"{','.join(m.types) or '-'}"
+            + (f" (in the answer: {','.join(m.in_answer)})" if m.in_answer else "")
+            + f"  {m.decision} {m.status}"
             + (f" {m.error_code}" if m.error_code else "")
             + (f"  -> {where}" if where else "  -> not sent")
         )

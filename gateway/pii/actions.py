@@ -16,6 +16,7 @@ import re
 from gateway.pii.normalise import normalise
 
 __all__ = [
+    "MAX_SUBJECTS",
     "PLACEHOLDER_RE",
     "canonical",
     "hash_token",
@@ -28,6 +29,10 @@ __all__ = [
     "tenant_key",
 ]
 
+# The most value digests one record keeps of a request's values, and of its answer's (a request
+# listing thousands of addresses keeps the first this many, sorted by digest: a search may miss
+# the others).
+MAX_SUBJECTS = 512
 PLACEHOLDER_RE = re.compile(r"<[A-Z][A-Z0-9_]*_[0-9a-f]{6,16}>")
 _FREE_TEXT = frozenset({"PERSON", "LOCATION", "EMAIL_ADDRESS"})
 

@@ -17,7 +17,7 @@ Nothing here may log or put in an exception message a value, only types, counts 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -94,6 +94,11 @@ class Restorer(Protocol):
     @property
     def new_pii(self) -> Mapping[str, int]:
         """Entity type -> count of personal data found in the answer that was not in the prompt."""
+        ...
+
+    @property
+    def new_subjects(self) -> Set[str]:
+        """The keyed digests of those values (the data-subject index; empty unless it is kept)."""
         ...
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from gateway.errors import Cause, GatewayError
 from gateway.pii.actions import (
+    MAX_SUBJECTS,
     canonical,
     hash_token,
     mask,
@@ -35,9 +36,6 @@ from gateway.policy.contract import PiiAction
 __all__ = ["Guard", "RequestInspection"]
 
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
-# The most value digests one request's audit record keeps (a request listing thousands of
-# addresses keeps the first this many, sorted by digest: a search may miss the others).
-MAX_SUBJECTS = 512
 PatternScan = Callable[[str], list[Candidate]]
 
 
@@ -186,7 +184,7 @@ class Guard:
     ) -> PlaceholderRestorer:
         """New personal data in the answer redacted by the setting for all, or for this one."""
         return PlaceholderRestorer(
-            mapping, known, self._output_scan, self._redact_new or redact_new
+            mapping, known, self._output_scan, self._redact_new or redact_new, self._subject_key
         )
 
     @staticmethod

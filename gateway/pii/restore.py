@@ -33,7 +33,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from gateway.pii.actions import canonical, redact
+from gateway.pii.actions import MAX_SUBJECTS, canonical, redact, subject_digest
 from gateway.pii.contract import ANSWER_TEXTS
 from gateway.pii.generic import Candidate
 
@@ -167,12 +167,16 @@ class PlaceholderRestorer:
         known: Iterable[tuple[str, str]],
         scan: PatternScan | None,
         redact_new: bool = False,
+        subject_key: bytes | None = None,
     ) -> None:
         self.mapping = dict(mapping)  # placeholder -> original value
         self._known = {canonical(e, v) for e, v in known}
         self._scan = scan
         self._redact_new = redact_new
         self.new_pii: Counter[str] = Counter()
+        # the keyed digests of the new values (the data-subject index), with ``subject_key``
+        self._subject_key = subject_key
+        self.new_subjects: set[str] = set()
         self.longest = max((len(p) for p in self.mapping), default=0)
         self.prefixes = frozenset(p[:k] for p in self.mapping for k in range(1, len(p)))
         self._re = (
@@ -206,11 +210,17 @@ class PlaceholderRestorer:
     def _new(self, text: str) -> list[Candidate]:
         if self._scan is None or not text:
             return []
-        return [
+        found = [
             c
             for c in self._scan(text)
             if canonical(c.entity, text[c.start : c.end]) not in self._known
         ]
+        if self._subject_key is not None and len(self.new_subjects) < MAX_SUBJECTS:
+            for c in found:
+                self.new_subjects.add(
+                    subject_digest(self._subject_key, c.entity, text[c.start : c.end])
+                )
+        return found
 
     def count_new(self, text: str) -> None:
         for c in self._new(text):

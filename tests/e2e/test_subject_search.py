@@ -111,9 +111,13 @@ def test_a_person_s_data_is_found_with_where_it_went_and_what_was_done_to_it(
         upstream.mode = "normal"
         _ask(gw, ann, f"Someone else: TFN {OTHER_TFN}.")
         _ask(gw, ann, "Call me on (02) 9374 4000 tomorrow.")  # written nationally
+        # an answer that brings an address the prompt did not hold (personal data the model wrote)
+        upstream.reply = "Ask liz.brown@example.net, she knows."
+        _ask(gw, ann, "Who knows about the rota?")
+        upstream.reply = "Hello from the fake upstream."
         with pytest.raises(openai.PermissionDeniedError):
             _ask(gw, cat, f"TFN {TFN}")  # refused before any inspection: nothing to find
-        _settled(gw, 5)
+        _settled(gw, 6)
         # what left: DeepSeek's service never saw the number (the policy pseudonymises it there)
         assert all(TFN not in json.dumps(r["json"]) for r in upstream.received)
         assert any(TFN in json.dumps(r["json"]) for r in sydney.received)  # the own servers: as is
@@ -149,6 +153,14 @@ def test_a_person_s_data_is_found_with_where_it_went_and_what_was_done_to_it(
         assert found["types_searched"] == ["EMAIL_ADDRESS"]
         status, found = _search(gw, TOKEN, value=STAFF_ID)
         assert status == 200 and [m["types"] for m in found["matches"]] == [["STAFF_ID"]]
+        # a value found only in an answer: in_answer says so, and nothing left with the prompt
+        status, found = _search(gw, TOKEN, value="Liz.Brown@example.net")
+        assert status == 200 and found["totals"]["requests"] == 1, found
+        (answered,) = found["matches"]
+        assert answered["in_answer"] == ["EMAIL_ADDRESS"] and answered["types"] == []
+        assert [r["id"] for r in answered["reached"]] == ["deepseek-hosted"]
+        assert answered["reached"][0]["actions"] == {}
+        assert all(m["in_answer"] == [] for m in _search(gw, TOKEN, value=TFN)[1]["matches"])
         # a phone number searched in its international form
         status, found = _search(gw, TOKEN, value="+61 2 9374 4000")
         assert status == 200 and [m["types"] for m in found["matches"]] == [["PHONE_NUMBER"]]
@@ -207,7 +219,7 @@ def test_a_person_s_data_is_found_with_where_it_went_and_what_was_done_to_it(
 
     # every search is on the record, with the types searched and the reader, never the value
     bodies = asyncio.run(_raw_rows(store))
-    for secret in (TFN, "123456782", EMAIL, "grace.hopper", STAFF_ID, OTHER_TFN):
+    for secret in (TFN, "123456782", EMAIL, "grace.hopper", STAFF_ID, OTHER_TFN, "liz.brown"):
         assert not any(secret.casefold() in b.casefold() for b in bodies), secret
     searches = [
         json.loads(b)

@@ -18,6 +18,7 @@ class HoldbackRestorer:
 
     TOKEN, VALUE = "<P1>", "Alice"
     new_pii: dict[str, int] = {}
+    new_subjects: frozenset[str] = frozenset()
 
     def restore_text(self, text: str) -> str:
         return text.replace(self.TOKEN, self.VALUE)

@@ -767,7 +767,7 @@ async function searchSubject(event) {
     el("td", { className: "mono", text: text(m.request_id) }),
     el("td", { text: `${text(m.user)} (${text(m.jurisdiction)})` }),
     el("td", { text: text(m.model) }),
-    el("td", { text: list(m.types) }),
+    el("td", { text: list(m.types) + (m.in_answer && m.in_answer.length ? ` (in the answer: ${list(m.in_answer)})` : "") }),
     el("td", { text: [m.decision, m.status, m.error_code].filter((v) => v !== null && v !== undefined).map(text).join(" ") }),
     el("td", { text: reachedText(m.reached) })));
   $("subjects-table").tBodies[0].replaceChildren(...rows);

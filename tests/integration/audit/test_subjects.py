@@ -25,11 +25,13 @@ N = 40
 
 
 def _event(i: int) -> dict:
-    """Every fourth request held PERSON (and, every eighth, the same value read as a card too)."""
+    """Every fourth request held PERSON (and, every eighth, the same value read as a card too);
+    the answers to requests 2, 6, 10, ... brought the card (a value the prompt did not hold)."""
     subjects = sorted({OTHER, *([PERSON] if i % 4 == 0 else []), *([CARD] if i % 8 == 0 else [])})
     e = event(i)
     e["pii"] = {"counts": {"PERSON": 1}, "actions": {"PERSON": {"pseudonymise": 1}},
-                "subjects": subjects}  # fmt: skip
+                "output": {"CREDIT_CARD": 1} if i % 4 == 2 else {},
+                "subjects": subjects, "output_subjects": [CARD] if i % 4 == 2 else []}  # fmt: skip
     return e
 
 
@@ -40,13 +42,26 @@ async def test_the_requests_holding_a_digest_newest_first_bounded_and_scoped(
     await asyncio.gather(*(sink.intent(e) for e in evs))
     await asyncio.gather(*(sink.complete(e) for e in evs))
     digests = {PERSON: "PERSON", CARD: "CREDIT_CARD"}
-    held = [e for e in evs if PERSON in e["pii"]["subjects"]]
+    held = [e for e in evs if set(digests) & {*e["pii"]["subjects"], *e["pii"]["output_subjects"]}]
     matches, totals = await find_subject(engine, digests, ExportFilter(), ADMIN)
     sent = sum(1 for e in held if e["forwarded"])
     assert totals == {"requests": len(held), "forwarded": sent, "truncated": False}
     assert [m.ts for m in matches] == sorted((m.ts for m in matches), reverse=True)
     assert {m.request_id for m in matches} == {e["request_id"] for e in held}
-    assert {tuple(m.types) for m in matches} == {("CREDIT_CARD", "PERSON"), ("PERSON",)}
+    assert {tuple(m.types) for m in matches} == {("CREDIT_CARD", "PERSON"), ("PERSON",), ()}
+    assert {tuple(m.in_answer) for m in matches if not m.types} == {("CREDIT_CARD",)}
+    # a value found only in answers: found as such, in_answer says where
+    cards, totals = await find_subject(engine, {CARD: "CREDIT_CARD"}, ExportFilter(), ADMIN)
+    by_id = {m.request_id: m for m in cards}
+    assert (
+        len(by_id) == totals["requests"] == len([i for i in range(N) if i % 8 == 0 or i % 4 == 2])
+    )
+    for e in evs:
+        m = by_id.get(e["request_id"])
+        if CARD in e["pii"]["output_subjects"]:
+            assert m is not None and m.in_answer == ["CREDIT_CARD"] and m.types == []
+        elif CARD in e["pii"]["subjects"]:
+            assert m is not None and m.types == ["CREDIT_CARD"] and m.in_answer == []
     # bounded: the newest few, and the answer says there were more
     few, totals = await find_subject(engine, digests, ExportFilter(), ADMIN, limit=3)
     assert [m.request_id for m in few] == [m.request_id for m in matches[:3]]

@@ -86,6 +86,7 @@ FULL_EVENT = {
         "uninspectable": ["image_url"],
         "insecure": ["pii.insecure_pass_uninspectable"],
         "subjects": ["0123456789abcdef", "fedcba9876543210"],
+        "output_subjects": ["00112233aabbccdd"],
     },
     "usage": {"prompt_tokens": 12, "completion_tokens": 30},
     "latency_ms": {"total": 120.5, "upstream": 100.0, "first_byte": None},
@@ -123,6 +124,7 @@ def test_a_complete_event_passes_unchanged() -> None:
         (("pii", "insecure"), [SECRET_VALUES[0]]),
         (("pii", "subjects"), [SECRET_VALUES[0]]),  # a value where its digest belongs
         (("pii", "subjects"), ["alice"]),  # an identifier, not a digest
+        (("pii", "output_subjects"), [SECRET_VALUES[0]]),
         (("decision", "denial_citations"), {"r": [SECRET_VALUES[0]]}),
         (("decision", "denial_citations"), {SECRET_VALUES[0]: []}),
         (("decision", "obligations"), {"note": SECRET_VALUES[0]}),

@@ -145,7 +145,7 @@ def test_a_request_with_no_pii_news_shares_one_view_with_the_same_record() -> No
     quiet = ctx.event("k", "c", False)
     assert quiet["pii"] is NO_PII
     plain = {"counts": {}, "actions": {}, "output": {}, "uninspectable": [], "insecure": [],
-             "subjects": []}  # fmt: skip
+             "subjects": [], "output_subjects": []}  # fmt: skip
     assert normalise(quiet, "intent") == normalise({**quiet, "pii": plain}, "intent")
     for field, value in (
         ("pii_counts", {"PERSON": 1}),

@@ -480,7 +480,7 @@ async def test_new_pii_in_output_is_counted_and_optionally_redacted() -> None:
         assert ("bob@example.net" in content) is (not redact_new)
 
 
-def _screening_restorer(redact_new: bool = True) -> Any:
+def _screening_restorer(redact_new: bool = True, subject_key: bytes | None = None) -> Any:
     from gateway.pii.engine import AnalyzerOptions
     from gateway.pii.restore import PlaceholderRestorer
     from gateway.pii.scanner import select
@@ -488,8 +488,35 @@ def _screening_restorer(redact_new: bool = True) -> Any:
     scan = Analyzer.__new__(Analyzer)  # patterns only, no model
     Analyzer.__init__(scan, AnalyzerOptions(ner=False))
     return PlaceholderRestorer(
-        {}, [], lambda t: select(scan.patterns(t, None)), redact_new=redact_new
+        {},
+        [],
+        lambda t: select(scan.patterns(t, None)),
+        redact_new=redact_new,
+        subject_key=subject_key,
     )
+
+
+@pytest.mark.parametrize("redact_new", [False, True])
+def test_the_values_an_answer_brings_are_indexed_for_the_subject_search(redact_new: bool) -> None:
+    """Whole or streamed, redacted or only counted: each new value's digest under its type, for
+    ``pii.output_subjects``; none without the index's key."""
+    from gateway.pii.actions import subject_digest
+
+    key = b"s" * 32
+    text = "Write to bob@example.net today, or to Bob@Example.NET."
+    want = {subject_digest(key, "EMAIL_ADDRESS", "bob@example.net")}
+    whole = _screening_restorer(redact_new, key)
+    whole.restore_json("chat", {"choices": [{"message": {"content": text}}]})
+    assert whole.new_subjects == want
+    streamed = _screening_restorer(redact_new, key)
+    sr = streamed.stream()
+    for i in range(0, len(text), 4):
+        sr.feed(text[i : i + 4])
+    sr.flush()
+    assert streamed.new_subjects == want
+    off = _screening_restorer(redact_new)
+    off.restore_json("chat", {"choices": [{"message": {"content": text}}]})
+    assert off.new_pii and off.new_subjects == set()
 
 
 @pytest.mark.parametrize("size", [1, 3, 4, 9])
