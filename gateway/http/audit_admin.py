@@ -35,8 +35,9 @@ one at a time (409 while one runs).
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,6 +51,19 @@ from gateway.principal import Principal
 from gateway.services import Services
 
 __all__ = ["AUDIT_HANDLERS"]
+
+
+@contextlib.contextmanager
+def may(what: str = "read the audit trail") -> Iterator[None]:
+    """A reader whose role may not (:class:`audit.export.AuditForbidden`) gets the 403 that
+    says what it may not do."""
+    from audit.export import AuditForbidden
+
+    try:
+        yield
+    except AuditForbidden:
+        raise GatewayError(Cause.FORBIDDEN, f"This role may not {what}.") from None
+
 
 _MEDIA = {
     "csv": "text/csv",
@@ -125,7 +139,7 @@ def _scope(request: Request[Any, Any, Any]) -> Any:
 
 @get("/admin/audit/export", opt={"role": "auditor"})
 async def export_audit(request: Request[Any, Any, Any], state: State) -> Stream:
-    from audit.export import AuditForbidden, stream
+    from audit.export import stream
 
     services: Services = state.services
     q = request.query_params
@@ -145,19 +159,18 @@ async def export_audit(request: Request[Any, Any, Any], state: State) -> Stream:
     engine = _engine(services)
     try:
         # Authorises and records the export before any byte goes out.
-        bound, chunks = await stream(
-            engine,
-            fmt,
-            flt,
-            _scope(request),
-            allowed_roles=services.settings.audit.export_roles,
-            writer=getattr(services.audit, "writer_id", "export:0:0"),
-            after_seq=after,
-            until_seq=until,
-        )
+        with may("export the audit trail"):
+            bound, chunks = await stream(
+                engine,
+                fmt,
+                flt,
+                _scope(request),
+                allowed_roles=services.settings.audit.export_roles,
+                writer=getattr(services.audit, "writer_id", "export:0:0"),
+                after_seq=after,
+                until_seq=until,
+            )
         first = await anext(chunks)
-    except AuditForbidden:
-        raise GatewayError(Cause.FORBIDDEN, "This role may not export the audit trail.") from None
     except StopAsyncIteration:
         first = b""
     except ValueError as exc:
@@ -189,7 +202,6 @@ async def _report(request: Request[Any, Any, Any], state: State, report: str) ->
     and filters, the caller's scope; the report records the read. JSON, or with ``format=csv``
     a CSV download of the table the command line prints (every cell quoted, formula triggers
     neutralised)."""
-    from audit.export import AuditForbidden
     from audit.report_text import csv_bytes, rows_of
     from audit.reports import DEFAULT_BY, run_report
 
@@ -211,18 +223,17 @@ async def _report(request: Request[Any, Any, Any], state: State, report: str) ->
         # the running configuration's bundle names the citations (read per report: a few ms)
         citations = citations_for(policy.bundle, policy.overlays)
     try:
-        rows, totals = await run_report(
-            report,
-            _engine(services),
-            flt,
-            _scope(request),
-            by,
-            allowed_roles=services.settings.audit.export_roles,
-            writer=getattr(services.audit, "writer_id", "usage:0:0"),
-            citations=citations,
-        )
-    except AuditForbidden:
-        raise GatewayError(Cause.FORBIDDEN, "This role may not read the audit trail.") from None
+        with may():
+            rows, totals = await run_report(
+                report,
+                _engine(services),
+                flt,
+                _scope(request),
+                by,
+                allowed_roles=services.settings.audit.export_roles,
+                writer=getattr(services.audit, "writer_id", "usage:0:0"),
+                citations=citations,
+            )
     except ValueError as exc:
         raise GatewayError(
             Cause.INVALID_PARAMETER, f"Invalid grouping: {exc}.", param="by"
@@ -278,7 +289,6 @@ def _int(
 @get("/admin/audit/entries", opt={"role": "auditor"})
 async def audit_entries(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
     from audit.browse import MAX_PAGE, browse
-    from audit.export import AuditForbidden
 
     services: Services = state.services
     q = request.query_params
@@ -289,7 +299,7 @@ async def audit_entries(request: Request[Any, Any, Any], state: State) -> dict[s
     before = _int(request, "before", None, 1, _MAX_SEQ)
     kinds = tuple(k for v in q.getall("kind", []) for k in v.split(",") if k)
     flt = _filter(request, _FILTERS, kinds)
-    try:
+    with may():
         page = await browse(
             _engine(services),
             flt,
@@ -299,8 +309,6 @@ async def audit_entries(request: Request[Any, Any, Any], state: State) -> dict[s
             allowed_roles=services.settings.audit.export_roles,
             writer=getattr(services.audit, "writer_id", "browse:0:0"),
         )
-    except AuditForbidden:
-        raise GatewayError(Cause.FORBIDDEN, "This role may not read the audit trail.") from None
     return page.to_json()
 
 
@@ -309,17 +317,13 @@ _VERIFYING: set[str] = set()  # the stores being verified now (one at a time eac
 
 @get("/admin/audit/verify", opt={"role": "auditor"})
 async def audit_verify(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
-    from audit.export import AuditForbidden
-
     services: Services = state.services
     engine = _engine(services)
     signer = getattr(services.audit, "signer", None)
     if signer is None:
         raise GatewayError(Cause.CONFLICT, "This audit store has no signing key to verify against.")
-    try:
+    with may():
         _scope(request).authorise(services.settings.audit.export_roles)
-    except AuditForbidden:
-        raise GatewayError(Cause.FORBIDDEN, "This role may not read the audit trail.") from None
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
     from audit.verify import verify_in_subprocess
@@ -347,7 +351,7 @@ async def audit_content(
     """The request and answer captured for ``request_id`` (a legal-hold obligation), decrypted:
     every attempt is a ``content_read`` entry, found or not; 404 when there is none, it is
     outside the reader's jurisdictions, or its tenant's key was destroyed."""
-    from audit.export import AuditForbidden, ExportFilter
+    from audit.export import ExportFilter
     from audit.vault import ContentShredded, ContentVault, read_in_scope
 
     services: Services = state.services
@@ -362,11 +366,10 @@ async def audit_content(
         engine, getattr(services.audit, "writer_id", "content:0:0"), services.secret
     )
     try:
-        content = await read_in_scope(
-            vault, engine, request_id, _scope(request), services.settings.audit.export_roles
-        )
-    except AuditForbidden:
-        raise GatewayError(Cause.FORBIDDEN, "This role may not read captured content.") from None
+        with may("read captured content"):
+            content = await read_in_scope(
+                vault, engine, request_id, _scope(request), services.settings.audit.export_roles
+            )
     except ContentShredded as exc:
         raise GatewayError(Cause.NOT_FOUND, f"No readable content: {exc}.") from None
     return Response(
@@ -382,7 +385,6 @@ async def audit_subjects(request: Request[Any, Any, Any], state: State) -> dict[
     "since"?, "until"?, "jurisdiction"?, "user"?, "team"?, "decision"?, "backend"?}`` — a POST,
     so that the value is in no URL, proxy log or browser history. The same role and scope as the
     reports; recorded like them, with the types searched and never the value."""
-    from audit.export import AuditForbidden
     from audit.subjects import find_subject
     from gateway.http.admin import _json_body
     from gateway.subjects import known_types, subject_digests
@@ -418,7 +420,7 @@ async def audit_subjects(request: Request[Any, Any, Any], state: State) -> dict[
             Cause.INVALID_PARAMETER, f"Invalid search: {exc}.", param="value"
         ) from None
     del value, body
-    try:
+    with may():
         matches, totals = await find_subject(
             _engine(services),
             digests,
@@ -427,8 +429,6 @@ async def audit_subjects(request: Request[Any, Any, Any], state: State) -> dict[
             allowed_roles=services.settings.audit.export_roles,
             writer=getattr(services.audit, "writer_id", "subject:0:0"),
         )
-    except AuditForbidden:
-        raise GatewayError(Cause.FORBIDDEN, "This role may not read the audit trail.") from None
     return {
         "matches": [m.to_json() for m in matches],
         "totals": totals,

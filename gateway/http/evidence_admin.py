@@ -25,7 +25,7 @@ from litestar.response import Stream
 
 from gateway.errors import Cause, GatewayError
 from gateway.evidence import BUNDLE_REVISION, archived_bundle, pack_inputs
-from gateway.http.audit_admin import _USAGE_FILTERS, _engine, _filter, _scope
+from gateway.http.audit_admin import _USAGE_FILTERS, _engine, _filter, _scope, may
 from gateway.policy.bundle import BundleError
 from gateway.services import Services
 
@@ -63,12 +63,8 @@ def _zip(folder: Path, dest: Path) -> None:
 
 
 def _authorised(request: Request[Any, Any, Any], services: Services) -> None:
-    from audit.export import AuditForbidden
-
-    try:
+    with may():
         _scope(request).authorise(services.settings.audit.export_roles)
-    except AuditForbidden:
-        raise GatewayError(Cause.FORBIDDEN, "This role may not read the audit trail.") from None
 
 
 async def _kept_file(
