@@ -8,7 +8,8 @@ request's time went —
 the gateway's own part, the backend's, and which step. A caller's W3C ``traceparent`` is
 continued (the gateway's span becomes its child, and its sampling decision is kept), and each
 upstream attempt carries a ``traceparent`` naming the gateway's span, so a self-hosted vLLM that
-traces too joins the same trace.
+traces too joins the same trace. An admin or console call is one server span named by its route
+(:meth:`Tracer.finish_admin`).
 
 What a span holds: the request id, the endpoint and model, the backend and its operator and
 hosting country, the decision and the denying rules, the status and error code, the caller's
@@ -164,6 +165,11 @@ class Tracer:
     def begin(self, ctx: RequestContext, scope: Mapping[str, Any]) -> None:
         """Give ``ctx`` its trace ids when it is sampled: the caller's ``traceparent`` decides
         where it names one, else ``sample_ratio``."""
+        ctx.trace = self.ids(scope, ctx.started)
+
+    def ids(self, scope: Mapping[str, Any], perf_start: float) -> TraceIds | None:
+        """The trace ids of a call that began at ``perf_start`` (``time.perf_counter``), or
+        None when it is not sampled."""
         incoming = None
         for name, value in scope.get("headers", ()):
             if name == b"traceparent":
@@ -176,8 +182,8 @@ class Tracer:
             sampled = ratio >= 1.0 or random.random() < ratio
             trace_id, parent = _ids(128), None
         if not sampled:
-            return
-        ctx.trace = TraceIds(trace_id, _ids(64), parent, time.time_ns(), ctx.started)
+            return None
+        return TraceIds(trace_id, _ids(64), parent, time.time_ns(), perf_start)
 
     def finish(self, ctx: RequestContext) -> None:
         """Queue the request's spans (after its answer went out). Never raises."""
@@ -189,6 +195,36 @@ class Tracer:
         except Exception as exc:  # noqa: BLE001 - tracing never fails a request
             log.warning("trace span not built: %s", type(exc).__name__)
             return
+        self._enqueue(spans)
+
+    def finish_admin(self, t: TraceIds, scope: Mapping[str, Any], status: int) -> None:
+        """Queue the server span of an admin or console call: its method, its route as the
+        router knows it (``/admin/keys/{key_id}``: never the path's values, nor the query,
+        which may name a user), its status and its time. Never raises."""
+        method = str(scope.get("method", ""))
+        route = scope.get("path_template")
+        route = route if isinstance(route, str) and route else None
+        attrs = {
+            "http.request.method": method,
+            "http.route": route,
+            "http.response.status_code": status or None,
+            "error.type": str(status) if status >= 500 or status == 0 else None,
+        }
+        span = {
+            "traceId": t.trace_id,
+            "spanId": t.span_id,
+            "name": f"{method} {route or 'admin'}",
+            "kind": _SERVER,
+            "startTimeUnixNano": str(t.wall_start_ns),
+            "endTimeUnixNano": str(t.ns(time.perf_counter())),
+            "attributes": _attrs(attrs),
+            "status": _FAILED if attrs["error.type"] else _FINE,
+        }
+        if t.parent_id:
+            span["parentSpanId"] = t.parent_id
+        self._enqueue([span])
+
+    def _enqueue(self, spans: list[dict[str, Any]]) -> None:
         overflow = len(self._queue) + len(spans) - self._settings.max_queue
         if overflow > 0:
             self.spans.labels(result="dropped").inc(overflow)

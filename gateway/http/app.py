@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -248,16 +249,39 @@ class GatewayApp(Litestar):
                 # a load balancer's probe: GET's answer without its body (RFC 9110, 9.3.2)
                 scope, send = {**scope, "method": "GET"}, _without_body(send)
             if scope["path"].startswith("/admin/"):
-                services = getattr(self.state, "services", None)
-                setting, deadline = (
-                    admin_deadline(scope["path"], services.settings.admin)
-                    if services is not None
-                    else ("", 0.0)
-                )
-                if deadline:
-                    await _within(super().__call__, scope, receive, send, deadline, setting)
-                    return
+                await self._admin(scope, receive, send)
+                return
         await super().__call__(scope, receive, send)
+
+    async def _admin(self, scope: Any, receive: Any, send: Any) -> None:
+        """An admin or console call: within its deadline, and a server span of its own when
+        tracing samples it (gateway.tracing.Tracer.finish_admin)."""
+        services = getattr(self.state, "services", None)
+        setting, deadline = (
+            admin_deadline(scope["path"], services.settings.admin)
+            if services is not None
+            else ("", 0.0)
+        )
+        tracer = services.tracer if services is not None else None
+        trace = tracer.ids(scope, time.perf_counter()) if tracer is not None else None
+        status = 0
+        if trace is not None:
+            relay = send
+
+            async def send(message: Any) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                await relay(message)
+
+        try:
+            if deadline:
+                await _within(super().__call__, scope, receive, send, deadline, setting)
+            else:
+                await super().__call__(scope, receive, send)
+        finally:
+            if trace is not None and tracer is not None:
+                tracer.finish_admin(trace, scope, status)
 
 
 _PROBES = frozenset({"/healthz", "/readyz"})

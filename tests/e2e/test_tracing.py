@@ -190,3 +190,41 @@ def test_a_collector_that_is_down_costs_the_requests_nothing_and_is_counted(
         assert collector.spans == []
     finally:
         gw.stop()
+
+
+def test_an_admin_call_is_a_server_span_named_by_its_route_never_its_values(
+    tmp_path: Path, upstream: FakeUpstream, collector: OtlpReceiver
+) -> None:
+    """The admin API and the console's calls are traced too: one server span each, named by the
+    route's template (not the key id in the path, nor the user in the query), with its status;
+    a caller's traceparent is continued; a refused call is traced with its 401."""
+    gw = _gateway(tmp_path, upstream, endpoint=collector.traces_url, sample_ratio=1.0)
+    token = RunningGateway.ADMIN_TOKEN
+    try:
+        ann = gw.create_key(user="ann", team="ops", jurisdiction="AU-NSW", sector="private")
+        _, _, keys = gw.request("GET", "/admin/keys", token=token)
+        key_id = keys["data"][0]["key_id"]
+        parent = {"traceparent": f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"}
+        status, _, _ = gw.request("GET", f"/admin/keys/{key_id}", token=token, headers=parent)
+        assert status == 200
+        (one,) = _spans_of(collector, CALLER_TRACE, 1)
+        assert one["name"] == "GET /admin/keys/{key_id}" and one["kind"] == 2
+        assert one["parentSpanId"] == CALLER_SPAN
+        attrs = _attrs(one)
+        assert attrs["http.route"] == "/admin/keys/{key_id}"
+        assert attrs["http.response.status_code"] == "200" and "error.type" not in attrs
+        assert gw.request("GET", "/admin/audit/usage?user=ann.the.auditor", token=token)[0] == 200
+        assert gw.request("GET", "/admin/keys", token=ann)[0] in (401, 403)
+        deadline = time.monotonic() + 10
+        while True:
+            names = [s["name"] for s in collector.spans]
+            if names.count("GET /admin/audit/usage") and names.count("GET /admin/keys") >= 2:
+                break
+            assert time.monotonic() < deadline, names
+            time.sleep(0.05)
+        refused = [s for s in collector.spans if s["name"] == "GET /admin/keys"][-1]
+        assert _attrs(refused)["http.response.status_code"] in ("401", "403")
+        sent = json.dumps(collector.spans)
+        assert key_id not in sent and "ann.the.auditor" not in sent and token not in sent
+    finally:
+        gw.stop()
