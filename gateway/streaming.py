@@ -327,7 +327,12 @@ async def relay_stream(
         ctx.client_left()
         raise
     finally:
-        ctx.upstream_s += time.perf_counter() - t0
+        ended = time.perf_counter()
+        ctx.upstream_s += ended - t0
+        if ctx.trace is not None:  # the relay as a span of its own (gateway.tracing)
+            failed = ctx.error_code if ctx.status >= 500 else None
+            relay = {"portcullis.chunks": ctx.relayed_chunks, "error.type": failed}
+            ctx.trace.steps.append(("relay", t0, ended, relay))
         if restorer is not None:
             ctx.answer_scanned(restorer)
         answer.close()

@@ -3,9 +3,9 @@
 Off unless ``tracing.endpoint`` names one. Per sampled request the gateway sends one server span
 (``chat deepseek-chat``) with a child span per step it timed (resolving the model and backends,
 the policy decision, PII inspection and transformation, rate limits, the write-ahead audit
-intent, each upstream attempt, the answer's restoration), so a platform team sees where a slow
-request's time went —
-the gateway's own part, the backend's, and which step. A caller's W3C ``traceparent`` is
+intent, each upstream attempt, the answer's restoration, a stream's relay), so a platform team
+sees where a slow request's time went — the gateway's own part, the backend's, and which step.
+A caller's W3C ``traceparent`` is
 continued (the gateway's span becomes its child, and its sampling decision is kept), and each
 upstream attempt carries a ``traceparent`` naming the gateway's span, so a self-hosted vLLM that
 traces too joins the same trace. An admin or console call is one server span named by its route
@@ -69,6 +69,7 @@ _STEP_NAMES = {
     "capture": "content capture",
     "restore": "answer restoration",
     "upstream": "upstream call",
+    "relay": "stream relay",
 }
 
 

@@ -126,10 +126,15 @@ def test_a_traced_request_continues_the_caller_s_trace_and_shows_where_its_time_
             extra_headers={"traceparent": f"00-{'a' * 32}-{CALLER_SPAN}-01"},
         )
         assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
-        (streamed,) = [
-            s for s in _spans_of(collector, "a" * 32, 2) if s.get("parentSpanId") == CALLER_SPAN
-        ]
+        stream_spans = _spans_of(collector, "a" * 32, 3)
+        (streamed,) = [s for s in stream_spans if s.get("parentSpanId") == CALLER_SPAN]
         assert _attrs(streamed)["portcullis.stream"] is True
+        # the relay is a span of its own: after the upstream call opened, to the stream's end
+        parts = {s["name"]: s for s in stream_spans if s.get("parentSpanId") == streamed["spanId"]}
+        relay, opened = parts["stream relay"], parts["upstream call"]
+        assert int(_attrs(relay)["portcullis.chunks"]) >= 2 and relay["status"]["code"] == 0
+        assert int(relay["startTimeUnixNano"]) >= int(opened["startTimeUnixNano"])
+        assert int(relay["endTimeUnixNano"]) <= int(streamed["endTimeUnixNano"])
         cat = gw.create_key(user="cat", team="gov", jurisdiction="AU", sector="government")
         refused = openai.OpenAI(base_url=gw.base_url, api_key=cat, max_retries=0)
         with pytest.raises(openai.PermissionDeniedError):
