@@ -284,18 +284,9 @@ class Pipeline:
         async def attempt(backend: BackendSpec) -> T:
             body = body_for(backend)
             ctx.forwarded = True
-            span: dict[str, Any] | None = None
-            traceparent: str | None = None
-            if ctx.trace is not None:  # the attempt's own span, named to the backend
-                span = {"span_id": new_span_id(), "portcullis.backend": backend.id}
-                traceparent = ctx.trace.traceparent(span["span_id"])
-            t0 = time.perf_counter()
             try:
-                return await call(backend, ctx.endpoint, body, traceparent)
+                return await _send(ctx, backend, call, body)
             except UpstreamFailure as failure:
-                if span is not None:
-                    span["error.type"] = failure.kind
-                    span["http.response.status_code"] = failure.status
                 if not (ctx.hide_usage and failure.status in (400, 422)):
                     raise
                 # Perhaps the ``stream_options`` we added, not the caller's request (a 400 did
@@ -303,16 +294,9 @@ class Pipeline:
                 ctx.attempts.append(
                     {"backend": backend.id, "outcome": "status", "status": failure.status}
                 )
-                answer = await call(
-                    backend, ctx.endpoint, body_for(backend, ask_usage=False), traceparent
-                )
+                answer = await _send(ctx, backend, call, body_for(backend, ask_usage=False))
                 self._refused_stream_options(ctx, backend, failure)
                 return answer
-            finally:
-                now = time.perf_counter()
-                ctx.upstream_s += now - t0
-                if span is not None and ctx.trace is not None:
-                    ctx.trace.steps.append(("upstream", t0, now, span))
 
         backend, answer = await self.s.router.run(backends, attempt, self._on_attempt(ctx))
         ctx.backend = backend
@@ -399,3 +383,32 @@ def _denial_message(decision: Decision) -> str:
     more = len(decision.denials) - 1
     extra = f" ({more} more reason(s) in error.reasons)" if more > 0 else ""
     return f"Request denied by policy rule {first.rule}: {first.message.rstrip('.')}.{extra}"
+
+
+async def _send(
+    ctx: RequestContext,
+    backend: BackendSpec,
+    call: Callable[[BackendSpec, str, bytes, str | None], Awaitable[T]],
+    body: bytes,
+) -> T:
+    """One call of ``backend``: its time counted as the upstream's, and, when the request is
+    traced, a span of its own named in the ``traceparent`` the backend gets (with the failure's
+    kind and status when it failed)."""
+    span: dict[str, Any] | None = None
+    traceparent: str | None = None
+    if ctx.trace is not None:
+        span = {"span_id": new_span_id(), "portcullis.backend": backend.id}
+        traceparent = ctx.trace.traceparent(span["span_id"])
+    t0 = time.perf_counter()
+    try:
+        return await call(backend, ctx.endpoint, body, traceparent)
+    except UpstreamFailure as failure:
+        if span is not None:
+            span["error.type"] = failure.kind
+            span["http.response.status_code"] = failure.status
+        raise
+    finally:
+        now = time.perf_counter()
+        ctx.upstream_s += now - t0
+        if span is not None and ctx.trace is not None:
+            ctx.trace.steps.append(("upstream", t0, now, span))

@@ -233,3 +233,39 @@ def test_an_admin_call_is_a_server_span_named_by_its_route_never_its_values(
         assert key_id not in sent and "ann.the.auditor" not in sent and token not in sent
     finally:
         gw.stop()
+
+
+def test_a_retry_without_stream_options_is_a_span_of_its_own(
+    tmp_path: Path, upstream: FakeUpstream, collector: OtlpReceiver
+) -> None:
+    """A backend that refuses the stream_options the gateway added: the refused call and the
+    retry without it are two upstream spans, the first with its 400, each named in the
+    traceparent its call carried."""
+    upstream.refuse_stream_options = True
+    gw = _gateway(tmp_path, upstream, endpoint=collector.traces_url, sample_ratio=0.0)
+    try:
+        ann = gw.create_key(user="ann", team="ops", jurisdiction="AU-NSW", sector="private")
+        sdk = openai.OpenAI(base_url=gw.base_url, api_key=ann, max_retries=0)
+        stream = sdk.chat.completions.create(
+            model="deepseek-chat",
+            messages=[{"role": "user", "content": "hi"}],
+            stream=True,
+            extra_headers={"traceparent": f"00-{'d' * 32}-{CALLER_SPAN}-01"},
+        )
+        assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        sent = [parse_traceparent(r["headers"]["traceparent"]) for r in upstream.received[-2:]]
+        assert all(s is not None for s in sent) and sent[0] != sent[1]
+        deadline = time.monotonic() + 10
+        while True:
+            calls = [s for s in collector.spans if s["traceId"] == "d" * 32 and s["kind"] == 3]
+            if len(calls) >= 2:
+                break
+            assert time.monotonic() < deadline, collector.spans
+            time.sleep(0.05)
+        calls.sort(key=lambda s: int(s["startTimeUnixNano"]))
+        assert [c["spanId"] for c in calls] == [s[1] for s in sent if s is not None]
+        refused, retried = (_attrs(c) for c in calls)
+        assert refused["http.response.status_code"] == "400" and refused["error.type"]
+        assert "error.type" not in retried
+    finally:
+        gw.stop()
