@@ -337,3 +337,28 @@ async def test_warming_opens_the_pool_and_loads_the_scripts_without_writing(
         freeze(False)
         await lim.close()
         await probe.aclose()
+
+
+async def test_redis_s_answer_is_not_lost_to_a_loop_that_lagged_past_the_deadline() -> None:
+    """The event loop busy past the deadline (a CPU-heavy request elsewhere) while Redis
+    answered at once: the answer counts — the reservation is Redis's, not a 503 — and each
+    took one unit (the deadline's timer fires in the same loop pass as the reply is read, and
+    redis-py's call completes: pinned here against a change of either). A Redis that does not answer still fails closed within
+    the deadline (test_a_frozen_redis_fails_closed_within_the_deadline_and_recovers)."""
+    import asyncio
+    import time
+
+    lim = RedisLimiter(REDIS_URL, 6, 0, 0.1)
+    key = secrets.token_hex(4)
+    try:
+        await lim.warm(2)
+        for _ in range(3):
+            task = asyncio.create_task(lim.reserve(key, 0))
+            await asyncio.sleep(0)  # the reservation's script is sent
+            time.sleep(0.25)  # the loop blocked, 2.5 deadlines
+            r = await task
+            assert not r.local
+        # three reservations, three units of six a minute (refilling one per 10 s): none lost
+        assert (await lim.reserve(key, 0)).remaining_requests == pytest.approx(2, abs=0.2)
+    finally:
+        await lim.close()
