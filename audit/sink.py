@@ -157,6 +157,11 @@ class DatabaseAuditSink:
         return await self._submit(kind, event)
 
     async def ready(self) -> bool:
+        return self.healthy
+
+    @property
+    def healthy(self) -> bool:
+        """The store takes writes now (as far as the last commit or probe knows)."""
         return self._prepared and self._writer.healthy
 
     async def checkpoint(self) -> Any:

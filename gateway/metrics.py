@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, GCCollector, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
 
-__all__ = ["Metrics"]
+if TYPE_CHECKING:
+    from gateway.services import Services
+
+__all__ = ["Metrics", "StateCollector"]
 
 _BUCKETS = (
     0.0005,
@@ -175,3 +180,39 @@ class Metrics:
         children[0].inc()
         children[1].observe(total_s)
         children[2].observe(own_s)
+
+
+class StateCollector:
+    """Gauges read when Prometheus scrapes, for alerts that must fire with no traffic: whether
+    the audit store takes writes now (``portcullis_audit_store_healthy``: 0 means every request
+    is refused with 503 ``audit_unavailable``) and which backends' circuits are open
+    (``portcullis_backend_circuit_open{backend}``). Read from the running services, so a
+    reloaded catalogue is what is shown; never raises (a scrape must not fail on them)."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    def describe(self) -> list[Metric]:
+        return []  # registering does not call collect() (the services may still be starting)
+
+    def collect(self) -> Iterator[Metric]:
+        s = self._services
+        healthy = getattr(s.audit, "healthy", None)
+        if isinstance(healthy, bool):
+            audit = GaugeMetricFamily(
+                "portcullis_audit_store_healthy",
+                "1 while the audit store takes the write-ahead records, 0 while it does not "
+                "(every request is then refused: 503 audit_unavailable)",
+            )
+            audit.add_metric([], 1.0 if healthy else 0.0)
+            yield audit
+        circuits = GaugeMetricFamily(
+            "portcullis_backend_circuit_open",
+            "1 while a backend's circuit is open (it failed backends[].circuit_failures times "
+            "in a row and is not asked until its cooldown ends)",
+            labels=["backend"],
+        )
+        breaker = s.router.breaker
+        for backend in s.settings.backends:
+            circuits.add_metric([backend.id], 1.0 if breaker.is_open(backend.id) else 0.0)
+        yield circuits

@@ -50,7 +50,7 @@ from gateway.http.self_service import SELF_SERVICE_HANDLERS
 from gateway.http.sso import SSO_ADMIN_HANDLERS, SSO_HANDLERS
 from gateway.keys import KeyService
 from gateway.limiter import build_limiter
-from gateway.metrics import Metrics
+from gateway.metrics import Metrics, StateCollector
 from gateway.pii.contract import PiiGuard
 from gateway.pipeline import Pipeline
 from gateway.reload import Reloader, backend_credentials, install_sighup
@@ -165,6 +165,7 @@ async def build_services(settings: Settings, components: Components) -> Services
         budgets=Budgets(engine, metrics_, BudgetAlerts(engine, metrics_)),
     )
     services.budgets.start(lambda: services.settings.budgets)  # type: ignore[union-attr]
+    metrics_.registry.register(StateCollector(services))
     if settings.tracing.endpoint is not None:
         from gateway.tracing import Tracer
 
