@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -47,9 +48,15 @@ def open_engine(url: str, pool_size: int = 5, connect_timeout_s: float = 5.0) ->
 
 
 async def create_tables(engine: AsyncEngine) -> None:
-    """Create the audit tables if missing (tests, benchmarks; production uses the migration)."""
+    """Create the audit tables if missing (tests, benchmarks; production uses the migration),
+    ``audit_log`` partitioned by month on PostgreSQL as the migration leaves it."""
+    from audit.partitions import is_partitioned, partition_statements
+
     async with engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
+        if conn.dialect.name == "postgresql" and not await is_partitioned(conn):
+            for statement in partition_statements():
+                await conn.execute(sa.text(statement))
     from audit.store import prepare
 
     async with engine.connect() as conn:

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from audit.checkpoint import Signer, take_checkpoint
 from audit.db import open_engine
+from audit.partitions import ensure_partitions
 from audit.recovery import recover
 from audit.retention import purge
 from audit.schema import audit_head, audit_log
@@ -109,6 +110,8 @@ class DatabaseAuditSink:
         self._writer.start()
         self._tasks.append(asyncio.create_task(self._probe(), name="audit-probe"))
         self._tasks.append(asyncio.create_task(self._checkpoints(), name="audit-checkpoints"))
+        if self.engine.dialect.name == "postgresql":
+            self._tasks.append(asyncio.create_task(self._partitions(), name="audit-partitions"))
         if self._retention is not None:
             self._tasks.append(asyncio.create_task(self._purges(), name="audit-purge"))
 
@@ -212,6 +215,20 @@ class DatabaseAuditSink:
                     last = cp.tree_size
             except (OSError, sa.exc.SQLAlchemyError) as exc:
                 log.error("audit checkpoint failed: %s", type(exc).__name__)
+
+    async def _partitions(self, interval_s: float = 3600.0) -> None:
+        """The months ahead of the trail's partitions (:mod:`audit.partitions`): now, then
+        hourly. A failure is logged and tried again; appends never wait on it (the default
+        partition takes rows no month covers)."""
+        while True:
+            try:
+                async with self.engine.connect() as conn:
+                    created = await ensure_partitions(conn)
+                if created:
+                    log.info("audit partitions created: %s", ", ".join(created))
+            except (OSError, sa.exc.SQLAlchemyError) as exc:
+                log.error("audit partitions not checked: %s", type(exc).__name__)
+            await asyncio.sleep(interval_s)
 
     async def purge_now(self) -> dict[str, int]:
         """Run the retention purge once (also run every ``retention.interval_s``)."""
