@@ -233,3 +233,35 @@ def test_promtool_checks_and_unit_tests_the_rules_and_lints_the_scrape(
         if line.strip() and "should have" not in line and "non-histogram" not in line
     ]
     assert not problems, problems
+
+
+def test_compose_s_monitoring_profile_mounts_these_files_and_its_prometheus_config_checks() -> None:
+    """``docker compose --profile monitoring``: Prometheus scrapes both replicas as job
+    ``portcullis`` (the name PortcullisDown reads) with these rules, Grafana provisions the data
+    source and this dashboard; every file mounted exists; promtool checks the config and the
+    rules it loads."""
+    services = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]
+    for name in ("prometheus", "grafana"):
+        assert services[name]["profiles"] == ["monitoring"], name
+        for volume in services[name]["volumes"]:
+            source = volume.split(":", 1)[0]
+            assert (ROOT / source).exists(), (name, source)
+    config = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+    scrape = yaml.safe_load(config.read_text())["scrape_configs"][0]
+    assert scrape["job_name"] == "portcullis"
+    assert scrape["static_configs"][0]["targets"] == ["gateway-1:8080", "gateway-2:8080"]
+    mounted = {v.split(":")[1] for v in services["prometheus"]["volumes"]}
+    assert "/etc/prometheus/portcullis-alerts.yml" in mounted
+    provisioned = ROOT / "deploy" / "grafana" / "provisioning"
+    source = yaml.safe_load((provisioned / "datasources" / "prometheus.yml").read_text())
+    assert source["datasources"][0]["url"] == "http://prometheus:9090"
+    board = yaml.safe_load((provisioned / "dashboards" / "portcullis.yml").read_text())
+    folder = board["providers"][0]["options"]["path"]
+    assert any(
+        v.endswith(f"{folder}/portcullis-dashboard.json:ro") for v in services["grafana"]["volumes"]
+    )
+    checked = subprocess.run(
+        [_promtool(), "check", "config", str(config)], capture_output=True, text=True, timeout=60
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "SUCCESS: 16 rules found" in checked.stdout + checked.stderr
