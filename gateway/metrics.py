@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,8 @@ if TYPE_CHECKING:
     from gateway.services import Services
 
 __all__ = ["Metrics", "StateCollector"]
+
+log = logging.getLogger("portcullis")
 
 _BUCKETS = (
     0.0005,
@@ -196,6 +199,12 @@ class StateCollector:
         return []  # registering does not call collect() (the services may still be starting)
 
     def collect(self) -> Iterator[Metric]:
+        try:
+            yield from self._gauges()
+        except Exception as exc:  # noqa: BLE001 - a scrape answers with the other metrics
+            log.warning("state gauges not read: %s", type(exc).__name__)
+
+    def _gauges(self) -> Iterator[Metric]:
         s = self._services
         healthy = getattr(s.audit, "healthy", None)
         if isinstance(healthy, bool):

@@ -5,11 +5,10 @@ Off unless ``tracing.endpoint`` names one. Per sampled request the gateway sends
 the policy decision, PII inspection and transformation, rate limits, the write-ahead audit
 intent, each upstream attempt, the answer's restoration, a stream's relay), so a platform team
 sees where a slow request's time went — the gateway's own part, the backend's, and which step.
-A caller's W3C ``traceparent`` is
-continued (the gateway's span becomes its child, and its sampling decision is kept), and each
-upstream attempt carries a ``traceparent`` naming the gateway's span, so a self-hosted vLLM that
-traces too joins the same trace. An admin or console call is one server span named by its route
-(:meth:`Tracer.finish_admin`).
+A caller's W3C ``traceparent`` is continued (the gateway's span becomes its child, and its
+sampling decision is kept), and each upstream attempt carries a ``traceparent`` naming the
+gateway's span, so a self-hosted vLLM that traces too joins the same trace. An admin or console
+call is one server span named by its route (:meth:`Tracer.finish_admin`).
 
 What a span holds: the request id, the endpoint and model, the backend and its operator and
 hosting country, the decision and the denying rules, the status and error code, the caller's

@@ -133,12 +133,12 @@ class TokenStreamer:
     def feed(self, tokens: list[Any]) -> list[Any]:
         owner = self._owner
         buf = self._pending + tokens
-        texts = [t.get("token") if isinstance(t, dict) else None for t in buf]
-        if owner._re is None or not all(isinstance(t, str) for t in texts):
+        texts = [t["token"] for t in buf if isinstance(t, dict) and isinstance(t.get("token"), str)]
+        if owner._re is None or len(texts) != len(buf):
             self._pending = []  # entries of another shape: relayed as they are
             return buf
-        joined = "".join(texts)  # type: ignore[arg-type]  # all str, checked above
-        ends = list(itertools.accumulate(map(len, texts)))  # type: ignore[arg-type]
+        joined = "".join(texts)
+        ends = list(itertools.accumulate(map(len, texts)))
         # Hold from the token where a placeholder may be starting, and from the first token of
         # a whole placeholder that ends in a held token (its tokens are merged together).
         cut = owner.hold_from(joined)
