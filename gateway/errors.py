@@ -46,6 +46,7 @@ class Cause(enum.Enum):
     PII_BLOCKED = CauseInfo(403, "permission_error", "pii_blocked", logging.INFO)
     UNINSPECTABLE = CauseInfo(403, "permission_error", "uninspectable_content", logging.INFO)
     CORS_NOT_ALLOWED = CauseInfo(403, "permission_error", "cors_not_allowed", logging.INFO)
+    ADDRESS_NOT_ALLOWED = CauseInfo(403, "permission_error", "address_not_allowed", logging.INFO)
     NOT_FOUND = CauseInfo(404, "invalid_request_error", "not_found", logging.INFO)
     MODEL_NOT_FOUND = CauseInfo(404, "invalid_request_error", "model_not_found", logging.INFO)
     METHOD_NOT_ALLOWED = CauseInfo(405, "invalid_request_error", "method_not_allowed", logging.INFO)

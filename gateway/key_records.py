@@ -6,6 +6,7 @@ making a key refuses the same things with the same messages (ValueError naming t
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,7 @@ __all__ = [
     "validate_grace",
     "validate_limits",
     "validate_models",
+    "validate_networks",
     "validate_principal_fields",
 ]
 
@@ -55,6 +57,7 @@ class KeyRecord:
     lineage: str | None = None  # the first key of its rotation chain; None: itself
     hint: str | None = None  # the masked display form (pcs_<id>_…abcd); None: made before 0008
     budget_microusd: int | None = None  # spend per period; None: budgets.key_usd; 0: none
+    networks: tuple[str, ...] | None = None  # CIDR blocks it may be used from; None: anywhere
 
     @property
     def buckets(self) -> str:
@@ -80,6 +83,9 @@ class KeyRecord:
             models=None if self.models is None else frozenset(m.casefold() for m in self.models),
             buckets=self.buckets,
             budget_microusd=self.budget_microusd,
+            networks=None
+            if self.networks is None
+            else tuple(ipaddress.ip_network(n) for n in self.networks),
         )
 
     def to_json(self) -> dict[str, object]:
@@ -104,6 +110,7 @@ class KeyRecord:
             "models": None if self.models is None else list(self.models),
             "masked": self.hint,
             "budget_usd": usd(self.budget_microusd),
+            "networks": None if self.networks is None else list(self.networks),
         }
 
 
@@ -164,6 +171,7 @@ def row_to_record(row: sa.Row[tuple[object, ...]]) -> KeyRecord:
         models=None if m["models"] is None else tuple(m["models"]),
         hint=m["hint"],
         budget_microusd=m["budget_microusd"],
+        networks=None if m["networks"] is None else tuple(m["networks"]),
     )
 
 
@@ -189,6 +197,7 @@ def record_to_row(record: KeyRecord) -> dict[str, object]:
         "models": None if record.models is None else list(record.models),
         "lineage": record.lineage,
         "budget_microusd": record.budget_microusd,
+        "networks": None if record.networks is None else list(record.networks),
     }
 
 
@@ -309,3 +318,29 @@ def usd(microusd: int | None) -> float | None:
 def dollars_text(microusd: int) -> str:
     """Micro-dollars for people to read: ``US$1,234.50``."""
     return f"US${microusd / 1_000_000:,.2f}"
+
+
+MAX_NETWORKS = 50
+
+
+def validate_networks(networks: object) -> tuple[str, ...] | None:
+    """A key's network allow-list: None (anywhere) or 1-50 CIDR blocks, IPv4 or IPv6
+    (``10.20.0.0/16``, ``2001:db8::/32``; a bare address is its own /32 or /128; host bits
+    are cleared: ``10.1.2.3/8`` is ``10.0.0.0/8``), as ``ipaddress`` writes them, without
+    repeats. ValueError names the field."""
+    if networks is None:
+        return None
+    rule = (
+        f"networks: null, or a list of 1-{MAX_NETWORKS} CIDR blocks (10.20.0.0/16, 2001:db8::/32)"
+    )
+    if not isinstance(networks, list | tuple) or not 1 <= len(networks) <= MAX_NETWORKS:
+        raise ValueError(rule)
+    out = []
+    for n in networks:
+        if not isinstance(n, str) or len(n) > 64:
+            raise ValueError(rule)
+        try:
+            out.append(str(ipaddress.ip_network(n.strip(), strict=False)))
+        except ValueError:
+            raise ValueError(rule) from None
+    return tuple(dict.fromkeys(out))

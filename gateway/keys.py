@@ -43,6 +43,7 @@ from gateway.key_records import (
     validate_grace,
     validate_limits,
     validate_models,
+    validate_networks,
     validate_principal_fields,
 )
 from gateway.key_store import KeyNotRecorded, KeyStore, Recorder, joined
@@ -51,7 +52,7 @@ from gateway.storage.db import is_outage
 from gateway.storage.schema import api_keys
 from gateway.strays import abandon
 
-__all__ = ["IssuedKey", "KeyNotRecorded", "KeyService", "Recorder"]
+__all__ = ["AddressNotAllowed", "IssuedKey", "KeyNotRecorded", "KeyService", "Recorder"]
 
 
 log = logging.getLogger("portcullis.keys")
@@ -85,6 +86,7 @@ class KeyService(KeyStore):
         expires_at: datetime | None = None,
         models: Sequence[str] | None = None,
         budget_microusd: int | None = None,
+        networks: Sequence[str] | None = None,
     ) -> IssuedKey:
         jurisdiction = validate_principal_fields(
             user, jurisdiction, sector, team, roles, tags, tenant
@@ -93,6 +95,7 @@ class KeyService(KeyStore):
         expires_at = validate_expiry(expires_at)
         validate_description(description)
         allowed = validate_models(models)
+        nets = validate_networks(networks)
         key_id, key = self._new_key()
         record = KeyRecord(
             key_id=key_id,
@@ -111,6 +114,7 @@ class KeyService(KeyStore):
             expires_at=expires_at,
             models=allowed,
             budget_microusd=_budget(budget_microusd),
+            networks=nets,
         )
         await self._record(
             "create",
@@ -122,6 +126,7 @@ class KeyService(KeyStore):
             expires_at=expires_at,
             models=joined(allowed),
             budget_microusd=budget_microusd,
+            networks=joined(nets),
         )
         async with self._engine.begin() as conn:
             await conn.execute(api_keys.insert().values(self._row(record, key)))
@@ -215,6 +220,21 @@ class KeyService(KeyStore):
             recorded={"models": joined(allowed)},
         )
 
+    async def set_networks(
+        self, key_id: str, networks: Sequence[str] | None, actor: str = "system"
+    ) -> bool:
+        """Keep an active key to these client networks (None: anywhere). Applies on the
+        replicas as a limit change does."""
+        nets = validate_networks(networks)
+        return await self._change(
+            key_id,
+            "networks",
+            actor,
+            {"networks": None if nets is None else list(nets)},
+            effect="use its new networks",
+            recorded={"networks": joined(nets)},
+        )
+
     async def _active(self, key_id: str) -> KeyRecord | None:
         """The key's record if it is active (not revoked, not expired), else None."""
         record = await self.get(key_id)
@@ -290,6 +310,7 @@ class KeyService(KeyStore):
             expires_at=old.expires_at,
             models=joined(old.models),
             budget_microusd=old.budget_microusd,
+            networks=joined(old.networks),
         )
         async with self._engine.begin() as conn:
             retire = api_keys.update().where(
@@ -316,8 +337,17 @@ class KeyService(KeyStore):
                 )
             ).first()
 
-    async def authenticate(self, authorization: str | None) -> Principal:
-        """The principal for an ``Authorization`` header value, or the one uniform 401."""
+    async def authenticate(self, authorization: str | None, client: str | None = None) -> Principal:
+        """The principal for an ``Authorization`` header value, or the one uniform 401; for a
+        key kept to some networks (``networks``), a 403 ``address_not_allowed`` unless
+        ``client`` (the caller's address as the server saw it) is in one of them — an unknown
+        address included: a caller that does not pass one cannot use such a key."""
+        principal = await self._principal(authorization)
+        if principal.networks is not None and not principal.reachable_from(client):
+            raise AddressNotAllowed(principal)
+        return principal
+
+    async def _principal(self, authorization: str | None) -> Principal:
         key = _bearer(authorization)
         if key is None or not self._shape.match(key):
             raise GatewayError(Cause.UNAUTHENTICATED, UNAUTHENTICATED)
@@ -365,6 +395,17 @@ class KeyService(KeyStore):
                 until = min(until, now + (record.expires_at - wall).total_seconds())
             self._remember(self._cache, digest, (until, principal))
         return principal
+
+
+class AddressNotAllowed(GatewayError):
+    """A valid key used from outside its networks: the 403, and whose key it was (the request's
+    audit record names the principal; the caller is told nothing of the key's networks)."""
+
+    def __init__(self, principal: Principal) -> None:
+        super().__init__(
+            Cause.ADDRESS_NOT_ALLOWED, "This key may not be used from this network address."
+        )
+        self.principal = principal
 
 
 def _bearer(value: str | None) -> str | None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import pycountry
 
-__all__ = ["SECTORS", "Principal", "actor_of", "parse_jurisdiction"]
+__all__ = ["SECTORS", "IPNetwork", "Principal", "actor_of", "parse_jurisdiction"]
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 #: The documented sector list (docs/principals.md). Policy keys on these exact strings.
 SECTORS: tuple[str, ...] = (
@@ -73,6 +76,24 @@ class Principal:
     # The key's own spend budget per period, micro-dollars (None: budgets.key_usd; 0: none).
     # Not a policy fact.
     budget_microusd: int | None = None
+    # The client networks the key may be used from (None: anywhere). Checked when the key
+    # authenticates (gateway.keys); not a policy fact.
+    networks: tuple[IPNetwork, ...] | None = None
+
+    def reachable_from(self, address: str | None) -> bool:
+        """Whether a request from ``address`` (the client's, as the server saw it after any
+        trusted proxy) may use this key. A key with networks refuses an unknown address."""
+        if self.networks is None:
+            return True
+        if address is None:
+            return False
+        try:
+            ip = ipaddress.ip_address(address.split("%", 1)[0])
+        except ValueError:
+            return False
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped  # ::ffff:10.1.2.3 is 10.1.2.3
+        return any(ip in n for n in self.networks)
 
     @property
     def country(self) -> str:

@@ -124,6 +124,13 @@ def keys() -> None:
     help="This key's spend budget per period (budgets.period) in US dollars (0: none; "
     "default: budgets.key_usd).",
 )
+@click.option(
+    "--network",
+    "networks",
+    multiple=True,
+    help="A client network the key may be used from, as a CIDR block (10.20.0.0/16, "
+    "2001:db8::/32); repeat for more. Default: anywhere.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def create(
@@ -142,6 +149,7 @@ def create(
     expires_at: str | None,
     models: tuple[str, ...],
     budget_usd: float | None,
+    networks: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Create a key. It is printed once and cannot be shown again."""
@@ -165,6 +173,7 @@ def create(
             expires_at=expiry,
             models=models or None,
             budget_microusd=budget,
+            networks=networks or None,
         )
         record = await svc.get(issued.key_id)
         assert record is not None
@@ -222,6 +231,7 @@ def list_cmd(
             + (f"\tmodels {','.join(r.models)}" if r.models is not None else "")
             + (f"\t{r.hint}" if r.hint else "")
             + ("" if r.budget_microusd is None else f"\tbudget {_usd(r.budget_microusd)}")
+            + (f"\tnetworks {','.join(r.networks)}" if r.networks is not None else "")
         )
 
 
@@ -390,6 +400,26 @@ def models_cmd(ctx: click.Context, key_id: str, models: tuple[str, ...], every: 
     allowed = None if every else list(models)
     _change(ctx, key_id, lambda svc: svc.set_models(key_id, allowed, _actor()))
     click.echo(f"{key_id}: " + ("every model" if allowed is None else ", ".join(models)))
+
+
+@keys.command("networks")
+@click.argument("key_id")
+@click.option(
+    "--network", "networks", multiple=True, help="A CIDR block it may be used from; repeat."
+)
+@click.option("--anywhere", is_flag=True, help="From any address (no list).")
+@click.pass_context
+def networks_cmd(
+    ctx: click.Context, key_id: str, networks: tuple[str, ...], anywhere: bool
+) -> None:
+    """Keep an active key to some client networks (a request from elsewhere: 403
+    address_not_allowed, nothing forwarded), or let it be used from anywhere again. Running
+    replicas apply it at once with Redis, else within keys.cache_ttl_s."""
+    if bool(networks) == anywhere:
+        raise click.UsageError("give --network (one or more) or --anywhere")
+    allowed = None if anywhere else list(networks)
+    _change(ctx, key_id, lambda svc: svc.set_networks(key_id, allowed, _actor()))
+    click.echo(f"{key_id}: " + ("anywhere" if allowed is None else ", ".join(networks)))
 
 
 @keys.command("rotate")

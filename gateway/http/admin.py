@@ -29,6 +29,7 @@ from gateway.key_records import (
     validate_expiry,
     validate_limits,
     validate_models,
+    validate_networks,
 )
 from gateway.keys import KeyNotRecorded
 from gateway.principal import Principal, actor_of
@@ -71,7 +72,8 @@ async def admin_guard(
             )
         principal = session
     else:
-        principal = await services.keys.authenticate(auth)
+        client = connection.scope.get("client")
+        principal = await services.keys.authenticate(auth, client[0] if client else None)
     method = str(connection.scope.get("method", ""))
     if not set(roles) & set(principal.roles):
         needs = " or ".join(f"'{r}'" for r in roles)
@@ -148,6 +150,7 @@ async def create_key(request: Request[Any, Any, Any], state: State) -> Response[
         "description",
         "expires_at",
         "models",
+        "networks",
         *_LIMITS,
     }
     extra = set(body) - allowed
@@ -172,6 +175,7 @@ async def create_key(request: Request[Any, Any, Any], state: State) -> Response[
                 expires_at=_time(body.get("expires_at")),
                 models=body.get("models"),
                 budget_microusd=validate_budget(body.get("budget_usd")),
+                networks=body.get("networks"),
             )
         )
     except (ValueError, TypeError) as exc:
@@ -240,13 +244,14 @@ def _time(value: object) -> datetime | None:
 async def update_key(
     key_id: FromPath[str], request: Request[Any, Any, Any], state: State
 ) -> dict[str, Any]:
-    """A key's own limits, expiry, models and budget: ``{"requests_per_minute": N | null,
-    "tokens_per_minute": N | null, "expires_at": TIME | null, "models": [NAME, ...] | null,
-    "budget_usd": USD | null}`` (limits and budget: null is the configured default, 0 none;
-    expiry: null is never; models: null is every model; a field left out keeps its value)."""
+    """A key's own limits, expiry, models, budget and networks: ``{"requests_per_minute": N |
+    null, "tokens_per_minute": N | null, "expires_at": TIME | null, "models": [NAME, ...] | null,
+    "budget_usd": USD | null, "networks": [CIDR, ...] | null}`` (limits and budget: null is the
+    configured default, 0 none; expiry: null is never; models: null is every model; networks:
+    null is anywhere; a field left out keeps its value)."""
     services: Services = state.services
     body = await _json_body(request, 4)
-    extra = set(body) - {*_LIMITS, "expires_at", "models", "budget_usd"}
+    extra = set(body) - {*_LIMITS, "expires_at", "models", "budget_usd", "networks"}
     if extra:
         raise GatewayError(Cause.INVALID_PARAMETER, f"Unsupported field: '{sorted(extra)[0]}'.")
     record = await services.keys.get(key_id)
@@ -260,6 +265,7 @@ async def update_key(
         tpm = body.get("tokens_per_minute", record.tokens_per_minute)
         validate_limits(rpm, tpm)
         validate_models(body.get("models"))
+        validate_networks(body.get("networks"))
         budget = validate_budget(body.get("budget_usd"))
         changed = True
         if set(_LIMITS) & set(body):
@@ -270,6 +276,9 @@ async def update_key(
             changed = await _recorded(services.keys.set_models(key_id, body["models"], actor=actor))
         if changed and "budget_usd" in body:
             changed = await _recorded(services.keys.set_budget(key_id, budget, actor=actor))
+        if changed and "networks" in body:
+            nets = body["networks"]
+            changed = await _recorded(services.keys.set_networks(key_id, nets, actor=actor))
     except ValueError as exc:
         raise GatewayError(Cause.INVALID_PARAMETER, f"Invalid key change: {exc}") from None
     if not changed:

@@ -41,7 +41,8 @@ async def _count(scope: Any, receive: Any, services: Services) -> tuple[int, str
             Cause.METHOD_NOT_ALLOWED, "Method not allowed on this path.", headers={"Allow": "POST"}
         )
     authorization, ctype, length = request_headers(scope, b"x-api-key")
-    principal = await services.keys.authenticate(authorization)
+    client = scope.get("client")
+    principal = await services.keys.authenticate(authorization, client[0] if client else None)
     limits = services.settings.requests
     body, size = await read_json(
         receive, ctype, length, limits.max_body_bytes, limits.max_json_depth

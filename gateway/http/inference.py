@@ -25,6 +25,7 @@ from gateway.http.errors import unexpected
 from gateway.http.raw import error_headers, send_error, send_json
 from gateway.http.request_id import request_id
 from gateway.http.validate import validate_request
+from gateway.keys import AddressNotAllowed
 from gateway.limiter import Reservation
 from gateway.outcome import finish
 from gateway.pipeline import Pipeline
@@ -96,7 +97,11 @@ async def serve(scope: Any, receive: Any, send: Any, endpoint: str, state: Any) 
         authorization, ctype, length = request_headers(
             scope, dialect.key_header if dialect else None
         )
-        ctx.principal = await services.keys.authenticate(authorization)
+        try:
+            ctx.principal = await services.keys.authenticate(authorization, ctx.client_addr)
+        except AddressNotAllowed as refused:  # recorded as this key's request, refused
+            ctx.principal = refused.principal
+            raise
         limits = services.settings.requests
         body, size = await read_json(
             receive, ctype, length, limits.max_body_bytes, limits.max_json_depth
@@ -272,7 +277,9 @@ async def list_models(request: Request[Any, Any, Any], state: State) -> Response
     services: Services = state.services
     anthropic_shape = _anthropic_caller(request)
     try:
-        principal = await services.keys.authenticate(_authorization(request, anthropic_shape))
+        principal = await services.keys.authenticate(
+            _authorization(request, anthropic_shape), client_of(request)
+        )
         from gateway.models_view import permitted_models
 
         data = await permitted_models(services, principal)
@@ -302,7 +309,9 @@ async def retrieve_model(
     services: Services = state.services
     anthropic_shape = _anthropic_caller(request)
     try:
-        principal = await services.keys.authenticate(_authorization(request, anthropic_shape))
+        principal = await services.keys.authenticate(
+            _authorization(request, anthropic_shape), client_of(request)
+        )
         from gateway.models_view import permitted_model
 
         entry = await permitted_model(services, principal, model)
@@ -347,9 +356,15 @@ async def responses_retrieve(request: Request[Any, Any, Any], state: State) -> R
     """A stored response's routes (retrieve, input items, cancel, delete): the gateway stores no
     responses, so an authenticated caller gets a 404 saying so."""
     services: Services = state.services
-    await services.keys.authenticate(request.headers.get("authorization"))
+    await services.keys.authenticate(request.headers.get("authorization"), client_of(request))
     raise GatewayError(
         Cause.NOT_FOUND,
         "The gateway stores no responses (it keeps no prompts or answers); "
         "there is nothing to retrieve, list, cancel or delete by id.",
     )
+
+
+def client_of(request: Request[Any, Any, Any]) -> str | None:
+    """The caller's address as the server saw it (after a trusted proxy's X-Forwarded-For)."""
+    client = request.client
+    return client.host if client is not None else None

@@ -42,6 +42,9 @@ api_keys = sa.Table(
     # The key's own spend budget per period in micro-dollars (migration 0010): NULL = the
     # configured default (budgets.key_usd), 0 = none.
     sa.Column("budget_microusd", sa.BigInteger, nullable=True),
+    # The client networks the key may be used from (migration 0012; CIDR blocks as
+    # ipaddress writes them); NULL: anywhere.
+    sa.Column("networks", sa.JSON, nullable=True),
 )
 
 sa.Index("ix_api_keys_user", api_keys.c.user_id)

@@ -539,3 +539,82 @@ def test_each_secret_serves_its_own_purpose_only(
     derived = {secret.derive(p) for p in ("api-key", "pii", "audit-digest")}
     assert len(derived) == 3 and secret.value not in derived
     assert ServerSecret(b"t" * 40).derive("api-key") != secret.derive("api-key")
+
+
+def test_a_key_kept_to_some_networks_is_refused_elsewhere_and_the_refusal_is_recorded(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    """A key made through the admin API with ``networks``, used with the openai SDK from
+    127.0.0.1 (outside them): 403 ``address_not_allowed`` for chat and for the model list,
+    nothing forwarded, the request's record naming the key; the change of networks is a
+    recorded ``key`` entry; once 127.0.0.0/8 is allowed the same key works; the CLI makes and
+    changes such keys too."""
+    import openai
+
+    gw = RunningGateway(
+        core_settings(tmp_path, upstream), Components(policy=FakeDecider(), pii_disabled=True)
+    ).start()
+    try:
+        status, _, made = gw.request(
+            "POST",
+            "/admin/keys",
+            {"user": "ann", "jurisdiction": "AU", "sector": "private",
+             "networks": ["10.20.0.0/16", "2001:db8::/32"]},
+            token=TOKEN,
+        )  # fmt: skip
+        assert status == 201 and made["networks"] == ["10.20.0.0/16", "2001:db8::/32"], made
+        sdk = openai.OpenAI(base_url=gw.base_url, api_key=made["key"], max_retries=0)
+        sent = len(upstream.received)
+        with pytest.raises(openai.PermissionDeniedError) as refused:
+            sdk.chat.completions.create(
+                model="gpt-test", messages=[{"role": "user", "content": "hi"}]
+            )
+        assert refused.value.code == "address_not_allowed"
+        assert "10.20" not in str(refused.value.body)  # the caller is not told the networks
+        with pytest.raises(openai.PermissionDeniedError):
+            sdk.models.list()
+        assert len(upstream.received) == sent  # nothing forwarded
+        bad = gw.request("PATCH", f"/admin/keys/{made['key_id']}", {"networks": ["x"]}, token=TOKEN)
+        assert bad[0] == 400 and bad[2]["error"]["code"] == "invalid_parameter"
+        status, _, changed = gw.request(
+            "PATCH", f"/admin/keys/{made['key_id']}", {"networks": ["127.0.0.0/8"]}, token=TOKEN
+        )
+        assert status == 200 and changed["networks"] == ["127.0.0.0/8"]
+        reply = sdk.chat.completions.create(
+            model="gpt-test", messages=[{"role": "user", "content": "hi"}]
+        )
+        assert reply.choices[0].message.content and len(upstream.received) == sent + 1
+    finally:
+        gw.stop()
+    with sqlite3.connect(tmp_path / "portcullis.db") as db:
+        outcomes = [
+            json.loads(b)
+            for (b,) in db.execute(
+                "SELECT body FROM audit_log WHERE kind IN ('complete', 'incomplete') ORDER BY seq"
+            )
+        ]
+    refusal = next(o for o in outcomes if o.get("error_code") == "address_not_allowed")
+    assert refusal["principal"]["key_id"] == made["key_id"] and refusal["status"] == 403
+    assert refusal["forwarded"] is False
+    changes = [k["action"] for k in _key_rows(tmp_path) if k["action"]["op"] == "networks"]
+    assert changes == [{"op": "networks", "networks": "127.0.0.0/8"}]
+    created = next(k["action"] for k in _key_rows(tmp_path) if k["action"]["op"] == "create")
+    assert created["networks"] == "10.20.0.0/16+2001:db8::/32"
+
+    # the command line: made kept to a network, then let go anywhere
+    cfg = tmp_path / "cli.yaml"
+    cfg.write_text(json.dumps({"data_dir": str(tmp_path)}))
+    made_cli = CliRunner().invoke(
+        cli,
+        ["-c", str(cfg), "keys", "create", "--user", "bo", "--jurisdiction", "AU",
+         "--sector", "private", "--network", "192.168.0.0/24", "--json"],
+    )  # fmt: skip
+    assert made_cli.exit_code == 0, made_cli.output
+    key_id = json.loads(made_cli.output)["key_id"]
+    assert json.loads(made_cli.output)["networks"] == ["192.168.0.0/24"]
+    listed = CliRunner().invoke(cli, ["-c", str(cfg), "keys", "list"])
+    assert "networks 192.168.0.0/24" in listed.output
+    freed = CliRunner().invoke(cli, ["-c", str(cfg), "keys", "networks", key_id, "--anywhere"])
+    assert freed.exit_code == 0 and "anywhere" in freed.output, freed.output
+    neither = CliRunner().invoke(cli, ["-c", str(cfg), "keys", "networks", key_id])
+    assert neither.exit_code == 2

@@ -266,6 +266,53 @@ async def test_a_keys_model_list_is_stored_carried_and_changed(svc: KeyService) 
     assert not await svc.set_models(issued.key_id, ["gpt-test"])
 
 
+async def test_a_key_kept_to_some_networks_is_refused_from_elsewhere_even_from_the_cache(
+    database_url: str,
+) -> None:
+    """``networks`` stored normalised and carried by rotation; the key authenticates from an
+    address inside one of them (IPv4, IPv6, IPv4-mapped IPv6) and nowhere else — an unknown
+    address included, and a cached principal too; ``set_networks`` changes it, None lifts it;
+    the refusal names the key's principal for the record, never the networks to the caller."""
+    import asyncio
+
+    from gateway.keys import AddressNotAllowed
+
+    await asyncio.to_thread(upgrade, database_url)
+    engine = create_engine_for(database_url)
+    async with engine.begin() as conn:
+        await conn.execute(api_keys.delete())
+    svc = KeyService(engine, ServerSecret(b"s" * 40), cache_ttl_s=60)
+    try:
+        issued = await svc.create(
+            user="ann", jurisdiction="AU", sector="private",
+            networks=["10.20.1.7/16", "2001:db8::/32", "10.20.0.0/16"],
+        )  # fmt: skip
+        record = await svc.get(issued.key_id)
+        assert record is not None and record.networks == ("10.20.0.0/16", "2001:db8::/32")
+        assert record.to_json()["networks"] == ["10.20.0.0/16", "2001:db8::/32"]
+        bearer = f"Bearer {issued.key}"
+        for inside in ("10.20.3.4", "2001:db8::1", "::ffff:10.20.9.9"):
+            assert (await svc.authenticate(bearer, inside)).user == "ann"
+        for outside in ("10.21.0.1", "127.0.0.1", "2001:db9::1", None, "not an address"):
+            with pytest.raises(AddressNotAllowed) as refused:
+                await svc.authenticate(bearer, outside)  # the principal is cached by now
+            assert refused.value.principal.key_id == issued.key_id
+            assert refused.value.status == 403 and "10.20" not in refused.value.message
+        assert await svc.set_networks(issued.key_id, ["127.0.0.0/8"])
+        assert (await svc.authenticate(bearer, "127.0.0.1")).user == "ann"
+        rotated = await svc.rotate(issued.key_id)
+        assert rotated is not None
+        successor = await svc.get(rotated[0].key_id)
+        assert successor is not None and successor.networks == ("127.0.0.0/8",)
+        assert await svc.set_networks(rotated[0].key_id, None)
+        assert (await svc.authenticate(f"Bearer {rotated[0].key}", None)).user == "ann"
+        for bad in ([], ["10.0.0.0/33"], ["nowhere"], "10.0.0.0/8", [7], ["1.2.3.4"] * 51):
+            with pytest.raises(ValueError, match="networks"):
+                await svc.set_networks(rotated[0].key_id, bad)  # type: ignore[arg-type]
+    finally:
+        await engine.dispose()
+
+
 def test_migration_0007_gives_keys_rotated_before_it_their_chains_first_key(
     tmp_path: Path,
 ) -> None:

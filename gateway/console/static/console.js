@@ -861,6 +861,7 @@ function keyRow(record, budget) {
     el("td", { text: text(record.sector) }),
     el("td", { text: list(record.roles) }),
     el("td", { text: record.models === null || record.models === undefined ? "all" : list(record.models) || "none" }),
+    el("td", { className: "mono", text: record.networks === null || record.networks === undefined ? "anywhere" : list(record.networks) }),
     el("td", { className: "mono", text: text(record.created_at) }),
     el("td", { className: "mono", text: record.expires_at ? record.expires_at : "never" }),
     el("td", { className: "num", text: budgetText(record, budget) }),
@@ -981,6 +982,7 @@ async function createKey(event) {
   if (v.team) body.team = v.team;
   if (v.roles) body.roles = names(v.roles);
   if (v.models) body.models = names(v.models);
+  if (v.networks) body.networks = names(v.networks);
   if (v.expires_at) body.expires_at = v.expires_at;
   if (v.budget_usd) body.budget_usd = Number(v.budget_usd);
   const button = form.querySelector('button[type="submit"]');
