@@ -142,6 +142,8 @@ class SelfServiceSettings(Strict):
     budget_usd: float | None = Field(None, ge=0, le=1_000_000_000)
     # The models such keys may use (names or aliases); None: every model policy permits.
     models: tuple[str, ...] | None = None
+    # The client networks such keys may be used from (CIDR blocks); None: anywhere.
+    networks: tuple[str, ...] | None = None
 
     @field_validator("models")
     @classmethod
@@ -149,6 +151,13 @@ class SelfServiceSettings(Strict):
         from gateway.key_records import validate_models
 
         return validate_models(v)
+
+    @field_validator("networks")
+    @classmethod
+    def _networks(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        from gateway.key_records import validate_networks
+
+        return validate_networks(v)
 
 
 class SsoSettings(Strict):

@@ -113,6 +113,7 @@ def world(
             "expires_in_days": 30,
             "budget_usd": 5,
             "models": ["gpt-test"],
+            "networks": ["127.0.0.0/8"],  # the tests' own address: the key works from here
         },
         "tags": {"platform": ["audit-scope:all"]},
         "jurisdiction": "AU",
@@ -345,6 +346,7 @@ def test_the_login_redirect_carries_pkce_and_the_registered_redirect_uri(w: Worl
         ({"roles": {"g": ["staff"]}}, "set self_service"),
         ({"self_service": {"models": ["no/slash"]}}, "models"),
         ({"self_service": {"expires_in_days": 0}}, "expires_in_days"),
+        ({"self_service": {"networks": ["nowhere"]}}, "networks"),
     ],
 )
 def test_a_bad_sso_configuration_is_refused_at_start(sso: dict[str, Any], message: str) -> None:
@@ -473,6 +475,7 @@ def test_staff_make_and_revoke_keys_of_their_own_and_nothing_else(
     )  # fmt: skip
     assert made["roles"] == [] and made["tags"] == ["self-service"]
     assert made["models"] == ["gpt-test"] and made["budget_usd"] == 5.0
+    assert made["networks"] == ["127.0.0.0/8"]
     left = parse_utc(made["expires_at"]) - datetime.now(UTC)
     assert timedelta(days=29, hours=23) < left <= timedelta(days=30)
     sdk = openai.OpenAI(base_url=gw.base_url, api_key=made["key"], max_retries=0)
