@@ -49,6 +49,13 @@ class CircuitBreaker:
             c.open_until = time.monotonic() + backend.circuit_cooldown_s
             c.failures = backend.circuit_failures - 1  # half-open: one more failure reopens
 
+    def down(self, backend: BackendSpec, seconds: float) -> None:
+        """Open the circuit for ``seconds`` (a health check found it down), whatever the count
+        of failed requests; a success (a request's, or a probe's) closes it."""
+        c = self._state.setdefault(backend.id, _Circuit())
+        c.open_until = max(c.open_until, time.monotonic() + seconds)
+        c.failures = max(c.failures, backend.circuit_failures - 1)
+
     def forget(self, backend_ids: Iterable[str]) -> None:
         """Drop what is known of these backends (changed or removed by a configuration reload:
         a new base URL or credential starts with a closed circuit)."""

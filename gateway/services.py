@@ -13,6 +13,7 @@ from gateway.budgets import Budgets
 from gateway.capture import Capture
 from gateway.catalog import Catalog
 from gateway.config import Settings
+from gateway.health import HealthChecks
 from gateway.keys import KeyService
 from gateway.limiter import Limiter
 from gateway.metrics import Metrics
@@ -67,3 +68,5 @@ class Services:
     budgets: Budgets | None = None
     # OpenTelemetry traces (tracing.endpoint; gateway.tracing).
     tracer: Tracer | None = None
+    # Active health checks of the backends (backends[].health_check; gateway.health).
+    health: HealthChecks | None = None

@@ -202,6 +202,20 @@ class Upstream:
             raise UpstreamFailure("status", resp.status, retry_after, code, param)
         return resp
 
+    async def probe(self, backend: BackendSpec, path: str, timeout_s: float) -> bool:
+        """A health check: ``GET base_url + path`` with the backend's credential, answered 2xx
+        within ``timeout_s`` (the body read, at most 1 MiB, and dropped). Never raises."""
+        headers = {k: v for k, v in self._headers(backend).items() if k != "Content-Type"}
+        try:
+            async with asyncio.timeout(timeout_s):
+                async with self._session(backend.timeouts.keepalive_s).get(
+                    backend.base_url + path, headers=headers, allow_redirects=False
+                ) as resp:
+                    await resp.content.read(1 << 20)
+                    return 200 <= resp.status < 300
+        except (TimeoutError, aiohttp.ClientError, OSError, ssl.SSLError):
+            return False
+
     async def _post(
         self, backend: BackendSpec, endpoint: str, body: bytes, traceparent: str | None = None
     ) -> aiohttp.ClientResponse:

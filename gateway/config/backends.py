@@ -99,6 +99,25 @@ class Price(Strict):
     output_per_mtok: float = Field(ge=0, le=1_000_000)
 
 
+class HealthCheck(Strict):
+    """Active health checks of a backend (gateway.health): ``GET base_url + path`` with the
+    backend's credential every ``interval_s``; ``failures`` failed probes in a row mark it down
+    (its circuit open, requests go to the next permitted backend) until a probe succeeds. A
+    probe carries no content: it reads the model list."""
+
+    path: str = "/models"
+    interval_s: float = Field(30.0, ge=0.2, le=3600)
+    timeout_s: float = Field(5.0, gt=0, le=60)
+    failures: int = Field(2, ge=1, le=100)
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        if not re.match(r"^/[A-Za-z0-9._~/-]*\Z", v):
+            raise ValueError("health_check.path: a path under base_url, e.g. /models")
+        return v
+
+
 class BackendSpec(Strict):
     id: str
     protocol: Literal["openai"] = "openai"
@@ -144,6 +163,8 @@ class BackendSpec(Strict):
     # that refuses ``stream_options`` (Azure OpenAI API versions before 2024-09-01-preview);
     # left on, its first refusal is retried without it and it is not asked again.
     stream_usage: bool = True
+    # Probe the backend between requests (None: only requests' own failures open its circuit).
+    health_check: HealthCheck | None = None
 
     @field_validator("id")
     @classmethod

@@ -22,6 +22,7 @@ from gateway.config import Settings
 from gateway.config_archive import archive_config, config_archive, config_hash
 from gateway.errors import Cause, GatewayError
 from gateway.evidence import bundle_archive
+from gateway.health import HealthChecks
 from gateway.heap import freeze_startup_heap
 from gateway.http.admin import ADMIN_HANDLERS, admin_guard
 from gateway.http.audit_admin import AUDIT_HANDLERS
@@ -166,6 +167,8 @@ async def build_services(settings: Settings, components: Components) -> Services
     )
     services.budgets.start(lambda: services.settings.budgets)  # type: ignore[union-attr]
     metrics_.registry.register(StateCollector(services))
+    services.health = HealthChecks(services)
+    services.health.start()
     if settings.tracing.endpoint is not None:
         from gateway.tracing import Tracer
 
@@ -204,6 +207,8 @@ def _capture(
 
 
 async def close_services(services: Services) -> None:
+    if services.health is not None:
+        await services.health.close()
     if services.tracer is not None:
         await services.tracer.close()
     await services.metrics.close()

@@ -55,6 +55,8 @@ class FakeUpstream:
     error_body: Any = None  # when not None: the JSON body of an ``error`` answer, as it is
     redirect_to: str | None = None  # when set: every answer is a 307 to this URL
     received: list[dict[str, Any]] = field(default_factory=list)
+    # GET /v1/models (a health check's probe): the headers of each, apart from ``received``
+    probes: list[dict[str, str]] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
     port: int = 0
     _loop: asyncio.AbstractEventLoop | None = None
@@ -75,6 +77,7 @@ class FakeUpstream:
         self.redirect_to = None
         self.reply = "Hello from the fake upstream."
         self.received.clear()
+        self.probes.clear()
         self.cancelled.clear()
 
     # -- server ----------------------------------------------------------------------------
@@ -90,6 +93,7 @@ class FakeUpstream:
             app.router.add_post("/v1/chat/completions", self._chat)
             app.router.add_post("/v1/completions", self._completions)
             app.router.add_post("/v1/embeddings", self._embeddings)
+            app.router.add_get("/v1/models", self._models)
             self._runner = web.AppRunner(
                 app, access_log=None, shutdown_timeout=0.5, handler_cancellation=True
             )
@@ -136,6 +140,14 @@ class FakeUpstream:
             {"headers": dict(request.headers), "json": body, "path": request.path, "raw": raw}
         )
         return body
+
+    async def _models(self, request: web.Request) -> web.StreamResponse:
+        """OpenAI's model list, as a health check reads it (fails in ``error`` mode too)."""
+        self.probes.append(dict(request.headers))
+        failed = await self._maybe_fail()
+        if failed is not None:
+            return failed
+        return web.json_response({"object": "list", "data": [{"id": "gpt-test"}]})
 
     async def _maybe_fail(self, body: dict[str, Any] | None = None) -> web.Response | None:
         if self.redirect_to is not None:

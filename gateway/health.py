@@ -1,0 +1,112 @@
+"""Active health checks of the backends (``backends[].health_check``).
+
+Between requests, every backend with a ``health_check`` is probed every ``interval_s``: ``GET
+base_url + path`` (the model list by default) with the backend's own credential, no content.
+``failures`` failed probes in a row mark it down: its circuit opens (``gateway.routing``), so
+requests go straight to the next permitted backend instead of finding out one by one, and it
+stays open while the probes fail. The first probe that succeeds closes it at once, without
+waiting for a request to try it after the cooldown. Requests' own failures open circuits as
+before, and a probe that succeeds does not close those (the model list may answer while
+completions time out); a backend without a health check is judged by requests alone.
+
+Each probe is counted in ``portcullis_backend_probes_total{backend,result}`` (``ok``,
+``failed``); a backend going down or coming back is logged. The catalogue is read at every round,
+so a reload's backends are probed from then on. A backend whose credential is missing
+(``Router.unusable``) is not probed: nothing would be sent to it anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from prometheus_client import Counter
+
+from gateway.strays import stop
+
+if TYPE_CHECKING:
+    from gateway.services import Services
+
+__all__ = ["HealthChecks"]
+
+log = logging.getLogger("portcullis.health")
+
+
+class HealthChecks:
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        self._due: dict[str, float] = {}  # backend id -> when its next probe is due (monotonic)
+        self._failed: dict[str, int] = {}  # backend id -> failed probes in a row
+        self._task: asyncio.Task[None] | None = None
+        self.probes = Counter(
+            "portcullis_backend_probes",
+            "Health-check probes of the backends (backends[].health_check), by result",
+            ["backend", "result"],
+            registry=services.metrics.registry,
+        )
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="backend-health")
+
+    async def close(self) -> None:
+        await stop(self._task)
+        self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await self.round()
+            await asyncio.sleep(self._wait())
+
+    def _wait(self) -> float:
+        """Until the next probe is due (at most a second: a reload may add backends)."""
+        now = time.monotonic()
+        return max(0.05, min([1.0, *(due - now for due in self._due.values())]))
+
+    async def round(self) -> None:
+        """Probe every backend whose probe is due, together; never raises."""
+        s = self._services
+        now = time.monotonic()
+        checked = [
+            b
+            for b in s.settings.backends
+            if b.health_check is not None and b.id not in s.router.unusable
+        ]
+        for gone in set(self._due) - {b.id for b in checked}:
+            self._due.pop(gone, None)
+            self._failed.pop(gone, None)
+        due = [b for b in checked if self._due.get(b.id, 0.0) <= now]
+        if not due:
+            return
+        for b in due:
+            assert b.health_check is not None
+            self._due[b.id] = now + b.health_check.interval_s
+        results = await asyncio.gather(
+            *(s.upstream.probe(b, b.health_check.path, b.health_check.timeout_s) for b in due),  # type: ignore[union-attr]
+            return_exceptions=True,
+        )
+        for backend, ok in zip(due, results, strict=True):
+            check = backend.health_check
+            assert check is not None
+            healthy = ok is True
+            self.probes.labels(backend.id, "ok" if healthy else "failed").inc()
+            breaker = s.router.breaker
+            if healthy:
+                # closes only what the checks opened: a circuit requests opened (the model list
+                # answers, the completions time out) is theirs to close
+                if self._failed.pop(backend.id, 0) >= check.failures:
+                    log.warning("backend %s answers its health check again", backend.id)
+                    breaker.success(backend)
+                continue
+            failed = self._failed[backend.id] = self._failed.get(backend.id, 0) + 1
+            if failed >= check.failures:
+                if failed == check.failures:
+                    log.warning(
+                        "backend %s failed %d health checks in a row: marked down",
+                        backend.id,
+                        failed,
+                    )
+                # down until the next probe can bring it back (and a little past it)
+                breaker.down(backend, check.interval_s + check.timeout_s + 1.0)
