@@ -8,6 +8,10 @@ batch the flusher lets the event loop run once, so that requests already under w
 failed commit fails every waiter of that batch and marks the writer unhealthy until a later
 commit succeeds.
 
+After an outage the queue may hold more than a batch: the records of the requests refused
+meanwhile. The intents requests still wait on then go first (:meth:`BatchWriter._take`), so the
+store's return serves new requests at once; the backlog follows in its order.
+
 Entries nobody waits on at once (a request's completion record: the answer is already out) are
 not urgent: they do not wake the flusher, but a timer does ``linger_s`` after the first of them
 if no urgent entry (the next request's write-ahead intent) has come to share the commit first,
@@ -35,7 +39,8 @@ class BatchWriter:
         self._engine = engine
         self._max_batch = max_batch
         self._linger = linger_s
-        self._queue: list[tuple[Entry, asyncio.Future[int]]] = []
+        # (entry, its future, whether a request waits on it) in submit order
+        self._queue: list[tuple[Entry, asyncio.Future[int], bool]] = []
         self._wake = asyncio.Event()
         self._linger_timer: asyncio.TimerHandle | None = None  # wakes the flusher for lingerers
         # (deadline, future) in submit order; one timer for the earliest, not one per entry
@@ -66,7 +71,7 @@ class BatchWriter:
             raise RuntimeError("audit writer is closed")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[int] = loop.create_future()
-        self._queue.append((entry, fut))
+        self._queue.append((entry, fut, urgent))
         if within_s is not None:
             deadline = loop.time() + within_s
             self._deadlines.append((deadline, fut))
@@ -109,11 +114,25 @@ class BatchWriter:
                 self._linger_timer.cancel()
                 self._linger_timer = None
             while self._queue:
-                batch = self._queue[: self._max_batch]
-                del self._queue[: self._max_batch]
-                await self._flush(batch)
+                await self._flush(self._take())
             if self._closing:
                 return
+
+    def _take(self) -> list[tuple[Entry, asyncio.Future[int]]]:
+        """The next batch: everything queued when it fits. When it does not (a backlog: the
+        records of requests refused while the store did not answer), the write-ahead intents a
+        request still waits on go first, so a store that heals serves new requests at once
+        instead of after the backlog; the rest keep their order."""
+        queue, size = self._queue, self._max_batch
+        if len(queue) > size:
+            waiting = [i for i, (_, fut, urgent) in enumerate(queue) if urgent and not fut.done()]
+            if waiting and waiting[-1] >= size:  # some would wait behind the backlog
+                first = set(waiting[:size])
+                queue = [queue[i] for i in sorted(first)] + [
+                    q for i, q in enumerate(queue) if i not in first
+                ]
+        batch, self._queue = queue[:size], queue[size:]
+        return [(e, f) for e, f, _ in batch]
 
     async def _flush(self, batch: list[tuple[Entry, asyncio.Future[int]]]) -> None:
         entries = [e for e, _ in batch]

@@ -285,3 +285,54 @@ async def test_lingering_completions_wake_the_writer_only_at_the_linger_or_a_ful
         assert sink._writer.batches == commits + 1
     finally:
         await sink.close()
+
+
+async def test_after_an_outage_a_waiting_intent_is_written_before_the_backlog(
+    tmp_path: Path,
+) -> None:
+    """The store stops answering (SQLite's write lock held elsewhere) while requests keep
+    coming: their records queue past a batch. When it answers again, the write-ahead intent a
+    request still waits on goes in the first batch, not behind the backlog; the backlog follows
+    in its order, every entry written once."""
+    import sqlite3
+
+    from audit.db import create_tables, open_engine
+    from audit.writer import AuditDeadline, BatchWriter
+
+    db = tmp_path / "audit.db"
+    engine = open_engine(f"sqlite+aiosqlite:///{db}")
+    await create_tables(engine)
+    writer = BatchWriter(engine, max_batch=100)
+    writer.start()
+    try:
+        await writer.submit(make_entry("intent", event(0), "w:0:0"))  # connected
+        blocker = sqlite3.connect(db, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # the store stops taking writes
+        stuck = writer.submit(make_entry("intent", event(1), "w:0:0"))
+        await asyncio.sleep(0.2)  # the writer is inside that commit, waiting for the lock
+        backlog = [
+            writer.submit(make_entry("complete", event(i), "w:0:0"), urgent=False)
+            for i in range(2, 400)
+        ]
+        refused = [
+            writer.submit(make_entry("intent", event(i), "w:0:0"), within_s=0.01)
+            for i in range(400, 420)
+        ]
+        await asyncio.sleep(0.1)  # their deadlines pass: those requests were refused
+        live = writer.submit(make_entry("intent", event(999), "w:0:0"))
+        blocker.execute("COMMIT")  # the store answers again
+        blocker.close()
+        first = await stuck
+        seq = await asyncio.wait_for(live, 10)
+        assert first < seq <= first + 100, (first, seq)  # in the first batch after the outage
+        written = await asyncio.gather(*backlog)
+        assert written == sorted(written)  # the backlog in its order
+        for fut in refused:
+            with pytest.raises(AuditDeadline):
+                await fut
+        async with engine.connect() as conn:
+            rows = (await conn.execute(sa.select(sa.func.count()).select_from(audit_log))).scalar()
+        assert rows == 1 + 1 + 398 + 20 + 1  # each entry once, the refused requests' included
+    finally:
+        await writer.close()
+        await engine.dispose()
