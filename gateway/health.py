@@ -70,26 +70,23 @@ class HealthChecks:
         s = self._services
         now = time.monotonic()
         checked = [
-            b
+            (b, b.health_check)
             for b in s.settings.backends
             if b.health_check is not None and b.id not in s.router.unusable
         ]
-        for gone in set(self._due) - {b.id for b in checked}:
+        for gone in set(self._due) - {b.id for b, _ in checked}:
             self._due.pop(gone, None)
             self._failed.pop(gone, None)
-        due = [b for b in checked if self._due.get(b.id, 0.0) <= now]
+        due = [(b, check) for b, check in checked if self._due.get(b.id, 0.0) <= now]
         if not due:
             return
-        for b in due:
-            assert b.health_check is not None
-            self._due[b.id] = now + b.health_check.interval_s
+        for b, check in due:
+            self._due[b.id] = now + check.interval_s
         results = await asyncio.gather(
-            *(s.upstream.probe(b, b.health_check.path, b.health_check.timeout_s) for b in due),  # type: ignore[union-attr]
+            *(s.upstream.probe(b, check.path, check.timeout_s) for b, check in due),
             return_exceptions=True,
         )
-        for backend, ok in zip(due, results, strict=True):
-            check = backend.health_check
-            assert check is not None
+        for (backend, check), ok in zip(due, results, strict=True):
             healthy = ok is True
             self.probes.labels(backend.id, "ok" if healthy else "failed").inc()
             breaker = s.router.breaker
