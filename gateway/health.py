@@ -87,7 +87,7 @@ class HealthChecks:
             return_exceptions=True,
         )
         for (backend, check), ok in zip(due, results, strict=True):
-            healthy = ok is True
+            healthy = not isinstance(ok, BaseException) and ok.ok
             self.probes.labels(backend.id, "ok" if healthy else "failed").inc()
             breaker = s.router.breaker
             if healthy:

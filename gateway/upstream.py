@@ -15,6 +15,7 @@ import asyncio
 import json
 import re
 import ssl
+import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +26,7 @@ import msgspec
 from audit.shapes import looks_personal
 from gateway.config.backends import BackendSpec
 
-__all__ = ["JsonAnswer", "StreamAnswer", "Upstream", "UpstreamFailure"]
+__all__ = ["JsonAnswer", "Probe", "StreamAnswer", "Upstream", "UpstreamFailure"]
 
 _decode = msgspec.json.Decoder().decode
 # A backend refusing the request itself (not failing): its error's code and param are passed on.
@@ -100,6 +101,17 @@ class StreamAnswer:
 
     def close(self) -> None:
         self.response.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """What a health check found: healthy or not, how (``ok``, ``status``, ``timeout``,
+    ``connect``, ``tls``, ``protocol``), the HTTP status if one came, and the seconds it took."""
+
+    ok: bool
+    kind: str
+    status: int | None
+    seconds: float
 
 
 class Upstream:
@@ -202,19 +214,30 @@ class Upstream:
             raise UpstreamFailure("status", resp.status, retry_after, code, param)
         return resp
 
-    async def probe(self, backend: BackendSpec, path: str, timeout_s: float) -> bool:
-        """A health check: ``GET base_url + path`` with the backend's credential, answered 2xx
-        within ``timeout_s`` (the body read, at most 1 MiB, and dropped). Never raises."""
+    async def probe(self, backend: BackendSpec, path: str, timeout_s: float) -> Probe:
+        """A health check: ``GET base_url + path`` with the backend's credential; healthy when
+        it answers 2xx within ``timeout_s`` (the body read, at most 1 MiB, and dropped). Never
+        raises."""
         headers = {k: v for k, v in self._headers(backend).items() if k != "Content-Type"}
+        t0 = time.perf_counter()
         try:
             async with asyncio.timeout(timeout_s):
                 async with self._session(backend.timeouts.keepalive_s).get(
                     backend.base_url + path, headers=headers, allow_redirects=False
                 ) as resp:
                     await resp.content.read(1 << 20)
-                    return 200 <= resp.status < 300
-        except (TimeoutError, aiohttp.ClientError, OSError, ssl.SSLError):
-            return False
+                    ok = 200 <= resp.status < 300
+                    kind = "ok" if ok else "status"
+                    return Probe(ok, kind, resp.status, time.perf_counter() - t0)
+        except TimeoutError:
+            kind = "timeout"
+        except (aiohttp.ClientSSLError, aiohttp.ServerFingerprintMismatch, ssl.SSLError):
+            kind = "tls"
+        except aiohttp.ClientConnectorError:
+            kind = "connect"
+        except (aiohttp.ClientError, OSError):
+            kind = "protocol"
+        return Probe(False, kind, None, time.perf_counter() - t0)
 
     async def _post(
         self, backend: BackendSpec, endpoint: str, body: bytes, traceparent: str | None = None

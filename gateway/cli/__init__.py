@@ -19,6 +19,7 @@ _GROUPS: tuple[tuple[str, str], ...] = (
     ("gateway.cli.keys", "keys"),
     ("gateway.cli.budgets", "budgets"),
     ("gateway.cli.db", "db"),
+    ("gateway.cli.check", "check"),
     ("gateway.cli.policy", "policy"),
     ("gateway.cli.audit", "audit"),
     ("inference.cli", "runtime"),
