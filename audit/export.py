@@ -100,6 +100,8 @@ class ExportFilter:
     rule: str | None = None
     backend: str | None = None
     request_id: str | None = None  # one request's entries (its intent and outcome)
+    # outcomes refused or failed with this error code (address_not_allowed, pii_blocked, ...)
+    error_code: str | None = None
     kinds: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -111,7 +113,7 @@ class ExportFilter:
             v = getattr(self, name)
             if v is not None and not _UTC_TEXT.match(v):
                 raise ValueError(f"{name}: an ISO 8601 date or time")
-        for name in ("jurisdiction", "user", "team", "rule", "backend", "request_id"):
+        for name in ("jurisdiction", "user", "team", "rule", "backend", "request_id", "error_code"):
             v = getattr(self, name)
             if v is not None and not (isinstance(v, str) and is_identifier(v)):
                 raise ValueError(f"{name}: an identifier ({IDENTIFIER_CHARS})")
@@ -156,6 +158,9 @@ def scoped_query(flt: ExportFilter, scope: Scope) -> Any:
         conds.append(c.backend == flt.backend)
     if flt.request_id:
         conds.append(c.request_id == flt.request_id)
+    if flt.error_code:
+        # the canonical body's spelling (sorted keys, no spaces): the outcome's own error code
+        conds.append(c.body.contains(f'"error_code":"{flt.error_code}"', autoescape=True))
     if flt.kinds:
         conds.append(c.kind.in_(flt.kinds))
     if scope.jurisdictions is not None:

@@ -142,9 +142,14 @@ _FILTER_OPTIONS = {  # ExportFilter's field: its option, in the order --help lis
     "request_id": click.option(
         "--request-id", default=None, help="One request's entries (its x-request-id)."
     ),
+    "error_code": click.option(
+        "--error-code",
+        default=None,
+        help="Outcomes refused or failed with this code (address_not_allowed, pii_blocked, ...).",
+    ),
     "kinds": click.option("--kind", "kinds", multiple=True),
 }
-_COMMON_FILTERS = ("jurisdiction", "user", "team", "decision", "backend")
+_COMMON_FILTERS = ("jurisdiction", "user", "team", "decision", "backend", "error_code")
 
 
 def _filter_options(*extra: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -83,6 +83,7 @@ _FILTERS = (
     "rule",
     "backend",
     "request_id",
+    "error_code",
 )
 
 
@@ -194,7 +195,16 @@ async def export_audit(request: Request[Any, Any, Any], state: State) -> Stream:
     return Stream(body(), media_type=_MEDIA[fmt], headers=headers)
 
 
-_USAGE_FILTERS = ("since", "until", "jurisdiction", "user", "team", "decision", "backend")
+_USAGE_FILTERS = (
+    "since",
+    "until",
+    "jurisdiction",
+    "user",
+    "team",
+    "decision",
+    "backend",
+    "error_code",
+)
 
 
 async def _report(request: Request[Any, Any, Any], state: State, report: str) -> Any:

@@ -584,6 +584,14 @@ def test_a_key_kept_to_some_networks_is_refused_elsewhere_and_the_refusal_is_rec
             model="gpt-test", messages=[{"role": "user", "content": "hi"}]
         )
         assert reply.choices[0].message.content and len(upstream.received) == sent + 1
+        # the trail's refusals of such keys, found by their error code
+        time.sleep(0.2)  # the outcomes are written after the answers
+        status, _, page = gw.request(
+            "GET", "/admin/audit/entries?error_code=address_not_allowed", token=TOKEN
+        )
+        # the chat's (a model list is not an audited request, refused or not)
+        assert status == 200 and len(page["data"]) == 1, page
+        assert page["data"][0]["entry"]["error_code"] == "address_not_allowed"
     finally:
         gw.stop()
     with sqlite3.connect(tmp_path / "portcullis.db") as db:

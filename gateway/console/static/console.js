@@ -25,7 +25,7 @@ const SECTORS = [
   "individual",
 ];
 
-const AUDIT_FILTERS = ["since", "until", "jurisdiction", "user", "team", "decision", "rule", "backend", "request_id", "kind"];
+const AUDIT_FILTERS = ["since", "until", "jurisdiction", "user", "team", "decision", "rule", "backend", "request_id", "error_code", "kind"];
 const AUDIT_PAGE = 50;
 
 // Which `can` flag each view needs (null: every signed-in credential).

@@ -179,6 +179,21 @@ async def test_filters_and_jurisdiction_scope_limit_rows_and_roles_are_enforced(
     assert all(
         r["event"]["principal"]["user"] == "user3" for r in parse_jsonl(by_rule.read_bytes())
     )
+    # by error code: the outcomes refused with it, and only those (the filter's "_" is no
+    # wildcard: policy_denied does not match a code one letter apart)
+    by_code = tmp_path / "code.jsonl"
+    await export(
+        engine, signer, by_code, "jsonl", ExportFilter(error_code="policy_denied"), AUDITOR
+    )
+    coded = list(parse_jsonl(by_code.read_bytes()))
+    # (the synthetic events carry their code in the intent too; the gateway's intents have none)
+    assert len(coded) == 2 * sum(1 for i in range(100) if i % 3 == 0)
+    assert {r["event"]["error_code"] for r in coded} == {"policy_denied"}
+    none = tmp_path / "none.jsonl"
+    await export(engine, signer, none, "jsonl", ExportFilter(error_code="policyXdenied"), AUDITOR)
+    assert list(parse_jsonl(none.read_bytes())) == []
+    with pytest.raises(ValueError, match="error_code"):
+        ExportFilter(error_code="no spaces allowed")
     with pytest.raises(AuditForbidden):
         await export(
             engine,
@@ -189,13 +204,13 @@ async def test_filters_and_jurisdiction_scope_limit_rows_and_roles_are_enforced(
             Scope("staff", frozenset({"user"})),
         )
     actions = await _export_entries(engine)
-    assert [a["actor"] for a in actions] == ["au-auditor"] * 2 + ["auditor-1"] * 2
+    assert [a["actor"] for a in actions] == ["au-auditor"] * 2 + ["auditor-1"] * 6
     assert actions[0]["action"]["filter_decision"] == "deny"
     assert actions[0]["action"]["scope"] == "AU"
     # An unscoped reader is recorded as "all" (it was "*", which the record dropped as not an
     # identifier, counting a stripped value in every export entry).
     assert actions[2]["action"]["scope"] == "all"
-    assert [a["stripped"] for a in actions] == [0, 0, 0, 0]
+    assert [a["stripped"] for a in actions] == [0] * 8
 
 
 async def test_export_killed_midway_resumes_without_gaps_or_duplicates(
