@@ -181,6 +181,17 @@ def test_an_administrator_and_an_auditor_work_through_the_console(
         expect(page.locator("#keys-table tr.key-row", has_text="dee")).to_contain_text(
             "0.00 of 40.00"
         )
+        # and keeps it to the office network, then lets it go anywhere again
+        page.once("dialog", lambda d: d.accept("10.20.0.0/16, 2001:db8::/32"))
+        page.locator("#keys-table tr.key-row", has_text="dee").locator("button.networks").click()
+        expect(page.locator("#keys-table tr.key-row", has_text="dee")).to_contain_text(
+            "10.20.0.0/16, 2001:db8::/32"
+        )
+        with pytest.raises(openai.PermissionDeniedError):
+            _ask(gw, key)  # the browser's tests run on 127.0.0.1, outside it
+        page.once("dialog", lambda d: d.accept(""))
+        page.locator("#keys-table tr.key-row", has_text="dee").locator("button.networks").click()
+        expect(page.locator("#keys-table tr.key-row", has_text="dee")).to_contain_text("anywhere")
         # dee leaves: every key in their name revoked from the page
         page.fill("#uk-user", "dee")
         page.once("dialog", lambda d: d.accept())

@@ -868,6 +868,7 @@ function keyRow(record, budget) {
     el("td", { className: `state ${st}`, text: st }),
     el("td", { className: "row-actions" },
       el("button", { type: "button", className: "budget", disabled: !active, "aria-label": `Set the budget of key ${record.key_id}`, text: "Budget" }),
+      el("button", { type: "button", className: "networks", disabled: !active, "aria-label": `Set the networks key ${record.key_id} may be used from`, text: "Networks" }),
       el("button", { type: "button", className: "rotate", disabled: !active, "aria-label": `Rotate key ${record.key_id}`, text: "Rotate" }),
       el("button", { type: "button", className: "revoke danger", disabled: !active, "aria-label": `Revoke key ${record.key_id}`, text: "Revoke" })));
 }
@@ -878,6 +879,7 @@ async function onKeysTable(event) {
   if (!button || !row || button.disabled) return;
   const id = row.dataset.keyId;
   if (button.classList.contains("budget")) await setKeyBudget(id, button);
+  else if (button.classList.contains("networks")) await setKeyNetworks(id, button);
   else if (button.classList.contains("revoke")) await revokeKey(id, button);
   else if (button.classList.contains("rotate")) await rotateKey(id, button);
 }
@@ -895,6 +897,22 @@ async function setKeyBudget(id, button) {
   try {
     await api(`/admin/keys/${encodeURIComponent(id)}`, { method: "PATCH", body: { budget_usd: budget } });
     say(budget === null ? `Key ${id} is back on the default budget.` : `Key ${id}'s budget is ${usd(budget)} US dollars.`, "ok");
+    await loadKeys();
+  } catch (err) {
+    busy(button, false);
+    report(err);
+  }
+}
+
+// CIDR blocks, comma-separated; empty: anywhere (the server checks each and names a bad one)
+async function setKeyNetworks(id, button) {
+  const answer = window.prompt(`Networks key ${id} may be used from (CIDR blocks, comma-separated; empty: anywhere):`);
+  if (answer === null) return; // cancelled
+  const networks = names(answer);
+  busy(button, true);
+  try {
+    await api(`/admin/keys/${encodeURIComponent(id)}`, { method: "PATCH", body: { networks: networks.length ? networks : null } });
+    say(networks.length ? `Key ${id} may be used from ${networks.join(", ")} only.` : `Key ${id} may be used from anywhere.`, "ok");
     await loadKeys();
   } catch (err) {
     busy(button, false);
