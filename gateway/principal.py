@@ -9,9 +9,25 @@ from typing import Any
 
 import pycountry
 
-__all__ = ["SECTORS", "IPNetwork", "Principal", "actor_of", "parse_jurisdiction"]
+__all__ = ["SECTORS", "IPNetwork", "Principal", "actor_of", "address_in", "parse_jurisdiction"]
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def address_in(address: str | None, networks: tuple[IPNetwork, ...]) -> bool:
+    """Whether ``address`` (a client's, as the server saw it) is in one of ``networks``; an
+    unknown or unreadable address is in none. An IPv4 client seen as IPv6 (``::ffff:10.1.2.3``)
+    is read as IPv4."""
+    if address is None:
+        return False
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in n for n in networks)
+
 
 #: The documented sector list (docs/principals.md). Policy keys on these exact strings.
 SECTORS: tuple[str, ...] = (
@@ -83,17 +99,7 @@ class Principal:
     def reachable_from(self, address: str | None) -> bool:
         """Whether a request from ``address`` (the client's, as the server saw it after any
         trusted proxy) may use this key. A key with networks refuses an unknown address."""
-        if self.networks is None:
-            return True
-        if address is None:
-            return False
-        try:
-            ip = ipaddress.ip_address(address.split("%", 1)[0])
-        except ValueError:
-            return False
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped  # ::ffff:10.1.2.3 is 10.1.2.3
-        return any(ip in n for n in self.networks)
+        return self.networks is None or address_in(address, self.networks)
 
     @property
     def country(self) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -281,6 +283,20 @@ class AdminSettings(Strict):
     report_deadline_s: float = Field(600.0, ge=0, le=3600)
     # Console sign-in through an OpenID Connect provider (docs/console.md); off by default.
     sso: SsoSettings | None = None
+    # The client networks the admin API (and so the console's reads and actions) may be used
+    # from, whatever the credential: CIDR blocks; None: anywhere.
+    networks: tuple[str, ...] | None = None
+
+    @field_validator("networks")
+    @classmethod
+    def _networks(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        from gateway.key_records import validate_networks
+
+        return validate_networks(v)
+
+    @functools.cached_property
+    def parsed_networks(self) -> tuple[IPv4Network | IPv6Network, ...] | None:
+        return None if self.networks is None else tuple(ip_network(n) for n in self.networks)
 
 
 class LimitSettings(Strict):

@@ -32,7 +32,7 @@ from gateway.key_records import (
     validate_networks,
 )
 from gateway.keys import KeyNotRecorded
-from gateway.principal import Principal, actor_of
+from gateway.principal import Principal, actor_of, address_in
 from gateway.reload import Reloader
 from gateway.services import Services
 from gateway.sso import SESSION_PREFIX
@@ -54,6 +54,15 @@ async def admin_guard(
     if not (isinstance(roles, tuple) and roles and all(isinstance(r, str) and r for r in roles)):
         raise GatewayError(Cause.FORBIDDEN, "This admin route declares no role; it is closed.")
     services: Services = connection.app.state.services
+    client = connection.scope.get("client")
+    address = client[0] if client else None
+    allowed = services.settings.admin.parsed_networks
+    if allowed is not None and not address_in(address, allowed):
+        # before any credential is looked at: from elsewhere the admin API is closed
+        raise GatewayError(
+            Cause.ADDRESS_NOT_ALLOWED,
+            "The admin API may not be used from this network address (admin.networks).",
+        )
     auth = connection.headers.get("authorization") or ""
     token = services.admin_token
     presented = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
@@ -72,8 +81,7 @@ async def admin_guard(
             )
         principal = session
     else:
-        client = connection.scope.get("client")
-        principal = await services.keys.authenticate(auth, client[0] if client else None)
+        principal = await services.keys.authenticate(auth, address)
     method = str(connection.scope.get("method", ""))
     if not set(roles) & set(principal.roles):
         needs = " or ".join(f"'{r}'" for r in roles)

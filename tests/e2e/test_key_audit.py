@@ -626,3 +626,42 @@ def test_a_key_kept_to_some_networks_is_refused_elsewhere_and_the_refusal_is_rec
     assert freed.exit_code == 0 and "anywhere" in freed.output, freed.output
     neither = CliRunner().invoke(cli, ["-c", str(cfg), "keys", "networks", key_id])
     assert neither.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("networks", "open_here"), [(["10.0.0.0/8"], False), (["127.0.0.0/8"], True)]
+)
+def test_the_admin_api_can_be_kept_to_some_networks(
+    tmp_path: Path, upstream: FakeUpstream, networks: list[str], open_here: bool
+) -> None:
+    """``admin.networks``: from elsewhere every admin route is a 403 ``address_not_allowed``,
+    the admin token and an auditor's key alike, before any credential is looked at; the
+    inference API is not concerned; a bad block is refused at start."""
+    admin = {"token_file": str(tmp_path / "admin.token"), "token_env": None, "networks": networks}
+    (tmp_path / "admin.token").write_text(TOKEN)
+    settings = core_settings(tmp_path, upstream, admin=admin)
+    gw = RunningGateway(settings, Components(policy=FakeDecider(), pii_disabled=True)).start()
+    try:
+        ann = gw.create_key(user="ann", jurisdiction="AU", sector="private") if open_here else None
+        status, _, body = gw.request("GET", "/admin/keys", token=TOKEN)
+        if open_here:
+            assert status == 200
+        else:
+            assert status == 403 and body["error"]["code"] == "address_not_allowed", body
+            assert "admin.networks" in body["error"]["message"]
+            # a wrong token gets the same 403: nothing about credentials is said from outside
+            assert gw.request("GET", "/admin/keys", token="wrong")[0] == 403
+        assert gw.request("GET", "/console/", parse=False)[0] == 200  # the static page itself
+        if ann is not None:
+            import openai
+
+            sdk = openai.OpenAI(base_url=gw.base_url, api_key=ann, max_retries=0)
+            assert sdk.chat.completions.create(
+                model="gpt-test", messages=[{"role": "user", "content": "hi"}]
+            ).choices
+    finally:
+        gw.stop()
+    from gateway.config import Settings
+
+    with pytest.raises(ValueError, match="networks"):
+        Settings.model_validate({"admin": {"networks": ["10.0.0.0/40"]}})
