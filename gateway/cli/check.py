@@ -219,8 +219,13 @@ def check(ctx: click.Context, timeout: float, as_json: bool) -> None:
     content, prints no secret."""
     settings = settings_from(ctx)
     config = (ctx.find_root().obj or {}).get("config_path")
-    logging.getLogger("portcullis").setLevel(logging.ERROR)  # the checks say it, once
-    results = asyncio.run(_run(settings, config, timeout))
+    quiet = logging.getLogger("portcullis")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # the checks say it, once
+    try:
+        results = asyncio.run(_run(settings, config, timeout))
+    finally:
+        quiet.setLevel(level)
     failed = any(r.status == "fail" for r in results)
     if as_json:
         click.echo(json.dumps({"ok": not failed, "checks": [asdict(r) for r in results]}))
