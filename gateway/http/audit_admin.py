@@ -195,16 +195,8 @@ async def export_audit(request: Request[Any, Any, Any], state: State) -> Stream:
     return Stream(body(), media_type=_MEDIA[fmt], headers=headers)
 
 
-_USAGE_FILTERS = (
-    "since",
-    "until",
-    "jurisdiction",
-    "user",
-    "team",
-    "decision",
-    "backend",
-    "error_code",
-)
+# the reports take the export's filters but a rule and a request id (they group by rule)
+_USAGE_FILTERS = tuple(f for f in _FILTERS if f not in ("rule", "request_id"))
 
 
 async def _report(request: Request[Any, Any, Any], state: State, report: str) -> Any:
