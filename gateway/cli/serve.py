@@ -65,9 +65,12 @@ def serve(
     config_path = (ctx.find_root().obj or {}).get("config_path")
     if config_path:
         os.environ["PORTCULLIS_CONFIG"] = os.path.abspath(config_path)
+    proxies = settings.server.forwarded_allow_ips()
     uvicorn.run(
         "gateway.asgi:app",
         factory=True,
+        proxy_headers=proxies is not None,
+        forwarded_allow_ips=proxies,
         host=host or settings.server.host,
         port=port if port is not None else settings.server.port,
         workers=n_workers,

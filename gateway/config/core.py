@@ -33,11 +33,33 @@ class ServerSettings(Strict):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     workers: int = Field(1, ge=1, le=256)
+    # Whose X-Forwarded-For is believed: the proxies in front of the gateway (addresses or CIDR
+    # blocks). The client's address — a key's networks, admin.networks, the audit record's
+    # client_address — is then the one such a proxy forwarded, else the connection's peer.
+    # Empty: nobody's. trust_forwarded_for: everybody's (only where no one but the proxies can
+    # reach the gateway, as in compose.yaml, where the gateways publish no port).
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1",)
     trust_forwarded_for: bool = False
     # Browser tools on these origins may call /v1/... cross-origin (gateway.http.cors); none by
     # default. "*": every origin (announced at start).
     cors_origins: tuple[str, ...] = Field((), max_length=100)
     cors_max_age_s: int = Field(600, ge=0, le=86400)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(value) > 50:
+            raise ValueError("server.trusted_proxies: at most 50 addresses or CIDR blocks")
+        try:
+            return tuple(str(ip_network(v.strip(), strict=False)) for v in value)
+        except ValueError:
+            raise ValueError("server.trusted_proxies: addresses or CIDR blocks") from None
+
+    def forwarded_allow_ips(self) -> str | None:
+        """uvicorn's ``forwarded_allow_ips`` for these settings; None: believe no proxy."""
+        if self.trust_forwarded_for:
+            return "*"
+        return ",".join(self.trusted_proxies) or None
 
     @field_validator("cors_origins")
     @classmethod

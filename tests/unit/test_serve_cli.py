@@ -41,3 +41,36 @@ def test_several_workers_without_redis_warn_of_limits_and_revocations(
     messages = [r.getMessage() for r in caplog.records]
     assert any("times the configured rate" in m for m in messages) is warned
     assert any("announce revocations" in m for m in messages) is warned
+
+
+@pytest.mark.parametrize(
+    ("server", "headers", "allowed"),
+    [
+        ("", True, "127.0.0.1/32"),
+        (
+            "server: {trusted_proxies: ['10.1.2.3', '10.20.0.0/16']}\n",
+            True,
+            "10.1.2.3/32,10.20.0.0/16",
+        ),
+        ("server: {trusted_proxies: []}\n", False, None),
+        ("server: {trust_forwarded_for: true}\n", True, "*"),
+    ],
+)
+def test_whose_forwarded_for_is_believed_goes_to_uvicorn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: str, headers: bool, allowed: str | None
+) -> None:
+    """The client's address (a key's networks, admin.networks, the audit record) is the one a
+    trusted proxy forwarded: server.trusted_proxies (127.0.0.1 by default), or everybody with
+    trust_forwarded_for, or nobody."""
+    import os
+
+    import uvicorn
+
+    monkeypatch.setattr(os, "environ", dict(os.environ))
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: calls.append(kw))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"data_dir: {tmp_path}\n" + server)
+    result = CliRunner().invoke(cli, ["-c", str(cfg), "serve"], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert calls[0]["proxy_headers"] is headers and calls[0]["forwarded_allow_ips"] == allowed
