@@ -574,6 +574,18 @@ def test_a_key_kept_to_some_networks_is_refused_elsewhere_and_the_refusal_is_rec
         with pytest.raises(openai.PermissionDeniedError):
             sdk.models.list()
         assert len(upstream.received) == sent  # nothing forwarded
+        # through a proxy the server believes (127.0.0.1, the default of server.trusted_proxies),
+        # the address it forwards is the client's: inside the key's networks
+        proxied = openai.OpenAI(
+            base_url=gw.base_url,
+            api_key=made["key"],
+            max_retries=0,
+            default_headers={"X-Forwarded-For": "10.20.3.4"},
+        )
+        assert proxied.chat.completions.create(
+            model="gpt-test", messages=[{"role": "user", "content": "hi"}]
+        ).choices
+        sent += 1
         bad = gw.request("PATCH", f"/admin/keys/{made['key_id']}", {"networks": ["x"]}, token=TOKEN)
         assert bad[0] == 400 and bad[2]["error"]["code"] == "invalid_parameter"
         status, _, changed = gw.request(
