@@ -152,7 +152,7 @@ def test_an_administrator_and_an_auditor_work_through_the_console(
         page.click("#nav button[data-view=keys]")
         expect(page.locator("#keys-table tr.key-row").first).to_be_visible()
         form = page.locator("#key-create")
-        form.locator("[name=user]").fill("dee")
+        form.locator("[name=user]").fill("dora")  # a name no hex key id or masked key can hold
         form.locator("[name=jurisdiction]").fill("AU-NSW")
         form.locator("[name=sector]").select_option("private")
         form.locator("[name=team]").fill("ops")
@@ -167,9 +167,9 @@ def test_an_administrator_and_an_auditor_work_through_the_console(
         page.click("#dismiss-key")
         expect(new_key).to_have_text("")
         assert key not in page.content()
-        expect(page.locator("#keys-table tr.key-row", has_text="dee")).to_have_count(1)
+        expect(page.locator("#keys-table tr.key-row", has_text="dora")).to_have_count(1)
         # its spend budget, and what it spent of it (this backend has no price: nothing)
-        expect(page.locator("#keys-table tr.key-row", has_text="dee")).to_contain_text(
+        expect(page.locator("#keys-table tr.key-row", has_text="dora")).to_contain_text(
             "0.00 of 25.00"
         )
         budget = page.locator("#budgets-table tr.budget-row", has_text=key.split("_")[1])
@@ -177,27 +177,27 @@ def test_an_administrator_and_an_auditor_work_through_the_console(
         expect(page.locator("#budgets-period")).to_contain_text("renews at")
         # an administrator raises it from the row
         page.once("dialog", lambda d: d.accept("40"))
-        page.locator("#keys-table tr.key-row", has_text="dee").locator("button.budget").click()
-        expect(page.locator("#keys-table tr.key-row", has_text="dee")).to_contain_text(
+        page.locator("#keys-table tr.key-row", has_text="dora").locator("button.budget").click()
+        expect(page.locator("#keys-table tr.key-row", has_text="dora")).to_contain_text(
             "0.00 of 40.00"
         )
         # and keeps it to the office network, then lets it go anywhere again
         page.once("dialog", lambda d: d.accept("10.20.0.0/16, 2001:db8::/32"))
-        page.locator("#keys-table tr.key-row", has_text="dee").locator("button.networks").click()
-        expect(page.locator("#keys-table tr.key-row", has_text="dee")).to_contain_text(
+        page.locator("#keys-table tr.key-row", has_text="dora").locator("button.networks").click()
+        expect(page.locator("#keys-table tr.key-row", has_text="dora")).to_contain_text(
             "10.20.0.0/16, 2001:db8::/32"
         )
         with pytest.raises(openai.PermissionDeniedError):
             _ask(gw, key)  # the browser's tests run on 127.0.0.1, outside it
         page.once("dialog", lambda d: d.accept(""))
-        page.locator("#keys-table tr.key-row", has_text="dee").locator("button.networks").click()
-        expect(page.locator("#keys-table tr.key-row", has_text="dee")).to_contain_text("anywhere")
-        # dee leaves: every key in their name revoked from the page
-        page.fill("#uk-user", "dee")
+        page.locator("#keys-table tr.key-row", has_text="dora").locator("button.networks").click()
+        expect(page.locator("#keys-table tr.key-row", has_text="dora")).to_contain_text("anywhere")
+        # dora leaves: every key in their name revoked from the page
+        page.fill("#uk-user", "dora")
         page.once("dialog", lambda d: d.accept())
         page.click("#user-keys-revoke button[type=submit]")
-        expect(page.locator("#status")).to_contain_text("1 key(s) of dee revoked")
-        expect(page.locator("#keys-table tr.key-row", has_text="dee")).to_have_count(0)
+        expect(page.locator("#status")).to_contain_text("1 key(s) of dora revoked")
+        expect(page.locator("#keys-table tr.key-row", has_text="dora")).to_have_count(0)
         with pytest.raises(openai.AuthenticationError):
             _ask(gw, key)
 
@@ -249,8 +249,8 @@ def test_an_administrator_and_an_auditor_work_through_the_console(
         # own page reads): a loaded machine showed the old page here
         expect(rows.filter(has_not_text="complete")).to_have_count(0)
         users = set(page.locator("#audit-table tr.audit-row td:nth-child(4)").all_inner_texts())
-        assert users == {"ann", "cat", "dee"}, users  # not kim (KR)
-        # the transfers register: ann's and dee's requests went to DeepSeek's service in China;
+        assert users == {"ann", "cat", "dora"}, users  # not kim (KR)
+        # the transfers register: ann's and dora's requests went to DeepSeek's service in China;
         # cat's was denied (nothing left) and kim's is not Australia's
         page.click("#nav button[data-view=transfers]")
         transfers = page.locator("#transfers-table tr.usage-row")
