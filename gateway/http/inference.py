@@ -101,6 +101,7 @@ async def serve(scope: Any, receive: Any, send: Any, endpoint: str, state: Any) 
             ctx.principal = await services.keys.authenticate(authorization, ctx.client_addr)
         except AddressNotAllowed as refused:  # recorded as this key's request, refused
             ctx.principal = refused.principal
+            services.metrics.denials.labels(refused.cause.code).inc()
             raise
         limits = services.settings.requests
         body, size = await read_json(

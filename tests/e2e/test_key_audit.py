@@ -574,6 +574,8 @@ def test_a_key_kept_to_some_networks_is_refused_elsewhere_and_the_refusal_is_rec
         with pytest.raises(openai.PermissionDeniedError):
             sdk.models.list()
         assert len(upstream.received) == sent  # nothing forwarded
+        _, _, scraped = gw.request("GET", "/metrics", parse=False)
+        assert 'portcullis_denials_total{reason="address_not_allowed"} 1.0' in scraped.decode()
         # through a proxy the server believes (127.0.0.1, the default of server.trusted_proxies),
         # the address it forwards is the client's: inside the key's networks
         proxied = openai.OpenAI(

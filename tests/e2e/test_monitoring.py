@@ -264,4 +264,4 @@ def test_compose_s_monitoring_profile_mounts_these_files_and_its_prometheus_conf
         [_promtool(), "check", "config", str(config)], capture_output=True, text=True, timeout=60
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 16 rules found" in checked.stdout + checked.stderr
+    assert "SUCCESS: 17 rules found" in checked.stdout + checked.stderr
