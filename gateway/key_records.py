@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from audit.shapes import IDENTIFIER_CHARS, is_name
-from gateway.principal import SECTORS, Principal, parse_jurisdiction
+from gateway.principal import SECTORS, Principal, networks_of, parse_jurisdiction
 
 __all__ = [
     "NAME_RULE",
@@ -83,9 +83,7 @@ class KeyRecord:
             models=None if self.models is None else frozenset(m.casefold() for m in self.models),
             buckets=self.buckets,
             budget_microusd=self.budget_microusd,
-            networks=None
-            if self.networks is None
-            else tuple(ipaddress.ip_network(n) for n in self.networks),
+            networks=networks_of(self.networks),
         )
 
     def to_json(self) -> dict[str, object]:

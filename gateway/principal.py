@@ -9,9 +9,23 @@ from typing import Any
 
 import pycountry
 
-__all__ = ["SECTORS", "IPNetwork", "Principal", "actor_of", "address_in", "parse_jurisdiction"]
+__all__ = [
+    "SECTORS",
+    "IPNetwork",
+    "Principal",
+    "actor_of",
+    "address_in",
+    "networks_of",
+    "parse_jurisdiction",
+]
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def networks_of(blocks: tuple[str, ...] | None) -> tuple[IPNetwork, ...] | None:
+    """CIDR blocks as validated and stored (``key_records.validate_networks``), parsed once for
+    :func:`address_in`; None stays None (anywhere)."""
+    return None if blocks is None else tuple(ipaddress.ip_network(b) for b in blocks)
 
 
 def address_in(address: str | None, networks: tuple[IPNetwork, ...]) -> bool:

@@ -318,7 +318,9 @@ class AdminSettings(Strict):
 
     @functools.cached_property
     def parsed_networks(self) -> tuple[IPv4Network | IPv6Network, ...] | None:
-        return None if self.networks is None else tuple(ip_network(n) for n in self.networks)
+        from gateway.principal import networks_of
+
+        return networks_of(self.networks)
 
 
 class LimitSettings(Strict):

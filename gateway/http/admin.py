@@ -23,6 +23,7 @@ from litestar.params import FromPath
 from audit.store import parse_utc
 from gateway.budgets import report
 from gateway.errors import Cause, GatewayError
+from gateway.http.body import client_address
 from gateway.key_records import (
     NAME_RULE,
     validate_budget,
@@ -54,8 +55,7 @@ async def admin_guard(
     if not (isinstance(roles, tuple) and roles and all(isinstance(r, str) and r for r in roles)):
         raise GatewayError(Cause.FORBIDDEN, "This admin route declares no role; it is closed.")
     services: Services = connection.app.state.services
-    client = connection.scope.get("client")
-    address = client[0] if client else None
+    address = client_address(connection.scope)
     allowed = services.settings.admin.parsed_networks
     if allowed is not None and not address_in(address, allowed):
         # before any credential is looked at: from elsewhere the admin API is closed

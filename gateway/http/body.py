@@ -8,7 +8,21 @@ import msgspec
 
 from gateway.errors import Cause, GatewayError
 
-__all__ = ["decode_json", "read_body", "read_json", "request_headers", "with_api_key"]
+__all__ = [
+    "client_address",
+    "decode_json",
+    "read_body",
+    "read_json",
+    "request_headers",
+    "with_api_key",
+]
+
+
+def client_address(scope: Any) -> str | None:
+    """The caller's address as the server saw it: the connection's peer, or the address a
+    believed proxy forwarded (``server.trusted_proxies``); None when the server knows none."""
+    client = scope.get("client")
+    return str(client[0]) if client else None
 
 
 def with_api_key(authorization: str | None, api_key: str | None) -> str | None:

@@ -19,7 +19,7 @@ from litestar import asgi
 
 from gateway.errors import Cause, GatewayError
 from gateway.http.anthropic import error_body
-from gateway.http.body import read_json, request_headers
+from gateway.http.body import client_address, read_json, request_headers
 from gateway.http.dialects import DIALECTS
 from gateway.http.errors import unexpected
 from gateway.http.raw import error_headers, send_json
@@ -41,8 +41,7 @@ async def _count(scope: Any, receive: Any, services: Services) -> tuple[int, str
             Cause.METHOD_NOT_ALLOWED, "Method not allowed on this path.", headers={"Allow": "POST"}
         )
     authorization, ctype, length = request_headers(scope, b"x-api-key")
-    client = scope.get("client")
-    principal = await services.keys.authenticate(authorization, client[0] if client else None)
+    principal = await services.keys.authenticate(authorization, client_address(scope))
     limits = services.settings.requests
     body, size = await read_json(
         receive, ctype, length, limits.max_body_bytes, limits.max_json_depth

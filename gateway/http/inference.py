@@ -19,7 +19,7 @@ from gateway.context import RequestContext
 from gateway.errors import Cause, GatewayError
 from gateway.http.anthropic import anthropic_model
 from gateway.http.anthropic import error_body as anthropic_error_body
-from gateway.http.body import read_json, request_headers, with_api_key
+from gateway.http.body import client_address, read_json, request_headers, with_api_key
 from gateway.http.dialects import DIALECTS, Dialect
 from gateway.http.errors import unexpected
 from gateway.http.raw import error_headers, send_error, send_json
@@ -74,12 +74,11 @@ async def serve(scope: Any, receive: Any, send: Any, endpoint: str, state: Any) 
     request, refused or not, gets its completion record from :func:`finish`."""
     services: Services = state.services
     pipeline: Pipeline = state.pipeline
-    client = scope.get("client")
     dialect = DIALECTS.get(endpoint)  # served as chat; recorded as the API the caller used
     ctx = RequestContext(
         request_id=request_id(scope),
         endpoint="chat" if dialect else endpoint,
-        client_addr=client[0] if client else None,
+        client_addr=client_address(scope),
         api=endpoint if dialect else None,
     )
     if services.tracer is not None:
@@ -279,7 +278,7 @@ async def list_models(request: Request[Any, Any, Any], state: State) -> Response
     anthropic_shape = _anthropic_caller(request)
     try:
         principal = await services.keys.authenticate(
-            _authorization(request, anthropic_shape), client_of(request)
+            _authorization(request, anthropic_shape), client_address(request.scope)
         )
         from gateway.models_view import permitted_models
 
@@ -311,7 +310,7 @@ async def retrieve_model(
     anthropic_shape = _anthropic_caller(request)
     try:
         principal = await services.keys.authenticate(
-            _authorization(request, anthropic_shape), client_of(request)
+            _authorization(request, anthropic_shape), client_address(request.scope)
         )
         from gateway.models_view import permitted_model
 
@@ -357,15 +356,11 @@ async def responses_retrieve(request: Request[Any, Any, Any], state: State) -> R
     """A stored response's routes (retrieve, input items, cancel, delete): the gateway stores no
     responses, so an authenticated caller gets a 404 saying so."""
     services: Services = state.services
-    await services.keys.authenticate(request.headers.get("authorization"), client_of(request))
+    await services.keys.authenticate(
+        request.headers.get("authorization"), client_address(request.scope)
+    )
     raise GatewayError(
         Cause.NOT_FOUND,
         "The gateway stores no responses (it keeps no prompts or answers); "
         "there is nothing to retrieve, list, cancel or delete by id.",
     )
-
-
-def client_of(request: Request[Any, Any, Any]) -> str | None:
-    """The caller's address as the server saw it (after a trusted proxy's X-Forwarded-For)."""
-    client = request.client
-    return client.host if client is not None else None
