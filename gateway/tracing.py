@@ -131,6 +131,26 @@ def _attrs(pairs: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [a for a in (_attr(k, v) for k, v in pairs.items()) if a is not None]
 
 
+def _server_span(
+    t: TraceIds, name: str, attributes: list[dict[str, Any]], failed: bool, end: float
+) -> dict[str, Any]:
+    """The span of a call the gateway served (a request, an admin call), ended at ``end``
+    (``time.perf_counter``); the caller's span as its parent when it named one."""
+    span = {
+        "traceId": t.trace_id,
+        "spanId": t.span_id,
+        "name": name,
+        "kind": _SERVER,
+        "startTimeUnixNano": str(t.wall_start_ns),
+        "endTimeUnixNano": str(t.ns(end)),
+        "attributes": attributes,
+        "status": _FAILED if failed else _FINE,
+    }
+    if t.parent_id:
+        span["parentSpanId"] = t.parent_id
+    return span
+
+
 class Tracer:
     """Starts a request's trace ids (:meth:`begin`), turns a finished request into spans
     (:meth:`finish`) and posts them to the collector from a background task."""
@@ -210,19 +230,9 @@ class Tracer:
             "http.response.status_code": status or None,
             "error.type": str(status) if status >= 500 or status == 0 else None,
         }
-        span = {
-            "traceId": t.trace_id,
-            "spanId": t.span_id,
-            "name": f"{method} {route or 'admin'}",
-            "kind": _SERVER,
-            "startTimeUnixNano": str(t.wall_start_ns),
-            "endTimeUnixNano": str(t.ns(time.perf_counter())),
-            "attributes": _attrs(attrs),
-            "status": _FAILED if attrs["error.type"] else _FINE,
-        }
-        if t.parent_id:
-            span["parentSpanId"] = t.parent_id
-        self._enqueue([span])
+        name = f"{method} {route or 'admin'}"
+        failed = attrs["error.type"] is not None
+        self._enqueue([_server_span(t, name, _attrs(attrs), failed, time.perf_counter())])
 
     def _enqueue(self, spans: list[dict[str, Any]]) -> None:
         overflow = len(self._queue) + len(spans) - self._settings.max_queue
@@ -283,19 +293,7 @@ class Tracer:
         if ctx.first_byte_s is not None:
             attrs["portcullis.first_byte_ms"] = round(ctx.first_byte_s * 1000, 3)
         name = f"{attrs['gen_ai.operation.name']} {ctx.model}" if ctx.model else "request"
-        main = {
-            "traceId": t.trace_id,
-            "spanId": t.span_id,
-            "name": name,
-            "kind": _SERVER,
-            "startTimeUnixNano": str(t.wall_start_ns),
-            "endTimeUnixNano": str(t.ns(end)),
-            "attributes": _attrs(attrs) + fixed,
-            "status": _FAILED if failed else _FINE,
-        }
-        if t.parent_id:
-            main["parentSpanId"] = t.parent_id
-        out = [main]
+        out = [_server_span(t, name, _attrs(attrs) + fixed, failed, end)]
         for step, start, end_at, extra in t.steps:
             span_id = extra.pop("span_id", None) if extra else None
             step_attrs = self._cached(("s", step), lambda s=step: {"portcullis.step": s})
