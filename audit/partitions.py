@@ -58,6 +58,18 @@ def _month(at: datetime) -> date:
     return date(at.year, at.month, 1)
 
 
+def _months(first: date, now: datetime | None, ahead: int) -> list[date]:
+    """The months from ``first`` through ``ahead`` months after ``now``'s (now by default)."""
+    until = _month(now or datetime.now(UTC))
+    for _ in range(ahead):
+        until = month_after(until)
+    out = []
+    while first <= until:
+        out.append(first)
+        first = month_after(first)
+    return out
+
+
 def _create(month: date) -> str:
     end = month_after(month)
     return (
@@ -87,10 +99,7 @@ def partition_statements(now: datetime | None = None, ahead: int = AHEAD) -> lis
         f"ALTER TABLE audit_log ATTACH PARTITION {old} "
         f"FOR VALUES FROM (MINVALUE) TO ('{first.isoformat()}')",
     ]
-    month = first
-    for _ in range(ahead):  # next month and the ones after it, through ``ahead`` from now
-        out.append(_create(month))
-        month = month_after(month)
+    out += [_create(month) for month in _months(first, now, ahead)]
     out.append("CREATE TABLE IF NOT EXISTS audit_log_default PARTITION OF audit_log DEFAULT")
     return out
 
@@ -133,13 +142,10 @@ async def ensure_partitions(
         for _, bound in await partitions(conn)
         if (m := _BOUND.search(bound)) is not None
     ]
-    month = max(ends) if ends else _month(now or datetime.now(UTC))
-    until = _month(now or datetime.now(UTC))
-    for _ in range(ahead):
-        until = month_after(until)
+    first = max(ends) if ends else _month(now or datetime.now(UTC))
     await conn.commit()
     created = []
-    while month <= until:
+    for month in _months(first, now, ahead):
         try:
             await conn.execute(sa.text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
             await conn.execute(sa.text(_create(month)))
@@ -153,5 +159,4 @@ async def ensure_partitions(
                 type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__,
             )
             break
-        month = month_after(month)
     return created

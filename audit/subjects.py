@@ -145,10 +145,8 @@ async def find_subject(
         body = doc if isinstance(doc, Mapping) else _parsed(doc)
         pii = body.get("pii")
         pii = pii if isinstance(pii, Mapping) else {}
-        held_types = sorted({digests[d] for d in pii.get("subjects") or () if d in digests})
-        answer_types = sorted(
-            {digests[d] for d in pii.get("output_subjects") or () if d in digests}
-        )
+        held_types = _types(digests, pii.get("subjects"))
+        answer_types = _types(digests, pii.get("output_subjects"))
         match = SubjectMatch(
             request_id, ts, user, team, jurisdiction, body.get("model"), decision,
             body.get("status"), body.get("error_code"), bool(body.get("forwarded")), held_types,
@@ -170,6 +168,11 @@ async def find_subject(
         "truncated": total > len(matches),
     }
     return matches, totals
+
+
+def _types(digests: Mapping[str, str], kept: Any) -> list[str]:
+    """The types the value was found under: those of its digests a record's list holds."""
+    return sorted({digests[d] for d in kept or () if d in digests})
 
 
 def _parsed(doc: Any) -> dict[str, Any]:
