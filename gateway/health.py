@@ -11,13 +11,15 @@ completions time out); a backend without a health check is judged by requests al
 
 Each probe is counted in ``portcullis_backend_probes_total{backend,result}`` (``ok``,
 ``failed``); a backend going down or coming back is logged. The catalogue is read at every round,
-so a reload's backends are probed from then on. A backend whose credential is missing
+and a reload wakes the loop (``reloaded``), so a reload's backends are probed from then on; with
+no backend checked, the loop sleeps until a reload. A backend whose credential is missing
 (``Router.unusable``) is not probed: nothing would be sent to it anyway.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -40,6 +42,7 @@ class HealthChecks:
         self._due: dict[str, float] = {}  # backend id -> when its next probe is due (monotonic)
         self._failed: dict[str, int] = {}  # backend id -> failed probes in a row
         self._task: asyncio.Task[None] | None = None
+        self._changed = asyncio.Event()  # set by a reload: the catalogue may have changed
         self.probes = Counter(
             "portcullis_backend_probes",
             "Health-check probes of the backends (backends[].health_check), by result",
@@ -55,15 +58,23 @@ class HealthChecks:
         await stop(self._task)
         self._task = None
 
+    def reloaded(self) -> None:
+        """The catalogue changed: look at it now, not at the next probe due."""
+        self._changed.set()
+
     async def _run(self) -> None:
         while True:
+            self._changed.clear()  # before the round: a reload during it is not missed
             await self.round()
-            await asyncio.sleep(self._wait())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), self._wait())
 
-    def _wait(self) -> float:
-        """Until the next probe is due (at most a second: a reload may add backends)."""
+    def _wait(self) -> float | None:
+        """Until the next probe is due, or, with no backend checked, until a reload (None)."""
+        if not self._due:
+            return None
         now = time.monotonic()
-        return max(0.05, min([1.0, *(due - now for due in self._due.values())]))
+        return max(0.05, min(due - now for due in self._due.values()))
 
     async def round(self) -> None:
         """Probe every backend whose probe is due, together; never raises."""

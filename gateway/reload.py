@@ -265,6 +265,8 @@ class Reloader:
         s.catalog = catalog
         s.settings = effective
         s.config_hash = digest
+        if s.health is not None:
+            s.health.reloaded()
 
     @staticmethod
     def _log(report: ReloadReport, via: str) -> None:

@@ -105,6 +105,40 @@ def test_a_backend_that_fails_its_checks_is_skipped_and_comes_back_when_they_pas
         gw.stop()
 
 
+def test_a_health_check_added_by_a_reload_is_probed_at_once(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    """With no backend checked the loop sleeps until a reload; the reload wakes it, and the
+    new check's first probe does not wait for a timer."""
+    import yaml
+
+    from gateway.config import load_settings
+
+    cfg = tmp_path / "gateway.yaml"
+    raw = core_settings(tmp_path, upstream).model_dump(mode="json")
+    cfg.write_text(yaml.safe_dump(raw))
+    gw = RunningGateway(
+        load_settings(cfg),
+        Components(policy=FakeDecider(), pii_disabled=True),
+        reload_from=lambda: load_settings(cfg),
+    ).start()
+    try:
+        health = gw.app.state.services.health
+        assert health is not None and health._wait() is None  # nothing to probe: no timer
+        time.sleep(0.3)
+        assert upstream.probes == []
+        raw["backends"][0]["health_check"] = {"interval_s": 3600, "timeout_s": 1}
+        cfg.write_text(yaml.safe_dump(raw))
+        status, _, report = gw.request(
+            "POST", "/admin/config/reload", token=RunningGateway.ADMIN_TOKEN
+        )
+        assert status == 200 and report["applied"] is True, report
+        _until(lambda: len(upstream.probes) == 1, "the first probe after the reload", 3.0)
+        assert 3590 < health._wait() <= 3600  # the next one is an interval away
+    finally:
+        gw.stop()
+
+
 def test_a_health_check_s_settings_are_checked() -> None:
     from gateway.config.backends import HealthCheck
 
