@@ -6,10 +6,10 @@ import functools
 import os
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
 
 from gateway.config.base import Strict
 
@@ -27,6 +27,17 @@ __all__ = [
     "WebhookSettings",
     "local_http",
 ]
+
+
+def _networks(v: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    from gateway.key_records import validate_networks  # it imports the configuration
+
+    return validate_networks(v)
+
+
+# Client networks as CIDR blocks, checked and normalised (key_records.validate_networks); None:
+# anywhere. Self-service keys' and the admin API's.
+Networks = Annotated[tuple[str, ...] | None, AfterValidator(_networks)]
 
 
 class ServerSettings(Strict):
@@ -167,7 +178,7 @@ class SelfServiceSettings(Strict):
     # The models such keys may use (names or aliases); None: every model policy permits.
     models: tuple[str, ...] | None = None
     # The client networks such keys may be used from (CIDR blocks); None: anywhere.
-    networks: tuple[str, ...] | None = None
+    networks: Networks = None
 
     @field_validator("models")
     @classmethod
@@ -175,13 +186,6 @@ class SelfServiceSettings(Strict):
         from gateway.key_records import validate_models
 
         return validate_models(v)
-
-    @field_validator("networks")
-    @classmethod
-    def _networks(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        from gateway.key_records import validate_networks
-
-        return validate_networks(v)
 
 
 class SsoSettings(Strict):
@@ -307,14 +311,7 @@ class AdminSettings(Strict):
     sso: SsoSettings | None = None
     # The client networks the admin API (and so the console's reads and actions) may be used
     # from, whatever the credential: CIDR blocks; None: anywhere.
-    networks: tuple[str, ...] | None = None
-
-    @field_validator("networks")
-    @classmethod
-    def _networks(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        from gateway.key_records import validate_networks
-
-        return validate_networks(v)
+    networks: Networks = None
 
     @functools.cached_property
     def parsed_networks(self) -> tuple[IPv4Network | IPv6Network, ...] | None:
