@@ -24,8 +24,10 @@ from gateway.errors import Cause, GatewayError
 from gateway.evidence import bundle_archive
 from gateway.health import HealthChecks
 from gateway.heap import freeze_startup_heap
-from gateway.http.admin import ADMIN_HANDLERS, admin_guard
+from gateway.http.admin import ADMIN_HANDLERS
+from gateway.http.admin_guard import admin_guard
 from gateway.http.audit_admin import AUDIT_HANDLERS
+from gateway.http.config_admin import CONFIG_HANDLERS
 from gateway.http.console import CONSOLE_ADMIN_HANDLERS, console_handlers
 from gateway.http.cors import Cors, origin_of
 from gateway.http.count_tokens import count_tokens
@@ -419,6 +421,7 @@ def create_app(
         path="/",
         route_handlers=[
             *ADMIN_HANDLERS,
+            *CONFIG_HANDLERS,
             *AUDIT_HANDLERS,
             *EVIDENCE_HANDLERS,
             *CONSOLE_ADMIN_HANDLERS,

@@ -388,11 +388,11 @@ async def audit_subjects(request: Request[Any, Any, Any], state: State) -> dict[
     so that the value is in no URL, proxy log or browser history. The same role and scope as the
     reports; recorded like them, with the types searched and never the value."""
     from audit.subjects import find_subject
-    from gateway.http.admin import _json_body
+    from gateway.http.admin_call import json_body
     from gateway.subjects import known_types, subject_digests
 
     services: Services = state.services
-    body = await _json_body(request, 3)
+    body = await json_body(request, 3)
     unknown = set(body) - {"value", "types", *_USAGE_FILTERS}
     if unknown:
         raise GatewayError(Cause.INVALID_PARAMETER, f"Unsupported field: '{sorted(unknown)[0]}'.")

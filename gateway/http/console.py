@@ -134,12 +134,12 @@ def _pii_counts(value: Any) -> dict[str, int] | None:
 async def policy_eval(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
     """What-if: the decision the running policy gives a principal for a model (or backends) at a
     time, with and without PII counts; the body of ``portcullis policy eval --json``."""
-    from gateway.http.admin import _json_body
+    from gateway.http.admin_call import json_body
     from gateway.markings import LEVELS
     from gateway.policy.input import what_if_input
 
     services: Services = state.services
-    body = await _json_body(request, 4)
+    body = await json_body(request, 4)
     extra = set(body) - _EVAL_FIELDS
     if extra:
         raise _bad(f"Unsupported field: '{sorted(extra)[0]}'.")

@@ -19,7 +19,7 @@ from litestar.params import FromPath
 from gateway.budgets import budgets_of, period_of
 from gateway.config.core import SelfServiceSettings
 from gateway.errors import Cause, GatewayError
-from gateway.http.admin import _json_body, _recorded
+from gateway.http.admin_call import json_body, recorded
 from gateway.key_records import KeyRecord, usd, validate_budget, validate_description
 from gateway.principal import Principal, actor_of
 from gateway.services import Services
@@ -108,7 +108,7 @@ async def create_my_key(request: Request[Any, Any, Any], state: State) -> Respon
     services: Services = state.services
     conf = _settings(services)
     me = _me(request)
-    body = await _json_body(request, 2, empty_ok=True)
+    body = await json_body(request, 2, empty_ok=True)
     extra = set(body) - {"description"}
     if extra:
         raise GatewayError(Cause.INVALID_PARAMETER, f"Unsupported field: '{sorted(extra)[0]}'.")
@@ -124,7 +124,7 @@ async def create_my_key(request: Request[Any, Any, Any], state: State) -> Respon
             f"You already hold {len(held)} working keys, the most this gateway gives one person; "
             "revoke one first.",
         )
-    issued = await _recorded(
+    issued = await recorded(
         services.keys.create(
             user=me.user,
             jurisdiction=me.jurisdiction,

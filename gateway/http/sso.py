@@ -7,6 +7,8 @@
   ``/console/#sso=<session>``; a refused or failed one to ``/console/#sso_error=<code>``, also
   on the record when someone the provider vouched for is refused. Neither answer carries the
   code, the ID token or a claim's value in a log line.
+- From outside ``admin.networks`` (when set) neither sign-in route goes on: the browser is sent
+  back with ``sso_error=address_not_allowed`` and the provider is not called.
 - ``POST /admin/console/sign-out`` — a session ends itself (the console's Sign out).
 - ``POST /admin/console/sessions/end`` ``{"user": …, "revoke_keys"?: true}`` (role ``admin``) —
   every session of that person begun until now ends, on every replica at their next call; with
@@ -24,7 +26,8 @@ from litestar.datastructures import Cookie, State
 from litestar.response import Redirect
 
 from gateway.errors import Cause, GatewayError
-from gateway.http.admin import _json_body, _no_body  # the admin API's own body readers
+from gateway.http.admin_call import json_body, no_body
+from gateway.http.admin_guard import from_admin_networks
 from gateway.key_records import NAME_RULE
 from gateway.principal import Principal, actor_of
 from gateway.services import Services
@@ -66,8 +69,10 @@ async def sso_status(state: State) -> dict[str, Any]:
 
 
 @get("/console/sso/login", include_in_schema=False)
-async def sso_login(state: State) -> Response[Any]:
+async def sso_login(request: Request[Any, Any, Any], state: State) -> Response[Any]:
     client = _client(state)
+    if refused := _off_the_admin_networks(request, state):
+        return refused
     try:
         location, flow = await client.start()
     except SsoError as exc:
@@ -82,6 +87,8 @@ async def sso_login(state: State) -> Response[Any]:
 async def sso_callback(request: Request[Any, Any, Any], state: State) -> Response[Any]:
     services: Services = state.services
     client = _client(state)
+    if refused := _off_the_admin_networks(request, state):
+        return refused
     query = {k: v for k, v in request.query_params.items() if isinstance(v, str)}
     cleared = _cookie(client, "", 0)
     try:
@@ -107,6 +114,15 @@ async def sso_callback(request: Request[Any, Any, Any], state: State) -> Respons
         return _back({"sso_error": "audit_unavailable"}, cleared)
     log.info("console sign-in: session %s, roles %s", sid, ",".join(principal.roles))
     return _back({"sso": token}, cleared)
+
+
+def _off_the_admin_networks(request: Request[Any, Any, Any], state: State) -> Response[Any] | None:
+    """From outside ``admin.networks`` no sign-in starts or ends in a session: the session
+    could not be used from there, and the provider is not troubled."""
+    if from_admin_networks(state.services, request.scope):
+        return None
+    log.warning("console sign-in refused: address_not_allowed (admin.networks)")
+    return _back({"sso_error": "address_not_allowed"})
 
 
 def _back(fragment: dict[str, str], *cookies: Cookie) -> Response[Any]:
@@ -142,7 +158,7 @@ async def sign_out(request: Request[Any, Any, Any], state: State) -> dict[str, A
     client = _client(state)
     principal = _session_of(request)
     sid = str(principal.extra["session"])
-    await _no_body(request)
+    await no_body(request)
     await client.end(sid=sid)  # taking access away always happens; its record may fail
     await _record(services, {"op": "console_sign_out", "session": sid}, actor_of(principal))
     return {"ended": True}
@@ -152,7 +168,7 @@ async def sign_out(request: Request[Any, Any, Any], state: State) -> dict[str, A
 async def end_sessions(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
     services: Services = state.services
     client = _client(state)
-    body = await _json_body(request, 4)
+    body = await json_body(request, 4)
     user, revoke_keys = body.get("user"), body.get("revoke_keys", False)
     if (
         not isinstance(user, str)

@@ -301,6 +301,41 @@ def test_a_provider_that_does_not_answer_gives_no_session_and_says_so(
         gw.stop()
 
 
+def test_no_sign_in_starts_or_finishes_outside_the_admin_networks(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    """``admin.networks``: from elsewhere a session could not be used, so none is begun — the
+    login and the callback send the browser back with ``address_not_allowed``, the provider is
+    never called, and nothing is recorded as a sign-in."""
+    idp = FakeIdP().start()
+    (tmp_path / "idp.secret").write_text(idp.client_secret)
+    sso = {
+        "issuer": idp.issuer,
+        "client_id": idp.client_id,
+        "client_secret_file": str(tmp_path / "idp.secret"),
+        "public_url": "http://127.0.0.1:1",
+        "roles": {"compliance": ["auditor"]},
+        "jurisdiction": "AU",
+    }
+    admin = {
+        "token_file": str(write_admin_token(tmp_path)),
+        "token_env": None,
+        "sso": sso,
+        "networks": ["10.0.0.0/8"],  # the tests run from 127.0.0.1
+    }
+    gw = RunningGateway(core_settings(tmp_path, upstream, admin=admin)).start()
+    try:
+        for route in ("/console/sso/login", "/console/sso/callback?code=c&state=s"):
+            status, headers = fetch(gw.url + route)
+            assert status == 303, (route, status)
+            assert headers["Location"] == "/console/#sso_error=address_not_allowed"
+            assert headers.get("Set-Cookie") is None  # no flow begun
+        assert idp.discoveries == 0 and idp.token_calls == []  # the provider never called
+    finally:
+        gw.stop()
+        idp.stop()
+
+
 def test_a_flood_of_junk_codes_reaches_the_provider_only_so_many_at_a_time(w: World) -> None:
     """The sign-in routes need no credential and a state cookie is free: code exchanges are
     bounded (gateway.sso.EXCHANGES_IN_FLIGHT), so the gateway cannot be turned on the provider."""

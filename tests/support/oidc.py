@@ -50,6 +50,7 @@ class FakeIdP:
         self.token_calls: list[dict[str, Any]] = []  # what the token endpoint was sent
         self.token_delay_s = 0.0  # how long the token endpoint takes to answer
         self.in_flight = self.most_in_flight = 0  # token requests being answered at once
+        self.discoveries = 0  # how often the discovery document was fetched
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
 
@@ -84,6 +85,7 @@ class FakeIdP:
             self._loop.call_soon_threadsafe(self._loop.stop)
 
     async def _discovery(self, _: web.Request) -> web.Response:
+        self.discoveries += 1
         return web.json_response(
             {
                 "issuer": self.issuer,

@@ -7,9 +7,11 @@ from litestar import Litestar, get
 from litestar.testing import TestClient
 
 from gateway.config import Settings
-from gateway.http.admin import ADMIN_HANDLERS, admin_guard
+from gateway.http.admin import ADMIN_HANDLERS
+from gateway.http.admin_guard import admin_guard
 from gateway.http.app import create_app
 from gateway.http.audit_admin import AUDIT_HANDLERS
+from gateway.http.config_admin import CONFIG_HANDLERS
 from gateway.http.console import CONSOLE_ADMIN_HANDLERS
 from gateway.http.errors import EXCEPTION_HANDLERS
 from gateway.http.self_service import SELF_SERVICE_HANDLERS
@@ -57,7 +59,7 @@ def test_a_malformed_role_declaration_closes_the_route(role: object) -> None:
 @pytest.mark.parametrize(
     "handler",
     [
-        *ADMIN_HANDLERS, *AUDIT_HANDLERS, *CONSOLE_ADMIN_HANDLERS, *SSO_ADMIN_HANDLERS,
+        *ADMIN_HANDLERS, *CONFIG_HANDLERS, *AUDIT_HANDLERS, *CONSOLE_ADMIN_HANDLERS, *SSO_ADMIN_HANDLERS,
         *SELF_SERVICE_HANDLERS,
     ],
     ids=lambda h: h.handler_name,

@@ -1361,6 +1361,7 @@ const SSO_ERRORS = {
   invalid_grant: "The identity provider refused the sign-in code; try again.",
   provider_unavailable: "The identity provider is not answering; try again later.",
   audit_unavailable: "The audit trail could not record the sign-in, so none was given.",
+  address_not_allowed: "The console may not be signed in to from this network (admin.networks).",
   busy: "Too many sign-ins are in progress; try again in a moment.",
 };
 
