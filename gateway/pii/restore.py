@@ -133,21 +133,25 @@ class TokenStreamer:
     def feed(self, tokens: list[Any]) -> list[Any]:
         owner = self._owner
         buf = self._pending + tokens
-        texts = [t["token"] for t in buf if isinstance(t, dict) and isinstance(t.get("token"), str)]
-        if owner._re is None or len(texts) != len(buf):
+        spelled = owner.spelled(buf)
+        if spelled is None:
             self._pending = []  # entries of another shape: relayed as they are
             return buf
-        joined = "".join(texts)
-        ends = list(itertools.accumulate(map(len, texts)))
+        joined, ends, matches = spelled
         # Hold from the token where a placeholder may be starting, and from the first token of
         # a whole placeholder that ends in a held token (its tokens are merged together).
         cut = owner.hold_from(joined)
         keep = bisect.bisect_right(ends, cut) if cut < len(joined) else len(buf)
-        for m in reversed(list(owner._re.finditer(joined))):
+        for m in reversed(matches):
             if keep and m.start() < ends[keep - 1] < m.end():
                 keep = bisect.bisect_right(ends, m.start())
         self._pending = buf[keep:]
-        return owner.restore_tokens(buf[:keep]) if keep else []
+        if not keep:
+            return []
+        # what is released was scanned once: the matches wholly inside it
+        done = ends[keep - 1]
+        inside = [m for m in matches if m.end() <= done]
+        return owner.merge_tokens(buf[:keep], joined[:done], ends[:keep], inside)
 
     def flush(self) -> list[Any]:
         out, self._pending = self._pending, []
@@ -320,15 +324,27 @@ class PlaceholderRestorer:
         """Chat ``logprobs`` entries (``token``, ``logprob``, ``bytes``, ``top_logprobs``) with
         each run of tokens that spells a placeholder merged into one entry of the restored
         value; entries of another shape leave the list as it is."""
+        spelled = self.spelled(tokens)
+        return tokens if spelled is None else self.merge_tokens(tokens, *spelled)
+
+    def spelled(self, tokens: list[Any]) -> tuple[str, list[int], list[re.Match[str]]] | None:
+        """What ``tokens`` spell: their text joined, where each token's text ends in it, and
+        this request's placeholders found in it; None when there is nothing to restore or an
+        entry is of another shape."""
         texts = [
             t["token"] for t in tokens if isinstance(t, dict) and isinstance(t.get("token"), str)
         ]
         if self._re is None or len(texts) != len(tokens):
-            return tokens
+            return None
         joined = "".join(texts)
-        ends = list(itertools.accumulate(map(len, texts)))  # where each token's text ends
+        return joined, list(itertools.accumulate(map(len, texts))), list(self._re.finditer(joined))
+
+    def merge_tokens(
+        self, tokens: list[Any], joined: str, ends: list[int], matches: list[re.Match[str]]
+    ) -> list[Any]:
+        """``tokens`` with each run spelling one of ``matches`` merged into one restored entry."""
         groups: list[list[int]] = []  # [first, last] token index of each run to merge
-        for m in self._re.finditer(joined):
+        for m in matches:
             first = bisect.bisect_right(ends, m.start())  # the token the placeholder starts in
             last = bisect.bisect_left(ends, m.end())  # and the one it ends in
             if groups and first <= groups[-1][1]:
