@@ -62,6 +62,16 @@ class PiiSettings(Strict):
     inline_chars: int = Field(4000, ge=0)
     cache_entries: int = Field(4096, ge=0)  # findings per message text, content-addressed
     ner: bool = True  # names and places; off: identifiers, contacts and numbers only
+    # NER reads windows around capitalised tokens (a name or a place starts with a capital);
+    # false: every text whole, so lower-case names ("john smith") and a name that is a
+    # sentence's first common word ("Will", "May") are offered to the model too, at 2-7x the
+    # NER's cost on long prose (docs/benchmarks/pii.md).
+    ner_windows: bool = True
+    # Weak-checksum identifiers (a Luhn-valid run of digits) and bare national-format phone
+    # numbers inside inline code, a fenced block or right after a technical key (port=, pid,
+    # timestamp ...) need a context word, which keeps code and logs quiet; false: reported
+    # there as anywhere (stricter, more false positives in technical text).
+    quiet_in_code: bool = True
     # Distinct tokens whose NER embedding (and first encoder block's products) each analyzer
     # keeps: 3,840 bytes each, 60 MiB at the default, filled as words are seen; 0: none.
     token_cache: int = Field(16_384, ge=0, le=1_000_000)

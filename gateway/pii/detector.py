@@ -51,6 +51,8 @@ def options_from(settings: PiiSettings) -> AnalyzerOptions:
         encoded_views=settings.encoded_views,
         score_threshold=settings.score_threshold,
         token_cache=settings.token_cache,
+        ner_windows=settings.ner_windows,
+        quiet_in_code=settings.quiet_in_code,
         custom=tuple((c.entity, c.pattern, c.score) for c in settings.custom),
         allow=frozenset(_phrase(p) for p in settings.allow),
     )

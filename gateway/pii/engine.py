@@ -34,6 +34,11 @@ class AnalyzerOptions:
     score_threshold: float = 0.4
     name_lexicon: bool = True  # census first-name/surname rule (gateway.pii.names)
     token_cache: int = CACHE_TOKENS  # distinct tokens the NER keeps embedded (0: none)
+    # NER over windows around capitalised tokens (the speed lever); false: over every text whole
+    ner_windows: bool = True
+    # weak identifiers and bare phone numbers in code or after a technical key need a context
+    # word (gateway.pii.scanner); false: they are reported there as anywhere
+    quiet_in_code: bool = True
     # the organisation's own identifiers: (entity type, regular expression, score)
     custom: tuple[tuple[str, str, float], ...] = ()
     # phrases never personal data here (case-folded, spaces collapsed): a finding of exactly
@@ -56,14 +61,16 @@ class Analyzer:
         self.options = options
         self._ner = ner
         if options.ner and ner is None:
-            self._ner = NerEngine(token_cache=options.token_cache)
+            self._ner = NerEngine(token_cache=options.token_cache, windows=options.ner_windows)
         if options.ner and options.name_lexicon:
             lexicon()  # read the name lists now, not on the first request
         self._custom = [(e, re.compile(p), score) for e, p, score in options.custom]
 
     def _scan(self, text: str, entities: frozenset[str] | None) -> list[Candidate]:
         """The built-in pattern recognizers and the organisation's own over one view's text."""
-        out = scan_patterns(text, entities, self.options.phone_regions)
+        out = scan_patterns(
+            text, entities, self.options.phone_regions, quiet_in_code=self.options.quiet_in_code
+        )
         for entity, rx, score in self._custom:
             if entities is None or entity in entities:
                 out.extend(Candidate(m.start(), m.end(), entity, score) for m in rx.finditer(text))

@@ -60,10 +60,11 @@ PATTERN_ENTITIES: frozenset[str] = frozenset(s.entity for s in ID_SPECS) | {
 class _Ctx:
     """Lazily computed facts about the text shared by all candidates."""
 
-    __slots__ = ("_code", "_lower", "text")
+    __slots__ = ("_code", "_lower", "quiet_in_code", "text")
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, quiet_in_code: bool = True) -> None:
         self.text = text
+        self.quiet_in_code = quiet_in_code
         self._lower: str | None = None
         self._code: list[tuple[int, int]] | None = None
 
@@ -80,6 +81,10 @@ class _Ctx:
         return any(_word_in(w, around) for w in words)
 
     def technical(self, start: int) -> bool:
+        """Whether ``start`` is in inline code or a fenced block, or right after a technical
+        key; never with ``pii.quiet_in_code: false``."""
+        if not self.quiet_in_code:
+            return False
         if self._code is None:
             self._code = [m.span() for m in _CODE.finditer(self.text)] if "`" in self.text else []
         if any(s <= start < e for s, e in self._code):
@@ -145,10 +150,15 @@ def _scan_runs(ctx: _Ctx, entities: frozenset[str] | None, out: list[Candidate])
 
 
 def scan_patterns(
-    text: str, entities: frozenset[str] | None, phone_regions: tuple[str, ...]
+    text: str,
+    entities: frozenset[str] | None,
+    phone_regions: tuple[str, ...],
+    *,
+    quiet_in_code: bool = True,
 ) -> list[Candidate]:
-    """All candidates (overlapping) in ``text``; :func:`select` picks among them."""
-    ctx = _Ctx(text)
+    """All candidates (overlapping) in ``text``; :func:`select` picks among them.
+    ``quiet_in_code``: see :meth:`_Ctx.technical`."""
+    ctx = _Ctx(text, quiet_in_code)
     out: list[Candidate] = []
 
     def want(e: str) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from gateway.pii.engine import Analyzer
+from gateway.pii.engine import Analyzer, AnalyzerOptions
 from gateway.pii.fake import FakeDetector
 from gateway.pii.guard import Guard
 from gateway.policy.contract import PiiAction
@@ -56,3 +56,36 @@ async def test_gap_placeholder_altered_by_the_model_is_not_restored() -> None:
     bare = ph.group()[1:-1]  # the model dropped the angle brackets
     assert a.restorer.restore_text(f"Hi {bare}") == f"Hi {bare}"
     assert a.restorer.restore_text(f"Hi {ph.group()}") == "Hi Alice Example"
+
+
+def test_gap_a_lower_case_name_is_missed_by_default_and_seen_without_windows(
+    full: Analyzer,
+) -> None:
+    """``pii.ner_windows``: the model reads windows around capitalised tokens, so a name typed
+    in lower case never reaches it; with windows off it reads the whole text and finds it."""
+    text = "please forward the file to john smith before friday."
+    assert found(full, text) == []
+    whole = Analyzer(AnalyzerOptions(ner_windows=False))  # its own engine, built from them
+    assert ("PERSON", "john smith") in found(whole, text)
+
+
+def test_gap_a_card_number_in_code_is_quiet_by_default_and_reported_when_strict(
+    patterns: Analyzer,
+) -> None:
+    """``pii.quiet_in_code``: a Luhn-valid number in a fenced block (or after a technical key)
+    needs a context word by default; with it off it is reported as anywhere."""
+    text = "```\nuser_id = 4111111111111111\n```"
+    assert found(patterns, text) == []
+    strict = Analyzer(AnalyzerOptions(ner=False, quiet_in_code=False))
+    assert ("CREDIT_CARD", "4111111111111111") in found(strict, text)
+    assert ("CREDIT_CARD", "4111111111111111") in found(strict, "port=4111111111111111")
+
+
+def test_the_strictness_switches_reach_the_detector_from_the_settings() -> None:
+    from gateway.config.pii import PiiSettings
+    from gateway.pii.detector import options_from
+
+    loose = options_from(PiiSettings())
+    assert loose.ner_windows and loose.quiet_in_code
+    strict = options_from(PiiSettings(ner_windows=False, quiet_in_code=False))
+    assert not strict.ner_windows and not strict.quiet_in_code
