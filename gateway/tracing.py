@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from gateway.config.core import TracingSettings
     from gateway.context import RequestContext
 
-__all__ = ["TraceIds", "Tracer", "new_span_id", "parse_traceparent"]
+__all__ = ["TraceIds", "Tracer", "collector_headers", "new_span_id", "parse_traceparent"]
 
 log = logging.getLogger("portcullis")
 
@@ -165,7 +165,7 @@ class Tracer:
         self._task: asyncio.Task[None] | None = None
         self._session: Any = None
         self._attr_cache: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
-        self._headers = {"Content-Type": "application/json", **_extra_headers(settings.headers_env)}
+        self._headers = collector_headers(settings)
         self._resource = {
             "attributes": _attrs(
                 {
@@ -381,6 +381,12 @@ class Tracer:
                     await self._drain()
             await self._session.close()
             self._session = None
+
+
+def collector_headers(settings: TracingSettings) -> dict[str, str]:
+    """The headers of an export to the collector: OTLP/JSON's content type and the extra ones
+    ``headers_env`` names (``portcullis check`` sends the same)."""
+    return {"Content-Type": "application/json", **_extra_headers(settings.headers_env)}
 
 
 def _extra_headers(env_name: str | None) -> dict[str, str]:

@@ -11,7 +11,9 @@ Each check says ``ok``, ``warn`` or ``fail`` and why, in words an operator can a
 - each backend: its credential is there if one is configured, and ``GET base_url + path``
   (its health check's path, ``/models`` by default) answers 2xx with it — a 401 or 403 says the
   credential was refused, a 404 that the path is not served (a warning: requests may still
-  work), no answer or a TLS failure that it cannot be reached.
+  work), no answer or a TLS failure that it cannot be reached;
+- where configured, single sign-on (the provider and the client secret), the tracing collector
+  and each budget webhook (:mod:`gateway.cli.check_services`).
 
 Nothing is sent that carries content, nothing is written (no migration, no key, no secret
 made), and no secret is printed: database URLs are shown without their passwords. Exits 1 when
@@ -24,23 +26,17 @@ import asyncio
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import click
 
 from gateway.cli._common import settings_from
+from gateway.cli.check_services import Result, services
 from gateway.config import Settings
 
 __all__ = ["check"]
-
-
-@dataclass
-class Result:
-    check: str
-    status: str  # ok | warn | fail
-    detail: str
 
 
 def _url(url: str) -> str:
@@ -205,8 +201,10 @@ async def _run(settings: Settings, config: str | None, timeout_s: float) -> list
     if settings.redis.url:
         checks.append(_redis(settings.redis.url, timeout_s))
     results += await asyncio.gather(*checks)
-    results += await _backends(settings, timeout_s)
-    return results
+    backends, others = await asyncio.gather(
+        _backends(settings, timeout_s), services(settings, timeout_s)
+    )
+    return results + backends + others
 
 
 @click.command("check")
@@ -215,8 +213,9 @@ async def _run(settings: Settings, config: str | None, timeout_s: float) -> list
 @click.pass_context
 def check(ctx: click.Context, timeout: float, as_json: bool) -> None:
     """Try the configuration's dependencies (database, Redis, policy engine, every backend
-    with its credential) before serving it; exits 1 if one fails. Writes nothing, sends no
-    content, prints no secret."""
+    with its credential, and where configured single sign-on, the tracing collector and the
+    budget webhooks) before serving it; exits 1 if one fails. Writes nothing, sends no content,
+    prints no secret."""
     settings = settings_from(ctx)
     config = (ctx.find_root().obj or {}).get("config_path")
     quiet = logging.getLogger("portcullis")
