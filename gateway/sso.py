@@ -172,18 +172,37 @@ class OidcClient:
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise SsoError("provider_unavailable", f"provider ({type(exc).__name__})") from None
 
+    @property
+    def discovery_url(self) -> str:
+        # OpenID Connect Discovery 1.0, section 4: a final "/" of the issuer removed
+        return self.settings.issuer.rstrip("/") + "/.well-known/openid-configuration"
+
     async def metadata(self) -> dict[str, Any]:
         async with self._lock:
             if self._meta is None or time.monotonic() - self._meta_at > _CACHE_S:
-                url = self.settings.issuer + "/.well-known/openid-configuration"
-                meta = await self._get_json(url)
+                meta = await self._get_json(self.discovery_url)
                 if not isinstance(meta, dict) or meta.get("issuer") != self.settings.issuer:
-                    raise SsoError("provider_unavailable", "provider metadata names another issuer")
+                    named = meta.get("issuer") if isinstance(meta, dict) else None
+                    shown = repr(named[:200]) if isinstance(named, str) else "none"
+                    raise SsoError(
+                        "provider_unavailable",
+                        f"provider metadata names another issuer ({shown}; configured: "
+                        f"{self.settings.issuer!r}, which must match it exactly)",
+                    )
                 for name in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
                     if not _endpoint_ok(meta.get(name), self.settings.issuer):
                         raise SsoError("provider_unavailable", f"provider metadata: bad {name}")
                 self._meta, self._meta_at = meta, time.monotonic()
             return self._meta
+
+    async def key_set(self) -> jwt.PyJWKSet:
+        """The provider's key set (``jwks_uri``), fetched now; :class:`SsoError` when it does not
+        answer or holds no usable key."""
+        doc = await self._get_json((await self.metadata())["jwks_uri"])
+        try:
+            return jwt.PyJWKSet.from_dict(doc)
+        except jwt.PyJWTError:
+            raise SsoError("provider_unavailable", "provider key set unreadable") from None
 
     async def _signing_key(self, token: str) -> Any:
         try:
@@ -193,11 +212,7 @@ class OidcClient:
         for attempt in (0, 1):
             stale = time.monotonic() - self._jwks_at
             if self._jwks is None or stale > _CACHE_S or (attempt and stale > _JWKS_RETRY_S):
-                doc = await self._get_json((await self.metadata())["jwks_uri"])
-                try:
-                    self._jwks, self._jwks_at = jwt.PyJWKSet.from_dict(doc), time.monotonic()
-                except jwt.PyJWTError:
-                    raise SsoError("provider_unavailable", "provider key set unreadable") from None
+                self._jwks, self._jwks_at = await self.key_set(), time.monotonic()
             for key in self._jwks.keys:
                 if kid is None or key.key_id == kid:
                     return key.key

@@ -223,7 +223,10 @@ class SsoSettings(Strict):
     @field_validator("issuer")
     @classmethod
     def _issuer(cls, v: str) -> str:
-        return _https_or_local(v, "issuer")
+        # kept as written: the discovery document's issuer and the ID token's iss must equal
+        # it exactly, and some providers spell it with a final "/" (Auth0)
+        _https_or_local(v, "issuer")
+        return v
 
     @field_validator("public_url")
     @classmethod

@@ -301,6 +301,41 @@ def test_a_provider_that_does_not_answer_gives_no_session_and_says_so(
         gw.stop()
 
 
+def test_an_issuer_spelled_with_a_final_slash_signs_people_in(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    """Auth0 and others spell their issuer with a final "/": the discovery document and the
+    ID token's ``iss`` carry it, and both must equal the configured issuer exactly. The
+    setting keeps it as written (it was stripped, so every sign-in failed), and the discovery
+    URL drops it before the well-known path (OpenID Connect Discovery, section 4)."""
+    idp = FakeIdP()
+    idp.trailing_slash = True
+    idp.start()
+    (tmp_path / "idp.secret").write_text(idp.client_secret)
+    gw = RunningGateway(core_settings(tmp_path, upstream))
+    sso = {
+        "issuer": idp.issuer,
+        "client_id": idp.client_id,
+        "client_secret_file": str(tmp_path / "idp.secret"),
+        "public_url": gw.url,
+        "roles": {"compliance": ["auditor"]},
+        "jurisdiction": "AU",
+    }
+    assert sso["issuer"].endswith("/")
+    admin = {"token_file": str(write_admin_token(tmp_path)), "token_env": None, "sso": sso}
+    gw.settings = core_settings(tmp_path, upstream, admin=admin)
+    gw.start()
+    try:
+        name, token = World(gw, idp).sign_in()
+        assert name == "sso", token
+        status, _, me = gw.request("GET", "/admin/whoami", token=token)
+        assert status == 200 and me["user"] == "liz@example.org", me
+        assert idp.discoveries == 1
+    finally:
+        gw.stop()
+        idp.stop()
+
+
 def test_no_sign_in_starts_or_finishes_outside_the_admin_networks(
     tmp_path: Path, upstream: FakeUpstream
 ) -> None:

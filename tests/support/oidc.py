@@ -51,11 +51,16 @@ class FakeIdP:
         self.token_delay_s = 0.0  # how long the token endpoint takes to answer
         self.in_flight = self.most_in_flight = 0  # token requests being answered at once
         self.discoveries = 0  # how often the discovery document was fetched
+        self.trailing_slash = False  # an issuer spelled with a final "/", as Auth0's is
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
 
     @property
     def issuer(self) -> str:
+        return self.base + ("/" if self.trailing_slash else "")
+
+    @property
+    def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> FakeIdP:
@@ -89,9 +94,9 @@ class FakeIdP:
         return web.json_response(
             {
                 "issuer": self.issuer,
-                "authorization_endpoint": f"{self.issuer}/authorize",
-                "token_endpoint": f"{self.issuer}/token",
-                "jwks_uri": f"{self.issuer}/jwks",
+                "authorization_endpoint": f"{self.base}/authorize",
+                "token_endpoint": f"{self.base}/token",
+                "jwks_uri": f"{self.base}/jwks",
                 "response_types_supported": ["code"],
                 "id_token_signing_alg_values_supported": ["RS256"],
                 "token_endpoint_auth_methods_supported": ["client_secret_basic"],
