@@ -10,7 +10,7 @@ import click
 
 from gateway.budgets import Budgets, report
 from gateway.cli._common import settings_from
-from gateway.cli.keys import _run
+from gateway.cli.key_call import run
 from gateway.keys import KeyService
 
 __all__ = ["budgets"]
@@ -27,7 +27,7 @@ def budgets(ctx: click.Context, as_json: bool) -> None:
     async def work(svc: KeyService) -> dict[str, Any]:
         return await report(await svc.list(), Budgets(svc.engine), settings.budgets)
 
-    out = _run(settings, work)
+    out = run(settings, work)
     if as_json:
         click.echo(json.dumps(out))
         return

@@ -25,7 +25,7 @@ from litestar.response import Stream
 
 from gateway.errors import Cause, GatewayError
 from gateway.evidence import BUNDLE_REVISION, archived_bundle, pack_inputs
-from gateway.http.audit_admin import _USAGE_FILTERS, _engine, _filter, _scope, may
+from gateway.http.audit_query import REPORT_FILTERS, audit_engine, may, query_filter, reader_scope
 from gateway.policy.bundle import BundleError
 from gateway.services import Services
 
@@ -64,7 +64,7 @@ def _zip(folder: Path, dest: Path) -> None:
 
 def _authorised(request: Request[Any, Any, Any], services: Services) -> None:
     with may():
-        _scope(request).authorise(services.settings.audit.export_roles)
+        reader_scope(request).authorise(services.settings.audit.export_roles)
 
 
 async def _kept_file(
@@ -93,7 +93,7 @@ async def audit_configuration(
 
     services: Services = state.services
     _authorised(request, services)
-    if _scope(request).jurisdictions is not None:
+    if reader_scope(request).jurisdictions is not None:
         raise GatewayError(
             Cause.FORBIDDEN,
             "A configuration holds every jurisdiction's settings: readers scoped to some "
@@ -139,14 +139,14 @@ async def audit_evidence(request: Request[Any, Any, Any], state: State) -> Strea
     from audit.verify import verify_in_subprocess
 
     services: Services = state.services
-    unknown = set(request.query_params) - set(_USAGE_FILTERS)
+    unknown = set(request.query_params) - set(REPORT_FILTERS)
     if unknown:
         raise GatewayError(Cause.INVALID_PARAMETER, f"Unsupported filter: '{sorted(unknown)[0]}'.")
-    flt = _filter(request, _USAGE_FILTERS, ())
+    flt = query_filter(request, REPORT_FILTERS, ())
     _authorised(request, services)
-    scope = _scope(request)
+    scope = reader_scope(request)
     roles = services.settings.audit.export_roles
-    engine = _engine(services)
+    engine = audit_engine(services)
     signer = getattr(services.audit, "signer", None)
     if signer is None:
         raise GatewayError(Cause.CONFLICT, "This audit store has no signing key to sign a pack.")
