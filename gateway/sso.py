@@ -155,6 +155,30 @@ class OidcClient:
             )
         return now
 
+    async def sign_out_url(self) -> str | None:
+        """Where the browser goes so the provider ends its own session too (OpenID Connect
+        RP-Initiated Logout 1.0): its ``end_session_endpoint`` with our ``client_id`` and the
+        console as ``post_logout_redirect_uri``. None when ``sign_out_at_provider`` is off, or
+        the provider names no such endpoint or cannot be read (logged): the gateway's session
+        has ended either way. No ``id_token_hint``: the ID token is not kept."""
+        if not self.settings.sign_out_at_provider:
+            return None
+        try:
+            endpoint = (await self.metadata()).get("end_session_endpoint")
+        except SsoError as exc:
+            log.warning("sign-out at the provider skipped: %s (%s)", exc.code, exc.message)
+            return None
+        if not isinstance(endpoint, str) or not _endpoint_ok(endpoint, self.settings.issuer):
+            log.warning("sign-out at the provider skipped: it names no usable end_session_endpoint")
+            return None
+        query = urlencode(
+            {
+                "client_id": self.settings.client_id,
+                "post_logout_redirect_uri": self.settings.post_logout_redirect_uri,
+            }
+        )
+        return f"{endpoint}{'&' if '?' in endpoint else '?'}{query}"
+
     # -- the provider's metadata ----------------------------------------------------------
 
     def _session(self) -> aiohttp.ClientSession:

@@ -219,6 +219,10 @@ class SsoSettings(Strict):
     # Keys people make for themselves in the console ("My keys"); None: off.
     self_service: SelfServiceSettings | None = None
     timeout_s: float = Field(10.0, gt=0, le=60)  # each call to the provider
+    # The console's Sign out also ends the person's session at the provider (OpenID Connect
+    # RP-Initiated Logout: its end_session_endpoint, with client_id and the console as
+    # post_logout_redirect_uri, which must be registered with the provider).
+    sign_out_at_provider: bool = False
 
     @field_validator("issuer")
     @classmethod
@@ -292,6 +296,10 @@ class SsoSettings(Strict):
     @property
     def redirect_uri(self) -> str:
         return self.public_url + "/console/sso/callback"
+
+    @property
+    def post_logout_redirect_uri(self) -> str:
+        return self.public_url + "/console/"
 
 
 class AdminSettings(Strict):

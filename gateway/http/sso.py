@@ -9,7 +9,9 @@
   code, the ID token or a claim's value in a log line.
 - From outside ``admin.networks`` (when set) neither sign-in route goes on: the browser is sent
   back with ``sso_error=address_not_allowed`` and the provider is not called.
-- ``POST /admin/console/sign-out`` — a session ends itself (the console's Sign out).
+- ``POST /admin/console/sign-out`` — a session ends itself (the console's Sign out); with
+  ``admin.sso.sign_out_at_provider``, the answer's ``provider`` is the provider's sign-out URL,
+  where the console sends the browser next.
 - ``POST /admin/console/sessions/end`` ``{"user": …, "revoke_keys"?: true}`` (role ``admin``) —
   every session of that person begun until now ends, on every replica at their next call; with
   ``revoke_keys``, every active key in their name is revoked too.
@@ -161,7 +163,8 @@ async def sign_out(request: Request[Any, Any, Any], state: State) -> dict[str, A
     await no_body(request)
     await client.end(sid=sid)  # taking access away always happens; its record may fail
     await _record(services, {"op": "console_sign_out", "session": sid}, actor_of(principal))
-    return {"ended": True}
+    at_provider = await client.sign_out_url()
+    return {"ended": True} if at_provider is None else {"ended": True, "provider": at_provider}
 
 
 @post("/admin/console/sessions/end", opt={"role": "admin"}, status_code=200)

@@ -121,6 +121,7 @@ def world(
         "team_claim": "department",
         "tenant_claim": "org",
         "session_ttl_s": 300,
+        "sign_out_at_provider": True,
     }
     admin = {"token_file": str(write_admin_token(tmp)), "token_env": None, "sso": sso}
     gw.settings = core_settings(tmp, upstream_server, admin=admin, budgets={"user_usd": 10})
@@ -301,6 +302,31 @@ def test_a_provider_that_does_not_answer_gives_no_session_and_says_so(
         gw.stop()
 
 
+def _own_gateway(
+    tmp_path: Path, upstream: FakeUpstream, idp: FakeIdP, **admin_extra: Any
+) -> RunningGateway:
+    """A gateway of its own signing in through ``idp`` (the auditor's group only), started."""
+    (tmp_path / "idp.secret").write_text(idp.client_secret)
+    gw = RunningGateway(core_settings(tmp_path, upstream))
+    sso = {
+        "issuer": idp.issuer,
+        "client_id": idp.client_id,
+        "client_secret_file": str(tmp_path / "idp.secret"),
+        "public_url": gw.url,
+        "roles": {"compliance": ["auditor"]},
+        "jurisdiction": "AU",
+        **admin_extra.pop("sso", {}),
+    }
+    admin = {
+        "token_file": str(write_admin_token(tmp_path)),
+        "token_env": None,
+        "sso": sso,
+        **admin_extra,
+    }
+    gw.settings = core_settings(tmp_path, upstream, admin=admin)
+    return gw.start()
+
+
 def test_an_issuer_spelled_with_a_final_slash_signs_people_in(
     tmp_path: Path, upstream: FakeUpstream
 ) -> None:
@@ -311,26 +337,54 @@ def test_an_issuer_spelled_with_a_final_slash_signs_people_in(
     idp = FakeIdP()
     idp.trailing_slash = True
     idp.start()
-    (tmp_path / "idp.secret").write_text(idp.client_secret)
-    gw = RunningGateway(core_settings(tmp_path, upstream))
-    sso = {
-        "issuer": idp.issuer,
-        "client_id": idp.client_id,
-        "client_secret_file": str(tmp_path / "idp.secret"),
-        "public_url": gw.url,
-        "roles": {"compliance": ["auditor"]},
-        "jurisdiction": "AU",
-    }
-    assert sso["issuer"].endswith("/")
-    admin = {"token_file": str(write_admin_token(tmp_path)), "token_env": None, "sso": sso}
-    gw.settings = core_settings(tmp_path, upstream, admin=admin)
-    gw.start()
+    assert idp.issuer.endswith("/")
+    gw = _own_gateway(tmp_path, upstream, idp)
     try:
         name, token = World(gw, idp).sign_in()
         assert name == "sso", token
         status, _, me = gw.request("GET", "/admin/whoami", token=token)
         assert status == 200 and me["user"] == "liz@example.org", me
         assert idp.discoveries == 1
+    finally:
+        gw.stop()
+        idp.stop()
+
+
+def test_signing_out_can_end_the_session_at_the_provider_too(w: World) -> None:
+    """``sign_out_at_provider`` (on in the module's gateway): the sign-out's answer names the
+    provider's end-session page with our client id and the console to come back to
+    (RP-Initiated Logout); following it, the provider ends its session and sends the browser
+    to the console."""
+    gw, idp = w.gw, w.idp
+    _, token = w.sign_in()
+    before = len(idp.sign_outs)
+    status, _, answer = gw.request("POST", "/admin/console/sign-out", token=token)
+    assert status == 200 and answer["ended"] is True, answer
+    where = urlsplit(answer["provider"])
+    assert f"{where.scheme}://{where.netloc}{where.path}" == idp.base + "/logout"
+    back = gw.url + "/console/"
+    assert parse_qs(where.query) == {
+        "client_id": [idp.client_id],
+        "post_logout_redirect_uri": [back],
+    }
+    status, headers = fetch(answer["provider"])
+    assert status == 302 and headers["Location"] == back
+    assert idp.sign_outs[before:] == [
+        {"client_id": idp.client_id, "post_logout_redirect_uri": back}
+    ]
+    assert gw.request("GET", "/admin/whoami", token=token)[0] == 401  # ended here as well
+
+
+def test_without_the_switch_signing_out_names_no_provider_page(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    idp = FakeIdP().start()
+    gw = _own_gateway(tmp_path, upstream, idp)
+    try:
+        _, token = World(gw, idp).sign_in()
+        status, _, answer = gw.request("POST", "/admin/console/sign-out", token=token)
+        assert status == 200 and answer == {"ended": True}
+        assert idp.sign_outs == []
     finally:
         gw.stop()
         idp.stop()
@@ -343,22 +397,7 @@ def test_no_sign_in_starts_or_finishes_outside_the_admin_networks(
     login and the callback send the browser back with ``address_not_allowed``, the provider is
     never called, and nothing is recorded as a sign-in."""
     idp = FakeIdP().start()
-    (tmp_path / "idp.secret").write_text(idp.client_secret)
-    sso = {
-        "issuer": idp.issuer,
-        "client_id": idp.client_id,
-        "client_secret_file": str(tmp_path / "idp.secret"),
-        "public_url": "http://127.0.0.1:1",
-        "roles": {"compliance": ["auditor"]},
-        "jurisdiction": "AU",
-    }
-    admin = {
-        "token_file": str(write_admin_token(tmp_path)),
-        "token_env": None,
-        "sso": sso,
-        "networks": ["10.0.0.0/8"],  # the tests run from 127.0.0.1
-    }
-    gw = RunningGateway(core_settings(tmp_path, upstream, admin=admin)).start()
+    gw = _own_gateway(tmp_path, upstream, idp, networks=["10.0.0.0/8"])  # tests: 127.0.0.1
     try:
         for route in ("/console/sso/login", "/console/sso/callback?code=c&state=s"):
             status, headers = fetch(gw.url + route)
@@ -456,8 +495,12 @@ def test_a_person_signs_in_from_the_console_page_in_a_real_browser(w: World) -> 
         expect(page.locator("#nav button[data-view=audit]")).to_be_visible()
         expect(page.locator("#nav button[data-view=keys]")).to_be_hidden()
         session = page.evaluate("Object.values(sessionStorage)[0]")
+        ended_at_provider = len(w.idp.sign_outs)
         page.click("#signout")
+        # sign_out_at_provider: to the provider's end-session page, and back to the console
+        page.wait_for_url(w.gw.url + "/console/")
         expect(page.locator("#signin-screen")).to_be_visible()
+        assert len(w.idp.sign_outs) == ended_at_provider + 1
         # the session was ended at the gateway, not only forgotten by the tab
         assert w.gw.request("GET", "/admin/whoami", token=session)[0] == 401
         # someone the console refuses is told why

@@ -52,6 +52,7 @@ class FakeIdP:
         self.in_flight = self.most_in_flight = 0  # token requests being answered at once
         self.discoveries = 0  # how often the discovery document was fetched
         self.trailing_slash = False  # an issuer spelled with a final "/", as Auth0's is
+        self.sign_outs: list[dict[str, str]] = []  # what the end-session endpoint was sent
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
 
@@ -74,6 +75,7 @@ class FakeIdP:
             app.router.add_get("/authorize", self._authorize)
             app.router.add_post("/token", self._token)
             app.router.add_get("/jwks", self._jwks)
+            app.router.add_get("/logout", self._logout)
             self._runner = web.AppRunner(app)
             loop.run_until_complete(self._runner.setup())
             loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port).start())
@@ -97,12 +99,22 @@ class FakeIdP:
                 "authorization_endpoint": f"{self.base}/authorize",
                 "token_endpoint": f"{self.base}/token",
                 "jwks_uri": f"{self.base}/jwks",
+                "end_session_endpoint": f"{self.base}/logout",
                 "response_types_supported": ["code"],
                 "id_token_signing_alg_values_supported": ["RS256"],
                 "token_endpoint_auth_methods_supported": ["client_secret_basic"],
                 "code_challenge_methods_supported": ["S256"],
             }
         )
+
+    async def _logout(self, request: web.Request) -> web.Response:
+        """RP-Initiated Logout: the provider's session ends, the browser goes back."""
+        query = dict(request.query)
+        self.sign_outs.append(query)
+        back = query.get("post_logout_redirect_uri")
+        if back is None:
+            return web.Response(text="signed out")
+        raise web.HTTPFound(back)
 
     async def _jwks(self, _: web.Request) -> web.Response:
         jwk = jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key(), as_dict=True)

@@ -301,13 +301,18 @@ function forget() {
 
 // A session from single sign-on is ended at the gateway too (any replica refuses it from then
 // on); a pasted key or token is only forgotten by the tab.
+// With admin.sso.sign_out_at_provider, the answer names the provider's sign-out page: the
+// browser goes there next, and the provider sends it back to the console.
 async function endSession() {
   const cred = credential();
-  if (!cred || !cred.startsWith("pcc_")) return;
+  if (!cred || !cred.startsWith("pcc_")) return null;
   try {
-    await api("/admin/console/sign-out", { method: "POST" });
+    const answer = await api("/admin/console/sign-out", { method: "POST" });
+    return typeof answer.provider === "string" && /^https?:\/\//.test(answer.provider)
+      ? answer.provider
+      : null;
   } catch {
-    // expired or already ended: forgetting it is all that is left
+    return null; // expired or already ended: forgetting it is all that is left
   }
 }
 
@@ -1297,7 +1302,11 @@ function guarded(fn) {
 function wire() {
   fillSectors();
   $("signin").addEventListener("submit", guarded(signIn));
-  $("signout").addEventListener("click", () => endSession().finally(() => signOut()));
+  $("signout").addEventListener("click", async () => {
+    const provider = await endSession();
+    signOut();
+    if (provider) location.assign(provider);
+  });
   for (const button of document.querySelectorAll("#nav button[data-view]")) {
     button.addEventListener("click", guarded(() => activate(button.dataset.view)));
   }
