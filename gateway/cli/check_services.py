@@ -76,12 +76,15 @@ async def _sso(sso: SsoSettings, timeout_s: float) -> Result:
     finally:
         await client.close()
     n = len(keys.keys)
-    return Result(
-        "sso",
-        "ok",
-        f"{sso.issuer} names its endpoints and publishes {n} signing key{'s' * (n != 1)} "
-        f"({_ms(t0)})",
-    )
+    found = f"{sso.issuer} names its endpoints and publishes {n} signing key{'s' * (n != 1)}"
+    if sso.sign_out_at_provider and not isinstance(meta.get("end_session_endpoint"), str):
+        return Result(
+            "sso",
+            "warn",
+            f"{found}, but no end_session_endpoint: sign_out_at_provider will end the "
+            "gateway's session only",
+        )
+    return Result("sso", "ok", f"{found} ({_ms(t0)})")
 
 
 async def _tracing(tracing: TracingSettings, timeout_s: float) -> Result:

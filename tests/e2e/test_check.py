@@ -285,6 +285,22 @@ def test_single_sign_on_that_would_not_work_fails(
     assert _SSO_SECRET not in json.dumps(out)
 
 
+@pytest.mark.parametrize("names_one", [True, False])
+def test_sign_out_at_a_provider_without_an_end_session_endpoint_is_a_warning(
+    tmp_path: Path, idp: FakeIdP, monkeypatch: pytest.MonkeyPatch, names_one: bool
+) -> None:
+    monkeypatch.setenv("CHK_SSO_SECRET", _SSO_SECRET)
+    idp.end_session = names_one
+    sso = _sso(idp.issuer, sign_out_at_provider=True)
+    code, out = _check(_write(tmp_path, admin={"sso": sso}))
+    (line,) = [c for c in out["checks"] if c["check"] == "sso"]
+    assert code == 0, out
+    if names_one:
+        assert line["status"] == "ok", line
+    else:
+        assert line["status"] == "warn" and "no end_session_endpoint" in line["detail"], line
+
+
 @pytest.mark.parametrize(
     ("case", "says"),
     [

@@ -53,6 +53,7 @@ class FakeIdP:
         self.discoveries = 0  # how often the discovery document was fetched
         self.trailing_slash = False  # an issuer spelled with a final "/", as Auth0's is
         self.sign_outs: list[dict[str, str]] = []  # what the end-session endpoint was sent
+        self.end_session = True  # whether the discovery document names an end-session endpoint
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
 
@@ -93,13 +94,14 @@ class FakeIdP:
 
     async def _discovery(self, _: web.Request) -> web.Response:
         self.discoveries += 1
+        ends = {"end_session_endpoint": f"{self.base}/logout"} if self.end_session else {}
         return web.json_response(
             {
+                **ends,
                 "issuer": self.issuer,
                 "authorization_endpoint": f"{self.base}/authorize",
                 "token_endpoint": f"{self.base}/token",
                 "jwks_uri": f"{self.base}/jwks",
-                "end_session_endpoint": f"{self.base}/logout",
                 "response_types_supported": ["code"],
                 "id_token_signing_alg_values_supported": ["RS256"],
                 "token_endpoint_auth_methods_supported": ["client_secret_basic"],
