@@ -18,6 +18,13 @@ unique and gap-free.
 :func:`audit.db.create_tables`); :func:`ensure_partitions` creates the months ahead, at start and
 hourly in every gateway process (``audit.sink``). Creating one takes a brief lock on ``audit_log``;
 it waits at most :data:`LOCK_TIMEOUT` and is tried again an hour later if it could not.
+
+If rows of a month reached the default partition before that month's partition existed (the
+upkeep could not take its lock for months), PostgreSQL refuses to create the partition while
+they are there. :func:`ensure_partitions` then moves them in one transaction under the table's
+lock: the default detached, the month's partition created, its rows copied into it and deleted
+from the default, the default attached again. The rows are the same rows (``seq``, ``ts``, the
+body, the leaf hash); appends wait for it.
 """
 
 from __future__ import annotations
@@ -68,6 +75,31 @@ def _months(first: date, now: datetime | None, ahead: int) -> list[date]:
         out.append(first)
         first = month_after(first)
     return out
+
+
+def _moved_out_of_default(month: date) -> list[str]:
+    """The statements that give ``month`` its partition when the default holds rows of it."""
+    name, lo, hi = partition_name(month), month.isoformat(), month_after(month).isoformat()
+    where = f"ts >= '{lo}' AND ts < '{hi}'"  # two dates this module formatted: no input
+    return [
+        "LOCK TABLE audit_log IN ACCESS EXCLUSIVE MODE",
+        "ALTER TABLE audit_log DETACH PARTITION audit_log_default",
+        _create(month),
+        f"INSERT INTO {name} SELECT * FROM audit_log_default WHERE {where}",  # noqa: S608
+        f"DELETE FROM audit_log_default WHERE {where}",  # noqa: S608
+        "ALTER TABLE audit_log ATTACH PARTITION audit_log_default DEFAULT",
+    ]
+
+
+async def _default_holds(conn: AsyncConnection, month: date) -> bool:
+    has_default = await conn.execute(sa.text("SELECT to_regclass('audit_log_default')"))
+    if has_default.scalar() is None:
+        return False
+    found = await conn.execute(
+        sa.text("SELECT 1 FROM audit_log_default WHERE ts >= :lo AND ts < :hi LIMIT 1"),
+        {"lo": month.isoformat(), "hi": month_after(month).isoformat()},
+    )
+    return found.first() is not None
 
 
 def _create(month: date) -> str:
@@ -148,10 +180,17 @@ async def ensure_partitions(
     for month in _months(first, now, ahead):
         try:
             await conn.execute(sa.text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
-            await conn.execute(sa.text(_create(month)))
+            stranded = await _default_holds(conn, month)
+            for statement in _moved_out_of_default(month) if stranded else [_create(month)]:
+                await conn.execute(sa.text(statement))
             await conn.commit()
             created.append(partition_name(month))
-        except sa.exc.DBAPIError as exc:  # lock timeout, a twin replica, rows in the default
+            if stranded:
+                log.warning(
+                    "audit partition %s created; its rows were moved out of the default partition",
+                    partition_name(month),
+                )
+        except sa.exc.DBAPIError as exc:  # lock timeout, a twin replica
             await conn.rollback()
             log.warning(
                 "audit partition %s not created now (%s): tried again within the hour",

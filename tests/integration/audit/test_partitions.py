@@ -148,6 +148,51 @@ async def test_appends_land_in_their_month_and_a_month_s_report_reads_only_it(
         await engine.dispose()
 
 
+async def test_a_month_whose_rows_reached_the_default_gets_its_partition_and_its_rows(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The upkeep could not run for months, so a month's rows went to the default partition:
+    PostgreSQL refuses that month's partition while they are there. The upkeep moves them into
+    it (the same rows), the months after are created, and the trail still verifies."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("partitions are PostgreSQL's")
+    engine = open_engine(database_url)
+    key = tmp_path / "audit" / "signing.key"
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("DROP TABLE IF EXISTS audit_log CASCADE"))
+            await conn.execute(sa.text("DROP TABLE IF EXISTS audit_head CASCADE"))
+            # another test's checkpoints, signed by its key
+            await conn.execute(sa.text("DROP TABLE IF EXISTS audit_checkpoints CASCADE"))
+        from audit.db import create_tables
+
+        await create_tables(engine)  # this month and two ahead
+        now = datetime.now(UTC).strftime("%Y-%m")
+        await _write(database_url, key, _events(0, now, 3) + _events(10, "2031-02", 4))
+        placed = await _where(database_url)
+        assert placed["audit_log_default"] == 8, placed  # no partition for 2031 yet
+        async with engine.connect() as conn:
+            created = await ensure_partitions(conn, datetime(2031, 1, 20, tzinfo=UTC))
+        assert "audit_log_2031_02" in created and created[-1] == "audit_log_2031_03", created
+        placed = await _where(database_url)
+        assert placed["audit_log_2031_02"] == 8 and "audit_log_default" not in placed, placed
+        assert sum(placed.values()) == 14
+        async with engine.connect() as conn:
+            names = dict(await partitions(conn))
+        assert names["audit_log_default"] == "DEFAULT"  # attached again
+        await _write(database_url, key, _events(30, "2031-02", 1) + _events(40, "2099-01", 1))
+        placed = await _where(database_url)
+        assert placed["audit_log_2031_02"] == 10 and placed["audit_log_default"] == 2, placed
+        result = await asyncio.to_thread(
+            verify_url, database_url, Signer.from_file(key).public_pem()
+        )
+        assert result["ok"] and result["entries"] == 18, result
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("DROP TABLE IF EXISTS audit_log CASCADE"))
+        await engine.dispose()
+
+
 def test_the_statements_cover_next_month_onwards_and_a_default() -> None:
     got = partition_statements(datetime(2026, 12, 31, 23, 59, tzinfo=UTC))
     assert "FOR VALUES FROM (MINVALUE) TO ('2027-01-01')" in got[9]
