@@ -38,7 +38,7 @@ from gateway.storage.schema import budget_alerts
 from gateway.strays import stop
 
 if TYPE_CHECKING:
-    from gateway.budgets import Budget
+    from gateway.budget_scopes import Budget
 
 __all__ = ["Alert", "BudgetAlerts", "sign"]
 

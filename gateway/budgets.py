@@ -23,87 +23,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.alerts import Alert, BudgetAlerts, crossings
+from gateway.budget_scopes import Budget, budgets_of, period_of, scopes_of
 from gateway.config.core import BudgetSettings
 from gateway.errors import Cause, GatewayError
-from gateway.key_records import KeyRecord, dollars_text, micro, usd
+from gateway.key_records import dollars_text, usd
 from gateway.principal import Principal
 from gateway.storage.db import insert_for
 from gateway.storage.schema import budget_spend
 from gateway.strays import stop
 
-__all__ = ["Budget", "Budgets", "budgets_of", "period_of", "report", "user_scope"]
+# budgets_of and period_of are gateway.budget_scopes', re-exported: the tests import them here.
+__all__ = ["Budgets", "budgets_of", "period_of"]
 
 log = logging.getLogger("portcullis.budgets")
 
 Slot = tuple[str, str]  # (scope, period)
 _READ_CHUNK = 400  # scopes per SELECT (SQLite's bound-parameter limit is 32766 since 3.32)
-
-
-def period_of(period: str, now: datetime) -> tuple[str, datetime]:
-    """The period ``now`` falls in (``2026-11-30``, ``2026-W49``, ``2026-11``; UTC) and when
-    the next one starts."""
-    d = now.astimezone(UTC)
-    day = datetime(d.year, d.month, d.day, tzinfo=UTC)
-    if period == "day":
-        return day.strftime("%Y-%m-%d"), day + timedelta(days=1)
-    if period == "week":
-        iso = d.isocalendar()
-        return f"{iso.year}-W{iso.week:02d}", day + timedelta(days=8 - iso.weekday)
-    if period == "month":
-        nxt = datetime(d.year + d.month // 12, d.month % 12 + 1, 1, tzinfo=UTC)
-        return f"{d.year}-{d.month:02d}", nxt
-    raise ValueError(f"period: day, week or month, not {period!r}")
-
-
-@dataclass(frozen=True, slots=True)
-class Budget:
-    scope: str  # "key:<key id>", "user:<tenant>|<user>", "team:<name>" or "tenant:<name>"
-    kind: str  # "key", "user", "team" or "tenant"
-    microusd: int
-
-
-def _key_scope(p: Principal) -> str:
-    return f"key:{p.buckets or p.key_id}"
-
-
-def user_scope(tenant: str, user: str) -> str:
-    """A person's scope: ``|`` is in no identifier, so tenant and user cannot run together."""
-    return f"user:{tenant}|{user}"
-
-
-def _scopes(p: Principal) -> list[str]:
-    """Every scope a request of ``p`` is charged to."""
-    out = [_key_scope(p), user_scope(p.tenant, p.user), f"tenant:{p.tenant}"]
-    if p.team is not None:
-        out.append(f"team:{p.team}")
-    return out
-
-
-def budgets_of(p: Principal, settings: BudgetSettings) -> list[Budget]:
-    """The budgets a request of ``p`` is held to: the key's own (or ``key_usd``), the person's
-    (``users`` or ``user_usd``), the team's and the tenant's."""
-    out = []
-    own = p.budget_microusd
-    if own is None and settings.key_usd:
-        own = micro(settings.key_usd)
-    if own:
-        out.append(Budget(_key_scope(p), "key", own))
-    person = settings.users.get(p.user, settings.user_usd)
-    if person:
-        out.append(Budget(user_scope(p.tenant, p.user), "user", micro(person)))
-    if p.team is not None and (team := settings.teams.get(p.team)):
-        out.append(Budget(f"team:{p.team}", "team", micro(team)))
-    if tenant := settings.tenants.get(p.tenant):
-        out.append(Budget(f"tenant:{p.tenant}", "tenant", micro(tenant)))
-    return out
 
 
 def _decimal(microusd: int) -> bytes:
@@ -204,7 +146,7 @@ class Budgets:
             return
         self._settings = settings
         period, _ = period_of(settings.period, now or datetime.now(UTC))
-        for scope in _scopes(p):
+        for scope in scopes_of(p):
             slot = (scope, period)
             self._pending[slot] = self._pending.get(slot, 0) + microusd
             if slot in self._spent:
@@ -329,60 +271,6 @@ class Budgets:
         async with self._ledger_lock:
             totals = await self._read(slots)
             return {s: totals.get(s, 0) + self._pending.get(s, 0) for s in slots}
-
-
-async def report(
-    records: list[KeyRecord],
-    budgets: Budgets | None,
-    settings: BudgetSettings,
-    now: datetime | None = None,
-) -> dict[str, Any]:
-    """The spend budgets in force and what each has spent this period: every team with a
-    budget (``teams``), every active key with one (its own or ``key_usd``; ``key_ids``: the key
-    and its rotation chain) and every person with an active key and a budget (``users`` or
-    ``user_usd``), from the ledger plus this replica's charges not yet in it. The admin API's
-    ``GET /admin/budgets`` and ``portcullis budgets``."""
-    period, renews = period_of(settings.period, now or datetime.now(UTC))
-    rows: dict[str, dict[str, Any]] = {}
-    limits: dict[str, int] = {}  # scope -> micro-dollars
-    for kind, named in (("team", settings.teams), ("tenant", settings.tenants)):
-        for name, dollars in named.items():
-            if dollars:
-                rows[f"{kind}:{name}"] = {"scope": kind, kind: name}
-                limits[f"{kind}:{name}"] = micro(dollars)
-    for record in records:
-        if record.revoked_at is not None or record.expired():
-            continue
-        for b in budgets_of(record.principal(), settings):
-            if b.kind == "key":
-                rows.setdefault(b.scope, {"scope": "key", "key_ids": []})
-                rows[b.scope]["key_ids"].append(record.key_id)
-                rows[b.scope]["own"] = record.budget_microusd is not None
-            elif b.kind == "user":
-                rows.setdefault(
-                    b.scope, {"scope": "user", "user": record.user, "tenant": record.tenant}
-                )
-            limits[b.scope] = b.microusd
-    spent = {}
-    if rows and budgets is not None:
-        spent = await budgets.spent(list(rows), period)
-    data = []
-    for scope, row in rows.items():
-        limit, used = limits[scope], spent.get(scope, 0)
-        data.append(
-            {
-                **row,
-                "limit_usd": usd(limit),
-                "spent_usd": usd(used),
-                "remaining_usd": usd(max(0, limit - used)),
-            }
-        )
-    return {
-        "object": "list",
-        "period": period,
-        "renews_at": renews.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "data": data,
-    }
 
 
 def _spent_error(

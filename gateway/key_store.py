@@ -1,5 +1,6 @@
-"""The key store under :class:`gateway.keys.KeyService`: its state (the digest key, the caches,
-the revocation feed), its reads, and how a key's change is recorded and announced."""
+"""The key store under :class:`gateway.keys.KeyService` (and its authentication,
+:mod:`gateway.key_auth`): its state (the digest key, the caches, the revocation feed), its reads,
+and how a key's change is recorded and announced."""
 
 from __future__ import annotations
 

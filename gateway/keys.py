@@ -2,7 +2,8 @@
 
 A key looks like ``pcs_<12 hex key id>_<43 urlsafe chars>``. The database holds
 HMAC-SHA256(server secret, key); lookups are by that digest through a parameterised query.
-Anything not shaped like a key is refused before any database work, with the same 401 body.
+Anything not shaped like a key is refused before any database work, with the same 401 body
+(authentication, the hot path: :mod:`gateway.key_auth`).
 A key may expire (``expires_at``, set at creation and movable while the key is active): from
 then on it gets the same 401 as an unknown key, and no replica's cache outlives the expiry.
 A key may be limited to some models (``models``): others are "not found" to it, in ``/v1/models``
@@ -22,22 +23,15 @@ record it is logged.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.exc import SQLAlchemyError
-
-from gateway.errors import Cause, GatewayError
+from gateway.key_auth import AddressNotAllowed, KeyAuthenticator
 from gateway.key_records import (
     KeyRecord,
-    row_to_record,
     validate_description,
     validate_expiry,
     validate_grace,
@@ -46,18 +40,10 @@ from gateway.key_records import (
     validate_networks,
     validate_principal_fields,
 )
-from gateway.key_store import KeyNotRecorded, KeyStore, Recorder, joined
-from gateway.principal import Principal
-from gateway.storage.db import is_outage
+from gateway.key_store import KeyNotRecorded, Recorder, joined
 from gateway.storage.schema import api_keys
-from gateway.strays import abandon
 
 __all__ = ["AddressNotAllowed", "IssuedKey", "KeyNotRecorded", "KeyService", "Recorder"]
-
-
-log = logging.getLogger("portcullis.keys")
-
-UNAUTHENTICATED = "Invalid API key. Provide a valid key as 'Authorization: Bearer <key>'."
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +52,9 @@ class IssuedKey:
     key_id: str
 
 
-class KeyService(KeyStore):
-    """Keys' lives (create, change, rotate, revoke) and authentication (the hot path)."""
+class KeyService(KeyAuthenticator):
+    """Keys' lives (create, change, rotate, revoke) and authentication (the hot path,
+    :class:`~gateway.key_auth.KeyAuthenticator`)."""
 
     async def create(
         self,
@@ -326,96 +313,6 @@ class KeyService(KeyStore):
         retired = await self.get(key_id)
         assert retired is not None
         return IssuedKey(key=key, key_id=new_id), retired
-
-    async def _lookup(self, digest: str) -> Any:
-        async with self._engine.connect() as conn:
-            return (
-                await conn.execute(
-                    sa.select(api_keys).where(
-                        api_keys.c.digest == digest, api_keys.c.revoked_at.is_(None)
-                    )
-                )
-            ).first()
-
-    async def authenticate(self, authorization: str | None, client: str | None = None) -> Principal:
-        """The principal for an ``Authorization`` header value, or the one uniform 401; for a
-        key kept to some networks (``networks``), a 403 ``address_not_allowed`` unless
-        ``client`` (the caller's address as the server saw it) is in one of them — an unknown
-        address included: a caller that does not pass one cannot use such a key."""
-        principal = await self._principal(authorization)
-        if principal.networks is not None and not principal.reachable_from(client):
-            raise AddressNotAllowed(principal)
-        return principal
-
-    async def _principal(self, authorization: str | None) -> Principal:
-        key = _bearer(authorization)
-        if key is None or not self._shape.match(key):
-            raise GatewayError(Cause.UNAUTHENTICATED, UNAUTHENTICATED)
-        digest = self.digest(key)
-        now = time.monotonic()
-        # A replica that cannot hear revocations from the others does not trust its cache.
-        trusted = self._ttl > 0 and (self._feed is None or self._feed.live)
-        hit = self._cache.get(digest) if trusted else None
-        if hit is not None and hit[0] > now:
-            self._cache.move_to_end(digest)
-            return hit[1]
-        if digest in self._unknown:
-            raise GatewayError(Cause.UNAUTHENTICATED, UNAUTHENTICATED)
-        generation = self._generation
-        lookup = asyncio.ensure_future(self._lookup(digest))
-        try:
-            # Shielded: at the deadline the answer goes out at once; the lookup is cancelled but
-            # not waited for, as its clean-up (giving the connection back) may itself wait on a
-            # database that does not answer (a frozen server: up to seconds more).
-            row = await asyncio.wait_for(asyncio.shield(lookup), self._lookup_s)
-        except BaseException as exc:
-            if not lookup.done():  # the deadline, or this request cancelled (its client left)
-                abandon(lookup)
-            # the deadline's TimeoutError is an OSError
-            if not isinstance(exc, SQLAlchemyError | OSError) or not is_outage(exc):
-                raise
-            # The database did not answer (stopped, frozen, out of connections): the key can
-            # be neither accepted nor refused, so the request is not served; the type only.
-            log.error("key lookup failed: %s", type(exc).__name__)
-            raise GatewayError(
-                Cause.KEY_STORE_UNAVAILABLE, "The key store is not answering; retry later."
-            ) from None
-        record = None if row is None else row_to_record(row)
-        wall = datetime.now(UTC)
-        if record is None or record.expired(wall):
-            # An expired key stays expired: remembered like an unknown one (same 401).
-            self._remember(self._unknown, digest, None)
-            raise GatewayError(Cause.UNAUTHENTICATED, UNAUTHENTICATED)
-        principal = record.principal()
-        # Not cached if a revocation came while the row was read: the row may predate it; and
-        # never past the key's expiry.
-        if trusted and generation == self._generation:
-            until = now + self._ttl
-            if record.expires_at is not None:
-                until = min(until, now + (record.expires_at - wall).total_seconds())
-            self._remember(self._cache, digest, (until, principal))
-        return principal
-
-
-class AddressNotAllowed(GatewayError):
-    """A valid key used from outside its networks: the 403, and whose key it was (the request's
-    audit record names the principal; the caller is told nothing of the key's networks)."""
-
-    def __init__(self, principal: Principal) -> None:
-        super().__init__(
-            Cause.ADDRESS_NOT_ALLOWED, "This key may not be used from this network address."
-        )
-        self.principal = principal
-
-
-def _bearer(value: str | None) -> str | None:
-    if not value or len(value) > 256:
-        return None
-    scheme, _, token = value.partition(" ")
-    if scheme.lower() != "bearer":
-        return None
-    token = token.strip()
-    return token if token.isascii() and token.isprintable() else None
 
 
 def _budget(microusd: int | None) -> int | None:

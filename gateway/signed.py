@@ -1,5 +1,5 @@
-"""Signed, expiring JSON tokens (:class:`Signer`): the console's single sign-on sessions and the
-sign-in flow's state cookie (:mod:`gateway.sso`)."""
+"""Signed, expiring JSON tokens (:class:`Signer`): the console's single sign-on sessions
+(:mod:`gateway.console_sessions`) and the sign-in flow's state cookie (:mod:`gateway.sso`)."""
 
 from __future__ import annotations
 

@@ -18,7 +18,8 @@ client:
 A session token is accepted by the admin API only (never by ``/v1``) and acts as ``sso:<user>``
 in the audit trail. It ends when it expires, when its holder signs out, or when an administrator
 ends a person's sessions (:meth:`OidcClient.end`; the ``console_session_ends`` table, read on
-each admin call a session makes, so every replica sees it at once).
+each admin call a session makes, so every replica sees it at once). The session's payload and
+the ended sessions' store are :mod:`gateway.console_sessions`.
 """
 
 from __future__ import annotations
@@ -30,27 +31,30 @@ import hmac
 import logging
 import secrets
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 import jwt
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.config.core import SsoSettings, local_http
+from gateway.config.admin import SsoSettings, local_http
+from gateway.console_sessions import (
+    SESSION_PREFIX,
+    SessionEnds,
+    session_payload,
+    session_principal,
+)
 from gateway.key_records import validate_principal_fields
 from gateway.principal import Principal, parse_jurisdiction
 from gateway.secrets_store import ServerSecret
 from gateway.signed import Signer, b64
-from gateway.storage.schema import console_session_ends as _ENDS
 
 __all__ = ["EXCHANGES_IN_FLIGHT", "SESSION_PREFIX", "STATE_COOKIE", "OidcClient", "SsoError"]
 
 log = logging.getLogger("portcullis.sso")
 
-SESSION_PREFIX = "pcc_"
 STATE_COOKIE = "pcs_sso"
 _STATE_TTL_S = 600  # from the redirect to the provider to the return: ten minutes
 _CACHE_S = 3600.0  # how long the provider's metadata and keys are trusted before a refetch
@@ -72,26 +76,6 @@ class SsoError(Exception):
         self.message = message
 
 
-def session_principal(payload: dict[str, Any]) -> Principal:
-    """The principal a verified session payload names (``sso:<user>`` as its id; the session's
-    id and expiry in ``extra``, for signing out)."""
-    return Principal(
-        key_id=f"sso:{payload['user']}",
-        user=payload["user"],
-        jurisdiction=payload["jurisdiction"],
-        sector=payload["sector"],
-        team=payload.get("team"),
-        tenant=payload.get("tenant") or "default",  # sessions from before it was kept
-        roles=tuple(payload["roles"]),
-        tags=tuple(payload["tags"]),
-        extra={"session": payload["sid"], "session_expires": payload["exp"]},
-    )
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
 class OidcClient:
     """The gateway's side of the flow, for one configured provider."""
 
@@ -99,8 +83,9 @@ class OidcClient:
         self, settings: SsoSettings, secret: ServerSecret, engine: AsyncEngine | None = None
     ) -> None:
         self.settings = settings
-        self._engine = engine  # where ended sessions are kept (None: none can be ended)
         self.sessions = Signer(secret, "console-session", SESSION_PREFIX)
+        # where ended sessions are kept (None: none can be ended)
+        self._ends = None if engine is None else SessionEnds(engine, settings.session_ttl_s)
         self._state = Signer(secret, "console-sso-state")
         self._http: aiohttp.ClientSession | None = None
         self._meta: dict[str, Any] | None = None
@@ -127,33 +112,18 @@ class OidcClient:
             principal = session_principal(payload)
         except (KeyError, TypeError):
             return None
-        if self._engine is not None:
-            began = datetime.fromtimestamp(payload["iat"], UTC)
-            subjects = [f"sid:{payload['sid']}", f"user:{principal.user}"]
-            query = sa.select(_ENDS.c.subject, _ENDS.c.ended_at).where(
-                _ENDS.c.subject.in_(subjects)
-            )
-            async with self._engine.connect() as conn:
-                for subject, ended_at in (await conn.execute(query)).all():
-                    if subject.startswith("sid:") or _utc(ended_at) >= began:
-                        return None
+        if self._ends is not None and await self._ends.ended(
+            payload["sid"], principal.user, payload["iat"]
+        ):
+            return None
         return principal
 
     async def end(self, *, sid: str | None = None, user: str | None = None) -> datetime:
         """End one session (``sid``: its holder signs out) or every session of ``user`` begun
-        until now (an administrator cuts them off). Returns when. Rows no longer needed (every
-        session they end has expired) are dropped at the same time."""
-        assert self._engine is not None and (sid is None) != (user is None)
-        now = datetime.now(UTC)
-        subject = f"sid:{sid}" if sid is not None else f"user:{user}"
-        keep = now + timedelta(seconds=self.settings.session_ttl_s + 60)
-        async with self._engine.begin() as conn:
-            await conn.execute(_ENDS.delete().where(_ENDS.c.expires_at < now))
-            await conn.execute(_ENDS.delete().where(_ENDS.c.subject == subject))
-            await conn.execute(
-                _ENDS.insert().values(subject=subject, ended_at=now, expires_at=keep)
-            )
-        return now
+        until now (an administrator cuts them off); :meth:`SessionEnds.end
+        <gateway.console_sessions.SessionEnds.end>`. Returns when."""
+        assert self._ends is not None
+        return await self._ends.end(sid=sid, user=user)
 
     async def sign_out_url(self) -> str | None:
         """Where the browser goes so the provider ends its own session too (OpenID Connect
@@ -394,22 +364,8 @@ class OidcClient:
 
     def issue(self, principal: Principal, sid: str) -> tuple[str, int]:
         """A session token for the principal, and when it expires (Unix seconds)."""
-        now = int(time.time())
-        exp = now + self.settings.session_ttl_s
-        payload = {
-            "v": 1,
-            "sid": sid,
-            "iat": now,
-            "user": principal.user,
-            "jurisdiction": principal.jurisdiction,
-            "sector": principal.sector,
-            "team": principal.team,
-            "tenant": principal.tenant,
-            "roles": list(principal.roles),
-            "tags": list(principal.tags),
-            "exp": exp,
-        }
-        return self.sessions.sign(payload), exp
+        payload = session_payload(principal, sid, self.settings.session_ttl_s)
+        return self.sessions.sign(payload), int(payload["exp"])
 
 
 def _form(value: str) -> str:

@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from gateway.budgets import Budgets, report
+from gateway.budget_report import report
+from gateway.budgets import Budgets
 from gateway.cli._common import settings_from
 from gateway.cli.key_call import run
 from gateway.keys import KeyService

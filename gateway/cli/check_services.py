@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 from gateway.config import Settings
-from gateway.config.core import SsoSettings, TracingSettings, WebhookSettings
+from gateway.config.admin import SsoSettings
+from gateway.config.core import TracingSettings, WebhookSettings
 
 __all__ = ["Result", "services"]
 

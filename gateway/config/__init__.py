@@ -17,11 +17,11 @@ from typing import Annotated, Any
 import yaml
 from pydantic import Field, StringConstraints, ValidationError, model_validator
 
+from gateway.config.admin import AdminSettings
 from gateway.config.audit import AuditSettings
 from gateway.config.backends import BackendSpec
 from gateway.config.base import Strict
 from gateway.config.core import (
-    AdminSettings,
     BudgetSettings,
     DatabaseSettings,
     KeySettings,

@@ -13,7 +13,7 @@ from litestar.datastructures import State
 from litestar.params import FromPath
 
 from audit.store import parse_utc
-from gateway.budgets import report
+from gateway.budget_report import report
 from gateway.errors import Cause, GatewayError
 from gateway.http.admin_call import caller, json_body, recorded
 from gateway.key_records import (
@@ -245,7 +245,7 @@ async def rotate_key(
 
 @get("/admin/budgets", opt={"role": "admin"})
 async def list_budgets(state: State) -> dict[str, Any]:
-    """The spend budgets in force and what each has spent this period (gateway.budgets.report)."""
+    """The spend budgets in force and what each has spent this period (gateway.budget_report)."""
     services: Services = state.services
     records = await services.keys.list()
     return await report(records, services.budgets, services.settings.budgets)

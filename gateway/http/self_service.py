@@ -16,8 +16,8 @@ from litestar import Request, Response, delete, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath
 
-from gateway.budgets import budgets_of, period_of
-from gateway.config.core import SelfServiceSettings
+from gateway.budget_scopes import budgets_of, period_of
+from gateway.config.admin import SelfServiceSettings
 from gateway.errors import Cause, GatewayError
 from gateway.http.admin_call import json_body, recorded
 from gateway.key_records import KeyRecord, usd, validate_budget, validate_description

@@ -49,10 +49,10 @@ api_keys = sa.Table(
 
 sa.Index("ix_api_keys_user", api_keys.c.user_id)
 
-# Console sessions from single sign-on ended before they expired (migration 0009; gateway.sso):
-# one session (subject "sid:<id>": its holder signed out) or every session of a person made up
-# to ended_at (subject "user:<name>": an administrator cut them off). A row is kept until no
-# session it ends can still be alive (expires_at).
+# Console sessions from single sign-on ended before they expired (migration 0009;
+# gateway.console_sessions): one session (subject "sid:<id>": its holder signed out) or every
+# session of a person made up to ended_at (subject "user:<name>": an administrator cut them off).
+# A row is kept until no session it ends can still be alive (expires_at).
 console_session_ends = sa.Table(
     "console_session_ends",
     metadata,

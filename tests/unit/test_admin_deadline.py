@@ -69,7 +69,7 @@ async def test_a_stream_already_begun_is_not_cut_and_errors_pass_through() -> No
 
 
 def test_reports_have_their_own_longer_deadline_and_verification_none() -> None:
-    from gateway.config.core import AdminSettings
+    from gateway.config.admin import AdminSettings
     from gateway.http.app import admin_deadline
 
     admin = AdminSettings(deadline_s=2, report_deadline_s=90)
