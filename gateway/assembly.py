@@ -120,6 +120,7 @@ async def build_services(settings: Settings, components: Components) -> Services
             lim.tokens_per_minute,
             lim.deadline_ms,
             lim.redis_fallback_share,
+            lim.max_parallel,
         ),
         catalog=Catalog(settings.backends),
         policy=policy,

@@ -36,6 +36,10 @@ class Catalog:
         # Extra body keys some backend accepts (vLLM's ``ignore_eos``, ``top_k``...): accepted
         # at validation, then sent only to the backends that declared them.
         self.passthrough = frozenset(p for b in self.backends for p in b.passthrough_params)
+        # How long a request's in-flight slot is held at most (gateway.limiter): the longest
+        # any backend may take (its total deadline, tried twice over: retries and fallbacks),
+        # plus a minute
+        self.lease_s = 2 * max((b.timeouts.total_s for b in self.backends), default=600.0) + 60.0
         # folded name -> canonical name -> backends
         self._names: dict[str, tuple[str, list[BackendSpec]]] = {}
         for b in self.backends:

@@ -58,6 +58,7 @@ class Cause(enum.Enum):
     UNPROCESSABLE = CauseInfo(422, "invalid_request_error", "unprocessable", logging.INFO)
     RATE_LIMITED = CauseInfo(429, "rate_limit_error", "rate_limit_exceeded", logging.INFO)
     BUDGET_EXCEEDED = CauseInfo(429, "rate_limit_error", "token_budget_exceeded", logging.INFO)
+    PARALLEL_LIMITED = CauseInfo(429, "rate_limit_error", "parallel_limit_exceeded", logging.INFO)
     SPEND_BUDGET_EXCEEDED = CauseInfo(
         429, "insufficient_quota", "spend_budget_exceeded", logging.INFO
     )

@@ -58,6 +58,7 @@ class KeyRecord:
     hint: str | None = None  # the masked display form (pcs_<id>_…abcd); None: made before 0008
     budget_microusd: int | None = None  # spend per period; None: budgets.key_usd; 0: none
     networks: tuple[str, ...] | None = None  # CIDR blocks it may be used from; None: anywhere
+    max_parallel: int | None = None  # requests in flight at once; None: the default; 0: none
 
     @property
     def buckets(self) -> str:
@@ -80,6 +81,7 @@ class KeyRecord:
             tags=self.tags,
             requests_per_minute=self.requests_per_minute,
             tokens_per_minute=self.tokens_per_minute,
+            max_parallel=self.max_parallel,
             models=None if self.models is None else frozenset(m.casefold() for m in self.models),
             buckets=self.buckets,
             budget_microusd=self.budget_microusd,
@@ -101,6 +103,7 @@ class KeyRecord:
             "description": self.description,
             "requests_per_minute": self.requests_per_minute,
             "tokens_per_minute": self.tokens_per_minute,
+            "max_parallel": self.max_parallel,
             "expires_at": self.expires_at.isoformat() if self.expires_at else None,
             "expired": self.expired(),
             "rotated_from": self.rotated_from,
@@ -170,6 +173,7 @@ def row_to_record(row: sa.Row[tuple[object, ...]]) -> KeyRecord:
         hint=m["hint"],
         budget_microusd=m["budget_microusd"],
         networks=None if m["networks"] is None else tuple(m["networks"]),
+        max_parallel=m["max_parallel"],
     )
 
 
@@ -196,6 +200,7 @@ def record_to_row(record: KeyRecord) -> dict[str, object]:
         "lineage": record.lineage,
         "budget_microusd": record.budget_microusd,
         "networks": None if record.networks is None else list(record.networks),
+        "max_parallel": record.max_parallel,
     }
 
 
@@ -259,17 +264,23 @@ def validate_grace(grace_s: object) -> int:
 _MAX_RATE = 1_000_000_000
 
 
-def validate_limits(requests_per_minute: object, tokens_per_minute: object) -> None:
-    """A key's own limits: None (the configured default) or a whole number 0..10^9 (0: none).
-    ValueError names the field."""
-    for name, v in (
-        ("requests_per_minute", requests_per_minute),
-        ("tokens_per_minute", tokens_per_minute),
+MAX_PARALLEL = 100_000
+
+
+def validate_limits(
+    requests_per_minute: object, tokens_per_minute: object, max_parallel: object = None
+) -> None:
+    """A key's own limits: None (the configured default) or a whole number 0..10^9 (requests
+    in flight: 0..100,000; 0: none). ValueError names the field."""
+    for name, v, top in (
+        ("requests_per_minute", requests_per_minute, _MAX_RATE),
+        ("tokens_per_minute", tokens_per_minute, _MAX_RATE),
+        ("max_parallel", max_parallel, MAX_PARALLEL),
     ):
         if v is None:
             continue
-        if type(v) is not int or not 0 <= v <= _MAX_RATE:
-            raise ValueError(f"{name}: a whole number from 0 (no limit) to {_MAX_RATE}, or null")
+        if type(v) is not int or not 0 <= v <= top:
+            raise ValueError(f"{name}: a whole number from 0 (no limit) to {top}, or null")
 
 
 def validate_description(description: object) -> None:

@@ -27,6 +27,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import EllipsisType
 from typing import Any
 
 from gateway.key_auth import AddressNotAllowed, KeyAuthenticator
@@ -74,11 +75,12 @@ class KeyService(KeyAuthenticator):
         models: Sequence[str] | None = None,
         budget_microusd: int | None = None,
         networks: Sequence[str] | None = None,
+        max_parallel: int | None = None,
     ) -> IssuedKey:
         jurisdiction = validate_principal_fields(
             user, jurisdiction, sector, team, roles, tags, tenant
         )
-        validate_limits(requests_per_minute, tokens_per_minute)
+        validate_limits(requests_per_minute, tokens_per_minute, max_parallel)
         expires_at = validate_expiry(expires_at)
         validate_description(description)
         allowed = validate_models(models)
@@ -102,6 +104,7 @@ class KeyService(KeyAuthenticator):
             models=allowed,
             budget_microusd=_budget(budget_microusd),
             networks=nets,
+            max_parallel=max_parallel,
         )
         await self._record(
             "create",
@@ -110,6 +113,7 @@ class KeyService(KeyAuthenticator):
             required=True,
             requests_per_minute=requests_per_minute,
             tokens_per_minute=tokens_per_minute,
+            max_parallel=max_parallel,
             expires_at=expires_at,
             models=joined(allowed),
             budget_microusd=budget_microusd,
@@ -155,18 +159,20 @@ class KeyService(KeyAuthenticator):
         requests_per_minute: int | None,
         tokens_per_minute: int | None,
         actor: str = "system",
+        max_parallel: int | EllipsisType | None = ...,
     ) -> bool:
-        """Give an active key its own limits (None: back to the configured default). Applies
-        at once on this replica; on the others at once with Redis, else within
-        ``keys.cache_ttl_s`` (the same news as a revocation: forget cached principals)."""
-        validate_limits(requests_per_minute, tokens_per_minute)
-        return await self._change(
-            key_id,
-            "limits",
-            actor,
-            {"requests_per_minute": requests_per_minute, "tokens_per_minute": tokens_per_minute},
-            effect="use its new limits",
-        )
+        """Give an active key its own limits (None: back to the configured default; a
+        ``max_parallel`` left out keeps its value). Applies at once on this replica; on the
+        others at once with Redis, else within ``keys.cache_ttl_s`` (the same news as a
+        revocation: forget cached principals)."""
+        limits: dict[str, int | None] = {
+            "requests_per_minute": requests_per_minute,
+            "tokens_per_minute": tokens_per_minute,
+        }
+        if max_parallel is not ...:
+            limits["max_parallel"] = max_parallel
+        validate_limits(requests_per_minute, tokens_per_minute, limits.get("max_parallel"))
+        return await self._change(key_id, "limits", actor, limits, effect="use its new limits")
 
     async def set_budget(
         self, key_id: str, budget_microusd: int | None, actor: str = "system"
@@ -294,6 +300,7 @@ class KeyService(KeyAuthenticator):
             grace_seconds=grace_s,
             requests_per_minute=old.requests_per_minute,
             tokens_per_minute=old.tokens_per_minute,
+            max_parallel=old.max_parallel,
             expires_at=old.expires_at,
             models=joined(old.models),
             budget_microusd=old.budget_microusd,

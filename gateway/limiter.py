@@ -1,12 +1,20 @@
-"""Rate and token budgets per key: reserve before the call, reconcile after.
+"""Rate and token budgets per key, and requests in flight: reserve before the call, reconcile
+after.
 
 Two token buckets per key, one for requests and one for model tokens, each refilling
 continuously over a minute. ``reserve`` takes one request and the token estimate at once, or
 refuses with 429 and ``Retry-After``; ``reconcile`` returns what the answer did not use (or
 charges what it used beyond the estimate). The configured rates are every key's default; a key
 may carry its own (``keys create --rpm/--tpm``; ``0`` = no limit), passed to ``reserve``.
-:class:`RedisLimiter` does both in atomic Lua scripts with the server's clock, so limits hold
-across replicas; :class:`MemoryLimiter` is the embedded default for one process.
+
+A key may also be held to a number of requests in flight at once (``limits.max_parallel``, or
+the key's own): ``reserve`` takes a slot, refused with 429 ``parallel_limit_exceeded`` when all
+are taken, and ``reconcile`` gives it back when the request is over (answered, failed, or the
+client gone). A slot carries a lease (the longest a request may run, plus a minute): a replica
+that dies holding slots frees them when the lease runs out.
+
+:class:`RedisLimiter` does all of it in atomic Lua scripts with the server's clock, so limits
+hold across replicas; :class:`MemoryLimiter` is the embedded default for one process.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import asyncio
 import dataclasses
 import logging
 import math
+import secrets
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -40,6 +49,10 @@ class Reservation:
     remaining_tokens: float = 0.0
     # Taken from this replica's fallback buckets while Redis did not answer (reconciled there)
     local: bool = False
+    # The requests-in-flight limit it was taken under (0: none) and its slot, given back by
+    # ``reconcile``
+    parallel: int = 0
+    slot: str | None = None
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         """OpenAI's ``x-ratelimit-*`` headers for the limits that apply (none for a rate of 0):
@@ -65,12 +78,17 @@ class Limiter(Protocol):
         tokens: int,
         requests_per_minute: int | None = None,
         tokens_per_minute: int | None = None,
+        max_parallel: int | None = None,
+        lease_s: float = 900.0,
     ) -> Reservation:
-        """Take one request and ``tokens`` from ``key``'s buckets or raise 429; the rates are
+        """Take one request and ``tokens`` from ``key``'s buckets, and a slot of its
+        ``max_parallel`` in flight (held at most ``lease_s``), or raise 429; the limits are
         the key's own where given, else the configured defaults."""
         ...
 
-    async def reconcile(self, reservation: Reservation, used_tokens: int) -> None: ...
+    async def reconcile(self, reservation: Reservation, used_tokens: int) -> None:
+        """The request is over: its slot given back, its tokens settled."""
+        ...
 
     def set_defaults(
         self,
@@ -78,6 +96,7 @@ class Limiter(Protocol):
         tokens_per_minute: int,
         deadline_ms: int,
         fallback_share: float | None = None,
+        max_parallel: int = 0,
     ) -> None:
         """New configured defaults (a configuration reload): keys without their own limits run
         under them from the next reservation; what a bucket holds is kept. ``fallback_share``:
@@ -110,16 +129,33 @@ def _refused(what: str, retry_after_s: float, rate: int) -> GatewayError:
     )
 
 
+def _in_flight_refused(parallel: int) -> GatewayError:
+    return GatewayError(
+        Cause.PARALLEL_LIMITED,
+        f"Too many requests in flight on this key (at most {parallel} at once); retry when "
+        "one has finished.",
+        headers={"retry-after": "1"},
+    )
+
+
 def _rates(default_rpm: int, default_tpm: int, rpm: int | None, tpm: int | None) -> tuple[int, int]:
     """The rates a reservation runs under: the key's own where it has them, else the defaults."""
     return (default_rpm if rpm is None else rpm, default_tpm if tpm is None else tpm)
 
 
+def _slot() -> str:
+    return secrets.token_hex(8)
+
+
 class MemoryLimiter:
-    def __init__(self, requests_per_minute: int, tokens_per_minute: int) -> None:
+    def __init__(
+        self, requests_per_minute: int, tokens_per_minute: int, max_parallel: int = 0
+    ) -> None:
         self._rpm = requests_per_minute
         self._tpm = tokens_per_minute
+        self._parallel = max_parallel
         self._buckets: dict[str, list[float]] = {}  # key -> [requests, tokens, last]
+        self._in_flight: dict[str, set[str]] = {}  # key -> its slots taken
 
     def set_defaults(
         self,
@@ -127,8 +163,10 @@ class MemoryLimiter:
         tokens_per_minute: int,
         deadline_ms: int,
         fallback_share: float | None = None,
+        max_parallel: int = 0,
     ) -> None:
         self._rpm, self._tpm = requests_per_minute, tokens_per_minute
+        self._parallel = max_parallel
 
     def _bucket(self, key: str, now: float, rpm: int, tpm: int) -> list[float]:
         b = self._buckets.get(key)
@@ -146,8 +184,14 @@ class MemoryLimiter:
         tokens: int,
         requests_per_minute: int | None = None,
         tokens_per_minute: int | None = None,
+        max_parallel: int | None = None,
+        lease_s: float = 0.0,
     ) -> Reservation:
         rpm, tpm = _rates(self._rpm, self._tpm, requests_per_minute, tokens_per_minute)
+        parallel = self._parallel if max_parallel is None else max_parallel
+        taken = self._in_flight.get(key)
+        if parallel and taken is not None and len(taken) >= parallel:
+            raise _in_flight_refused(parallel)
         b = self._bucket(key, time.monotonic(), rpm, tpm)
         tokens = min(tokens, tpm) if tpm else 0
         if rpm and b[0] < 1:
@@ -156,10 +200,23 @@ class MemoryLimiter:
             raise _refused("tokens", (tokens - b[1]) * 60.0 / tpm, tpm)
         b[0] -= 1 if rpm else 0
         b[1] -= tokens
-        return Reservation(key, tokens, rpm, tpm, b[0], b[1])
+        slot = None
+        if parallel:  # one process: a slot lives until it is given back (no lease needed)
+            slot = _slot()
+            self._in_flight.setdefault(key, set()).add(slot)
+        return Reservation(key, tokens, rpm, tpm, b[0], b[1], parallel=parallel, slot=slot)
+
+    def in_flight(self, key: str) -> int:
+        return len(self._in_flight.get(key, ()))
 
     async def reconcile(self, reservation: Reservation, used_tokens: int) -> None:
         r = reservation
+        if r.slot is not None:
+            taken = self._in_flight.get(r.key)
+            if taken is not None:
+                taken.discard(r.slot)
+                if not taken:
+                    del self._in_flight[r.key]
         if not r.tokens_per_minute:
             return
         b = self._bucket(r.key, time.monotonic(), r.requests_per_minute, r.tokens_per_minute)
@@ -175,11 +232,18 @@ class MemoryLimiter:
         return None
 
 
-# KEYS[1] = bucket hash. ARGV: rpm, tpm, cost_tokens. Server clock (TIME), no client skew.
+# KEYS[1] = bucket hash, KEYS[2] = the key's slots in flight (a sorted set: slot -> lease end).
+# ARGV: rpm, tpm, cost_tokens, max_parallel (0: none), slot, lease_s. Server clock (TIME), no
+# client skew.
 _RESERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local rpm = tonumber(ARGV[1]); local tpm = tonumber(ARGV[2]); local cost = tonumber(ARGV[3])
+local par = tonumber(ARGV[4] or '0')
+if par > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+  if redis.call('ZCARD', KEYS[2]) >= par then return {3, '1'} end
+end
 local b = redis.call('HMGET', KEYS[1], 'r', 't', 'ts')
 local r = tonumber(b[1]) or rpm; local tk = tonumber(b[2]) or tpm; local ts = tonumber(b[3]) or now
 local el = math.max(0, now - ts)
@@ -190,7 +254,17 @@ if rpm > 0 then r = r - 1 end
 tk = tk - cost
 redis.call('HSET', KEYS[1], 'r', r, 't', tk, 'ts', now)
 redis.call('EXPIRE', KEYS[1], 120)
+if par > 0 then
+  local lease = tonumber(ARGV[6])
+  redis.call('ZADD', KEYS[2], now + lease, ARGV[5])
+  redis.call('EXPIRE', KEYS[2], math.ceil(lease) + 1)
+end
 return {2, '0', tostring(r), tostring(tk)}
+"""
+
+# KEYS[1] = the key's slots in flight. ARGV: the slot given back.
+_RELEASE = """
+return redis.call('ZREM', KEYS[1], ARGV[1])
 """
 
 # KEYS[1] = bucket hash. ARGV: tpm, refund (may be negative: a charge).
@@ -219,6 +293,7 @@ class RedisLimiter:
         tokens_per_minute: int,
         deadline_s: float = 0.1,
         fallback_share: float | None = None,
+        max_parallel: int = 0,
     ) -> None:
         import redis.asyncio as aioredis
 
@@ -228,6 +303,8 @@ class RedisLimiter:
         self._deadline = deadline_s
         self._reserve = self._redis.register_script(_RESERVE)
         self._reconcile = self._redis.register_script(_RECONCILE)
+        self._release = self._redis.register_script(_RELEASE)
+        self._parallel = max_parallel
         self._share = fallback_share
         self._local = MemoryLimiter(0, 0) if fallback_share else None
         self._retry_at = 0.0  # monotonic; before it, reservations go local without asking Redis
@@ -237,7 +314,9 @@ class RedisLimiter:
         assert self._share is not None
         return max(1, math.floor(rate * self._share)) if rate else 0
 
-    async def _reserve_local(self, key: str, tokens: int, rpm: int, tpm: int) -> Reservation:
+    async def _reserve_local(
+        self, key: str, tokens: int, rpm: int, tpm: int, parallel: int
+    ) -> Reservation:
         assert self._local is not None
         if not self.outage:
             self.outage = True
@@ -247,7 +326,11 @@ class RedisLimiter:
                 100 * (self._share or 0),
             )
         r = await self._local.reserve(
-            key, tokens, self._fallback_rate(rpm), self._fallback_rate(tpm)
+            key,
+            tokens,
+            self._fallback_rate(rpm),
+            self._fallback_rate(tpm),
+            self._fallback_rate(parallel),
         )
         return dataclasses.replace(r, local=True)
 
@@ -257,8 +340,10 @@ class RedisLimiter:
         tokens_per_minute: int,
         deadline_ms: int,
         fallback_share: float | None = None,
+        max_parallel: int = 0,
     ) -> None:
         self._rpm, self._tpm = requests_per_minute, tokens_per_minute
+        self._parallel = max_parallel
         self._deadline = deadline_ms / 1000
         self._share = fallback_share
         if fallback_share is None:
@@ -274,20 +359,25 @@ class RedisLimiter:
         tokens: int,
         requests_per_minute: int | None = None,
         tokens_per_minute: int | None = None,
+        max_parallel: int | None = None,
+        lease_s: float = 900.0,
     ) -> Reservation:
         rpm, tpm = _rates(self._rpm, self._tpm, requests_per_minute, tokens_per_minute)
+        parallel = self._parallel if max_parallel is None else max_parallel
         tokens = min(tokens, tpm) if tpm else 0
         if self._local is not None and time.monotonic() < self._retry_at:
-            return await self._reserve_local(key, tokens, rpm, tpm)
+            return await self._reserve_local(key, tokens, rpm, tpm, parallel)
+        slot = _slot() if parallel else ""
         try:
             async with asyncio.timeout(self._deadline):
                 verdict, wait, *left = await self._reserve(
-                    keys=[f"portcullis:limit:{key}"], args=[rpm, tpm, tokens]
+                    keys=[f"portcullis:limit:{key}", f"portcullis:inflight:{key}"],
+                    args=[rpm, tpm, tokens, parallel, slot, lease_s],
                 )
         except (TimeoutError, OSError, RedisError):
             if self._local is not None:
                 self._retry_at = time.monotonic() + _RETRY_S
-                return await self._reserve_local(key, tokens, rpm, tpm)
+                return await self._reserve_local(key, tokens, rpm, tpm, parallel)
             raise GatewayError(
                 Cause.LIMITER_UNAVAILABLE, "The rate limiter is unavailable; nothing was sent."
             ) from None
@@ -298,16 +388,38 @@ class RedisLimiter:
             raise _refused("requests", float(wait), rpm)
         if int(verdict) == 1:
             raise _refused("tokens", float(wait), tpm)
+        if int(verdict) == 3:
+            raise _in_flight_refused(parallel)
         requests_left, tokens_left = (float(v) for v in left) if len(left) == 2 else (0.0, 0.0)
-        return Reservation(key, tokens, rpm, tpm, requests_left, tokens_left)
+        return Reservation(
+            key,
+            tokens,
+            rpm,
+            tpm,
+            requests_left,
+            tokens_left,
+            parallel=parallel,
+            slot=slot or None,
+        )
 
     async def reconcile(self, reservation: Reservation, used_tokens: int) -> None:
-        tpm = reservation.tokens_per_minute
-        if not tpm:
-            return
         if reservation.local:
             if self._local is not None:
                 await self._local.reconcile(reservation, used_tokens)
+            return
+        if reservation.slot is not None:
+            try:
+                async with asyncio.timeout(self._deadline):
+                    await self._release(
+                        keys=[f"portcullis:inflight:{reservation.key}"], args=[reservation.slot]
+                    )
+            except (TimeoutError, OSError, RedisError):
+                # the slot stays taken until its lease ends: the limit stricter meanwhile
+                log.warning(
+                    "a request's in-flight slot was not given back (redis); its lease frees it"
+                )
+        tpm = reservation.tokens_per_minute
+        if not tpm:
             return
         try:
             async with asyncio.timeout(self._deadline):
@@ -355,9 +467,15 @@ def build_limiter(
     tokens_per_minute: int,
     deadline_ms: int,
     fallback_share: float | None = None,
+    max_parallel: int = 0,
 ) -> Limiter:
     if redis_url:
         return RedisLimiter(
-            redis_url, requests_per_minute, tokens_per_minute, deadline_ms / 1000, fallback_share
+            redis_url,
+            requests_per_minute,
+            tokens_per_minute,
+            deadline_ms / 1000,
+            fallback_share,
+            max_parallel,
         )
-    return MemoryLimiter(requests_per_minute, tokens_per_minute)
+    return MemoryLimiter(requests_per_minute, tokens_per_minute, max_parallel)

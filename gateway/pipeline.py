@@ -262,7 +262,12 @@ class Pipeline:
         if self.s.budgets is not None:
             ctx.budget_headers = await self.s.budgets.admit(p, self.s.settings.budgets)
         reservation = await self.s.limiter.reserve(
-            p.buckets or p.key_id, parsed.token_estimate, p.requests_per_minute, p.tokens_per_minute
+            p.buckets or p.key_id,
+            parsed.token_estimate,
+            p.requests_per_minute,
+            p.tokens_per_minute,
+            p.max_parallel,
+            self.s.catalog.lease_s,
         )
         ctx.mark("limits", t0)
         if reservation.local:

@@ -97,6 +97,7 @@ class Principal:
     # The key's own limits (None: the configured default; 0: none). Not policy facts.
     requests_per_minute: int | None = None
     tokens_per_minute: int | None = None
+    max_parallel: int | None = None  # requests in flight at once
     # The models the key may use, case-folded names or aliases (None: every model policy
     # permits). Narrows what policy permits; never widens it. Not a policy fact.
     models: frozenset[str] | None = None

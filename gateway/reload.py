@@ -218,6 +218,7 @@ class Reloader:
             if "limits" in sections:  # the new defaults, as numbers
                 action["requests_per_minute"] = fresh.limits.requests_per_minute
                 action["tokens_per_minute"] = fresh.limits.tokens_per_minute
+                action["max_parallel"] = fresh.limits.max_parallel
             event = {"actor": actor, "action": action, "config_hash": after}
             # kept before any record names it (an evidence pack shows what decided a request)
             await asyncio.to_thread(archive_config, effective, config_archive(effective.data_dir))
@@ -256,6 +257,7 @@ class Reloader:
             lim.tokens_per_minute,
             lim.deadline_ms,
             lim.redis_fallback_share,
+            lim.max_parallel,
         )
         s.upstream.set_credentials(credentials)
         s.router.unusable = unusable

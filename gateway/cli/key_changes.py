@@ -40,23 +40,33 @@ def _rate(value: str | None, current: int | None, name: str) -> int | None:
 @click.argument("key_id")
 @click.option("--rpm", default=None, help="Requests per minute: N (0: no limit) or 'default'.")
 @click.option("--tpm", default=None, help="Model tokens per minute: N (0: no limit) or 'default'.")
+@click.option(
+    "--parallel", default=None, help="Requests in flight at once: N (0: no limit) or 'default'."
+)
 @click.pass_context
-def limits_cmd(ctx: click.Context, key_id: str, rpm: str | None, tpm: str | None) -> None:
+def limits_cmd(
+    ctx: click.Context, key_id: str, rpm: str | None, tpm: str | None, parallel: str | None
+) -> None:
     """Set a key's own limits (an option left out keeps its value). Running replicas apply
     them at once with Redis, else within keys.cache_ttl_s."""
 
-    async def work(svc: KeyService) -> tuple[int | None, int | None] | None:
+    async def work(svc: KeyService) -> tuple[int | None, int | None, int | None] | None:
         record = await svc.get(key_id)
         if record is None or record.revoked_at is not None:
             return None
         new = (
             _rate(rpm, record.requests_per_minute, "--rpm"),
             _rate(tpm, record.tokens_per_minute, "--tpm"),
+            _rate(parallel, record.max_parallel, "--parallel"),
         )
-        return new if await svc.set_limits(key_id, *new, actor=actor()) else None
+        done = await svc.set_limits(key_id, new[0], new[1], actor=actor(), max_parallel=new[2])
+        return new if done else None
 
     out = change(ctx, key_id, work)
-    click.echo(f"{key_id}: {limit_text(out[0])} rpm, {limit_text(out[1])} tpm")
+    click.echo(
+        f"{key_id}: {limit_text(out[0])} rpm, {limit_text(out[1])} tpm, "
+        f"{limit_text(out[2])} in flight"
+    )
 
 
 @click.command("budget")

@@ -55,6 +55,12 @@ def keys() -> None:
     help="This key's model tokens per minute (0: no limit; default: limits.tokens_per_minute).",
 )
 @click.option(
+    "--parallel",
+    type=click.IntRange(0, 100_000),
+    default=None,
+    help="This key's requests in flight at once (0: no limit; default: limits.max_parallel).",
+)
+@click.option(
     "--expires-in",
     default=None,
     help="The key stops working after this long: 90d, 12h, 30m or 3600s.",
@@ -99,6 +105,7 @@ def create(
     description: str | None,
     rpm: int | None,
     tpm: int | None,
+    parallel: int | None,
     expires_in: str | None,
     expires_at: str | None,
     models: tuple[str, ...],
@@ -123,6 +130,7 @@ def create(
             description=description,
             requests_per_minute=rpm,
             tokens_per_minute=tpm,
+            max_parallel=parallel,
             actor=actor(),
             expires_at=expiry,
             models=models or None,
@@ -179,7 +187,9 @@ def list_cmd(
         click.echo(
             f"{r.key_id}\t{state}\t{r.user}\t{r.team or '-'}\t{r.jurisdiction}\t{r.sector}\t"
             f"{','.join(r.roles) or '-'}\t{limit_text(r.requests_per_minute)} rpm, "
-            f"{limit_text(r.tokens_per_minute)} tpm\t"
+            f"{limit_text(r.tokens_per_minute)} tpm"
+            + ("" if r.max_parallel is None else f", {limit_text(r.max_parallel)} in flight")
+            + "\t"
             + (f"expires {r.expires_at:%Y-%m-%d %H:%M} UTC" if r.expires_at else "no expiry")
             + (f"\treplaces {r.rotated_from}" if r.rotated_from else "")
             + (f"\tmodels {','.join(r.models)}" if r.models is not None else "")

@@ -137,6 +137,9 @@ class KeySettings(Strict):
 class LimitSettings(Strict):
     requests_per_minute: int = Field(600, ge=0)  # per key; 0 disables
     tokens_per_minute: int = Field(200_000, ge=0)  # per key; 0 disables
+    # Requests in flight at once per key (a stream counts until it ends): 429
+    # parallel_limit_exceeded past it; 0 (the default) disables. A key may carry its own.
+    max_parallel: int = Field(0, ge=0, le=100_000)
     deadline_ms: int = Field(100, ge=1, le=5000)
     # With redis.url: what happens while Redis does not answer within deadline_ms. None (the
     # default): refuse, 503 limiter_unavailable. A share in (0, 1]: each replica keeps serving

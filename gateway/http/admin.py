@@ -98,6 +98,7 @@ async def create_key(request: Request[Any, Any, Any], state: State) -> Response[
                 description=body.get("description"),
                 requests_per_minute=body.get("requests_per_minute"),
                 tokens_per_minute=body.get("tokens_per_minute"),
+                max_parallel=body.get("max_parallel"),
                 actor=caller(request),
                 expires_at=_time(body.get("expires_at")),
                 models=body.get("models"),
@@ -142,7 +143,7 @@ async def revoke_users_keys(request: Request[Any, Any, Any], state: State) -> di
     return {"user": user, "revoked": revoked}
 
 
-_LIMITS = ("requests_per_minute", "tokens_per_minute")
+_LIMITS = ("requests_per_minute", "tokens_per_minute", "max_parallel")
 
 
 def _names(value: object, field: str) -> tuple[str, ...]:
@@ -172,10 +173,10 @@ async def update_key(
     key_id: FromPath[str], request: Request[Any, Any, Any], state: State
 ) -> dict[str, Any]:
     """A key's own limits, expiry, models, budget and networks: ``{"requests_per_minute": N |
-    null, "tokens_per_minute": N | null, "expires_at": TIME | null, "models": [NAME, ...] | null,
-    "budget_usd": USD | null, "networks": [CIDR, ...] | null}`` (limits and budget: null is the
-    configured default, 0 none; expiry: null is never; models: null is every model; networks:
-    null is anywhere; a field left out keeps its value)."""
+    null, "tokens_per_minute": N | null, "max_parallel": N | null, "expires_at": TIME | null,
+    "models": [NAME, ...] | null, "budget_usd": USD | null, "networks": [CIDR, ...] | null}``
+    (limits and budget: null is the configured default, 0 none; expiry: null is never; models:
+    null is every model; networks: null is anywhere; a field left out keeps its value)."""
     services: Services = state.services
     body = await json_body(request, 4)
     extra = set(body) - {*_LIMITS, "expires_at", "models", "budget_usd", "networks"}
@@ -190,13 +191,16 @@ async def update_key(
         expiry = validate_expiry(_time(body["expires_at"])) if "expires_at" in body else None
         rpm = body.get("requests_per_minute", record.requests_per_minute)
         tpm = body.get("tokens_per_minute", record.tokens_per_minute)
-        validate_limits(rpm, tpm)
+        parallel = body.get("max_parallel", record.max_parallel)
+        validate_limits(rpm, tpm, parallel)
         validate_models(body.get("models"))
         validate_networks(body.get("networks"))
         budget = validate_budget(body.get("budget_usd"))
         changed = True
         if set(_LIMITS) & set(body):
-            changed = await recorded(services.keys.set_limits(key_id, rpm, tpm, actor=actor))
+            changed = await recorded(
+                services.keys.set_limits(key_id, rpm, tpm, actor=actor, max_parallel=parallel)
+            )
         if changed and "expires_at" in body:
             changed = await recorded(services.keys.set_expiry(key_id, expiry, actor=actor))
         if changed and "models" in body:

@@ -45,6 +45,9 @@ api_keys = sa.Table(
     # The client networks the key may be used from (migration 0012; CIDR blocks as
     # ipaddress writes them); NULL: anywhere.
     sa.Column("networks", sa.JSON, nullable=True),
+    # The key's own limit of requests in flight at once (migration 0013): NULL = the configured
+    # default (limits.max_parallel), 0 = none.
+    sa.Column("max_parallel", sa.Integer, nullable=True),
 )
 
 sa.Index("ix_api_keys_user", api_keys.c.user_id)

@@ -34,11 +34,24 @@ def test_a_key_gets_its_own_limits_and_they_can_be_changed(tmp_path: Path) -> No
     key_id = made["key_id"]
 
     code, out = _run(cfg, "keys", "limits", key_id, "--tpm", "0")
-    assert code == 0 and out.strip() == f"{key_id}: 60 rpm, unlimited tpm", out
+    assert code == 0 and out.strip() == f"{key_id}: 60 rpm, unlimited tpm, default in flight", out
     code, out = _run(cfg, "keys", "limits", key_id, "--rpm", "default")
-    assert code == 0 and out.strip() == f"{key_id}: default rpm, unlimited tpm", out
+    assert code == 0 and out.strip() == f"{key_id}: default rpm, unlimited tpm, default in flight"
     code, out = _run(cfg, "keys", "list")
     assert code == 0 and "default rpm, unlimited tpm\tno expiry" in out
+    code, out = _run(cfg, "keys", "limits", key_id, "--parallel", "3")
+    assert code == 0 and out.strip() == f"{key_id}: default rpm, unlimited tpm, 3 in flight"
+    code, out = _run(cfg, "keys", "list", "--json")
+    assert [k["max_parallel"] for k in json.loads(out)] == [3]
+    code, out = _run(cfg, "keys", "list")
+    assert "unlimited tpm, 3 in flight\tno expiry" in out
+    code, out = _run(cfg, "keys", "limits", key_id, "--parallel", "default")
+    assert code == 0 and out.strip().endswith("default in flight")
+    code, out = _run(
+        cfg, "keys", "create", "--user", "batch", "--jurisdiction", "AU", "--sector", "private",
+        "--parallel", "2", "--json",
+    )  # fmt: skip
+    assert code == 0 and json.loads(out)["max_parallel"] == 2
 
     code, out = _run(cfg, "keys", "limits", key_id, "--rpm", "-5")
     assert code != 0 and "--rpm" in out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Callable, Iterator
 
@@ -360,5 +361,67 @@ async def test_redis_s_answer_is_not_lost_to_a_loop_that_lagged_past_the_deadlin
             assert not r.local
         # three reservations, three units of six a minute (refilling one per 10 s): none lost
         assert (await lim.reserve(key, 0)).remaining_requests == pytest.approx(2, abs=0.2)
+    finally:
+        await lim.close()
+
+
+async def test_requests_in_flight_are_held_to_the_key_s_limit_and_given_back(make) -> None:  # type: ignore[no-untyped-def]
+    """``max_parallel``: a slot per request until it is reconciled; all taken is a 429
+    ``parallel_limit_exceeded`` with Retry-After, a slot given back lets the next one in, and
+    other keys and keys without the limit are not affected."""
+    lim = make(0, 0)
+    key = secrets.token_hex(4)
+    held = [await lim.reserve(key, 1, max_parallel=2) for _ in range(2)]
+    assert all(r.slot for r in held) and held[0].slot != held[1].slot
+    with pytest.raises(GatewayError) as exc:
+        await lim.reserve(key, 1, max_parallel=2)
+    assert exc.value.cause is Cause.PARALLEL_LIMITED and exc.value.status == 429
+    assert exc.value.headers["retry-after"] == "1" and "at most 2 at once" in exc.value.message
+    await lim.reserve(secrets.token_hex(4), 1, max_parallel=2)  # another key
+    free = [await lim.reserve(key + "x", 1) for _ in range(5)]  # no limit configured: no slot
+    assert all(r.slot is None for r in free)
+    await lim.reconcile(held[0], 0)
+    again = await lim.reserve(key, 1, max_parallel=2)
+    with pytest.raises(GatewayError):
+        await lim.reserve(key, 1, max_parallel=2)
+    for r in (held[1], again):
+        await lim.reconcile(r, 0)
+    await lim.reserve(key, 1, max_parallel=2)
+    lim.set_defaults(0, 0, 500, max_parallel=1)  # the configured default, for keys without theirs
+    other = secrets.token_hex(4)
+    await lim.reserve(other, 1)
+    with pytest.raises(GatewayError):
+        await lim.reserve(other, 1)
+    await lim.reserve(other, 1, max_parallel=0)  # a key's own 0: none
+
+
+async def test_a_slot_not_given_back_is_freed_when_its_lease_ends() -> None:
+    """A replica that died holding slots: across replicas (Redis) the lease frees them."""
+    a, b = RedisLimiter(REDIS_URL, 0, 0, 1.0), RedisLimiter(REDIS_URL, 0, 0, 1.0)
+    key = secrets.token_hex(4)
+    try:
+        await a.reserve(key, 1, max_parallel=1, lease_s=0.3)  # a's request, never reconciled
+        with pytest.raises(GatewayError) as exc:
+            await b.reserve(key, 1, max_parallel=1, lease_s=0.3)
+        assert exc.value.cause is Cause.PARALLEL_LIMITED
+        await asyncio.sleep(0.4)
+        r = await b.reserve(key, 1, max_parallel=1, lease_s=30)
+        await b.reconcile(r, 0)
+        await b.reserve(key, 1, max_parallel=1)
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_with_a_fallback_a_dead_redis_holds_each_replica_to_its_share_in_flight() -> None:
+    lim = RedisLimiter("redis://127.0.0.1:1/0", 0, 0, 0.2, fallback_share=0.5)
+    try:
+        taken = [await lim.reserve("k", 1, max_parallel=4) for _ in range(2)]
+        assert all(r.local and r.parallel == 2 for r in taken)
+        with pytest.raises(GatewayError) as exc:
+            await lim.reserve("k", 1, max_parallel=4)
+        assert exc.value.cause is Cause.PARALLEL_LIMITED
+        await lim.reconcile(taken[0], 0)
+        await lim.reserve("k", 1, max_parallel=4)
     finally:
         await lim.close()
