@@ -118,7 +118,9 @@ class Pipeline:
             return None  # no permitted backend needs anything protected
         t0 = time.perf_counter()
         try:
-            inspection = await guard.inspect(ctx.endpoint, ctx.parsed.body, entities)
+            inspection = await guard.inspect(
+                ctx.endpoint, ctx.parsed.body, entities, strict=decision.strict_pii
+            )
         except GatewayError as exc:
             if exc.cause is Cause.PII_UNAVAILABLE:
                 self.s.metrics.fail_closed.labels("pii").inc()

@@ -52,8 +52,11 @@ class Finding:
 
 class PiiDetector(Protocol):
     async def analyze(
-        self, texts: Sequence[str], entities: frozenset[str] | None
-    ) -> list[list[Finding]]: ...
+        self, texts: Sequence[str], entities: frozenset[str] | None, strict: bool = False
+    ) -> list[list[Finding]]:
+        """Findings per text. ``strict``: as strictly as the detector can read (the decision's
+        ``strict_pii`` obligation)."""
+        ...
 
     async def ready(self) -> bool: ...
 
@@ -111,7 +114,11 @@ class Applied:
 
 class PiiGuard(Protocol):
     async def inspect(
-        self, endpoint: str, body: Mapping[str, Any], entities: frozenset[str] | None
+        self,
+        endpoint: str,
+        body: Mapping[str, Any],
+        entities: frozenset[str] | None,
+        strict: bool = False,
     ) -> Inspection: ...
 
     def apply(

@@ -39,9 +39,11 @@ def _init_worker(options: AnalyzerOptions) -> None:
     freeze_startup_heap()  # the model, out of the worker's collector's way (gateway.heap)
 
 
-def _run_in_worker(texts: list[str], entities: frozenset[str] | None) -> list[list[Finding]]:
+def _run_in_worker(
+    texts: list[str], entities: frozenset[str] | None, strict: bool = False
+) -> list[list[Finding]]:
     assert _WORKER is not None, "worker not initialised"
-    return _WORKER.analyze(texts, entities)
+    return _WORKER.analyze(texts, entities, strict)
 
 
 def options_from(settings: PiiSettings) -> AnalyzerOptions:
@@ -69,8 +71,9 @@ class _Cache:
         self._data: OrderedDict[bytes, tuple[Finding, ...]] = OrderedDict()
 
     @staticmethod
-    def key(text: str, entities: frozenset[str] | None) -> bytes:
+    def key(text: str, entities: frozenset[str] | None, strict: bool = False) -> bytes:
         h = hashlib.blake2b(digest_size=20)
+        h.update(b"strict\0" if strict else b"")  # a strict reading is its own
         h.update(",".join(sorted(entities)).encode() if entities is not None else b"*")
         h.update(b"\0")
         h.update(text.encode("utf-8", "surrogatepass"))
@@ -150,22 +153,26 @@ class FastDetector:
         return self._pool
 
     async def _compute(
-        self, texts: list[str], entities: frozenset[str] | None
+        self, texts: list[str], entities: frozenset[str] | None, strict: bool
     ) -> list[list[Finding]]:
         mode = self._settings.executor
         small = sum(map(len, texts)) <= self._settings.inline_chars
         if mode == "inline" or (small and not (self._options.ner and needs_ner(entities))):
-            return self._local().analyze(texts, entities)
+            return self._local().analyze(texts, entities, strict)
         loop = asyncio.get_running_loop()
         if mode == "process":
-            return await loop.run_in_executor(self._executor(), _run_in_worker, texts, entities)
+            return await loop.run_in_executor(
+                self._executor(), _run_in_worker, texts, entities, strict
+            )
         analyzer = self._local()
-        return await loop.run_in_executor(self._executor(), analyzer.analyze, texts, entities)
+        return await loop.run_in_executor(
+            self._executor(), analyzer.analyze, texts, entities, strict
+        )
 
     async def analyze(
-        self, texts: Sequence[str], entities: frozenset[str] | None
+        self, texts: Sequence[str], entities: frozenset[str] | None, strict: bool = False
     ) -> list[list[Finding]]:
-        keys = [_Cache.key(t, entities) for t in texts]
+        keys = [_Cache.key(t, entities, strict) for t in texts]
         results: list[tuple[Finding, ...] | None] = [self._cache.get(k) for k in keys]
         miss = [i for i, r in enumerate(results) if r is None]
         self.hits += len(texts) - len(miss)
@@ -191,7 +198,7 @@ class FastDetector:
             todo = list(dict.fromkeys(texts[i] for i in miss))  # analyse each distinct text once
             try:
                 found = await asyncio.wait_for(
-                    self._compute(todo, entities), self._settings.deadline_ms / 1000
+                    self._compute(todo, entities, strict), self._settings.deadline_ms / 1000
                 )
             except TimeoutError:
                 log.error("pii detection missed its deadline (%d texts)", len(todo))
@@ -251,7 +258,7 @@ class FastDetector:
             return False
         try:
             await asyncio.wait_for(self._ensure_loaded(), _LOAD_TIMEOUT_S)
-            await asyncio.wait_for(self._compute(["ready John"], None), 30)
+            await asyncio.wait_for(self._compute(["ready John"], None, False), 30)
         except BrokenProcessPool:
             self._replace_pool()
             return False

@@ -66,11 +66,12 @@ class Analyzer:
             lexicon()  # read the name lists now, not on the first request
         self._custom = [(e, re.compile(p), score) for e, p, score in options.custom]
 
-    def _scan(self, text: str, entities: frozenset[str] | None) -> list[Candidate]:
+    def _scan(
+        self, text: str, entities: frozenset[str] | None, strict: bool = False
+    ) -> list[Candidate]:
         """The built-in pattern recognizers and the organisation's own over one view's text."""
-        out = scan_patterns(
-            text, entities, self.options.phone_regions, quiet_in_code=self.options.quiet_in_code
-        )
+        quiet = self.options.quiet_in_code and not strict
+        out = scan_patterns(text, entities, self.options.phone_regions, quiet_in_code=quiet)
         for entity, rx, score in self._custom:
             if entities is None or entity in entities:
                 out.extend(Candidate(m.start(), m.end(), entity, score) for m in rx.finditer(text))
@@ -81,17 +82,19 @@ class Analyzer:
         allow = self.options.allow
         return bool(allow) and " ".join(text[start:end].casefold().split()) in allow
 
-    def patterns(self, text: str, entities: frozenset[str] | None) -> list[Candidate]:
+    def patterns(
+        self, text: str, entities: frozenset[str] | None, strict: bool = False
+    ) -> list[Candidate]:
         """Pattern findings with offsets into ``text`` (normalised and decoded views too)."""
         view = normalise(text)
         out = [
             Candidate(*view.to_original(c.start, c.end), c.entity, c.score)
-            for c in self._scan(view.text, entities)
+            for c in self._scan(view.text, entities, strict)
         ]
         if self.options.encoded_views:
             for dv in decoded_views(view.text):
                 inner = normalise(dv.text)
-                for c in self._scan(inner.text, entities):
+                for c in self._scan(inner.text, entities, strict):
                     s, e = _map(dv, inner, c)
                     out.append(Candidate(*view.to_original(s, e), c.entity, c.score))
         return out
@@ -110,12 +113,18 @@ class Analyzer:
         lex = lexicon()
         return not any(p in lex.first or p in lex.last for p in parts)
 
-    def analyze(self, texts: Sequence[str], entities: frozenset[str] | None) -> list[list[Finding]]:
-        cands: list[list[Candidate]] = [self.patterns(t, entities) for t in texts]
+    def analyze(
+        self, texts: Sequence[str], entities: frozenset[str] | None, strict: bool = False
+    ) -> list[list[Finding]]:
+        """Findings per text. ``strict`` (a decision's ``strict_pii`` obligation): this call
+        as with ``pii.ner_windows: false`` and ``pii.quiet_in_code: false``, whatever they are."""
+        cands: list[list[Candidate]] = [self.patterns(t, entities, strict) for t in texts]
         if self._ner is not None and self.options.ner and needs_ner(entities):
             views = [normalise(t) for t in texts]
             idx = [i for i, v in enumerate(views) if any(c.isalpha() for c in v.text)]
-            found = self._ner.find([views[i].text for i in idx], entities)
+            found = self._ner.find(
+                [views[i].text for i in idx], entities, windows=False if strict else None
+            )
             for i, fs in zip(idx, found, strict=True):
                 code = [m.span() for m in _CODE_BLOCK.finditer(views[i].text)]
                 cued = []

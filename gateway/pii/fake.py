@@ -28,11 +28,13 @@ class FakeDetector:
         self.fail = fail
         self.delay_s = delay_s
         self.calls: list[list[str]] = []
+        self.strict: list[bool] = []  # each call's strictness (the strict_pii obligation)
 
     async def analyze(
-        self, texts: Sequence[str], entities: frozenset[str] | None
+        self, texts: Sequence[str], entities: frozenset[str] | None, strict: bool = False
     ) -> list[list[Finding]]:
         self.calls.append(list(texts))
+        self.strict.append(strict)
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         if self.fail is not None:

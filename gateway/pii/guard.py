@@ -75,7 +75,11 @@ class Guard:
         self._redact_new = redact_new_output
 
     async def inspect(
-        self, endpoint: str, body: Mapping[str, Any], entities: frozenset[str] | None
+        self,
+        endpoint: str,
+        body: Mapping[str, Any],
+        entities: frozenset[str] | None,
+        strict: bool = False,
     ) -> RequestInspection:
         slots = extract(endpoint, body)
         total = sum(len(s.text) for s in slots)
@@ -86,7 +90,7 @@ class Guard:
                 f"inspection is {self._max_chars}.",
             )
         found: Sequence[Sequence[Finding]] = (
-            await self._detector.analyze([s.text for s in slots], entities) if slots else []
+            await self._detector.analyze([s.text for s in slots], entities, strict) if slots else []
         )
         if len(found) != len(slots):
             raise GatewayError(Cause.PII_UNAVAILABLE, "The detector returned a malformed result.")

@@ -209,14 +209,21 @@ class NerEngine:
         self.chars_in = 0  # characters offered / given to the model (for the benchmark)
         self.chars_run = 0
 
-    def find(self, texts: Sequence[str], entities: frozenset[str] | None) -> list[list[Finding]]:
+    def find(
+        self,
+        texts: Sequence[str],
+        entities: frozenset[str] | None,
+        windows: bool | None = None,
+    ) -> list[list[Finding]]:
+        """``windows``: this call's choice (None: the engine's own)."""
         pieces: list[str] = []
         where: list[tuple[int, int]] = []  # (text index, offset of the piece in that text)
+        windowed = self._windows if windows is None else windows
         for k, text in enumerate(texts):
-            windows = name_windows(text, self._common) if self._windows else [(0, len(text))]
-            if sum(e - s for s, e in windows) > 0.7 * len(text):
-                windows = [(0, len(text))]  # mostly covered: one pass is cheaper
-            for s, e in windows:
+            spans = name_windows(text, self._common) if windowed else [(0, len(text))]
+            if sum(e - s for s, e in spans) > 0.7 * len(text):
+                spans = [(0, len(text))]  # mostly covered: one pass is cheaper
+            for s, e in spans:
                 pieces.append(text[s:e])
                 where.append((k, s))
             self.chars_in += len(text)

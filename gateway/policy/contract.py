@@ -28,7 +28,8 @@ Output::
                    citation: null | {authority, instrument, date, url, confidence, action_id}}],
       "obligations": {"content_capture": bool, "retention_class": str,
                       "system_prompts": [prompt id, ...],    # optional
-                      "redact_new_pii": bool},               # optional
+                      "redact_new_pii": bool,                # optional
+                      "strict_pii": bool},                   # optional
       "bundle_revision": str
     }
 
@@ -167,6 +168,13 @@ class Decision:
         return self.obligations.get("redact_new_pii") is True
 
     @property
+    def strict_pii(self) -> bool:
+        """The obligation to look for personal data as strictly as the detector can: names in
+        lower case (the name model reads the whole text, not windows around capitals) and
+        weak identifiers inside code (gateway.pii.engine.Analyzer.analyze)."""
+        return self.obligations.get("strict_pii") is True
+
+    @property
     def denials(self) -> tuple[Reason, ...]:
         return tuple(r for r in self.reasons if r.effect == "deny")
 
@@ -284,9 +292,10 @@ def parse_decision(raw: Any, candidates: tuple[str, ...]) -> Decision:
         isinstance(p, str) and _PROMPT_ID.fullmatch(p) for p in prompts
     ):
         raise MalformedDecision("obligations.system_prompts must be a list of prompt ids")
-    if not isinstance(obligations.get("redact_new_pii", False), bool):
-        # a policy that means to protect answers and says it wrongly must not pass as "no"
-        raise MalformedDecision("obligations.redact_new_pii must be a boolean")
+    for flag in ("redact_new_pii", "strict_pii"):
+        if not isinstance(obligations.get(flag, False), bool):
+            # a policy that means to protect data and says it wrongly must not pass as "no"
+            raise MalformedDecision(f"obligations.{flag} must be a boolean")
     revision = raw.get("bundle_revision")
     if not isinstance(revision, str) or not revision:
         raise MalformedDecision("bundle_revision missing")

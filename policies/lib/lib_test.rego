@@ -59,7 +59,7 @@ default_for("deepseek-self") := "allow"
 
 default_for(id) := "pseudonymise" if id != "deepseek-self"
 
-obligations := {"content_capture": false, "retention_class": "standard", "system_prompts": [], "redact_new_pii": false}
+obligations := {"content_capture": false, "retention_class": "standard", "system_prompts": [], "redact_new_pii": false, "strict_pii": false}
 
 expect(permitted, reasons) := {
 	"version": "1",

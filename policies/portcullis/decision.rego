@@ -219,12 +219,13 @@ system_prompts := sort([id | some id in {e.system_prompt | some e in obligation_
 
 # METADATA
 # title: Obligations
-# description: content_capture if any overlay asks; the strictest retention class requested; the system prompts asked for; redact_new_pii (the answer's personal data the prompt did not hold replaced, not only counted) if any overlay asks.
+# description: content_capture if any overlay asks; the strictest retention class requested; the system prompts asked for; redact_new_pii (the answer's personal data the prompt did not hold replaced, not only counted) if any overlay asks; strict_pii (the prompt read as strictly as the detector can) if any overlay asks.
 obligations := {
 	"content_capture": count([e | some e in obligation_entries; e.content_capture == true]) > 0,
 	"retention_class": data.facts.pii.retention_classes[retention_rank],
 	"system_prompts": system_prompts,
 	"redact_new_pii": count([e | some e in obligation_entries; e.redact_new_pii == true]) > 0,
+	"strict_pii": count([e | some e in obligation_entries; e.strict_pii == true]) > 0,
 }
 
 # METADATA

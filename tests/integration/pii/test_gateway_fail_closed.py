@@ -28,7 +28,9 @@ class _Stuck(Analyzer):
     def __init__(self, fail: bool) -> None:
         self.fail = fail
 
-    def analyze(self, texts: Sequence[str], entities: Any) -> list[list[Finding]]:
+    def analyze(
+        self, texts: Sequence[str], entities: Any, strict: bool = False
+    ) -> list[list[Finding]]:
         if self.fail:
             raise RuntimeError("detector crashed")
         time.sleep(0.5)

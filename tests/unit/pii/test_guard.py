@@ -700,7 +700,7 @@ async def test_detector_error_fails_closed() -> None:
         def __init__(self) -> None:
             pass
 
-        def analyze(self, texts: Any, entities: Any) -> Any:
+        def analyze(self, texts: Any, entities: Any, strict: bool = False) -> Any:
             raise RuntimeError("boom")
 
     g = Guard(FastDetector(settings, analyzer=Broken()), SECRET)
@@ -716,7 +716,7 @@ async def test_missed_deadline_fails_closed() -> None:
         def __init__(self) -> None:
             pass
 
-        def analyze(self, texts: Any, entities: Any) -> Any:
+        def analyze(self, texts: Any, entities: Any, strict: bool = False) -> Any:
             import time
 
             time.sleep(0.5)
@@ -836,7 +836,9 @@ async def test_a_value_read_as_two_types_is_found_under_either() -> None:
     from gateway.pii.contract import Finding
 
     class Nested(FakeDetector):
-        async def analyze(self, texts: Any, entities: Any) -> list[list[Finding]]:
+        async def analyze(
+            self, texts: Any, entities: Any, strict: bool = False
+        ) -> list[list[Finding]]:
             return [[Finding("CREDIT_CARD", 0, 16, 1.0, also=("JP_MY_NUMBER",))] for _ in texts]
 
     g = Guard(Nested({}), SECRET, index_subjects=True)

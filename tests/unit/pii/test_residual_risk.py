@@ -89,3 +89,34 @@ def test_the_strictness_switches_reach_the_detector_from_the_settings() -> None:
     assert loose.ner_windows and loose.quiet_in_code
     strict = options_from(PiiSettings(ner_windows=False, quiet_in_code=False))
     assert not strict.ner_windows and not strict.quiet_in_code
+
+
+def test_a_strict_call_reads_as_both_switches_off_whatever_they_are(full: Analyzer) -> None:
+    """``strict`` (the decision's ``strict_pii`` obligation) for one call: the lower-case name
+    and the card number in code are found by the analyzer configured with both switches on,
+    and the next call without it reads as configured again."""
+    text = "```\nuser_id = 4111111111111111\n```\nplease forward the file to john smith."
+    [loose] = full.analyze([text], None)
+    assert {text[f.start : f.end] for f in loose} == set()
+    [strict] = full.analyze([text], None, strict=True)
+    assert {(f.entity_type, text[f.start : f.end]) for f in strict} >= {
+        ("CREDIT_CARD", "4111111111111111"),
+        ("PERSON", "john smith"),
+    }
+    assert full.analyze([text], None) == [loose]
+
+
+async def test_the_detector_keeps_strict_and_configured_readings_apart() -> None:
+    """The findings cache: a strict reading of a text is not served to a configured call, nor
+    the other way round."""
+    from gateway.config.pii import PiiSettings
+    from gateway.pii.detector import FastDetector
+
+    detector = FastDetector(PiiSettings(executor="inline", ner=False))
+    text = "```\nuser_id = 4111111111111111\n```"
+    assert await detector.analyze([text], None) == [[]]
+    [strict] = await detector.analyze([text], None, strict=True)
+    assert [f.entity_type for f in strict] == ["CREDIT_CARD"]
+    assert await detector.analyze([text], None) == [[]]
+    assert (await detector.analyze([text], None, strict=True))[0] == strict
+    assert (detector.hits, detector.misses) == (2, 2)

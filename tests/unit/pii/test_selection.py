@@ -50,7 +50,9 @@ class _Fixed:
     def __init__(self, findings: Sequence[Finding]) -> None:
         self.findings = list(findings)
 
-    async def analyze(self, texts: Sequence[str], entities: object) -> list[list[Finding]]:
+    async def analyze(
+        self, texts: Sequence[str], entities: object, strict: bool = False
+    ) -> list[list[Finding]]:
         return [list(self.findings) for _ in texts]
 
 

@@ -110,6 +110,11 @@ FAILING = [
         ),
         "malformed",
     ),
+    (  # and so must an obligation to read the prompt strictly
+        "strict-pii-not-bool",
+        FakeEngine(answer={**good(), "obligations": {**good()["obligations"], "strict_pii": 1}}),
+        "malformed",
+    ),
     ("slow-engine", FakeEngine(delay=5.0), "timeout"),
 ]
 
