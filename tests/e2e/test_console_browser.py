@@ -192,6 +192,26 @@ def test_an_administrator_and_an_auditor_work_through_the_console(
         page.once("dialog", lambda d: d.accept(""))
         page.locator("#keys-table tr.key-row", has_text="dora").locator("button.networks").click()
         expect(page.locator("#keys-table tr.key-row", has_text="dora")).to_contain_text("anywhere")
+        # its own limits, set from the row (the prompt starts from the current ones)
+        row = page.locator("#keys-table tr.key-row", has_text="dora")
+        expect(row).to_contain_text("default rpm, default tpm, default in flight")
+        offered: list[str] = []
+
+        def limits(dialog: Any) -> None:
+            offered.append(dialog.default_value)
+            dialog.accept("60, default, 2")
+
+        page.once("dialog", limits)
+        row.locator("button.limits").click()
+        expect(row).to_contain_text("60 rpm, default tpm, 2 in flight")
+        assert offered == ["default, default, default"]
+        _, _, record = gw.request(
+            "GET", f"/admin/keys/{key.split('_')[1]}", token=RunningGateway.ADMIN_TOKEN
+        )
+        assert (record["requests_per_minute"], record["max_parallel"]) == (60, 2)
+        page.once("dialog", lambda d: d.accept("60, lots, 2"))  # refused in the page, unsent
+        row.locator("button.limits").click()
+        expect(page.locator("#status")).to_contain_text("Give three limits")
         # dora leaves: every key in their name revoked from the page
         page.fill("#uk-user", "dora")
         page.once("dialog", lambda d: d.accept())

@@ -857,7 +857,7 @@ function keyState(record) {
 function keyRow(record, budget) {
   const st = keyState(record);
   const active = st === "active";
-  return el("tr", { className: `key-row ${st}`, dataset: { keyId: record.key_id } },
+  return el("tr", { className: `key-row ${st}`, dataset: { keyId: record.key_id, limits: limitsValue(record) } },
     // the masked form (pcs_<id>_…abcd) where it was kept: the holder can tell which key it is
     el("td", { className: "mono", text: record.masked || record.key_id, title: `key id ${record.key_id}` }),
     el("td", { text: text(record.user) }),
@@ -870,10 +870,12 @@ function keyRow(record, budget) {
     el("td", { className: "mono", text: text(record.created_at) }),
     el("td", { className: "mono", text: record.expires_at ? record.expires_at : "never" }),
     el("td", { className: "num", text: budgetText(record, budget) }),
+    el("td", { className: "mono", text: limitsText(record) }),
     el("td", { className: `state ${st}`, text: st }),
     el("td", { className: "row-actions" },
       el("button", { type: "button", className: "budget", disabled: !active, "aria-label": `Set the budget of key ${record.key_id}`, text: "Budget" }),
       el("button", { type: "button", className: "networks", disabled: !active, "aria-label": `Set the networks key ${record.key_id} may be used from`, text: "Networks" }),
+      el("button", { type: "button", className: "limits", disabled: !active, "aria-label": `Set the limits of key ${record.key_id}`, text: "Limits" }),
       el("button", { type: "button", className: "rotate", disabled: !active, "aria-label": `Rotate key ${record.key_id}`, text: "Rotate" }),
       el("button", { type: "button", className: "revoke danger", disabled: !active, "aria-label": `Revoke key ${record.key_id}`, text: "Revoke" })));
 }
@@ -885,6 +887,7 @@ async function onKeysTable(event) {
   const id = row.dataset.keyId;
   if (button.classList.contains("budget")) await setKeyBudget(id, button);
   else if (button.classList.contains("networks")) await setKeyNetworks(id, button);
+  else if (button.classList.contains("limits")) await setKeyLimits(id, button, row.dataset.limits);
   else if (button.classList.contains("revoke")) await revokeKey(id, button);
   else if (button.classList.contains("rotate")) await rotateKey(id, button);
 }
@@ -902,6 +905,49 @@ async function setKeyBudget(id, button) {
   try {
     await api(`/admin/keys/${encodeURIComponent(id)}`, { method: "PATCH", body: { budget_usd: budget } });
     say(budget === null ? `Key ${id} is back on the default budget.` : `Key ${id}'s budget is ${usd(budget)} US dollars.`, "ok");
+    await loadKeys();
+  } catch (err) {
+    busy(button, false);
+    report(err);
+  }
+}
+
+// A key's own limits (null: the configured default; 0: none), as the CLI writes them.
+const LIMITS = ["requests_per_minute", "tokens_per_minute", "max_parallel"];
+
+function limitWord(value) {
+  return value === null || value === undefined ? "default" : value === 0 ? "unlimited" : String(value);
+}
+
+function limitsText(record) {
+  const [rpm, tpm, inFlight] = LIMITS.map((name) => limitWord(record[name]));
+  return `${rpm} rpm, ${tpm} tpm, ${inFlight} in flight`;
+}
+
+function limitsValue(record) {
+  return LIMITS.map((name) => limitWord(record[name])).join(", ");
+}
+
+// "rpm, tpm, in flight": each a whole number (0: no limit) or "default"; null when one is not
+function parseLimits(answer) {
+  const parts = answer.split(",").map((s) => s.trim().toLowerCase());
+  if (parts.length !== 3) return null;
+  const values = parts.map((p) => (p === "default" || p === "" ? null : p === "unlimited" ? 0 : /^\d{1,10}$/.test(p) ? Number(p) : undefined));
+  return values.includes(undefined) ? null : Object.fromEntries(LIMITS.map((name, i) => [name, values[i]]));
+}
+
+async function setKeyLimits(id, button, current) {
+  const answer = window.prompt(`Limits of key ${id}: requests per minute, tokens per minute, requests in flight at once — each a whole number (0: no limit) or "default":`, current || "default, default, default");
+  if (answer === null) return; // cancelled
+  const body = parseLimits(answer);
+  if (body === null) {
+    say('Give three limits, comma-separated: each a whole number (0: no limit) or "default".', "error");
+    return;
+  }
+  busy(button, true);
+  try {
+    const record = await api(`/admin/keys/${encodeURIComponent(id)}`, { method: "PATCH", body });
+    say(`Key ${id}: ${limitsText(record)}.`, "ok");
     await loadKeys();
   } catch (err) {
     busy(button, false);
