@@ -96,7 +96,8 @@ class SsoSettings(Strict):
     # The session's tenant (its keys made in "My keys" are in it) ... unless this claim holds one.
     tenant: str = "default"
     tenant_claim: str | None = None
-    session_ttl_s: int = Field(7200, ge=300, le=86400)  # a session cannot be revoked early
+    # How long a session lasts; it ends earlier by Sign out or an administrator ending it.
+    session_ttl_s: int = Field(7200, ge=300, le=86400)
     # Keys people make for themselves in the console ("My keys"); None: off.
     self_service: SelfServiceSettings | None = None
     timeout_s: float = Field(10.0, gt=0, le=60)  # each call to the provider
