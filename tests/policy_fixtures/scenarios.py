@@ -560,6 +560,7 @@ SCENARIOS: tuple[Scenario, ...] = (
             "content_capture": True,
             "retention_class": "extended",
             "redact_new_pii": False,
+            "strict_pii": False,
         },
     ),
     S(
@@ -575,6 +576,7 @@ SCENARIOS: tuple[Scenario, ...] = (
             "content_capture": True,
             "retention_class": "legal_hold",
             "redact_new_pii": False,
+            "strict_pii": False,
         },
     ),
     S(

@@ -35,7 +35,12 @@ def test_scenario_decision(s: Scenario) -> None:
             assert d.pii_actions[b] == {"*": want}
     assert dict(d.obligations) == (
         s.obligations
-        or {"content_capture": False, "retention_class": "standard", "redact_new_pii": False}
+        or {
+            "content_capture": False,
+            "retention_class": "standard",
+            "redact_new_pii": False,
+            "strict_pii": False,
+        }
     )
 
 
