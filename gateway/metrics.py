@@ -116,6 +116,15 @@ class Metrics:
             ["scope", "share", "outcome"],
             registry=r,
         )
+        self.limit_refusals = Counter(
+            "portcullis_limit_refusals",
+            "Requests refused by a key's limits (429): requests or tokens per minute, or "
+            "requests in flight at once (limits.*, a key's own)",
+            ["limit"],
+            registry=r,
+        )
+        for limit in ("requests", "tokens", "parallel"):  # at 0 from the start, for rate()
+            self.limit_refusals.labels(limit)
         self.budget_sync_failures = Counter(
             "portcullis_budget_sync_failures",
             "Times the spend ledger could not take this replica's charges (kept for the next "

@@ -263,14 +263,19 @@ class Pipeline:
         p = ctx.principal
         if self.s.budgets is not None:
             ctx.budget_headers = await self.s.budgets.admit(p, self.s.settings.budgets)
-        reservation = await self.s.limiter.reserve(
-            p.buckets or p.key_id,
-            parsed.token_estimate,
-            p.requests_per_minute,
-            p.tokens_per_minute,
-            p.max_parallel,
-            self.s.catalog.lease_s,
-        )
+        try:
+            reservation = await self.s.limiter.reserve(
+                p.buckets or p.key_id,
+                parsed.token_estimate,
+                p.requests_per_minute,
+                p.tokens_per_minute,
+                p.max_parallel,
+                self.s.catalog.lease_s,
+            )
+        except GatewayError as exc:
+            if (limit := _LIMITS.get(exc.cause)) is not None:
+                self.s.metrics.limit_refusals.labels(limit).inc()
+            raise
         ctx.mark("limits", t0)
         if reservation.local:
             self.s.metrics.limiter_fallback.inc()
@@ -379,6 +384,13 @@ class Pipeline:
             ctx.attempts.append(attempt)
 
         return record
+
+
+_LIMITS = {
+    Cause.RATE_LIMITED: "requests",
+    Cause.BUDGET_EXCEEDED: "tokens",
+    Cause.PARALLEL_LIMITED: "parallel",
+}
 
 
 def _action_key(decision: Decision, backend_id: str, counts: dict[str, int]) -> str:

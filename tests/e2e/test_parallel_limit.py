@@ -67,6 +67,9 @@ def test_a_key_s_requests_in_flight_are_held_to_its_limit(
         assert err.code == "parallel_limit_exceeded" and "at most 2 at once" in err.message
         assert err.response.headers["retry-after"] == "1"
         assert len(upstream.received) == 2  # the third was not forwarded
+        _, _, text = gw.request("GET", "/metrics", parse=False)
+        assert 'portcullis_limit_refusals_total{limit="parallel"} 1.0' in text.decode()
+        assert 'portcullis_limit_refusals_total{limit="requests"} 0.0' in text.decode()
         # another key is not held back by this one's
         free = openai.OpenAI(base_url=gw.base_url, api_key=other, max_retries=0)
         upstream.delay_s = 0.0
