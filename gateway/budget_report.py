@@ -21,19 +21,23 @@ async def report(
     settings: BudgetSettings,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """The spend budgets in force and what each has spent this period: every team with a
+    """The spend budgets in force and what each has spent this period (each row's own period
+    and renewal: a key may renew on its own, the rest on ``budgets.period``): every team with a
     budget (``teams``), every active key with one (its own or ``key_usd``; ``key_ids``: the key
     and its rotation chain) and every person with an active key and a budget (``users`` or
     ``user_usd``), from the ledger plus this replica's charges not yet in it. The admin API's
     ``GET /admin/budgets`` and ``portcullis budgets``."""
-    period, renews = period_of(settings.period, now or datetime.now(UTC))
+    at = now or datetime.now(UTC)
+    period, renews = period_of(settings.period, at)
     rows: dict[str, dict[str, Any]] = {}
     limits: dict[str, int] = {}  # scope -> micro-dollars
+    kinds: dict[str, str] = {}  # scope -> the kind of period it renews on
     for kind, named in (("team", settings.teams), ("tenant", settings.tenants)):
         for name, dollars in named.items():
             if dollars:
                 rows[f"{kind}:{name}"] = {"scope": kind, kind: name}
                 limits[f"{kind}:{name}"] = micro(dollars)
+                kinds[f"{kind}:{name}"] = settings.period
     for record in records:
         if record.revoked_at is not None or record.expired():
             continue
@@ -47,18 +51,24 @@ async def report(
                     b.scope, {"scope": "user", "user": record.user, "tenant": record.tenant}
                 )
             limits[b.scope] = b.microusd
-    spent = {}
-    if rows and budgets is not None:
-        spent = await budgets.spent(list(rows), period)
+            kinds[b.scope] = b.period
+    spent: dict[str, int] = {}
+    for kind in sorted(set(kinds.values())):
+        scopes = [scope for scope, k in kinds.items() if k == kind]
+        if scopes and budgets is not None:
+            spent |= await budgets.spent(scopes, period_of(kind, at)[0])
     data = []
     for scope, row in rows.items():
         limit, used = limits[scope], spent.get(scope, 0)
+        own_period, own_renews = period_of(kinds[scope], at)
         data.append(
             {
                 **row,
                 "limit_usd": usd(limit),
                 "spent_usd": usd(used),
                 "remaining_usd": usd(max(0, limit - used)),
+                "period": own_period,
+                "renews_at": own_renews.strftime("%Y-%m-%dT%H:%M:%SZ"),
             }
         )
     return {

@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.alerts import Alert, BudgetAlerts, crossings
-from gateway.budget_scopes import Budget, budgets_of, period_of, scopes_of
+from gateway.budget_scopes import Budget, budgets_of, charged_slots, period_kind, period_of
 from gateway.config.core import BudgetSettings
 from gateway.errors import Cause, GatewayError
 from gateway.key_records import dollars_text, usd
@@ -114,9 +114,10 @@ class Budgets:
         if not budgets:
             return ()
         self._settings = settings
-        period, renews = period_of(settings.period, now or datetime.now(UTC))
-        tightest: tuple[int, Budget] | None = None
+        at = now or datetime.now(UTC)
+        tightest: tuple[int, Budget, datetime] | None = None
         for b in budgets:
+            period, renews = period_of(b.period, at)
             slot = (b.scope, period)
             self._limits[slot] = b
             spent = self._spent.get(slot)
@@ -128,9 +129,9 @@ class Budgets:
                 raise _spent_error(b, period, renews, spent, now)
             left = b.microusd - spent
             if tightest is None or left < tightest[0]:
-                tightest = (left, b)
+                tightest = (left, b, renews)
         assert tightest is not None
-        left, b = tightest
+        left, b, renews = tightest
         return (
             (b"x-budget-scope", b.kind.encode()),
             (b"x-budget-limit-usd", _decimal(b.microusd)),
@@ -141,13 +142,12 @@ class Budgets:
     def charge(
         self, p: Principal, microusd: int, settings: BudgetSettings, now: datetime | None = None
     ) -> None:
-        """Add a finished request's cost to its key's, its person's and its team's spend."""
+        """Add a finished request's cost to its key's, its person's and its team's spend (the
+        key's in its own period too, when it has one: ``charged_slots``)."""
         if microusd <= 0:
             return
         self._settings = settings
-        period, _ = period_of(settings.period, now or datetime.now(UTC))
-        for scope in scopes_of(p):
-            slot = (scope, period)
+        for slot in charged_slots(p, settings, now or datetime.now(UTC)):
             self._pending[slot] = self._pending.get(slot, 0) + microusd
             if slot in self._spent:
                 before = self._spent[slot]
@@ -161,7 +161,7 @@ class Budgets:
             return
         settings = self._settings
         for share in crossings(settings.alert_at, b.microusd, before, after):
-            period, renews = period_of(settings.period, now or datetime.now(UTC))
+            period, renews = period_of(b.period, now or datetime.now(UTC))
             if period != slot[1]:
                 return  # a past period's spend, read back late: nothing to announce now
             self._alerts.offer(Alert(b, period, renews, share, after, settings.webhooks))
@@ -199,7 +199,8 @@ class Budgets:
         """Add what this replica charged to the ledger, then read back the totals of the scopes
         it knows (the other replicas' charges included: a budget they pushed over a share is
         announced from here if no replica has yet). Charges the ledger did not take stay
-        pending for the next sync."""
+        pending for the next sync. Past periods' slots are forgotten, each by its own kind of
+        period (``period_name``, the gateway's, is not needed for that and kept for callers)."""
         async with self._ledger_lock:
             batch, self._pending = self._pending, {}
             if batch:
@@ -211,8 +212,10 @@ class Budgets:
                     if self._metrics is not None and isinstance(exc, Exception):
                         self._metrics.budget_sync_failures.inc()
                     raise
-        current, _ = period_of(period_name or self._settings.period, datetime.now(UTC))
-        for slot in [s for s in self._spent if s[1] != current]:
+        # every slot judged by its own kind of period (a key's own may differ from the gateway's)
+        now = datetime.now(UTC)
+        current = {kind: period_of(kind, now)[0] for kind in ("day", "week", "month")}
+        for slot in [s for s in self._spent if s[1] != current[period_kind(s[1])]]:
             del self._spent[slot]  # a past period's: not asked about again
             self._limits.pop(slot, None)
         watched = list(self._spent)

@@ -59,6 +59,7 @@ class KeyRecord:
     budget_microusd: int | None = None  # spend per period; None: budgets.key_usd; 0: none
     networks: tuple[str, ...] | None = None  # CIDR blocks it may be used from; None: anywhere
     max_parallel: int | None = None  # requests in flight at once; None: the default; 0: none
+    budget_period: str | None = None  # its budget renews each day, week, month; None: the default
 
     @property
     def buckets(self) -> str:
@@ -85,6 +86,7 @@ class KeyRecord:
             models=None if self.models is None else frozenset(m.casefold() for m in self.models),
             buckets=self.buckets,
             budget_microusd=self.budget_microusd,
+            budget_period=self.budget_period,
             networks=networks_of(self.networks),
         )
 
@@ -111,6 +113,7 @@ class KeyRecord:
             "models": None if self.models is None else list(self.models),
             "masked": self.hint,
             "budget_usd": usd(self.budget_microusd),
+            "budget_period": self.budget_period,
             "networks": None if self.networks is None else list(self.networks),
         }
 
@@ -174,6 +177,7 @@ def row_to_record(row: sa.Row[tuple[object, ...]]) -> KeyRecord:
         budget_microusd=m["budget_microusd"],
         networks=None if m["networks"] is None else tuple(m["networks"]),
         max_parallel=m["max_parallel"],
+        budget_period=m["budget_period"],
     )
 
 
@@ -201,6 +205,7 @@ def record_to_row(record: KeyRecord) -> dict[str, object]:
         "budget_microusd": record.budget_microusd,
         "networks": None if record.networks is None else list(record.networks),
         "max_parallel": record.max_parallel,
+        "budget_period": record.budget_period,
     }
 
 
@@ -281,6 +286,16 @@ def validate_limits(
             continue
         if type(v) is not int or not 0 <= v <= top:
             raise ValueError(f"{name}: a whole number from 0 (no limit) to {top}, or null")
+
+
+BUDGET_PERIODS = ("day", "week", "month")
+
+
+def validate_budget_period(period: object) -> str | None:
+    """A key's own budget period: day, week or month, or None (``budgets.period``)."""
+    if period is not None and period not in BUDGET_PERIODS:
+        raise ValueError("budget_period: day, week or month, or null (budgets.period)")
+    return period
 
 
 def validate_description(description: object) -> None:

@@ -33,6 +33,7 @@ from typing import Any
 from gateway.key_auth import AddressNotAllowed, KeyAuthenticator
 from gateway.key_records import (
     KeyRecord,
+    validate_budget_period,
     validate_description,
     validate_expiry,
     validate_grace,
@@ -76,11 +77,13 @@ class KeyService(KeyAuthenticator):
         budget_microusd: int | None = None,
         networks: Sequence[str] | None = None,
         max_parallel: int | None = None,
+        budget_period: str | None = None,
     ) -> IssuedKey:
         jurisdiction = validate_principal_fields(
             user, jurisdiction, sector, team, roles, tags, tenant
         )
         validate_limits(requests_per_minute, tokens_per_minute, max_parallel)
+        budget_period = validate_budget_period(budget_period)
         expires_at = validate_expiry(expires_at)
         validate_description(description)
         allowed = validate_models(models)
@@ -105,6 +108,7 @@ class KeyService(KeyAuthenticator):
             budget_microusd=_budget(budget_microusd),
             networks=nets,
             max_parallel=max_parallel,
+            budget_period=budget_period,
         )
         await self._record(
             "create",
@@ -117,6 +121,7 @@ class KeyService(KeyAuthenticator):
             expires_at=expires_at,
             models=joined(allowed),
             budget_microusd=budget_microusd,
+            budget_period=budget_period,
             networks=joined(nets),
         )
         async with self._engine.begin() as conn:
@@ -175,18 +180,20 @@ class KeyService(KeyAuthenticator):
         return await self._change(key_id, "limits", actor, limits, effect="use its new limits")
 
     async def set_budget(
-        self, key_id: str, budget_microusd: int | None, actor: str = "system"
+        self,
+        key_id: str,
+        budget_microusd: int | None,
+        actor: str = "system",
+        period: str | EllipsisType | None = ...,
     ) -> bool:
         """Give an active key its own spend budget per period, micro-dollars (None: back to
-        ``budgets.key_usd``; 0: none). Applies on the replicas as a limit change does; what the
-        key has spent this period is kept (gateway.budgets)."""
-        return await self._change(
-            key_id,
-            "budget",
-            actor,
-            {"budget_microusd": _budget(budget_microusd)},
-            effect="use its new budget",
-        )
+        ``budgets.key_usd``; 0: none), and the period it renews on (None: ``budgets.period``;
+        left out: kept). Applies on the replicas as a limit change does; what the key has spent
+        is kept (gateway.budgets: it is counted in its own period and the gateway's)."""
+        values: dict[str, Any] = {"budget_microusd": _budget(budget_microusd)}
+        if period is not ...:
+            values["budget_period"] = validate_budget_period(period)
+        return await self._change(key_id, "budget", actor, values, effect="use its new budget")
 
     async def set_expiry(
         self, key_id: str, expires_at: datetime | None, actor: str = "system"
@@ -304,6 +311,7 @@ class KeyService(KeyAuthenticator):
             expires_at=old.expires_at,
             models=joined(old.models),
             budget_microusd=old.budget_microusd,
+            budget_period=old.budget_period,
             networks=joined(old.networks),
         )
         async with self._engine.begin() as conn:

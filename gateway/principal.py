@@ -107,6 +107,9 @@ class Principal:
     # The key's own spend budget per period, micro-dollars (None: budgets.key_usd; 0: none).
     # Not a policy fact.
     budget_microusd: int | None = None
+    # The period the key's own budget renews on (day, week, month; None: budgets.period). Not a
+    # policy fact.
+    budget_period: str | None = None
     # The client networks the key may be used from (None: anywhere). Checked when the key
     # authenticates (gateway.keys); not a policy fact.
     networks: tuple[IPNetwork, ...] | None = None

@@ -45,4 +45,5 @@ def budgets(ctx: click.Context, as_json: bool) -> None:
         click.echo(
             f"{row['scope']}\t{whose}\tUS${row['spent_usd']:,.2f} of US${row['limit_usd']:,.2f}"
             f"\tUS${row['remaining_usd']:,.2f} left"
+            + ("" if row["period"] == out["period"] else f"\tper {row['period']}")
         )

@@ -72,11 +72,17 @@ def limits_cmd(
 @click.command("budget")
 @click.argument("key_id")
 @click.argument("usd")
+@click.option(
+    "--period",
+    type=click.Choice(["day", "week", "month", "default"]),
+    default=None,
+    help="The period it renews on ('default': budgets.period); left out: kept.",
+)
 @click.pass_context
-def budget_cmd(ctx: click.Context, key_id: str, usd: str) -> None:
+def budget_cmd(ctx: click.Context, key_id: str, usd: str, period: str | None) -> None:
     """Set a key's own spend budget per period: US dollars (0: none) or 'default'
-    (budgets.key_usd). What it spent this period stays counted. Running replicas apply it at
-    once with Redis, else within keys.cache_ttl_s."""
+    (budgets.key_usd), and with --period the period it renews on. What it spent stays counted.
+    Running replicas apply it at once with Redis, else within keys.cache_ttl_s."""
     if usd == "default":
         budget = None
     else:
@@ -86,12 +92,16 @@ def budget_cmd(ctx: click.Context, key_id: str, usd: str) -> None:
             raise click.BadParameter("USD: dollars (0: no budget) or 'default'") from None
         budget = parse_budget(dollars)
 
-    async def work(svc: KeyService) -> bool | None:
-        return True if await svc.set_budget(key_id, budget, actor=actor()) else None
+    async def work(svc: KeyService) -> tuple[str | None] | None:
+        new: Any = ... if period is None else None if period == "default" else period
+        if not await svc.set_budget(key_id, budget, actor=actor(), period=new):
+            return None
+        record = await svc.get(key_id)
+        return (record.budget_period if record is not None else None,)
 
-    change(ctx, key_id, work)
+    (own,) = change(ctx, key_id, work)
     shown = "default (budgets.key_usd)" if budget is None else usd_text(budget)
-    click.echo(f"{key_id}: budget {shown} per {settings_from(ctx).budgets.period}")
+    click.echo(f"{key_id}: budget {shown} per {own or settings_from(ctx).budgets.period}")
 
 
 @click.command("expiry")

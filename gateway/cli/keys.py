@@ -85,6 +85,12 @@ def keys() -> None:
     "default: budgets.key_usd).",
 )
 @click.option(
+    "--budget-period",
+    type=click.Choice(["day", "week", "month"]),
+    default=None,
+    help="The period this key's budget renews on (default: budgets.period).",
+)
+@click.option(
     "--network",
     "networks",
     multiple=True,
@@ -110,6 +116,7 @@ def create(
     expires_at: str | None,
     models: tuple[str, ...],
     budget_usd: float | None,
+    budget_period: str | None,
     networks: tuple[str, ...],
     as_json: bool,
 ) -> None:
@@ -131,6 +138,7 @@ def create(
             requests_per_minute=rpm,
             tokens_per_minute=tpm,
             max_parallel=parallel,
+            budget_period=budget_period,
             actor=actor(),
             expires_at=expiry,
             models=models or None,

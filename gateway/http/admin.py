@@ -19,6 +19,7 @@ from gateway.http.admin_call import caller, json_body, recorded
 from gateway.key_records import (
     NAME_RULE,
     validate_budget,
+    validate_budget_period,
     validate_expiry,
     validate_limits,
     validate_models,
@@ -67,6 +68,7 @@ async def create_key(request: Request[Any, Any, Any], state: State) -> Response[
     body = await json_body(request, 8)
     allowed = {
         "budget_usd",
+        "budget_period",
         "user",
         "jurisdiction",
         "sector",
@@ -103,6 +105,7 @@ async def create_key(request: Request[Any, Any, Any], state: State) -> Response[
                 expires_at=_time(body.get("expires_at")),
                 models=body.get("models"),
                 budget_microusd=validate_budget(body.get("budget_usd")),
+                budget_period=body.get("budget_period"),
                 networks=body.get("networks"),
             )
         )
@@ -174,12 +177,20 @@ async def update_key(
 ) -> dict[str, Any]:
     """A key's own limits, expiry, models, budget and networks: ``{"requests_per_minute": N |
     null, "tokens_per_minute": N | null, "max_parallel": N | null, "expires_at": TIME | null,
-    "models": [NAME, ...] | null, "budget_usd": USD | null, "networks": [CIDR, ...] | null}``
+    "models": [NAME, ...] | null, "budget_usd": USD | null, "budget_period": "day" | "week" |
+    "month" | null, "networks": [CIDR, ...] | null}``
     (limits and budget: null is the configured default, 0 none; expiry: null is never; models:
     null is every model; networks: null is anywhere; a field left out keeps its value)."""
     services: Services = state.services
     body = await json_body(request, 4)
-    extra = set(body) - {*_LIMITS, "expires_at", "models", "budget_usd", "networks"}
+    extra = set(body) - {
+        *_LIMITS,
+        "expires_at",
+        "models",
+        "budget_usd",
+        "budget_period",
+        "networks",
+    }
     if extra:
         raise GatewayError(Cause.INVALID_PARAMETER, f"Unsupported field: '{sorted(extra)[0]}'.")
     record = await services.keys.get(key_id)
@@ -195,7 +206,12 @@ async def update_key(
         validate_limits(rpm, tpm, parallel)
         validate_models(body.get("models"))
         validate_networks(body.get("networks"))
-        budget = validate_budget(body.get("budget_usd"))
+        budget = (
+            validate_budget(body["budget_usd"]) if "budget_usd" in body else record.budget_microusd
+        )
+        period: Any = (
+            validate_budget_period(body["budget_period"]) if "budget_period" in body else ...
+        )
         changed = True
         if set(_LIMITS) & set(body):
             changed = await recorded(
@@ -205,8 +221,10 @@ async def update_key(
             changed = await recorded(services.keys.set_expiry(key_id, expiry, actor=actor))
         if changed and "models" in body:
             changed = await recorded(services.keys.set_models(key_id, body["models"], actor=actor))
-        if changed and "budget_usd" in body:
-            changed = await recorded(services.keys.set_budget(key_id, budget, actor=actor))
+        if changed and {"budget_usd", "budget_period"} & set(body):
+            changed = await recorded(
+                services.keys.set_budget(key_id, budget, actor=actor, period=period)
+            )
         if changed and "networks" in body:
             nets = body["networks"]
             changed = await recorded(services.keys.set_networks(key_id, nets, actor=actor))

@@ -48,6 +48,9 @@ api_keys = sa.Table(
     # The key's own limit of requests in flight at once (migration 0013): NULL = the configured
     # default (limits.max_parallel), 0 = none.
     sa.Column("max_parallel", sa.Integer, nullable=True),
+    # The period the key's own budget renews on (migration 0014): day, week or month; NULL =
+    # the configured budgets.period.
+    sa.Column("budget_period", sa.String(8), nullable=True),
 )
 
 sa.Index("ix_api_keys_user", api_keys.c.user_id)

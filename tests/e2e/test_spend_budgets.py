@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +138,25 @@ def test_a_keys_budget_admits_while_anything_is_left_then_refuses_without_a_retr
     )
     assert status == 200 and record["budget_usd"] is None
     assert not [r for r in _budgets(gateway)["data"] if key_id in r.get("key_ids", [])]
+    # a key's own period, through the admin API: checked, set, reported per row, and back
+    for bad in ("fortnight", 7, ""):
+        status, _, body = gateway.request(
+            "PATCH", f"/admin/keys/{key_id}", {"budget_period": bad}, token=gateway.ADMIN_TOKEN
+        )
+        assert status == 400 and "budget_period" in body["error"]["message"], (bad, body)
+    status, _, record = gateway.request(
+        "PATCH",
+        f"/admin/keys/{key_id}",
+        {"budget_usd": 0.5, "budget_period": "day"},
+        token=gateway.ADMIN_TOKEN,
+    )
+    assert status == 200 and (record["budget_usd"], record["budget_period"]) == (0.5, "day")
+    row = _row(gateway, key_ids=[key_id])
+    assert row["period"] == datetime.now(UTC).strftime("%Y-%m-%d") and row["limit_usd"] == 0.5
+    status, _, record = gateway.request(
+        "PATCH", f"/admin/keys/{key_id}", {"budget_period": None}, token=gateway.ADMIN_TOKEN
+    )
+    assert status == 200 and (record["budget_usd"], record["budget_period"]) == (0.5, None)
 
 
 def test_a_team_shares_its_budget_across_its_keys_json_and_streams(

@@ -257,3 +257,46 @@ async def test_a_sync_cut_short_by_a_shutdown_keeps_its_charges_for_the_last_one
     await budgets.close()  # adds what is still pending
     period, _ = period_of("month", datetime.now(UTC))
     assert await Budgets(engine).spent(["key:777777777777"], period) == {"key:777777777777": 70}
+
+
+async def test_a_key_s_own_period_renews_its_budget_and_the_rest_keep_the_gateway_s(
+    engine: AsyncEngine,
+) -> None:
+    """A key held to $0.001 a day while the gateway's period is the month: spent today, it is
+    refused until tomorrow (its headers say so), then admitted again; its spend is counted in
+    the month too (a change of period later keeps it), and the team's budget stays monthly."""
+    from dataclasses import replace
+
+    from gateway.budget_report import report
+    from gateway.key_records import KeyRecord
+
+    settings = BudgetSettings(teams={"ops": 1.0})
+    daily = replace(_p("dddddddddddd", budget=1_000), budget_period="day")
+    budgets = Budgets(engine)
+    headers = dict(await budgets.admit(daily, settings, NOW))
+    assert headers[b"x-budget-scope"] == b"key"
+    assert headers[b"x-budget-renews-at"] == b"2026-12-01T00:00:00Z"  # tomorrow, not next month
+    budgets.charge(daily, 1_000, settings, NOW)
+    with pytest.raises(GatewayError) as spent:
+        await budgets.admit(daily, settings, NOW)
+    assert spent.value.cause is Cause.SPEND_BUDGET_EXCEEDED
+    assert spent.value.details["budget"]["period"] == "2026-11-30"
+    await budgets.sync("month")
+    tomorrow = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    await budgets.admit(daily, settings, tomorrow)  # a new day: admitted
+    assert await budgets.spent(["key:dddddddddddd"], "2026-11") == {"key:dddddddddddd": 1_000}
+    assert await budgets.spent(["team:ops"], "2026-11") == {"team:ops": 1_000}
+    # the report gives each row its own period and renewal
+    record = KeyRecord(
+        key_id="dddddddddddd", user="u", team="ops", tenant="default", jurisdiction="AU",
+        sector="private", roles=(), tags=(), created_at=NOW, revoked_at=None, description=None,
+        budget_microusd=1_000, budget_period="day",
+    )  # fmt: skip
+    out = await report([record], budgets, settings, NOW)
+    rows = {row["scope"]: row for row in out["data"]}
+    assert out["period"] == "2026-11"
+    assert (rows["key"]["period"], rows["key"]["renews_at"]) == (
+        "2026-11-30",
+        "2026-12-01T00:00:00Z",
+    )
+    assert rows["key"]["spent_usd"] == 0.001 and rows["team"]["period"] == "2026-11"

@@ -207,6 +207,18 @@ def test_a_keys_spend_budget_from_the_command_line(tmp_path: Path) -> None:
     assert code != 0 and "no active key" in out
     code, out = _run(cfg, *base, "--budget-usd", "-1")
     assert code != 0 and "--budget-usd" in out
+    # a key's own period: at creation, changed, back to the gateway's
+    code, out = _run(cfg, *base, "--budget-usd", "2", "--budget-period", "day", "--json")
+    assert code == 0 and json.loads(out)["budget_period"] == "day", out
+    daily = json.loads(out)["key_id"]
+    code, out = _run(cfg, "keys", "budget", daily, "3", "--period", "month")
+    assert code == 0 and out.strip() == f"{daily}: budget US$3.00 per month", out
+    code, out = _run(cfg, "keys", "budget", daily, "3")  # the period left out: kept
+    assert code == 0 and out.strip().endswith("per month"), out
+    code, out = _run(cfg, "keys", "budget", daily, "3", "--period", "default")
+    assert code == 0 and out.strip().endswith("per week"), out  # budgets.period
+    code, out = _run(cfg, "keys", "budget", daily, "3", "--period", "fortnight")
+    assert code != 0 and "--period" in out
 
 
 def test_every_key_of_a_person_is_revoked_from_the_command_line(tmp_path: Path) -> None:

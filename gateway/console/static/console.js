@@ -821,15 +821,18 @@ async function loadKeys() {
   renderBudgets(budgets);
 }
 
+let budgetsPeriod = null; // the gateway's period, as the last report said
+
 function budgetWhose(row) {
   if (row.scope === "team") return text(row.team);
   if (row.scope === "tenant") return text(row.tenant);
   if (row.scope === "user") return `${text(row.user)} (${text(row.tenant)})`;
-  return list(row.key_ids) + (row.own ? "" : " (default)");
+  return list(row.key_ids) + (row.own ? "" : " (default)") + (row.period && row.period !== budgetsPeriod ? ` (period ${row.period}, renews ${row.renews_at})` : "");
 }
 
 function renderBudgets(budgets) {
   const rows = budgets.data || [];
+  budgetsPeriod = budgets.period;
   $("budgets-period").textContent = rows.length
     ? `Period ${text(budgets.period)}; renews at ${text(budgets.renews_at)}.`
     : "No spend budget is in force.";
@@ -844,7 +847,9 @@ function renderBudgets(budgets) {
 const usd = (v) => Number(v).toFixed(2);
 
 function budgetText(record, budget) {
-  if (budget) return `${usd(budget.spent_usd)} of ${usd(budget.limit_usd)}${budget.own ? "" : " (default)"}`;
+  // a key renewing on its own period says which ("per day")
+  const per = record.budget_period ? ` per ${record.budget_period}` : "";
+  if (budget) return `${usd(budget.spent_usd)} of ${usd(budget.limit_usd)}${per}${budget.own ? "" : " (default)"}`;
   return record.budget_usd === 0 ? "none (own)" : "none";
 }
 
