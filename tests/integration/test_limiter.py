@@ -9,7 +9,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from gateway.errors import Cause, GatewayError
-from gateway.limiter import Limiter, MemoryLimiter, RedisLimiter
+from gateway.limiter import Limiter, MemoryLimiter
+from gateway.redis_limiter import RedisLimiter
 from tests.support.services import REDIS_URL, private_redis
 
 pytestmark = pytest.mark.integration
@@ -310,7 +311,7 @@ async def test_warming_opens_the_pool_and_loads_the_scripts_without_writing(
 
     import redis.asyncio as aioredis
 
-    from gateway.limiter import _RECONCILE, _RESERVE
+    from gateway.redis_limiter import _RECONCILE, _RESERVE
 
     url, freeze = own_redis
     lim = RedisLimiter(url, 100, 0, 0.1)

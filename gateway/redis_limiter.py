@@ -1,0 +1,252 @@
+"""The limiter in Redis, shared by every replica (:mod:`gateway.limiter` has the contract and
+the in-memory one): each key's rate and token buckets and its slots in flight, taken and given
+back in atomic Lua scripts on Redis's own clock. While Redis does not answer within the
+deadline: 503 ``limiter_unavailable``, or with ``limits.redis_fallback_share`` this replica's own
+buckets holding that share of each limit, Redis tried again once a second."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import math
+import time
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from gateway.errors import Cause, GatewayError
+from gateway.limiter import MemoryLimiter, Reservation, in_flight_refused, new_slot, rates, refused
+
+__all__ = ["RedisLimiter"]
+
+log = logging.getLogger("portcullis")
+
+
+# KEYS[1] = bucket hash, KEYS[2] = the key's slots in flight (a sorted set: slot -> lease end).
+# ARGV: rpm, tpm, cost_tokens, max_parallel (0: none), slot, lease_s. Server clock (TIME), no
+# client skew.
+_RESERVE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local rpm = tonumber(ARGV[1]); local tpm = tonumber(ARGV[2]); local cost = tonumber(ARGV[3])
+local par = tonumber(ARGV[4] or '0')
+if par > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+  if redis.call('ZCARD', KEYS[2]) >= par then return {3, '1'} end
+end
+local b = redis.call('HMGET', KEYS[1], 'r', 't', 'ts')
+local r = tonumber(b[1]) or rpm; local tk = tonumber(b[2]) or tpm; local ts = tonumber(b[3]) or now
+local el = math.max(0, now - ts)
+r = math.min(rpm, r + el * rpm / 60); tk = math.min(tpm, tk + el * tpm / 60)
+if rpm > 0 and r < 1 then return {0, tostring((1 - r) * 60 / rpm)} end
+if tpm > 0 and tk < cost then return {1, tostring((cost - tk) * 60 / tpm)} end
+if rpm > 0 then r = r - 1 end
+tk = tk - cost
+redis.call('HSET', KEYS[1], 'r', r, 't', tk, 'ts', now)
+redis.call('EXPIRE', KEYS[1], 120)
+if par > 0 then
+  local lease = tonumber(ARGV[6])
+  redis.call('ZADD', KEYS[2], now + lease, ARGV[5])
+  redis.call('EXPIRE', KEYS[2], math.ceil(lease) + 1)
+end
+return {2, '0', tostring(r), tostring(tk)}
+"""
+
+# KEYS[1] = the key's slots in flight. ARGV: the slot given back.
+_RELEASE = """
+return redis.call('ZREM', KEYS[1], ARGV[1])
+"""
+
+# KEYS[1] = bucket hash. ARGV: tpm, refund (may be negative: a charge).
+_RECONCILE = """
+local tpm = tonumber(ARGV[1]); local refund = tonumber(ARGV[2])
+local tk = tonumber(redis.call('HGET', KEYS[1], 't'))
+if tk == nil then return 0 end
+redis.call('HSET', KEYS[1], 't', math.min(tpm, tk + refund))
+return 1
+"""
+
+
+_RETRY_S = 1.0  # while Redis is down, how often a reservation tries it again (the rest go local)
+
+
+class RedisLimiter:
+    """Buckets in Redis, shared by every replica. While Redis does not answer: 503, or with
+    ``fallback_share`` each replica's own in-memory buckets holding that share of each limit
+    (never unlimited), Redis tried again at most once a second so the others do not wait for
+    its deadline, and back on Redis at its first answer."""
+
+    def __init__(
+        self,
+        url: str,
+        requests_per_minute: int,
+        tokens_per_minute: int,
+        deadline_s: float = 0.1,
+        fallback_share: float | None = None,
+        max_parallel: int = 0,
+    ) -> None:
+        import redis.asyncio as aioredis
+
+        self._redis: Any = aioredis.from_url(url, socket_connect_timeout=deadline_s)
+        self._rpm = requests_per_minute
+        self._tpm = tokens_per_minute
+        self._deadline = deadline_s
+        self._reserve = self._redis.register_script(_RESERVE)
+        self._reconcile = self._redis.register_script(_RECONCILE)
+        self._release = self._redis.register_script(_RELEASE)
+        self._parallel = max_parallel
+        self._share = fallback_share
+        self._local = MemoryLimiter(0, 0) if fallback_share else None
+        self._retry_at = 0.0  # monotonic; before it, reservations go local without asking Redis
+        self.outage = False
+
+    def _fallback_rate(self, rate: int) -> int:
+        assert self._share is not None
+        return max(1, math.floor(rate * self._share)) if rate else 0
+
+    async def _reserve_local(
+        self, key: str, tokens: int, rpm: int, tpm: int, parallel: int
+    ) -> Reservation:
+        assert self._local is not None
+        if not self.outage:
+            self.outage = True
+            log.warning(
+                "redis does not answer: limits now held per replica at %.0f%% of each key's "
+                "(limits.redis_fallback_share) until it does",
+                100 * (self._share or 0),
+            )
+        r = await self._local.reserve(
+            key,
+            tokens,
+            self._fallback_rate(rpm),
+            self._fallback_rate(tpm),
+            self._fallback_rate(parallel),
+        )
+        return dataclasses.replace(r, local=True)
+
+    def set_defaults(
+        self,
+        requests_per_minute: int,
+        tokens_per_minute: int,
+        deadline_ms: int,
+        fallback_share: float | None = None,
+        max_parallel: int = 0,
+    ) -> None:
+        self._rpm, self._tpm = requests_per_minute, tokens_per_minute
+        self._parallel = max_parallel
+        self._deadline = deadline_ms / 1000
+        self._share = fallback_share
+        if fallback_share is None:
+            self._local = None
+        elif self._local is None:
+            self._local = MemoryLimiter(0, 0)
+        # new connections of the pool too (open ones keep theirs until they are replaced)
+        self._redis.connection_pool.connection_kwargs["socket_connect_timeout"] = self._deadline
+
+    async def reserve(
+        self,
+        key: str,
+        tokens: int,
+        requests_per_minute: int | None = None,
+        tokens_per_minute: int | None = None,
+        max_parallel: int | None = None,
+        lease_s: float = 900.0,
+    ) -> Reservation:
+        rpm, tpm = rates(self._rpm, self._tpm, requests_per_minute, tokens_per_minute)
+        parallel = self._parallel if max_parallel is None else max_parallel
+        tokens = min(tokens, tpm) if tpm else 0
+        if self._local is not None and time.monotonic() < self._retry_at:
+            return await self._reserve_local(key, tokens, rpm, tpm, parallel)
+        slot = new_slot() if parallel else ""
+        try:
+            async with asyncio.timeout(self._deadline):
+                verdict, wait, *left = await self._reserve(
+                    keys=[f"portcullis:limit:{key}", f"portcullis:inflight:{key}"],
+                    args=[rpm, tpm, tokens, parallel, slot, lease_s],
+                )
+        except (TimeoutError, OSError, RedisError):
+            if self._local is not None:
+                self._retry_at = time.monotonic() + _RETRY_S
+                return await self._reserve_local(key, tokens, rpm, tpm, parallel)
+            raise GatewayError(
+                Cause.LIMITER_UNAVAILABLE, "The rate limiter is unavailable; nothing was sent."
+            ) from None
+        if self.outage:
+            self.outage = False
+            log.warning("redis answers again: limits are shared across replicas once more")
+        if int(verdict) == 0:
+            raise refused("requests", float(wait), rpm)
+        if int(verdict) == 1:
+            raise refused("tokens", float(wait), tpm)
+        if int(verdict) == 3:
+            raise in_flight_refused(parallel)
+        requests_left, tokens_left = (float(v) for v in left) if len(left) == 2 else (0.0, 0.0)
+        return Reservation(
+            key,
+            tokens,
+            rpm,
+            tpm,
+            requests_left,
+            tokens_left,
+            parallel=parallel,
+            slot=slot or None,
+        )
+
+    async def reconcile(self, reservation: Reservation, used_tokens: int) -> None:
+        if reservation.local:
+            if self._local is not None:
+                await self._local.reconcile(reservation, used_tokens)
+            return
+        if reservation.slot is not None:
+            try:
+                async with asyncio.timeout(self._deadline):
+                    await self._release(
+                        keys=[f"portcullis:inflight:{reservation.key}"], args=[reservation.slot]
+                    )
+            except (TimeoutError, OSError, RedisError):
+                # the slot stays taken until its lease ends: the limit stricter meanwhile
+                log.warning(
+                    "a request's in-flight slot was not given back (redis); its lease frees it"
+                )
+        tpm = reservation.tokens_per_minute
+        if not tpm:
+            return
+        try:
+            async with asyncio.timeout(self._deadline):
+                await self._reconcile(
+                    keys=[f"portcullis:limit:{reservation.key}"],
+                    args=[tpm, reservation.tokens - used_tokens],
+                )
+        except (TimeoutError, OSError, RedisError):
+            # A lost refund makes the limit stricter; a lost extra charge (usage beyond the
+            # estimate) looser by that excess only. Neither is worth failing the answer for.
+            pass
+
+    async def ready(self) -> bool:
+        """Redis runs the limiter's scripts (not only answers: a restricted service or a proxy
+        may refuse scripting and still answer PING), or the replica holds limits itself meanwhile
+        (fallback_share)."""
+        try:
+            async with asyncio.timeout(self._deadline * 5):
+                # the refund script on a bucket that does not exist: reads nothing, writes nothing
+                await self._reconcile(keys=["portcullis:limit:\0ready"], args=[0, 0])
+                return True
+        except (TimeoutError, OSError, RedisError):
+            return self._local is not None
+
+    async def warm(self, connections: int = 16) -> None:
+        """Open ``connections`` pooled connections to Redis and have it load both scripts, at
+        start-up: the first burst of requests otherwise opens them all at once, each a connect
+        and a script load inside its own reservation's deadline (a burst of 20 at start was seen
+        at 112-117 ms against the 100 ms default, and refused with 503). A Redis that does not
+        answer now is not an error here: the requests find out, as they would."""
+        try:
+            async with asyncio.timeout(max(1.0, self._deadline * 10)):
+                await asyncio.gather(*(self.ready() for _ in range(connections)))
+                await self._redis.script_load(_RESERVE)  # loaded, not run: nothing written
+        except (TimeoutError, OSError, RedisError):
+            log.warning("redis did not answer at start-up: the limiter connects on first use")
+
+    async def close(self) -> None:
+        await self._redis.aclose()
