@@ -7,7 +7,7 @@ import functools
 import os
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
@@ -56,6 +56,8 @@ class SelfServiceSettings(Strict):
     expires_in_days: int = Field(90, ge=1, le=365)  # every such key expires this long after
     # Each key's own spend budget (gateway.budgets); None: budgets.key_usd.
     budget_usd: float | None = Field(None, ge=0, le=1_000_000_000)
+    # The period such keys' budgets renew on (day, week, month); None: budgets.period.
+    budget_period: Literal["day", "week", "month"] | None = None
     # The models such keys may use (names or aliases); None: every model policy permits.
     models: tuple[str, ...] | None = None
     # The client networks such keys may be used from (CIDR blocks); None: anywhere.

@@ -138,6 +138,7 @@ async def create_my_key(request: Request[Any, Any, Any], state: State) -> Respon
             expires_at=datetime.now(UTC) + timedelta(days=conf.expires_in_days),
             models=conf.models,
             budget_microusd=validate_budget(conf.budget_usd),
+            budget_period=conf.budget_period,
             networks=conf.networks,
         )
     )

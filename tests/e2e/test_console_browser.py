@@ -181,6 +181,18 @@ def test_an_administrator_and_an_auditor_work_through_the_console(
         expect(page.locator("#keys-table tr.key-row", has_text="dora")).to_contain_text(
             "0.00 of 40.00"
         )
+        # and renews it every week, on its own period
+        page.once("dialog", lambda d: d.accept("40, week"))
+        page.locator("#keys-table tr.key-row", has_text="dora").locator("button.budget").click()
+        expect(page.locator("#keys-table tr.key-row", has_text="dora")).to_contain_text(
+            "0.00 of 40.00 per week"
+        )
+        expect(
+            page.locator("#budgets-table tr.budget-row", has_text=key.split("_")[1])
+        ).to_contain_text("period 20")
+        page.once("dialog", lambda d: d.accept("40, fortnight"))  # refused in the page
+        page.locator("#keys-table tr.key-row", has_text="dora").locator("button.budget").click()
+        expect(page.locator("#status")).to_contain_text("optionally a period")
         # and keeps it to the office network, then lets it go anywhere again
         page.once("dialog", lambda d: d.accept("10.20.0.0/16, 2001:db8::/32"))
         page.locator("#keys-table tr.key-row", has_text="dora").locator("button.networks").click()

@@ -112,6 +112,7 @@ def world(
             "max_keys": 2,
             "expires_in_days": 30,
             "budget_usd": 5,
+            "budget_period": "week",
             "models": ["gpt-test"],
             "networks": ["127.0.0.0/8"],  # the tests' own address: the key works from here
         },
@@ -588,6 +589,7 @@ def test_staff_make_and_revoke_keys_of_their_own_and_nothing_else(
     )  # fmt: skip
     assert made["roles"] == [] and made["tags"] == ["self-service"]
     assert made["models"] == ["gpt-test"] and made["budget_usd"] == 5.0
+    assert made["budget_period"] == "week"  # admin.sso.self_service.budget_period
     assert made["networks"] == ["127.0.0.0/8"]
     left = parse_utc(made["expires_at"]) - datetime.now(UTC)
     assert timedelta(days=29, hours=23) < left <= timedelta(days=30)

@@ -897,19 +897,26 @@ async function onKeysTable(event) {
   else if (button.classList.contains("rotate")) await rotateKey(id, button);
 }
 
+// "AMOUNT" or "AMOUNT, PERIOD": US dollars (0: none; empty: the default) and, optionally, the
+// period it renews on (day, week, month; "default": budgets.period; left out: kept)
+const BUDGET_PERIODS = { day: "day", week: "week", month: "month", default: null };
+
 async function setKeyBudget(id, button) {
-  const answer = window.prompt(`Spend budget of key ${id} per period, in US dollars (0: none; empty: the default):`);
+  const answer = window.prompt(`Spend budget of key ${id} in US dollars (0: none; empty: the default), and optionally the period it renews on — e.g. "25" or "5, day" (day, week, month or default):`);
   if (answer === null) return; // cancelled
-  const value = answer.trim();
-  const budget = value === "" ? null : Number(value);
-  if (budget !== null && !(Number.isFinite(budget) && budget >= 0)) {
-    say("A budget is a number of US dollars, 0 or more (empty: the default).", "error");
+  const [amount, period, ...rest] = answer.split(",").map((s) => s.trim().toLowerCase());
+  const budget = amount === "" ? null : Number(amount);
+  if ((budget !== null && !(Number.isFinite(budget) && budget >= 0)) || rest.length || (period !== undefined && !(period in BUDGET_PERIODS))) {
+    say('A budget is a number of US dollars, 0 or more (empty: the default), and optionally a period: day, week, month or default.', "error");
     return;
   }
+  const body = { budget_usd: budget };
+  if (period !== undefined) body.budget_period = BUDGET_PERIODS[period];
   busy(button, true);
   try {
-    await api(`/admin/keys/${encodeURIComponent(id)}`, { method: "PATCH", body: { budget_usd: budget } });
-    say(budget === null ? `Key ${id} is back on the default budget.` : `Key ${id}'s budget is ${usd(budget)} US dollars.`, "ok");
+    await api(`/admin/keys/${encodeURIComponent(id)}`, { method: "PATCH", body });
+    const per = period === undefined ? "" : BUDGET_PERIODS[period] ? ` per ${BUDGET_PERIODS[period]}` : " per the default period";
+    say(budget === null ? `Key ${id} is back on the default budget${per}.` : `Key ${id}'s budget is ${usd(budget)} US dollars${per}.`, "ok");
     await loadKeys();
   } catch (err) {
     busy(button, false);
