@@ -61,7 +61,7 @@ class Analyzer:
         self.options = options
         self._ner = ner
         if options.ner and ner is None:
-            self._ner = NerEngine(token_cache=options.token_cache, windows=options.ner_windows)
+            self._ner = NerEngine(token_cache=options.token_cache)
         if options.ner and options.name_lexicon:
             lexicon()  # read the name lists now, not on the first request
         self._custom = [(e, re.compile(p), score) for e, p, score in options.custom]
@@ -122,9 +122,8 @@ class Analyzer:
         if self._ner is not None and self.options.ner and needs_ner(entities):
             views = [normalise(t) for t in texts]
             idx = [i for i, v in enumerate(views) if any(c.isalpha() for c in v.text)]
-            found = self._ner.find(
-                [views[i].text for i in idx], entities, windows=False if strict else None
-            )
+            windows = self.options.ner_windows and not strict
+            found = self._ner.find([views[i].text for i in idx], entities, windows=windows)
             for i, fs in zip(idx, found, strict=True):
                 code = [m.span() for m in _CODE_BLOCK.finditer(views[i].text)]
                 cued = []

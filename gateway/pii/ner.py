@@ -177,15 +177,11 @@ class NerEngine:
         fused: bool = True,
         biluo: bool = True,
         token_cache: int = CACHE_TOKENS,
-        windows: bool = True,
     ) -> None:
         """``fused=False`` keeps spaCy's own tok2vec graph and ``nlp.pipe`` (the code before
         the fused forward); ``biluo=False`` keeps spaCy's transition loop after the fused
         tok2vec (the code before :mod:`gateway.pii.biluo`); ``token_cache=0`` embeds every
-        token afresh (the code before the cache). For benchmarks and the equality tests.
-        ``windows=False`` (``pii.ner_windows``) runs the model over every text whole: lower-case
-        names and a name that is a sentence's first word are seen, at 2-7x the cost on long
-        prose."""
+        token afresh (the code before the cache). For benchmarks and the equality tests."""
         # spaCy, thinc and BLIS load here, not at import: with ``pii.ner: false`` none is needed.
         import spacy
         from thinc.api import NumpyOps
@@ -205,7 +201,6 @@ class NerEngine:
         self._fused = fused
         self._nlp.max_length = 5_000_000
         self._common = _starters()
-        self._windows = windows
         self.chars_in = 0  # characters offered / given to the model (for the benchmark)
         self.chars_run = 0
 
@@ -213,14 +208,15 @@ class NerEngine:
         self,
         texts: Sequence[str],
         entities: frozenset[str] | None,
-        windows: bool | None = None,
+        windows: bool = True,
     ) -> list[list[Finding]]:
-        """``windows``: this call's choice (None: the engine's own)."""
+        """``windows=False`` (``pii.ner_windows``, a strict reading) runs the model over every
+        text whole: lower-case names and a name that is a sentence's first word are seen, at
+        2-7x the cost on long prose."""
         pieces: list[str] = []
         where: list[tuple[int, int]] = []  # (text index, offset of the piece in that text)
-        windowed = self._windows if windows is None else windows
         for k, text in enumerate(texts):
-            spans = name_windows(text, self._common) if windowed else [(0, len(text))]
+            spans = name_windows(text, self._common) if windows else [(0, len(text))]
             if sum(e - s for s, e in spans) > 0.7 * len(text):
                 spans = [(0, len(text))]  # mostly covered: one pass is cheaper
             for s, e in spans:
