@@ -144,9 +144,17 @@ def in_flight_refused(parallel: int) -> GatewayError:
     )
 
 
-def rates(default_rpm: int, default_tpm: int, rpm: int | None, tpm: int | None) -> tuple[int, int]:
-    """The rates a reservation runs under: the key's own where it has them, else the defaults."""
-    return (default_rpm if rpm is None else rpm, default_tpm if tpm is None else tpm)
+def rates(
+    defaults: tuple[int, int, int], rpm: int | None, tpm: int | None, parallel: int | None
+) -> tuple[int, int, int]:
+    """The limits a reservation runs under (requests and tokens per minute, requests in
+    flight): the key's own where it has them, else the defaults."""
+    default_rpm, default_tpm, default_parallel = defaults
+    return (
+        default_rpm if rpm is None else rpm,
+        default_tpm if tpm is None else tpm,
+        default_parallel if parallel is None else parallel,
+    )
 
 
 def new_slot() -> str:
@@ -193,8 +201,12 @@ class MemoryLimiter:
         max_parallel: int | None = None,
         lease_s: float = 0.0,
     ) -> Reservation:
-        rpm, tpm = rates(self._rpm, self._tpm, requests_per_minute, tokens_per_minute)
-        parallel = self._parallel if max_parallel is None else max_parallel
+        rpm, tpm, parallel = rates(
+            (self._rpm, self._tpm, self._parallel),
+            requests_per_minute,
+            tokens_per_minute,
+            max_parallel,
+        )
         taken = self._in_flight.get(key)
         if parallel and taken is not None and len(taken) >= parallel:
             raise in_flight_refused(parallel)

@@ -153,8 +153,12 @@ class RedisLimiter:
         max_parallel: int | None = None,
         lease_s: float = 900.0,
     ) -> Reservation:
-        rpm, tpm = rates(self._rpm, self._tpm, requests_per_minute, tokens_per_minute)
-        parallel = self._parallel if max_parallel is None else max_parallel
+        rpm, tpm, parallel = rates(
+            (self._rpm, self._tpm, self._parallel),
+            requests_per_minute,
+            tokens_per_minute,
+            max_parallel,
+        )
         tokens = min(tokens, tpm) if tpm else 0
         if self._local is not None and time.monotonic() < self._retry_at:
             return await self._reserve_local(key, tokens, rpm, tpm, parallel)
