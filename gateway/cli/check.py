@@ -125,6 +125,7 @@ async def _policy(settings: Settings, timeout_s: float) -> Result:
 
 
 async def _backends(settings: Settings, timeout_s: float) -> list[Result]:
+    from gateway.config.backends import HealthCheck
     from gateway.reload import backend_credentials
     from gateway.upstream import Upstream
 
@@ -141,7 +142,8 @@ async def _backends(settings: Settings, timeout_s: float) -> list[Result]:
                 out.append(Result(name, "fail", f"its credential ({where}) is missing or empty"))
                 continue
             probed.append(b)
-        paths = {b.id: b.health_check.path if b.health_check else "/models" for b in probed}
+        # its health check's path, else the one a health check would read
+        paths = {b.id: (b.health_check or HealthCheck()).path for b in probed}
         found = await asyncio.gather(*(upstream.probe(b, paths[b.id], timeout_s) for b in probed))
         for b, p in zip(probed, found, strict=True):
             name, what = f"backend {b.id}", f"GET {b.base_url}{paths[b.id]}"

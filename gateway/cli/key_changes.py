@@ -122,6 +122,13 @@ def expiry_cmd(
     click.echo(f"{key_id}: " + (f"expires {at:%Y-%m-%d %H:%M} UTC" if at else "no expiry"))
 
 
+def _listed(values: tuple[str, ...], none: bool, option: str, none_flag: str) -> list[str] | None:
+    """A list option given one or more times, or the flag that means "no list" (None)."""
+    if bool(values) == none:
+        raise click.UsageError(f"give {option} (one or more) or {none_flag}")
+    return None if none else list(values)
+
+
 @click.command("models")
 @click.argument("key_id")
 @click.option("--model", "models", multiple=True, help="A model it may use; repeat for more.")
@@ -130,9 +137,7 @@ def expiry_cmd(
 def models_cmd(ctx: click.Context, key_id: str, models: tuple[str, ...], every: bool) -> None:
     """Set the models an active key may use (others are "not found" to it). Running replicas
     apply it at once with Redis, else within keys.cache_ttl_s."""
-    if bool(models) == every:
-        raise click.UsageError("give --model (one or more) or --all")
-    allowed = None if every else list(models)
+    allowed = _listed(models, every, "--model", "--all")
     change(ctx, key_id, lambda svc: svc.set_models(key_id, allowed, actor()))
     click.echo(f"{key_id}: " + ("every model" if allowed is None else ", ".join(models)))
 
@@ -150,9 +155,7 @@ def networks_cmd(
     """Keep an active key to some client networks (a request from elsewhere: 403
     address_not_allowed, nothing forwarded), or let it be used from anywhere again. Running
     replicas apply it at once with Redis, else within keys.cache_ttl_s."""
-    if bool(networks) == anywhere:
-        raise click.UsageError("give --network (one or more) or --anywhere")
-    allowed = None if anywhere else list(networks)
+    allowed = _listed(networks, anywhere, "--network", "--anywhere")
     change(ctx, key_id, lambda svc: svc.set_networks(key_id, allowed, actor()))
     click.echo(f"{key_id}: " + ("anywhere" if allowed is None else ", ".join(networks)))
 
