@@ -141,13 +141,13 @@ class OidcClient:
         if not isinstance(endpoint, str) or not _endpoint_ok(endpoint, self.settings.issuer):
             log.warning("sign-out at the provider skipped: it names no usable end_session_endpoint")
             return None
-        query = urlencode(
+        return _with_query(
+            endpoint,
             {
                 "client_id": self.settings.client_id,
                 "post_logout_redirect_uri": self.settings.post_logout_redirect_uri,
-            }
+            },
         )
-        return f"{endpoint}{'&' if '?' in endpoint else '?'}{query}"
 
     # -- the provider's metadata ----------------------------------------------------------
 
@@ -220,7 +220,8 @@ class OidcClient:
         state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
         verifier = secrets.token_urlsafe(48)
         challenge = b64(hashlib.sha256(verifier.encode()).digest())
-        query = urlencode(
+        location = _with_query(
+            meta["authorization_endpoint"],
             {
                 "response_type": "code",
                 "client_id": self.settings.client_id,
@@ -230,10 +231,8 @@ class OidcClient:
                 "nonce": nonce,
                 "code_challenge": challenge,
                 "code_challenge_method": "S256",
-            }
+            },
         )
-        endpoint = meta["authorization_endpoint"]
-        location = f"{endpoint}{'&' if '?' in endpoint else '?'}{query}"
         exp = int(time.time()) + _STATE_TTL_S
         cookie = self._state.sign(
             {"state": state, "nonce": nonce, "verifier": verifier, "exp": exp}
@@ -373,6 +372,11 @@ def _form(value: str) -> str:
     from urllib.parse import quote
 
     return quote(value, safe="")
+
+
+def _with_query(endpoint: str, params: dict[str, str]) -> str:
+    """A provider's endpoint with our parameters added to any query it already has."""
+    return f"{endpoint}{'&' if '?' in endpoint else '?'}{urlencode(params)}"
 
 
 def _endpoint_ok(url: Any, issuer: str) -> bool:
