@@ -82,7 +82,7 @@ class Budgets:
                 settings: BudgetSettings = settings_of()
                 await asyncio.sleep(settings.sync_s)
                 try:
-                    await self.sync(settings.period)
+                    await self.sync()
                 except Exception as exc:  # noqa: BLE001 - the loop must outlive one failure
                     log.error("spend ledger sync failed: %s", type(exc).__name__)
 
@@ -96,7 +96,7 @@ class Budgets:
         self._task = None
         if self._pending:
             try:
-                await asyncio.wait_for(self.sync(self._settings.period), 5)
+                await asyncio.wait_for(self.sync(), 5)
             except Exception as exc:  # noqa: BLE001
                 log.error("spend not added to the ledger at shutdown: %s", type(exc).__name__)
         if self._alerts is not None:
@@ -195,12 +195,12 @@ class Budgets:
 
     # -- the ledger ----------------------------------------------------------------------
 
-    async def sync(self, period_name: str | None = None) -> None:
+    async def sync(self) -> None:
         """Add what this replica charged to the ledger, then read back the totals of the scopes
         it knows (the other replicas' charges included: a budget they pushed over a share is
         announced from here if no replica has yet). Charges the ledger did not take stay
         pending for the next sync. Past periods' slots are forgotten, each by its own kind of
-        period (``period_name``, the gateway's, is not needed for that and kept for callers)."""
+        period (a key's own may differ from the gateway's)."""
         async with self._ledger_lock:
             batch, self._pending = self._pending, {}
             if batch:
@@ -212,7 +212,6 @@ class Budgets:
                     if self._metrics is not None and isinstance(exc, Exception):
                         self._metrics.budget_sync_failures.inc()
                     raise
-        # every slot judged by its own kind of period (a key's own may differ from the gateway's)
         now = datetime.now(UTC)
         current = {kind: period_of(kind, now)[0] for kind in ("day", "week", "month")}
         for slot in [s for s in self._spent if s[1] != current[period_kind(s[1])]]:

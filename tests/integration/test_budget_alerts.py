@@ -83,12 +83,12 @@ async def test_each_share_crossed_is_announced_once_by_whichever_replica_sees_it
         assert receiver.posts == []
         a.charge(alice, 200, settings)  # 60 %: half crossed
         await _until(lambda: len(receiver.posts) == 1)
-        await a.sync(settings.period)
+        await a.sync()
         await b.admit(bob, settings)  # reads 600: no crossing of its own
         b.charge(bob, 500, settings)  # 110 %: the whole budget crossed, seen by b
         await _until(lambda: len(receiver.posts) == 2)
-        await b.sync(settings.period)
-        await a.sync(settings.period)  # a reads 1,100 back: the same crossing, already claimed
+        await b.sync()
+        await a.sync()  # a reads 1,100 back: the same crossing, already claimed
         await asyncio.sleep(0.3)
     finally:
         await a.close()

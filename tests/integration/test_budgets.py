@@ -59,12 +59,12 @@ async def test_two_replicas_add_up_and_hold_one_team_budget(engine: AsyncEngine)
     await b.admit(bob, settings, NOW)  # b has not heard of a's charge yet
     b.charge(bob, 300, MONTHLY, NOW)
     for replica in (a, b):
-        await replica.sync("month")
-    await a.sync("month")  # a reads back b's charge, added after a's first sync
+        await replica.sync()
+    await a.sync()  # a reads back b's charge, added after a's first sync
     await a.admit(alice, settings, NOW)  # 900 of 1,000: admitted
     a.charge(alice, 150, MONTHLY, NOW)
-    await a.sync("month")
-    await b.sync("month")
+    await a.sync()
+    await b.sync()
     for replica, who in ((a, alice), (b, bob)):
         with pytest.raises(GatewayError) as err:
             await replica.admit(who, settings, NOW)
@@ -131,7 +131,7 @@ async def test_a_persons_budget_holds_across_all_their_keys(engine: AsyncEngine)
     vip = _p("555555555555", user="vip")
     budgets.charge(vip, 900, MONTHLY, NOW)
     await budgets.admit(vip, settings, NOW)
-    await budgets.sync("month")
+    await budgets.sync()
     period, _ = period_of("month", NOW)
     assert await budgets.spent(["user:default|liz", "user:agency|liz"], period) == {
         "user:default|liz": 600, "user:agency|liz": 0,
@@ -159,11 +159,11 @@ async def test_charges_the_ledger_did_not_take_are_kept_for_the_next_sync(
     async with engine.begin() as conn:  # the table gone for a moment
         await conn.execute(sa.text("ALTER TABLE budget_spend RENAME TO budget_spend_away"))
     with pytest.raises(Exception):  # noqa: B017 - whichever the driver raises
-        await budgets.sync("month")
+        await budgets.sync()
     budgets.charge(key, 2, MONTHLY)
     async with engine.begin() as conn:
         await conn.execute(sa.text("ALTER TABLE budget_spend_away RENAME TO budget_spend"))
-    await budgets.sync("month")
+    await budgets.sync()
     period, _ = period_of("month", datetime.now(UTC))
     assert await budgets.spent(["key:ffffffffffff", "team:ops", "user:default|u"], period) == {
         "key:ffffffffffff": 42, "team:ops": 42, "user:default|u": 42,
@@ -178,7 +178,7 @@ async def test_a_read_during_a_sync_counts_every_charge_once(engine: AsyncEngine
     budgets = Budgets(engine)
     key = _p("a1a1a1a1a1a1")
     budgets.charge(key, 98, MONTHLY)
-    await budgets.sync("month")
+    await budgets.sync()
     budgets.charge(key, 58, MONTHLY)
     period, _ = period_of("month", datetime.now(UTC))
     slow_add, adding = budgets._add, asyncio.Event()
@@ -189,7 +189,7 @@ async def test_a_read_during_a_sync_counts_every_charge_once(engine: AsyncEngine
         await slow_add(batch)
 
     budgets._add = add  # type: ignore[method-assign]
-    syncing = asyncio.create_task(budgets.sync("month"))
+    syncing = asyncio.create_task(budgets.sync())
     await adding.wait()  # the charges have left pending and are not committed yet
     seen = await budgets.spent(["team:ops"], period)
     await syncing
@@ -248,7 +248,7 @@ async def test_a_sync_cut_short_by_a_shutdown_keeps_its_charges_for_the_last_one
         await real(batch)
 
     budgets._add = stuck  # type: ignore[method-assign]
-    task = asyncio.ensure_future(budgets.sync("month"))
+    task = asyncio.ensure_future(budgets.sync())
     await asyncio.sleep(0.05)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -281,7 +281,7 @@ async def test_a_key_s_own_period_renews_its_budget_and_the_rest_keep_the_gatewa
         await budgets.admit(daily, settings, NOW)
     assert spent.value.cause is Cause.SPEND_BUDGET_EXCEEDED
     assert spent.value.details["budget"]["period"] == "2026-11-30"
-    await budgets.sync("month")
+    await budgets.sync()
     tomorrow = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
     await budgets.admit(daily, settings, tomorrow)  # a new day: admitted
     assert await budgets.spent(["key:dddddddddddd"], "2026-11") == {"key:dddddddddddd": 1_000}
