@@ -54,6 +54,35 @@ def core_settings(tmp: Path, upstream: FakeUpstream, **extra: object) -> Setting
     return Settings.model_validate(raw)
 
 
+def overlay_gateway(
+    tmp: Path, upstream: FakeUpstream, overlay: str, **sections: object
+) -> RunningGateway:
+    """A started gateway read from a configuration file, as an operator runs it: the real
+    embedded policy with one example overlay (``policies/overlays/examples/<overlay>``), the
+    real PII guard, the audit trail on SQLite in ``tmp``, one backend in front of ``upstream``;
+    ``sections`` added to the file."""
+    import yaml
+
+    from gateway.config import load_settings
+
+    examples = Path(__file__).resolve().parents[2] / "policies/overlays/examples"
+    path = tmp / "config.yaml"
+    path.write_text(
+        yaml.safe_dump({
+            "data_dir": str(tmp),
+            "admin": {"token_file": str(write_admin_token(tmp)), "token_env": None},
+            "policy": {"overlays": [str(examples / overlay)]},
+            "backends": [{
+                "id": "primary", "base_url": upstream.base_url, "models": ["gpt-test"],
+                "operator": "openai", "model_family": "gpt", "model_origin": "US",
+                "hosting_country": "US",
+            }],
+            **sections,
+        })
+    )  # fmt: skip
+    return RunningGateway(load_settings(path)).start()
+
+
 def deepseek_pair(tmp: Path, upstream: FakeUpstream) -> dict[str, Any]:
     """Raw configuration: DeepSeek's hosted service (CN) and its weights self-hosted in AU-NSW,
     both in front of the fake upstream (the policy and audit end-to-end tests)."""

@@ -12,15 +12,13 @@ from typing import Any
 
 import openai
 import pytest
-import yaml
 
-from gateway.config import load_settings
-from tests.support.gateway import RunningGateway, write_admin_token
+from tests.e2e.conftest import overlay_gateway
+from tests.support.gateway import RunningGateway
 from tests.support.trail import settled_entries
 from tests.support.upstream import FakeUpstream
 
 pytestmark = pytest.mark.e2e
-ROOT = Path(__file__).resolve().parents[2]
 PIECES = ["Write to jo", "hn.smith@", "exam", "ple.com, please. ", "It is about the invoice."]
 ANSWER = "".join(PIECES)
 REDACTED = "Write to [EMAIL_ADDRESS], please. It is about the invoice."
@@ -31,23 +29,7 @@ def world(
     tmp_path_factory: pytest.TempPathFactory, upstream_server: FakeUpstream
 ) -> Iterator[tuple[RunningGateway, Path]]:
     tmp = tmp_path_factory.mktemp("redact-new")
-    path = tmp / "config.yaml"
-    path.write_text(
-        yaml.safe_dump({
-            "data_dir": str(tmp),
-            "admin": {"token_file": str(write_admin_token(tmp)), "token_env": None},
-            "policy": {
-                "overlays": [str(ROOT / "policies/overlays/examples/redact_new_answers")]
-            },
-            "pii": {"ner": False},
-            "backends": [{
-                "id": "primary", "base_url": upstream_server.base_url, "models": ["gpt-test"],
-                "operator": "openai", "model_family": "gpt", "model_origin": "US",
-                "hosting_country": "US",
-            }],
-        })
-    )  # fmt: skip
-    gw = RunningGateway(load_settings(path)).start()
+    gw = overlay_gateway(tmp, upstream_server, "redact_new_answers", pii={"ner": False})
     yield gw, tmp
     gw.stop()
 

@@ -6,18 +6,15 @@ official SDK, and the fake upstream's record of what it was sent as the evidence
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import openai
 import pytest
-import yaml
 
-from gateway.config import load_settings
-from tests.support.gateway import RunningGateway, write_admin_token
+from tests.e2e.conftest import overlay_gateway
+from tests.support.gateway import RunningGateway
 from tests.support.upstream import FakeUpstream
 
 pytestmark = pytest.mark.e2e
-ROOT = Path(__file__).resolve().parents[2]
 PROMPT = "please forward the discharge letter to john smith before friday."
 
 
@@ -25,23 +22,9 @@ PROMPT = "please forward the discharge letter to john smith before friday."
 def gateway(
     tmp_path_factory: pytest.TempPathFactory, upstream_server: FakeUpstream
 ) -> Iterator[RunningGateway]:
-    tmp = tmp_path_factory.mktemp("strict-pii")
-    path = tmp / "config.yaml"
-    path.write_text(
-        yaml.safe_dump({
-            "data_dir": str(tmp),
-            "admin": {"token_file": str(write_admin_token(tmp)), "token_env": None},
-            "policy": {
-                "overlays": [str(ROOT / "policies/overlays/examples/strict_pii_health")]
-            },
-            "backends": [{
-                "id": "primary", "base_url": upstream_server.base_url, "models": ["gpt-test"],
-                "operator": "openai", "model_family": "gpt", "model_origin": "US",
-                "hosting_country": "US",
-            }],
-        })
-    )  # fmt: skip
-    gw = RunningGateway(load_settings(path)).start()
+    gw = overlay_gateway(
+        tmp_path_factory.mktemp("strict-pii"), upstream_server, "strict_pii_health"
+    )
     yield gw
     gw.stop()
 
