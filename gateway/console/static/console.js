@@ -912,11 +912,17 @@ async function setKeyBudget(id, button) {
   }
   const body = { budget_usd: budget };
   if (period !== undefined) body.budget_period = BUDGET_PERIODS[period];
+  const per = period === undefined ? "" : BUDGET_PERIODS[period] ? ` per ${BUDGET_PERIODS[period]}` : " per the default period";
+  await changeKey(id, button, body, () => (budget === null ? `Key ${id} is back on the default budget${per}.` : `Key ${id}'s budget is ${usd(budget)} US dollars${per}.`));
+}
+
+// A change to one key from its row: sent, said (from the key's record as changed), the tables
+// read again; the button busy meanwhile.
+async function changeKey(id, button, body, said) {
   busy(button, true);
   try {
-    await api(`/admin/keys/${encodeURIComponent(id)}`, { method: "PATCH", body });
-    const per = period === undefined ? "" : BUDGET_PERIODS[period] ? ` per ${BUDGET_PERIODS[period]}` : " per the default period";
-    say(budget === null ? `Key ${id} is back on the default budget${per}.` : `Key ${id}'s budget is ${usd(budget)} US dollars${per}.`, "ok");
+    const record = await api(`/admin/keys/${encodeURIComponent(id)}`, { method: "PATCH", body });
+    say(said(record), "ok");
     await loadKeys();
   } catch (err) {
     busy(button, false);
@@ -931,13 +937,17 @@ function limitWord(value) {
   return value === null || value === undefined ? "default" : value === 0 ? "unlimited" : String(value);
 }
 
+function limitWords(record) {
+  return LIMITS.map((name) => limitWord(record[name]));
+}
+
 function limitsText(record) {
-  const [rpm, tpm, inFlight] = LIMITS.map((name) => limitWord(record[name]));
+  const [rpm, tpm, inFlight] = limitWords(record);
   return `${rpm} rpm, ${tpm} tpm, ${inFlight} in flight`;
 }
 
 function limitsValue(record) {
-  return LIMITS.map((name) => limitWord(record[name])).join(", ");
+  return limitWords(record).join(", ");
 }
 
 // "rpm, tpm, in flight": each a whole number (0: no limit) or "default"; null when one is not
@@ -956,15 +966,7 @@ async function setKeyLimits(id, button, current) {
     say('Give three limits, comma-separated: each a whole number (0: no limit) or "default".', "error");
     return;
   }
-  busy(button, true);
-  try {
-    const record = await api(`/admin/keys/${encodeURIComponent(id)}`, { method: "PATCH", body });
-    say(`Key ${id}: ${limitsText(record)}.`, "ok");
-    await loadKeys();
-  } catch (err) {
-    busy(button, false);
-    report(err);
-  }
+  await changeKey(id, button, body, (record) => `Key ${id}: ${limitsText(record)}.`);
 }
 
 // CIDR blocks, comma-separated; empty: anywhere (the server checks each and names a bad one)
@@ -972,15 +974,8 @@ async function setKeyNetworks(id, button) {
   const answer = window.prompt(`Networks key ${id} may be used from (CIDR blocks, comma-separated; empty: anywhere):`);
   if (answer === null) return; // cancelled
   const networks = names(answer);
-  busy(button, true);
-  try {
-    await api(`/admin/keys/${encodeURIComponent(id)}`, { method: "PATCH", body: { networks: networks.length ? networks : null } });
-    say(networks.length ? `Key ${id} may be used from ${networks.join(", ")} only.` : `Key ${id} may be used from anywhere.`, "ok");
-    await loadKeys();
-  } catch (err) {
-    busy(button, false);
-    report(err);
-  }
+  await changeKey(id, button, { networks: networks.length ? networks : null }, () =>
+    networks.length ? `Key ${id} may be used from ${networks.join(", ")} only.` : `Key ${id} may be used from anywhere.`);
 }
 
 async function revokeKey(id, button) {
