@@ -224,9 +224,6 @@ class MemoryLimiter:
             self._in_flight.setdefault(key, set()).add(slot)
         return Reservation(key, tokens, rpm, tpm, b[0], b[1], parallel=parallel, slot=slot)
 
-    def in_flight(self, key: str) -> int:
-        return len(self._in_flight.get(key, ()))
-
     async def reconcile(self, reservation: Reservation, used_tokens: int) -> None:
         r = reservation
         if r.slot is not None:
