@@ -497,9 +497,11 @@ def test_a_person_signs_in_from_the_console_page_in_a_real_browser(w: World) -> 
         expect(page.locator("#nav button[data-view=keys]")).to_be_hidden()
         session = page.evaluate("Object.values(sessionStorage)[0]")
         ended_at_provider = len(w.idp.sign_outs)
-        page.click("#signout")
-        # sign_out_at_provider: to the provider's end-session page, and back to the console
-        page.wait_for_url(w.gw.url + "/console/")
+        # sign_out_at_provider: to the provider's end-session page, and back to the console.
+        # The page is at /console/ before the click too, so the test waits for the next
+        # navigation (the provider's redirect back) to load, not merely for the address.
+        with page.expect_navigation(url=w.gw.url + "/console/", wait_until="load"):
+            page.click("#signout")
         expect(page.locator("#signin-screen")).to_be_visible()
         assert len(w.idp.sign_outs) == ended_at_provider + 1
         # the session was ended at the gateway, not only forgotten by the tab
