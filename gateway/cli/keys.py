@@ -202,9 +202,17 @@ def list_cmd(
             + (f"\treplaces {r.rotated_from}" if r.rotated_from else "")
             + (f"\tmodels {','.join(r.models)}" if r.models is not None else "")
             + (f"\t{r.hint}" if r.hint else "")
-            + ("" if r.budget_microusd is None else f"\tbudget {usd_text(r.budget_microusd)}")
+            + _budget_text(r.budget_microusd, r.budget_period)
             + (f"\tnetworks {','.join(r.networks)}" if r.networks is not None else "")
         )
+
+
+def _budget_text(microusd: int | None, period: str | None) -> str:
+    """A key's own budget and period for ``keys list`` (nothing when it has neither)."""
+    if microusd is None and period is None:
+        return ""
+    amount = "default" if microusd is None else usd_text(microusd)
+    return f"\tbudget {amount}" + ("" if period is None else f" per {period}")
 
 
 @keys.command("revoke")

@@ -215,6 +215,11 @@ def test_a_keys_spend_budget_from_the_command_line(tmp_path: Path) -> None:
     assert code == 0 and out.strip() == f"{daily}: budget US$3.00 per month", out
     code, out = _run(cfg, "keys", "budget", daily, "3")  # the period left out: kept
     assert code == 0 and out.strip().endswith("per month"), out
+    code, out = _run(cfg, "keys", "list")
+    assert code == 0 and "\tbudget US$3.00 per month" in out, out
+    code, out = _run(cfg, "keys", "budget", daily, "default")
+    code, out = _run(cfg, "keys", "list")  # the period of its own, on the default amount
+    assert code == 0 and "\tbudget default per month" in out, out
     code, out = _run(cfg, "keys", "budget", daily, "3", "--period", "default")
     assert code == 0 and out.strip().endswith("per week"), out  # budgets.period
     code, out = _run(cfg, "keys", "budget", daily, "3", "--period", "fortnight")
