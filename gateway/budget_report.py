@@ -5,7 +5,7 @@ force and what it has spent this period, from the ledger (:mod:`gateway.budgets`
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from gateway.budget_scopes import budgets_of, period_of
 from gateway.budgets import Budgets
@@ -22,7 +22,8 @@ async def report(
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """The spend budgets in force and what each has spent this period (each row's own period
-    and renewal: a key may renew on its own, the rest on ``budgets.period``): every team with a
+    and renewal: a key, person, team or tenant may renew on its own, the rest on
+    ``budgets.period``): every team with a
     budget (``teams``), every active key with one (its own or ``key_usd``; ``key_ids``: the key
     and its rotation chain) and every person with an active key and a budget (``users`` or
     ``user_usd``), from the ledger plus this replica's charges not yet in it. The admin API's
@@ -32,12 +33,17 @@ async def report(
     rows: dict[str, dict[str, Any]] = {}
     limits: dict[str, int] = {}  # scope -> micro-dollars
     kinds: dict[str, str] = {}  # scope -> the kind of period it renews on
-    for kind, named in (("team", settings.teams), ("tenant", settings.tenants)):
-        for name, dollars in named.items():
+    named: tuple[tuple[str, Literal["teams", "tenants"]], ...] = (
+        ("team", "teams"),
+        ("tenant", "tenants"),
+    )
+    for kind, setting in named:
+        for name in getattr(settings, setting):
+            dollars, own = settings.named(setting, name) or (0, None)
             if dollars:
                 rows[f"{kind}:{name}"] = {"scope": kind, kind: name}
                 limits[f"{kind}:{name}"] = micro(dollars)
-                kinds[f"{kind}:{name}"] = settings.period
+                kinds[f"{kind}:{name}"] = own or settings.period
     for record in records:
         if record.revoked_at is not None or record.expired():
             continue

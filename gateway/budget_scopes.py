@@ -64,35 +64,50 @@ def scopes_of(p: Principal) -> list[str]:
     return out
 
 
+def _sources(
+    p: Principal, settings: BudgetSettings
+) -> list[tuple[str, str, float | None, str | None]]:
+    """Each scope of ``p`` with a budget source: (scope, kind, US dollars or None, its own
+    period or None). The key's amount is left to :func:`budgets_of` (micro-dollars)."""
+    person = settings.named("users", p.user) or (settings.user_usd, None)
+    out = [
+        (_key_scope(p), "key", None, p.budget_period),
+        (user_scope(p.tenant, p.user), "user", *person),
+    ]
+    if p.team is not None:
+        out.append((f"team:{p.team}", "team", *(settings.named("teams", p.team) or (None, None))))
+    tenant = settings.named("tenants", p.tenant) or (None, None)
+    out.append((f"tenant:{p.tenant}", "tenant", *tenant))
+    return out
+
+
 def budgets_of(p: Principal, settings: BudgetSettings) -> list[Budget]:
-    """The budgets a request of ``p`` is held to: the key's own (or ``key_usd``; over the key's
-    own period, else ``budgets.period``), the person's (``users`` or ``user_usd``), the team's
-    and the tenant's (over ``budgets.period``)."""
+    """The budgets a request of ``p`` is held to: the key's own (or ``key_usd``), the person's
+    (``users`` or ``user_usd``), the team's and the tenant's; each over its own period where it
+    has one (a key's ``budget_period``; ``{usd, period}`` in ``users``, ``teams``, ``tenants``),
+    else ``budgets.period``."""
     out = []
-    every = settings.period
-    own = p.budget_microusd
-    if own is None and settings.key_usd:
-        own = micro(settings.key_usd)
-    if own:
-        out.append(Budget(_key_scope(p), "key", own, p.budget_period or every))
-    person = settings.users.get(p.user, settings.user_usd)
-    if person:
-        out.append(Budget(user_scope(p.tenant, p.user), "user", micro(person), every))
-    if p.team is not None and (team := settings.teams.get(p.team)):
-        out.append(Budget(f"team:{p.team}", "team", micro(team), every))
-    if tenant := settings.tenants.get(p.tenant):
-        out.append(Budget(f"tenant:{p.tenant}", "tenant", micro(tenant), every))
+    for scope, kind, dollars, own in _sources(p, settings):
+        if kind == "key":
+            amount = p.budget_microusd
+            if amount is None and settings.key_usd:
+                amount = micro(settings.key_usd)
+        else:
+            amount = micro(dollars) if dollars else 0
+        if amount:
+            out.append(Budget(scope, kind, amount, own or settings.period))
     return out
 
 
 def charged_slots(p: Principal, settings: BudgetSettings, now: datetime) -> list[tuple[str, str]]:
     """The (scope, period) a finished request of ``p`` is charged to: every scope in
-    ``budgets.period``'s current period, and the key's scope in its own period too when it has
-    one (so its spend is counted whichever period it is held to, before and after a change)."""
+    ``budgets.period``'s current period, and a scope with a period of its own in that one too
+    (so its spend is counted whichever period it is held to, before and after a change)."""
     period, _ = period_of(settings.period, now)
     out = [(scope, period) for scope in scopes_of(p)]
-    if p.budget_period is not None and p.budget_period != settings.period:
-        out.append((_key_scope(p), period_of(p.budget_period, now)[0]))
+    for scope, _kind, _dollars, own in _sources(p, settings):
+        if own is not None and own != settings.period:
+            out.append((scope, period_of(own, now)[0]))
     return out
 
 

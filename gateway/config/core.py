@@ -190,23 +190,36 @@ class WebhookSettings(Strict):
         return None
 
 
+Period = Literal["day", "week", "month"]
+
+
+class NamedBudget(Strict):
+    """A person's, team's or tenant's budget renewing on a period of its own
+    (``teams: {ops: {usd: 50, period: day}}``); a bare number renews on ``budgets.period``."""
+
+    usd: float = Field(ge=0, le=1_000_000_000)
+    period: Period | None = None  # None: budgets.period
+
+
 class BudgetSettings(Strict):
     """Spend budgets (gateway.budgets): what a key, or a whole team, may spend per period, in
     US dollars counted from the backends' ``prices``; past it, 429 ``spend_budget_exceeded``
     until the period renews. Off unless a budget is given."""
 
     # The calendar period a budget renews on, in UTC: day, week (ISO, from Monday) or month.
-    period: Literal["day", "week", "month"] = "month"
+    period: Period = "month"
     # Every key's budget unless it has its own (``keys create --budget-usd``); None or 0: none.
     key_usd: float | None = Field(None, ge=0, le=1_000_000_000)
     # Every person's budget across all their keys (a key's user, within its tenant); None or 0:
     # none. ``users`` sets it for some people by name.
     user_usd: float | None = Field(None, ge=0, le=1_000_000_000)
-    users: dict[str, float] = Field(default_factory=dict)
+    # In users, teams and tenants a budget is US dollars (renewing on ``period``) or
+    # ``{usd: 50, period: day}`` (renewing on its own).
+    users: dict[str, float | NamedBudget] = Field(default_factory=dict)
     # Team name -> the budget the team's keys share (on top of each key's and person's own).
-    teams: dict[str, float] = Field(default_factory=dict)
+    teams: dict[str, float | NamedBudget] = Field(default_factory=dict)
     # Tenant name -> the budget every key of the tenant shares.
-    tenants: dict[str, float] = Field(default_factory=dict)
+    tenants: dict[str, float | NamedBudget] = Field(default_factory=dict)
     # The shares of a budget whose crossing is announced, once per scope and period whichever
     # replica sees it: a log line, portcullis_budget_alerts_total and a post to each webhook.
     alert_at: tuple[float, ...] = (0.8, 1.0)
@@ -227,15 +240,26 @@ class BudgetSettings(Strict):
 
     @field_validator("teams", "users", "tenants")
     @classmethod
-    def _named(cls, v: dict[str, float]) -> dict[str, float]:
+    def _named(cls, v: dict[str, float | NamedBudget]) -> dict[str, float | NamedBudget]:
         from audit.shapes import IDENTIFIER_CHARS, is_name
 
-        for name, usd in v.items():
+        for name, value in v.items():
             if not is_name(name) or len(name) > 200:
                 raise ValueError(f"names: 1-200 {IDENTIFIER_CHARS} ({name[:40]!r})")
+            usd = value.usd if isinstance(value, NamedBudget) else value
             if not 0 <= usd <= 1_000_000_000:
                 raise ValueError(f"[{name!r}]: US dollars from 0 to 1000000000")
         return v
+
+    def named(
+        self, kind: Literal["users", "teams", "tenants"], name: str
+    ) -> tuple[float, Period | None] | None:
+        """The budget ``users``, ``teams`` or ``tenants`` sets for ``name`` (US dollars, and its
+        own period or None), or None when it names no such one."""
+        value = getattr(self, kind).get(name)
+        if isinstance(value, NamedBudget):
+            return value.usd, value.period
+        return None if value is None else (value, None)
 
 
 class RequestLimits(Strict):

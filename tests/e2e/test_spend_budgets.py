@@ -268,7 +268,16 @@ def test_a_team_budget_lowered_by_a_reload_bites_at_once_and_the_reload_is_recor
         with pytest.raises(openai.RateLimitError) as err:
             sdk.chat.completions.create(model="deepseek-chat", messages=MSG)
         assert err.value.body["budget"]["limit_usd"] == 0.00005  # type: ignore[index]
-        (record,) = [r for r in settled_entries(tmp_path, "config")]
-        assert record["action"]["budgets"] is True
+        assert err.value.body["budget"]["period"] == time.strftime("%Y-%m", time.gmtime())  # type: ignore[index]
+        # the team renews daily from now on (its day counted from the change), in the report too
+        raw["budgets"]["teams"]["legal"] = {"usd": 0.00005, "period": "day"}
+        cfg.write_text(yaml.safe_dump(raw))
+        status, _, body = gw.request("POST", "/admin/config/reload", token=gw.ADMIN_TOKEN)
+        assert status == 200 and body["sections"] == ["budgets"], body
+        status, _, listing = gw.request("GET", "/admin/budgets", token=gw.ADMIN_TOKEN)
+        (row,) = [r for r in listing["data"] if r.get("team") == "legal"]
+        assert row["period"] == time.strftime("%Y-%m-%d", time.gmtime()), row
+        records = [r for r in settled_entries(tmp_path, "config")]
+        assert len(records) == 2 and all(r["action"]["budgets"] is True for r in records)
     finally:
         gw.stop()

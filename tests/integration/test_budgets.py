@@ -300,3 +300,84 @@ async def test_a_key_s_own_period_renews_its_budget_and_the_rest_keep_the_gatewa
         "2026-12-01T00:00:00Z",
     )
     assert rows["key"]["spent_usd"] == 0.001 and rows["team"]["period"] == "2026-11"
+
+
+async def test_a_person_team_or_tenant_renews_on_a_period_of_its_own(
+    engine: AsyncEngine,
+) -> None:
+    """``teams: {ops: {usd, period: day}}`` holds the team to a daily budget while the gateway's
+    period is the month and a person stays monthly; a named person may renew weekly. Each is
+    refused once spent and admitted again when its own period renews; the report says so."""
+    from gateway.budget_report import report
+    from gateway.key_records import KeyRecord
+
+    settings = BudgetSettings.model_validate(
+        {
+            "teams": {"ops": {"usd": 0.001, "period": "day"}},
+            "users": {"weekly": {"usd": 0.002, "period": "week"}, "u": 1.0},
+            "tenants": {"default": {"usd": 1.0}},  # no period of its own: the gateway's
+        }
+    )
+    assert settings.named("teams", "ops") == (0.001, "day")
+    assert settings.named("users", "u") == (1.0, None)
+    assert settings.named("tenants", "nobody") is None
+    ops = _p("eeeeeeeeeeee")
+    budgets = Budgets(engine)
+    budgets.charge(ops, 1_000, settings, NOW)
+    with pytest.raises(GatewayError) as spent:
+        await budgets.admit(ops, settings, NOW)
+    assert spent.value.details["budget"]["scope"] == "team"
+    assert spent.value.details["budget"]["period"] == "2026-11-30"
+    await budgets.sync()
+    tomorrow = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    headers = dict(await budgets.admit(ops, settings, tomorrow))  # the team's new day
+    assert headers[b"x-budget-renews-at"] == b"2026-12-02T00:00:00Z"
+    # the month counts the team's spend too, and the person's stays monthly
+    assert await budgets.spent(["team:ops", "user:default|u"], "2026-11") == {
+        "team:ops": 1_000,
+        "user:default|u": 1_000,
+    }
+    # a person with a weekly budget of their own: two charges spend it, next Monday renews it
+    weekly = _p("ffffffffffff", team=None, user="weekly")
+    budgets.charge(weekly, 2_000, settings, NOW)
+    with pytest.raises(GatewayError) as spent:
+        await budgets.admit(weekly, settings, NOW)
+    assert (spent.value.details["budget"]["scope"], spent.value.details["budget"]["period"]) == (
+        "user",
+        "2026-W49",
+    )
+    await budgets.sync()
+    await budgets.admit(weekly, settings, datetime(2026, 12, 7, 0, 1, tzinfo=UTC))
+
+    def record(key_id: str, user: str, team: str | None) -> KeyRecord:
+        return KeyRecord(
+            key_id=key_id, user=user, team=team, tenant="default", jurisdiction="AU",
+            sector="private", roles=(), tags=(), created_at=NOW, revoked_at=None,
+            description=None,
+        )  # fmt: skip
+
+    records = [record("eeeeeeeeeeee", "u", "ops"), record("ffffffffffff", "weekly", None)]
+    out = await report(records, budgets, settings, NOW)
+    rows = {(row["scope"], row.get("team") or row.get("user") or row.get("tenant")): row
+            for row in out["data"]}  # fmt: skip
+    assert out["period"] == "2026-11"
+    assert (rows["team", "ops"]["period"], rows["team", "ops"]["renews_at"]) == (
+        "2026-11-30",
+        "2026-12-01T00:00:00Z",
+    )
+    assert rows["team", "ops"]["spent_usd"] == 0.001
+    assert rows["user", "weekly"]["period"] == "2026-W49"
+    assert rows["user", "weekly"]["spent_usd"] == 0.002
+    assert rows["user", "u"]["period"] == rows["tenant", "default"]["period"] == "2026-11"
+
+
+def test_a_budget_of_its_own_period_is_checked_like_the_rest() -> None:
+    for bad in (
+        {"teams": {"ops": {"usd": -1}}},
+        {"teams": {"ops": {"usd": 1, "period": "fortnight"}}},
+        {"users": {"a": {"period": "day"}}},  # no amount
+        {"tenants": {"t": {"usd": 1, "extra": 1}}},
+        {"teams": {"bad name": {"usd": 1}}},
+    ):
+        with pytest.raises(ValueError):
+            BudgetSettings.model_validate(bad)

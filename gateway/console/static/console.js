@@ -824,10 +824,12 @@ async function loadKeys() {
 let budgetsPeriod = null; // the gateway's period, as the last report said
 
 function budgetWhose(row) {
-  if (row.scope === "team") return text(row.team);
-  if (row.scope === "tenant") return text(row.tenant);
-  if (row.scope === "user") return `${text(row.user)} (${text(row.tenant)})`;
-  return list(row.key_ids) + (row.own ? "" : " (default)") + (row.period && row.period !== budgetsPeriod ? ` (period ${row.period}, renews ${row.renews_at})` : "");
+  // a budget renewing on a period of its own says which, and when it renews
+  const own = row.period && row.period !== budgetsPeriod ? ` (period ${row.period}, renews ${row.renews_at})` : "";
+  if (row.scope === "team") return text(row.team) + own;
+  if (row.scope === "tenant") return text(row.tenant) + own;
+  if (row.scope === "user") return `${text(row.user)} (${text(row.tenant)})${own}`;
+  return list(row.key_ids) + (row.own ? "" : " (default)") + own;
 }
 
 function renderBudgets(budgets) {
