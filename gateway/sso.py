@@ -16,10 +16,12 @@ client:
    anywhere: the console keeps it as it keeps a pasted key (``sessionStorage``, no cookie).
 
 A session token is accepted by the admin API only (never by ``/v1``) and acts as ``sso:<user>``
-in the audit trail. It ends when it expires, when its holder signs out, or when an administrator
-ends a person's sessions (:meth:`OidcClient.end`; the ``console_session_ends`` table, read on
-each admin call a session makes, so every replica sees it at once). The session's payload and
-the ended sessions' store are :mod:`gateway.console_sessions`.
+in the audit trail. It ends when it expires, when its holder signs out, when an administrator
+ends a person's sessions (:meth:`OidcClient.end`), or when the provider says the person's
+session there ended (OpenID Connect Back-Channel Logout 1.0: :meth:`OidcClient.provider_sign_out`
+checks the provider's signed logout token). Ends are kept in the ``console_session_ends``
+table, read on each admin call a session makes, so every replica sees them at once. The
+session's payload and the ended sessions' store are :mod:`gateway.console_sessions`.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import hmac
 import logging
 import secrets
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -43,6 +45,7 @@ from gateway.config.admin import SsoSettings, local_http
 from gateway.console_sessions import (
     SESSION_PREFIX,
     SessionEnds,
+    provider_ref,
     session_payload,
     session_principal,
 )
@@ -64,6 +67,12 @@ _ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "E
 # Code exchanges in flight at once. The sign-in routes need no credential, and a state cookie is
 # free to get: without a bound, junk codes would turn the gateway into a flood on the provider.
 EXCHANGES_IN_FLIGHT = 8
+# Back-Channel Logout 1.0, section 2.4: the event a logout token must carry.
+_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+# A logout token older than this (by its iat) is refused: providers send it at once, and its
+# jti is remembered this long so a replay cannot end sessions begun since.
+_LOGOUT_MAX_AGE_S = 600
+_LEEWAY_S = 60
 
 
 class SsoError(Exception):
@@ -112,8 +121,11 @@ class OidcClient:
             principal = session_principal(payload)
         except (KeyError, TypeError):
             return None
+        provider = principal.extra["provider"]
+        if not all(isinstance(ref, str) for ref in provider):
+            return None
         if self._ends is not None and await self._ends.ended(
-            payload["sid"], principal.user, payload["iat"]
+            payload["sid"], principal.user, payload["iat"], provider
         ):
             return None
         return principal
@@ -148,6 +160,46 @@ class OidcClient:
                 "post_logout_redirect_uri": self.settings.post_logout_redirect_uri,
             },
         )
+
+    async def provider_sign_out(self, logout_token: str) -> str:
+        """OpenID Connect Back-Channel Logout 1.0: the provider says a person's session there
+        ended. The logout token is checked as an ID token is (a key of the provider's JWKS, an
+        asymmetric algorithm, issuer, audience; no older than ten minutes) and must carry the
+        logout event, a ``jti`` not seen before, no ``nonce``, and ``sid`` or ``sub``. Every
+        console session begun until now from that provider session (``sid``), else from that
+        subject (``sub``), ends. Returns which it was; :class:`SsoError` when refused."""
+        if self._ends is None:
+            raise SsoError("unsupported", "no store to keep ended sessions in")
+        try:
+            await asyncio.wait_for(self._exchanges.acquire(), self.settings.timeout_s)
+        except TimeoutError:
+            raise SsoError("busy", "too many sign-ins and sign-outs in progress") from None
+        try:
+            claims = await self._verified(logout_token, "logout token", ["iat", "jti", "events"])
+        finally:
+            self._exchanges.release()
+        events = claims.get("events")
+        if not isinstance(events, dict) or not isinstance(events.get(_LOGOUT_EVENT), dict):
+            raise SsoError("invalid_token", "logout token without the back-channel logout event")
+        if "nonce" in claims:
+            raise SsoError("invalid_token", "logout token with a nonce (an ID token?)")
+        issued = claims["iat"]
+        if not isinstance(issued, int | float) or issued < time.time() - _LOGOUT_MAX_AGE_S:
+            raise SsoError("invalid_token", "logout token too old")
+        jti, sid, sub = claims["jti"], claims.get("sid"), claims.get("sub")
+        if not isinstance(jti, str) or not jti:
+            raise SsoError("invalid_token", "logout token without a jti")
+        if isinstance(sid, str) and sid:
+            kind, value = "sid", sid
+        elif isinstance(sub, str) and sub:
+            kind, value = "sub", sub
+        else:
+            raise SsoError("invalid_token", "logout token names neither a sid nor a sub")
+        until = datetime.fromtimestamp(issued + _LOGOUT_MAX_AGE_S + _LEEWAY_S, UTC)
+        if not await self._ends.first_use(jti, until):
+            raise SsoError("invalid_token", "logout token already used (jti)")
+        await self._ends.end(provider=provider_ref(kind, value))
+        return kind
 
     # -- the provider's metadata ----------------------------------------------------------
 
@@ -198,11 +250,11 @@ class OidcClient:
         except jwt.PyJWTError:
             raise SsoError("provider_unavailable", "provider key set unreadable") from None
 
-    async def _signing_key(self, token: str) -> Any:
+    async def _signing_key(self, token: str, what: str) -> Any:
         try:
             kid = jwt.get_unverified_header(token).get("kid")
         except jwt.PyJWTError:
-            raise SsoError("invalid_token", "ID token is not a JWT") from None
+            raise SsoError("invalid_token", f"{what} is not a JWT") from None
         for attempt in (0, 1):
             stale = time.monotonic() - self._jwks_at
             if self._jwks is None or stale > _CACHE_S or (attempt and stale > _JWKS_RETRY_S):
@@ -210,7 +262,7 @@ class OidcClient:
             for key in self._jwks.keys:
                 if kid is None or key.key_id == kid:
                     return key.key
-        raise SsoError("invalid_token", "ID token signed by a key the provider does not publish")
+        raise SsoError("invalid_token", f"{what} signed by a key the provider does not publish")
 
     # -- the flow -------------------------------------------------------------------------
 
@@ -297,25 +349,31 @@ class OidcClient:
         token = answer.get("id_token") if isinstance(answer, dict) else None
         if not isinstance(token, str):
             raise SsoError("invalid_token", "the token endpoint gave no ID token")
-        key = await self._signing_key(token)
-        try:
-            claims = jwt.decode(
-                token,
-                key=key,
-                algorithms=_ALGORITHMS,
-                audience=self.settings.client_id,
-                issuer=self.settings.issuer,
-                leeway=60,
-                options={"require": ["exp", "iat", "iss", "aud", "sub"]},
-            )
-        except jwt.PyJWTError as exc:
-            raise SsoError("invalid_token", f"ID token refused ({type(exc).__name__})") from None
+        claims = await self._verified(token, "ID token", ["exp", "iat", "sub"])
         if not hmac.compare_digest(str(claims.get("nonce", "")), str(flow.get("nonce", ""))):
             raise SsoError("invalid_token", "ID token nonce does not match this sign-in")
         aud = claims.get("aud")
         if isinstance(aud, list) and len(aud) > 1 and claims.get("azp") != self.settings.client_id:
             raise SsoError("invalid_token", "ID token issued to another party (azp)")
         return claims
+
+    async def _verified(self, token: str, what: str, require: list[str]) -> dict[str, Any]:
+        """A token the provider signed for us: the claims of ``token`` once its signature (a
+        key of the provider's JWKS, an asymmetric algorithm), issuer and audience are checked
+        and the ``require``d claims are there (``exp``, when present, not past)."""
+        key = await self._signing_key(token, what)
+        try:
+            return jwt.decode(
+                token,
+                key=key,
+                algorithms=_ALGORITHMS,
+                audience=self.settings.client_id,
+                issuer=self.settings.issuer,
+                leeway=_LEEWAY_S,
+                options={"require": ["iss", "aud", *require]},
+            )
+        except jwt.PyJWTError as exc:
+            raise SsoError("invalid_token", f"{what} refused ({type(exc).__name__})") from None
 
     def _principal(self, claims: dict[str, Any]) -> Principal:
         s = self.settings
@@ -350,6 +408,12 @@ class OidcClient:
             raise SsoError(
                 "not_permitted", "the person's name, team or tenant is not an identifier"
             ) from None
+        # what a back-channel logout may name: the provider's subject, and its session if given
+        provider = [
+            provider_ref(kind, claims[kind])
+            for kind in ("sub", "sid")
+            if isinstance(claims.get(kind), str) and claims[kind]
+        ]
         return Principal(
             key_id=f"sso:{user}",
             user=user,
@@ -359,6 +423,7 @@ class OidcClient:
             roles=tuple(roles),
             tags=tuple(tags),
             tenant=tenant,
+            extra={"provider": tuple(provider)},
         )
 
     def issue(self, principal: Principal, sid: str) -> tuple[str, int]:

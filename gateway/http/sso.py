@@ -9,6 +9,11 @@
   code, the ID token or a claim's value in a log line.
 - From outside ``admin.networks`` (when set) neither sign-in route goes on: the browser is sent
   back with ``sso_error=address_not_allowed`` and the provider is not called.
+- ``POST /console/sso/backchannel-logout`` — the provider says a person's session there ended
+  (OpenID Connect Back-Channel Logout 1.0; a form with ``logout_token``): every console session
+  from it ends; 200, or 400 with an OAuth-shaped ``error`` the provider understands. Recorded
+  (``op: console_provider_sign_out``). Not bound to ``admin.networks``: the provider calls from
+  its own servers, and the token's signature is the credential.
 - ``POST /admin/console/sign-out`` — a session ends itself (the console's Sign out); with
   ``admin.sso.sign_out_at_provider``, the answer's ``provider`` is the provider's sign-out URL,
   where the console sends the browser next.
@@ -118,6 +123,49 @@ async def sso_callback(request: Request[Any, Any, Any], state: State) -> Respons
     return _back({"sso": token}, cleared)
 
 
+_LOGOUT_CAP = 16 * 1024  # a logout token is a few hundred bytes; the form is read up to this
+
+
+@post("/console/sso/backchannel-logout", include_in_schema=False, status_code=200)
+async def backchannel_logout(request: Request[Any, Any, Any], state: State) -> Response[Any]:
+    from urllib.parse import parse_qs
+
+    from gateway.http.body import read_body
+
+    services: Services = state.services
+    client = _client(state)
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/x-www-form-urlencoded":
+        return _oauth_error(415, "invalid_request", "send a form (x-www-form-urlencoded)")
+    length = request.headers.get("content-length")
+    raw = await read_body(request.receive, length.encode() if length else None, _LOGOUT_CAP)
+    try:
+        form = parse_qs(raw.decode("ascii"), strict_parsing=True, max_num_fields=8)
+    except (UnicodeDecodeError, ValueError):
+        form = {}
+    tokens = form.get("logout_token", [])
+    if len(tokens) != 1:
+        return _oauth_error(400, "invalid_request", "give one logout_token")
+    try:
+        by = await client.provider_sign_out(tokens[0])
+    except SsoError as exc:
+        log.warning("back-channel logout refused: %s (%s)", exc.code, exc.message)
+        return _oauth_error(400, "invalid_request", exc.message)
+    await _record(services, {"op": "console_provider_sign_out", "by": by}, "sso-provider")
+    log.info("back-channel logout: the console sessions of a provider %s ended", by)
+    return Response(b"", status_code=200, headers={"cache-control": "no-store"})
+
+
+def _oauth_error(status: int, error: str, description: str) -> Response[Any]:
+    """Back-Channel Logout 1.0, section 2.8: a refusal the provider understands (OAuth 2.0's
+    ``error`` and ``error_description``), never a token or a claim's value."""
+    return Response(
+        {"error": error, "error_description": description},
+        status_code=status,
+        headers={"cache-control": "no-store"},
+    )
+
+
 def _off_the_admin_networks(request: Request[Any, Any, Any], state: State) -> Response[Any] | None:
     """From outside ``admin.networks`` no sign-in starts or ends in a session: the session
     could not be used from there, and the provider is not troubled."""
@@ -196,5 +244,5 @@ async def end_sessions(request: Request[Any, Any, Any], state: State) -> dict[st
     return out
 
 
-SSO_HANDLERS = [sso_status, sso_login, sso_callback]
+SSO_HANDLERS = [sso_status, sso_login, sso_callback, backchannel_logout]
 SSO_ADMIN_HANDLERS = [sign_out, end_sessions]

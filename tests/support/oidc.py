@@ -6,6 +6,8 @@ secret (HTTP Basic), the code and its PKCE verifier and answers an RS256 ID toke
 key set. ``fault`` makes the next ID token wrong in one way: ``audience``, ``issuer``,
 ``expired``, ``nonce``, ``signature`` (signed by a key it does not publish), ``none`` (the
 ``alg: none`` trick) or ``hs256`` (signed with the client secret as an HMAC key).
+:meth:`FakeIdP.logout_token` makes the logout token a provider posts to the gateway's
+back-channel logout endpoint (:meth:`FakeIdP.back_channel_logout` posts it, as a provider does).
 """
 
 from __future__ import annotations
@@ -106,8 +108,61 @@ class FakeIdP:
                 "id_token_signing_alg_values_supported": ["RS256"],
                 "token_endpoint_auth_methods_supported": ["client_secret_basic"],
                 "code_challenge_methods_supported": ["S256"],
+                "backchannel_logout_supported": True,
+                "backchannel_logout_session_supported": True,
             }
         )
+
+    def logout_token(self, fault: str | None = None, **claims: Any) -> str:
+        """A Back-Channel Logout 1.0 token naming ``claims`` (``sub`` and/or ``sid``), signed
+        as the ID tokens are. ``fault``: ``signature`` (a key not published), ``audience``,
+        ``event`` (without the logout event), ``nonce`` (an ID token's claim), ``old`` (issued
+        an hour ago), ``nobody`` (neither ``sub`` nor ``sid``)."""
+        now = int(time.time())
+        body: dict[str, Any] = {
+            "iss": self.issuer,
+            "aud": self.client_id,
+            "iat": now,
+            "exp": now + 120,
+            "jti": secrets.token_hex(8),
+            "events": {"http://schemas.openid.net/event/backchannel-logout": {}},
+            **claims,
+        }
+        if fault == "audience":
+            body["aud"] = "someone-else"
+        elif fault == "event":
+            body["events"] = {"http://schemas.openid.net/event/other": {}}
+        elif fault == "nonce":
+            body["nonce"] = "n"
+        elif fault == "old":
+            body["iat"], body["exp"] = now - 3600, now + 120
+        elif fault == "nobody":
+            body.pop("sub", None)
+            body.pop("sid", None)
+        key = self.other_key if fault == "signature" else self.key
+        return jwt.encode(
+            body, key, algorithm="RS256", headers={"kid": self.kid, "typ": "logout+jwt"}
+        )
+
+    @staticmethod
+    def back_channel_logout(url: str, token: str) -> tuple[int, Any]:
+        """Post ``token`` to the gateway's back-channel logout endpoint as a provider does:
+        (status, the JSON answer or None)."""
+        import json
+        import urllib.error
+        import urllib.request
+
+        req = urllib.request.Request(
+            url + "/console/sso/backchannel-logout",
+            data=urlencode({"logout_token": token}).encode(),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                body = resp.read()
+                return resp.status, json.loads(body) if body else None
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read() or b"null")
 
     async def _logout(self, request: web.Request) -> web.Response:
         """RP-Initiated Logout: the provider's session ends, the browser goes back."""
