@@ -107,21 +107,13 @@ async def build_services(settings: Settings, components: Components) -> Services
         recorder=audit.record,  # key creation, limits and revocation: "key" entries
     )
     await keys.start()
-    lim = settings.limits
     metrics_.start()  # the event-loop heartbeat (portcullis_event_loop_lag_seconds)
     services = Services(
         settings=settings,
         engine=engine,
         secret=secret,
         keys=keys,
-        limiter=build_limiter(
-            settings.redis.url,
-            lim.requests_per_minute,
-            lim.tokens_per_minute,
-            lim.deadline_ms,
-            lim.redis_fallback_share,
-            lim.max_parallel,
-        ),
+        limiter=build_limiter(settings.redis.url, settings.limits),
         catalog=Catalog(settings.backends),
         policy=policy,
         pii=pii,

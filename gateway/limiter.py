@@ -25,9 +25,12 @@ import math
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from gateway.errors import Cause, GatewayError
+
+if TYPE_CHECKING:
+    from gateway.config.core import LimitSettings
 
 __all__ = [
     "Limiter",
@@ -96,17 +99,10 @@ class Limiter(Protocol):
         """The request is over: its slot given back, its tokens settled."""
         ...
 
-    def set_defaults(
-        self,
-        requests_per_minute: int,
-        tokens_per_minute: int,
-        deadline_ms: int,
-        fallback_share: float | None = None,
-        max_parallel: int = 0,
-    ) -> None:
-        """New configured defaults (a configuration reload): keys without their own limits run
-        under them from the next reservation; what a bucket holds is kept. ``fallback_share``:
-        ``limits.redis_fallback_share`` (only a Redis limiter has a use for it)."""
+    def set_defaults(self, limits: LimitSettings) -> None:
+        """New configured defaults (a configuration reload of ``limits``): keys without their
+        own limits run under them from the next reservation; what a bucket holds is kept.
+        (``deadline_ms`` and ``redis_fallback_share`` concern a Redis limiter only.)"""
         ...
 
     async def ready(self) -> bool: ...
@@ -171,16 +167,9 @@ class MemoryLimiter:
         self._buckets: dict[str, list[float]] = {}  # key -> [requests, tokens, last]
         self._in_flight: dict[str, set[str]] = {}  # key -> its slots taken
 
-    def set_defaults(
-        self,
-        requests_per_minute: int,
-        tokens_per_minute: int,
-        deadline_ms: int,
-        fallback_share: float | None = None,
-        max_parallel: int = 0,
-    ) -> None:
-        self._rpm, self._tpm = requests_per_minute, tokens_per_minute
-        self._parallel = max_parallel
+    def set_defaults(self, limits: LimitSettings) -> None:
+        self._rpm, self._tpm = limits.requests_per_minute, limits.tokens_per_minute
+        self._parallel = limits.max_parallel
 
     def _bucket(self, key: str, now: float, rpm: int, tpm: int) -> list[float]:
         b = self._buckets.get(key)
@@ -247,23 +236,17 @@ class MemoryLimiter:
         return None
 
 
-def build_limiter(
-    redis_url: str | None,
-    requests_per_minute: int,
-    tokens_per_minute: int,
-    deadline_ms: int,
-    fallback_share: float | None = None,
-    max_parallel: int = 0,
-) -> Limiter:
+def build_limiter(redis_url: str | None, limits: LimitSettings) -> Limiter:
+    """The limiter ``limits`` configure: shared through Redis at ``redis_url``, else in memory."""
     if redis_url:
         from gateway.redis_limiter import RedisLimiter  # it builds on this module
 
         return RedisLimiter(
             redis_url,
-            requests_per_minute,
-            tokens_per_minute,
-            deadline_ms / 1000,
-            fallback_share,
-            max_parallel,
+            limits.requests_per_minute,
+            limits.tokens_per_minute,
+            limits.deadline_ms / 1000,
+            limits.redis_fallback_share,
+            limits.max_parallel,
         )
-    return MemoryLimiter(requests_per_minute, tokens_per_minute, max_parallel)
+    return MemoryLimiter(limits.requests_per_minute, limits.tokens_per_minute, limits.max_parallel)

@@ -11,12 +11,15 @@ import dataclasses
 import logging
 import math
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 
 from gateway.errors import Cause, GatewayError
 from gateway.limiter import MemoryLimiter, Reservation, in_flight_refused, new_slot, rates, refused
+
+if TYPE_CHECKING:
+    from gateway.config.core import LimitSettings
 
 __all__ = ["RedisLimiter"]
 
@@ -125,19 +128,12 @@ class RedisLimiter:
         )
         return dataclasses.replace(r, local=True)
 
-    def set_defaults(
-        self,
-        requests_per_minute: int,
-        tokens_per_minute: int,
-        deadline_ms: int,
-        fallback_share: float | None = None,
-        max_parallel: int = 0,
-    ) -> None:
-        self._rpm, self._tpm = requests_per_minute, tokens_per_minute
-        self._parallel = max_parallel
-        self._deadline = deadline_ms / 1000
-        self._share = fallback_share
-        if fallback_share is None:
+    def set_defaults(self, limits: LimitSettings) -> None:
+        self._rpm, self._tpm = limits.requests_per_minute, limits.tokens_per_minute
+        self._parallel = limits.max_parallel
+        self._deadline = limits.deadline_ms / 1000
+        self._share = limits.redis_fallback_share
+        if self._share is None:
             self._local = None
         elif self._local is None:
             self._local = MemoryLimiter(0, 0)

@@ -250,15 +250,8 @@ class Reloader:
     ) -> None:
         s = self._services
         catalog = Catalog(effective.backends)
-        lim = effective.limits
         # No await from here on: a request sees the old catalogue or the new one, not a mix.
-        s.limiter.set_defaults(
-            lim.requests_per_minute,
-            lim.tokens_per_minute,
-            lim.deadline_ms,
-            lim.redis_fallback_share,
-            lim.max_parallel,
-        )
+        s.limiter.set_defaults(effective.limits)
         s.upstream.set_credentials(credentials)
         s.router.unusable = unusable
         s.router.breaker.forget(stale)

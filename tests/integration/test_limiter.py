@@ -8,12 +8,23 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from gateway.config.core import LimitSettings
 from gateway.errors import Cause, GatewayError
 from gateway.limiter import Limiter, MemoryLimiter
 from gateway.redis_limiter import RedisLimiter
 from tests.support.services import REDIS_URL, private_redis
 
 pytestmark = pytest.mark.integration
+
+
+def _limits(
+    rpm: int, deadline_ms: int, share: float | None = None, parallel: int = 0
+) -> LimitSettings:
+    """What a configuration reload hands the limiter (``limits``; no token limit)."""
+    return LimitSettings(
+        requests_per_minute=rpm, tokens_per_minute=0, deadline_ms=deadline_ms,
+        redis_fallback_share=share, max_parallel=parallel,
+    )  # fmt: skip
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -52,7 +63,7 @@ async def test_new_defaults_apply_to_keys_without_their_own(make) -> None:  # ty
     lim = make(100, 0)
     key, own = secrets.token_hex(4), secrets.token_hex(4)
     await lim.reserve(key, 10)
-    lim.set_defaults(1, 0, 500)  # a configuration reload
+    lim.set_defaults(_limits(1, 500))  # a configuration reload
     await lim.reserve(key, 10)  # the bucket (99 left) is capped at the new rate: one more
     with pytest.raises(GatewayError) as exc:
         await lim.reserve(key, 10)
@@ -247,9 +258,9 @@ async def test_a_reload_turns_the_fallback_on_and_off() -> None:
     try:
         with pytest.raises(GatewayError):
             await lim.reserve("k", 1)
-        lim.set_defaults(10, 0, 200, fallback_share=0.3)  # limits.redis_fallback_share: 0.3
+        lim.set_defaults(_limits(10, 200, share=0.3))  # limits.redis_fallback_share: 0.3
         assert (await lim.reserve("k", 1)).requests_per_minute == 3
-        lim.set_defaults(10, 0, 200, fallback_share=None)
+        lim.set_defaults(_limits(10, 200))
         with pytest.raises(GatewayError) as exc:
             await lim.reserve("k", 1)
         assert exc.value.cause is Cause.LIMITER_UNAVAILABLE
@@ -388,7 +399,7 @@ async def test_requests_in_flight_are_held_to_the_key_s_limit_and_given_back(mak
     for r in (held[1], again):
         await lim.reconcile(r, 0)
     await lim.reserve(key, 1, max_parallel=2)
-    lim.set_defaults(0, 0, 500, max_parallel=1)  # the configured default, for keys without theirs
+    lim.set_defaults(_limits(0, 500, parallel=1))  # the configured default, for keys without theirs
     other = secrets.token_hex(4)
     await lim.reserve(other, 1)
     with pytest.raises(GatewayError):
