@@ -1,18 +1,45 @@
 """The spend budgets report (``GET /admin/budgets``, ``portcullis budgets``): every budget in
-force and what it has spent this period, from the ledger (:mod:`gateway.budgets`).
+force and what it has spent this period, from the ledger (:mod:`gateway.budgets`); and
+:func:`spend_of`, where any set of budgets stands in each one's own period.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from gateway.budget_scopes import budgets_of, period_of
+from gateway.budget_scopes import Budget, budgets_of, period_of
 from gateway.budgets import Budgets
 from gateway.config.core import BudgetSettings
 from gateway.key_records import KeyRecord, micro, usd
 
-__all__ = ["report"]
+__all__ = ["report", "spend_of"]
+
+
+async def spend_of(
+    budgets: Iterable[Budget], ledger: Budgets | None, at: datetime
+) -> dict[str, dict[str, Any]]:
+    """Where each budget stands, by scope: its limit, what it spent in its own current period
+    (the ledger plus this replica's charges not yet in it; nothing without a ledger), what is
+    left, that period and when it renews."""
+    by_kind: dict[str, list[Budget]] = {}
+    for b in budgets:
+        by_kind.setdefault(b.period, []).append(b)
+    out: dict[str, dict[str, Any]] = {}
+    for kind, group in sorted(by_kind.items()):
+        period, renews = period_of(kind, at)
+        spent = {} if ledger is None else await ledger.spent([b.scope for b in group], period)
+        for b in group:
+            used = spent.get(b.scope, 0)
+            out[b.scope] = {
+                "limit_usd": usd(b.microusd),
+                "spent_usd": usd(used),
+                "remaining_usd": usd(max(0, b.microusd - used)),
+                "period": period,
+                "renews_at": renews.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            }
+    return out
 
 
 async def report(
@@ -23,16 +50,14 @@ async def report(
 ) -> dict[str, Any]:
     """The spend budgets in force and what each has spent this period (each row's own period
     and renewal: a key, person, team or tenant may renew on its own, the rest on
-    ``budgets.period``): every team with a
-    budget (``teams``), every active key with one (its own or ``key_usd``; ``key_ids``: the key
-    and its rotation chain) and every person with an active key and a budget (``users`` or
-    ``user_usd``), from the ledger plus this replica's charges not yet in it. The admin API's
-    ``GET /admin/budgets`` and ``portcullis budgets``."""
+    ``budgets.period``): every team with a budget (``teams``), every active key with one (its
+    own or ``key_usd``; ``key_ids``: the key and its rotation chain) and every person with an
+    active key and a budget (``users`` or ``user_usd``), from the ledger plus this replica's
+    charges not yet in it. The admin API's ``GET /admin/budgets`` and ``portcullis budgets``."""
     at = now or datetime.now(UTC)
     period, renews = period_of(settings.period, at)
     rows: dict[str, dict[str, Any]] = {}
-    limits: dict[str, int] = {}  # scope -> micro-dollars
-    kinds: dict[str, str] = {}  # scope -> the kind of period it renews on
+    held: dict[str, Budget] = {}  # scope -> its budget
     named: tuple[tuple[str, Literal["teams", "tenants"]], ...] = (
         ("team", "teams"),
         ("tenant", "tenants"),
@@ -41,9 +66,9 @@ async def report(
         for name in getattr(settings, setting):
             dollars, own = settings.named(setting, name) or (0, None)
             if dollars:
-                rows[f"{kind}:{name}"] = {"scope": kind, kind: name}
-                limits[f"{kind}:{name}"] = micro(dollars)
-                kinds[f"{kind}:{name}"] = own or settings.period
+                scope = f"{kind}:{name}"
+                rows[scope] = {"scope": kind, kind: name}
+                held[scope] = Budget(scope, kind, micro(dollars), own or settings.period)
     for record in records:
         if record.revoked_at is not None or record.expired():
             continue
@@ -56,30 +81,11 @@ async def report(
                 rows.setdefault(
                     b.scope, {"scope": "user", "user": record.user, "tenant": record.tenant}
                 )
-            limits[b.scope] = b.microusd
-            kinds[b.scope] = b.period
-    spent: dict[str, int] = {}
-    for kind in sorted(set(kinds.values())):
-        scopes = [scope for scope, k in kinds.items() if k == kind]
-        if scopes and budgets is not None:
-            spent |= await budgets.spent(scopes, period_of(kind, at)[0])
-    data = []
-    for scope, row in rows.items():
-        limit, used = limits[scope], spent.get(scope, 0)
-        own_period, own_renews = period_of(kinds[scope], at)
-        data.append(
-            {
-                **row,
-                "limit_usd": usd(limit),
-                "spent_usd": usd(used),
-                "remaining_usd": usd(max(0, limit - used)),
-                "period": own_period,
-                "renews_at": own_renews.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            }
-        )
+            held[b.scope] = b
+    spend = await spend_of(held.values(), budgets, at)
     return {
         "object": "list",
         "period": period,
         "renews_at": renews.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "data": data,
+        "data": [{**row, **spend[scope]} for scope, row in rows.items()],
     }

@@ -25,7 +25,7 @@ import math
 import secrets
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.errors import Cause, GatewayError
 
@@ -36,6 +36,7 @@ __all__ = [
     "Limiter",
     "MemoryLimiter",
     "Reservation",
+    "Standing",
     "build_limiter",
     "in_flight_refused",
     "new_slot",
@@ -80,6 +81,35 @@ class Reservation:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """Where a key stands against its limits now (``GET /admin/keys/{id}/usage``): the rates it
+    runs under (0: none), what its buckets hold, and its requests in flight. ``shared``: read
+    from Redis (every replica's); else this replica's alone."""
+
+    requests_per_minute: int
+    tokens_per_minute: int
+    max_parallel: int
+    requests_left: float
+    tokens_left: float
+    in_flight: int
+    shared: bool
+
+    def to_json(self) -> dict[str, Any]:
+        def left(rate: int, value: float) -> int | None:
+            return None if not rate else max(0, math.floor(value))
+
+        return {
+            "requests_per_minute": self.requests_per_minute,
+            "requests_left": left(self.requests_per_minute, self.requests_left),
+            "tokens_per_minute": self.tokens_per_minute,
+            "tokens_left": left(self.tokens_per_minute, self.tokens_left),
+            "max_parallel": self.max_parallel,
+            "in_flight": self.in_flight,
+            "shared": self.shared,
+        }
+
+
 class Limiter(Protocol):
     async def reserve(
         self,
@@ -97,6 +127,17 @@ class Limiter(Protocol):
 
     async def reconcile(self, reservation: Reservation, used_tokens: int) -> None:
         """The request is over: its slot given back, its tokens settled."""
+        ...
+
+    async def standing(
+        self,
+        key: str,
+        requests_per_minute: int | None = None,
+        tokens_per_minute: int | None = None,
+        max_parallel: int | None = None,
+    ) -> Standing:
+        """Where ``key`` stands now (its own limits where given, else the defaults), taking
+        and changing nothing; 503 ``limiter_unavailable`` when the shared store cannot say."""
         ...
 
     def set_defaults(self, limits: LimitSettings) -> None:
@@ -225,6 +266,27 @@ class MemoryLimiter:
             return
         b = self._bucket(r.key, time.monotonic(), r.requests_per_minute, r.tokens_per_minute)
         b[1] = min(r.tokens_per_minute, b[1] + r.tokens - used_tokens)
+
+    async def standing(
+        self,
+        key: str,
+        requests_per_minute: int | None = None,
+        tokens_per_minute: int | None = None,
+        max_parallel: int | None = None,
+    ) -> Standing:
+        rpm, tpm, parallel = rates(
+            (self._rpm, self._tpm, self._parallel),
+            requests_per_minute,
+            tokens_per_minute,
+            max_parallel,
+        )
+        left = [float(rpm), float(tpm)]
+        b = self._buckets.get(key)
+        if b is not None:  # refilled to now, as a reservation would see it; nothing written
+            elapsed = time.monotonic() - b[2]
+            left = [min(rpm, b[0] + elapsed * rpm / 60.0), min(tpm, b[1] + elapsed * tpm / 60.0)]
+        taken = len(self._in_flight.get(key, ()))
+        return Standing(rpm, tpm, parallel, left[0], left[1], taken, shared=False)
 
     async def ready(self) -> bool:
         return True

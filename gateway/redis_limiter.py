@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import RedisError
 
 from gateway.errors import Cause, GatewayError
-from gateway.limiter import MemoryLimiter, Reservation, in_flight_refused, new_slot, rates, refused
+from gateway.limiter import (
+    MemoryLimiter,
+    Reservation,
+    Standing,
+    in_flight_refused,
+    new_slot,
+    rates,
+    refused,
+)
 
 if TYPE_CHECKING:
     from gateway.config.core import LimitSettings
@@ -54,6 +62,19 @@ if par > 0 then
   redis.call('EXPIRE', KEYS[2], math.ceil(lease) + 1)
 end
 return {2, '0', tostring(r), tostring(tk)}
+"""
+
+# KEYS as _RESERVE. ARGV: rpm, tpm. What a reservation would find, refilled to now; nothing is
+# written. Returns requests left, tokens left, slots in flight (leases not yet over).
+_STANDING = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local rpm = tonumber(ARGV[1]); local tpm = tonumber(ARGV[2])
+local b = redis.call('HMGET', KEYS[1], 'r', 't', 'ts')
+local r = tonumber(b[1]) or rpm; local tk = tonumber(b[2]) or tpm; local ts = tonumber(b[3]) or now
+local el = math.max(0, now - ts)
+r = math.min(rpm, r + el * rpm / 60); tk = math.min(tpm, tk + el * tpm / 60)
+return {tostring(r), tostring(tk), redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf')}
 """
 
 # KEYS[1] = the key's slots in flight. ARGV: the slot given back.
@@ -98,6 +119,7 @@ class RedisLimiter:
         self._reserve = self._redis.register_script(_RESERVE)
         self._reconcile = self._redis.register_script(_RECONCILE)
         self._release = self._redis.register_script(_RELEASE)
+        self._standing = self._redis.register_script(_STANDING)
         self._parallel = max_parallel
         self._share = fallback_share
         self._local = MemoryLimiter(0, 0) if fallback_share else None
@@ -222,6 +244,38 @@ class RedisLimiter:
             # A lost refund makes the limit stricter; a lost extra charge (usage beyond the
             # estimate) looser by that excess only. Neither is worth failing the answer for.
             pass
+
+    async def standing(
+        self,
+        key: str,
+        requests_per_minute: int | None = None,
+        tokens_per_minute: int | None = None,
+        max_parallel: int | None = None,
+    ) -> Standing:
+        rpm, tpm, parallel = rates(
+            (self._rpm, self._tpm, self._parallel),
+            requests_per_minute,
+            tokens_per_minute,
+            max_parallel,
+        )
+        try:
+            async with asyncio.timeout(self._deadline):
+                requests, tokens, taken = await self._standing(
+                    keys=[f"portcullis:limit:{key}", f"portcullis:inflight:{key}"],
+                    args=[rpm, tpm],
+                )
+        except (TimeoutError, OSError, RedisError):
+            if self._local is not None:  # this replica's share, as it holds the key meanwhile
+                return await self._local.standing(
+                    key,
+                    self._fallback_rate(rpm),
+                    self._fallback_rate(tpm),
+                    self._fallback_rate(parallel),
+                )
+            raise GatewayError(
+                Cause.LIMITER_UNAVAILABLE, "The rate limiter is unavailable; it cannot say."
+            ) from None
+        return Standing(rpm, tpm, parallel, float(requests), float(tokens), int(taken), True)
 
     async def ready(self) -> bool:
         """Redis runs the limiter's scripts (not only answers: a restricted service or a proxy

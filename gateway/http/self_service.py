@@ -16,11 +16,12 @@ from litestar import Request, Response, delete, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath
 
+from gateway.budget_report import spend_of
 from gateway.budget_scopes import budgets_of, period_of
 from gateway.config.admin import SelfServiceSettings
 from gateway.errors import Cause, GatewayError
 from gateway.http.admin_call import json_body, recorded
-from gateway.key_records import KeyRecord, usd, validate_budget, validate_description
+from gateway.key_records import KeyRecord, validate_budget, validate_description
 from gateway.principal import Principal, actor_of
 from gateway.services import Services
 
@@ -68,30 +69,23 @@ async def list_my_keys(request: Request[Any, Any, Any], state: State) -> dict[st
     me = _me(request)
     records = await _my_keys(services, me)
     budgets = services.settings.budgets
-    period, _ = period_of(budgets.period, datetime.now(UTC))
-    limits = {r.key_id: budgets_of(r.principal(), budgets) for r in records}
-    scopes = [b.scope for bs in limits.values() for b in bs if b.kind == "key"]
-    # the person's own budget across all their keys, if they have one
+    now = datetime.now(UTC)
+    period, _ = period_of(budgets.period, now)
+    # each key's own budget, and the person's across all their keys, each in its own period
+    own = {
+        r.key_id: [b for b in budgets_of(r.principal(), budgets) if b.kind == "key"]
+        for r in records
+    }
     person = [b for b in budgets_of(me, budgets) if b.kind == "user"]
-    scopes += [b.scope for b in person]
-    spent = {}
-    if scopes and services.budgets is not None:
-        spent = await services.budgets.spent(scopes, period)
+    spend = await spend_of(
+        [*person, *(b for bs in own.values() for b in bs)], services.budgets, now
+    )
     data = []
     for r in records:
         row = r.to_json()
-        own = [b for b in limits[r.key_id] if b.kind == "key"]
-        row["budget"] = (
-            {"limit_usd": usd(own[0].microusd), "spent_usd": usd(spent.get(own[0].scope, 0))}
-            if own
-            else None
-        )
+        row["budget"] = spend[own[r.key_id][0].scope] if own[r.key_id] else None
         data.append(row)
-    mine = (
-        {"limit_usd": usd(person[0].microusd), "spent_usd": usd(spent.get(person[0].scope, 0))}
-        if person
-        else None
-    )
+    mine = spend[person[0].scope] if person else None
     return {
         "object": "list",
         "data": data,

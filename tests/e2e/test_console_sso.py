@@ -604,9 +604,14 @@ def test_staff_make_and_revoke_keys_of_their_own_and_nothing_else(
 
     status, _, mine = gw.request("GET", "/admin/me/keys", token=session)
     assert status == 200 and [k["key_id"] for k in mine["data"]] == [made["key_id"]]
-    assert mine["data"][0]["budget"] == {"limit_usd": 5.0, "spent_usd": 0.0}
+    budget, person = mine["data"][0]["budget"], mine["person_budget"]
+    assert (budget["limit_usd"], budget["spent_usd"], budget["remaining_usd"]) == (5.0, 0.0, 5.0)
+    # in the key's own period (self_service.budget_period: week), not the gateway's month
+    week = datetime.now(UTC).isocalendar()
+    assert budget["period"] == f"{week.year}-W{week.week:02d}", budget
     assert "key" not in mine["data"][0] and mine["max_keys"] == 2
-    assert mine["person_budget"] == {"limit_usd": 10.0, "spent_usd": 0.0}  # across their keys
+    assert (person["limit_usd"], person["spent_usd"]) == (10.0, 0.0)  # across their keys
+    assert person["period"] == mine["period"] == datetime.now(UTC).strftime("%Y-%m")
     second = gw.request("POST", "/admin/me/keys", token=session)
     assert second[0] == 201
     status, _, full = gw.request("POST", "/admin/me/keys", token=session)

@@ -1090,7 +1090,7 @@ async function loadMyKeys() {
   const keys = answer.data || [];
   $("mykeys-table").tBodies[0].replaceChildren(...keys.map(myKeyRow));
   const person = answer.person_budget;
-  const spentLine = person ? ` You have spent ${usd(person.spent_usd)} of your ${usd(person.limit_usd)} US dollars for ${text(answer.period)} across all your keys.` : "";
+  const spentLine = person ? ` You have spent ${usd(person.spent_usd)} of your ${usd(person.limit_usd)} US dollars for ${text(person.period || answer.period)} across all your keys.` : "";
   $("mykeys-count").textContent = `${keys.length} of at most ${text(answer.max_keys)} working keys.${spentLine}`;
 }
 
@@ -1102,7 +1102,7 @@ function myKeyRow(record) {
     el("td", { text: record.models === null || record.models === undefined ? "all" : list(record.models) }),
     el("td", { className: "mono", text: text(record.created_at) }),
     el("td", { className: "mono", text: text(record.expires_at) }),
-    el("td", { className: "num", text: b ? `${usd(b.spent_usd)} of ${usd(b.limit_usd)}` : "none" }),
+    el("td", { className: "num", text: b ? `${usd(b.spent_usd)} of ${usd(b.limit_usd)}${b.period ? ` in ${b.period}` : ""}` : "none" }),
     el("td", { className: "row-actions" },
       el("button", { type: "button", className: "revoke danger", "aria-label": `Revoke key ${record.key_id}`, text: "Revoke" })));
 }
