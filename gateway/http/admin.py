@@ -25,6 +25,7 @@ from gateway.key_records import (
     validate_models,
     validate_networks,
 )
+from gateway.key_usage import key_usage
 from gateway.services import Services
 
 __all__ = ["ADMIN_HANDLERS"]
@@ -60,6 +61,16 @@ async def get_key(key_id: FromPath[str], state: State) -> dict[str, Any]:
     if record is None:
         raise GatewayError(Cause.NOT_FOUND, "No key with that id.")
     return record.to_json()
+
+
+@get("/admin/keys/{key_id:str}/usage", opt={"role": "admin"})
+async def key_usage_of(key_id: FromPath[str], state: State) -> dict[str, Any]:
+    """Where a key stands now: its limits' buckets and requests in flight, its budgets."""
+    services: Services = state.services
+    record = await services.keys.get(key_id)
+    if record is None:
+        raise GatewayError(Cause.NOT_FOUND, "No key with that id.")
+    return await key_usage(record, services.limiter, services.budgets, services.settings.budgets)
 
 
 @post("/admin/keys", opt={"role": "admin"}, status_code=201)
@@ -276,6 +287,7 @@ async def list_budgets(state: State) -> dict[str, Any]:
 ADMIN_HANDLERS = [
     list_keys,
     get_key,
+    key_usage_of,
     create_key,
     revoke_key,
     revoke_users_keys,

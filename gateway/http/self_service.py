@@ -22,6 +22,7 @@ from gateway.config.admin import SelfServiceSettings
 from gateway.errors import Cause, GatewayError
 from gateway.http.admin_call import json_body, recorded
 from gateway.key_records import KeyRecord, validate_budget, validate_description
+from gateway.key_usage import key_usage
 from gateway.principal import Principal, actor_of
 from gateway.services import Services
 
@@ -141,6 +142,19 @@ async def create_my_key(request: Request[Any, Any, Any], state: State) -> Respon
     return Response({"key": issued.key, **record.to_json()}, status_code=201)
 
 
+@get("/admin/me/keys/{key_id:str}/usage", opt=_OPT)
+async def my_key_usage(
+    key_id: FromPath[str], request: Request[Any, Any, Any], state: State
+) -> dict[str, Any]:
+    """Where one of the signed-in person's self-service keys stands now (404 for any other)."""
+    services: Services = state.services
+    _settings(services)
+    record = await services.keys.get(key_id)
+    if record is None or not _mine(record, _me(request)):
+        raise GatewayError(Cause.NOT_FOUND, "You hold no key with that id.")
+    return await key_usage(record, services.limiter, services.budgets, services.settings.budgets)
+
+
 @delete("/admin/me/keys/{key_id:str}", opt=_OPT, status_code=200)
 async def revoke_my_key(
     key_id: FromPath[str], request: Request[Any, Any, Any], state: State
@@ -157,4 +171,4 @@ async def revoke_my_key(
     return {"key_id": key_id, "revoked": True}
 
 
-SELF_SERVICE_HANDLERS = [list_my_keys, create_my_key, revoke_my_key]
+SELF_SERVICE_HANDLERS = [list_my_keys, create_my_key, my_key_usage, revoke_my_key]

@@ -612,6 +612,13 @@ def test_staff_make_and_revoke_keys_of_their_own_and_nothing_else(
     assert "key" not in mine["data"][0] and mine["max_keys"] == 2
     assert (person["limit_usd"], person["spent_usd"]) == (10.0, 0.0)  # across their keys
     assert person["period"] == mine["period"] == datetime.now(UTC).strftime("%Y-%m")
+    # where their key stands now: its limits and the budgets it is held to, each in its period
+    status, _, usage = gw.request("GET", f"/admin/me/keys/{made['key_id']}/usage", token=session)
+    assert status == 200 and usage["limits"]["in_flight"] == 0, usage
+    assert [(b["scope"], b["period"]) for b in usage["budgets"]] == [
+        ("key", budget["period"]),
+        ("user", mine["period"]),
+    ]
     second = gw.request("POST", "/admin/me/keys", token=session)
     assert second[0] == 201
     status, _, full = gw.request("POST", "/admin/me/keys", token=session)
@@ -621,6 +628,7 @@ def test_staff_make_and_revoke_keys_of_their_own_and_nothing_else(
     admin_made = gw.create_key(user="sam@example.org", jurisdiction="AU", sector="government")
     admin_id = admin_made.split("_")[1]
     assert gw.request("DELETE", f"/admin/me/keys/{admin_id}", token=session)[0] == 404
+    assert gw.request("GET", f"/admin/me/keys/{admin_id}/usage", token=session)[0] == 404
     # revoking one of theirs: it stops working, and the slot is free again
     status, _, gone = gw.request("DELETE", f"/admin/me/keys/{made['key_id']}", token=session)
     assert status == 200 and gone == {"key_id": made["key_id"], "revoked": True}

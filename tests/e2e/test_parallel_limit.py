@@ -55,7 +55,10 @@ def test_a_key_s_requests_in_flight_are_held_to_its_limit(
 ) -> None:
     gw = _gateway(tmp_path, upstream)
     try:
-        key = gw.create_key(user="batch", jurisdiction="AU", sector="private", max_parallel=2)
+        key = gw.create_key(
+            user="batch", jurisdiction="AU", sector="private", max_parallel=2,
+            requests_per_minute=6, tokens_per_minute=0,
+        )  # fmt: skip
         other = gw.create_key(user="ann", jurisdiction="AU", sector="private")
         sdk = openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0)
         upstream.delay_s = 1.0
@@ -67,6 +70,19 @@ def test_a_key_s_requests_in_flight_are_held_to_its_limit(
         assert err.code == "parallel_limit_exceeded" and "at most 2 at once" in err.message
         assert err.response.headers["retry-after"] == "1"
         assert len(upstream.received) == 2  # the third was not forwarded
+        # an administrator sees where the key stands: both slots taken, two requests spent
+        key_id = key.split("_")[1]
+        status, _, usage = gw.request(
+            "GET", f"/admin/keys/{key_id}/usage", token=gw.ADMIN_TOKEN
+        )  # fmt: skip
+        assert status == 200 and usage["key_id"] == key_id, usage
+        limits = usage["limits"]
+        assert (limits["max_parallel"], limits["in_flight"]) == (2, 2), usage
+        assert (limits["requests_per_minute"], limits["requests_left"]) == (6, 4), usage
+        assert limits["tokens_left"] is None  # the key's own 0: no token limit
+        assert usage["budgets"] == []  # none configured
+        assert gw.request("GET", "/admin/keys/000000000000/usage", token=gw.ADMIN_TOKEN)[0] == 404
+        assert gw.request("GET", f"/admin/keys/{key_id}/usage", token=key)[0] in (401, 403)
         _, _, text = gw.request("GET", "/metrics", parse=False)
         assert 'portcullis_limit_refusals_total{limit="parallel"} 1.0' in text.decode()
         assert 'portcullis_limit_refusals_total{limit="requests"} 0.0' in text.decode()
@@ -77,6 +93,8 @@ def test_a_key_s_requests_in_flight_are_held_to_its_limit(
         for t in busy:
             t.join(10)
         # answered: the slots are back
+        usage = gw.request("GET", f"/admin/keys/{key_id}/usage", token=gw.ADMIN_TOKEN)[2]
+        assert usage["limits"]["in_flight"] == 0, usage
         assert sdk.chat.completions.create(model="gpt-test", messages=HI).choices
         status, _, record = gw.request(
             "GET", f"/admin/keys/{key.split('_')[1]}", token=RunningGateway.ADMIN_TOKEN

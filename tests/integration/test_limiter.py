@@ -437,3 +437,48 @@ async def test_with_a_fallback_a_dead_redis_holds_each_replica_to_its_share_in_f
         await lim.reserve("k", 1, max_parallel=4)
     finally:
         await lim.close()
+
+
+async def test_where_a_key_stands_is_read_without_taking_anything(make) -> None:  # type: ignore[no-untyped-def]
+    """``standing``: the rates a key runs under (its own or the defaults), what its buckets hold
+    refilled to now, and its requests in flight — read, never taken: reading it twice, or a key
+    never seen, changes nothing."""
+    lim = make(60, 1000)
+    key = secrets.token_hex(4)
+    fresh = await lim.standing(key)
+    assert (fresh.requests_per_minute, fresh.tokens_per_minute, fresh.max_parallel) == (60, 1000, 0)
+    assert (fresh.requests_left, fresh.tokens_left, fresh.in_flight) == (60, 1000, 0)
+    held = [await lim.reserve(key, 100, max_parallel=3) for _ in range(2)]
+    for _ in range(2):  # a read takes nothing
+        now = await lim.standing(key, max_parallel=3)
+        assert now.in_flight == 2 and now.max_parallel == 3
+        assert 58 <= now.requests_left < 58.2 and 800 <= now.tokens_left < 802
+    assert now.shared is isinstance(lim, RedisLimiter)
+    await lim.reconcile(held[0], 40)  # 60 of its 100 tokens come back
+    after = await lim.standing(key, max_parallel=3)
+    assert after.in_flight == 1 and 860 <= after.tokens_left < 862
+    own = await lim.standing(key, requests_per_minute=0, tokens_per_minute=5)  # the key's own
+    assert own.to_json()["requests_left"] is None and own.to_json()["tokens_left"] == 5
+    assert after.to_json() == {
+        "requests_per_minute": 60, "requests_left": 58, "tokens_per_minute": 1000,
+        "tokens_left": after.to_json()["tokens_left"], "max_parallel": 3, "in_flight": 1,
+        "shared": isinstance(lim, RedisLimiter),
+    }  # fmt: skip
+
+
+async def test_where_a_key_stands_when_redis_does_not_answer() -> None:
+    """Without a fallback: 503 limiter_unavailable (it cannot say). With one: this replica's
+    share, as it holds the key meanwhile, marked not shared."""
+    lone = RedisLimiter("redis://127.0.0.1:1/0", 10, 0, 0.2)
+    shared = RedisLimiter("redis://127.0.0.1:1/0", 10, 0, 0.2, fallback_share=0.5)
+    try:
+        with pytest.raises(GatewayError) as exc:
+            await lone.standing("k")
+        assert exc.value.cause is Cause.LIMITER_UNAVAILABLE
+        await shared.reserve("k", 1)
+        now = await shared.standing("k")
+        assert (now.requests_per_minute, now.shared) == (5, False)
+        assert 4 <= now.requests_left < 4.1
+    finally:
+        await lone.close()
+        await shared.close()
