@@ -1,7 +1,8 @@
-"""Where a key stands now (``GET /admin/keys/{key_id}/usage``, and for a self-service key's
-holder ``GET /admin/me/keys/{key_id}/usage``): its rate and token buckets and its requests in flight, from
-the limiter (Redis: every replica's), and each spend budget it is held to — its own, its
-person's, its team's, its tenant's — in that budget's own period. Nothing is taken or changed.
+"""Where a key stands now (``GET /admin/keys/{key_id}/usage``; for a self-service key's holder
+``GET /admin/me/keys/{key_id}/usage``; ``portcullis keys usage``): its rate and token buckets
+and its requests in flight, from the limiter (Redis: every replica's), and each spend budget it
+is held to — its own, its person's, its team's, its tenant's — in that budget's own period.
+Nothing is taken or changed.
 """
 
 from __future__ import annotations
@@ -21,23 +22,27 @@ __all__ = ["key_usage"]
 
 async def key_usage(
     record: KeyRecord,
-    limiter: Limiter,
+    limiter: Limiter | None,
     ledger: Budgets | None,
     settings: BudgetSettings,
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """``{"key_id", "limits": {...}, "budgets": [{"scope", "limit_usd", "spent_usd",
     "remaining_usd", "period", "renews_at"}, ...]}`` for ``record`` (its rotation chain shares
-    its buckets and its budget, as requests do)."""
+    its buckets and its budget, as requests do). ``limiter`` None: the limits are not known
+    here (``"limits": null``; a command line without Redis, each gateway holding its own)."""
     p = record.principal()
-    standing = await limiter.standing(
-        p.buckets or p.key_id, p.requests_per_minute, p.tokens_per_minute, p.max_parallel
-    )
+    limits = None
+    if limiter is not None:
+        standing = await limiter.standing(
+            p.buckets or p.key_id, p.requests_per_minute, p.tokens_per_minute, p.max_parallel
+        )
+        limits = standing.to_json()
     held = budgets_of(p, settings)
     spend = await spend_of(held, ledger, now or datetime.now(UTC))
     return {
         "object": "key.usage",
         "key_id": record.key_id,
-        "limits": standing.to_json(),
+        "limits": limits,
         "budgets": [{"scope": b.kind, **spend[b.scope]} for b in held],
     }

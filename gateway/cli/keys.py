@@ -20,6 +20,7 @@ from gateway.cli.key_changes import (
     networks_cmd,
     rotate_cmd,
 )
+from gateway.errors import GatewayError
 from gateway.keys import KeyService
 from gateway.principal import SECTORS
 
@@ -237,6 +238,61 @@ def revoke(ctx: click.Context, key_id: str | None, user: str | None, tenant: str
     if not run(settings_from(ctx), lambda svc: svc.revoke(key_id, actor())):
         raise click.ClickException(f"no active key with id {key_id}")
     click.echo(f"revoked {key_id}")
+
+
+@keys.command("usage")
+@click.argument("key_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (as GET /admin/keys/{id}/usage).")
+@click.pass_context
+def usage_cmd(ctx: click.Context, key_id: str, as_json: bool) -> None:
+    """Where a key stands now: its requests in flight and what its rate and token buckets hold
+    (from Redis, every replica's; without redis.url each gateway holds its own: ask one, GET
+    /admin/keys/{id}/usage), and each spend budget it is held to with what is left."""
+    from gateway.budgets import Budgets
+    from gateway.key_usage import key_usage
+    from gateway.limiter import build_limiter
+
+    settings = settings_from(ctx)
+
+    async def work(svc: KeyService) -> dict[str, Any] | None:
+        record = await svc.get(key_id)
+        if record is None:
+            return None
+        limiter = build_limiter(settings.redis.url, settings.limits) if settings.redis.url else None
+        try:
+            return await key_usage(record, limiter, Budgets(svc.engine), settings.budgets)
+        finally:
+            if limiter is not None:
+                await limiter.close()
+
+    try:
+        out = run(settings, work)
+    except GatewayError as exc:  # Redis did not answer
+        raise click.ClickException(exc.message) from None
+    if out is None:
+        raise click.ClickException(f"no key with id {key_id}")
+    if as_json:
+        click.echo(json.dumps(out))
+        return
+    lim = out["limits"]
+    if lim is None:
+        click.echo(
+            "limits\tnot known here: without redis.url each gateway holds its own "
+            "(ask one: GET /admin/keys/{id}/usage)"
+        )
+    else:
+        for what, rate, left in (
+            ("requests", lim["requests_per_minute"], lim["requests_left"]),
+            ("tokens", lim["tokens_per_minute"], lim["tokens_left"]),
+        ):
+            click.echo(f"{what}\t" + (f"{left} of {rate} left this minute" if rate else "no limit"))
+        most = lim["max_parallel"]
+        click.echo(f"in flight\t{lim['in_flight']}" + (f" of at most {most}" if most else ""))
+    for b in out["budgets"]:
+        click.echo(
+            f"{b['scope']} budget\tUS${b['remaining_usd']:,.2f} of US${b['limit_usd']:,.2f} left"
+            f" for {b['period']} (renews {b['renews_at']})"
+        )
 
 
 # the commands that change an active key (gateway.cli.key_changes)

@@ -224,6 +224,10 @@ def test_an_administrator_and_an_auditor_work_through_the_console(
         page.once("dialog", lambda d: d.accept("60, lots, 2"))  # refused in the page, unsent
         row.locator("button.limits").click()
         expect(page.locator("#status")).to_contain_text("Give three limits")
+        # where it stands now: nothing in flight, the minute's requests left under its own 60
+        row.locator("button.usage").click()
+        expect(page.locator("#status")).to_contain_text("0 in flight of at most 2")
+        expect(page.locator("#status")).to_contain_text("of 60 requests")
         # dora leaves: every key in their name revoked from the page
         page.fill("#uk-user", "dora")
         page.once("dialog", lambda d: d.accept())

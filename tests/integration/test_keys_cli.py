@@ -278,3 +278,48 @@ def test_the_budgets_in_force_and_their_spend_from_the_command_line(tmp_path: Pa
     code, out = _run(cfg, "budgets", "--json")
     rows = {r["scope"]: r for r in json.loads(out)["data"]}
     assert rows["key"]["remaining_usd"] == 7.5 and rows["team"]["spent_usd"] == 12.5
+
+
+def test_where_a_key_stands_from_the_command_line(tmp_path: Path) -> None:
+    """``keys usage``: with Redis, the buckets and slots every replica shares (here: two
+    requests a running gateway would have taken, one still in flight); without it, the limits
+    are not known to a command line and it says so; the budgets come from the ledger."""
+    import asyncio
+    import secrets
+
+    from gateway.redis_limiter import RedisLimiter
+    from tests.support.services import REDIS_URL
+
+    cfg = tmp_path / "portcullis.yaml"
+    cfg.write_text(f"data_dir: {tmp_path / 'data'}\nbudgets: {{user_usd: 3, period: week}}\n")
+    upgrade(load_settings(cfg).database_url())
+    code, out = _run(
+        cfg, "keys", "create", "--user", f"u{secrets.token_hex(3)}", "--jurisdiction", "AU",
+        "--sector", "private", "--rpm", "10", "--parallel", "2", "--budget-usd", "1", "--json",
+    )  # fmt: skip
+    assert code == 0, out
+    key_id = json.loads(out)["key_id"]
+    code, out = _run(cfg, "keys", "usage", key_id)
+    assert code == 0 and "limits\tnot known here" in out, out
+    assert "key budget\tUS$1.00 of US$1.00 left for 20" in out and "user budget\tUS$3.00" in out
+
+    async def take() -> None:  # what a gateway sharing the Redis would have done
+        lim = RedisLimiter(REDIS_URL, 600, 200_000)  # limits' defaults but the key's own rpm
+        held = [await lim.reserve(key_id, 1, requests_per_minute=10, max_parallel=2)]
+        held.append(await lim.reserve(key_id, 1, requests_per_minute=10, max_parallel=2))
+        await lim.reconcile(held[0], 1)
+        await lim.close()
+
+    asyncio.run(take())
+    shared = tmp_path / "shared.yaml"
+    shared.write_text(cfg.read_text() + f"redis: {{url: '{REDIS_URL}'}}\n")
+    code, out = _run(shared, "keys", "usage", key_id)
+    assert code == 0, out
+    assert "requests\t8 of 10 left this minute" in out and "in flight\t1 of at most 2" in out
+    assert "of 200000 left this minute" in out  # tokens: the default, refilled within ms
+    code, out = _run(shared, "keys", "usage", key_id, "--json")
+    usage = json.loads(out)
+    assert usage["limits"]["shared"] is True and usage["limits"]["in_flight"] == 1
+    assert [b["scope"] for b in usage["budgets"]] == ["key", "user"]
+    code, out = _run(shared, "keys", "usage", "000000000000")
+    assert code != 0 and "no key with id" in out

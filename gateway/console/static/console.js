@@ -883,6 +883,7 @@ function keyRow(record, budget) {
       el("button", { type: "button", className: "budget", disabled: !active, "aria-label": `Set the budget of key ${record.key_id}`, text: "Budget" }),
       el("button", { type: "button", className: "networks", disabled: !active, "aria-label": `Set the networks key ${record.key_id} may be used from`, text: "Networks" }),
       el("button", { type: "button", className: "limits", disabled: !active, "aria-label": `Set the limits of key ${record.key_id}`, text: "Limits" }),
+      el("button", { type: "button", className: "usage", disabled: !active, "aria-label": `Where key ${record.key_id} stands now`, text: "Usage" }),
       el("button", { type: "button", className: "rotate", disabled: !active, "aria-label": `Rotate key ${record.key_id}`, text: "Rotate" }),
       el("button", { type: "button", className: "revoke danger", disabled: !active, "aria-label": `Revoke key ${record.key_id}`, text: "Revoke" })));
 }
@@ -895,8 +896,35 @@ async function onKeysTable(event) {
   if (button.classList.contains("budget")) await setKeyBudget(id, button);
   else if (button.classList.contains("networks")) await setKeyNetworks(id, button);
   else if (button.classList.contains("limits")) await setKeyLimits(id, button, row.dataset.limits);
+  else if (button.classList.contains("usage")) await showKeyUsage(id, button);
   else if (button.classList.contains("revoke")) await revokeKey(id, button);
   else if (button.classList.contains("rotate")) await rotateKey(id, button);
+}
+
+// Where a key stands now (GET /admin/keys/{id}/usage), said in the status line: its requests
+// in flight, what its buckets hold this minute, and what is left of each budget it is held to.
+async function showKeyUsage(id, button) {
+  busy(button, true);
+  try {
+    say(usageText(id, await api(`/admin/keys/${encodeURIComponent(id)}/usage`)), "info");
+  } catch (err) {
+    report(err);
+  } finally {
+    busy(button, false);
+  }
+}
+
+function usageText(id, usage) {
+  const l = usage.limits || {};
+  const left = (value, rate, what) => (rate ? `${value} of ${rate} ${what}` : `unlimited ${what}`);
+  const parts = [
+    `${l.in_flight} in flight${l.max_parallel ? ` of at most ${l.max_parallel}` : ""}`,
+    `${left(l.requests_left, l.requests_per_minute, "requests")} and ${left(l.tokens_left, l.tokens_per_minute, "tokens")} left this minute`,
+  ];
+  for (const b of usage.budgets || []) {
+    parts.push(`${text(b.scope)} budget: ${usd(b.remaining_usd)} of ${usd(b.limit_usd)} US dollars left for ${text(b.period)}`);
+  }
+  return `Key ${id} now: ${parts.join("; ")}.${l.shared ? "" : " (This replica's count: the limiter is not shared.)"}`;
 }
 
 // "AMOUNT" or "AMOUNT, PERIOD": US dollars (0: none; empty: the default) and, optionally, the
