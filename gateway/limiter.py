@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from gateway.config.core import LimitSettings
 
 __all__ = [
+    "Defaults",
     "Limiter",
     "MemoryLimiter",
     "Reservation",
@@ -40,7 +41,6 @@ __all__ = [
     "build_limiter",
     "in_flight_refused",
     "new_slot",
-    "rates",
     "refused",
 ]
 
@@ -181,24 +181,28 @@ def in_flight_refused(parallel: int) -> GatewayError:
     )
 
 
-def rates(
-    defaults: tuple[int, int, int], rpm: int | None, tpm: int | None, parallel: int | None
-) -> tuple[int, int, int]:
-    """The limits a reservation runs under (requests and tokens per minute, requests in
-    flight): the key's own where it has them, else the defaults."""
-    default_rpm, default_tpm, default_parallel = defaults
-    return (
-        default_rpm if rpm is None else rpm,
-        default_tpm if tpm is None else tpm,
-        default_parallel if parallel is None else parallel,
-    )
+class Defaults:
+    """The configured limits a limiter holds for keys without their own."""
+
+    _rpm: int
+    _tpm: int
+    _parallel: int
+
+    def rates(self, rpm: int | None, tpm: int | None, parallel: int | None) -> tuple[int, int, int]:
+        """The limits a reservation runs under (requests and tokens per minute, requests in
+        flight): the key's own where it has them, else the defaults."""
+        return (
+            self._rpm if rpm is None else rpm,
+            self._tpm if tpm is None else tpm,
+            self._parallel if parallel is None else parallel,
+        )
 
 
 def new_slot() -> str:
     return secrets.token_hex(8)
 
 
-class MemoryLimiter:
+class MemoryLimiter(Defaults):
     def __init__(
         self, requests_per_minute: int, tokens_per_minute: int, max_parallel: int = 0
     ) -> None:
@@ -231,12 +235,7 @@ class MemoryLimiter:
         max_parallel: int | None = None,
         lease_s: float = 0.0,
     ) -> Reservation:
-        rpm, tpm, parallel = rates(
-            (self._rpm, self._tpm, self._parallel),
-            requests_per_minute,
-            tokens_per_minute,
-            max_parallel,
-        )
+        rpm, tpm, parallel = self.rates(requests_per_minute, tokens_per_minute, max_parallel)
         taken = self._in_flight.get(key)
         if parallel and taken is not None and len(taken) >= parallel:
             raise in_flight_refused(parallel)
@@ -274,12 +273,7 @@ class MemoryLimiter:
         tokens_per_minute: int | None = None,
         max_parallel: int | None = None,
     ) -> Standing:
-        rpm, tpm, parallel = rates(
-            (self._rpm, self._tpm, self._parallel),
-            requests_per_minute,
-            tokens_per_minute,
-            max_parallel,
-        )
+        rpm, tpm, parallel = self.rates(requests_per_minute, tokens_per_minute, max_parallel)
         left = [float(rpm), float(tpm)]
         b = self._buckets.get(key)
         if b is not None:  # refilled to now, as a reservation would see it; nothing written

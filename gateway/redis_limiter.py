@@ -17,12 +17,12 @@ from redis.exceptions import RedisError
 
 from gateway.errors import Cause, GatewayError
 from gateway.limiter import (
+    Defaults,
     MemoryLimiter,
     Reservation,
     Standing,
     in_flight_refused,
     new_slot,
-    rates,
     refused,
 )
 
@@ -95,7 +95,7 @@ return 1
 _RETRY_S = 1.0  # while Redis is down, how often a reservation tries it again (the rest go local)
 
 
-class RedisLimiter:
+class RedisLimiter(Defaults):
     """Buckets in Redis, shared by every replica. While Redis does not answer: 503, or with
     ``fallback_share`` each replica's own in-memory buckets holding that share of each limit
     (never unlimited), Redis tried again at most once a second so the others do not wait for
@@ -171,12 +171,7 @@ class RedisLimiter:
         max_parallel: int | None = None,
         lease_s: float = 900.0,
     ) -> Reservation:
-        rpm, tpm, parallel = rates(
-            (self._rpm, self._tpm, self._parallel),
-            requests_per_minute,
-            tokens_per_minute,
-            max_parallel,
-        )
+        rpm, tpm, parallel = self.rates(requests_per_minute, tokens_per_minute, max_parallel)
         tokens = min(tokens, tpm) if tpm else 0
         if self._local is not None and time.monotonic() < self._retry_at:
             return await self._reserve_local(key, tokens, rpm, tpm, parallel)
@@ -252,12 +247,7 @@ class RedisLimiter:
         tokens_per_minute: int | None = None,
         max_parallel: int | None = None,
     ) -> Standing:
-        rpm, tpm, parallel = rates(
-            (self._rpm, self._tpm, self._parallel),
-            requests_per_minute,
-            tokens_per_minute,
-            max_parallel,
-        )
+        rpm, tpm, parallel = self.rates(requests_per_minute, tokens_per_minute, max_parallel)
         try:
             async with asyncio.timeout(self._deadline):
                 requests, tokens, taken = await self._standing(

@@ -18,6 +18,7 @@ from gateway.errors import Cause, GatewayError
 from gateway.http.admin_call import caller, json_body, recorded
 from gateway.key_records import (
     NAME_RULE,
+    KeyRecord,
     validate_budget,
     validate_budget_period,
     validate_expiry,
@@ -57,20 +58,23 @@ async def list_keys(request: Request[Any, Any, Any], state: State) -> dict[str, 
 async def get_key(key_id: FromPath[str], state: State) -> dict[str, Any]:
     """One key's record (revoked and expired ones too), never the key itself."""
     services: Services = state.services
-    record = await services.keys.get(key_id)
-    if record is None:
-        raise GatewayError(Cause.NOT_FOUND, "No key with that id.")
-    return record.to_json()
+    return (await _record(services, key_id)).to_json()
 
 
 @get("/admin/keys/{key_id:str}/usage", opt={"role": "admin"})
 async def key_usage_of(key_id: FromPath[str], state: State) -> dict[str, Any]:
     """Where a key stands now: its limits' buckets and requests in flight, its budgets."""
     services: Services = state.services
+    record = await _record(services, key_id)
+    return await key_usage(record, services.limiter, services.budgets, services.settings.budgets)
+
+
+async def _record(services: Services, key_id: str) -> KeyRecord:
+    """A key's record, revoked and expired ones too; 404 when there is none."""
     record = await services.keys.get(key_id)
     if record is None:
         raise GatewayError(Cause.NOT_FOUND, "No key with that id.")
-    return await key_usage(record, services.limiter, services.budgets, services.settings.budgets)
+    return record
 
 
 @post("/admin/keys", opt={"role": "admin"}, status_code=201)
