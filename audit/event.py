@@ -226,6 +226,8 @@ EVENT: Spec = {
     "system_prompts": Nested({"ids": _S.ids, "canary_leaks": _S.number}),
     # the request and answer were sealed in the content vault (a legal-hold obligation)
     "content_captured": _S.boolean,
+    # what shadow mode (limits.shadow, budgets.shadow) let through that would have been refused
+    "shadowed": _S.ids,
     # administrative events (export, purge, content_read, shred, config, key)
     "actor": _S.ident,
     "action": _S.scalars,

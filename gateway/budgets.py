@@ -124,7 +124,7 @@ class Budgets:
             if spent is None:
                 spent = await self._load(slot, settings.deadline_ms / 1000)
             if spent >= b.microusd:
-                if self._metrics is not None:
+                if self._metrics is not None and not settings.shadow:  # shadowed: not refused
                     self._metrics.budget_refusals.labels(b.kind).inc()
                 raise _spent_error(b, period, renews, spent, now)
             left = b.microusd - spent

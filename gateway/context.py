@@ -79,6 +79,9 @@ class RequestContext:
     trace: TraceIds | None = None
     # The tightest spend budget's x-budget-* headers for the answer (gateway.budgets), if any.
     budget_headers: tuple[tuple[bytes, bytes], ...] = ()
+    # What shadow mode let through that would have been refused (gateway.admission):
+    # "requests", "tokens", "parallel", "budget:<scope>".
+    shadowed: list[str] = field(default_factory=list)
     # Content capture (gateway.capture): the answer as relayed (a whole answer, or a stream's
     # event payloads) while capturing, else None; and whether the request was captured.
     capture: list[Any] | None = None
@@ -199,4 +202,5 @@ class RequestContext:
             if self.system_prompts
             else None,
             "content_captured": self.content_captured,
+            "shadowed": self.shadowed,
         }

@@ -125,6 +125,15 @@ class Metrics:
         )
         for limit in ("requests", "tokens", "parallel"):  # at 0 from the start, for rate()
             self.limit_refusals.labels(limit)
+        self.shadow_refusals = Counter(
+            "portcullis_shadow_refusals",
+            "Requests shadow mode let through that would have been refused (limits.shadow: "
+            "requests, tokens, parallel; budgets.shadow: budget)",
+            ["limit"],
+            registry=r,
+        )
+        for limit in ("requests", "tokens", "parallel", "budget"):
+            self.shadow_refusals.labels(limit)
         self.budget_sync_failures = Counter(
             "portcullis_budget_sync_failures",
             "Times the spend ledger could not take this replica's charges (kept for the next "

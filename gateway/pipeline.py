@@ -21,6 +21,7 @@ from typing import Any, Protocol, TypeVar
 import msgspec
 
 from audit.event import UNSENT_OUTCOMES
+from gateway.admission import admit
 from gateway.capture import obliged
 from gateway.catalog import key_allows
 from gateway.config.backends import BackendSpec
@@ -258,28 +259,8 @@ class Pipeline:
         return injection
 
     async def reserve(self, ctx: RequestContext, parsed: ParsedRequest) -> Reservation:
-        assert ctx.principal is not None
-        t0 = time.perf_counter()
-        p = ctx.principal
-        if self.s.budgets is not None:
-            ctx.budget_headers = await self.s.budgets.admit(p, self.s.settings.budgets)
-        try:
-            reservation = await self.s.limiter.reserve(
-                p.buckets or p.key_id,
-                parsed.token_estimate,
-                p.requests_per_minute,
-                p.tokens_per_minute,
-                p.max_parallel,
-                self.s.catalog.lease_s,
-            )
-        except GatewayError as exc:
-            if (limit := _LIMITS.get(exc.cause)) is not None:
-                self.s.metrics.limit_refusals.labels(limit).inc()
-            raise
-        ctx.mark("limits", t0)
-        if reservation.local:
-            self.s.metrics.limiter_fallback.inc()
-        return reservation
+        """Admit the request against its key's limits and its budgets (gateway.admission)."""
+        return await admit(self.s, ctx, parsed)
 
     async def _forward(
         self,
@@ -384,13 +365,6 @@ class Pipeline:
             ctx.attempts.append(attempt)
 
         return record
-
-
-_LIMITS = {
-    Cause.RATE_LIMITED: "requests",
-    Cause.BUDGET_EXCEEDED: "tokens",
-    Cause.PARALLEL_LIMITED: "parallel",
-}
 
 
 def _action_key(decision: Decision, backend_id: str, counts: dict[str, int]) -> str:

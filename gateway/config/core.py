@@ -146,6 +146,10 @@ class LimitSettings(Strict):
     # from buckets of its own holding that share of every key's limits (0.5 with two replicas:
     # never above the limit in all), until Redis answers again (gateway.limiter).
     redis_fallback_share: float | None = Field(None, gt=0, le=1)
+    # Shadow mode: what these limits would refuse is let through, counted
+    # (portcullis_shadow_refusals_total) and named in its audit record (shadowed) — to see whom
+    # new limits would stop before they do (gateway.admission).
+    shadow: bool = False
 
 
 class WebhookSettings(Strict):
@@ -230,6 +234,10 @@ class BudgetSettings(Strict):
     # How long a request waits for a scope's spend to be read the first time this period before
     # it is refused (503 database_unavailable): a budget is not waived when it cannot be read.
     deadline_ms: int = Field(1000, ge=10, le=30_000)
+    # Shadow mode: a request of a spent budget is let through, counted
+    # (portcullis_shadow_refusals_total{limit="budget"}) and named in its audit record
+    # (shadowed: budget:<scope>); alerts are still sent (gateway.admission).
+    shadow: bool = False
 
     @field_validator("alert_at")
     @classmethod

@@ -1,0 +1,76 @@
+"""Shadow mode (``limits.shadow``, ``budgets.shadow``), with the official SDK against the real
+gateway: what a key's limits or a spent budget would refuse is answered instead, counted in
+``portcullis_shadow_refusals_total{limit}`` (not in the refusal counters) and named in the
+request's audit record (``shadowed``); a reload turns it off and the same requests are refused."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import openai
+import pytest
+import yaml
+
+from gateway.config import load_settings
+from tests.e2e.conftest import deepseek_pair
+from tests.support.gateway import RunningGateway
+from tests.support.trail import settled_entries
+from tests.support.upstream import FakeUpstream
+
+pytestmark = pytest.mark.e2e
+
+MSG = [{"role": "user", "content": "hi"}]
+
+
+def _metric(gw: RunningGateway, name: str, label: str) -> float:
+    _, _, text = gw.request("GET", "/metrics", parse=False)
+    prefix = f"{name}{{{label}}}"
+    lines = [ln for ln in text.decode().splitlines() if ln.startswith(prefix)]
+    return float(lines[0].split()[-1]) if lines else 0.0
+
+
+def test_shadow_mode_answers_what_limits_and_budgets_would_refuse_and_records_it(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    cfg = tmp_path / "gateway.yaml"
+    raw = deepseek_pair(tmp_path, upstream)
+    for b in raw["backends"]:
+        b["prices"] = {"*": {"input_per_mtok": 2.5, "output_per_mtok": 10.0}}
+    raw["policy"] = {"self_hosted_stance": "permit"}
+    raw["limits"] = {"shadow": True}
+    raw["budgets"] = {"key_usd": 0.00001, "sync_s": 0.1, "shadow": True}  # spent by one answer
+    cfg.write_text(yaml.safe_dump(raw))
+    gw = RunningGateway(load_settings(cfg), reload_from=lambda: load_settings(cfg)).start()
+    try:
+        key = gw.create_key(
+            user="sam", jurisdiction="US", sector="private", requests_per_minute=1
+        )  # fmt: skip
+        sdk = openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0)
+        for _ in range(3):  # one a minute, and a budget spent by the first: all answered
+            assert sdk.chat.completions.create(model="deepseek-chat", messages=MSG).choices
+            time.sleep(0.15)  # the first answer's cost reaches the budget's books
+        assert _metric(gw, "portcullis_shadow_refusals_total", 'limit="requests"') == 2
+        assert _metric(gw, "portcullis_shadow_refusals_total", 'limit="budget"') == 2
+        assert _metric(gw, "portcullis_limit_refusals_total", 'limit="requests"') == 0
+        assert _metric(gw, "portcullis_budget_refusals_total", 'scope="key"') == 0
+        done = [e for e in settled_entries(tmp_path, "complete") if e["status"] == 200]
+        assert [e["shadowed"] for e in done] == [
+            [],
+            ["budget:key", "requests"],
+            ["budget:key", "requests"],
+        ]
+        assert len(upstream.received) == 3  # each was forwarded
+        # shadow mode off (a reload): the same key is refused now, and counted as refused
+        raw["limits"] = {"shadow": False}
+        raw["budgets"]["shadow"] = False
+        cfg.write_text(yaml.safe_dump(raw))
+        status, _, body = gw.request("POST", "/admin/config/reload", token=gw.ADMIN_TOKEN)
+        assert status == 200 and set(body["sections"]) == {"limits", "budgets"}, body
+        with pytest.raises(openai.RateLimitError) as refused:
+            sdk.chat.completions.create(model="deepseek-chat", messages=MSG)
+        assert refused.value.code == "spend_budget_exceeded"  # the budget is checked first
+        assert _metric(gw, "portcullis_budget_refusals_total", 'scope="key"') == 1
+        assert len(upstream.received) == 3
+    finally:
+        gw.stop()
