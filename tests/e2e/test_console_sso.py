@@ -549,6 +549,9 @@ def test_a_person_signs_in_from_the_console_page_in_a_real_browser(w: World) -> 
         assert sdk.chat.completions.create(model="gpt-test", messages=hi).choices
         page.click("#dismiss-key")
         assert key not in page.content()
+        row.locator("button.usage").click()  # where their key stands now
+        expect(page.locator("#status")).to_contain_text("0 in flight")
+        expect(page.locator("#status")).to_contain_text("key budget:")
         page.once("dialog", lambda d: d.accept())
         row.locator("button.revoke").click()
         expect(page.locator("#status")).to_contain_text("revoked")

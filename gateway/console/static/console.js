@@ -903,10 +903,10 @@ async function onKeysTable(event) {
 
 // Where a key stands now (GET /admin/keys/{id}/usage), said in the status line: its requests
 // in flight, what its buckets hold this minute, and what is left of each budget it is held to.
-async function showKeyUsage(id, button) {
+async function showKeyUsage(id, button, path = `/admin/keys/${encodeURIComponent(id)}/usage`) {
   busy(button, true);
   try {
-    say(usageText(id, await api(`/admin/keys/${encodeURIComponent(id)}/usage`)), "info");
+    say(usageText(id, await api(path)), "info");
   } catch (err) {
     report(err);
   } finally {
@@ -1132,14 +1132,20 @@ function myKeyRow(record) {
     el("td", { className: "mono", text: text(record.expires_at) }),
     el("td", { className: "num", text: b ? `${usd(b.spent_usd)} of ${usd(b.limit_usd)}${b.period ? ` in ${b.period}` : ""}` : "none" }),
     el("td", { className: "row-actions" },
+      el("button", { type: "button", className: "usage", "aria-label": `Where your key ${record.key_id} stands now`, text: "Usage" }),
       el("button", { type: "button", className: "revoke danger", "aria-label": `Revoke key ${record.key_id}`, text: "Revoke" })));
 }
 
 async function onMyKeysTable(event) {
-  const button = event.target.closest("button.revoke");
+  const button = event.target.closest("button");
   const row = event.target.closest("tr.mykey-row");
   if (!button || !row || button.disabled) return;
   const id = row.dataset.keyId;
+  if (button.classList.contains("usage")) {
+    await showKeyUsage(id, button, `/admin/me/keys/${encodeURIComponent(id)}/usage`);
+    return;
+  }
+  if (!button.classList.contains("revoke")) return;
   if (!window.confirm(`Revoke your key ${id}? Tools using it stop working at once.`)) return;
   busy(button, true);
   try {
