@@ -18,7 +18,12 @@ from gateway.budgets import Budgets
 from gateway.capture import Capture
 from gateway.catalog import Catalog
 from gateway.config import Settings
-from gateway.config_archive import archive_config, config_archive, config_hash
+from gateway.config_archive import (
+    archive_config,
+    config_archive,
+    config_document,
+    document_hash,
+)
 from gateway.evidence import bundle_archive
 from gateway.health import HealthChecks
 from gateway.keys import KeyService
@@ -93,7 +98,8 @@ async def build_services(settings: Settings, components: Components) -> Services
         await pii.ready()  # load the NER model now, not on the first request
     await audit.start()
     # the configuration's document, kept by the hash every record of this run carries
-    await asyncio.to_thread(archive_config, settings, config_archive(settings.data_dir))
+    document = config_document(settings)  # serialised once: archived, and hashed below
+    await asyncio.to_thread(archive_config, document, config_archive(settings.data_dir))
     credentials, unusable = backend_credentials(settings.backends)
     upstream = Upstream(credentials)
     await upstream.start()
@@ -121,7 +127,7 @@ async def build_services(settings: Settings, components: Components) -> Services
         router=BackendRouter(unusable=unusable),
         upstream=upstream,
         metrics=metrics_,
-        config_hash=config_hash(settings),
+        config_hash=document_hash(document),
         digest_key=secret.derive("audit-digest"),
         admin_token=_admin_token(settings),
         capture=_capture(settings, audit, metrics_, secret),

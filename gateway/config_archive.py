@@ -119,11 +119,10 @@ def config_file_name(digest: str) -> str:
     return f"config-{digest}.json"
 
 
-def archive_config(settings: Settings, directory: Path) -> Path | None:
-    """Keep ``settings``' document in ``directory`` by its hash (once: a hash names its content).
-    None when it cannot be written: the gateway runs on, and an evidence pack says the document
-    was not kept."""
-    document = config_document(settings)
+def archive_config(document: bytes, directory: Path) -> Path | None:
+    """Keep a configuration's document (:func:`config_document`) in ``directory`` by its hash
+    (once: a hash names its content). None when it cannot be written: the gateway runs on, and
+    an evidence pack says the document was not kept."""
     target = directory / config_file_name(document_hash(document))
     if target.exists():
         return target

@@ -36,7 +36,12 @@ from prometheus_client import Counter
 from gateway.catalog import Catalog
 from gateway.config import ConfigError, Settings
 from gateway.config.backends import BackendSpec
-from gateway.config_archive import archive_config, config_archive, config_hash
+from gateway.config_archive import (
+    archive_config,
+    config_archive,
+    config_document,
+    document_hash,
+)
 from gateway.errors import Cause, GatewayError
 from gateway.services import Services
 
@@ -167,7 +172,8 @@ class Reloader:
             effective = running.model_copy(
                 update={name: getattr(fresh, name) for name in RELOADABLE}
             )
-            before, after = s.config_hash, config_hash(effective)
+            document = config_document(effective)  # serialised once: hashed, and archived
+            before, after = s.config_hash, document_hash(document)
             old = {b.id: b for b in running.backends}
             new = {b.id: b for b in fresh.backends}
             added = tuple(sorted(new.keys() - old.keys()))
@@ -221,7 +227,7 @@ class Reloader:
                 action["max_parallel"] = fresh.limits.max_parallel
             event = {"actor": actor, "action": action, "config_hash": after}
             # kept before any record names it (an evidence pack shows what decided a request)
-            await asyncio.to_thread(archive_config, effective, config_archive(effective.data_dir))
+            await asyncio.to_thread(archive_config, document, config_archive(effective.data_dir))
             try:
                 await self._services.audit.record("config", event)
             except Exception as exc:  # noqa: BLE001 - any store failure: nothing is applied

@@ -103,11 +103,14 @@ def test_urls_lose_their_passwords_and_secret_parameters(url: str, want: str) ->
 def test_a_document_is_kept_once_by_its_hash_and_found_by_it(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
     directory = config_archive(tmp_path)
-    kept = archive_config(settings, directory)
+    kept = archive_config(config_document(settings), directory)
     assert kept is not None and kept.name == f"config-{config_hash(settings)}.json"
     assert kept.read_bytes() == config_document(settings)
     mtime = kept.stat().st_mtime_ns
-    assert archive_config(settings, directory) == kept and kept.stat().st_mtime_ns == mtime
+    assert (
+        archive_config(config_document(settings), directory) == kept
+        and kept.stat().st_mtime_ns == mtime
+    )
     assert archived_config(tmp_path, config_hash(settings)) == kept
     assert archived_config(tmp_path, "0" * 16) is None
     assert archived_config(tmp_path, "../../etc/passwd") is None  # a hash, nothing else
@@ -119,5 +122,5 @@ def test_a_document_that_cannot_be_kept_is_said_and_not_an_error(
 ) -> None:
     blocker = tmp_path / "config"
     blocker.write_text("a file where the folder goes")
-    assert archive_config(_settings(tmp_path), blocker) is None
+    assert archive_config(config_document(_settings(tmp_path)), blocker) is None
     assert "not archived" in caplog.text
