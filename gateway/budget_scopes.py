@@ -69,9 +69,10 @@ def _sources(
 ) -> list[tuple[str, str, float | None, str | None]]:
     """Each scope of ``p`` with a budget source: (scope, kind, US dollars or None, its own
     period or None). The key's amount is left to :func:`budgets_of` (micro-dollars)."""
-    person = settings.named("users", p.user) or (settings.user_usd, None)
+    dollars, own = settings.named("users", p.user) or (settings.user_usd, None)
+    person = (dollars, own or settings.user_period)
     out = [
-        (_key_scope(p), "key", None, p.budget_period),
+        (_key_scope(p), "key", None, p.budget_period or settings.key_period),
         (user_scope(p.tenant, p.user), "user", *person),
     ]
     if p.team is not None:
@@ -85,7 +86,7 @@ def budgets_of(p: Principal, settings: BudgetSettings) -> list[Budget]:
     """The budgets a request of ``p`` is held to: the key's own (or ``key_usd``), the person's
     (``users`` or ``user_usd``), the team's and the tenant's; each over its own period where it
     has one (a key's ``budget_period``; ``{usd, period}`` in ``users``, ``teams``, ``tenants``),
-    else ``budgets.period``."""
+    else its kind's (``key_period``, ``user_period``), else ``budgets.period``."""
     out = []
     for scope, kind, dollars, own in _sources(p, settings):
         if kind == "key":

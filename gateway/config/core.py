@@ -217,6 +217,10 @@ class BudgetSettings(Strict):
     # Every person's budget across all their keys (a key's user, within its tenant); None or 0:
     # none. ``users`` sets it for some people by name.
     user_usd: float | None = Field(None, ge=0, le=1_000_000_000)
+    # The period keys' budgets renew on (unless a key has its own, ``--budget-period``), and
+    # people's (``user_usd``, and ``users`` given as a number); None: ``period``.
+    key_period: Period | None = None
+    user_period: Period | None = None
     # In users, teams and tenants a budget is US dollars (renewing on ``period``) or
     # ``{usd: 50, period: day}`` (renewing on its own).
     users: dict[str, float | NamedBudget] = Field(default_factory=dict)

@@ -381,3 +381,34 @@ def test_a_budget_of_its_own_period_is_checked_like_the_rest() -> None:
     ):
         with pytest.raises(ValueError):
             BudgetSettings.model_validate(bad)
+
+
+async def test_keys_and_people_may_renew_on_a_period_of_their_kind(engine: AsyncEngine) -> None:
+    """``key_period`` and ``user_period``: every key's budget (unless the key has its own
+    period) and every person's renew on them, the teams' on ``budgets.period``."""
+    settings = BudgetSettings.model_validate(
+        {"key_usd": 1, "key_period": "day", "user_usd": 2, "user_period": "week",
+         "users": {"named": 3, "own": {"usd": 4, "period": "month"}}, "teams": {"ops": 5}}
+    )  # fmt: skip
+    from dataclasses import replace
+
+    periods = {b.kind: b.period for b in budgets_of(_p("aaaaaaaaaaaa"), settings)}
+    assert periods == {"key": "day", "user": "week", "team": "month"}
+    named = {
+        b.kind: (b.period, b.microusd) for b in budgets_of(_p("b" * 12, user="named"), settings)
+    }
+    assert named["user"] == ("week", 3_000_000)  # a number in users: user_period
+    own = {b.kind: b.period for b in budgets_of(_p("c" * 12, user="own"), settings)}
+    assert own["user"] == "month"  # its own period wins
+    monthly_key = replace(_p("d" * 12), budget_period="month")
+    assert {b.kind: b.period for b in budgets_of(monthly_key, settings)}["key"] == "month"
+    # charged in the gateway's month and in each period of its own
+    budgets = Budgets(engine)
+    budgets.charge(_p("aaaaaaaaaaaa"), 500, settings, NOW)
+    await budgets.sync()
+    assert await budgets.spent(["key:aaaaaaaaaaaa", "user:default|u"], "2026-11") == {
+        "key:aaaaaaaaaaaa": 500,
+        "user:default|u": 500,
+    }
+    assert await budgets.spent(["key:aaaaaaaaaaaa"], "2026-11-30") == {"key:aaaaaaaaaaaa": 500}
+    assert await budgets.spent(["user:default|u"], "2026-W49") == {"user:default|u": 500}
