@@ -85,7 +85,13 @@ async def _sso(sso: SsoSettings, timeout_s: float) -> Result:
             f"{found}, but no end_session_endpoint: sign_out_at_provider will end the "
             "gateway's session only",
         )
-    return Result("sso", "ok", f"{found} ({_ms(t0)})")
+    # back-channel logout needs nothing set here, only the URI registered with the provider
+    back = (
+        f"; back-channel logout: register {sso.public_url}/console/sso/backchannel-logout"
+        if meta.get("backchannel_logout_supported") is True
+        else "; it offers no back-channel logout (sessions there ending do not end ours)"
+    )
+    return Result("sso", "ok", f"{found}{back} ({_ms(t0)})")
 
 
 async def _tracing(tracing: TracingSettings, timeout_s: float) -> Result:

@@ -208,6 +208,8 @@ def test_single_sign_on_tracing_and_webhooks_are_tried_without_a_span_a_post_or_
     assert code == 0 and out["ok"] is True, out
     assert by["sso"]["status"] == "ok", by["sso"]
     assert "publishes 1 signing key" in by["sso"]["detail"]
+    # the fake provider offers back-channel logout: the URI to register is named
+    assert "/console/sso/backchannel-logout" in by["sso"]["detail"], by["sso"]
     assert by["sso client secret"] == {
         "check": "sso client secret",
         "status": "ok",
@@ -299,6 +301,27 @@ def test_sign_out_at_a_provider_without_an_end_session_endpoint_is_a_warning(
         assert line["status"] == "ok", line
     else:
         assert line["status"] == "warn" and "no end_session_endpoint" in line["detail"], line
+
+
+@pytest.mark.parametrize("offers", [True, False])
+def test_the_check_says_whether_the_provider_offers_back_channel_logout(
+    tmp_path: Path, idp: FakeIdP, monkeypatch: pytest.MonkeyPatch, offers: bool
+) -> None:
+    monkeypatch.setenv("CHK_SSO_SECRET", _SSO_SECRET)
+    idp.back_channel = offers
+    try:
+        code, out = _check(_write(tmp_path, admin={"sso": _sso(idp.issuer)}))
+    finally:
+        idp.back_channel = True
+    (line,) = [c for c in out["checks"] if c["check"] == "sso"]
+    assert code == 0 and line["status"] == "ok", out
+    if offers:
+        assert (
+            "register http" in line["detail"]
+            and "/console/sso/backchannel-logout" in line["detail"]
+        )
+    else:
+        assert "offers no back-channel logout" in line["detail"], line
 
 
 @pytest.mark.parametrize(

@@ -56,6 +56,7 @@ class FakeIdP:
         self.trailing_slash = False  # an issuer spelled with a final "/", as Auth0's is
         self.sign_outs: list[dict[str, str]] = []  # what the end-session endpoint was sent
         self.end_session = True  # whether the discovery document names an end-session endpoint
+        self.back_channel = True  # whether it says it offers back-channel logout
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
 
@@ -108,8 +109,8 @@ class FakeIdP:
                 "id_token_signing_alg_values_supported": ["RS256"],
                 "token_endpoint_auth_methods_supported": ["client_secret_basic"],
                 "code_challenge_methods_supported": ["S256"],
-                "backchannel_logout_supported": True,
-                "backchannel_logout_session_supported": True,
+                "backchannel_logout_supported": self.back_channel,
+                "backchannel_logout_session_supported": self.back_channel,
             }
         )
 
