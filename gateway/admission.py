@@ -1,6 +1,9 @@
 """A request's admission against its key's limits and its spend budgets (the pipeline's
 ``reserve`` step): its budgets checked (:mod:`gateway.budgets`), then a request, its estimated
-tokens and a slot in flight taken from the key's buckets (:mod:`gateway.limiter`).
+tokens and a slot in flight taken from the key's buckets (:mod:`gateway.limiter`), and, when
+its team has limits of its own (``limits.teams``), from the team's buckets too (linked to the
+key's reservation and reconciled with it). Refused by the team, the key's slot and tokens are
+given back (its request this minute stays spent, as the team's would had the key refused).
 
 Shadow mode (``limits.shadow``, ``budgets.shadow``) admits what would be refused: the refusal
 is counted (``portcullis_shadow_refusals_total{limit}``) and named in the request's audit record
@@ -11,6 +14,7 @@ unavailable limiter or ledger is never shadowed: it refuses (503) as always.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from gateway.context import RequestContext
@@ -19,7 +23,7 @@ from gateway.http.validate import ParsedRequest
 from gateway.limiter import Reservation
 from gateway.services import Services
 
-__all__ = ["LIMITS", "admit"]
+__all__ = ["LIMITS", "admit", "team_bucket"]
 
 # The refusals of a key's limits, by the name metrics and records give them.
 LIMITS = {
@@ -27,6 +31,11 @@ LIMITS = {
     Cause.BUDGET_EXCEEDED: "tokens",
     Cause.PARALLEL_LIMITED: "parallel",
 }
+
+
+def team_bucket(team: str) -> str:
+    """The limiter's name for a team's buckets (a key's are its id: hex, no colon)."""
+    return f"team:{team}"
 
 
 async def admit(s: Services, ctx: RequestContext, parsed: ParsedRequest) -> Reservation:
@@ -43,27 +52,64 @@ async def admit(s: Services, ctx: RequestContext, parsed: ParsedRequest) -> Rese
                 raise
             _shadowed(s, ctx, "budget", f"budget:{exc.details['budget']['scope']}")
     key = p.buckets or p.key_id
-    try:
-        reservation = await s.limiter.reserve(
-            key,
-            parsed.token_estimate,
-            p.requests_per_minute,
-            p.tokens_per_minute,
-            p.max_parallel,
-            s.catalog.lease_s,
-        )
-    except GatewayError as exc:
-        if (limit := LIMITS.get(exc.cause)) is None:
-            raise
-        if not settings.limits.shadow:
-            s.metrics.limit_refusals.labels(limit).inc()
-            raise
-        _shadowed(s, ctx, limit, limit)
-        reservation = Reservation(key, 0, 0, 0)  # nothing taken, nothing to give back
+    reservation = await _take(
+        s,
+        ctx,
+        key,
+        "",
+        (p.requests_per_minute, p.tokens_per_minute, p.max_parallel),
+        parsed.token_estimate,
+    )
+    team = settings.limits.teams.get(p.team) if p.team is not None else None
+    if team is not None and p.team is not None:
+        rates = (team.requests_per_minute, team.tokens_per_minute, team.max_parallel)
+        try:
+            shared = await _take(s, ctx, team_bucket(p.team), "team_", rates, parsed.token_estimate)
+        except GatewayError as exc:
+            await s.limiter.reconcile(reservation, 0)  # the key's slot and tokens given back
+            if (limit := LIMITS.get(exc.cause)) is None:
+                raise
+            raise GatewayError(
+                exc.cause,
+                f"Team {p.team}'s limit reached ({_WHAT[limit]}); "
+                f"retry after {exc.headers.get('retry-after', '1')} s.",
+                headers=exc.headers,
+            ) from None
+        reservation = dataclasses.replace(reservation, linked=(shared,))
     ctx.mark("limits", t0)
     if reservation.local:
         s.metrics.limiter_fallback.inc()
     return reservation
+
+
+_WHAT = {
+    "requests": "requests per minute",
+    "tokens": "tokens per minute",
+    "parallel": "requests in flight at once",
+}
+
+
+async def _take(
+    s: Services,
+    ctx: RequestContext,
+    bucket: str,
+    prefix: str,
+    rates: tuple[int | None, int | None, int | None],
+    tokens: int,
+) -> Reservation:
+    """A reservation from ``bucket`` (a key's, or with ``prefix`` ``team_`` a team's); a
+    refusal counted as ``<prefix><limit>``, or in shadow mode counted, recorded and let
+    through with nothing taken."""
+    try:
+        return await s.limiter.reserve(bucket, tokens, *rates, s.catalog.lease_s)
+    except GatewayError as exc:
+        if (limit := LIMITS.get(exc.cause)) is None:
+            raise
+        if not s.settings.limits.shadow:
+            s.metrics.limit_refusals.labels(prefix + limit).inc()
+            raise
+        _shadowed(s, ctx, prefix + limit, prefix.replace("_", ":") + limit)
+        return Reservation(bucket, 0, 0, 0)  # nothing taken, nothing to give back
 
 
 def _shadowed(s: Services, ctx: RequestContext, limit: str, named: str) -> None:

@@ -10,10 +10,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway.admission import team_bucket
 from gateway.budget_report import spend_of
 from gateway.budget_scopes import budgets_of
 from gateway.budgets import Budgets
-from gateway.config.core import BudgetSettings
+from gateway.config import Settings
 from gateway.key_records import KeyRecord
 from gateway.limiter import Limiter
 
@@ -24,25 +25,38 @@ async def key_usage(
     record: KeyRecord,
     limiter: Limiter | None,
     ledger: Budgets | None,
-    settings: BudgetSettings,
+    settings: Settings,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """``{"key_id", "limits": {...}, "budgets": [{"scope", "limit_usd", "spent_usd",
-    "remaining_usd", "period", "renews_at"}, ...]}`` for ``record`` (its rotation chain shares
-    its buckets and its budget, as requests do). ``limiter`` None: the limits are not known
-    here (``"limits": null``; a command line without Redis, each gateway holding its own)."""
+    """``{"key_id", "limits": {...}, "team_limits": {...} | None, "budgets": [{"scope",
+    "limit_usd", "spent_usd", "remaining_usd", "period", "renews_at"}, ...]}`` for ``record``
+    (its rotation chain shares its buckets and its budget, as requests do; ``team_limits``:
+    its team's shared buckets, when ``limits.teams`` names the team). ``limiter`` None: the
+    limits are not known here (``null``; a command line without Redis, each gateway holding
+    its own)."""
     p = record.principal()
-    limits = None
+    limits = team = None
     if limiter is not None:
         standing = await limiter.standing(
             p.buckets or p.key_id, p.requests_per_minute, p.tokens_per_minute, p.max_parallel
         )
         limits = standing.to_json()
-    held = budgets_of(p, settings)
+        shared = settings.limits.teams.get(p.team) if p.team is not None else None
+        if shared is not None and p.team is not None:
+            team = (
+                await limiter.standing(
+                    team_bucket(p.team),
+                    shared.requests_per_minute,
+                    shared.tokens_per_minute,
+                    shared.max_parallel,
+                )
+            ).to_json()
+    held = budgets_of(p, settings.budgets)
     spend = await spend_of(held, ledger, now or datetime.now(UTC))
     return {
         "object": "key.usage",
         "key_id": record.key_id,
         "limits": limits,
+        "team_limits": team,
         "budgets": [{"scope": b.kind, **spend[b.scope]} for b in held],
     }

@@ -63,6 +63,9 @@ class Reservation:
     # ``reconcile``
     parallel: int = 0
     slot: str | None = None
+    # Reservations taken with this one for the same request (its team's: gateway.admission),
+    # reconciled with it
+    linked: tuple[Reservation, ...] = ()
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         """OpenAI's ``x-ratelimit-*`` headers for the limits that apply (none for a rate of 0):

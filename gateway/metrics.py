@@ -14,9 +14,12 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 if TYPE_CHECKING:
     from gateway.services import Services
 
-__all__ = ["Metrics", "StateCollector"]
+__all__ = ["LIMIT_NAMES", "Metrics", "StateCollector"]
 
 log = logging.getLogger("portcullis")
+
+# The limits a request may be refused by (gateway.admission): a key's, then its team's.
+LIMIT_NAMES = ("requests", "tokens", "parallel", "team_requests", "team_tokens", "team_parallel")
 
 _BUCKETS = (
     0.0005,
@@ -119,20 +122,20 @@ class Metrics:
         self.limit_refusals = Counter(
             "portcullis_limit_refusals",
             "Requests refused by a key's limits (429): requests or tokens per minute, or "
-            "requests in flight at once (limits.*, a key's own)",
+            "requests in flight at once (limits.*, a key's own), or by its team's (team_*)",
             ["limit"],
             registry=r,
         )
-        for limit in ("requests", "tokens", "parallel"):  # at 0 from the start, for rate()
+        for limit in LIMIT_NAMES:  # at 0 from the start, for rate()
             self.limit_refusals.labels(limit)
         self.shadow_refusals = Counter(
             "portcullis_shadow_refusals",
             "Requests shadow mode let through that would have been refused (limits.shadow: "
-            "requests, tokens, parallel; budgets.shadow: budget)",
+            "requests, tokens, parallel, team_*; budgets.shadow: budget)",
             ["limit"],
             registry=r,
         )
-        for limit in ("requests", "tokens", "parallel", "budget"):
+        for limit in (*LIMIT_NAMES, "budget"):
             self.shadow_refusals.labels(limit)
         self.budget_sync_failures = Counter(
             "portcullis_budget_sync_failures",

@@ -58,7 +58,8 @@ async def finish(services: Services, ctx: RequestContext, reservation: Reservati
     if s.tracer is not None:
         s.tracer.finish(ctx)
     if reservation is not None:
-        await s.limiter.reconcile(reservation, tokens_used(ctx, reservation))
+        for taken in (reservation, *reservation.linked):
+            await s.limiter.reconcile(taken, tokens_used(ctx, taken))
     if ctx.content_captured and s.capture is not None:
         await s.capture.answer(ctx)
     try:

@@ -260,7 +260,7 @@ def usage_cmd(ctx: click.Context, key_id: str, as_json: bool) -> None:
             return None
         limiter = build_limiter(settings.redis.url, settings.limits) if settings.redis.url else None
         try:
-            return await key_usage(record, limiter, Budgets(svc.engine), settings.budgets)
+            return await key_usage(record, limiter, Budgets(svc.engine), settings)
         finally:
             if limiter is not None:
                 await limiter.close()
@@ -280,14 +280,19 @@ def usage_cmd(ctx: click.Context, key_id: str, as_json: bool) -> None:
             "limits\tnot known here: without redis.url each gateway holds its own "
             "(ask one: GET /admin/keys/{id}/usage)"
         )
-    else:
+    for whose, shown in (("", lim), ("team ", out["team_limits"])):
+        if shown is None:
+            continue
         for what, rate, left in (
-            ("requests", lim["requests_per_minute"], lim["requests_left"]),
-            ("tokens", lim["tokens_per_minute"], lim["tokens_left"]),
+            ("requests", shown["requests_per_minute"], shown["requests_left"]),
+            ("tokens", shown["tokens_per_minute"], shown["tokens_left"]),
         ):
-            click.echo(f"{what}\t" + (f"{left} of {rate} left this minute" if rate else "no limit"))
-        most = lim["max_parallel"]
-        click.echo(f"in flight\t{lim['in_flight']}" + (f" of at most {most}" if most else ""))
+            text = f"{left} of {rate} left this minute" if rate else "no limit"
+            click.echo(f"{whose}{what}\t{text}")
+        most = shown["max_parallel"]
+        click.echo(
+            f"{whose}in flight\t{shown['in_flight']}" + (f" of at most {most}" if most else "")
+        )
     for b in out["budgets"]:
         click.echo(
             f"{b['scope']} budget\tUS${b['remaining_usd']:,.2f} of US${b['limit_usd']:,.2f} left"

@@ -134,6 +134,15 @@ class KeySettings(Strict):
         return v
 
 
+class TeamLimits(Strict):
+    """What every key of a team shares per minute and at once (``limits.teams``), on top of
+    each key's own limits; 0: none."""
+
+    requests_per_minute: int = Field(0, ge=0)
+    tokens_per_minute: int = Field(0, ge=0)
+    max_parallel: int = Field(0, ge=0, le=100_000)
+
+
 class LimitSettings(Strict):
     requests_per_minute: int = Field(600, ge=0)  # per key; 0 disables
     tokens_per_minute: int = Field(200_000, ge=0)  # per key; 0 disables
@@ -150,6 +159,19 @@ class LimitSettings(Strict):
     # (portcullis_shadow_refusals_total) and named in its audit record (shadowed) — to see whom
     # new limits would stop before they do (gateway.admission).
     shadow: bool = False
+    # Team name -> the limits its keys share (gateway.admission); a request is held to its
+    # key's and its team's.
+    teams: dict[str, TeamLimits] = Field(default_factory=dict)
+
+    @field_validator("teams")
+    @classmethod
+    def _team_names(cls, v: dict[str, TeamLimits]) -> dict[str, TeamLimits]:
+        from audit.shapes import IDENTIFIER_CHARS, is_name
+
+        for name in v:
+            if not is_name(name) or len(name) > 200:
+                raise ValueError(f"team names: 1-200 {IDENTIFIER_CHARS} ({name[:40]!r})")
+        return v
 
 
 class WebhookSettings(Strict):

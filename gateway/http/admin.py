@@ -66,7 +66,7 @@ async def key_usage_of(key_id: FromPath[str], state: State) -> dict[str, Any]:
     """Where a key stands now: its limits' buckets and requests in flight, its budgets."""
     services: Services = state.services
     record = await _record(services, key_id)
-    return await key_usage(record, services.limiter, services.budgets, services.settings.budgets)
+    return await key_usage(record, services.limiter, services.budgets, services.settings)
 
 
 async def _record(services: Services, key_id: str) -> KeyRecord:

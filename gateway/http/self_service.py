@@ -152,7 +152,7 @@ async def my_key_usage(
     record = await services.keys.get(key_id)
     if record is None or not _mine(record, _me(request)):
         raise GatewayError(Cause.NOT_FOUND, "You hold no key with that id.")
-    return await key_usage(record, services.limiter, services.budgets, services.settings.budgets)
+    return await key_usage(record, services.limiter, services.budgets, services.settings)
 
 
 @delete("/admin/me/keys/{key_id:str}", opt=_OPT, status_code=200)

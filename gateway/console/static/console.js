@@ -917,10 +917,12 @@ async function showKeyUsage(id, button, path = `/admin/keys/${encodeURIComponent
 function usageText(id, usage) {
   const l = usage.limits || {};
   const left = (value, rate, what) => (rate ? `${value} of ${rate} ${what}` : `unlimited ${what}`);
-  const parts = [
-    `${l.in_flight} in flight${l.max_parallel ? ` of at most ${l.max_parallel}` : ""}`,
-    `${left(l.requests_left, l.requests_per_minute, "requests")} and ${left(l.tokens_left, l.tokens_per_minute, "tokens")} left this minute`,
+  const standing = (s) => [
+    `${s.in_flight} in flight${s.max_parallel ? ` of at most ${s.max_parallel}` : ""}`,
+    `${left(s.requests_left, s.requests_per_minute, "requests")} and ${left(s.tokens_left, s.tokens_per_minute, "tokens")} left this minute`,
   ];
+  const parts = standing(l);
+  if (usage.team_limits) parts.push(`its team: ${standing(usage.team_limits).join(", ")}`);
   for (const b of usage.budgets || []) {
     parts.push(`${text(b.scope)} budget: ${usd(b.remaining_usd)} of ${usd(b.limit_usd)} US dollars left for ${text(b.period)}`);
   }

@@ -1,0 +1,129 @@
+"""A team's shared limits (``limits.teams``), with the official SDK against the real gateway:
+every key of the team draws on the team's buckets on top of its own, so the team's third
+request in a minute is refused whichever key sends it — named as the team's, not forwarded,
+counted as ``team_requests`` — while a key of another team is not held back; the team's
+in-flight slots and tokens come back when a request ends; the usage route shows the team's
+buckets; shadow mode lets the team's refusals through and records them; a reload changes them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import openai
+import pytest
+import yaml
+
+from gateway.config import load_settings
+from tests.e2e.conftest import deepseek_pair
+from tests.support.gateway import RunningGateway
+from tests.support.trail import settled_entries
+from tests.support.upstream import FakeUpstream
+
+pytestmark = pytest.mark.e2e
+
+MSG = [{"role": "user", "content": "hi"}]
+
+
+def _metric(gw: RunningGateway, name: str, label: str) -> float:
+    _, _, text = gw.request("GET", "/metrics", parse=False)
+    prefix = f"{name}{{{label}}}"
+    lines = [ln for ln in text.decode().splitlines() if ln.startswith(prefix)]
+    return float(lines[0].split()[-1]) if lines else 0.0
+
+
+def test_a_teams_keys_share_its_limits_on_top_of_their_own(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    cfg = tmp_path / "gateway.yaml"
+    raw = deepseek_pair(tmp_path, upstream)
+    raw["policy"] = {"self_hosted_stance": "permit"}
+    raw["limits"] = {"teams": {"ops": {"requests_per_minute": 2, "max_parallel": 1}}}
+    cfg.write_text(yaml.safe_dump(raw))
+    gw = RunningGateway(load_settings(cfg), reload_from=lambda: load_settings(cfg)).start()
+    try:
+        made = [
+            gw.create_key(user=u, jurisdiction="US", sector="private", team=team)
+            for u, team in (("ann", "ops"), ("bob", "ops"), ("cy", "legal"))
+        ]
+        ann, bob, cy = (openai.OpenAI(base_url=gw.base_url, api_key=k, max_retries=0) for k in made)
+        assert ann.chat.completions.create(model="deepseek-chat", messages=MSG).choices
+        assert bob.chat.completions.create(model="deepseek-chat", messages=MSG).choices
+        with pytest.raises(openai.RateLimitError) as refused:  # the team's third this minute
+            ann.chat.completions.create(model="deepseek-chat", messages=MSG)
+        err = refused.value
+        assert err.code == "rate_limit_exceeded" and "Team ops's limit reached" in err.message
+        assert int(err.response.headers["retry-after"]) >= 1
+        assert len(upstream.received) == 2  # not forwarded
+        assert cy.chat.completions.create(model="deepseek-chat", messages=MSG).choices  # legal
+        assert _metric(gw, "portcullis_limit_refusals_total", 'limit="team_requests"') == 1
+        assert _metric(gw, "portcullis_limit_refusals_total", 'limit="requests"') == 0
+        # the usage route shows the team's buckets beside the key's: the team's minute spent,
+        # and the refused request's slot given back
+        status, _, usage = gw.request(
+            "GET", f"/admin/keys/{made[0].split('_')[1]}/usage", token=gw.ADMIN_TOKEN
+        )  # fmt: skip
+        team = usage["team_limits"]
+        assert status == 200 and team["requests_per_minute"] == 2, usage
+        assert team["requests_left"] == 0 and team["in_flight"] == 0 and team["max_parallel"] == 1
+        assert usage["limits"]["in_flight"] == 0  # the refused request's key slot came back
+        cy_usage = gw.request(
+            "GET", f"/admin/keys/{made[2].split('_')[1]}/usage", token=gw.ADMIN_TOKEN
+        )[2]  # fmt: skip
+        assert cy_usage["team_limits"] is None  # legal has no limits of its own
+        # shadow mode: the team's refusals are let through and recorded
+        raw["limits"]["shadow"] = True
+        cfg.write_text(yaml.safe_dump(raw))
+        status, _, body = gw.request("POST", "/admin/config/reload", token=gw.ADMIN_TOKEN)
+        assert status == 200 and body["sections"] == ["limits"], body
+        assert bob.chat.completions.create(model="deepseek-chat", messages=MSG).choices
+        assert _metric(gw, "portcullis_shadow_refusals_total", 'limit="team_requests"') == 1
+        last = [e for e in settled_entries(tmp_path, "complete") if e["status"] == 200][-1]
+        assert last["shadowed"] == ["team:requests"]
+        # the team's limits raised by a reload: admitted again, nothing shadowed
+        raw["limits"] = {"teams": {"ops": {"requests_per_minute": 100}}}
+        cfg.write_text(yaml.safe_dump(raw))
+        assert gw.request("POST", "/admin/config/reload", token=gw.ADMIN_TOKEN)[0] == 200
+        assert ann.chat.completions.create(model="deepseek-chat", messages=MSG).choices
+    finally:
+        gw.stop()
+
+
+def test_a_teams_requests_in_flight_are_held_and_given_back(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    import threading
+    import time
+
+    cfg = tmp_path / "gateway.yaml"
+    raw = deepseek_pair(tmp_path, upstream)
+    raw["policy"] = {"self_hosted_stance": "permit"}
+    raw["limits"] = {"teams": {"ops": {"max_parallel": 1}}}
+    cfg.write_text(yaml.safe_dump(raw))
+    gw = RunningGateway(load_settings(cfg)).start()
+    try:
+        ann, bob = (
+            openai.OpenAI(
+                base_url=gw.base_url,
+                api_key=gw.create_key(user=u, jurisdiction="US", sector="private", team="ops"),
+                max_retries=0,
+            )
+            for u in ("ann", "bob")
+        )
+        upstream.delay_s = 1.0
+        busy = threading.Thread(
+            target=lambda: ann.chat.completions.create(model="deepseek-chat", messages=MSG)
+        )
+        busy.start()
+        deadline = time.monotonic() + 5
+        while not upstream.received:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        with pytest.raises(openai.RateLimitError) as refused:  # bob: the team's one slot taken
+            bob.chat.completions.create(model="deepseek-chat", messages=MSG)
+        assert refused.value.code == "parallel_limit_exceeded"
+        assert "Team ops's limit reached (requests in flight at once)" in refused.value.message
+        upstream.delay_s = 0.0
+        busy.join(10)
+        assert bob.chat.completions.create(model="deepseek-chat", messages=MSG).choices
+    finally:
+        gw.stop()
