@@ -23,13 +23,6 @@ pytestmark = pytest.mark.e2e
 MSG = [{"role": "user", "content": "hi"}]
 
 
-def _metric(gw: RunningGateway, name: str, label: str) -> float:
-    _, _, text = gw.request("GET", "/metrics", parse=False)
-    prefix = f"{name}{{{label}}}"
-    lines = [ln for ln in text.decode().splitlines() if ln.startswith(prefix)]
-    return float(lines[0].split()[-1]) if lines else 0.0
-
-
 def test_shadow_mode_answers_what_limits_and_budgets_would_refuse_and_records_it(
     tmp_path: Path, upstream: FakeUpstream
 ) -> None:
@@ -50,10 +43,10 @@ def test_shadow_mode_answers_what_limits_and_budgets_would_refuse_and_records_it
         for _ in range(3):  # one a minute, and a budget spent by the first: all answered
             assert sdk.chat.completions.create(model="deepseek-chat", messages=MSG).choices
             time.sleep(0.15)  # the first answer's cost reaches the budget's books
-        assert _metric(gw, "portcullis_shadow_refusals_total", 'limit="requests"') == 2
-        assert _metric(gw, "portcullis_shadow_refusals_total", 'limit="budget"') == 2
-        assert _metric(gw, "portcullis_limit_refusals_total", 'limit="requests"') == 0
-        assert _metric(gw, "portcullis_budget_refusals_total", 'scope="key"') == 0
+        assert gw.metric("portcullis_shadow_refusals_total", 'limit="requests"') == 2
+        assert gw.metric("portcullis_shadow_refusals_total", 'limit="budget"') == 2
+        assert gw.metric("portcullis_limit_refusals_total", 'limit="requests"') == 0
+        assert gw.metric("portcullis_budget_refusals_total", 'scope="key"') == 0
         done = [e for e in settled_entries(tmp_path, "complete") if e["status"] == 200]
         assert [e["shadowed"] for e in done] == [
             [],
@@ -65,12 +58,11 @@ def test_shadow_mode_answers_what_limits_and_budgets_would_refuse_and_records_it
         raw["limits"] = {"shadow": False}
         raw["budgets"]["shadow"] = False
         cfg.write_text(yaml.safe_dump(raw))
-        status, _, body = gw.request("POST", "/admin/config/reload", token=gw.ADMIN_TOKEN)
-        assert status == 200 and set(body["sections"]) == {"limits", "budgets"}, body
+        assert set(gw.reload()["sections"]) == {"limits", "budgets"}
         with pytest.raises(openai.RateLimitError) as refused:
             sdk.chat.completions.create(model="deepseek-chat", messages=MSG)
         assert refused.value.code == "spend_budget_exceeded"  # the budget is checked first
-        assert _metric(gw, "portcullis_budget_refusals_total", 'scope="key"') == 1
+        assert gw.metric("portcullis_budget_refusals_total", 'scope="key"') == 1
         assert len(upstream.received) == 3
     finally:
         gw.stop()

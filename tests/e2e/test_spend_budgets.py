@@ -75,10 +75,7 @@ def _settle(gateway: RunningGateway, spent_usd: float, **match: Any) -> None:
 
 
 def _refusals(gateway: RunningGateway, scope: str) -> float:
-    _, _, metrics = gateway.request("GET", "/metrics", parse=False)
-    prefix = f'portcullis_budget_refusals_total{{scope="{scope}"}}'
-    lines = [ln for ln in metrics.decode().splitlines() if ln.startswith(prefix)]
-    return float(lines[0].split()[-1]) if lines else 0.0
+    return gateway.metric("portcullis_budget_refusals_total", f'scope="{scope}"')
 
 
 def test_a_keys_budget_admits_while_anything_is_left_then_refuses_without_a_retry(

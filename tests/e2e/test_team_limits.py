@@ -24,13 +24,6 @@ pytestmark = pytest.mark.e2e
 MSG = [{"role": "user", "content": "hi"}]
 
 
-def _metric(gw: RunningGateway, name: str, label: str) -> float:
-    _, _, text = gw.request("GET", "/metrics", parse=False)
-    prefix = f"{name}{{{label}}}"
-    lines = [ln for ln in text.decode().splitlines() if ln.startswith(prefix)]
-    return float(lines[0].split()[-1]) if lines else 0.0
-
-
 def test_a_teams_keys_share_its_limits_on_top_of_their_own(
     tmp_path: Path, upstream: FakeUpstream
 ) -> None:
@@ -55,8 +48,8 @@ def test_a_teams_keys_share_its_limits_on_top_of_their_own(
         assert int(err.response.headers["retry-after"]) >= 1
         assert len(upstream.received) == 2  # not forwarded
         assert cy.chat.completions.create(model="deepseek-chat", messages=MSG).choices  # legal
-        assert _metric(gw, "portcullis_limit_refusals_total", 'limit="team_requests"') == 1
-        assert _metric(gw, "portcullis_limit_refusals_total", 'limit="requests"') == 0
+        assert gw.metric("portcullis_limit_refusals_total", 'limit="team_requests"') == 1
+        assert gw.metric("portcullis_limit_refusals_total", 'limit="requests"') == 0
         # the usage route shows the team's buckets beside the key's: the team's minute spent,
         # and the refused request's slot given back
         status, _, usage = gw.request(
@@ -73,16 +66,15 @@ def test_a_teams_keys_share_its_limits_on_top_of_their_own(
         # shadow mode: the team's refusals are let through and recorded
         raw["limits"]["shadow"] = True
         cfg.write_text(yaml.safe_dump(raw))
-        status, _, body = gw.request("POST", "/admin/config/reload", token=gw.ADMIN_TOKEN)
-        assert status == 200 and body["sections"] == ["limits"], body
+        assert gw.reload()["sections"] == ["limits"]
         assert bob.chat.completions.create(model="deepseek-chat", messages=MSG).choices
-        assert _metric(gw, "portcullis_shadow_refusals_total", 'limit="team_requests"') == 1
+        assert gw.metric("portcullis_shadow_refusals_total", 'limit="team_requests"') == 1
         last = [e for e in settled_entries(tmp_path, "complete") if e["status"] == 200][-1]
         assert last["shadowed"] == ["team:requests"]
         # the team's limits raised by a reload: admitted again, nothing shadowed
         raw["limits"] = {"teams": {"ops": {"requests_per_minute": 100}}}
         cfg.write_text(yaml.safe_dump(raw))
-        assert gw.request("POST", "/admin/config/reload", token=gw.ADMIN_TOKEN)[0] == 200
+        gw.reload()
         assert ann.chat.completions.create(model="deepseek-chat", messages=MSG).choices
     finally:
         gw.stop()

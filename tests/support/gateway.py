@@ -124,6 +124,20 @@ class RunningGateway:
 
         return asyncio.run_coroutine_threadsafe(names(), heartbeat.get_loop()).result(5)
 
+    def metric(self, name: str, labels: str = "") -> float:
+        """A metric's value from ``/metrics`` (``labels`` as exposed: ``limit="requests"``), 0
+        when it is not there."""
+        _, _, text = self.request("GET", "/metrics", parse=False)
+        prefix = f"{name}{{{labels}}}" if labels else f"{name} "
+        lines = [ln for ln in text.decode().splitlines() if ln.startswith(prefix)]
+        return float(lines[0].split()[-1]) if lines else 0.0
+
+    def reload(self) -> dict[str, Any]:
+        """``POST /admin/config/reload`` with the admin token; its answer (a 200 asserted)."""
+        status, _, body = self.request("POST", "/admin/config/reload", token=self.ADMIN_TOKEN)
+        assert status == 200, body
+        return body  # type: ignore[no-any-return]
+
     def create_key(self, **fields: Any) -> str:
         status, _, body = self.request("POST", "/admin/keys", fields, token=self.ADMIN_TOKEN)
         assert status == 201, body
