@@ -1,9 +1,10 @@
 """A request's admission against its key's limits and its spend budgets (the pipeline's
 ``reserve`` step): its budgets checked (:mod:`gateway.budgets`), then a request, its estimated
 tokens and a slot in flight taken from the key's buckets (:mod:`gateway.limiter`), and, when
-its team has limits of its own (``limits.teams``), from the team's buckets too (linked to the
-key's reservation and reconciled with it). Refused by the team, the key's slot and tokens are
-given back (its request this minute stays spent, as the team's would had the key refused).
+its team or its tenant has limits its keys share (``limits.teams``, ``limits.tenants``), from
+theirs too (linked to the key's reservation and reconciled with it). Refused by a shared limit,
+the slots and tokens taken for the request are given back (its requests this minute stay
+spent, as the shared buckets' would had the key refused).
 
 Shadow mode (``limits.shadow``, ``budgets.shadow``) admits what would be refused: the refusal
 is counted (``portcullis_shadow_refusals_total{limit}``) and named in the request's audit record
@@ -23,7 +24,7 @@ from gateway.http.validate import ParsedRequest
 from gateway.limiter import Reservation
 from gateway.services import Services
 
-__all__ = ["LIMITS", "admit", "team_bucket"]
+__all__ = ["LIMITS", "admit", "shared_bucket"]
 
 # The refusals of a key's limits, by the name metrics and records give them.
 LIMITS = {
@@ -33,9 +34,10 @@ LIMITS = {
 }
 
 
-def team_bucket(team: str) -> str:
-    """The limiter's name for a team's buckets (a key's are its id: hex, no colon)."""
-    return f"team:{team}"
+def shared_bucket(scope: str, name: str) -> str:
+    """The limiter's name for a team's or a tenant's buckets (``team:ops``; a key's are its
+    id: hex, no colon)."""
+    return f"{scope}:{name}"
 
 
 async def admit(s: Services, ctx: RequestContext, parsed: ParsedRequest) -> Reservation:
@@ -60,22 +62,24 @@ async def admit(s: Services, ctx: RequestContext, parsed: ParsedRequest) -> Rese
         (p.requests_per_minute, p.tokens_per_minute, p.max_parallel),
         parsed.token_estimate,
     )
-    team = settings.limits.teams.get(p.team) if p.team is not None else None
-    if team is not None and p.team is not None:
-        rates = (team.requests_per_minute, team.tokens_per_minute, team.max_parallel)
+    for scope, name, limits in settings.limits.shared(p.team, p.tenant):
+        rates = (limits.requests_per_minute, limits.tokens_per_minute, limits.max_parallel)
         try:
-            shared = await _take(s, ctx, team_bucket(p.team), "team_", rates, parsed.token_estimate)
+            taken = await _take(
+                s, ctx, shared_bucket(scope, name), f"{scope}_", rates, parsed.token_estimate
+            )
         except GatewayError as exc:
-            await s.limiter.reconcile(reservation, 0)  # the key's slot and tokens given back
+            for held in (reservation, *reservation.linked):  # slots and tokens given back
+                await s.limiter.reconcile(held, 0)
             if (limit := LIMITS.get(exc.cause)) is None:
                 raise
             raise GatewayError(
                 exc.cause,
-                f"Team {p.team}'s limit reached ({_WHAT[limit]}); "
+                f"{scope.capitalize()} {name}'s limit reached ({_WHAT[limit]}); "
                 f"retry after {exc.headers.get('retry-after', '1')} s.",
                 headers=exc.headers,
             ) from None
-        reservation = dataclasses.replace(reservation, linked=(shared,))
+        reservation = dataclasses.replace(reservation, linked=(*reservation.linked, taken))
     ctx.mark("limits", t0)
     if reservation.local:
         s.metrics.limiter_fallback.inc()
@@ -97,9 +101,9 @@ async def _take(
     rates: tuple[int | None, int | None, int | None],
     tokens: int,
 ) -> Reservation:
-    """A reservation from ``bucket`` (a key's, or with ``prefix`` ``team_`` a team's); a
-    refusal counted as ``<prefix><limit>``, or in shadow mode counted, recorded and let
-    through with nothing taken."""
+    """A reservation from ``bucket`` (a key's, or with ``prefix`` ``team_`` or ``tenant_`` a
+    team's or a tenant's); a refusal counted as ``<prefix><limit>``, or in shadow mode counted,
+    recorded (``team:requests``) and let through with nothing taken."""
     try:
         return await s.limiter.reserve(bucket, tokens, *rates, s.catalog.lease_s)
     except GatewayError as exc:

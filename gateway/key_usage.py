@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.admission import team_bucket
+from gateway.admission import shared_bucket
 from gateway.budget_report import spend_of
 from gateway.budget_scopes import budgets_of
 from gateway.budgets import Budgets
@@ -28,27 +28,27 @@ async def key_usage(
     settings: Settings,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """``{"key_id", "limits": {...}, "team_limits": {...} | None, "budgets": [{"scope",
-    "limit_usd", "spent_usd", "remaining_usd", "period", "renews_at"}, ...]}`` for ``record``
-    (its rotation chain shares its buckets and its budget, as requests do; ``team_limits``:
-    its team's shared buckets, when ``limits.teams`` names the team). ``limiter`` None: the
-    limits are not known here (``null``; a command line without Redis, each gateway holding
-    its own)."""
+    """``{"key_id", "limits": {...}, "team_limits": {...} | None, "tenant_limits": ...,
+    "budgets": [{"scope", "limit_usd", "spent_usd", "remaining_usd", "period", "renews_at"},
+    ...]}`` for ``record`` (its rotation chain shares its buckets and its budget, as requests
+    do; the team's and tenant's shared buckets when ``limits.teams``/``tenants`` name them).
+    ``limiter`` None: the limits are not known here (``null``; a command line without Redis,
+    each gateway holding its own)."""
     p = record.principal()
-    limits = team = None
+    limits = None
+    shared: dict[str, dict[str, Any] | None] = {"team_limits": None, "tenant_limits": None}
     if limiter is not None:
         standing = await limiter.standing(
             p.buckets or p.key_id, p.requests_per_minute, p.tokens_per_minute, p.max_parallel
         )
         limits = standing.to_json()
-        shared = settings.limits.teams.get(p.team) if p.team is not None else None
-        if shared is not None and p.team is not None:
-            team = (
+        for scope, name, held_to in settings.limits.shared(p.team, p.tenant):
+            shared[f"{scope}_limits"] = (
                 await limiter.standing(
-                    team_bucket(p.team),
-                    shared.requests_per_minute,
-                    shared.tokens_per_minute,
-                    shared.max_parallel,
+                    shared_bucket(scope, name),
+                    held_to.requests_per_minute,
+                    held_to.tokens_per_minute,
+                    held_to.max_parallel,
                 )
             ).to_json()
     held = budgets_of(p, settings.budgets)
@@ -57,6 +57,6 @@ async def key_usage(
         "object": "key.usage",
         "key_id": record.key_id,
         "limits": limits,
-        "team_limits": team,
+        **shared,
         "budgets": [{"scope": b.kind, **spend[b.scope]} for b in held],
     }

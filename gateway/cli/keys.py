@@ -280,7 +280,11 @@ def usage_cmd(ctx: click.Context, key_id: str, as_json: bool) -> None:
             "limits\tnot known here: without redis.url each gateway holds its own "
             "(ask one: GET /admin/keys/{id}/usage)"
         )
-    for whose, shown in (("", lim), ("team ", out["team_limits"])):
+    for whose, shown in (
+        ("", lim),
+        ("team ", out["team_limits"]),
+        ("tenant ", out["tenant_limits"]),
+    ):
         if shown is None:
             continue
         for what, rate, left in (

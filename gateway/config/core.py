@@ -134,9 +134,9 @@ class KeySettings(Strict):
         return v
 
 
-class TeamLimits(Strict):
-    """What every key of a team shares per minute and at once (``limits.teams``), on top of
-    each key's own limits; 0: none."""
+class SharedLimits(Strict):
+    """What every key of a team or a tenant shares per minute and at once (``limits.teams``,
+    ``limits.tenants``), on top of each key's own limits; 0: none."""
 
     requests_per_minute: int = Field(0, ge=0)
     tokens_per_minute: int = Field(0, ge=0)
@@ -159,19 +159,30 @@ class LimitSettings(Strict):
     # (portcullis_shadow_refusals_total) and named in its audit record (shadowed) — to see whom
     # new limits would stop before they do (gateway.admission).
     shadow: bool = False
-    # Team name -> the limits its keys share (gateway.admission); a request is held to its
-    # key's and its team's.
-    teams: dict[str, TeamLimits] = Field(default_factory=dict)
+    # Team or tenant name -> the limits its keys share (gateway.admission); a request is held
+    # to its key's, its team's and its tenant's.
+    teams: dict[str, SharedLimits] = Field(default_factory=dict)
+    tenants: dict[str, SharedLimits] = Field(default_factory=dict)
 
-    @field_validator("teams")
+    @field_validator("teams", "tenants")
     @classmethod
-    def _team_names(cls, v: dict[str, TeamLimits]) -> dict[str, TeamLimits]:
+    def _names(cls, v: dict[str, SharedLimits]) -> dict[str, SharedLimits]:
         from audit.shapes import IDENTIFIER_CHARS, is_name
 
         for name in v:
             if not is_name(name) or len(name) > 200:
-                raise ValueError(f"team names: 1-200 {IDENTIFIER_CHARS} ({name[:40]!r})")
+                raise ValueError(f"names: 1-200 {IDENTIFIER_CHARS} ({name[:40]!r})")
         return v
+
+    def shared(self, team: str | None, tenant: str) -> list[tuple[str, str, SharedLimits]]:
+        """The shared limits a key of ``team`` and ``tenant`` is held to besides its own:
+        (``team`` or ``tenant``, the name, its limits), the team's first."""
+        out = []
+        if team is not None and (limits := self.teams.get(team)) is not None:
+            out.append(("team", team, limits))
+        if (limits := self.tenants.get(tenant)) is not None:
+            out.append(("tenant", tenant, limits))
+        return out
 
 
 class WebhookSettings(Strict):

@@ -119,3 +119,39 @@ def test_a_teams_requests_in_flight_are_held_and_given_back(
         assert bob.chat.completions.create(model="deepseek-chat", messages=MSG).choices
     finally:
         gw.stop()
+
+
+def test_a_tenants_keys_share_its_limits_and_a_refusal_gives_back_the_teams_slot(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    """``limits.tenants``: a tenant's keys share its limits; refused by the tenant's, what the
+    request took from its key's and its team's buckets (their slots in flight) is given back."""
+    cfg = tmp_path / "gateway.yaml"
+    raw = deepseek_pair(tmp_path, upstream)
+    raw["policy"] = {"self_hosted_stance": "permit"}
+    raw["limits"] = {
+        "teams": {"ops": {"max_parallel": 5}},
+        "tenants": {"agency": {"requests_per_minute": 1}},
+    }
+    cfg.write_text(yaml.safe_dump(raw))
+    gw = RunningGateway(load_settings(cfg)).start()
+    try:
+        keys = [
+            gw.create_key(user=u, jurisdiction="US", sector="private", team="ops", tenant=t)
+            for u, t in (("ann", "agency"), ("bob", "agency"), ("cy", "default"))
+        ]
+        ann, bob, cy = (openai.OpenAI(base_url=gw.base_url, api_key=k, max_retries=0) for k in keys)
+        assert ann.chat.completions.create(model="deepseek-chat", messages=MSG).choices
+        with pytest.raises(openai.RateLimitError) as refused:
+            bob.chat.completions.create(model="deepseek-chat", messages=MSG)
+        assert "Tenant agency's limit reached (requests per minute)" in refused.value.message
+        assert cy.chat.completions.create(model="deepseek-chat", messages=MSG).choices
+        assert gw.metric("portcullis_limit_refusals_total", 'limit="tenant_requests"') == 1
+        status, _, usage = gw.request(
+            "GET", f"/admin/keys/{keys[1].split('_')[1]}/usage", token=gw.ADMIN_TOKEN
+        )  # fmt: skip
+        assert status == 200 and usage["tenant_limits"]["requests_left"] == 0, usage
+        assert usage["team_limits"]["in_flight"] == 0  # bob's refused request gave its slot back
+        assert usage["limits"]["in_flight"] == 0
+    finally:
+        gw.stop()

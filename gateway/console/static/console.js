@@ -923,6 +923,7 @@ function usageText(id, usage) {
   ];
   const parts = standing(l);
   if (usage.team_limits) parts.push(`its team: ${standing(usage.team_limits).join(", ")}`);
+  if (usage.tenant_limits) parts.push(`its tenant: ${standing(usage.tenant_limits).join(", ")}`);
   for (const b of usage.budgets || []) {
     parts.push(`${text(b.scope)} budget: ${usd(b.remaining_usd)} of ${usd(b.limit_usd)} US dollars left for ${text(b.period)}`);
   }
