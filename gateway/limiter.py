@@ -63,8 +63,8 @@ class Reservation:
     # ``reconcile``
     parallel: int = 0
     slot: str | None = None
-    # Reservations taken with this one for the same request (its team's: gateway.admission),
-    # reconciled with it
+    # Reservations taken with this one for the same request (its team's and tenant's:
+    # gateway.admission), reconciled with it
     linked: tuple[Reservation, ...] = ()
 
     def headers(self) -> list[tuple[bytes, bytes]]:
