@@ -1,10 +1,11 @@
 """A request's admission against its key's limits and its spend budgets (the pipeline's
 ``reserve`` step): its budgets checked (:mod:`gateway.budgets`), then a request, its estimated
 tokens and a slot in flight taken from the key's buckets (:mod:`gateway.limiter`), and, when
-its team or its tenant has limits its keys share (``limits.teams``, ``limits.tenants``), from
-theirs too (linked to the key's reservation and reconciled with it). Refused by a shared limit,
-the slots and tokens taken for the request are given back (its requests this minute stay
-spent, as the shared buckets' would had the key refused).
+its person, its team or its tenant has limits its keys share (``limits.user``/``users``,
+``limits.teams``, ``limits.tenants``), from theirs too (linked to the key's reservation and
+reconciled with it). Refused by a shared limit, the slots and tokens taken for the request are
+given back (its requests this minute stay spent, as the shared buckets' would had the key
+refused).
 
 Shadow mode (``limits.shadow``, ``budgets.shadow``) admits what would be refused: the refusal
 is counted (``portcullis_shadow_refusals_total{limit}``) and named in the request's audit record
@@ -35,8 +36,8 @@ LIMITS = {
 
 
 def shared_bucket(scope: str, name: str) -> str:
-    """The limiter's name for a team's or a tenant's buckets (``team:ops``; a key's are its
-    id: hex, no colon)."""
+    """The limiter's name for a person's, a team's or a tenant's buckets (``team:ops``,
+    ``user:default|liz``; a key's are its id: hex, no colon)."""
     return f"{scope}:{name}"
 
 
@@ -62,7 +63,7 @@ async def admit(s: Services, ctx: RequestContext, parsed: ParsedRequest) -> Rese
         (p.requests_per_minute, p.tokens_per_minute, p.max_parallel),
         parsed.token_estimate,
     )
-    for scope, name, limits in settings.limits.shared(p.team, p.tenant):
+    for scope, name, limits in settings.limits.shared(p.user, p.team, p.tenant):
         rates = (limits.requests_per_minute, limits.tokens_per_minute, limits.max_parallel)
         try:
             taken = await _take(
@@ -73,9 +74,10 @@ async def admit(s: Services, ctx: RequestContext, parsed: ParsedRequest) -> Rese
                 await s.limiter.reconcile(held, 0)
             if (limit := LIMITS.get(exc.cause)) is None:
                 raise
+            whose = f"{p.user}'s" if scope == "user" else f"{scope.capitalize()} {name}'s"
             raise GatewayError(
                 exc.cause,
-                f"{scope.capitalize()} {name}'s limit reached ({_WHAT[limit]}); "
+                f"{whose} limit reached ({_WHAT[limit]}); "
                 f"retry after {exc.headers.get('retry-after', '1')} s.",
                 headers=exc.headers,
             ) from None
@@ -101,9 +103,10 @@ async def _take(
     rates: tuple[int | None, int | None, int | None],
     tokens: int,
 ) -> Reservation:
-    """A reservation from ``bucket`` (a key's, or with ``prefix`` ``team_`` or ``tenant_`` a
-    team's or a tenant's); a refusal counted as ``<prefix><limit>``, or in shadow mode counted,
-    recorded (``team:requests``) and let through with nothing taken."""
+    """A reservation from ``bucket`` (a key's, or with ``prefix`` ``user_``, ``team_`` or
+    ``tenant_`` a person's, a team's or a tenant's); a refusal counted as ``<prefix><limit>``,
+    or in shadow mode counted, recorded (``team:requests``) and let through with nothing
+    taken."""
     try:
         return await s.limiter.reserve(bucket, tokens, *rates, s.catalog.lease_s)
     except GatewayError as exc:

@@ -28,21 +28,23 @@ async def key_usage(
     settings: Settings,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """``{"key_id", "limits": {...}, "team_limits": {...} | None, "tenant_limits": ...,
-    "budgets": [{"scope", "limit_usd", "spent_usd", "remaining_usd", "period", "renews_at"},
+    """``{"key_id", "limits": {...}, "user_limits"/"team_limits"/"tenant_limits": {...} |
+    None, "budgets": [{"scope", "limit_usd", "spent_usd", "remaining_usd", "period", "renews_at"},
     ...]}`` for ``record`` (its rotation chain shares its buckets and its budget, as requests
-    do; the team's and tenant's shared buckets when ``limits.teams``/``tenants`` name them).
+    do; the person's, team's and tenant's shared buckets when ``limits`` gives them some).
     ``limiter`` None: the limits are not known here (``null``; a command line without Redis,
     each gateway holding its own)."""
     p = record.principal()
     limits = None
-    shared: dict[str, dict[str, Any] | None] = {"team_limits": None, "tenant_limits": None}
+    shared: dict[str, dict[str, Any] | None] = dict.fromkeys(
+        ("user_limits", "team_limits", "tenant_limits")
+    )
     if limiter is not None:
         standing = await limiter.standing(
             p.buckets or p.key_id, p.requests_per_minute, p.tokens_per_minute, p.max_parallel
         )
         limits = standing.to_json()
-        for scope, name, held_to in settings.limits.shared(p.team, p.tenant):
+        for scope, name, held_to in settings.limits.shared(p.user, p.team, p.tenant):
             shared[f"{scope}_limits"] = (
                 await limiter.standing(
                     shared_bucket(scope, name),

@@ -18,11 +18,11 @@ __all__ = ["LIMIT_NAMES", "Metrics", "StateCollector"]
 
 log = logging.getLogger("portcullis")
 
-# The limits a request may be refused by (gateway.admission): a key's, its team's, its
-# tenant's.
+# The limits a request may be refused by (gateway.admission): a key's, its person's, its
+# team's, its tenant's.
 LIMIT_NAMES = tuple(
     f"{scope}{limit}"
-    for scope in ("", "team_", "tenant_")
+    for scope in ("", "user_", "team_", "tenant_")
     for limit in ("requests", "tokens", "parallel")
 )
 
@@ -127,8 +127,8 @@ class Metrics:
         self.limit_refusals = Counter(
             "portcullis_limit_refusals",
             "Requests refused by a key's limits (429): requests or tokens per minute, or "
-            "requests in flight at once (limits.*, a key's own), or by its team's (team_*) or "
-            "tenant's (tenant_*)",
+            "requests in flight at once (limits.*, a key's own), or by its person's (user_*), "
+            "team's (team_*) or tenant's (tenant_*)",
             ["limit"],
             registry=r,
         )
@@ -137,7 +137,7 @@ class Metrics:
         self.shadow_refusals = Counter(
             "portcullis_shadow_refusals",
             "Requests shadow mode let through that would have been refused (limits.shadow: "
-            "requests, tokens, parallel, team_*, tenant_*; budgets.shadow: budget)",
+            "requests, tokens, parallel, user_*, team_*, tenant_*; budgets.shadow: budget)",
             ["limit"],
             registry=r,
         )

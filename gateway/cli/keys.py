@@ -280,11 +280,8 @@ def usage_cmd(ctx: click.Context, key_id: str, as_json: bool) -> None:
             "limits\tnot known here: without redis.url each gateway holds its own "
             "(ask one: GET /admin/keys/{id}/usage)"
         )
-    for whose, shown in (
-        ("", lim),
-        ("team ", out["team_limits"]),
-        ("tenant ", out["tenant_limits"]),
-    ):
+    shared = [(f"{scope} ", out[f"{scope}_limits"]) for scope in ("user", "team", "tenant")]
+    for whose, shown in [("", lim), *shared]:
         if shown is None:
             continue
         for what, rate, left in (

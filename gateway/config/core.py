@@ -159,12 +159,16 @@ class LimitSettings(Strict):
     # (portcullis_shadow_refusals_total) and named in its audit record (shadowed) — to see whom
     # new limits would stop before they do (gateway.admission).
     shadow: bool = False
-    # Team or tenant name -> the limits its keys share (gateway.admission); a request is held
-    # to its key's, its team's and its tenant's.
+    # What every person's keys share (a key's user, within its tenant), unless ``users`` names
+    # them: a second or third key is no way round a person's limits (gateway.admission).
+    user: SharedLimits | None = None
+    users: dict[str, SharedLimits] = Field(default_factory=dict)
+    # Team or tenant name -> the limits its keys share; a request is held to its key's, its
+    # person's, its team's and its tenant's.
     teams: dict[str, SharedLimits] = Field(default_factory=dict)
     tenants: dict[str, SharedLimits] = Field(default_factory=dict)
 
-    @field_validator("teams", "tenants")
+    @field_validator("users", "teams", "tenants")
     @classmethod
     def _names(cls, v: dict[str, SharedLimits]) -> dict[str, SharedLimits]:
         from audit.shapes import IDENTIFIER_CHARS, is_name
@@ -174,10 +178,15 @@ class LimitSettings(Strict):
                 raise ValueError(f"names: 1-200 {IDENTIFIER_CHARS} ({name[:40]!r})")
         return v
 
-    def shared(self, team: str | None, tenant: str) -> list[tuple[str, str, SharedLimits]]:
-        """The shared limits a key of ``team`` and ``tenant`` is held to besides its own:
-        (``team`` or ``tenant``, the name, its limits), the team's first."""
+    def shared(
+        self, user: str, team: str | None, tenant: str
+    ) -> list[tuple[str, str, SharedLimits]]:
+        """The shared limits a key of ``user``, ``team`` and ``tenant`` is held to besides its
+        own: (``user``, ``team`` or ``tenant``, the bucket's name, its limits), in that order (a
+        person's bucket is ``<tenant>|<user>``: ``|`` is in no name)."""
         out = []
+        if (limits := self.users.get(user, self.user)) is not None:
+            out.append(("user", f"{tenant}|{user}", limits))
         if team is not None and (limits := self.teams.get(team)) is not None:
             out.append(("team", team, limits))
         if (limits := self.tenants.get(tenant)) is not None:

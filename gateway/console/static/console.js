@@ -922,6 +922,7 @@ function usageText(id, usage) {
     `${left(s.requests_left, s.requests_per_minute, "requests")} and ${left(s.tokens_left, s.tokens_per_minute, "tokens")} left this minute`,
   ];
   const parts = standing(l);
+  if (usage.user_limits) parts.push(`its person: ${standing(usage.user_limits).join(", ")}`);
   if (usage.team_limits) parts.push(`its team: ${standing(usage.team_limits).join(", ")}`);
   if (usage.tenant_limits) parts.push(`its tenant: ${standing(usage.tenant_limits).join(", ")}`);
   for (const b of usage.budgets || []) {

@@ -1,9 +1,11 @@
-"""A team's shared limits (``limits.teams``), with the official SDK against the real gateway:
-every key of the team draws on the team's buckets on top of its own, so the team's third
-request in a minute is refused whichever key sends it — named as the team's, not forwarded,
-counted as ``team_requests`` — while a key of another team is not held back; the team's
-in-flight slots and tokens come back when a request ends; the usage route shows the team's
-buckets; shadow mode lets the team's refusals through and records them; a reload changes them."""
+"""Limits keys share (``limits.user``/``users``, ``limits.teams``, ``limits.tenants``), with the
+official SDK against the real gateway. Every key of a team draws on the team's buckets on top of
+its own, so the team's third request in a minute is refused whichever key sends it — named as
+the team's, not forwarded, counted as ``team_requests`` — while a key of another team is not
+held back; the shared in-flight slots and tokens come back when a request ends (or when another
+shared limit refuses it); the usage route shows the shared buckets; shadow mode lets their
+refusals through and records them; a reload changes them. A person's keys share theirs, so a
+second key is no way round them; a tenant's keys share the tenant's."""
 
 from __future__ import annotations
 
@@ -153,5 +155,40 @@ def test_a_tenants_keys_share_its_limits_and_a_refusal_gives_back_the_teams_slot
         assert status == 200 and usage["tenant_limits"]["requests_left"] == 0, usage
         assert usage["team_limits"]["in_flight"] == 0  # bob's refused request gave its slot back
         assert usage["limits"]["in_flight"] == 0
+    finally:
+        gw.stop()
+
+
+def test_a_persons_keys_share_their_limits_so_more_keys_are_no_way_round_them(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    """``limits.user``: every person's keys share one set of buckets (a second key made for
+    oneself does not double one's rate); ``limits.users`` names someone's own."""
+    cfg = tmp_path / "gateway.yaml"
+    raw = deepseek_pair(tmp_path, upstream)
+    raw["policy"] = {"self_hosted_stance": "permit"}
+    raw["limits"] = {
+        "user": {"requests_per_minute": 1},
+        "users": {"batch": {"requests_per_minute": 3}},
+    }
+    cfg.write_text(yaml.safe_dump(raw))
+    gw = RunningGateway(load_settings(cfg)).start()
+    try:
+
+        def sdk(user: str) -> openai.OpenAI:
+            key = gw.create_key(user=user, jurisdiction="US", sector="private")
+            return openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0)
+
+        first, second = sdk("ann"), sdk("ann")  # two keys of one person
+        assert first.chat.completions.create(model="deepseek-chat", messages=MSG).choices
+        with pytest.raises(openai.RateLimitError) as refused:
+            second.chat.completions.create(model="deepseek-chat", messages=MSG)
+        assert "ann's limit reached (requests per minute)" in refused.value.message
+        assert gw.metric("portcullis_limit_refusals_total", 'limit="user_requests"') == 1
+        batch = sdk("batch")  # named: three a minute
+        for _ in range(3):
+            assert batch.chat.completions.create(model="deepseek-chat", messages=MSG).choices
+        with pytest.raises(openai.RateLimitError):
+            batch.chat.completions.create(model="deepseek-chat", messages=MSG)
     finally:
         gw.stop()
