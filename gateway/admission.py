@@ -17,7 +17,9 @@ unavailable limiter or ledger is never shadowed: it refuses (503) as always.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
+from typing import TYPE_CHECKING
 
 from gateway.context import RequestContext
 from gateway.errors import Cause, GatewayError
@@ -25,7 +27,12 @@ from gateway.http.validate import ParsedRequest
 from gateway.limiter import Reservation
 from gateway.services import Services
 
-__all__ = ["LIMITS", "admit", "shared_bucket"]
+if TYPE_CHECKING:
+    from gateway.config import Settings
+
+__all__ = ["LIMITS", "admit", "shadow_switches", "shared_bucket", "warn_if_shadowed"]
+
+log = logging.getLogger("portcullis")
 
 # The refusals of a key's limits, by the name metrics and records give them.
 LIMITS = {
@@ -33,6 +40,30 @@ LIMITS = {
     Cause.BUDGET_EXCEEDED: "tokens",
     Cause.PARALLEL_LIMITED: "parallel",
 }
+
+
+def shadow_switches(settings: Settings) -> list[str]:
+    """The shadow-mode switches that are on: while one is, its limits or budgets refuse
+    nothing."""
+    return [
+        name
+        for name, on in (
+            ("limits.shadow", settings.limits.shadow),
+            ("budgets.shadow", settings.budgets.shadow),
+        )
+        if on
+    ]
+
+
+def warn_if_shadowed(settings: Settings) -> None:
+    """A warning at start and after a reload while shadow mode is on (a switch left on after a
+    trial would leave the limits unenforced; ``portcullis check`` says so too)."""
+    if switches := shadow_switches(settings):
+        log.warning(
+            "shadow mode (%s): what these would refuse is let through, counted "
+            "(portcullis_shadow_refusals_total) and recorded, not refused",
+            ", ".join(switches),
+        )
 
 
 def shared_bucket(scope: str, name: str) -> str:

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.admission import warn_if_shadowed
 from gateway.alerts import BudgetAlerts
 from gateway.audit_sink import AuditSink
 from gateway.budgets import Budgets
@@ -63,6 +64,7 @@ def _admin_token(settings: Settings) -> str | None:
 
 
 async def build_services(settings: Settings, components: Components) -> Services:
+    warn_if_shadowed(settings)
     metrics_ = Metrics()
     secret = load_server_secret(
         settings.data_dir, settings.keys.secret_file, settings.keys.secret_env

@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 from prometheus_client import Counter
 
+from gateway.admission import warn_if_shadowed
 from gateway.catalog import Catalog
 from gateway.config import ConfigError, Settings
 from gateway.config.backends import BackendSpec
@@ -244,6 +245,7 @@ class Reloader:
             self._apply(effective, after, credentials, unusable, {*removed, *changed, *rotated})
             self.reloads.labels(result="applied").inc()
             self._log(report, via)
+            warn_if_shadowed(effective)
             return report
 
     def _apply(

@@ -188,6 +188,7 @@ def _secret(settings: Settings) -> Result:
 
 
 async def _run(settings: Settings, config: str | None, timeout_s: float) -> list[Result]:
+    from gateway.admission import shadow_switches
     from gateway.config_archive import config_hash
 
     results = [
@@ -196,6 +197,15 @@ async def _run(settings: Settings, config: str | None, timeout_s: float) -> list
         ),
         _secret(settings),
     ]
+    if switches := shadow_switches(settings):  # a trial left on leaves the limits unenforced
+        results.append(
+            Result(
+                "shadow mode",
+                "warn",
+                f"{' and '.join(switches)} on: what they would refuse is let through and "
+                "recorded, not refused",
+            )
+        )
     url = settings.database_url()
     checks = [_database(url, "database", timeout_s), _policy(settings, timeout_s)]
     if settings.audit.database_url and settings.audit.database_url != url:

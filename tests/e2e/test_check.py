@@ -380,3 +380,26 @@ def test_a_webhook_that_cannot_be_reached_or_would_go_unsigned_fails(
         assert "alerts would go unsigned" in detail
     assert hook.posts == []
     assert _HOOK_TOKEN not in json.dumps(out)
+
+
+@pytest.mark.parametrize(
+    ("sections", "says"),
+    [
+        ({"limits": {"shadow": True}}, "limits.shadow on"),
+        ({"budgets": {"shadow": True}}, "budgets.shadow on"),
+        ({"limits": {"shadow": True}, "budgets": {"shadow": True}}, "limits.shadow and budgets"),
+        ({}, None),
+    ],
+)
+def test_shadow_mode_left_on_is_a_warning(
+    tmp_path: Path, sections: dict[str, Any], says: str | None
+) -> None:
+    """A trial of new limits left in shadow mode leaves them unenforced: the check says so
+    (a warning, not a failure), and says nothing when it is off."""
+    _, out = _check(_write(tmp_path, **sections))
+    lines = [c for c in out["checks"] if c["check"] == "shadow mode"]
+    if says is None:
+        assert lines == []
+    else:
+        (line,) = lines
+        assert line["status"] == "warn" and says in line["detail"], line

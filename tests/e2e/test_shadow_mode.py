@@ -5,6 +5,7 @@ request's audit record (``shadowed``); a reload turns it off and the same reques
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -24,7 +25,7 @@ MSG = [{"role": "user", "content": "hi"}]
 
 
 def test_shadow_mode_answers_what_limits_and_budgets_would_refuse_and_records_it(
-    tmp_path: Path, upstream: FakeUpstream
+    tmp_path: Path, upstream: FakeUpstream, caplog: pytest.LogCaptureFixture
 ) -> None:
     cfg = tmp_path / "gateway.yaml"
     raw = deepseek_pair(tmp_path, upstream)
@@ -34,8 +35,11 @@ def test_shadow_mode_answers_what_limits_and_budgets_would_refuse_and_records_it
     raw["limits"] = {"shadow": True}
     raw["budgets"] = {"key_usd": 0.00001, "sync_s": 0.1, "shadow": True}  # spent by one answer
     cfg.write_text(yaml.safe_dump(raw))
+    caplog.set_level(logging.WARNING, logger="portcullis")
     gw = RunningGateway(load_settings(cfg), reload_from=lambda: load_settings(cfg)).start()
     try:
+        # said at start: a trial left on would leave the limits unenforced
+        assert "shadow mode (limits.shadow, budgets.shadow)" in caplog.text
         key = gw.create_key(
             user="sam", jurisdiction="US", sector="private", requests_per_minute=1
         )  # fmt: skip
