@@ -7,11 +7,15 @@ from __future__ import annotations
 import logging
 import math
 import time
+from typing import TYPE_CHECKING
 
 from gateway.context import RequestContext
 from gateway.metrics import Metrics
 
-__all__ = ["InsecurePasses"]
+if TYPE_CHECKING:
+    from gateway.config import Settings
+
+__all__ = ["InsecurePasses", "weakening"]
 
 log = logging.getLogger("portcullis.pipeline")
 
@@ -41,3 +45,27 @@ class InsecurePasses:
             self._since[switch] = (0, now)
         else:
             self._since[switch] = (count + 1, since)
+
+
+def weakening(settings: Settings) -> list[dict[str, str]]:
+    """The settings in force that weaken what the gateway enforces, each with what it means
+    (``GET /admin/config``'s ``weakened``, the console's overview): a compliance officer sees
+    at once what is switched off, without reading the file."""
+    pii, out = settings.pii, []
+    if not pii.enabled:
+        out.append(("pii.enabled: false", "prompts are not read for personal data"))
+    elif not pii.ner:
+        out.append(("pii.ner: false", "names and places are not looked for, only patterns"))
+    if pii.enabled and pii.insecure_pass_uninspectable:
+        out.append(
+            (
+                "pii.insecure_pass_uninspectable: true",
+                "images, audio, files and token ids pass unread to backends policy keeps "
+                "personal data from",
+            )
+        )
+    if settings.limits.shadow:
+        out.append(("limits.shadow: true", "the rate limits refuse nothing (shadow mode)"))
+    if settings.budgets.shadow:
+        out.append(("budgets.shadow: true", "the spend budgets refuse nothing (shadow mode)"))
+    return [{"setting": name, "means": means} for name, means in out]

@@ -1,5 +1,6 @@
 """The admin API's configuration routes (role ``admin``): reload the policy bundle, reload the
-configuration file's backends (:mod:`gateway.reload`), and show the running catalogue."""
+configuration file's backends (:mod:`gateway.reload`), and show the running catalogue; and
+(``admin`` or ``auditor``) the settings in force that weaken enforcement."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from litestar.datastructures import State
 
 from gateway.errors import Cause, GatewayError
 from gateway.http.admin_call import caller, no_body
+from gateway.insecure import weakening
 from gateway.reload import Reloader
 from gateway.services import Services
 
@@ -60,6 +62,8 @@ async def show_config(state: State) -> dict[str, Any]:
     return {
         "config_hash": services.config_hash,
         "bundle_revision": services.policy.revision,
+        # the settings in force that weaken what is enforced, each with what it means
+        "weakened": weakening(services.settings),
         "backends": [
             {
                 **b.facts(),
@@ -83,4 +87,12 @@ async def show_config(state: State) -> dict[str, Any]:
     }
 
 
-CONFIG_HANDLERS = [reload_policy, reload_config, show_config]
+@get("/admin/config/weakened", opt={"role": ("admin", "auditor")})
+async def show_weakened(state: State) -> dict[str, Any]:
+    """The settings in force that weaken what the gateway enforces (an auditor may see these,
+    not the whole catalogue): the console's overview lists them."""
+    services: Services = state.services
+    return {"object": "list", "data": weakening(services.settings)}
+
+
+CONFIG_HANDLERS = [reload_policy, reload_config, show_config, show_weakened]

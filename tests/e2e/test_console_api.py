@@ -438,3 +438,39 @@ def test_no_admin_call_takes_a_hook_and_template_strings_stay_text(site: Site) -
     )
     assert status == 400 and body["error"]["param"] == "team"
     assert {c.pid for c in psutil.Process().children(recursive=True)} <= before
+
+
+def test_the_settings_that_weaken_enforcement_are_listed_for_an_auditor(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    """``GET /admin/config/weakened``: none on the defaults; with PII reading of names off and
+    shadow mode on, each named with what it means — to an auditor and the administrator, not
+    to a staff key; ``GET /admin/config`` carries the same list."""
+    raw = deepseek_pair(tmp_path, upstream)
+    raw["pii"] = {"ner": False}
+    raw["limits"] = {"shadow": True}
+    gw = RunningGateway(Settings.model_validate(raw), Components(pii_disabled=True)).start()
+    try:
+        auditor = gw.create_key(user="liz", jurisdiction="AU", sector="private", roles=["auditor"])
+        staff = gw.create_key(user="ann", jurisdiction="AU", sector="private")
+        status, _, body = gw.request("GET", "/admin/config/weakened", token=auditor)
+        assert status == 200, body
+        assert [w["setting"] for w in body["data"]] == ["pii.ner: false", "limits.shadow: true"]
+        assert "refuse nothing" in body["data"][1]["means"]
+        assert gw.request("GET", "/admin/config/weakened", token=staff)[0] == 403
+        config = gw.request("GET", "/admin/config", token=gw.ADMIN_TOKEN)[2]
+        assert config["weakened"] == body["data"]
+    finally:
+        gw.stop()
+    (tmp_path / "plain").mkdir()
+    plain = RunningGateway(
+        Settings.model_validate(deepseek_pair(tmp_path / "plain", upstream)),
+        Components(pii_disabled=True),
+    ).start()
+    try:
+        assert plain.request("GET", "/admin/config/weakened", token=plain.ADMIN_TOKEN)[2] == {
+            "object": "list",
+            "data": [],
+        }
+    finally:
+        plain.stop()

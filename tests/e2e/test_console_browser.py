@@ -47,6 +47,7 @@ def site(tmp_path: Path, upstream: FakeUpstream) -> Iterator[tuple[RunningGatewa
     # ann is under legal hold: her requests are captured (read from the console below)
     cfg["policy"] = {"overlays": [str(ROOT / "policies/overlays/examples/legal_hold")]}
     cfg["audit"] = {"content_capture": True}
+    cfg["budgets"] = {"shadow": True}  # a setting that weakens enforcement: the overview says so
     gw = RunningGateway(Settings.model_validate(cfg), Components(pii_disabled=True)).start()
     ann = gw.create_key(
         user="ann", team="ops", jurisdiction="AU-NSW", sector="private", tags=["legal-hold"]
@@ -89,8 +90,10 @@ def test_an_administrator_and_an_auditor_work_through_the_console(
         assert TOKEN not in page.content()  # never written into the page
         expect(page.locator("#nav button[data-view=keys]")).to_be_visible()
 
-        # overview: readiness and an intact trail
+        # overview: readiness, what settings weaken, and an intact trail
         expect(page.locator("#readiness")).to_contain_text("database: ok")
+        expect(page.locator("#overview-weakened")).to_contain_text("budgets.shadow: true")
+        expect(page.locator("#overview-weakened")).to_contain_text("refuse nothing")
         page.click("#verify")
         expect(page.locator("#verify-result")).to_contain_text("intact")
 

@@ -387,6 +387,7 @@ async function showOverview() {
   show($("overview-usage-panel"), canAudit);
   const work = [loadReadiness()];
   if (canAudit) work.push(loadOverviewUsage());
+  if (can("policy")) work.push(loadWeakened()); // an administrator or an auditor
   const results = await Promise.allSettled(work);
   for (const r of results) if (r.status === "rejected") report(r.reason);
 }
@@ -400,6 +401,16 @@ async function loadReadiness() {
   $("readiness").replaceChildren(...Object.entries(answer.checks || {}).map(
     ([name, ok]) => el("li", { className: ok ? "ok" : "bad", text: `${name}: ${ok ? "ok" : "FAILING"}` }),
   ));
+}
+
+// Settings in force that weaken enforcement (PII reading off, shadow mode, …): shown only when
+// there are some, each with what it means.
+async function loadWeakened() {
+  const answer = await api("/admin/config/weakened");
+  const rows = answer.data || [];
+  show($("overview-weakened-panel"), rows.length > 0);
+  $("overview-weakened").replaceChildren(...rows.map((w) => el("li", { className: "bad" },
+    el("code", { text: text(w.setting) }), document.createTextNode(`: ${text(w.means)}`))));
 }
 
 async function loadOverviewUsage() {
