@@ -163,3 +163,33 @@ def wait_for_completions(h: Harness, before: int, n: int) -> list[dict[str, Any]
     while len(h.audit.completions) < before + n and time.monotonic() < deadline:
         time.sleep(0.02)
     return h.audit.completions[before:]
+
+
+class FileGateway:
+    """A started gateway read from a configuration file, as an operator runs it: the DeepSeek
+    pair in front of ``upstream``, self-hosting permitted, ``sections`` added. ``raw`` is the
+    file's content; :meth:`rewrite` writes it back and reloads, as an operator would."""
+
+    def __init__(self, tmp: Path, upstream: FakeUpstream, **sections: Any) -> None:
+        from gateway.config import load_settings
+
+        self.path = tmp / "gateway.yaml"
+        self.raw: dict[str, Any] = {
+            **deepseek_pair(tmp, upstream),
+            "policy": {"self_hosted_stance": "permit"},
+            **sections,
+        }
+        self._write()
+        self.gw = RunningGateway(
+            load_settings(self.path), reload_from=lambda: load_settings(self.path)
+        ).start()
+
+    def _write(self) -> None:
+        import yaml
+
+        self.path.write_text(yaml.safe_dump(self.raw))
+
+    def rewrite(self) -> dict[str, Any]:
+        """The file written again from ``raw`` and reloaded: the reload's answer."""
+        self._write()
+        return self.gw.reload()

@@ -11,11 +11,8 @@ from pathlib import Path
 
 import openai
 import pytest
-import yaml
 
-from gateway.config import load_settings
-from tests.e2e.conftest import deepseek_pair
-from tests.support.gateway import RunningGateway
+from tests.e2e.conftest import FileGateway, deepseek_pair
 from tests.support.trail import settled_entries
 from tests.support.upstream import FakeUpstream
 
@@ -27,16 +24,15 @@ MSG = [{"role": "user", "content": "hi"}]
 def test_shadow_mode_answers_what_limits_and_budgets_would_refuse_and_records_it(
     tmp_path: Path, upstream: FakeUpstream, caplog: pytest.LogCaptureFixture
 ) -> None:
-    cfg = tmp_path / "gateway.yaml"
-    raw = deepseek_pair(tmp_path, upstream)
-    for b in raw["backends"]:
+    backends = deepseek_pair(tmp_path, upstream)["backends"]
+    for b in backends:
         b["prices"] = {"*": {"input_per_mtok": 2.5, "output_per_mtok": 10.0}}
-    raw["policy"] = {"self_hosted_stance": "permit"}
-    raw["limits"] = {"shadow": True}
-    raw["budgets"] = {"key_usd": 0.00001, "sync_s": 0.1, "shadow": True}  # spent by one answer
-    cfg.write_text(yaml.safe_dump(raw))
     caplog.set_level(logging.WARNING, logger="portcullis")
-    gw = RunningGateway(load_settings(cfg), reload_from=lambda: load_settings(cfg)).start()
+    fg = FileGateway(
+        tmp_path, upstream, backends=backends, limits={"shadow": True},
+        budgets={"key_usd": 0.00001, "sync_s": 0.1, "shadow": True},  # spent by one answer
+    )  # fmt: skip
+    gw = fg.gw
     try:
         # said at start: a trial left on would leave the limits unenforced
         assert "shadow mode (limits.shadow, budgets.shadow)" in caplog.text
@@ -59,10 +55,9 @@ def test_shadow_mode_answers_what_limits_and_budgets_would_refuse_and_records_it
         ]
         assert len(upstream.received) == 3  # each was forwarded
         # shadow mode off (a reload): the same key is refused now, and counted as refused
-        raw["limits"] = {"shadow": False}
-        raw["budgets"]["shadow"] = False
-        cfg.write_text(yaml.safe_dump(raw))
-        assert set(gw.reload()["sections"]) == {"limits", "budgets"}
+        fg.raw["limits"] = {"shadow": False}
+        fg.raw["budgets"]["shadow"] = False
+        assert set(fg.rewrite()["sections"]) == {"limits", "budgets"}
         with pytest.raises(openai.RateLimitError) as refused:
             sdk.chat.completions.create(model="deepseek-chat", messages=MSG)
         assert refused.value.code == "spend_budget_exceeded"  # the budget is checked first

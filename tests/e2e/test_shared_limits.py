@@ -13,11 +13,8 @@ from pathlib import Path
 
 import openai
 import pytest
-import yaml
 
-from gateway.config import load_settings
-from tests.e2e.conftest import deepseek_pair
-from tests.support.gateway import RunningGateway
+from tests.e2e.conftest import FileGateway
 from tests.support.trail import settled_entries
 from tests.support.upstream import FakeUpstream
 
@@ -29,12 +26,10 @@ MSG = [{"role": "user", "content": "hi"}]
 def test_a_teams_keys_share_its_limits_on_top_of_their_own(
     tmp_path: Path, upstream: FakeUpstream
 ) -> None:
-    cfg = tmp_path / "gateway.yaml"
-    raw = deepseek_pair(tmp_path, upstream)
-    raw["policy"] = {"self_hosted_stance": "permit"}
-    raw["limits"] = {"teams": {"ops": {"requests_per_minute": 2, "max_parallel": 1}}}
-    cfg.write_text(yaml.safe_dump(raw))
-    gw = RunningGateway(load_settings(cfg), reload_from=lambda: load_settings(cfg)).start()
+    fg = FileGateway(
+        tmp_path, upstream, limits={"teams": {"ops": {"requests_per_minute": 2, "max_parallel": 1}}}
+    )
+    gw = fg.gw
     try:
         made = [
             gw.create_key(user=u, jurisdiction="US", sector="private", team=team)
@@ -66,17 +61,15 @@ def test_a_teams_keys_share_its_limits_on_top_of_their_own(
         )[2]  # fmt: skip
         assert cy_usage["team_limits"] is None  # legal has no limits of its own
         # shadow mode: the team's refusals are let through and recorded
-        raw["limits"]["shadow"] = True
-        cfg.write_text(yaml.safe_dump(raw))
-        assert gw.reload()["sections"] == ["limits"]
+        fg.raw["limits"]["shadow"] = True
+        assert fg.rewrite()["sections"] == ["limits"]
         assert bob.chat.completions.create(model="deepseek-chat", messages=MSG).choices
         assert gw.metric("portcullis_shadow_refusals_total", 'limit="team_requests"') == 1
         last = [e for e in settled_entries(tmp_path, "complete") if e["status"] == 200][-1]
         assert last["shadowed"] == ["team:requests"]
         # the team's limits raised by a reload: admitted again, nothing shadowed
-        raw["limits"] = {"teams": {"ops": {"requests_per_minute": 100}}}
-        cfg.write_text(yaml.safe_dump(raw))
-        gw.reload()
+        fg.raw["limits"] = {"teams": {"ops": {"requests_per_minute": 100}}}
+        fg.rewrite()
         assert ann.chat.completions.create(model="deepseek-chat", messages=MSG).choices
     finally:
         gw.stop()
@@ -88,12 +81,8 @@ def test_a_teams_requests_in_flight_are_held_and_given_back(
     import threading
     import time
 
-    cfg = tmp_path / "gateway.yaml"
-    raw = deepseek_pair(tmp_path, upstream)
-    raw["policy"] = {"self_hosted_stance": "permit"}
-    raw["limits"] = {"teams": {"ops": {"max_parallel": 1}}}
-    cfg.write_text(yaml.safe_dump(raw))
-    gw = RunningGateway(load_settings(cfg)).start()
+    fg = FileGateway(tmp_path, upstream, limits={"teams": {"ops": {"max_parallel": 1}}})
+    gw = fg.gw
     try:
         ann, bob = (
             openai.OpenAI(
@@ -128,15 +117,15 @@ def test_a_tenants_keys_share_its_limits_and_a_refusal_gives_back_the_teams_slot
 ) -> None:
     """``limits.tenants``: a tenant's keys share its limits; refused by the tenant's, what the
     request took from its key's and its team's buckets (their slots in flight) is given back."""
-    cfg = tmp_path / "gateway.yaml"
-    raw = deepseek_pair(tmp_path, upstream)
-    raw["policy"] = {"self_hosted_stance": "permit"}
-    raw["limits"] = {
-        "teams": {"ops": {"max_parallel": 5}},
-        "tenants": {"agency": {"requests_per_minute": 1}},
-    }
-    cfg.write_text(yaml.safe_dump(raw))
-    gw = RunningGateway(load_settings(cfg)).start()
+    fg = FileGateway(
+        tmp_path,
+        upstream,
+        limits={
+            "teams": {"ops": {"max_parallel": 5}},
+            "tenants": {"agency": {"requests_per_minute": 1}},
+        },
+    )
+    gw = fg.gw
     try:
         keys = [
             gw.create_key(user=u, jurisdiction="US", sector="private", team="ops", tenant=t)
@@ -164,15 +153,15 @@ def test_a_persons_keys_share_their_limits_so_more_keys_are_no_way_round_them(
 ) -> None:
     """``limits.user``: every person's keys share one set of buckets (a second key made for
     oneself does not double one's rate); ``limits.users`` names someone's own."""
-    cfg = tmp_path / "gateway.yaml"
-    raw = deepseek_pair(tmp_path, upstream)
-    raw["policy"] = {"self_hosted_stance": "permit"}
-    raw["limits"] = {
-        "user": {"requests_per_minute": 1},
-        "users": {"batch": {"requests_per_minute": 3}},
-    }
-    cfg.write_text(yaml.safe_dump(raw))
-    gw = RunningGateway(load_settings(cfg)).start()
+    fg = FileGateway(
+        tmp_path,
+        upstream,
+        limits={
+            "user": {"requests_per_minute": 1},
+            "users": {"batch": {"requests_per_minute": 3}},
+        },
+    )
+    gw = fg.gw
     try:
 
         def sdk(user: str) -> openai.OpenAI:
