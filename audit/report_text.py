@@ -13,7 +13,7 @@ __all__ = ["COLUMNS", "cell", "csv_bytes", "rows_of"]
 
 # Each report's measures, in the order its table shows them.
 COLUMNS = {
-    "usage": ("requests", "denied", "failed", "forwarded", "purged", "prompt_tokens",
+    "usage": ("requests", "denied", "failed", "forwarded", "purged", "shadowed", "prompt_tokens",
               "completion_tokens", "total_tokens", "cost_microusd"),
     "transfers": ("requests", "answered", "with_personal_data", "uninspectable", "insecure",
                   "purged", "sent_as_is", "protected", "entities"),

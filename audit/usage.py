@@ -3,7 +3,8 @@
 Read from the outcome entries (``complete``, and ``incomplete`` for a request whose process died),
 one per request, with the export's filters and the reader's scope (an auditor sees the
 jurisdictions it may export). Each group counts its requests, those denied by policy, those
-allowed that failed (status 400 and above), those forwarded to a backend, and the tokens the
+allowed that failed (status 400 and above), those forwarded to a backend, those answered though
+a limit or budget in shadow mode would have refused them (``shadowed``), and the tokens the
 backends reported, with their cost where the backend has a price (``cost_microusd``,
 micro-dollars). An entry whose body was purged keeps its columns (user, team, jurisdiction,
 decision, backend) but not its model or tokens: it counts in ``purged`` and under the model
@@ -22,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from audit.export import ExportFilter, Scope, record_read, scoped_query
-from audit.json_sql import COLUMNS, entries, number_at, text_at
+from audit.json_sql import COLUMNS, entries, non_empty_list, number_at, text_at
 
 __all__ = ["GROUPS", "UsageRow", "begin_report", "group_expr", "totals", "usage"]
 
@@ -58,6 +59,8 @@ class UsageRow:
     failed: int = 0
     forwarded: int = 0
     purged: int = 0
+    # answered though a limit or budget in shadow mode would have refused them (``shadowed``)
+    shadowed: int = 0
     tokens: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_TOKENS, 0))
 
     def to_json(self) -> dict[str, Any]:
@@ -68,6 +71,7 @@ class UsageRow:
             "failed": self.failed,
             "forwarded": self.forwarded,
             "purged": self.purged,
+            "shadowed": self.shadowed,
             **self.tokens,
         }
 
@@ -180,6 +184,7 @@ async def usage(
         ),
         count(forwarded.in_(("true", "1"))),
         count(e.doc.is_(None)),
+        count(non_empty_list(dialect, e.doc, "shadowed")),
         *(sa.func.sum(number_at(dialect, e.doc, "usage", t)) for t in _TOKENS),
     ]
     q = sa.select(*keys, *measures)
@@ -190,7 +195,7 @@ async def usage(
     out = []
     for row in rows:
         n = len(by)
-        requests, den, failed, fwd, purged, *tokens = (int(v or 0) for v in row[n:])
+        requests, den, failed, fwd, purged, shadowed, *tokens = (int(v or 0) for v in row[n:])
         if not requests:
             continue  # no group: an aggregate over no rows
         out.append(
@@ -201,6 +206,7 @@ async def usage(
                 failed,
                 fwd,
                 purged,
+                shadowed,
                 dict(zip(_TOKENS, tokens, strict=True)),
             )
         )
@@ -209,7 +215,7 @@ async def usage(
 
 def totals(rows: Sequence[UsageRow]) -> dict[str, int]:
     """The columns summed over every group."""
-    out = {"requests": 0, "denied": 0, "failed": 0, "forwarded": 0, "purged": 0}
+    out = {"requests": 0, "denied": 0, "failed": 0, "forwarded": 0, "purged": 0, "shadowed": 0}
     out |= dict.fromkeys(_TOKENS, 0)
     for r in rows:
         for k, v in r.to_json().items():

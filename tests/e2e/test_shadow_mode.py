@@ -54,6 +54,14 @@ def test_shadow_mode_answers_what_limits_and_budgets_would_refuse_and_records_it
             ["budget:key", "requests"],
         ]
         assert len(upstream.received) == 3  # each was forwarded
+        # the usage report says whom shadow mode let through, and how often
+        status, _, usage = gw.request(
+            "GET", "/admin/audit/usage?by=user", token=gw.ADMIN_TOKEN
+        )  # fmt: skip
+        assert status == 200, usage
+        (sam,) = [row for row in usage["groups"] if row["user"] == "sam"]
+        assert (sam["requests"], sam["shadowed"]) == (3, 2), sam
+        assert usage["totals"]["shadowed"] == 2
         # shadow mode off (a reload): the same key is refused now, and counted as refused
         fg.raw["limits"] = {"shadow": False}
         fg.raw["budgets"]["shadow"] = False

@@ -652,6 +652,7 @@ const USAGE_MEASURES = [
   ["denied", "Denied"],
   ["failed", "Failed"],
   ["forwarded", "Forwarded"],
+  ["shadowed", "Shadowed"], // answered though a limit or budget in shadow mode would have refused
   ["prompt_tokens", "Prompt tokens"],
   ["completion_tokens", "Completion tokens"],
   ["total_tokens", "Total tokens"],
