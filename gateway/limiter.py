@@ -201,6 +201,13 @@ class Defaults:
         )
 
 
+def _refilled(b: list[float], now: float, rpm: int, tpm: int) -> tuple[float, float]:
+    """What a bucket ``[requests, tokens, last]`` holds at ``now``: each refilled at its rate
+    per minute since ``last``, never past the rate."""
+    elapsed = now - b[2]
+    return min(rpm, b[0] + elapsed * rpm / 60.0), min(tpm, b[1] + elapsed * tpm / 60.0)
+
+
 def new_slot() -> str:
     return secrets.token_hex(8)
 
@@ -223,9 +230,7 @@ class MemoryLimiter(Defaults):
         b = self._buckets.get(key)
         if b is None:
             b = self._buckets[key] = [float(rpm), float(tpm), now]
-        elapsed = now - b[2]
-        b[0] = min(rpm, b[0] + elapsed * rpm / 60.0)
-        b[1] = min(tpm, b[1] + elapsed * tpm / 60.0)
+        b[0], b[1] = _refilled(b, now, rpm, tpm)
         b[2] = now
         return b
 
@@ -277,11 +282,9 @@ class MemoryLimiter(Defaults):
         max_parallel: int | None = None,
     ) -> Standing:
         rpm, tpm, parallel = self.rates(requests_per_minute, tokens_per_minute, max_parallel)
-        left = [float(rpm), float(tpm)]
         b = self._buckets.get(key)
-        if b is not None:  # refilled to now, as a reservation would see it; nothing written
-            elapsed = time.monotonic() - b[2]
-            left = [min(rpm, b[0] + elapsed * rpm / 60.0), min(tpm, b[1] + elapsed * tpm / 60.0)]
+        # refilled to now, as a reservation would see it; nothing written
+        left = (float(rpm), float(tpm)) if b is None else _refilled(b, time.monotonic(), rpm, tpm)
         taken = len(self._in_flight.get(key, ()))
         return Standing(rpm, tpm, parallel, left[0], left[1], taken, shared=False)
 

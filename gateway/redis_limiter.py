@@ -34,22 +34,34 @@ __all__ = ["RedisLimiter"]
 log = logging.getLogger("portcullis")
 
 
-# KEYS[1] = bucket hash, KEYS[2] = the key's slots in flight (a sorted set: slot -> lease end).
-# ARGV: rpm, tpm, cost_tokens, max_parallel (0: none), slot, lease_s. Server clock (TIME), no
-# client skew.
-_RESERVE = """
+# Both scripts below start here: the server's clock (TIME, no client skew), the rates (ARGV[1],
+# ARGV[2]), and what the bucket hash (KEYS[1]) holds refilled to now (r, tk).
+_CLOCK = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local rpm = tonumber(ARGV[1]); local tpm = tonumber(ARGV[2]); local cost = tonumber(ARGV[3])
+local rpm = tonumber(ARGV[1]); local tpm = tonumber(ARGV[2])
+"""
+_REFILL = """
+local b = redis.call('HMGET', KEYS[1], 'r', 't', 'ts')
+local r = tonumber(b[1]) or rpm; local tk = tonumber(b[2]) or tpm; local ts = tonumber(b[3]) or now
+local el = math.max(0, now - ts)
+r = math.min(rpm, r + el * rpm / 60); tk = math.min(tpm, tk + el * tpm / 60)
+"""
+
+# KEYS[1] = bucket hash, KEYS[2] = the key's slots in flight (a sorted set: slot -> lease end).
+# ARGV: rpm, tpm, cost_tokens, max_parallel (0: none), slot, lease_s.
+_RESERVE = (
+    _CLOCK
+    + """
+local cost = tonumber(ARGV[3])
 local par = tonumber(ARGV[4] or '0')
 if par > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
   if redis.call('ZCARD', KEYS[2]) >= par then return {3, '1'} end
 end
-local b = redis.call('HMGET', KEYS[1], 'r', 't', 'ts')
-local r = tonumber(b[1]) or rpm; local tk = tonumber(b[2]) or tpm; local ts = tonumber(b[3]) or now
-local el = math.max(0, now - ts)
-r = math.min(rpm, r + el * rpm / 60); tk = math.min(tpm, tk + el * tpm / 60)
+"""
+    + _REFILL
+    + """
 if rpm > 0 and r < 1 then return {0, tostring((1 - r) * 60 / rpm)} end
 if tpm > 0 and tk < cost then return {1, tostring((cost - tk) * 60 / tpm)} end
 if rpm > 0 then r = r - 1 end
@@ -63,19 +75,17 @@ if par > 0 then
 end
 return {2, '0', tostring(r), tostring(tk)}
 """
+)
 
 # KEYS as _RESERVE. ARGV: rpm, tpm. What a reservation would find, refilled to now; nothing is
 # written. Returns requests left, tokens left, slots in flight (leases not yet over).
-_STANDING = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local rpm = tonumber(ARGV[1]); local tpm = tonumber(ARGV[2])
-local b = redis.call('HMGET', KEYS[1], 'r', 't', 'ts')
-local r = tonumber(b[1]) or rpm; local tk = tonumber(b[2]) or tpm; local ts = tonumber(b[3]) or now
-local el = math.max(0, now - ts)
-r = math.min(rpm, r + el * rpm / 60); tk = math.min(tpm, tk + el * tpm / 60)
+_STANDING = (
+    _CLOCK
+    + _REFILL
+    + """
 return {tostring(r), tostring(tk), redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf')}
 """
+)
 
 # KEYS[1] = the key's slots in flight. ARGV: the slot given back.
 _RELEASE = """
