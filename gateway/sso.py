@@ -21,7 +21,8 @@ ends a person's sessions (:meth:`OidcClient.end`), or when the provider says the
 session there ended (OpenID Connect Back-Channel Logout 1.0: :meth:`OidcClient.provider_sign_out`
 checks the provider's signed logout token). Ends are kept in the ``console_session_ends``
 table, read on each admin call a session makes, so every replica sees them at once. The
-session's payload and the ended sessions' store are :mod:`gateway.console_sessions`.
+session's payload and the ended sessions' store are :mod:`gateway.console_sessions`; what is
+read from the provider and how its tokens are checked, :mod:`gateway.oidc_provider`.
 """
 
 from __future__ import annotations
@@ -35,13 +36,12 @@ import secrets
 import time
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import aiohttp
-import jwt
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.config.admin import SsoSettings, local_http
+from gateway.config.admin import SsoSettings
 from gateway.console_sessions import (
     SESSION_PREFIX,
     SessionEnds,
@@ -50,6 +50,7 @@ from gateway.console_sessions import (
     session_principal,
 )
 from gateway.key_records import validate_principal_fields
+from gateway.oidc_provider import LEEWAY_S, OidcProvider, SsoError, endpoint_ok
 from gateway.principal import Principal, parse_jurisdiction
 from gateway.secrets_store import ServerSecret
 from gateway.signed import Signer, b64
@@ -60,10 +61,6 @@ log = logging.getLogger("portcullis.sso")
 
 STATE_COOKIE = "pcs_sso"
 _STATE_TTL_S = 600  # from the redirect to the provider to the return: ten minutes
-_CACHE_S = 3600.0  # how long the provider's metadata and keys are trusted before a refetch
-_JWKS_RETRY_S = 60.0  # an unknown key id refetches the key set at most this often
-# Asymmetric algorithms only: never "none", never a shared-secret HMAC an attacker could try.
-_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"]
 # Code exchanges in flight at once. The sign-in routes need no credential, and a state cookie is
 # free to get: without a bound, junk codes would turn the gateway into a flood on the provider.
 EXCHANGES_IN_FLIGHT = 8
@@ -72,17 +69,6 @@ _LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 # A logout token older than this (by its iat) is refused: providers send it at once, and its
 # jti is remembered this long so a replay cannot end sessions begun since.
 _LOGOUT_MAX_AGE_S = 600
-_LEEWAY_S = 60
-
-
-class SsoError(Exception):
-    """A sign-in that did not succeed. ``code`` goes to the page (``#sso_error=<code>``);
-    ``message`` is safe to log (never a token, a code or a claim's value)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 class OidcClient:
@@ -96,12 +82,7 @@ class OidcClient:
         # where ended sessions are kept (None: none can be ended)
         self._ends = None if engine is None else SessionEnds(engine, settings.session_ttl_s)
         self._state = Signer(secret, "console-sso-state")
-        self._http: aiohttp.ClientSession | None = None
-        self._meta: dict[str, Any] | None = None
-        self._meta_at = 0.0
-        self._jwks: jwt.PyJWKSet | None = None
-        self._jwks_at = 0.0
-        self._lock = asyncio.Lock()
+        self.provider = OidcProvider(settings)  # its metadata, keys and tokens
         self._exchanges = asyncio.Semaphore(EXCHANGES_IN_FLIGHT)
 
     @property
@@ -109,8 +90,7 @@ class OidcClient:
         return self.settings.public_url.startswith("https://")
 
     async def close(self) -> None:
-        if self._http is not None:
-            await self._http.close()
+        await self.provider.close()
 
     async def verify_session(self, token: str) -> Principal | None:
         """The session's principal; None if it is forged, expired or was ended early."""
@@ -146,11 +126,11 @@ class OidcClient:
         if not self.settings.sign_out_at_provider:
             return None
         try:
-            endpoint = (await self.metadata()).get("end_session_endpoint")
+            endpoint = (await self.provider.metadata()).get("end_session_endpoint")
         except SsoError as exc:
             log.warning("sign-out at the provider skipped: %s (%s)", exc.code, exc.message)
             return None
-        if not isinstance(endpoint, str) or not _endpoint_ok(endpoint, self.settings.issuer):
+        if not isinstance(endpoint, str) or not endpoint_ok(endpoint, self.settings.issuer):
             log.warning("sign-out at the provider skipped: it names no usable end_session_endpoint")
             return None
         return _with_query(
@@ -175,7 +155,9 @@ class OidcClient:
         except TimeoutError:
             raise SsoError("busy", "too many sign-ins and sign-outs in progress") from None
         try:
-            claims = await self._verified(logout_token, "logout token", ["iat", "jti", "events"])
+            claims = await self.provider.verified(
+                logout_token, "logout token", ["iat", "jti", "events"]
+            )
         finally:
             self._exchanges.release()
         events = claims.get("events")
@@ -195,80 +177,17 @@ class OidcClient:
             kind, value = "sub", sub
         else:
             raise SsoError("invalid_token", "logout token names neither a sid nor a sub")
-        until = datetime.fromtimestamp(issued + _LOGOUT_MAX_AGE_S + _LEEWAY_S, UTC)
+        until = datetime.fromtimestamp(issued + _LOGOUT_MAX_AGE_S + LEEWAY_S, UTC)
         if not await self._ends.first_use(jti, until):
             raise SsoError("invalid_token", "logout token already used (jti)")
         await self._ends.end(provider=provider_ref(kind, value))
         return kind
 
-    # -- the provider's metadata ----------------------------------------------------------
-
-    def _session(self) -> aiohttp.ClientSession:
-        if self._http is None:
-            timeout = aiohttp.ClientTimeout(total=self.settings.timeout_s)
-            self._http = aiohttp.ClientSession(timeout=timeout)
-        return self._http
-
-    async def _get_json(self, url: str) -> Any:
-        try:
-            async with self._session().get(url, allow_redirects=False) as resp:
-                if resp.status != 200:
-                    raise SsoError("provider_unavailable", f"provider answered {resp.status}")
-                return await resp.json(content_type=None)
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise SsoError("provider_unavailable", f"provider ({type(exc).__name__})") from None
-
-    @property
-    def discovery_url(self) -> str:
-        # OpenID Connect Discovery 1.0, section 4: a final "/" of the issuer removed
-        return self.settings.issuer.rstrip("/") + "/.well-known/openid-configuration"
-
-    async def metadata(self) -> dict[str, Any]:
-        async with self._lock:
-            if self._meta is None or time.monotonic() - self._meta_at > _CACHE_S:
-                meta = await self._get_json(self.discovery_url)
-                if not isinstance(meta, dict) or meta.get("issuer") != self.settings.issuer:
-                    named = meta.get("issuer") if isinstance(meta, dict) else None
-                    shown = repr(named[:200]) if isinstance(named, str) else "none"
-                    raise SsoError(
-                        "provider_unavailable",
-                        f"provider metadata names another issuer ({shown}; configured: "
-                        f"{self.settings.issuer!r}, which must match it exactly)",
-                    )
-                for name in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
-                    if not _endpoint_ok(meta.get(name), self.settings.issuer):
-                        raise SsoError("provider_unavailable", f"provider metadata: bad {name}")
-                self._meta, self._meta_at = meta, time.monotonic()
-            return self._meta
-
-    async def key_set(self) -> jwt.PyJWKSet:
-        """The provider's key set (``jwks_uri``), fetched now; :class:`SsoError` when it does not
-        answer or holds no usable key."""
-        doc = await self._get_json((await self.metadata())["jwks_uri"])
-        try:
-            return jwt.PyJWKSet.from_dict(doc)
-        except jwt.PyJWTError:
-            raise SsoError("provider_unavailable", "provider key set unreadable") from None
-
-    async def _signing_key(self, token: str, what: str) -> Any:
-        try:
-            kid = jwt.get_unverified_header(token).get("kid")
-        except jwt.PyJWTError:
-            raise SsoError("invalid_token", f"{what} is not a JWT") from None
-        for attempt in (0, 1):
-            stale = time.monotonic() - self._jwks_at
-            if self._jwks is None or stale > _CACHE_S or (attempt and stale > _JWKS_RETRY_S):
-                self._jwks, self._jwks_at = await self.key_set(), time.monotonic()
-            for key in self._jwks.keys:
-                if kid is None or key.key_id == kid:
-                    return key.key
-        raise SsoError("invalid_token", f"{what} signed by a key the provider does not publish")
-
     # -- the flow -------------------------------------------------------------------------
 
     async def start(self) -> tuple[str, str]:
         """(the provider's authorisation URL to send the browser to, the state cookie)."""
-        meta = await self.metadata()
+        meta = await self.provider.metadata()
         state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
         verifier = secrets.token_urlsafe(48)
         challenge = b64(hashlib.sha256(verifier.encode()).digest())
@@ -317,7 +236,7 @@ class OidcClient:
             self._exchanges.release()
 
     async def _exchange_code(self, code: str, flow: dict[str, Any]) -> dict[str, Any]:
-        meta = await self.metadata()
+        meta = await self.provider.metadata()
         secret = self.settings.client_secret()
         if secret is None:
             raise SsoError("provider_unavailable", "the client secret is not available")
@@ -336,7 +255,7 @@ class OidcClient:
             form["client_id"] = self.settings.client_id
             form["client_secret"] = secret.get_secret_value()
         try:
-            async with self._session().post(
+            async with self.provider.session().post(
                 meta["token_endpoint"], data=form, headers=headers, allow_redirects=False
             ) as resp:
                 if resp.status != 200:
@@ -349,31 +268,13 @@ class OidcClient:
         token = answer.get("id_token") if isinstance(answer, dict) else None
         if not isinstance(token, str):
             raise SsoError("invalid_token", "the token endpoint gave no ID token")
-        claims = await self._verified(token, "ID token", ["exp", "iat", "sub"])
+        claims = await self.provider.verified(token, "ID token", ["exp", "iat", "sub"])
         if not hmac.compare_digest(str(claims.get("nonce", "")), str(flow.get("nonce", ""))):
             raise SsoError("invalid_token", "ID token nonce does not match this sign-in")
         aud = claims.get("aud")
         if isinstance(aud, list) and len(aud) > 1 and claims.get("azp") != self.settings.client_id:
             raise SsoError("invalid_token", "ID token issued to another party (azp)")
         return claims
-
-    async def _verified(self, token: str, what: str, require: list[str]) -> dict[str, Any]:
-        """A token the provider signed for us: the claims of ``token`` once its signature (a
-        key of the provider's JWKS, an asymmetric algorithm), issuer and audience are checked
-        and the ``require``d claims are there (``exp``, when present, not past)."""
-        key = await self._signing_key(token, what)
-        try:
-            return jwt.decode(
-                token,
-                key=key,
-                algorithms=_ALGORITHMS,
-                audience=self.settings.client_id,
-                issuer=self.settings.issuer,
-                leeway=_LEEWAY_S,
-                options={"require": ["iss", "aud", *require]},
-            )
-        except jwt.PyJWTError as exc:
-            raise SsoError("invalid_token", f"{what} refused ({type(exc).__name__})") from None
 
     def _principal(self, claims: dict[str, Any]) -> Principal:
         s = self.settings
@@ -442,13 +343,3 @@ def _form(value: str) -> str:
 def _with_query(endpoint: str, params: dict[str, str]) -> str:
     """A provider's endpoint with our parameters added to any query it already has."""
     return f"{endpoint}{'&' if '?' in endpoint else '?'}{urlencode(params)}"
-
-
-def _endpoint_ok(url: Any, issuer: str) -> bool:
-    """An endpoint the metadata names: https, or http on this machine as the issuer may be."""
-    if not isinstance(url, str):
-        return False
-    parts = urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
-        return True
-    return local_http(url) and local_http(issuer)

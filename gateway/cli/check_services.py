@@ -3,8 +3,8 @@ configuration names it (no line otherwise):
 
 - single sign-on (``admin.sso``): the provider's discovery document answers, names the configured
   issuer and its endpoints, and its key set (``jwks_uri``) holds a usable key — read by the
-  gateway's own :class:`~gateway.sso.OidcClient`, as a sign-in reads them; the client secret
-  is there (its own line);
+  gateway's own :class:`~gateway.oidc_provider.OidcProvider`, as a sign-in reads them; the
+  client secret is there (its own line);
 - tracing (``tracing.endpoint``): the collector takes an empty OTLP/HTTP export
   (``{"resourceSpans":[]}``: no span) with the configured headers. A 2xx is ``ok``; a 401 or 403
   a ``fail`` (every span would be refused); any other answer a ``warn`` (reachable, but whether
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
 import ssl
 import time
 from dataclasses import dataclass
@@ -58,11 +57,9 @@ def _sso_secret(sso: SsoSettings) -> Result:
 
 
 async def _sso(sso: SsoSettings, timeout_s: float) -> Result:
-    from gateway.secrets_store import ServerSecret
-    from gateway.sso import OidcClient, SsoError
+    from gateway.oidc_provider import OidcProvider, SsoError
 
-    # The client signs nothing here: a throwaway secret spares reading (or making) the server's.
-    client = OidcClient(sso, ServerSecret(secrets.token_bytes(32)))
+    client = OidcProvider(sso)  # as a sign-in reads the provider; nothing signed, no secret
     where = client.discovery_url
     t0 = time.perf_counter()
     try:
