@@ -19,10 +19,12 @@ A session token is accepted by the admin API only (never by ``/v1``) and acts as
 in the audit trail. It ends when it expires, when its holder signs out, when an administrator
 ends a person's sessions (:meth:`OidcClient.end`), or when the provider says the person's
 session there ended (OpenID Connect Back-Channel Logout 1.0: :meth:`OidcClient.provider_sign_out`
-checks the provider's signed logout token). Ends are kept in the ``console_session_ends``
-table, read on each admin call a session makes, so every replica sees them at once. The
-session's payload and the ended sessions' store are :mod:`gateway.console_sessions`; what is
-read from the provider and how its tokens are checked, :mod:`gateway.oidc_provider`.
+checks the provider's signed logout token; or Front-Channel Logout 1.0, through the person's
+browser, by the provider session's ``sid``: :meth:`OidcClient.provider_session_ended`). Ends
+are kept in the ``console_session_ends`` table, read on each admin call a session makes, so
+every replica sees them at once. The session's payload and the ended sessions' store are
+:mod:`gateway.console_sessions`; what is read from the provider and how its tokens are
+checked, :mod:`gateway.oidc_provider`.
 """
 
 from __future__ import annotations
@@ -71,6 +73,26 @@ _LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 _LOGOUT_MAX_AGE_S = 600
 
 
+_SID_MAX = 256  # a provider's session id is a GUID or a few dozen characters
+
+
+class _PerMinute:
+    """At most ``n`` a minute, taken as they come (a token bucket of ``n``, refilled ``n`` a
+    minute): what bounds an unauthenticated call's writes."""
+
+    def __init__(self, n: int) -> None:
+        self._n, self._left, self._at = n, float(n), time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self._left = min(self._n, self._left + (now - self._at) * self._n / 60)
+        self._at = now
+        if self._left < 1:
+            return False
+        self._left -= 1
+        return True
+
+
 class OidcClient:
     """The gateway's side of the flow, for one configured provider."""
 
@@ -84,6 +106,7 @@ class OidcClient:
         self._state = Signer(secret, "console-sso-state")
         self.provider = OidcProvider(settings)  # its metadata, keys and tokens
         self._exchanges = asyncio.Semaphore(EXCHANGES_IN_FLIGHT)
+        self._front = _PerMinute(settings.frontchannel_logout_per_minute)
 
     @property
     def secure_cookie(self) -> bool:
@@ -182,6 +205,23 @@ class OidcClient:
             raise SsoError("invalid_token", "logout token already used (jti)")
         await self._ends.end(provider=provider_ref(kind, value))
         return kind
+
+    async def provider_session_ended(self, sid: str, iss: str | None) -> None:
+        """OpenID Connect Front-Channel Logout 1.0: the provider's sign-out page says, through
+        the person's browser, that its session ``sid`` ended. ``iss``, when given, must be the
+        provider's issuer (Microsoft Entra ID sends none); every console session begun until
+        now from that provider session ends. :class:`SsoError` when refused: front-channel
+        logout off, no ``sid``, another issuer, or more calls this minute than
+        ``frontchannel_logout_per_minute`` (``busy``)."""
+        if self._ends is None or not self.settings.frontchannel_logout:
+            raise SsoError("unsupported", "front-channel logout is off (admin.sso)")
+        if not sid or len(sid) > _SID_MAX or not sid.isprintable():
+            raise SsoError("invalid_request", "give the provider's session as sid")
+        if iss is not None and iss != self.settings.issuer:
+            raise SsoError("invalid_request", "iss is not this gateway's provider")
+        if not self._front.take():
+            raise SsoError("busy", "too many front-channel logouts this minute")
+        await self._ends.end(provider=provider_ref("sid", sid))
 
     # -- the flow -------------------------------------------------------------------------
 

@@ -83,11 +83,17 @@ async def _sso(sso: SsoSettings, timeout_s: float) -> Result:
             "gateway's session only",
         )
     # back-channel logout needs nothing set here, only the URI registered with the provider
-    back = (
-        f"; back-channel logout: register {sso.public_url}/console/sso/backchannel-logout"
-        if meta.get("backchannel_logout_supported") is True
-        else "; it offers no back-channel logout (sessions there ending do not end ours)"
-    )
+    front = f"{sso.public_url}/console/sso/frontchannel-logout"
+    if meta.get("backchannel_logout_supported") is True:
+        back = f"; back-channel logout: register {sso.public_url}/console/sso/backchannel-logout"
+    elif sso.frontchannel_logout:
+        back = f"; front-channel logout: register {front}"
+    else:
+        back = "; it offers no back-channel logout (sessions there ending do not end ours" + (
+            f": set frontchannel_logout and register {front})"
+            if meta.get("frontchannel_logout_supported") is True
+            else ")"
+        )
     return Result("sso", "ok", f"{found}{back} ({_ms(t0)})")
 
 

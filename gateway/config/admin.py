@@ -107,6 +107,15 @@ class SsoSettings(Strict):
     # RP-Initiated Logout: its end_session_endpoint, with client_id and the console as
     # post_logout_redirect_uri, which must be registered with the provider).
     sign_out_at_provider: bool = False
+    # OpenID Connect Front-Channel Logout 1.0, for a provider that offers no back-channel logout
+    # (Microsoft Entra ID): the provider's sign-out page loads
+    # <public_url>/console/sso/frontchannel-logout?sid=... (register that URI with it), and the
+    # console sessions begun from that provider session end. Off by default: the call carries
+    # no signature (the sid, a secret of the person's browser and the provider, is the
+    # credential), so it is taken only from admin.networks and at most
+    # frontchannel_logout_per_minute times a minute on each replica.
+    frontchannel_logout: bool = False
+    frontchannel_logout_per_minute: int = Field(60, ge=1, le=6000)
 
     @field_validator("issuer")
     @classmethod

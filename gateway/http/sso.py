@@ -14,6 +14,12 @@
   from it ends; 200, or 400 with an OAuth-shaped ``error`` the provider understands. Recorded
   (``op: console_provider_sign_out``). Not bound to ``admin.networks``: the provider calls from
   its own servers, and the token's signature is the credential.
+- ``GET /console/sso/frontchannel-logout?sid=…[&iss=…]`` — with ``admin.sso.frontchannel_logout``
+  on, the provider's sign-out page (in a frame of the person's browser) says its session ``sid``
+  ended (OpenID Connect Front-Channel Logout 1.0; Microsoft Entra ID sends no ``iss``): every
+  console session from it ends; an empty page (200), 400 for another issuer or no ``sid``, 403
+  from outside ``admin.networks``, 429 past ``frontchannel_logout_per_minute``, 404 when off.
+  Recorded (``op: console_provider_sign_out``, ``channel: front``).
 - ``POST /admin/console/sign-out`` — a session ends itself (the console's Sign out); with
   ``admin.sso.sign_out_at_provider``, the answer's ``provider`` is the provider's sign-out URL,
   where the console sends the browser next.
@@ -151,18 +157,69 @@ async def backchannel_logout(request: Request[Any, Any, Any], state: State) -> R
     except SsoError as exc:
         log.warning("back-channel logout refused: %s (%s)", exc.code, exc.message)
         return _oauth_error(400, "invalid_request", exc.message)
-    await _record(services, {"op": "console_provider_sign_out", "by": by}, "sso-provider")
+    await _record(
+        services, {"op": "console_provider_sign_out", "by": by, "channel": "back"}, "sso-provider"
+    )
     log.info("back-channel logout: the console sessions of a provider %s ended", by)
     return Response(b"", status_code=200, headers={"cache-control": "no-store"})
 
 
-def _oauth_error(status: int, error: str, description: str) -> Response[Any]:
+@get("/console/sso/frontchannel-logout", include_in_schema=False)
+async def frontchannel_logout(request: Request[Any, Any, Any], state: State) -> Response[Any]:
+    services: Services = state.services
+    client = _client(state)
+    if not client.settings.frontchannel_logout:
+        return _oauth_error(404, "invalid_request", "front-channel logout is off (admin.sso)")
+    if not from_admin_networks(services, request.scope):
+        log.warning("front-channel logout refused: address_not_allowed (admin.networks)")
+        return _oauth_error(403, "access_denied", "not from admin.networks")
+    sids, issuers = request.query_params.getall("sid", []), request.query_params.getall("iss", [])
+    if len(sids) != 1 or len(issuers) > 1:
+        return _oauth_error(400, "invalid_request", "give one sid (and at most one iss)")
+    try:
+        await client.provider_session_ended(sids[0], issuers[0] if issuers else None)
+    except SsoError as exc:
+        log.warning("front-channel logout refused: %s (%s)", exc.code, exc.message)
+        if exc.code == "busy":
+            return _oauth_error(429, "temporarily_unavailable", exc.message, {"retry-after": "1"})
+        return _oauth_error(400, "invalid_request", exc.message)
+    await _record(
+        services, {"op": "console_provider_sign_out", "by": "sid", "channel": "front"},
+        "sso-provider",
+    )  # fmt: skip
+    log.info("front-channel logout: the console sessions of a provider sid ended")
+    # Front-Channel Logout 1.0, section 3: not cached; shown (empty) in the provider's frame
+    return Response(
+        b"<!doctype html><title>Signed out</title>",
+        status_code=200,
+        media_type="text/html",
+        headers={
+            "cache-control": "no-cache, no-store",
+            "pragma": "no-cache",
+            "referrer-policy": "no-referrer",
+            "content-security-policy": (
+                f"default-src 'none'; frame-ancestors {_origin(client.settings.issuer)}"
+            ),
+        },
+    )
+
+
+def _origin(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _oauth_error(
+    status: int, error: str, description: str, headers: dict[str, str] | None = None
+) -> Response[Any]:
     """Back-Channel Logout 1.0, section 2.8: a refusal the provider understands (OAuth 2.0's
     ``error`` and ``error_description``), never a token or a claim's value."""
     return Response(
         {"error": error, "error_description": description},
         status_code=status,
-        headers={"cache-control": "no-store"},
+        headers={"cache-control": "no-store", **(headers or {})},
     )
 
 
@@ -244,5 +301,5 @@ async def end_sessions(request: Request[Any, Any, Any], state: State) -> dict[st
     return out
 
 
-SSO_HANDLERS = [sso_status, sso_login, sso_callback, backchannel_logout]
+SSO_HANDLERS = [sso_status, sso_login, sso_callback, backchannel_logout, frontchannel_logout]
 SSO_ADMIN_HANDLERS = [sign_out, end_sessions]

@@ -303,25 +303,37 @@ def test_sign_out_at_a_provider_without_an_end_session_endpoint_is_a_warning(
         assert line["status"] == "warn" and "no end_session_endpoint" in line["detail"], line
 
 
-@pytest.mark.parametrize("offers", [True, False])
-def test_the_check_says_whether_the_provider_offers_back_channel_logout(
-    tmp_path: Path, idp: FakeIdP, monkeypatch: pytest.MonkeyPatch, offers: bool
+@pytest.mark.parametrize(
+    ("back", "front", "switch", "says"),
+    [
+        (True, True, False, "back-channel logout: register http"),
+        # Microsoft Entra ID: front-channel only; the check says what to set and register
+        (False, True, False, "set frontchannel_logout and register http"),
+        (False, True, True, "; front-channel logout: register http"),
+        (False, False, False, "offers no back-channel logout (sessions there ending do not"),
+    ],
+)
+def test_the_check_says_how_the_provider_tells_of_sessions_ending_there(
+    tmp_path: Path,
+    idp: FakeIdP,
+    monkeypatch: pytest.MonkeyPatch,
+    back: bool,
+    front: bool,
+    switch: bool,
+    says: str,
 ) -> None:
     monkeypatch.setenv("CHK_SSO_SECRET", _SSO_SECRET)
-    idp.back_channel = offers
+    idp.back_channel, idp.front_channel = back, front
     try:
-        code, out = _check(_write(tmp_path, admin={"sso": _sso(idp.issuer)}))
+        sso = {**_sso(idp.issuer), "frontchannel_logout": switch}
+        code, out = _check(_write(tmp_path, admin={"sso": sso}))
     finally:
-        idp.back_channel = True
+        idp.back_channel = idp.front_channel = True
     (line,) = [c for c in out["checks"] if c["check"] == "sso"]
     assert code == 0 and line["status"] == "ok", out
-    if offers:
-        assert (
-            "register http" in line["detail"]
-            and "/console/sso/backchannel-logout" in line["detail"]
-        )
-    else:
-        assert "offers no back-channel logout" in line["detail"], line
+    assert says in line["detail"], line
+    uri = "/console/sso/backchannel-logout" if back else "/console/sso/frontchannel-logout"
+    assert (uri in line["detail"]) is (back or front), line
 
 
 @pytest.mark.parametrize(

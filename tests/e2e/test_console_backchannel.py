@@ -33,7 +33,7 @@ def test_the_provider_ends_one_session_by_its_sid_and_the_rest_stay(w: World) ->
     assert _alive(w, second)  # only the provider session named
     entry = w.entries("access")[-1]
     assert entry["actor"] == "sso-provider"
-    assert entry["action"] == {"op": "console_provider_sign_out", "by": "sid"}
+    assert entry["action"] == {"op": "console_provider_sign_out", "by": "sid", "channel": "back"}
     # nothing of the provider's identifiers is kept in the record
     assert "op-session-1" not in str(entry) and "u-liz" not in str(entry)
 

@@ -123,6 +123,7 @@ def world(
         "tenant_claim": "org",
         "session_ttl_s": 300,
         "sign_out_at_provider": True,
+        "frontchannel_logout": True,
     }
     admin = {"token_file": str(write_admin_token(tmp)), "token_env": None, "sso": sso}
     gw.settings = core_settings(tmp, upstream_server, admin=admin, budgets={"user_usd": 10})

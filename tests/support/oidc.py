@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import secrets
 import socket
 import threading
@@ -57,6 +58,12 @@ class FakeIdP:
         self.sign_outs: list[dict[str, str]] = []  # what the end-session endpoint was sent
         self.end_session = True  # whether the discovery document names an end-session endpoint
         self.back_channel = True  # whether it says it offers back-channel logout
+        self.front_channel = True  # whether it says it offers front-channel logout
+        # Front-channel logout: the RP's registered URI, which the end-session page loads in a
+        # frame with the person's provider session (claims["sid"]); iss too unless this is
+        # False (Microsoft Entra ID sends none)
+        self.front_channel_uri: str | None = None
+        self.front_channel_iss = True
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
 
@@ -111,6 +118,8 @@ class FakeIdP:
                 "code_challenge_methods_supported": ["S256"],
                 "backchannel_logout_supported": self.back_channel,
                 "backchannel_logout_session_supported": self.back_channel,
+                "frontchannel_logout_supported": self.front_channel,
+                "frontchannel_logout_session_supported": self.front_channel,
             }
         )
 
@@ -149,7 +158,6 @@ class FakeIdP:
     def back_channel_logout(url: str, token: str) -> tuple[int, Any]:
         """Post ``token`` to the gateway's back-channel logout endpoint as a provider does:
         (status, the JSON answer or None)."""
-        import json
         import urllib.error
         import urllib.request
 
@@ -166,10 +174,26 @@ class FakeIdP:
             return err.code, json.loads(err.read() or b"null")
 
     async def _logout(self, request: web.Request) -> web.Response:
-        """RP-Initiated Logout: the provider's session ends, the browser goes back."""
+        """RP-Initiated Logout: the provider's session ends, the browser goes back. With a
+        front-channel logout URI registered, the page first loads it in a hidden frame (as a
+        provider's sign-out page does for each client the person used) and goes on once the
+        frame has loaded."""
         query = dict(request.query)
         self.sign_outs.append(query)
         back = query.get("post_logout_redirect_uri")
+        if self.front_channel_uri is not None:
+            import html
+
+            params = {"sid": str(self.claims.get("sid", ""))}
+            if self.front_channel_iss:
+                params = {"iss": self.issuer, **params}
+            frame = html.escape(f"{self.front_channel_uri}?{urlencode(params)}")
+            go = f"location.href={json.dumps(back)}" if back else "document.title='signed out'"
+            page = (
+                f"<!doctype html><title>signing out</title>"
+                f'<iframe style="display:none" src="{frame}" onload="{html.escape(go)}"></iframe>'
+            )
+            return web.Response(text=page, content_type="text/html")
         if back is None:
             return web.Response(text="signed out")
         raise web.HTTPFound(back)
