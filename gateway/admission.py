@@ -3,9 +3,9 @@
 tokens and a slot in flight taken from the key's buckets (:mod:`gateway.limiter`), and, when
 its person, its team or its tenant has limits its keys share (``limits.user``/``users``,
 ``limits.teams``, ``limits.tenants``), from theirs too (linked to the key's reservation and
-reconciled with it). Refused by a shared limit, the slots and tokens taken for the request are
-given back (its requests this minute stay spent, as the shared buckets' would had the key
-refused).
+reconciled with it). Refused by a shared limit, what was taken for the request — its request,
+its tokens and its slots, from the key's buckets and the shared ones before — is given back: a
+refused request (and the SDK's retries of it) spends none of the key's own limits.
 
 Shadow mode (``limits.shadow``, ``budgets.shadow``) admits what would be refused: the refusal
 is counted (``portcullis_shadow_refusals_total{limit}``) and named in the request's audit record
@@ -101,8 +101,8 @@ async def admit(s: Services, ctx: RequestContext, parsed: ParsedRequest) -> Rese
                 s, ctx, shared_bucket(scope, name), f"{scope}_", rates, parsed.token_estimate
             )
         except GatewayError as exc:
-            for held in (reservation, *reservation.linked):  # slots and tokens given back
-                await s.limiter.reconcile(held, 0)
+            for held in (reservation, *reservation.linked):  # all it took given back
+                await s.limiter.reconcile(held, 0, refund_request=True)
             if (limit := LIMITS.get(exc.cause)) is None:
                 raise
             whose = f"{p.user}'s" if scope == "user" else f"{scope.capitalize()} {name}'s"

@@ -128,8 +128,11 @@ class Limiter(Protocol):
         the key's own where given, else the configured defaults."""
         ...
 
-    async def reconcile(self, reservation: Reservation, used_tokens: int) -> None:
-        """The request is over: its slot given back, its tokens settled."""
+    async def reconcile(
+        self, reservation: Reservation, used_tokens: int, refund_request: bool = False
+    ) -> None:
+        """The request is over: its slot given back, its tokens settled; with
+        ``refund_request``, the request it took given back too (it was refused after all)."""
         ...
 
     async def standing(
@@ -261,7 +264,9 @@ class MemoryLimiter(Defaults):
             self._in_flight.setdefault(key, set()).add(slot)
         return Reservation(key, tokens, rpm, tpm, b[0], b[1], parallel=parallel, slot=slot)
 
-    async def reconcile(self, reservation: Reservation, used_tokens: int) -> None:
+    async def reconcile(
+        self, reservation: Reservation, used_tokens: int, refund_request: bool = False
+    ) -> None:
         r = reservation
         if r.slot is not None:
             taken = self._in_flight.get(r.key)
@@ -269,10 +274,13 @@ class MemoryLimiter(Defaults):
                 taken.discard(r.slot)
                 if not taken:
                     del self._in_flight[r.key]
-        if not r.tokens_per_minute:
+        refund_request = refund_request and bool(r.requests_per_minute)
+        if not r.tokens_per_minute and not refund_request:
             return
         b = self._bucket(r.key, time.monotonic(), r.requests_per_minute, r.tokens_per_minute)
         b[1] = min(r.tokens_per_minute, b[1] + r.tokens - used_tokens)
+        if refund_request:
+            b[0] = min(r.requests_per_minute, b[0] + 1)
 
     async def standing(
         self,

@@ -92,12 +92,19 @@ _RELEASE = """
 return redis.call('ZREM', KEYS[1], ARGV[1])
 """
 
-# KEYS[1] = bucket hash. ARGV: tpm, refund (may be negative: a charge).
+# KEYS[1] = bucket hash. ARGV: tpm, refund (may be negative: a charge), rpm, requests given
+# back (0 or 1: a request refused after it was taken). A bucket that has expired (full again)
+# is left alone.
 _RECONCILE = """
 local tpm = tonumber(ARGV[1]); local refund = tonumber(ARGV[2])
-local tk = tonumber(redis.call('HGET', KEYS[1], 't'))
+local rpm = tonumber(ARGV[3] or '0'); local back = tonumber(ARGV[4] or '0')
+local b = redis.call('HMGET', KEYS[1], 'r', 't')
+local r = tonumber(b[1]); local tk = tonumber(b[2])
 if tk == nil then return 0 end
-redis.call('HSET', KEYS[1], 't', math.min(tpm, tk + refund))
+if tpm > 0 then redis.call('HSET', KEYS[1], 't', math.min(tpm, tk + refund)) end
+if back > 0 and rpm > 0 and r ~= nil then
+  redis.call('HSET', KEYS[1], 'r', math.min(rpm, r + back))
+end
 return 1
 """
 
@@ -220,10 +227,12 @@ class RedisLimiter(Defaults):
             slot=slot or None,
         )
 
-    async def reconcile(self, reservation: Reservation, used_tokens: int) -> None:
+    async def reconcile(
+        self, reservation: Reservation, used_tokens: int, refund_request: bool = False
+    ) -> None:
         if reservation.local:
             if self._local is not None:
-                await self._local.reconcile(reservation, used_tokens)
+                await self._local.reconcile(reservation, used_tokens, refund_request)
             return
         if reservation.slot is not None:
             try:
@@ -236,14 +245,15 @@ class RedisLimiter(Defaults):
                 log.warning(
                     "a request's in-flight slot was not given back (redis); its lease frees it"
                 )
-        tpm = reservation.tokens_per_minute
-        if not tpm:
+        tpm, rpm = reservation.tokens_per_minute, reservation.requests_per_minute
+        back = 1 if refund_request and rpm else 0
+        if not tpm and not back:
             return
         try:
             async with asyncio.timeout(self._deadline):
                 await self._reconcile(
                     keys=[f"portcullis:limit:{reservation.key}"],
-                    args=[tpm, reservation.tokens - used_tokens],
+                    args=[tpm, reservation.tokens - used_tokens, rpm, back],
                 )
         except (TimeoutError, OSError, RedisError):
             # A lost refund makes the limit stricter; a lost extra charge (usage beyond the

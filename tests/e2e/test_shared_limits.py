@@ -181,3 +181,48 @@ def test_a_persons_keys_share_their_limits_so_more_keys_are_no_way_round_them(
             batch.chat.completions.create(model="deepseek-chat", messages=MSG)
     finally:
         gw.stop()
+
+
+@pytest.mark.parametrize("redis", [False, True])
+def test_a_request_a_shared_limit_refuses_spends_none_of_its_keys_own(
+    tmp_path: Path, upstream: FakeUpstream, redis: bool
+) -> None:
+    """Refused by its team's limit, a request gives back the request it took from its key's
+    bucket: the SDK's retries against a spent team do not spend the key's own minute, so once
+    the team's limit is raised the key is not held back by refusals it never got an answer
+    for (in memory and on the real Redis, whose script gives it back)."""
+    import secrets
+    import time
+
+    from tests.support.services import REDIS_URL
+
+    team = "ops-" + secrets.token_hex(4)  # the test Redis's buckets outlive a run by minutes
+    extra = {"redis": {"url": REDIS_URL}} if redis else {}
+    fg = FileGateway(
+        tmp_path, upstream, limits={"teams": {team: {"requests_per_minute": 1}}}, **extra
+    )
+    gw = fg.gw
+    try:
+        made = gw.create_key(
+            user="ann", jurisdiction="US", sector="private", team=team, requests_per_minute=2
+        )
+        key_id = made.split("_")[1]
+        ann = openai.OpenAI(base_url=gw.base_url, api_key=made, max_retries=0)
+        assert ann.chat.completions.create(model="deepseek-chat", messages=MSG).choices
+        for _ in range(3):  # the team's minute is spent: refused, three times
+            with pytest.raises(openai.RateLimitError) as refused:
+                ann.chat.completions.create(model="deepseek-chat", messages=MSG)
+            assert f"Team {team}'s limit reached" in refused.value.message
+        usage = gw.request("GET", f"/admin/keys/{key_id}/usage", token=gw.ADMIN_TOKEN)[2]
+        assert usage["limits"]["requests_per_minute"] == 2
+        assert usage["limits"]["requests_left"] == 1, usage  # one taken, by the answered one
+        fg.raw["limits"] = {"teams": {team: {"requests_per_minute": 100}}}
+        fg.rewrite()
+        time.sleep(1.0)  # the team's bucket keeps what it held, refilled at its new rate
+        # the key's second request of the minute is its own to make
+        assert ann.chat.completions.create(model="deepseek-chat", messages=MSG).choices
+        with pytest.raises(openai.RateLimitError) as refused:  # and its third is not
+            ann.chat.completions.create(model="deepseek-chat", messages=MSG)
+        assert "on this key" in refused.value.message
+    finally:
+        gw.stop()

@@ -85,6 +85,33 @@ async def test_token_budget_reconciles_unused_tokens(make) -> None:  # type: ign
     await lim.reserve(key, 500)
 
 
+@pytest.mark.parametrize("tpm", [0, 1000])
+async def test_a_request_refused_after_it_was_taken_gives_its_request_back(make, tpm) -> None:  # type: ignore[no-untyped-def]
+    """``reconcile(..., refund_request=True)`` (a shared limit refused the request after its
+    key's buckets were taken from): the request and the tokens go back, never past the rate;
+    without it, only the tokens do."""
+    lim = make(2, tpm)
+    key = secrets.token_hex(4)
+    await lim.reserve(key, 100)
+    second = await lim.reserve(key, 100)
+    await lim.reconcile(second, 0, refund_request=True)
+    third = await lim.reserve(key, 100)  # the refunded request is there to take
+    with pytest.raises(GatewayError):
+        await lim.reserve(key, 100)
+    await lim.reconcile(third, 0)  # tokens back, the request spent
+    with pytest.raises(GatewayError) as exc:
+        await lim.reserve(key, 100)
+    assert exc.value.cause is Cause.RATE_LIMITED
+    fresh = secrets.token_hex(4)  # given back to a full bucket: still only its rate
+    taken = await lim.reserve(fresh, 100)
+    await lim.reconcile(taken, 0, refund_request=True)
+    await lim.reconcile(taken, 0, refund_request=True)
+    standing = await lim.standing(fresh)
+    assert 1.9 < standing.requests_left <= 2.0, standing
+    if tpm:
+        assert standing.tokens_left <= 1000
+
+
 async def test_a_keys_own_rates_replace_the_defaults(make) -> None:  # type: ignore[no-untyped-def]
     lim = make(100, 0)
     tight, free, other = (secrets.token_hex(4) for _ in range(3))
