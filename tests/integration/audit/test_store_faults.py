@@ -163,7 +163,11 @@ def _readyz_becomes(gw: RunningGateway, status: int, within_s: float) -> bool:
 def test_the_audit_store_fails_under_load_nothing_leaves_unrecorded_and_it_heals(
     tmp_path: Path, upstream: FakeUpstream, fault: str
 ) -> None:
-    settings = core_settings(tmp_path, upstream, audit={"intent_deadline_ms": 500})
+    # 2 s, not 500 ms: the fault is an error at once, not a wait, so the deadline only bounds a
+    # healthy commit, which a loaded machine can hold past 500 ms in the "before" or "after"
+    # phase that must be all 200 — as seen with PostgreSQL below, and the likeliest cause of
+    # this test's one failure in a local full run under load (2026-12-01, output not kept)
+    settings = core_settings(tmp_path, upstream, audit={"intent_deadline_ms": 2000})
     gw = RunningGateway(settings, Components(policy=FakeDecider(), pii_disabled=True)).start()
     injected = Fault()
     event.listen(gw.app.state.services.audit.engine.sync_engine, "checkout", injected.on_checkout)
