@@ -55,7 +55,7 @@ async def create_tables(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
         if conn.dialect.name == "postgresql" and not await is_partitioned(conn):
-            for statement in partition_statements():
+            for statement in partition_statements(user_index=True):
                 await conn.execute(sa.text(statement))
     from audit.store import prepare
 

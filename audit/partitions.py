@@ -110,24 +110,31 @@ def _create(month: date) -> str:
     )
 
 
-def partition_statements(now: datetime | None = None, ahead: int = AHEAD) -> list[str]:
+def partition_statements(
+    now: datetime | None = None, ahead: int = AHEAD, user_index: bool = False
+) -> list[str]:
     """SQL that turns a plain ``audit_log`` into the partitioned one: the table renamed into the
     partition of everything before next month, a partitioned ``audit_log`` over it, the next
     ``ahead`` months and the default partition. One transaction; the old rows are not copied
-    (their primary key is rebuilt as ``(seq, ts)``: on a large trail, minutes)."""
+    (their primary key is rebuilt as ``(seq, ts)``: on a large trail, minutes). ``user_index``:
+    the plain table has the person's index of migration 0015 (a table made from the schema;
+    migration 0011 runs before it), kept as the old partition's."""
     first = month_after(_month(now or datetime.now(UTC)))
     old = f"audit_log_before_{first.year:04d}_{first.month:02d}"
+    indexes = {
+        "request": "request_id",
+        "ts": "ts",
+        **({"user": "user_id, seq"} if user_index else {}),
+    }
     out = [
         "LOCK TABLE audit_log IN ACCESS EXCLUSIVE MODE",
         f"ALTER TABLE audit_log RENAME TO {old}",
-        f"ALTER INDEX ix_audit_log_request RENAME TO ix_{old}_request",
-        f"ALTER INDEX ix_audit_log_ts RENAME TO ix_{old}_ts",
+        *(f"ALTER INDEX ix_audit_log_{name} RENAME TO ix_{old}_{name}" for name in indexes),
         f"ALTER TABLE {old} DROP CONSTRAINT audit_log_pkey",
         f"CREATE TABLE audit_log (LIKE {old} INCLUDING DEFAULTS INCLUDING STORAGE) "
         "PARTITION BY RANGE (ts)",
         "ALTER TABLE audit_log ADD CONSTRAINT audit_log_pkey PRIMARY KEY (seq, ts)",
-        "CREATE INDEX ix_audit_log_request ON audit_log (request_id)",
-        "CREATE INDEX ix_audit_log_ts ON audit_log (ts)",
+        *(f"CREATE INDEX ix_audit_log_{name} ON audit_log ({on})" for name, on in indexes.items()),
         f"ALTER TABLE audit_log ATTACH PARTITION {old} "
         f"FOR VALUES FROM (MINVALUE) TO ('{first.isoformat()}')",
     ]

@@ -48,6 +48,10 @@ audit_log = sa.Table(
 )
 sa.Index("ix_audit_log_request", audit_log.c.request_id)
 sa.Index("ix_audit_log_ts", audit_log.c.ts)
+# A person's entries, newest first: the trail's search by person (migration 0015). PostgreSQL
+# only: on SQLite, in the gateway's own process, each entry's insert into it doubled the
+# append's CPU (docs/benchmarks/audit.md#the-persons-index).
+sa.Index("ix_audit_log_user", audit_log.c.user_id, audit_log.c.seq).ddl_if(dialect="postgresql")
 
 audit_head = sa.Table(
     "audit_head",
