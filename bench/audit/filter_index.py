@@ -26,7 +26,6 @@ import itertools
 import os
 import random
 import shutil
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -37,48 +36,32 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import index_order
 import sqlalchemy as sa
 from bench_audit import PG_ADMIN, ev
 
-from audit.schema import metadata
-from audit.store import _SQLITE_INSERT, _SQLITE_MOVE, Entry, _records, make_entry
+from audit.store import _SQLITE_INSERT, Entry, _records, make_entry
 
 INDEX = "CREATE INDEX ix_audit_log_user ON audit_log (user_id, seq)"
 SEARCH = "SELECT * FROM audit_log WHERE user_id = ? ORDER BY seq DESC LIMIT 51"
 
 
-class Log:
+class Log(index_order.Log):  # type: ignore[misc]  # a sibling script, untyped to mypy
+    """:class:`index_order.Log` (its fill and its timed append), as the schema was before
+    migration 0015 or ``indexed``."""
+
     def __init__(self, root: Path, name: str, indexed: bool) -> None:
-        self.path = root / f"{name}.db"
-        engine = sa.create_engine(f"sqlite:///{self.path}")
-        metadata.create_all(engine)
-        engine.dispose()
-        self.db = sqlite3.connect(self.path, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("DROP INDEX IF EXISTS ix_audit_log_user")  # the schema as before
+        super().__init__(root, name, ids=lambda: "")  # the entries come with their ids
+        self.name = name
+        self.db.execute("DROP INDEX IF EXISTS ix_audit_log_user")  # not made on SQLite
         if indexed:
             self.db.execute(INDEX)
-        self.db.execute("INSERT INTO audit_head VALUES (1, 0, x'')")
-        self.name, self.size = name, 0
-        self.cpu = self.wall = 0.0
 
     def insert(self, entries: list[Entry]) -> None:
         self.db.execute("BEGIN")
         self.db.executemany(_SQLITE_INSERT, _records(entries, self.size + 1))
         self.db.execute("COMMIT")
         self.size += len(entries)
-
-    def append(self, entries: list[Entry]) -> None:
-        n = len(entries)
-        c0, t0 = time.process_time(), time.perf_counter()
-        records = _records(entries, self.size + 1)
-        self.db.execute("BEGIN IMMEDIATE")
-        self.db.execute(_SQLITE_MOVE, (self.size + n, b"\0" * 200, self.size))
-        self.db.executemany(_SQLITE_INSERT, records)
-        self.db.execute("COMMIT")
-        self.cpu += time.process_time() - c0
-        self.wall += time.perf_counter() - t0
-        self.size += n
 
     def search_ms(self, user: str) -> tuple[float, int, str]:
         times, found = [], 0

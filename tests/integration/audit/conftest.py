@@ -123,6 +123,30 @@ def event(i: int, **over: Any) -> dict[str, Any]:
     return ev
 
 
+def month_events(first: int, month: str, n: int) -> list[dict[str, Any]]:
+    """Events ``first`` .. ``first + n - 1`` (:func:`event`) dated in ``month`` (``2026-10``)."""
+    out = []
+    for i in range(first, first + n):
+        e = event(i)
+        e["ts"] = f"{month}-{1 + i % 27:02d}T10:00:00.{i:06d}Z"
+        out.append(e)
+    return out
+
+
+async def write_events(url: str, key: Path, events: list[dict[str, Any]]) -> None:
+    """Each event's intent and outcome, through a sink of its own on ``url``."""
+    sink = DatabaseAuditSink(
+        open_engine(url), Signer.from_file(key), key.parent / "cp", checkpoint_interval_s=3600
+    )
+    await sink.start()
+    try:
+        for e in events:
+            await sink.intent(e)
+            await sink.complete(e)
+    finally:
+        await sink.close()
+
+
 def python_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO)

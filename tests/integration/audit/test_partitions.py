@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -18,38 +17,15 @@ from alembic import command
 from audit.checkpoint import Signer
 from audit.db import open_engine
 from audit.partitions import ensure_partitions, is_partitioned, partition_statements, partitions
-from audit.sink import DatabaseAuditSink
 from audit.verify import verify_url
 from gateway.storage.migrate import alembic_config, upgrade
-from tests.integration.audit.conftest import event
+from tests.integration.audit.conftest import month_events, write_events
 from tests.support.services import create_pg_database, drop_pg_database, pg_available
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(not pg_available(), reason="PostgreSQL is not running"),
 ]
-
-
-def _events(first: int, month: str, n: int) -> list[dict[str, Any]]:
-    out = []
-    for i in range(first, first + n):
-        e = event(i)
-        e["ts"] = f"{month}-{1 + i % 27:02d}T10:00:00.{i:06d}Z"
-        out.append(e)
-    return out
-
-
-async def _write(url: str, key: Path, events: list[dict[str, Any]]) -> None:
-    sink = DatabaseAuditSink(
-        open_engine(url), Signer.from_file(key), key.parent / "cp", checkpoint_interval_s=3600
-    )
-    await sink.start()
-    try:
-        for e in events:
-            await sink.intent(e)
-            await sink.complete(e)
-    finally:
-        await sink.close()
 
 
 async def _where(url: str) -> dict[str, int]:
@@ -72,13 +48,17 @@ def test_the_migration_partitions_a_written_trail_and_the_downgrade_undoes_it(
     key = tmp_path / "audit" / "signing.key"
     try:
         upgrade(url, "0010")
-        asyncio.run(_write(url, key, _events(0, "2026-10", 20)))  # written before partitioning
+        asyncio.run(
+            write_events(url, key, month_events(0, "2026-10", 20))
+        )  # written before partitioning
         upgrade(url)
         now = datetime.now(UTC)
         first = f"{now.year + now.month // 12:04d}_{now.month % 12 + 1:02d}"
         assert asyncio.run(_where(url)) == {f"audit_log_before_{first}": 40}
-        asyncio.run(_write(url, key, _events(100, "2099-01", 5)))  # far ahead: the default
-        asyncio.run(_write(url, key, _events(200, now.strftime("%Y-%m"), 5)))
+        asyncio.run(
+            write_events(url, key, month_events(100, "2099-01", 5))
+        )  # far ahead: the default
+        asyncio.run(write_events(url, key, month_events(200, now.strftime("%Y-%m"), 5)))
         placed = asyncio.run(_where(url))
         assert placed == {f"audit_log_before_{first}": 50, "audit_log_default": 10}, placed
         pem = Signer.from_file(key).public_pem()
@@ -125,7 +105,9 @@ async def test_appends_land_in_their_month_and_a_month_s_report_reads_only_it(
             assert await ensure_partitions(conn, later) == []  # nothing more to do
 
         key = tmp_path / "audit" / "signing.key"
-        await _write(database_url, key, _events(0, "2031-03", 6) + _events(50, "2031-04", 4))
+        await write_events(
+            database_url, key, month_events(0, "2031-03", 6) + month_events(50, "2031-04", 4)
+        )
         placed = await _where(database_url)
         assert placed == {"audit_log_2031_03": 12, "audit_log_2031_04": 8}, placed
         # a period's query reads that period's partition only
@@ -168,7 +150,9 @@ async def test_a_month_whose_rows_reached_the_default_gets_its_partition_and_its
 
         await create_tables(engine)  # this month and two ahead
         now = datetime.now(UTC).strftime("%Y-%m")
-        await _write(database_url, key, _events(0, now, 3) + _events(10, "2031-02", 4))
+        await write_events(
+            database_url, key, month_events(0, now, 3) + month_events(10, "2031-02", 4)
+        )
         placed = await _where(database_url)
         assert placed["audit_log_default"] == 8, placed  # no partition for 2031 yet
         async with engine.connect() as conn:
@@ -180,7 +164,9 @@ async def test_a_month_whose_rows_reached_the_default_gets_its_partition_and_its
         async with engine.connect() as conn:
             names = dict(await partitions(conn))
         assert names["audit_log_default"] == "DEFAULT"  # attached again
-        await _write(database_url, key, _events(30, "2031-02", 1) + _events(40, "2099-01", 1))
+        await write_events(
+            database_url, key, month_events(30, "2031-02", 1) + month_events(40, "2099-01", 1)
+        )
         placed = await _where(database_url)
         assert placed["audit_log_2031_02"] == 10 and placed["audit_log_default"] == 2, placed
         result = await asyncio.to_thread(

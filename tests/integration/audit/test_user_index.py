@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -23,38 +22,15 @@ from audit.checkpoint import Signer
 from audit.db import open_engine
 from audit.export import ExportFilter, Scope
 from audit.partitions import ensure_partitions, month_after, partition_name
-from audit.sink import DatabaseAuditSink
 from audit.verify import verify_url
 from gateway.storage.migrate import alembic_config, upgrade
-from tests.integration.audit.conftest import event
+from tests.integration.audit.conftest import month_events, write_events
 from tests.support.services import create_pg_database, drop_pg_database, pg_available
 
 pytestmark = pytest.mark.integration
 
 NAME = "ix_audit_log_user"
 AUDITOR = Scope(actor="auditor", roles=frozenset({"auditor"}))
-
-
-def _events(first: int, month: str, n: int) -> list[dict[str, Any]]:
-    out = []
-    for i in range(first, first + n):
-        e = event(i)
-        e["ts"] = f"{month}-{1 + i % 27:02d}T10:00:00.{i:06d}Z"
-        out.append(e)
-    return out
-
-
-async def _write(url: str, key: Path, events: list[dict[str, Any]]) -> None:
-    sink = DatabaseAuditSink(
-        open_engine(url), Signer.from_file(key), key.parent / "cp", checkpoint_interval_s=3600
-    )
-    await sink.start()
-    try:
-        for e in events:
-            await sink.intent(e)
-            await sink.complete(e)
-    finally:
-        await sink.close()
 
 
 async def _search(url: str, user: str) -> tuple[list[int], str]:
@@ -89,7 +65,7 @@ def test_on_sqlite_the_migration_adds_nothing_and_the_search_reads_the_table(
     url = f"sqlite+aiosqlite:///{path}"
     key = tmp_path / "audit" / "signing.key"
     upgrade(url, "0014")
-    asyncio.run(_write(url, key, _events(0, "2026-10", 44)))
+    asyncio.run(write_events(url, key, month_events(0, "2026-10", 44)))
     upgrade(url)
     with sqlite3.connect(path) as db:
         names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
@@ -167,9 +143,11 @@ def test_on_postgresql_each_partition_is_indexed_concurrently_and_attached(
     try:
         upgrade(url, "0014")  # partitioned since 0011
         now = datetime.now(UTC)
-        asyncio.run(_write(url, key, _events(0, "2026-10", 22)))  # the partition before
-        asyncio.run(_write(url, key, _events(100, "2099-01", 11)))  # the default partition
-        asyncio.run(_write(url, key, _events(200, now.strftime("%Y-%m"), 11)))
+        asyncio.run(write_events(url, key, month_events(0, "2026-10", 22)))  # the partition before
+        asyncio.run(
+            write_events(url, key, month_events(100, "2099-01", 11))
+        )  # the default partition
+        asyncio.run(write_events(url, key, month_events(200, now.strftime("%Y-%m"), 11)))
         before, _ = asyncio.run(_search(url, "user3"))
         # a concurrent build of one partition's index interrupted in an earlier run: invalid
         asyncio.run(_invalid_index(url, partition_name(month_after(date(now.year, now.month, 1)))))
