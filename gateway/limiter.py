@@ -24,6 +24,7 @@ import logging
 import math
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -69,12 +70,17 @@ class Reservation:
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         """OpenAI's ``x-ratelimit-*`` headers for the limits that apply (none for a rate of 0):
-        the limit, what remains, and how long until the bucket is full again."""
+        the limit, what remains, and how long until the bucket is full again — of the tightest
+        bucket the request drew on, its key's or a shared one (``linked``), so a client that
+        paces itself on them is not told of room its team's limit does not leave."""
         out: list[tuple[bytes, bytes]] = []
-        for name, rate, left in (
-            (b"requests", self.requests_per_minute, self.remaining_requests),
-            (b"tokens", self.tokens_per_minute, self.remaining_tokens),
-        ):
+        requests = (self.requests_per_minute, self.remaining_requests)
+        tokens = (self.tokens_per_minute, self.remaining_tokens)
+        if self.linked:
+            held = (self, *self.linked)
+            requests = _tightest((r.requests_per_minute, r.remaining_requests) for r in held)
+            tokens = _tightest((r.tokens_per_minute, r.remaining_tokens) for r in held)
+        for name, (rate, left) in ((b"requests", requests), (b"tokens", tokens)):
             if rate:
                 left = max(0.0, left)
                 out.append((b"x-ratelimit-limit-" + name, str(rate).encode()))
@@ -82,6 +88,13 @@ class Reservation:
                 reset = (rate - left) * 60.0 / rate
                 out.append((b"x-ratelimit-reset-" + name, f"{reset:.3g}s".encode()))
         return out
+
+
+def _tightest(buckets: Iterable[tuple[int, float]]) -> tuple[int, float]:
+    """Of (rate, what is left) pairs, the one with the least left among those with a rate
+    (``(0, 0.0)``: none has one)."""
+    limited = [b for b in buckets if b[0]]
+    return min(limited, key=lambda b: b[1]) if limited else (0, 0.0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,7 +37,10 @@ def test_a_teams_keys_share_its_limits_on_top_of_their_own(
         ]
         ann, bob, cy = (openai.OpenAI(base_url=gw.base_url, api_key=k, max_retries=0) for k in made)
         assert ann.chat.completions.create(model="deepseek-chat", messages=MSG).choices
-        assert bob.chat.completions.create(model="deepseek-chat", messages=MSG).choices
+        # the answer's rate-limit headers are the tightest bucket's: the team's, none left
+        raw = bob.chat.completions.with_raw_response.create(model="deepseek-chat", messages=MSG)
+        assert raw.headers["x-ratelimit-limit-requests"] == "2"
+        assert raw.headers["x-ratelimit-remaining-requests"] == "0"
         with pytest.raises(openai.RateLimitError) as refused:  # the team's third this minute
             ann.chat.completions.create(model="deepseek-chat", messages=MSG)
         err = refused.value
