@@ -18,6 +18,7 @@ _GROUPS: tuple[tuple[str, str], ...] = (
     ("gateway.cli.serve", "serve"),
     ("gateway.cli.keys", "keys"),
     ("gateway.cli.budgets", "budgets"),
+    ("gateway.cli.limits", "limits"),
     ("gateway.cli.db", "db"),
     ("gateway.cli.check", "check"),
     ("gateway.cli.policy", "policy"),

@@ -288,6 +288,17 @@ async def list_budgets(state: State) -> dict[str, Any]:
     return await report(records, services.budgets, services.settings.budgets)
 
 
+@get("/admin/limits", opt={"role": "admin"})
+async def list_shared_limits(state: State) -> dict[str, Any]:
+    """The limits people's, teams' and tenants' keys share, and where each stands now
+    (gateway.limits_report)."""
+    from gateway.limits_report import shared_limits
+
+    services: Services = state.services
+    records = await services.keys.list()
+    return await shared_limits(records, services.limiter, services.settings)
+
+
 ADMIN_HANDLERS = [
     list_keys,
     get_key,
@@ -298,4 +309,5 @@ ADMIN_HANDLERS = [
     update_key,
     rotate_key,
     list_budgets,
+    list_shared_limits,
 ]

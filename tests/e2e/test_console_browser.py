@@ -48,6 +48,7 @@ def site(tmp_path: Path, upstream: FakeUpstream) -> Iterator[tuple[RunningGatewa
     cfg["policy"] = {"overlays": [str(ROOT / "policies/overlays/examples/legal_hold")]}
     cfg["audit"] = {"content_capture": True}
     cfg["budgets"] = {"shadow": True}  # a setting that weakens enforcement: the overview says so
+    cfg["limits"] = {"teams": {"ops": {"requests_per_minute": 100, "max_parallel": 5}}}
     gw = RunningGateway(Settings.model_validate(cfg), Components(pii_disabled=True)).start()
     ann = gw.create_key(
         user="ann", team="ops", jurisdiction="AU-NSW", sector="private", tags=["legal-hold"]
@@ -177,6 +178,10 @@ def test_an_administrator_and_an_auditor_work_through_the_console(
         )
         budget = page.locator("#budgets-table tr.budget-row", has_text=key.split("_")[1])
         expect(budget).to_contain_text("25.00")
+        # the limit team ops's keys share, and where it stands now
+        team = page.locator("#limits-table tr.limit-row", has_text="ops")
+        expect(team).to_contain_text("100 requests/min, 5 in flight")
+        expect(team).to_contain_text("requests left, 0 of 5 in flight")
         expect(page.locator("#budgets-period")).to_contain_text("renews at")
         # an administrator raises it from the row
         page.once("dialog", lambda d: d.accept("40"))

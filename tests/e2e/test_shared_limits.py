@@ -229,3 +229,45 @@ def test_a_request_a_shared_limit_refuses_spends_none_of_its_keys_own(
         assert "on this key" in refused.value.message
     finally:
         gw.stop()
+
+
+def test_the_admin_api_says_where_each_shared_limit_stands(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    """``GET /admin/limits`` (role admin): every shared limit with what its buckets hold now —
+    the team's minute being spent by its keys' requests, each person's own — and shadow mode;
+    a key without the role is refused."""
+    fg = FileGateway(
+        tmp_path,
+        upstream,
+        limits={
+            "user": {"requests_per_minute": 5},
+            "users": {"batch": {"requests_per_minute": 50}},
+            "teams": {"ops": {"requests_per_minute": 4, "max_parallel": 2}},
+        },
+    )
+    gw = fg.gw
+    try:
+        made = [
+            gw.create_key(user=u, jurisdiction="US", sector="private", team="ops")
+            for u in ("ann", "batch")
+        ]
+        for key in made:
+            sdk = openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0)
+            assert sdk.chat.completions.create(model="deepseek-chat", messages=MSG).choices
+        status, _, got = gw.request("GET", "/admin/limits", token=gw.ADMIN_TOKEN)
+        assert status == 200, got
+        rows = {(r["scope"], r.get(r["scope"])): r for r in got["data"]}
+        team = rows[("team", "ops")]
+        assert (team["requests_per_minute"], team["max_parallel"]) == (4, 2)
+        assert team["standing"]["requests_left"] == 2  # ann's and batch's
+        assert team["standing"]["in_flight"] == 0 and team["standing"]["shared"] is False
+        assert rows[("user", "ann")]["standing"]["requests_left"] == 4
+        assert rows[("user", "ann")]["named"] is False
+        assert rows[("user", "batch")]["requests_per_minute"] == 50
+        assert rows[("user", "batch")]["named"] is True
+        assert got["shadow"] is False and got["key_defaults"]["requests_per_minute"] == 600
+        status, _, body = gw.request("GET", "/admin/limits", token=made[0])
+        assert status == 403, body
+    finally:
+        gw.stop()

@@ -323,3 +323,62 @@ def test_where_a_key_stands_from_the_command_line(tmp_path: Path) -> None:
     assert [b["scope"] for b in usage["budgets"]] == ["key", "user"]
     code, out = _run(shared, "keys", "usage", "000000000000")
     assert code != 0 and "no key with id" in out
+
+
+def test_the_shared_limits_and_where_each_stands_from_redis(tmp_path: Path) -> None:
+    """``portcullis limits``: every limit people's, teams' and tenants' keys share, each person
+    with an active key under ``limits.user`` listed in their tenant, and — from the Redis the
+    gateways share — what each one's buckets hold now; without Redis, the limits and a word
+    that their standing is each gateway's own."""
+    import asyncio
+    import secrets
+
+    from gateway.redis_limiter import RedisLimiter
+    from tests.support.services import REDIS_URL
+
+    team, ann = f"ops{secrets.token_hex(3)}", f"ann{secrets.token_hex(3)}"  # fresh buckets
+    cfg = tmp_path / "portcullis.yaml"
+    cfg.write_text(
+        f"data_dir: {tmp_path / 'data'}\n"
+        "limits: {user: {requests_per_minute: 5}, "
+        f"teams: {{{team}: {{requests_per_minute: 10, max_parallel: 3}}}}, "
+        "tenants: {agency: {tokens_per_minute: 50000}}}\n"
+    )
+    upgrade(load_settings(cfg).database_url())
+    for user in (ann, "bo"):
+        code, out = _run(
+            cfg, "keys", "create", "--user", user, "--jurisdiction", "AU", "--sector", "private",
+            "--team", team,
+        )  # fmt: skip
+        assert code == 0, out
+    code, out = _run(cfg, "limits")
+    assert code == 0, out
+    assert "each key (unless its own): 600 requests/min, 200,000 tokens/min" in out
+    assert f"team\t{team}\t10 requests/min, 3 in flight\tnow: not known here" in out
+    assert f"user\t{ann} (default)\t5 requests/min\tnow: not known here" in out
+    assert "tenant\tagency\t50,000 tokens/min" in out
+
+    async def take() -> None:  # what a gateway sharing the Redis did for one of ann's requests
+        lim = RedisLimiter(REDIS_URL, 600, 200_000)
+        await lim.reserve(f"team:{team}", 1, requests_per_minute=10, max_parallel=3)
+        await lim.reserve(f"user:default|{ann}", 1, requests_per_minute=5)
+        await lim.close()
+
+    asyncio.run(take())
+    shared = tmp_path / "shared.yaml"
+    shared.write_text(cfg.read_text() + f"redis: {{url: '{REDIS_URL}'}}\n")
+    code, out = _run(shared, "limits", "--json")
+    assert code == 0, out
+    got = json.loads(out)
+    rows = {(r["scope"], r.get(r["scope"])): r for r in got["data"]}
+    assert set(rows) == {("user", ann), ("user", "bo"), ("team", team), ("tenant", "agency")}
+    assert rows[("team", team)]["standing"]["requests_left"] == 9
+    assert rows[("team", team)]["standing"]["in_flight"] == 1
+    assert rows[("user", ann)]["standing"]["requests_left"] == 4
+    assert rows[("user", "bo")]["standing"]["requests_left"] == 5
+    assert rows[("user", ann)]["named"] is False and rows[("user", ann)]["tenant"] == "default"
+    assert got["shadow"] is False
+    code, out = _run(shared, "limits")
+    assert (
+        f"team\t{team}\t10 requests/min, 3 in flight\tnow: 9 requests left, 1 of 3 in flight" in out
+    )

@@ -823,14 +823,48 @@ async function showKeys() {
 
 async function loadKeys() {
   const include = $("keys-include-revoked").checked;
-  const [answer, budgets] = await Promise.all([
+  const [answer, budgets, limits] = await Promise.all([
     api(`/admin/keys${query({ include_revoked: include ? "true" : "" })}`),
     api("/admin/budgets"),
+    // the keys are shown even when the limiter cannot say where the shared limits stand
+    api("/admin/limits").catch((err) => { if (err instanceof StaleAnswer) throw err; return { error: err }; }),
   ]);
   const spend = new Map(); // key id -> its budget row (a rotation chain's keys share one)
   for (const row of budgets.data || []) for (const id of row.key_ids || []) spend.set(id, row);
   $("keys-table").tBodies[0].replaceChildren(...(answer.data || []).map((r) => keyRow(r, spend.get(r.key_id))));
   renderBudgets(budgets);
+  renderLimits(limits);
+}
+
+function sharedLimitsText(row) {
+  const parts = [];
+  if (row.requests_per_minute) parts.push(`${row.requests_per_minute} requests/min`);
+  if (row.tokens_per_minute) parts.push(`${row.tokens_per_minute} tokens/min`);
+  if (row.max_parallel) parts.push(`${row.max_parallel} in flight`);
+  return parts.join(", ") || "no limit";
+}
+
+function standingText(row) {
+  const now = row.standing;
+  if (!now) return "not known here";
+  const parts = [];
+  if (row.requests_per_minute) parts.push(`${now.requests_left} requests left`);
+  if (row.tokens_per_minute) parts.push(`${now.tokens_left} tokens left`);
+  if (row.max_parallel) parts.push(`${now.in_flight} of ${row.max_parallel} in flight`);
+  return parts.join(", ") || "-";
+}
+
+function renderLimits(limits) {
+  const rows = limits.data || [];
+  let note = rows.length ? "Where each stands now (this minute's buckets, requests in flight)." : "No limit is shared by people's, teams' or tenants' keys.";
+  if (limits.error) note = `Shared limits could not be read: ${limits.error.message}`;
+  else if (limits.shadow) note += " Shadow mode: these limits refuse nothing.";
+  $("limits-note").textContent = note;
+  $("limits-table").tBodies[0].replaceChildren(...rows.map((row) => el("tr", { className: "limit-row" },
+    el("td", { text: text(row.scope) }),
+    el("td", { text: row.scope === "user" ? `${text(row.user)} (${text(row.tenant)})` : text(row[row.scope]) }),
+    el("td", { text: sharedLimitsText(row) }),
+    el("td", { text: standingText(row) }))));
 }
 
 let budgetsPeriod = null; // the gateway's period, as the last report said
