@@ -70,7 +70,7 @@ async def report(
                 rows[scope] = {"scope": kind, kind: name}
                 held[scope] = Budget(scope, kind, micro(dollars), own or settings.period)
     for record in records:
-        if record.revoked_at is not None or record.expired():
+        if not record.active():
             continue
         for b in budgets_of(record.principal(), settings):
             if b.kind == "key":

@@ -70,6 +70,10 @@ class KeyRecord:
     def expired(self, now: datetime | None = None) -> bool:
         return self.expires_at is not None and self.expires_at <= (now or datetime.now(UTC))
 
+    def active(self, now: datetime | None = None) -> bool:
+        """Neither revoked nor expired: a key that still opens the gateway."""
+        return self.revoked_at is None and not self.expired(now)
+
     def principal(self) -> Principal:
         return Principal(
             key_id=self.key_id,

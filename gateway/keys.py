@@ -238,7 +238,7 @@ class KeyService(KeyAuthenticator):
     async def _active(self, key_id: str) -> KeyRecord | None:
         """The key's record if it is active (not revoked, not expired), else None."""
         record = await self.get(key_id)
-        if record is None or record.revoked_at is not None or record.expired():
+        if record is None or not record.active():
             return None
         return record
 

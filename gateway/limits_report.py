@@ -29,9 +29,7 @@ async def shared_limits(
     None: the standing is not known here (a command line without Redis)."""
     lim = settings.limits
     rows: list[tuple[str, str, SharedLimits, dict[str, Any]]] = []
-    people = sorted(
-        {(r.tenant, r.user) for r in records if r.revoked_at is None and not r.expired()}
-    )
+    people = sorted({(r.tenant, r.user) for r in records if r.active()})
     for tenant, user in people:
         held = lim.users.get(user, lim.user)
         if held is not None:

@@ -209,7 +209,7 @@ async def update_key(
     if extra:
         raise GatewayError(Cause.INVALID_PARAMETER, f"Unsupported field: '{sorted(extra)[0]}'.")
     record = await services.keys.get(key_id)
-    if record is None or record.revoked_at is not None or record.expired():
+    if record is None or not record.active():
         raise GatewayError(Cause.NOT_FOUND, "No active key with that id.")
     actor = caller(request)
     try:

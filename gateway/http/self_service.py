@@ -54,11 +54,7 @@ def _mine(record: KeyRecord, me: Principal) -> bool:
 
 async def _my_keys(services: Services, me: Principal) -> list[KeyRecord]:
     """The person's self-service keys that still work (not revoked, not expired)."""
-    return [
-        r
-        for r in await services.keys.list(user=me.user)
-        if _mine(r, me) and r.revoked_at is None and not r.expired()
-    ]
+    return [r for r in await services.keys.list(user=me.user) if _mine(r, me) and r.active()]
 
 
 @get("/admin/me/keys", opt=_OPT)
