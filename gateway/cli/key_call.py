@@ -1,6 +1,7 @@
 """What the ``portcullis keys`` commands share: a call to the key service with the audit trail
-and Redis wired in, a change to one active key, who is acting, and the option values they read
-(an expiry, a budget) and print (a limit, dollars)."""
+and Redis wired in, a change to one active key, a read of the limiter the gateways share, who
+is acting, and the option values they read (an expiry, a budget) and print (a limit,
+dollars)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ from audit.shapes import is_name
 from audit.store import append, make_entry, parse_utc, prepare, writer_id
 from gateway.cli._common import settings_from
 from gateway.config import Settings
+from gateway.errors import GatewayError
 from gateway.key_records import dollars_text, validate_budget
 from gateway.keys import KeyNotRecorded, KeyService
+from gateway.limiter import Limiter, build_limiter
 from gateway.revocations import RedisRevocations
 from gateway.secrets_store import load_server_secret
 from gateway.storage.db import create_engine_for
@@ -30,6 +33,7 @@ __all__ = [
     "limit_text",
     "parse_budget",
     "parse_expiry",
+    "read_limits",
     "run",
     "usd_text",
 ]
@@ -84,6 +88,28 @@ def run(settings: Settings, work: Callable[[KeyService], Awaitable[T]]) -> T:
             await engine.dispose()
 
     return asyncio.run(go())
+
+
+def read_limits(
+    settings: Settings, work: Callable[[KeyService, Limiter | None], Awaitable[T]]
+) -> T:
+    """Run ``work`` with the key service and the limiter the gateways share — Redis, read to
+    say where buckets stand; None without ``redis.url``, when each gateway holds its own —
+    closed after; a Redis that did not answer is a :class:`click.ClickException`."""
+
+    async def go(svc: KeyService) -> T:
+        if not settings.redis.url:
+            return await work(svc, None)
+        limiter = build_limiter(settings.redis.url, settings.limits)
+        try:
+            return await work(svc, limiter)
+        finally:
+            await limiter.close()
+
+    try:
+        return run(settings, go)
+    except GatewayError as exc:  # Redis did not answer
+        raise click.ClickException(exc.message) from None
 
 
 def change(ctx: click.Context, key_id: str, work: Callable[[KeyService], Awaitable[T | None]]) -> T:

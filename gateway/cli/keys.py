@@ -11,7 +11,15 @@ from typing import Any
 import click
 
 from gateway.cli._common import settings_from
-from gateway.cli.key_call import actor, limit_text, parse_budget, parse_expiry, run, usd_text
+from gateway.cli.key_call import (
+    actor,
+    limit_text,
+    parse_budget,
+    parse_expiry,
+    read_limits,
+    run,
+    usd_text,
+)
 from gateway.cli.key_changes import (
     budget_cmd,
     expiry_cmd,
@@ -20,7 +28,6 @@ from gateway.cli.key_changes import (
     networks_cmd,
     rotate_cmd,
 )
-from gateway.errors import GatewayError
 from gateway.keys import KeyService
 from gateway.principal import SECTORS
 
@@ -250,25 +257,17 @@ def usage_cmd(ctx: click.Context, key_id: str, as_json: bool) -> None:
     /admin/keys/{id}/usage), and each spend budget it is held to with what is left."""
     from gateway.budgets import Budgets
     from gateway.key_usage import key_usage
-    from gateway.limiter import build_limiter
+    from gateway.limiter import Limiter
 
     settings = settings_from(ctx)
 
-    async def work(svc: KeyService) -> dict[str, Any] | None:
+    async def work(svc: KeyService, limiter: Limiter | None) -> dict[str, Any] | None:
         record = await svc.get(key_id)
         if record is None:
             return None
-        limiter = build_limiter(settings.redis.url, settings.limits) if settings.redis.url else None
-        try:
-            return await key_usage(record, limiter, Budgets(svc.engine), settings)
-        finally:
-            if limiter is not None:
-                await limiter.close()
+        return await key_usage(record, limiter, Budgets(svc.engine), settings)
 
-    try:
-        out = run(settings, work)
-    except GatewayError as exc:  # Redis did not answer
-        raise click.ClickException(exc.message) from None
+    out = read_limits(settings, work)
     if out is None:
         raise click.ClickException(f"no key with id {key_id}")
     if as_json:

@@ -9,9 +9,9 @@ from typing import Any
 import click
 
 from gateway.cli._common import settings_from
-from gateway.cli.key_call import run
-from gateway.errors import GatewayError
+from gateway.cli.key_call import read_limits
 from gateway.keys import KeyService
+from gateway.limiter import Limiter
 
 __all__ = ["limits"]
 
@@ -23,23 +23,14 @@ def limits(ctx: click.Context, as_json: bool) -> None:
     """The limits people's, teams' and tenants' keys share (limits.user/users/teams/tenants)
     and what each one's buckets hold now, from Redis (every replica's; without redis.url each
     gateway holds its own: ask one, GET /admin/limits)."""
-    from gateway.limiter import build_limiter
     from gateway.limits_report import shared_limits
 
     settings = settings_from(ctx)
 
-    async def work(svc: KeyService) -> dict[str, Any]:
-        limiter = build_limiter(settings.redis.url, settings.limits) if settings.redis.url else None
-        try:
-            return await shared_limits(await svc.list(), limiter, settings)
-        finally:
-            if limiter is not None:
-                await limiter.close()
+    async def work(svc: KeyService, limiter: Limiter | None) -> dict[str, Any]:
+        return await shared_limits(await svc.list(), limiter, settings)
 
-    try:
-        out = run(settings, work)
-    except GatewayError as exc:  # Redis did not answer
-        raise click.ClickException(exc.message) from None
+    out = read_limits(settings, work)
     if as_json:
         click.echo(json.dumps(out))
         return
