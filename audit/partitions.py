@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 __all__ = [
     "AHEAD",
+    "PARTITIONS",
     "ensure_partitions",
     "is_partitioned",
     "month_after",
@@ -155,15 +156,18 @@ async def is_partitioned(conn: AsyncConnection) -> bool:
     return found.first() is not None
 
 
+# ``audit_log``'s partitions: (name, bound as PostgreSQL writes it), by name (also read by
+# migration 0015 on its synchronous connection)
+PARTITIONS = sa.text(
+    "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i "
+    "JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent "
+    "WHERE p.relname = 'audit_log' AND pg_table_is_visible(p.oid) ORDER BY c.relname"
+)
+
+
 async def partitions(conn: AsyncConnection) -> list[tuple[str, str]]:
     """``audit_log``'s partitions: (name, bound as PostgreSQL writes it), by name."""
-    rows = await conn.execute(
-        sa.text(
-            "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i "
-            "JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent "
-            "WHERE p.relname = 'audit_log' AND pg_table_is_visible(p.oid) ORDER BY c.relname"
-        )
-    )
+    rows = await conn.execute(PARTITIONS)
     return [(str(name), str(bound)) for name, bound in rows.all()]
 
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from audit.partitions import PARTITIONS
+
 revision = "0015"
 down_revision = "0014"
 branch_labels = None
@@ -35,13 +37,7 @@ def upgrade() -> None:
         return
     with op.get_context().autocommit_block():
         op.execute(f"CREATE INDEX IF NOT EXISTS {NAME} ON ONLY audit_log (user_id, seq)")
-        parts = bind.execute(
-            sa.text(
-                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-                "JOIN pg_class p ON p.oid = i.inhparent "
-                "WHERE p.relname = 'audit_log' AND pg_table_is_visible(p.oid) ORDER BY c.relname"
-            )
-        ).all()
+        parts = [str(name) for name, _ in bind.execute(PARTITIONS).all()]
         attached = {
             str(row[0])
             for row in bind.execute(
@@ -54,7 +50,7 @@ def upgrade() -> None:
                 {"name": NAME},
             ).all()
         }
-        for (part,) in parts:
+        for part in parts:
             if part in attached:  # created with its partition since the parent's index was
                 continue
             index = f"ix_{part}_user"

@@ -21,7 +21,7 @@ from audit.browse import browse
 from audit.checkpoint import Signer
 from audit.db import open_engine
 from audit.export import ExportFilter, Scope
-from audit.partitions import ensure_partitions, month_after, partition_name
+from audit.partitions import ensure_partitions, month_after, partition_name, partitions
 from audit.verify import verify_url
 from gateway.storage.migrate import alembic_config, upgrade
 from tests.integration.audit.conftest import month_events, write_events
@@ -93,14 +93,7 @@ async def _pg_index_state(url: str) -> tuple[bool, dict[str, bool]]:
                     {"n": NAME},
                 )
             ).scalar_one()
-            parts = (
-                await conn.execute(
-                    sa.text(
-                        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-                        " JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'audit_log'"
-                    )
-                )
-            ).all()
+            parts = [name for name, _ in await partitions(conn)]
             attached = (
                 await conn.execute(
                     sa.text(
@@ -112,7 +105,7 @@ async def _pg_index_state(url: str) -> tuple[bool, dict[str, bool]]:
                 )
             ).all()
         names = {str(r[0]) for r in attached}
-        return bool(valid), {str(p[0]): str(p[0]) in names for p in parts}
+        return bool(valid), {p: p in names for p in parts}
     finally:
         await engine.dispose()
 
