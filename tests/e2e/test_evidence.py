@@ -31,7 +31,9 @@ TOKEN = RunningGateway.ADMIN_TOKEN
 def served(tmp_path: Path, upstream: FakeUpstream) -> Iterator[tuple[RunningGateway, Path]]:
     raw = deepseek_pair(tmp_path, upstream)
     (tmp_path / "gateway.yaml").write_text(json.dumps(raw))  # the file the command line reads
-    gw = RunningGateway(Settings.model_validate(raw), Components(pii_disabled=True)).start()
+    gw = RunningGateway(
+        Settings.model_validate(raw), Components(pii_disabled=True), room=False
+    ).start()  # the configuration in force is the file's: the pack holds one
     ann = gw.create_key(user="ann", team="ops", jurisdiction="AU-NSW", sector="private")
     cat = gw.create_key(user="cat", team="gov", jurisdiction="AU", sector="government")
     for key in (ann, ann, cat):

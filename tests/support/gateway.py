@@ -18,7 +18,29 @@ from gateway.config import Settings
 from gateway.http.app import Components, create_app
 from gateway.storage.migrate import upgrade
 
-__all__ = ["RunningGateway"]
+__all__ = ["RunningGateway", "with_room"]
+
+# The deadlines a test world widens where its configuration left them at their defaults, so
+# that a loaded CI machine is not what a test measures: (section, field, the test world's value).
+# A test about one of these deadlines sets it, and keeps it. The policy deadline (at most
+# 250 ms) and the PII guard's (2 s) are not widened: their own tests rely on their defaults.
+ROOMY_DEADLINES = (
+    ("audit", "intent_deadline_ms", 5000),  # the write-ahead intent; default 1 s
+    ("keys", "lookup_deadline_ms", 5000),  # a key not in the cache; default 1 s
+    ("limits", "deadline_ms", 1000),  # Redis, with redis.url; default 100 ms
+    ("budgets", "deadline_ms", 5000),  # a scope's spend read the first time; default 1 s
+)
+
+
+def with_room(settings: Settings) -> Settings:
+    """``settings`` with each of :data:`ROOMY_DEADLINES` widened where the configuration did
+    not set it (``model_fields_set``): a set value, even the default's, is kept."""
+    update: dict[str, Any] = {}
+    for section, field, value in ROOMY_DEADLINES:
+        part = update.get(section) or getattr(settings, section)
+        if field not in part.model_fields_set:
+            update[section] = part.model_copy(update={field: value})
+    return settings.model_copy(update=update) if update else settings
 
 
 def _free_port() -> int:
@@ -35,10 +57,16 @@ class RunningGateway:
         settings: Settings,
         components: Components | None = None,
         reload_from: Callable[[], Settings] | None = None,
+        *,
+        room: bool = True,
     ) -> None:
-        self.settings = settings
+        """``room``: widen the deadlines the configuration left at their defaults
+        (:func:`with_room`); False where a test compares the running configuration with a
+        file of the same content (the configuration archive)."""
+        widen = with_room if room else (lambda settings: settings)
+        self.settings = widen(settings)
         self.components = components
-        self.reload_from = reload_from
+        self.reload_from = (lambda: widen(reload_from())) if reload_from else None
         self.port = _free_port()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None

@@ -236,7 +236,9 @@ def test_postgresql_stopped_or_frozen_under_load_nothing_leaves_unrecorded_and_i
             # backlog of refused requests' records first) took longer, and the "before" and
             # "after" phases, which must be all 200, met the deadline (two CI runs, 2026-12-01)
             audit={"intent_deadline_ms": 2000},
-            keys={"cache_ttl_s": 60},  # the load's key stays cached: it meets the audit store
+            # the load's key stays cached: it meets the audit store; a key not cached is
+            # refused within the lookup deadline (asserted below)
+            keys={"cache_ttl_s": 60, "lookup_deadline_ms": 1000},
             admin={
                 "token_file": str(write_admin_token(tmp_path / "gw")),
                 "token_env": None,
