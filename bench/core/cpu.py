@@ -65,11 +65,13 @@ def start_gateway(
     procs: list[subprocess.Popen[bytes]],
     database_url: str | None = None,
     pii: bool = False,
+    ner: bool = True,
 ) -> tuple[subprocess.Popen[bytes], str, str]:
     """A gateway on the core path (SQLite audit, or ``database_url``; the PII guard off unless
-    ``pii``), pinned to core 1: (process, url, key)."""
+    ``pii``, names and places not sought without ``ner``), pinned to core 1: (process, url,
+    key)."""
     port = R.free_port()
-    cfg = R.gateway_config(tmp, up, name, database_url, pii=pii)
+    cfg = R.gateway_config(tmp, up, name, database_url, pii=pii, ner=ner)
     key = R.migrate_and_key(cfg, env)
     proc = R.start(
         [
@@ -81,7 +83,7 @@ def start_gateway(
         log=tmp / f"{name}.log",
     )
     procs.append(proc)
-    R.wait_http(f"http://127.0.0.1:{port}/healthz", timeout=180 if pii else 90)  # NER loads
+    R.wait_http(f"http://127.0.0.1:{port}/healthz", timeout=180 if pii and ner else 90)  # NER
     return proc, f"http://127.0.0.1:{port}/v1/chat/completions", key
 
 

@@ -179,12 +179,19 @@ PORTCULLIS = str(Path(PY).parent / "portcullis")
 
 
 def gateway_config(
-    tmp: Path, upstream_port: int, name: str, database_url: str | None, pii: bool = False
+    tmp: Path,
+    upstream_port: int,
+    name: str,
+    database_url: str | None,
+    pii: bool = False,
+    ner: bool = True,
 ) -> Path:
+    """``ner`` False: the PII guard finds identifiers, contacts and numbers only (its patterns
+    and checksums), not names and places."""
     cfg = {
         "data_dir": str(tmp / name),
         "database": {"url": database_url},
-        "pii": {"enabled": pii},
+        "pii": {"enabled": pii, "ner": ner},
         "limits": {"requests_per_minute": 10_000_000, "tokens_per_minute": 0},
         "backends": [
             {

@@ -1,22 +1,26 @@
 """A backend whose streams are slow: one chunk per ``INTERVAL`` seconds, as a model generating.
 
-    python slow_upstream.py PORT [INTERVAL_S [JSON_DELAY_S]]
+    python slow_upstream.py PORT [INTERVAL_S [JSON_DELAY_S [JITTER]]]
 
 ``POST /v1/chat/completions`` with ``"stream": true`` answers ``max_tokens`` content chunks
 (default 60), one every ``INTERVAL_S`` (default 1.0), then the finish chunk, usage and
-``[DONE]``; without it, a small chat completion after ``JSON_DELAY_S`` (default 0: at once).
+``[DONE]``; without it, a small chat completion after ``JSON_DELAY_S`` (default 0: at once),
+or with ``JITTER`` (a fraction, default 0) after a delay drawn uniformly from ``JSON_DELAY_S``
+times (1 ± ``JITTER``), as a real model's answers vary.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import random
 import sys
 
 from aiohttp import web
 
 INTERVAL = float(sys.argv[2]) if len(sys.argv) > 2 else 1.0
 JSON_DELAY = float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
+JITTER = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0
 BASE = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "bench-model"}
 ANSWER = {
     "id": "c",
@@ -36,7 +40,7 @@ async def chat(request: web.Request) -> web.StreamResponse:
     body = await request.json()
     if not body.get("stream"):
         if JSON_DELAY:
-            await asyncio.sleep(JSON_DELAY)
+            await asyncio.sleep(JSON_DELAY * (1 + JITTER * random.uniform(-1, 1)))
         return web.json_response(ANSWER)
     n = int(body.get("max_tokens") or 60)
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
