@@ -237,31 +237,19 @@ def test_limits_hold_over_two_replicas_and_within_their_shares_while_redis_is_fr
     assert len(upstream.received) == 20
 
 
-def test_at_the_rows_scale_sixty_a_minute_hold_over_300_concurrent_requests(
-    pair: tuple[RunningGateway, RunningGateway], upstream: FakeUpstream
-) -> None:
-    """The reference's L-3 at its scale: a key of 60 requests a minute, 300 requests from 20
-    concurrent clients spread over both replicas: 60 accepted (plus what the bucket refilled
-    while they ran, one a second), every other one a 429 with ``Retry-After`` and not
-    forwarded."""
+def _burst(
+    replicas: tuple[RunningGateway, ...], key: str, n: int, clients: int = 20
+) -> tuple[list[tuple[int, str | None]], float]:
+    """``n`` chat requests from ``clients`` concurrent clients, alternating over ``replicas``:
+    each answer's status and ``Retry-After``, and the seconds they took."""
     import concurrent.futures
     import http.client
     import json
 
-    a, b = pair
-    status, _, made = a.request(
-        "POST",
-        "/admin/keys",
-        {"user": "erin", "jurisdiction": "US", "sector": "private", "requests_per_minute": 60},
-        token=a.ADMIN_TOKEN,
-    )
-    assert status == 201
-    key = made["key"]
     body = json.dumps({"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]})
-    sent = len(upstream.received)
 
     def one(i: int) -> tuple[int, str | None]:
-        gw = (a, b)[i % 2]
+        gw = replicas[i % len(replicas)]
         conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=30)
         try:
             conn.request(
@@ -277,9 +265,81 @@ def test_at_the_rows_scale_sixty_a_minute_hold_over_300_concurrent_requests(
             conn.close()
 
     t0 = time.monotonic()
-    with concurrent.futures.ThreadPoolExecutor(20) as pool:
-        answers = list(pool.map(one, range(300)))
-    took = time.monotonic() - t0
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+        answers = list(pool.map(one, range(n)))
+    return answers, time.monotonic() - t0
+
+
+def test_at_the_rows_scale_redis_killed_mid_run_holds_each_replica_to_its_share(
+    tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream
+) -> None:
+    """Reliability L-3's "Redis killed: at most the fallback bound", at the row's scale: a key
+    of 60 a minute over two replicas sharing a Redis of their own, 150 requests from 20
+    concurrent clients (60 accepted, plus one a second refilled), then Redis killed (SIGKILL:
+    connections refused) and 150 more: with ``limits.redis_fallback_share`` 0.5 each replica
+    allows its own 30 (plus half a request a second) and no more — never unlimited, never above
+    the limit in all; every refusal a 429 with ``Retry-After``, none a 503, none forwarded."""
+    from tests.support.services import private_redis
+
+    tmp = tmp_path_factory.mktemp("replicas-killed")
+    with private_redis() as (url, redis):
+        settings = core_settings(
+            tmp,
+            upstream,
+            redis={"url": url},
+            keys={"cache_ttl_s": 300},
+            # 1 s, as the pair's: twenty client threads share this process's GIL
+            limits={"requests_per_minute": 60, "tokens_per_minute": 0,
+                    "redis_fallback_share": 0.5, "deadline_ms": 1000},
+        )  # fmt: skip
+        replicas = tuple(
+            RunningGateway(
+                settings,
+                Components(policy=FakeDecider(), audit=MemoryAuditSink(), pii_disabled=True),
+            ).start()
+            for _ in range(2)
+        )
+        try:
+            key = replicas[0].create_key(user="fay", jurisdiction="AU", sector="private")
+            sent = len(upstream.received)
+            shared, took_shared = _burst(replicas, key, 150)
+            redis.kill()
+            alone, took_alone = _burst(replicas, key, 150)
+            readiness = [gw.request("GET", "/readyz")[0] for gw in replicas]
+        finally:
+            for gw in replicas:
+                gw.stop()
+    ok_shared = sum(s == 200 for s, _ in shared)
+    ok_alone = sum(s == 200 for s, _ in alone)
+    assert 60 <= ok_shared <= 60 + int(took_shared) + 1, (ok_shared, took_shared)
+    # each replica's own bucket: 30 of the 60, refilled at half a request a second
+    assert 60 <= ok_alone <= 60 + int(took_alone) + 1, (ok_alone, took_alone)
+    for phase in (shared, alone):
+        refused = [(s, r) for s, r in phase if s != 200]
+        assert {s for s, _ in refused} == {429}
+        assert all(r is not None and int(r) >= 1 for _, r in refused)
+    assert len(upstream.received) - sent == ok_shared + ok_alone  # none refused was forwarded
+    assert readiness == [200, 200]  # serving from its share is ready (limits.redis_fallback_share)
+
+
+def test_at_the_rows_scale_sixty_a_minute_hold_over_300_concurrent_requests(
+    pair: tuple[RunningGateway, RunningGateway], upstream: FakeUpstream
+) -> None:
+    """The reference's L-3 at its scale: a key of 60 requests a minute, 300 requests from 20
+    concurrent clients spread over both replicas: 60 accepted (plus what the bucket refilled
+    while they ran, one a second), every other one a 429 with ``Retry-After`` and not
+    forwarded."""
+    a = pair[0]
+    status, _, made = a.request(
+        "POST",
+        "/admin/keys",
+        {"user": "erin", "jurisdiction": "US", "sector": "private", "requests_per_minute": 60},
+        token=a.ADMIN_TOKEN,
+    )
+    assert status == 201
+    key = made["key"]
+    sent = len(upstream.received)
+    answers, took = _burst(pair, key, 300)
     ok = sum(1 for s, _ in answers if s == 200)
     refused = [(s, r) for s, r in answers if s != 200]
     assert 60 <= ok <= 60 + int(took) + 1, (ok, took)

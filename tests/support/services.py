@@ -6,15 +6,18 @@ import asyncio
 import contextlib
 import os
 import secrets
+import signal
 import socket
+import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 __all__ = [
     "PG_ADMIN_DSN",
     "REDIS_URL",
     "PrivatePostgres",
+    "RedisControl",
     "create_pg_database",
     "drop_pg_database",
     "pg_available",
@@ -76,13 +79,28 @@ def drop_pg_database(url: str) -> None:
     asyncio.run(go())
 
 
+class RedisControl:
+    """A private Redis server's switches: ``control(True/False)`` freezes it (SIGSTOP: it
+    accepts connections and answers nothing) and thaws it (SIGCONT); :meth:`kill` ends it
+    (SIGKILL: connections are refused from then on)."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+
+    def __call__(self, on: bool) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGSTOP if on else signal.SIGCONT)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+
 @contextlib.contextmanager
-def private_redis() -> Iterator[tuple[str, Callable[[bool], None]]]:
-    """A Redis server of the caller's own on a free port: its URL, and ``freeze(True/False)``
-    (SIGSTOP: it accepts connections and answers nothing; SIGCONT)."""
+def private_redis() -> Iterator[tuple[str, RedisControl]]:
+    """A Redis server of the caller's own on a free port: its URL, and its switches
+    (:class:`RedisControl`: ``freeze(True/False)``, ``.kill()``)."""
     import shutil
-    import signal
-    import subprocess
 
     server = shutil.which("redis-server")
     assert server, "redis-server is installed by scripts/ensure-services.sh"
@@ -93,10 +111,7 @@ def private_redis() -> Iterator[tuple[str, Callable[[bool], None]]]:
         [server, "--port", str(port), "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,
     )
-
-    def freeze(on: bool) -> None:
-        os.kill(proc.pid, signal.SIGSTOP if on else signal.SIGCONT)
-
+    freeze = RedisControl(proc)
     try:
         deadline = time.monotonic() + 10
         while not _port_open("127.0.0.1", port):
@@ -105,8 +120,9 @@ def private_redis() -> Iterator[tuple[str, Callable[[bool], None]]]:
         yield f"redis://127.0.0.1:{port}/0", freeze
     finally:
         freeze(False)
-        proc.terminate()
-        proc.wait(timeout=10)
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=10)
 
 
 class PrivatePostgres:
@@ -118,8 +134,6 @@ class PrivatePostgres:
         self._options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off"
 
     def _run(self, *args: str) -> None:
-        import subprocess
-
         subprocess.run([*self._as, *args], check=True, capture_output=True, timeout=60)
 
     def init(self) -> None:
@@ -179,7 +193,6 @@ def private_postgres() -> Iterator[PrivatePostgres]:
     Run as the ``postgres`` user when the tests run as root (CI), as PostgreSQL requires."""
     import glob
     import shutil
-    import subprocess
     import tempfile
 
     bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda b: int(b.split("/")[-2]))
