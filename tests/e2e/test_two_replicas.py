@@ -3,18 +3,37 @@ API is refused by the other at once, although the other had it cached."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 
 import openai
 import pytest
 
+from gateway.config import Settings
 from gateway.http.app import Components
 from tests.e2e.conftest import core_settings
 from tests.support.fakes import FakeDecider, MemoryAuditSink
 from tests.support.gateway import RunningGateway
 from tests.support.services import REDIS_URL
 from tests.support.upstream import FakeUpstream
+
+
+@contextlib.contextmanager
+def _replicas(settings: Settings) -> Iterator[tuple[RunningGateway, RunningGateway]]:
+    """Two started replicas of ``settings`` (one database, one server secret, one Redis), each
+    with a permissive fake policy and an in-memory audit sink; stopped after."""
+    a, b = (
+        RunningGateway(
+            settings, Components(policy=FakeDecider(), audit=MemoryAuditSink(), pii_disabled=True)
+        ).start()
+        for _ in range(2)
+    )
+    try:
+        yield a, b
+    finally:
+        a.stop()
+        b.stop()
 
 
 @pytest.fixture(scope="module")
@@ -35,15 +54,8 @@ def pair(
         keys={"cache_ttl_s": 300},
         limits={"requests_per_minute": 100000, "tokens_per_minute": 0, "deadline_ms": 1000},
     )
-    a, b = (
-        RunningGateway(
-            settings, Components(policy=FakeDecider(), audit=MemoryAuditSink(), pii_disabled=True)
-        ).start()
-        for _ in range(2)
-    )
-    yield a, b
-    a.stop()
-    b.stop()
+    with _replicas(settings) as both:
+        yield both
 
 
 def test_key_revoked_on_one_replica_is_refused_by_the_other_at_once(
@@ -202,14 +214,7 @@ def test_limits_hold_over_two_replicas_and_within_their_shares_while_redis_is_fr
             limits={"requests_per_minute": 10, "tokens_per_minute": 0,
                     "redis_fallback_share": 0.5, "deadline_ms": 100},
         )  # fmt: skip
-        replicas = [
-            RunningGateway(
-                settings,
-                Components(policy=FakeDecider(), audit=MemoryAuditSink(), pii_disabled=True),
-            ).start()
-            for _ in range(2)
-        ]
-        try:
+        with _replicas(settings) as replicas:
             key = replicas[0].create_key(user="dan", jurisdiction="AU", sector="private")
             chat = {"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -224,11 +229,10 @@ def test_limits_hold_over_two_replicas_and_within_their_shares_while_redis_is_fr
 
             shared = run(20)
             freeze(True)
-            frozen = run(20)
-        finally:
-            freeze(False)
-            for r in replicas:
-                r.stop()
+            try:
+                frozen = run(20)
+            finally:
+                freeze(False)
     for phase in (shared, frozen):
         assert {s for s, _ in phase} <= {200, 429}
         assert all(int(h["retry-after"]) >= 1 for s, h in phase if s == 429)
@@ -292,23 +296,13 @@ def test_at_the_rows_scale_redis_killed_mid_run_holds_each_replica_to_its_share(
             limits={"requests_per_minute": 60, "tokens_per_minute": 0,
                     "redis_fallback_share": 0.5, "deadline_ms": 1000},
         )  # fmt: skip
-        replicas = tuple(
-            RunningGateway(
-                settings,
-                Components(policy=FakeDecider(), audit=MemoryAuditSink(), pii_disabled=True),
-            ).start()
-            for _ in range(2)
-        )
-        try:
+        with _replicas(settings) as replicas:
             key = replicas[0].create_key(user="fay", jurisdiction="AU", sector="private")
             sent = len(upstream.received)
             shared, took_shared = _burst(replicas, key, 150)
             redis.kill()
             alone, took_alone = _burst(replicas, key, 150)
             readiness = [gw.request("GET", "/readyz")[0] for gw in replicas]
-        finally:
-            for gw in replicas:
-                gw.stop()
     ok_shared = sum(s == 200 for s, _ in shared)
     ok_alone = sum(s == 200 for s, _ in alone)
     assert 60 <= ok_shared <= 60 + int(took_shared) + 1, (ok_shared, took_shared)
