@@ -256,7 +256,11 @@ def _many_refused_within_the_deadline(
     with the gateway, so their clocks measure the test) well before the 1,200 ms the last would
     wait if they were served four at a time, each in turn given the 200 ms deadline (under 800
     ms: on a loaded machine the 24 took 440-650 ms, the deadline and their share of the GIL),
-    and the queued ones never reached the engine."""
+    and none reached the engine twice. How many reached it at all depends on how the 24
+    arrived: a slot frees when its evaluation is given up at its request's deadline, and the
+    next waiter, which came a little later, is sent with what is left of its own — all 24, in
+    one loaded CI run; a burst arriving at once expires together, only the slots' first holders sent
+    (tests/unit/policy/test_client.py::test_in_flight_evaluations_are_bounded)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from tests.support.trail import settled_entries
@@ -280,7 +284,7 @@ def _many_refused_within_the_deadline(
     assert max(r["latency_ms"]["total"] for r in records) < 800, [
         r["latency_ms"]["total"] for r in records
     ]
-    assert opa.requests - asked < 24  # bounded: those queued past the deadline were not sent
+    assert opa.requests - asked <= 24  # at most once each: an evaluation given up is not retried
 
 
 def _refused_in(gw: RunningGateway, key: str) -> float:
