@@ -8,13 +8,14 @@ A backend that answers every non-streamed chat completion after ``--delay`` seco
 (``slow_upstream.py``); wrk (closed loop, ``--conc`` connections) posts a ~1 KB prompt that
 holds personal data (names, an e-mail address, a phone number, an Australian TFN) for
 ``--duration`` seconds, each request's prompt ending with its own number (no two texts alike:
-a cache of whole texts never answers), to: the backend itself (the baseline), the bare forwarder, Portcullis on
-its core path without and with the PII guard (the default detector: checksummed identifiers,
-patterns and names; the embedded policy pseudonymises them for this external backend), with
-the guard finding identifiers, contacts and numbers only (``pii.ner: false``: the reference's
-"pattern redaction"; the names stay as written), and LiteLLM's proxy (no guardrail). One
-worker per target pinned to core 1; wrk and the backend on core 0. ``--jitter`` lets the
-backend's delay vary (0.5: 25-75 ms for 50 ms), as a model's answers do. Overhead = the target's latency percentile minus the baseline's. The reference's
+a cache of whole texts never answers), to: the backend itself (the baseline), the bare
+forwarder, Portcullis on its core path without and with the PII guard (the default detector:
+checksummed identifiers, patterns and names; the embedded policy pseudonymises them for this
+external backend), with the guard finding identifiers, contacts and numbers only
+(``pii.ner: false``: the reference's "pattern redaction"; the names stay as written), and
+LiteLLM's proxy (no guardrail). One worker per target pinned to core 1; wrk and the backend on
+core 0. ``--jitter`` lets the backend's delay vary (0.5: 25-75 ms for 50 ms), as a model's
+answers do. Overhead = the target's latency percentile minus the baseline's. The reference's
 proposed bar: error rate under 1 %, overhead p50 at most 15 ms and p95 at most 50 ms.
 
 Each run's rows and verdicts are appended, as one JSON line with the commit they measured

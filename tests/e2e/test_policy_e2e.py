@@ -259,8 +259,8 @@ def _many_refused_within_the_deadline(
     and none reached the engine twice. How many reached it at all depends on how the 24
     arrived: a slot frees when its evaluation is given up at its request's deadline, and the
     next waiter, which came a little later, is sent with what is left of its own — all 24, in
-    one loaded CI run; a burst arriving at once expires together, only the slots' first holders sent
-    (tests/unit/policy/test_client.py::test_in_flight_evaluations_are_bounded)."""
+    one loaded CI run; a burst arriving at once expires together, only the slots' first
+    holders sent (tests/unit/policy/test_client.py::test_in_flight_evaluations_are_bounded)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from tests.support.trail import settled_entries

@@ -35,11 +35,11 @@ ROOMY_DEADLINES = (
 def with_room(settings: Settings) -> Settings:
     """``settings`` with each of :data:`ROOMY_DEADLINES` widened where the configuration did
     not set it (``model_fields_set``): a set value, even the default's, is kept."""
-    update: dict[str, Any] = {}
-    for section, field, value in ROOMY_DEADLINES:
-        part = update.get(section) or getattr(settings, section)
-        if field not in part.model_fields_set:
-            update[section] = part.model_copy(update={field: value})
+    update = {
+        section: part.model_copy(update={field: value})
+        for section, field, value in ROOMY_DEADLINES
+        if field not in (part := getattr(settings, section)).model_fields_set
+    }  # one field per section
     return settings.model_copy(update=update) if update else settings
 
 

@@ -80,9 +80,9 @@ def drop_pg_database(url: str) -> None:
 
 
 class RedisControl:
-    """A private Redis server's switches: ``control(True/False)`` freezes it (SIGSTOP: it
-    accepts connections and answers nothing) and thaws it (SIGCONT); :meth:`kill` ends it
-    (SIGKILL: connections are refused from then on)."""
+    """A private Redis server's switches: called with True it freezes the server (SIGSTOP: it
+    accepts connections and answers nothing), with False it thaws it (SIGCONT); :meth:`kill`
+    ends it (SIGKILL: connections are refused from then on)."""
 
     def __init__(self, proc: subprocess.Popen[bytes]) -> None:
         self.proc = proc
