@@ -22,7 +22,8 @@ class PolicySettings(Strict):
     # The decision the OPA sidecar is asked for: POST /v1/data/<opa_path>.
     opa_path: str = Field("portcullis/decision", pattern=r"^[A-Za-z0-9_]+(/[A-Za-z0-9_]+)*$")
     # At most this many evaluations run at once; a request that cannot start one within the
-    # deadline fails closed (policy_unavailable).
+    # deadline fails closed (policy_unavailable), and so does one that waited for a slot and has
+    # less time left than the engine typically takes (shed; docs/policy.md).
     max_in_flight: int = Field(32, ge=1, le=4096)
     threads: int = Field(2, ge=1, le=64)  # embedded engine worker threads
     # thread: evaluate in this process's thread pool (fast; regorus is memory-safe, a panic is an

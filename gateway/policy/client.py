@@ -5,6 +5,13 @@
 or ``GatewayError(Cause.POLICY_UNAVAILABLE)`` on any engine error, timeout, overload or
 malformed decision (fail closed; nothing is forwarded).
 
+Load shedding: at most ``max_in_flight`` evaluations run at once, and a call that waited for a
+slot is not sent when what is left of its deadline is shorter than the engine's typical time (a
+moving average of its recent evaluations, those given up counted at the time they were given),
+capped at half the deadline so that a call which did not wait is always sent — the engine's
+recovery is seen by the next request. A slow engine then receives about as many evaluations as
+it can answer, not one per waiter as each slot frees at its holder's deadline.
+
 Cache correctness: the key is the bundle revision plus the input paths the bundle's modules
 read (:mod:`gateway.policy.cachekey`; the whole input for a remote or unknown bundle), with
 ``now`` counted by UTC day while only the shipped library reads it (it compares days).
@@ -68,6 +75,10 @@ def cache_key(policy_input: Mapping[str, Any], revision: str, plan: KeyPlan = FU
     return plan.key(policy_input, revision)
 
 
+class _Shed(Exception):
+    """A call that waited for a slot has too little time left for the engine to answer."""
+
+
 class PolicyClient:
     """Implements the gateway's ``Decider`` protocol (gateway/services.py)."""
 
@@ -89,6 +100,9 @@ class PolicyClient:
         self._metrics = _Metrics(metrics_registry)
         self._reload_lock = asyncio.Lock()
         self._watch_task: asyncio.Task[None] | None = None
+        # the engine's typical evaluation time, s (see the module's "load shedding")
+        self._typical = 0.0
+        self._floor_cap = self._deadline / 2
         self.hits = 0
         self.misses = 0
 
@@ -124,12 +138,22 @@ class PolicyClient:
                 ).inc()
                 return hit
             self.misses += 1
+        loop = asyncio.get_running_loop()
+        until = loop.time() + self._deadline
         try:
-            async with asyncio.timeout(self._deadline):
+            async with asyncio.timeout_at(until):
                 async with self._sem:
+                    if until - loop.time() < min(self._typical, self._floor_cap):
+                        raise _Shed
                     start = time.perf_counter()
-                    raw = await engine.evaluate(policy_input)
-                    self._metrics.latency.observe(time.perf_counter() - start)
+                    try:
+                        raw = await engine.evaluate(policy_input)
+                    finally:
+                        took = time.perf_counter() - start
+                        self._observe(took)
+                    self._metrics.latency.observe(took)
+        except _Shed:
+            raise self._fail("shed") from None
         except TimeoutError as exc:
             raise self._fail("timeout", exc) from None
         except asyncio.CancelledError:
@@ -155,6 +179,10 @@ class PolicyClient:
                 self._cache.popitem(last=False)
         return decision
 
+    def _observe(self, took: float) -> None:
+        """Fold one evaluation's time (for one given up: the time it had) into the typical."""
+        self._typical = took if not self._typical else self._typical + 0.2 * (took - self._typical)
+
     async def reload(self) -> str:
         """Build a new engine (new bundle revision) and swap it in atomically; the old one closes.
 
@@ -171,6 +199,7 @@ class PolicyClient:
                 raise
             old, self._engine = self._engine, fresh
             self._cache.clear()
+            self._typical = 0.0  # the new engine's time is its own
             self._metrics.reloads.labels(result="ok").inc()
             log.info("policy bundle revision %s -> %s", old.revision, fresh.revision)
             # Freed by reference counting, leaving no garbage cycles in the frozen start-up heap

@@ -255,3 +255,31 @@ async def test_default_client_decides_with_the_shipped_pack() -> None:
         await permit.close()
     finally:
         await client.close()
+
+
+async def test_a_waiting_call_with_less_time_left_than_the_engine_takes_is_not_sent() -> None:
+    engine = FakeEngine(delay=0.15)
+    client, reg = client_for(engine, deadline_ms=250, max_in_flight=1, cache_size=0)
+    await client.decide(make_input("AU", "private", user="warm"), CANDIDATES)  # typical: 150 ms
+    results = await asyncio.gather(
+        *(client.decide(make_input("AU", "private", user=f"u{i}"), CANDIDATES) for i in range(3)),
+        return_exceptions=True,
+    )
+    # the first is answered at 150 ms; the others then have ~100 ms left, less than the engine's
+    # 150 ms (and than half the deadline): refused at once instead of sent to time out
+    assert not isinstance(results[0], BaseException)
+    assert all(isinstance(r, GatewayError) for r in results[1:])
+    assert engine.calls == 2
+    assert failures(reg, "shed") == 2.0 and failures(reg, "timeout") == 0.0
+
+
+async def test_a_call_that_did_not_wait_is_sent_however_slow_the_engine_was() -> None:
+    engine = FakeEngine(delay=1.0)
+    client, reg = client_for(engine, deadline_ms=100, max_in_flight=1, cache_size=0)
+    for i in range(3):  # each given up at the deadline: the engine's typical time is now 100 ms
+        with pytest.raises(GatewayError):
+            await client.decide(make_input("AU", "private", user=f"u{i}"), CANDIDATES)
+    assert engine.calls == 3 and failures(reg, "timeout") == 3.0
+    engine.delay = 0.0  # the engine recovers: the next call, which had its whole deadline, sees it
+    decision = await client.decide(make_input("AU", "private", user="later"), CANDIDATES)
+    assert decision.allow and engine.calls == 4 and failures(reg, "shed") == 0.0
