@@ -1,4 +1,4 @@
-"""``portcullis serve``: migrate, then run the gateway (uvicorn; granian optional)."""
+"""``portcullis serve``: migrate, then run the gateway on uvicorn."""
 
 from __future__ import annotations
 
