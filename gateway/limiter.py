@@ -24,7 +24,7 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -157,6 +157,13 @@ class Limiter(Protocol):
     ) -> Standing:
         """Where ``key`` stands now (its own limits where given, else the defaults), taking
         and changing nothing; 503 ``limiter_unavailable`` when the shared store cannot say."""
+        ...
+
+    async def standings(
+        self, asked: Sequence[tuple[str, int | None, int | None, int | None]]
+    ) -> list[Standing]:
+        """:meth:`standing` for each ``(key, requests_per_minute, tokens_per_minute,
+        max_parallel)`` in order, asked of the shared store at once (``GET /admin/limits``)."""
         ...
 
     def set_defaults(self, limits: LimitSettings) -> None:
@@ -308,6 +315,11 @@ class MemoryLimiter(Defaults):
         left = (float(rpm), float(tpm)) if b is None else _refilled(b, time.monotonic(), rpm, tpm)
         taken = len(self._in_flight.get(key, ()))
         return Standing(rpm, tpm, parallel, left[0], left[1], taken, shared=False)
+
+    async def standings(
+        self, asked: Sequence[tuple[str, int | None, int | None, int | None]]
+    ) -> list[Standing]:
+        return [await self.standing(*one) for one in asked]
 
     async def ready(self) -> bool:
         return True

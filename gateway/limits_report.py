@@ -37,22 +37,24 @@ async def shared_limits(
             rows.append(("user", f"{tenant}|{user}", held, who))
     rows += [("team", n, h, {"team": n, "named": True}) for n, h in sorted(lim.teams.items())]
     rows += [("tenant", n, h, {"tenant": n, "named": True}) for n, h in sorted(lim.tenants.items())]
-    data = []
-    for scope, bucket, held, who in rows:
-        rates = (held.requests_per_minute, held.tokens_per_minute, held.max_parallel)
-        standing = None
-        if limiter is not None:
-            standing = (await limiter.standing(shared_bucket(scope, bucket), *rates)).to_json()
-        data.append(
-            {
-                "scope": scope,
-                **who,
-                "requests_per_minute": rates[0],
-                "tokens_per_minute": rates[1],
-                "max_parallel": rates[2],
-                "standing": standing,
-            }
+    asked = [
+        (shared_bucket(scope, bucket), h.requests_per_minute, h.tokens_per_minute, h.max_parallel)
+        for scope, bucket, h, _ in rows
+    ]
+    found = await limiter.standings(asked) if limiter is not None else [None] * len(asked)
+    data = [
+        {
+            "scope": scope,
+            **who,
+            "requests_per_minute": rpm,
+            "tokens_per_minute": tpm,
+            "max_parallel": parallel,
+            "standing": standing.to_json() if standing is not None else None,
+        }
+        for (scope, _, _, who), (_, rpm, tpm, parallel), standing in zip(
+            rows, asked, found, strict=True
         )
+    ]
     return {
         "object": "list",
         "shadow": lim.shadow,

@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import math
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
@@ -286,6 +287,42 @@ class RedisLimiter(Defaults):
                 Cause.LIMITER_UNAVAILABLE, "The rate limiter is unavailable; it cannot say."
             ) from None
         return Standing(rpm, tpm, parallel, float(requests), float(tokens), int(taken), True)
+
+    async def standings(
+        self, asked: Sequence[tuple[str, int | None, int | None, int | None]]
+    ) -> list[Standing]:
+        """One round trip for all (a pipeline of the standing script; a list of 2,000 limits
+        took ~290 ms asked one by one), given the deadline of one call for every 500 asked."""
+        if not asked:
+            return []
+        rates = [self.rates(*one[1:]) for one in asked]
+        try:
+            async with asyncio.timeout(self._deadline * (1 + len(asked) // 500)):
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for (key, *_), (rpm, tpm, _p) in zip(asked, rates, strict=True):
+                        await self._standing(
+                            keys=[f"portcullis:limit:{key}", f"portcullis:inflight:{key}"],
+                            args=[rpm, tpm],
+                            client=pipe,
+                        )
+                    read = await pipe.execute()
+        except (TimeoutError, OSError, RedisError):
+            if self._local is None:
+                raise GatewayError(
+                    Cause.LIMITER_UNAVAILABLE, "The rate limiter is unavailable; it cannot say."
+                ) from None
+            # this replica's share of each, as it holds the keys meanwhile
+            fall = self._fallback_rate
+            return await self._local.standings(
+                [
+                    (key, fall(rpm), fall(tpm), fall(parallel))
+                    for (key, *_), (rpm, tpm, parallel) in zip(asked, rates, strict=True)
+                ]
+            )
+        return [
+            Standing(rpm, tpm, parallel, float(requests), float(tokens), int(taken), True)
+            for (rpm, tpm, parallel), (requests, tokens, taken) in zip(rates, read, strict=True)
+        ]
 
     async def ready(self) -> bool:
         """Redis runs the limiter's scripts (not only answers: a restricted service or a proxy

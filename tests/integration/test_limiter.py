@@ -10,7 +10,7 @@ import pytest
 
 from gateway.config.core import LimitSettings
 from gateway.errors import Cause, GatewayError
-from gateway.limiter import Limiter, MemoryLimiter
+from gateway.limiter import Limiter, MemoryLimiter, Standing
 from gateway.redis_limiter import RedisLimiter
 from tests.support.services import REDIS_URL, private_redis
 
@@ -491,6 +491,47 @@ async def test_where_a_key_stands_is_read_without_taking_anything(make) -> None:
         "tokens_left": after.to_json()["tokens_left"], "max_parallel": 3, "in_flight": 1,
         "shared": isinstance(lim, RedisLimiter),
     }  # fmt: skip
+
+
+async def test_where_many_keys_stand_is_read_at_once_as_each_would_be(make) -> None:  # type: ignore[no-untyped-def]
+    """``standings`` (``GET /admin/limits``; Redis: one pipeline) answers for each key, in order,
+    what ``standing`` answers for it alone, each with its own rates."""
+    lim = make(60, 1000)
+    keys = [secrets.token_hex(4) for _ in range(40)]
+    for i, key in enumerate(keys):
+        for _ in range(i % 4):
+            await lim.reserve(key, 10, max_parallel=5)
+    asked = [(key, 60 - i % 2, None, 5 if i % 3 else None) for i, key in enumerate(keys)]
+    many = await lim.standings(asked)
+    alone = [await lim.standing(*one) for one in asked]
+
+    def seen(s: Standing) -> tuple[object, ...]:  # left to the request: it refills meanwhile
+        j = s.to_json()
+        return (j["requests_per_minute"], j["max_parallel"], s.in_flight, int(s.requests_left))
+
+    assert [seen(s) for s in many] == [seen(s) for s in alone]
+    assert [s.in_flight for s in many[:4]] == [0, 1, 2, 3]
+    assert many[1].requests_per_minute == 59 and many[3].max_parallel == 0
+    assert await lim.standings([]) == []
+
+
+async def test_where_many_keys_stand_when_redis_does_not_answer() -> None:
+    """One deadline for the lot, not one per key: 503 at once without a fallback; with one,
+    this replica's share of each."""
+    lone = RedisLimiter("redis://127.0.0.1:1/0", 10, 0, 0.2)
+    shared = RedisLimiter("redis://127.0.0.1:1/0", 10, 0, 0.2, fallback_share=0.5)
+    asked = [(f"k{i}", None, None, None) for i in range(100)]
+    try:
+        with pytest.raises(GatewayError) as exc:
+            await lone.standings(asked)
+        assert exc.value.cause is Cause.LIMITER_UNAVAILABLE
+        await shared.reserve("k1", 1)
+        now = await shared.standings(asked)
+        assert [s.requests_per_minute for s in now] == [5] * 100
+        assert not any(s.shared for s in now) and 4 <= now[1].requests_left < 4.1
+    finally:
+        await lone.close()
+        await shared.close()
 
 
 async def test_where_a_key_stands_when_redis_does_not_answer() -> None:
