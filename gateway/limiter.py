@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.errors import Cause, GatewayError
+from gateway.limit_window import MINUTE, Windows
 
 if TYPE_CHECKING:
     from gateway.config.core import LimitSettings
@@ -67,12 +68,16 @@ class Reservation:
     # Reservations taken with this one for the same request (its team's and tenant's:
     # gateway.admission), reconciled with it
     linked: tuple[Reservation, ...] = ()
+    # Its entry in the key's sliding minute (limits.window: sliding; gateway.limit_window),
+    # settled by ``reconcile``; None under the token bucket
+    entry: str | None = None
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         """OpenAI's ``x-ratelimit-*`` headers for the limits that apply (none for a rate of 0):
         the limit, what remains, and how long until the bucket is full again — of the tightest
         bucket the request drew on, its key's or a shared one (``linked``), so a client that
-        paces itself on them is not told of room its team's limit does not leave."""
+        paces itself on them is not told of room its team's limit does not leave. In a sliding
+        minute it is full again a minute after this, its newest entry, was taken."""
         out: list[tuple[bytes, bytes]] = []
         requests = (self.requests_per_minute, self.remaining_requests)
         tokens = (self.tokens_per_minute, self.remaining_tokens)
@@ -85,7 +90,10 @@ class Reservation:
                 left = max(0.0, left)
                 out.append((b"x-ratelimit-limit-" + name, str(rate).encode()))
                 out.append((b"x-ratelimit-remaining-" + name, str(int(left)).encode()))
-                reset = (rate - left) * 60.0 / rate
+                if self.entry is None:
+                    reset = (rate - left) * 60.0 / rate
+                else:
+                    reset = MINUTE if left < rate else 0.0
                 out.append((b"x-ratelimit-reset-" + name, f"{reset:.3g}s".encode()))
         return out
 
@@ -237,17 +245,24 @@ def new_slot() -> str:
 
 class MemoryLimiter(Defaults):
     def __init__(
-        self, requests_per_minute: int, tokens_per_minute: int, max_parallel: int = 0
+        self,
+        requests_per_minute: int,
+        tokens_per_minute: int,
+        max_parallel: int = 0,
+        window: bool = False,
     ) -> None:
         self._rpm = requests_per_minute
         self._tpm = tokens_per_minute
         self._parallel = max_parallel
         self._buckets: dict[str, list[float]] = {}  # key -> [requests, tokens, last]
         self._in_flight: dict[str, set[str]] = {}  # key -> its slots taken
+        self.window = window  # a sliding minute instead of the token bucket
+        self._windows = Windows()
 
     def set_defaults(self, limits: LimitSettings) -> None:
         self._rpm, self._tpm = limits.requests_per_minute, limits.tokens_per_minute
         self._parallel = limits.max_parallel
+        self.window = limits.window == "sliding"
 
     def _bucket(self, key: str, now: float, rpm: int, tpm: int) -> list[float]:
         b = self._buckets.get(key)
@@ -270,19 +285,28 @@ class MemoryLimiter(Defaults):
         taken = self._in_flight.get(key)
         if parallel and taken is not None and len(taken) >= parallel:
             raise in_flight_refused(parallel)
-        b = self._bucket(key, time.monotonic(), rpm, tpm)
         tokens = min(tokens, tpm) if tpm else 0
-        if rpm and b[0] < 1:
-            raise refused("requests", (1 - b[0]) * 60.0 / rpm, rpm)
-        if tpm and b[1] < tokens:
-            raise refused("tokens", (tokens - b[1]) * 60.0 / tpm, tpm)
-        b[0] -= 1 if rpm else 0
-        b[1] -= tokens
+        entry = None
+        if self.window and (rpm or tpm):
+            entry = new_slot()
+            t = self._windows.take(key, entry, time.monotonic(), rpm, tpm, tokens)
+            if t.refused is not None:
+                raise refused(t.refused, t.wait_s, rpm if t.refused == "requests" else tpm)
+            left = (t.requests_left, t.tokens_left)
+        else:
+            b = self._bucket(key, time.monotonic(), rpm, tpm)
+            if rpm and b[0] < 1:
+                raise refused("requests", (1 - b[0]) * 60.0 / rpm, rpm)
+            if tpm and b[1] < tokens:
+                raise refused("tokens", (tokens - b[1]) * 60.0 / tpm, tpm)
+            b[0] -= 1 if rpm else 0
+            b[1] -= tokens
+            left = (b[0], b[1])
         slot = None
         if parallel:  # one process: a slot lives until it is given back (no lease needed)
             slot = new_slot()
             self._in_flight.setdefault(key, set()).add(slot)
-        return Reservation(key, tokens, rpm, tpm, b[0], b[1], parallel=parallel, slot=slot)
+        return Reservation(key, tokens, rpm, tpm, *left, parallel=parallel, slot=slot, entry=entry)
 
     async def reconcile(
         self, reservation: Reservation, used_tokens: int, refund_request: bool = False
@@ -294,6 +318,9 @@ class MemoryLimiter(Defaults):
                 taken.discard(r.slot)
                 if not taken:
                     del self._in_flight[r.key]
+        if r.entry is not None:
+            self._windows.settle(r.key, r.entry, r.tokens - used_tokens, refund_request)
+            return
         refund_request = refund_request and bool(r.requests_per_minute)
         if not r.tokens_per_minute and not refund_request:
             return
@@ -310,9 +337,13 @@ class MemoryLimiter(Defaults):
         max_parallel: int | None = None,
     ) -> Standing:
         rpm, tpm, parallel = self.rates(requests_per_minute, tokens_per_minute, max_parallel)
-        b = self._buckets.get(key)
-        # refilled to now, as a reservation would see it; nothing written
-        left = (float(rpm), float(tpm)) if b is None else _refilled(b, time.monotonic(), rpm, tpm)
+        if self.window:  # what the last minute took (entries older than that are dropped)
+            requests, tokens = self._windows.held(key, time.monotonic())
+            left = (float(rpm - requests), float(tpm - tokens))
+        elif (b := self._buckets.get(key)) is not None:  # refilled to now; nothing written
+            left = _refilled(b, time.monotonic(), rpm, tpm)
+        else:
+            left = (float(rpm), float(tpm))
         taken = len(self._in_flight.get(key, ()))
         return Standing(rpm, tpm, parallel, left[0], left[1], taken, shared=False)
 
@@ -343,5 +374,11 @@ def build_limiter(redis_url: str | None, limits: LimitSettings) -> Limiter:
             limits.deadline_ms / 1000,
             limits.redis_fallback_share,
             limits.max_parallel,
+            window=limits.window == "sliding",
         )
-    return MemoryLimiter(limits.requests_per_minute, limits.tokens_per_minute, limits.max_parallel)
+    return MemoryLimiter(
+        limits.requests_per_minute,
+        limits.tokens_per_minute,
+        limits.max_parallel,
+        window=limits.window == "sliding",
+    )

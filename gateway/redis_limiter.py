@@ -26,6 +26,15 @@ from gateway.limiter import (
     new_slot,
     refused,
 )
+from gateway.limiter_scripts import (
+    RECONCILE,
+    RELEASE,
+    RESERVE,
+    STANDING,
+    WINDOW_RESERVE,
+    WINDOW_SETTLE,
+    WINDOW_STANDING,
+)
 
 if TYPE_CHECKING:
     from gateway.config.core import LimitSettings
@@ -34,83 +43,13 @@ __all__ = ["RedisLimiter"]
 
 log = logging.getLogger("portcullis")
 
-
-# Both scripts below start here: the server's clock (TIME, no client skew), the rates (ARGV[1],
-# ARGV[2]), and what the bucket hash (KEYS[1]) holds refilled to now (r, tk).
-_CLOCK = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local rpm = tonumber(ARGV[1]); local tpm = tonumber(ARGV[2])
-"""
-_REFILL = """
-local b = redis.call('HMGET', KEYS[1], 'r', 't', 'ts')
-local r = tonumber(b[1]) or rpm; local tk = tonumber(b[2]) or tpm; local ts = tonumber(b[3]) or now
-local el = math.max(0, now - ts)
-r = math.min(rpm, r + el * rpm / 60); tk = math.min(tpm, tk + el * tpm / 60)
-"""
-
-# KEYS[1] = bucket hash, KEYS[2] = the key's slots in flight (a sorted set: slot -> lease end).
-# ARGV: rpm, tpm, cost_tokens, max_parallel (0: none), slot, lease_s.
-_RESERVE = (
-    _CLOCK
-    + """
-local cost = tonumber(ARGV[3])
-local par = tonumber(ARGV[4] or '0')
-if par > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-  if redis.call('ZCARD', KEYS[2]) >= par then return {3, '1'} end
-end
-"""
-    + _REFILL
-    + """
-if rpm > 0 and r < 1 then return {0, tostring((1 - r) * 60 / rpm)} end
-if tpm > 0 and tk < cost then return {1, tostring((cost - tk) * 60 / tpm)} end
-if rpm > 0 then r = r - 1 end
-tk = tk - cost
-redis.call('HSET', KEYS[1], 'r', r, 't', tk, 'ts', now)
-redis.call('EXPIRE', KEYS[1], 120)
-if par > 0 then
-  local lease = tonumber(ARGV[6])
-  redis.call('ZADD', KEYS[2], now + lease, ARGV[5])
-  redis.call('EXPIRE', KEYS[2], math.ceil(lease) + 1)
-end
-return {2, '0', tostring(r), tostring(tk)}
-"""
-)
-
-# KEYS as _RESERVE. ARGV: rpm, tpm. What a reservation would find, refilled to now; nothing is
-# written. Returns requests left, tokens left, slots in flight (leases not yet over).
-_STANDING = (
-    _CLOCK
-    + _REFILL
-    + """
-return {tostring(r), tostring(tk), redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf')}
-"""
-)
-
-# KEYS[1] = the key's slots in flight. ARGV: the slot given back.
-_RELEASE = """
-return redis.call('ZREM', KEYS[1], ARGV[1])
-"""
-
-# KEYS[1] = bucket hash. ARGV: tpm, refund (may be negative: a charge), rpm, requests given
-# back (0 or 1: a request refused after it was taken). A bucket that has expired (full again)
-# is left alone.
-_RECONCILE = """
-local tpm = tonumber(ARGV[1]); local refund = tonumber(ARGV[2])
-local rpm = tonumber(ARGV[3] or '0'); local back = tonumber(ARGV[4] or '0')
-local b = redis.call('HMGET', KEYS[1], 'r', 't')
-local r = tonumber(b[1]); local tk = tonumber(b[2])
-if tk == nil then return 0 end
-if tpm > 0 then redis.call('HSET', KEYS[1], 't', math.min(tpm, tk + refund)) end
-if back > 0 and rpm > 0 and r ~= nil then
-  redis.call('HSET', KEYS[1], 'r', math.min(rpm, r + back))
-end
-return 1
-"""
-
-
 _RETRY_S = 1.0  # while Redis is down, how often a reservation tries it again (the rest go local)
+
+
+def _window_keys(key: str) -> tuple[str, str]:
+    """The key's sliding minute: its log (entry -> when taken) and its hash (the sums, and each
+    entry's requests and tokens); gateway.limiter_scripts."""
+    return f"portcullis:window:{key}", f"portcullis:windowed:{key}"
 
 
 class RedisLimiter(Defaults):
@@ -127,6 +66,7 @@ class RedisLimiter(Defaults):
         deadline_s: float = 0.1,
         fallback_share: float | None = None,
         max_parallel: int = 0,
+        window: bool = False,
     ) -> None:
         import redis.asyncio as aioredis
 
@@ -134,13 +74,17 @@ class RedisLimiter(Defaults):
         self._rpm = requests_per_minute
         self._tpm = tokens_per_minute
         self._deadline = deadline_s
-        self._reserve = self._redis.register_script(_RESERVE)
-        self._reconcile = self._redis.register_script(_RECONCILE)
-        self._release = self._redis.register_script(_RELEASE)
-        self._standing = self._redis.register_script(_STANDING)
+        self._reserve = self._redis.register_script(RESERVE)
+        self._reconcile = self._redis.register_script(RECONCILE)
+        self._release = self._redis.register_script(RELEASE)
+        self._standing = self._redis.register_script(STANDING)
+        self._window_reserve = self._redis.register_script(WINDOW_RESERVE)
+        self._window_settle = self._redis.register_script(WINDOW_SETTLE)
+        self._window_standing = self._redis.register_script(WINDOW_STANDING)
         self._parallel = max_parallel
         self._share = fallback_share
-        self._local = MemoryLimiter(0, 0) if fallback_share else None
+        self.window = window  # a sliding minute instead of the token bucket
+        self._local = MemoryLimiter(0, 0, window=window) if fallback_share else None
         self._retry_at = 0.0  # monotonic; before it, reservations go local without asking Redis
         self.outage = False
 
@@ -173,10 +117,13 @@ class RedisLimiter(Defaults):
         self._parallel = limits.max_parallel
         self._deadline = limits.deadline_ms / 1000
         self._share = limits.redis_fallback_share
+        self.window = limits.window == "sliding"
         if self._share is None:
             self._local = None
         elif self._local is None:
-            self._local = MemoryLimiter(0, 0)
+            self._local = MemoryLimiter(0, 0, window=self.window)
+        else:
+            self._local.window = self.window
         # new connections of the pool too (open ones keep theirs until they are replaced)
         self._redis.connection_pool.connection_kwargs["socket_connect_timeout"] = self._deadline
 
@@ -194,12 +141,19 @@ class RedisLimiter(Defaults):
         if self._local is not None and time.monotonic() < self._retry_at:
             return await self._reserve_local(key, tokens, rpm, tpm, parallel)
         slot = new_slot() if parallel else ""
+        entry = new_slot() if self.window and (rpm or tpm) else None
         try:
             async with asyncio.timeout(self._deadline):
-                verdict, wait, *left = await self._reserve(
-                    keys=[f"portcullis:limit:{key}", f"portcullis:inflight:{key}"],
-                    args=[rpm, tpm, tokens, parallel, slot, lease_s],
-                )
+                if entry is None:
+                    verdict, wait, *left = await self._reserve(
+                        keys=[f"portcullis:limit:{key}", f"portcullis:inflight:{key}"],
+                        args=[rpm, tpm, tokens, parallel, slot, lease_s],
+                    )
+                else:
+                    verdict, wait, *left = await self._window_reserve(
+                        keys=[*_window_keys(key), f"portcullis:inflight:{key}"],
+                        args=[rpm, tpm, tokens, parallel, slot, lease_s, entry],
+                    )
         except (TimeoutError, OSError, RedisError):
             if self._local is not None:
                 self._retry_at = time.monotonic() + _RETRY_S
@@ -226,6 +180,7 @@ class RedisLimiter(Defaults):
             tokens_left,
             parallel=parallel,
             slot=slot or None,
+            entry=entry,
         )
 
     async def reconcile(
@@ -252,10 +207,16 @@ class RedisLimiter(Defaults):
             return
         try:
             async with asyncio.timeout(self._deadline):
-                await self._reconcile(
-                    keys=[f"portcullis:limit:{reservation.key}"],
-                    args=[tpm, reservation.tokens - used_tokens, rpm, back],
-                )
+                if reservation.entry is not None:
+                    await self._window_settle(
+                        keys=[_window_keys(reservation.key)[1]],
+                        args=[reservation.entry, reservation.tokens - used_tokens, back],
+                    )
+                else:
+                    await self._reconcile(
+                        keys=[f"portcullis:limit:{reservation.key}"],
+                        args=[tpm, reservation.tokens - used_tokens, rpm, back],
+                    )
         except (TimeoutError, OSError, RedisError):
             # A lost refund makes the limit stricter; a lost extra charge (usage beyond the
             # estimate) looser by that excess only. Neither is worth failing the answer for.
@@ -271,9 +232,8 @@ class RedisLimiter(Defaults):
         rpm, tpm, parallel = self.rates(requests_per_minute, tokens_per_minute, max_parallel)
         try:
             async with asyncio.timeout(self._deadline):
-                requests, tokens, taken = await self._standing(
-                    keys=[f"portcullis:limit:{key}", f"portcullis:inflight:{key}"],
-                    args=[rpm, tpm],
+                requests, tokens, taken = await self._standing_script()(
+                    keys=self._standing_keys(key), args=[rpm, tpm]
                 )
         except (TimeoutError, OSError, RedisError):
             if self._local is not None:  # this replica's share, as it holds the key meanwhile
@@ -288,6 +248,13 @@ class RedisLimiter(Defaults):
             ) from None
         return Standing(rpm, tpm, parallel, float(requests), float(tokens), int(taken), True)
 
+    def _standing_script(self) -> Any:
+        return self._window_standing if self.window else self._standing
+
+    def _standing_keys(self, key: str) -> list[str]:
+        limit = _window_keys(key) if self.window else (f"portcullis:limit:{key}",)
+        return [*limit, f"portcullis:inflight:{key}"]
+
     async def standings(
         self, asked: Sequence[tuple[str, int | None, int | None, int | None]]
     ) -> list[Standing]:
@@ -299,12 +266,9 @@ class RedisLimiter(Defaults):
         try:
             async with asyncio.timeout(self._deadline * (1 + len(asked) // 500)):
                 async with self._redis.pipeline(transaction=False) as pipe:
+                    script = self._standing_script()
                     for (key, *_), (rpm, tpm, _p) in zip(asked, rates, strict=True):
-                        await self._standing(
-                            keys=[f"portcullis:limit:{key}", f"portcullis:inflight:{key}"],
-                            args=[rpm, tpm],
-                            client=pipe,
-                        )
+                        await script(keys=self._standing_keys(key), args=[rpm, tpm], client=pipe)
                     read = await pipe.execute()
         except (TimeoutError, OSError, RedisError):
             if self._local is None:
@@ -345,7 +309,8 @@ class RedisLimiter(Defaults):
         try:
             async with asyncio.timeout(max(1.0, self._deadline * 10)):
                 await asyncio.gather(*(self.ready() for _ in range(connections)))
-                await self._redis.script_load(_RESERVE)  # loaded, not run: nothing written
+                # loaded, not run: nothing written
+                await self._redis.script_load(WINDOW_RESERVE if self.window else RESERVE)
         except (TimeoutError, OSError, RedisError):
             log.warning("redis did not answer at start-up: the limiter connects on first use")
 

@@ -149,6 +149,11 @@ class LimitSettings(Strict):
     # Requests in flight at once per key (a stream counts until it ends): 429
     # parallel_limit_exceeded past it; 0 (the default) disables. A key may carry its own.
     max_parallel: int = Field(0, ge=0, le=100_000)
+    # How "a minute" is counted. bucket (the default): a token bucket refilling continuously —
+    # a full minute's worth at once, then one every 60 / N s. sliding: each request and its
+    # tokens come back 60 s after they were taken — never more than N in any 60 s
+    # (gateway.limit_window). Applies to the keys' and the shared limits alike.
+    window: Literal["bucket", "sliding"] = "bucket"
     deadline_ms: int = Field(100, ge=1, le=5000)
     # With redis.url: what happens while Redis does not answer within deadline_ms. None (the
     # default): refuse, 503 limiter_unavailable. A share in (0, 1]: each replica keeps serving

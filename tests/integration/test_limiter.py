@@ -349,7 +349,7 @@ async def test_warming_opens_the_pool_and_loads_the_scripts_without_writing(
 
     import redis.asyncio as aioredis
 
-    from gateway.redis_limiter import _RECONCILE, _RESERVE
+    from gateway.limiter_scripts import RECONCILE, RESERVE
 
     url, freeze = own_redis
     lim = RedisLimiter(url, 100, 0, 0.1)
@@ -362,7 +362,7 @@ async def test_warming_opens_the_pool_and_loads_the_scripts_without_writing(
         pool = lim._redis.connection_pool
         assert len(pool._available_connections) + len(pool._in_use_connections) >= 16
         shas = [lim._reserve.sha, lim._reconcile.sha]
-        assert shas == [hashlib.sha1(s.encode()).hexdigest() for s in (_RESERVE, _RECONCILE)]
+        assert shas == [hashlib.sha1(s.encode()).hexdigest() for s in (RESERVE, RECONCILE)]
         assert await probe.script_exists(*shas) == [True, True]
         assert await probe.dbsize() == 0  # loaded, not run
         # a frozen Redis: warming gives up within its bound and raises nothing
