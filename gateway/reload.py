@@ -222,10 +222,11 @@ class Reloader:
                 "requests": "requests" in sections,
                 "system_prompts": "system_prompts" in sections,
             }
-            if "limits" in sections:  # the new defaults, as numbers
+            if "limits" in sections:  # the new defaults, and how a minute is counted
                 action["requests_per_minute"] = fresh.limits.requests_per_minute
                 action["tokens_per_minute"] = fresh.limits.tokens_per_minute
                 action["max_parallel"] = fresh.limits.max_parallel
+                action["window"] = fresh.limits.window
             event = {"actor": actor, "action": action, "config_hash": after}
             # kept before any record names it (an evidence pack shows what decided a request)
             await asyncio.to_thread(archive_config, document, config_archive(effective.data_dir))

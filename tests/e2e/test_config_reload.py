@@ -474,6 +474,7 @@ def test_default_limits_and_request_bounds_are_reloaded_and_recorded(
         action = entry["action"]
         assert (action["limits"], action["requests"], action["added"]) == (True, True, 0)
         assert (action["requests_per_minute"], action["tokens_per_minute"]) == (2, 0)
+        assert action["window"] == "bucket"
         assert entry["config_hash"] == gw.app.state.services.config_hash
     finally:
         gw.stop()
