@@ -15,14 +15,15 @@ __all__ = [
     "WINDOW_STANDING",
 ]
 
-# Both scripts below start here: the server's clock (TIME, no client skew), the rates (ARGV[1],
-# ARGV[2]), and what the bucket hash (KEYS[1]) holds refilled to now (r, tk).
-CLOCK = """
+# The reserving and standing scripts start here: the server's clock (TIME, no client skew) and
+# the rates (ARGV[1], ARGV[2]); the bucket's then read what its hash (KEYS[1]) holds refilled to
+# now (r, tk).
+_CLOCK = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local rpm = tonumber(ARGV[1]); local tpm = tonumber(ARGV[2])
 """
-REFILL = """
+_REFILL = """
 local b = redis.call('HMGET', KEYS[1], 'r', 't', 'ts')
 local r = tonumber(b[1]) or rpm; local tk = tonumber(b[2]) or tpm; local ts = tonumber(b[3]) or now
 local el = math.max(0, now - ts)
@@ -32,7 +33,7 @@ r = math.min(rpm, r + el * rpm / 60); tk = math.min(tpm, tk + el * tpm / 60)
 # KEYS[1] = bucket hash, KEYS[2] = the key's slots in flight (a sorted set: slot -> lease end).
 # ARGV: rpm, tpm, cost_tokens, max_parallel (0: none), slot, lease_s.
 RESERVE = (
-    CLOCK
+    _CLOCK
     + """
 local cost = tonumber(ARGV[3])
 local par = tonumber(ARGV[4] or '0')
@@ -41,7 +42,7 @@ if par > 0 then
   if redis.call('ZCARD', KEYS[2]) >= par then return {3, '1'} end
 end
 """
-    + REFILL
+    + _REFILL
     + """
 if rpm > 0 and r < 1 then return {0, tostring((1 - r) * 60 / rpm)} end
 if tpm > 0 and tk < cost then return {1, tostring((cost - tk) * 60 / tpm)} end
@@ -61,8 +62,8 @@ return {2, '0', tostring(r), tostring(tk)}
 # KEYS as RESERVE. ARGV: rpm, tpm. What a reservation would find, refilled to now; nothing is
 # written. Returns requests left, tokens left, slots in flight (leases not yet over).
 STANDING = (
-    CLOCK
-    + REFILL
+    _CLOCK
+    + _REFILL
     + """
 return {tostring(r), tostring(tk), redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf')}
 """
@@ -117,7 +118,7 @@ end
 # requests left, tokens left} taken, {0 | 1, seconds until enough comes back} refused for
 # requests | tokens, {3, '1'} no slot in flight.
 WINDOW_RESERVE = (
-    CLOCK
+    _CLOCK
     + """
 local cost = tonumber(ARGV[3])
 local par = tonumber(ARGV[4] or '0')
@@ -160,7 +161,7 @@ return {2, '0', tostring(rpm - ur - 1), tostring(tpm - ut - cost)}
 # KEYS as WINDOW_RESERVE. ARGV: rpm, tpm. Requests left, tokens left and slots in flight now;
 # nothing is written.
 WINDOW_STANDING = (
-    CLOCK
+    _CLOCK
     + _TRIM.replace("WRITE", "false")
     + """
 return {tostring(rpm - ur), tostring(tpm - ut), redis.call('ZCOUNT', KEYS[3], '(' .. now, '+inf')}
