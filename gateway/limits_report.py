@@ -21,7 +21,7 @@ __all__ = ["shared_limits"]
 async def shared_limits(
     records: list[KeyRecord], limiter: Limiter | None, settings: Settings
 ) -> dict[str, Any]:
-    """``{"object": "list", "shadow", "key_defaults": {...}, "data": [{"scope", "user" |
+    """``{"object": "list", "shadow", "window", "key_defaults": {...}, "data": [{"scope", "user" |
     "team" | "tenant", ("tenant" for a person), "named", "requests_per_minute",
     "tokens_per_minute", "max_parallel", "standing": {...} | None}, ...]}``: a person held to
     ``limits.user`` or named in ``limits.users`` is listed once per tenant they have an active
@@ -58,6 +58,7 @@ async def shared_limits(
     return {
         "object": "list",
         "shadow": lim.shadow,
+        "window": lim.window,
         "key_defaults": {
             "requests_per_minute": lim.requests_per_minute,
             "tokens_per_minute": lim.tokens_per_minute,

@@ -37,6 +37,7 @@ def limits(ctx: click.Context, as_json: bool) -> None:
     d = out["key_defaults"]
     click.echo(
         f"each key (unless its own): {_rates(d)}"
+        + ("\ta minute counted as a sliding window" * (out["window"] == "sliding"))
         + ("\tSHADOW MODE: refuses nothing" * out["shadow"])
     )
     if not out["data"]:

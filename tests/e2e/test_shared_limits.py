@@ -267,6 +267,7 @@ def test_the_admin_api_says_where_each_shared_limit_stands(
         assert rows[("user", "batch")]["requests_per_minute"] == 50
         assert rows[("user", "batch")]["named"] is True
         assert got["shadow"] is False and got["key_defaults"]["requests_per_minute"] == 600
+        assert got["window"] == "bucket"
         status, _, body = gw.request("GET", "/admin/limits", token=made[0])
         assert status == 403, body
     finally:

@@ -377,8 +377,24 @@ def test_the_shared_limits_and_where_each_stands_from_redis(tmp_path: Path) -> N
     assert rows[("user", ann)]["standing"]["requests_left"] == 4
     assert rows[("user", "bo")]["standing"]["requests_left"] == 5
     assert rows[("user", ann)]["named"] is False and rows[("user", ann)]["tenant"] == "default"
-    assert got["shadow"] is False
+    assert (got["shadow"], got["window"]) == (False, "bucket")
     code, out = _run(shared, "limits")
     assert (
         f"team\t{team}\t10 requests/min, 3 in flight\tnow: 9 requests left, 1 of 3 in flight" in out
     )
+
+    async def take_in_the_window() -> None:  # the same gateways, counting a sliding minute
+        lim = RedisLimiter(REDIS_URL, 600, 200_000, window=True)
+        for _ in range(3):
+            await lim.reserve(f"team:{team}", 1, requests_per_minute=10)
+        await lim.close()
+
+    asyncio.run(take_in_the_window())
+    sliding = tmp_path / "sliding.yaml"
+    sliding.write_text(shared.read_text().replace("limits: {", "limits: {window: sliding, ", 1))
+    code, out = _run(sliding, "limits")
+    assert code == 0, out
+    assert "each key (unless its own): 600 requests/min, 200,000 tokens/min\t" in out
+    assert "a minute counted as a sliding window" in out
+    # the window's three, not the bucket's one; the slot in flight is the same either way
+    assert f"team\t{team}\t10 requests/min, 3 in flight\tnow: 7 requests left, 1 of 3" in out
