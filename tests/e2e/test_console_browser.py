@@ -182,6 +182,7 @@ def test_an_administrator_and_an_auditor_work_through_the_console(
         team = page.locator("#limits-table tr.limit-row", has_text="ops")
         expect(team).to_contain_text("100 requests/min, 5 in flight")
         expect(team).to_contain_text("requests left, 0 of 5 in flight")
+        expect(page.locator("#limits-note")).to_contain_text("this minute's buckets")  # window
         expect(page.locator("#budgets-period")).to_contain_text("renews at")
         # an administrator raises it from the row
         page.once("dialog", lambda d: d.accept("40"))

@@ -856,7 +856,8 @@ function standingText(row) {
 
 function renderLimits(limits) {
   const rows = limits.data || [];
-  let note = rows.length ? "Where each stands now (this minute's buckets, requests in flight)." : "No limit is shared by people's, teams' or tenants' keys.";
+  const minute = limits.window === "sliding" ? "the last 60 seconds" : "this minute's buckets";
+  let note = rows.length ? `Where each stands now (${minute}, requests in flight).` : "No limit is shared by people's, teams' or tenants' keys.";
   if (limits.error) note = `Shared limits could not be read: ${limits.error.message}`;
   else if (limits.shadow) note += " Shadow mode: these limits refuse nothing.";
   $("limits-note").textContent = note;
