@@ -30,11 +30,10 @@ local el = math.max(0, now - ts)
 r = math.min(rpm, r + el * rpm / 60); tk = math.min(tpm, tk + el * tpm / 60)
 """
 
-# KEYS[1] = bucket hash, KEYS[2] = the key's slots in flight (a sorted set: slot -> lease end).
-# ARGV: rpm, tpm, cost_tokens, max_parallel (0: none), slot, lease_s.
-RESERVE = (
-    _CLOCK
-    + """
+# Both reserving scripts: KEYS[2] = the key's slots in flight (a sorted set: slot -> lease end);
+# ARGV[3..6] = cost_tokens, max_parallel (0: none), slot, lease_s. Refused at once, {3, '1'},
+# when every slot is taken (leases over are dropped first) ...
+_SLOT_FREE = """
 local cost = tonumber(ARGV[3])
 local par = tonumber(ARGV[4] or '0')
 if par > 0 then
@@ -42,6 +41,20 @@ if par > 0 then
   if redis.call('ZCARD', KEYS[2]) >= par then return {3, '1'} end
 end
 """
+# ... and the slot taken, with its lease, once the request is.
+_SLOT_TAKEN = """
+if par > 0 then
+  local lease = tonumber(ARGV[6])
+  redis.call('ZADD', KEYS[2], now + lease, ARGV[5])
+  redis.call('EXPIRE', KEYS[2], math.ceil(lease) + 1)
+end
+"""
+
+# KEYS[1] = bucket hash, KEYS[2] = the key's slots in flight. ARGV: rpm, tpm, cost_tokens,
+# max_parallel, slot, lease_s.
+RESERVE = (
+    _CLOCK
+    + _SLOT_FREE
     + _REFILL
     + """
 if rpm > 0 and r < 1 then return {0, tostring((1 - r) * 60 / rpm)} end
@@ -50,11 +63,9 @@ if rpm > 0 then r = r - 1 end
 tk = tk - cost
 redis.call('HSET', KEYS[1], 'r', r, 't', tk, 'ts', now)
 redis.call('EXPIRE', KEYS[1], 120)
-if par > 0 then
-  local lease = tonumber(ARGV[6])
-  redis.call('ZADD', KEYS[2], now + lease, ARGV[5])
-  redis.call('EXPIRE', KEYS[2], math.ceil(lease) + 1)
-end
+"""
+    + _SLOT_TAKEN
+    + """
 return {2, '0', tostring(r), tostring(tk)}
 """
 )
@@ -91,26 +102,26 @@ return 1
 """
 
 
-# The sliding minute. KEYS[1] = the key's log (a sorted set: entry -> when taken), KEYS[2] = its
-# hash ('#r', '#t': requests and tokens the log holds; entry -> 'requests,tokens'), KEYS[3] =
-# the key's slots in flight. Here: the log trimmed to the last minute (written back only where
+# The sliding minute. KEYS[1] = the key's log (a sorted set: entry -> when taken), KEYS[2] = the
+# key's slots in flight, KEYS[3] = the log's hash ('#r', '#t': requests and tokens the log holds;
+# entry -> 'requests,tokens'). Here: the log trimmed to the last minute (written back only where
 # WRITE is replaced by true), the sums in ur, ut.
 _TRIM = """
 local cut = now - 60
-local ur = tonumber(redis.call('HGET', KEYS[2], '#r')) or 0
-local ut = tonumber(redis.call('HGET', KEYS[2], '#t')) or 0
+local ur = tonumber(redis.call('HGET', KEYS[3], '#r')) or 0
+local ut = tonumber(redis.call('HGET', KEYS[3], '#t')) or 0
 local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cut)
 for i = 1, #old do
-  local v = redis.call('HGET', KEYS[2], old[i])
+  local v = redis.call('HGET', KEYS[3], old[i])
   if v then
     local a, b = string.match(v, '^(%d+),(%d+)$')
     ur = ur - tonumber(a); ut = ut - tonumber(b)
-    if WRITE then redis.call('HDEL', KEYS[2], old[i]) end
+    if WRITE then redis.call('HDEL', KEYS[3], old[i]) end
   end
 end
 if WRITE and #old > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', cut)
-  redis.call('HSET', KEYS[2], '#r', ur, '#t', ut)
+  redis.call('HSET', KEYS[3], '#r', ur, '#t', ut)
 end
 """
 
@@ -119,14 +130,7 @@ end
 # requests | tokens, {3, '1'} no slot in flight.
 WINDOW_RESERVE = (
     _CLOCK
-    + """
-local cost = tonumber(ARGV[3])
-local par = tonumber(ARGV[4] or '0')
-if par > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-  if redis.call('ZCARD', KEYS[3]) >= par then return {3, '1'} end
-end
-"""
+    + _SLOT_FREE
     + _TRIM.replace("WRITE", "true")
     + """
 if rpm > 0 and ur + 1 > rpm then
@@ -138,7 +142,7 @@ if tpm > 0 and ut + cost > tpm then
   local at = now
   local seen = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
   for i = 1, #seen, 2 do
-    local v = redis.call('HGET', KEYS[2], seen[i])
+    local v = redis.call('HGET', KEYS[3], seen[i])
     need = need - (v and tonumber(string.match(v, ',(%d+)$')) or 0)
     at = tonumber(seen[i + 1])
     if need <= 0 then break end
@@ -146,14 +150,12 @@ if tpm > 0 and ut + cost > tpm then
   return {1, tostring(at + 60 - now)}
 end
 redis.call('ZADD', KEYS[1], now, ARGV[7])
-redis.call('HSET', KEYS[2], ARGV[7], string.format('1,%d', cost), '#r', ur + 1, '#t', ut + cost)
+redis.call('HSET', KEYS[3], ARGV[7], string.format('1,%d', cost), '#r', ur + 1, '#t', ut + cost)
 redis.call('EXPIRE', KEYS[1], 61)
-redis.call('EXPIRE', KEYS[2], 61)
-if par > 0 then
-  local lease = tonumber(ARGV[6])
-  redis.call('ZADD', KEYS[3], now + lease, ARGV[5])
-  redis.call('EXPIRE', KEYS[3], math.ceil(lease) + 1)
-end
+redis.call('EXPIRE', KEYS[3], 61)
+"""
+    + _SLOT_TAKEN
+    + """
 return {2, '0', tostring(rpm - ur - 1), tostring(tpm - ut - cost)}
 """
 )
@@ -164,11 +166,11 @@ WINDOW_STANDING = (
     _CLOCK
     + _TRIM.replace("WRITE", "false")
     + """
-return {tostring(rpm - ur), tostring(tpm - ut), redis.call('ZCOUNT', KEYS[3], '(' .. now, '+inf')}
+return {tostring(rpm - ur), tostring(tpm - ut), redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf')}
 """
 )
 
-# KEYS[1] = the key's log hash (KEYS[2] above). ARGV: entry, refund (the tokens reserved less
+# KEYS[1] = the key's log hash (KEYS[3] above). ARGV: entry, refund (the tokens reserved less
 # those used; negative: a charge), the request given back (0 or 1). An entry that has left the
 # minute is left alone.
 WINDOW_SETTLE = """

@@ -46,10 +46,14 @@ log = logging.getLogger("portcullis")
 _RETRY_S = 1.0  # while Redis is down, how often a reservation tries it again (the rest go local)
 
 
-def _window_keys(key: str) -> tuple[str, str]:
-    """The key's sliding minute: its log (entry -> when taken) and its hash (the sums, and each
-    entry's requests and tokens); gateway.limiter_scripts."""
-    return f"portcullis:window:{key}", f"portcullis:windowed:{key}"
+def _window_keys(key: str) -> list[str]:
+    """The window scripts' KEYS (gateway.limiter_scripts): the key's sliding minute, its slots
+    in flight, and the minute's hash (the sums, and each entry's requests and tokens)."""
+    return [f"portcullis:window:{key}", f"portcullis:inflight:{key}", _window_sums(key)]
+
+
+def _window_sums(key: str) -> str:
+    return f"portcullis:windowed:{key}"
 
 
 class RedisLimiter(Defaults):
@@ -151,7 +155,7 @@ class RedisLimiter(Defaults):
                     )
                 else:
                     verdict, wait, *left = await self._window_reserve(
-                        keys=[*_window_keys(key), f"portcullis:inflight:{key}"],
+                        keys=_window_keys(key),
                         args=[rpm, tpm, tokens, parallel, slot, lease_s, entry],
                     )
         except (TimeoutError, OSError, RedisError):
@@ -209,7 +213,7 @@ class RedisLimiter(Defaults):
             async with asyncio.timeout(self._deadline):
                 if reservation.entry is not None:
                     await self._window_settle(
-                        keys=[_window_keys(reservation.key)[1]],
+                        keys=[_window_sums(reservation.key)],
                         args=[reservation.entry, reservation.tokens - used_tokens, back],
                     )
                 else:
@@ -252,8 +256,9 @@ class RedisLimiter(Defaults):
         return self._window_standing if self.window else self._standing
 
     def _standing_keys(self, key: str) -> list[str]:
-        limit = _window_keys(key) if self.window else (f"portcullis:limit:{key}",)
-        return [*limit, f"portcullis:inflight:{key}"]
+        if self.window:
+            return _window_keys(key)
+        return [f"portcullis:limit:{key}", f"portcullis:inflight:{key}"]
 
     async def standings(
         self, asked: Sequence[tuple[str, int | None, int | None, int | None]]

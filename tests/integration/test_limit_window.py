@@ -135,3 +135,19 @@ async def test_without_redis_each_replica_holds_its_share_of_a_window_of_its_own
     finally:
         await lone.close()
         await shared.close()
+
+
+async def test_requests_in_flight_are_held_and_given_back_in_a_window_too(make: Make) -> None:
+    lim = make(10, 0)
+    key = secrets.token_hex(4)
+    held = [await lim.reserve(key, 1, max_parallel=2) for _ in range(2)]
+    with pytest.raises(GatewayError) as exc:
+        await lim.reserve(key, 1, max_parallel=2)
+    assert exc.value.cause is Cause.PARALLEL_LIMITED
+    await lim.reconcile(held[0], 1)
+    again = await lim.reserve(key, 1, max_parallel=2)
+    now = await lim.standing(key, max_parallel=2)
+    assert (now.in_flight, now.requests_left) == (2, 7.0)  # three taken; the refusal took none
+    await lim.reconcile(again, 1)
+    await lim.reconcile(held[1], 1)
+    assert (await lim.standing(key, max_parallel=2)).in_flight == 0
