@@ -13,12 +13,14 @@ fallback share); :mod:`gateway.redis_limiter` does the same in Redis with the se
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from dataclasses import dataclass, field
 
 __all__ = ["MINUTE", "Taken", "Windows"]
 
 MINUTE = 60.0
+WALK = 64  # entries a token refusal looks through for its wait (as the Redis script)
 
 
 @dataclass(slots=True)
@@ -44,9 +46,11 @@ class _Log:
             self.tokens -= e.tokens
 
     def wait_for_tokens(self, need: int, now: float) -> float:
-        """Seconds until ``need`` tokens have come back (the oldest entries first)."""
+        """Seconds until ``need`` tokens have come back (the oldest entries first; of the
+        oldest :data:`WALK` at most, so a refusal's cost is bounded however long the log — the
+        wait is then a lower bound, and a retry is told again)."""
         at = now
-        for _, e in self.entries:
+        for _, e in itertools.islice(self.entries, WALK):
             need -= e.tokens
             at = e.at
             if need <= 0:

@@ -140,7 +140,9 @@ end
 if tpm > 0 and ut + cost > tpm then
   local need = ut + cost - tpm
   local at = now
-  local seen = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+  -- the oldest 64 at most: a refusal's cost bounded however long the minute's log (the wait
+  -- then a lower bound: a retry is told again)
+  local seen = redis.call('ZRANGE', KEYS[1], 0, 63, 'WITHSCORES')
   for i = 1, #seen, 2 do
     local v = redis.call('HGET', KEYS[3], seen[i])
     need = need - (v and tonumber(string.match(v, ',(%d+)$')) or 0)

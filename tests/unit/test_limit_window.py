@@ -68,3 +68,12 @@ def test_keys_gone_quiet_are_swept_away() -> None:
     for i in range(Windows.SWEEP_EVERY):  # a minute later, one busy key
         w.take("busy", f"e{i}", 61.0, 0, 0, 0)
     assert set(w._logs) == {"busy"}
+
+
+def test_a_token_refusal_looks_through_the_oldest_64_entries_at_most() -> None:
+    w = Windows()
+    for i in range(1000):  # a busy minute of small requests
+        w.take("k", f"e{i}", i * 0.05, 0, 10_000, 10)
+    no = w.take("k", "big", 50.0, 0, 10_000, 5_000)  # 5,000 must come back: the 500th entry
+    assert no.refused == "tokens"
+    assert no.wait_s == pytest.approx(63 * 0.05 + MINUTE - 50.0)  # told of the 64th: a bound
