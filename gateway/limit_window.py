@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 __all__ = ["MINUTE", "Taken", "Windows"]
 
 MINUTE = 60.0
-WALK = 64  # entries a token refusal looks through for its wait (as the Redis script)
+WALK = 64  # entries a refusal looks through for its wait (as the Redis script)
 
 
 @dataclass(slots=True)
@@ -99,7 +99,8 @@ class Windows:
             log = self._logs[key] = _Log()
         log.expire(now)
         if rpm and log.requests + 1 > rpm:
-            oldest = next((e.at for _, e in log.entries if e.requests), now)
+            held = (e.at for _, e in itertools.islice(log.entries, WALK) if e.requests)
+            oldest = next(held, now)
             return Taken("requests", oldest + MINUTE - now, 0.0, float(tpm - log.tokens))
         if tpm and log.tokens + tokens > tpm:
             wait = log.wait_for_tokens(log.tokens + tokens - tpm, now)

@@ -134,8 +134,14 @@ WINDOW_RESERVE = (
     + _TRIM.replace("WRITE", "true")
     + """
 if rpm > 0 and ur + 1 > rpm then
-  local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  return {0, tostring((tonumber(first[2]) or now) + 60 - now)}
+  -- the oldest entry that holds a request (of the oldest 64: one given back holds none)
+  local seen = redis.call('ZRANGE', KEYS[1], 0, 63, 'WITHSCORES')
+  local at = now
+  for i = 1, #seen, 2 do
+    local v = redis.call('HGET', KEYS[3], seen[i])
+    if v and string.sub(v, 1, 2) == '1,' then at = tonumber(seen[i + 1]); break end
+  end
+  return {0, tostring(at + 60 - now)}
 end
 if tpm > 0 and ut + cost > tpm then
   local need = ut + cost - tpm

@@ -151,3 +151,20 @@ async def test_requests_in_flight_are_held_and_given_back_in_a_window_too(make: 
     await lim.reconcile(again, 1)
     await lim.reconcile(held[1], 1)
     assert (await lim.standing(key, max_parallel=2)).in_flight == 0
+
+
+async def test_a_request_given_back_does_not_set_the_wait(make: Make) -> None:
+    """The wait is for the oldest entry that still holds a request: one given back (refused
+    after it was taken) holds none, and the next one's minute is the wait."""
+    import asyncio
+
+    lim = make(2, 0)
+    key = secrets.token_hex(4)
+    first = await lim.reserve(key, 1)
+    await asyncio.sleep(1.2)
+    await lim.reserve(key, 1)
+    await lim.reconcile(first, 1, refund_request=True)
+    await lim.reserve(key, 1)
+    with pytest.raises(GatewayError) as exc:
+        await lim.reserve(key, 1)
+    assert float(exc.value.headers["x-ratelimit-reset-requests"].rstrip("s")) > 59.5
