@@ -21,6 +21,7 @@ __all__ = ["MINUTE", "Taken", "Windows"]
 
 MINUTE = 60.0
 WALK = 64  # entries a refusal looks through for its wait (as the Redis script)
+TRIM = 1024  # entries over a minute old dropped per call at most (as the Redis script)
 
 
 @dataclass(slots=True)
@@ -38,8 +39,13 @@ class _Log:
     tokens: int = 0
 
     def expire(self, now: float) -> None:
+        """Drop what is over a minute old, :data:`TRIM` entries at most (as the Redis script:
+        a minute of very many requests leaves over several calls, the sums meanwhile counting
+        the rest — stricter, never looser)."""
         cut = now - MINUTE
-        while self.entries and self.entries[0][1].at <= cut:
+        for _ in range(TRIM):
+            if not self.entries or self.entries[0][1].at > cut:
+                break
             entry_id, e = self.entries.popleft()
             del self.by_id[entry_id]
             self.requests -= e.requests

@@ -168,3 +168,28 @@ async def test_a_request_given_back_does_not_set_the_wait(make: Make) -> None:
     with pytest.raises(GatewayError) as exc:
         await lim.reserve(key, 1)
     assert float(exc.value.headers["x-ratelimit-reset-requests"].rstrip("s")) > 59.5
+
+
+async def test_a_very_busy_minute_leaves_redis_over_several_calls() -> None:
+    """At most 1,024 entries leave a minute per script call (a refusal's or a reservation's
+    time in Redis bounded), the sums counting the rest meanwhile: stricter, never looser."""
+    import redis.asyncio as aioredis
+
+    lim = RedisLimiter(REDIS_URL, 10_000, 0, 1.0, window=True)
+    probe = aioredis.from_url(REDIS_URL)
+    key = secrets.token_hex(4)
+    log = f"portcullis:window:{key}"
+    try:
+        for _ in range(1500):
+            await lim.reserve(key, 1)
+        seconds, micros = await probe.time()
+        aged = {entry: seconds + micros / 1e6 - 61 for entry in await probe.zrange(log, 0, -1)}
+        await probe.zadd(log, aged, xx=True)
+        assert (await lim.standing(key)).requests_left == 10_000 - (1500 - 1024)  # read only
+        await lim.reserve(key, 1)
+        assert await probe.zcard(log) == 1500 - 1024 + 1
+        second = await lim.reserve(key, 1)
+        assert await probe.zcard(log) == 2 and second.remaining_requests == 10_000 - 2
+    finally:
+        await lim.close()
+        await probe.aclose()

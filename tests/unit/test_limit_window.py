@@ -77,3 +77,13 @@ def test_a_token_refusal_looks_through_the_oldest_64_entries_at_most() -> None:
     no = w.take("k", "big", 50.0, 0, 10_000, 5_000)  # 5,000 must come back: the 500th entry
     assert no.refused == "tokens"
     assert no.wait_s == pytest.approx(63 * 0.05 + MINUTE - 50.0)  # told of the 64th: a bound
+
+
+def test_a_very_busy_minute_leaves_over_several_calls_counted_until_it_has() -> None:
+    w = Windows()
+    for i in range(3000):
+        w.take("k", f"e{i}", i / 1000, 0, 1_000_000, 1)
+    assert w.held("k", 100.0) == (3000 - 1024, 3000 - 1024)  # the oldest 1,024 gone
+    assert w.held("k", 100.0) == (3000 - 2048, 3000 - 2048)
+    assert w.held("k", 100.0) == (0, 0)
+    assert "k" not in w._logs
