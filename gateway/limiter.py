@@ -79,30 +79,31 @@ class Reservation:
         paces itself on them is not told of room its team's limit does not leave. In a sliding
         minute it is full again a minute after this, its newest entry, was taken."""
         out: list[tuple[bytes, bytes]] = []
-        requests = (self.requests_per_minute, self.remaining_requests)
-        tokens = (self.tokens_per_minute, self.remaining_tokens)
+        sliding = self.entry is not None
+        requests = (self.requests_per_minute, self.remaining_requests, sliding)
+        tokens = (self.tokens_per_minute, self.remaining_tokens, sliding)
         if self.linked:
-            held = (self, *self.linked)
-            requests = _tightest((r.requests_per_minute, r.remaining_requests) for r in held)
-            tokens = _tightest((r.tokens_per_minute, r.remaining_tokens) for r in held)
-        for name, (rate, left) in ((b"requests", requests), (b"tokens", tokens)):
+            held = [(r, r.entry is not None) for r in (self, *self.linked)]
+            requests = _tightest((r.requests_per_minute, r.remaining_requests, w) for r, w in held)
+            tokens = _tightest((r.tokens_per_minute, r.remaining_tokens, w) for r, w in held)
+        for name, (rate, left, windowed) in ((b"requests", requests), (b"tokens", tokens)):
             if rate:
                 left = max(0.0, left)
                 out.append((b"x-ratelimit-limit-" + name, str(rate).encode()))
                 out.append((b"x-ratelimit-remaining-" + name, str(int(left)).encode()))
-                if self.entry is None:
-                    reset = (rate - left) * 60.0 / rate
-                else:
+                if windowed:
                     reset = MINUTE if left < rate else 0.0
+                else:
+                    reset = (rate - left) * 60.0 / rate
                 out.append((b"x-ratelimit-reset-" + name, f"{reset:.3g}s".encode()))
         return out
 
 
-def _tightest(buckets: Iterable[tuple[int, float]]) -> tuple[int, float]:
-    """Of (rate, what is left) pairs, the one with the least left among those with a rate
-    (``(0, 0.0)``: none has one)."""
+def _tightest(buckets: Iterable[tuple[int, float, bool]]) -> tuple[int, float, bool]:
+    """Of (rate, what is left, counted in a sliding minute) triples, the one with the least
+    left among those with a rate (``(0, 0.0, False)``: none has one)."""
     limited = [b for b in buckets if b[0]]
-    return min(limited, key=lambda b: b[1]) if limited else (0, 0.0)
+    return min(limited, key=lambda b: b[1]) if limited else (0, 0.0, False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,3 +50,20 @@ def test_with_shared_buckets_each_kind_says_the_tightest() -> None:
         ]
         == "5"
     )
+
+
+def test_in_a_sliding_minute_it_is_full_again_a_minute_after_the_newest_entry() -> None:
+    """``limits.window: sliding``: the reset is the tightest bucket's own — a minute for a
+    sliding one (its newest entry, this request's, leaves then), even when the key itself has
+    no limit and so no entry."""
+    key = Reservation("k", 100, 60, 0, remaining_requests=10.0, entry="e1")
+    assert _headers(key)["x-ratelimit-reset-requests"] == "60s"
+    team = Reservation("team:ops", 100, 2, 0, remaining_requests=1.0, entry="e2")
+    unlimited = Reservation("k", 100, 0, 0, linked=(team,))  # the key: no limit, no entry
+    assert _headers(unlimited) == {
+        "x-ratelimit-limit-requests": "2",
+        "x-ratelimit-remaining-requests": "1",
+        "x-ratelimit-reset-requests": "60s",
+    }
+    bucket = Reservation("k", 100, 60, 0, remaining_requests=59.0, linked=(team,))
+    assert _headers(bucket)["x-ratelimit-reset-requests"] == "60s"  # the team's is the tightest
