@@ -39,20 +39,21 @@ async def key_usage(
     shared: dict[str, dict[str, Any] | None] = dict.fromkeys(
         ("user_limits", "team_limits", "tenant_limits")
     )
-    if limiter is not None:
-        standing = await limiter.standing(
-            p.buckets or p.key_id, p.requests_per_minute, p.tokens_per_minute, p.max_parallel
-        )
-        limits = standing.to_json()
-        for scope, name, held_to in settings.limits.shared(p.user, p.team, p.tenant):
-            shared[f"{scope}_limits"] = (
-                await limiter.standing(
-                    shared_bucket(scope, name),
-                    held_to.requests_per_minute,
-                    held_to.tokens_per_minute,
-                    held_to.max_parallel,
-                )
-            ).to_json()
+    if limiter is not None:  # the key's own and each shared one, asked at once
+        scopes = list(settings.limits.shared(p.user, p.team, p.tenant))
+        own, *others = await limiter.standings(
+            [
+                (p.buckets or p.key_id, p.requests_per_minute, p.tokens_per_minute, p.max_parallel),
+                *(
+                    (shared_bucket(scope, name), h.requests_per_minute, h.tokens_per_minute,
+                     h.max_parallel)
+                    for scope, name, h in scopes
+                ),
+            ]
+        )  # fmt: skip
+        limits = own.to_json()
+        for (scope, _, _), standing in zip(scopes, others, strict=True):
+            shared[f"{scope}_limits"] = standing.to_json()
     held = budgets_of(p, settings.budgets)
     spend = await spend_of(held, ledger, now or datetime.now(UTC))
     return {

@@ -46,6 +46,11 @@ log = logging.getLogger("portcullis")
 _RETRY_S = 1.0  # while Redis is down, how often a reservation tries it again (the rest go local)
 
 
+def _bucket_keys(key: str) -> list[str]:
+    """The bucket scripts' KEYS: the key's bucket hash and its slots in flight."""
+    return [f"portcullis:limit:{key}", f"portcullis:inflight:{key}"]
+
+
 def _window_keys(key: str) -> list[str]:
     """The window scripts' KEYS (gateway.limiter_scripts): the key's sliding minute, its slots
     in flight, and the minute's hash (the sums, and each entry's requests and tokens)."""
@@ -150,7 +155,7 @@ class RedisLimiter(Defaults):
             async with asyncio.timeout(self._deadline):
                 if entry is None:
                     verdict, wait, *left = await self._reserve(
-                        keys=[f"portcullis:limit:{key}", f"portcullis:inflight:{key}"],
+                        keys=_bucket_keys(key),
                         args=[rpm, tpm, tokens, parallel, slot, lease_s],
                     )
                 else:
@@ -233,47 +238,28 @@ class RedisLimiter(Defaults):
         tokens_per_minute: int | None = None,
         max_parallel: int | None = None,
     ) -> Standing:
-        rpm, tpm, parallel = self.rates(requests_per_minute, tokens_per_minute, max_parallel)
-        try:
-            async with asyncio.timeout(self._deadline):
-                requests, tokens, taken = await self._standing_script()(
-                    keys=self._standing_keys(key), args=[rpm, tpm]
-                )
-        except (TimeoutError, OSError, RedisError):
-            if self._local is not None:  # this replica's share, as it holds the key meanwhile
-                return await self._local.standing(
-                    key,
-                    self._fallback_rate(rpm),
-                    self._fallback_rate(tpm),
-                    self._fallback_rate(parallel),
-                )
-            raise GatewayError(
-                Cause.LIMITER_UNAVAILABLE, "The rate limiter is unavailable; it cannot say."
-            ) from None
-        return Standing(rpm, tpm, parallel, float(requests), float(tokens), int(taken), True)
-
-    def _standing_script(self) -> Any:
-        return self._window_standing if self.window else self._standing
-
-    def _standing_keys(self, key: str) -> list[str]:
-        if self.window:
-            return _window_keys(key)
-        return [f"portcullis:limit:{key}", f"portcullis:inflight:{key}"]
+        (one,) = await self.standings([(key, requests_per_minute, tokens_per_minute, max_parallel)])
+        return one
 
     async def standings(
         self, asked: Sequence[tuple[str, int | None, int | None, int | None]]
     ) -> list[Standing]:
         """One round trip for all (a pipeline of the standing script; a list of 2,000 limits
-        took ~290 ms asked one by one), given the deadline of one call for every 500 asked."""
+        took ~400 ms asked one by one), given the deadline of one call for every 500 asked;
+        :meth:`standing` is a list of one."""
         if not asked:
             return []
         rates = [self.rates(*one[1:]) for one in asked]
         try:
             async with asyncio.timeout(self._deadline * (1 + len(asked) // 500)):
                 async with self._redis.pipeline(transaction=False) as pipe:
-                    script = self._standing_script()
+                    script, keys = (
+                        (self._window_standing, _window_keys)
+                        if self.window
+                        else (self._standing, _bucket_keys)
+                    )
                     for (key, *_), (rpm, tpm, _p) in zip(asked, rates, strict=True):
-                        await script(keys=self._standing_keys(key), args=[rpm, tpm], client=pipe)
+                        await script(keys=keys(key), args=[rpm, tpm], client=pipe)
                     read = await pipe.execute()
         except (TimeoutError, OSError, RedisError):
             if self._local is None:
